@@ -1,0 +1,102 @@
+// Package compute defines where an algorithm's inference server runs. A Provider
+// provisions a server for a deployment and starts, checks and stops inference
+// services on it. The local provider (compute/local) runs them as processes on
+// this machine; an EC2 provider drops in behind the same interface.
+package compute
+
+import (
+	"context"
+	"errors"
+)
+
+// ServerSpec asks for a server for one deployment.
+type ServerSpec struct {
+	// DeploymentID identifies the deployment; providers derive idempotency keys
+	// (EC2 ClientToken, local folder names) from it, so a retried Provision
+	// re-attaches instead of creating a second server.
+	DeploymentID string `json:"deployment_id"`
+	Owner        string `json:"owner"`
+	APIName      string `json:"api_name"`
+	Compute      string `json:"compute"`
+	InstanceType string `json:"instance_type"`
+	Region       string `json:"region"`
+}
+
+// Server is a provisioned server. It is serialisable (it lives in workflow state)
+// so that any worker can act on it after a restart.
+type Server struct {
+	Provider string `json:"provider"`
+	ID       string `json:"id"`
+	// Host is the address clients dial (an IP or a name).
+	Host string `json:"host"`
+	// Port is the endpoint port reserved for the live service.
+	Port int `json:"port"`
+	// Workdir is the server's folder (local provider) holding code, venv and certs.
+	Workdir string `json:"workdir"`
+}
+
+// ServiceSpec describes an inference service to run on a server.
+type ServiceSpec struct {
+	Server Server `json:"server"`
+	// Name tells services on one server apart: "live" or "test".
+	Name string `json:"name"`
+	// Port to listen on; 0 lets the provider pick a free one.
+	Port int `json:"port"`
+	// ConfigFile is the inference server's JSON config (see inference.Config).
+	ConfigFile string `json:"config_file"`
+	// Restart keeps the service running: the provider restarts it when it dies.
+	Restart bool `json:"restart"`
+}
+
+// Handle identifies a running service. It is serialisable, and Start with the
+// same ServiceSpec returns the same Handle while the service runs.
+type Handle struct {
+	Provider string `json:"provider"`
+	ServerID string `json:"server_id"`
+	Name     string `json:"name"`
+	// Address is host:port of the service.
+	Address string `json:"address"`
+	PID     int    `json:"pid,omitempty"`
+}
+
+// State of a service.
+type State string
+
+// Service states.
+const (
+	Running State = "running"
+	Exited  State = "exited"
+	Unknown State = "unknown"
+)
+
+// Status reports a service's state.
+type Status struct {
+	State    State  `json:"state"`
+	Restarts int    `json:"restarts"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// ErrNotFound is returned for a server or service the provider does not know.
+var ErrNotFound = errors.New("compute: not found")
+
+// Provider provisions servers and runs inference services on them.
+//
+// Every method may be called concurrently and is idempotent: Provision with the
+// same DeploymentID returns the same Server, Start with the same server and
+// name re-attaches to a running service, Stop and Release on something already
+// gone return nil. Cancelling ctx abandons the wait, not the work already asked
+// of the cloud: a retry re-attaches. Errors wrap ErrNotFound where it applies;
+// permanent failures (invalid instance type, quota) are *PermanentError.
+type Provider interface {
+	Provision(ctx context.Context, spec ServerSpec) (Server, error)
+	Start(ctx context.Context, spec ServiceSpec) (Handle, error)
+	Status(ctx context.Context, h Handle) (Status, error)
+	Stop(ctx context.Context, h Handle) error
+	Release(ctx context.Context, s Server) error
+}
+
+// PermanentError marks a failure that retrying cannot fix.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }

@@ -1,0 +1,108 @@
+// Package inference is the model server that runs on every deployed server: it
+// decodes requests into the algorithm's input type, hands them to Python workers
+// that loaded aai_main.py once, and encodes what predict returns.
+package inference
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/algocloud/algocloud/spec"
+)
+
+// Config is the inference server's configuration, written as JSON by the
+// platform (activities) and read by cmd/algocloud-infer.
+type Config struct {
+	// Name is the API name, shown in the OpenAPI document and logs.
+	Name string `json:"name"`
+	// Listen is host:port.
+	Listen string `json:"listen"`
+	// CertFile and KeyFile enable TLS; both empty serves plain HTTP (tests only).
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// TokenSHA256 is the hex SHA-256 of the bearer token that may call predict.
+	// The token itself never reaches the server's disk.
+	TokenSHA256 string `json:"token_sha256"`
+	// CodeDir holds aai_main.py and the algorithm's files.
+	CodeDir string `json:"code_dir"`
+	// Python is the interpreter of the algorithm's venv.
+	Python string `json:"python"`
+	// Threads is the number of Python worker processes.
+	Threads int `json:"threads"`
+	// Input and Output are the API type.
+	Input  spec.IOType `json:"input"`
+	Output spec.IOType `json:"output"`
+	// Timeout bounds one prediction; a worker past it is killed and restarted.
+	Timeout Duration `json:"timeout"`
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// MaxPixels bounds a decoded image (width*height), against decompression bombs.
+	MaxPixels int64 `json:"max_pixels"`
+	// AllowPrivateURLs lets image URLs reach loopback, private and link-local
+	// addresses (off by default: SSRF).
+	AllowPrivateURLs bool `json:"allow_private_urls"`
+}
+
+// Duration is a time.Duration that reads and writes as "30s".
+type Duration time.Duration
+
+// MarshalJSON writes d as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// WithDefaults fills unset limits.
+func (c Config) WithDefaults() Config {
+	if c.Threads <= 0 {
+		c.Threads = 1
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = Duration(60 * time.Second)
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 32 << 20
+	}
+	if c.MaxPixels <= 0 {
+		c.MaxPixels = 40_000_000
+	}
+	if c.Python == "" {
+		c.Python = "/usr/bin/python3"
+	}
+	return c
+}
+
+// LoadConfig reads a JSON config file.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read inference config: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Config{}, fmt.Errorf("parse inference config %s: %w", path, err)
+	}
+	return c.WithDefaults(), nil
+}
+
+// WriteConfig writes c to path (mode 0600).
+func WriteConfig(path string, c Config) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}

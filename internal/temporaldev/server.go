@@ -1,0 +1,233 @@
+// Package temporaldev runs an in-process Temporal server (SQLite persistence) and,
+// optionally, the Temporal UI, for `algocloud dev` and integration tests.
+//
+// It follows the shape of the Temporal CLI's dev server: one history shard, static
+// hosts for the four services on loopback, archival disabled, the authorizer and
+// claim mapper from the config's defaults.
+package temporaldev
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/google/uuid"
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+)
+
+// Options configures an embedded server. Zero ports pick free loopback ports.
+type Options struct {
+	// IP to bind every service on; defaults to 127.0.0.1.
+	IP string
+	// FrontendPort is the gRPC frontend port (the Temporal CLI default is 7233).
+	FrontendPort int
+	// UIPort serves the Temporal UI when positive; 0 disables the UI.
+	UIPort int
+	// DatabaseFile is the SQLite file; empty means an in-memory database.
+	DatabaseFile string
+	// Namespace to create (defaults to "default").
+	Namespace string
+	// Logger receives the server's logs at Level and above (warn by default).
+	Logger *slog.Logger
+	Level  slog.Level
+}
+
+// Server is a running embedded Temporal server.
+type Server struct {
+	server   temporal.Server
+	ui       *uiserver.Server
+	hostPort string
+	uiAddr   string
+}
+
+// Start creates the schema and namespace when needed and starts the server.
+func Start(opts Options) (*Server, error) {
+	if opts.IP == "" {
+		opts.IP = "127.0.0.1"
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Level == 0 {
+		opts.Level = slog.LevelWarn
+	}
+	var err error
+	if opts.FrontendPort == 0 {
+		if opts.FrontendPort, err = FreePort(opts.IP); err != nil {
+			return nil, err
+		}
+	}
+	httpPort, err := FreePort(opts.IP)
+	if err != nil {
+		return nil, err
+	}
+	sqlConf, err := sqlConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	frontend := net.JoinHostPort(opts.IP, strconv.Itoa(opts.FrontendPort))
+	conf := &config.Config{}
+	conf.Global.Membership.MaxJoinDuration = 30e9
+	conf.Global.Membership.BroadcastAddress = opts.IP
+	conf.Persistence.DefaultStore = "sqlite-default"
+	conf.Persistence.VisibilityStore = "sqlite-default"
+	conf.Persistence.NumHistoryShards = 1
+	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite-default": {SQL: sqlConf}}
+	conf.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        "active",
+		CurrentClusterName:       "active",
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			"active": {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             frontend,
+				HTTPAddress:            net.JoinHostPort(opts.IP, strconv.Itoa(httpPort)),
+				ClusterID:              uuid.NewString(),
+			},
+		},
+	}
+	conf.DCRedirectionPolicy.Policy = "noop"
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	conf.Services = map[string]config.Service{}
+	for _, name := range []primitives.ServiceName{primitives.FrontendService, primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
+		var svc config.Service
+		svc.RPC.BindOnIP = opts.IP
+		if name == primitives.FrontendService {
+			svc.RPC.GRPCPort = opts.FrontendPort
+			svc.RPC.HTTPPort = httpPort
+		} else if svc.RPC.GRPCPort, err = FreePort(opts.IP); err != nil {
+			return nil, err
+		}
+		conf.Services[string(name)] = svc
+		hosts[name] = static.SingleLocalHost(net.JoinHostPort(opts.IP, strconv.Itoa(svc.RPC.GRPCPort)))
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	conf.PublicClient.HostPort = frontend
+
+	logger := &slogAdapter{log: opts.Logger, level: opts.Level}
+	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
+	if err != nil {
+		return nil, fmt.Errorf("temporal authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
+	if err != nil {
+		return nil, fmt.Errorf("temporal claim mapper: %w", err)
+	}
+	dyn := dynamicconfig.StaticClient{
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():             8096,
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// Updates are the wizard's transport; allow many in flight per workflow.
+		dynamicconfig.WorkflowExecutionMaxInFlightUpdates.Key(): 50,
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dyn),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("new temporal server: %w", err)
+	}
+	s := &Server{server: srv, hostPort: frontend}
+	if opts.UIPort > 0 {
+		s.uiAddr = net.JoinHostPort(opts.IP, strconv.Itoa(opts.UIPort))
+		s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+			Host:                opts.IP,
+			Port:                opts.UIPort,
+			TemporalGRPCAddress: frontend,
+			EnableUI:            true,
+			CORS:                uiconfig.CORS{CookieInsecure: true},
+			HideLogs:            true,
+			DisableNewsFetch:    true,
+			DefaultNamespace:    opts.Namespace,
+		}))
+		go func() {
+			if err := s.ui.Start(); err != nil && !errors.Is(err, net.ErrClosed) {
+				opts.Logger.Error("temporal ui stopped", "error", err)
+			}
+		}()
+	}
+	if err := srv.Start(); err != nil {
+		if s.ui != nil {
+			s.ui.Stop()
+		}
+		return nil, fmt.Errorf("start temporal server: %w", err)
+	}
+	return s, nil
+}
+
+// HostPort is the frontend address for SDK clients.
+func (s *Server) HostPort() string { return s.hostPort }
+
+// UIAddress is the UI's host:port, or "" when the UI is off.
+func (s *Server) UIAddress() string { return s.uiAddr }
+
+// Stop stops the UI and the server.
+func (s *Server) Stop() {
+	if s.ui != nil {
+		s.ui.Stop()
+	}
+	_ = s.server.Stop()
+}
+
+func sqlConfig(opts Options) (*config.SQL, error) {
+	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
+	if opts.DatabaseFile == "" {
+		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		conf.DatabaseName = "mem-" + uuid.NewString()
+	} else {
+		conf.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "WAL", "_synchronous": "NORMAL"}
+		conf.DatabaseName = opts.DatabaseFile
+		if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o700); err != nil {
+				return nil, fmt.Errorf("temporal data dir: %w", err)
+			}
+			if err := sqliteschema.SetupSchema(conf); err != nil {
+				return nil, fmt.Errorf("temporal sqlite schema: %w", err)
+			}
+		}
+	}
+	ns, err := sqliteschema.NewNamespaceConfig("active", opts.Namespace, false, nil)
+	if err != nil {
+		return nil, fmt.Errorf("temporal namespace config: %w", err)
+	}
+	if err := sqliteschema.CreateNamespaces(conf, ns); err != nil {
+		return nil, fmt.Errorf("temporal namespace: %w", err)
+	}
+	return conf, nil
+}
+
+// FreePort asks the kernel for a free TCP port on ip.
+func FreePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

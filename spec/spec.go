@@ -1,0 +1,274 @@
+// Package spec defines what an author configures for a deployment (the wizard's
+// first two pages) and how it is validated. The API, the workflow, the activities
+// and the inference server all read these types; none of them re-validate.
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// IOType is the kind of data an algorithm takes or returns.
+type IOType string
+
+// The I/O types of docs/api-types.md.
+const (
+	Image IOType = "image" // PNG/JPEG bytes or a URL in; numpy HxWxC uint8 to predict; lossless PNG out
+	Numpy IOType = "numpy" // .npy bytes
+	JSON  IOType = "json"  // any JSON value
+	File  IOType = "file"  // bytes plus a file name
+)
+
+// Pair is an input/output combination ("image->json").
+type Pair struct{ In, Out IOType }
+
+func (p Pair) String() string { return string(p.In) + "->" + string(p.Out) }
+
+// SupportedPairs lists the API types the inference server serves today.
+var SupportedPairs = map[Pair]bool{
+	{Image, Image}: true,
+	{Image, JSON}:  true,
+}
+
+// Environments and compute kinds an author can choose.
+const (
+	EnvPython = "python"
+	EnvONNX   = "onnx"
+	CPU       = "cpu"
+	GPU       = "gpu"
+)
+
+// SupportedEnvironments are the environments this build can deploy.
+var SupportedEnvironments = map[string]bool{EnvPython: true}
+
+// InstanceTypes lists the EC2 instance types offered per compute kind.
+var InstanceTypes = map[string][]string{
+	CPU: {"t2.micro", "t2.small", "t3.small", "t3.medium", "t3.large", "c5.large", "c5.xlarge", "c5.2xlarge", "m5.large", "m5.xlarge"},
+	GPU: {"g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g5.2xlarge", "p3.2xlarge"},
+}
+
+// Regions lists the regions offered, with the names the wizard shows.
+var Regions = map[string]string{
+	"us-east-1": "N. Virginia", "us-east-2": "Ohio", "us-west-1": "N. California", "us-west-2": "Oregon",
+	"eu-west-1": "Ireland", "eu-central-1": "Frankfurt", "ap-northeast-1": "Tokyo", "ap-southeast-1": "Singapore",
+}
+
+// MaxThreads bounds the worker count of one deployment.
+const MaxThreads = 64
+
+// Spec is a deployment's configuration.
+type Spec struct {
+	Name         string   `json:"name"`
+	Description  string   `json:"description"`
+	APIName      string   `json:"api_name"`
+	Environment  string   `json:"environment"`
+	Compute      string   `json:"compute"`
+	InstanceType string   `json:"instance_type"`
+	Region       string   `json:"region"`
+	Threads      int      `json:"threads"`
+	Input        IOType   `json:"input"`
+	Output       IOType   `json:"output"`
+	Requirements []string `json:"requirements"`
+}
+
+// WithDefaults fills the fields an author may leave out.
+func (s Spec) WithDefaults() Spec {
+	s.Name = strings.TrimSpace(s.Name)
+	s.APIName = strings.TrimSpace(s.APIName)
+	if s.Environment == "" {
+		s.Environment = EnvPython
+	}
+	if s.Compute == "" {
+		s.Compute = CPU
+	}
+	if s.InstanceType == "" {
+		if s.Compute == GPU {
+			s.InstanceType = "g4dn.xlarge"
+		} else {
+			s.InstanceType = "t3.small"
+		}
+	}
+	if s.Region == "" {
+		s.Region = "us-east-1"
+	}
+	if s.Threads == 0 {
+		s.Threads = 1
+	}
+	if s.Requirements == nil {
+		s.Requirements = []string{}
+	}
+	return s
+}
+
+// FieldError names one invalid field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every invalid field of a request.
+type ValidationError struct {
+	Fields []FieldError `json:"fields"`
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return "invalid " + strings.Join(parts, "; ")
+}
+
+// Add records a problem with field.
+func (e *ValidationError) Add(field, format string, args ...any) {
+	e.Fields = append(e.Fields, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// Err returns e when it holds a problem, else nil.
+func (e *ValidationError) Err() error {
+	if len(e.Fields) == 0 {
+		return nil
+	}
+	return e
+}
+
+// AsValidation reports whether err is a ValidationError and returns it.
+func AsValidation(err error) (*ValidationError, bool) {
+	var v *ValidationError
+	ok := errors.As(err, &v)
+	return v, ok
+}
+
+var (
+	apiNameRe     = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	requirementRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,-]+\])?\s*((===|==|>=|<=|~=|!=|>|<)\s*[A-Za-z0-9.*+!_-]+\s*)?(,\s*(===|==|>=|<=|~=|!=|>|<)\s*[A-Za-z0-9.*+!_-]+\s*)*$`)
+)
+
+// ValidAPIName reports whether name is a DNS label the platform accepts.
+func ValidAPIName(name string) bool {
+	return apiNameRe.MatchString(name) && !strings.Contains(name, "--")
+}
+
+// ValidateRequirement checks one pip requirement line: a package name with optional
+// extras and version specifiers. Options (-e, --index-url, -r) and URLs are refused:
+// they would let a requirement file fetch from or run anything.
+func ValidateRequirement(line string) error {
+	l := strings.TrimSpace(line)
+	if l == "" {
+		return errors.New("empty requirement")
+	}
+	if len(l) > 200 {
+		return errors.New("requirement longer than 200 characters")
+	}
+	if strings.HasPrefix(l, "-") {
+		return fmt.Errorf("%q: pip options are not allowed, only package names with versions (e.g. pkg==1.2)", l)
+	}
+	if !requirementRe.MatchString(l) {
+		return fmt.Errorf("%q is not a package name with optional version (e.g. mypackage==0.1.1)", l)
+	}
+	return nil
+}
+
+// ParseRequirements reads aai_pip-requirements.txt content: one requirement a line,
+// blank lines and # comments ignored.
+func ParseRequirements(text string) ([]string, error) {
+	var out []string
+	v := &ValidationError{}
+	for i, line := range strings.Split(text, "\n") {
+		if j := strings.Index(line, "#"); j >= 0 {
+			line = line[:j]
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if err := ValidateRequirement(line); err != nil {
+			v.Add(fmt.Sprintf("requirements[line %d]", i+1), "%v", err)
+			continue
+		}
+		out = append(out, line)
+	}
+	return out, v.Err()
+}
+
+// Validate checks every field of a spec already passed through WithDefaults and
+// returns a *ValidationError naming each invalid one.
+func (s Spec) Validate() error {
+	v := &ValidationError{}
+	switch {
+	case s.Name == "":
+		v.Add("name", "is required")
+	case len(s.Name) > 100:
+		v.Add("name", "must be at most 100 characters")
+	}
+	if len(s.Description) > 2000 {
+		v.Add("description", "must be at most 2000 characters")
+	}
+	switch {
+	case s.APIName == "":
+		v.Add("api_name", "is required")
+	case !ValidAPIName(s.APIName):
+		v.Add("api_name", "must be a DNS label: lowercase letters, digits and single hyphens, starting with a letter, at most 63 characters")
+	}
+	if !SupportedEnvironments[s.Environment] {
+		v.Add("environment", "must be one of %s", strings.Join(keys(SupportedEnvironments), ", "))
+	}
+	types, ok := InstanceTypes[s.Compute]
+	if !ok {
+		v.Add("compute", "must be cpu or gpu")
+	} else if !contains(types, s.InstanceType) {
+		v.Add("instance_type", "%q is not offered for %s servers; choose one of %s", s.InstanceType, s.Compute, strings.Join(types, ", "))
+	}
+	if _, ok := Regions[s.Region]; !ok {
+		v.Add("region", "%q is not offered; choose one of %s", s.Region, strings.Join(keys(Regions), ", "))
+	}
+	if s.Threads < 1 || s.Threads > MaxThreads {
+		v.Add("threads", "must be between 1 and %d", MaxThreads)
+	}
+	validIO := map[IOType]bool{Image: true, Numpy: true, JSON: true, File: true}
+	if !validIO[s.Input] {
+		v.Add("input", "must be one of image, numpy, json, file")
+	}
+	if !validIO[s.Output] {
+		v.Add("output", "must be one of image, numpy, json, file")
+	}
+	if validIO[s.Input] && validIO[s.Output] && !SupportedPairs[Pair{s.Input, s.Output}] {
+		v.Add("output", "%s is not served yet; supported: %s", Pair{s.Input, s.Output}, strings.Join(pairNames(), ", "))
+	}
+	for i, r := range s.Requirements {
+		if err := ValidateRequirement(r); err != nil {
+			v.Add(fmt.Sprintf("requirements[%d]", i), "%v", err)
+		}
+	}
+	return v.Err()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func pairNames() []string {
+	out := make([]string, 0, len(SupportedPairs))
+	for p := range SupportedPairs {
+		out = append(out, p.String())
+	}
+	sort.Strings(out)
+	return out
+}
