@@ -1,0 +1,48 @@
+// Command algocloud-infer is the inference server of one deployed algorithm:
+// it serves aai_main.py's predict over HTTPS with a bearer token.
+//
+//	algocloud-infer --config /path/to/inference.json
+//
+// The config is an inference.Config written by the platform. SIGTERM or SIGINT
+// drains: the server stops accepting, finishes in-flight requests and stops
+// its Python workers. Logs are JSON lines on stderr.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/algocloud/algocloud/inference"
+)
+
+func main() {
+	configPath := flag.String("config", "", "inference server config (JSON, see inference.Config)")
+	flag.Parse()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(*configPath, log); err != nil {
+		log.Error("algocloud-infer failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(configPath string, log *slog.Logger) error {
+	if configPath == "" {
+		return fmt.Errorf("--config is required")
+	}
+	cfg, err := inference.LoadConfig(configPath)
+	if err != nil {
+		return err
+	}
+	srv, err := inference.NewServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return srv.Run(ctx)
+}

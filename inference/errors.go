@@ -1,0 +1,97 @@
+package inference
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// Error codes of the JSON error body. Clients branch on them; they never change
+// meaning. docs/inference-protocol.md lists them with their HTTP statuses.
+const (
+	CodeUnauthorized     = "unauthorized"           // 401: missing or wrong bearer token
+	CodeNotFound         = "not_found"              // 404
+	CodeMethodNotAllowed = "method_not_allowed"     // 405
+	CodeEmptyBody        = "empty_body"             // 400: no request body
+	CodeBodyTooLarge     = "body_too_large"         // 413: body (or downloaded image) over MaxBodyBytes
+	CodeUnsupportedMedia = "unsupported_media_type" // 415: Content-Type the input type does not take
+	CodeNotAnImage       = "not_an_image"           // 400: bytes in no supported image format
+	CodeCorruptImage     = "corrupt_image"          // 400: a known format that fails to decode (truncated...)
+	CodeImageTooLarge    = "image_too_large"        // 413: width*height over MaxPixels
+	CodeBadJSON          = "bad_json"               // 400: malformed JSON body or missing field
+	CodeBadBase64        = "bad_base64"             // 400: image_base64 is not base64
+	CodeBadMultipart     = "bad_multipart"          // 400: malformed multipart body or no "image" field
+	CodeBadURL           = "bad_url"                // 400: not an http(s) URL
+	CodeURLForbidden     = "url_forbidden"          // 400: URL resolves to a loopback/private/link-local address
+	CodeURLFetchFailed   = "url_fetch_failed"       // 400: the URL could not be downloaded
+	CodeNotReady         = "not_ready"              // 503: workers still running __init__
+	CodeInitFailed       = "init_failed"            // 503: __init__ (or importing aai_main.py) raised
+	CodeOverloaded       = "overloaded"             // 503: no worker became free in time, or the queue is full
+	CodeShuttingDown     = "shutting_down"          // 503: the server is draining
+	CodePredictFailed    = "predict_failed"         // 500: predict raised (traceback included)
+	CodeTestInputFailed  = "test_input_failed"      // 500: testing_input_data raised (traceback included)
+	CodeBadOutput        = "bad_output"             // 500: predict returned a value the output type cannot carry
+	CodeWorkerCrashed    = "worker_crashed"         // 500: the worker process died during the call; it is restarted
+	CodePredictTimeout   = "predict_timeout"        // 504: the call ran past Timeout; the worker is restarted
+	CodeInternal         = "internal"               // 500: a bug in the server
+)
+
+// APIError is the JSON error body every endpoint answers with, and the error
+// type the server's layers pass up to the HTTP handlers.
+type APIError struct {
+	Status    int    `json:"-"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Traceback string `json:"traceback,omitempty"`
+}
+
+// Error formats the status, code and message.
+func (e *APIError) Error() string {
+	if e.Status == 0 {
+		return e.Code + ": " + e.Message
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
+}
+
+func apiErr(status int, code, format string, args ...any) *APIError {
+	return &APIError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// InitError is returned by WaitReady when the algorithm's __init__ (or the
+// import of aai_main.py) raised: a permanent failure until the code changes.
+type InitError struct {
+	Code      string
+	Message   string
+	Traceback string
+}
+
+// Error says that __init__ failed, with its message.
+func (e *InitError) Error() string { return "algorithm __init__ failed: " + e.Message }
+
+// writeJSON writes v as a JSON response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"code":"internal","message":"encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", fmt.Sprint(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeError writes e as the JSON error body with its status.
+func writeError(w http.ResponseWriter, e *APIError) {
+	status := e.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	switch status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="algocloud"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, e)
+}

@@ -1,0 +1,221 @@
+package inference
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// imageInput accepts an image as a raw body (image/png, image/jpeg, image/gif,
+// application/octet-stream or no Content-Type: the format is sniffed), as the
+// multipart/form-data field "image", or as application/json {"url": ...} or
+// {"image_base64": ...}.
+type imageInput struct {
+	maxPixels int64
+	fetch     *fetcher
+}
+
+// imageJSON is the application/json request body for image inputs.
+type imageJSON struct {
+	URL         *string `json:"url"`
+	ImageBase64 *string `json:"image_base64"`
+}
+
+func (c *imageInput) Want() Kind { return KindTensor }
+
+func (c *imageInput) Decode(ctx context.Context, r *http.Request) (Value, error) {
+	data, err := c.imageBytes(ctx, r)
+	if err != nil {
+		return Value{}, err
+	}
+	return decodeImage(data, c.maxPixels)
+}
+
+// imageBytes extracts the encoded image from whichever form the request uses.
+func (c *imageInput) imageBytes(ctx context.Context, r *http.Request) ([]byte, error) {
+	mt := ""
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		var err error
+		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+			return nil, apiErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "unreadable Content-Type %q", ct)
+		}
+	}
+	switch mt {
+	case "", "application/octet-stream", "image/png", "image/jpeg", "image/jpg", "image/gif":
+		return readBody(r.Body)
+	case "multipart/form-data":
+		return readMultipartImage(r)
+	case "application/json":
+		return c.jsonImage(ctx, r.Body)
+	}
+	hint := "send the image as image/png, image/jpeg, image/gif, application/octet-stream, multipart/form-data (field \"image\") or application/json ({\"url\": ...} or {\"image_base64\": ...})"
+	if strings.HasPrefix(mt, "image/") {
+		return nil, apiErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "%s images are not supported: %s", mt, hint)
+	}
+	return nil, apiErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type %s is not accepted: %s", mt, hint)
+}
+
+// readBody reads a whole body bounded by http.MaxBytesReader.
+func readBody(body io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if len(b) == 0 {
+		return nil, apiErr(http.StatusBadRequest, CodeEmptyBody, "the request body is empty: send an image")
+	}
+	return b, nil
+}
+
+// bodyError maps a failed body read to its API error.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body exceeds %d bytes", mbe.Limit)
+	}
+	return apiErr(http.StatusBadRequest, CodeEmptyBody, "read the request body: %v", err)
+}
+
+// readMultipartImage streams the parts (nothing is buffered to disk) up to the
+// field "image".
+func readMultipartImage(r *http.Request) ([]byte, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, apiErr(http.StatusBadRequest, CodeBadMultipart, "malformed multipart body: %v", err)
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil, apiErr(http.StatusBadRequest, CodeBadMultipart, "the multipart body has no field named \"image\"")
+		}
+		if err != nil {
+			return nil, multipartError(err)
+		}
+		if part.FormName() != "image" {
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				return nil, multipartError(err)
+			}
+			continue
+		}
+		b, err := io.ReadAll(part)
+		if err != nil {
+			return nil, multipartError(err)
+		}
+		if len(b) == 0 {
+			return nil, apiErr(http.StatusBadRequest, CodeEmptyBody, "the multipart field \"image\" is empty")
+		}
+		return b, nil
+	}
+}
+
+func multipartError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return bodyError(err)
+	}
+	return apiErr(http.StatusBadRequest, CodeBadMultipart, "malformed multipart body: %v", err)
+}
+
+func (c *imageInput) jsonImage(ctx context.Context, body io.Reader) ([]byte, error) {
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if len(raw) == 0 {
+		return nil, apiErr(http.StatusBadRequest, CodeEmptyBody, "the request body is empty: send {\"url\": ...} or {\"image_base64\": ...}")
+	}
+	var req imageJSON
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return nil, apiErr(http.StatusBadRequest, CodeBadJSON, "the body is not a JSON object: %v", err)
+	}
+	switch {
+	case req.URL != nil && req.ImageBase64 != nil:
+		return nil, apiErr(http.StatusBadRequest, CodeBadJSON, "give either \"url\" or \"image_base64\", not both")
+	case req.URL != nil:
+		return c.fetch.fetch(ctx, *req.URL)
+	case req.ImageBase64 != nil:
+		return decodeBase64(*req.ImageBase64)
+	}
+	return nil, apiErr(http.StatusBadRequest, CodeBadJSON, "the JSON body needs \"url\" (an http(s) URL of an image) or \"image_base64\"")
+}
+
+// decodeBase64 accepts standard or URL-safe base64, padded or not, with
+// whitespace and an optional data: URI prefix.
+func decodeBase64(s string) ([]byte, error) {
+	if strings.HasPrefix(s, "data:") {
+		if i := strings.Index(s, ","); i >= 0 {
+			s = s[i+1:]
+		}
+	}
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+			return -1
+		}
+		return r
+	}, s)
+	if s == "" {
+		return nil, apiErr(http.StatusBadRequest, CodeEmptyBody, "image_base64 is empty")
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, apiErr(http.StatusBadRequest, CodeBadBase64, "image_base64 is not valid base64")
+}
+
+func (c *imageInput) EncodeRequest(v Value) (string, []byte, error) {
+	if v.Kind == KindBytes { // testing_input_data returned encoded image bytes
+		if _, err := decodeImage(v.Data, c.maxPixels); err != nil {
+			return "", nil, testInputError("the bytes testing_input_data returned are not a usable image: %v", err)
+		}
+		return http.DetectContentType(v.Data), v.Data, nil
+	}
+	img, err := tensorToImage(v)
+	if err != nil {
+		return "", nil, testInputError("testing_input_data must return an image array: %v", err)
+	}
+	b, err := encodePNG(img)
+	if err != nil {
+		return "", nil, err
+	}
+	return "image/png", b, nil
+}
+
+func testInputError(format string, args ...any) *APIError {
+	return apiErr(http.StatusInternalServerError, CodeTestInputFailed, format, args...)
+}
+
+func (c *imageInput) OpenAPIRequest() map[string]any {
+	binary := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+	return map[string]any{
+		"required":    true,
+		"description": "The input image (PNG, JPEG or GIF), as raw bytes, a multipart field \"image\", a URL the server downloads, or base64.",
+		"content": map[string]any{
+			"image/png":                binary,
+			"image/jpeg":               binary,
+			"application/octet-stream": binary,
+			"multipart/form-data": map[string]any{"schema": map[string]any{
+				"type": "object", "required": []string{"image"},
+				"properties": map[string]any{"image": map[string]any{"type": "string", "format": "binary"}},
+			}},
+			"application/json": map[string]any{
+				"schema": map[string]any{"oneOf": []any{
+					map[string]any{"type": "object", "required": []string{"url"},
+						"properties": map[string]any{"url": map[string]any{"type": "string", "format": "uri", "description": "An http(s) URL of the image; private addresses are refused."}}},
+					map[string]any{"type": "object", "required": []string{"image_base64"},
+						"properties": map[string]any{"image_base64": map[string]any{"type": "string", "format": "byte", "description": "The image file, base64-encoded."}}},
+				}},
+				"examples": map[string]any{
+					"url":    map[string]any{"value": map[string]any{"url": "https://example.com/image.png"}},
+					"base64": map[string]any{"value": map[string]any{"image_base64": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP438AAAAQBAYDFKhhdAAAAAElFTkSuQmCC"}},
+				},
+			},
+		},
+	}
+}

@@ -1,0 +1,89 @@
+package inference
+
+import (
+	"net/http"
+)
+
+// openAPI serves this endpoint's OpenAPI 3.0 document, built from its codecs.
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	writeJSON(w, http.StatusOK, s.openAPIDoc(scheme+"://"+r.Host))
+}
+
+func (s *Server) openAPIDoc(serverURL string) map[string]any {
+	ref := func(name string) map[string]any { return map[string]any{"$ref": "#/components/" + name} }
+	errResp := func(desc string) map[string]any {
+		return map[string]any{"description": desc, "content": map[string]any{
+			"application/json": map[string]any{"schema": ref("schemas/Error")}}}
+	}
+	predictErrors := map[string]any{
+		"200": s.out.OpenAPIResponse(),
+		"400": errResp("The input is unusable: empty_body, not_an_image, corrupt_image, bad_json, bad_base64, bad_multipart, bad_url, url_forbidden, url_fetch_failed."),
+		"401": ref("responses/Unauthorized"),
+		"413": errResp("body_too_large or image_too_large."),
+		"415": errResp("unsupported_media_type."),
+		"500": errResp("predict_failed (with the Python traceback), bad_output, worker_crashed."),
+		"503": errResp("not_ready, init_failed, overloaded or shutting_down: retry later."),
+		"504": errResp("predict_timeout."),
+	}
+	name := s.cfg.Name
+	if name == "" {
+		name = "algorithm"
+	}
+	return map[string]any{
+		"openapi": "3.0.3",
+		"info": map[string]any{
+			"title":       name,
+			"version":     "1",
+			"description": "The " + string(s.cfg.Input) + " -> " + string(s.cfg.Output) + " API of the algorithm " + name + ", served by algocloud.",
+		},
+		"servers":  []any{map[string]any{"url": serverURL}},
+		"security": []any{map[string]any{"bearerAuth": []string{}}},
+		"paths": map[string]any{
+			"/predict": map[string]any{"post": map[string]any{
+				"operationId": "predict",
+				"summary":     "Run the algorithm on one input.",
+				"requestBody": s.in.OpenAPIRequest(),
+				"responses":   predictErrors,
+			}},
+			"/v1/test-input": map[string]any{"get": map[string]any{
+				"operationId": "testInput",
+				"summary":     "The algorithm's testing_input_data(), encoded as a /predict request body.",
+				"responses": map[string]any{
+					"200": map[string]any{"description": "A request body for /predict; its Content-Type is the one to send."},
+					"401": ref("responses/Unauthorized"),
+					"500": errResp("test_input_failed (with the Python traceback)."),
+					"503": errResp("not_ready or init_failed."),
+				},
+			}},
+			"/healthz": map[string]any{"get": map[string]any{
+				"operationId": "health", "summary": "Liveness.", "security": []any{},
+				"responses": map[string]any{"200": map[string]any{"description": "The server runs.",
+					"content": map[string]any{"application/json": map[string]any{"example": map[string]any{"status": "ok"}}}}},
+			}},
+			"/readyz": map[string]any{"get": map[string]any{
+				"operationId": "ready", "summary": "Readiness: every worker has run __init__.", "security": []any{},
+				"responses": map[string]any{
+					"200": map[string]any{"description": "Ready.",
+						"content": map[string]any{"application/json": map[string]any{"example": map[string]any{"status": "ready"}}}},
+					"503": errResp("not_ready while workers start; init_failed (with the traceback) when __init__ raised."),
+				},
+			}},
+		},
+		"components": map[string]any{
+			"securitySchemes": map[string]any{"bearerAuth": map[string]any{"type": "http", "scheme": "bearer"}},
+			"responses":       map[string]any{"Unauthorized": errResp("unauthorized: missing or wrong bearer token.")},
+			"schemas": map[string]any{"Error": map[string]any{
+				"type": "object", "required": []string{"code", "message"},
+				"properties": map[string]any{
+					"code":      map[string]any{"type": "string", "example": "predict_failed"},
+					"message":   map[string]any{"type": "string", "example": "division by zero"},
+					"traceback": map[string]any{"type": "string", "description": "The Python traceback, when the algorithm raised."},
+				},
+			}},
+		},
+	}
+}

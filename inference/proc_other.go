@@ -1,0 +1,17 @@
+//go:build !linux
+
+package inference
+
+import (
+	"errors"
+	"os/exec"
+	"syscall"
+)
+
+// setProcAttrs has nothing to set outside Linux: the server targets Linux hosts.
+func setProcAttrs(cmd *exec.Cmd) {}
+
+// killProcess kills the worker process.
+func killProcess(cmd *exec.Cmd) { _ = cmd.Process.Kill() }
+
+func isBrokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }

@@ -1,0 +1,193 @@
+package inference
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// TestResult is what SelfTest saw: the /predict answer to testing_input_data().
+type TestResult struct {
+	// OK is true when /predict answered 200.
+	OK bool
+	// Status is the HTTP status of the failing call (or 200).
+	Status int
+	// Code, Message and Traceback are the JSON error body's fields when !OK.
+	Code, Message, Traceback string
+	// ContentType and Output are the response when OK.
+	ContentType string
+	Output      []byte
+	// Summary describes the output, e.g. "PNG 512x512 RGB" or the JSON text
+	// truncated to 2 KB.
+	Summary string
+	// InputSummary describes what testing_input_data() produced.
+	InputSummary string
+	// Duration is the /predict round trip.
+	Duration time.Duration
+}
+
+// maxResponseBytes bounds what SelfTest and WaitReady read from a server.
+const maxResponseBytes = 256 << 20
+
+// SelfTest boots nothing: it calls a running server at baseURL
+// (https://host:port), GETs /v1/test-input, POSTs it to /predict, and reports
+// what came back. The error is for transport failures only; an algorithm
+// error is a result with OK false.
+func SelfTest(ctx context.Context, client *http.Client, baseURL, token string) (TestResult, error) {
+	base := strings.TrimRight(baseURL, "/")
+	status, hdr, body, err := do(ctx, client, http.MethodGet, base+"/v1/test-input", token, "", nil)
+	if err != nil {
+		return TestResult{}, fmt.Errorf("get test input: %w", err)
+	}
+	if status != http.StatusOK {
+		return failed(status, body), nil
+	}
+	inType := mediaType(hdr.Get("Content-Type"))
+	res := TestResult{InputSummary: Summarize(inType, body)}
+	start := time.Now()
+	status, hdr, out, err := do(ctx, client, http.MethodPost, base+"/predict", token, inType, body)
+	if err != nil {
+		return TestResult{}, fmt.Errorf("post test input to predict: %w", err)
+	}
+	res.Duration = time.Since(start)
+	if status != http.StatusOK {
+		f := failed(status, out)
+		f.InputSummary, f.Duration = res.InputSummary, res.Duration
+		return f, nil
+	}
+	res.OK, res.Status = true, status
+	res.ContentType, res.Output = mediaType(hdr.Get("Content-Type")), out
+	res.Summary = Summarize(res.ContentType, out)
+	return res, nil
+}
+
+// WaitReady polls baseURL/readyz until it answers 200. When the algorithm's
+// __init__ raised it returns an *InitError at once; otherwise it keeps polling
+// (through connection errors while the server starts) until ctx ends.
+func WaitReady(ctx context.Context, client *http.Client, baseURL string) error {
+	url := strings.TrimRight(baseURL, "/") + "/readyz"
+	delay := 100 * time.Millisecond
+	var last error
+	for {
+		status, _, body, err := do(ctx, client, http.MethodGet, url, "", "", nil)
+		switch {
+		case err != nil:
+			last = err
+		case status == http.StatusOK:
+			return nil
+		default:
+			var e APIError
+			if json.Unmarshal(body, &e) == nil && e.Code == CodeInitFailed {
+				return &InitError{Code: e.Code, Message: e.Message, Traceback: e.Traceback}
+			}
+			last = fmt.Errorf("readyz answered %d %s", status, strings.TrimSpace(string(truncate(body, 200))))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w (last: %v)", url, ctx.Err(), last)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func do(ctx context.Context, client *http.Client, method, url, token, contentType string, body []byte) (int, http.Header, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("read %s response: %w", url, err)
+	}
+	return resp.StatusCode, resp.Header, b, nil
+}
+
+// failed reads a JSON error body into a result.
+func failed(status int, body []byte) TestResult {
+	res := TestResult{Status: status}
+	var e APIError
+	if err := json.Unmarshal(body, &e); err != nil || e.Code == "" {
+		res.Code, res.Message = "http_"+fmt.Sprint(status), string(truncate(body, 2048))
+		return res
+	}
+	res.Code, res.Message, res.Traceback = e.Code, e.Message, e.Traceback
+	return res
+}
+
+func mediaType(ct string) string {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ct
+	}
+	return mt
+}
+
+// Summarize describes a request or response body in a few words: the format,
+// size and colour model of an image, the text of JSON (up to 2 KB), or the
+// byte count of anything else.
+func Summarize(contentType string, body []byte) string {
+	switch {
+	case strings.HasPrefix(contentType, "image/"):
+		cfg, format, err := image.DecodeConfig(bytes.NewReader(body))
+		if err != nil {
+			return fmt.Sprintf("%s, %d bytes (undecodable: %v)", contentType, len(body), err)
+		}
+		return fmt.Sprintf("%s %dx%d %s", strings.ToUpper(format), cfg.Width, cfg.Height, colorName(cfg.ColorModel))
+	case contentType == "application/json":
+		if len(body) > 2048 {
+			return string(body[:2048]) + "..."
+		}
+		return string(bytes.TrimSpace(body))
+	}
+	return fmt.Sprintf("%s, %d bytes", contentType, len(body))
+}
+
+func colorName(m color.Model) string {
+	switch m {
+	case color.GrayModel, color.Gray16Model:
+		return "Gray"
+	case color.RGBAModel, color.RGBA64Model:
+		return "RGB" // the PNG decoder reports opaque truecolour this way
+	case color.NRGBAModel, color.NRGBA64Model:
+		return "RGBA"
+	case color.YCbCrModel:
+		return "YCbCr"
+	case color.CMYKModel:
+		return "CMYK"
+	}
+	if _, ok := m.(color.Palette); ok {
+		return "paletted"
+	}
+	return "unknown colour model"
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}

@@ -1,0 +1,148 @@
+package inference
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"image"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/spec"
+	"github.com/algocloud/algocloud/templates"
+)
+
+// exampleType reads an example's algocloud.json.
+func exampleType(t *testing.T, dir string) (spec.IOType, spec.IOType) {
+	b, err := os.ReadFile(filepath.Join(dir, "algocloud.json"))
+	require.NoError(t, err)
+	var m struct {
+		Name          string
+		APIName       string `json:"api_name"`
+		Input, Output spec.IOType
+	}
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.NotEmpty(t, m.Name)
+	require.True(t, spec.ValidAPIName(m.APIName), m.APIName)
+	return m.Input, m.Output
+}
+
+func TestExamples(t *testing.T) {
+	t.Run("segmentation", func(t *testing.T) {
+		t.Parallel()
+		dir := filepath.Join("..", "examples", "segmentation")
+		in, out := exampleType(t, dir)
+		ts := startServer(t, dir, in, out, func(c *Config) { c.Threads = 2 })
+		ts.waitReady(t)
+		res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+		require.NoError(t, err)
+		require.True(t, res.OK, "%+v", res)
+		require.Equal(t, "PNG 128x96 Gray", res.Summary)
+		mask := decodePNG(t, res.Output).(*image.Gray)
+		require.Equal(t, uint8(255), mask.GrayAt(64, 48).Y, "the disc's centre is foreground")
+		require.Equal(t, uint8(0), mask.GrayAt(2, 2).Y, "the corner is background")
+	})
+	t.Run("measurements", func(t *testing.T) {
+		t.Parallel()
+		dir := filepath.Join("..", "examples", "measurements")
+		in, out := exampleType(t, dir)
+		ts := startServer(t, dir, in, out, nil)
+		ts.waitReady(t)
+		res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+		require.NoError(t, err)
+		require.True(t, res.OK, "%+v", res)
+		var m struct {
+			Width, Height   int
+			DominantChannel string    `json:"dominant_channel"`
+			MeanRGB         []float64 `json:"mean_rgb"`
+			Histogram       []int     `json:"brightness_histogram"`
+		}
+		require.NoError(t, json.Unmarshal(res.Output, &m))
+		require.Equal(t, 64, m.Width)
+		require.Equal(t, 48, m.Height)
+		require.Equal(t, "red", m.DominantChannel)
+		require.Equal(t, 200.0, m.MeanRGB[0])
+		require.Len(t, m.Histogram, 8)
+	})
+}
+
+// TestSkeletons serves each generated aai_main.py as it is: it must pass Test Code.
+func TestSkeletons(t *testing.T) {
+	for pair := range spec.SupportedPairs {
+		t.Run(pair.String(), func(t *testing.T) {
+			t.Parallel()
+			src, err := templates.Skeleton(pair.In, pair.Out)
+			require.NoError(t, err)
+			ts := startServer(t, codeDir(t, src), pair.In, pair.Out, nil)
+			ts.waitReady(t)
+			res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+			require.NoError(t, err)
+			require.True(t, res.OK, "%+v", res)
+			require.Equal(t, "PNG 64x64 RGB", res.InputSummary)
+		})
+	}
+}
+
+func TestTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSignedCert(t)
+	dir := filepath.Join("..", "examples", "measurements")
+	ts := startServer(t, dir, spec.Image, spec.JSON, func(c *Config) {
+		c.CertFile, c.KeyFile = certFile, keyFile
+	})
+	ts.URL = "https://" + ts.URL[len("http://"):]
+	ts.Client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}}
+	ts.waitReady(t)
+	res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+	require.NoError(t, err)
+	require.True(t, res.OK, "%+v", res)
+
+	resp, err := ts.Client.Get(ts.URL + "/openapi.json")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 2, resp.ProtoMajor, "HTTP/2 over TLS")
+	var doc struct{ Servers []struct{ URL string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&doc))
+	require.Equal(t, ts.URL, doc.Servers[0].URL)
+
+	_, err = (&http.Client{Timeout: time.Minute}).Get(ts.URL + "/healthz")
+	require.Error(t, err, "a client that does not trust the certificate is refused")
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key, and returns
+// a pool that trusts it.
+func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "algocloud test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}

@@ -1,0 +1,327 @@
+package inference
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/algocloud/algocloud/spec"
+	"github.com/algocloud/algocloud/templates"
+)
+
+// Server is the inference server of one deployed algorithm: HTTP(S) handlers
+// in front of a pool of Python workers that loaded aai_main.py.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	in       inputCodec
+	out      outputCodec
+	pool     dispatcher
+	tokenSum []byte
+	handler  http.Handler
+}
+
+// NewServer checks cfg and builds a server; nothing starts until Serve or Run.
+// A nil log logs with slog.Default().
+func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	sum, err := hex.DecodeString(strings.ToLower(cfg.TokenSHA256))
+	if err != nil || len(sum) != sha256.Size {
+		return nil, errors.New("inference config: token_sha256 must be 64 hex digits (the SHA-256 of the bearer token)")
+	}
+	if !spec.SupportedPairs[spec.Pair{In: cfg.Input, Out: cfg.Output}] {
+		return nil, fmt.Errorf("inference config: API type %s is not served", spec.Pair{In: cfg.Input, Out: cfg.Output})
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, errors.New("inference config: cert_file and key_file go together")
+	}
+	dir, err := filepath.Abs(cfg.CodeDir)
+	if err != nil {
+		return nil, fmt.Errorf("inference config: code_dir: %w", err)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("inference config: code_dir %s is not a folder", cfg.CodeDir)
+	}
+	cfg.CodeDir = dir
+	check := publicOnly
+	if cfg.AllowPrivateURLs {
+		check = allowAll
+	}
+	in, err := newInputCodec(cfg.Input, cfg, newFetcher(check, cfg.MaxBodyBytes))
+	if err != nil {
+		return nil, fmt.Errorf("inference config: %w", err)
+	}
+	out, err := newOutputCodec(cfg.Output)
+	if err != nil {
+		return nil, fmt.Errorf("inference config: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, tokenSum: sum}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Run listens on cfg.Listen and serves until ctx ends, then drains (see Serve).
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve starts the workers and serves HTTP (HTTPS when the config names a
+// certificate) on ln until ctx ends. It then drains: it stops accepting,
+// lets in-flight requests finish (at most Timeout plus a margin), and stops
+// the workers. Serve closes ln and may be called once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	runner, err := writeRunner()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(runner)
+	if s.cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"}})
+	}
+	specs := make([]workerSpec, s.cfg.Threads)
+	for i := range specs {
+		specs[i] = workerSpec{idx: i, python: s.cfg.Python, runner: runner, dir: s.cfg.CodeDir, log: s.log}
+	}
+	p := newPool(specs, time.Duration(s.cfg.Timeout), s.log)
+	s.pool = p
+	p.Start(ctx)
+
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.cfg.CertFile != "", "threads", s.cfg.Threads,
+		"type", spec.Pair{In: s.cfg.Input, Out: s.cfg.Output}.String())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err = <-serveErr:
+		err = fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		s.log.Info("draining: finishing in-flight requests")
+		dctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Timeout)+10*time.Second)
+		defer cancel()
+		if derr := srv.Shutdown(dctx); derr != nil {
+			err = fmt.Errorf("drain: %w", derr)
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cerr := p.Close(cctx); cerr != nil && err == nil {
+		err = cerr
+	}
+	s.log.Info("stopped")
+	return err
+}
+
+// writeRunner writes the embedded aai_runner.py to a private temp file.
+func writeRunner() (string, error) {
+	f, err := os.CreateTemp("", "aai_runner-*.py")
+	if err != nil {
+		return "", fmt.Errorf("write worker runner: %w", err)
+	}
+	_, werr := f.Write(templates.RunnerPy())
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write worker runner: %w", werr)
+	}
+	return f.Name(), nil
+}
+
+// routes builds the handler: every answer, errors included, is JSON unless it
+// is the output itself.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	route := func(path, method string, auth bool, h http.HandlerFunc) {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+				w.Header().Set("Allow", method)
+				writeError(w, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s takes %s", path, method))
+				return
+			}
+			if auth && !s.authorized(r) {
+				writeError(w, apiErr(http.StatusUnauthorized, CodeUnauthorized, "send the endpoint's token as \"Authorization: Bearer <token>\""))
+				return
+			}
+			h(w, r)
+		})
+	}
+	route("/healthz", http.MethodGet, false, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	route("/readyz", http.MethodGet, false, s.readyz)
+	route("/openapi.json", http.MethodGet, false, s.openAPI)
+	route("/predict", http.MethodPost, true, s.predict)
+	route("/v1/test-input", http.MethodGet, true, s.testInput)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint %s; see /openapi.json", r.URL.Path))
+	})
+	return s.logRequests(mux)
+}
+
+// authorized compares the bearer token's SHA-256 with the configured one in
+// constant time.
+func (s *Server) authorized(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum) == 1
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	rd := s.pool.Readiness()
+	switch {
+	case rd.Err != nil:
+		writeError(w, rd.Err)
+	case !rd.Ready:
+		writeError(w, apiErr(http.StatusServiceUnavailable, CodeNotReady, "the workers are still loading aai_main.py"))
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		s.fail(w, r, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body exceeds %d bytes", s.cfg.MaxBodyBytes))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	in, err := s.in.Decode(r.Context(), r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out, err := s.pool.Do(r.Context(), call{Op: opPredict, Want: s.out.Want(), In: in})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ct, body, err := s.out.Encode(out)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeBody(w, ct, body)
+}
+
+func (s *Server) testInput(w http.ResponseWriter, r *http.Request) {
+	v, err := s.pool.Do(r.Context(), call{Op: opTestInput, Want: s.in.Want()})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ct, body, err := s.in.EncodeRequest(v)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeBody(w, ct, body)
+}
+
+func writeBody(w http.ResponseWriter, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// fail answers err: an *APIError as it is, anything else as a 500 (or 503 when
+// the caller went away, though it will not read it).
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae):
+	case r.Context().Err() != nil:
+		ae = apiErr(http.StatusServiceUnavailable, CodeShuttingDown, "request cancelled: %v", err)
+	default:
+		s.log.Error("request failed", "path", r.URL.Path, "error", err)
+		ae = apiErr(http.StatusInternalServerError, CodeInternal, "%v", err)
+	}
+	writeError(w, ae)
+}
+
+// logRequests logs one line per request (never the Authorization header) and
+// turns a handler panic into a JSON 500.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("handler panic", "request_id", id, "panic", fmt.Sprint(p))
+				if rec.status == 0 {
+					writeError(rec, apiErr(http.StatusInternalServerError, CodeInternal, "internal error"))
+				}
+			}
+			s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"bytes", rec.bytes, "duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}

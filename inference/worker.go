@@ -1,0 +1,317 @@
+package inference
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// workerLostError is a call whose worker died or broke the protocol: the pool
+// replaces the worker instead of reusing it.
+type workerLostError struct{ msg string }
+
+func (e *workerLostError) Error() string { return e.msg }
+
+// workerSpec is how to start one Python worker.
+type workerSpec struct {
+	idx    int
+	python string
+	runner string // path of aai_runner.py
+	dir    string // the algorithm's folder, the worker's cwd
+	log    *slog.Logger
+}
+
+// worker is one Python process serving one call at a time. Only the pool's
+// current holder calls roundTrip; kill and close may be called from anywhere.
+type worker struct {
+	spec    workerSpec
+	cmd     *exec.Cmd
+	req     *os.File      // write end of the request pipe (the worker's fd 3)
+	rep     *bufio.Reader // read end of the reply pipe (the worker's fd 4)
+	repFile *os.File
+	exited  chan struct{} // closed once the process is reaped
+	outDone chan struct{} // closed once stdout and stderr reached EOF
+	tail    *outputTail
+	nextID  uint64
+
+	mu     sync.Mutex
+	reaped bool
+	status string // "exit status 1", "signal: killed"
+}
+
+// startWorker starts a worker and waits until it has built the algorithm's
+// class. An __init__ that raises, or a worker that exits first, is an
+// *APIError with code init_failed. ctx bounds the start-up.
+func startWorker(ctx context.Context, s workerSpec) (*worker, error) {
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("worker %d: request pipe: %w", s.idx, err)
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		closeAll(reqR, reqW)
+		return nil, fmt.Errorf("worker %d: reply pipe: %w", s.idx, err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		closeAll(reqR, reqW, repR, repW)
+		return nil, fmt.Errorf("worker %d: output pipe: %w", s.idx, err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll(reqR, reqW, repR, repW, outR, outW)
+		return nil, fmt.Errorf("worker %d: output pipe: %w", s.idx, err)
+	}
+	cmd := exec.Command(s.python, "-u", s.runner)
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	cmd.ExtraFiles = []*os.File{reqR, repW} // fd 3, fd 4
+	cmd.Stdout, cmd.Stderr = outW, errW     // *os.File: Wait never waits on a copy
+	setProcAttrs(cmd)
+	err = cmd.Start()
+	closeAll(reqR, repW, outW, errW) // the child holds its own copies
+	if err != nil {
+		closeAll(reqW, repR, outR, errR)
+		return nil, &APIError{Status: http.StatusServiceUnavailable, Code: CodeInitFailed,
+			Message: fmt.Sprintf("start Python %s: %v", s.python, err)}
+	}
+	w := &worker{spec: s, cmd: cmd, req: reqW, repFile: repR, rep: bufio.NewReaderSize(repR, 1<<16),
+		exited: make(chan struct{}), outDone: make(chan struct{}), tail: &outputTail{}}
+	s.log.Info("worker started", "worker", s.idx, "pid", cmd.Process.Pid)
+	var outputs sync.WaitGroup
+	outputs.Add(2)
+	go func() { defer outputs.Done(); w.logOutput(outR, "stdout") }()
+	go func() { defer outputs.Done(); w.logOutput(errR, "stderr") }()
+	go func() { outputs.Wait(); close(w.outDone) }()
+	go w.wait()
+	if err := w.awaitReady(ctx); err != nil {
+		w.close(0)
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *worker) awaitReady(ctx context.Context) error {
+	type ready struct {
+		h       frameHeader
+		payload []byte
+		err     error
+	}
+	ch := make(chan ready, 1)
+	go func() {
+		h, p, err := readFrame(w.rep)
+		ch <- ready{h, p, err}
+	}()
+	var r ready
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		w.kill()
+		<-ch
+		return fmt.Errorf("worker %d: start-up: %w", w.spec.idx, ctx.Err())
+	}
+	switch {
+	case r.err != nil:
+		status := w.exitStatus(2 * time.Second)
+		msg := fmt.Sprintf("the worker exited while loading aai_main.py (%s)", status)
+		select { // its last words are still in the pipe
+		case <-w.outDone:
+		case <-time.After(time.Second):
+		}
+		if t := w.tail.String(); t != "" {
+			msg += "; its last output:\n" + t
+		}
+		return &APIError{Status: http.StatusServiceUnavailable, Code: CodeInitFailed, Message: msg}
+	case r.h.Op == opError:
+		e := decodePythonError(r.payload)
+		e.Status, e.Code = http.StatusServiceUnavailable, CodeInitFailed
+		return e
+	case r.h.Op != opReady:
+		return fmt.Errorf("worker %d: expected a ready frame, got op %q", w.spec.idx, r.h.Op)
+	}
+	w.spec.log.Info("worker ready", "worker", w.spec.idx, "class", r.h.Class)
+	return nil
+}
+
+// roundTrip sends one call and waits for its reply. Algorithm errors come back
+// as *APIError; a dead or misbehaving worker as a *workerLostError.
+func (w *worker) roundTrip(op string, want Kind, in Value) (Value, error) {
+	w.nextID++
+	id := w.nextID
+	h := frameHeader{ID: id, Op: op, Kind: in.Kind, DType: in.DType, Shape: in.Shape, Want: want}
+	if h.Kind == "" {
+		h.Kind = KindNone
+	}
+	if err := writeFrame(w.req, h, in.Data); err != nil {
+		return Value{}, w.lost(op, err)
+	}
+	rh, payload, err := readFrame(w.rep)
+	if err != nil {
+		return Value{}, w.lost(op, err)
+	}
+	if rh.ID != id {
+		return Value{}, w.lost(op, fmt.Errorf("reply id %d for request %d", rh.ID, id))
+	}
+	switch rh.Op {
+	case opResult:
+		return Value{Kind: rh.Kind, DType: rh.DType, Shape: rh.Shape, Data: payload}, nil
+	case opError:
+		return Value{}, decodePythonError(payload)
+	default:
+		return Value{}, w.lost(op, fmt.Errorf("unexpected reply op %q", rh.Op))
+	}
+}
+
+// lost describes why a call lost its worker, with the exit status when it died.
+func (w *worker) lost(op string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrClosed) || isBrokenPipe(err) {
+		return &workerLostError{fmt.Sprintf("worker %d died during %s (%s)", w.spec.idx, op, w.exitStatus(2*time.Second))}
+	}
+	return &workerLostError{fmt.Sprintf("worker %d broke the protocol during %s: %v", w.spec.idx, op, err)}
+}
+
+func decodePythonError(payload []byte) *APIError {
+	var pe pythonError
+	if err := json.Unmarshal(payload, &pe); err != nil {
+		return apiErr(http.StatusInternalServerError, CodeInternal, "undecodable error from the worker: %v", err)
+	}
+	e := &APIError{Status: http.StatusInternalServerError, Message: pe.Message, Traceback: pe.Traceback}
+	switch pe.Stage {
+	case opPredict:
+		e.Code = CodePredictFailed
+	case opTestInput:
+		e.Code = CodeTestInputFailed
+	case "output":
+		e.Code = CodeBadOutput
+		e.Message = "the algorithm returned a value the API type cannot carry: " + pe.Message
+	case opTestInput + "_output":
+		e.Code = CodeTestInputFailed
+		e.Message = "testing_input_data returned a value the input type cannot carry: " + pe.Message
+	case "init":
+		e.Code = CodeInitFailed
+	default:
+		e.Code = CodeInternal
+	}
+	return e
+}
+
+func (w *worker) wait() {
+	err := w.cmd.Wait()
+	w.mu.Lock()
+	w.reaped = true
+	w.status = "exit status 0"
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			w.status = ee.ProcessState.String()
+		} else {
+			w.status = err.Error()
+		}
+	}
+	w.mu.Unlock()
+	close(w.exited)
+	w.spec.log.Info("worker exited", "worker", w.spec.idx, "status", w.status)
+}
+
+// exitStatus waits up to d for the process to end and describes how it ended.
+func (w *worker) exitStatus(d time.Duration) string {
+	select {
+	case <-w.exited:
+	case <-time.After(d):
+		return "still running"
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.status
+}
+
+// dead reports whether the process has ended.
+func (w *worker) dead() bool {
+	select {
+	case <-w.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill stops the worker's process group at once; its pipes then report EOF.
+func (w *worker) kill() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.reaped { // a reaped pid may already belong to someone else
+		killProcess(w.cmd)
+	}
+}
+
+// close ends the worker: it closes the request pipe, which makes the runner
+// return, waits up to grace, then kills it, and releases the pipes.
+func (w *worker) close(grace time.Duration) {
+	_ = w.req.Close()
+	select {
+	case <-w.exited:
+	case <-time.After(grace):
+		w.kill()
+		<-w.exited
+	}
+	_ = w.repFile.Close()
+}
+
+// logOutput logs the algorithm's prints line by line, tagged with the worker.
+func (w *worker) logOutput(r *os.File, stream string) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			text := strings.TrimRight(string(line), "\r\n")
+			w.tail.add(text)
+			w.spec.log.Info("worker output", "worker", w.spec.idx, "stream", stream, "line", text)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// outputTail keeps a worker's last lines of output for start-up failures.
+type outputTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+const tailLines = 20
+
+func (t *outputTail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(line) > 500 {
+		line = line[:500] + "..."
+	}
+	t.lines = append(t.lines, line)
+	if len(t.lines) > tailLines {
+		t.lines = t.lines[len(t.lines)-tailLines:]
+	}
+}
+
+func (t *outputTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		_ = f.Close()
+	}
+}
