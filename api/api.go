@@ -1,0 +1,235 @@
+// Package api is algocloud's REST API: the wizard's steps, the deployments an
+// author owns, their progress events and the files they need (the aai_main.py
+// skeleton, the local CA root, the OpenAPI document). Handlers read metadata
+// from a Store and drive each deployment's Temporal workflow through
+// Workflows; both are interfaces this package owns, so handlers are tested
+// with fakes and the binary wires the real ones.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/algocloud/algocloud/spec"
+	"github.com/algocloud/algocloud/store"
+)
+
+// DefaultMaxUploadBytes bounds a fetch_code upload when Config.MaxUploadBytes is 0.
+const DefaultMaxUploadBytes int64 = 512 << 20
+
+// maxJSONBytes bounds every JSON request body.
+const maxJSONBytes int64 = 1 << 20
+
+// Store is the metadata the API reads and writes; *store.Store implements it.
+// Implementations must be safe for concurrent use and honour ctx. Errors wrap
+// store.ErrNotFound (no such row, or another owner's), store.ErrConflict (an
+// API name taken) and store.ErrUnauthorized (an unknown token).
+type Store interface {
+	// Authenticate returns the user an API token belongs to.
+	Authenticate(ctx context.Context, plaintext string) (store.User, error)
+	// CreateToken issues an API token for userID; the plaintext is returned once.
+	CreateToken(ctx context.Context, userID, name string) (string, store.Token, error)
+	// CreateAlgorithm stores a new algorithm; a taken API name gives ErrConflict.
+	CreateAlgorithm(ctx context.Context, a store.Algorithm) error
+	// GetAlgorithm returns ownerID's algorithm id; any other gives ErrNotFound.
+	GetAlgorithm(ctx context.Context, ownerID, id string) (store.Algorithm, error)
+	// ListAlgorithms returns ownerID's algorithms that are not deleted.
+	ListAlgorithms(ctx context.Context, ownerID string) ([]store.Algorithm, error)
+	// SetEndpointTokenHash stores the SHA-256 hex of an endpoint token.
+	SetEndpointTokenHash(ctx context.Context, id, sha256hex string) error
+	// EndpointTokenHash returns the stored endpoint token hash, "" when none.
+	EndpointTokenHash(ctx context.Context, id string) (string, error)
+	// MarkDeleted hides the algorithm and frees its API name.
+	MarkDeleted(ctx context.Context, id string) error
+	// ListEvents returns up to limit events of algorithmID with IDs above
+	// afterID, oldest first.
+	ListEvents(ctx context.Context, algorithmID string, afterID int64, limit int) ([]store.Event, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Config is what New needs. Store and Workflows are required.
+type Config struct {
+	// Store holds users, tokens, algorithms and events.
+	Store Store
+	// Workflows reaches each deployment's workflow.
+	Workflows Workflows
+	// UploadDir is where fetch_code uploads are staged; the worker reads them
+	// from the same path, so it must be the worker's UploadDir too.
+	UploadDir string
+	// CARootPEM is the local CA's root certificate served at /api/ca.pem;
+	// empty when endpoints use publicly trusted certificates.
+	CARootPEM []byte
+	// Skeleton renders aai_main.py for an API type (templates.Skeleton).
+	Skeleton func(in, out spec.IOType) (string, error)
+	// Logger receives one Info line per request; nil logs to slog.Default().
+	Logger *slog.Logger
+	// MaxUploadBytes bounds a whole fetch_code upload request; 0 means
+	// DefaultMaxUploadBytes.
+	MaxUploadBytes int64
+}
+
+// server holds the handlers' dependencies.
+type server struct {
+	store     Store
+	wf        Workflows
+	uploadDir string
+	caPEM     []byte
+	skeleton  func(in, out spec.IOType) (string, error)
+	log       *slog.Logger
+	maxUpload int64
+	// ssePoll and sseLifetime pace the event stream; tests shorten them.
+	ssePoll     time.Duration
+	sseLifetime time.Duration
+}
+
+// New returns the API's HTTP handler. Every route under /api/v1 requires an
+// API token (Authorization: Bearer ...); /healthz, /api/openapi.json and
+// /api/ca.pem are public.
+func New(cfg Config) http.Handler { return newEngine(cfg) }
+
+func newEngine(cfg Config) *gin.Engine {
+	s := &server{
+		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
+		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes,
+		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxUpload <= 0 {
+		s.maxUpload = DefaultMaxUploadBytes
+	}
+	if cfg.UploadDir != "" {
+		// The worker resolves staged paths on its own; an absolute path means
+		// the same file whatever either process's working directory is.
+		if abs, err := filepath.Abs(cfg.UploadDir); err == nil {
+			s.uploadDir = abs
+		}
+	}
+	return s.routes()
+}
+
+// routes builds the engine. Keep openapi.json in step: a test compares them.
+func (s *server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(s.logRequests, s.recoverPanics)
+	e.NoRoute(func(c *gin.Context) { writeError(c, errNotFound("no such route")) })
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this route"})
+	})
+
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/api/openapi.json", s.openAPI)
+	e.GET("/api/ca.pem", s.caRoot)
+
+	v1 := e.Group("/api/v1", s.authenticate)
+	v1.GET("/me", s.me)
+	v1.POST("/tokens", s.createToken)
+	v1.GET("/skeleton", s.getSkeleton)
+
+	v1.POST("/deployments", s.createDeployment)
+	v1.GET("/deployments", s.listDeployments)
+	d := v1.Group("/deployments/:id", s.loadDeployment)
+	d.GET("", s.getDeployment)
+	d.DELETE("", s.deleteDeployment)
+	d.PUT("/spec", s.updateSpec)
+	d.POST("/steps/:step", s.runStep)
+	d.POST("/token", s.rotateToken)
+	d.GET("/events", s.listEvents)
+	d.GET("/events/stream", s.streamEvents)
+	d.GET("/test/output", s.testOutput)
+	return e
+}
+
+// logRequests logs one line per request. It logs the path without the query
+// and never a header: Authorization carries tokens.
+func (s *server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	attrs := []any{
+		"method", c.Request.Method, "path", c.Request.URL.Path, "route", c.FullPath(),
+		"status", c.Writer.Status(), "bytes", c.Writer.Size(), "duration", time.Since(start),
+	}
+	if u, ok := c.Get(userKey); ok {
+		attrs = append(attrs, "user", u.(store.User).ID)
+	}
+	if len(c.Errors) > 0 {
+		attrs = append(attrs, "error", c.Errors.Last().Err.Error())
+	}
+	s.log.InfoContext(c.Request.Context(), "http request", attrs...)
+}
+
+// recoverPanics turns a handler's panic into a logged stack and a JSON 500.
+func (s *server) recoverPanics(c *gin.Context) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if r == http.ErrAbortHandler { // net/http's way to abort a response: let it do so
+			panic(r)
+		}
+		s.log.ErrorContext(c.Request.Context(), "handler panic", "path", c.Request.URL.Path, "panic", r, "stack", string(debug.Stack()))
+		if !c.Writer.Written() {
+			writeError(c, errInternal())
+		}
+		c.Abort()
+	}()
+	c.Next()
+}
+
+// userKey is where authenticate leaves the caller's store.User.
+const userKey = "algocloud.user"
+
+// authenticate resolves the Bearer token into a user or answers 401.
+func (s *server) authenticate(c *gin.Context) {
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="algocloud"`)
+		writeError(c, errUnauthorized("send an API token: Authorization: Bearer <token>"))
+		return
+	}
+	u, err := s.store.Authenticate(c.Request.Context(), token)
+	if err != nil {
+		if errors.Is(err, store.ErrUnauthorized) || errors.Is(err, store.ErrNotFound) {
+			c.Header("WWW-Authenticate", `Bearer realm="algocloud", error="invalid_token"`)
+			writeError(c, errUnauthorized("the API token is unknown or revoked"))
+			return
+		}
+		s.fail(c, "authenticate", err)
+		return
+	}
+	c.Set(userKey, u)
+	c.Next()
+}
+
+// user is the authenticated caller.
+func user(c *gin.Context) store.User { return c.MustGet(userKey).(store.User) }
+
+// caRoot serves the local CA's root certificate.
+func (s *server) caRoot(c *gin.Context) {
+	if len(s.caPEM) == 0 {
+		writeError(c, errNotFound("this platform has no local CA: endpoints use publicly trusted certificates"))
+		return
+	}
+	c.Header("Content-Disposition", `attachment; filename="algocloud-ca.pem"`)
+	c.Data(http.StatusOK, "application/x-pem-file", s.caPEM)
+}
+
+// me answers who the token belongs to.
+func (s *server) me(c *gin.Context) {
+	u := user(c)
+	c.JSON(http.StatusOK, gin.H{"id": u.ID, "name": u.Name})
+}

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/spec"
+	"github.com/algocloud/algocloud/workflows"
+)
+
+func TestCreateDeployment(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(http.MethodPost, "/api/v1/deployments", "tokA", validSpec("edges"))
+	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
+	m := jsonOf(t, w)
+	id := m["id"].(string)
+	require.Equal(t, "/api/v1/deployments/"+id, w.Header().Get("Location"))
+	require.Equal(t, "edges", m["api_name"])
+	require.Equal(t, workflows.WorkflowID(id), m["workflow_id"])
+	require.Equal(t, "configured", m["step"])
+	require.Equal(t, "draft", m["status"])
+	require.Equal(t, "provision", m["next_step"])
+	require.Len(t, m["steps"], len(workflows.Steps))
+	// Defaults were applied before the row and the workflow saw the spec.
+	require.Equal(t, "t3.small", m["spec"].(map[string]any)["instance_type"])
+
+	require.Len(t, e.wf.started, 1)
+	in := e.wf.started[0]
+	require.Equal(t, id, in.DeploymentID)
+	require.Equal(t, "user-a", in.OwnerID)
+	require.Equal(t, spec.Spec{Name: "Edge detector", APIName: "edges", Environment: "python", Compute: "cpu",
+		InstanceType: "t3.small", Region: "us-east-1", Threads: 1, Input: spec.Image, Output: spec.Image, Requirements: []string{}}, in.Spec)
+
+	w = e.do(http.MethodGet, "/api/v1/deployments", "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	list := jsonOf(t, w)["deployments"].([]any)
+	require.Len(t, list, 1)
+	require.Equal(t, id, list[0].(map[string]any)["id"])
+}
+
+func TestCreateValidationNamesFields(t *testing.T) {
+	e := newEnv(t)
+	body := map[string]any{"api_name": "Bad_Name", "input": "video", "output": "image", "threads": 500, "region": "mars-1"}
+	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", body), http.StatusBadRequest, "invalid_spec")
+	require.ElementsMatch(t, []string{"name", "api_name", "region", "threads", "input"}, fieldNames(m))
+	require.Empty(t, e.wf.started)
+	require.Empty(t, e.store.algs)
+
+	m = requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", map[string]any{
+		"name": "x", "api_name": "x", "input": "image", "output": "image", "requirements": []string{"ok==1", "--index-url http://evil"},
+	}), http.StatusBadRequest, "invalid_spec")
+	require.Equal(t, []string{"requirements[1]"}, fieldNames(m))
+}
+
+func TestBadJSON(t *testing.T) {
+	e := newEnv(t)
+	body := validSpec("edges")
+	body["colour"] = "blue"
+	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", body), http.StatusBadRequest, "unknown_field")
+	require.Equal(t, []string{"colour"}, fieldNames(m))
+	require.Contains(t, m["message"], "colour")
+
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", `{"name": "x",`), http.StatusBadRequest, "invalid_json")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", `{"name": "x"} {"name": "y"}`), http.StatusBadRequest, "invalid_json")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", `not json`), http.StatusBadRequest, "invalid_json")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", ``), http.StatusBadRequest, "invalid_json")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", `[]`), http.StatusBadRequest, "invalid_json")
+	m = requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", `{"threads": "four"}`), http.StatusBadRequest, "invalid_field")
+	require.Equal(t, []string{"threads"}, fieldNames(m))
+	require.Contains(t, m["message"], "a number")
+
+	big := `{"description": "` + strings.Repeat("x", int(maxJSONBytes)) + `"}`
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", big), http.StatusRequestEntityTooLarge, "body_too_large")
+	require.Empty(t, e.store.algs)
+}
+
+func TestCreateConflict(t *testing.T) {
+	e := newEnv(t)
+	e.create("tokA", "edges")
+	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokB", validSpec("edges")), http.StatusConflict, "api_name_taken")
+	require.Equal(t, []string{"api_name"}, fieldNames(m))
+	require.Len(t, e.wf.started, 1)
+}
+
+func TestCreateStartFailureFreesName(t *testing.T) {
+	e := newEnv(t)
+	e.wf.startErr = errors.New("connection refused")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", validSpec("edges")), http.StatusServiceUnavailable, "temporal_unavailable")
+	w := e.do(http.MethodGet, "/api/v1/deployments", "tokA", nil)
+	require.Empty(t, jsonOf(t, w)["deployments"])
+
+	e.wf.startErr = nil
+	e.create("tokA", "edges") // the name is free again
+}
+
+func TestGetDeployment(t *testing.T) {
+	e := newEnv(t)
+	id := e.create("tokA", "edges")
+	st := e.wf.states[id]
+	st.Step, st.TokenSHA256 = workflows.StepTested, strings.Repeat("ab", 32)
+	st.Test = &activities.TestInfo{OK: true, Summary: "512x512 PNG"}
+	e.wf.states[id] = st
+
+	w := e.do(http.MethodGet, "/api/v1/deployments/"+id, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.NotContains(t, w.Body.String(), "token_sha256")
+	require.NotContains(t, w.Body.String(), strings.Repeat("ab", 32))
+	m := jsonOf(t, w)
+	require.Equal(t, "tested", m["step"])
+	require.Equal(t, "complete", m["next_step"])
+	require.Equal(t, true, m["state"].(map[string]any)["test"].(map[string]any)["ok"])
+	steps := m["steps"].([]any)
+	require.Equal(t, map[string]any{"name": "test", "done": true}, steps[3])
+	require.Equal(t, map[string]any{"name": "complete", "done": false}, steps[4])
+
+	e.wf.stateErr = errors.New("deadline exceeded")
+	w = e.do(http.MethodGet, "/api/v1/deployments/"+id, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	m = jsonOf(t, w)
+	require.Nil(t, m["state"])
+	require.NotEmpty(t, m["state_error"])
+	require.Equal(t, "configured", m["step"]) // from the row
+
+	requireError(t, e.do(http.MethodGet, "/api/v1/deployments/no-such-id", "tokA", nil), http.StatusNotFound, "not_found")
+}
+
+func TestUpdateSpec(t *testing.T) {
+	e := newEnv(t)
+	id := e.create("tokA", "edges")
+	e.wf.onUpdate = func(_, _ string, arg any, st workflows.State) (workflows.State, error) {
+		r := arg.(workflows.ConfigureRequest)
+		if r.Spec.APIName != st.Spec.APIName {
+			return st, rejected("api_name cannot change", st.Step, st.Status)
+		}
+		st.Spec = r.Spec
+		return st, nil
+	}
+	body := validSpec("edges")
+	body["threads"] = 4
+	w := e.do(http.MethodPut, "/api/v1/deployments/"+id+"/spec", "tokA", body)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	require.Equal(t, 4, e.wf.lastCall(t).Arg.(workflows.ConfigureRequest).Spec.Threads)
+	require.Equal(t, workflows.UpdateConfigure, e.wf.lastCall(t).Update)
+
+	body["threads"] = 0
+	body["compute"] = "tpu"
+	m := requireError(t, e.do(http.MethodPut, "/api/v1/deployments/"+id+"/spec", "tokA", body), http.StatusBadRequest, "invalid_spec")
+	require.Equal(t, []string{"compute"}, fieldNames(m))
+
+	m = requireError(t, e.do(http.MethodPut, "/api/v1/deployments/"+id+"/spec", "tokA", validSpec("other")), http.StatusConflict, "step_rejected")
+	require.Equal(t, "configured", m["step"])
+	require.Equal(t, "draft", m["status"])
+}
+
+func TestDeleteDeployment(t *testing.T) {
+	e := newEnv(t)
+	id := e.create("tokA", "edges")
+	e.wf.onUpdate = func(id, _ string, _ any, st workflows.State) (workflows.State, error) {
+		st.Status, st.Step = workflows.StatusDeleted, workflows.StepDeleted
+		_ = e.store.MarkDeleted(t.Context(), id) // the workflow's MarkDeleted activity
+		return st, nil
+	}
+	w := e.do(http.MethodDelete, "/api/v1/deployments/"+id, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	m := jsonOf(t, w)
+	require.Equal(t, "deleted", m["status"])
+	require.Empty(t, m["next_step"])
+	require.Equal(t, workflows.UpdateDelete, e.wf.lastCall(t).Update)
+	requireError(t, e.do(http.MethodGet, "/api/v1/deployments/"+id, "tokA", nil), http.StatusNotFound, "not_found")
+
+	// A row whose workflow is gone is only hidden.
+	id = e.create("tokA", "other")
+	delete(e.wf.states, id)
+	w = e.do(http.MethodDelete, "/api/v1/deployments/"+id, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	require.True(t, e.store.deleted[id])
+}

@@ -1,0 +1,116 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// pathParam is a gin route parameter (:id); OpenAPI writes it {id}.
+var pathParam = regexp.MustCompile(`:([A-Za-z_]+)`)
+
+// TestOpenAPIMatchesRoutes fails when a route is missing from the document or
+// the document describes a route the router does not have.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	e := newEnv(t)
+	var routes []string
+	for _, r := range e.h.Routes() {
+		routes = append(routes, r.Method+" "+pathParam.ReplaceAllString(r.Path, "{$1}"))
+	}
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(openAPIDoc, &doc))
+	require.True(t, strings.HasPrefix(doc.OpenAPI, "3.0."), doc.OpenAPI)
+	var documented []string
+	methods := map[string]bool{"get": true, "put": true, "post": true, "delete": true, "patch": true, "head": true, "options": true}
+	for path, item := range doc.Paths {
+		for method := range item {
+			if methods[method] {
+				documented = append(documented, strings.ToUpper(method)+" "+path)
+			}
+		}
+	}
+	sort.Strings(routes)
+	sort.Strings(documented)
+	require.Equal(t, routes, documented)
+}
+
+// TestOpenAPIRefsResolve checks every $ref points at something, every
+// operation has responses and an operationId, and path parameters are declared.
+func TestOpenAPIRefsResolve(t *testing.T) {
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(openAPIDoc, &doc))
+	var walk func(v any)
+	n := 0
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				n++
+				require.True(t, strings.HasPrefix(ref, "#/"), ref)
+				var cur any = doc
+				for _, seg := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+					m, ok := cur.(map[string]any)
+					require.True(t, ok, ref)
+					cur, ok = m[seg]
+					require.True(t, ok, "unresolved %s", ref)
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(doc)
+	require.Greater(t, n, 20)
+
+	ops := map[string]bool{}
+	for path, item := range doc["paths"].(map[string]any) {
+		declared := map[string]bool{}
+		collect := func(params any) {
+			list, _ := params.([]any)
+			for _, p := range list {
+				pm := p.(map[string]any)
+				if ref, ok := pm["$ref"].(string); ok && ref == "#/components/parameters/DeploymentID" {
+					declared["id"] = true
+				} else if pm["in"] == "path" {
+					declared[pm["name"].(string)] = true
+				}
+			}
+		}
+		collect(item.(map[string]any)["parameters"])
+		for method, op := range item.(map[string]any) {
+			if method == "parameters" {
+				continue
+			}
+			om := op.(map[string]any)
+			collect(om["parameters"])
+			require.NotEmpty(t, om["responses"], "%s %s", method, path)
+			id, _ := om["operationId"].(string)
+			require.NotEmpty(t, id, "%s %s", method, path)
+			require.False(t, ops[id], "duplicate operationId %s", id)
+			ops[id] = true
+		}
+		for _, m := range regexp.MustCompile(`\{([a-z_]+)\}`).FindAllStringSubmatch(path, -1) {
+			require.True(t, declared[m[1]], "%s: path parameter %s is not declared", path, m[1])
+		}
+	}
+}
+
+func TestOpenAPIServedAsIs(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(http.MethodGet, "/api/openapi.json", "", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.JSONEq(t, string(OpenAPI()), w.Body.String())
+}

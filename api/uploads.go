@@ -1,0 +1,336 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/store"
+	"github.com/algocloud/algocloud/workflows"
+)
+
+// Bounds of one fetch_code request besides its total size.
+const (
+	maxUploadParts = 1000
+	maxTextField   = 4 << 10
+	maxRelPath     = 255
+)
+
+// gitSource is fetch_code's JSON body.
+type gitSource struct {
+	GitURL string `json:"git_url"`
+	Ref    string `json:"ref"`
+}
+
+// fetchCode is Code Repo Integration: a Git URL (JSON or form fields), or an
+// uploaded archive, plus any extra files, staged for the worker.
+func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
+	var (
+		req    workflows.FetchCodeRequest
+		staged []string
+	)
+	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if mt == "multipart/form-data" {
+		var e *apiError
+		req, staged, e = s.stageUpload(c, a.ID)
+		if e != nil {
+			removeStaged(staged)
+			writeError(c, e)
+			return
+		}
+	} else {
+		var g gitSource
+		if e := decodeJSON(c, &g, false); e != nil {
+			writeError(c, e)
+			return
+		}
+		req.GitURL, req.Ref = strings.TrimSpace(g.GitURL), strings.TrimSpace(g.Ref)
+	}
+	if e := checkSource(req); e != nil {
+		removeStaged(staged)
+		writeError(c, e)
+		return
+	}
+	st, err := s.wf.Update(c.Request.Context(), a.ID, workflows.UpdateFetchCode, req)
+	var se *StepError
+	if err == nil || errors.As(err, &se) {
+		// The step is over (done, failed or never admitted): the worker has
+		// copied what it needed. Otherwise it may still run and read them.
+		removeStaged(staged)
+	}
+	if err != nil {
+		s.stepFailure(c, a, err)
+		return
+	}
+	s.stepDone(c, a, st)
+}
+
+// checkSource wants exactly one code source.
+func checkSource(r workflows.FetchCodeRequest) *apiError {
+	switch {
+	case r.GitURL != "" && r.Archive != nil:
+		return errField("invalid_code_source", "git_url", "give either git_url or an archive, not both")
+	case r.GitURL == "" && r.Archive == nil:
+		return errField("invalid_code_source", "git_url", "give git_url (and optionally ref), or upload an archive")
+	case len(r.GitURL) > 2048:
+		return errField("invalid_code_source", "git_url", "is over 2048 characters")
+	case len(r.Ref) > 255:
+		return errField("invalid_code_source", "ref", "is over 255 characters")
+	}
+	return nil
+}
+
+// stageUpload streams a multipart fetch_code request to disk. Parts:
+// "archive" (one .zip or .tar.gz file), "files" (any number; each part's
+// filename is its relative path in the code folder, e.g. models/net.onnx), and
+// the text fields "git_url" and "ref". Every staged file lands at
+// UploadDir/<deployment>/<random>/<sanitised name>: the client's name never
+// reaches a disk path. It returns the staged folders, to remove afterwards.
+func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.FetchCodeRequest, []string, *apiError) {
+	var req workflows.FetchCodeRequest
+	if s.uploadDir == "" {
+		return req, nil, &apiError{Status: http.StatusServiceUnavailable, Code: "uploads_unavailable",
+			Message: "this server has no upload folder; fetch code from Git instead"}
+	}
+	if c.Request.ContentLength > s.maxUpload {
+		return req, nil, errTooLarge(s.maxUpload)
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxUpload)
+	mr, err := c.Request.MultipartReader()
+	if err != nil {
+		return req, nil, errBadRequest("invalid_multipart", "malformed multipart body: %v", err)
+	}
+	var staged []string
+	for n := 0; ; n++ {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return req, staged, nil
+		}
+		if err != nil {
+			return req, staged, bodyError(err, s.maxUpload)
+		}
+		if n >= maxUploadParts {
+			return req, staged, errBadRequest("invalid_multipart", "more than %d parts", maxUploadParts)
+		}
+		field := part.FormName()
+		switch field {
+		case "git_url", "ref":
+			v, e := readTextField(part, field, s.maxUpload)
+			if e != nil {
+				return req, staged, e
+			}
+			if field == "git_url" {
+				req.GitURL = v
+			} else {
+				req.Ref = v
+			}
+		case "archive":
+			if req.Archive != nil {
+				return req, staged, errField("invalid_code_source", "archive", "upload one archive only")
+			}
+			name, ok := rawFilename(part)
+			if !ok {
+				return req, staged, errField("invalid_code_source", "archive", "must be a file part (with a filename)")
+			}
+			br := bufio.NewReader(part)
+			if !isArchive(br) {
+				return req, staged, errField("invalid_archive", "archive", "%s is not a .zip or .tar.gz archive", safeDiskName(name))
+			}
+			dir, path, err := s.stageFile(deploymentID, name, br)
+			if dir != "" {
+				staged = append(staged, dir)
+			}
+			if err != nil {
+				return req, staged, s.stageError(c, err)
+			}
+			req.Archive = &activities.UploadedFile{Path: path, Name: safeDiskName(filepath.Base(name))}
+		case "files":
+			name, ok := rawFilename(part)
+			if !ok {
+				return req, staged, errField("invalid_file_name", "files", "every files part must be a file, with its relative path as filename")
+			}
+			if err := validRelPath(name); err != nil {
+				return req, staged, errField("invalid_file_name", "files", "%q: %v", name, err)
+			}
+			dir, path, err := s.stageFile(deploymentID, name, part)
+			if dir != "" {
+				staged = append(staged, dir)
+			}
+			if err != nil {
+				return req, staged, s.stageError(c, err)
+			}
+			req.Files = append(req.Files, activities.UploadedFile{Path: path, Name: name})
+		default:
+			return req, staged, errField("unknown_field", field, "unknown form field; expected archive, files, git_url or ref")
+		}
+	}
+}
+
+// stageFile copies r to a new file in a new random folder under the
+// deployment's upload folder.
+func (s *server) stageFile(deploymentID, clientName string, r io.Reader) (dir, path string, err error) {
+	var rnd [16]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", "", fmt.Errorf("read random bytes: %w", err)
+	}
+	dir = filepath.Join(s.uploadDir, deploymentID, hex.EncodeToString(rnd[:]))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", "", fmt.Errorf("make upload folder: %w", err)
+	}
+	path = filepath.Join(dir, safeDiskName(filepath.Base(clientName)))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return dir, "", fmt.Errorf("create staged file: %w", err)
+	}
+	src := &readErrors{r: r}
+	_, err = io.Copy(f, src)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if src.err != nil {
+		return dir, path, &bodyReadError{src.err}
+	}
+	if err != nil {
+		return dir, path, fmt.Errorf("write staged file: %w", err)
+	}
+	return dir, path, nil
+}
+
+// readErrors remembers the error its reader gave, so a copy's failure can be
+// told apart: the client's body or our disk.
+type readErrors struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrors) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = err
+	}
+	return n, err
+}
+
+// bodyReadError is a failure reading the request body while staging.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "read upload: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+// stageError explains a failed staging: the body's fault is 4xx, the disk's 500.
+func (s *server) stageError(c *gin.Context, err error) *apiError {
+	var body *bodyReadError
+	if errors.As(err, &body) {
+		return bodyError(body.err, s.maxUpload)
+	}
+	s.log.ErrorContext(c.Request.Context(), "stage upload", "error", err)
+	return errInternal()
+}
+
+// bodyError explains an error reading the multipart body.
+func bodyError(err error, limit int64) *apiError {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errTooLarge(limit)
+	}
+	return errBadRequest("invalid_multipart", "malformed multipart body: %v", err)
+}
+
+// readTextField reads a small form value.
+func readTextField(part *multipart.Part, field string, limit int64) (string, *apiError) {
+	b, err := io.ReadAll(io.LimitReader(part, maxTextField+1))
+	if err != nil {
+		return "", bodyError(err, limit)
+	}
+	if len(b) > maxTextField {
+		return "", errField("invalid_code_source", field, "is over %d bytes", maxTextField)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// rawFilename is a part's filename as the client sent it. Part.FileName
+// strips folders; fetch_code needs them (models/net.onnx), and checks them itself.
+func rawFilename(p *multipart.Part) (string, bool) {
+	_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	if err != nil {
+		return "", false
+	}
+	name, ok := params["filename"]
+	return name, ok && name != ""
+}
+
+// isArchive sniffs a zip or gzip signature without consuming it.
+func isArchive(br *bufio.Reader) bool {
+	head, _ := br.Peek(4)
+	return bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")) ||
+		bytes.HasPrefix(head, []byte{0x1f, 0x8b})
+}
+
+// validRelPath accepts a slash-separated relative path that stays inside the
+// code folder and does not write into its .git.
+func validRelPath(name string) error {
+	switch {
+	case len(name) > maxRelPath:
+		return fmt.Errorf("is over %d bytes", maxRelPath)
+	case strings.ContainsRune(name, '\\'):
+		return errors.New("use / to separate folders")
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return errors.New("has control characters")
+	case strings.HasPrefix(name, "/"), len(name) >= 2 && name[1] == ':':
+		return errors.New("must be a relative path")
+	}
+	for _, seg := range strings.Split(name, "/") {
+		switch {
+		case seg == "":
+			return errors.New("has an empty path segment")
+		case seg == "." || seg == "..":
+			return errors.New("must not contain . or .. segments")
+		case strings.EqualFold(seg, ".git"):
+			return errors.New("must not write into .git")
+		}
+	}
+	return nil
+}
+
+// safeDiskName keeps a file name's letters, digits, dots, dashes and
+// underscores, for logs and for the staged copy's name.
+func safeDiskName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if b.Len() >= 100 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.TrimLeft(b.String(), ".")
+	if out == "" {
+		return "upload"
+	}
+	return out
+}
+
+// removeStaged deletes staged folders and the deployment's folder once empty.
+func removeStaged(dirs []string) {
+	for _, d := range dirs {
+		_ = os.RemoveAll(d)
+		_ = os.Remove(filepath.Dir(d)) // fails while other uploads are staged: fine
+	}
+}
