@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything algocloud needs on a Debian machine with Go, idempotently:
-# Debian packages (Python with numpy/Pillow/venv, PostgreSQL for the store tests,
-# git) and Go tools. Safe to run again; it only installs what is missing.
+# Debian packages (Python with numpy/Pillow/venv/pip for algorithms, PostgreSQL
+# for the store tests, git) and the Go tools the Taskfile uses. Safe to re-run:
+# it installs only what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 pkgs=(python3 python3-numpy python3-pil python3-venv python3-pip python3-wheel postgresql git ca-certificates curl)
 missing=()
@@ -16,4 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "setup: Debian packages present"
+
+# task (go-task) only for those who asked for the Taskfile: `scripts/setup.sh --task`.
+gobin="$(go env GOPATH)/bin"
+if [ "${1:-}" = "--task" ] && [ ! -x "$gobin/task" ]; then
+  echo "setup: installing task (go-task) into $gobin"
+  GOFLAGS= go install github.com/go-task/task/v3/cmd/task@v3.54.0
+fi
+echo "setup: done (Debian packages and Go tools present)"

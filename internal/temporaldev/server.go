@@ -136,7 +136,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("temporal claim mapper: %w", err)
 	}
 	dyn := dynamicconfig.StaticClient{
-		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():             8096,
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 		// Updates are the wizard's transport; allow many in flight per workflow.
 		dynamicconfig.WorkflowExecutionMaxInFlightUpdates.Key(): 50,

@@ -1,0 +1,164 @@
+// Package activities holds the Deployment workflow's activities: each is
+// retryable and idempotent, and long ones heartbeat. The Activities struct holds
+// the clients they need; the workflow calls them by method value.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/algocloud/algocloud/activities/certs"
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/store"
+)
+
+// Activities are the platform's side effects. Zero fields are not valid; build
+// it in the worker.
+type Activities struct {
+	Provider compute.Provider
+	CA       *certs.CA
+	Store    *store.Store
+	// UploadDir is where the API stages uploads; only files under it are read.
+	UploadDir string
+	// Python is the interpreter venvs are made from (Debian's /usr/bin/python3).
+	Python string
+	// Pip configures installs (index, find-links).
+	Pip python.InstallOptions
+	// AllowLocalGit lets code come from local paths and file:// URLs (dev).
+	AllowLocalGit bool
+	// AllowPrivateGit lets Git URLs reach loopback and private addresses.
+	AllowPrivateGit bool
+	// AllowPrivateURLs is passed to inference servers (image URLs to private hosts).
+	AllowPrivateURLs bool
+	// Domain names endpoints: <api-name>.<Domain>.
+	Domain string
+	// PredictTimeout bounds one prediction in the served endpoint.
+	PredictTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Error types the workflow and API see.
+const (
+	ErrTypeBadInput      = "BadInput"
+	ErrTypeInstallFailed = "InstallFailed"
+	ErrTypeSource        = "SourceFailed"
+	ErrTypeInit          = "InitFailed"
+)
+
+func nonRetryable(kind string, err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), kind, nil)
+}
+
+// event records progress for the deployment's event log; failures only log.
+func (a *Activities) event(ctx context.Context, id, kind, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if a.Store != nil {
+		if err := a.Store.AddEvent(ctx, id, kind, msg); err != nil {
+			a.log().Warn("record event", "deployment", id, "error", err)
+		}
+	}
+}
+
+func (a *Activities) log() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}
+
+// heartbeatEvery heartbeats until the returned stop is called, so a long step
+// shows liveness while a blocking call runs.
+func heartbeatEvery(ctx context.Context, d time.Duration, detail func() any) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if activity.IsActivity(ctx) {
+					activity.RecordHeartbeat(ctx, detail())
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// RecordState projects state into the store so listings and restarts see it.
+func (a *Activities) RecordState(ctx context.Context, r StateRecord) error {
+	err := a.Store.UpdateAlgorithmState(ctx, r.DeploymentID, store.StateUpdate{
+		Step: r.Step, Status: r.Status, Endpoint: r.Endpoint, Error: r.Error,
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nonRetryable(ErrTypeBadInput, err)
+	}
+	return err
+}
+
+// MarkDeleted frees the deployment's API name once teardown finished.
+func (a *Activities) MarkDeleted(ctx context.Context, id string) error {
+	if err := a.Store.MarkDeleted(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	a.event(ctx, id, "delete", "deployment deleted: servers, certificates and files removed")
+	return nil
+}
+
+// ProvisionServer provisions (or re-attaches to) the deployment's server.
+func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (compute.Server, error) {
+	a.event(ctx, in.DeploymentID, "provision", "provisioning a %s server (%s, %s)", in.Spec.Compute, in.Spec.InstanceType, in.Spec.Region)
+	s, err := a.Provider.Provision(ctx, compute.ServerSpec{
+		DeploymentID: in.DeploymentID, Owner: in.OwnerID, APIName: in.Spec.APIName,
+		Compute: in.Spec.Compute, InstanceType: in.Spec.InstanceType, Region: in.Spec.Region,
+	})
+	if err != nil {
+		var perm *compute.PermanentError
+		if errors.As(err, &perm) {
+			return compute.Server{}, nonRetryable(ErrTypeBadInput, err)
+		}
+		return compute.Server{}, fmt.Errorf("provision server: %w", err)
+	}
+	a.event(ctx, in.DeploymentID, "provision", "server %s ready at %s", s.ID, s.Host)
+	return s, nil
+}
+
+// IssueCertificate issues the endpoint's certificate from the local CA, or
+// returns the existing one when it is still valid for the same names.
+func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertInfo, error) {
+	names := []string{in.APIName + "." + a.Domain}
+	ips := hostIPs(in.Server.Host)
+	dir := filepath.Join(in.Server.Workdir, "certs")
+	if info, ok := existingCert(dir, names, ips, 30*24*time.Hour); ok {
+		return CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names, NotAfter: info.NotAfter}, nil
+	}
+	certPEM, keyPEM, err := a.CA.Issue(names, ips, 90*24*time.Hour)
+	if err != nil {
+		return CertInfo{}, fmt.Errorf("issue certificate: %w", err)
+	}
+	certFile, keyFile, err := certs.WriteKeyPair(dir, certPEM, keyPEM)
+	if err != nil {
+		return CertInfo{}, fmt.Errorf("write certificate: %w", err)
+	}
+	info, _ := existingCert(dir, names, ips, 0)
+	a.event(ctx, in.DeploymentID, "provision", "certificate issued for %v (local CA)", names)
+	return CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names, NotAfter: info.NotAfter}, nil
+}
+
+// httpClient trusts the local CA, for talking to inference servers.
+func (a *Activities) httpClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: clientTLS(a.CA)}}
+}

@@ -1,0 +1,139 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/activities/source"
+	"github.com/algocloud/algocloud/templates"
+)
+
+// Names of the files an algorithm folder holds.
+const (
+	MainFile         = "aai_main.py"
+	RequirementsFile = "aai_pip-requirements.txt"
+)
+
+// archiveLimits bound an uploaded archive (zip bombs).
+var archiveLimits = source.Limits{MaxFiles: 10000, MaxTotalBytes: 2 << 30, MaxFileBytes: 1 << 30}
+
+// FetchCode puts code revision in.Revision into the server: a go-git checkout
+// or an extracted upload, plus extra files. Without aai_main.py it writes the
+// generated skeleton for the deployment's type. Re-running it for the same
+// revision replaces the half-made folder, so it is idempotent.
+func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo, error) {
+	dir := filepath.Join(in.Server.Workdir, "code", strconv.Itoa(in.Revision))
+	if err := os.RemoveAll(dir); err != nil {
+		return CodeInfo{}, fmt.Errorf("clear code folder: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return CodeInfo{}, fmt.Errorf("code folder: %w", err)
+	}
+	info := CodeInfo{Revision: in.Revision, Dir: dir}
+	src := in.Source
+	switch {
+	case src.GitURL != "":
+		a.event(ctx, in.DeploymentID, "fetch_code", "cloning %s (ref %q)", src.GitURL, src.Ref)
+		stop := heartbeatEvery(ctx, 5e9, func() any { return "cloning" })
+		res, err := source.Clone(ctx, source.CloneOptions{
+			URL: src.GitURL, Ref: src.Ref, Dest: dir,
+			AllowLocal: a.AllowLocalGit, AllowPrivate: a.AllowPrivateGit,
+		})
+		stop()
+		if err != nil {
+			return CodeInfo{}, a.sourceError(err)
+		}
+		info.Source, info.GitURL, info.Ref, info.Commit = "git", src.GitURL, src.Ref, res.Commit
+		a.event(ctx, in.DeploymentID, "fetch_code", "checked out commit %s", res.Commit)
+	case src.Archive != nil:
+		p, err := a.uploaded(src.Archive.Path)
+		if err != nil {
+			return CodeInfo{}, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return CodeInfo{}, err
+		}
+		if err := source.Extract(p, dir, archiveLimits); err != nil {
+			os.RemoveAll(dir)
+			return CodeInfo{}, a.sourceError(err)
+		}
+		info.Source = "upload"
+		a.event(ctx, in.DeploymentID, "fetch_code", "extracted upload %s", src.Archive.Name)
+	default:
+		return CodeInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no code source: give git_url or an archive"))
+	}
+	for _, f := range src.Files {
+		p, err := a.uploaded(f.Path)
+		if err != nil {
+			return CodeInfo{}, err
+		}
+		if err := addFile(dir, f.Name, p); err != nil {
+			return CodeInfo{}, a.sourceError(err)
+		}
+		info.Files = append(info.Files, f.Name)
+		a.event(ctx, in.DeploymentID, "fetch_code", "added file %s", f.Name)
+	}
+	if _, err := os.Stat(filepath.Join(dir, MainFile)); errors.Is(err, os.ErrNotExist) {
+		skel, err := templates.Skeleton(in.Spec.Input, in.Spec.Output)
+		if err != nil {
+			return CodeInfo{}, nonRetryable(ErrTypeBadInput, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, MainFile), []byte(skel), 0o644); err != nil {
+			return CodeInfo{}, err
+		}
+		info.GeneratedMain = true
+		a.event(ctx, in.DeploymentID, "fetch_code", "no %s in the code: wrote the generated %s->%s skeleton; edit it and fetch again", MainFile, in.Spec.Input, in.Spec.Output)
+	}
+	reqPath := filepath.Join(dir, RequirementsFile)
+	if _, err := os.Stat(reqPath); err == nil {
+		reqs, err := python.ReadRequirementsFile(reqPath)
+		if err != nil {
+			return CodeInfo{}, nonRetryable(ErrTypeBadInput, fmt.Errorf("%s: %w", RequirementsFile, err))
+		}
+		info.Requirements = reqs
+	}
+	return info, nil
+}
+
+func addFile(dir, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open staged file: %w", err)
+	}
+	defer f.Close()
+	return source.AddFile(dir, name, f, 4<<30)
+}
+
+// uploaded resolves a staged upload path, refusing anything outside UploadDir.
+func (a *Activities) uploaded(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", nonRetryable(ErrTypeBadInput, err)
+	}
+	root, _ := filepath.Abs(a.UploadDir)
+	if a.UploadDir == "" || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
+		return "", nonRetryable(ErrTypeBadInput, fmt.Errorf("upload %q is outside the upload folder", p))
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", nonRetryable(ErrTypeBadInput, fmt.Errorf("upload missing: %w", err))
+	}
+	return abs, nil
+}
+
+// sourceError makes permanent source failures non-retryable; unreachable
+// repositories retry a few times (the workflow's policy bounds them).
+func (a *Activities) sourceError(err error) error {
+	switch {
+	case errors.Is(err, source.ErrRefNotFound), errors.Is(err, source.ErrForbiddenURL), errors.Is(err, source.ErrBadArchive),
+		errors.Is(err, source.ErrUnsafePath), errors.Is(err, source.ErrTooLarge):
+		return nonRetryable(ErrTypeSource, err)
+	default:
+		return fmt.Errorf("fetch code: %w", err)
+	}
+}

@@ -1,0 +1,122 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/spec"
+)
+
+// InstallRequirements makes the server's venv (system site packages: Debian's
+// numpy and Pillow) and pip-installs the spec's and aai_pip-requirements.txt's
+// requirements. pip's output streams into the event log as it runs.
+func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (InstallInfo, error) {
+	reqPath := filepath.Join(in.Code.Dir, RequirementsFile)
+	fileReqs := in.Code.Requirements
+	if in.RequirementsTxt != nil {
+		reqs, err := spec.ParseRequirements(*in.RequirementsTxt)
+		if err != nil {
+			return InstallInfo{}, nonRetryable(ErrTypeBadInput, err)
+		}
+		if err := python.WriteRequirementsFile(reqPath, reqs); err != nil {
+			return InstallInfo{}, fmt.Errorf("write %s: %w", RequirementsFile, err)
+		}
+		fileReqs = reqs
+	}
+	reqs := mergeRequirements(in.Spec.Requirements, fileReqs)
+	venv := filepath.Join(in.Server.Workdir, "venv")
+	a.event(ctx, in.DeploymentID, "install_requirements", "preparing venv %s", venv)
+	py, err := python.EnsureVenv(ctx, a.Python, venv)
+	if err != nil {
+		return InstallInfo{}, fmt.Errorf("venv: %w", err)
+	}
+	info := InstallInfo{CodeRevision: in.Code.Revision, Python: py, Requirements: reqs}
+	if len(reqs) == 0 {
+		a.event(ctx, in.DeploymentID, "install_requirements", "no requirements to install")
+		return info, nil
+	}
+	a.event(ctx, in.DeploymentID, "install_requirements", "pip install %s", strings.Join(reqs, " "))
+	lines := newLineBatcher(func(text string) { a.event(ctx, in.DeploymentID, "pip", "%s", text) })
+	stop := heartbeatEvery(ctx, 5*time.Second, func() any { return "pip install" })
+	out, err := python.Install(ctx, py, reqs, a.Pip, func(line string) {
+		lines.add(line)
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, line)
+		}
+	})
+	stop()
+	lines.flush()
+	info.Output = tail(out, 4000)
+	var ie *python.InstallError
+	if errors.As(err, &ie) {
+		return InstallInfo{}, nonRetryable(ErrTypeInstallFailed, err)
+	}
+	if err != nil {
+		return InstallInfo{}, fmt.Errorf("pip install: %w", err)
+	}
+	a.event(ctx, in.DeploymentID, "install_requirements", "installed %d requirement(s)", len(reqs))
+	return info, nil
+}
+
+// mergeRequirements keeps the spec's requirements first and drops duplicates.
+func mergeRequirements(lists ...[]string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, l := range lists {
+		for _, r := range l {
+			if !seen[r] {
+				seen[r] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
+// lineBatcher groups output lines into one event a second, so a chatty pip
+// does not write thousands of rows.
+type lineBatcher struct {
+	mu    sync.Mutex
+	buf   []string
+	last  time.Time
+	write func(string)
+}
+
+func newLineBatcher(write func(string)) *lineBatcher {
+	return &lineBatcher{write: write, last: time.Now()}
+}
+
+func (b *lineBatcher) add(line string) {
+	b.mu.Lock()
+	b.buf = append(b.buf, line)
+	due := time.Since(b.last) > time.Second || len(b.buf) >= 50
+	b.mu.Unlock()
+	if due {
+		b.flush()
+	}
+}
+
+func (b *lineBatcher) flush() {
+	b.mu.Lock()
+	text := strings.Join(b.buf, "\n")
+	b.buf, b.last = nil, time.Now()
+	b.mu.Unlock()
+	if text != "" {
+		b.write(text)
+	}
+}

@@ -1,0 +1,118 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/inference"
+)
+
+// serviceConfig is the inference server config for a service on the server.
+func (a *Activities) serviceConfig(srv compute.Server, port int, in ServiceInput) inference.Config {
+	return inference.Config{
+		Name:             in.Spec.APIName,
+		Listen:           net.JoinHostPort(srv.Host, strconv.Itoa(port)),
+		CertFile:         in.Cert.CertFile,
+		KeyFile:          in.Cert.KeyFile,
+		TokenSHA256:      in.TokenSHA256,
+		CodeDir:          in.Code.Dir,
+		Python:           in.Install.Python,
+		Threads:          in.Spec.Threads,
+		Input:            in.Spec.Input,
+		Output:           in.Spec.Output,
+		Timeout:          inference.Duration(a.PredictTimeout),
+		AllowPrivateURLs: a.AllowPrivateURLs,
+	}.WithDefaults()
+}
+
+// writeConfig writes cfg to path and reports whether its content changed.
+func writeConfig(path string, cfg inference.Config) (changed bool, err error) {
+	old, _ := os.ReadFile(path)
+	if err := inference.WriteConfig(path, cfg); err != nil {
+		return false, fmt.Errorf("write service config: %w", err)
+	}
+	cur, _ := os.ReadFile(path)
+	return !bytes.Equal(old, cur), nil
+}
+
+// StartService makes the live endpoint run the given code revision: it
+// re-attaches when the same config already runs, or restarts it when the
+// config changed (a redeploy), then waits until the endpoint is ready.
+func (a *Activities) StartService(ctx context.Context, in ServiceInput) (ServiceInfo, error) {
+	if in.TokenSHA256 == "" {
+		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no endpoint token"))
+	}
+	cfgPath := filepath.Join(in.Server.Workdir, "live.json")
+	cfg := a.serviceConfig(in.Server, in.Server.Port, in)
+	changed, err := writeConfig(cfgPath, cfg)
+	if err != nil {
+		return ServiceInfo{}, err
+	}
+	svc := compute.ServiceSpec{Server: in.Server, Name: "live", Port: in.Server.Port, ConfigFile: cfgPath, Restart: true}
+	if changed {
+		// A different config is a redeploy: stop what runs so Start launches anew.
+		if err := a.Provider.Stop(ctx, compute.Handle{Provider: in.Server.Provider, ServerID: in.Server.ID, Name: "live"}); err != nil && !errors.Is(err, compute.ErrNotFound) {
+			return ServiceInfo{}, fmt.Errorf("stop previous endpoint: %w", err)
+		}
+	}
+	h, err := a.Provider.Start(ctx, svc)
+	if err != nil {
+		return ServiceInfo{}, fmt.Errorf("start endpoint: %w", err)
+	}
+	endpoint := "https://" + h.Address
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := inference.WaitReady(wctx, a.httpClient(5*time.Second), endpoint); err != nil {
+		return ServiceInfo{}, a.initError(err)
+	}
+	a.event(ctx, in.DeploymentID, "complete", "endpoint live at %s", endpoint)
+	return ServiceInfo{Handle: h, Endpoint: endpoint, CodeRevision: in.Code.Revision}, nil
+}
+
+// initError makes an algorithm whose __init__ fails a permanent failure.
+func (a *Activities) initError(err error) error {
+	var ie *inference.InitError
+	if errors.As(err, &ie) {
+		return nonRetryable(ErrTypeInit, err)
+	}
+	return fmt.Errorf("wait for endpoint: %w", err)
+}
+
+// StopService stops a service; stopping what is gone is not an error.
+func (a *Activities) StopService(ctx context.Context, h compute.Handle) error {
+	if err := a.Provider.Stop(ctx, h); err != nil && !errors.Is(err, compute.ErrNotFound) {
+		return fmt.Errorf("stop service %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// ReleaseServer tears the server down (folder, certificate, venv included).
+func (a *Activities) ReleaseServer(ctx context.Context, s compute.Server) error {
+	if err := a.Provider.Release(ctx, s); err != nil && !errors.Is(err, compute.ErrNotFound) {
+		return fmt.Errorf("release server %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// newToken makes a random bearer token and its SHA-256 hex, for test services
+// whose token never leaves this activity.
+func newToken() (token, sum string) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	token = hex.EncodeToString(b)
+	h := sha256.Sum256([]byte(token))
+	return token, hex.EncodeToString(h[:])
+}

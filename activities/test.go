@@ -1,0 +1,107 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/inference"
+)
+
+// RunTest is Test Code: it boots a throwaway inference server for the code
+// revision on a free port, sends testing_input_data() through its real HTTP
+// API and reports the result, or the error with its Python traceback. An
+// algorithm that fails is a result (OK=false), not an activity error.
+func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error) {
+	token, sum := newToken()
+	port, err := freePort(in.Server.Host)
+	if err != nil {
+		return TestInfo{}, err
+	}
+	cfgPath := filepath.Join(in.Server.Workdir, "test.json")
+	cfg := a.serviceConfig(in.Server, port, ServiceInput{
+		Spec: in.Spec, Code: in.Code, Install: in.Install, Cert: in.Cert, TokenSHA256: sum,
+	})
+	if _, err := writeConfig(cfgPath, cfg); err != nil {
+		return TestInfo{}, err
+	}
+	svc := compute.ServiceSpec{Server: in.Server, Name: "test", Port: port, ConfigFile: cfgPath}
+	// A test service left by a crashed attempt runs an old config: replace it.
+	_ = a.Provider.Stop(ctx, compute.Handle{Provider: in.Server.Provider, ServerID: in.Server.ID, Name: "test"})
+	a.event(ctx, in.DeploymentID, "test", "booting the inference server (%d thread(s))", in.Spec.Threads)
+	h, err := a.Provider.Start(ctx, svc)
+	if err != nil {
+		return TestInfo{}, fmt.Errorf("start test server: %w", err)
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = a.Provider.Stop(stopCtx, h)
+	}()
+	base := "https://" + h.Address
+	client := a.httpClient(a.PredictTimeout + 30*time.Second)
+	stop := heartbeatEvery(ctx, 5*time.Second, func() any { return "testing" })
+	defer stop()
+	info := TestInfo{At: time.Now().UTC(), CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := inference.WaitReady(wctx, client, base); err != nil {
+		if ie, ok := asInitError(err); ok {
+			info.Code, info.Message, info.Traceback = "init_failed", ie.Message, ie.Traceback
+			a.event(ctx, in.DeploymentID, "test", "test failed: __init__ raised: %s", ie.Message)
+			return info, nil
+		}
+		return TestInfo{}, fmt.Errorf("test server did not become ready: %w", err)
+	}
+	a.event(ctx, in.DeploymentID, "test", "server booted and ready; sending testing_input_data()")
+	res, err := inference.SelfTest(ctx, client, base, token)
+	if err != nil {
+		return TestInfo{}, fmt.Errorf("test request: %w", err)
+	}
+	info.OK, info.Status, info.Code, info.Message, info.Traceback = res.OK, res.Status, res.Code, res.Message, res.Traceback
+	info.ContentType, info.Summary, info.InputSummary = res.ContentType, res.Summary, res.InputSummary
+	info.DurationMS = res.Duration.Milliseconds()
+	if res.OK {
+		out := filepath.Join(in.Server.Workdir, "test-output", strconv.Itoa(in.Code.Revision)+outputExt(res.ContentType))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil && os.WriteFile(out, res.Output, 0o644) == nil {
+			info.OutputFile = out
+		}
+		a.event(ctx, in.DeploymentID, "test", "test passed: %s", res.Summary)
+	} else {
+		a.event(ctx, in.DeploymentID, "test", "test failed (%d %s): %s", res.Status, res.Code, res.Message)
+	}
+	return info, nil
+}
+
+func asInitError(err error) (*inference.InitError, bool) {
+	var ie *inference.InitError
+	ok := errors.As(err, &ie)
+	return ie, ok
+}
+
+func outputExt(contentType string) string {
+	switch contentType {
+	case "image/png":
+		return ".png"
+	case "application/json":
+		return ".json"
+	default:
+		return ".bin"
+	}
+}
+
+// freePort asks the kernel for a free port for a test server.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

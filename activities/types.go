@@ -1,0 +1,142 @@
+package activities
+
+import (
+	"time"
+
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/spec"
+)
+
+// ProvisionInput asks for a deployment's server.
+type ProvisionInput struct {
+	DeploymentID string    `json:"deployment_id"`
+	OwnerID      string    `json:"owner_id"`
+	Spec         spec.Spec `json:"spec"`
+}
+
+// CertInput asks for the certificate of a deployment's endpoint.
+type CertInput struct {
+	DeploymentID string         `json:"deployment_id"`
+	APIName      string         `json:"api_name"`
+	Server       compute.Server `json:"server"`
+}
+
+// CertInfo locates a deployment's certificate on its server.
+type CertInfo struct {
+	CertFile string    `json:"cert_file"`
+	KeyFile  string    `json:"key_file"`
+	Names    []string  `json:"names"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// UploadedFile is a file the API staged for the worker: an archive or a model.
+type UploadedFile struct {
+	// Path is where the API stored it (inside the platform's upload folder).
+	Path string `json:"path"`
+	// Name is the relative path it gets in the code folder.
+	Name string `json:"name"`
+}
+
+// CodeSource is where code comes from: exactly one of GitURL or Archive.
+type CodeSource struct {
+	GitURL  string         `json:"git_url,omitempty"`
+	Ref     string         `json:"ref,omitempty"`
+	Archive *UploadedFile  `json:"archive,omitempty"`
+	Files   []UploadedFile `json:"files,omitempty"`
+}
+
+// FetchCodeInput fetches code revision Revision into the server.
+type FetchCodeInput struct {
+	DeploymentID string         `json:"deployment_id"`
+	Server       compute.Server `json:"server"`
+	Spec         spec.Spec      `json:"spec"`
+	Source       CodeSource     `json:"source"`
+	Revision     int            `json:"revision"`
+}
+
+// CodeInfo describes a fetched code revision.
+type CodeInfo struct {
+	Revision      int      `json:"revision"`
+	Dir           string   `json:"dir"`
+	Source        string   `json:"source"` // "git" or "upload"
+	GitURL        string   `json:"git_url,omitempty"`
+	Ref           string   `json:"ref,omitempty"`
+	Commit        string   `json:"commit,omitempty"`
+	GeneratedMain bool     `json:"generated_main"`
+	Requirements  []string `json:"requirements"`
+	Files         []string `json:"files,omitempty"`
+}
+
+// InstallInput installs requirements for a code revision into the server's venv.
+type InstallInput struct {
+	DeploymentID string         `json:"deployment_id"`
+	Server       compute.Server `json:"server"`
+	Spec         spec.Spec      `json:"spec"`
+	Code         CodeInfo       `json:"code"`
+	// RequirementsTxt replaces aai_pip-requirements.txt when set.
+	RequirementsTxt *string `json:"requirements_txt,omitempty"`
+}
+
+// InstallInfo is the outcome of an install.
+type InstallInfo struct {
+	CodeRevision int      `json:"code_revision"`
+	Revision     int      `json:"revision"`
+	Python       string   `json:"python"`
+	Requirements []string `json:"requirements"`
+	Output       string   `json:"output"`
+}
+
+// TestInput runs Test Code.
+type TestInput struct {
+	DeploymentID string         `json:"deployment_id"`
+	Server       compute.Server `json:"server"`
+	Spec         spec.Spec      `json:"spec"`
+	Code         CodeInfo       `json:"code"`
+	Install      InstallInfo    `json:"install"`
+	Cert         CertInfo       `json:"cert"`
+}
+
+// TestInfo is the result of Test Code: OK, or the error with its traceback.
+type TestInfo struct {
+	OK              bool      `json:"ok"`
+	At              time.Time `json:"at"`
+	CodeRevision    int       `json:"code_revision"`
+	InstallRevision int       `json:"install_revision"`
+	Status          int       `json:"status,omitempty"`
+	Code            string    `json:"code,omitempty"`
+	Message         string    `json:"message,omitempty"`
+	Traceback       string    `json:"traceback,omitempty"`
+	ContentType     string    `json:"content_type,omitempty"`
+	Summary         string    `json:"summary,omitempty"`
+	InputSummary    string    `json:"input_summary,omitempty"`
+	OutputFile      string    `json:"output_file,omitempty"`
+	DurationMS      int64     `json:"duration_ms"`
+}
+
+// ServiceInput (re)starts the live endpoint.
+type ServiceInput struct {
+	DeploymentID string         `json:"deployment_id"`
+	Server       compute.Server `json:"server"`
+	Spec         spec.Spec      `json:"spec"`
+	Code         CodeInfo       `json:"code"`
+	Install      InstallInfo    `json:"install"`
+	Cert         CertInfo       `json:"cert"`
+	TokenSHA256  string         `json:"token_sha256"`
+}
+
+// ServiceInfo describes the live endpoint.
+type ServiceInfo struct {
+	Handle       compute.Handle `json:"handle"`
+	Endpoint     string         `json:"endpoint"`
+	CodeRevision int            `json:"code_revision"`
+	Since        time.Time      `json:"since"`
+}
+
+// StateRecord projects a deployment's state into the store (listing, restarts).
+type StateRecord struct {
+	DeploymentID string `json:"deployment_id"`
+	Step         string `json:"step"`
+	Status       string `json:"status"`
+	Endpoint     string `json:"endpoint"`
+	Error        string `json:"error"`
+}

@@ -1,0 +1,134 @@
+// Command algocloud runs the platform: `algocloud dev` runs everything in one
+// process; `api` and `worker` run the pieces against a Temporal cluster.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/internal/platform"
+)
+
+var execLookPath = exec.LookPath
+
+const usage = `algocloud turns a Python image algorithm into an HTTPS API.
+
+Usage:
+  algocloud dev     [flags]   everything in one process: embedded Temporal + UI, API, worker, local servers
+  algocloud api     [flags]   the REST API against --temporal-address and --database-url
+  algocloud worker  [flags]   the Temporal worker against --temporal-address and --database-url
+  algocloud token   [flags] USER   create a user (if new) and print a new API token for it
+
+Run "algocloud <command> -h" for its flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "dev":
+		err = run(args, "dev", true, true, true)
+	case "api":
+		err = run(args, "api", false, true, false)
+	case "worker":
+		err = run(args, "worker", false, false, true)
+	case "token":
+		err = token(args)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "algocloud:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, name string, dev, runAPI, runWorker bool) error {
+	var c config
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	c.flags(fs, dev)
+	_ = fs.Parse(args)
+	if err := c.finish(); err != nil {
+		return err
+	}
+	log := c.logger()
+	opts := platform.Options{
+		DataDir: c.DataDir, Embedded: dev, TemporalAddress: c.TemporalAddress,
+		TemporalPort: c.TemporalPort, UIPort: c.UIPort, Namespace: c.Namespace,
+		DatabaseURL: c.DatabaseURL, RunAPI: runAPI, RunWorker: runWorker, APIAddr: c.APIAddr,
+		Host: c.Host, Domain: c.Domain,
+		Pip:           python.InstallOptions{IndexURL: c.PipIndexURL, FindLinks: platform.SplitList(c.PipFindLinks), NoIndex: c.PipNoIndex},
+		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
+		PredictTimeout: c.PredictTimeout, Logger: log,
+	}
+	if runWorker {
+		bin, err := c.inferBinary()
+		if err != nil {
+			return err
+		}
+		opts.InferCommand = []string{bin}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := platform.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer p.Stop()
+	if dev {
+		tok, err := p.EnsureDevUser(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("algocloud dev is running\n  API and wizard  %s\n  Temporal        %s\n", p.APIURL, p.Temporal.HostPort())
+		if ui := p.Temporal.UIAddress(); ui != "" {
+			fmt.Printf("  Temporal UI     http://%s\n", ui)
+		}
+		fmt.Printf("  data            %s\n  endpoints' CA   %s\n", c.DataDir, p.CA.RootFile())
+		if tok != "" {
+			fmt.Printf("\nFirst start: user \"dev\" created. Its API token (shown once, stored hashed):\n  %s\n", tok)
+			fmt.Printf("  export ALGOCLOUD_TOKEN=%s\n", tok)
+		} else {
+			fmt.Printf("\nSign in with your dev token; lost it? run: algocloud token --data %s dev\n", c.DataDir)
+		}
+		fmt.Println("\nCtrl-C stops everything.")
+	} else {
+		log.Info("algocloud running", "command", name, "api", p.APIURL)
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return nil
+}
+
+func token(args []string) error {
+	var c config
+	fs := flag.NewFlagSet("token", flag.ExitOnError)
+	c.flags(fs, true)
+	_ = fs.Parse(args)
+	if fs.NArg() != 1 {
+		return fmt.Errorf("usage: algocloud token [--data DIR | --database-url URL] USER")
+	}
+	if err := c.finish(); err != nil {
+		return err
+	}
+	tok, err := platform.CreateToken(context.Background(), c.DatabaseURL, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Println(tok)
+	return nil
+}

@@ -1,0 +1,256 @@
+// Package platform assembles algocloud's pieces (Temporal, store, CA, compute
+// provider, worker, API) for `algocloud dev`, `algocloud api`, `algocloud
+// worker` and the integration tests, so all of them run the same wiring.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/certs"
+	"github.com/algocloud/algocloud/activities/compute/local"
+	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/api"
+	"github.com/algocloud/algocloud/internal/temporaldev"
+	"github.com/algocloud/algocloud/store"
+	"github.com/algocloud/algocloud/templates"
+	"github.com/algocloud/algocloud/worker"
+)
+
+// Options configures a platform. Zero values are dev defaults.
+type Options struct {
+	DataDir string
+	// Embedded runs an in-process Temporal server (dev); otherwise TemporalAddress is dialled.
+	Embedded        bool
+	TemporalAddress string
+	TemporalPort    int // embedded frontend port; 0 picks a free one
+	UIPort          int // embedded UI port; 0 disables the UI
+	Namespace       string
+	DatabaseURL     string
+	// RunAPI and RunWorker choose the pieces (dev runs both).
+	RunAPI    bool
+	RunWorker bool
+	APIAddr   string // "127.0.0.1:0" picks a free port
+	// Worker settings.
+	InferCommand     []string
+	Host             string
+	Domain           string
+	Pip              python.InstallOptions
+	AllowLocalGit    bool
+	AllowPrivateGit  bool
+	AllowPrivateURLs bool
+	PredictTimeout   time.Duration
+	Logger           *slog.Logger
+}
+
+// Platform is a running set of pieces.
+type Platform struct {
+	opts     Options
+	Temporal *temporaldev.Server
+	Client   client.Client
+	Store    *store.Store
+	CA       *certs.CA
+	Provider *local.Provider
+	worker   sdkworker.Worker
+	http     *http.Server
+	// APIURL is the API's base URL when RunAPI.
+	APIURL string
+	log    *slog.Logger
+}
+
+// Start brings the configured pieces up; Stop takes them down.
+func Start(ctx context.Context, o Options) (_ *Platform, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Domain == "" {
+		o.Domain = "algocloud.test"
+	}
+	if o.PredictTimeout == 0 {
+		o.PredictTimeout = 60 * time.Second
+	}
+	if o.DatabaseURL == "" {
+		o.DatabaseURL = "sqlite://" + filepath.Join(o.DataDir, "algocloud.db")
+	}
+	p := &Platform{opts: o, log: o.Logger}
+	defer func() {
+		if err != nil {
+			p.Stop()
+		}
+	}()
+	hostPort := o.TemporalAddress
+	if o.Embedded {
+		p.Temporal, err = temporaldev.Start(temporaldev.Options{
+			FrontendPort: o.TemporalPort, UIPort: o.UIPort, Namespace: o.Namespace,
+			DatabaseFile: filepath.Join(o.DataDir, "temporal.db"), Logger: o.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		hostPort = p.Temporal.HostPort()
+	}
+	if p.Store, err = store.Open(ctx, o.DatabaseURL); err != nil {
+		return nil, err
+	}
+	if p.CA, err = certs.LoadOrCreateCA(filepath.Join(o.DataDir, "ca")); err != nil {
+		return nil, err
+	}
+	p.Client, err = client.DialContext(ctx, client.Options{
+		HostPort: hostPort, Namespace: o.Namespace,
+		Logger: sdklog.NewStructuredLogger(o.Logger.With("component", "temporal-sdk")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", hostPort, err)
+	}
+	if o.RunWorker {
+		if err := p.startWorker(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if o.RunAPI {
+		if err := p.startAPI(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *Platform) startWorker(ctx context.Context) error {
+	o := p.opts
+	if len(o.InferCommand) == 0 {
+		return errors.New("no inference server command (algocloud-infer)")
+	}
+	var err error
+	p.Provider, err = local.New(local.Options{
+		DataDir: o.DataDir, Host: o.Host, Command: o.InferCommand, Logger: o.Logger.With("component", "local-compute"),
+	})
+	if err != nil {
+		return err
+	}
+	acts := &activities.Activities{
+		Provider: p.Provider, CA: p.CA, Store: p.Store,
+		UploadDir: p.UploadDir(), Python: "/usr/bin/python3", Pip: o.Pip,
+		AllowLocalGit: o.AllowLocalGit, AllowPrivateGit: o.AllowPrivateGit, AllowPrivateURLs: o.AllowPrivateURLs,
+		Domain: o.Domain, PredictTimeout: o.PredictTimeout, Logger: o.Logger.With("component", "activities"),
+	}
+	p.worker = worker.New(p.Client, acts)
+	if err := p.worker.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	return worker.Reconcile(ctx, p.Client, p.Store, o.Logger)
+}
+
+func (p *Platform) startAPI() error {
+	o := p.opts
+	h := api.New(api.Config{
+		Store: p.Store, Workflows: api.NewTemporalWorkflows(p.Client),
+		UploadDir: p.UploadDir(), CARootPEM: p.CA.RootPEM(), Skeleton: templates.Skeleton,
+		Logger: o.Logger.With("component", "api"),
+	})
+	addr := o.APIAddr
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	p.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	p.APIURL = "http://" + l.Addr().String()
+	go func() {
+		if err := p.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("api server", "error", err)
+		}
+	}()
+	return nil
+}
+
+// UploadDir is where the API stages uploads for the worker.
+func (p *Platform) UploadDir() string { return filepath.Join(p.opts.DataDir, "uploads") }
+
+// EnsureDevUser creates the user "dev" with a token on first start and returns
+// the token (empty when the user already existed).
+func (p *Platform) EnsureDevUser(ctx context.Context) (string, error) {
+	u, err := p.Store.CreateUser(ctx, "dev")
+	if errors.Is(err, store.ErrConflict) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	tok, _, err := p.Store.CreateToken(ctx, u.ID, "dev")
+	return tok, err
+}
+
+// Stop shuts everything down: API first, then the worker, the endpoints
+// (children of this process), the client, the store and Temporal.
+func (p *Platform) Stop() {
+	if p.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = p.http.Shutdown(ctx)
+		cancel()
+	}
+	if p.worker != nil {
+		p.worker.Stop()
+	}
+	if p.Provider != nil {
+		p.Provider.Close()
+	}
+	if p.Client != nil {
+		p.Client.Close()
+	}
+	if p.Store != nil {
+		p.Store.Close()
+	}
+	if p.Temporal != nil {
+		p.Temporal.Stop()
+	}
+}
+
+// SplitList splits a comma-separated flag value.
+func SplitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// CreateToken creates user (when new) in the database at dsn and returns a new
+// API token for it, shown once.
+func CreateToken(ctx context.Context, dsn, user string) (string, error) {
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	u, err := st.CreateUser(ctx, user)
+	if errors.Is(err, store.ErrConflict) {
+		u, err = st.UserByName(ctx, user)
+	}
+	if err != nil {
+		return "", err
+	}
+	tok, _, err := st.CreateToken(ctx, u.ID, "cli")
+	return tok, err
+}

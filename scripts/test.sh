@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Run every test: install what is missing, build the binaries, vet, then the
+# unit tests with the race detector and the integration tests (embedded
+# Temporal server, real Python, real PostgreSQL started by the tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+./scripts/build.sh
+
+unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
+go vet ./...
+
+# Packages that link the Temporal server build slowly under -race on 2 cores:
+# they run without it; everything else runs with it.
+heavy='/internal/temporaldev|/internal/platform|/integration|/cmd/algocloud$'
+light=$(go list ./... | grep -Ev "$heavy")
+heavy_pkgs=$(go list ./... | grep -E "$heavy" || true)
+export ALGOCLOUD_INFER_BIN="$PWD/bin/algocloud-infer"
+go test -race -count=1 -timeout 20m $light
+if [ -n "$heavy_pkgs" ]; then
+  go test -count=1 -timeout 30m $heavy_pkgs
+fi

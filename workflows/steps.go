@@ -1,0 +1,274 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/compute"
+)
+
+func (d *deployment) validateProvision(Empty) error {
+	if err := d.ready(UpdateProvision); err != nil {
+		return err
+	}
+	if d.st.Server != nil && d.st.Cert != nil {
+		return d.reject("already provisioned: server %s", d.st.Server.ID)
+	}
+	return nil
+}
+
+func (d *deployment) provision(ctx workflow.Context, _ Empty) (State, error) {
+	err := d.run(ctx, UpdateProvision, func(ctx workflow.Context) (string, error) {
+		if d.st.Server == nil {
+			actx := activityOptions(ctx, 15*time.Minute, time.Minute, 10)
+			var srv = new(compute.Server)
+			in := activities.ProvisionInput{DeploymentID: d.st.DeploymentID, OwnerID: d.st.OwnerID, Spec: d.st.Spec}
+			if err := workflow.ExecuteActivity(actx, a.ProvisionServer, in).Get(actx, srv); err != nil {
+				return "", err
+			}
+			d.st.Server = srv
+		}
+		actx := activityOptions(ctx, 5*time.Minute, 0, 5)
+		var cert activities.CertInfo
+		in := activities.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
+		if err := workflow.ExecuteActivity(actx, a.IssueCertificate, in).Get(actx, &cert); err != nil {
+			return "", err
+		}
+		d.st.Cert = &cert
+		return fmt.Sprintf("server %s at %s, certificate for %v", d.st.Server.ID, d.st.Server.Host, cert.Names), nil
+	})
+	return d.st, err
+}
+
+func (d *deployment) validateFetchCode(r FetchCodeRequest) error {
+	if err := d.ready(UpdateFetchCode); err != nil {
+		return err
+	}
+	if d.st.Server == nil || d.st.Cert == nil {
+		return d.reject("provision the server before fetching code")
+	}
+	if (r.GitURL == "") == (r.Archive == nil) {
+		return d.reject("give exactly one code source: git_url or an uploaded archive")
+	}
+	return nil
+}
+
+func (d *deployment) fetchCode(ctx workflow.Context, r FetchCodeRequest) (State, error) {
+	err := d.run(ctx, UpdateFetchCode, func(ctx workflow.Context) (string, error) {
+		rev := d.st.Revisions + 1
+		actx := activityOptions(ctx, 15*time.Minute, 30*time.Second, 3)
+		var code activities.CodeInfo
+		in := activities.FetchCodeInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Source: r, Revision: rev}
+		if err := workflow.ExecuteActivity(actx, a.FetchCode, in).Get(actx, &code); err != nil {
+			return "", err
+		}
+		d.st.Revisions = rev
+		d.st.Code = &code
+		msg := fmt.Sprintf("code revision %d from %s", rev, code.Source)
+		if code.Commit != "" {
+			msg += " at " + code.Commit
+		}
+		if code.GeneratedMain {
+			msg += "; aai_main.py generated from the skeleton"
+		}
+		return msg, nil
+	})
+	return d.st, err
+}
+
+func (d *deployment) validateInstall(r InstallRequest) error {
+	if err := d.ready(UpdateInstall); err != nil {
+		return err
+	}
+	if d.st.Code == nil {
+		return d.reject("fetch code before installing requirements")
+	}
+	if r.RequirementsTxt != nil && len(*r.RequirementsTxt) > 64<<10 {
+		return d.reject("requirements_txt is over 64 KiB")
+	}
+	return nil
+}
+
+func (d *deployment) install(ctx workflow.Context, r InstallRequest) (State, error) {
+	err := d.run(ctx, UpdateInstall, func(ctx workflow.Context) (string, error) {
+		actx := activityOptions(ctx, 30*time.Minute, time.Minute, 3)
+		var info activities.InstallInfo
+		in := activities.InstallInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, RequirementsTxt: r.RequirementsTxt}
+		if err := workflow.ExecuteActivity(actx, a.InstallRequirements, in).Get(actx, &info); err != nil {
+			return "", err
+		}
+		info.Revision = 1
+		if d.st.Install != nil {
+			info.Revision = d.st.Install.Revision + 1
+		}
+		if r.RequirementsTxt != nil {
+			d.st.Code.Requirements = info.Requirements
+		}
+		d.st.Install = &info
+		return fmt.Sprintf("%d requirement(s) installed", len(info.Requirements)), nil
+	})
+	return d.st, err
+}
+
+func (d *deployment) validateTest(TestRequest) error {
+	if err := d.ready(UpdateTest); err != nil {
+		return err
+	}
+	if d.st.Code == nil || d.st.Install == nil || d.st.Install.CodeRevision != d.st.Code.Revision {
+		return d.reject("install requirements for the current code before testing")
+	}
+	return nil
+}
+
+func (d *deployment) test(ctx workflow.Context, _ TestRequest) (State, error) {
+	err := d.run(ctx, UpdateTest, func(ctx workflow.Context) (string, error) {
+		actx := activityOptions(ctx, 10*time.Minute, time.Minute, 2)
+		var info activities.TestInfo
+		in := activities.TestInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, Install: *d.st.Install, Cert: *d.st.Cert}
+		if err := workflow.ExecuteActivity(actx, a.RunTest, in).Get(actx, &info); err != nil {
+			return "", err
+		}
+		d.st.Test = &info
+		if !info.OK {
+			return "test failed: " + info.Message, nil
+		}
+		return "test passed: " + info.Summary, nil
+	})
+	return d.st, err
+}
+
+func (d *deployment) validateComplete(r CompleteRequest) error {
+	if err := d.ready(UpdateComplete); err != nil {
+		return err
+	}
+	if !d.st.testCurrent() {
+		return d.reject("Test Code must pass for the current code and requirements before completing")
+	}
+	if r.TokenSHA256 == "" && d.st.TokenSHA256 == "" {
+		return d.reject("no endpoint token")
+	}
+	return nil
+}
+
+func (d *deployment) complete(ctx workflow.Context, r CompleteRequest) (State, error) {
+	if r.TokenSHA256 != "" {
+		d.st.TokenSHA256 = r.TokenSHA256
+	}
+	err := d.run(ctx, UpdateComplete, func(ctx workflow.Context) (string, error) {
+		msg, err := d.startService(ctx, true)
+		if err == nil {
+			d.st.Status = StatusLive
+		}
+		return msg, err
+	})
+	return d.st, err
+}
+
+// startService (re)starts the live endpoint. fresh serves the current, tested
+// working copy (Complete); otherwise it serves what was last completed (start
+// after stop, reconcile after a platform restart), even if the working copy
+// has moved on since.
+func (d *deployment) startService(ctx workflow.Context, fresh bool) (string, error) {
+	serving := d.st.Serving
+	if fresh {
+		serving = &Serving{Spec: d.st.Spec, Code: *d.st.Code, Install: *d.st.Install}
+	}
+	if serving == nil {
+		return "", fmt.Errorf("nothing completed to serve")
+	}
+	actx := activityOptions(ctx, 5*time.Minute, 0, 5)
+	var info activities.ServiceInfo
+	in := activities.ServiceInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: serving.Spec, Code: serving.Code, Install: serving.Install, Cert: *d.st.Cert, TokenSHA256: d.st.TokenSHA256}
+	if err := workflow.ExecuteActivity(actx, a.StartService, in).Get(actx, &info); err != nil {
+		return "", err
+	}
+	info.Since = workflow.Now(ctx)
+	d.st.Live = &info
+	d.st.Serving = serving
+	return "endpoint live at " + info.Endpoint, nil
+}
+
+func (d *deployment) validateStop(Empty) error {
+	if err := d.ready(UpdateStop); err != nil {
+		return err
+	}
+	if d.st.Status != StatusLive {
+		return d.reject("only a live deployment can be stopped (it is %s)", d.st.Status)
+	}
+	return nil
+}
+
+func (d *deployment) stop(ctx workflow.Context, _ Empty) (State, error) {
+	err := d.run(ctx, UpdateStop, func(ctx workflow.Context) (string, error) {
+		actx := activityOptions(ctx, 2*time.Minute, 0, 10)
+		if err := workflow.ExecuteActivity(actx, a.StopService, d.st.Live.Handle).Get(actx, nil); err != nil {
+			return "", err
+		}
+		d.st.Status = StatusStopped
+		return "endpoint stopped", nil
+	})
+	return d.st, err
+}
+
+func (d *deployment) validateStart(Empty) error {
+	if err := d.ready(UpdateStart); err != nil {
+		return err
+	}
+	if d.st.Status != StatusStopped {
+		return d.reject("only a stopped deployment can be started (it is %s)", d.st.Status)
+	}
+	return nil
+}
+
+func (d *deployment) start(ctx workflow.Context, _ Empty) (State, error) {
+	err := d.run(ctx, UpdateStart, func(ctx workflow.Context) (string, error) {
+		msg, err := d.startService(ctx, false)
+		if err == nil {
+			d.st.Status = StatusLive
+		}
+		return msg, err
+	})
+	return d.st, err
+}
+
+func (d *deployment) validateDelete(Empty) error {
+	if d.st.Status == StatusDeleted {
+		return d.reject("deployment is already deleted")
+	}
+	if d.st.Busy == UpdateDelete {
+		return d.reject("deletion is already running")
+	}
+	return nil
+}
+
+// delete tears everything down (the saga's compensations, each idempotent):
+// the live endpoint, the server with its code, venv and certificate, then the
+// store row, which frees the API name. It waits for a running step first.
+func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
+	if err := workflow.Await(ctx, func() bool { return d.st.Busy == "" }); err != nil {
+		return d.st, err
+	}
+	d.st.Status = StatusDeleting
+	err := d.run(ctx, UpdateDelete, func(ctx workflow.Context) (string, error) {
+		actx := activityOptions(ctx, 5*time.Minute, 0, 0)
+		if d.st.Live != nil {
+			if err := workflow.ExecuteActivity(actx, a.StopService, d.st.Live.Handle).Get(actx, nil); err != nil {
+				return "", err
+			}
+		}
+		if d.st.Server != nil {
+			if err := workflow.ExecuteActivity(actx, a.ReleaseServer, *d.st.Server).Get(actx, nil); err != nil {
+				return "", err
+			}
+		}
+		if err := workflow.ExecuteActivity(actx, a.MarkDeleted, d.st.DeploymentID).Get(actx, nil); err != nil {
+			return "", err
+		}
+		d.st.Status = StatusDeleted
+		return "deleted", nil
+	})
+	return d.st, err
+}
