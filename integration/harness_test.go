@@ -1,0 +1,216 @@
+// Package integration runs the whole platform in-process, as `algocloud dev`
+// does: the embedded Temporal server on SQLite, the store, the worker with the
+// local compute provider, the API, real inference servers and real Python.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/platform"
+)
+
+var inferBin string
+
+func TestMain(m *testing.M) {
+	// The inference server is its own binary; build it once for the package.
+	dir, err := os.MkdirTemp("", "algocloud-it-*")
+	if err != nil {
+		panic(err)
+	}
+	inferBin = filepath.Join(dir, "algocloud-infer")
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	cmd := exec.Command("go", "build", "-o", inferBin, "./cmd/algocloud-infer")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build algocloud-infer:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// startPlatform starts every piece on dataDir, as `algocloud dev` does.
+func startPlatform(t testing.TB, dataDir string, mutate ...func(*platform.Options)) *platform.Platform {
+	t.Helper()
+	level := slog.LevelWarn
+	if os.Getenv("ALGOCLOUD_TEST_VERBOSE") != "" {
+		level = slog.LevelDebug
+	}
+	opts := platform.Options{
+		DataDir: dataDir, Embedded: true, RunAPI: true, RunWorker: true, APIAddr: "127.0.0.1:0",
+		InferCommand: []string{inferBin}, AllowLocalGit: true, PredictTimeout: 20 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := platform.Start(ctx, opts)
+	require.NoError(t, err)
+	return p
+}
+
+// client calls the REST API as one user.
+type client struct {
+	t     testing.TB
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newClient(t testing.TB, p *platform.Platform, token string) *client {
+	return &client{t: t, base: p.APIURL, token: token, http: &http.Client{Timeout: 5 * time.Minute}}
+}
+
+// resp is a decoded JSON answer.
+type resp struct {
+	Status int
+	Body   map[string]any
+	Raw    []byte
+}
+
+func (r resp) str(path ...string) string {
+	var v any = r.Body
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		v = m[k]
+	}
+	s, _ := v.(string)
+	return s
+}
+
+func (c *client) do(method, path string, body any) resp {
+	c.t.Helper()
+	var rd io.Reader
+	ctype := ""
+	switch b := body.(type) {
+	case nil:
+	case *multipart.Writer:
+		c.t.Fatal("use upload")
+	default:
+		js, err := json.Marshal(b)
+		require.NoError(c.t, err)
+		rd, ctype = bytes.NewReader(js), "application/json"
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	require.NoError(c.t, err)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	return c.send(req)
+}
+
+func (c *client) send(req *http.Request) resp {
+	c.t.Helper()
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	res, err := c.http.Do(req)
+	require.NoError(c.t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(c.t, err)
+	out := resp{Status: res.StatusCode, Raw: raw}
+	_ = json.Unmarshal(raw, &out.Body)
+	return out
+}
+
+// upload posts a multipart form with files (field name -> path on disk).
+func (c *client) upload(path string, files map[string][]string) resp {
+	c.t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for field, paths := range files {
+		for _, p := range paths {
+			fw, err := w.CreateFormFile(field, filepath.Base(p))
+			require.NoError(c.t, err)
+			b, err := os.ReadFile(p)
+			require.NoError(c.t, err)
+			_, _ = fw.Write(b)
+		}
+	}
+	require.NoError(c.t, w.Close())
+	req, err := http.NewRequest(http.MethodPost, c.base+path, &buf)
+	require.NoError(c.t, err)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	return c.send(req)
+}
+
+func (c *client) step(id, step string, body any) resp {
+	return c.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/"+step, body)
+}
+
+// endpointClient verifies endpoints with the platform's CA (never skips verification).
+func endpointClient(t testing.TB, p *platform.Platform) *http.Client {
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(p.CA.RootPEM()))
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// gitRepo makes a real Git repository from a folder's files, committed on main.
+func gitRepo(t testing.TB, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS(src)))
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"add", "-A"},
+		{"-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "algorithm"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	return dir
+}
+
+// commit writes files into repo and commits them.
+func commit(t testing.TB, repo string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(repo, name), []byte(content), 0o644))
+	}
+	for _, args := range [][]string{{"add", "-A"}, {"-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "change"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+}
+
+func devToken(t testing.TB, p *platform.Platform) string {
+	tok, err := p.EnsureDevUser(context.Background())
+	require.NoError(t, err)
+	require.NotEmpty(t, tok)
+	return tok
+}
