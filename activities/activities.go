@@ -120,6 +120,7 @@ func (a *Activities) MarkDeleted(ctx context.Context, id string) error {
 
 // ProvisionServer provisions (or re-attaches to) the deployment's server.
 func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (compute.Server, error) {
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "provisioning" })()
 	a.event(ctx, in.DeploymentID, "provision", "provisioning a %s server (%s, %s)", in.Spec.Compute, in.Spec.InstanceType, in.Spec.Region)
 	s, err := a.Provider.Provision(ctx, compute.ServerSpec{
 		DeploymentID: in.DeploymentID, Owner: in.OwnerID, APIName: in.Spec.APIName,

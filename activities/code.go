@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/activities/source"
@@ -35,17 +36,16 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return CodeInfo{}, fmt.Errorf("code folder: %w", err)
 	}
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "fetching code" })()
 	info := CodeInfo{Revision: in.Revision, Dir: dir}
 	src := in.Source
 	switch {
 	case src.GitURL != "":
 		a.event(ctx, in.DeploymentID, "fetch_code", "cloning %s (ref %q)", src.GitURL, src.Ref)
-		stop := heartbeatEvery(ctx, 5e9, func() any { return "cloning" })
 		res, err := source.Clone(ctx, source.CloneOptions{
 			URL: src.GitURL, Ref: src.Ref, Dest: dir,
 			AllowLocal: a.AllowLocalGit, AllowPrivate: a.AllowPrivateGit,
 		})
-		stop()
 		if err != nil {
 			return CodeInfo{}, a.sourceError(err)
 		}

@@ -53,6 +53,7 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 	if in.TokenSHA256 == "" {
 		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no endpoint token"))
 	}
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "starting endpoint" })()
 	cfgPath := filepath.Join(in.Server.Workdir, "live.json")
 	cfg := a.serviceConfig(in.Server, in.Server.Port, in)
 	changed, err := writeConfig(cfgPath, cfg)

@@ -239,6 +239,10 @@ func (d *deployment) configure(ctx workflow.Context, r ConfigureRequest) (State,
 	return d.st, err
 }
 
+// heartbeat is the heartbeat timeout of long activities (they beat every 5 s):
+// a worker that dies mid-step is noticed this soon and the step retried.
+const heartbeat = 20 * time.Second
+
 // activityOptions are per-step timeouts and retry policies.
 func activityOptions(ctx workflow.Context, startToClose, heartbeat time.Duration, attempts int32) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{

@@ -23,7 +23,7 @@ func (d *deployment) validateProvision(Empty) error {
 func (d *deployment) provision(ctx workflow.Context, _ Empty) (State, error) {
 	err := d.run(ctx, UpdateProvision, func(ctx workflow.Context) (string, error) {
 		if d.st.Server == nil {
-			actx := activityOptions(ctx, 15*time.Minute, time.Minute, 10)
+			actx := activityOptions(ctx, 15*time.Minute, heartbeat, 10)
 			var srv = new(compute.Server)
 			in := activities.ProvisionInput{DeploymentID: d.st.DeploymentID, OwnerID: d.st.OwnerID, Spec: d.st.Spec}
 			if err := workflow.ExecuteActivity(actx, a.ProvisionServer, in).Get(actx, srv); err != nil {
@@ -59,7 +59,7 @@ func (d *deployment) validateFetchCode(r FetchCodeRequest) error {
 func (d *deployment) fetchCode(ctx workflow.Context, r FetchCodeRequest) (State, error) {
 	err := d.run(ctx, UpdateFetchCode, func(ctx workflow.Context) (string, error) {
 		rev := d.st.Revisions + 1
-		actx := activityOptions(ctx, 15*time.Minute, 30*time.Second, 3)
+		actx := activityOptions(ctx, 15*time.Minute, heartbeat, 3)
 		var code activities.CodeInfo
 		in := activities.FetchCodeInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Source: r, Revision: rev}
 		if err := workflow.ExecuteActivity(actx, a.FetchCode, in).Get(actx, &code); err != nil {
@@ -94,7 +94,7 @@ func (d *deployment) validateInstall(r InstallRequest) error {
 
 func (d *deployment) install(ctx workflow.Context, r InstallRequest) (State, error) {
 	err := d.run(ctx, UpdateInstall, func(ctx workflow.Context) (string, error) {
-		actx := activityOptions(ctx, 30*time.Minute, time.Minute, 3)
+		actx := activityOptions(ctx, 30*time.Minute, heartbeat, 3)
 		var info activities.InstallInfo
 		in := activities.InstallInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, RequirementsTxt: r.RequirementsTxt}
 		if err := workflow.ExecuteActivity(actx, a.InstallRequirements, in).Get(actx, &info); err != nil {
@@ -125,7 +125,7 @@ func (d *deployment) validateTest(TestRequest) error {
 
 func (d *deployment) test(ctx workflow.Context, _ TestRequest) (State, error) {
 	err := d.run(ctx, UpdateTest, func(ctx workflow.Context) (string, error) {
-		actx := activityOptions(ctx, 10*time.Minute, time.Minute, 2)
+		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 2)
 		var info activities.TestInfo
 		in := activities.TestInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, Install: *d.st.Install, Cert: *d.st.Cert}
 		if err := workflow.ExecuteActivity(actx, a.RunTest, in).Get(actx, &info); err != nil {
@@ -179,7 +179,7 @@ func (d *deployment) startService(ctx workflow.Context, fresh bool) (string, err
 	if serving == nil {
 		return "", fmt.Errorf("nothing completed to serve")
 	}
-	actx := activityOptions(ctx, 5*time.Minute, 0, 5)
+	actx := activityOptions(ctx, 5*time.Minute, heartbeat, 5)
 	var info activities.ServiceInfo
 	in := activities.ServiceInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: serving.Spec, Code: serving.Code, Install: serving.Install, Cert: *d.st.Cert, TokenSHA256: d.st.TokenSHA256}
 	if err := workflow.ExecuteActivity(actx, a.StartService, in).Get(actx, &info); err != nil {

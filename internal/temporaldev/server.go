@@ -42,7 +42,7 @@ type Options struct {
 	DatabaseFile string
 	// Namespace to create (defaults to "default").
 	Namespace string
-	// Logger receives the server's logs at Level and above (warn by default).
+	// Logger receives the server's logs at Level and above (error by default).
 	Logger *slog.Logger
 	Level  slog.Level
 }
@@ -67,7 +67,8 @@ func Start(opts Options) (*Server, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.Level == 0 {
-		opts.Level = slog.LevelWarn
+		// The server's own pollers warn harmlessly on every shutdown; errors only.
+		opts.Level = slog.LevelError
 	}
 	var err error
 	if opts.FrontendPort == 0 {
