@@ -1,0 +1,187 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	buildOnce   sync.Once
+	platformBin string
+	buildErr    error
+)
+
+// algocloudBinary builds cmd/algocloud once (it links the Temporal server).
+func algocloudBinary(t *testing.T) string {
+	buildOnce.Do(func() {
+		platformBin = filepath.Join(filepath.Dir(inferBin), "algocloud")
+		cmd := exec.Command("go", "build", "-o", platformBin, "./cmd/algocloud")
+		cmd.Dir = repoRoot(t)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build algocloud: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return platformBin
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// devProcess is a running `algocloud dev`.
+type devProcess struct {
+	cmd   *exec.Cmd
+	api   string
+	token string
+	done  chan error
+}
+
+var (
+	apiLine   = regexp.MustCompile(`API and wizard\s+(http://\S+)`)
+	tokenLine = regexp.MustCompile(`^\s+(ac_\S+)\s*$`)
+)
+
+// startDev runs the real binary on data and waits until it reports its API.
+func startDev(t *testing.T, data string, apiPort, temporalPort int) *devProcess {
+	cmd := exec.Command(algocloudBinary(t), "dev", "--data", data, "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
+		"--temporal-port", fmt.Sprint(temporalPort), "--ui-port", "0", "--infer-bin", inferBin, "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	d := &devProcess{cmd: cmd, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := apiLine.FindStringSubmatch(line); m != nil {
+				d.api = m[1]
+			}
+			if m := tokenLine.FindStringSubmatch(line); m != nil {
+				d.token = m[1]
+			}
+			if strings.Contains(line, "Ctrl-C stops everything") {
+				close(ready)
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() { d.done <- cmd.Wait() }()
+	select {
+	case <-ready:
+	case err := <-d.done:
+		t.Fatalf("algocloud dev exited early: %v", err)
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatal("algocloud dev did not start")
+	}
+	return d
+}
+
+// inferProcesses counts algocloud-infer processes serving from data.
+func inferProcesses(t *testing.T, data string) int {
+	n := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), "algocloud-infer") && strings.Contains(string(b), data) {
+			n++
+		}
+	}
+	return n
+}
+
+const slowInitMain = `import time
+import numpy as np
+
+class AAI:
+    def __init__(self):
+        time.sleep(3)  # a model that takes a while to load
+
+    def predict(self, x):
+        return 255 - x
+
+    def testing_input_data(self):
+        return np.zeros((8, 8, 3), dtype=np.uint8)
+`
+
+// TestKillDevMidStepThenRestart kills the real `algocloud dev` with SIGKILL
+// while Test Code runs, starts it again on the same data, and expects the step
+// to finish by itself, then the deployment to complete with exactly one server
+// and one endpoint process, and a clean Ctrl-C at the end.
+func TestKillDevMidStepThenRestart(t *testing.T) {
+	data := t.TempDir()
+	apiPort, temporalPort := freePort(t), freePort(t)
+	d := startDev(t, data, apiPort, temporalPort)
+	require.NotEmpty(t, d.token, "first start prints the dev token")
+	c := &client{t: t, base: d.api, token: d.token, http: &http.Client{Timeout: 5 * time.Minute}}
+
+	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "slow", "api_name": "slow", "input": "image", "output": "image"})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	id := r.str("id")
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	commit(t, repo, map[string]string{"aai_main.py": slowInitMain})
+	require.Equal(t, http.StatusOK, c.step(id, "provision", nil).Status)
+	require.Equal(t, http.StatusOK, c.step(id, "fetch_code", map[string]any{"git_url": repo}).Status)
+	require.Equal(t, http.StatusOK, c.step(id, "install_requirements", nil).Status)
+
+	go func() { // this request dies with the process; the step must not
+		req, _ := http.NewRequest(http.MethodPost, d.api+"/api/v1/deployments/"+id+"/steps/test", nil)
+		req.Header.Set("Authorization", "Bearer "+d.token)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	require.Eventually(t, func() bool {
+		ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+		return strings.Contains(string(ev.Raw), "booting the inference server")
+	}, time.Minute, 100*time.Millisecond)
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
+	<-d.done
+	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond,
+		"the test server dies with the platform")
+
+	d2 := startDev(t, data, apiPort, temporalPort)
+	require.Empty(t, d2.token, "the dev user already exists: no new token")
+	c.base = d2.api
+	var st resp
+	require.Eventually(t, func() bool {
+		st = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+		return st.str("state", "busy") == "" && st.str("state", "step") == "tested"
+	}, 2*time.Minute, 500*time.Millisecond, "the interrupted test finishes after the restart")
+
+	r = c.step(id, "complete", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.Equal(t, 1, countServers(t, data), "no duplicated server")
+	require.Equal(t, 1, inferProcesses(t, data), "exactly the live endpoint runs")
+
+	require.NoError(t, d2.cmd.Process.Signal(os.Interrupt))
+	select {
+	case err := <-d2.done:
+		require.NoError(t, err, "Ctrl-C stops algocloud dev cleanly")
+	case <-time.After(time.Minute):
+		_ = d2.cmd.Process.Kill()
+		t.Fatal("algocloud dev did not stop on Ctrl-C")
+	}
+	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond)
+}

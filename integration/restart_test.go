@@ -1,0 +1,66 @@
+package integration
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestRestartBringsEndpointsBack stops the whole platform (its endpoints stop
+// with it) and starts it again on the same data folder: every deployment's
+// state is there and the live endpoint answers again with the same token.
+func TestRestartBringsEndpointsBack(t *testing.T) {
+	data := t.TempDir()
+	p := startPlatform(t, data)
+	tok := devToken(t, p)
+	c := newClient(t, p, tok)
+	id, endpoint, epTok := walk(t, c, "survivor", "segmentation", "image")
+	draft := createProvisioned(t, c, "draft")
+	p.Stop()
+
+	hc := endpointClient(t, p)
+	_, err := hc.Get(endpoint + "/healthz")
+	require.Error(t, err, "endpoints stop with the platform")
+
+	p2 := startPlatform(t, data)
+	defer p2.Stop()
+	c2 := newClient(t, p2, tok)
+	require.Eventually(t, func() bool {
+		res, err := hc.Get(endpoint + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, 60e9, 200e6, "the live endpoint comes back after a restart")
+	res, out := predict(t, hc, endpoint, epTok, samplePNG(t, 16, 16))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
+
+	st := c2.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, "live", st.str("state", "status"), string(st.Raw))
+	st = c2.do(http.MethodGet, "/api/v1/deployments/"+draft, nil)
+	require.Equal(t, "provisioned", st.str("state", "step"), string(st.Raw))
+	// The draft continues where it was.
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "measurements"))
+	r := c2.step(draft, "fetch_code", map[string]any{"git_url": repo})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+
+	require.Equal(t, 2, countServers(t, data), "one server per deployment, none duplicated")
+}
+
+// countServers counts server folders of the local provider.
+func countServers(t testing.TB, data string) int {
+	entries, err := os.ReadDir(filepath.Join(data, "servers"))
+	require.NoError(t, err)
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			n++
+		}
+	}
+	return n
+}
