@@ -104,7 +104,8 @@ func inferProcesses(t *testing.T, data string) int {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err == nil && strings.Contains(string(b), "algocloud-infer") && strings.Contains(string(b), data) {
+		argv := strings.Split(string(b), "\x00")
+		if err == nil && filepath.Base(argv[0]) == "algocloud-infer" && strings.Contains(string(b), data) {
 			n++
 		}
 	}
