@@ -19,8 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# task (go-task) only for those who asked for the Taskfile: `scripts/setup.sh --task`.
 gobin="$(go env GOPATH)/bin"
+# workflowcheck: the determinism checker for workflows/ (run by scripts/test.sh).
+if [ ! -x "$gobin/workflowcheck" ]; then
+  echo "setup: installing workflowcheck into $gobin"
+  GOFLAGS= go install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
+fi
+
+# task (go-task) only for those who asked for the Taskfile: `scripts/setup.sh --task`.
 if [ "${1:-}" = "--task" ] && [ ! -x "$gobin/task" ]; then
   echo "setup: installing task (go-task) into $gobin"
   GOFLAGS= go install github.com/go-task/task/v3/cmd/task@v3.54.0

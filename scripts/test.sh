@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
 go vet ./...
+# Workflows must stay deterministic (no time.Now, goroutines, map ranging, I/O).
+"$(go env GOPATH)/bin/workflowcheck" ./workflows/...
 
 # Packages that link the Temporal server build slowly under -race on 2 cores:
 # they run without it; everything else runs with it.
