@@ -23,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/internal/platform"
 )
 
@@ -213,4 +214,11 @@ func devToken(t testing.TB, p *platform.Platform) string {
 	require.NoError(t, err)
 	require.NotEmpty(t, tok)
 	return tok
+}
+
+// mustCA loads the CA a separate process created in data.
+func mustCA(t testing.TB, data string) *certs.CA {
+	ca, err := certs.LoadOrCreateCA(filepath.Join(data, "ca"))
+	require.NoError(t, err)
+	return ca
 }
