@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -40,6 +42,18 @@ func TestRestartBringsEndpointsBack(t *testing.T) {
 	res, out := predict(t, hc, endpoint, epTok, samplePNG(t, 16, 16))
 	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
 
+	// An endpoint process that dies is restarted by the provider's supervisor.
+	pid := endpointPID(t, data)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool {
+		res, err := hc.Get(endpoint + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK && endpointPID(t, data) != pid
+	}, 60e9, 200e6, "a killed endpoint comes back")
+
 	st := c2.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, "live", st.str("state", "status"), string(st.Raw))
 	st = c2.do(http.MethodGet, "/api/v1/deployments/"+draft, nil)
@@ -63,4 +77,18 @@ func countServers(t testing.TB, data string) int {
 		}
 	}
 	return n
+}
+
+// endpointPID is the pid of the one algocloud-infer process serving from data.
+func endpointPID(t testing.TB, data string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		argv := strings.Split(string(b), "\x00")
+		if err == nil && filepath.Base(argv[0]) == "algocloud-infer" && strings.Contains(string(b), data) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			return pid
+		}
+	}
+	return 0
 }

@@ -3,10 +3,12 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,9 +67,19 @@ func walk(t *testing.T, c *client, apiName, example, output string) (id, endpoin
 		r = c.step(id, s.step, s.body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
 	}
+	// Tested but not completed: nothing is served on the endpoint's port yet.
+	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	srv, _ := st.Body["state"].(map[string]any)["server"].(map[string]any)
+	require.NotNil(t, srv, string(st.Raw))
+	addr := net.JoinHostPort(srv["host"].(string), fmt.Sprint(int(srv["port"].(float64))))
+	if conn, err := net.Dial("tcp", addr); err == nil {
+		conn.Close()
+		t.Fatalf("%s answers before Complete Deployment", addr)
+	}
 	r = c.step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	endpoint, token = r.str("endpoint"), r.str("token")
+	require.Equal(t, "https://"+addr, endpoint)
 	require.NotEmpty(t, endpoint, string(r.Raw))
 	require.NotEmpty(t, token, string(r.Raw))
 	return id, endpoint, token
