@@ -100,21 +100,21 @@ func TestTensorToImage(t *testing.T) {
 		want []byte // gray pixels, or "" for an error
 		err  string
 	}{
-		{"uint8", Value{KindTensor, "uint8", []int{1, 2}, []byte{0, 200}}, []byte{0, 200}, ""},
-		{"bool", Value{KindTensor, "bool", []int{1, 2, 1}, []byte{0, 1}}, []byte{0, 255}, ""},
-		{"float32", Value{KindTensor, "float32", []int{1, 3}, f32(0, 0.5, 1)}, []byte{0, 128, 255}, ""},
-		{"float16", Value{KindTensor, "float16", []int{1, 2}, []byte{0x00, 0x3c, 0x00, 0x38}}, []byte{255, 128}, ""},
-		{"int16", Value{KindTensor, "int16", []int{1, 2}, []byte{7, 0, 255, 0}}, []byte{7, 255}, ""},
-		{"float out of range", Value{KindTensor, "float32", []int{1, 1}, f32(2)}, nil, "[0, 1]"},
-		{"float NaN", Value{KindTensor, "float32", []int{1, 1}, f32(float32(math.NaN()))}, nil, "[0, 1]"},
-		{"negative int", Value{KindTensor, "int8", []int{1, 1}, []byte{0xff}}, nil, "0..255"},
-		{"uint64 huge", Value{KindTensor, "uint64", []int{1, 1}, bytes.Repeat([]byte{0xff}, 8)}, nil, "0..255"},
-		{"1-D", Value{KindTensor, "uint8", []int{4}, []byte{1, 2, 3, 4}}, nil, "not an image"},
-		{"5 channels", Value{KindTensor, "uint8", []int{1, 1, 5}, []byte{1, 2, 3, 4, 5}}, nil, "not an image"},
-		{"channels first", Value{KindTensor, "uint8", []int{3, 2, 2}, make([]byte, 12)}, nil, "channels-first"},
-		{"empty", Value{KindTensor, "uint8", []int{0, 4}, nil}, nil, "empty"},
-		{"short data", Value{KindTensor, "uint8", []int{1 << 30, 1 << 30}, []byte{1}}, nil, "needs more"},
-		{"complex", Value{KindTensor, "complex64", []int{1, 1}, make([]byte, 8)}, nil, "dtype"},
+		{"uint8", tensorValue("uint8", []int{1, 2}, []byte{0, 200}), []byte{0, 200}, ""},
+		{"bool", tensorValue("bool", []int{1, 2, 1}, []byte{0, 1}), []byte{0, 255}, ""},
+		{"float32", tensorValue("float32", []int{1, 3}, f32(0, 0.5, 1)), []byte{0, 128, 255}, ""},
+		{"float16", tensorValue("float16", []int{1, 2}, []byte{0x00, 0x3c, 0x00, 0x38}), []byte{255, 128}, ""},
+		{"int16", tensorValue("int16", []int{1, 2}, []byte{7, 0, 255, 0}), []byte{7, 255}, ""},
+		{"float out of range", tensorValue("float32", []int{1, 1}, f32(2)), nil, "[0, 1]"},
+		{"float NaN", tensorValue("float32", []int{1, 1}, f32(float32(math.NaN()))), nil, "[0, 1]"},
+		{"negative int", tensorValue("int8", []int{1, 1}, []byte{0xff}), nil, "0..255"},
+		{"uint64 huge", tensorValue("uint64", []int{1, 1}, bytes.Repeat([]byte{0xff}, 8)), nil, "0..255"},
+		{"1-D", tensorValue("uint8", []int{4}, []byte{1, 2, 3, 4}), nil, "not an image"},
+		{"5 channels", tensorValue("uint8", []int{1, 1, 5}, []byte{1, 2, 3, 4, 5}), nil, "not an image"},
+		{"channels first", tensorValue("uint8", []int{3, 2, 2}, make([]byte, 12)), nil, "channels-first"},
+		{"empty", tensorValue("uint8", []int{0, 4}, nil), nil, "empty"},
+		{"short data", tensorValue("uint8", []int{1 << 30, 1 << 30}, []byte{1}), nil, "needs more"},
+		{"complex", tensorValue("complex64", []int{1, 1}, make([]byte, 8)), nil, "dtype"},
 		{"json", Value{Kind: KindJSON, Data: []byte("1")}, nil, "numpy array"},
 	}
 	for _, c := range cases {
@@ -168,4 +168,8 @@ func FuzzDecodeImage(f *testing.F) {
 		require.LessOrEqual(t, v.Shape[0]*v.Shape[1], maxPixels)
 		require.Len(t, v.Data, v.Shape[0]*v.Shape[1]*3)
 	})
+}
+
+func tensorValue(dtype string, shape []int, data []byte) Value {
+	return Value{Kind: KindTensor, DType: dtype, Shape: shape, Data: data}
 }

@@ -9,31 +9,40 @@ import (
 // Error codes of the JSON error body. Clients branch on them; they never change
 // meaning. docs/inference-protocol.md lists them with their HTTP statuses.
 const (
-	CodeUnauthorized     = "unauthorized"           // 401: missing or wrong bearer token
-	CodeNotFound         = "not_found"              // 404
-	CodeMethodNotAllowed = "method_not_allowed"     // 405
-	CodeEmptyBody        = "empty_body"             // 400: no request body
-	CodeBodyTooLarge     = "body_too_large"         // 413: body (or downloaded image) over MaxBodyBytes
-	CodeUnsupportedMedia = "unsupported_media_type" // 415: Content-Type the input type does not take
-	CodeNotAnImage       = "not_an_image"           // 400: bytes in no supported image format
-	CodeCorruptImage     = "corrupt_image"          // 400: a known format that fails to decode (truncated...)
-	CodeImageTooLarge    = "image_too_large"        // 413: width*height over MaxPixels
-	CodeBadJSON          = "bad_json"               // 400: malformed JSON body or missing field
-	CodeBadBase64        = "bad_base64"             // 400: image_base64 is not base64
-	CodeBadMultipart     = "bad_multipart"          // 400: malformed multipart body or no "image" field
-	CodeBadURL           = "bad_url"                // 400: not an http(s) URL
-	CodeURLForbidden     = "url_forbidden"          // 400: URL resolves to a loopback/private/link-local address
-	CodeURLFetchFailed   = "url_fetch_failed"       // 400: the URL could not be downloaded
-	CodeNotReady         = "not_ready"              // 503: workers still running __init__
-	CodeInitFailed       = "init_failed"            // 503: __init__ (or importing aai_main.py) raised
-	CodeOverloaded       = "overloaded"             // 503: no worker became free in time, or the queue is full
-	CodeShuttingDown     = "shutting_down"          // 503: the server is draining
-	CodePredictFailed    = "predict_failed"         // 500: predict raised (traceback included)
-	CodeTestInputFailed  = "test_input_failed"      // 500: testing_input_data raised (traceback included)
-	CodeBadOutput        = "bad_output"             // 500: predict returned a value the output type cannot carry
-	CodeWorkerCrashed    = "worker_crashed"         // 500: the worker process died during the call; it is restarted
-	CodePredictTimeout   = "predict_timeout"        // 504: the call ran past Timeout; the worker is restarted
-	CodeInternal         = "internal"               // 500: a bug in the server
+	CodeUnauthorized      = "unauthorized"           // 401: missing or wrong bearer token
+	CodeNotFound          = "not_found"              // 404
+	CodeMethodNotAllowed  = "method_not_allowed"     // 405
+	CodeEmptyBody         = "empty_body"             // 400: no request body
+	CodeBodyTooLarge      = "body_too_large"         // 413: body (or downloaded image) over MaxBodyBytes
+	CodeUnsupportedMedia  = "unsupported_media_type" // 415: Content-Type the input type does not take
+	CodeNotAnImage        = "not_an_image"           // 400: bytes in no supported image format
+	CodeCorruptImage      = "corrupt_image"          // 400: a known format that fails to decode (truncated...)
+	CodeImageTooLarge     = "image_too_large"        // 413: width*height over MaxPixels
+	CodeBadJSON           = "bad_json"               // 400: malformed JSON body or missing field (image input's JSON forms)
+	CodeInvalidJSON       = "invalid_json"           // 400: the JSON input's body is not valid JSON (or nested too deep)
+	CodeNotNPY            = "not_npy"                // 400: numpy input: the bytes do not start with the .npy magic
+	CodeBadNPYHeader      = "bad_npy_header"         // 400: numpy input: unknown version, truncated or unparseable header
+	CodeNPYHeaderTooLarge = "npy_header_too_large"   // 400: numpy input: header over 64 KiB
+	CodeUnsupportedDType  = "unsupported_dtype"      // 400: numpy input: object, complex, string, structured... dtypes
+	CodeBadNPYShape       = "bad_npy_shape"          // 400: numpy input: negative dimension, too many dimensions, absurd size
+	CodeNPYSizeMismatch   = "npy_size_mismatch"      // 400: numpy input: shape x itemsize differs from the data's length
+	CodeMissingFilename   = "missing_filename"       // 400: file input: no file name given
+	CodeBadFilename       = "bad_filename"           // 400: file input: the name has no usable characters
+	CodeBadBase64         = "bad_base64"             // 400: image_base64 is not base64
+	CodeBadMultipart      = "bad_multipart"          // 400: malformed multipart body or no "image"/"array"/"file" field
+	CodeBadURL            = "bad_url"                // 400: not an http(s) URL
+	CodeURLForbidden      = "url_forbidden"          // 400: URL resolves to a loopback/private/link-local address
+	CodeURLFetchFailed    = "url_fetch_failed"       // 400: the URL could not be downloaded
+	CodeNotReady          = "not_ready"              // 503: workers still running __init__
+	CodeInitFailed        = "init_failed"            // 503: __init__ (or importing aai_main.py) raised
+	CodeOverloaded        = "overloaded"             // 503: no worker became free in time, or the queue is full
+	CodeShuttingDown      = "shutting_down"          // 503: the server is draining
+	CodePredictFailed     = "predict_failed"         // 500: predict raised (traceback included)
+	CodeTestInputFailed   = "test_input_failed"      // 500: testing_input_data raised (traceback included)
+	CodeBadOutput         = "bad_output"             // 500: predict returned a value the output type cannot carry
+	CodeWorkerCrashed     = "worker_crashed"         // 500: the worker process died during the call; it is restarted
+	CodePredictTimeout    = "predict_timeout"        // 504: the call ran past Timeout; the worker is restarted
+	CodeInternal          = "internal"               // 500: a bug in the server
 )
 
 // APIError is the JSON error body every endpoint answers with, and the error

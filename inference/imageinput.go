@@ -47,9 +47,10 @@ func (c *imageInput) imageBytes(ctx context.Context, r *http.Request) ([]byte, e
 	}
 	switch mt {
 	case "", "application/octet-stream", "image/png", "image/jpeg", "image/jpg", "image/gif":
-		return readBody(r.Body)
+		return readBody(r.Body, "an image")
 	case "multipart/form-data":
-		return readMultipartImage(r)
+		p, err := readMultipartField(r, "image")
+		return p.data, err
 	case "application/json":
 		return c.jsonImage(ctx, r.Body)
 	}
@@ -60,14 +61,15 @@ func (c *imageInput) imageBytes(ctx context.Context, r *http.Request) ([]byte, e
 	return nil, apiErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type %s is not accepted: %s", mt, hint)
 }
 
-// readBody reads a whole body bounded by http.MaxBytesReader.
-func readBody(body io.Reader) ([]byte, error) {
+// readBody reads a whole body bounded by http.MaxBytesReader; what names the
+// expected content in the empty-body error ("an image").
+func readBody(body io.Reader, what string) ([]byte, error) {
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return nil, bodyError(err)
 	}
 	if len(b) == 0 {
-		return nil, apiErr(http.StatusBadRequest, CodeEmptyBody, "the request body is empty: send an image")
+		return nil, apiErr(http.StatusBadRequest, CodeEmptyBody, "the request body is empty: send %s", what)
 	}
 	return b, nil
 }
@@ -81,35 +83,46 @@ func bodyError(err error) error {
 	return apiErr(http.StatusBadRequest, CodeEmptyBody, "read the request body: %v", err)
 }
 
-// readMultipartImage streams the parts (nothing is buffered to disk) up to the
-// field "image".
-func readMultipartImage(r *http.Request) ([]byte, error) {
+// formPart is one multipart/form-data field's content.
+type formPart struct {
+	data        []byte
+	filename    string // as the client sent it (unsanitized); "" when none
+	contentType string // the part's Content-Type header
+}
+
+// readMultipartField streams the parts (nothing is buffered to disk) up to
+// the named field and reads it; an absent or empty field is a 400.
+func readMultipartField(r *http.Request, field string) (formPart, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, apiErr(http.StatusBadRequest, CodeBadMultipart, "malformed multipart body: %v", err)
+		return formPart{}, apiErr(http.StatusBadRequest, CodeBadMultipart, "malformed multipart body: %v", err)
 	}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return nil, apiErr(http.StatusBadRequest, CodeBadMultipart, "the multipart body has no field named \"image\"")
+			return formPart{}, apiErr(http.StatusBadRequest, CodeBadMultipart, "the multipart body has no field named %q", field)
 		}
 		if err != nil {
-			return nil, multipartError(err)
+			return formPart{}, multipartError(err)
 		}
-		if part.FormName() != "image" {
+		if part.FormName() != field {
 			if _, err := io.Copy(io.Discard, part); err != nil {
-				return nil, multipartError(err)
+				return formPart{}, multipartError(err)
 			}
 			continue
 		}
 		b, err := io.ReadAll(part)
 		if err != nil {
-			return nil, multipartError(err)
+			return formPart{}, multipartError(err)
 		}
 		if len(b) == 0 {
-			return nil, apiErr(http.StatusBadRequest, CodeEmptyBody, "the multipart field \"image\" is empty")
+			return formPart{}, apiErr(http.StatusBadRequest, CodeEmptyBody, "the multipart field %q is empty", field)
 		}
-		return b, nil
+		fp := formPart{data: b, contentType: part.Header.Get("Content-Type")}
+		if _, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition")); err == nil {
+			fp.filename = params["filename"] // part.FileName() would drop all but the last path element silently
+		}
+		return fp, nil
 	}
 }
 
@@ -169,26 +182,31 @@ func decodeBase64(s string) ([]byte, error) {
 	return nil, apiErr(http.StatusBadRequest, CodeBadBase64, "image_base64 is not valid base64")
 }
 
-func (c *imageInput) EncodeRequest(v Value) (string, []byte, error) {
+func (c *imageInput) EncodeRequest(v Value) (httpBody, error) {
 	if v.Kind == KindBytes { // testing_input_data returned encoded image bytes
 		if _, err := decodeImage(v.Data, c.maxPixels); err != nil {
-			return "", nil, testInputError("the bytes testing_input_data returned are not a usable image: %v", err)
+			return httpBody{}, testInputError("the bytes testing_input_data returned are not a usable image: %v", err)
 		}
-		return http.DetectContentType(v.Data), v.Data, nil
+		return httpBody{ContentType: http.DetectContentType(v.Data), Data: v.Data}, nil
 	}
 	img, err := tensorToImage(v)
 	if err != nil {
-		return "", nil, testInputError("testing_input_data must return an image array: %v", err)
+		return httpBody{}, testInputError("testing_input_data must return an image array: %v", err)
 	}
 	b, err := encodePNG(img)
 	if err != nil {
-		return "", nil, err
+		return httpBody{}, err
 	}
-	return "image/png", b, nil
+	return httpBody{ContentType: "image/png", Data: b}, nil
 }
 
 func testInputError(format string, args ...any) *APIError {
 	return apiErr(http.StatusInternalServerError, CodeTestInputFailed, format, args...)
+}
+
+func (c *imageInput) ErrorCodes() []string {
+	return []string{CodeEmptyBody, CodeNotAnImage, CodeCorruptImage, CodeBadJSON, CodeBadBase64, CodeBadMultipart,
+		CodeBadURL, CodeURLForbidden, CodeURLFetchFailed}
 }
 
 func (c *imageInput) OpenAPIRequest() map[string]any {

@@ -2,6 +2,9 @@ package inference
 
 import (
 	"net/http"
+	"strings"
+
+	"github.com/algocloud/algocloud/spec"
 )
 
 // openAPI serves this endpoint's OpenAPI 3.0 document, built from its codecs.
@@ -19,15 +22,33 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 		return map[string]any{"description": desc, "content": map[string]any{
 			"application/json": map[string]any{"schema": ref("schemas/Error")}}}
 	}
+	tooLarge := "body_too_large."
+	if s.cfg.Input == spec.Image {
+		tooLarge = "body_too_large or image_too_large."
+	}
 	predictErrors := map[string]any{
 		"200": s.out.OpenAPIResponse(),
-		"400": errResp("The input is unusable: empty_body, not_an_image, corrupt_image, bad_json, bad_base64, bad_multipart, bad_url, url_forbidden, url_fetch_failed."),
+		"400": errResp("The input is unusable: " + strings.Join(s.in.ErrorCodes(), ", ") + "."),
 		"401": ref("responses/Unauthorized"),
-		"413": errResp("body_too_large or image_too_large."),
+		"413": errResp(tooLarge),
 		"415": errResp("unsupported_media_type."),
 		"500": errResp("predict_failed (with the Python traceback), bad_output, worker_crashed."),
 		"503": errResp("not_ready, init_failed, overloaded or shutting_down: retry later."),
 		"504": errResp("predict_timeout."),
+	}
+	predictOp := map[string]any{
+		"operationId": "predict",
+		"summary":     "Run the algorithm on one input.",
+		"requestBody": s.in.OpenAPIRequest(),
+		"responses":   predictErrors,
+	}
+	if s.cfg.Input == spec.File {
+		predictOp["parameters"] = []any{
+			map[string]any{"name": "filename", "in": "query", "required": false, "example": "data.csv",
+				"description": "The file's name, for a raw (not multipart) body.", "schema": map[string]any{"type": "string"}},
+			map[string]any{"name": "Content-Disposition", "in": "header", "required": false, "example": `attachment; filename="data.csv"`,
+				"description": "Another way to name a raw body's file (filename or filename*); ?filename= wins.", "schema": map[string]any{"type": "string"}},
+		}
 	}
 	name := s.cfg.Name
 	if name == "" {
@@ -43,17 +64,15 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 		"servers":  []any{map[string]any{"url": serverURL}},
 		"security": []any{map[string]any{"bearerAuth": []string{}}},
 		"paths": map[string]any{
-			"/predict": map[string]any{"post": map[string]any{
-				"operationId": "predict",
-				"summary":     "Run the algorithm on one input.",
-				"requestBody": s.in.OpenAPIRequest(),
-				"responses":   predictErrors,
-			}},
+			"/predict": map[string]any{"post": predictOp},
 			"/v1/test-input": map[string]any{"get": map[string]any{
 				"operationId": "testInput",
 				"summary":     "The algorithm's testing_input_data(), encoded as a /predict request body.",
 				"responses": map[string]any{
-					"200": map[string]any{"description": "A request body for /predict; its Content-Type is the one to send."},
+					"200": map[string]any{
+						"description": "A request body for /predict; its Content-Type (multipart boundary included) is the one to send.",
+						"content":     testInputContent(s.cfg.Input, s.in.OpenAPIRequest()),
+					},
 					"401": ref("responses/Unauthorized"),
 					"500": errResp("test_input_failed (with the Python traceback)."),
 					"503": errResp("not_ready or init_failed."),
@@ -86,4 +105,21 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 			}},
 		},
 	}
+}
+
+// testInputContent is what /v1/test-input answers for each input type.
+func testInputContent(t spec.IOType, req map[string]any) map[string]any {
+	binary := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+	content, _ := req["content"].(map[string]any)
+	switch t {
+	case spec.Image:
+		return map[string]any{"image/png": binary, "image/jpeg": binary, "image/gif": binary}
+	case spec.Numpy:
+		return map[string]any{npyMediaType: binary}
+	case spec.JSON:
+		return map[string]any{"application/json": map[string]any{"schema": map[string]any{}}}
+	case spec.File:
+		return map[string]any{"multipart/form-data": content["multipart/form-data"]}
+	}
+	return nil
 }

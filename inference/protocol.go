@@ -17,6 +17,7 @@ const (
 	KindTensor Kind = "tensor" // raw little-endian C-order array bytes, with dtype and shape
 	KindJSON   Kind = "json"   // UTF-8 JSON text
 	KindBytes  Kind = "bytes"  // opaque bytes
+	KindFile   Kind = "file"   // a file's bytes, with name and content_type in the header
 )
 
 // Value is one value on the wire: the input handed to predict, or what predict
@@ -26,6 +27,9 @@ type Value struct {
 	DType string // numpy dtype name for tensors: uint8, float32, bool...
 	Shape []int
 	Data  []byte
+	// Name and ContentType describe a file value (KindFile).
+	Name        string
+	ContentType string
 }
 
 // dtypeSizes are the numpy dtypes a tensor may have, with their item sizes.
@@ -45,7 +49,15 @@ func (v Value) tensorLen() (int, error) {
 		if d < 0 {
 			return 0, fmt.Errorf("bad shape %v", v.Shape)
 		}
-		if d > 0 && n > len(v.Data)/d { // n*d > len(Data): too few bytes, and no overflow below
+		if d == 0 {
+			n = 0
+		}
+	}
+	for _, d := range v.Shape {
+		if n == 0 {
+			break // an empty array: its other dimensions may be anything
+		}
+		if n > len(v.Data)/d { // n*d > len(Data): too few bytes, and no overflow below
 			return 0, fmt.Errorf("shape %v of %s needs more than the %d bytes sent", v.Shape, v.DType, len(v.Data))
 		}
 		n *= d
@@ -74,6 +86,9 @@ type frameHeader struct {
 	Shape []int  `json:"shape,omitempty"`
 	Want  Kind   `json:"want,omitempty"`  // requests: the kind the reply must have
 	Class string `json:"class,omitempty"` // ready: the class the runner serves
+	// Name and ContentType go with file values.
+	Name        string `json:"name,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
 }
 
 // pythonError is the payload of an error reply.

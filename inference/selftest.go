@@ -9,9 +9,11 @@ import (
 	"image/color"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // TestResult is what SelfTest saw: the /predict answer to testing_input_data().
@@ -22,11 +24,14 @@ type TestResult struct {
 	Status int
 	// Code, Message and Traceback are the JSON error body's fields when !OK.
 	Code, Message, Traceback string
-	// ContentType and Output are the response when OK.
+	// ContentType and Output are the response when OK; FileName is the name
+	// a file output was sent with (Content-Disposition).
 	ContentType string
 	Output      []byte
-	// Summary describes the output, e.g. "PNG 512x512 RGB" or the JSON text
-	// truncated to 2 KB.
+	FileName    string
+	// Summary describes the output, e.g. "PNG 512x512 RGB", "NPY float32
+	// (2, 3)", the JSON text truncated to 2 KB, or `file "x.csv": text/csv,
+	// 12 bytes`.
 	Summary string
 	// InputSummary describes what testing_input_data() produced.
 	InputSummary string
@@ -50,7 +55,7 @@ func SelfTest(ctx context.Context, client *http.Client, baseURL, token string) (
 	if status != http.StatusOK {
 		return failed(status, body), nil
 	}
-	inType := mediaType(hdr.Get("Content-Type"))
+	inType := hdr.Get("Content-Type") // whole: a multipart body needs its boundary
 	res := TestResult{InputSummary: Summarize(inType, body)}
 	start := time.Now()
 	status, hdr, out, err := do(ctx, client, http.MethodPost, base+"/predict", token, inType, body)
@@ -66,6 +71,10 @@ func SelfTest(ctx context.Context, client *http.Client, baseURL, token string) (
 	res.OK, res.Status = true, status
 	res.ContentType, res.Output = mediaType(hdr.Get("Content-Type")), out
 	res.Summary = Summarize(res.ContentType, out)
+	if _, params, err := mime.ParseMediaType(hdr.Get("Content-Disposition")); err == nil && params["filename"] != "" {
+		res.FileName = params["filename"]
+		res.Summary = fmt.Sprintf("file %q: %s", res.FileName, res.Summary)
+	}
 	return res, nil
 }
 
@@ -147,23 +156,79 @@ func mediaType(ct string) string {
 }
 
 // Summarize describes a request or response body in a few words: the format,
-// size and colour model of an image, the text of JSON (up to 2 KB), or the
-// byte count of anything else.
+// size and colour model of an image, the dtype and shape of a .npy array, the
+// text of JSON (up to 2 KB), the name and content of a multipart file field,
+// or the byte count of anything else. contentType may carry parameters
+// (a multipart boundary).
 func Summarize(contentType string, body []byte) string {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		mt = contentType
+	}
 	switch {
-	case strings.HasPrefix(contentType, "image/"):
+	case strings.HasPrefix(mt, "image/"):
 		cfg, format, err := image.DecodeConfig(bytes.NewReader(body))
 		if err != nil {
-			return fmt.Sprintf("%s, %d bytes (undecodable: %v)", contentType, len(body), err)
+			return fmt.Sprintf("%s, %d bytes (undecodable: %v)", mt, len(body), err)
 		}
 		return fmt.Sprintf("%s %dx%d %s", strings.ToUpper(format), cfg.Width, cfg.Height, colorName(cfg.ColorModel))
-	case contentType == "application/json":
+	case mt == npyMediaType:
+		v, err := decodeNPY(body)
+		if err != nil {
+			return fmt.Sprintf("%s, %d bytes (undecodable: %v)", mt, len(body), err)
+		}
+		return fmt.Sprintf("NPY %s %s", v.DType, shapeRepr(v.Shape))
+	case mt == "application/json":
 		if len(body) > 2048 {
 			return string(body[:2048]) + "..."
 		}
 		return string(bytes.TrimSpace(body))
+	case mt == "multipart/form-data" && params["boundary"] != "":
+		return summarizeMultipart(params["boundary"], body)
+	case strings.HasPrefix(mt, "text/") && utf8.Valid(body):
+		preview := string(truncate(body, 200))
+		for !utf8.ValidString(preview) {
+			preview = preview[:len(preview)-1]
+		}
+		if len(preview) < len(body) {
+			preview += "..."
+		}
+		return fmt.Sprintf("%s, %d bytes: %q", mt, len(body), preview)
 	}
-	return fmt.Sprintf("%s, %d bytes", contentType, len(body))
+	return fmt.Sprintf("%s, %d bytes", mt, len(body))
+}
+
+// summarizeMultipart describes each field of a multipart/form-data body.
+func summarizeMultipart(boundary string, body []byte) string {
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	var parts []string
+	for len(parts) < 8 {
+		p, err := mr.NextPart()
+		if err != nil {
+			if err != io.EOF {
+				parts = append(parts, fmt.Sprintf("(malformed multipart body: %v)", err))
+			}
+			break
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("(malformed multipart body: %v)", err))
+			break
+		}
+		ct := p.Header.Get("Content-Type")
+		if ct == "" {
+			ct = "text/plain"
+		}
+		desc := fmt.Sprintf("field %q", p.FormName())
+		if _, cd, err := mime.ParseMediaType(p.Header.Get("Content-Disposition")); err == nil && cd["filename"] != "" {
+			desc = fmt.Sprintf("file %q", cd["filename"])
+		}
+		parts = append(parts, desc+": "+Summarize(ct, data))
+	}
+	if len(parts) == 0 {
+		return "multipart/form-data, no fields"
+	}
+	return strings.Join(parts, "; ")
 }
 
 func colorName(m color.Model) string {

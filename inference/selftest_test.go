@@ -21,7 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/spec"
-	"github.com/algocloud/algocloud/templates"
 )
 
 // exampleType reads an example's algocloud.json.
@@ -76,23 +75,6 @@ func TestExamples(t *testing.T) {
 		require.Equal(t, 200.0, m.MeanRGB[0])
 		require.Len(t, m.Histogram, 8)
 	})
-}
-
-// TestSkeletons serves each generated aai_main.py as it is: it must pass Test Code.
-func TestSkeletons(t *testing.T) {
-	for pair := range spec.SupportedPairs {
-		t.Run(pair.String(), func(t *testing.T) {
-			t.Parallel()
-			src, err := templates.Skeleton(pair.In, pair.Out)
-			require.NoError(t, err)
-			ts := startServer(t, codeDir(t, src), pair.In, pair.Out, nil)
-			ts.waitReady(t)
-			res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
-			require.NoError(t, err)
-			require.True(t, res.OK, "%+v", res)
-			require.Equal(t, "PNG 64x64 RGB", res.InputSummary)
-		})
-	}
 }
 
 func TestTLS(t *testing.T) {

@@ -230,12 +230,12 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ct, body, err := s.out.Encode(out)
+	b, err := s.out.Encode(out)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeBody(w, ct, body)
+	writeBody(w, b)
 }
 
 func (s *Server) testInput(w http.ResponseWriter, r *http.Request) {
@@ -244,19 +244,24 @@ func (s *Server) testInput(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ct, body, err := s.in.EncodeRequest(v)
+	b, err := s.in.EncodeRequest(v)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeBody(w, ct, body)
+	writeBody(w, b)
 }
 
-func writeBody(w http.ResponseWriter, contentType string, body []byte) {
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+func writeBody(w http.ResponseWriter, b httpBody) {
+	h := w.Header()
+	h.Set("Content-Type", b.ContentType)
+	h.Set("Content-Length", fmt.Sprint(len(b.Data)))
+	if b.Disposition != "" {
+		h.Set("Content-Disposition", b.Disposition)
+		h.Set("X-Content-Type-Options", "nosniff")
+	}
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	_, _ = w.Write(b.Data)
 }
 
 // fail answers err: an *APIError as it is, anything else as a 500 (or 503 when

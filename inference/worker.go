@@ -148,7 +148,8 @@ func (w *worker) awaitReady(ctx context.Context) error {
 func (w *worker) roundTrip(op string, want Kind, in Value) (Value, error) {
 	w.nextID++
 	id := w.nextID
-	h := frameHeader{ID: id, Op: op, Kind: in.Kind, DType: in.DType, Shape: in.Shape, Want: want}
+	h := frameHeader{ID: id, Op: op, Kind: in.Kind, DType: in.DType, Shape: in.Shape, Want: want,
+		Name: in.Name, ContentType: in.ContentType}
 	if h.Kind == "" {
 		h.Kind = KindNone
 	}
@@ -164,7 +165,7 @@ func (w *worker) roundTrip(op string, want Kind, in Value) (Value, error) {
 	}
 	switch rh.Op {
 	case opResult:
-		return Value{Kind: rh.Kind, DType: rh.DType, Shape: rh.Shape, Data: payload}, nil
+		return Value{Kind: rh.Kind, DType: rh.DType, Shape: rh.Shape, Data: payload, Name: rh.Name, ContentType: rh.ContentType}, nil
 	case opError:
 		return Value{}, decodePythonError(payload)
 	default:
@@ -218,9 +219,11 @@ func (w *worker) wait() {
 			w.status = err.Error()
 		}
 	}
+	status := w.status
 	w.mu.Unlock()
+	// Logged before exited closes, so that whoever waited for the exit finds the line.
+	w.spec.log.Info("worker exited", "worker", w.spec.idx, "status", status)
 	close(w.exited)
-	w.spec.log.Info("worker exited", "worker", w.spec.idx, "status", w.status)
 }
 
 // exitStatus waits up to d for the process to end and describes how it ended.

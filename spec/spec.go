@@ -27,10 +27,13 @@ type Pair struct{ In, Out IOType }
 
 func (p Pair) String() string { return string(p.In) + "->" + string(p.Out) }
 
-// SupportedPairs lists the API types the inference server serves today.
+// SupportedPairs lists the API types the inference server serves: the whole
+// 4x4 matrix of inputs and outputs (docs/api-types.md), each with a skeleton.
 var SupportedPairs = map[Pair]bool{
-	{Image, Image}: true,
-	{Image, JSON}:  true,
+	{Image, Image}: true, {Image, Numpy}: true, {Image, JSON}: true, {Image, File}: true,
+	{Numpy, Image}: true, {Numpy, Numpy}: true, {Numpy, JSON}: true, {Numpy, File}: true,
+	{JSON, Image}: true, {JSON, Numpy}: true, {JSON, JSON}: true, {JSON, File}: true,
+	{File, Image}: true, {File, Numpy}: true, {File, JSON}: true, {File, File}: true,
 }
 
 // Environments and compute kinds an author can choose.

@@ -32,7 +32,7 @@ func TestSkeletonGolden(t *testing.T) {
 }
 
 func TestSkeletonUnsupported(t *testing.T) {
-	_, err := Skeleton(spec.JSON, spec.File)
+	_, err := Skeleton(spec.IOType("video"), spec.File)
 	require.ErrorIs(t, err, ErrUnsupportedPair)
 }
 

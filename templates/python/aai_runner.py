@@ -7,8 +7,9 @@ the working directory. Requests arrive on fd 3 and replies leave on fd 4, as fra
     header (UTF-8 JSON object), payload (raw bytes)
 
 Tensors cross as raw little-endian C-order bytes (header: dtype, shape), JSON values as
-UTF-8 JSON, bytes as they are. stdout and stderr belong to the algorithm: the server
-logs them. docs/inference-protocol.md is the full description.
+UTF-8 JSON, bytes as they are, files as their bytes (header: name, content_type). stdout
+and stderr belong to the algorithm: the server logs them. docs/inference-protocol.md is
+the full description.
 """
 
 import importlib
@@ -24,13 +25,30 @@ REQ_FD, REP_FD = 3, 4
 PREFIX = struct.Struct(">IQ")
 MAX_HEADER = 1 << 20
 MODULE = "aai_main"
-TENSOR_KINDS = "biuf"  # bool, signed, unsigned, float
+TENSOR_DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
+                 "float16", "float32", "float64")
 
 np = None  # imported in main so that a missing numpy is reported like any init error
 
 
 class OutputError(Exception):
     """predict (or testing_input_data) returned a value the API type cannot carry."""
+
+
+class AAIFile:
+    """A file: predict's argument for file inputs. predict may return one too (or any
+    object with .name and .data, or a (name, data) tuple) for file outputs."""
+
+    __slots__ = ("name", "data", "content_type")
+
+    def __init__(self, name, data, content_type=None):
+        self.name = name  # str: the client's file name, reduced to its last path element
+        self.data = data  # bytes
+        self.content_type = content_type  # str, e.g. "text/csv"
+
+    def __repr__(self):
+        return "AAIFile(name=%r, data=<%d bytes>, content_type=%r)" % (
+            self.name, len(self.data), self.content_type)
 
 
 def read_exact(f, n):
@@ -87,9 +105,44 @@ def json_default(o):
 def as_array(value):
     if isinstance(value, np.ndarray):
         return value
-    if hasattr(value, "__array_interface__") or hasattr(value, "__array__") or isinstance(value, (list, tuple)):
-        return np.asarray(value)  # PIL images, lists of numbers
+    if (hasattr(value, "__array_interface__") or hasattr(value, "__array__")
+            or isinstance(value, (list, tuple, int, float, bool, np.generic))):
+        return np.asarray(value)  # PIL images, lists of numbers, numpy and Python scalars
     raise OutputError("expected a numpy array, got %s" % type(value).__name__)
+
+
+def as_file(value):
+    """(name, data), (name, data, content_type), {"name", "data"}, an object with .name and
+    .data (an AAIFile), or bare bytes (the server names them): returns (header fields, data)."""
+    ct = None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        name, data = "", value
+    elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
+        name, data = value[0], value[1]
+        ct = value[2] if len(value) == 3 else None
+    elif isinstance(value, dict) and "name" in value and "data" in value:
+        name, data, ct = value["name"], value["data"], value.get("content_type")
+    elif hasattr(value, "name") and hasattr(value, "data"):
+        name, data, ct = value.name, value.data, getattr(value, "content_type", None)
+    else:
+        raise OutputError("expected a file: return (name, data) with data bytes or str, or an object "
+                          "with .name and .data; got %s" % type(value).__name__)
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    if not isinstance(name, str):
+        raise OutputError("the file name must be a str, got %s" % type(name).__name__)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise OutputError("the file data must be bytes (or str), got %s" % type(data).__name__)
+    if ct is not None and not isinstance(ct, str):
+        raise OutputError("the file's content_type must be a str, got %s" % type(ct).__name__)
+    fields = {"kind": "file", "name": name}
+    if ct:
+        fields["content_type"] = ct
+    return fields, data
 
 
 def to_wire(value, want):
@@ -102,16 +155,20 @@ def to_wire(value, want):
         except TypeError as e:
             raise OutputError(str(e)) from None
         return {"kind": "json"}, text.encode("utf-8")
+    if want == "file":
+        return as_file(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"kind": "bytes"}, value
     if want == "tensor":
         arr = as_array(value)
-        if arr.dtype.kind not in TENSOR_KINDS:
-            raise OutputError("arrays of dtype %s cannot be sent: use bool, integer or float arrays" % arr.dtype)
+        if arr.dtype.name not in TENSOR_DTYPES:
+            raise OutputError("arrays of dtype %s cannot be sent: use one of %s (e.g. x.astype(np.float64))"
+                              % (arr.dtype, ", ".join(TENSOR_DTYPES)))
         little = arr.dtype.newbyteorder("<")
         if arr.dtype != little:
             arr = arr.astype(little)
-        arr = np.ascontiguousarray(arr)
+        if not arr.flags.c_contiguous:
+            arr = arr.copy(order="C")  # np.ascontiguousarray would turn a 0-d array 1-d
         return {"kind": "tensor", "dtype": arr.dtype.name, "shape": list(arr.shape)}, arr.reshape(-1).view(np.uint8)
     raise OutputError("the server asked for an unknown kind %r" % want)
 
@@ -120,11 +177,13 @@ def from_wire(header, payload):
     kind = header.get("kind")
     if kind == "tensor":
         dtype = np.dtype(header["dtype"]).newbyteorder("<")
-        return np.frombuffer(payload, dtype=dtype).reshape(header["shape"])
+        return np.frombuffer(payload, dtype=dtype).reshape(header.get("shape") or ())
     if kind == "json":
         return json.loads(bytes(payload))
     if kind == "bytes":
         return bytes(payload)
+    if kind == "file":
+        return AAIFile(header.get("name", ""), bytes(payload), header.get("content_type") or "application/octet-stream")
     return None
 
 
