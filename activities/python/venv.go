@@ -57,7 +57,10 @@ func EnsureVenv(ctx context.Context, python, dir string) (venvPython string, err
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return "", fmt.Errorf("ensure venv: %w", err)
 	}
-	if out, err := run(ctx, python, "-m", "venv", "--system-site-packages", dir); err != nil {
+	// --without-pip: ensurepip copies a whole pip into every venv (about 5 s,
+	// most of a wizard's time); Debian's pip, visible through the system site
+	// packages, installs into the venv just as well (it sees sys.prefix).
+	if out, err := run(ctx, python, "-m", "venv", "--without-pip", "--system-site-packages", dir); err != nil {
 		return "", fmt.Errorf("ensure venv: %s -m venv %s: %w: %s", python, dir, err, lastLines(out, 5))
 	}
 	if err := checkVenv(ctx, venvPython, dir); err != nil {
