@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(python3 python3-numpy python3-pil python3-venv python3-pip python3-wheel postgresql git ca-certificates curl)
+pkgs=(python3 python3-numpy python3-pil python3-venv python3-pip python3-wheel python3-fastapi python3-uvicorn postgresql git ca-certificates curl chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,5 +30,12 @@ fi
 if [ "${1:-}" = "--task" ] && [ ! -x "$gobin/task" ]; then
   echo "setup: installing task (go-task) into $gobin"
   GOFLAGS= go install github.com/go-task/task/v3/cmd/task@v3.54.0
+fi
+# moto_server (moto's AWS endpoints) is what the EC2 provider's tests run
+# against. It comes preinstalled with the machine's pyenv Python and cannot be
+# installed here (no PyPI), so it is only checked.
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "setup: ERROR: moto_server not found on PATH: the EC2 provider tests (activities/compute/ec2) will fail." >&2
+  echo "setup:        install moto with its server extra into a Python on PATH: pip install 'moto[server]' (moto 5.x)" >&2
 fi
 echo "setup: done (Debian packages and Go tools present)"

@@ -68,8 +68,14 @@ func (r *runner) ctx(t *testing.T) context.Context {
 // provision makes a server for a fresh deployment and releases it at cleanup.
 func (r *runner) provision(t *testing.T) compute.Server {
 	t.Helper()
+	return r.provisionFor(t, "ct-"+uuid.NewString()[:13])
+}
+
+// provisionFor makes a server for deployment id and releases it at cleanup.
+func (r *runner) provisionFor(t *testing.T, id string) compute.Server {
+	t.Helper()
 	spec := r.cfg.ServerSpec
-	spec.DeploymentID = "ct-" + uuid.NewString()[:13]
+	spec.DeploymentID = id
 	s, err := r.p.Provision(r.ctx(t), spec)
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -100,13 +106,15 @@ func (r *runner) waitRunning(t *testing.T, h compute.Handle) {
 }
 
 func (r *runner) provisionIsIdempotent(t *testing.T) {
-	s := r.provision(t)
+	id := "ct-" + uuid.NewString()[:13]
+	s := r.provisionFor(t, id)
 	require.NotEmpty(t, s.ID)
 	require.NotEmpty(t, s.Host)
 	require.NotEmpty(t, s.Provider)
 
+	// Server.ID need not be the deployment ID (EC2: the instance ID).
 	spec := r.cfg.ServerSpec
-	spec.DeploymentID = s.ID
+	spec.DeploymentID = id
 	again, err := r.p.Provision(r.ctx(t), spec)
 	require.NoError(t, err)
 	require.Equal(t, s, again, "Provision with the same DeploymentID returns the same Server")
