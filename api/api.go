@@ -75,6 +75,11 @@ type Config struct {
 	// MaxUploadBytes bounds a whole fetch_code upload request; 0 means
 	// DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// Web serves the web wizard (web.Handler): GET and HEAD of /, /favicon.ico,
+	// /ui and everything under /ui/. It is reached through the router's
+	// NoRoute handler, so it never shadows /api/... or /healthz and is not a
+	// route of the API document. nil serves no wizard.
+	Web http.Handler
 }
 
 // server holds the handlers' dependencies.
@@ -86,6 +91,7 @@ type server struct {
 	skeleton  func(in, out spec.IOType) (string, error)
 	log       *slog.Logger
 	maxUpload int64
+	web       http.Handler
 	// ssePoll and sseLifetime pace the event stream; tests shorten them.
 	ssePoll     time.Duration
 	sseLifetime time.Duration
@@ -99,7 +105,7 @@ func New(cfg Config) http.Handler { return newEngine(cfg) }
 func newEngine(cfg Config) *gin.Engine {
 	s := &server{
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
-		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes,
+		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 	}
 	if s.log == nil {
@@ -124,7 +130,7 @@ func (s *server) routes() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.Use(s.logRequests, s.recoverPanics)
-	e.NoRoute(func(c *gin.Context) { writeError(c, errNotFound("no such route")) })
+	e.NoRoute(s.noRoute)
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this route"})
 	})
@@ -149,7 +155,28 @@ func (s *server) routes() *gin.Engine {
 	d.GET("/events", s.listEvents)
 	d.GET("/events/stream", s.streamEvents)
 	d.GET("/test/output", s.testOutput)
+	d.GET("/clients", s.listClients)
+	d.GET("/clients/:name", s.getClient)
 	return e
+}
+
+// noRoute answers paths no route has: the web wizard's pages and assets when
+// Config.Web is set, else a JSON 404. The wizard lives here rather than in
+// routes of its own so the API's route table stays what openapi.json lists.
+func (s *server) noRoute(c *gin.Context) {
+	if s.web != nil && isWebPath(c.Request.URL.Path) {
+		// Gin primes a NoRoute answer with 404; the wizard picks its own.
+		c.Status(http.StatusOK)
+		s.web.ServeHTTP(c.Writer, c.Request)
+		return
+	}
+	writeError(c, errNotFound("no such route"))
+}
+
+// isWebPath reports whether path belongs to the web wizard; nothing under
+// /api/ or /healthz does.
+func isWebPath(path string) bool {
+	return path == "/" || path == "/favicon.ico" || path == "/ui" || strings.HasPrefix(path, "/ui/")
 }
 
 // logRequests logs one line per request. It logs the path without the query

@@ -11,6 +11,7 @@ import (
 // concrete fills a route's parameters.
 func concrete(path, id string) string {
 	path = strings.ReplaceAll(path, ":id", id)
+	path = strings.ReplaceAll(path, ":name", "curl")
 	return strings.ReplaceAll(path, ":step", "provision")
 }
 
@@ -73,7 +74,7 @@ func TestOwnerIsolation(t *testing.T) {
 		require.NotContains(t, w.Body.String(), "edges", "%s %s", r.Method, r.Path)
 		require.Nil(t, m["step"])
 	}
-	require.Equal(t, 8, n)
+	require.Equal(t, 10, n)
 	require.Equal(t, 0, e.wf.callCount(), "no update may reach another owner's workflow")
 	require.Equal(t, queries, e.wf.queries, "no query may reach another owner's workflow")
 
@@ -135,4 +136,29 @@ func TestSkeleton(t *testing.T) {
 	m = requireError(t, e.do(http.MethodGet, "/api/v1/skeleton", "tokA", nil), http.StatusBadRequest, "invalid_query")
 	require.Equal(t, []string{"input", "output"}, fieldNames(m))
 	requireError(t, e.do(http.MethodGet, "/api/v1/skeleton?input=json&output=file", "tokA", nil), http.StatusBadRequest, "unsupported_type")
+}
+
+// TestWebWizardIsMountedBesideTheAPI: the wizard answers its paths through
+// NoRoute, never /api/... or /healthz, and adds no route to the API's table.
+func TestWebWizardIsMountedBesideTheAPI(t *testing.T) {
+	web := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte("wizard " + r.Method + " " + r.URL.Path))
+	})
+	plain := newEnv(t)
+	e := newEnv(t, func(c *Config) { c.Web = web })
+	require.Equal(t, len(plain.h.Routes()), len(e.h.Routes()), "the wizard adds no API route")
+
+	for _, p := range []string{"/", "/ui", "/ui/", "/ui/home", "/ui/deployments/x/test", "/ui/assets/app.js", "/favicon.ico"} {
+		w := e.do(http.MethodGet, p, "", nil)
+		require.Equal(t, http.StatusOK, w.Code, p)
+		require.Equal(t, "wizard GET "+p, w.Body.String(), p)
+	}
+	require.Contains(t, e.do(http.MethodGet, "/healthz", "", nil).Body.String(), `"ok"`)
+	for _, p := range []string{"/api", "/api/nope", "/api/v1/nope", "/uix", "/other"} {
+		requireError(t, e.do(http.MethodGet, p, "", nil), http.StatusNotFound, "not_found")
+	}
+	requireError(t, e.do(http.MethodGet, "/api/v1/deployments", "", nil), http.StatusUnauthorized, "unauthorized")
+	// Without a wizard, / is the API's JSON 404.
+	requireError(t, plain.do(http.MethodGet, "/", "", nil), http.StatusNotFound, "not_found")
 }

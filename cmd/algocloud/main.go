@@ -25,6 +25,12 @@ Usage:
   algocloud worker  [flags]   the Temporal worker against --temporal-address and --database-url
   algocloud token   [flags] USER   create a user (if new) and print a new API token for it
 
+Client commands (talk to a running platform: --api, token in $ALGOCLOUD_TOKEN):
+  algocloud deploy  [flags] DIR        deploy the algorithm in DIR as DIR/algocloud.json describes it
+  algocloud predict [flags] INPUT      call a deployed endpoint (--endpoint, --ca, -o)
+  algocloud logs    [-f] ID|API_NAME   a deployment's progress log; -f follows it
+  algocloud ls                         your deployments
+
 Run "algocloud <command> -h" for its flags.
 `
 
@@ -44,6 +50,14 @@ func main() {
 		err = run(args, "worker", false, false, true)
 	case "token":
 		err = token(args)
+	case "deploy":
+		err = deploy(args)
+	case "predict":
+		err = predict(args)
+	case "logs":
+		err = logs(args)
+	case "ls":
+		err = ls(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

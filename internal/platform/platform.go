@@ -26,6 +26,7 @@ import (
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/templates"
+	"github.com/algocloud/algocloud/web"
 	"github.com/algocloud/algocloud/worker"
 )
 
@@ -162,7 +163,7 @@ func (p *Platform) startAPI() error {
 	o := p.opts
 	h := api.New(api.Config{
 		Store: p.Store, Workflows: api.NewTemporalWorkflows(p.Client),
-		UploadDir: p.UploadDir(), CARootPEM: p.CA.RootPEM(), Skeleton: templates.Skeleton,
+		UploadDir: p.UploadDir(), CARootPEM: p.CA.RootPEM(), Skeleton: templates.Skeleton, Web: web.Handler(web.WithDomain(o.Domain)),
 		Logger: o.Logger.With("component", "api"),
 	})
 	addr := o.APIAddr
