@@ -31,6 +31,7 @@ if [ "${1:-}" = "--task" ] && [ ! -x "$gobin/task" ]; then
   echo "setup: installing task (go-task) into $gobin"
   GOFLAGS= go install github.com/go-task/task/v3/cmd/task@v3.54.0
 fi
+scripts/onnxruntime.sh # libonnxruntime.so.1 and test models for inference/onnxrt
 # moto_server (moto's AWS endpoints) is what the EC2 provider's tests run
 # against. It comes preinstalled with the machine's pyenv Python and cannot be
 # installed here (no PyPI), so it is only checked.
