@@ -19,6 +19,7 @@ import (
 // numpy and Pillow) and pip-installs the spec's and aai_pip-requirements.txt's
 // requirements. pip's output streams into the event log as it runs.
 func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (InstallInfo, error) {
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "installing requirements" })()
 	reqPath := filepath.Join(in.Code.Dir, RequirementsFile)
 	fileReqs := in.Code.Requirements
 	if in.RequirementsTxt != nil {
@@ -45,14 +46,12 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	}
 	a.event(ctx, in.DeploymentID, "install_requirements", "pip install %s", strings.Join(reqs, " "))
 	lines := newLineBatcher(func(text string) { a.event(ctx, in.DeploymentID, "pip", "%s", text) })
-	stop := heartbeatEvery(ctx, 5*time.Second, func() any { return "pip install" })
 	out, err := python.Install(ctx, py, reqs, a.Pip, func(line string) {
 		lines.add(line)
 		if activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, line)
 		}
 	})
-	stop()
 	lines.flush()
 	info.Output = tail(out, 4000)
 	var ie *python.InstallError

@@ -92,6 +92,7 @@ func (a *Activities) initError(err error) error {
 
 // StopService stops a service; stopping what is gone is not an error.
 func (a *Activities) StopService(ctx context.Context, h compute.Handle) error {
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "stopping" })()
 	if err := a.Provider.Stop(ctx, h); err != nil && !errors.Is(err, compute.ErrNotFound) {
 		return fmt.Errorf("stop service %s: %w", h.Name, err)
 	}
@@ -100,6 +101,7 @@ func (a *Activities) StopService(ctx context.Context, h compute.Handle) error {
 
 // ReleaseServer tears the server down (folder, certificate, venv included).
 func (a *Activities) ReleaseServer(ctx context.Context, s compute.Server) error {
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "releasing" })()
 	if err := a.Provider.Release(ctx, s); err != nil && !errors.Is(err, compute.ErrNotFound) {
 		return fmt.Errorf("release server %s: %w", s.ID, err)
 	}

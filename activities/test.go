@@ -19,6 +19,7 @@ import (
 // API and reports the result, or the error with its Python traceback. An
 // algorithm that fails is a result (OK=false), not an activity error.
 func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error) {
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "testing" })()
 	token, sum := newToken()
 	port, err := freePort(in.Server.Host)
 	if err != nil {
@@ -46,8 +47,6 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 	}()
 	base := "https://" + h.Address
 	client := a.httpClient(a.PredictTimeout + 30*time.Second)
-	stop := heartbeatEvery(ctx, 5*time.Second, func() any { return "testing" })
-	defer stop()
 	info := TestInfo{At: time.Now().UTC(), CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

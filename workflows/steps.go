@@ -31,7 +31,7 @@ func (d *deployment) provision(ctx workflow.Context, _ Empty) (State, error) {
 			}
 			d.st.Server = srv
 		}
-		actx := activityOptions(ctx, 5*time.Minute, 0, 5)
+		actx := activityOptions(ctx, time.Minute, 0, 5)
 		var cert activities.CertInfo
 		in := activities.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
 		if err := workflow.ExecuteActivity(actx, a.IssueCertificate, in).Get(actx, &cert); err != nil {
@@ -203,7 +203,7 @@ func (d *deployment) validateStop(Empty) error {
 
 func (d *deployment) stop(ctx workflow.Context, _ Empty) (State, error) {
 	err := d.run(ctx, UpdateStop, func(ctx workflow.Context) (string, error) {
-		actx := activityOptions(ctx, 2*time.Minute, 0, 10)
+		actx := activityOptions(ctx, 2*time.Minute, heartbeat, 10)
 		if err := workflow.ExecuteActivity(actx, a.StopService, d.st.Live.Handle).Get(actx, nil); err != nil {
 			return "", err
 		}
@@ -253,7 +253,8 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 	}
 	d.st.Status = StatusDeleting
 	err := d.run(ctx, UpdateDelete, func(ctx workflow.Context) (string, error) {
-		actx := activityOptions(ctx, 5*time.Minute, 0, 0)
+		// Heartbeats notice a lost attempt in seconds, not at the time limit.
+		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 0)
 		if d.st.Live != nil {
 			if err := workflow.ExecuteActivity(actx, a.StopService, d.st.Live.Handle).Get(actx, nil); err != nil {
 				return "", err

@@ -42,9 +42,10 @@ type Options struct {
 	DatabaseFile string
 	// Namespace to create (defaults to "default").
 	Namespace string
-	// Logger receives the server's logs at Level and above (error by default).
+	// Logger receives the server's logs at Level and above; a nil Level
+	// means error (the server's own pollers warn harmlessly on every shutdown).
 	Logger *slog.Logger
-	Level  slog.Level
+	Level  slog.Leveler
 }
 
 // Server is a running embedded Temporal server.
@@ -66,8 +67,7 @@ func Start(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Level == 0 {
-		// The server's own pollers warn harmlessly on every shutdown; errors only.
+	if opts.Level == nil {
 		opts.Level = slog.LevelError
 	}
 	var err error
@@ -127,7 +127,7 @@ func Start(opts Options) (*Server, error) {
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = frontend
 
-	logger := &slogAdapter{log: opts.Logger, level: opts.Level}
+	logger := &slogAdapter{log: opts.Logger, level: opts.Level.Level()}
 	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("temporal authorizer: %w", err)

@@ -281,12 +281,20 @@ func (p *Provider) Release(ctx context.Context, s compute.Server) error {
 			return fmt.Errorf("release %s: %w", s.ID, err)
 		}
 	}
+	// Under the provision lock only rename the folder out of the way (a
+	// concurrent Provision must not see it half deleted); the slow delete of
+	// code and venv runs after, so releases and provisions do not queue.
 	unlock, err := lockFile(filepath.Join(p.serversDir, ".provision.lock"))
 	if err != nil {
 		return fmt.Errorf("release %s: %w", s.ID, err)
 	}
-	defer unlock()
-	if err := os.RemoveAll(dir); err != nil {
+	trash := filepath.Join(p.serversDir, ".released-"+s.ID)
+	err = os.Rename(dir, trash)
+	unlock()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("release %s: %w", s.ID, err)
+	}
+	if err := os.RemoveAll(trash); err != nil {
 		return fmt.Errorf("release %s: %w", s.ID, err)
 	}
 	p.log.Info("server released", "server", s.ID)
