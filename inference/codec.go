@@ -87,13 +87,9 @@ type imageOutput struct{}
 func (imageOutput) Want() Kind { return KindTensor }
 
 func (imageOutput) Encode(v Value) (httpBody, error) {
-	img, err := tensorToImage(v)
+	b, err := encodeTensorPNG(v)
 	if err != nil {
 		return httpBody{}, badOutput("%v", err)
-	}
-	b, err := encodePNG(img)
-	if err != nil {
-		return httpBody{}, err
 	}
 	return httpBody{ContentType: "image/png", Data: b}, nil
 }

@@ -43,6 +43,26 @@ type Config struct {
 	// AllowPrivateURLs lets image URLs reach loopback, private and link-local
 	// addresses (off by default: SSRF).
 	AllowPrivateURLs bool `json:"allow_private_urls"`
+
+	// Dynamic batching, named after Triton's dynamic_batching settings.
+
+	// MaxBatchSize is the most requests one batch holds (default 1: no
+	// batching). Batches form only for classes that define predict_batch;
+	// for others every call is a batch of one.
+	MaxBatchSize int `json:"max_batch_size,omitempty"`
+	// MaxQueueDelay is how long the oldest queued request may wait for a
+	// batch to fill before a smaller batch leaves (default 0: a free worker
+	// takes whatever is queued at once).
+	MaxQueueDelay Duration `json:"max_queue_delay,omitempty"`
+	// PreferredBatchSizes are batch sizes sent as soon as enough requests
+	// are queued, without waiting for MaxQueueDelay (Triton's
+	// preferred_batch_size); each at most MaxBatchSize. Empty: MaxBatchSize.
+	PreferredBatchSizes []int `json:"preferred_batch_sizes,omitempty"`
+	// MaxQueueSize bounds the requests waiting for a worker: once
+	// MaxQueueSize + Threads*MaxBatchSize requests are in progress, /predict
+	// answers 429 overloaded with Retry-After (ErrOverflow) before reading
+	// the body. Default max(64, 16*Threads, 2*Threads*MaxBatchSize).
+	MaxQueueSize int `json:"max_queue_size,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "30s".
@@ -82,7 +102,26 @@ func (c Config) WithDefaults() Config {
 	if c.Python == "" {
 		c.Python = "/usr/bin/python3"
 	}
+	if c.MaxBatchSize <= 0 {
+		c.MaxBatchSize = 1
+	}
+	if c.MaxQueueDelay < 0 {
+		c.MaxQueueDelay = 0
+	}
+	if c.MaxQueueSize <= 0 {
+		c.MaxQueueSize = max(64, 16*c.Threads, 2*c.Threads*c.MaxBatchSize)
+	}
 	return c
+}
+
+// checkBatching reports batching settings that cannot work together.
+func (c Config) checkBatching() error {
+	for _, p := range c.PreferredBatchSizes {
+		if p < 1 || p > c.MaxBatchSize {
+			return fmt.Errorf("inference config: preferred_batch_sizes holds %d, which is not in 1..max_batch_size (%d)", p, c.MaxBatchSize)
+		}
+	}
+	return nil
 }
 
 // LoadConfig reads a JSON config file.

@@ -35,7 +35,7 @@ const (
 	CodeURLFetchFailed    = "url_fetch_failed"       // 400: the URL could not be downloaded
 	CodeNotReady          = "not_ready"              // 503: workers still running __init__
 	CodeInitFailed        = "init_failed"            // 503: __init__ (or importing aai_main.py) raised
-	CodeOverloaded        = "overloaded"             // 503: no worker became free in time, or the queue is full
+	CodeOverloaded        = "overloaded"             // 429: the queue is full (ErrOverflow); 503: no worker became free in time
 	CodeShuttingDown      = "shutting_down"          // 503: the server is draining
 	CodePredictFailed     = "predict_failed"         // 500: predict raised (traceback included)
 	CodeTestInputFailed   = "test_input_failed"      // 500: testing_input_data raised (traceback included)
@@ -52,7 +52,11 @@ type APIError struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Traceback string `json:"traceback,omitempty"`
+	cause     error  // what errors.Is finds: ErrOverflow
 }
+
+// Unwrap returns the sentinel the error stands for, if any (ErrOverflow).
+func (e *APIError) Unwrap() error { return e.cause }
 
 // Error formats the status, code and message.
 func (e *APIError) Error() string {
@@ -99,7 +103,7 @@ func writeError(w http.ResponseWriter, e *APIError) {
 	switch status {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="algocloud"`)
-	case http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, e)

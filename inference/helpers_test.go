@@ -41,7 +41,7 @@ var pythonOK = sync.OnceValue(func() error {
 
 // requirePython fails (not skips) without Debian's Python: these tests are the
 // point of the package. scripts/setup.sh installs it.
-func requirePython(t *testing.T) {
+func requirePython(t testing.TB) {
 	t.Helper()
 	require.NoError(t, pythonOK(), "%s with numpy and Pillow is needed: run scripts/setup.sh", testPython)
 }
@@ -57,7 +57,7 @@ type testServer struct {
 }
 
 // codeDir writes aai_main.py into a fresh folder.
-func codeDir(t *testing.T, code string) string {
+func codeDir(t testing.TB, code string) string {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "aai_main.py"), []byte(code), 0o644))
 	return dir
@@ -65,7 +65,7 @@ func codeDir(t *testing.T, code string) string {
 
 // startServer serves dir (a folder holding aai_main.py) with a config that
 // mutate may change; it stops the server (and checks the drain) at cleanup.
-func startServer(t *testing.T, dir string, in, out spec.IOType, mutate func(*Config)) *testServer {
+func startServer(t testing.TB, dir string, in, out spec.IOType, mutate func(*Config)) *testServer {
 	t.Helper()
 	requirePython(t)
 	cfg := Config{
@@ -94,7 +94,7 @@ func startServer(t *testing.T, dir string, in, out spec.IOType, mutate func(*Con
 }
 
 // stop drains the server and checks that Serve returned cleanly.
-func (ts *testServer) stop(t *testing.T) {
+func (ts *testServer) stop(t testing.TB) {
 	ts.cancel()
 	select {
 	case err := <-ts.done:
@@ -105,7 +105,7 @@ func (ts *testServer) stop(t *testing.T) {
 	ts.done <- nil // a second stop returns at once
 }
 
-func (ts *testServer) waitReady(t *testing.T) {
+func (ts *testServer) waitReady(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

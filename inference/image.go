@@ -9,10 +9,11 @@ import (
 	"image/color"
 	_ "image/gif" // GIF input (first frame)
 	_ "image/jpeg"
-	"image/png"
+	_ "image/png" // PNG input; outputs use pngenc.go
+	"io"
 	"math"
 	"net/http"
-	"sync"
+	"runtime"
 )
 
 // decodeImage decodes PNG, JPEG or GIF bytes into the tensor predict receives:
@@ -38,7 +39,7 @@ func decodeImage(data []byte, maxPixels int64) (Value, error) {
 		return Value{}, apiErr(http.StatusRequestEntityTooLarge, CodeImageTooLarge,
 			"the %s image is %dx%d (%d pixels); the limit is %d pixels", format, cfg.Width, cfg.Height, px, maxPixels)
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
+	img, _, err := image.Decode(&yieldingReader{r: bytes.NewReader(data)})
 	if err != nil {
 		return Value{}, apiErr(http.StatusBadRequest, CodeCorruptImage, "the %s image is truncated or corrupt: %v", format, err)
 	}
@@ -111,33 +112,10 @@ func toRGB(img image.Image) []byte {
 	return out
 }
 
-// tensorToImage turns an array predict returned into an image: shape HxW or
-// HxWx1 (gray), HxWx3 (RGB) or HxWx4 (RGBA, straight alpha). uint8 is taken as
-// it is, bool as 0/255, floats must lie in [0, 1] and are scaled by 255
-// (rounded), other integers must lie in 0..255. Anything else is an error whose
-// message tells the author what to change.
+// tensorToImage turns an array predict returned into an image, by the rules
+// of tensorPixels.
 func tensorToImage(v Value) (image.Image, error) {
-	if v.Kind != KindTensor {
-		return nil, fmt.Errorf("expected a numpy array, got a %s value", v.Kind)
-	}
-	if _, err := v.tensorLen(); err != nil {
-		return nil, err
-	}
-	var h, w, c int
-	switch {
-	case len(v.Shape) == 2:
-		h, w, c = v.Shape[0], v.Shape[1], 1
-	case len(v.Shape) == 3 && (v.Shape[2] == 1 || v.Shape[2] == 3 || v.Shape[2] == 4):
-		h, w, c = v.Shape[0], v.Shape[1], v.Shape[2]
-	case len(v.Shape) == 3 && (v.Shape[0] == 3 || v.Shape[0] == 4):
-		return nil, fmt.Errorf("shape %v looks channels-first: return (height, width, channels), e.g. np.transpose(x, (1, 2, 0))", v.Shape)
-	default:
-		return nil, fmt.Errorf("shape %v is not an image: return (height, width) or (height, width, 1|3|4)", v.Shape)
-	}
-	if h == 0 || w == 0 {
-		return nil, fmt.Errorf("shape %v is an empty image", v.Shape)
-	}
-	pix, err := toUint8(v)
+	pix, w, h, c, err := tensorPixels(v)
 	if err != nil {
 		return nil, err
 	}
@@ -148,12 +126,41 @@ func tensorToImage(v Value) (image.Image, error) {
 	case 4:
 		return &image.NRGBA{Pix: pix, Stride: 4 * w, Rect: rect}, nil
 	}
-	// No RGB image type in Go: an opaque NRGBA is written as an RGB PNG.
 	rgba := make([]byte, 4*w*h)
 	for i, j := 0, 0; i < len(pix); i, j = i+3, j+4 {
 		rgba[j], rgba[j+1], rgba[j+2], rgba[j+3] = pix[i], pix[i+1], pix[i+2], 0xff
 	}
 	return &image.NRGBA{Pix: rgba, Stride: 4 * w, Rect: rect}, nil
+}
+
+// tensorPixels turns an array predict returned into 8-bit pixels, c bytes
+// each (1 gray, 3 RGB, 4 RGBA with straight alpha): shape HxW or HxWx1
+// (gray), HxWx3 or HxWx4. uint8 is taken as it is (no copy), bool as 0/255,
+// floats must lie in [0, 1] and are scaled by 255 (rounded), other integers
+// must lie in 0..255. Anything else is an error whose message tells the
+// author what to change.
+func tensorPixels(v Value) (pix []byte, w, h, c int, err error) {
+	if v.Kind != KindTensor {
+		return nil, 0, 0, 0, fmt.Errorf("expected a numpy array, got a %s value", v.Kind)
+	}
+	if _, err := v.tensorLen(); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	switch {
+	case len(v.Shape) == 2:
+		h, w, c = v.Shape[0], v.Shape[1], 1
+	case len(v.Shape) == 3 && (v.Shape[2] == 1 || v.Shape[2] == 3 || v.Shape[2] == 4):
+		h, w, c = v.Shape[0], v.Shape[1], v.Shape[2]
+	case len(v.Shape) == 3 && (v.Shape[0] == 3 || v.Shape[0] == 4):
+		return nil, 0, 0, 0, fmt.Errorf("shape %v looks channels-first: return (height, width, channels), e.g. np.transpose(x, (1, 2, 0))", v.Shape)
+	default:
+		return nil, 0, 0, 0, fmt.Errorf("shape %v is not an image: return (height, width) or (height, width, 1|3|4)", v.Shape)
+	}
+	if h == 0 || w == 0 {
+		return nil, 0, 0, 0, fmt.Errorf("shape %v is an empty image", v.Shape)
+	}
+	pix, err = toUint8(v)
+	return pix, w, h, c, err
 }
 
 // toUint8 converts a tensor's elements to 0..255 by the rules of tensorToImage.
@@ -248,29 +255,34 @@ func halfToFloat(h uint16) float64 {
 	return sign * math.Ldexp(1+frac/1024, exp-15)
 }
 
-// pngEncoder favours speed. BenchmarkEncodePNG (512x512, this 2-core machine):
-// on a photo-like image zlib's fastest level takes 18 ms against 60 ms for the
-// default, for 28% more bytes; on noise 25 against 35 ms, same size; masks
-// compress to a few KiB either way. Encoding runs on the request goroutine,
-// so on every core.
-var pngEncoder = &png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: &pngBuffers{}}
-
-type pngBuffers struct{ p sync.Pool }
-
-func (b *pngBuffers) Get() *png.EncoderBuffer {
-	if v, ok := b.p.Get().(*png.EncoderBuffer); ok {
-		return v
+// encodeTensorPNG writes an array predict returned as a lossless PNG.
+func encodeTensorPNG(v Value) ([]byte, error) {
+	pix, w, h, c, err := tensorPixels(v)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return encodeRawPNG(pix, w, h, c, choosePNG(pix, w*c))
 }
 
-func (b *pngBuffers) Put(v *png.EncoderBuffer) { b.p.Put(v) }
+// yieldEvery is how much codec work (bytes read or written) runs between
+// runtime.Gosched calls: about a millisecond of decoding or encoding.
+const yieldEvery = 64 << 10
 
-// encodePNG writes img as a lossless PNG.
-func encodePNG(img image.Image) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := pngEncoder.Encode(&buf, img); err != nil {
-		return nil, fmt.Errorf("encode PNG: %w", err)
+// yieldingReader lets other goroutines run every yieldEvery bytes. Decoding
+// and encoding are tight loops that Go preempts only every 10 ms; with a few
+// of them on every P, the goroutine that feeds a Python worker its next batch
+// waited that long to run, leaving the workers idle (queue_wait_seconds
+// showed it). A yield every millisecond or so costs nothing measurable.
+type yieldingReader struct {
+	r    io.Reader
+	read int
+}
+
+func (y *yieldingReader) Read(p []byte) (int, error) {
+	n, err := y.r.Read(p)
+	if y.read += n; y.read >= yieldEvery {
+		y.read = 0
+		runtime.Gosched()
 	}
-	return buf.Bytes(), nil
+	return n, err
 }

@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -33,6 +34,10 @@ func (c *imageInput) Decode(ctx context.Context, r *http.Request) (Value, error)
 	if err != nil {
 		return Value{}, err
 	}
+	// The bytes are in: take a work slot before the decoded pixels take memory.
+	if err := enterWork(ctx); err != nil {
+		return Value{}, err
+	}
 	return decodeImage(data, c.maxPixels)
 }
 
@@ -47,7 +52,7 @@ func (c *imageInput) imageBytes(ctx context.Context, r *http.Request) ([]byte, e
 	}
 	switch mt {
 	case "", "application/octet-stream", "image/png", "image/jpeg", "image/jpg", "image/gif":
-		return readBody(r.Body, "an image")
+		return readBody(r, "an image")
 	case "multipart/form-data":
 		p, err := readMultipartField(r, "image")
 		return p.data, err
@@ -61,10 +66,18 @@ func (c *imageInput) imageBytes(ctx context.Context, r *http.Request) ([]byte, e
 	return nil, apiErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type %s is not accepted: %s", mt, hint)
 }
 
-// readBody reads a whole body bounded by http.MaxBytesReader; what names the
-// expected content in the empty-body error ("an image").
-func readBody(body io.Reader, what string) ([]byte, error) {
-	b, err := io.ReadAll(body)
+// readBody reads a whole request body, which http.MaxBytesReader bounds; what
+// names the expected content in the empty-body error ("an image"). A
+// Content-Length sizes the buffer at once (the handler has refused one over
+// the limit), sparing io.ReadAll's copies as it grows.
+func readBody(r *http.Request, what string) ([]byte, error) {
+	hint := int64(0)
+	if r.ContentLength > 0 && r.ContentLength < 1<<31 {
+		hint = r.ContentLength
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, hint+bytes.MinRead))
+	_, err := buf.ReadFrom(r.Body)
+	b := buf.Bytes()
 	if err != nil {
 		return nil, bodyError(err)
 	}
@@ -189,13 +202,9 @@ func (c *imageInput) EncodeRequest(v Value) (httpBody, error) {
 		}
 		return httpBody{ContentType: http.DetectContentType(v.Data), Data: v.Data}, nil
 	}
-	img, err := tensorToImage(v)
+	b, err := encodeTensorPNG(v)
 	if err != nil {
 		return httpBody{}, testInputError("testing_input_data must return an image array: %v", err)
-	}
-	b, err := encodePNG(img)
-	if err != nil {
-		return httpBody{}, err
 	}
 	return httpBody{ContentType: "image/png", Data: b}, nil
 }

@@ -48,7 +48,7 @@ func (numpyInput) Decode(_ context.Context, r *http.Request) (Value, error) {
 	var data []byte
 	switch mt {
 	case "", npyMediaType, "application/npy", "application/octet-stream":
-		if data, err = readBody(r.Body, "a .npy file (numpy.save)"); err != nil {
+		if data, err = readBody(r, "a .npy file (numpy.save)"); err != nil {
 			return Value{}, err
 		}
 	case "multipart/form-data":
@@ -131,7 +131,7 @@ func (jsonInput) Decode(_ context.Context, r *http.Request) (Value, error) {
 		return Value{}, apiErr(http.StatusUnsupportedMediaType, CodeUnsupportedMedia,
 			"Content-Type %s is not accepted: send a JSON value as application/json (curl: -H 'Content-Type: application/json')", mt)
 	}
-	raw, err := readBody(r.Body, "a JSON value")
+	raw, err := readBody(r, "a JSON value")
 	if err != nil {
 		return Value{}, err
 	}
@@ -260,7 +260,7 @@ func (fileInput) Decode(_ context.Context, r *http.Request) (Value, error) {
 				"the multipart field \"file\" has no filename: send it as a file (curl: -F file=@path)")
 		}
 	} else {
-		if p.data, err = readBody(r.Body, "a file"); err != nil {
+		if p.data, err = readBody(r, "a file"); err != nil {
 			return Value{}, err
 		}
 		p.contentType = r.Header.Get("Content-Type")

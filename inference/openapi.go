@@ -33,7 +33,8 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 		"413": errResp(tooLarge),
 		"415": errResp("unsupported_media_type."),
 		"500": errResp("predict_failed (with the Python traceback), bad_output, worker_crashed."),
-		"503": errResp("not_ready, init_failed, overloaded or shutting_down: retry later."),
+		"429": errResp("overloaded: too many requests are in progress (the queue is full); retry after Retry-After seconds."),
+		"503": errResp("not_ready, init_failed, overloaded (nothing became free within the timeout) or shutting_down: retry later."),
 		"504": errResp("predict_timeout."),
 	}
 	predictOp := map[string]any{

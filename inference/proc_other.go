@@ -4,6 +4,7 @@ package inference
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"syscall"
 )
@@ -15,3 +16,8 @@ func setProcAttrs(cmd *exec.Cmd) {}
 func killProcess(cmd *exec.Cmd) { _ = cmd.Process.Kill() }
 
 func isBrokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }
+
+var pipeSize = 0
+
+// setPipeSize does nothing outside Linux.
+func setPipeSize(f *os.File, n int) {}

@@ -86,6 +86,12 @@ type frameHeader struct {
 	Shape []int  `json:"shape,omitempty"`
 	Want  Kind   `json:"want,omitempty"`  // requests: the kind the reply must have
 	Class string `json:"class,omitempty"` // ready: the class the runner serves
+	// PredictBatch (ready) says the class defines predict_batch.
+	PredictBatch bool `json:"predict_batch,omitempty"`
+	// Batch (the first request of a batch for predict_batch) is how many
+	// request frames the batch holds, this one included; absent on a call
+	// for predict.
+	Batch int `json:"batch,omitempty"`
 	// Name and ContentType go with file values.
 	Name        string `json:"name,omitempty"`
 	ContentType string `json:"content_type,omitempty"`

@@ -24,13 +24,15 @@ import (
 // Server is the inference server of one deployed algorithm: HTTP(S) handlers
 // in front of a pool of Python workers that loaded aai_main.py.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	in       inputCodec
-	out      outputCodec
-	pool     dispatcher
-	tokenSum []byte
-	handler  http.Handler
+	cfg       Config
+	log       *slog.Logger
+	in        inputCodec
+	out       outputCodec
+	pool      dispatcher
+	metrics   *metrics
+	admission *admission
+	tokenSum  []byte
+	handler   http.Handler
 }
 
 // NewServer checks cfg and builds a server; nothing starts until Serve or Run.
@@ -58,6 +60,9 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("inference config: code_dir %s is not a folder", cfg.CodeDir)
 	}
 	cfg.CodeDir = dir
+	if err := cfg.checkBatching(); err != nil {
+		return nil, err
+	}
 	check := publicOnly
 	if cfg.AllowPrivateURLs {
 		check = allowAll
@@ -70,7 +75,8 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inference config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, tokenSum: sum}
+	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, tokenSum: sum, metrics: newMetrics(),
+		admission: newAdmission(cfg)}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -108,7 +114,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for i := range specs {
 		specs[i] = workerSpec{idx: i, python: s.cfg.Python, runner: runner, dir: s.cfg.CodeDir, log: s.log}
 	}
-	p := newPool(specs, time.Duration(s.cfg.Timeout), s.log)
+	p := newBatcher(specs, batchOptionsOf(s.cfg), s.log, s.metrics)
 	s.pool = p
 	p.Start(ctx)
 
@@ -120,7 +126,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.cfg.CertFile != "", "threads", s.cfg.Threads,
-		"type", spec.Pair{In: s.cfg.Input, Out: s.cfg.Output}.String())
+		"type", spec.Pair{In: s.cfg.Input, Out: s.cfg.Output}.String(), "max_batch_size", s.cfg.MaxBatchSize,
+		"max_queue_delay", time.Duration(s.cfg.MaxQueueDelay).String(), "max_queue_size", s.cfg.MaxQueueSize)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -183,6 +190,8 @@ func (s *Server) routes() http.Handler {
 	})
 	route("/readyz", http.MethodGet, false, s.readyz)
 	route("/openapi.json", http.MethodGet, false, s.openAPI)
+	metricsHandler := s.metrics.handler()
+	route("/metrics", http.MethodGet, false, metricsHandler.ServeHTTP)
 	route("/predict", http.MethodPost, true, s.predict)
 	route("/v1/test-input", http.MethodGet, true, s.testInput)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -214,28 +223,48 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// predict serves /predict; admission.go explains the three bounds it passes
+// (admission, intake slot, work slot).
 func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		s.fail(w, r, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body exceeds %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}
+	release, err := s.admission.admit()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	in, err := s.in.Decode(r.Context(), r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out, err := s.pool.Do(r.Context(), call{Op: opPredict, Want: s.out.Want(), In: in})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	b, err := s.out.Encode(out)
+	ticket := &workTicket{a: s.admission}
+	defer ticket.leave()
+	ctx := withWork(r.Context(), ticket)
+	b, err := s.runPredict(ctx, r, ticket)
+	ticket.leaveWork() // before a slow client reads the answer; the intake slot covers the output's bytes
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeBody(w, b)
+}
+
+func (s *Server) runPredict(ctx context.Context, r *http.Request, ticket *workTicket) (httpBody, error) {
+	if err := ticket.enterIntake(ctx); err != nil {
+		return httpBody{}, err
+	}
+	in, err := s.in.Decode(ctx, r)
+	if err != nil {
+		return httpBody{}, err
+	}
+	if err := ticket.enter(ctx); err != nil { // codecs that did not take it while decoding
+		return httpBody{}, err
+	}
+	out, err := s.pool.Do(ctx, call{Op: opPredict, Want: s.out.Want(), In: in})
+	if err != nil {
+		return httpBody{}, err
+	}
+	return s.out.Encode(out)
 }
 
 func (s *Server) testInput(w http.ResponseWriter, r *http.Request) {
@@ -279,11 +308,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, ae)
 }
 
-// logRequests logs one line per request (never the Authorization header) and
-// turns a handler panic into a JSON 500.
+// logRequests logs one line per request (never the Authorization header),
+// counts it in the metrics, and turns a handler panic into a JSON 500.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if r.URL.Path == "/predict" || r.URL.Path == "/v1/test-input" {
+			s.metrics.inFlight.Inc()
+			defer s.metrics.inFlight.Dec()
+		}
 		id := r.Header.Get("X-Request-Id")
 		if id == "" || len(id) > 64 {
 			b := make([]byte, 8)
@@ -302,8 +335,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 					writeError(rec, apiErr(http.StatusInternalServerError, CodeInternal, "internal error"))
 				}
 			}
+			took := time.Since(start)
+			s.metrics.observe(r.URL.Path, rec.status, took.Seconds())
 			s.log.Info("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rec.status,
-				"bytes", rec.bytes, "duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+				"bytes", rec.bytes, "duration_ms", took.Milliseconds(), "remote", r.RemoteAddr)
 		}()
 		next.ServeHTTP(rec, r)
 	})

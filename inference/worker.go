@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// workerLostError is a call whose worker died or broke the protocol: the pool
+// workerLostError is a call whose worker died or broke the protocol: its slot
 // replaces the worker instead of reusing it.
 type workerLostError struct{ msg string }
 
@@ -31,8 +31,8 @@ type workerSpec struct {
 	log    *slog.Logger
 }
 
-// worker is one Python process serving one call at a time. Only the pool's
-// current holder calls roundTrip; kill and close may be called from anywhere.
+// worker is one Python process serving one batch at a time. Only its slot
+// calls roundTripBatch; kill and close may be called from anywhere.
 type worker struct {
 	spec    workerSpec
 	cmd     *exec.Cmd
@@ -43,6 +43,9 @@ type worker struct {
 	outDone chan struct{} // closed once stdout and stderr reached EOF
 	tail    *outputTail
 	nextID  uint64
+	// predictBatch: the class defines predict_batch, so batches may hold
+	// several calls (set once the worker is ready).
+	predictBatch bool
 
 	mu     sync.Mutex
 	reaped bool
@@ -71,6 +74,11 @@ func startWorker(ctx context.Context, s workerSpec) (*worker, error) {
 	if err != nil {
 		closeAll(reqR, reqW, repR, repW, outR, outW)
 		return nil, fmt.Errorf("worker %d: output pipe: %w", s.idx, err)
+	}
+	// Bigger pipes move a tensor in fewer wake-ups (best effort; see BenchmarkTransfer).
+	if pipeSize > 0 {
+		setPipeSize(reqW, pipeSize)
+		setPipeSize(repR, pipeSize)
 	}
 	cmd := exec.Command(s.python, "-u", s.runner)
 	cmd.Dir = s.dir
@@ -139,38 +147,52 @@ func (w *worker) awaitReady(ctx context.Context) error {
 	case r.h.Op != opReady:
 		return fmt.Errorf("worker %d: expected a ready frame, got op %q", w.spec.idx, r.h.Op)
 	}
-	w.spec.log.Info("worker ready", "worker", w.spec.idx, "class", r.h.Class)
+	w.predictBatch = r.h.PredictBatch
+	w.spec.log.Info("worker ready", "worker", w.spec.idx, "class", r.h.Class, "predict_batch", r.h.PredictBatch)
 	return nil
 }
 
-// roundTrip sends one call and waits for its reply. Algorithm errors come back
-// as *APIError; a dead or misbehaving worker as a *workerLostError.
-func (w *worker) roundTrip(op string, want Kind, in Value) (Value, error) {
-	w.nextID++
-	id := w.nextID
-	h := frameHeader{ID: id, Op: op, Kind: in.Kind, DType: in.DType, Shape: in.Shape, Want: want,
-		Name: in.Name, ContentType: in.ContentType}
-	if h.Kind == "" {
-		h.Kind = KindNone
+// roundTripBatch sends calls as one batch and hands each reply to deliver, in
+// order, as it arrives: algorithm errors as *APIError. It returns a
+// *workerLostError when the worker died or broke the protocol; the calls not
+// delivered by then have no answer. A batch is consecutive request frames;
+// with asBatch the first carries "batch": len(calls), which makes the runner
+// call predict_batch (even for one call) after reading them all; without,
+// calls is a single call for predict.
+func (w *worker) roundTripBatch(calls []call, asBatch bool, deliver func(i int, v Value, err error)) error {
+	first := w.nextID + 1
+	for i, c := range calls {
+		w.nextID++
+		h := frameHeader{ID: w.nextID, Op: c.Op, Kind: c.In.Kind, DType: c.In.DType, Shape: c.In.Shape, Want: c.Want,
+			Name: c.In.Name, ContentType: c.In.ContentType}
+		if h.Kind == "" {
+			h.Kind = KindNone
+		}
+		if i == 0 && asBatch {
+			h.Batch = len(calls)
+		}
+		if err := writeFrame(w.req, h, c.In.Data); err != nil {
+			return w.lost(c.Op, err)
+		}
 	}
-	if err := writeFrame(w.req, h, in.Data); err != nil {
-		return Value{}, w.lost(op, err)
+	for i, c := range calls {
+		rh, payload, err := readFrame(w.rep)
+		if err != nil {
+			return w.lost(c.Op, err)
+		}
+		if id := first + uint64(i); rh.ID != id {
+			return w.lost(c.Op, fmt.Errorf("reply id %d for request %d", rh.ID, id))
+		}
+		switch rh.Op {
+		case opResult:
+			deliver(i, Value{Kind: rh.Kind, DType: rh.DType, Shape: rh.Shape, Data: payload, Name: rh.Name, ContentType: rh.ContentType}, nil)
+		case opError:
+			deliver(i, Value{}, decodePythonError(payload))
+		default:
+			return w.lost(c.Op, fmt.Errorf("unexpected reply op %q", rh.Op))
+		}
 	}
-	rh, payload, err := readFrame(w.rep)
-	if err != nil {
-		return Value{}, w.lost(op, err)
-	}
-	if rh.ID != id {
-		return Value{}, w.lost(op, fmt.Errorf("reply id %d for request %d", rh.ID, id))
-	}
-	switch rh.Op {
-	case opResult:
-		return Value{Kind: rh.Kind, DType: rh.DType, Shape: rh.Shape, Data: payload, Name: rh.Name, ContentType: rh.ContentType}, nil
-	case opError:
-		return Value{}, decodePythonError(payload)
-	default:
-		return Value{}, w.lost(op, fmt.Errorf("unexpected reply op %q", rh.Op))
-	}
+	return nil
 }
 
 // lost describes why a call lost its worker, with the exit status when it died.
