@@ -173,6 +173,9 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	route := func(path, method string, auth bool, h http.HandlerFunc) {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			if cors(w, r, method) {
+				return
+			}
 			if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 				w.Header().Set("Allow", method)
 				writeError(w, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s takes %s", path, method))
@@ -198,6 +201,28 @@ func (s *Server) routes() http.Handler {
 		writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint %s; see /openapi.json", r.URL.Path))
 	})
 	return s.logRequests(mux)
+}
+
+// cors lets browser pages on any origin (the generated jQuery client, opened
+// from disk or another site) call the endpoint. That is safe because the
+// endpoint authenticates with a bearer token, never with cookies: a page can
+// only call it with a token its user pasted. It answers a preflight (OPTIONS)
+// itself and reports true when the request is done.
+func cors(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Header.Get("Origin") == "" {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", "Content-Disposition, Retry-After, X-Request-Id")
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", method+", OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+	return true
 }
 
 // authorized compares the bearer token's SHA-256 with the configured one in
