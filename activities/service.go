@@ -33,6 +33,8 @@ func (a *Activities) serviceConfig(srv compute.Server, port int, in ServiceInput
 		Output:           in.Spec.Output,
 		Timeout:          inference.Duration(a.PredictTimeout),
 		AllowPrivateURLs: a.AllowPrivateURLs,
+		MaxBatchSize:     in.Spec.MaxBatchSize,
+		MaxQueueDelay:    inference.Duration(time.Duration(in.Spec.MaxQueueDelayMS) * time.Millisecond),
 	}.WithDefaults()
 }
 

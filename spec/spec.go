@@ -62,6 +62,12 @@ var Regions = map[string]string{
 // MaxThreads bounds the worker count of one deployment.
 const MaxThreads = 64
 
+// Batching limits of a deployment.
+const (
+	MaxBatchSize    = 256
+	MaxQueueDelayMS = 10000
+)
+
 // Spec is a deployment's configuration.
 type Spec struct {
 	Name         string   `json:"name"`
@@ -75,6 +81,10 @@ type Spec struct {
 	Input        IOType   `json:"input"`
 	Output       IOType   `json:"output"`
 	Requirements []string `json:"requirements"`
+	// MaxBatchSize and MaxQueueDelayMS are the endpoint's dynamic batching
+	// (Triton's max_batch_size and max_queue_delay); zero values batch nothing.
+	MaxBatchSize    int `json:"max_batch_size,omitempty"`
+	MaxQueueDelayMS int `json:"max_queue_delay_ms,omitempty"`
 }
 
 // WithDefaults fills the fields an author may leave out.
@@ -230,6 +240,12 @@ func (s Spec) Validate() error {
 	}
 	if s.Threads < 1 || s.Threads > MaxThreads {
 		v.Add("threads", "must be between 1 and %d", MaxThreads)
+	}
+	if s.MaxBatchSize < 0 || s.MaxBatchSize > MaxBatchSize {
+		v.Add("max_batch_size", "must be between 0 and %d", MaxBatchSize)
+	}
+	if s.MaxQueueDelayMS < 0 || s.MaxQueueDelayMS > MaxQueueDelayMS {
+		v.Add("max_queue_delay_ms", "must be between 0 and %d milliseconds", MaxQueueDelayMS)
 	}
 	validIO := map[IOType]bool{Image: true, Numpy: true, JSON: true, File: true}
 	if !validIO[s.Input] {
