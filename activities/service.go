@@ -19,13 +19,13 @@ import (
 )
 
 // serviceConfig is the inference server config for a service on the server.
-func (a *Activities) serviceConfig(srv compute.Server, port int, in ServiceInput) inference.Config {
+func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, tokenSHA256 string) inference.Config {
 	return inference.Config{
 		Name:             in.Spec.APIName,
 		Listen:           net.JoinHostPort(srv.Host, strconv.Itoa(port)),
 		CertFile:         in.Cert.CertFile,
 		KeyFile:          in.Cert.KeyFile,
-		TokenSHA256:      in.TokenSHA256,
+		TokenSHA256:      tokenSHA256,
 		CodeDir:          in.Code.Dir,
 		Python:           in.Install.Python,
 		Threads:          in.Spec.Threads,
@@ -57,7 +57,7 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 	}
 	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "starting endpoint" })()
 	cfgPath := filepath.Join(in.Server.Workdir, "live.json")
-	cfg := a.serviceConfig(in.Server, in.Server.Port, in)
+	cfg := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256)
 	changed, err := writeConfig(cfgPath, cfg)
 	if err != nil {
 		return ServiceInfo{}, err

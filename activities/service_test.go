@@ -14,10 +14,10 @@ import (
 func TestServiceConfigCarriesTheSpec(t *testing.T) {
 	a := &Activities{PredictTimeout: 7 * time.Second}
 	sp := spec.Spec{APIName: "seg", Threads: 3, Input: spec.Image, Output: spec.JSON, MaxBatchSize: 8, MaxQueueDelayMS: 5}
-	cfg := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, ServiceInput{
+	cfg := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{
 		Spec: sp, Code: CodeInfo{Dir: "/code"}, Install: InstallInfo{Python: "/venv/bin/python"},
-		Cert: CertInfo{CertFile: "c.pem", KeyFile: "k.pem"}, TokenSHA256: "ab",
-	})
+		Cert: CertInfo{CertFile: "c.pem", KeyFile: "k.pem"},
+	}, "ab")
 	require.Equal(t, "127.0.0.1:9000", cfg.Listen)
 	require.Equal(t, 3, cfg.Threads)
 	require.Equal(t, spec.JSON, cfg.Output)
@@ -27,6 +27,6 @@ func TestServiceConfigCarriesTheSpec(t *testing.T) {
 	require.Equal(t, "/venv/bin/python", cfg.Python)
 	require.Equal(t, "ab", cfg.TokenSHA256)
 
-	cfg = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, ServiceInput{Spec: spec.Spec{Threads: 1}})
+	cfg = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Threads: 1}}, "")
 	require.Equal(t, 1, cfg.MaxBatchSize, "no batching unless asked")
 }

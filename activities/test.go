@@ -26,9 +26,7 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 		return TestInfo{}, err
 	}
 	cfgPath := filepath.Join(in.Server.Workdir, "test.json")
-	cfg := a.serviceConfig(in.Server, port, ServiceInput{
-		Spec: in.Spec, Code: in.Code, Install: in.Install, Cert: in.Cert, TokenSHA256: sum,
-	})
+	cfg := a.serviceConfig(in.Server, port, in.Build, sum)
 	if _, err := writeConfig(cfgPath, cfg); err != nil {
 		return TestInfo{}, err
 	}

@@ -86,14 +86,21 @@ type InstallInfo struct {
 	Output       string   `json:"output"`
 }
 
-// TestInput runs Test Code.
-type TestInput struct {
+// Build is what an inference server runs: a deployment's spec, code revision,
+// install and certificate on its server. Test Code and the live endpoint
+// both start from one.
+type Build struct {
 	DeploymentID string         `json:"deployment_id"`
 	Server       compute.Server `json:"server"`
 	Spec         spec.Spec      `json:"spec"`
 	Code         CodeInfo       `json:"code"`
 	Install      InstallInfo    `json:"install"`
 	Cert         CertInfo       `json:"cert"`
+}
+
+// TestInput runs Test Code on a build.
+type TestInput struct {
+	Build
 }
 
 // TestInfo is the result of Test Code: OK, or the error with its traceback.
@@ -113,15 +120,10 @@ type TestInfo struct {
 	DurationMS      int64     `json:"duration_ms"`
 }
 
-// ServiceInput (re)starts the live endpoint.
+// ServiceInput (re)starts the live endpoint for a build.
 type ServiceInput struct {
-	DeploymentID string         `json:"deployment_id"`
-	Server       compute.Server `json:"server"`
-	Spec         spec.Spec      `json:"spec"`
-	Code         CodeInfo       `json:"code"`
-	Install      InstallInfo    `json:"install"`
-	Cert         CertInfo       `json:"cert"`
-	TokenSHA256  string         `json:"token_sha256"`
+	Build
+	TokenSHA256 string `json:"token_sha256"`
 }
 
 // ServiceInfo describes the live endpoint.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/spec"
 )
 
 func (d *deployment) validateProvision(Empty) error {
@@ -127,7 +128,7 @@ func (d *deployment) test(ctx workflow.Context, _ TestRequest) (State, error) {
 	err := d.run(ctx, UpdateTest, func(ctx workflow.Context) (string, error) {
 		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 2)
 		var info activities.TestInfo
-		in := activities.TestInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, Install: *d.st.Install, Cert: *d.st.Cert}
+		in := activities.TestInput{Build: d.build(d.st.Spec, *d.st.Code, *d.st.Install)}
 		if err := workflow.ExecuteActivity(actx, a.RunTest, in).Get(actx, &info); err != nil {
 			return "", err
 		}
@@ -181,7 +182,7 @@ func (d *deployment) startService(ctx workflow.Context, fresh bool) (string, err
 	}
 	actx := activityOptions(ctx, 5*time.Minute, heartbeat, 5)
 	var info activities.ServiceInfo
-	in := activities.ServiceInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: serving.Spec, Code: serving.Code, Install: serving.Install, Cert: *d.st.Cert, TokenSHA256: d.st.TokenSHA256}
+	in := activities.ServiceInput{Build: d.build(serving.Spec, serving.Code, serving.Install), TokenSHA256: d.st.TokenSHA256}
 	if err := workflow.ExecuteActivity(actx, a.StartService, in).Get(actx, &info); err != nil {
 		return "", err
 	}
@@ -272,4 +273,9 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 		return "deleted", nil
 	})
 	return d.st, err
+}
+
+// build names what an inference server of this deployment runs.
+func (d *deployment) build(sp spec.Spec, code activities.CodeInfo, install activities.InstallInfo) activities.Build {
+	return activities.Build{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: sp, Code: code, Install: install, Cert: *d.st.Cert}
 }
