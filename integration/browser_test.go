@@ -224,6 +224,7 @@ func (b *browser) text(sel string) string {
 
 func (b *browser) value(sel string) string {
 	b.t.Helper()
+	b.waitFor(sel)
 	var s string
 	b.eval(fmt.Sprintf(`document.querySelector(%s).value`, jsString(sel)), &s)
 	return s
@@ -232,9 +233,17 @@ func (b *browser) value(sel string) string {
 // setValue replaces a field's text as typing would, firing input.
 func (b *browser) setValue(sel, v string) {
 	b.t.Helper()
+	b.waitFor(sel)
 	b.eval(fmt.Sprintf(`(() => { const el = document.querySelector(%s); el.focus(); el.value = %s;
 		el.dispatchEvent(new Event('input', {bubbles: true})); el.dispatchEvent(new Event('change', {bubbles: true})); return true })()`,
 		jsString(sel), jsString(v)), new(bool))
+}
+
+// waitFor waits until an element matches sel: pages put their heading up
+// before the rest of their body, which may wait on the API.
+func (b *browser) waitFor(sel string) {
+	b.t.Helper()
+	b.waitJS(sel, fmt.Sprintf(`document.querySelector(%s)`, jsString(sel)), 30*time.Second)
 }
 
 func (b *browser) click(sel string) {
