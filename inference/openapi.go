@@ -55,7 +55,7 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 	if name == "" {
 		name = "algorithm"
 	}
-	return map[string]any{
+	doc := map[string]any{
 		"openapi": "3.0.3",
 		"info": map[string]any{
 			"title":       name,
@@ -106,6 +106,31 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 			}},
 		},
 	}
+	nameJSONUnion(doc, s.cfg.Input)
+	return doc
+}
+
+// nameJSONUnion moves an inline oneOf schema of /predict's JSON request body
+// into components/schemas, as <Input>JSONInput, and refers to it there. Code
+// generators give a named union its own type; oapi-codegen (v2.8.2) makes an
+// inline one's request body a defined type without the union's MarshalJSON,
+// so its clients would send {} (oapi-codegen issue #2498).
+func nameJSONUnion(doc map[string]any, in spec.IOType) {
+	paths, _ := doc["paths"].(map[string]any)
+	predict, _ := paths["/predict"].(map[string]any)
+	post, _ := predict["post"].(map[string]any)
+	body, _ := post["requestBody"].(map[string]any)
+	content, _ := body["content"].(map[string]any)
+	media, _ := content["application/json"].(map[string]any)
+	schema, _ := media["schema"].(map[string]any)
+	components, _ := doc["components"].(map[string]any)
+	schemas, _ := components["schemas"].(map[string]any)
+	if schema["oneOf"] == nil || schemas == nil || in == "" {
+		return
+	}
+	name := strings.ToUpper(string(in[:1])) + string(in[1:]) + "JSONInput"
+	schemas[name] = schema
+	media["schema"] = map[string]any{"$ref": "#/components/schemas/" + name}
 }
 
 // testInputContent is what /v1/test-input answers for each input type.

@@ -26,6 +26,15 @@ if [ ! -x "$gobin/workflowcheck" ]; then
   GOFLAGS= go install go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0
 fi
 
+# oapi-codegen: the templates tests generate a Go client from each endpoint's
+# OpenAPI document with it. A project tool in bin/, pinned, not a module of
+# go.mod (the project does not import it).
+oapi_version=v2.8.2
+if [ "$( (bin/oapi-codegen --version 2>/dev/null || true) | tail -n 1)" != "$oapi_version" ]; then
+  echo "setup: installing oapi-codegen $oapi_version into bin/"
+  GOFLAGS= GOBIN="$PWD/bin" go install "github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$oapi_version"
+fi
+
 # task (go-task) only for those who asked for the Taskfile: `scripts/setup.sh --task`.
 if [ "${1:-}" = "--task" ] && [ ! -x "$gobin/task" ]; then
   echo "setup: installing task (go-task) into $gobin"

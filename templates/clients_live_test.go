@@ -41,7 +41,8 @@ import (
 
 // These tests run the generated clients for real: Debian's curl and python3
 // against an inference server on a loopback port, over TLS with a CA made
-// here. The jQuery page needs a browser (Chromium): not run here.
+// here. The jQuery page runs in Chromium (clients_browser_test.go), the Go
+// client oapi-codegen generates in clients_oapigen_test.go.
 
 const (
 	liveToken = "ep_live-test-token"
