@@ -64,6 +64,9 @@ type browser struct {
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("ALGOCLOUD_REQUIRE_TOOLS") != "" {
+			t.Fatalf("Chromium is not installed at %s and ALGOCLOUD_REQUIRE_TOOLS is set (scripts/setup.sh installs it)", chromiumPath)
+		}
 		t.Skipf("Chromium is not installed at %s (scripts/setup.sh installs it)", chromiumPath)
 	}
 	shots := t.TempDir()
@@ -513,6 +516,20 @@ func TestBrowserWizard(t *testing.T) {
 	b.eval(`!!document.querySelector('#endpoint-token')`, &tokenShown)
 	require.False(t, tokenShown)
 	require.NotContains(t, b.text("main"), epToken)
+
+	// Whoever lost it makes a new one: the endpoint restarts with it and the
+	// old token stops working.
+	b.run(chromedp.Evaluate(`window.confirm = () => true`, nil))
+	b.click("#new-token")
+	b.waitJS("the new endpoint token", `(document.querySelector('#endpoint-token')||{}).value`, 3*time.Minute)
+	require.Contains(t, b.text("#token-warning"), "now accepts only this token")
+	newToken := b.value("#endpoint-token")
+	require.NotEqual(t, epToken, newToken)
+	res, out = predict(t, endpointClient(t, p), endpoint, newToken, samplePNG(t, 64, 48))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
+	res, out = predict(t, endpointClient(t, p), endpoint, epToken, samplePNG(t, 64, 48))
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, string(out))
+	b.shot("15b-new-token", wide)
 
 	// Using the Algorithm now names the live endpoint and, where the API
 	// generates clients, shows each with a copy button.

@@ -1655,12 +1655,52 @@
       tokenInput.addEventListener('focus', () => tokenInput.select());
     } else {
       nodes.push(h('p', null, r.token_note || 'The endpoint token was shown once, when it was made. Send it as Authorization: Bearer <token>.'));
+      if (r.status === 'live') nodes.push(newTokenBox(ctx, box));
     }
     nodes.push(h('div', { class: 'actions' },
       link('/ui/deployments/' + ctx.id + '/use', 'Using the Algorithm', 'btn'),
       h('span', { class: 'spacer' }), link('/ui/home', 'Return to Home', 'btn primary')));
     box.replaceChildren();
     append(box, nodes);
+  }
+
+  // newTokenBox offers a new endpoint token to whoever lost theirs (the token
+  // is shown once and only its hash is kept, so a reload during Complete
+  // Deployment loses it): it rotates the token, then completes again so the
+  // endpoint restarts with the new one at once. When the code changed since
+  // Test Code passed, the new token waits for the next Complete Deployment.
+  function newTokenBox(ctx, box) {
+    const btn = h('button', { type: 'button', class: 'btn', id: 'new-token' }, 'Make a new token');
+    const out = h('div', { id: 'new-token-result', 'aria-live': 'polite' });
+    btn.addEventListener('click', act(async () => {
+      if (!window.confirm('Make a new endpoint token? The endpoint restarts with it and the current token stops working.')) return;
+      clearAlert(ctx.alert);
+      btn.disabled = true;
+      try {
+        const rot = await api('POST', dpath(ctx.id, '/token'), {});
+        ctx.check();
+        if (!rot.ok) {
+          setAlert(ctx.alert, 'error', [h('p', null, 'No new token was made.'), ...apiMessage(rot.data, rot.data.fields)]);
+          return;
+        }
+        const done = await ctx.runStep('complete', undefined, 'Restarting the endpoint with the new token');
+        ctx.check();
+        const note = done.ok ? 'The endpoint now accepts only this token.'
+          : 'The endpoint still accepts the previous token: this one takes effect at the next Complete Deployment (' + ((done.data && done.data.message) || 'it could not restart now') + ').';
+        const input = h('input', { type: 'text', readonly: true, id: 'endpoint-token', value: rot.data.token, 'aria-describedby': 'token-warning', spellcheck: 'false' });
+        input.addEventListener('focus', () => input.select());
+        out.replaceChildren();
+        append(out, [h('div', { class: 'token-box', id: 'token-box' },
+          h('h2', null, 'New endpoint token'),
+          h('p', { id: 'token-warning' }, h('strong', null, '⚠ Copy it now: it is shown only once.'), ' ' + note),
+          h('div', { class: 'copy-row' }, h('label', { for: 'endpoint-token', class: 'sr-only' }, 'Endpoint token'), input, copyButton(() => rot.data.token, 'Copy token')))]);
+        btn.remove();
+      } finally {
+        if (ctx.alive()) btn.disabled = false;
+      }
+    }));
+    return h('div', { class: 'field', id: 'lost-token' },
+      h('p', null, 'Lost the token? A new one replaces it.'), btn, out);
   }
 
   // ---------- start ----------
