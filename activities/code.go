@@ -12,6 +12,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/activities/source"
+	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 )
 
@@ -26,8 +27,10 @@ var archiveLimits = source.Limits{MaxFiles: 10000, MaxTotalBytes: 2 << 30, MaxFi
 
 // FetchCode puts code revision in.Revision into the server: a go-git checkout
 // or an extracted upload, plus extra files. Without aai_main.py it writes the
-// generated skeleton for the deployment's type. Re-running it for the same
-// revision replaces the half-made folder, so it is idempotent.
+// generated skeleton for the deployment's type (environment onnx: without
+// aai_onnx.json, one naming the folder's .onnx model; see onnx.go).
+// Re-running it for the same revision replaces the half-made folder, so it
+// is idempotent.
 func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo, error) {
 	dir := filepath.Join(in.Server.Workdir, "code", strconv.Itoa(in.Revision))
 	if err := os.RemoveAll(dir); err != nil {
@@ -79,7 +82,11 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 		info.Files = append(info.Files, f.Name)
 		a.event(ctx, in.DeploymentID, "fetch_code", "added file %s", f.Name)
 	}
-	if _, err := os.Stat(filepath.Join(dir, MainFile)); errors.Is(err, os.ErrNotExist) {
+	if in.Spec.Environment == spec.EnvONNX {
+		if err := a.onnxSkeleton(ctx, in, dir, &info); err != nil {
+			return CodeInfo{}, err
+		}
+	} else if _, err := os.Stat(filepath.Join(dir, MainFile)); errors.Is(err, os.ErrNotExist) {
 		skel, err := templates.Skeleton(in.Spec.Input, in.Spec.Output)
 		if err != nil {
 			return CodeInfo{}, nonRetryable(ErrTypeBadInput, err)

@@ -17,7 +17,10 @@ import (
 
 // InstallRequirements makes the server's venv (system site packages: Debian's
 // numpy and Pillow) and pip-installs the spec's and aai_pip-requirements.txt's
-// requirements. pip's output streams into the event log as it runs.
+// requirements. pip's output streams into the event log as it runs. An
+// environment onnx deployment without requirements needs no venv (its server
+// runs no Python) and installs nothing; with requirements it gets the venv
+// and pip as Python does (docs/onnx.md).
 func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (InstallInfo, error) {
 	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "installing requirements" })()
 	reqPath := filepath.Join(in.Code.Dir, RequirementsFile)
@@ -33,6 +36,11 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 		fileReqs = reqs
 	}
 	reqs := mergeRequirements(in.Spec.Requirements, fileReqs)
+	if in.Spec.Environment == spec.EnvONNX && len(reqs) == 0 {
+		// The ONNX server runs no Python: nothing to install, no venv.
+		a.event(ctx, in.DeploymentID, "install_requirements", "environment onnx: no requirements, so no venv (the model runs in ONNX Runtime)")
+		return InstallInfo{CodeRevision: in.Code.Revision, Requirements: reqs}, nil
+	}
 	venv := filepath.Join(in.Server.Workdir, "venv")
 	a.event(ctx, in.DeploymentID, "install_requirements", "preparing venv %s", venv)
 	py, err := python.EnsureVenv(ctx, a.Python, venv)

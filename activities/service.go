@@ -26,6 +26,8 @@ func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, token
 		CertFile:         in.Cert.CertFile,
 		KeyFile:          in.Cert.KeyFile,
 		TokenSHA256:      tokenSHA256,
+		Environment:      in.Spec.Environment,
+		ONNXRuntimeLib:   onnxRuntimeLib(in.Spec.Environment),
 		CodeDir:          in.Code.Dir,
 		Python:           in.Install.Python,
 		Threads:          in.Spec.Threads,

@@ -60,6 +60,9 @@ type batchOptions struct {
 	delay     time.Duration
 	preferred []int // sorted, largest first
 	maxQueue  int
+	// keyOf, when set, replaces batchKey: which calls may share a batch
+	// (the ONNX dispatcher batches images of any size; preprocessing resizes).
+	keyOf func(call) string
 }
 
 func batchOptionsOf(c Config) batchOptions {
@@ -131,7 +134,10 @@ func (b *batcher) Readiness() readiness {
 // the timeout (503 overloaded past it); once a worker took c, its batch is.
 func (b *batcher) Do(ctx context.Context, c call) (Value, error) {
 	p := &pending{c: c, done: make(chan callResult, 1)}
-	if b.opts.maxBatch > 1 {
+	switch {
+	case b.opts.maxBatch > 1 && b.opts.keyOf != nil:
+		p.key = b.opts.keyOf(c)
+	case b.opts.maxBatch > 1:
 		p.key = batchKey(c)
 	}
 	if err := b.enqueue(p); err != nil {

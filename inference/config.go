@@ -25,11 +25,20 @@ type Config struct {
 	// TokenSHA256 is the hex SHA-256 of the bearer token that may call predict.
 	// The token itself never reaches the server's disk.
 	TokenSHA256 string `json:"token_sha256"`
-	// CodeDir holds aai_main.py and the algorithm's files.
+	// Environment is what serves predict: "python" (default: Python workers
+	// running aai_main.py) or "onnx" (CodeDir/aai_onnx.json's model, run in
+	// process with ONNX Runtime; docs/onnx.md).
+	Environment string `json:"environment,omitempty"`
+	// ONNXRuntimeLib is libonnxruntime.so.1 for environment onnx; empty
+	// resolves it as onnxrt.LibraryPath does ($ALGOCLOUD_ONNXRUNTIME_LIB, then
+	// third_party/onnxruntime/lib above the working and executable folders).
+	ONNXRuntimeLib string `json:"onnxruntime_lib,omitempty"`
+	// CodeDir holds aai_main.py (or aai_onnx.json) and the algorithm's files.
 	CodeDir string `json:"code_dir"`
 	// Python is the interpreter of the algorithm's venv.
 	Python string `json:"python"`
-	// Threads is the number of Python worker processes.
+	// Threads is the number of Python worker processes; for onnx, the number
+	// of batches run at once (see docs/onnx.md).
 	Threads int `json:"threads"`
 	// Input and Output are the API type.
 	Input  spec.IOType `json:"input"`
@@ -87,6 +96,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // WithDefaults fills unset limits.
 func (c Config) WithDefaults() Config {
+	if c.Environment == "" {
+		c.Environment = spec.EnvPython
+	}
 	if c.Threads <= 0 {
 		c.Threads = 1
 	}

@@ -3,6 +3,7 @@ package inference
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -64,6 +65,12 @@ func metricPath(p string) string {
 	switch p {
 	case "/predict", "/v1/test-input", "/healthz", "/readyz", "/openapi.json", "/metrics":
 		return p
+	}
+	if p == "/v2" || strings.HasPrefix(p, "/v2/") { // the model name is not a label: it is the client's to choose
+		if strings.HasPrefix(p, "/v2/models/") && strings.HasSuffix(p, "/infer") {
+			return "/v2/models/{name}/infer"
+		}
+		return "/v2"
 	}
 	return "other"
 }

@@ -107,6 +107,7 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 		},
 	}
 	nameJSONUnion(doc, s.cfg.Input)
+	s.addV2OpenAPI(doc) // the Open Inference Protocol's routes (v2openapi.go)
 	return doc
 }
 

@@ -33,6 +33,7 @@ type Server struct {
 	admission *admission
 	tokenSum  []byte
 	handler   http.Handler
+	certs     *certReloader // nil without TLS (tls.go)
 }
 
 // NewServer checks cfg and builds a server; nothing starts until Serve or Run.
@@ -48,6 +49,9 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if !spec.SupportedPairs[spec.Pair{In: cfg.Input, Out: cfg.Output}] {
 		return nil, fmt.Errorf("inference config: API type %s is not served", spec.Pair{In: cfg.Input, Out: cfg.Output})
+	}
+	if err := checkEnvironment(cfg); err != nil {
+		return nil, err
 	}
 	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
 		return nil, errors.New("inference config: cert_file and key_file go together")
@@ -77,6 +81,9 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, tokenSum: sum, metrics: newMetrics(),
 		admission: newAdmission(cfg)}
+	if cfg.CertFile != "" {
+		s.certs = newCertReloader(cfg.CertFile, cfg.KeyFile, s.log)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -95,26 +102,19 @@ func (s *Server) Run(ctx context.Context) error {
 // lets in-flight requests finish (at most Timeout plus a margin), and stops
 // the workers. Serve closes ln and may be called once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	runner, err := writeRunner()
+	p, cleanup, err := s.newDispatcher()
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer os.Remove(runner)
-	if s.cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
-		if err != nil {
+	defer cleanup()
+	if s.certs != nil { // reloaded when the files change (tls.go)
+		if err := s.certs.load(); err != nil {
 			ln.Close()
-			return fmt.Errorf("load TLS certificate: %w", err)
+			return err
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
-			NextProtos: []string{"h2", "http/1.1"}})
+		ln = tls.NewListener(ln, s.certs.tlsConfig())
 	}
-	specs := make([]workerSpec, s.cfg.Threads)
-	for i := range specs {
-		specs[i] = workerSpec{idx: i, python: s.cfg.Python, runner: runner, dir: s.cfg.CodeDir, log: s.log}
-	}
-	p := newBatcher(specs, batchOptionsOf(s.cfg), s.log, s.metrics)
 	s.pool = p
 	p.Start(ctx)
 
@@ -125,7 +125,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.cfg.CertFile != "", "threads", s.cfg.Threads,
+	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.cfg.CertFile != "", "environment", s.cfg.Environment, "threads", s.cfg.Threads,
 		"type", spec.Pair{In: s.cfg.Input, Out: s.cfg.Output}.String(), "max_batch_size", s.cfg.MaxBatchSize,
 		"max_queue_delay", time.Duration(s.cfg.MaxQueueDelay).String(), "max_queue_size", s.cfg.MaxQueueSize)
 	serveErr := make(chan error, 1)
@@ -148,6 +148,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return err
+}
+
+// newDispatcher makes what runs predict for the environment: the ONNX model
+// in process (onnx.go) or Python workers running aai_runner.py; cleanup
+// removes what it wrote.
+func (s *Server) newDispatcher() (dispatcher, func(), error) {
+	if s.cfg.Environment == spec.EnvONNX {
+		return newONNXDispatcher(s.cfg, s.log, s.metrics), func() {}, nil
+	}
+	runner, err := writeRunner()
+	if err != nil {
+		return nil, nil, err
+	}
+	specs := make([]workerSpec, s.cfg.Threads)
+	for i := range specs {
+		specs[i] = workerSpec{idx: i, python: s.cfg.Python, runner: runner, dir: s.cfg.CodeDir, log: s.log}
+	}
+	return newBatcher(specs, batchOptionsOf(s.cfg), s.log, s.metrics), func() { os.Remove(runner) }, nil
 }
 
 // writeRunner writes the embedded aai_runner.py to a private temp file.
@@ -197,6 +215,7 @@ func (s *Server) routes() http.Handler {
 	route("/metrics", http.MethodGet, false, metricsHandler.ServeHTTP)
 	route("/predict", http.MethodPost, true, s.predict)
 	route("/v1/test-input", http.MethodGet, true, s.testInput)
+	s.v2Routes(mux) // the Open Inference Protocol (v2.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint %s; see /openapi.json", r.URL.Path))
 	})
@@ -214,12 +233,12 @@ func cors(w http.ResponseWriter, r *http.Request, method string) bool {
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Content-Disposition, Retry-After, X-Request-Id")
+	h.Set("Access-Control-Expose-Headers", "Content-Disposition, Retry-After, X-Request-Id, Inference-Header-Content-Length")
 	if r.Method != http.MethodOptions {
 		return false
 	}
 	h.Set("Access-Control-Allow-Methods", method+", OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Inference-Header-Content-Length")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
 	return true
@@ -241,6 +260,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case rd.Err != nil:
 		writeError(w, rd.Err)
+	case !rd.Ready && s.cfg.Environment == spec.EnvONNX:
+		writeError(w, apiErr(http.StatusServiceUnavailable, CodeNotReady, "the ONNX model is still loading"))
 	case !rd.Ready:
 		writeError(w, apiErr(http.StatusServiceUnavailable, CodeNotReady, "the workers are still loading aai_main.py"))
 	default:
@@ -321,6 +342,11 @@ func writeBody(w http.ResponseWriter, b httpBody) {
 // fail answers err: an *APIError as it is, anything else as a 500 (or 503 when
 // the caller went away, though it will not read it).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	writeError(w, s.asAPIError(r, err))
+}
+
+// asAPIError is the answer to a request that failed with err (see fail).
+func (s *Server) asAPIError(r *http.Request, err error) *APIError {
 	var ae *APIError
 	switch {
 	case errors.As(err, &ae):
@@ -330,7 +356,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "path", r.URL.Path, "error", err)
 		ae = apiErr(http.StatusInternalServerError, CodeInternal, "%v", err)
 	}
-	writeError(w, ae)
+	return ae
 }
 
 // logRequests logs one line per request (never the Authorization header),

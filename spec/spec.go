@@ -45,7 +45,20 @@ const (
 )
 
 // SupportedEnvironments are the environments this build can deploy.
-var SupportedEnvironments = map[string]bool{EnvPython: true}
+var SupportedEnvironments = map[string]bool{EnvPython: true, EnvONNX: true}
+
+// ONNXPairs are the API types environment onnx serves: an image goes through
+// aai_onnx.json's preprocessing into the model, and its outputs come back as an
+// image (postprocess kind "image") or JSON (kind "json"). See docs/onnx.md.
+var ONNXPairs = map[Pair]bool{{Image, Image}: true, {Image, JSON}: true}
+
+// ServesPair reports whether environment env serves the API type p.
+func ServesPair(env string, p Pair) bool {
+	if env == EnvONNX {
+		return ONNXPairs[p]
+	}
+	return SupportedPairs[p]
+}
 
 // InstanceTypes lists the EC2 instance types offered per compute kind.
 var InstanceTypes = map[string][]string{
@@ -256,6 +269,12 @@ func (s Spec) Validate() error {
 	}
 	if validIO[s.Input] && validIO[s.Output] && !SupportedPairs[Pair{s.Input, s.Output}] {
 		v.Add("output", "%s is not served yet; supported: %s", Pair{s.Input, s.Output}, strings.Join(pairNames(), ", "))
+	} else if validIO[s.Input] && validIO[s.Output] && SupportedEnvironments[s.Environment] && !ServesPair(s.Environment, Pair{s.Input, s.Output}) {
+		field := "output"
+		if s.Input != Image {
+			field = "input"
+		}
+		v.Add(field, "environment %s serves image->image and image->json (an ONNX model takes an image); %s is not one of them", s.Environment, Pair{s.Input, s.Output})
 	}
 	for i, r := range s.Requirements {
 		if err := ValidateRequirement(r); err != nil {

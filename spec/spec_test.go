@@ -43,6 +43,8 @@ func TestValidateNamesEachBadField(t *testing.T) {
 		{"negative batch", func(s *Spec) { s.MaxBatchSize = -1 }, "max_batch_size"},
 		{"huge batch", func(s *Spec) { s.MaxBatchSize = MaxBatchSize + 1 }, "max_batch_size"},
 		{"huge delay", func(s *Spec) { s.MaxQueueDelayMS = MaxQueueDelayMS + 1 }, "max_queue_delay_ms"},
+		{"onnx numpy output", func(s *Spec) { s.Environment, s.Output = EnvONNX, Numpy }, "output"},
+		{"onnx json input", func(s *Spec) { s.Environment, s.Input, s.Output = EnvONNX, JSON, JSON }, "input"},
 		{"unknown input", func(s *Spec) { s.Input = "video" }, "input"},
 		{"unknown output", func(s *Spec) { s.Output = "video" }, "output"},
 		{"pip option", func(s *Spec) { s.Requirements = []string{"--index-url=http://evil"} }, "requirements[0]"},
@@ -60,6 +62,24 @@ func TestValidateNamesEachBadField(t *testing.T) {
 			}
 			require.Contains(t, fields, tc.field)
 		})
+	}
+}
+
+// Environment onnx serves the image input types only: image->image and
+// image->json; python serves the whole matrix.
+func TestONNXPairs(t *testing.T) {
+	for p := range SupportedPairs {
+		s := valid()
+		s.Environment, s.Input, s.Output = EnvONNX, p.In, p.Out
+		err := s.Validate()
+		if p == (Pair{Image, Image}) || p == (Pair{Image, JSON}) {
+			require.NoError(t, err, p.String())
+			require.True(t, ServesPair(EnvONNX, p))
+		} else {
+			require.ErrorContains(t, err, "environment onnx serves image->image and image->json", p.String())
+			require.False(t, ServesPair(EnvONNX, p))
+		}
+		require.True(t, ServesPair(EnvPython, p))
 	}
 }
 

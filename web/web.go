@@ -188,7 +188,13 @@ func Options() PageOptions {
 			o.Environments = append(o.Environments, env)
 		}
 	}
-	sort.Strings(o.Environments)
+	sort.Slice(o.Environments, func(i, j int) bool { // python, the wizard's default, first
+		a, b := o.Environments[i], o.Environments[j]
+		if (a == spec.EnvPython) != (b == spec.EnvPython) {
+			return a == spec.EnvPython
+		}
+		return a < b
+	})
 	for code, name := range spec.Regions {
 		o.Regions = append(o.Regions, Region{Code: code, Name: name})
 	}

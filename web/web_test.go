@@ -114,7 +114,7 @@ func TestOptionsFollowSpec(t *testing.T) {
 	for _, r := range o.Regions {
 		require.Equal(t, spec.Regions[r.Code], r.Name)
 	}
-	require.Equal(t, []string{spec.EnvPython}, o.Environments)
+	require.Equal(t, []string{spec.EnvPython, spec.EnvONNX}, o.Environments)
 	require.Equal(t, spec.MaxThreads, o.MaxThreads)
 	// The defaults the pages pick are offered.
 	require.Contains(t, o.InstanceTypes[spec.CPU], "t3.small")

@@ -10,7 +10,10 @@
 //   - the Go server's peak RSS at concurrency 64;
 //   - predict_batch at max_batch_size 8 against plain predict;
 //   - Go↔Python transfer of a 4096×4096×3 uint8 array (BenchmarkTransfer in
-//     ./inference) against a memcpy.
+//     ./inference) against a memcpy;
+//   - an ONNX model (PP-OCRv4's detector, environment onnx) at concurrency
+//     16: the server batched and unbatched against direct Run on full
+//     batches (onnx.go), written to its own block of -out.
 //
 // Run it from the repository root (scripts/bench-inference.sh builds the
 // binaries first):
@@ -52,6 +55,10 @@ type options struct {
 	only     map[string]bool
 	logFile  string
 	baseBin  string
+	// ONNX section: the batched server's max_batch_size and max_queue_delay.
+	onnxBatch  int
+	onnxDelay  time.Duration
+	onnxRounds int
 }
 
 // oursName names algocloud-infer's rows.
@@ -73,7 +80,10 @@ func main() {
 	flag.BoolVar(&o.transfer, "transfer", true, "run BenchmarkTransfer (go test) too")
 	flag.StringVar(&o.cpuprof, "cpuprofile", "", "profile an in-process server at concurrency 8 into this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder")
-	only := flag.String("only", "", "measure only these parts, comma-separated: limit, load, mem, batch, dispatch (for quick checks; the report is partial)")
+	only := flag.String("only", "", "measure only these parts, comma-separated: limit, load, mem, batch, dispatch, onnx (for quick checks; the report is partial)")
+	flag.IntVar(&o.onnxBatch, "onnx-max-batch", 8, "ONNX section: max_batch_size of the batched server, and the direct loop's batch")
+	flag.DurationVar(&o.onnxDelay, "onnx-delay", 5*time.Millisecond, "ONNX section: max_queue_delay of the batched server")
+	flag.IntVar(&o.onnxRounds, "onnx-rounds", 2, "ONNX section: alternated rounds of its four rows")
 	flag.StringVar(&o.logFile, "server-log", "", "append algocloud-infer's log (stderr) to this file")
 	flag.StringVar(&o.baseBin, "baseline-infer-bin", "", "another algocloud-infer build (e.g. before a change) to measure beside this one in the dispatch rows")
 	flag.Parse()
@@ -86,14 +96,27 @@ func main() {
 	log.SetFlags(0)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	report, err := run(ctx, o)
+	r, err := run(ctx, o)
 	if err != nil {
 		log.Fatalf("algocloud-bench-infer: %v", err)
 	}
-	fmt.Print(report)
-	if o.out != "" {
-		if err := writeReport(o.out, report); err != nil {
-			log.Fatalf("write %s: %v", o.out, err)
+	mainParts := !(len(o.only) == 1 && o.only["onnx"]) // -only onnx leaves the main block as it is
+	if mainParts {
+		report := r.String()
+		fmt.Print(report)
+		if o.out != "" {
+			if err := writeBlock(o.out, beginMark, endMark, report); err != nil {
+				log.Fatalf("write %s: %v", o.out, err)
+			}
+		}
+	}
+	if r.onnx != nil {
+		report := r.onnx.String()
+		fmt.Print("\n" + report)
+		if o.out != "" {
+			if err := writeBlock(o.out, onnxBeginMark, onnxEndMark, report); err != nil {
+				log.Fatalf("write %s: %v", o.out, err)
+			}
 		}
 	}
 }
@@ -105,17 +128,23 @@ const (
 	endMark   = "<!-- bench:inference:end -->\n"
 )
 
-func writeReport(path, report string) error {
+// writeBlock replaces what lies between begin and end in path with report;
+// without the markers, the block is appended (the file is made if missing).
+func writeBlock(path, begin, end, report string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	text := string(old)
-	i, j := strings.Index(text, beginMark), strings.Index(text, endMark)
-	if i < 0 || j < i {
-		text = beginMark + report + endMark
-	} else {
-		text = text[:i] + beginMark + report + endMark + text[j+len(endMark):]
+	i, j := strings.Index(text, begin), strings.Index(text, end)
+	switch {
+	case i < 0 || j < i:
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		text += begin + report + end
+	default:
+		text = text[:i] + begin + report + end + text[j+len(end):]
 	}
 	return os.WriteFile(path, []byte(text), 0o644)
 }
@@ -128,10 +157,10 @@ const identityCode = "class AAI:\n    def predict(self, x):\n        return x\n"
 const batchLoopCode = "class AAI:\n    def predict(self, x):\n        return x\n\n" +
 	"    def predict_batch(self, xs):\n        return [self.predict(x) for x in xs]\n"
 
-func run(ctx context.Context, o options) (string, error) {
+func run(ctx context.Context, o options) (*report, error) {
 	tmp, err := os.MkdirTemp("", "algocloud-bench-infer-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if o.keep {
 		log.Printf("keeping %s", tmp)
@@ -140,7 +169,7 @@ func run(ctx context.Context, o options) (string, error) {
 	}
 	env, err := prepare(tmp, o)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	r := &report{o: o, loadBefore: loadavg(), inputBytes: len(env.png)}
 	log.Printf("input: 512x512 RGB PNG, %d bytes; load %s", len(env.png), r.loadBefore)
@@ -156,19 +185,19 @@ func run(ctx context.Context, o options) (string, error) {
 		log.Printf("limit: %d process(es), PNG level %q", l.procs, l.level)
 		lr, err := runLimit(ctx, o, env, l.procs, l.level)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		r.limits = append(r.limits, lr)
 	}
 	if o.runs("load") || o.runs("mem") {
 		ours, err := startOurs(ctx, o, o.inferBin, oursName, env.identityDir, spec.Image, spec.Image, 1)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		defer ours.stop()
 		cog, err := startCog(ctx, o, env)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		defer cog.stop()
 		for _, conc := range []int{1, 8} {
@@ -196,7 +225,7 @@ func run(ctx context.Context, o options) (string, error) {
 			}{{oursName + ", predict", env.identityDir, 1}, {oursName + ", predict_batch loop, max_batch_size 8", env.batchDir, 8}} {
 				s, err := startOurs(ctx, o, o.inferBin, v.name, v.dir, spec.Image, spec.Image, v.maxBatch)
 				if err != nil {
-					return "", err
+					return nil, err
 				}
 				log.Printf("load: %s, concurrency 8", v.name)
 				m := s.measure(ctx, env, 8, o)
@@ -212,23 +241,28 @@ func run(ctx context.Context, o options) (string, error) {
 	}
 	if o.runs("dispatch") {
 		if r.dispatch, err = measureDispatch(ctx, o, env); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	if o.cpuprof != "" {
 		log.Printf("profile: in-process server at concurrency 8")
 		if r.profileTop, err = profileInProcess(ctx, o, env); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	if o.transfer {
 		log.Printf("transfer: go test -bench Transfer ./inference")
 		if r.transfer, err = runTransfer(ctx); err != nil {
-			return "", err
+			return nil, err
+		}
+	}
+	if o.runs("onnx") {
+		if r.onnx, err = measureONNX(ctx, o, tmp); err != nil {
+			return nil, err
 		}
 	}
 	r.loadAfter = loadavg()
-	return r.String(), nil
+	return r, nil
 }
 
 // env is what every run shares: the input image and the algorithms' folders.

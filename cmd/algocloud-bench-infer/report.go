@@ -22,6 +22,7 @@ type report struct {
 	transfer              []transferLine
 	profileTop            string
 	dispatch              []measured
+	onnx                  *onnxReport // the ONNX section, printed to its own block
 }
 
 func (r *report) find(name string, conc int) measured {

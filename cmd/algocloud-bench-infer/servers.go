@@ -101,8 +101,9 @@ func (s *server) stop() {
 	}
 }
 
-// startOurs starts bin on the algorithm in dir, serving the API type in→out.
-func startOurs(ctx context.Context, o options, bin, name, dir string, in, out spec.IOType, maxBatch int) (*server, error) {
+// startOurs starts bin on the algorithm in dir, serving the API type in→out;
+// mutate may change the config further (the ONNX section's environment).
+func startOurs(ctx context.Context, o options, bin, name, dir string, in, out spec.IOType, maxBatch int, mutate ...func(*inference.Config)) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -113,6 +114,9 @@ func startOurs(ctx context.Context, o options, bin, name, dir string, in, out sp
 	sum := sha256.Sum256([]byte(token))
 	cfg := inference.Config{Name: "bench", Listen: fmt.Sprintf("127.0.0.1:%d", port), TokenSHA256: hex.EncodeToString(sum[:]),
 		CodeDir: dir, Python: o.python, Threads: o.threads, Input: in, Output: out, MaxBatchSize: maxBatch}
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	cfgPath := filepath.Join(dir, fmt.Sprintf("inference-%d.json", port))
 	if err := inference.WriteConfig(cfgPath, cfg); err != nil {
 		return nil, err

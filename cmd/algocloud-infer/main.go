@@ -5,7 +5,9 @@
 //
 // The config is an inference.Config written by the platform. SIGTERM or SIGINT
 // drains: the server stops accepting, finishes in-flight requests and stops
-// its Python workers. Logs are JSON lines on stderr.
+// its Python workers. SIGHUP reloads the TLS certificate and key files (the
+// server also notices changed files by itself within a few seconds; a pair
+// that does not load keeps the current one). Logs are JSON lines on stderr.
 package main
 
 import (
@@ -44,5 +46,18 @@ func run(configPath string, log *slog.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup { // a failed reload is logged and keeps the current certificate
+			switch err := srv.ReloadCertificate(); {
+			case cfg.CertFile == "":
+				log.Info("SIGHUP ignored: no TLS certificate is configured")
+			case err == nil:
+				log.Info("SIGHUP: TLS certificate reloaded")
+			}
+		}
+	}()
 	return srv.Run(ctx)
 }

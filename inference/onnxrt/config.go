@@ -30,6 +30,10 @@ type Config struct {
 	// MaxBatchSize is the largest batch one Run gets (Triton's name). 0 is
 	// DefaultMaxBatchSize, or the model's fixed batch when it fixes one.
 	MaxBatchSize int `json:"max_batch_size,omitempty"`
+	// TestingInput is an optional sample image (PNG, JPEG or GIF) in the
+	// folder that Test Code sends to /predict (the server's /v1/test-input).
+	// Without it the server generates an image of the model's input size.
+	TestingInput string `json:"testing_input,omitempty"`
 
 	// Dir is the folder the configuration was read from; relative paths start
 	// there. Not part of the JSON.
@@ -73,6 +77,9 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.Postprocess.Labels != "" && !filepath.IsLocal(c.Postprocess.Labels) {
 		return c, fmt.Errorf("onnxrt: config: labels %q must be a path inside the algorithm's folder", c.Postprocess.Labels)
 	}
+	if c.TestingInput != "" && !filepath.IsLocal(c.TestingInput) {
+		return c, fmt.Errorf("onnxrt: config: testing_input %q must be a path inside the algorithm's folder", c.TestingInput)
+	}
 	if c.MaxBatchSize < 0 {
 		return c, fmt.Errorf("onnxrt: config: max_batch_size %d is negative", c.MaxBatchSize)
 	}
@@ -87,6 +94,15 @@ func (c Config) WithDefaults() (Config, error) {
 
 // ModelPath is the model file's path (Model under Dir).
 func (c Config) ModelPath() string { return filepath.Join(c.Dir, c.Model) }
+
+// TestingInputPath is the sample image's path (TestingInput under Dir), or ""
+// when the configuration names none.
+func (c Config) TestingInputPath() string {
+	if c.TestingInput == "" {
+		return ""
+	}
+	return filepath.Join(c.Dir, c.TestingInput)
+}
 
 // readLabels reads one label per line, trimming spaces and a final empty line.
 func readLabels(path string) ([]string, error) {

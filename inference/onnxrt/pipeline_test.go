@@ -33,6 +33,9 @@ func TestLoadConfig(t *testing.T) {
 		Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.5, 0.5, 0.5}, ChannelOrder: "RGB"}, c.Preprocess)
 	require.Equal(t, Postprocess{Kind: "image", Layout: "NCHW", ChannelOrder: "RGB", Activation: "sigmoid", Scaling: "unit", RestoreSize: true}, c.Postprocess)
 	require.Equal(t, 4, c.MaxBatchSize)
+	require.Empty(t, c.TestingInputPath())
+	c.TestingInput = "samples/a.png"
+	require.Equal(t, filepath.Join(dir, "samples/a.png"), c.TestingInputPath())
 
 	bad := map[string]string{
 		``: "no aai_onnx.json in",
@@ -40,6 +43,7 @@ func TestLoadConfig(t *testing.T) {
 		`{"preprocess": {}}`:                                                                    "model (the .onnx file) is required",
 		`{"model": "../m.onnx", "postprocess": {"kind": "json"}}`:                               "inside the algorithm's folder",
 		`{"model": "m.onnx", "postprocess": {"kind": "json", "labels": "/etc/x"}}`:              "inside the algorithm's folder",
+		`{"model": "m.onnx", "postprocess": {"kind": "json"}, "testing_input": "../x.png"}`:     "testing_input \"../x.png\" must be a path inside",
 		`{"model": "m.onnx", "postprocess": {"kind": "text"}}`:                                  `kind "text"`,
 		`{"model": "m.onnx", "preprocess": {"layout": "HWC"}, "postprocess": {"kind": "json"}}`: `layout "HWC"`,
 		`{"model": "m.onnx", "postprocess": {"kind": "json"}, "max_batch_size": -1}`:            "max_batch_size -1",

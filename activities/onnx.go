@@ -1,0 +1,95 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/algocloud/algocloud/inference/onnxrt"
+	"github.com/algocloud/algocloud/spec"
+	"github.com/algocloud/algocloud/templates"
+)
+
+// onnxRuntimeLib is the ONNX Runtime library an environment onnx endpoint
+// loads: the one this worker finds (onnxrt.LibraryPath: $ALGOCLOUD_ONNXRUNTIME_LIB
+// or third_party/onnxruntime/lib above the working or executable folder), as
+// an absolute path, since the local provider starts endpoints in their server
+// folder with a minimal environment. "" for python, or when none is found:
+// the endpoint then looks itself and /readyz reports what is missing.
+func onnxRuntimeLib(env string) string {
+	if env != spec.EnvONNX {
+		return ""
+	}
+	p, err := onnxrt.LibraryPath("")
+	if err != nil {
+		return ""
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return ""
+	}
+	return abs
+}
+
+// onnxSkeleton writes the generated aai_onnx.json into an environment onnx
+// code folder that has none, naming its .onnx model when it holds exactly one
+// (else "model.onnx", which the author then adds).
+func (a *Activities) onnxSkeleton(ctx context.Context, in FetchCodeInput, dir string, info *CodeInfo) error {
+	if _, err := os.Stat(filepath.Join(dir, onnxrt.ConfigFile)); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	models, err := onnxModels(dir)
+	if err != nil {
+		return fmt.Errorf("look for .onnx models: %w", err)
+	}
+	model := "model.onnx"
+	if len(models) == 1 {
+		model = models[0]
+	}
+	skel, err := templates.ONNXSkeleton(in.Spec.Input, in.Spec.Output, model)
+	if err != nil {
+		return nonRetryable(ErrTypeBadInput, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, onnxrt.ConfigFile), []byte(skel), 0o644); err != nil {
+		return err
+	}
+	info.GeneratedMain = true
+	switch len(models) {
+	case 1:
+		a.event(ctx, in.DeploymentID, "fetch_code", "no %s in the code: wrote the generated %s->%s configuration for %s; adapt its preprocessing to your model and fetch again", onnxrt.ConfigFile, in.Spec.Input, in.Spec.Output, model)
+	case 0:
+		a.event(ctx, in.DeploymentID, "fetch_code", "no %s and no .onnx model in the code: wrote the generated %s->%s configuration naming %s; add the model and fetch again", onnxrt.ConfigFile, in.Spec.Input, in.Spec.Output, model)
+	default:
+		a.event(ctx, in.DeploymentID, "fetch_code", "no %s in the code, and %d .onnx models (%s): wrote the generated configuration naming %s; set its \"model\" and fetch again", onnxrt.ConfigFile, len(models), strings.Join(models, ", "), model)
+	}
+	return nil
+}
+
+// onnxModels lists the .onnx files under dir (slash paths relative to it,
+// sorted), skipping hidden folders such as .git.
+func onnxModels(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != dir && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() && strings.EqualFold(filepath.Ext(d.Name()), ".onnx") {
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out, err
+}
