@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -25,8 +26,24 @@ import (
 // it in the worker.
 type Activities struct {
 	Provider compute.Provider
-	CA       *certs.CA
-	Store    *store.Store
+	// CA is the platform's local CA: it issues endpoints' certificates when
+	// Issuer is nil, and Test Code's certificates on a remote provider.
+	CA *certs.CA
+	// Issuer issues endpoints' certificates; nil means the local CA.
+	Issuer CertIssuer
+	// DNS, when set, keeps <api-name>.<Domain> pointing at each server.
+	DNS RecordStore
+	// Bundles, when set, means endpoints run on remote servers (EC2): the
+	// live endpoint's bundle is published there before the provider starts
+	// it (see remote.go), and certificate keys are stored sealed.
+	Bundles BundlePublisher
+	// KeyEncryptionKey (32 bytes) seals certificate keys at rest with
+	// Bundles (acme.SaveKey); required with Bundles.
+	KeyEncryptionKey []byte
+	// Tests runs Test Code's throwaway servers on this machine when Provider
+	// is remote (a local provider); nil means Provider.
+	Tests compute.Provider
+	Store *store.Store
 	// UploadDir is where the API stages uploads; only files under it are read.
 	UploadDir string
 	// Python is the interpreter venvs are made from (Debian's /usr/bin/python3).
@@ -137,25 +154,47 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 	return s, nil
 }
 
-// IssueCertificate issues the endpoint's certificate from the local CA, or
-// returns the existing one when it is still valid for the same names.
+// IssueCertificate issues the endpoint's certificate from the configured
+// issuer (the local CA by default, or ACME), or returns the existing one
+// when it is still valid for 30 days for the same names. The key is written
+// next to it, mode 0600: plain where the endpoint runs on this machine,
+// sealed (acme.SaveKey) where it runs remotely and is only published inside
+// the encrypted bundle. Only paths and names are returned.
 func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertInfo, error) {
-	names := []string{in.APIName + "." + a.Domain}
-	ips := hostIPs(in.Server.Host)
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "issuing certificate" })()
+	iss := a.issuer()
+	names := []string{a.endpointName(in.APIName)}
+	var ips []net.IP
+	if iss.CertifiesIPs() {
+		ips = hostIPs(in.Server.Host)
+	}
 	dir := filepath.Join(in.Server.Workdir, "certs")
-	if info, ok := existingCert(dir, names, ips, 30*24*time.Hour); ok {
+	keyName := "key.pem"
+	if a.sealKeys() {
+		keyName = sealedKeyFile
+	}
+	if info, ok := existingCert(dir, keyName, names, ips, 30*24*time.Hour); ok {
 		return CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names, NotAfter: info.NotAfter}, nil
 	}
-	certPEM, keyPEM, err := a.CA.Issue(names, ips, 90*24*time.Hour)
+	certPEM, keyPEM, err := iss.Issue(ctx, names, ips)
 	if err != nil {
-		return CertInfo{}, fmt.Errorf("issue certificate: %w", err)
+		err = fmt.Errorf("issue certificate (%s): %w", iss.Describe(), err)
+		if iss.Permanent(err) {
+			return CertInfo{}, nonRetryable(ErrTypeBadInput, err)
+		}
+		return CertInfo{}, err
 	}
-	certFile, keyFile, err := certs.WriteKeyPair(dir, certPEM, keyPEM)
+	var certFile, keyFile string
+	if a.sealKeys() {
+		certFile, keyFile, err = writeSealedPair(dir, certPEM, keyPEM, a.KeyEncryptionKey)
+	} else {
+		certFile, keyFile, err = certs.WriteKeyPair(dir, certPEM, keyPEM)
+	}
 	if err != nil {
 		return CertInfo{}, fmt.Errorf("write certificate: %w", err)
 	}
-	info, _ := existingCert(dir, names, ips, 0)
-	a.event(ctx, in.DeploymentID, "provision", "certificate issued for %v (local CA)", names)
+	info, _ := existingCert(dir, keyName, names, ips, 0)
+	a.event(ctx, in.DeploymentID, "provision", "certificate issued for %v (%s)", names, iss.Describe())
 	return CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names, NotAfter: info.NotAfter}, nil
 }
 

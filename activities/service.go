@@ -58,6 +58,9 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no endpoint token"))
 	}
 	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "starting endpoint" })()
+	if a.Bundles != nil {
+		return a.startRemote(ctx, in)
+	}
 	cfgPath := filepath.Join(in.Server.Workdir, "live.json")
 	cfg := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256)
 	changed, err := writeConfig(cfgPath, cfg)
@@ -103,13 +106,14 @@ func (a *Activities) StopService(ctx context.Context, h compute.Handle) error {
 	return nil
 }
 
-// ReleaseServer tears the server down (folder, certificate, venv included).
+// ReleaseServer tears the server down (folder, certificate, venv included)
+// and, for a remote server, its published bundle and local test server.
 func (a *Activities) ReleaseServer(ctx context.Context, s compute.Server) error {
 	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "releasing" })()
 	if err := a.Provider.Release(ctx, s); err != nil && !errors.Is(err, compute.ErrNotFound) {
 		return fmt.Errorf("release server %s: %w", s.ID, err)
 	}
-	return nil
+	return a.releaseRemote(ctx, s)
 }
 
 // newToken makes a random bearer token and its SHA-256 hex, for test services

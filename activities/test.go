@@ -15,33 +15,40 @@ import (
 )
 
 // RunTest is Test Code: it boots a throwaway inference server for the code
-// revision on a free port, sends testing_input_data() through its real HTTP
+// revision on a free port (on this machine when the provider is remote: see
+// testServer), sends testing_input_data() through its real HTTP
 // API and reports the result, or the error with its Python traceback. An
 // algorithm that fails is a result (OK=false), not an activity error.
 func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error) {
 	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "testing" })()
 	token, sum := newToken()
-	port, err := freePort(in.Server.Host)
+	prov, srv, cert, err := a.testServer(ctx, in)
 	if err != nil {
 		return TestInfo{}, err
 	}
-	cfgPath := filepath.Join(in.Server.Workdir, "test.json")
-	cfg := a.serviceConfig(in.Server, port, in.Build, sum)
+	port, err := freePort(srv.Host)
+	if err != nil {
+		return TestInfo{}, err
+	}
+	cfgPath := filepath.Join(srv.Workdir, "test.json")
+	build := in.Build
+	build.Cert = cert
+	cfg := a.serviceConfig(srv, port, build, sum)
 	if _, err := writeConfig(cfgPath, cfg); err != nil {
 		return TestInfo{}, err
 	}
-	svc := compute.ServiceSpec{Server: in.Server, Name: "test", Port: port, ConfigFile: cfgPath}
+	svc := compute.ServiceSpec{Server: srv, Name: "test", Port: port, ConfigFile: cfgPath}
 	// A test service left by a crashed attempt runs an old config: replace it.
-	_ = a.Provider.Stop(ctx, compute.Handle{Provider: in.Server.Provider, ServerID: in.Server.ID, Name: "test"})
+	_ = prov.Stop(ctx, compute.Handle{Provider: srv.Provider, ServerID: srv.ID, Name: "test"})
 	a.event(ctx, in.DeploymentID, "test", "booting the inference server (%d thread(s))", in.Spec.Threads)
-	h, err := a.Provider.Start(ctx, svc)
+	h, err := prov.Start(ctx, svc)
 	if err != nil {
 		return TestInfo{}, fmt.Errorf("start test server: %w", err)
 	}
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = a.Provider.Stop(stopCtx, h)
+		_ = prov.Stop(stopCtx, h)
 	}()
 	base := "https://" + h.Address
 	client := a.httpClient(a.PredictTimeout + 30*time.Second)

@@ -104,6 +104,7 @@ type State struct {
 	Busy         string                  `json:"busy,omitempty"`
 	Server       *compute.Server         `json:"server,omitempty"`
 	Cert         *activities.CertInfo    `json:"cert,omitempty"`
+	DNS          *activities.DNSRecord   `json:"dns,omitempty"` // when the platform manages DNS
 	Code         *activities.CodeInfo    `json:"code,omitempty"`
 	Install      *activities.InstallInfo `json:"install,omitempty"`
 	Test         *activities.TestInfo    `json:"test,omitempty"`

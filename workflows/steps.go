@@ -11,6 +11,11 @@ import (
 	"github.com/algocloud/algocloud/spec"
 )
 
+// changeDNSRecord versions the DNS record activities (UpsertRecord after
+// provisioning, DeleteRecord on teardown): histories from before them replay
+// without.
+const changeDNSRecord = "dns-record"
+
 func (d *deployment) validateProvision(Empty) error {
 	if err := d.ready(UpdateProvision); err != nil {
 		return err
@@ -32,7 +37,21 @@ func (d *deployment) provision(ctx workflow.Context, _ Empty) (State, error) {
 			}
 			d.st.Server = srv
 		}
-		actx := activityOptions(ctx, time.Minute, 0, 5)
+		// The address record (when the platform manages DNS) comes before the
+		// certificate: an ACME CA validating HTTP-01 looks the name up.
+		if d.st.DNS == nil && workflow.GetVersion(ctx, changeDNSRecord, workflow.DefaultVersion, 1) == 1 {
+			actx := activityOptions(ctx, 10*time.Minute, 0, 10)
+			var rec activities.DNSRecord
+			in := activities.DNSInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
+			if err := workflow.ExecuteActivity(actx, a.UpsertRecord, in).Get(actx, &rec); err != nil {
+				return "", err
+			}
+			if rec.Name != "" {
+				d.st.DNS = &rec
+			}
+		}
+		// ACME issuance waits for DNS and the CA: minutes, heartbeating.
+		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 5)
 		var cert activities.CertInfo
 		in := activities.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
 		if err := workflow.ExecuteActivity(actx, a.IssueCertificate, in).Get(actx, &cert); err != nil {
@@ -246,8 +265,9 @@ func (d *deployment) validateDelete(Empty) error {
 }
 
 // delete tears everything down (the saga's compensations, each idempotent):
-// the live endpoint, the server with its code, venv and certificate, then the
-// store row, which frees the API name. It waits for a running step first.
+// the live endpoint, the DNS record, the server with its code, venv,
+// certificate and published bundle, then the store row, which frees the API
+// name. It waits for a running step first.
 func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 	if err := workflow.Await(ctx, func() bool { return d.st.Busy == "" }); err != nil {
 		return d.st, err
@@ -260,6 +280,12 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 			if err := workflow.ExecuteActivity(actx, a.StopService, d.st.Live.Handle).Get(actx, nil); err != nil {
 				return "", err
 			}
+		}
+		if d.st.DNS != nil && workflow.GetVersion(ctx, changeDNSRecord, workflow.DefaultVersion, 1) == 1 {
+			if err := workflow.ExecuteActivity(actx, a.DeleteRecord, *d.st.DNS).Get(actx, nil); err != nil {
+				return "", err
+			}
+			d.st.DNS = nil
 		}
 		if d.st.Server != nil {
 			if err := workflow.ExecuteActivity(actx, a.ReleaseServer, *d.st.Server).Get(actx, nil); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/algocloud/algocloud/activities/certs/acme"
+	"github.com/algocloud/algocloud/internal/platform"
 )
 
 // config is the one typed configuration of the algocloud binary, built from
@@ -31,6 +35,20 @@ type config struct {
 	AllowPrivateURL bool
 	PredictTimeout  time.Duration
 	LogLevel        string
+	// Cloud: where endpoints run, who certifies and names them.
+	Compute, Certs, DNS    string
+	AWSRegion, AWSEndpoint string
+	EC2AMIs, EC2Subnet     string
+	EC2Port                int
+	BundleBucket           string
+	BundlePrefix           string
+	ArtifactsURL           string
+	ACMEDirectory          string
+	ACMEEmail, ACMECARoot  string
+	ACMEDNSResolvers       string
+	EndpointCARoot         string
+	DNSZoneID              string
+	EncryptionKeyFile      string
 }
 
 func env(name, def string) string {
@@ -65,12 +83,93 @@ func (c *config) flags(fs *flag.FlagSet, dev bool) {
 	fs.BoolVar(&c.AllowPrivateURL, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", false), "let endpoints download image URLs from loopback and private addresses")
 	fs.DurationVar(&c.PredictTimeout, "predict-timeout", 60*time.Second, "time limit of one prediction")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	c.cloudFlags(fs)
 	if dev {
 		fs.IntVar(&c.TemporalPort, "temporal-port", 7233, "embedded Temporal frontend port")
 		fs.IntVar(&c.UIPort, "ui-port", 8233, "Temporal UI port (0 disables it)")
 	} else {
 		fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port")
 	}
+}
+
+// cloudFlags are the compute, certificate and DNS choices (defaults: local,
+// local CA, no DNS). AWS credentials come from the standard chain.
+func (c *config) cloudFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Compute, "compute", env("COMPUTE", "local"), "where endpoints run: local (processes here) or ec2 (one instance each)")
+	fs.StringVar(&c.Certs, "certs", env("CERTS", "local"), "who certifies endpoints: local (the platform's CA) or acme (needs --compute ec2 and --dns route53; DNS-01)")
+	fs.StringVar(&c.DNS, "dns", env("DNS", "none"), "endpoint names: none or route53 (<api-name>.<domain> in the zone of --domain)")
+	fs.StringVar(&c.AWSRegion, "aws-region", env("AWS_REGION", "us-east-1"), "default AWS region of instances and the bundle bucket")
+	fs.StringVar(&c.AWSEndpoint, "aws-endpoint", env("AWS_ENDPOINT", ""), "override every AWS endpoint (e.g. moto's http://127.0.0.1:5000)")
+	fs.StringVar(&c.EC2AMIs, "ec2-ami", env("EC2_AMI", ""), "machine image overrides, comma-separated KEY=AMI-or-name-pattern (keys: python, python/gpu, python/<region>, ...)")
+	fs.StringVar(&c.EC2Subnet, "ec2-subnet", env("EC2_SUBNET", ""), "subnet of instances (default: the region's default VPC)")
+	fs.IntVar(&c.EC2Port, "ec2-port", 443, "endpoint port on instances (the only port their security group opens)")
+	fs.StringVar(&c.BundleBucket, "bundle-bucket", env("BUNDLE_BUCKET", ""), "S3 bucket the worker publishes the inference binary and encrypted code bundles to (required with --compute ec2)")
+	fs.StringVar(&c.BundlePrefix, "bundle-prefix", env("BUNDLE_PREFIX", "algocloud"), "key prefix in --bundle-bucket")
+	fs.StringVar(&c.ArtifactsURL, "artifacts-url", env("ARTIFACTS_URL", ""), "URL instances fetch the prefix from (default: the bucket's S3 URL)")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", env("ACME_DIRECTORY", ""), "ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory)")
+	fs.StringVar(&c.ACMEEmail, "acme-email", env("ACME_EMAIL", ""), "ACME account contact")
+	fs.StringVar(&c.ACMECARoot, "acme-ca-root", env("ACME_CA_ROOT", ""), "PEM file of roots trusted for the ACME directory's HTTPS (default: the system's; pebble's in tests)")
+	fs.StringVar(&c.ACMEDNSResolvers, "acme-dns-resolvers", env("ACME_DNS_RESOLVERS", ""), "comma-separated host:port resolvers asked whether a DNS-01 record has propagated")
+	fs.StringVar(&c.EndpointCARoot, "endpoint-ca-root", env("ENDPOINT_CA_ROOT", ""), "PEM file of roots trusted for endpoints' ACME certificates in health checks (default: the system's)")
+	fs.StringVar(&c.DNSZoneID, "dns-zone-id", env("DNS_ZONE_ID", ""), "Route53 hosted zone ID (default: the zone named --domain)")
+	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", env("ENCRYPTION_KEY_FILE", ""), "file holding the 32-byte key (hex or base64) that seals keys and bundles; or set ALGOCLOUD_ENCRYPTION_KEY (default with ec2/acme: <data>/secrets/encryption.key, for development)")
+}
+
+// cloud turns the cloud flags into the platform's options.
+func (c *config) cloud() (platform.CloudOptions, error) {
+	o := platform.CloudOptions{
+		Compute: c.Compute, Certs: c.Certs, DNS: c.DNS, AWSRegion: c.AWSRegion, AWSEndpoint: c.AWSEndpoint,
+		EC2SubnetID: c.EC2Subnet, EC2Port: c.EC2Port, BundleBucket: c.BundleBucket, BundlePrefix: c.BundlePrefix,
+		ArtifactsURL: c.ArtifactsURL, ACMEDirectory: c.ACMEDirectory, ACMEEmail: c.ACMEEmail,
+		ACMEDNSResolvers: platform.SplitList(c.ACMEDNSResolvers), DNSZoneID: c.DNSZoneID,
+	}
+	if c.EC2AMIs != "" {
+		o.EC2AMIs = map[string]string{}
+		for _, kv := range platform.SplitList(c.EC2AMIs) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" || v == "" {
+				return o, fmt.Errorf("--ec2-ami: %q is not KEY=IMAGE", kv)
+			}
+			o.EC2AMIs[k] = v
+		}
+	}
+	var err error
+	if o.ACMECARoots, err = loadPool(c.ACMECARoot, "--acme-ca-root"); err != nil {
+		return o, err
+	}
+	if o.EndpointRoots, err = loadPool(c.EndpointCARoot, "--endpoint-ca-root"); err != nil {
+		return o, err
+	}
+	key := os.Getenv("ALGOCLOUD_ENCRYPTION_KEY")
+	if c.EncryptionKeyFile != "" {
+		b, err := os.ReadFile(c.EncryptionKeyFile)
+		if err != nil {
+			return o, fmt.Errorf("--encryption-key-file: %w", err)
+		}
+		key = string(b)
+	}
+	if key != "" {
+		if o.EncryptionKey, err = acme.ParseEncryptionKey(key); err != nil {
+			return o, err // the error never holds the value
+		}
+	}
+	return o, nil
+}
+
+// loadPool reads a PEM file of roots; "" is nil (the system's roots).
+func loadPool(path, flagName string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", flagName, path)
+	}
+	return pool, nil
 }
 
 // finish resolves derived defaults after flags are parsed.

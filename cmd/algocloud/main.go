@@ -80,6 +80,10 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		return err
 	}
 	log := c.logger()
+	cloud, err := c.cloud()
+	if err != nil {
+		return err
+	}
 	opts := platform.Options{
 		DataDir: c.DataDir, Embedded: dev, TemporalAddress: c.TemporalAddress,
 		TemporalPort: c.TemporalPort, UIPort: c.UIPort, Namespace: c.Namespace,
@@ -87,7 +91,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		Host: c.Host, Domain: c.Domain,
 		Pip:           python.InstallOptions{IndexURL: c.PipIndexURL, FindLinks: platform.SplitList(c.PipFindLinks), NoIndex: c.PipNoIndex},
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
-		PredictTimeout: c.PredictTimeout, Logger: log,
+		PredictTimeout: c.PredictTimeout, Cloud: cloud, Logger: log,
 	}
 	if runWorker {
 		bin, err := c.inferBinary()

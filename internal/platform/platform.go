@@ -1,5 +1,5 @@
 // Package platform assembles algocloud's pieces (Temporal, store, CA, compute
-// provider, worker, API) for `algocloud dev`, `algocloud api`, `algocloud
+// provider, certificate issuer, DNS, worker, API; see CloudOptions) for `algocloud dev`, `algocloud api`, `algocloud
 // worker` and the integration tests, so all of them run the same wiring.
 package platform
 
@@ -20,7 +20,9 @@ import (
 
 	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/certs"
+	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
+	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/api"
 	"github.com/algocloud/algocloud/internal/temporaldev"
@@ -53,7 +55,10 @@ type Options struct {
 	AllowPrivateGit  bool
 	AllowPrivateURLs bool
 	PredictTimeout   time.Duration
-	Logger           *slog.Logger
+	// Cloud chooses the compute provider, certificate issuer and DNS; the
+	// zero value is local processes, the local CA and no DNS.
+	Cloud  CloudOptions
+	Logger *slog.Logger
 }
 
 // Platform is a running set of pieces.
@@ -63,9 +68,16 @@ type Platform struct {
 	Client   client.Client
 	Store    *store.Store
 	CA       *certs.CA
+	// Provider runs endpoints with Cloud.Compute local.
 	Provider *local.Provider
-	worker   sdkworker.Worker
-	http     *http.Server
+	// EC2, Bundles and TestServers (Test Code's local servers) are set
+	// with Cloud.Compute ec2; Route53 with Cloud.DNS route53.
+	EC2         *ec2.Provider
+	Bundles     *ec2.BundleStore
+	TestServers *local.Provider
+	Route53     *dns.Route53
+	worker      sdkworker.Worker
+	http        *http.Server
 	// APIURL is the API's base URL when RunAPI.
 	APIURL string
 	log    *slog.Logger
@@ -90,6 +102,9 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	}
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = "sqlite://" + filepath.Join(o.DataDir, "algocloud.db")
+	}
+	if err := o.Cloud.validate(); err != nil {
+		return nil, err
 	}
 	p := &Platform{opts: o, log: o.Logger}
 	defer func() {
@@ -139,18 +154,14 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	if len(o.InferCommand) == 0 {
 		return errors.New("no inference server command (algocloud-infer)")
 	}
-	var err error
-	p.Provider, err = local.New(local.Options{
-		DataDir: o.DataDir, Host: o.Host, Command: o.InferCommand, Logger: o.Logger.With("component", "local-compute"),
-	})
-	if err != nil {
-		return err
-	}
 	acts := &activities.Activities{
-		Provider: p.Provider, CA: p.CA, Store: p.Store,
+		CA: p.CA, Store: p.Store,
 		UploadDir: p.UploadDir(), Python: "/usr/bin/python3", Pip: o.Pip,
 		AllowLocalGit: o.AllowLocalGit, AllowPrivateGit: o.AllowPrivateGit, AllowPrivateURLs: o.AllowPrivateURLs,
 		Domain: o.Domain, PredictTimeout: o.PredictTimeout, Logger: o.Logger.With("component", "activities"),
+	}
+	if err := p.wireCloud(ctx, acts); err != nil {
+		return err
 	}
 	p.worker = worker.New(p.Client, acts)
 	if err := p.worker.Start(); err != nil {
@@ -214,6 +225,9 @@ func (p *Platform) Stop() {
 	}
 	if p.Provider != nil {
 		p.Provider.Close()
+	}
+	if p.TestServers != nil {
+		p.TestServers.Close()
 	}
 	if p.Client != nil {
 		p.Client.Close()

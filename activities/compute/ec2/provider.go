@@ -77,9 +77,18 @@ type Options struct {
 	SubnetID, VPCID string
 	// Port is the endpoint port opened in the security group; default 443.
 	Port int
-	// UserData makes the instance's cloud-init script; default DefaultUserData
-	// with ArtifactsURL.
+	// UserData makes the instance's cloud-init script; default
+	// EncryptedUserData with ArtifactsURL and the deployment's keys derived
+	// from BundleEncryptionKey, or DefaultUserData without that key.
 	UserData func(compute.ServerSpec) (string, error)
+	// BundleEncryptionKey (32 bytes) is the platform key the deployments'
+	// bundle keys derive from (see DeriveBundleKeys and BundleStore).
+	BundleEncryptionKey []byte
+	// Domain, when set, names endpoints <api-name>.<Domain> (the instance's
+	// algocloud:api-name tag): Start's health check then verifies the
+	// endpoint's certificate for that name instead of the URL's host, as a
+	// certificate from an ACME CA names no IP address.
+	Domain string
 	// ArtifactsURL is where the default user data fetches the inference binary
 	// and the deployment's bundle (see DefaultUserData).
 	ArtifactsURL string
@@ -149,8 +158,17 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		opts.AMIOwners = DefaultAMIOwners
 	}
 	if opts.UserData == nil {
-		artifacts := opts.ArtifactsURL
-		opts.UserData = func(s compute.ServerSpec) (string, error) { return DefaultUserData(s, artifacts, opts.Port) }
+		artifacts, port, master := opts.ArtifactsURL, opts.Port, opts.BundleEncryptionKey
+		opts.UserData = func(s compute.ServerSpec) (string, error) {
+			if master == nil {
+				return DefaultUserData(s, artifacts, port)
+			}
+			keys, err := DeriveBundleKeys(master, s.DeploymentID)
+			if err != nil {
+				return "", err
+			}
+			return EncryptedUserData(s, artifacts, port, keys)
+		}
 	}
 	if opts.HealthClient == nil {
 		opts.HealthClient = &http.Client{Timeout: 5 * time.Second}

@@ -227,7 +227,8 @@ func TestProvision_SecurityGroupAndTags(t *testing.T) {
 	require.NoError(t, err)
 	script, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
 	require.NoError(t, err)
-	require.Contains(t, string(script), "'https://artifacts.invalid/algocloud'/"+id+"/bundle.tar.gz")
+	require.Contains(t, string(script), "artifacts='https://artifacts.invalid/algocloud'\n")
+	require.Contains(t, string(script), `"$artifacts/`+id+`/bundle.tar.gz"`)
 
 	// A second Provision leaves the group as it was (no duplicate rule).
 	_, err = e.p.Provision(ctx, specFor(id))

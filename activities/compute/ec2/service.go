@@ -2,6 +2,7 @@ package ec2
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -87,7 +88,7 @@ func (p *Provider) Start(ctx context.Context, svc compute.ServiceSpec) (compute.
 	}
 	srv := svc.Server
 	srv.Host, srv.Port = host(inst), port
-	if err := p.waitHealthy(ctx, p.opts.HealthURL(srv)); err != nil {
+	if err := p.waitHealthy(ctx, p.opts.HealthURL(srv), p.healthClient(inst)); err != nil {
 		return compute.Handle{}, fmt.Errorf("start %s on %s: %w", svc.Name, id, err)
 	}
 	return compute.Handle{
@@ -275,11 +276,39 @@ func (p *Provider) waitRunning(ctx context.Context, region, id string, justLaunc
 	return inst, err
 }
 
-// waitHealthy polls url until it answers 200.
-func (p *Provider) waitHealthy(ctx context.Context, url string) error {
+// healthClient is HealthClient, set to verify the endpoint's certificate
+// for <api-name>.<Domain> when Domain is set (and the client's transport is
+// an *http.Transport, or the default).
+func (p *Provider) healthClient(inst types.Instance) *http.Client {
+	api, ok := tag(inst.Tags, TagAPIName)
+	if p.opts.Domain == "" || !ok || api == "" {
+		return p.opts.HealthClient
+	}
+	base, ok := p.opts.HealthClient.Transport.(*http.Transport)
+	if p.opts.HealthClient.Transport == nil {
+		base, ok = http.DefaultTransport.(*http.Transport)
+	}
+	if !ok {
+		return p.opts.HealthClient
+	}
+	t := base.Clone()
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	t.TLSClientConfig.ServerName = api + "." + p.opts.Domain
+	c := *p.opts.HealthClient
+	c.Transport = t
+	return &c
+}
+
+// waitHealthy polls url with client until it answers 200.
+func (p *Provider) waitHealthy(ctx context.Context, url string, client *http.Client) error {
+	if t, ok := client.Transport.(*http.Transport); ok && client != p.opts.HealthClient {
+		defer t.CloseIdleConnections()
+	}
 	var last error
 	err := p.poll(ctx, func() (bool, error) {
-		err := p.health(ctx, url)
+		err := p.health(ctx, url, client)
 		if err != nil && ctx.Err() == nil {
 			last = err // keep the endpoint's answer, not the cancellation
 		}
@@ -291,12 +320,12 @@ func (p *Provider) waitHealthy(ctx context.Context, url string) error {
 	return nil
 }
 
-func (p *Provider) health(ctx context.Context, url string) error {
+func (p *Provider) health(ctx context.Context, url string, client *http.Client) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := p.opts.HealthClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

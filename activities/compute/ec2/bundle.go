@@ -1,0 +1,276 @@
+package ec2
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// The code bundle store.
+//
+// The worker publishes what an instance serves to S3: the inference server
+// binary at <prefix>/algocloud-infer (the same for every deployment; no
+// secret in it) and each deployment's bundle at <prefix>/<deployment-id>/
+// bundle.enc: a tar.gz of live.json, the code, the requirements and the
+// endpoint's certificate and private key, encrypted (SealBundle) under keys
+// derived from the platform's encryption key and the deployment ID
+// (DeriveBundleKeys). The instance's user data carries that deployment's two
+// keys and nothing else can open the bundle, so the objects may be fetched
+// without credentials (a bucket policy allowing s3:GetObject on the prefix,
+// or a CDN in front) while no one but the instance, and those who may read
+// its user data, can read the key or the code.
+
+// Bundle key sizes: AES-256 for the encryption, HMAC-SHA256 for the MAC.
+const (
+	bundleIVSize  = aes.BlockSize
+	bundleMACSize = sha256.Size
+)
+
+// BundleKeys are the two keys of one deployment's bundle.
+type BundleKeys struct {
+	Enc [32]byte // AES-256-CTR
+	MAC [32]byte // HMAC-SHA256 over IV and ciphertext
+}
+
+// DeriveBundleKeys derives a deployment's bundle keys from the platform's
+// 32-byte encryption key (HMAC-SHA256 with distinct labels): the worker and
+// the user data agree on them without storing them anywhere.
+func DeriveBundleKeys(master []byte, deploymentID string) (BundleKeys, error) {
+	if len(master) != 32 {
+		return BundleKeys{}, fmt.Errorf("bundle keys: encryption key has %d bytes, want 32", len(master))
+	}
+	var k BundleKeys
+	for _, d := range []struct {
+		label string
+		out   *[32]byte
+	}{{"enc", &k.Enc}, {"mac", &k.MAC}} {
+		h := hmac.New(sha256.New, master)
+		h.Write([]byte("algocloud bundle v1\x00" + d.label + "\x00" + deploymentID))
+		copy(d.out[:], h.Sum(nil))
+	}
+	return k, nil
+}
+
+// SealBundle encrypts plaintext: a random IV, AES-256-CTR ciphertext, then
+// HMAC-SHA256(IV || ciphertext) (encrypt-then-MAC). The format is what
+// `openssl enc -aes-256-ctr` and `openssl dgst -mac HMAC` read, so the
+// instance's user data opens it with the tools every image has.
+func SealBundle(k BundleKeys, plaintext []byte) ([]byte, error) {
+	block, err := aes.NewCipher(k.Enc[:])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, bundleIVSize+len(plaintext), bundleIVSize+len(plaintext)+bundleMACSize)
+	if _, err := rand.Read(out[:bundleIVSize]); err != nil {
+		return nil, fmt.Errorf("seal bundle: %w", err)
+	}
+	cipher.NewCTR(block, out[:bundleIVSize]).XORKeyStream(out[bundleIVSize:], plaintext)
+	mac := hmac.New(sha256.New, k.MAC[:])
+	mac.Write(out)
+	return mac.Sum(out), nil
+}
+
+// ErrBundleMAC means a bundle was not sealed with these keys, or was changed.
+var ErrBundleMAC = errors.New("bundle: MAC mismatch (wrong keys or changed data)")
+
+// OpenBundle reverses SealBundle.
+func OpenBundle(k BundleKeys, sealed []byte) ([]byte, error) {
+	if len(sealed) < bundleIVSize+bundleMACSize {
+		return nil, ErrBundleMAC
+	}
+	body, sum := sealed[:len(sealed)-bundleMACSize], sealed[len(sealed)-bundleMACSize:]
+	mac := hmac.New(sha256.New, k.MAC[:])
+	mac.Write(body)
+	if !hmac.Equal(mac.Sum(nil), sum) {
+		return nil, ErrBundleMAC
+	}
+	block, err := aes.NewCipher(k.Enc[:])
+	if err != nil {
+		return nil, err
+	}
+	plain := make([]byte, len(body)-bundleIVSize)
+	cipher.NewCTR(block, body[:bundleIVSize]).XORKeyStream(plain, body[bundleIVSize:])
+	return plain, nil
+}
+
+// BundleStoreOptions configure a BundleStore.
+type BundleStoreOptions struct {
+	// Bucket and Prefix locate the objects; Prefix defaults to "algocloud".
+	Bucket, Prefix string
+	// Region is the bucket's region; Endpoint overrides S3's (tests: moto,
+	// which is then addressed path-style).
+	Region, Endpoint string
+	// Credentials overrides the standard AWS chain.
+	Credentials aws.CredentialsProvider
+	// EncryptionKey is the platform's 32-byte key the bundle keys derive from.
+	EncryptionKey []byte
+	// PublicURL is the base URL instances fetch the prefix from; default
+	// https://<bucket>.s3.<region>.amazonaws.com/<prefix>, or
+	// <endpoint>/<bucket>/<prefix> with Endpoint.
+	PublicURL string
+}
+
+// BundleStore publishes the inference binary and deployment bundles to S3.
+// Its methods may be called concurrently.
+type BundleStore struct {
+	client *s3.Client
+	opts   BundleStoreOptions
+}
+
+// NewBundleStore loads the AWS configuration; it makes no API call.
+func NewBundleStore(ctx context.Context, o BundleStoreOptions) (*BundleStore, error) {
+	if o.Bucket == "" {
+		return nil, errors.New("bundle store: no bucket")
+	}
+	if o.Region == "" {
+		return nil, errors.New("bundle store: no region")
+	}
+	if len(o.EncryptionKey) != 32 {
+		return nil, fmt.Errorf("bundle store: encryption key has %d bytes, want 32", len(o.EncryptionKey))
+	}
+	o.Prefix = strings.Trim(o.Prefix, "/")
+	if o.Prefix == "" {
+		o.Prefix = "algocloud"
+	}
+	if o.PublicURL == "" {
+		if o.Endpoint != "" {
+			o.PublicURL = strings.TrimRight(o.Endpoint, "/") + "/" + o.Bucket + "/" + o.Prefix
+		} else {
+			o.PublicURL = "https://" + o.Bucket + ".s3." + o.Region + ".amazonaws.com/" + o.Prefix
+		}
+	}
+	load := []func(*config.LoadOptions) error{config.WithRegion(o.Region), config.WithRetryMaxAttempts(5)}
+	if o.Credentials != nil {
+		load = append(load, config.WithCredentialsProvider(o.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		return nil, fmt.Errorf("bundle store: load AWS config: %w", err)
+	}
+	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
+		if o.Endpoint != "" {
+			so.BaseEndpoint = aws.String(o.Endpoint)
+			so.UsePathStyle = true
+		}
+	})
+	return &BundleStore{client: client, opts: o}, nil
+}
+
+// ArtifactsURL is the base URL the user data fetches from.
+func (b *BundleStore) ArtifactsURL() string { return b.opts.PublicURL }
+
+// Keys returns a deployment's bundle keys.
+func (b *BundleStore) Keys(deploymentID string) (BundleKeys, error) {
+	return DeriveBundleKeys(b.opts.EncryptionKey, deploymentID)
+}
+
+func (b *BundleStore) key(parts ...string) string {
+	return b.opts.Prefix + "/" + strings.Join(parts, "/")
+}
+
+// BundleKey is the object key of a deployment's bundle.
+func (b *BundleStore) BundleKey(deploymentID string) string {
+	return b.key(deploymentID, "bundle.enc")
+}
+
+// Publish seals a deployment's bundle (a tar.gz) and uploads it, replacing
+// the previous one. Publishing the same bundle twice is harmless.
+func (b *BundleStore) Publish(ctx context.Context, deploymentID string, tarGz []byte) error {
+	if !deploymentIDRe.MatchString(deploymentID) {
+		return permanent("publish bundle: deployment id %q is not valid", deploymentID)
+	}
+	k, err := b.Keys(deploymentID)
+	if err != nil {
+		return err
+	}
+	sealed, err := SealBundle(k, tarGz)
+	if err != nil {
+		return err
+	}
+	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:      aws.String(b.opts.Bucket),
+		Key:         aws.String(b.BundleKey(deploymentID)),
+		Body:        bytes.NewReader(sealed),
+		ContentType: aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return fmt.Errorf("publish bundle of %s to s3://%s/%s: %w", deploymentID, b.opts.Bucket, b.BundleKey(deploymentID), err)
+	}
+	return nil
+}
+
+// sha256Meta is the object metadata holding the binary's SHA-256.
+const sha256Meta = "sha256"
+
+// PublishBinary uploads the inference server binary at path unless the
+// object already holds the same bytes (by SHA-256 in its metadata).
+func (b *BundleStore) PublishBinary(ctx context.Context, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("publish inference binary: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	key := b.key("algocloud-infer")
+	head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.opts.Bucket), Key: aws.String(key)})
+	if err == nil && head.Metadata[sha256Meta] == want {
+		return nil
+	}
+	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:      aws.String(b.opts.Bucket),
+		Key:         aws.String(key),
+		Body:        bytes.NewReader(data),
+		ContentType: aws.String("application/octet-stream"),
+		Metadata:    map[string]string{sha256Meta: want},
+	})
+	if err != nil {
+		return fmt.Errorf("publish inference binary to s3://%s/%s: %w", b.opts.Bucket, key, err)
+	}
+	return nil
+}
+
+// Fetch downloads and opens a deployment's bundle (for checks and tests;
+// instances fetch with their user data).
+func (b *BundleStore) Fetch(ctx context.Context, deploymentID string) ([]byte, error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.opts.Bucket), Key: aws.String(b.BundleKey(deploymentID))})
+	if err != nil {
+		return nil, fmt.Errorf("fetch bundle of %s: %w", deploymentID, err)
+	}
+	defer out.Body.Close()
+	sealed, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, err
+	}
+	k, err := b.Keys(deploymentID)
+	if err != nil {
+		return nil, err
+	}
+	return OpenBundle(k, sealed)
+}
+
+// Delete removes a deployment's bundle; one already gone is not an error
+// (S3's DeleteObject of a missing key succeeds).
+func (b *BundleStore) Delete(ctx context.Context, deploymentID string) error {
+	if !deploymentIDRe.MatchString(deploymentID) {
+		return permanent("delete bundle: deployment id %q is not valid", deploymentID)
+	}
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.opts.Bucket), Key: aws.String(b.BundleKey(deploymentID))})
+	if err != nil && !isCode(err, "NoSuchKey", "NotFound") {
+		return fmt.Errorf("delete bundle of %s: %w", deploymentID, err)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package ec2
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/activities/compute"
+)
+
+func tarGz(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for name, body := range files {
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(body)), Typeflag: tar.TypeReg}))
+		_, err := tw.Write([]byte(body))
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+func TestSealBundle_RoundTripAndTamper(t *testing.T) {
+	master := bytes.Repeat([]byte{7}, 32)
+	k, err := DeriveBundleKeys(master, "dep-a")
+	require.NoError(t, err)
+	other, err := DeriveBundleKeys(master, "dep-b")
+	require.NoError(t, err)
+	require.NotEqual(t, k, other, "each deployment has its own keys")
+	require.NotEqual(t, k.Enc, k.MAC)
+
+	sealed, err := SealBundle(k, []byte("secret bundle"))
+	require.NoError(t, err)
+	require.NotContains(t, string(sealed), "secret")
+	plain, err := OpenBundle(k, sealed)
+	require.NoError(t, err)
+	require.Equal(t, "secret bundle", string(plain))
+	_, err = OpenBundle(other, sealed)
+	require.ErrorIs(t, err, ErrBundleMAC)
+	sealed[20] ^= 1
+	_, err = OpenBundle(k, sealed)
+	require.ErrorIs(t, err, ErrBundleMAC)
+	_, err = DeriveBundleKeys([]byte("short"), "x")
+	require.Error(t, err)
+}
+
+// The fetch script of the encrypted user data, run by bash with the
+// machine's curl, openssl and tar, opens what SealBundle wrote: the format
+// the worker writes is the one instances read. A bundle sealed for another
+// deployment is refused.
+func TestFetchScript_OpensSealedBundle(t *testing.T) {
+	master := bytes.Repeat([]byte{9}, 32)
+	keys, err := DeriveBundleKeys(master, "dep-fetch")
+	require.NoError(t, err)
+	bundle := tarGz(t, map[string]string{
+		"live.json.in":     `{"listen":"` + ListenPlaceholder + `","code_dir":"` + HomePlaceholder + `/bundle/code"}`,
+		"requirements.txt": "",
+		"code/aai_main.py": "print('hi')\n",
+	})
+	var served atomic.Value
+	sealed, err := SealBundle(keys, bundle)
+	require.NoError(t, err)
+	served.Store(sealed)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/art/algocloud-infer":
+			_, _ = w.Write([]byte("#!/bin/sh\necho infer\n"))
+		case "/art/dep-fetch/bundle.enc":
+			_, _ = w.Write(served.Load().([]byte))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
+	ud, err := EncryptedUserData(compute.ServerSpec{DeploymentID: "dep-fetch", APIName: "seg"}, srv.URL+"/art", 8443, keys)
+	require.NoError(t, err)
+	require.NotContains(t, ud, "bundle.tar.gz")
+	script, err := FetchScript(ud)
+	require.NoError(t, err)
+	home := t.TempDir()
+	run := func() ([]byte, error) {
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Env = append(os.Environ(), "ALGOCLOUD_HOME="+home, "ALGOCLOUD_LISTEN=127.0.0.1:8443")
+		return cmd.CombinedOutput()
+	}
+	out, err := run()
+	require.NoError(t, err, string(out))
+	live, err := os.ReadFile(filepath.Join(home, "bundle", "live.json"))
+	require.NoError(t, err)
+	require.Equal(t, `{"listen":"127.0.0.1:8443","code_dir":"`+home+`/bundle/code"}`, strings.TrimSpace(string(live)))
+	code, err := os.ReadFile(filepath.Join(home, "bundle", "code", "aai_main.py"))
+	require.NoError(t, err)
+	require.Equal(t, "print('hi')\n", string(code))
+	require.FileExists(t, filepath.Join(home, "venv", "bin", "python"))
+	require.FileExists(t, filepath.Join(home, "bin", "algocloud-infer"))
+
+	wrong, err := DeriveBundleKeys(master, "dep-other")
+	require.NoError(t, err)
+	bad, err := SealBundle(wrong, bundle)
+	require.NoError(t, err)
+	served.Store(bad)
+	out, err = run()
+	require.Error(t, err)
+	require.Contains(t, string(out), "MAC mismatch")
+}
+
+// BundleStore publishes to S3 (moto): the sealed object opens with the
+// deployment's keys, the binary is uploaded once per content, and Delete is
+// idempotent.
+func TestBundleStore_Moto(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxFor(t)
+	bucket := "bundles-" + strings.ToLower(uniq("b"))
+	_, err := s3Client(e).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	require.NoError(t, err)
+	master := bytes.Repeat([]byte{3}, 32)
+	store, err := NewBundleStore(ctx, BundleStoreOptions{
+		Bucket: bucket, Region: testRegion, Endpoint: e.moto.Endpoint, Credentials: testCreds, EncryptionKey: master,
+	})
+	require.NoError(t, err)
+	require.Equal(t, e.moto.Endpoint+"/"+bucket+"/algocloud", store.ArtifactsURL())
+
+	require.NoError(t, store.Publish(ctx, "dep-s3", []byte("the bundle")))
+	got, err := store.Fetch(ctx, "dep-s3")
+	require.NoError(t, err)
+	require.Equal(t, "the bundle", string(got))
+	obj, err := s3Client(e).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("algocloud/dep-s3/bundle.enc")})
+	require.NoError(t, err)
+	var raw bytes.Buffer
+	_, _ = raw.ReadFrom(obj.Body)
+	obj.Body.Close()
+	require.NotContains(t, raw.String(), "the bundle", "stored sealed")
+
+	bin := filepath.Join(t.TempDir(), "algocloud-infer")
+	require.NoError(t, os.WriteFile(bin, []byte("binary v1"), 0o755))
+	require.NoError(t, store.PublishBinary(ctx, bin))
+	require.NoError(t, store.PublishBinary(ctx, bin), "same content: no upload")
+	head, err := s3Client(e).HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("algocloud/algocloud-infer")})
+	require.NoError(t, err)
+	require.Len(t, head.Metadata[sha256Meta], 64)
+
+	require.NoError(t, store.Delete(ctx, "dep-s3"))
+	require.NoError(t, store.Delete(ctx, "dep-s3"), "again: no-op")
+	_, err = store.Fetch(ctx, "dep-s3")
+	require.Error(t, err)
+	require.Error(t, store.Publish(ctx, "../x", nil))
+}
+
+func s3Client(e *env) *s3.Client {
+	return s3.New(s3.Options{
+		Region: testRegion, Credentials: testCreds, BaseEndpoint: aws.String(e.moto.Endpoint), UsePathStyle: true,
+	})
+}

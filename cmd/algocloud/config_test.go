@@ -1,0 +1,60 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/platform"
+)
+
+func parse(t *testing.T, args ...string) *config {
+	t.Helper()
+	var c config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	c.flags(fs, false)
+	require.NoError(t, fs.Parse(args))
+	return &c
+}
+
+func TestCloudFlagsDefaults(t *testing.T) {
+	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", "")
+	o, err := parse(t).cloud()
+	require.NoError(t, err)
+	require.Equal(t, platform.ComputeLocal, o.Compute)
+	require.Equal(t, platform.CertsLocal, o.Certs)
+	require.Equal(t, platform.DNSNone, o.DNS)
+	require.Nil(t, o.EncryptionKey)
+}
+
+func TestCloudFlags(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	require.NoError(t, os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600))
+	root := filepath.Join(dir, "root.pem")
+	require.NoError(t, os.WriteFile(root, []byte("not a certificate"), 0o644))
+
+	c := parse(t, "--compute", "ec2", "--certs", "acme", "--dns", "route53", "--aws-endpoint", "http://127.0.0.1:5000",
+		"--ec2-ami", "python=ami-1, python/gpu=ami-2", "--bundle-bucket", "b", "--acme-directory", "https://ca/dir",
+		"--acme-dns-resolvers", "127.0.0.1:53,127.0.0.2:53", "--encryption-key-file", keyFile)
+	o, err := c.cloud()
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"python": "ami-1", "python/gpu": "ami-2"}, o.EC2AMIs)
+	require.Equal(t, []string{"127.0.0.1:53", "127.0.0.2:53"}, o.ACMEDNSResolvers)
+	require.Len(t, o.EncryptionKey, 32)
+	require.Equal(t, "http://127.0.0.1:5000", o.AWSEndpoint)
+
+	_, err = parse(t, "--ec2-ami", "python").cloud()
+	require.ErrorContains(t, err, "--ec2-ami")
+	_, err = parse(t, "--acme-ca-root", root).cloud()
+	require.ErrorContains(t, err, "no PEM certificate")
+
+	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", "secret-value-that-is-wrong")
+	_, err = parse(t).cloud()
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "secret-value", "the key never shows in errors")
+}

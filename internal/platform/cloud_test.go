@@ -1,0 +1,53 @@
+package platform
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCloudOptionsValidate(t *testing.T) {
+	var def CloudOptions
+	require.NoError(t, def.validate())
+	require.Equal(t, CloudOptions{Compute: ComputeLocal, Certs: CertsLocal, DNS: DNSNone, AWSRegion: "us-east-1"}, def, "defaults stay local/local/none")
+	ok := CloudOptions{Compute: ComputeEC2, Certs: CertsACME, DNS: DNSRoute53, BundleBucket: "b", ACMEDirectory: "https://ca/dir"}
+	require.NoError(t, ok.validate())
+	for _, tc := range []struct {
+		o    CloudOptions
+		want string
+	}{
+		{CloudOptions{Compute: "gce"}, "compute"},
+		{CloudOptions{Certs: "self"}, "certs"},
+		{CloudOptions{DNS: "bind"}, "dns"},
+		{CloudOptions{Compute: ComputeEC2}, "bundle bucket"},
+		{CloudOptions{Certs: CertsACME, DNS: DNSRoute53, ACMEDirectory: "https://ca/dir"}, "needs compute ec2"},
+		{CloudOptions{Compute: ComputeEC2, BundleBucket: "b", Certs: CertsACME, ACMEDirectory: "https://ca/dir"}, "needs dns route53"},
+		{CloudOptions{Compute: ComputeEC2, BundleBucket: "b", Certs: CertsACME, DNS: DNSRoute53}, "ACME directory"},
+	} {
+		require.ErrorContains(t, tc.o.validate(), tc.want)
+	}
+}
+
+// Without a configured key, a development key is made once on the data
+// disk (0600) and read back the same by later starts.
+func TestEncryptionKeyOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	p := &Platform{opts: Options{DataDir: dir}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	k1, err := p.encryptionKey()
+	require.NoError(t, err)
+	require.Len(t, k1, 32)
+	fi, err := os.Stat(filepath.Join(dir, "secrets", "encryption.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	k2, err := p.encryptionKey()
+	require.NoError(t, err)
+	require.Equal(t, k1, k2)
+
+	p.opts.Cloud.EncryptionKey = []byte("short")
+	_, err = p.encryptionKey()
+	require.ErrorContains(t, err, "32")
+}
