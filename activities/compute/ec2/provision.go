@@ -211,9 +211,13 @@ func (p *Provider) launch(ctx context.Context, c *ec2.Client, region string, s c
 		err = classify(fmt.Sprintf("run %s instance for %s in %s", s.InstanceType, s.DeploymentID, region), err)
 		var perm *compute.PermanentError
 		if errors.As(err, &perm) {
-			// Nothing runs in it: leave no group behind.
+			// Nothing runs in it: leave no group behind. When it cannot be
+			// deleted now, fail retryably: the activity's next attempt
+			// fails the same way and deletes it then (a permanent error
+			// would end the step with the group left over).
 			if derr := deleteGroup(ctx, c, group); derr != nil {
 				p.log.Warn("delete security group after failed launch", "group", group, "error", derr)
+				return "", fmt.Errorf("%w; and its security group %s could not be deleted yet: %w", perm.Err, group, classify("delete security group", derr))
 			}
 		}
 		return "", err
