@@ -1,5 +1,7 @@
 // Command algocloud-infer is the inference server of one deployed algorithm:
-// it serves aai_main.py's predict over HTTPS with a bearer token.
+// it serves aai_main.py's predict (or, for environment onnx, the model that
+// aai_onnx.json names) over HTTPS with a bearer token, as /predict and as the
+// Open Inference Protocol's /v2/models/<name>/infer.
 //
 //	algocloud-infer --config /path/to/inference.json
 //
