@@ -156,8 +156,12 @@ type PageOptions struct {
 	InstanceTypes map[string][]string `json:"instance_types"`
 	Regions       []Region            `json:"regions"`
 	Pairs         []Pair              `json:"pairs"`
-	MaxThreads    int                 `json:"max_threads"`
-	Domain        string              `json:"domain"`
+	// EnvironmentPairs lists, for an environment that serves only some of
+	// Pairs (onnx: image->image and image->json, spec.ServesPair), those it
+	// serves; an environment not listed serves every pair.
+	EnvironmentPairs map[string][]Pair `json:"environment_pairs"`
+	MaxThreads       int               `json:"max_threads"`
+	Domain           string            `json:"domain"`
 }
 
 // Region is a region's code and the name people know it by.
@@ -211,5 +215,17 @@ func Options() PageOptions {
 		}
 		return ioOrder[a.Out] < ioOrder[b.Out]
 	})
+	o.EnvironmentPairs = map[string][]Pair{}
+	for _, env := range o.Environments {
+		var served []Pair
+		for _, p := range o.Pairs {
+			if spec.ServesPair(env, spec.Pair{In: p.In, Out: p.Out}) {
+				served = append(served, p)
+			}
+		}
+		if len(served) < len(o.Pairs) {
+			o.EnvironmentPairs[env] = served
+		}
+	}
 	return o
 }

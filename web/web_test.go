@@ -115,6 +115,8 @@ func TestOptionsFollowSpec(t *testing.T) {
 		require.Equal(t, spec.Regions[r.Code], r.Name)
 	}
 	require.Equal(t, []string{spec.EnvPython, spec.EnvONNX}, o.Environments)
+	// onnx serves two of the pairs; python every one (not listed).
+	require.Equal(t, map[string][]Pair{spec.EnvONNX: {{spec.Image, spec.Image}, {spec.Image, spec.JSON}}}, o.EnvironmentPairs)
 	require.Equal(t, spec.MaxThreads, o.MaxThreads)
 	// The defaults the pages pick are offered.
 	require.Contains(t, o.InstanceTypes[spec.CPU], "t3.small")

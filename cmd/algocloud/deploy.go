@@ -34,7 +34,8 @@ func deploy(args []string) error {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: algocloud deploy [--api URL] DIR
 
-Deploys the algorithm in DIR (aai_main.py, aai_pip-requirements.txt, models...)
+Deploys the algorithm in DIR (aai_main.py, aai_pip-requirements.txt, models...;
+with "environment": "onnx", a .onnx model and aai_onnx.json)
 as DIR/algocloud.json describes it (name, api_name, input, output, threads,
 requirements...): creates the deployment, or reuses yours with that api_name,
 then provisions it, uploads DIR as a zip (without .git and __pycache__),
@@ -54,7 +55,11 @@ endpoint and, the first time, its token.
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "aai_main.py")); err != nil {
+	if sp.Environment == spec.EnvONNX {
+		if _, err := os.Stat(filepath.Join(dir, "aai_onnx.json")); err != nil {
+			fmt.Fprintf(os.Stderr, "note: %s has no aai_onnx.json; the platform will write the generated %s configuration naming its .onnx model\n", dir, spec.Pair{In: sp.Input, Out: sp.Output})
+		}
+	} else if _, err := os.Stat(filepath.Join(dir, "aai_main.py")); err != nil {
 		fmt.Fprintf(os.Stderr, "note: %s has no aai_main.py; the platform will add the generated skeleton for %s\n", dir, spec.Pair{In: sp.Input, Out: sp.Output})
 	}
 	c, err := o.client()

@@ -59,6 +59,21 @@
     },
   };
 
+  // Environment onnx: a .onnx model served by ONNX Runtime with the
+  // preprocessing and postprocessing its aai_onnx.json declares.
+  const ONNX = 'onnx';
+  const ONNX_CONFIG = 'aai_onnx.json';
+  const isONNX = (env) => env === ONNX;
+  const envLabel = (env) => (env === 'python' ? 'Python 3' : isONNX(env) ? 'ONNX model' : env);
+  const envSubject = (env) => (isONNX(env) ? 'An ONNX model' : envLabel(env));
+  // servedPairs lists the API types ("input:output") env serves; null: all
+  // of them (/ui/options.json's environment_pairs names only the others).
+  function servedPairs(env) {
+    const ep = (app.options && app.options.environment_pairs) || {};
+    return ep[env] ? ep[env].map((p) => p.input + ':' + p.output) : null;
+  }
+  const pairsText = (keys) => keys.map((k) => { const [i, o] = k.split(':'); return IO[i].label + ' → ' + IO[o].label; }).join(' and ');
+
   const STEP_LABELS = {
     configured: 'Configured', provisioned: 'Server ready', code_fetched: 'Code fetched',
     requirements_installed: 'Requirements installed', tested: 'Tested', completed: 'Completed', deleted: 'Deleted',
@@ -332,14 +347,16 @@
     }
     return g;
   }
-  // flowPicture draws client → input → predict() → output → client.
-  function flowPicture(input, output) {
+  // flowPicture draws client → input → predict() → output → client (for
+  // environment onnx: → the ONNX model and its aai_onnx.json →).
+  function flowPicture(input, output, env) {
+    const onnx = isONNX(env);
     const arrow = (x1, x2) => s('path', { d: 'M' + x1 + ' 30h' + (x2 - x1 - 4) + 'm-4 -4l4 4-4 4', fill: 'none', stroke: '#5a6275', 'stroke-width': 1.6, 'stroke-linecap': 'round', 'stroke-linejoin': 'round' });
     return s('svg', { viewBox: '0 0 230 60', role: 'img', 'aria-label': IO[input].label + ' in, ' + IO[output].label + ' out' },
       ioIcon(input, 2, 15), arrow(38, 64),
       s('rect', { x: 66, y: 12, width: 98, height: 36, rx: 8, fill: '#e8eefc', stroke: '#1f4fd1', 'stroke-width': 1.5 }),
-      s('text', { x: 115, y: 28, 'text-anchor': 'middle', 'font-size': 11, 'font-family': 'sans-serif', fill: '#173ba0', 'font-weight': 700 }, 'aai_main.py'),
-      s('text', { x: 115, y: 41, 'text-anchor': 'middle', 'font-size': 10, 'font-family': 'monospace', fill: '#173ba0' }, 'predict(x)'),
+      s('text', { x: 115, y: 28, 'text-anchor': 'middle', 'font-size': 11, 'font-family': 'sans-serif', fill: '#173ba0', 'font-weight': 700 }, onnx ? 'ONNX model' : 'aai_main.py'),
+      s('text', { x: 115, y: 41, 'text-anchor': 'middle', 'font-size': 10, 'font-family': 'monospace', fill: '#173ba0' }, onnx ? 'aai_onnx.json' : 'predict(x)'),
       arrow(166, 192), ioIcon(output, 196, 15));
   }
 
@@ -734,32 +751,91 @@
 
   function pageDataType() {
     const o = app.options;
-    const envs = o.environments.map((e) => choice('environment', e, e === 'python' ? 'Python 3' : e,
-      e === 'python' ? 'numpy and Pillow preinstalled; add your own pip dependencies on the next page.' : ''));
+    const envDesc = (e) => {
+      if (e === 'python') return 'numpy and Pillow preinstalled; add your own pip dependencies on the next page.';
+      const served = servedPairs(e);
+      if (isONNX(e)) return 'A .onnx model run in the server by ONNX Runtime, no Python code: ' + pairsText(served || []) + '.';
+      return '';
+    };
+    const envs = o.environments.map((e) => choice('environment', e, envLabel(e), envDesc(e)));
     const computes = [
       choice('compute', 'cpu', 'CPU server', 'General-purpose instances (' + o.instance_types.cpu.slice(0, 3).join(', ') + ' …). Most image algorithms.'),
       choice('compute', 'gpu', 'GPU server', 'NVIDIA GPU instances (' + o.instance_types.gpu.slice(0, 3).join(', ') + ' …) for deep-learning models.'),
     ];
     const pairs = o.pairs.map((p) => p.input + ':' + p.output);
+    // Each API type card has a reason line, shown (and read with the choice)
+    // when the chosen environment does not serve the type.
     const card = (key) => {
       const [i, out] = key.split(':');
-      return choice('apitype', key, IO[i].label + ' → ' + IO[out].label, IO[i].short + ' in, ' + IO[out].short + ' out', flowPicture(i, out));
+      const el = choice('apitype', key, IO[i].label + ' → ' + IO[out].label, IO[i].short + ' in, ' + IO[out].short + ' out', flowPicture(i, out));
+      const reasonId = 'reason-' + key.replace(':', '-');
+      el.append(h('span', { class: 'reason', id: reasonId, hidden: true }));
+      $('input', el).setAttribute('aria-describedby', reasonId);
+      return el;
     };
     const imageAPIs = IMAGE_APIS.filter((k) => pairs.includes(k));
     const more = pairs.filter((k) => !IMAGE_APIS.includes(k));
+    const typeNote = h('p', { class: 'hint', id: 'apitype-note', hidden: true });
+    const typeErr = h('p', { class: 'field-error', id: 'apitype-error', 'aria-live': 'polite' });
     const form = h('form', { class: 'card', novalidate: true, id: 'datatype-form' },
       h('fieldset', null, h('legend', null, 'Environment'), h('div', { class: 'choices two' }, envs)),
       h('fieldset', null, h('legend', null, 'Server'), h('div', { class: 'choices two' }, computes)),
-      h('fieldset', null, h('legend', null, 'API type: what your algorithm takes and returns'),
-        h('p', { class: 'hint' }, 'Each picture is the data flow: what a client sends, what your predict(x) works on, what the client gets back.'),
+      h('fieldset', { class: 'field', 'data-field': 'apitype', 'aria-describedby': 'apitype-note apitype-error' }, h('legend', null, 'API type: what your algorithm takes and returns'),
+        h('p', { class: 'hint', id: 'apitype-hint' }, 'Each picture is the data flow: what a client sends, what your predict(x) works on, what the client gets back.'),
+        typeNote, typeErr,
         h('p', { class: 'group-title' }, 'The 8 image API types'), h('div', { class: 'choices' }, imageAPIs.map(card)),
         more.length ? [h('p', { class: 'group-title' }, 'More API types'), h('div', { class: 'choices' }, more.map(card))] : null),
       h('div', { class: 'actions' }, link('/ui/home', 'Cancel', 'btn'), h('span', { class: 'spacer' }),
         h('button', { type: 'submit', class: 'btn primary', id: 'to-server' }, 'To Server Configuration')));
     const save = persist(form, DRAFT_KEY, draft());
+    // An environment that serves only some API types (onnx) disables the
+    // others, each saying why; a chosen type it does not serve stays chosen
+    // (switching back keeps it) and is explained beside the API types.
+    const typeProblem = () => {
+      const env = form.elements.environment.value;
+      const served = servedPairs(env);
+      const chosen = form.elements.apitype.value;
+      if (!served || !chosen || served.includes(chosen)) return '';
+      return envSubject(env) + ' serves ' + pairsText(served) + ' only: ' + pairsText([chosen]) + ' is not one of them. Choose one of those, or choose Python 3 to keep ' + pairsText([chosen]) + '.';
+    };
+    const showTypes = () => {
+      const env = form.elements.environment.value;
+      const served = servedPairs(env);
+      form.querySelectorAll('input[name=apitype]').forEach((input) => {
+        const off = !!served && !served.includes(input.value);
+        const label = input.closest('.choice');
+        const reason = $('.reason', label);
+        const [i, out] = input.value.split(':');
+        input.disabled = off;
+        label.classList.toggle('off', off);
+        reason.hidden = !off;
+        reason.textContent = !off ? '' : isONNX(env) ? 'Not served by an ONNX model (image in; image or JSON out).' : 'Not served by ' + envLabel(env) + '.';
+        const pic = $('svg', label);
+        if (pic) pic.replaceWith(flowPicture(i, out, env));
+      });
+      typeNote.hidden = !served;
+      typeNote.textContent = served ? envSubject(env) + ' serves ' + pairsText(served) + '; the other API types are disabled.' : '';
+      $('#apitype-hint', form).textContent = isONNX(env)
+        ? 'Each picture is the data flow: what a client sends, what the model and its aai_onnx.json make of it, what the client gets back.'
+        : 'Each picture is the data flow: what a client sends, what your predict(x) works on, what the client gets back.';
+      const problem = typeProblem();
+      typeErr.textContent = problem;
+      form.querySelectorAll('input[name=apitype]').forEach((input) => {
+        if (problem && input.checked) input.setAttribute('aria-invalid', 'true');
+        else input.removeAttribute('aria-invalid');
+      });
+    };
+    form.addEventListener('change', showTypes);
+    showTypes();
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       save();
+      if (typeProblem()) {
+        showTypes();
+        const first = form.querySelector('input[name=apitype]:not(:disabled)');
+        if (first) first.focus();
+        return;
+      }
       navigate('/ui/new/server');
     });
     mount(pageTitle('datatype'), [
@@ -787,8 +863,8 @@
     const summaryErr = h('p', { class: 'field-error', id: 'summary-error' });
     const summary = h('div', { class: 'field', 'data-field': 'summary' },
       h('div', { class: 'types summary-types' },
-        h('div', null, h('h3', null, 'Environment and server'), h('p', null, (dr.environment === 'python' ? 'Python 3' : dr.environment) + ', ' + dr.compute.toUpperCase() + ' server')),
-        h('div', null, h('h3', null, 'API type: ' + IO[input].label + ' → ' + IO[output].label), flowPicture(input, output))),
+        h('div', null, h('h3', null, 'Environment and server'), h('p', null, envLabel(dr.environment) + ', ' + dr.compute.toUpperCase() + ' server')),
+        h('div', null, h('h3', null, 'API type: ' + IO[input].label + ' → ' + IO[output].label), flowPicture(input, output, dr.environment))),
       h('p', null, link('/ui/new', 'Change the data type or environment')), summaryErr);
     const alert = h('div', { class: 'alert', id: 'page-alert', hidden: true });
     const submit = h('button', { type: 'submit', class: 'btn primary', id: 'create' }, 'Create Server');
@@ -803,7 +879,9 @@
           dr.compute === 'gpu' ? 'GPU instances.' : 't2.small or t3.small are enough for most algorithms (more network speed and RAM than micro).'),
         field('region', 'Region', h('select', { name: 'region' }, o.regions.map((r) => h('option', { value: r.code }, r.name + ' (' + r.code + ')'))), 'Where the algorithm runs.'),
         field('threads', 'Threads', h('input', { type: 'number', name: 'threads', min: 1, max: o.max_threads, step: 1, inputmode: 'numeric' }), '1–' + o.max_threads + ' workers.')),
-      field('requirements', 'Python dependencies (pip)', reqs, 'One per line, versions with ==, e.g. mypackage==0.1.1. Installed when the server is created; you can add more after testing.'),
+      field('requirements', 'Python dependencies (pip)', reqs, isONNX(dr.environment)
+        ? 'An ONNX model runs without Python: leave this empty (nothing of the ONNX server uses packages listed here).'
+        : 'One per line, versions with ==, e.g. mypackage==0.1.1. Installed when the server is created; you can add more after testing.'),
       h('div', { class: 'actions' }, link('/ui/new', 'Back', 'btn'), h('span', { class: 'spacer' }), submit));
     // The API name's row also shows the host name being made.
     form.querySelector('[data-field="api_name"]').append(hostOut);
@@ -1042,9 +1120,10 @@
 
   async function pageCode(ctx, body) {
     const { d, f, id } = ctx;
+    const onnx = isONNX((d.spec || {}).environment);
     const status = serverStatus(ctx);
     const srcGit = choice('source', 'git', 'Git repository', 'A URL (or a local path in dev) and a branch, tag or commit.');
-    const srcUp = choice('source', 'upload', 'Upload an archive', 'A .zip or .tar.gz holding aai_main.py.');
+    const srcUp = choice('source', 'upload', 'Upload an archive', onnx ? 'A .zip or .tar.gz holding the .onnx model (or upload the model below) and optionally aai_onnx.json.' : 'A .zip or .tar.gz holding aai_main.py.');
     const gitUrl = h('input', { type: 'text', name: 'git_url', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off', placeholder: 'a Git URL, or a local path in dev' });
     const ref = h('input', { type: 'text', name: 'ref', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off', placeholder: 'main' });
     const archive = h('input', { type: 'file', name: 'archive', accept: '.zip,.tar.gz,.tgz,.tar,application/zip,application/gzip' });
@@ -1058,10 +1137,11 @@
       h('fieldset', null, h('legend', null, 'Select code from Git or upload it'), h('div', { class: 'choices two' }, srcGit, srcUp)),
       gitBox, upBox,
       h('fieldset', null, h('legend', null, 'Extra model files (optional)'),
-        h('p', { class: 'hint' }, 'Trained models or data your algorithm loads, added next to aai_main.py.'),
-        h('div', { class: 'row' }, field('files', 'Files', files), field('folder', 'Into the folder', folder, 'Relative, e.g. models/; empty: beside aai_main.py.'))),
+        h('p', { class: 'hint' }, onnx ? 'The .onnx model when the repository or archive lacks it, a labels file, a sample image: added next to aai_onnx.json.'
+          : 'Trained models or data your algorithm loads, added next to aai_main.py.'),
+        h('div', { class: 'row' }, field('files', 'Files', files), field('folder', 'Into the folder', folder, 'Relative, e.g. models/; empty: beside ' + (onnx ? ONNX_CONFIG : 'aai_main.py') + '.'))),
       h('div', { class: 'actions' },
-        link('/ui/deployments/' + id + '/integrate', 'No repository? Write aai_main.py in the browser'),
+        link('/ui/deployments/' + id + '/integrate', onnx ? 'No repository? Upload the model and write aai_onnx.json in the browser' : 'No repository? Write aai_main.py in the browser'),
         h('span', { class: 'spacer' }), submit));
     const save = persist(form, formKey(id, 'code'), { source: 'git', git_url: '', ref: 'main', folder: '' });
     const showSource = () => {
@@ -1117,8 +1197,10 @@
       }
     }));
 
-    append(body, 
-      h('p', null, 'Select code from Git or upload it: the folder must hold ', h('code', null, 'aai_main.py'),
+    append(body, onnx
+      ? h('p', { id: 'code-intro' }, 'Select code from Git or upload it: for an ONNX model the folder holds the ', h('code', null, '.onnx'), ' model and optionally ',
+        h('code', null, ONNX_CONFIG), ', its preprocessing and postprocessing (without one, a generated configuration naming the model is written for you; adapt it on the next page). No Python code runs.')
+      : h('p', null, 'Select code from Git or upload it: the folder must hold ', h('code', null, 'aai_main.py'),
         ' (without one, the generated skeleton is written for you) and may hold ', h('code', null, 'aai_pip-requirements.txt'), '.'),
       status, form);
     if (f.st.code) {
@@ -1142,6 +1224,7 @@
   async function pageIntegrate(ctx, body) {
     const { d, f, id } = ctx;
     const sp = d.spec || {};
+    if (isONNX(sp.environment)) return pageIntegrateONNX(ctx, body);
     const input = sp.input || 'image';
     const output = sp.output || 'image';
     const key = formKey(id, 'integrate');
@@ -1245,6 +1328,187 @@
         h('span', { class: 'spacer' }), use));
   }
 
+  // ---------- Integrate Algorithm into API: environment onnx ----------
+  // ONNX_FIELDS explains aai_onnx.json beside its editor, in short
+  // (docs/onnx.md has every field); the postprocess line shown is the
+  // deployment's output type's.
+  const ONNX_FIELDS = {
+    model: 'The .onnx file: its path inside the code folder.',
+    preprocess: 'How each request image (RGB, 0–255) becomes the model\'s input: resized to width × height (resize "stretch", or "letterbox" keeping the aspect ratio, with anchor "center" or "topleft" and pad_value), channel_order "RGB" or "BGR", then (pixel × scale − mean) ÷ std per channel, in layout "NCHW" or "NHWC". Without width and height: the model\'s fixed size (a dynamic model takes each image at its own size).',
+    image: 'kind "image": the output (output names it; layout, channel_order) drawn as a PNG: activation "sigmoid" for logits, scaling "unit" [0,1], "symmetric" [−1,1], "raw" 0–255 or "minmax" to 0–255; restore_size crops the letterbox and resizes back to the request\'s size.',
+    json: 'kind "json": the outputs named in outputs (all when absent) as nested arrays, one item per image; softmax over the last axis; top_k > 0 gives the K best as {index, label, score}, labels naming a text file in the folder with one label a line.',
+    testing_input: 'Optional: an image in the folder that Test Code sends; else a generated image of the model\'s input size.',
+    max_batch_size: 'The most images one model run gets (default 8).',
+  };
+
+  // onnxFileName is where a chosen file lands in the code folder: the
+  // configuration's model path for the one .onnx file, its labels or
+  // testing_input path for a file of that base name, else its own name.
+  function onnxFileName(cfg, file, onnxCount) {
+    const base = (p) => (typeof p === 'string' ? p.split('/').pop() : '');
+    if (/\.onnx$/i.test(file.name) && onnxCount === 1 && typeof cfg.model === 'string' && /\.onnx$/i.test(cfg.model)) return cfg.model;
+    const labels = cfg.postprocess && cfg.postprocess.labels;
+    if (base(labels) === file.name) return labels;
+    if (base(cfg.testing_input) === file.name) return cfg.testing_input;
+    return file.name;
+  }
+
+  async function pageIntegrateONNX(ctx, body) {
+    const { d, f, id } = ctx;
+    const sp = d.spec || {};
+    const input = sp.input || 'image';
+    const output = sp.output || 'image';
+    const c = f.st.code;
+    const key = formKey(id, 'integrate-onnx');
+    const saved = store.get(key, {});
+    // The model the generated configuration names: the .onnx file added to
+    // the code (fetch_code names the folder's one .onnx file the same way).
+    const model = ((c && c.files) || []).find((n) => /\.onnx$/i.test(n)) || '';
+    // Code from Git (with no extra files) is fetched again at the same
+    // commit with the edited aai_onnx.json added: the repository's model
+    // comes along. An upload leaves nothing to fetch again, so the model
+    // (and the files aai_onnx.json names) must be chosen again.
+    const carry = !!(c && c.source === 'git' && c.git_url && !(c.files && c.files.length));
+    let skeleton = null;
+    const loadSkeleton = async () => {
+      if (skeleton !== null) return skeleton;
+      const q = '?environment=onnx&input=' + encodeURIComponent(input) + '&output=' + encodeURIComponent(output) + (model ? '&model=' + encodeURIComponent(model) : '');
+      // As text: the generated file's own layout, not a re-serialisation.
+      const r = await api('GET', '/api/v1/skeleton' + q, undefined, { blob: true });
+      if (r.ok) {
+        skeleton = await r.data.text();
+        return skeleton;
+      }
+      setAlert(ctx.alert, 'error', [h('p', null, 'The generated ' + ONNX_CONFIG + ' could not be loaded.'), ...apiMessage(r.data, r.data.fields)]);
+      return '';
+    };
+    const editor = h('textarea', { id: 'editor', name: 'config', spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off', wrap: 'off', 'aria-describedby': 'editor-hint editor-error' });
+    const gutter = h('pre', { class: 'gutter', 'aria-hidden': 'true' });
+    const renumber = () => {
+      const n = editor.value.split('\n').length;
+      let t = '';
+      for (let i = 1; i <= n; i++) t += i + '\n';
+      gutter.textContent = t;
+      gutter.scrollTop = editor.scrollTop;
+    };
+    editor.addEventListener('scroll', () => { gutter.scrollTop = editor.scrollTop; });
+    editor.value = saved.config !== undefined ? saved.config : await loadSkeleton();
+    ctx.check();
+    renumber();
+    const editorErr = h('p', { class: 'field-error', id: 'editor-error', 'aria-live': 'polite' });
+    const editorRow = h('div', { class: 'field', 'data-field': 'config' },
+      h('label', { for: 'editor' }, ONNX_CONFIG),
+      h('span', { class: 'hint', id: 'editor-hint' }, 'Prefilled with the generated ' + IO[input].label + ' → ' + IO[output].label + ' configuration' +
+        (model ? ' for ' + model : '') + '. JSON; Tab moves to the next control.'),
+      h('div', { class: 'editor' }, gutter, editor), editorErr);
+    const save = () => store.set(key, { config: editor.value });
+    editor.addEventListener('input', () => { renumber(); save(); clearFieldError(editorRow); });
+
+    const files = h('input', { type: 'file', name: 'files', multiple: true, id: 'f-onnx-files' });
+    const filesRow = field('onnx_files', carry ? 'More files (optional)' : 'The model and the files ' + ONNX_CONFIG + ' names', files, carry
+      ? 'Your repository is fetched again at ' + (c.commit ? 'commit ' + c.commit.slice(0, 10) : 'ref ' + (c.ref || 'its default branch')) + ' with this ' + ONNX_CONFIG + ' added: its model comes along. Files chosen here are added too.'
+      : 'Using this code replaces the code folder, and an upload keeps nothing of the last one: choose the .onnx model (it is saved at the path "model" names) and any labels file or sample image the configuration names.');
+
+    const opener = h('input', { type: 'file', accept: '.json,application/json,text/plain', id: 'open-file', class: 'sr-only' });
+    opener.addEventListener('change', act(async () => {
+      const file = opener.files[0];
+      if (!file) return;
+      editor.value = await file.text();
+      renumber();
+      save();
+      opener.value = '';
+      editor.focus();
+    }));
+    const reset = h('button', { type: 'button', class: 'btn small', id: 'reset-skeleton' }, 'Reset to the generated configuration');
+    reset.addEventListener('click', act(async () => {
+      if (editor.value.trim() && !window.confirm('Replace the editor\'s text with the generated ' + ONNX_CONFIG + '?')) return;
+      editor.value = await loadSkeleton();
+      renumber();
+      save();
+    }));
+    const use = h('button', { type: 'button', class: 'btn primary', id: 'use-code' }, 'Use this code');
+    if (f.busy) use.disabled = true;
+    use.addEventListener('click', act(async () => {
+      clearAlert(ctx.alert);
+      clearFieldError(editorRow);
+      clearFieldError(filesRow);
+      let cfg;
+      try {
+        cfg = JSON.parse(editor.value);
+      } catch (e) {
+        cfg = e;
+      }
+      const editorProblem = !editor.value.trim() ? ONNX_CONFIG + ' is empty.'
+        : cfg instanceof Error ? ONNX_CONFIG + ' is not valid JSON: ' + cfg.message
+          : !cfg || typeof cfg !== 'object' || Array.isArray(cfg) ? ONNX_CONFIG + ' must be a JSON object ({"model": ..., "preprocess": ..., "postprocess": ...}).' : '';
+      const chosen = [...files.files];
+      const onnxCount = chosen.filter((file) => /\.onnx$/i.test(file.name)).length;
+      const filesProblem = !carry && !onnxCount ? 'Choose the .onnx model: the upload replaces the code folder and keeps nothing of the last one.' : '';
+      if (editorProblem || filesProblem) {
+        showFieldErrors(body, [editorProblem ? { field: 'config', message: editorProblem } : null, filesProblem ? { field: 'onnx_files', message: filesProblem } : null].filter(Boolean));
+        return;
+      }
+      use.disabled = true;
+      try {
+        const text = editor.value.endsWith('\n') ? editor.value : editor.value + '\n';
+        const fd = new FormData();
+        if (carry) {
+          fd.append('git_url', c.git_url);
+          fd.append('ref', c.commit || c.ref || '');
+          fd.append('files', new Blob([text], { type: 'application/json' }), ONNX_CONFIG);
+        } else {
+          const zip = window.AlgoZip.build([{ name: ONNX_CONFIG, data: text }]);
+          fd.append('archive', new Blob([zip], { type: 'application/zip' }), 'aai_onnx.zip');
+        }
+        const names = [];
+        for (const file of chosen) {
+          const name = onnxFileName(cfg, file, onnxCount);
+          names.push(name);
+          fd.append('files', file, name);
+        }
+        if (!(await ensureProvisioned(ctx))) return;
+        const r = await ctx.runStep('fetch_code', fd, 'Uploading ' + ONNX_CONFIG);
+        ctx.check();
+        if (!r.ok) {
+          const rest = showFieldErrors(body, r.data.fields, (fe) => ({ name: fe.field === 'files' ? 'onnx_files' : fe.field, message: niceMessage(fe.field, fe.message) }));
+          setAlert(ctx.alert, 'error', [h('p', null, 'The code could not be used.'), ...apiMessage(r.data, rest)]);
+          return;
+        }
+        store.del(key);
+        app.flash = { kind: 'ok', text: ONNX_CONFIG + ' from the editor is now code revision ' + r.data.state.code.revision +
+          (carry ? ' (your repository at the same commit)' : '') + (names.length ? ', with ' + names.join(', ') : '') + '. Press Test Code.' };
+        navigate('/ui/deployments/' + id + '/test');
+      } finally {
+        if (ctx.alive()) use.disabled = false;
+      }
+    }));
+
+    let codeNote;
+    if (!c) codeNote = h('div', { class: 'alert info', id: 'code-note' }, h('p', null, 'No code yet. Choose the model, write ' + ONNX_CONFIG + ' below and press Use this code, or fetch a repository or archive on ', link('/ui/deployments/' + id + '/code', 'Code Repo Integration'), '.'));
+    else if (c.generated_main) codeNote = h('div', { class: 'alert warn', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') had no ' + ONNX_CONFIG + ', so the generated one was written into it' + (model ? ', naming ' + model : '') + '. It may run as it is (Test Code tells); adapt preprocess to what the model was trained with, then press Use this code.'));
+    else codeNote = h('div', { class: 'alert ok', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') has its own ' + ONNX_CONFIG + ': Test Code runs it. The editor shows the generated configuration, not your file; to replace yours, write the new version below and press Use this code.'));
+
+    const fieldList = h('dl', { class: 'kv onnx-fields', id: 'onnx-fields' },
+      ['model', 'preprocess', output === 'json' ? 'json' : 'image', 'testing_input', 'max_batch_size'].map((k) => [
+        h('dt', null, h('code', null, k === 'image' || k === 'json' ? 'postprocess' : k)), h('dd', null, ONNX_FIELDS[k])]));
+    append(body,
+      h('p', null, 'An ONNX model needs no code: ', h('code', null, ONNX_CONFIG), ' beside it says how each request image becomes the model\'s input (',
+        h('code', null, 'preprocess'), ') and how its outputs become the answer (', h('code', null, 'postprocess'), '). The server runs it with ONNX Runtime; unknown fields are errors.'),
+      codeNote,
+      h('div', { class: 'types', id: 'types' },
+        h('div', null, h('h3', null, 'Input: ' + IO[input].label), h('p', null, 'The client sends PNG, JPEG or GIF bytes (raw, multipart field "image", base64 in JSON, or a URL). The model gets it through preprocess.')),
+        h('div', null, h('h3', null, 'Output: ' + IO[output].label), h('p', null, output === 'json'
+          ? 'The client gets application/json: an object with one entry per output postprocess includes.'
+          : 'The client gets a lossless PNG (grayscale or RGB) drawn from the model\'s output.'))),
+      h('div', { class: 'onnx-editor' }, editorRow, h('div', null, h('h3', null, 'Its fields'), fieldList)),
+      h('div', { class: 'actions' }, reset, h('label', { for: 'open-file', class: 'btn small', tabindex: 0, role: 'button',
+        onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); opener.click(); } } }, 'Open a .json file…'), opener),
+      filesRow,
+      h('div', { class: 'actions' },
+        f.hasCode ? link('/ui/deployments/' + id + '/test', c && !c.generated_main ? 'Keep my code\'s ' + ONNX_CONFIG + ': Test Your Code' : 'Continue to Test Your Code', 'btn', 'to-test') : null,
+        h('span', { class: 'spacer' }), use));
+  }
+
   // ---------- Test Your Code ----------
   // bootState reads the last test's boot from the progress log.
   function bootState(events) {
@@ -1265,6 +1529,7 @@
   async function pageTest(ctx, body) {
     const { d, f, id } = ctx;
     const st = f.st;
+    const onnx = isONNX((d.spec || {}).environment);
     const item = (cls, mark, what, small, attrs) => h('li', Object.assign({ class: cls }, attrs || {}),
       h('span', { class: 'mark', 'aria-hidden': 'true' }, mark), h('span', { class: 'what' }, what, small ? h('small', null, small) : null));
     const installFailed = st.last_error && st.last_error.step === 'install_requirements';
@@ -1272,7 +1537,7 @@
       const b = bootState(ctx.feed.events);
       const [cls, mark, what, small] = {
         todo: ['todo', '○', 'Server booted and ready', 'shown here when Test Code boots it'],
-        run: ['run', '…', 'Booting the inference server…', 'importing aai_main.py and running __init__'],
+        run: ['run', '…', 'Booting the inference server…', onnx ? 'loading ONNX Runtime, the model and ' + ONNX_CONFIG : 'importing aai_main.py and running __init__'],
         ok: ['ok', '✓', 'Server booted and ready', 'at ' + timeOf(b.at)],
         bad: ['bad', '✗', 'Server did not boot', b.message],
       }[b.state];
@@ -1282,7 +1547,7 @@
       item(st.server ? 'ok' : 'todo', st.server ? '✓' : '○', 'Server provisioned', st.server ? st.server.host + ', port ' + st.server.port : ''),
       item(st.code ? 'ok' : 'todo', st.code ? '✓' : '○', st.code ? 'Code revision ' + st.code.revision : 'Code', st.code ? codeSource(st.code) : ''),
       item(f.installCurrent ? 'ok' : installFailed ? 'bad' : 'todo', f.installCurrent ? '✓' : installFailed ? '✗' : '○', 'Requirements installed',
-        f.installCurrent ? (st.install.requirements && st.install.requirements.length ? st.install.requirements.join(', ') : 'nothing beyond numpy and Pillow') : installFailed ? 'pip failed: see below' : 'installed when you press Test Code'),
+        f.installCurrent ? (st.install.requirements && st.install.requirements.length ? st.install.requirements.join(', ') : onnx ? 'none: an ONNX model runs without Python' : 'nothing beyond numpy and Pillow') : installFailed ? 'pip failed: see below' : 'installed when you press Test Code'),
       bootLi(),
       item(f.testCurrent ? 'ok' : st.test && !st.test.ok ? 'bad' : 'todo', f.testCurrent ? '✓' : st.test && !st.test.ok ? '✗' : '○', 'Test passed',
         st.test ? (st.test.ok ? st.test.summary : 'failed: ' + (st.test.message || '')) : 'not run yet'));
@@ -1343,13 +1608,13 @@
         const out = h('div', { id: 'test-output' });
         append(result, h('div', { class: 'alert ok', id: 'test-passed' },
           h('p', null, h('strong', null, 'Test passed'), ' in ' + t.duration_ms + ' ms: ' + (t.summary || '')),
-          t.input_summary ? h('p', null, 'testing_input_data(): ' + t.input_summary) : null), out);
+          t.input_summary ? h('p', null, (onnx ? 'Test input: ' : 'testing_input_data(): ') + t.input_summary) : null), out);
         showOutput(ctx, t, out).catch(() => {});
       } else {
         append(result, h('div', { class: 'alert error', id: 'test-failed' },
           h('p', null, h('strong', null, 'Test failed'), t.status ? ' (' + t.status + (t.code ? ' ' + t.code : '') + ')' : '', ': ' + (t.message || '')),
           t.traceback ? h('pre', { class: 'wrap traceback', tabindex: 0, 'aria-label': 'Traceback' }, t.traceback) : null,
-          h('p', null, 'Fix aai_main.py (', link('/ui/deployments/' + id + '/integrate', 'in the editor'), ' or in your repository, then ',
+          h('p', null, 'Fix ' + (onnx ? ONNX_CONFIG + ' or the model' : 'aai_main.py') + ' (', link('/ui/deployments/' + id + '/integrate', 'in the editor'), ' or in your repository, then ',
             link('/ui/deployments/' + id + '/code', 'fetch it again'), '), or add a missing package on ',
             link('/ui/deployments/' + id + '/dependencies', 'Add More Dependencies'), '; then press Test Code.')));
       }
@@ -1357,13 +1622,15 @@
       append(result, h('p', { class: 'hint' }, 'The last test ran on an older revision of the code.'));
     }
 
-    append(body, 
-      h('p', null, 'Test Code installs the requirements when needed, boots the inference server with your code, sends it what ',
+    append(body, onnx
+      ? h('p', null, 'Test Code boots the inference server with your model and ', h('code', null, ONNX_CONFIG), ', sends it the test input (the image ',
+        h('code', null, 'testing_input'), ' names, else a generated image of the model\'s input size) and shows the answer. A configuration that does not fit the model is reported with the reason.')
+      : h('p', null, 'Test Code installs the requirements when needed, boots the inference server with your code, sends it what ',
         h('code', null, 'testing_input_data()'), ' returns and shows the answer. Errors come back with their Python traceback.'),
       checklist,
       h('div', { class: 'actions' }, testBtn,
         link('/ui/deployments/' + id + '/dependencies', 'Add More Dependencies', 'btn', 'to-dependencies'),
-        link('/ui/deployments/' + id + '/integrate', 'Edit aai_main.py', 'btn', 'to-integrate'),
+        link('/ui/deployments/' + id + '/integrate', onnx ? 'Edit ' + ONNX_CONFIG : 'Edit aai_main.py', 'btn', 'to-integrate'),
         link('/ui/deployments/' + id + '/code', 'Fetch new code', 'btn', 'to-code')),
       result,
       next ? h('div', { class: 'actions' }, h('span', { class: 'spacer' }), next) : null);
@@ -1385,7 +1652,7 @@
     const url = URL.createObjectURL(r.data);
     app.cleanups.push(() => URL.revokeObjectURL(url));
     if (ct.startsWith('image/')) {
-      const img = h('img', { src: url, alt: 'The image your algorithm returned for testing_input_data()', class: 'result-img', id: 'test-image' });
+      const img = h('img', { src: url, alt: 'The image your algorithm returned for ' + (isONNX((ctx.d.spec || {}).environment) ? 'the test input' : 'testing_input_data()'), class: 'result-img', id: 'test-image' });
       // Small outputs are shown enlarged (pixels kept sharp), large ones fit the page.
       img.addEventListener('load', () => {
         if (img.naturalWidth && img.naturalWidth < 320) img.width = img.naturalWidth * Math.min(4, Math.floor(320 / img.naturalWidth));
@@ -1448,7 +1715,9 @@
         if (ctx.alive()) submit.disabled = false;
       }
     }));
-    append(body, 
+    append(body, isONNX((d.spec || {}).environment)
+      ? h('div', { class: 'alert info', id: 'onnx-deps-note' }, h('p', null, 'An ONNX model runs without Python: the ONNX server uses none of these packages, and with none listed no Python environment is made.'))
+      : null,
       h('p', null, 'While testing, if your algorithm needs more packages (an ', h('code', null, 'ImportError'), ' or ', h('code', null, 'ModuleNotFoundError'),
         ' in the traceback), add them to ', h('code', null, 'aai_pip-requirements.txt'), ' here, click Update Requirements, then Test Code again.'),
       h('dl', { class: 'kv' },
