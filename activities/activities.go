@@ -44,6 +44,9 @@ type Activities struct {
 	// is remote (a local provider); nil means Provider.
 	Tests compute.Provider
 	Store *store.Store
+	// Workflows reads deployments' state for the certificate renewal
+	// schedule (ListCertificates); the worker's Temporal client.
+	Workflows WorkflowQuerier
 	// UploadDir is where the API stages uploads; only files under it are read.
 	UploadDir string
 	// Python is the interpreter venvs are made from (Debian's /usr/bin/python3).
@@ -156,7 +159,8 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 
 // IssueCertificate issues the endpoint's certificate from the configured
 // issuer (the local CA by default, or ACME), or returns the existing one
-// when it is still valid for 30 days for the same names. The key is written
+// when it is still valid for 30 days for the same names (unless in.Force:
+// a renewal always issues a new one). The key is written
 // next to it, mode 0600: plain where the endpoint runs on this machine,
 // sealed (acme.SaveKey) where it runs remotely and is only published inside
 // the encrypted bundle. Only paths and names are returned.
@@ -173,7 +177,7 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 	if a.sealKeys() {
 		keyName = sealedKeyFile
 	}
-	if info, ok := existingCert(dir, keyName, names, ips, 30*24*time.Hour); ok {
+	if info, ok := existingCert(dir, keyName, names, ips, 30*24*time.Hour); ok && !in.Force {
 		return CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names, NotAfter: info.NotAfter}, nil
 	}
 	certPEM, keyPEM, err := iss.Issue(ctx, names, ips)
@@ -194,7 +198,11 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 		return CertInfo{}, fmt.Errorf("write certificate: %w", err)
 	}
 	info, _ := existingCert(dir, keyName, names, ips, 0)
-	a.event(ctx, in.DeploymentID, "provision", "certificate issued for %v (%s)", names, iss.Describe())
+	if in.Force {
+		a.event(ctx, in.DeploymentID, "renew", "certificate renewed for %v (%s), valid until %s", names, iss.Describe(), info.NotAfter.UTC().Format(time.RFC3339))
+	} else {
+		a.event(ctx, in.DeploymentID, "provision", "certificate issued for %v (%s)", names, iss.Describe())
+	}
 	return CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names, NotAfter: info.NotAfter}, nil
 }
 

@@ -19,6 +19,9 @@ type CertInput struct {
 	DeploymentID string         `json:"deployment_id"`
 	APIName      string         `json:"api_name"`
 	Server       compute.Server `json:"server"`
+	// Force issues a new certificate even when the current one is still
+	// valid (a renewal); false reuses one valid for 30 more days.
+	Force bool `json:"force,omitempty"`
 }
 
 // CertInfo locates a deployment's certificate on its server.

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/algocloud/algocloud/activities"
@@ -25,6 +28,7 @@ func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
 		MaxConcurrentActivityExecutionSize: 16,
 	})
 	w.RegisterWorkflow(workflows.Deployment)
+	w.RegisterWorkflow(workflows.RenewCertificates)
 	w.RegisterActivity(acts)
 	return w
 }
@@ -48,6 +52,56 @@ func Reconcile(ctx context.Context, c client.Client, st *store.Store, log *slog.
 	}
 	if len(live) > 0 {
 		log.Info("asked live deployments to reconcile", "count", len(live))
+	}
+	return nil
+}
+
+// DefaultRenewEvery is how often the renewal schedule looks for certificates
+// due for renewal.
+const DefaultRenewEvery = 12 * time.Hour
+
+// EnsureRenewalSchedule creates the Temporal Schedule that runs
+// RenewCertificates every `every` (overlapping runs skipped), or, when it
+// exists (another worker, an earlier start), sets its interval to every.
+// Workers call it at start, so it is idempotent.
+func EnsureRenewalSchedule(ctx context.Context, c client.Client, every time.Duration, log *slog.Logger) error {
+	if every <= 0 {
+		return fmt.Errorf("certificate renewal interval %s must be positive", every)
+	}
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
+	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:   workflows.RenewalScheduleID,
+		Spec: spec,
+		Action: &client.ScheduleWorkflowAction{
+			ID:        workflows.RenewalWorkflowID,
+			Workflow:  workflows.RenewCertificates,
+			Args:      []any{workflows.RenewInput{}},
+			TaskQueue: workflows.TaskQueue,
+			// A run lists and signals; it never needs long.
+			WorkflowExecutionTimeout: 30 * time.Minute,
+		},
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Note:    "renews endpoints' certificates before they expire (algocloud worker)",
+	})
+	if err == nil {
+		log.Info("certificate renewal schedule created", "schedule", workflows.RenewalScheduleID, "every", every)
+		return nil
+	}
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return fmt.Errorf("create certificate renewal schedule: %w", err)
+	}
+	h := c.ScheduleClient().GetHandle(ctx, workflows.RenewalScheduleID)
+	err = h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+		cur := in.Description.Schedule.Spec
+		if cur != nil && len(cur.Intervals) == 1 && cur.Intervals[0].Every == every && len(cur.Calendars) == 0 && len(cur.CronExpressions) == 0 {
+			return nil, temporal.ErrSkipScheduleUpdate
+		}
+		sch := in.Description.Schedule
+		sch.Spec = &spec
+		return &client.ScheduleUpdate{Schedule: &sch}, nil
+	}})
+	if err != nil {
+		return fmt.Errorf("update certificate renewal schedule: %w", err)
 	}
 	return nil
 }

@@ -30,6 +30,8 @@ var a *activities.Activities
 type deployment struct {
 	st        State
 	reconcile bool
+	// renew is a pending certificate renewal request (the latest one).
+	renew *RenewCertificateRequest
 }
 
 // Deployment is the durable life of one algorithm: the wizard's steps arrive
@@ -53,10 +55,18 @@ func Deployment(ctx workflow.Context, in Input) (State, error) {
 			d.reconcile = true
 		}
 	})
+	renew := workflow.GetSignalChannel(ctx, SignalRenewCertificate)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var r RenewCertificateRequest
+			renew.Receive(ctx, &r)
+			d.renew = &r
+		}
+	})
 	for {
 		err := workflow.Await(ctx, func() bool {
 			return d.st.Status == StatusDeleted ||
-				(d.st.Busy == "" && (d.reconcile || workflow.GetInfo(ctx).GetContinueAsNewSuggested()))
+				(d.st.Busy == "" && (d.reconcile || d.renew != nil || workflow.GetInfo(ctx).GetContinueAsNewSuggested()))
 		})
 		if err != nil {
 			return d.st, err
@@ -69,6 +79,17 @@ func Deployment(ctx workflow.Context, in Input) (State, error) {
 			d.reconcile = false
 			if d.st.Status == StatusLive && d.st.Live != nil {
 				_ = d.run(ctx, "reconcile", func(ctx workflow.Context) (string, error) { return d.startService(ctx, false) })
+			}
+			continue
+		}
+		if d.renew != nil {
+			// Between steps (Busy is empty, and run marks it): a renewal
+			// never overlaps another step's activities, and steps asked for
+			// meanwhile are refused as busy, like during any step.
+			r := *d.renew
+			d.renew = nil
+			if workflow.GetVersion(ctx, changeCertRenewal, workflow.DefaultVersion, 1) == 1 && d.wantsRenewal(r) {
+				_ = d.run(ctx, StepRenewCertificate, d.renewCertificate)
 			}
 			continue
 		}

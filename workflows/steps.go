@@ -245,6 +245,9 @@ func (d *deployment) validateStart(Empty) error {
 
 func (d *deployment) start(ctx workflow.Context, _ Empty) (State, error) {
 	err := d.run(ctx, UpdateStart, func(ctx workflow.Context) (string, error) {
+		if err := d.refreshCertificate(ctx); err != nil {
+			return "", err
+		}
 		msg, err := d.startService(ctx, false)
 		if err == nil {
 			d.st.Status = StatusLive

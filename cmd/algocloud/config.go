@@ -2,15 +2,18 @@ package main
 
 import (
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/algocloud/algocloud/activities/certs/acme"
+	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 )
 
@@ -34,12 +37,14 @@ type config struct {
 	AllowPrivateGit bool
 	AllowPrivateURL bool
 	PredictTimeout  time.Duration
+	CertRenewEvery  time.Duration
 	LogLevel        string
 	// Cloud: where endpoints run, who certifies and names them.
 	Compute, Certs, DNS    string
 	AWSRegion, AWSEndpoint string
 	EC2AMIs, EC2Subnet     string
 	EC2Port                int
+	EC2HealthURL           string
 	BundleBucket           string
 	BundlePrefix           string
 	ArtifactsURL           string
@@ -82,6 +87,11 @@ func (c *config) flags(fs *flag.FlagSet, dev bool) {
 	fs.BoolVar(&c.AllowPrivateGit, "allow-private-git", envBool("ALLOW_PRIVATE_GIT", dev), "allow Git URLs on loopback and private addresses")
 	fs.BoolVar(&c.AllowPrivateURL, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", false), "let endpoints download image URLs from loopback and private addresses")
 	fs.DurationVar(&c.PredictTimeout, "predict-timeout", 60*time.Second, "time limit of one prediction")
+	renewEvery, err := time.ParseDuration(env("CERT_RENEW_EVERY", "12h"))
+	if err != nil {
+		renewEvery = -1 // finish reports it
+	}
+	fs.DurationVar(&c.CertRenewEvery, "cert-renew-every", renewEvery, "how often the worker's Temporal Schedule looks for endpoint certificates due for renewal")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	c.cloudFlags(fs)
 	if dev {
@@ -103,6 +113,7 @@ func (c *config) cloudFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.EC2AMIs, "ec2-ami", env("EC2_AMI", ""), "machine image overrides, comma-separated KEY=AMI-or-name-pattern (keys: python, python/gpu, python/<region>, ...)")
 	fs.StringVar(&c.EC2Subnet, "ec2-subnet", env("EC2_SUBNET", ""), "subnet of instances (default: the region's default VPC)")
 	fs.IntVar(&c.EC2Port, "ec2-port", 443, "endpoint port on instances (the only port their security group opens)")
+	fs.StringVar(&c.EC2HealthURL, "ec2-health-url", env("EC2_HEALTH_URL", ""), "where the worker checks an instance's endpoint, {host} and {port} replaced (default https://{host}:{port}/readyz; tests point it at a local stand-in)")
 	fs.StringVar(&c.BundleBucket, "bundle-bucket", env("BUNDLE_BUCKET", ""), "S3 bucket the worker publishes the inference binary and encrypted code bundles to (required with --compute ec2)")
 	fs.StringVar(&c.BundlePrefix, "bundle-prefix", env("BUNDLE_PREFIX", "algocloud"), "key prefix in --bundle-bucket")
 	fs.StringVar(&c.ArtifactsURL, "artifacts-url", env("ARTIFACTS_URL", ""), "URL instances fetch the prefix from (default: the bucket's S3 URL)")
@@ -122,6 +133,11 @@ func (c *config) cloud() (platform.CloudOptions, error) {
 		EC2SubnetID: c.EC2Subnet, EC2Port: c.EC2Port, BundleBucket: c.BundleBucket, BundlePrefix: c.BundlePrefix,
 		ArtifactsURL: c.ArtifactsURL, ACMEDirectory: c.ACMEDirectory, ACMEEmail: c.ACMEEmail,
 		ACMEDNSResolvers: platform.SplitList(c.ACMEDNSResolvers), DNSZoneID: c.DNSZoneID,
+	}
+	if tmpl := c.EC2HealthURL; tmpl != "" {
+		o.EC2HealthURL = func(s compute.Server) string {
+			return strings.NewReplacer("{host}", s.Host, "{port}", strconv.Itoa(s.Port)).Replace(tmpl)
+		}
 	}
 	if c.EC2AMIs != "" {
 		o.EC2AMIs = map[string]string{}
@@ -174,6 +190,9 @@ func loadPool(path, flagName string) (*x509.CertPool, error) {
 
 // finish resolves derived defaults after flags are parsed.
 func (c *config) finish() error {
+	if c.CertRenewEvery <= 0 {
+		return errors.New("--cert-renew-every (ALGOCLOUD_CERT_RENEW_EVERY) must be a positive duration such as 12h")
+	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {
 		return err

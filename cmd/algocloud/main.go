@@ -91,7 +91,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		Host: c.Host, Domain: c.Domain,
 		Pip:           python.InstallOptions{IndexURL: c.PipIndexURL, FindLinks: platform.SplitList(c.PipFindLinks), NoIndex: c.PipNoIndex},
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
-		PredictTimeout: c.PredictTimeout, Cloud: cloud, Logger: log,
+		PredictTimeout: c.PredictTimeout, CertRenewEvery: c.CertRenewEvery, Cloud: cloud, Logger: log,
 	}
 	if runWorker {
 		bin, err := c.inferBinary()

@@ -55,6 +55,12 @@ type Options struct {
 	AllowPrivateGit  bool
 	AllowPrivateURLs bool
 	PredictTimeout   time.Duration
+	// CertRenewEvery is the interval of the certificate renewal schedule
+	// (worker.EnsureRenewalSchedule); 0 means worker.DefaultRenewEvery.
+	CertRenewEvery time.Duration
+	// CertValidity is the lifetime of endpoints' certificates from the local
+	// CA; 0 means 90 days. Tests make it short to exercise renewal.
+	CertValidity time.Duration
 	// Cloud chooses the compute provider, certificate issuer and DNS; the
 	// zero value is local processes, the local CA and no DNS.
 	Cloud  CloudOptions
@@ -163,11 +169,22 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	if err := p.wireCloud(ctx, acts); err != nil {
 		return err
 	}
+	if acts.Issuer == nil && o.CertValidity > 0 {
+		acts.Issuer = activities.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
+	}
+	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
 	if err := p.worker.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	return worker.Reconcile(ctx, p.Client, p.Store, o.Logger)
+	if err := worker.Reconcile(ctx, p.Client, p.Store, o.Logger); err != nil {
+		return err
+	}
+	every := o.CertRenewEvery
+	if every == 0 {
+		every = worker.DefaultRenewEvery
+	}
+	return worker.EnsureRenewalSchedule(ctx, p.Client, every, o.Logger)
 }
 
 func (p *Platform) startAPI() error {

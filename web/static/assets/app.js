@@ -82,7 +82,7 @@
     provision: 'Provisioning the server and its certificate', fetch_code: 'Fetching your code',
     install_requirements: 'Installing requirements (pip)', test: 'Testing your code', complete: 'Completing the deployment: starting the endpoint',
     stop: 'Stopping the endpoint', start: 'Starting the endpoint', configure: 'Saving the configuration',
-    reconcile: 'Bringing the endpoint back', delete: 'Deleting the deployment',
+    reconcile: 'Bringing the endpoint back', delete: 'Deleting the deployment', renew_certificate: 'Renewing the certificate',
   };
 
   const app = {

@@ -1,0 +1,257 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/algocloud/algocloud/activities/certs/acme"
+)
+
+// WorkflowQuerier queries a workflow (the Temporal client.Client is one).
+// ListCertificates reads each live deployment's certificate from its
+// workflow's state, which owns it.
+type WorkflowQuerier interface {
+	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
+}
+
+// ListCertificatesInput names where deployments' states are read: the
+// workflow ID prefix of deployments and their state query (the workflows
+// package owns both names).
+type ListCertificatesInput struct {
+	WorkflowIDPrefix string `json:"workflow_id_prefix"`
+	Query            string `json:"query"`
+}
+
+// CertStatus is one live deployment's certificate and whether it is due
+// for renewal.
+type CertStatus struct {
+	DeploymentID string    `json:"deployment_id"`
+	Names        []string  `json:"names,omitempty"`
+	NotAfter     time.Time `json:"not_after"`
+	RenewAt      time.Time `json:"renew_at"`
+	Due          bool      `json:"due"`
+	// Pending: the certificate on disk is newer than the state's, as when
+	// a renewal's reload failed; it is due at once.
+	Pending bool `json:"pending,omitempty"`
+	// Error says why the certificate could not be checked (the deployment
+	// is then left alone until the next run).
+	Error string `json:"error,omitempty"`
+}
+
+// ListCertificates lists the live deployments (from the store) with their
+// certificates (from their workflows' state) and marks those whose renewal
+// time has come (or whose renewed certificate the endpoint was not seen
+// serving: Pending): for the local CA when a third of its configured validity is
+// left (30 of 90 days), for ACME two thirds into the certificate's lifetime
+// (acme.RenewalTime, day 60 of 90). A deployment whose state cannot be read
+// is listed with Error and not renewed.
+func (a *Activities) ListCertificates(ctx context.Context, in ListCertificatesInput) ([]CertStatus, error) {
+	if a.Workflows == nil {
+		return nil, nonRetryable(ErrTypeBadInput, errors.New("list certificates: no Temporal client configured"))
+	}
+	live, err := a.Store.ListLiveAlgorithms(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list live deployments: %w", err)
+	}
+	now := time.Now()
+	out := make([]CertStatus, 0, len(live))
+	for i, alg := range live {
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, i)
+		}
+		cs := CertStatus{DeploymentID: alg.ID}
+		cert, err := a.queryCert(ctx, in, alg.ID)
+		var onDisk time.Time
+		if err == nil {
+			cs.Names, cs.NotAfter = cert.Names, cert.NotAfter
+			cs.RenewAt, onDisk, err = a.renewalTime(cert)
+		}
+		switch {
+		case err != nil:
+			cs.Error = err.Error()
+			a.log().Warn("certificate renewal: cannot check a deployment's certificate", "deployment", alg.ID, "error", err)
+		case !onDisk.Equal(cert.NotAfter):
+			// Issued, but the endpoint was not seen serving it (a reload
+			// that failed): renew again, which reloads.
+			cs.Due, cs.Pending = true, true
+		default:
+			cs.Due = !now.Before(cs.RenewAt)
+		}
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
+// queryCert reads the certificate of a deployment's workflow state.
+func (a *Activities) queryCert(ctx context.Context, in ListCertificatesInput, id string) (CertInfo, error) {
+	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	v, err := a.Workflows.QueryWorkflow(qctx, in.WorkflowIDPrefix+id, "", in.Query)
+	if err != nil {
+		return CertInfo{}, fmt.Errorf("query state: %w", err)
+	}
+	var st struct {
+		Cert *CertInfo `json:"cert"`
+	}
+	if err := v.Get(&st); err != nil {
+		return CertInfo{}, fmt.Errorf("decode state: %w", err)
+	}
+	if st.Cert == nil {
+		return CertInfo{}, errors.New("no certificate in the deployment's state")
+	}
+	return *st.Cert, nil
+}
+
+// renewalTime is when c should be renewed, and its NotAfter as the file on
+// disk says (the state's when the file cannot be read).
+func (a *Activities) renewalTime(c CertInfo) (time.Time, time.Time, error) {
+	certPEM, err := os.ReadFile(c.CertFile)
+	var leaf *x509.Certificate
+	if err == nil {
+		leaf, err = parseLeaf(certPEM)
+	}
+	if err != nil && c.NotAfter.IsZero() {
+		return time.Time{}, time.Time{}, err
+	}
+	notAfter := c.NotAfter
+	if leaf != nil {
+		notAfter = leaf.NotAfter
+	}
+	if l, ok := a.issuer().(LocalIssuer); ok {
+		// The local CA backdates NotBefore (clock skew), so the lifetime is
+		// what it was asked for, not NotAfter-NotBefore.
+		return notAfter.Add(-l.validity() / 3), notAfter, nil
+	}
+	if leaf == nil {
+		return notAfter.Add(-30 * 24 * time.Hour), notAfter, nil
+	}
+	at, err := acme.RenewalTime(certPEM)
+	return at, notAfter, err
+}
+
+// validity is the lifetime the local CA gives.
+func (l LocalIssuer) validity() time.Duration {
+	if l.ValidFor > 0 {
+		return l.ValidFor
+	}
+	return 90 * 24 * time.Hour
+}
+
+// readLeaf parses the first certificate of a PEM file.
+func readLeaf(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate: %w", err)
+	}
+	return parseLeaf(b)
+}
+
+// parseLeaf parses the first certificate of PEM data.
+func parseLeaf(certPEM []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// ReloadInput has the live endpoint take up its renewed certificate.
+type ReloadInput struct {
+	// Service is what the endpoint serves, with the renewed certificate.
+	Service ServiceInput `json:"service"`
+	// Endpoint is the live endpoint's URL (https://host:port).
+	Endpoint string `json:"endpoint"`
+}
+
+// CertReload says how the live endpoint took up a renewed certificate.
+type CertReload struct {
+	// Service is the live endpoint afterwards.
+	Service ServiceInfo `json:"service"`
+	// InPlace: the running server reloaded the files without a restart
+	// (local provider); false: the service was restarted with a republished
+	// bundle (EC2).
+	InPlace bool `json:"in_place"`
+	// Serial (hex) and NotAfter of the certificate the endpoint now serves.
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// ReloadCertificate makes the live endpoint serve the renewed certificate in
+// in.Service.Cert. Locally the files were replaced in place (renamed over,
+// where live.json points) and the running algocloud-infer reloads them at its
+// next TLS handshake after a change (inference/tls.go), so nothing restarts:
+// this dials the endpoint until it presents the new certificate. On a remote
+// provider (EC2) the bundle is republished and, as it changed, the service
+// restarted so that its start fetches it (no in-place reload there yet).
+func (a *Activities) ReloadCertificate(ctx context.Context, in ReloadInput) (CertReload, error) {
+	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "reloading certificate" })()
+	leaf, err := readLeaf(in.Service.Cert.CertFile)
+	if err != nil {
+		return CertReload{}, err
+	}
+	out := CertReload{Serial: hex.EncodeToString(leaf.SerialNumber.Bytes()), NotAfter: leaf.NotAfter}
+	if a.Bundles != nil {
+		info, err := a.startRemote(ctx, in.Service)
+		if err != nil {
+			return CertReload{}, err
+		}
+		out.Service = info
+		a.event(ctx, in.Service.DeploymentID, "renew", "endpoint restarted with the renewed certificate (serial %s)", out.Serial)
+		return out, nil
+	}
+	u, err := url.Parse(in.Endpoint)
+	if err != nil || u.Host == "" {
+		return CertReload{}, nonRetryable(ErrTypeBadInput, fmt.Errorf("endpoint %q is not a URL", in.Endpoint))
+	}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := a.waitServed(wctx, u.Host, leaf.Raw); err != nil {
+		return CertReload{}, err
+	}
+	out.InPlace = true
+	a.event(ctx, in.Service.DeploymentID, "renew", "endpoint %s serves the renewed certificate (serial %s, valid until %s) without a restart",
+		in.Endpoint, out.Serial, leaf.NotAfter.UTC().Format(time.RFC3339))
+	return out, nil
+}
+
+// waitServed dials addr with TLS (verifying it with the local CA) until the
+// certificate it presents is want (DER). Each new handshake lets the server
+// notice the changed files (it checks at most every 2 s).
+func (a *Activities) waitServed(ctx context.Context, addr string, want []byte) error {
+	cfg := clientTLS(a.CA)
+	host, _, _ := net.SplitHostPort(addr)
+	cfg.ServerName = host
+	var last error
+	for {
+		d := tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			peers := conn.(*tls.Conn).ConnectionState().PeerCertificates
+			_ = conn.Close()
+			if len(peers) > 0 && bytes.Equal(peers[0].Raw, want) {
+				return nil
+			}
+			last = errors.New("the endpoint still serves the previous certificate")
+		} else if ctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the endpoint to serve the renewed certificate: %w (last: %v)", ctx.Err(), last)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

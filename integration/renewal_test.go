@@ -1,0 +1,402 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/activities/compute/ec2"
+	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/worker"
+	"github.com/algocloud/algocloud/workflows"
+)
+
+// servedCert is the leaf an endpoint presents on a new TLS connection,
+// verified against the platform's CA.
+func servedCert(t *testing.T, p *platform.Platform, endpoint string) *x509.Certificate {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	require.NoError(t, err)
+	host, _, _ := net.SplitHostPort(u.Host)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", u.Host,
+		&tls.Config{RootCAs: p.CA.Pool(), ServerName: host, MinVersion: tls.VersionTLS12})
+	require.NoError(t, err)
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0]
+}
+
+// deploymentState queries a deployment's workflow state.
+func deploymentState(t *testing.T, p *platform.Platform, id string) workflows.State {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := p.Client.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.QueryState)
+	require.NoError(t, err)
+	var st workflows.State
+	require.NoError(t, v.Get(&st))
+	return st
+}
+
+// TestCertificateRenewalHotReload runs the platform with short-lived local-CA
+// certificates (2 minutes; due with a third left) and a 3-second renewal
+// schedule: the live endpoint's certificate, read from real TLS handshakes,
+// changes while the same algocloud-infer process keeps serving predictions.
+func TestCertificateRenewalHotReload(t *testing.T) {
+	const validity = 2 * time.Minute
+	p := startPlatform(t, t.TempDir(), func(o *platform.Options) {
+		o.CertValidity = validity
+		o.CertRenewEvery = 3 * time.Second
+	})
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	id, endpoint, token := walk(t, c, "seg", "segmentation", "image")
+
+	first := servedCert(t, p, endpoint)
+	require.WithinDuration(t, time.Now().Add(validity), first.NotAfter, validity, "short-lived certificate")
+	st := deploymentState(t, p, id)
+	require.Equal(t, first.NotAfter.UTC(), st.Cert.NotAfter.UTC())
+	handle := st.Live.Handle
+	require.NotZero(t, handle.PID)
+	ctx := context.Background()
+	before, err := p.Provider.Status(ctx, handle)
+	require.NoError(t, err)
+
+	// Predictions on fresh connections (each a new TLS handshake) while the
+	// certificate is renewed: none may fail.
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: p.CA.Pool()},
+		}}
+		body := samplePNG(t, 32, 24)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			req, _ := http.NewRequest(http.MethodPost, endpoint+"/predict", strings.NewReader(string(body)))
+			req.Header.Set("Content-Type", "image/png")
+			req.Header.Set("Authorization", "Bearer "+token)
+			res, err := hc.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					err = fmt.Errorf("predict: HTTP %d", res.StatusCode)
+				}
+			}
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				continue
+			}
+			ok.Add(1)
+		}
+	}()
+
+	// Renewal is due at NotAfter - validity/3; allow the schedule and the
+	// reload their time on a loaded machine, but well before expiry.
+	var renewed *x509.Certificate
+	deadline := first.NotAfter.Add(-5 * time.Second)
+	for time.Now().Before(deadline) {
+		cur := servedCert(t, p, endpoint)
+		if cur.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			renewed = cur
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	okBefore := ok.Load()
+	time.Sleep(2 * time.Second) // predictions on the renewed certificate too
+	close(stop)
+	wg.Wait()
+	require.NotNil(t, renewed, "the endpoint still served the first certificate (serial %x) near its expiry", first.SerialNumber)
+	t.Logf("served serial %x (until %s) -> %x (until %s) with %s of the first left; %d predictions ok, %d failed",
+		first.SerialNumber, first.NotAfter.Format(time.TimeOnly), renewed.SerialNumber, renewed.NotAfter.Format(time.TimeOnly),
+		time.Until(first.NotAfter).Round(time.Second), ok.Load(), failed.Load())
+	require.True(t, renewed.NotAfter.After(first.NotAfter), "renewed certificate expires later: %s vs %s", renewed.NotAfter, first.NotAfter)
+	require.Equal(t, first.DNSNames, renewed.DNSNames)
+	require.NotEqual(t, first.PublicKey, renewed.PublicKey, "a new key")
+	require.Zero(t, failed.Load(), "predictions failed during renewal (first: %v)", firstErr.Load())
+	require.Greater(t, okBefore, int64(0))
+	require.Greater(t, ok.Load(), okBefore, "predictions after the renewal")
+
+	// Same process, no restart.
+	after, err := p.Provider.Status(ctx, handle)
+	require.NoError(t, err)
+	require.Equal(t, before.Restarts, after.Restarts)
+	require.Equal(t, before.Detail, after.Detail, "same pid")
+
+	// The workflow recorded the renewal and the new expiry.
+	require.Eventually(t, func() bool {
+		st = deploymentState(t, p, id)
+		return !st.Cert.NotAfter.Before(renewed.NotAfter.Add(-time.Second))
+	}, 30*time.Second, 200*time.Millisecond)
+	require.Equal(t, workflows.StatusLive, st.Status)
+	require.Equal(t, handle, st.Live.Handle)
+	var rec *workflows.StepRecord
+	for i := range st.History {
+		if st.History[i].Step == workflows.StepRenewCertificate {
+			rec = &st.History[i]
+			break
+		}
+	}
+	require.NotNil(t, rec, "history: %+v", st.History)
+	require.True(t, rec.OK, rec.Message)
+	require.Contains(t, rec.Message, "reloaded in place")
+	r := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.Contains(t, string(r.Raw), "certificate renewed for")
+	require.Contains(t, string(r.Raw), "without a restart")
+
+	// The schedule the worker made: interval, overlap policy, runs taken.
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h := p.Client.ScheduleClient().GetHandle(sctx, workflows.RenewalScheduleID)
+	desc, err := h.Describe(sctx)
+	require.NoError(t, err)
+	require.Equal(t, 3*time.Second, desc.Schedule.Spec.Intervals[0].Every)
+	require.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, desc.Schedule.Policy.Overlap)
+	require.Greater(t, desc.Info.NumActions, 1)
+	// A worker starting again (or with another interval) keeps one schedule.
+	require.NoError(t, worker.EnsureRenewalSchedule(sctx, p.Client, time.Hour, slog.Default()))
+	desc, err = h.Describe(sctx)
+	require.NoError(t, err)
+	require.Len(t, desc.Schedule.Spec.Intervals, 1)
+	require.Equal(t, time.Hour, desc.Schedule.Spec.Intervals[0].Every)
+}
+
+// TestCertificateRenewalEC2 renews a short-lived local-CA certificate of an
+// endpoint on EC2 (moto) with the stand-in for the instance: the renewal
+// republishes the bundle and restarts the service (the instance stops and
+// starts; the stand-in, like systemd at boot, runs the user data's fetch.sh
+// again), after which the endpoint serves the new certificate.
+func TestCertificateRenewalEC2(t *testing.T) {
+	const validity = 2 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	w := newCloudWorld(t, ctx)
+	port := freeLocalPort(t)
+	inst := &instanceStandIn{si: &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}}
+	defer inst.shutdown()
+	aws := inst.proxy(t, w.moto.Endpoint)
+	p := startPlatform(t, t.TempDir(), func(o *platform.Options) {
+		o.Domain = "algocloud.test"
+		o.CertValidity = validity
+		o.CertRenewEvery = 3 * time.Second
+		o.Cloud = platform.CloudOptions{
+			Compute: platform.ComputeEC2, DNS: platform.DNSRoute53,
+			AWSRegion: "us-east-1", AWSEndpoint: aws,
+			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
+			EC2HealthURL: func(compute.Server) string { return "https://" + inst.si.listen + "/readyz" },
+			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
+		}
+	})
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+		"name": "Segmentation on EC2", "api_name": "seg", "input": "image", "output": "image", "threads": 1,
+		"compute": "cpu", "instance_type": "t3.small", "region": "us-east-1",
+	})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	id := r.str("id")
+	for _, s := range []string{"provision", "fetch_code", "install_requirements", "test"} {
+		var body any
+		if s == "fetch_code" {
+			body = map[string]any{"git_url": repo, "ref": "main"}
+		}
+		r = c.step(id, s, body)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
+	}
+	attr, err := w.ec2.DescribeInstanceAttribute(ctx, &awsec2.DescribeInstanceAttributeInput{
+		InstanceId: awssdk.String(deploymentState(t, p, id).Server.ID), Attribute: ec2types.InstanceAttributeNameUserData,
+	})
+	require.NoError(t, err)
+	userData, err := base64.StdEncoding.DecodeString(awssdk.ToString(attr.UserData.Value))
+	require.NoError(t, err)
+	inst.setUserData(string(userData))
+
+	// Complete publishes the bundle; the instance's first boot fetches it.
+	done := make(chan resp, 1)
+	go func() { done <- c.step(id, "complete", nil) }()
+	require.Eventually(t, func() bool {
+		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: awssdk.String(w.bucket), Key: awssdk.String("algocloud/" + id + "/bundle.enc")})
+		return err == nil
+	}, 3*time.Minute, 50*time.Millisecond, "bundle published")
+	inst.start()
+	r = <-done
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	endpoint, token := r.str("endpoint"), r.str("token")
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{RootCAs: p.CA.Pool(), MinVersion: tls.VersionTLS12},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, inst.si.listen)
+		},
+	}}
+	served := func() *x509.Certificate {
+		res, out := predict(t, hc, endpoint, token, samplePNG(t, 16, 16))
+		require.Equal(t, http.StatusOK, res.StatusCode, string(out))
+		return res.TLS.PeerCertificates[0]
+	}
+	first := served()
+	require.Equal(t, []string{"seg.algocloud.test"}, first.DNSNames)
+
+	var renewed *x509.Certificate
+	for time.Now().Before(first.NotAfter.Add(-5 * time.Second)) {
+		require.NoError(t, inst.err())
+		st := deploymentState(t, p, id)
+		if st.Cert.NotAfter.After(first.NotAfter) && st.Busy == "" {
+			renewed = served()
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	require.NotNil(t, renewed, "no renewal before the first certificate's expiry")
+	require.NotEqual(t, 0, renewed.SerialNumber.Cmp(first.SerialNumber), "the endpoint serves the renewed certificate")
+	require.True(t, renewed.NotAfter.After(first.NotAfter))
+	require.GreaterOrEqual(t, inst.boots.Load(), int64(2), "the service restarted and fetched the bundle again")
+	st := deploymentState(t, p, id)
+	require.Equal(t, workflows.StatusLive, st.Status)
+	var rec *workflows.StepRecord
+	for i := range st.History {
+		if st.History[i].Step == workflows.StepRenewCertificate {
+			rec = &st.History[i]
+		}
+	}
+	require.NotNil(t, rec, "history: %+v", st.History)
+	require.True(t, rec.OK, rec.Message)
+	require.Contains(t, rec.Message, "restarted")
+	t.Logf("EC2: served serial %x -> %x, instance booted %d times; %s", first.SerialNumber, renewed.SerialNumber, inst.boots.Load(), rec.Message)
+}
+
+// instanceStandIn plays the instance's power state for the stand-in: the
+// platform's AWS calls go through proxy, and StopInstances stops the
+// stand-in's server (before moto hears of it) while StartInstances boots it
+// again (fetch.sh, then algocloud-infer), as systemd would on the instance.
+type instanceStandIn struct {
+	si       *standIn
+	mu       sync.Mutex
+	userData string
+	running  bool
+	bootErr  error
+	boots    atomic.Int64
+}
+
+func (s *instanceStandIn) setUserData(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.userData = u
+}
+
+// start boots the stand-in unless it runs.
+func (s *instanceStandIn) start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running || s.userData == "" {
+		return
+	}
+	if err := s.si.boot(s.userData); err != nil {
+		s.bootErr = err
+		return
+	}
+	s.running = true
+	s.boots.Add(1)
+}
+
+// shutdown stops the stand-in's server.
+func (s *instanceStandIn) shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.si.stop()
+	s.running = false
+}
+
+func (s *instanceStandIn) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bootErr
+}
+
+// proxy serves moto's API at a new URL, watching EC2 actions.
+func (s *instanceStandIn) proxy(t *testing.T, motoEndpoint string) string {
+	u, err := url.Parse(motoEndpoint)
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var action string
+		if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			q, _ := url.ParseQuery(string(body))
+			action = q.Get("Action")
+		}
+		if action == "StopInstances" {
+			s.shutdown()
+		}
+		rp.ServeHTTP(w, r)
+		if action == "StartInstances" {
+			go s.start()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// boot is standIn.start for a goroutine: it returns errors instead of
+// failing the test, and leaves stopping to the caller.
+func (s *standIn) boot(userData string) error {
+	script, err := ec2.FetchScript(userData)
+	if err != nil {
+		return err
+	}
+	fetch := exec.Command("bash", "-c", script)
+	fetch.Env = append(os.Environ(), "ALGOCLOUD_HOME="+s.home, "ALGOCLOUD_LISTEN="+s.listen)
+	if out, err := fetch.CombinedOutput(); err != nil {
+		return fmt.Errorf("fetch.sh: %w: %s", err, out)
+	}
+	s.cmd = exec.Command(filepath.Join(s.home, "bin", "algocloud-infer"), "--config", filepath.Join(s.home, "bundle", "live.json"))
+	s.cmd.Dir = s.home
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return s.cmd.Start()
+}
