@@ -2,8 +2,10 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/algocloud/algocloud/activities"
@@ -37,30 +39,80 @@ func (d *deployment) provision(ctx workflow.Context, _ Empty) (State, error) {
 			}
 			d.st.Server = srv
 		}
-		// The address record (when the platform manages DNS) comes before the
-		// certificate: an ACME CA validating HTTP-01 looks the name up.
-		if d.st.DNS == nil && workflow.GetVersion(ctx, changeDNSRecord, workflow.DefaultVersion, 1) == 1 {
-			actx := activityOptions(ctx, 10*time.Minute, 0, 10)
-			var rec activities.DNSRecord
-			in := activities.DNSInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
-			if err := workflow.ExecuteActivity(actx, a.UpsertRecord, in).Get(actx, &rec); err != nil {
-				return "", err
-			}
-			if rec.Name != "" {
-				d.st.DNS = &rec
-			}
-		}
-		// ACME issuance waits for DNS and the CA: minutes, heartbeating.
-		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 5)
-		var cert activities.CertInfo
-		in := activities.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
-		if err := workflow.ExecuteActivity(actx, a.IssueCertificate, in).Get(actx, &cert); err != nil {
-			return "", err
+		cert, err := d.nameAndCertify(ctx)
+		if err != nil {
+			return "", d.undoProvision(ctx, err)
 		}
 		d.st.Cert = &cert
 		return fmt.Sprintf("server %s at %s, certificate for %v", d.st.Server.ID, d.st.Server.Host, cert.Names), nil
 	})
 	return d.st, err
+}
+
+// nameAndCertify gives the provisioned server its DNS record (when the
+// platform manages DNS) and its certificate.
+func (d *deployment) nameAndCertify(ctx workflow.Context) (activities.CertInfo, error) {
+	// The address record comes before the certificate: an ACME CA validating
+	// HTTP-01 looks the name up.
+	if d.st.DNS == nil && workflow.GetVersion(ctx, changeDNSRecord, workflow.DefaultVersion, 1) == 1 {
+		actx := activityOptions(ctx, 10*time.Minute, 0, 10)
+		var rec activities.DNSRecord
+		in := activities.DNSInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
+		if err := workflow.ExecuteActivity(actx, a.UpsertRecord, in).Get(actx, &rec); err != nil {
+			return activities.CertInfo{}, err
+		}
+		if rec.Name != "" {
+			d.st.DNS = &rec
+		}
+	}
+	// ACME issuance waits for DNS and the CA: minutes, heartbeating.
+	actx := activityOptions(ctx, 10*time.Minute, heartbeat, 5)
+	var cert activities.CertInfo
+	in := activities.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
+	err := workflow.ExecuteActivity(actx, a.IssueCertificate, in).Get(actx, &cert)
+	return cert, err
+}
+
+// changeProvisionSaga versions undoing a provision that failed for good:
+// histories from before it replay without the compensations.
+const changeProvisionSaga = "provision-saga"
+
+// ErrProvisionUndone is the error type of a provision step that failed for
+// good and was compensated (or tried to be).
+const ErrProvisionUndone = "ProvisionUndone"
+
+// undoProvision is the provision step's compensation: its DNS record or
+// certificate failed for good (every retry spent, or a non-retryable error),
+// so the record and the server it made are removed again, and nothing of a
+// half-provisioned deployment keeps running (or costing) until the author
+// retries Provision, which starts afresh, or deletes. A compensation that
+// fails itself leaves its part in the state, for Delete to finish; the
+// step's error then says so.
+func (d *deployment) undoProvision(ctx workflow.Context, cause error) error {
+	if workflow.GetVersion(ctx, changeProvisionSaga, workflow.DefaultVersion, 1) != 1 {
+		return cause
+	}
+	actx := activityOptions(ctx, 10*time.Minute, heartbeat, 10)
+	var undone []string
+	if d.st.DNS != nil {
+		if err := workflow.ExecuteActivity(actx, a.DeleteRecord, *d.st.DNS).Get(actx, nil); err != nil {
+			return undoFailed(cause, "DNS record "+d.st.DNS.Name, err)
+		}
+		undone = append(undone, "DNS record "+d.st.DNS.Name)
+		d.st.DNS = nil
+	}
+	if err := workflow.ExecuteActivity(actx, a.ReleaseServer, *d.st.Server).Get(actx, nil); err != nil {
+		return undoFailed(cause, "server "+d.st.Server.ID, err)
+	}
+	undone = append(undone, "server "+d.st.Server.ID)
+	d.st.Server = nil
+	return temporal.NewApplicationError(fmt.Sprintf("%s (undone: %s released; Provision starts afresh)",
+		errorMessage(cause), strings.Join(undone, ", ")), ErrProvisionUndone)
+}
+
+func undoFailed(cause error, what string, err error) error {
+	return temporal.NewApplicationError(fmt.Sprintf("%s; undoing it failed too (%s, left for Delete): %s",
+		errorMessage(cause), what, errorMessage(err)), ErrProvisionUndone)
 }
 
 func (d *deployment) validateFetchCode(r FetchCodeRequest) error {
