@@ -11,9 +11,12 @@
 //   - predict_batch at max_batch_size 8 against plain predict;
 //   - Go↔Python transfer of a 4096×4096×3 uint8 array (BenchmarkTransfer in
 //     ./inference) against a memcpy;
-//   - an ONNX model (PP-OCRv4's detector, environment onnx) at concurrency
-//     16: the server batched and unbatched against direct Run on full
-//     batches (onnx.go), written to its own block of -out.
+//   - ONNX models (environment onnx: PP-OCRv4's detector, image→image, and
+//     PP-OCR's direction classifier, image→JSON) at concurrency 16: the
+//     server batched and unbatched at each -onnx-threads value against
+//     direct Run on full batches (onnx.go), with -onnx-profile a perf and a
+//     Go profile of the batched server (onnxprof.go), written to its own
+//     block of -out.
 //
 // Run it from the repository root (scripts/bench-inference.sh builds the
 // binaries first):
@@ -33,6 +36,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +63,11 @@ type options struct {
 	onnxBatch  int
 	onnxDelay  time.Duration
 	onnxRounds int
+	// ONNX section: the models (det, cls), the servers' threads values, and
+	// the folder for profiles (-onnx-profile; empty: none).
+	onnxModels  []string
+	onnxThreads []int
+	onnxProfile string
 }
 
 // oursName names algocloud-infer's rows.
@@ -83,7 +92,10 @@ func main() {
 	only := flag.String("only", "", "measure only these parts, comma-separated: limit, load, mem, batch, dispatch, onnx (for quick checks; the report is partial)")
 	flag.IntVar(&o.onnxBatch, "onnx-max-batch", 8, "ONNX section: max_batch_size of the batched server, and the direct loop's batch")
 	flag.DurationVar(&o.onnxDelay, "onnx-delay", 5*time.Millisecond, "ONNX section: max_queue_delay of the batched server")
-	flag.IntVar(&o.onnxRounds, "onnx-rounds", 2, "ONNX section: alternated rounds of its four rows")
+	flag.IntVar(&o.onnxRounds, "onnx-rounds", 2, "ONNX section: alternated rounds of its rows")
+	onnxModel := flag.String("onnx-model", "both", "ONNX section: det (PP-OCRv4 detector, image→image), cls (PP-OCR direction classifier, image→JSON) or both")
+	onnxThreads := flag.String("onnx-threads", "1,2", "ONNX section: the servers' threads values, comma-separated (each gets a batched, an unbatched and a direct Run row)")
+	flag.StringVar(&o.onnxProfile, "onnx-profile", "", "ONNX section: profile one batched server per model (perf record, and Go's profiler in process) into this folder")
 	flag.StringVar(&o.logFile, "server-log", "", "append algocloud-infer's log (stderr) to this file")
 	flag.StringVar(&o.baseBin, "baseline-infer-bin", "", "another algocloud-infer build (e.g. before a change) to measure beside this one in the dispatch rows")
 	flag.Parse()
@@ -94,6 +106,21 @@ func main() {
 		}
 	}
 	log.SetFlags(0)
+	switch *onnxModel {
+	case "det", "cls":
+		o.onnxModels = []string{*onnxModel}
+	case "both":
+		o.onnxModels = []string{"det", "cls"}
+	default:
+		log.Fatalf("algocloud-bench-infer: -onnx-model %q: want det, cls or both", *onnxModel)
+	}
+	for _, f := range strings.Split(*onnxThreads, ",") {
+		t, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || t < 1 {
+			log.Fatalf("algocloud-bench-infer: -onnx-threads %q: want positive integers, comma-separated", *onnxThreads)
+		}
+		o.onnxThreads = append(o.onnxThreads, t)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	r, err := run(ctx, o)

@@ -50,6 +50,7 @@ type measured struct {
 	cpuSelf, cpuKids float64 // seconds during the run, warm-up included
 	rssMiB           float64
 	othersCores      float64 // cores busy with neither the server, its workers nor the load generator
+	genCores         float64 // cores the load generator (this process) kept busy
 }
 
 func (s *server) measure(ctx context.Context, e *env, conc int, o options) measured {
@@ -70,6 +71,7 @@ func (s *server) measureBody(ctx context.Context, body []byte, conc int, o optio
 	// Clamped: per-process and machine counters tick separately, and a
 	// quiet machine can come out a little below zero.
 	m.othersCores = max(0, (machineBusy()-busy0-m.cpuSelf-m.cpuKids-gen)/time.Since(t0).Seconds())
+	m.genCores = gen / time.Since(t0).Seconds()
 	if lr.ok > 0 && !check(lr.last) {
 		m.statuses[-1]++ // a wrong answer: shown in the errors column
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 )
 
@@ -57,4 +58,19 @@ func TestCloudFlags(t *testing.T) {
 	_, err = parse(t).cloud()
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "secret-value", "the key never shows in errors")
+}
+
+func TestEC2HealthURLFlag(t *testing.T) {
+	o, err := parse(t).cloud()
+	require.NoError(t, err)
+	require.Nil(t, o.EC2HealthURL, "default: the provider's https://<instance>:<port>/readyz")
+
+	o, err = parse(t, "--ec2-health-url", "https://{host}:{port}/healthz").cloud()
+	require.NoError(t, err)
+	require.Equal(t, "https://203.0.113.7:8443/healthz", o.EC2HealthURL(compute.Server{Host: "203.0.113.7", Port: 8443}))
+
+	t.Setenv("ALGOCLOUD_EC2_HEALTH_URL", "https://127.0.0.1:9000/readyz")
+	o, err = parse(t).cloud()
+	require.NoError(t, err)
+	require.Equal(t, "https://127.0.0.1:9000/readyz", o.EC2HealthURL(compute.Server{Host: "203.0.113.7", Port: 443}))
 }
