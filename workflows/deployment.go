@@ -196,6 +196,11 @@ func (d *deployment) project(ctx workflow.Context) {
 func errorMessage(err error) string {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
+		// The message, not Error(): that appends "(type: ..., retryable: ...)",
+		// Temporal's bookkeeping, which the author has no use for.
+		if msg := app.Message(); msg != "" {
+			return msg
+		}
 		return app.Error()
 	}
 	var timeout *temporal.TimeoutError
