@@ -40,6 +40,11 @@ type Config struct {
 	// HTTPPort is where the VA looks for HTTP-01 tokens; 0 means 80 (unused
 	// by DNS-01).
 	HTTPPort int
+	// Validity is the lifetime of the certificates pebble issues (its
+	// profile's ValidityPeriod, in whole seconds; NotAfter is NotBefore plus
+	// Validity less one second). 0 is pebble's default, 90 days; short ones
+	// (a minute or two) let tests see renewals happen.
+	Validity time.Duration
 }
 
 // Pebble is a running ACME CA.
@@ -66,7 +71,13 @@ func Start(t testing.TB, cfg Config) *Pebble {
 	buf := &lockedBuffer{}
 	logger := log.New(buf, "pebble ", log.Lmicroseconds)
 	store := db.NewMemoryStore()
-	profiles := map[string]ca.Profile{"default": {Description: "algocloud tests"}}
+	if cfg.Validity < 0 || (cfg.Validity > 0 && cfg.Validity < time.Second) {
+		t.Fatalf("testpebble: validity %s is not a positive number of seconds", cfg.Validity)
+	}
+	profiles := map[string]ca.Profile{"default": {
+		Description:    "algocloud tests",
+		ValidityPeriod: uint64(cfg.Validity / time.Second),
+	}}
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
 	validator := va.New(logger, cfg.HTTPPort, 0, false, cfg.Resolver, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
