@@ -36,6 +36,26 @@ func onnxRuntimeLib(env string) string {
 	return abs
 }
 
+// publishONNXRuntime publishes, for an environment onnx deployment on a
+// remote server, the ONNX Runtime library this worker resolves (the one Test
+// Code ran with, onnxrt.LibraryPath) and returns its SHA-256 for the bundle;
+// "" for python. The store uploads it only when no object holds that sum.
+func (a *Activities) publishONNXRuntime(ctx context.Context, in ServiceInput) (string, error) {
+	if in.Spec.Environment != spec.EnvONNX {
+		return "", nil
+	}
+	lib, err := onnxrt.LibraryPath("")
+	if err != nil {
+		return "", fmt.Errorf("environment onnx on a remote server: the worker has no ONNX Runtime library to publish: %w", err)
+	}
+	sum, err := a.Bundles.PublishONNXRuntime(ctx, lib)
+	if err != nil {
+		return "", err
+	}
+	a.event(ctx, in.DeploymentID, "complete", "ONNX Runtime published (%s, sha256 %s)", filepath.Base(lib), sum[:12])
+	return sum, nil
+}
+
 // onnxSkeleton writes the generated aai_onnx.json into an environment onnx
 // code folder that has none, naming its .onnx model when it holds exactly one
 // (else "model.onnx", which the author then adds).

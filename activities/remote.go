@@ -22,6 +22,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
+	"github.com/algocloud/algocloud/spec"
 )
 
 // BundlePublisher stores what a remote server serves (*ec2.BundleStore is
@@ -31,6 +32,10 @@ type BundlePublisher interface {
 	Publish(ctx context.Context, deploymentID string, tarGz []byte) error
 	// Delete removes the deployment's bundle; absent is not an error.
 	Delete(ctx context.Context, deploymentID string) error
+	// PublishONNXRuntime stores the ONNX Runtime library at path (once per
+	// content) where the server's fetch finds it by its SHA-256, which it
+	// returns (hex).
+	PublishONNXRuntime(ctx context.Context, path string) (string, error)
 }
 
 var _ BundlePublisher = (*ec2.BundleStore)(nil)
@@ -55,19 +60,30 @@ func (a *Activities) remoteConfig(in ServiceInput) ([]byte, error) {
 	cfg.CertFile = bundleHome + "/bundle/tls/cert.pem"
 	cfg.KeyFile = bundleHome + "/bundle/tls/key.pem"
 	cfg.CodeDir = bundleHome + "/bundle/code"
-	cfg.Python = bundleHome + "/venv/bin/python"
-	// The worker's ONNX Runtime path means nothing on the server; the user
-	// data does not install ONNX Runtime yet (docs/cloud.md, not done).
+	// The server makes a venv only when the config runs Python from it: as
+	// on the worker, environment onnx without requirements has none.
+	cfg.Python = ""
+	if in.Install.Python != "" {
+		cfg.Python = bundleHome + "/venv/bin/python"
+	}
+	// The worker's ONNX Runtime path means nothing on the server: it loads
+	// the library its fetch downloaded (the one the bundle names).
 	cfg.ONNXRuntimeLib = ""
+	if in.Spec.Environment == spec.EnvONNX {
+		cfg.ONNXRuntimeLib = bundleHome + "/" + ec2.ONNXRuntimePath
+	}
+	cfg = cfg.WithDefaults()
 	return json.MarshalIndent(cfg, "", "  ")
 }
 
 // buildBundle makes the live endpoint's bundle: live.json.in,
-// requirements.txt, code/ (the revision's folder without .git) and tls/
-// (certificate and key, the key opened from its sealed file in memory). The
-// archive is deterministic (sorted, no times), so the same inputs give the
-// same bytes and a restart can tell whether anything changed.
-func (a *Activities) buildBundle(in ServiceInput) ([]byte, error) {
+// requirements.txt, code/ (the revision's folder without .git), tls/
+// (certificate and key, the key opened from its sealed file in memory) and,
+// given onnxSHA256 (environment onnx), ec2.ONNXRuntimeSumFile naming the
+// ONNX Runtime library the server fetches. The archive is deterministic
+// (sorted, no times), so the same inputs give the same bytes and a restart
+// can tell whether anything changed (a new library is a change).
+func (a *Activities) buildBundle(in ServiceInput, onnxSHA256 string) ([]byte, error) {
 	cfg, err := a.remoteConfig(in)
 	if err != nil {
 		return nil, err
@@ -97,16 +113,21 @@ func (a *Activities) buildBundle(in ServiceInput) ([]byte, error) {
 	if reqs != "" {
 		reqs += "\n"
 	}
-	for _, f := range []struct {
+	type member struct {
 		name string
 		mode int64
 		data []byte
-	}{
+	}
+	members := []member{
 		{"live.json.in", 0o600, cfg},
 		{"requirements.txt", 0o644, []byte(reqs)},
 		{"tls/cert.pem", 0o644, certPEM},
 		{"tls/key.pem", 0o600, keyPEM},
-	} {
+	}
+	if onnxSHA256 != "" {
+		members = append(members, member{ec2.ONNXRuntimeSumFile, 0o644, []byte(onnxSHA256 + "\n")})
+	}
+	for _, f := range members {
 		if err := add(f.name, f.mode, f.data); err != nil {
 			return nil, err
 		}
@@ -140,7 +161,8 @@ func (a *Activities) buildBundle(in ServiceInput) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// startRemote publishes the bundle and has the provider start the live
+// startRemote publishes the bundle (after the ONNX Runtime library it
+// names, for environment onnx) and has the provider start the live
 // endpoint on the remote server, which fetches the bundle when its service
 // starts. A changed bundle (a redeploy) first stops the service, so that the
 // start fetches the new one. The provider waits for the endpoint's health
@@ -148,7 +170,11 @@ func (a *Activities) buildBundle(in ServiceInput) ([]byte, error) {
 // server's current address (it changes when an instance stops and starts)
 // and is the endpoint's URL.
 func (a *Activities) startRemote(ctx context.Context, in ServiceInput) (ServiceInfo, error) {
-	bundle, err := a.buildBundle(in)
+	onnxSHA256, err := a.publishONNXRuntime(ctx, in)
+	if err != nil {
+		return ServiceInfo{}, err
+	}
+	bundle, err := a.buildBundle(in, onnxSHA256)
 	if err != nil {
 		return ServiceInfo{}, err
 	}

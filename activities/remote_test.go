@@ -81,9 +81,9 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 		Spec:    spec.Spec{APIName: "seg", Threads: 1, Input: spec.Image, Output: spec.Image},
 		Install: InstallInfo{Python: "/worker/venv/bin/python", Requirements: []string{"scikit-image==0.22.0"}},
 	}}
-	b1, err := a.buildBundle(in)
+	b1, err := a.buildBundle(in, "")
 	require.NoError(t, err)
-	b2, err := a.buildBundle(in)
+	b2, err := a.buildBundle(in, "")
 	require.NoError(t, err)
 	require.Equal(t, b1, b2, "deterministic")
 	files := untar(t, b1)
@@ -108,6 +108,9 @@ type nopBundles struct{}
 
 func (nopBundles) Publish(context.Context, string, []byte) error { return nil }
 func (nopBundles) Delete(context.Context, string) error          { return nil }
+func (nopBundles) PublishONNXRuntime(context.Context, string) (string, error) {
+	return "", errors.New("nopBundles publishes no ONNX Runtime")
+}
 
 func TestRecords(t *testing.T) {
 	ctx := context.Background()

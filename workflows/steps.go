@@ -319,10 +319,15 @@ func (d *deployment) validateDelete(Empty) error {
 	return nil
 }
 
+// changeSweepOnDelete versions Delete's sweep (SweepServer) of a deployment
+// without a recorded server: histories from before it replay without.
+const changeSweepOnDelete = "sweep-on-delete"
+
 // delete tears everything down (the saga's compensations, each idempotent):
 // the live endpoint, the DNS record, the server with its code, venv,
-// certificate and published bundle, then the store row, which frees the API
-// name. It waits for a running step first.
+// certificate and published bundle (or, when no server was recorded, what a
+// lost Provision may have made, found by the deployment ID), then the store
+// row, which frees the API name. It waits for a running step first.
 func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 	if err := workflow.Await(ctx, func() bool { return d.st.Busy == "" }); err != nil {
 		return d.st, err
@@ -344,6 +349,12 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 		}
 		if d.st.Server != nil {
 			if err := workflow.ExecuteActivity(actx, a.ReleaseServer, *d.st.Server).Get(actx, nil); err != nil {
+				return "", err
+			}
+		} else if workflow.GetVersion(ctx, changeSweepOnDelete, workflow.DefaultVersion, 1) == 1 {
+			// No server recorded, yet a Provision may have made one whose
+			// answer was lost: find it by the deployment ID.
+			if err := workflow.ExecuteActivity(actx, a.SweepServer, d.st.DeploymentID).Get(actx, nil); err != nil {
 				return "", err
 			}
 		}

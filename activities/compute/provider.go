@@ -95,6 +95,18 @@ type Provider interface {
 	Release(ctx context.Context, s Server) error
 }
 
+// Sweeper is an optional Provider capability: Sweep removes everything the
+// provider made for a deployment that it can find by the deployment ID
+// alone (servers, their security groups, their folders), for a deployment
+// whose Server was never recorded (a Provision whose instance was launched
+// but whose answer was lost, then every later attempt failing). It waits
+// until what it removes is gone, respecting ctx, and is idempotent: finding
+// nothing returns nil. Like Release it never touches what the provider did
+// not make; invalid deployment IDs are *PermanentError.
+type Sweeper interface {
+	Sweep(ctx context.Context, deploymentID string) error
+}
+
 // PermanentError marks a failure that retrying cannot fix.
 type PermanentError struct{ Err error }
 

@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -24,7 +26,10 @@ import (
 //
 // The worker publishes what an instance serves to S3: the inference server
 // binary at <prefix>/algocloud-infer (the same for every deployment; no
-// secret in it) and each deployment's bundle at <prefix>/<deployment-id>/
+// secret in it), for environment onnx the ONNX Runtime library at
+// <prefix>/onnxruntime/<sha256>/libonnxruntime.so.1 (content-addressed, so a
+// bundle always names the exact library it was tested with), and each
+// deployment's bundle at <prefix>/<deployment-id>/
 // bundle.enc: a tar.gz of live.json, the code, the requirements and the
 // endpoint's certificate and private key, encrypted (SealBundle) under keys
 // derived from the platform's encryption key and the deployment ID
@@ -124,11 +129,21 @@ type BundleStoreOptions struct {
 	PublicURL string
 }
 
-// BundleStore publishes the inference binary and deployment bundles to S3.
-// Its methods may be called concurrently.
+// BundleStore publishes the inference binary, the ONNX Runtime library and
+// deployment bundles to S3. Its methods may be called concurrently.
 type BundleStore struct {
 	client *s3.Client
 	opts   BundleStoreOptions
+
+	mu   sync.Mutex
+	sums map[string]fileSum // path -> SHA-256 of the file as last read
+}
+
+// fileSum is a file's SHA-256 as of its size and modification time.
+type fileSum struct {
+	size int64
+	mod  time.Time
+	sum  string
 }
 
 // NewBundleStore loads the AWS configuration; it makes no API call.
@@ -167,7 +182,7 @@ func NewBundleStore(ctx context.Context, o BundleStoreOptions) (*BundleStore, er
 			so.UsePathStyle = true
 		}
 	})
-	return &BundleStore{client: client, opts: o}, nil
+	return &BundleStore{client: client, opts: o, sums: map[string]fileSum{}}, nil
 }
 
 // ArtifactsURL is the base URL the user data fetches from.
@@ -241,6 +256,86 @@ func (b *BundleStore) PublishBinary(ctx context.Context, path string) error {
 		return fmt.Errorf("publish inference binary to s3://%s/%s: %w", b.opts.Bucket, key, err)
 	}
 	return nil
+}
+
+// The ONNX Runtime library of environment onnx deployments: the bundle names
+// it by SHA-256 in ONNXRuntimeSumFile (so the MAC covers the sum), and
+// fetch.sh downloads <artifacts>/onnxruntime/<sha256>/libonnxruntime.so.1 to
+// <home>/ONNXRuntimePath, checks the sum and keeps it across restarts while
+// the sum stays the same.
+const (
+	// ONNXRuntimeSumFile is the bundle member holding the library's SHA-256
+	// (hex); a bundle without it fetches no library.
+	ONNXRuntimeSumFile = "onnxruntime.sha256"
+	// ONNXRuntimePath is where fetch.sh puts the library, under its home.
+	ONNXRuntimePath = "lib/libonnxruntime.so.1"
+)
+
+// ONNXRuntimeKey is the object key of the ONNX Runtime library with this
+// SHA-256 (hex).
+func (b *BundleStore) ONNXRuntimeKey(sum string) string {
+	return b.key("onnxruntime", sum, "libonnxruntime.so.1")
+}
+
+// PublishONNXRuntime uploads the ONNX Runtime library at path (about 35 MB)
+// under ONNXRuntimeKey of its SHA-256 unless that object already holds it,
+// and returns the sum. The sum of an unchanged file (same size and
+// modification time) is not computed again.
+func (b *BundleStore) PublishONNXRuntime(ctx context.Context, path string) (string, error) {
+	sum, err := b.fileSHA256(path)
+	if err != nil {
+		return "", fmt.Errorf("publish ONNX Runtime: %w", err)
+	}
+	key := b.ONNXRuntimeKey(sum)
+	head, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.opts.Bucket), Key: aws.String(key)})
+	if err == nil && head.Metadata[sha256Meta] == sum {
+		return sum, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("publish ONNX Runtime: %w", err)
+	}
+	defer f.Close()
+	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:      aws.String(b.opts.Bucket),
+		Key:         aws.String(key),
+		Body:        f,
+		ContentType: aws.String("application/octet-stream"),
+		Metadata:    map[string]string{sha256Meta: sum},
+	})
+	if err != nil {
+		return "", fmt.Errorf("publish ONNX Runtime to s3://%s/%s: %w", b.opts.Bucket, key, err)
+	}
+	return sum, nil
+}
+
+// fileSHA256 is the hex SHA-256 of the file at path, cached by its size and
+// modification time.
+func (b *BundleStore) fileSHA256(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	c, ok := b.sums[path]
+	b.mu.Unlock()
+	if ok && c.size == st.Size() && c.mod.Equal(st.ModTime()) {
+		return c.sum, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	b.mu.Lock()
+	b.sums[path] = fileSum{size: st.Size(), mod: st.ModTime(), sum: sum}
+	b.mu.Unlock()
+	return sum, nil
 }
 
 // Fetch downloads and opens a deployment's bundle (for checks and tests;

@@ -68,7 +68,7 @@ func TestFetchScript_OpensSealedBundle(t *testing.T) {
 	keys, err := DeriveBundleKeys(master, "dep-fetch")
 	require.NoError(t, err)
 	bundle := tarGz(t, map[string]string{
-		"live.json.in":     `{"listen":"` + ListenPlaceholder + `","code_dir":"` + HomePlaceholder + `/bundle/code"}`,
+		"live.json.in":     `{"listen":"` + ListenPlaceholder + `","code_dir":"` + HomePlaceholder + `/bundle/code","python":"` + HomePlaceholder + `/venv/bin/python"}`,
 		"requirements.txt": "",
 		"code/aai_main.py": "print('hi')\n",
 	})
@@ -103,7 +103,7 @@ func TestFetchScript_OpensSealedBundle(t *testing.T) {
 	require.NoError(t, err, string(out))
 	live, err := os.ReadFile(filepath.Join(home, "bundle", "live.json"))
 	require.NoError(t, err)
-	require.Equal(t, `{"listen":"127.0.0.1:8443","code_dir":"`+home+`/bundle/code"}`, strings.TrimSpace(string(live)))
+	require.Equal(t, `{"listen":"127.0.0.1:8443","code_dir":"`+home+`/bundle/code","python":"`+home+`/venv/bin/python"}`, strings.TrimSpace(string(live)))
 	code, err := os.ReadFile(filepath.Join(home, "bundle", "code", "aai_main.py"))
 	require.NoError(t, err)
 	require.Equal(t, "print('hi')\n", string(code))

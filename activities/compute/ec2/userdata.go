@@ -13,8 +13,10 @@ import (
 // userDataTemplate installs Python and the inference server and runs it
 // under systemd. The unit runs fetch.sh before every start: it fetches the
 // binary and the deployment's bundle (live.json.in, code, requirements,
-// certificate and key), opens the bundle (encrypted: see SealBundle), makes
-// the venv and installs the requirements, so a stop/start of the instance
+// certificate and key), opens the bundle (encrypted: see SealBundle), fetches
+// the ONNX Runtime library the bundle names (ONNXRuntimeSumFile, checking its
+// SHA-256), makes the venv and installs the requirements when live.json runs
+// Python from it, so a stop/start of the instance
 // (compute.Provider Stop/Start of the live service) picks up what the worker
 // last published. fetch.sh takes ALGOCLOUD_HOME and ALGOCLOUD_LISTEN from its
 // environment (defaults /opt/algocloud and 0.0.0.0:<port>), so the same
@@ -56,10 +58,24 @@ rm -f bundle.body bundle.enc
 curl -fsSL --retry 5 -o bundle.tar.gz "$artifacts/{{.DeploymentID}}/bundle.tar.gz"
 tar -xzf bundle.tar.gz -C bundle.new
 {{- end}}
+if [ -f bundle.new/{{.ONNXSumFile}} ]; then
+  # Environment onnx: the ONNX Runtime library the bundle names by SHA-256.
+  ort=$(tr -d ' \n' <bundle.new/{{.ONNXSumFile}})
+  [[ "$ort" =~ ^[0-9a-f]{64}$ ]] || { echo "fetch: {{.ONNXSumFile}} is not a SHA-256" >&2; exit 1; }
+  mkdir -p "$(dirname {{.ONNXPath}})"
+  if [ "$(sha256sum {{.ONNXPath}} 2>/dev/null | cut -c1-64)" != "$ort" ]; then
+    curl -fsSL --retry 5 -o {{.ONNXPath}}.new "$artifacts/onnxruntime/$ort/libonnxruntime.so.1"
+    [ "$(sha256sum {{.ONNXPath}}.new | cut -c1-64)" = "$ort" ] || { rm -f {{.ONNXPath}}.new; echo "fetch: ONNX Runtime SHA-256 mismatch" >&2; exit 1; }
+    chmod 0755 {{.ONNXPath}}.new && mv {{.ONNXPath}}.new {{.ONNXPath}}
+  fi
+fi
 sed -e "s#@ALGOCLOUD_HOME@#$home#g" -e "s#@ALGOCLOUD_LISTEN@#$listen#g" bundle.new/live.json.in >bundle.new/live.json
-[ -x venv/bin/python ] || /usr/bin/python3 -m venv --without-pip --system-site-packages venv
-if grep -q '^[^#[:space:]]' bundle.new/requirements.txt 2>/dev/null; then
-  venv/bin/python -m pip install --disable-pip-version-check --no-input -r bundle.new/requirements.txt
+# The venv, only when the config runs Python from it (not environment onnx without requirements).
+if grep -qF '@ALGOCLOUD_HOME@/venv/' bundle.new/live.json.in; then
+  [ -x venv/bin/python ] || /usr/bin/python3 -m venv --without-pip --system-site-packages venv
+  if grep -q '^[^#[:space:]]' bundle.new/requirements.txt 2>/dev/null; then
+    venv/bin/python -m pip install --disable-pip-version-check --no-input -r bundle.new/requirements.txt
+  fi
 fi
 if [ "$(id -u)" = 0 ] && id algocloud >/dev/null 2>&1; then chown -R algocloud: bundle.new; fi
 rm -rf bundle && mv bundle.new bundle
@@ -124,6 +140,8 @@ func userData(s compute.ServerSpec, artifactsURL string, port int, keys *BundleK
 		"Artifacts":    shellQuote(strings.TrimRight(artifactsURL, "/")),
 		"Port":         port,
 		"Encrypted":    keys != nil,
+		"ONNXSumFile":  ONNXRuntimeSumFile,
+		"ONNXPath":     ONNXRuntimePath,
 	}
 	if keys != nil {
 		data["EncKey"], data["MACKey"] = hex.EncodeToString(keys.Enc[:]), hex.EncodeToString(keys.MAC[:])
