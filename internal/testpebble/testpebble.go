@@ -45,6 +45,12 @@ type Config struct {
 	// Validity less one second). 0 is pebble's default, 90 days; short ones
 	// (a minute or two) let tests see renewals happen.
 	Validity time.Duration
+	// ChainLength is the number of intermediates between the issuing root
+	// and the leaf (pebble's PEBBLE_CHAIN_LENGTH); 0 means 1.
+	ChainLength int
+	// Blocked are domains pebble refuses to certify, with every name under
+	// them (pebble's domainBlocklist).
+	Blocked []string
 }
 
 // Pebble is a running ACME CA.
@@ -59,7 +65,9 @@ type Pebble struct {
 	log     *lockedBuffer
 }
 
-// Start runs pebble until the test ends; its log is printed when the test fails.
+// Start runs pebble until the test ends; its log is printed when the test
+// fails. It sets pebble's PEBBLE_* environment with t.Setenv, so it cannot
+// be called from a test that has called t.Parallel.
 func Start(t testing.TB, cfg Config) *Pebble {
 	t.Helper()
 	for k, v := range map[string]string{"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"} {
@@ -68,9 +76,17 @@ func Start(t testing.TB, cfg Config) *Pebble {
 	if cfg.HTTPPort == 0 {
 		cfg.HTTPPort = 80
 	}
+	if cfg.ChainLength == 0 {
+		cfg.ChainLength = 1
+	}
 	buf := &lockedBuffer{}
 	logger := log.New(buf, "pebble ", log.Lmicroseconds)
 	store := db.NewMemoryStore()
+	for _, d := range cfg.Blocked {
+		if err := store.AddBlockedDomain(d); err != nil {
+			t.Fatalf("testpebble: block %q: %v", d, err)
+		}
+	}
 	if cfg.Validity < 0 || (cfg.Validity > 0 && cfg.Validity < time.Second) {
 		t.Fatalf("testpebble: validity %s is not a positive number of seconds", cfg.Validity)
 	}
@@ -78,7 +94,7 @@ func Start(t testing.TB, cfg Config) *Pebble {
 		Description:    "algocloud tests",
 		ValidityPeriod: uint64(cfg.Validity / time.Second),
 	}}
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
+	authority := ca.New(logger, store, "", "ecdsa", 0, cfg.ChainLength, profiles)
 	validator := va.New(logger, cfg.HTTPPort, 0, false, cfg.Resolver, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 
@@ -142,6 +158,18 @@ func (p *Pebble) IssuerRootPEM(t testing.TB) []byte {
 		t.Fatalf("testpebble: issuer root: %s %v", resp.Status, err)
 	}
 	return body
+}
+
+// IssuerRoots is IssuerRootPEM as a pool: a client that trusts only it
+// verifies pebble's certificates and nothing else.
+func (p *Pebble) IssuerRoots(t testing.TB) *x509.CertPool {
+	t.Helper()
+	pem := p.IssuerRootPEM(t)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("testpebble: issuer root is not PEM: %s", pem)
+	}
+	return pool
 }
 
 // Log returns the tail of pebble's log.

@@ -17,22 +17,37 @@ import (
 // ZoneDNS is an authoritative DNS server for one Route53 zone that answers
 // A, AAAA and TXT questions from Route53 through activities/dns (Lookup,
 // TXT), on the same 127.0.0.1 port over UDP and TCP. Names outside the zone
-// are refused.
+// are refused. pebble's VA asks it over TCP (for an HTTP-01 name's address,
+// a DNS-01 challenge's TXT record); lego asks it over UDP whether a TXT
+// record has propagated. So a challenge passes only if what activities/dns
+// wrote to Route53 is really there.
 type ZoneDNS struct {
-	// Addr is host:port.
+	// Addr is host:port, the same port for UDP and TCP.
 	Addr string
 
 	r53     *dns.Route53
 	zone    string // FQDN, lower case
 	mu      sync.Mutex
-	answers map[string]int // "TYPE name" -> questions answered with records
+	answers []Query // questions answered with at least one record
 	servers []*miekg.Server
+}
+
+// Query is one question ZoneDNS answered with records.
+type Query struct {
+	// Net is the network it came over: "udp" or "tcp".
+	Net string
+	// Name is the FQDN asked about, lower case.
+	Name string
+	// Type is the question's type (miekg/dns's TypeA, TypeTXT, ...).
+	Type uint16
+	// Values are the answer's addresses or TXT strings.
+	Values []string
 }
 
 // StartZoneDNS serves r53's zone until the test ends.
 func StartZoneDNS(t testing.TB, r53 *dns.Route53) *ZoneDNS {
 	t.Helper()
-	z := &ZoneDNS{r53: r53, zone: strings.ToLower(r53.Zone()) + ".", answers: map[string]int{}}
+	z := &ZoneDNS{r53: r53, zone: strings.ToLower(r53.Zone()) + "."}
 	for attempt := 0; ; attempt++ {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
@@ -65,11 +80,25 @@ func StartZoneDNS(t testing.TB, r53 *dns.Route53) *ZoneDNS {
 }
 
 // Answered counts the questions of type t ("A", "TXT") about name answered
-// with at least one record.
+// with at least one record, over either network.
 func (z *ZoneDNS) Answered(t, name string) int {
+	return len(z.Queries("", name, miekg.StringToType[t]))
+}
+
+// Queries returns the questions of type qtype about name that were answered
+// with records, over network ("tcp", "udp", or "" for either), in the order
+// they came.
+func (z *ZoneDNS) Queries(network, name string, qtype uint16) []Query {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	return z.answers[t+" "+strings.ToLower(strings.TrimSuffix(name, "."))+"."]
+	name = strings.ToLower(strings.TrimSuffix(name, ".")) + "."
+	var out []Query
+	for _, q := range z.answers {
+		if q.Name == name && q.Type == qtype && (network == "" || q.Net == network) {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // ServeDNS answers one question about the zone.
@@ -91,6 +120,7 @@ func (z *ZoneDNS) ServeDNS(w miekg.ResponseWriter, req *miekg.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	hdr := miekg.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: miekg.ClassINET, Ttl: 0}
+	var values []string
 	switch q.Qtype {
 	case miekg.TypeA, miekg.TypeAAAA:
 		ip, err := z.r53.Lookup(ctx, name)
@@ -103,8 +133,10 @@ func (z *ZoneDNS) ServeDNS(w miekg.ResponseWriter, req *miekg.Msg) {
 		case addr == nil:
 		case q.Qtype == miekg.TypeA && addr.To4() != nil:
 			m.Answer = append(m.Answer, &miekg.A{Hdr: hdr, A: addr.To4()})
+			values = append(values, ip)
 		case q.Qtype == miekg.TypeAAAA && addr.To4() == nil:
 			m.Answer = append(m.Answer, &miekg.AAAA{Hdr: hdr, AAAA: addr})
+			values = append(values, ip)
 		}
 	case miekg.TypeTXT:
 		txts, err := z.r53.TXT(ctx, name)
@@ -115,8 +147,10 @@ func (z *ZoneDNS) ServeDNS(w miekg.ResponseWriter, req *miekg.Msg) {
 		for _, v := range txts {
 			m.Answer = append(m.Answer, &miekg.TXT{Hdr: hdr, Txt: []string{v}})
 		}
+		values = txts
 	}
 	if len(m.Answer) == 0 {
+		// NODATA: the zone's SOA tells resolvers how long to remember it.
 		m.Ns = []miekg.RR{&miekg.SOA{
 			Hdr: miekg.RR_Header{Name: z.zone, Rrtype: miekg.TypeSOA, Class: miekg.ClassINET, Ttl: 0},
 			Ns:  "ns." + z.zone, Mbox: "hostmaster." + z.zone,
@@ -125,6 +159,6 @@ func (z *ZoneDNS) ServeDNS(w miekg.ResponseWriter, req *miekg.Msg) {
 		return
 	}
 	z.mu.Lock()
-	z.answers[miekg.TypeToString[q.Qtype]+" "+name]++
+	z.answers = append(z.answers, Query{Net: w.RemoteAddr().Network(), Name: name, Type: q.Qtype, Values: values})
 	z.mu.Unlock()
 }

@@ -18,14 +18,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/dns"
+	"github.com/algocloud/algocloud/internal/testpebble"
 )
 
 // The main path: HTTP-01 validated for real by pebble (its VA resolves the
-// name through zoneDNS, i.e. from Route53, and fetches the token from lego's
+// name through ZoneDNS, i.e. from Route53, and fetches the token from lego's
 // server), a certificate served by a Go TLS server and verified by a client
 // that trusts only pebble's issuing root.
 func TestObtainHTTP01(t *testing.T) {
-	e := newEnv(t, pebbleConfig{ChainLength: 2})
+	e := newEnv(t, testpebble.Config{ChainLength: 2})
 	ctx := ctxFor(t)
 	const name = "seg." + testDomain
 	require.NoError(t, e.r53.Upsert(ctx, name, "127.0.0.1", 0))
@@ -38,20 +39,20 @@ func TestObtainHTTP01(t *testing.T) {
 	require.Equal(t, []string{name}, leaf.DNSNames)
 	require.Equal(t, leaf.NotAfter, notAfter)
 	require.Equal(t, 3, strings.Count(string(certPEM), "BEGIN CERTIFICATE"), "leaf and both intermediates")
-	require.NotEmpty(t, e.dns.answered("tcp", name, miekg.TypeA), "pebble's VA found the name's address through Route53")
+	require.NotEmpty(t, e.dns.Queries("tcp", name, miekg.TypeA), "pebble's VA found the name's address through Route53")
 
-	chains, err := serveAndVerify(t, certPEM, keyPEM, name, e.pebble.issuerRoots(t))
+	chains, err := serveAndVerify(t, certPEM, keyPEM, name, e.pebble.IssuerRoots(t))
 	require.NoError(t, err)
 	require.NotEmpty(t, chains)
 	require.Len(t, chains[0], 4, "leaf, two intermediates, pebble's root")
 	require.Equal(t, leaf.SerialNumber, chains[0][0].SerialNumber)
 
 	// Trusting the wrong root (pebble's HTTPS one) fails: verification is real.
-	_, err = serveAndVerify(t, certPEM, keyPEM, name, e.pebble.TLSRoots)
+	_, err = serveAndVerify(t, certPEM, keyPEM, name, e.pebble.TLSRoots())
 	var unknown x509.UnknownAuthorityError
 	require.ErrorAs(t, err, &unknown)
 	// And the certificate names only what was asked for.
-	_, err = serveAndVerify(t, certPEM, keyPEM, "other."+testDomain, e.pebble.issuerRoots(t))
+	_, err = serveAndVerify(t, certPEM, keyPEM, "other."+testDomain, e.pebble.IssuerRoots(t))
 	var invalid x509.HostnameError
 	require.ErrorAs(t, err, &invalid)
 
@@ -77,7 +78,7 @@ func TestObtainHTTP01(t *testing.T) {
 	require.NoError(t, SaveKey(sealed, e.encKey, keyPEM))
 	back, err := LoadKey(sealed, e.encKey)
 	require.NoError(t, err)
-	_, err = serveAndVerify(t, certPEM, back, name, e.pebble.issuerRoots(t))
+	_, err = serveAndVerify(t, certPEM, back, name, e.pebble.IssuerRoots(t))
 	require.NoError(t, err)
 
 	// A second client (a restarted worker) uses the same account key.
@@ -91,11 +92,11 @@ func TestObtainHTTP01(t *testing.T) {
 }
 
 // DNS-01 end to end: the TXT records go to Route53 through activities/dns,
-// lego waits until zoneDNS (reading Route53) shows them, pebble's VA reads
-// them from zoneDNS. A name and its wildcard share one TXT name, so both
+// lego waits until ZoneDNS (reading Route53) shows them, pebble's VA reads
+// them from ZoneDNS. A name and its wildcard share one TXT name, so both
 // values must be there at once; afterwards none is left.
 func TestObtainDNS01(t *testing.T) {
-	e := newEnv(t, pebbleConfig{})
+	e := newEnv(t, testpebble.Config{})
 	ctx := ctxFor(t)
 	const name = "seg." + testDomain
 	const challenge = "_acme-challenge." + name
@@ -112,15 +113,15 @@ func TestObtainDNS01(t *testing.T) {
 	require.ElementsMatch(t, []string{name, "*." + name}, leafOf(t, certPEM).DNSNames)
 
 	var seen []string
-	for _, q := range e.dns.answered("tcp", challenge, miekg.TypeTXT) {
+	for _, q := range e.dns.Queries("tcp", challenge, miekg.TypeTXT) {
 		seen = append(seen, q.Values...)
 	}
 	require.NotEmpty(t, seen, "pebble's VA read the TXT record from Route53")
-	require.NotEmpty(t, e.dns.answered("udp", challenge, miekg.TypeTXT), "lego checked propagation on the resolver")
+	require.NotEmpty(t, e.dns.Queries("udp", challenge, miekg.TypeTXT), "lego checked propagation on the resolver")
 	_, err = e.r53.TXT(ctx, challenge)
 	require.ErrorIs(t, err, dns.ErrNotFound, "challenge records cleaned up")
 
-	roots := e.pebble.issuerRoots(t)
+	roots := e.pebble.IssuerRoots(t)
 	_, err = serveAndVerify(t, certPEM, keyPEM, name, roots)
 	require.NoError(t, err)
 	_, err = serveAndVerify(t, certPEM, keyPEM, "api."+name, roots)
@@ -132,7 +133,7 @@ func TestObtainDNS01(t *testing.T) {
 // old certificate twice (a retried activity) works too.
 func TestRenew(t *testing.T) {
 	const validity = 10 * time.Minute
-	e := newEnv(t, pebbleConfig{Validity: validity})
+	e := newEnv(t, testpebble.Config{Validity: validity})
 	ctx := ctxFor(t)
 	const name = "seg." + testDomain
 	require.NoError(t, e.r53.Upsert(ctx, name, "127.0.0.1", 0))
@@ -160,7 +161,7 @@ func TestRenew(t *testing.T) {
 	require.NotEqual(t, leaf1.SerialNumber, leaf3.SerialNumber)
 	require.NotEqual(t, leaf2.SerialNumber, leaf3.SerialNumber)
 
-	_, err = serveAndVerify(t, cert2, key2, name, e.pebble.issuerRoots(t))
+	_, err = serveAndVerify(t, cert2, key2, name, e.pebble.IssuerRoots(t))
 	require.NoError(t, err)
 
 	_, _, _, err = c.Renew(ctx, []byte("not a certificate"))
@@ -187,13 +188,13 @@ func TestBadDirectory(t *testing.T) {
 	require.ErrorIs(t, err, ErrDirectory)
 	require.ErrorContains(t, err, closed)
 
-	p := startPebble(t, pebbleConfig{})
+	p := testpebble.Start(t, testpebble.Config{})
 	for _, tc := range []struct {
 		url   string
 		roots *x509.CertPool
 		why   string
 	}{
-		{strings.TrimSuffix(p.DirectoryURL, "/dir") + "/nope", p.TLSRoots, "404"},
+		{strings.TrimSuffix(p.DirectoryURL, "/dir") + "/nope", p.TLSRoots(), "404"},
 		{p.DirectoryURL, nil, "certificate"}, // pebble's HTTPS is not trusted by the system
 	} {
 		o := opts(tc.url)
@@ -210,11 +211,11 @@ func TestBadDirectory(t *testing.T) {
 // A name pebble will not certify is a *RefusedError: callers make it a
 // non-retryable failure. Nothing is validated, so no DNS or HTTP is needed.
 func TestRefusedName(t *testing.T) {
-	p := startPebble(t, pebbleConfig{Blocked: []string{"blocked." + testDomain}})
+	p := testpebble.Start(t, testpebble.Config{Blocked: []string{"blocked." + testDomain}})
 	key, err := NewEncryptionKey()
 	require.NoError(t, err)
 	c, err := New(Options{
-		DirectoryURL: p.DirectoryURL, CARoots: p.TLSRoots,
+		DirectoryURL: p.DirectoryURL, CARoots: p.TLSRoots(),
 		AccountKeyFile: filepath.Join(t.TempDir(), "account.key"), EncryptionKey: key, Logger: quiet(),
 	})
 	require.NoError(t, err)
@@ -236,7 +237,7 @@ func TestRefusedName(t *testing.T) {
 
 // A cancelled Obtain returns with ctx's error; the client still works after.
 func TestObtainCancelled(t *testing.T) {
-	e := newEnv(t, pebbleConfig{})
+	e := newEnv(t, testpebble.Config{})
 	const name = "seg." + testDomain
 	c := e.client(t, nil)
 	// No address record yet: the challenge cannot pass, lego keeps polling.
@@ -253,7 +254,7 @@ func TestObtainCancelled(t *testing.T) {
 // HTTPTokens answers HTTP-01 from a server that is already running (here on
 // the port pebble's VA looks at), instead of lego's own.
 func TestHTTPTokens(t *testing.T) {
-	e := newEnv(t, pebbleConfig{})
+	e := newEnv(t, testpebble.Config{})
 	ctx := ctxFor(t)
 	const name = "seg." + testDomain
 	require.NoError(t, e.r53.Upsert(ctx, name, "127.0.0.1", 0))

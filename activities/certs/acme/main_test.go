@@ -23,23 +23,13 @@ import (
 
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testpebble"
 )
 
-// TestMain shares one moto server (Route53) among the package's tests and
-// sets what pebble reads from its environment when a test makes its parts:
-// validate without pebble's random 0-5 s sleeps, reject no good nonces, and
-// never reuse an authorization, so every order is validated afresh.
-// PEBBLE_VA_ALWAYS_VALID is never set: every challenge is really checked.
+// TestMain shares one moto server (Route53) among the package's tests.
+// pebble (internal/testpebble) sets its PEBBLE_* environment with t.Setenv
+// in each test that starts it, so those tests must not call t.Parallel.
 func TestMain(m *testing.M) {
-	for k, v := range map[string]string{
-		"PEBBLE_VA_NOSLEEP":      "1",
-		"PEBBLE_WFE_NONCEREJECT": "0",
-		"PEBBLE_AUTHZREUSE":      "0",
-	} {
-		if err := os.Setenv(k, v); err != nil {
-			panic(err)
-		}
-	}
 	RouteLegoLogs(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	testmoto.Main(m)
 }
@@ -54,8 +44,8 @@ const testDomain = "algocloud.test"
 // server that serves it, and pebble validating through that server.
 type env struct {
 	r53      *dns.Route53
-	dns      *zoneDNS
-	pebble   *pebble
+	dns      *testpebble.ZoneDNS
+	pebble   *testpebble.Pebble
 	httpPort int
 	encKey   []byte
 	dir      string
@@ -67,7 +57,7 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-func newEnv(t *testing.T, cfg pebbleConfig) *env {
+func newEnv(t *testing.T, cfg testpebble.Config) *env {
 	t.Helper()
 	moto := testmoto.Start(t)
 	// Tests share moto: each makes its own zone of the same name and uses it by ID.
@@ -90,21 +80,21 @@ func newEnv(t *testing.T, cfg pebbleConfig) *env {
 	require.NoError(t, err)
 
 	e := &env{r53: r53, httpPort: freePort(t), dir: t.TempDir()}
-	e.dns = startZoneDNS(t, r53)
+	e.dns = testpebble.StartZoneDNS(t, r53)
 	cfg.HTTPPort, cfg.Resolver = e.httpPort, e.dns.Addr
-	e.pebble = startPebble(t, cfg)
+	e.pebble = testpebble.Start(t, cfg)
 	e.encKey, err = NewEncryptionKey()
 	require.NoError(t, err)
 	return e
 }
 
 // options are HTTP-01 on lego's own server at 127.0.0.1:httpPort, where
-// pebble's VA looks (after asking zoneDNS for the name's address).
+// pebble's VA looks (after asking ZoneDNS for the name's address).
 func (e *env) options() Options {
 	return Options{
 		DirectoryURL:   e.pebble.DirectoryURL,
 		Email:          "ops@algocloud.test",
-		CARoots:        e.pebble.TLSRoots,
+		CARoots:        e.pebble.TLSRoots(),
 		Challenge:      HTTP01,
 		HTTPAddress:    "127.0.0.1",
 		HTTPPort:       e.httpPort,
@@ -166,4 +156,13 @@ func leafOf(t *testing.T, certPEM []byte) *x509.Certificate {
 	leaf, err := parseLeaf(certPEM)
 	require.NoError(t, err)
 	return leaf
+}
+
+// freePort returns a TCP port free on 127.0.0.1 now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
