@@ -537,18 +537,23 @@ func TestV2NumpyToNumpy(t *testing.T) {
 
 	t.Run("overload: 429 with Retry-After", func(t *testing.T) {
 		slow := map[string]any{"inputs": []any{map[string]any{"name": "input", "datatype": "INT32", "shape": []int{1}, "data": []int{7777}}}}
+		// A client reads an answer before the server's handler has left
+		// admission: wait for the earlier subtests' requests to be gone, then
+		// admit the two slow ones one after the other.
+		waitActive := func(n int64) {
+			require.Eventually(t, func() bool { return ts.srv.admission.active.Load() == n }, 30*time.Second, 5*time.Millisecond,
+				"requests in the server: want %d, have %d", n, ts.srv.admission.active.Load())
+		}
+		waitActive(0)
 		var wg sync.WaitGroup
-		for range 2 { // max_queue_size 1 + 1 worker x batch 1: two requests fill the server
+		for i := range 2 { // max_queue_size 1 + 1 worker x batch 1: two requests fill the server
 			wg.Go(func() {
 				r := ts.infer(t, "test", slow)
 				if r.Status != http.StatusOK {
 					t.Errorf("a slow request failed: %d %s", r.Status, r.Body)
 				}
 			})
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for ts.srv.admission.active.Load() < 2 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
+			waitActive(int64(i + 1))
 		}
 		r := ts.infer(t, "test", slow)
 		requireV2Error(t, r, http.StatusTooManyRequests, CodeOverloaded)
