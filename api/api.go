@@ -66,8 +66,15 @@ type Config struct {
 	// from the same path, so it must be the worker's UploadDir too.
 	UploadDir string
 	// CARootPEM is the local CA's root certificate served at /api/ca.pem;
-	// empty when endpoints use publicly trusted certificates.
+	// empty when the platform has no local CA (/api/ca.pem answers 404).
 	CARootPEM []byte
+	// PublicEndpointCerts is true when endpoints get publicly trusted
+	// certificates (the worker's --certs acme): clients verify them with the
+	// system's roots, so Complete Deployment's answer has no ca_url and the
+	// generated clients name no CA file. /api/ca.pem still serves CARootPEM
+	// (the platform's own CA). False (the default, --certs local): the local
+	// CA signs the endpoints' certificates and clients verify with its root.
+	PublicEndpointCerts bool
 	// Skeleton renders aai_main.py for an API type (templates.Skeleton).
 	Skeleton func(in, out spec.IOType) (string, error)
 	// Logger receives one Info line per request; nil logs to slog.Default().
@@ -92,6 +99,10 @@ type server struct {
 	log       *slog.Logger
 	maxUpload int64
 	web       http.Handler
+
+	// endpointCA is true when clients verify endpoints with caPEM (a local
+	// CA signs their certificates), false when they use the system's roots.
+	endpointCA bool
 	// ssePoll and sseLifetime pace the event stream; tests shorten them.
 	ssePoll     time.Duration
 	sseLifetime time.Duration
@@ -107,6 +118,7 @@ func newEngine(cfg Config) *gin.Engine {
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
+		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -245,7 +257,8 @@ func (s *server) authenticate(c *gin.Context) {
 // user is the authenticated caller.
 func user(c *gin.Context) store.User { return c.MustGet(userKey).(store.User) }
 
-// caRoot serves the local CA's root certificate.
+// caRoot serves the local CA's root certificate, whether or not endpoints
+// use it (with PublicEndpointCerts they do not).
 func (s *server) caRoot(c *gin.Context) {
 	if len(s.caPEM) == 0 {
 		writeError(c, errNotFound("this platform has no local CA: endpoints use publicly trusted certificates"))

@@ -95,7 +95,7 @@ func (s *server) clients(c *gin.Context) (clientsView, bool) {
 	d := templates.ClientData{
 		Name: sp.Name, APIName: sp.APIName, Endpoint: st.Live.Endpoint, Input: sp.Input, Output: sp.Output,
 	}
-	if len(s.caPEM) > 0 {
+	if s.endpointCA {
 		d.CAURL = requestBaseURL(c) + "/api/ca.pem"
 	}
 	files, err := templates.Clients(d)

@@ -119,6 +119,52 @@ func TestClientsForwardedProtoAndNoCA(t *testing.T) {
 	require.NotContains(t, v.Clients[templates.ClientPython].Content, "algocloud-ca.pem")
 }
 
+// TestClientsWithPublicEndpointCerts: with ACME certificates the clients
+// name no CA root (system roots); with the local CA (the same API, the flag
+// off) they do.
+func TestClientsWithPublicEndpointCerts(t *testing.T) {
+	served := spec.Spec{Name: "Edge detector", APIName: "edges", Input: spec.Image, Output: spec.Image}
+	for _, public := range []bool{true, false} {
+		e := newEnv(t, func(c *Config) { c.PublicEndpointCerts = public })
+		id := e.create("tokA", "edges")
+		e.goLive(id, "https://edges.api.example.com", served, workflows.StatusLive)
+		w := e.do(http.MethodGet, "/api/v1/deployments/"+id+"/clients", "tokA", nil)
+		v := clientsOf(t, w, w.Body.Bytes())
+		curl := v.Clients[templates.ClientCurl].Content
+		py := v.Clients[templates.ClientPython].Content
+		example := v.Clients[templates.ClientPythonExample].Content
+		page := v.Clients[templates.ClientJQuery].Content
+		if !public {
+			require.Equal(t, "http://example.com/api/ca.pem", v.CAURL)
+			require.Contains(t, curl, "--cacert algocloud-ca.pem")
+			require.Contains(t, py, `CA_URL = "http://example.com/api/ca.pem"`)
+			require.Contains(t, example, `ca="algocloud-ca.pem"`)
+			require.Contains(t, page, "its root certificate")
+			continue
+		}
+		require.Empty(t, v.CAURL)
+		_, ok := jsonOf(t, w)["ca_url"]
+		require.False(t, ok, "no ca_url in the answer")
+		require.NotContains(t, w.Body.String(), "ca.pem", "no client names the local CA")
+		require.NotContains(t, curl, "--cacert")
+		require.Contains(t, curl, "'https://edges.api.example.com/predict'")
+		require.Contains(t, py, "CA_URL = None  # the endpoint's certificate is publicly trusted")
+		require.Contains(t, py, "algo = Algorithm(ENDPOINT, ca=None)")
+		require.NotContains(t, example, "ca=")
+		require.NotContains(t, page, "root certificate")
+		require.NotContains(t, v.Clients[templates.ClientOpenAPI].Content, "platform's CA")
+		want, err := templates.Clients(templates.ClientData{Name: "Edge detector", APIName: "edges",
+			Endpoint: "https://edges.api.example.com", Input: spec.Image, Output: spec.Image})
+		require.NoError(t, err)
+		require.Equal(t, want, v.Clients)
+
+		// The downloads are the same files.
+		w = e.do(http.MethodGet, "/api/v1/deployments/"+id+"/clients/curl", "tokA", nil)
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		require.Equal(t, curl, w.Body.String())
+	}
+}
+
 func TestClientsErrors(t *testing.T) {
 	e := newEnv(t)
 	id := e.create("tokA", "edges")

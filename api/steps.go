@@ -143,7 +143,9 @@ type completeResponse struct {
 	// Token is the endpoint's bearer token, present only when this call made it.
 	Token     string `json:"token,omitempty"`
 	TokenNote string `json:"token_note"`
-	// CAURL is where clients get the root that signs the endpoint's certificate.
+	// CAURL is where clients get the root that signs the endpoint's
+	// certificate; absent when that certificate is publicly trusted (ACME):
+	// clients then use the system's roots.
 	CAURL string `json:"ca_url,omitempty"`
 }
 
@@ -184,7 +186,7 @@ func (s *server) complete(c *gin.Context, a store.Algorithm) {
 	} else {
 		r.TokenNote = "the endpoint keeps its existing token (shown when it was made); rotate it with POST /api/v1/deployments/" + a.ID + "/token"
 	}
-	if len(s.caPEM) > 0 {
+	if s.endpointCA {
 		r.CAURL = "/api/ca.pem"
 	}
 	c.JSON(http.StatusOK, r)

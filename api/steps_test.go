@@ -187,6 +187,27 @@ func TestCompleteShowsTokenOnceAndStoresOnlyItsHash(t *testing.T) {
 	require.Equal(t, sha(token), hashes[2])
 }
 
+// TestCompleteWithPublicEndpointCerts: with ACME certificates Complete's
+// answer names no CA root, though /api/ca.pem still serves the platform's own.
+func TestCompleteWithPublicEndpointCerts(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PublicEndpointCerts = true })
+	id := e.create("tokA", "edges")
+	var hashes []string
+	var fail error
+	completing(e, &hashes, &fail)
+	w := e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/complete", "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	m := jsonOf(t, w)
+	require.True(t, strings.HasPrefix(m["token"].(string), "ep_"))
+	require.Equal(t, "https://127.0.0.1:9443", m["endpoint"])
+	require.NotContains(t, m, "ca_url", "clients verify a publicly trusted endpoint with the system's roots")
+	require.NotContains(t, w.Body.String(), "ca.pem")
+
+	w = e.do(http.MethodGet, "/api/ca.pem", "", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Contains(t, w.Body.String(), "BEGIN CERTIFICATE")
+}
+
 func TestRotateToken(t *testing.T) {
 	e := newEnv(t)
 	id := e.create("tokA", "edges")

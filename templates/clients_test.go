@@ -35,13 +35,33 @@ func goldenData(in, out spec.IOType) ClientData {
 	}
 }
 
+// TestClientsGolden compares the clients with the files under
+// clients/testdata: <in>_<out> for endpoints the platform's CA certifies, and
+// <in>_<out>_acme for publicly trusted ones (no CA URL: the system's roots).
 func TestClientsGolden(t *testing.T) {
+	type variant struct {
+		pair spec.Pair
+		acme bool
+	}
+	var variants []variant
 	for _, pair := range []spec.Pair{{In: spec.Image, Out: spec.Image}, {In: spec.Image, Out: spec.JSON}} {
-		t.Run(pair.String(), func(t *testing.T) {
-			got, err := Clients(goldenData(pair.In, pair.Out))
+		variants = append(variants, variant{pair, false}, variant{pair, true})
+	}
+	for _, vr := range variants {
+		pair, name := vr.pair, vr.pair.String()
+		if vr.acme {
+			name += "/acme"
+		}
+		t.Run(name, func(t *testing.T) {
+			d := goldenData(pair.In, pair.Out)
+			dir := filepath.Join("clients", "testdata", string(pair.In)+"_"+string(pair.Out))
+			if vr.acme {
+				d.Endpoint, d.CAURL = "https://otsu-segmentation.api.example.com", ""
+				dir += "_acme"
+			}
+			got, err := Clients(d)
 			require.NoError(t, err)
 			require.ElementsMatch(t, ClientNames, keys(got))
-			dir := filepath.Join("clients", "testdata", string(pair.In)+"_"+string(pair.Out))
 			for _, name := range ClientNames {
 				c := got[name]
 				content := c.Content

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/activities/certs"
 )
 
 func TestCloudOptionsValidate(t *testing.T) {
@@ -50,4 +52,26 @@ func TestEncryptionKeyOnDisk(t *testing.T) {
 	p.opts.Cloud.EncryptionKey = []byte("short")
 	_, err = p.encryptionKey()
 	require.ErrorContains(t, err, "32")
+}
+
+// The API learns from --certs whether clients verify endpoints with the local
+// CA root or with the system's roots; it serves the local CA's root either way.
+func TestAPIConfigFollowsCerts(t *testing.T) {
+	ca, err := certs.LoadOrCreateCA(filepath.Join(t.TempDir(), "ca"))
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		cloud  CloudOptions
+		public bool
+	}{
+		{CloudOptions{}, false},
+		{CloudOptions{Compute: ComputeEC2, BundleBucket: "b", Certs: CertsLocal, DNS: DNSRoute53}, false},
+		{CloudOptions{Compute: ComputeEC2, BundleBucket: "b", Certs: CertsACME, DNS: DNSRoute53, ACMEDirectory: "https://ca/dir"}, true},
+	} {
+		require.NoError(t, tc.cloud.validate())
+		p := &Platform{opts: Options{DataDir: t.TempDir(), Cloud: tc.cloud, Logger: log}, log: log, CA: ca}
+		cfg := p.apiConfig()
+		require.Equal(t, tc.public, cfg.PublicEndpointCerts, "certs %s", tc.cloud.Certs)
+		require.Equal(t, ca.RootPEM(), cfg.CARootPEM, "/api/ca.pem serves the local CA with certs %s too", tc.cloud.Certs)
+	}
 }

@@ -187,13 +187,23 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	return worker.EnsureRenewalSchedule(ctx, p.Client, every, o.Logger)
 }
 
-func (p *Platform) startAPI() error {
+// apiConfig is the API's configuration for these options.
+func (p *Platform) apiConfig() api.Config {
 	o := p.opts
-	h := api.New(api.Config{
+	return api.Config{
 		Store: p.Store, Workflows: api.NewTemporalWorkflows(p.Client),
 		UploadDir: p.UploadDir(), CARootPEM: p.CA.RootPEM(), Skeleton: templates.Skeleton, Web: web.Handler(web.WithDomain(o.Domain)),
 		Logger: o.Logger.With("component", "api"),
-	})
+
+		// With ACME the clients use the system's roots (the API parses the
+		// worker's --certs flag too); /api/ca.pem still serves the local CA.
+		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
+	}
+}
+
+func (p *Platform) startAPI() error {
+	o := p.opts
+	h := api.New(p.apiConfig())
 	addr := o.APIAddr
 	if addr == "" {
 		addr = "127.0.0.1:8080"

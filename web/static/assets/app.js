@@ -1745,9 +1745,11 @@
     if (st.server && st.server.port) return { url: 'https://' + st.server.host + ':' + st.server.port, live: false };
     return { url: 'https://' + d.api_name + '.' + app.options.domain, live: false };
   }
-  function curlFor(input, output, url, tokenText) {
+  // curlFor is the curl command calling the endpoint; with systemRoots (a
+  // publicly trusted certificate) curl verifies it without --cacert.
+  function curlFor(input, output, url, tokenText, systemRoots) {
     const auth = '-H "Authorization: Bearer ' + tokenText + '"';
-    const ca = '--cacert algocloud-ca.pem';
+    const ca = systemRoots ? '' : '--cacert algocloud-ca.pem ';
     const send = {
       image: "-H 'Content-Type: image/png' --data-binary @photo.png",
       numpy: "-H 'Content-Type: application/x-npy' --data-binary @x.npy",
@@ -1755,7 +1757,7 @@
       file: '-F file=@data.csv',
     }[input];
     const save = { image: ' -o output.png', numpy: ' -o output.npy', json: '', file: ' -OJ' }[output];
-    return 'curl -sS ' + ca + ' ' + auth + ' ' + send + ' "' + url + '/predict"' + save;
+    return 'curl -sS ' + ca + auth + ' ' + send + ' "' + url + '/predict"' + save;
   }
   function pythonFor(input, output, url) {
     const body = {
@@ -1919,8 +1921,13 @@
         h('p', { id: 'token-warning' }, h('strong', null, '⚠ Copy it now: it is shown only once.'), ' Only its hash is kept; a reload of this page cannot show it again.'),
         h('div', { class: 'copy-row' }, h('label', { for: 'endpoint-token', class: 'sr-only' }, 'Endpoint token'), tokenInput, copyButton(() => r.token, 'Copy token')),
         r.token_note ? h('p', { class: 'hint' }, r.token_note) : null));
-      nodes.push(h('h2', null, 'Try it'), codeBlock('curl -sS -o algocloud-ca.pem ' + location.origin + (r.ca_url || '/api/ca.pem') + '\n' +
-        curlFor(sp.input, sp.output, url, r.token), 'Download the CA root, then call the endpoint', 'Copy commands'));
+      // Complete's answer has ca_url when the platform's CA signs the
+      // endpoint's certificate; without it the certificate is publicly
+      // trusted (ACME) and curl uses the system's roots.
+      nodes.push(h('h2', null, 'Try it'), r.ca_url
+        ? codeBlock('curl -sS -o algocloud-ca.pem ' + location.origin + r.ca_url + '\n' +
+          curlFor(sp.input, sp.output, url, r.token), 'Download the CA root, then call the endpoint', 'Copy commands')
+        : codeBlock(curlFor(sp.input, sp.output, url, r.token, true), 'Call the endpoint (its certificate is publicly trusted: no CA file needed)', 'Copy command'));
       tokenInput.addEventListener('focus', () => tokenInput.select());
     } else {
       nodes.push(h('p', null, r.token_note || 'The endpoint token was shown once, when it was made. Send it as Authorization: Bearer <token>.'));
