@@ -96,7 +96,7 @@ type Options struct {
 	HealthClient *http.Client
 	// HealthURL is the URL Start polls until it answers 200; it gets the
 	// server with Port set to the service's port. Default
-	// https://<host>:<port>/healthz. Tests point it at a local server: the
+	// https://<host>:<port>/readyz. Tests point it at a local server: the
 	// addresses moto hands out must never be dialled.
 	HealthURL func(compute.Server) string
 	// Poll is the interval between checks while waiting; default 5s.

@@ -3,6 +3,7 @@ package ec2
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -53,7 +55,11 @@ func (p *Provider) managed(ctx context.Context, id string) (string, types.Instan
 // The service itself is run by the instance's user data on boot, so a Start
 // of a running, healthy service re-attaches: it returns the same Handle.
 // ctx (and StartTimeout) bound the wait; a server that is gone wraps
-// compute.ErrNotFound.
+// compute.ErrNotFound. While the endpoint does not answer, or answers 503
+// not_ready, Start keeps waiting; when it answers init_failed (the
+// algorithm's __init__ raised, or its model did not load), Start stops the
+// service at once (see initFailed) and returns a *compute.PermanentError
+// wrapping an *InitFailedError with the server's message and traceback.
 func (p *Provider) Start(ctx context.Context, svc compute.ServiceSpec) (compute.Handle, error) {
 	if svc.Server.Provider != ProviderName {
 		return compute.Handle{}, permanent("start: server %s belongs to provider %q, not %q", svc.Server.ID, svc.Server.Provider, ProviderName)
@@ -89,6 +95,10 @@ func (p *Provider) Start(ctx context.Context, svc compute.ServiceSpec) (compute.
 	srv := svc.Server
 	srv.Host, srv.Port = host(inst), port
 	if err := p.waitHealthy(ctx, p.opts.HealthURL(srv), p.healthClient(inst)); err != nil {
+		var ie *InitFailedError
+		if errors.As(err, &ie) {
+			return compute.Handle{}, p.initFailed(ctx, svc, ie)
+		}
 		return compute.Handle{}, fmt.Errorf("start %s on %s: %w", svc.Name, id, err)
 	}
 	return compute.Handle{
@@ -301,7 +311,62 @@ func (p *Provider) healthClient(inst types.Instance) *http.Client {
 	return &c
 }
 
-// waitHealthy polls url with client until it answers 200.
+// initFailed stops service svc, whose endpoint answered init_failed, and
+// returns the permanent error Start reports. Stopping matters: the inference
+// server keeps answering init_failed until it is restarted, and for the live
+// service Stop stops the instance, so that the next Start (after a fix, with
+// a new bundle) boots it and the boot fetches the current code, and a
+// broken endpoint is not billed meanwhile. A failed stop is said in the
+// error; Release (Delete) cleans up either way.
+func (p *Provider) initFailed(ctx context.Context, svc compute.ServiceSpec, ie *InitFailedError) error {
+	id := svc.Server.ID
+	p.log.Warn("endpoint's algorithm failed to load; stopping the service", "instance", id, "service", svc.Name, "message", ie.Message)
+	what := "service stopped"
+	if svc.Name == LiveService {
+		what = "instance stopped; the next start boots it with the current bundle"
+	}
+	if err := p.Stop(ctx, compute.Handle{Provider: ProviderName, ServerID: id, Name: svc.Name}); err != nil {
+		what = fmt.Sprintf("stopping it failed: %v", err)
+	}
+	return &compute.PermanentError{Err: fmt.Errorf("start %s on %s (%s): %w", svc.Name, id, what, ie)}
+}
+
+// InitFailedError is the endpoint's own report, on its health URL, that the
+// algorithm cannot load: the inference server's 503 with code init_failed
+// (aai_main.py's import or __init__ raised, or the ONNX model did not load).
+// It stays so until the server restarts, so waiting longer cannot help.
+type InitFailedError struct {
+	// Message is the server's message (for Python, the exception).
+	Message string
+	// Traceback is the Python traceback, when the server sent one.
+	Traceback string
+}
+
+// Error says that the algorithm failed to load on the instance, with the
+// server's message and the traceback's last lines.
+func (e *InitFailedError) Error() string {
+	msg := "the algorithm failed to load on the instance: " + e.Message
+	if e.Traceback != "" {
+		msg += "\n" + e.Traceback
+	}
+	return msg
+}
+
+// initFailedCode is inference.CodeInitFailed, the error code of the
+// inference server's /readyz when the algorithm failed to load (this package
+// does not link the inference server).
+const initFailedCode = "init_failed"
+
+// Bounds on what a health answer may bring into errors (and so into the
+// workflow's history and the step's error): a traceback's end says the most.
+const (
+	maxHealthBody    = 1 << 20
+	maxInitMessage   = 2 << 10
+	maxInitTraceback = 8 << 10
+)
+
+// waitHealthy polls url with client until it answers 200, or answers
+// init_failed (an *InitFailedError, returned at once).
 func (p *Provider) waitHealthy(ctx context.Context, url string, client *http.Client) error {
 	if t, ok := client.Transport.(*http.Transport); ok && client != p.opts.HealthClient {
 		defer t.CloseIdleConnections()
@@ -309,17 +374,28 @@ func (p *Provider) waitHealthy(ctx context.Context, url string, client *http.Cli
 	var last error
 	err := p.poll(ctx, func() (bool, error) {
 		err := p.health(ctx, url, client)
+		var ie *InitFailedError
+		if errors.As(err, &ie) {
+			return false, err
+		}
 		if err != nil && ctx.Err() == nil {
 			last = err // keep the endpoint's answer, not the cancellation
 		}
 		return err == nil, nil
 	})
+	var ie *InitFailedError
+	if errors.As(err, &ie) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("endpoint health %s never answered (last: %v): %w", url, last, err)
 	}
 	return nil
 }
 
+// health asks url once: nil on 200, an *InitFailedError when the endpoint
+// says its algorithm failed to load, any other error while it is not ready
+// (booting, still loading: 503 not_ready, or not listening yet).
 func (p *Provider) health(ctx context.Context, url string, client *http.Client) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -330,14 +406,53 @@ func (p *Provider) health(ctx context.Context, url string, client *http.Client) 
 		return err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("health: %s", resp.Status)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxHealthBody))
+	if resp.StatusCode == http.StatusOK {
+		return nil
 	}
-	return nil
+	if ie := initFailure(resp.StatusCode, body); ie != nil {
+		return ie
+	}
+	return fmt.Errorf("health: %s", resp.Status)
 }
 
-// defaultHealthURL is the inference server's liveness endpoint on the server.
+// initFailure reads the inference server's JSON error body: an
+// *InitFailedError when it is a 503 with code init_failed, else nil.
+func initFailure(status int, body []byte) *InitFailedError {
+	if status != http.StatusServiceUnavailable {
+		return nil
+	}
+	var e struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Traceback string `json:"traceback"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Code != initFailedCode {
+		return nil
+	}
+	msg := strings.TrimSpace(e.Message)
+	if msg == "" {
+		msg = "no message"
+	}
+	return &InitFailedError{Message: lastBytes(msg, maxInitMessage), Traceback: lastBytes(strings.TrimSpace(e.Traceback), maxInitTraceback)}
+}
+
+// lastBytes is s, or its last n bytes (from a line start when one is near)
+// after a marker.
+func lastBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := s[len(s)-n:]
+	if i := strings.IndexByte(cut, '\n'); i >= 0 && i < n/4 {
+		cut = cut[i+1:]
+	}
+	return "[...]\n" + strings.ToValidUTF8(cut, "")
+}
+
+// defaultHealthURL is the inference server's readiness endpoint on the
+// server: 200 once the algorithm loaded, 503 not_ready while it loads, 503
+// init_failed when it cannot.
 func defaultHealthURL(s compute.Server) string {
-	return "https://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) + "/healthz"
+	return "https://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) + "/readyz"
 }
