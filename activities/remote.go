@@ -224,6 +224,28 @@ func (a *Activities) startRemote(ctx context.Context, in ServiceInput) (ServiceI
 	return ServiceInfo{Handle: h, Endpoint: endpoint, CodeRevision: in.Code.Revision}, nil
 }
 
+// republishBundle rebuilds and publishes the live endpoint's bundle (a
+// renewal's new certificate in it) without restarting anything, and records
+// its sum as the one the server runs: the running server takes the
+// certificate from the certificate object instead (reloadRemote), and a
+// later boot fetches this bundle, so a later start must not count it as a
+// change that needs a restart.
+func (a *Activities) republishBundle(ctx context.Context, in ServiceInput) error {
+	onnxSHA256, err := a.publishONNXRuntime(ctx, in)
+	if err != nil {
+		return err
+	}
+	bundle, err := a.buildBundle(in, onnxSHA256)
+	if err != nil {
+		return err
+	}
+	if err := a.Bundles.Publish(ctx, in.DeploymentID, bundle); err != nil {
+		return fmt.Errorf("publish bundle: %w", err)
+	}
+	sum := sha256.Sum256(bundle)
+	return os.WriteFile(filepath.Join(in.Server.Workdir, "bundle.sha256"), []byte(hex.EncodeToString(sum[:])), 0o600)
+}
+
 // deploymentOfWorkdir is the deployment ID a remote server's staging folder
 // is named after (ec2.Options.StagingDir/<deployment-id>), or "".
 func deploymentOfWorkdir(workdir string) string {

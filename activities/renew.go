@@ -18,6 +18,8 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/algocloud/algocloud/activities/certs/acme"
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/activities/compute/ec2"
 )
 
 // WorkflowQuerier queries a workflow (the Temporal client.Client is one).
@@ -181,8 +183,10 @@ type CertReload struct {
 	// Service is the live endpoint afterwards.
 	Service ServiceInfo `json:"service"`
 	// InPlace: the running server reloaded the files without a restart
-	// (local provider); false: the service was restarted with a republished
-	// bundle (EC2).
+	// (local provider; EC2 instances with the certificate pick-up timer);
+	// false: the service was restarted with a republished bundle (EC2
+	// instances launched without the timer, or that did not pick the
+	// certificate up in time).
 	InPlace bool `json:"in_place"`
 	// Serial (hex) and NotAfter of the certificate the endpoint now serves.
 	Serial   string    `json:"serial"`
@@ -194,8 +198,8 @@ type CertReload struct {
 // where live.json points) and the running algocloud-infer reloads them at its
 // next TLS handshake after a change (inference/tls.go), so nothing restarts:
 // this dials the endpoint until it presents the new certificate. On a remote
-// provider (EC2) the bundle is republished and, as it changed, the service
-// restarted so that its start fetches it (no in-place reload there yet).
+// provider (EC2) see reloadRemote: in place on instances with the
+// certificate pick-up timer, else a restart with the republished bundle.
 func (a *Activities) ReloadCertificate(ctx context.Context, in ReloadInput) (CertReload, error) {
 	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "reloading certificate" })()
 	leaf, err := readLeaf(in.Service.Cert.CertFile)
@@ -204,13 +208,7 @@ func (a *Activities) ReloadCertificate(ctx context.Context, in ReloadInput) (Cer
 	}
 	out := CertReload{Serial: hex.EncodeToString(leaf.SerialNumber.Bytes()), NotAfter: leaf.NotAfter}
 	if a.Bundles != nil {
-		info, err := a.startRemote(ctx, in.Service)
-		if err != nil {
-			return CertReload{}, err
-		}
-		out.Service = info
-		a.event(ctx, in.Service.DeploymentID, "renew", "endpoint restarted with the renewed certificate (serial %s)", out.Serial)
-		return out, nil
+		return a.reloadRemote(ctx, in, leaf, out)
 	}
 	u, err := url.Parse(in.Endpoint)
 	if err != nil || u.Host == "" {
@@ -254,4 +252,119 @@ func (a *Activities) waitServed(ctx context.Context, addr string, want []byte) e
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// CertPickupProvider is a remote compute provider whose servers can take a
+// renewed certificate in place (*ec2.Provider is one).
+type CertPickupProvider interface {
+	// CertPickup reports whether the server picks up a published
+	// certificate object by itself.
+	CertPickup(ctx context.Context, s compute.Server) (bool, error)
+	// ServedCertificate is the leaf (DER) the server's endpoint presents
+	// on a new TLS connection.
+	ServedCertificate(ctx context.Context, s compute.Server) ([]byte, error)
+}
+
+// CertPublisher publishes a deployment's certificate and key on their own
+// (*ec2.BundleStore is one), for servers that pick them up in place.
+type CertPublisher interface {
+	// PublishCert stores (sealed) the certificate and key with version,
+	// which must grow with every publication.
+	PublishCert(ctx context.Context, deploymentID string, certPEM, keyPEM []byte, version int64) error
+}
+
+var (
+	_ CertPickupProvider = (*ec2.Provider)(nil)
+	_ CertPublisher      = (*ec2.BundleStore)(nil)
+)
+
+// certPickupWait bounds how long reloadRemote waits for an instance to
+// serve the published certificate (its timer runs every minute) before it
+// restarts the service instead; certPickupPoll is how often it looks.
+var (
+	certPickupWait = 2 * time.Minute
+	certPickupPoll = 2 * time.Second
+)
+
+// reloadRemote has a remote endpoint take up the renewed certificate. When
+// the provider says the server picks certificates up (EC2: the instance's
+// algocloud:cert-pickup tag, set at launch for user data with the timer), it
+// republishes the bundle (so a later boot has the new certificate too), then
+// publishes the certificate object and waits, heartbeating, until the
+// endpoint presents the new certificate on a new connection: the running
+// server reloaded the files its timer replaced, with no restart. A server
+// without the pick-up (launched before it existed), or one not seen serving
+// the certificate within certPickupWait, is restarted with the republished
+// bundle, as before.
+func (a *Activities) reloadRemote(ctx context.Context, in ReloadInput, leaf *x509.Certificate, out CertReload) (CertReload, error) {
+	svc := in.Service
+	pp, okProv := a.Provider.(CertPickupProvider)
+	cp, okPub := a.Bundles.(CertPublisher)
+	pickup := false
+	if okProv && okPub {
+		var err error
+		if pickup, err = pp.CertPickup(ctx, svc.Server); err != nil {
+			return CertReload{}, err
+		}
+	}
+	if !pickup {
+		info, err := a.startRemote(ctx, svc)
+		if err != nil {
+			return CertReload{}, err
+		}
+		out.Service = info
+		a.event(ctx, svc.DeploymentID, "renew", "endpoint restarted with the renewed certificate (serial %s): its instance has no certificate pick-up", out.Serial)
+		return out, nil
+	}
+	if err := a.republishBundle(ctx, svc); err != nil {
+		return CertReload{}, err
+	}
+	keyPEM, err := a.readKey(svc.Cert.KeyFile)
+	if err != nil {
+		return CertReload{}, fmt.Errorf("certificate key: %w", err)
+	}
+	certPEM, err := os.ReadFile(svc.Cert.CertFile)
+	if err != nil {
+		return CertReload{}, fmt.Errorf("certificate: %w", err)
+	}
+	if err := cp.PublishCert(ctx, svc.DeploymentID, certPEM, keyPEM, time.Now().UnixMilli()); err != nil {
+		return CertReload{}, fmt.Errorf("publish certificate: %w", err)
+	}
+	a.event(ctx, svc.DeploymentID, "renew", "renewed certificate published (serial %s); waiting for the instance to pick it up", out.Serial)
+	wctx, cancel := context.WithTimeout(ctx, certPickupWait)
+	defer cancel()
+	var last error
+	for wctx.Err() == nil {
+		der, err := pp.ServedCertificate(wctx, svc.Server)
+		if err == nil && bytes.Equal(der, leaf.Raw) {
+			out.InPlace = true
+			a.event(ctx, svc.DeploymentID, "renew", "endpoint %s serves the renewed certificate (serial %s, valid until %s) without a restart",
+				in.Endpoint, out.Serial, leaf.NotAfter.UTC().Format(time.RFC3339))
+			return out, nil
+		}
+		if err == nil {
+			last = errors.New("the endpoint still serves the previous certificate")
+		} else if wctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-wctx.Done():
+		case <-time.After(certPickupPoll):
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return CertReload{}, err
+	}
+	a.log().Warn("renewed certificate not picked up in place; restarting the endpoint", "deployment", svc.DeploymentID, "after", certPickupWait, "last", last)
+	h := compute.Handle{Provider: svc.Server.Provider, ServerID: svc.Server.ID, Name: "live"}
+	if err := a.Provider.Stop(ctx, h); err != nil && !errors.Is(err, compute.ErrNotFound) {
+		return CertReload{}, fmt.Errorf("stop endpoint: %w", err)
+	}
+	info, err := a.startRemote(ctx, svc)
+	if err != nil {
+		return CertReload{}, err
+	}
+	out.Service = info
+	a.event(ctx, svc.DeploymentID, "renew", "endpoint restarted with the renewed certificate (serial %s): not picked up in place within %s (last: %v)", out.Serial, certPickupWait, last)
+	return out, nil
 }

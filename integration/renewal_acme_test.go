@@ -41,10 +41,13 @@ const acmeValidity = 90 * time.Second
 // runs every 3 s. The wizard is walked to a live endpoint (the stand-in for
 // the instance serves it); the renewal schedule finds the certificate due,
 // the Deployment workflow obtains a new one from pebble (a new DNS-01
-// order through Route53) and has the endpoint restart with the republished
-// bundle; the certificate read from a real TLS connection to
-// seg.algocloud.test, verified against pebble's root only, then has a new
-// serial and a later NotAfter, and the endpoint answers predict.
+// order through Route53) and publishes it; the stand-in's certificate
+// pick-up (the user data's certfetch.sh, run every second as the instance's
+// timer would) installs it and the running server reloads it; the
+// certificate read from a real TLS connection to seg.algocloud.test,
+// verified against pebble's root only, then has a new serial and a later
+// NotAfter, the same algocloud-infer process serves it (no restart), and the
+// endpoint answers predict.
 func TestCertificateRenewalACME(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -116,6 +119,7 @@ func TestCertificateRenewalACME(t *testing.T) {
 	userData, err := base64.StdEncoding.DecodeString(awssdk.ToString(attr.UserData.Value))
 	require.NoError(t, err)
 	inst.setUserData(string(userData))
+	inst.runPickup(t, time.Second)
 
 	// Complete publishes the bundle; the instance's first boot fetches it.
 	done := make(chan resp, 1)
@@ -174,9 +178,12 @@ func TestCertificateRenewalACME(t *testing.T) {
 	require.False(t, first.NotAfter.Before(issued.NotAfter), "the endpoint serves the provisioned certificate or a renewed one")
 	require.Empty(t, first.IPAddresses, "an ACME certificate names no address")
 	require.NotEqual(t, p.CA.Root().RawSubject, first.RawIssuer, "issued by pebble, not the local CA")
+	pid := inst.pid()
+	require.NotZero(t, pid)
+	powerBefore := inst.stops.Load() + inst.starts.Load()
 
 	// Wait for the renewal: the schedule finds the certificate due two
-	// thirds into its lifetime; the endpoint then restarts with a new one.
+	// thirds into its lifetime; the endpoint then picks up a new one in place.
 	var renewed *x509.Certificate
 	for time.Now().Before(issued.NotAfter) {
 		require.NoError(t, inst.err())
@@ -200,7 +207,10 @@ func TestCertificateRenewalACME(t *testing.T) {
 	require.Equal(t, issued.RawIssuer, renewed.RawIssuer, "issued by the same pebble intermediate")
 	require.NotEqual(t, issued.PublicKey, renewed.PublicKey, "a new key")
 	require.Greater(t, w.zdns.Answered("TXT", "_acme-challenge.seg.algocloud.test"), challenges, "a new DNS-01 challenge for the renewal")
-	require.GreaterOrEqual(t, inst.boots.Load(), int64(2), "the service restarted and fetched the bundle again")
+	require.Equal(t, int64(1), inst.boots.Load(), "no restart: one boot")
+	require.Equal(t, pid, inst.pid(), "the same algocloud-infer process serves the renewed certificate")
+	require.Equal(t, powerBefore, inst.stops.Load()+inst.starts.Load(), "no StopInstances or StartInstances")
+	require.Positive(t, inst.pickups.Load(), "the pick-up script installed the certificate")
 
 	// The endpoint answers predict on the renewed certificate.
 	res, out = predict(t, hc, endpoint, token, samplePNG(t, 32, 24))
@@ -217,12 +227,14 @@ func TestCertificateRenewalACME(t *testing.T) {
 	}
 	require.NotNil(t, rec, "history: %+v", st.History)
 	require.True(t, rec.OK, rec.Message)
-	require.Contains(t, rec.Message, "restarted")
+	require.Contains(t, rec.Message, "reloaded in place")
 	require.Contains(t, rec.Message, renewed.NotAfter.UTC().Format(time.RFC3339))
 	ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 	require.Equal(t, http.StatusOK, ev.Status, string(ev.Raw))
 	require.Contains(t, string(ev.Raw), "certificate renewed for [seg.algocloud.test] (ACME "+w.pebble.DirectoryURL+")")
-	require.Contains(t, string(ev.Raw), "endpoint restarted with the renewed certificate")
+	require.Contains(t, string(ev.Raw), "renewed certificate published")
+	require.Contains(t, string(ev.Raw), "without a restart")
+	require.NotContains(t, string(ev.Raw), "endpoint restarted")
 	require.NotContains(t, string(ev.Raw), "PRIVATE KEY")
 	t.Logf("%s", rec.Message)
 }

@@ -201,11 +201,24 @@ func TestCertificateRenewalHotReload(t *testing.T) {
 }
 
 // TestCertificateRenewalEC2 renews a short-lived local-CA certificate of an
-// endpoint on EC2 (moto) with the stand-in for the instance: the renewal
-// republishes the bundle and restarts the service (the instance stops and
-// starts; the stand-in, like systemd at boot, runs the user data's fetch.sh
-// again), after which the endpoint serves the new certificate.
-func TestCertificateRenewalEC2(t *testing.T) {
+// endpoint on EC2 (moto) with the stand-in for the instance, which runs the
+// user data's certfetch.sh every second as its systemd timer would (every
+// minute there): the renewal republishes the bundle and publishes the
+// certificate object, the stand-in installs it, and the same algocloud-infer
+// process (same pid, no StopInstances or StartInstances seen by the proxy,
+// one boot) serves the new certificate while predictions on fresh
+// connections keep succeeding.
+func TestCertificateRenewalEC2(t *testing.T) { testCertificateRenewalEC2(t, false) }
+
+// TestCertificateRenewalEC2Legacy is the same for an instance launched
+// before the certificate pick-up (its algocloud:cert-pickup tag removed, and
+// no timer running): the renewal restarts the service instead (the
+// instance stops and starts; the stand-in, like systemd at boot, runs the
+// user data's fetch.sh again), after which the endpoint serves the new
+// certificate.
+func TestCertificateRenewalEC2Legacy(t *testing.T) { testCertificateRenewalEC2(t, true) }
+
+func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	const validity = 2 * time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -243,13 +256,27 @@ func TestCertificateRenewalEC2(t *testing.T) {
 		r = c.step(id, s, body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
 	}
+	instanceID := deploymentState(t, p, id).Server.ID
 	attr, err := w.ec2.DescribeInstanceAttribute(ctx, &awsec2.DescribeInstanceAttributeInput{
-		InstanceId: awssdk.String(deploymentState(t, p, id).Server.ID), Attribute: ec2types.InstanceAttributeNameUserData,
+		InstanceId: awssdk.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
 	})
 	require.NoError(t, err)
 	userData, err := base64.StdEncoding.DecodeString(awssdk.ToString(attr.UserData.Value))
 	require.NoError(t, err)
+	require.True(t, ec2.HasCertPickup(string(userData)), "the user data installs the certificate pick-up timer")
+	desc, err := w.ec2.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
+	require.NoError(t, err)
+	require.Contains(t, desc.Reservations[0].Instances[0].Tags, ec2types.Tag{Key: awssdk.String(ec2.TagCertPickup), Value: awssdk.String("1")})
 	inst.setUserData(string(userData))
+	if legacy {
+		// An instance from before the pick-up: no tag, no timer.
+		_, err := w.ec2.DeleteTags(ctx, &awsec2.DeleteTagsInput{
+			Resources: []string{instanceID}, Tags: []ec2types.Tag{{Key: awssdk.String(ec2.TagCertPickup)}},
+		})
+		require.NoError(t, err)
+	} else {
+		inst.runPickup(t, time.Second)
+	}
 
 	// Complete publishes the bundle; the instance's first boot fetches it.
 	done := make(chan resp, 1)
@@ -276,6 +303,34 @@ func TestCertificateRenewalEC2(t *testing.T) {
 	}
 	first := served()
 	require.Equal(t, []string{"seg.algocloud.test"}, first.DNSNames)
+	pid := inst.pid()
+	require.NotZero(t, pid)
+	stopsBefore, startsBefore := inst.stops.Load(), inst.starts.Load()
+
+	// Predictions on fresh connections (each a new TLS handshake) while the
+	// certificate is renewed: in place, none may fail.
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		body := samplePNG(t, 16, 16)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if err := predictOnce(hc, endpoint, token, body); err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				continue
+			}
+			ok.Add(1)
+		}
+	}()
 
 	var renewed *x509.Certificate
 	for time.Now().Before(first.NotAfter.Add(-5 * time.Second)) {
@@ -287,10 +342,11 @@ func TestCertificateRenewalEC2(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+	close(stop)
+	wg.Wait()
 	require.NotNil(t, renewed, "no renewal before the first certificate's expiry")
 	require.NotEqual(t, 0, renewed.SerialNumber.Cmp(first.SerialNumber), "the endpoint serves the renewed certificate")
 	require.True(t, renewed.NotAfter.After(first.NotAfter))
-	require.GreaterOrEqual(t, inst.boots.Load(), int64(2), "the service restarted and fetched the bundle again")
 	st := deploymentState(t, p, id)
 	require.Equal(t, workflows.StatusLive, st.Status)
 	var rec *workflows.StepRecord
@@ -301,21 +357,110 @@ func TestCertificateRenewalEC2(t *testing.T) {
 	}
 	require.NotNil(t, rec, "history: %+v", st.History)
 	require.True(t, rec.OK, rec.Message)
-	require.Contains(t, rec.Message, "restarted")
-	t.Logf("EC2: served serial %x -> %x, instance booted %d times; %s", first.SerialNumber, renewed.SerialNumber, inst.boots.Load(), rec.Message)
+	ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+	require.Equal(t, http.StatusOK, ev.Status, string(ev.Raw))
+	require.NotContains(t, string(ev.Raw), "PRIVATE KEY")
+	if legacy {
+		require.GreaterOrEqual(t, inst.boots.Load(), int64(2), "the service restarted and fetched the bundle again")
+		require.Greater(t, inst.stops.Load(), stopsBefore, "StopInstances")
+		require.Contains(t, rec.Message, "restarted")
+		require.Contains(t, string(ev.Raw), "its instance has no certificate pick-up")
+		t.Logf("EC2 (no pick-up): served serial %x -> %x, instance booted %d times; %s", first.SerialNumber, renewed.SerialNumber, inst.boots.Load(), rec.Message)
+		return
+	}
+	require.Equal(t, pid, inst.pid(), "the same algocloud-infer process serves the renewed certificate")
+	require.NoError(t, syscall.Kill(pid, 0), "and it still runs")
+	require.Equal(t, int64(1), inst.boots.Load(), "one boot")
+	require.Equal(t, stopsBefore, inst.stops.Load(), "no StopInstances")
+	require.Equal(t, startsBefore, inst.starts.Load(), "no StartInstances")
+	require.GreaterOrEqual(t, inst.pickups.Load(), int64(1), "the pick-up script installed the certificate")
+	require.Zero(t, failed.Load(), "predictions failed during the renewal (first: %v)", firstErr.Load())
+	require.Positive(t, ok.Load())
+	require.Contains(t, rec.Message, "reloaded in place")
+	require.Contains(t, string(ev.Raw), "renewed certificate published")
+	require.Contains(t, string(ev.Raw), "without a restart")
+	t.Logf("EC2 in place: served serial %x -> %x with %s of the first left, pid %d throughout, %d pick-ups, %d predictions ok, 0 failed; %s",
+		first.SerialNumber, renewed.SerialNumber, time.Until(first.NotAfter).Round(time.Second), pid, inst.pickups.Load(), ok.Load(), rec.Message)
+}
+
+// predictOnce posts body to the endpoint's /predict and wants 200 (for
+// goroutines: it returns errors instead of failing the test).
+func predictOnce(hc *http.Client, endpoint, token string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, endpoint+"/predict", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "image/png")
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("predict: HTTP %d", res.StatusCode)
+	}
+	return nil
 }
 
 // instanceStandIn plays the instance's power state for the stand-in: the
 // platform's AWS calls go through proxy, and StopInstances stops the
 // stand-in's server (before moto hears of it) while StartInstances boots it
 // again (fetch.sh, then algocloud-infer), as systemd would on the instance.
+// runPickup plays the instance's certificate pick-up timer.
 type instanceStandIn struct {
-	si       *standIn
-	mu       sync.Mutex
-	userData string
-	running  bool
-	bootErr  error
-	boots    atomic.Int64
+	si            *standIn
+	mu            sync.Mutex
+	userData      string
+	running       bool
+	bootErr       error
+	boots         atomic.Int64
+	stops, starts atomic.Int64 // StopInstances and StartInstances seen by the proxy
+	pickups       atomic.Int64 // certificates certfetch.sh installed
+}
+
+// pid is the stand-in's algocloud-infer process, or 0.
+func (s *instanceStandIn) pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.si.cmd == nil || s.si.cmd.Process == nil {
+		return 0
+	}
+	return s.si.cmd.Process.Pid
+}
+
+// runPickup runs the user data's certfetch.sh every interval while the
+// stand-in runs, as the instance's systemd timer runs it (every minute
+// there), until the test ends. Its failures (no certificate object before
+// the first renewal) are what the timer would log; the files stay.
+func (s *instanceStandIn) runPickup(t *testing.T, every time.Duration) {
+	script, err := ec2.CertFetchScript(s.userData)
+	require.NoError(t, err)
+	stop, done := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(every):
+			}
+			s.mu.Lock()
+			running := s.running
+			s.mu.Unlock()
+			if !running {
+				continue
+			}
+			cmd := exec.Command("bash", "-c", script)
+			cmd.Env = append(os.Environ(), "ALGOCLOUD_HOME="+s.si.home)
+			out, err := cmd.CombinedOutput()
+			if err == nil && strings.Contains(string(out), "installed certificate version") {
+				s.pickups.Add(1)
+			}
+		}
+	}()
 }
 
 func (s *instanceStandIn) setUserData(u string) {
@@ -371,10 +516,12 @@ func (s *instanceStandIn) proxy(t *testing.T, motoEndpoint string) string {
 			action = q.Get("Action")
 		}
 		if action == "StopInstances" {
+			s.stops.Add(1)
 			s.shutdown()
 		}
 		rp.ServeHTTP(w, r)
 		if action == "StartInstances" {
+			s.starts.Add(1)
 			go s.start()
 		}
 	}))

@@ -97,7 +97,8 @@ func (d *deployment) wantsRenewal(r RenewCertificateRequest) bool {
 
 // renewCertificate issues a new certificate (IssueCertificate with Force)
 // and has the live endpoint take it up (ReloadCertificate: in place for
-// local endpoints, a republished bundle and a restart on EC2). The state
+// local endpoints; on EC2 a republished certificate object the instance's
+// timer installs in place, or a restart for instances without it). The state
 // takes the new certificate only once the endpoint serves it: until then
 // ListCertificates sees the state's certificate differ from the one on disk
 // and asks again, so a failed reload is retried by the next schedule run.

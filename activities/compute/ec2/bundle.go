@@ -1,7 +1,9 @@
 package ec2
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +36,8 @@ import (
 // bundle.enc: a tar.gz of live.json, the code, the requirements and the
 // endpoint's certificate and private key, encrypted (SealBundle) under keys
 // derived from the platform's encryption key and the deployment ID
-// (DeriveBundleKeys). The instance's user data carries that deployment's two
+// (DeriveBundleKeys); after a renewal also cert.enc, the certificate and key
+// alone, sealed the same way, which instances pick up in place (SealCert). The instance's user data carries that deployment's two
 // keys and nothing else can open the bundle, so the objects may be fetched
 // without credentials (a bucket policy allowing s3:GetObject on the prefix,
 // or a CDN in front) while no one but the instance, and those who may read
@@ -357,15 +361,92 @@ func (b *BundleStore) Fetch(ctx context.Context, deploymentID string) ([]byte, e
 	return OpenBundle(k, sealed)
 }
 
-// Delete removes a deployment's bundle; one already gone is not an error
-// (S3's DeleteObject of a missing key succeeds).
+// Delete removes a deployment's bundle and its certificate object; those
+// already gone are not an error (S3's DeleteObject of a missing key
+// succeeds).
 func (b *BundleStore) Delete(ctx context.Context, deploymentID string) error {
 	if !deploymentIDRe.MatchString(deploymentID) {
 		return permanent("delete bundle: deployment id %q is not valid", deploymentID)
 	}
-	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.opts.Bucket), Key: aws.String(b.BundleKey(deploymentID))})
-	if err != nil && !isCode(err, "NoSuchKey", "NotFound") {
-		return fmt.Errorf("delete bundle of %s: %w", deploymentID, err)
+	for _, key := range []string{b.CertKey(deploymentID), b.BundleKey(deploymentID)} {
+		_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.opts.Bucket), Key: aws.String(key)})
+		if err != nil && !isCode(err, "NoSuchKey", "NotFound") {
+			return fmt.Errorf("delete s3://%s/%s: %w", b.opts.Bucket, key, err)
+		}
+	}
+	return nil
+}
+
+// The certificate object: <prefix>/<deployment-id>/cert.enc, a tar.gz of
+// version (decimal), cert.pem and key.pem sealed like the bundle
+// (SealBundle, the deployment's keys). The instance's certfetch.sh
+// (CertFetchScript) installs it when its version is newer than the one it
+// installed last, so an older object (a replay) is never put back.
+
+// CertKey is the object key of a deployment's certificate object.
+func (b *BundleStore) CertKey(deploymentID string) string {
+	return b.key(deploymentID, "cert.enc")
+}
+
+// SealCert makes the sealed certificate object of PublishCert.
+func SealCert(k BundleKeys, certPEM, keyPEM []byte, version int64) ([]byte, error) {
+	if version <= 0 {
+		return nil, errors.New("seal certificate: version must be positive")
+	}
+	if len(certPEM) == 0 || len(keyPEM) == 0 {
+		return nil, errors.New("seal certificate: empty certificate or key")
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{
+		{"version", 0o644, []byte(strconv.FormatInt(version, 10) + "\n")},
+		{"cert.pem", 0o644, certPEM},
+		{"key.pem", 0o600, keyPEM},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return SealBundle(k, buf.Bytes())
+}
+
+// PublishCert seals a deployment's certificate and key with version (which
+// must grow with every renewal: the worker passes the publication time in
+// milliseconds) and uploads it as CertKey, replacing the previous one.
+func (b *BundleStore) PublishCert(ctx context.Context, deploymentID string, certPEM, keyPEM []byte, version int64) error {
+	if !deploymentIDRe.MatchString(deploymentID) {
+		return permanent("publish certificate: deployment id %q is not valid", deploymentID)
+	}
+	k, err := b.Keys(deploymentID)
+	if err != nil {
+		return err
+	}
+	sealed, err := SealCert(k, certPEM, keyPEM, version)
+	if err != nil {
+		return err
+	}
+	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:      aws.String(b.opts.Bucket),
+		Key:         aws.String(b.CertKey(deploymentID)),
+		Body:        bytes.NewReader(sealed),
+		ContentType: aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return fmt.Errorf("publish certificate of %s to s3://%s/%s: %w", deploymentID, b.opts.Bucket, b.CertKey(deploymentID), err)
 	}
 	return nil
 }

@@ -31,6 +31,11 @@ const (
 	// terminate and delete; nothing without it is touched.
 	TagManagedBy = "algocloud:managed-by"
 	managedBy    = "algocloud"
+	// TagCertPickup (value "1") marks an instance whose user data installs
+	// the certificate pick-up timer (HasCertPickup): a renewal reaches it
+	// in place. Instances without it (launched before it existed, or with
+	// other user data) are restarted to take a renewed certificate.
+	TagCertPickup = "algocloud:cert-pickup"
 )
 
 // GroupName is the name of the security group of a deployment.
@@ -184,6 +189,10 @@ func (p *Provider) launch(ctx context.Context, c *ec2.Client, region string, s c
 		return "", err
 	}
 	tags := resourceTags(s)
+	instTags := tags
+	if HasCertPickup(userData) {
+		instTags = append(slices.Clone(tags), types.Tag{Key: aws.String(TagCertPickup), Value: aws.String("1")})
+	}
 	in := &ec2.RunInstancesInput{
 		ImageId:          aws.String(ami),
 		InstanceType:     types.InstanceType(s.InstanceType),
@@ -193,7 +202,7 @@ func (p *Provider) launch(ctx context.Context, c *ec2.Client, region string, s c
 		SecurityGroupIds: []string{group},
 		UserData:         aws.String(base64.StdEncoding.EncodeToString([]byte(userData))),
 		TagSpecifications: []types.TagSpecification{
-			{ResourceType: types.ResourceTypeInstance, Tags: tags},
+			{ResourceType: types.ResourceTypeInstance, Tags: instTags},
 			{ResourceType: types.ResourceTypeVolume, Tags: tags},
 		},
 		// IMDSv2 only: the algorithm's code runs on this machine.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"text/template"
 
@@ -21,6 +22,10 @@ import (
 // last published. fetch.sh takes ALGOCLOUD_HOME and ALGOCLOUD_LISTEN from its
 // environment (defaults /opt/algocloud and 0.0.0.0:<port>), so the same
 // script can run elsewhere (the integration test runs it on 127.0.0.1).
+// Encrypted user data also installs certfetch.sh and the systemd timer
+// algocloud-cert.timer that runs it every minute (CertFetchScript): a renewed
+// certificate reaches the running server without a restart. Both scripts
+// take the lock <home>/.swap.lock around replacing files in <home>/bundle.
 var userDataTemplate = template.Must(template.New("user-data").Parse(`#!/bin/bash
 # algocloud deployment {{.DeploymentID}} ({{.APIName}}): written by the EC2 provider.
 set -euo pipefail
@@ -78,8 +83,52 @@ if grep -qF '@ALGOCLOUD_HOME@/venv/' bundle.new/live.json.in; then
   fi
 fi
 if [ "$(id -u)" = 0 ] && id algocloud >/dev/null 2>&1; then chown -R algocloud: bundle.new; fi
+{{- if .Encrypted}}
+exec 9>"$home/.swap.lock" && flock -w 60 9
+{{- end}}
 rm -rf bundle && mv bundle.new bundle
 FETCH
+{{- if .Encrypted}}
+install -m 0700 /dev/null /opt/algocloud/certfetch.sh
+cat >/opt/algocloud/certfetch.sh <<'CERTFETCH'
+#!/bin/bash
+# {{.CertPickupMarker}}: installs a renewed certificate and key in place (the timer runs it every minute).
+set -euo pipefail
+home="${ALGOCLOUD_HOME:-/opt/algocloud}"
+artifacts={{.Artifacts}}
+[ -d "$home/bundle/tls" ] || exit 0
+work=$(mktemp -d "$home/.cert.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+curl -fsS --max-time 60 -o cert.enc "$artifacts/{{.DeploymentID}}/cert.enc" || { echo "certfetch: download failed; keeping the current certificate" >&2; exit 1; }
+hex() { od -An -v -tx1 | tr -d ' \n'; }
+size=$(stat -c %s cert.enc)
+[ "$size" -gt 48 ] || { echo "certfetch: object too short; keeping the current certificate" >&2; exit 1; }
+head -c $((size - 32)) cert.enc >body
+want=$(tail -c 32 cert.enc | hex)
+got=$(openssl dgst -sha256 -mac HMAC -macopt hexkey:{{.MACKey}} -binary body | hex)
+[ "$want" = "$got" ] || { echo "certfetch: MAC mismatch; keeping the current certificate" >&2; exit 1; }
+iv=$(head -c 16 body | hex)
+mkdir -m 0700 new
+tail -c +17 body | openssl enc -d -aes-256-ctr -K {{.EncKey}} -iv "$iv" | tar -xz -C new
+ver=$(tr -d ' \n' <new/version)
+[[ "$ver" =~ ^[0-9]{1,18}$ ]] || { echo "certfetch: bad version" >&2; exit 1; }
+have=0
+if [ -f "$home/cert.version" ]; then have=$(tr -d ' \n' <"$home/cert.version"); fi
+[[ "$have" =~ ^[0-9]{1,18}$ ]] || have=0
+[ "$ver" -gt "$have" ] || exit 0
+[ -s new/cert.pem ] && [ -s new/key.pem ] || { echo "certfetch: empty certificate or key" >&2; exit 1; }
+exec 9>"$home/.swap.lock" && flock -w 60 9
+tls="$home/bundle/tls"
+install -m 0644 new/cert.pem "$tls/cert.pem.new"
+install -m 0600 new/key.pem "$tls/key.pem.new"
+if [ "$(id -u)" = 0 ] && id algocloud >/dev/null 2>&1; then chown algocloud: "$tls/cert.pem.new" "$tls/key.pem.new"; fi
+mv -f "$tls/key.pem.new" "$tls/key.pem"
+mv -f "$tls/cert.pem.new" "$tls/cert.pem"
+echo "$ver" >"$home/cert.version"
+echo "certfetch: installed certificate version $ver"
+CERTFETCH
+{{- end}}
 cat >/etc/systemd/system/algocloud-infer.service <<'UNIT'
 [Unit]
 Description=algocloud inference server ({{.APIName}})
@@ -98,8 +147,34 @@ RestartSec=2
 [Install]
 WantedBy=multi-user.target
 UNIT
+{{- if .Encrypted}}
+cat >/etc/systemd/system/algocloud-cert.service <<'UNIT'
+[Unit]
+Description=algocloud certificate pick-up ({{.APIName}})
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/opt/algocloud/certfetch.sh
+UNIT
+cat >/etc/systemd/system/algocloud-cert.timer <<'UNIT'
+[Unit]
+Description=algocloud certificate pick-up, every minute
+
+[Timer]
+OnBootSec=1min
+OnUnitActiveSec=1min
+AccuracySec=5s
+
+[Install]
+WantedBy=timers.target
+UNIT
+{{- end}}
 systemctl daemon-reload
 systemctl enable --now algocloud-infer.service
+{{- if .Encrypted}}
+systemctl enable --now algocloud-cert.timer
+{{- end}}
 # Serving on port {{.Port}}.
 `))
 
@@ -135,13 +210,14 @@ func userData(s compute.ServerSpec, artifactsURL string, port int, keys *BundleK
 		return "", errors.New("deployment id is not valid")
 	}
 	data := map[string]any{
-		"DeploymentID": s.DeploymentID,
-		"APIName":      oneLine(s.APIName),
-		"Artifacts":    shellQuote(strings.TrimRight(artifactsURL, "/")),
-		"Port":         port,
-		"Encrypted":    keys != nil,
-		"ONNXSumFile":  ONNXRuntimeSumFile,
-		"ONNXPath":     ONNXRuntimePath,
+		"DeploymentID":     s.DeploymentID,
+		"APIName":          oneLine(s.APIName),
+		"Artifacts":        shellQuote(strings.TrimRight(artifactsURL, "/")),
+		"Port":             port,
+		"Encrypted":        keys != nil,
+		"ONNXSumFile":      ONNXRuntimeSumFile,
+		"ONNXPath":         ONNXRuntimePath,
+		"CertPickupMarker": CertPickupMarker,
 	}
 	if keys != nil {
 		data["EncKey"], data["MACKey"] = hex.EncodeToString(keys.Enc[:]), hex.EncodeToString(keys.MAC[:])
@@ -154,15 +230,40 @@ func userData(s compute.ServerSpec, artifactsURL string, port int, keys *BundleK
 // FetchScript returns the fetch.sh that user data installs, for running it
 // elsewhere (tests run it on 127.0.0.1 as the instance would).
 func FetchScript(userData string) (string, error) {
-	_, rest, ok := strings.Cut(userData, "<<'FETCH'\n")
+	return heredoc(userData, "FETCH")
+}
+
+// heredoc returns the body of the quoted here-document delimited by word.
+func heredoc(userData, word string) (string, error) {
+	_, rest, ok := strings.Cut(userData, "<<'"+word+"'\n")
 	if !ok {
-		return "", errors.New("user data has no fetch script")
+		return "", fmt.Errorf("user data has no %s script", word)
 	}
-	script, _, ok := strings.Cut(rest, "\nFETCH\n")
+	script, _, ok := strings.Cut(rest, "\n"+word+"\n")
 	if !ok {
-		return "", errors.New("user data's fetch script has no end")
+		return "", fmt.Errorf("user data's %s script has no end", word)
 	}
 	return script + "\n", nil
+}
+
+// CertPickupMarker is in user data that installs the certificate pick-up
+// (certfetch.sh and its systemd timer, encrypted user data only); the
+// provider tags instances launched with such user data TagCertPickup.
+const CertPickupMarker = "algocloud certificate pick-up v1"
+
+// HasCertPickup reports whether user data installs the certificate pick-up.
+func HasCertPickup(userData string) bool { return strings.Contains(userData, CertPickupMarker) }
+
+// CertFetchScript returns the certfetch.sh that encrypted user data
+// installs (run by its timer every minute): it downloads
+// artifacts/<deployment-id>/cert.enc (see BundleStore.PublishCert), checks
+// its MAC, and, when its version is newer than the one installed, renames the
+// new key and certificate over <home>/bundle/tls/{key,cert}.pem, which the
+// running algocloud-infer reloads by itself. A download failure, a bad MAC
+// or an old version keeps the current files. Tests run it elsewhere with
+// ALGOCLOUD_HOME set, as FetchScript's.
+func CertFetchScript(userData string) (string, error) {
+	return heredoc(userData, "CERTFETCH")
 }
 
 // shellQuote quotes s for a POSIX shell, as one word.
