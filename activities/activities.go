@@ -19,6 +19,7 @@ import (
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -47,8 +48,11 @@ type Activities struct {
 	// Workflows reads deployments' state for the certificate renewal
 	// schedule (ListCertificates); the worker's Temporal client.
 	Workflows WorkflowQuerier
-	// UploadDir is where the API stages uploads; only files under it are read.
+	// UploadDir is where older APIs staged uploads (legacy paths in
+	// histories); only files under it are read.
 	UploadDir string
+	// Blobs holds uploads and Test Code's outputs, shared with the API.
+	Blobs blobs.Store
 	// Python is the interpreter venvs are made from (Debian's /usr/bin/python3).
 	Python string
 	// Pip configures installs (index, find-links).

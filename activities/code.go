@@ -26,7 +26,8 @@ const (
 var archiveLimits = source.Limits{MaxFiles: 10000, MaxTotalBytes: 2 << 30, MaxFileBytes: 1 << 30}
 
 // FetchCode puts code revision in.Revision into the server: a go-git checkout
-// or an extracted upload, plus extra files. Without aai_main.py it writes the
+// or an extracted upload, plus extra files (uploads come from the blob store,
+// or from UploadDir for histories from before it). Without aai_main.py it writes the
 // generated skeleton for the deployment's type (environment onnx: without
 // aai_onnx.json, one naming the folder's .onnx model; see onnx.go).
 // Re-running it for the same revision replaces the half-made folder, so it
@@ -55,14 +56,17 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 		info.Source, info.GitURL, info.Ref, info.Commit = "git", src.GitURL, src.Ref, res.Commit
 		a.event(ctx, in.DeploymentID, "fetch_code", "checked out commit %s", res.Commit)
 	case src.Archive != nil:
-		p, err := a.uploaded(src.Archive.Path)
+		p, done, err := a.stagedUpload(ctx, in.DeploymentID, *src.Archive)
 		if err != nil {
 			return CodeInfo{}, err
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
+			done()
 			return CodeInfo{}, err
 		}
-		if err := source.Extract(p, dir, archiveLimits); err != nil {
+		err = source.Extract(p, dir, archiveLimits)
+		done()
+		if err != nil {
 			os.RemoveAll(dir)
 			return CodeInfo{}, a.sourceError(err)
 		}
@@ -72,11 +76,13 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 		return CodeInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no code source: give git_url or an archive"))
 	}
 	for _, f := range src.Files {
-		p, err := a.uploaded(f.Path)
+		p, done, err := a.stagedUpload(ctx, in.DeploymentID, f)
 		if err != nil {
 			return CodeInfo{}, err
 		}
-		if err := addFile(dir, f.Name, p); err != nil {
+		err = addFile(dir, f.Name, p)
+		done()
+		if err != nil {
 			return CodeInfo{}, a.sourceError(err)
 		}
 		info.Files = append(info.Files, f.Name)
@@ -117,7 +123,7 @@ func addFile(dir, name, path string) error {
 	return source.AddFile(dir, name, f, 4<<30)
 }
 
-// uploaded resolves a staged upload path, refusing anything outside UploadDir.
+// uploaded resolves a legacy staged upload path, refusing anything outside UploadDir.
 func (a *Activities) uploaded(p string) (string, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {

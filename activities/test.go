@@ -72,9 +72,18 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 	info.ContentType, info.Summary, info.InputSummary = res.ContentType, res.Summary, res.InputSummary
 	info.DurationMS = res.Duration.Milliseconds()
 	if res.OK {
-		out := filepath.Join(in.Server.Workdir, "test-output", strconv.Itoa(in.Code.Revision)+outputExt(res.ContentType))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil && os.WriteFile(out, res.Output, 0o644) == nil {
-			info.OutputFile = out
+		if a.Blobs != nil {
+			// The API serves it from the blob store: it need not share this disk.
+			key, err := a.putTestOutput(ctx, in.DeploymentID, in.Code.Revision, res.ContentType, res.Output)
+			if err != nil {
+				return TestInfo{}, fmt.Errorf("store test output: %w", err)
+			}
+			info.OutputKey = key
+		} else {
+			out := filepath.Join(in.Server.Workdir, "test-output", strconv.Itoa(in.Code.Revision)+outputExt(res.ContentType))
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil && os.WriteFile(out, res.Output, 0o644) == nil {
+				info.OutputFile = out
+			}
 		}
 		a.event(ctx, in.DeploymentID, "test", "test passed: %s", res.Summary)
 	} else {

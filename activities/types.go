@@ -33,9 +33,14 @@ type CertInfo struct {
 }
 
 // UploadedFile is a file the API staged for the worker: an archive or a model.
+// Exactly one of Key and Path is set.
 type UploadedFile struct {
-	// Path is where the API stored it (inside the platform's upload folder).
-	Path string `json:"path"`
+	// Key is where the API stored it in the blob store
+	// (uploads/<deployment>/<random>/<name>).
+	Key string `json:"key,omitempty"`
+	// Path is where an older API stored it (inside the platform's upload
+	// folder, shared with the worker); histories from before Key carry it.
+	Path string `json:"path,omitempty"`
 	// Name is the relative path it gets in the code folder.
 	Name string `json:"name"`
 }
@@ -119,8 +124,11 @@ type TestInfo struct {
 	ContentType     string    `json:"content_type,omitempty"`
 	Summary         string    `json:"summary,omitempty"`
 	InputSummary    string    `json:"input_summary,omitempty"`
-	OutputFile      string    `json:"output_file,omitempty"`
-	DurationMS      int64     `json:"duration_ms"`
+	// OutputKey is the output's blob (tests/<deployment>/<revision>/<name>);
+	// OutputFile is where older workers wrote it on their disk.
+	OutputKey  string `json:"output_key,omitempty"`
+	OutputFile string `json:"output_file,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
 }
 
 // ServiceInput (re)starts the live endpoint for a build.

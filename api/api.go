@@ -11,13 +11,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 )
@@ -62,9 +62,10 @@ type Config struct {
 	Store Store
 	// Workflows reaches each deployment's workflow.
 	Workflows Workflows
-	// UploadDir is where fetch_code uploads are staged; the worker reads them
-	// from the same path, so it must be the worker's UploadDir too.
-	UploadDir string
+	// Blobs holds fetch_code uploads (the worker reads them from the same
+	// store: a bucket or, on one machine, a folder) and Test Code's outputs;
+	// nil refuses uploads (503 uploads_unavailable).
+	Blobs blobs.Store
 	// CARootPEM is the local CA's root certificate served at /api/ca.pem;
 	// empty when the platform has no local CA (/api/ca.pem answers 404).
 	CARootPEM []byte
@@ -93,7 +94,7 @@ type Config struct {
 type server struct {
 	store     Store
 	wf        Workflows
-	uploadDir string
+	blobs     blobs.Store
 	caPEM     []byte
 	skeleton  func(in, out spec.IOType) (string, error)
 	log       *slog.Logger
@@ -116,7 +117,7 @@ func New(cfg Config) http.Handler { return newEngine(cfg) }
 func newEngine(cfg Config) *gin.Engine {
 	s := &server{
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
-		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web,
+		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -125,13 +126,6 @@ func newEngine(cfg Config) *gin.Engine {
 	}
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUploadBytes
-	}
-	if cfg.UploadDir != "" {
-		// The worker resolves staged paths on its own; an absolute path means
-		// the same file whatever either process's working directory is.
-		if abs, err := filepath.Abs(cfg.UploadDir); err == nil {
-			s.uploadDir = abs
-		}
 	}
 	return s.routes()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
@@ -263,15 +264,19 @@ type env struct {
 	h       *gin.Engine
 	store   *fakeStore
 	wf      *fakeWorkflows
-	uploads string
+	uploads string // the blob store's folder
+	blobs   *blobs.Dir
 	logs    *bytes.Buffer
 }
 
 func newEnv(t *testing.T, mods ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, store: newFakeStore(), wf: newFakeWorkflows(), uploads: t.TempDir(), logs: &bytes.Buffer{}}
+	var err error
+	e.blobs, err = blobs.NewDir(e.uploads)
+	require.NoError(t, err)
 	cfg := Config{
-		Store: e.store, Workflows: e.wf, UploadDir: e.uploads, CARootPEM: []byte("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n"),
+		Store: e.store, Workflows: e.wf, Blobs: e.blobs, CARootPEM: []byte("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n"),
 		Skeleton: func(in, out spec.IOType) (string, error) {
 			if in == spec.Image && out == spec.Image {
 				return "class AlgoClass:\n    pass\n", nil

@@ -3,14 +3,17 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
@@ -192,7 +195,9 @@ func (s *server) complete(c *gin.Context, a store.Algorithm) {
 	c.JSON(http.StatusOK, r)
 }
 
-// testOutput serves the file the last Test Code produced.
+// testOutput serves the file the last Test Code produced: from the blob
+// store, or (tests from before it) from the path the worker wrote on a disk
+// shared with the API.
 func (s *server) testOutput(c *gin.Context) {
 	a := deployment(c)
 	st, err := s.state(c.Request.Context(), a.ID)
@@ -201,8 +206,12 @@ func (s *server) testOutput(c *gin.Context) {
 		return
 	}
 	noOutput := &apiError{Status: http.StatusNotFound, Code: "no_test_output", Message: "no test output: run Test Code first"}
-	if st.Test == nil || st.Test.OutputFile == "" {
+	if st.Test == nil || (st.Test.OutputKey == "" && st.Test.OutputFile == "") {
 		writeError(c, noOutput)
+		return
+	}
+	if st.Test.OutputKey != "" {
+		s.testOutputBlob(c, st.Test.OutputKey, st.Test.ContentType, noOutput)
 		return
 	}
 	f, err := os.Open(st.Test.OutputFile)
@@ -223,15 +232,42 @@ func (s *server) testOutput(c *gin.Context) {
 		s.fail(c, "stat test output "+st.Test.OutputFile, err)
 		return
 	}
-	ct := st.Test.ContentType
-	if ct == "" {
-		ct = "application/octet-stream"
+	testOutputHeaders(c, st.Test.ContentType, filepath.Base(st.Test.OutputFile))
+	http.ServeContent(c.Writer, c.Request, "", fi.ModTime(), f)
+}
+
+// testOutputBlob streams a test output from the blob store.
+func (s *server) testOutputBlob(c *gin.Context, key, contentType string, noOutput *apiError) {
+	if s.blobs == nil {
+		writeError(c, noOutput.with("detail", "this server has no blob store to read the output from"))
+		return
+	}
+	rc, err := s.blobs.Get(c.Request.Context(), key)
+	if errors.Is(err, blobs.ErrNotFound) {
+		writeError(c, noOutput.with("detail", "the output file of the last test is gone"))
+		return
+	}
+	if err != nil {
+		s.fail(c, "get test output", err)
+		return
+	}
+	defer rc.Close()
+	testOutputHeaders(c, contentType, path.Base(key))
+	c.Status(http.StatusOK)
+	if _, err := io.Copy(c.Writer, rc); err != nil {
+		s.log.WarnContext(c.Request.Context(), "stream test output", "error", err)
+	}
+}
+
+// testOutputHeaders set a test output's type and keep browsers from running it.
+func testOutputHeaders(c *gin.Context, contentType, name string) {
+	if contentType == "" {
+		contentType = "application/octet-stream"
 	}
 	h := c.Writer.Header()
-	h.Set("Content-Type", ct)
+	h.Set("Content-Type", contentType)
 	// The algorithm chose these bytes: never let a browser run them here.
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "sandbox")
-	h.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": filepath.Base(st.Test.OutputFile)}))
-	http.ServeContent(c.Writer, c.Request, "", fi.ModTime(), f)
+	h.Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": name}))
 }

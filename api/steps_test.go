@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -248,4 +249,39 @@ func TestTestOutput(t *testing.T) {
 
 	require.NoError(t, os.Remove(out))
 	requireError(t, e.do(http.MethodGet, path, "tokA", nil), http.StatusNotFound, "no_test_output")
+}
+
+// TestTestOutputFromBlobs: the worker puts the output in the blob store and
+// the state carries its key; the API streams it from there.
+func TestTestOutputFromBlobs(t *testing.T) {
+	e := newEnv(t)
+	id := e.create("tokA", "edges")
+	path := "/api/v1/deployments/" + id + "/test/output"
+	key := "tests/" + id + "/3/output.json"
+	require.NoError(t, e.blobs.Put(t.Context(), key, strings.NewReader(`{"area":42}`), -1))
+	st := e.wf.states[id]
+	st.Test = &activities.TestInfo{OK: true, OutputKey: key, ContentType: "application/json"}
+	e.wf.states[id] = st
+	w := e.do(http.MethodGet, path, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
+	require.Equal(t, "nosniff", w.Header().Get("X-Content-Type-Options"))
+	require.Equal(t, "sandbox", w.Header().Get("Content-Security-Policy"))
+	require.Contains(t, w.Header().Get("Content-Disposition"), `filename=output.json`)
+	require.Equal(t, `{"area":42}`, w.Body.String())
+
+	require.NoError(t, e.blobs.Delete(t.Context(), "tests/"+id))
+	m := requireError(t, e.do(http.MethodGet, path, "tokA", nil), http.StatusNotFound, "no_test_output")
+	require.Contains(t, fmt.Sprint(m), "gone")
+}
+
+// TestFetchCodeUploadWithoutBlobs: a server without a blob store refuses
+// uploads with 503 (Git still works).
+func TestFetchCodeUploadWithoutBlobs(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Blobs = nil })
+	id := e.create("tokA", "edges")
+	body, ct := multipartBody(t, part{"archive", "code.zip", zipBytes(t)})
+	w := e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/fetch_code", "tokA", body, "Content-Type", ct)
+	requireError(t, w, http.StatusServiceUnavailable, "uploads_unavailable")
+	require.Equal(t, 0, e.wf.callCount())
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -11,13 +12,15 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -36,7 +39,7 @@ type gitSource struct {
 }
 
 // fetchCode is Code Repo Integration: a Git URL (JSON or form fields), or an
-// uploaded archive, plus any extra files, staged for the worker.
+// uploaded archive, plus any extra files, put in the blob store for the worker.
 func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 	var (
 		req    workflows.FetchCodeRequest
@@ -47,7 +50,7 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 		var e *apiError
 		req, staged, e = s.stageUpload(c, a.ID)
 		if e != nil {
-			removeStaged(staged)
+			s.removeStaged(staged)
 			writeError(c, e)
 			return
 		}
@@ -60,7 +63,7 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 		req.GitURL, req.Ref = strings.TrimSpace(g.GitURL), strings.TrimSpace(g.Ref)
 	}
 	if e := checkSource(req); e != nil {
-		removeStaged(staged)
+		s.removeStaged(staged)
 		writeError(c, e)
 		return
 	}
@@ -68,8 +71,9 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 	var se *StepError
 	if err == nil || errors.As(err, &se) {
 		// The step is over (done, failed or never admitted): the worker has
-		// copied what it needed. Otherwise it may still run and read them.
-		removeStaged(staged)
+		// copied what it needed. Otherwise it may still run and read them
+		// (Delete removes the deployment's blobs in the end).
+		s.removeStaged(staged)
 	}
 	if err != nil {
 		s.stepFailure(c, a, err)
@@ -93,17 +97,18 @@ func checkSource(r workflows.FetchCodeRequest) *apiError {
 	return nil
 }
 
-// stageUpload streams a multipart fetch_code request to disk. Parts:
+// stageUpload streams a multipart fetch_code request to the blob store. Parts:
 // "archive" (one .zip or .tar.gz file), "files" (any number; each part's
 // filename is its relative path in the code folder, e.g. models/net.onnx), and
-// the text fields "git_url" and "ref". Every staged file lands at
-// UploadDir/<deployment>/<random>/<sanitised name>: the client's name never
-// reaches a disk path. It returns the staged folders, to remove afterwards.
+// the text fields "git_url" and "ref". Every staged file lands at the key
+// uploads/<deployment>/<random>/<sanitised name>: the client's name never
+// reaches a key or a disk path. It returns the staged key prefixes, to remove
+// afterwards.
 func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.FetchCodeRequest, []string, *apiError) {
 	var req workflows.FetchCodeRequest
-	if s.uploadDir == "" {
+	if s.blobs == nil {
 		return req, nil, &apiError{Status: http.StatusServiceUnavailable, Code: "uploads_unavailable",
-			Message: "this server has no upload folder; fetch code from Git instead"}
+			Message: "this server has no blob store for uploads; fetch code from Git instead"}
 	}
 	if c.Request.ContentLength > s.maxUpload {
 		return req, nil, errTooLarge(s.maxUpload)
@@ -149,14 +154,14 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if !isArchive(br) {
 				return req, staged, errField("invalid_archive", "archive", "%s is not a .zip or .tar.gz archive", safeDiskName(name))
 			}
-			dir, path, err := s.stageFile(deploymentID, name, br)
+			dir, key, err := s.stageFile(c, deploymentID, name, br)
 			if dir != "" {
 				staged = append(staged, dir)
 			}
 			if err != nil {
 				return req, staged, s.stageError(c, err)
 			}
-			req.Archive = &activities.UploadedFile{Path: path, Name: safeDiskName(filepath.Base(name))}
+			req.Archive = &activities.UploadedFile{Key: key, Name: safeDiskName(filepath.Base(name))}
 		case "files":
 			name, ok := rawFilename(part)
 			if !ok {
@@ -165,48 +170,41 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if err := validRelPath(name); err != nil {
 				return req, staged, errField("invalid_file_name", "files", "%q: %v", name, err)
 			}
-			dir, path, err := s.stageFile(deploymentID, name, part)
+			dir, key, err := s.stageFile(c, deploymentID, name, part)
 			if dir != "" {
 				staged = append(staged, dir)
 			}
 			if err != nil {
 				return req, staged, s.stageError(c, err)
 			}
-			req.Files = append(req.Files, activities.UploadedFile{Path: path, Name: name})
+			req.Files = append(req.Files, activities.UploadedFile{Key: key, Name: name})
 		default:
 			return req, staged, errField("unknown_field", field, "unknown form field; expected archive, files, git_url or ref")
 		}
 	}
 }
 
-// stageFile copies r to a new file in a new random folder under the
-// deployment's upload folder.
-func (s *server) stageFile(deploymentID, clientName string, r io.Reader) (dir, path string, err error) {
+// stageFile puts r in the blob store under a new random prefix of the
+// deployment's uploads; it returns the prefix (to remove) and the key.
+func (s *server) stageFile(c *gin.Context, deploymentID, clientName string, r io.Reader) (dir, key string, err error) {
 	var rnd [16]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", "", fmt.Errorf("read random bytes: %w", err)
 	}
-	dir = filepath.Join(s.uploadDir, deploymentID, hex.EncodeToString(rnd[:]))
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", "", fmt.Errorf("make upload folder: %w", err)
-	}
-	path = filepath.Join(dir, safeDiskName(filepath.Base(clientName)))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return dir, "", fmt.Errorf("create staged file: %w", err)
+	dir = path.Join(activities.UploadsPrefix, deploymentID, hex.EncodeToString(rnd[:]))
+	key = path.Join(dir, safeDiskName(filepath.Base(clientName)))
+	if err := blobs.CheckKey(key); err != nil {
+		return "", "", fmt.Errorf("upload key: %w", err)
 	}
 	src := &readErrors{r: r}
-	_, err = io.Copy(f, src)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
+	err = s.blobs.Put(c.Request.Context(), key, src, -1)
 	if src.err != nil {
-		return dir, path, &bodyReadError{src.err}
+		return dir, key, &bodyReadError{src.err}
 	}
 	if err != nil {
-		return dir, path, fmt.Errorf("write staged file: %w", err)
+		return dir, key, fmt.Errorf("put staged file: %w", err)
 	}
-	return dir, path, nil
+	return dir, key, nil
 }
 
 // readErrors remembers the error its reader gave, so a copy's failure can be
@@ -230,7 +228,7 @@ type bodyReadError struct{ err error }
 func (e *bodyReadError) Error() string { return "read upload: " + e.err.Error() }
 func (e *bodyReadError) Unwrap() error { return e.err }
 
-// stageError explains a failed staging: the body's fault is 4xx, the disk's 500.
+// stageError explains a failed staging: the body's fault is 4xx, the store's 500.
 func (s *server) stageError(c *gin.Context, err error) *apiError {
 	var body *bodyReadError
 	if errors.As(err, &body) {
@@ -327,10 +325,17 @@ func safeDiskName(name string) string {
 	return out
 }
 
-// removeStaged deletes staged folders and the deployment's folder once empty.
-func removeStaged(dirs []string) {
-	for _, d := range dirs {
-		_ = os.RemoveAll(d)
-		_ = os.Remove(filepath.Dir(d)) // fails while other uploads are staged: fine
+// removeStaged deletes staged uploads from the blob store. It runs after the
+// request may have ended, so it does not use the request's context.
+func (s *server) removeStaged(prefixes []string) {
+	if len(prefixes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, p := range prefixes {
+		if err := s.blobs.Delete(ctx, p); err != nil {
+			s.log.Warn("remove staged upload", "key", p, "error", err)
+		}
 	}
 }

@@ -3,13 +3,14 @@ package api
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
-	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,12 +83,17 @@ func TestFetchCodeMultipartStagesUploads(t *testing.T) {
 		require.Empty(t, r.GitURL)
 		require.NotNil(t, r.Archive)
 		for _, f := range append(r.Files, *r.Archive) {
-			rel, err := filepath.Rel(filepath.Join(e.uploads, id), f.Path)
+			// A key, not a path: the worker need not share the API's disk.
+			require.Empty(t, f.Path)
+			parts := strings.Split(f.Key, "/")
+			require.Len(t, parts, 4, "uploads/<id>/<random>/<name>: %s", f.Key)
+			require.Equal(t, []string{"uploads", id}, parts[:2], f.Key)
+			require.Regexp(t, `^[0-9a-f]{32}$`, parts[2])
+			rc, err := e.blobs.Get(context.Background(), f.Key)
 			require.NoError(t, err)
-			require.False(t, strings.HasPrefix(rel, ".."), f.Path)
-			require.Len(t, strings.Split(rel, string(filepath.Separator)), 2, "UploadDir/<id>/<random>/<name>: %s", f.Path)
-			b, err := os.ReadFile(f.Path)
+			b, err := io.ReadAll(rc)
 			require.NoError(t, err)
+			require.NoError(t, rc.Close())
 			seen[f.Name] = string(b)
 		}
 		st.Step = workflows.StepCodeFetched
@@ -102,7 +108,8 @@ func TestFetchCodeMultipartStagesUploads(t *testing.T) {
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	require.Equal(t, map[string]string{"my_code.zip": archive, "models/net.onnx": "ONNX weights", "labels.txt": "cat\ndog\n"}, seen)
 	r := e.wf.lastCall(t).Arg.(workflows.FetchCodeRequest)
-	require.Equal(t, "net.onnx", filepath.Base(r.Files[0].Path), "the disk name is the sanitised base name")
+	require.Equal(t, "net.onnx", path.Base(r.Files[0].Key), "the key's name is the sanitised base name")
+	require.Equal(t, "my_code.zip", path.Base(r.Archive.Key))
 	require.Empty(t, filesUnder(t, e.uploads), "a finished step's uploads are removed")
 }
 

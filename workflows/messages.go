@@ -72,7 +72,8 @@ type ConfigureRequest struct {
 }
 
 // FetchCodeRequest is the Code Repo Integration step: Git or an uploaded archive,
-// plus extra files (models) staged by the API.
+// plus extra files (models) the API put in the blob store (UploadedFile.Key;
+// histories from before it carry UploadedFile.Path on a shared disk).
 type FetchCodeRequest = activities.CodeSource
 
 // InstallRequest installs the requirements. RequirementsTxt, when set, replaces

@@ -323,10 +323,14 @@ func (d *deployment) validateDelete(Empty) error {
 // without a recorded server: histories from before it replay without.
 const changeSweepOnDelete = "sweep-on-delete"
 
+// changeDeleteBlobs versions Delete's removal of the deployment's blobs
+// (uploads, test outputs): histories from before it replay without.
+const changeDeleteBlobs = "delete-blobs"
+
 // delete tears everything down (the saga's compensations, each idempotent):
 // the live endpoint, the DNS record, the server with its code, venv,
 // certificate and published bundle (or, when no server was recorded, what a
-// lost Provision may have made, found by the deployment ID), then the store
+// lost Provision may have made, found by the deployment ID), its blobs, then the store
 // row, which frees the API name. It waits for a running step first.
 func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 	if err := workflow.Await(ctx, func() bool { return d.st.Busy == "" }); err != nil {
@@ -355,6 +359,14 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 			// No server recorded, yet a Provision may have made one whose
 			// answer was lost: find it by the deployment ID.
 			if err := workflow.ExecuteActivity(actx, a.SweepServer, d.st.DeploymentID).Get(actx, nil); err != nil {
+				return "", err
+			}
+		}
+		if workflow.GetVersion(ctx, changeDeleteBlobs, workflow.DefaultVersion, 1) == 1 {
+			// The deployment's uploads and test outputs (idempotent; no
+			// heartbeat: a prefix's objects are few).
+			bctx := activityOptions(ctx, 5*time.Minute, 0, 0)
+			if err := workflow.ExecuteActivity(bctx, a.DeleteBlobs, d.st.DeploymentID).Get(bctx, nil); err != nil {
 				return "", err
 			}
 		}

@@ -47,6 +47,7 @@ type config struct {
 	EC2HealthURL           string
 	BundleBucket           string
 	BundlePrefix           string
+	BlobBucket, BlobPrefix string
 	ArtifactsURL           string
 	ACMEDirectory          string
 	ACMEEmail, ACMECARoot  string
@@ -116,6 +117,8 @@ func (c *config) cloudFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.EC2HealthURL, "ec2-health-url", env("EC2_HEALTH_URL", ""), "where the worker checks an instance's endpoint, {host} and {port} replaced (default https://{host}:{port}/readyz; tests point it at a local stand-in)")
 	fs.StringVar(&c.BundleBucket, "bundle-bucket", env("BUNDLE_BUCKET", ""), "S3 bucket the worker publishes the inference binary and encrypted code bundles to (required with --compute ec2)")
 	fs.StringVar(&c.BundlePrefix, "bundle-prefix", env("BUNDLE_PREFIX", "algocloud"), "key prefix in --bundle-bucket")
+	fs.StringVar(&c.BlobBucket, "blob-bucket", env("BLOB_BUCKET", ""), "private S3 bucket for uploads and test outputs, shared by api and worker (default: the folder <data>/blobs, which they must then share)")
+	fs.StringVar(&c.BlobPrefix, "blob-prefix", env("BLOB_PREFIX", "algocloud-blobs"), "key prefix in --blob-bucket")
 	fs.StringVar(&c.ArtifactsURL, "artifacts-url", env("ARTIFACTS_URL", ""), "URL instances fetch the prefix from (default: the bucket's S3 URL)")
 	fs.StringVar(&c.ACMEDirectory, "acme-directory", env("ACME_DIRECTORY", ""), "ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory)")
 	fs.StringVar(&c.ACMEEmail, "acme-email", env("ACME_EMAIL", ""), "ACME account contact")

@@ -92,6 +92,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		Pip:           python.InstallOptions{IndexURL: c.PipIndexURL, FindLinks: platform.SplitList(c.PipFindLinks), NoIndex: c.PipNoIndex},
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
 		PredictTimeout: c.PredictTimeout, CertRenewEvery: c.CertRenewEvery, Cloud: cloud, Logger: log,
+		BlobBucket: c.BlobBucket, BlobPrefix: c.BlobPrefix,
 	}
 	if runWorker {
 		bin, err := c.inferBinary()

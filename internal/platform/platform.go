@@ -25,6 +25,7 @@ import (
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/api"
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/templates"
@@ -61,6 +62,11 @@ type Options struct {
 	// CertValidity is the lifetime of endpoints' certificates from the local
 	// CA; 0 means 90 days. Tests make it short to exercise renewal.
 	CertValidity time.Duration
+	// BlobBucket, when set, keeps uploads and Test Code's outputs in this
+	// private S3 bucket under BlobPrefix (default "algocloud-blobs"), with
+	// Cloud's AWSRegion and AWSEndpoint, so the API and the worker need not
+	// share a disk; empty keeps them in <DataDir>/blobs.
+	BlobBucket, BlobPrefix string
 	// Cloud chooses the compute provider, certificate issuer and DNS; the
 	// zero value is local processes, the local CA and no DNS.
 	Cloud  CloudOptions
@@ -87,6 +93,9 @@ type Platform struct {
 	// APIURL is the API's base URL when RunAPI.
 	APIURL string
 	log    *slog.Logger
+
+	// Blobs holds uploads and test outputs (BlobBucket, or <DataDir>/blobs).
+	Blobs blobs.Store
 }
 
 // Start brings the configured pieces up; Stop takes them down.
@@ -135,6 +144,9 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if p.CA, err = certs.LoadOrCreateCA(filepath.Join(o.DataDir, "ca")); err != nil {
 		return nil, err
 	}
+	if p.Blobs, err = openBlobs(ctx, o); err != nil {
+		return nil, err
+	}
 	p.Client, err = client.DialContext(ctx, client.Options{
 		HostPort: hostPort, Namespace: o.Namespace,
 		Logger: sdklog.NewStructuredLogger(o.Logger.With("component", "temporal-sdk")),
@@ -162,7 +174,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	}
 	acts := &activities.Activities{
 		CA: p.CA, Store: p.Store,
-		UploadDir: p.UploadDir(), Python: "/usr/bin/python3", Pip: o.Pip,
+		UploadDir: p.UploadDir(), Blobs: p.Blobs, Python: "/usr/bin/python3", Pip: o.Pip,
 		AllowLocalGit: o.AllowLocalGit, AllowPrivateGit: o.AllowPrivateGit, AllowPrivateURLs: o.AllowPrivateURLs,
 		Domain: o.Domain, PredictTimeout: o.PredictTimeout, Logger: o.Logger.With("component", "activities"),
 	}
@@ -192,7 +204,7 @@ func (p *Platform) apiConfig() api.Config {
 	o := p.opts
 	return api.Config{
 		Store: p.Store, Workflows: api.NewTemporalWorkflows(p.Client),
-		UploadDir: p.UploadDir(), CARootPEM: p.CA.RootPEM(), Skeleton: templates.Skeleton, Web: web.Handler(web.WithDomain(o.Domain)),
+		Blobs: p.Blobs, CARootPEM: p.CA.RootPEM(), Skeleton: templates.Skeleton, Web: web.Handler(web.WithDomain(o.Domain)),
 		Logger: o.Logger.With("component", "api"),
 
 		// With ACME the clients use the system's roots (the API parses the
@@ -222,8 +234,22 @@ func (p *Platform) startAPI() error {
 	return nil
 }
 
-// UploadDir is where the API stages uploads for the worker.
+// UploadDir is where older APIs staged uploads on a disk shared with the
+// worker; the worker still reads paths under it that old histories carry.
 func (p *Platform) UploadDir() string { return filepath.Join(p.opts.DataDir, "uploads") }
+
+// BlobDir is the blob store's folder when no BlobBucket is set.
+func (p *Platform) BlobDir() string { return filepath.Join(p.opts.DataDir, "blobs") }
+
+// openBlobs opens the blob store the options name.
+func openBlobs(ctx context.Context, o Options) (blobs.Store, error) {
+	if o.BlobBucket == "" {
+		return blobs.NewDir(filepath.Join(o.DataDir, "blobs"))
+	}
+	return blobs.NewS3(ctx, blobs.S3Options{
+		Bucket: o.BlobBucket, Prefix: o.BlobPrefix, Region: o.Cloud.AWSRegion, Endpoint: o.Cloud.AWSEndpoint,
+	})
+}
 
 // EnsureDevUser creates the user "dev" with a token on first start and returns
 // the token (empty when the user already existed).

@@ -1,0 +1,117 @@
+package activities
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/spec"
+)
+
+func zipOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, content := range files {
+		w, err := zw.Create(name)
+		require.NoError(t, err)
+		_, err = w.Write([]byte(content))
+		require.NoError(t, err)
+	}
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+// FetchCode reads uploads from the blob store by key (the API's disk is not
+// needed), and still reads a legacy path under UploadDir from old histories.
+func TestFetchCodeFromBlobs(t *testing.T) {
+	ctx := context.Background()
+	// Private copies go to the temporary folder: watch it.
+	tmp := filepath.Join(t.TempDir(), "tmp")
+	require.NoError(t, os.Mkdir(tmp, 0o700))
+	t.Setenv("TMPDIR", tmp)
+	store, err := blobs.NewDir(filepath.Join(t.TempDir(), "blobs"))
+	require.NoError(t, err)
+	legacyDir := t.TempDir()
+	a := &Activities{Blobs: store, UploadDir: legacyDir}
+	sp := spec.Spec{Environment: spec.EnvPython, Input: spec.Image, Output: spec.Image}
+	code := zipOf(t, map[string]string{MainFile: "class AlgoClass: pass\n", RequirementsFile: "numpy\n"})
+	require.NoError(t, store.Put(ctx, "uploads/dep1/r1/code.zip", bytes.NewReader(code), int64(len(code))))
+	require.NoError(t, store.Put(ctx, "uploads/dep1/r2/net.onnx", strings.NewReader("weights"), -1))
+	fetch := func(dep string, src CodeSource, rev int) (CodeInfo, error) {
+		return a.FetchCode(ctx, FetchCodeInput{DeploymentID: dep, Server: compute.Server{Workdir: t.TempDir()}, Spec: sp, Source: src, Revision: rev})
+	}
+
+	info, err := fetch("dep1", CodeSource{
+		Archive: &UploadedFile{Key: "uploads/dep1/r1/code.zip", Name: "code.zip"},
+		Files:   []UploadedFile{{Key: "uploads/dep1/r2/net.onnx", Name: "models/net.onnx"}},
+	}, 1)
+	require.NoError(t, err)
+	require.Equal(t, "upload", info.Source)
+	require.Equal(t, []string{"models/net.onnx"}, info.Files)
+	require.False(t, info.GeneratedMain)
+	b, err := os.ReadFile(filepath.Join(info.Dir, "models", "net.onnx"))
+	require.NoError(t, err)
+	require.Equal(t, "weights", string(b))
+	b, err = os.ReadFile(filepath.Join(info.Dir, MainFile))
+	require.NoError(t, err)
+	require.Equal(t, "class AlgoClass: pass\n", string(b))
+	// The private copies are gone.
+	ents, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	require.Empty(t, ents)
+
+	// A legacy path (histories from before the blob store).
+	legacy := filepath.Join(legacyDir, "dep1", "abc", "code.zip")
+	require.NoError(t, os.MkdirAll(filepath.Dir(legacy), 0o750))
+	require.NoError(t, os.WriteFile(legacy, code, 0o640))
+	info, err = fetch("dep1", CodeSource{Archive: &UploadedFile{Path: legacy, Name: "code.zip"}}, 2)
+	require.NoError(t, err)
+	require.Equal(t, "upload", info.Source)
+
+	nonRetryableErr := func(err error) {
+		t.Helper()
+		require.Error(t, err)
+		var ae *temporal.ApplicationError
+		require.True(t, errors.As(err, &ae), "%v", err)
+		require.True(t, ae.NonRetryable(), "%v", err)
+	}
+	// Another deployment's key, an escaping key and a missing blob are refused for good.
+	_, err = fetch("dep2", CodeSource{Archive: &UploadedFile{Key: "uploads/dep1/r1/code.zip", Name: "code.zip"}}, 3)
+	nonRetryableErr(err)
+	require.Contains(t, err.Error(), "not this deployment's")
+	_, err = fetch("dep1", CodeSource{Archive: &UploadedFile{Key: "uploads/dep1/../dep2/x.zip", Name: "x.zip"}}, 4)
+	nonRetryableErr(err)
+	_, err = fetch("dep1", CodeSource{Archive: &UploadedFile{Key: "uploads/dep1/r9/gone.zip", Name: "gone.zip"}}, 5)
+	nonRetryableErr(err)
+	require.Contains(t, err.Error(), "upload missing")
+	// A legacy path outside UploadDir too.
+	_, err = fetch("dep1", CodeSource{Archive: &UploadedFile{Path: "/etc/passwd", Name: "p"}}, 6)
+	nonRetryableErr(err)
+
+	// DeleteBlobs removes the deployment's uploads and test outputs, only
+	// them, and succeeds again.
+	key, err := a.putTestOutput(ctx, "dep1", 1, "image/png", []byte("\x89PNG"))
+	require.NoError(t, err)
+	require.Equal(t, "tests/dep1/1/output.png", key)
+	require.NoError(t, store.Put(ctx, "uploads/dep10/r/x", strings.NewReader("x"), 1))
+	require.NoError(t, a.DeleteBlobs(ctx, "dep1"))
+	require.NoError(t, a.DeleteBlobs(ctx, "dep1"))
+	for _, k := range []string{"uploads/dep1/r1/code.zip", "uploads/dep1/r2/net.onnx", key} {
+		_, err := store.Get(ctx, k)
+		require.ErrorIs(t, err, blobs.ErrNotFound, k)
+	}
+	rc, err := store.Get(ctx, "uploads/dep10/r/x")
+	require.NoError(t, err)
+	rc.Close()
+}

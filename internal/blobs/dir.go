@@ -1,0 +1,119 @@
+package blobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Dir is a Store in a local folder: the key a/b/c is the file Root/a/b/c.
+// Files are private to this user (0600 in 0700 folders).
+type Dir struct {
+	Root string
+}
+
+// NewDir makes the folder and returns a store in it.
+func NewDir(root string) (*Dir, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("blob folder: %w", err)
+	}
+	return &Dir{Root: abs}, nil
+}
+
+func (d *Dir) path(key string) (string, error) {
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(d.Root, filepath.FromSlash(key)), nil
+}
+
+// Put writes r to a temporary file beside the key's and renames it into
+// place, so a reader never sees half a blob.
+func (d *Dir) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("blob folder: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".put-*")
+	if err != nil {
+		return fmt.Errorf("put blob: %w", err)
+	}
+	tmp := f.Name()
+	n, err := io.Copy(f, readerCtx{ctx, r})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && size >= 0 && n != size {
+		err = fmt.Errorf("got %d bytes, want %d", n, size)
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	return nil
+}
+
+// Get opens the key's file.
+func (d *Dir) Get(_ context.Context, key string) (io.ReadCloser, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+	}
+	return f, nil
+}
+
+// Delete removes the prefix's file or folder.
+func (d *Dir) Delete(_ context.Context, prefix string) error {
+	p, err := d.path(prefix)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("delete blobs %s: %w", prefix, err)
+	}
+	// Drop the emptied parents up to the root (fails while others remain: fine).
+	for dir := filepath.Dir(p); dir != d.Root && len(dir) > len(d.Root); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break
+		}
+	}
+	return nil
+}
+
+// readerCtx stops a copy when its context ends.
+type readerCtx struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r readerCtx) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
