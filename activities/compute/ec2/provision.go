@@ -127,8 +127,28 @@ func (p *Provider) validate(s compute.ServerSpec) (string, error) {
 // running, stopping or stopped; the oldest if a bug ever made two) and the
 // IDs of those terminated or shutting down.
 func lookup(ctx context.Context, c *ec2.Client, deploymentID string) (*types.Instance, []string, error) {
+	all, err := taggedInstances(ctx, c, deploymentID, "find instance by tag")
+	if err != nil {
+		return nil, nil, err
+	}
 	var live *types.Instance
 	var dead []string
+	for i := range all {
+		inst := all[i]
+		switch {
+		case gone(inst):
+			dead = append(dead, aws.ToString(inst.InstanceId))
+		case live == nil || aws.ToTime(inst.LaunchTime).Before(aws.ToTime(live.LaunchTime)):
+			live = &inst
+		}
+	}
+	return live, dead, nil
+}
+
+// taggedInstances lists every instance, in any state, that carries both the
+// deployment's tag and the managed-by tag; op names the lookup in errors.
+func taggedInstances(ctx context.Context, c *ec2.Client, deploymentID, op string) ([]types.Instance, error) {
+	var all []types.Instance
 	pages := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{
 		Filters: []types.Filter{
 			{Name: aws.String("tag:" + TagDeployment), Values: []string{deploymentID}},
@@ -138,21 +158,13 @@ func lookup(ctx context.Context, c *ec2.Client, deploymentID string) (*types.Ins
 	for pages.HasMorePages() {
 		out, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, nil, classify("find instance by tag", err)
+			return nil, classify(op, err)
 		}
 		for _, r := range out.Reservations {
-			for i := range r.Instances {
-				inst := r.Instances[i]
-				switch {
-				case gone(inst):
-					dead = append(dead, aws.ToString(inst.InstanceId))
-				case live == nil || aws.ToTime(inst.LaunchTime).Before(aws.ToTime(live.LaunchTime)):
-					live = &inst
-				}
-			}
+			all = append(all, r.Instances...)
 		}
 	}
-	return live, dead, nil
+	return all, nil
 }
 
 // clientToken derives RunInstances' idempotency token from the deployment

@@ -95,24 +95,14 @@ func (p *Provider) sweepRegion(ctx context.Context, region, deploymentID string)
 // and the wait covers it). Only instances with both the deployment tag and
 // the managed-by tag are listed.
 func sweepInstances(ctx context.Context, c *ec2.Client, deploymentID string) ([]string, error) {
+	all, err := taggedInstances(ctx, c, deploymentID, "find instances of "+deploymentID)
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
-	pages := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{
-		Filters: []types.Filter{
-			{Name: aws.String("tag:" + TagDeployment), Values: []string{deploymentID}},
-			{Name: aws.String("tag:" + TagManagedBy), Values: []string{managedBy}},
-		},
-	})
-	for pages.HasMorePages() {
-		out, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, classify("find instances of "+deploymentID, err)
-		}
-		for _, r := range out.Reservations {
-			for _, inst := range r.Instances {
-				if state(inst) != types.InstanceStateNameTerminated {
-					ids = append(ids, aws.ToString(inst.InstanceId))
-				}
-			}
+	for _, inst := range all {
+		if state(inst) != types.InstanceStateNameTerminated {
+			ids = append(ids, aws.ToString(inst.InstanceId))
 		}
 	}
 	return ids, nil
