@@ -96,6 +96,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError writes e as the JSON error body with its status.
 func writeError(w http.ResponseWriter, e *APIError) {
+	writeJSON(w, errorHeaders(w, e), e)
+}
+
+// errorHeaders sets the headers an error's status calls for (the auth
+// challenge, Retry-After) and returns the status (500 when e has none).
+func errorHeaders(w http.ResponseWriter, e *APIError) int {
 	status := e.Status
 	if status == 0 {
 		status = http.StatusInternalServerError
@@ -106,5 +112,5 @@ func writeError(w http.ResponseWriter, e *APIError) {
 	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSON(w, status, e)
+	return status
 }

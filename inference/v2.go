@@ -335,16 +335,7 @@ func (s *Server) v2Run(ctx context.Context, items []Value) ([]Value, error) {
 // writeV2Error writes e as the protocol's error body, {"error": message},
 // with the stable code (and a traceback) beside it.
 func writeV2Error(w http.ResponseWriter, e *APIError) {
-	status := e.Status
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	switch status {
-	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="algocloud"`)
-	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", "1")
-	}
+	status := errorHeaders(w, e)
 	body := map[string]string{"error": e.Message, "code": e.Code}
 	if e.Traceback != "" {
 		body["traceback"] = e.Traceback
