@@ -284,18 +284,7 @@ func (rig *ec2Rig) ec2Wizard(t *testing.T, ctx context.Context, c *client, repo,
 	r := c.do(http.MethodPost, "/api/v1/deployments", ec2Spec(apiName))
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id := r.str("id")
-	for _, s := range []struct {
-		step string
-		body any
-	}{
-		{"provision", nil},
-		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
-		{"install_requirements", nil},
-		{"test", nil},
-	} {
-		r = c.step(id, s.step, s.body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
-	}
+	r = c.throughTest(t, id, repo)
 	boot := rig.bootAsync(t, ctx, id, apiName)
 	r = c.step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, "complete: %s", r.Raw)

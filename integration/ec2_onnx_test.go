@@ -89,18 +89,7 @@ func TestEC2ONNX(t *testing.T) {
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id := r.str("id")
-	for _, s := range []struct {
-		step string
-		body any
-	}{
-		{"provision", nil},
-		{"fetch_code", map[string]any{"git_url": gitRepo(t, src), "ref": "main"}},
-		{"install_requirements", nil},
-		{"test", nil},
-	} {
-		r = c.step(id, s.step, s.body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
-	}
+	r = c.throughTest(t, id, gitRepo(t, src))
 	state := r.Body["state"].(map[string]any)
 	require.Equal(t, true, state["test"].(map[string]any)["ok"], string(r.Raw))
 	srv := state["server"].(map[string]any)

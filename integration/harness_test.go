@@ -170,6 +170,27 @@ func (c *client) step(id, step string, body any) resp {
 	return c.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/"+step, body)
 }
 
+// throughTest runs provision, fetch_code (the Git repository repo at main),
+// install_requirements and test, each answering 200, and returns the test
+// step's answer.
+func (c *client) throughTest(t testing.TB, id, repo string) resp {
+	t.Helper()
+	var r resp
+	for _, s := range []struct {
+		step string
+		body any
+	}{
+		{"provision", nil},
+		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
+		{"install_requirements", nil},
+		{"test", nil},
+	} {
+		r = c.step(id, s.step, s.body)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
+	}
+	return r
+}
+
 // endpointClient verifies endpoints with the platform's CA (never skips verification).
 func endpointClient(t testing.TB, p *platform.Platform) *http.Client {
 	pool := x509.NewCertPool()

@@ -55,18 +55,7 @@ func walk(t *testing.T, c *client, apiName, example, output string) (id, endpoin
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id = r.str("id")
 	require.NotEmpty(t, id, string(r.Raw))
-	for _, s := range []struct {
-		step string
-		body any
-	}{
-		{"provision", nil},
-		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
-		{"install_requirements", nil},
-		{"test", nil},
-	} {
-		r = c.step(id, s.step, s.body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
-	}
+	r = c.throughTest(t, id, repo)
 	// Tested but not completed: nothing is served on the endpoint's port yet.
 	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	srv, _ := st.Body["state"].(map[string]any)["server"].(map[string]any)
