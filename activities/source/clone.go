@@ -36,6 +36,8 @@ type CloneOptions struct {
 	// AllowPrivate permits network hosts on loopback, private and link-local
 	// addresses (off by default: SSRF).
 	AllowPrivate bool
+	// Auth, when set, authenticates to a private repository (see Auth).
+	Auth *Auth
 }
 
 // Result describes a checkout.
@@ -73,19 +75,25 @@ func Clone(ctx context.Context, opts CloneOptions) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("clone: %w", err)
 	}
-	if _, err := checkURL(ctx, opts); err != nil {
+	ep, err := checkURL(ctx, opts)
+	if err != nil {
 		return Result{}, fmt.Errorf("clone: %w", err)
 	}
 	if !opts.AllowPrivate {
 		ctx = withPrivateDenied(ctx)
 	}
 	shown := redact(opts.URL)
+	auth, cleanup, err := opts.Auth.method(ep)
+	if err != nil {
+		return Result{}, fmt.Errorf("clone %s: %w", shown, err)
+	}
+	defer cleanup()
 
 	refs, err := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{
 		Name: remoteName, URLs: []string{opts.URL},
-	}).ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled})
+	}).ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled, Auth: auth})
 	if err != nil {
-		return Result{}, fmt.Errorf("clone %s: %w", shown, classifyList(ctx, err))
+		return Result{}, fmt.Errorf("clone %s: %w", shown, classifyList(ctx, authError(err, opts.Auth)))
 	}
 	tgt, err := resolveRef(refs, opts.Ref)
 	if err != nil {
@@ -104,7 +112,7 @@ func Clone(ctx context.Context, opts CloneOptions) (Result, error) {
 		return Result{}, fmt.Errorf("clone %s: %w", shown, err)
 	}
 	defer os.RemoveAll(tmp) // gone after the rename below
-	commit, err := cloneInto(ctx, tmp, opts.URL, tgt)
+	commit, err := cloneInto(ctx, tmp, opts.URL, tgt, auth, opts.Auth)
 	if err != nil {
 		return Result{}, fmt.Errorf("clone %s at %q: %w", shown, opts.Ref, err)
 	}
@@ -216,8 +224,8 @@ func withoutCredentials(raw string) string {
 }
 
 // cloneInto clones url into dir at tgt and returns the commit checked out.
-func cloneInto(ctx context.Context, dir, url string, tgt target) (string, error) {
-	co := &git.CloneOptions{URL: url, RemoteName: remoteName}
+func cloneInto(ctx context.Context, dir, url string, tgt target, auth transport.AuthMethod, given *Auth) (string, error) {
+	co := &git.CloneOptions{URL: url, RemoteName: remoteName, Auth: auth}
 	switch {
 	case tgt.name != "":
 		co.ReferenceName = tgt.name
@@ -229,7 +237,7 @@ func cloneInto(ctx context.Context, dir, url string, tgt target) (string, error)
 	}
 	repo, err := git.PlainCloneContext(ctx, dir, false, co)
 	if err != nil {
-		return "", classify(ctx, err)
+		return "", classify(ctx, authError(err, given))
 	}
 	if tgt.prefix != "" {
 		h, err := findCommit(repo, tgt.prefix)
@@ -290,7 +298,8 @@ func classify(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case errors.Is(err, ErrForbiddenURL), errors.Is(err, ErrUnreachable), errors.Is(err, ErrRefNotFound):
+	case errors.Is(err, ErrForbiddenURL), errors.Is(err, ErrUnreachable), errors.Is(err, ErrRefNotFound),
+		errors.Is(err, ErrBadCredentials):
 		return err
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return fmt.Errorf("%w: the repository is empty", ErrRefNotFound)
@@ -309,12 +318,32 @@ func classify(ctx context.Context, err error) error {
 	return err
 }
 
+// authError turns a refusal of the credentials Clone was given into
+// ErrBadCredentials, which retrying cannot fix: a rejected password or key,
+// or an SSH host key known_hosts does not list. Without credentials a
+// refusal stays ErrUnreachable (the repository may be private).
+func authError(err error, a *Auth) error {
+	if a == nil || err == nil {
+		return err
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
+		strings.Contains(msg, "unable to authenticate"):
+		return fmt.Errorf("%w: the repository refused the credentials (%s)", ErrBadCredentials, a)
+	case strings.Contains(msg, "knownhosts:"):
+		return fmt.Errorf("%w: the SSH server's host key does not match known_hosts (%v)", ErrBadCredentials, err)
+	}
+	return err
+}
+
 // classifyList is classify for listing the remote's refs, the first contact:
 // go-git reports a failing local git-upload-pack or a dead ssh/git server with
 // plain errors, and any failure there means the repository cannot be read.
 func classifyList(ctx context.Context, err error) error {
 	err = classify(ctx, err)
-	if ctx.Err() != nil || errors.Is(err, ErrForbiddenURL) || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrRefNotFound) {
+	if ctx.Err() != nil || errors.Is(err, ErrForbiddenURL) || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrRefNotFound) ||
+		errors.Is(err, ErrBadCredentials) {
 		return err
 	}
 	return fmt.Errorf("%w: %v", ErrUnreachable, err)
