@@ -20,6 +20,23 @@ import (
 // holds the secret.
 var ErrBadCredentials = errors.New("bad git credentials")
 
+// CredentialsError is a Check failure: Field names the credential at fault
+// (password, ssh_private_key, known_hosts, or git_url when they do not fit
+// the URL). It wraps ErrBadCredentials.
+type CredentialsError struct {
+	Field string
+	Msg   string
+}
+
+func (e *CredentialsError) Error() string { return ErrBadCredentials.Error() + ": " + e.Msg }
+
+// Unwrap makes errors.Is(err, ErrBadCredentials) hold.
+func (e *CredentialsError) Unwrap() error { return ErrBadCredentials }
+
+func badField(field, format string, args ...any) error {
+	return &CredentialsError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
 // Auth is how Clone proves itself to a private repository: a password or
 // token over http(s), or an SSH deploy key whose server must present a host
 // key listed in KnownHosts. Its String and LogValue never show the secrets,
@@ -65,37 +82,37 @@ func (a *Auth) IsSSH() bool { return a != nil && len(a.SSHPrivateKey) > 0 }
 func (a *Auth) Check(rawURL string) error {
 	ep, err := transport.NewEndpoint(rawURL)
 	if err != nil {
-		return fmt.Errorf("%w: the URL does not parse", ErrBadCredentials)
+		return badField("git_url", "the URL does not parse")
 	}
 	if a.IsSSH() {
 		if a.Password != "" {
-			return fmt.Errorf("%w: give a password or an SSH key, not both", ErrBadCredentials)
+			return badField("password", "give a password or an SSH key, not both")
 		}
 		if ep.Protocol != "ssh" {
-			return fmt.Errorf("%w: an SSH key needs an ssh URL (ssh://host/repo.git or git@host:repo.git), not %s", ErrBadCredentials, ep.Protocol)
+			return badField("git_url", "an SSH key needs an ssh URL (ssh://host/repo.git or git@host:repo.git), not %s", ep.Protocol)
 		}
 		if _, err := ssh.ParsePrivateKey(a.SSHPrivateKey); err != nil {
 			var missing *ssh.PassphraseMissingError
 			if errors.As(err, &missing) {
-				return fmt.Errorf("%w: ssh_private_key is protected by a passphrase; use a deploy key without one", ErrBadCredentials)
+				return badField("ssh_private_key", "the key is protected by a passphrase; use a deploy key without one")
 			}
-			return fmt.Errorf("%w: ssh_private_key is not a PEM or OpenSSH private key", ErrBadCredentials)
+			return badField("ssh_private_key", "not a PEM or OpenSSH private key")
 		}
 		if n, err := knownHostsLines(a.KnownHosts); err != nil {
-			return fmt.Errorf("%w: known_hosts: %v", ErrBadCredentials, err)
+			return badField("known_hosts", "%v", err)
 		} else if n == 0 {
-			return fmt.Errorf("%w: known_hosts is required with an SSH key (the server's host key is checked against it; e.g. the output of ssh-keyscan)", ErrBadCredentials)
+			return badField("known_hosts", "known_hosts is required with an SSH key (the server's host key is checked against it; e.g. the output of ssh-keyscan)")
 		}
 		return nil
 	}
 	if len(a.KnownHosts) > 0 {
-		return fmt.Errorf("%w: known_hosts goes with ssh_private_key", ErrBadCredentials)
+		return badField("known_hosts", "known_hosts goes with ssh_private_key")
 	}
 	if a.Password == "" {
-		return fmt.Errorf("%w: give a password (or token) or an SSH key", ErrBadCredentials)
+		return badField("password", "give a password (or token) or an SSH key")
 	}
 	if ep.Protocol != "http" && ep.Protocol != "https" {
-		return fmt.Errorf("%w: a password needs an https URL, not %s", ErrBadCredentials, ep.Protocol)
+		return badField("git_url", "a password needs an https URL, not %s", ep.Protocol)
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func TestAuth_Check(t *testing.T) {
 		{"key ssh", "git@example.com:r.git", Auth{SSHPrivateKey: key.PEM, KnownHosts: goodKH}, ""},
 		{"no known hosts", "ssh://example.com/r.git", Auth{SSHPrivateKey: key.PEM}, "known_hosts is required"},
 		{"bad known hosts", "ssh://example.com/r.git", Auth{SSHPrivateKey: key.PEM, KnownHosts: kh}, "known_hosts"},
-		{"bad key", "ssh://example.com/r.git", Auth{SSHPrivateKey: []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n"), KnownHosts: goodKH}, "ssh_private_key"},
+		{"bad key", "ssh://example.com/r.git", Auth{SSHPrivateKey: []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n"), KnownHosts: goodKH}, "not a PEM"},
 		{"both", "ssh://example.com/r.git", Auth{SSHPrivateKey: key.PEM, KnownHosts: goodKH, Password: "x"}, "not both"},
 		{"empty", "https://example.com/r.git", Auth{}, "give a password"},
 	}
@@ -110,6 +110,9 @@ func TestAuth_Check(t *testing.T) {
 			}
 			require.ErrorIs(t, err, ErrBadCredentials)
 			require.Contains(t, err.Error(), c.want)
+			var ce *CredentialsError
+			require.ErrorAs(t, err, &ce)
+			require.NotEmpty(t, ce.Field)
 			require.NotContains(t, err.Error(), "tk-123")
 		})
 	}
