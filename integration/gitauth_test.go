@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -159,4 +161,44 @@ func TestFetchCodeWithGitCredentialsLeaksNothing(t *testing.T) {
 	}))
 	require.FileExists(t, filepath.Join(data, "algocloud.db"))
 	require.Greater(t, files, 3)
+}
+
+// `algocloud deploy --git` fetches a private repository with the password
+// from ALGOCLOUD_GIT_PASSWORD (DIR holds only algocloud.json), and neither
+// its output nor the deployment's state and events show the password; the
+// endpoint token is printed once on stdout and is in no event either.
+func TestCLIDeployFromPrivateGit(t *testing.T) {
+	const password = "S3cret-cli-Pw-5150"
+	p := startPlatform(t, t.TempDir(), func(o *platform.Options) { o.AllowPrivateGit = true })
+	defer p.Stop()
+	tok := devToken(t, p)
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	srv := testgit.ServeHTTP(t, filepath.Dir(repo), "alice", password)
+	dir := t.TempDir()
+	cfg, err := os.ReadFile(filepath.Join(repo, "algocloud.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "algocloud.json"), cfg, 0o644))
+
+	cmd := exec.Command(algocloudBinary(t), "deploy", "--api", p.APIURL, "--git", srv.URL+"/"+filepath.Base(repo), "--ref", "main", dir)
+	cmd.Env = append(os.Environ(), "ALGOCLOUD_TOKEN="+tok, "ALGOCLOUD_GIT_USERNAME=alice", "ALGOCLOUD_GIT_PASSWORD="+password)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "fetch_code (git, with credentials)")
+	require.NotContains(t, string(out), password)
+	token := regexp.MustCompile(`token\s+(ep_\S+)`).FindStringSubmatch(string(out))
+	require.NotNil(t, token, string(out))
+
+	c := newClient(t, p, tok)
+	list := c.do(http.MethodGet, "/api/v1/deployments", nil)
+	require.Equal(t, http.StatusOK, list.Status)
+	items, _ := list.Body["deployments"].([]any)
+	require.Len(t, items, 1, string(list.Raw))
+	id := items[0].(map[string]any)["id"].(string)
+	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Contains(t, string(st.Raw), `"with_credentials":true`)
+	ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events?limit=1000", nil)
+	for _, s := range []string{password, token[1]} {
+		require.NotContains(t, string(st.Raw), s)
+		require.NotContains(t, string(ev.Raw), s)
+	}
 }
