@@ -107,6 +107,7 @@ type guard struct {
 	refused atomic.Pointer[netpolicy.ForbiddenError]
 	once    sync.Once
 	http    transport.Transport
+	httpT   *http.Transport
 }
 
 var (
@@ -115,11 +116,18 @@ var (
 	defaultGuard = &guard{id: "default", dialer: &netpolicy.Dialer{}}
 )
 
-// newGuard registers a guard for d until release is called.
+// newGuard registers a guard for d until release is called, which also
+// closes the idle HTTP connections the clone leaves.
 func newGuard(d *netpolicy.Dialer) (g *guard, release func()) {
 	g = &guard{id: "g" + strconv.FormatUint(guardSeq.Add(1), 10), dialer: d}
 	guards.Store(g.id, g)
-	return g, func() { guards.Delete(g.id) }
+	return g, func() {
+		guards.Delete(g.id)
+		g.once.Do(func() {}) // no HTTP client after this
+		if g.httpT != nil {
+			g.httpT.CloseIdleConnections()
+		}
+	}
 }
 
 // proxyOptions is what go-git carries to the transport for this guard.
@@ -168,6 +176,7 @@ func (g *guard) httpTransport() transport.Transport {
 				return u, g.note(err)
 			}
 		}
+		g.httpT = t
 		g.http = githttp.NewClientWithOptions(&http.Client{Transport: t}, &githttp.ClientOptions{
 			RedirectPolicy: githttp.FollowInitialRedirects,
 		})
@@ -215,7 +224,11 @@ func (t guardedTransport) prepare(ep *transport.Endpoint) (transport.Transport, 
 		return gitproto.DefaultClient, &e, nil
 	default: // http, https
 		e.Proxy = transport.ProxyOptions{}
-		return g.httpTransport(), &e, nil
+		tr := g.httpTransport()
+		if tr == nil {
+			return nil, nil, errors.New("connection policy used after its clone ended")
+		}
+		return tr, &e, nil
 	}
 }
 

@@ -186,3 +186,23 @@ func TestClone_IgnoresEnvironmentProxy(t *testing.T) {
 	}
 	require.Zero(t, proxyLn.conns.Load(), "the environment's proxy was used")
 }
+
+// A redirect from an allowed Git server to a refused address is refused when
+// go-git follows it: every hop is dialled through the policy.
+func TestClone_RedirectToRefusedAddress(t *testing.T) {
+	refused := listenCount(t, "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.RedirectHandler("http://127.0.0.1:"+refused.port()+"/org/repo.git/info/refs?service=git-upload-pack", http.StatusFound)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	dialer := &netpolicy.Dialer{Policy: netpolicy.Policy{
+		AllowPrefixes: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
+	}}
+	_, err = Clone(context.Background(), CloneOptions{URL: "http://" + ln.Addr().String() + "/org/repo.git",
+		Dest: filepath.Join(t.TempDir(), "code"), Dialer: dialer})
+	require.ErrorIs(t, err, ErrForbiddenURL)
+	require.ErrorContains(t, err, "127.0.0.1")
+	require.Zero(t, refused.conns.Load())
+}
