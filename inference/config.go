@@ -49,8 +49,9 @@ type Config struct {
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// MaxPixels bounds a decoded image (width*height), against decompression bombs.
 	MaxPixels int64 `json:"max_pixels"`
-	// AllowPrivateURLs lets image URLs reach loopback, private and link-local
-	// addresses (off by default: SSRF).
+	// AllowPrivateURLs lets image URLs reach loopback, private, link-local
+	// and every other non-public address (off by default: SSRF; see
+	// internal/netpolicy for what is refused without it).
 	AllowPrivateURLs bool `json:"allow_private_urls"`
 
 	// Dynamic batching, named after Triton's dynamic_batching settings.

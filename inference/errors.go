@@ -31,7 +31,7 @@ const (
 	CodeBadBase64         = "bad_base64"             // 400: image_base64 is not base64
 	CodeBadMultipart      = "bad_multipart"          // 400: malformed multipart body or no "image"/"array"/"file" field
 	CodeBadURL            = "bad_url"                // 400: not an http(s) URL
-	CodeURLForbidden      = "url_forbidden"          // 400: URL resolves to a loopback/private/link-local address
+	CodeURLForbidden      = "url_forbidden"          // 400: URL resolves to a non-public address (internal/netpolicy)
 	CodeURLFetchFailed    = "url_fetch_failed"       // 400: the URL could not be downloaded
 	CodeNotReady          = "not_ready"              // 503: workers still running __init__
 	CodeInitFailed        = "init_failed"            // 503: __init__ (or importing aai_main.py) raised

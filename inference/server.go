@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 )
@@ -67,11 +68,11 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.checkBatching(); err != nil {
 		return nil, err
 	}
-	check := publicOnly
+	var policy netpolicy.Policy // public addresses only
 	if cfg.AllowPrivateURLs {
-		check = allowAll
+		policy.Allow = netpolicy.AllClasses
 	}
-	in, err := newInputCodec(cfg.Input, cfg, newFetcher(check, cfg.MaxBodyBytes))
+	in, err := newInputCodec(cfg.Input, cfg, newFetcher(&netpolicy.Dialer{Policy: policy, Timeout: 10 * time.Second}, cfg.MaxBodyBytes))
 	if err != nil {
 		return nil, fmt.Errorf("inference config: %w", err)
 	}
