@@ -152,7 +152,8 @@ func TestImageToImage(t *testing.T) {
 	t.Run("predict raises, server keeps serving", func(t *testing.T) {
 		_, status, _, body := predict(t, 6)
 		e := requireError(t, http.StatusInternalServerError, CodePredictFailed, status, body)
-		require.Equal(t, "mode six is broken", e.Message)
+		require.Equal(t, "predict failed: ValueError: mode six is broken", e.Message)
+		require.Equal(t, StagePredict, e.Stage)
 		require.Contains(t, e.Traceback, "Traceback (most recent call last)")
 		require.Contains(t, e.Traceback, "aai_main.py")
 		require.Contains(t, e.Traceback, "ValueError: mode six is broken")
