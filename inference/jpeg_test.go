@@ -5,12 +5,17 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"image/jpeg"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -190,5 +195,75 @@ func TestONNXKeepsGoJPEGDecoding(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, kind, v.Kind, env)
 		require.Equal(t, []int{61, 83, 3}, v.Shape, env)
+	}
+}
+
+// BenchmarkJPEGInput sends a 512x512 JPEG (the landscape of benchImages,
+// quality 90, 4:2:0) to /predict at concurrency 8 on 2 workers, image→JSON
+// with a predict that returns the shape (so the answer costs nothing): the
+// JPEG decoded in Go and sent as pixels (the path before, and ONNX's) against
+// sent encoded and decoded by Pillow in the worker (Python's path now).
+// Alternated, same process; compare req/s within one run:
+//
+//	go test -run '^$' -bench BenchmarkJPEGInput -benchtime 400x -count 2 ./inference/
+func BenchmarkJPEGInput(b *testing.B) {
+	requirePython(b)
+	var jpg bytes.Buffer
+	require.NoError(b, jpeg.Encode(&jpg, benchImages()["landscape"], &jpeg.Options{Quality: 90}))
+	code := codeDir(b, "class AAI:\n    def predict(self, x):\n        return list(x.shape)\n")
+	for _, path := range []struct {
+		name   string
+		pillow bool
+	}{{"go-decode", false}, {"pillow-in-worker", true}} {
+		b.Run(path.name, func(b *testing.B) {
+			ts := startServer(b, code, spec.Image, spec.JSON, func(c *Config) { c.Threads = 2 })
+			ts.srv.in.(*imageInput).pillowJPEG = path.pillow // before the first request
+			ts.waitReady(b)
+			send := func() error {
+				req, err := http.NewRequest(http.MethodPost, ts.URL+"/predict", bytes.NewReader(jpg.Bytes()))
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				req.Header.Set("Content-Type", "image/jpeg")
+				resp, err := ts.Client.Do(req)
+				if err != nil {
+					return err
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil && (resp.StatusCode != http.StatusOK || string(bytes.TrimSpace(body)) != "[512, 512, 3]") {
+					err = fmt.Errorf("answer %d: %s", resp.StatusCode, body)
+				}
+				return err
+			}
+			for range 16 { // warm-up: connections, first decodes
+				require.NoError(b, send())
+			}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			b.ResetTimer()
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if err := send(); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			b.ReportMetric(float64(jpg.Len()), "JPEG-bytes")
+		})
 	}
 }

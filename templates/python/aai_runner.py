@@ -225,7 +225,8 @@ def decode_image(header, payload):
         Image.MAX_IMAGE_PIXELS = None  # the server's max_pixels bounds the size, from the header
         PILImage = Image
     try:
-        with PILImage.open(io.BytesIO(payload)) as im:
+        # Only the format the server checked (its size included): no other decoder sees the bytes.
+        with PILImage.open(io.BytesIO(payload), formats=[str(header.get("format", "jpeg")).upper()]) as im:
             rgb = im.convert("RGB")
         arr = np.array(rgb)  # a writable copy, like every other input
     except Exception as e:
