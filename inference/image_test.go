@@ -140,7 +140,9 @@ func TestImageToImage(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, string(body))
 		out := decodePNG(t, body)
 		require.Equal(t, color.NRGBA{42, in.Pix[1], in.Pix[2], 255}, color.NRGBAModel.Convert(out.At(0, 0)))
-		require.Contains(t, ts.logs.String(), "hello from predict")
+		// The worker's stdout is logged by its own goroutine, maybe after the answer went out.
+		require.Eventually(t, func() bool { return strings.Contains(ts.logs.String(), "hello from predict") },
+			10*time.Second, 10*time.Millisecond)
 	})
 	t.Run("bad outputs", func(t *testing.T) {
 		for mode, want := range map[uint8]string{4: "[0, 1]", 5: "channels-first", 11: "expected a numpy array"} {

@@ -38,10 +38,10 @@ PILImage = None  # PIL.Image, imported at the first encoded image (JPEG inputs o
 # The code folder (the working directory) and the venv, as the server laid them out, e.g.
 # /srv/algocloud/servers/<id>/code/3 and .../venv: errors and tracebacks that callers and the
 # wizard show name files relative to the code folder, never the platform's paths.
-CODE_DIRS = sorted({d.rstrip(os.sep) + os.sep for d in (os.getcwd(), os.path.realpath(os.getcwd()))},
-                   key=len, reverse=True)
-VENV_DIRS = sorted({d.rstrip(os.sep) + os.sep for d in (sys.prefix, os.path.realpath(sys.prefix))}
-                   if sys.prefix != sys.base_prefix else (), key=len, reverse=True)
+CODE_DIRS = sorted({d.rstrip(os.sep) + os.sep for d in (os.getcwd(), os.path.realpath(os.getcwd()))
+                    if d.rstrip(os.sep)}, key=len, reverse=True)  # never "/" alone
+VENV_DIRS = sorted({d.rstrip(os.sep) + os.sep for d in (sys.prefix, os.path.realpath(sys.prefix))
+                    if d.rstrip(os.sep) and sys.prefix != sys.base_prefix}, key=len, reverse=True)
 
 # Import names whose pip distribution is named otherwise, for the hint after a
 # ModuleNotFoundError.
