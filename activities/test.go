@@ -57,8 +57,8 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 	defer cancel()
 	if err := inference.WaitReady(wctx, client, base); err != nil {
 		if ie, ok := asInitError(err); ok {
-			info.Code, info.Message, info.Traceback = "init_failed", ie.Message, ie.Traceback
-			a.event(ctx, in.DeploymentID, "test", "test failed: __init__ raised: %s", ie.Message)
+			info.Code, info.Message, info.Stage, info.Traceback = "init_failed", ie.Message, ie.Stage, ie.Traceback
+			a.event(ctx, in.DeploymentID, "test", "test failed: %s", ie.Message)
 			return info, nil
 		}
 		return TestInfo{}, fmt.Errorf("test server did not become ready: %w", err)
@@ -68,7 +68,7 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 	if err != nil {
 		return TestInfo{}, fmt.Errorf("test request: %w", err)
 	}
-	info.OK, info.Status, info.Code, info.Message, info.Traceback = res.OK, res.Status, res.Code, res.Message, res.Traceback
+	info.OK, info.Status, info.Code, info.Message, info.Stage, info.Traceback = res.OK, res.Status, res.Code, res.Message, res.Stage, res.Traceback
 	info.ContentType, info.Summary, info.InputSummary = res.ContentType, res.Summary, res.InputSummary
 	info.DurationMS = res.Duration.Milliseconds()
 	if res.OK {
@@ -87,7 +87,7 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 		}
 		a.event(ctx, in.DeploymentID, "test", "test passed: %s", res.Summary)
 	} else {
-		a.event(ctx, in.DeploymentID, "test", "test failed (%d %s): %s", res.Status, res.Code, res.Message)
+		a.event(ctx, in.DeploymentID, "test", "test failed: %s (%d %s)", res.Message, res.Status, res.Code)
 	}
 	return info, nil
 }

@@ -171,7 +171,7 @@ func batchKey(c call) string {
 	b = append(b, c.Want...)
 	b = append(b, '/')
 	b = append(b, c.In.Kind...)
-	if c.In.Kind == KindTensor {
+	if c.In.Kind == KindTensor || c.In.Kind == KindImage { // an image's decoded shape: the same for both kinds
 		b = append(b, '/')
 		b = append(b, c.In.DType...)
 		for _, d := range c.In.Shape {

@@ -255,7 +255,7 @@ func TestPredictBatchErrors(t *testing.T) {
 	ts.waitReady(t)
 	for _, r := range postAll(t, ts, "application/json", [][]byte{[]byte(`{"mode":"raise"}`), []byte(`{"x":1}`)}) {
 		e := requireError(t, http.StatusInternalServerError, CodePredictFailed, r.status, r.body)
-		require.Equal(t, "batch of 2 refused", e.Message)
+		require.Equal(t, "predict failed: ValueError: batch of 2 refused", e.Message)
 		require.Contains(t, e.Traceback, "aai_main.py")
 		require.NotContains(t, e.Traceback, "aai_runner")
 	}

@@ -49,7 +49,7 @@ type outputCodec interface {
 func newInputCodec(t spec.IOType, cfg Config, f *fetcher) (inputCodec, error) {
 	switch t {
 	case spec.Image:
-		return &imageInput{maxPixels: cfg.MaxPixels, fetch: f}, nil
+		return &imageInput{maxPixels: cfg.MaxPixels, fetch: f, pillowJPEG: cfg.Environment != spec.EnvONNX}, nil
 	case spec.Numpy:
 		return numpyInput{}, nil
 	case spec.JSON:
@@ -78,7 +78,9 @@ func newOutputCodec(t spec.IOType) (outputCodec, error) {
 // badOutput is the error for a value predict returned that the output type
 // cannot carry.
 func badOutput(format string, args ...any) *APIError {
-	return apiErr(http.StatusInternalServerError, CodeBadOutput, "the algorithm returned a value the API type cannot carry: "+format, args...)
+	e := apiErr(http.StatusInternalServerError, CodeBadOutput, "encoding the answer failed: the algorithm returned a value the API type cannot carry: "+format, args...)
+	e.Stage = StageOutput
+	return e
 }
 
 // imageOutput sends predict's array as a lossless PNG.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/algocloud/algocloud/spec"
@@ -37,6 +38,12 @@ type Config struct {
 	CodeDir string `json:"code_dir"`
 	// Python is the interpreter of the algorithm's venv.
 	Python string `json:"python"`
+	// RunDir is the server's own folder, where it writes the Python runner
+	// (aai_runner.py) its workers start from. Empty: LoadConfig sets the
+	// config file's folder (the server's folder on every provider), so a
+	// crash leaves nothing in the system temp folder; a Config built in code
+	// without one uses the system temp folder.
+	RunDir string `json:"run_dir,omitempty"`
 	// Threads is the number of Python worker processes; for onnx, the number
 	// of batches run at once (see docs/onnx.md).
 	Threads int `json:"threads"`
@@ -49,8 +56,9 @@ type Config struct {
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// MaxPixels bounds a decoded image (width*height), against decompression bombs.
 	MaxPixels int64 `json:"max_pixels"`
-	// AllowPrivateURLs lets image URLs reach loopback, private and link-local
-	// addresses (off by default: SSRF).
+	// AllowPrivateURLs lets image URLs reach loopback, private, link-local
+	// and every other non-public address (off by default: SSRF; see
+	// internal/netpolicy for what is refused without it).
 	AllowPrivateURLs bool `json:"allow_private_urls"`
 
 	// Dynamic batching, named after Triton's dynamic_batching settings.
@@ -145,6 +153,13 @@ func LoadConfig(path string) (Config, error) {
 	var c Config
 	if err := json.Unmarshal(b, &c); err != nil {
 		return Config{}, fmt.Errorf("parse inference config %s: %w", path, err)
+	}
+	if c.RunDir == "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("inference config %s: %w", path, err)
+		}
+		c.RunDir = filepath.Dir(abs)
 	}
 	return c.WithDefaults(), nil
 }

@@ -31,7 +31,7 @@ const (
 	CodeBadBase64         = "bad_base64"             // 400: image_base64 is not base64
 	CodeBadMultipart      = "bad_multipart"          // 400: malformed multipart body or no "image"/"array"/"file" field
 	CodeBadURL            = "bad_url"                // 400: not an http(s) URL
-	CodeURLForbidden      = "url_forbidden"          // 400: URL resolves to a loopback/private/link-local address
+	CodeURLForbidden      = "url_forbidden"          // 400: URL resolves to a non-public address (internal/netpolicy)
 	CodeURLFetchFailed    = "url_fetch_failed"       // 400: the URL could not be downloaded
 	CodeNotReady          = "not_ready"              // 503: workers still running __init__
 	CodeInitFailed        = "init_failed"            // 503: __init__ (or importing aai_main.py) raised
@@ -48,12 +48,28 @@ const (
 // APIError is the JSON error body every endpoint answers with, and the error
 // type the server's layers pass up to the HTTP handlers.
 type APIError struct {
-	Status    int    `json:"-"`
-	Code      string `json:"code"`
-	Message   string `json:"message"`
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Stage names the part of the algorithm's run that failed, for errors
+	// the algorithm caused (see the Stage constants); empty otherwise.
+	Stage     string `json:"stage,omitempty"`
 	Traceback string `json:"traceback,omitempty"`
 	cause     error  // what errors.Is finds: ErrOverflow
 }
+
+// Stages of an algorithm's run that an error may name (APIError.Stage): what
+// Test Code and endpoint callers are told failed. The runner reports all but
+// StageOutput's Go-side checks (codec.go's badOutput) itself.
+const (
+	StageImport          = "import"            // importing aai_main.py (module-level code, its imports)
+	StageClass           = "class"             // finding the class to serve in aai_main.py
+	StageInit            = "init"              // the class's __init__
+	StageTestInput       = "test_input"        // testing_input_data()
+	StagePredict         = "predict"           // predict or predict_batch
+	StageOutput          = "output"            // encoding predict's answer for the output type
+	StageTestInputOutput = "test_input_output" // encoding testing_input_data's value for the input type
+)
 
 // Unwrap returns the sentinel the error stands for, if any (ErrOverflow).
 func (e *APIError) Unwrap() error { return e.cause }
@@ -73,13 +89,16 @@ func apiErr(status int, code, format string, args ...any) *APIError {
 // InitError is returned by WaitReady when the algorithm's __init__ (or the
 // import of aai_main.py) raised: a permanent failure until the code changes.
 type InitError struct {
-	Code      string
-	Message   string
+	Code    string
+	Message string
+	// Stage is StageImport, StageClass or StageInit when the runner said
+	// which; empty when the worker died or Python did not start.
+	Stage     string
 	Traceback string
 }
 
-// Error says that __init__ failed, with its message.
-func (e *InitError) Error() string { return "algorithm __init__ failed: " + e.Message }
+// Error says that loading the algorithm failed; the message names the stage.
+func (e *InitError) Error() string { return "loading the algorithm failed: " + e.Message }
 
 // writeJSON writes v as a JSON response.
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -5,88 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"syscall"
 	"time"
+
+	"github.com/algocloud/algocloud/internal/netpolicy"
 )
 
 // urlFetchTimeout bounds downloading an image URL, redirects included.
 const urlFetchTimeout = 30 * time.Second
 
-// fetcher downloads image URLs for clients. Every address it connects to,
-// redirect targets included, passes check in the dialer's Control hook, so
-// the address checked is the one dialled (no DNS rebinding window).
+// fetcher downloads image URLs for clients. It connects through a
+// netpolicy.Dialer: every address, redirect targets included, is checked
+// just before it is dialled (no DNS rebinding window), and proxies from the
+// environment are not used.
 type fetcher struct {
 	client   *http.Client
 	maxBytes int64
 }
 
-// addrCheck decides whether the fetcher may connect to an address.
-type addrCheck func(netip.AddrPort) error
-
-// forbiddenAddrError is a dial the SSRF policy refused.
-type forbiddenAddrError struct{ addr netip.Addr }
-
-func (e *forbiddenAddrError) Error() string {
-	return fmt.Sprintf("address %s is loopback, private, link-local or otherwise internal", e.addr)
-}
-
-// internalPrefixes are ranges beyond what netip's predicates cover: "this
-// network", carrier-grade NAT (some clouds serve metadata there), IETF
-// protocol assignments, benchmarking, reserved/broadcast, and IPv6 prefixes
-// that embed an IPv4 address (NAT64, 6to4).
-var internalPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
-	netip.MustParsePrefix("2002::/16"),
-}
-
-// publicOnly refuses loopback, private, link-local (169.254.169.254, the cloud
-// metadata service, included), multicast, unspecified and reserved addresses.
-func publicOnly(ap netip.AddrPort) error {
-	a := ap.Addr().Unmap()
-	if !a.IsValid() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsInterfaceLocalMulticast() || a.IsMulticast() || a.IsUnspecified() {
-		return &forbiddenAddrError{a}
-	}
-	for _, p := range internalPrefixes {
-		if p.Contains(a) {
-			return &forbiddenAddrError{a}
-		}
-	}
-	return nil
-}
-
-func allowAll(netip.AddrPort) error { return nil }
-
-func newFetcher(check addrCheck, maxBytes int64) *fetcher {
-	dialer := &net.Dialer{
-		Timeout: 10 * time.Second,
-		Control: func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("parse dialled address %q: %w", address, err)
-			}
-			return check(ap)
-		},
-	}
-	transport := &http.Transport{
-		Proxy:                 nil, // a proxy would dial on our behalf, past the check
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: urlFetchTimeout,
-		MaxIdleConns:          16,
-		IdleConnTimeout:       30 * time.Second,
-	}
+func newFetcher(dialer *netpolicy.Dialer, maxBytes int64) *fetcher {
+	transport := dialer.HTTPTransport()
+	transport.ResponseHeaderTimeout = urlFetchTimeout
 	client := &http.Client{
 		Transport: transport,
 		Timeout:   urlFetchTimeout,
@@ -117,7 +57,7 @@ func (f *fetcher) fetch(ctx context.Context, raw string) ([]byte, error) {
 	req.Header.Set("User-Agent", "algocloud-inference")
 	resp, err := f.client.Do(req)
 	if err != nil {
-		var fe *forbiddenAddrError
+		var fe *netpolicy.ForbiddenError
 		if errors.As(err, &fe) {
 			return nil, apiErr(http.StatusBadRequest, CodeURLForbidden, "the server does not fetch %s: %v", u.Redacted(), fe)
 		}

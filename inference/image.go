@@ -22,6 +22,16 @@ import (
 // as PIL's image.convert("RGB") does. The header's dimensions are checked
 // against maxPixels before any pixel is decoded (decompression bombs).
 func decodeImage(data []byte, maxPixels int64) (Value, error) {
+	return decodeImageFor(data, maxPixels, false)
+}
+
+// decodeImageFor is decodeImage, except that with pillowJPEG (Python
+// workers) a JPEG is only checked here (format, size against maxPixels) and
+// goes to the worker encoded (KindImage), where Pillow decodes it: Go's JPEG
+// decoder rounds differently from libjpeg-turbo (up to 36 levels on a
+// progressive JPEG), and authors compare the endpoint's answers with their
+// own Pillow run. PNG and GIF decode exactly alike in both, and stay here.
+func decodeImageFor(data []byte, maxPixels int64, pillowJPEG bool) (Value, error) {
 	if len(data) == 0 {
 		return Value{}, apiErr(http.StatusBadRequest, CodeEmptyBody, "the request holds no image bytes")
 	}
@@ -38,6 +48,9 @@ func decodeImage(data []byte, maxPixels int64) (Value, error) {
 	if px := int64(cfg.Width) * int64(cfg.Height); px > maxPixels {
 		return Value{}, apiErr(http.StatusRequestEntityTooLarge, CodeImageTooLarge,
 			"the %s image is %dx%d (%d pixels); the limit is %d pixels", format, cfg.Width, cfg.Height, px, maxPixels)
+	}
+	if pillowJPEG && format == "jpeg" {
+		return Value{Kind: KindImage, Format: format, DType: "uint8", Shape: []int{cfg.Height, cfg.Width, 3}, Data: data}, nil
 	}
 	img, _, err := image.Decode(&yieldingReader{r: bytes.NewReader(data)})
 	if err != nil {

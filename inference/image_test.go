@@ -140,7 +140,9 @@ func TestImageToImage(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, string(body))
 		out := decodePNG(t, body)
 		require.Equal(t, color.NRGBA{42, in.Pix[1], in.Pix[2], 255}, color.NRGBAModel.Convert(out.At(0, 0)))
-		require.Contains(t, ts.logs.String(), "hello from predict")
+		// The worker's stdout is logged by its own goroutine, maybe after the answer went out.
+		require.Eventually(t, func() bool { return strings.Contains(ts.logs.String(), "hello from predict") },
+			10*time.Second, 10*time.Millisecond)
 	})
 	t.Run("bad outputs", func(t *testing.T) {
 		for mode, want := range map[uint8]string{4: "[0, 1]", 5: "channels-first", 11: "expected a numpy array"} {
@@ -152,7 +154,8 @@ func TestImageToImage(t *testing.T) {
 	t.Run("predict raises, server keeps serving", func(t *testing.T) {
 		_, status, _, body := predict(t, 6)
 		e := requireError(t, http.StatusInternalServerError, CodePredictFailed, status, body)
-		require.Equal(t, "mode six is broken", e.Message)
+		require.Equal(t, "predict failed: ValueError: mode six is broken", e.Message)
+		require.Equal(t, StagePredict, e.Stage)
 		require.Contains(t, e.Traceback, "Traceback (most recent call last)")
 		require.Contains(t, e.Traceback, "aai_main.py")
 		require.Contains(t, e.Traceback, "ValueError: mode six is broken")

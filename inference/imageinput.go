@@ -19,6 +19,9 @@ import (
 type imageInput struct {
 	maxPixels int64
 	fetch     *fetcher
+	// pillowJPEG sends JPEGs to the Python workers encoded, for Pillow to
+	// decode (decodeImageFor); false for ONNX, which decodes in Go.
+	pillowJPEG bool
 }
 
 // imageJSON is the application/json request body for image inputs.
@@ -38,7 +41,7 @@ func (c *imageInput) Decode(ctx context.Context, r *http.Request) (Value, error)
 	if err := enterWork(ctx); err != nil {
 		return Value{}, err
 	}
-	return decodeImage(data, c.maxPixels)
+	return decodeImageFor(data, c.maxPixels, c.pillowJPEG)
 }
 
 // imageBytes extracts the encoded image from whichever form the request uses.
@@ -209,8 +212,12 @@ func (c *imageInput) EncodeRequest(v Value) (httpBody, error) {
 	return httpBody{ContentType: "image/png", Data: b}, nil
 }
 
+// testInputError is the error for a value testing_input_data returned that
+// the input type cannot carry.
 func testInputError(format string, args ...any) *APIError {
-	return apiErr(http.StatusInternalServerError, CodeTestInputFailed, format, args...)
+	e := apiErr(http.StatusInternalServerError, CodeTestInputFailed, "encoding testing_input_data's value failed: "+format, args...)
+	e.Stage = StageTestInputOutput
+	return e
 }
 
 func (c *imageInput) ErrorCodes() []string {

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,7 +76,11 @@ func (d *onnxDispatcher) load() {
 	start := time.Now()
 	p, test, err := loadONNX(d.cfg)
 	if err != nil {
-		ae := apiErr(http.StatusServiceUnavailable, CodeInitFailed, "%v", err)
+		// Callers and Test Code see paths relative to the code folder, as
+		// the Python runner shows them, not where the platform keeps it.
+		msg := strings.ReplaceAll(err.Error(), d.cfg.CodeDir+string(filepath.Separator), "")
+		msg = strings.ReplaceAll(msg, d.cfg.CodeDir, "the code folder")
+		ae := apiErr(http.StatusServiceUnavailable, CodeInitFailed, "%s", msg)
 		d.log.Error("ONNX model failed to load", "code_dir", d.cfg.CodeDir, "error", err)
 		d.loadErr = ae
 		d.q.mu.Lock()

@@ -340,6 +340,7 @@ func TestONNXLoadErrors(t *testing.T) {
 			}, time.Minute, 20*time.Millisecond)
 			e := requireError(t, http.StatusServiceUnavailable, CodeInitFailed, status, body)
 			require.Contains(t, e.Message, tc.want)
+			require.NotContains(t, e.Message, ts.srv.cfg.CodeDir, "paths relative to the code folder")
 			status, _, body = ts.post(t, "/predict", "image/png", pngBytes(t, testImage(8, 8, 0)))
 			requireError(t, http.StatusServiceUnavailable, CodeInitFailed, status, body)
 		})

@@ -89,7 +89,7 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 				"responses": map[string]any{
 					"200": map[string]any{"description": "Ready.",
 						"content": map[string]any{"application/json": map[string]any{"example": map[string]any{"status": "ready"}}}},
-					"503": errResp("not_ready while workers start; init_failed (with the traceback) when __init__ raised."),
+					"503": errResp("not_ready while workers start; init_failed (with the stage and traceback) when importing aai_main.py or __init__ raised."),
 				},
 			}},
 		},
@@ -99,9 +99,11 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 			"schemas": map[string]any{"Error": map[string]any{
 				"type": "object", "required": []string{"code", "message"},
 				"properties": map[string]any{
-					"code":      map[string]any{"type": "string", "example": "predict_failed"},
-					"message":   map[string]any{"type": "string", "example": "division by zero"},
-					"traceback": map[string]any{"type": "string", "description": "The Python traceback, when the algorithm raised."},
+					"code":    map[string]any{"type": "string", "example": "predict_failed"},
+					"message": map[string]any{"type": "string", "example": "predict failed: ZeroDivisionError: division by zero"},
+					"stage": map[string]any{"type": "string", "enum": []string{StageImport, StageClass, StageInit, StageTestInput, StagePredict, StageOutput, StageTestInputOutput},
+						"description": "What failed, for errors the algorithm caused: import (of aai_main.py), class, init (__init__), test_input (testing_input_data), predict, output or test_input_output (encoding the value for the API type)."},
+					"traceback": map[string]any{"type": "string", "description": "The Python traceback, when the algorithm raised; files relative to the code folder."},
 				},
 			}},
 		},

@@ -18,7 +18,17 @@ const (
 	KindJSON   Kind = "json"   // UTF-8 JSON text
 	KindBytes  Kind = "bytes"  // opaque bytes
 	KindFile   Kind = "file"   // a file's bytes, with name and content_type in the header
+	// KindImage is an encoded image file (format "jpeg") that the runner
+	// decodes with Pillow into the uint8 (h, w, 3) RGB array predict gets,
+	// so that JPEG pixels equal the author's own Image.open(f).convert("RGB")
+	// (Go's decoder differs from libjpeg-turbo by up to 36 levels). Its
+	// header carries format and the decoded dtype and shape. Requests only.
+	KindImage Kind = "image"
 )
+
+// stageDecode is the runner's error stage for an encoded image (KindImage)
+// Pillow could not decode: the client's mistake, a 400.
+const stageDecode = "decode"
 
 // Value is one value on the wire: the input handed to predict, or what predict
 // (or testing_input_data) returned.
@@ -30,6 +40,8 @@ type Value struct {
 	// Name and ContentType describe a file value (KindFile).
 	Name        string
 	ContentType string
+	// Format is an encoded image's format (KindImage): "jpeg".
+	Format string
 }
 
 // dtypeSizes are the numpy dtypes a tensor may have, with their item sizes.
@@ -95,6 +107,8 @@ type frameHeader struct {
 	// Name and ContentType go with file values.
 	Name        string `json:"name,omitempty"`
 	ContentType string `json:"content_type,omitempty"`
+	// Format goes with encoded images (KindImage): "jpeg".
+	Format string `json:"format,omitempty"`
 }
 
 // pythonError is the payload of an error reply.
@@ -102,7 +116,12 @@ type pythonError struct {
 	Type      string `json:"type"`
 	Message   string `json:"message"`
 	Traceback string `json:"traceback"`
-	Stage     string `json:"stage"` // init, predict, test_input, output (of predict), test_input_output
+	// Stage: import, class, init, predict, test_input, output (of
+	// predict), test_input_output, or decode (the client's encoded image).
+	Stage string `json:"stage"`
+	// Hint is what to do about it, when the runner knows (a module to add
+	// to aai_pip-requirements.txt).
+	Hint string `json:"hint,omitempty"`
 }
 
 const (

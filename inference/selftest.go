@@ -22,8 +22,9 @@ type TestResult struct {
 	OK bool
 	// Status is the HTTP status of the failing call (or 200).
 	Status int
-	// Code, Message and Traceback are the JSON error body's fields when !OK.
-	Code, Message, Traceback string
+	// Code, Message, Stage and Traceback are the JSON error body's fields
+	// when !OK; Stage names what failed (StageImport ... StageOutput).
+	Code, Message, Stage, Traceback string
 	// ContentType and Output are the response when OK; FileName is the name
 	// a file output was sent with (Content-Disposition).
 	ContentType string
@@ -97,7 +98,7 @@ func WaitReady(ctx context.Context, client *http.Client, baseURL string) error {
 		default:
 			var e APIError
 			if json.Unmarshal(body, &e) == nil && e.Code == CodeInitFailed {
-				return &InitError{Code: e.Code, Message: e.Message, Traceback: e.Traceback}
+				return &InitError{Code: e.Code, Message: e.Message, Stage: e.Stage, Traceback: e.Traceback}
 			}
 			last = fmt.Errorf("readyz answered %d %s", status, strings.TrimSpace(string(truncate(body, 200))))
 		}
@@ -145,7 +146,7 @@ func failed(status int, body []byte) TestResult {
 		res.Code, res.Message = "http_"+fmt.Sprint(status), string(truncate(body, 2048))
 		return res
 	}
-	res.Code, res.Message, res.Traceback = e.Code, e.Message, e.Traceback
+	res.Code, res.Message, res.Stage, res.Traceback = e.Code, e.Message, e.Stage, e.Traceback
 	return res
 }
 

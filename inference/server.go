@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 )
@@ -67,11 +69,11 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.checkBatching(); err != nil {
 		return nil, err
 	}
-	check := publicOnly
+	var policy netpolicy.Policy // public addresses only
 	if cfg.AllowPrivateURLs {
-		check = allowAll
+		policy.Allow = netpolicy.AllClasses
 	}
-	in, err := newInputCodec(cfg.Input, cfg, newFetcher(check, cfg.MaxBodyBytes))
+	in, err := newInputCodec(cfg.Input, cfg, newFetcher(&netpolicy.Dialer{Policy: policy, Timeout: 10 * time.Second}, cfg.MaxBodyBytes))
 	if err != nil {
 		return nil, fmt.Errorf("inference config: %w", err)
 	}
@@ -102,12 +104,11 @@ func (s *Server) Run(ctx context.Context) error {
 // lets in-flight requests finish (at most Timeout plus a margin), and stops
 // the workers. Serve closes ln and may be called once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	p, cleanup, err := s.newDispatcher()
+	p, err := s.newDispatcher()
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	defer cleanup()
 	if s.certs != nil { // reloaded when the files change (tls.go)
 		if err := s.certs.load(); err != nil {
 			ln.Close()
@@ -151,38 +152,56 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // newDispatcher makes what runs predict for the environment: the ONNX model
-// in process (onnx.go) or Python workers running aai_runner.py; cleanup
-// removes what it wrote.
-func (s *Server) newDispatcher() (dispatcher, func(), error) {
+// in process (onnx.go) or Python workers running aai_runner.py.
+func (s *Server) newDispatcher() (dispatcher, error) {
 	if s.cfg.Environment == spec.EnvONNX {
-		return newONNXDispatcher(s.cfg, s.log, s.metrics), func() {}, nil
+		return newONNXDispatcher(s.cfg, s.log, s.metrics), nil
 	}
-	runner, err := writeRunner()
+	runner, err := writeRunner(s.cfg.RunDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	specs := make([]workerSpec, s.cfg.Threads)
 	for i := range specs {
 		specs[i] = workerSpec{idx: i, python: s.cfg.Python, runner: runner, dir: s.cfg.CodeDir, log: s.log}
 	}
-	return newBatcher(specs, batchOptionsOf(s.cfg), s.log, s.metrics), func() { os.Remove(runner) }, nil
+	return newBatcher(specs, batchOptionsOf(s.cfg), s.log, s.metrics), nil
 }
 
-// writeRunner writes the embedded aai_runner.py to a private temp file.
-func writeRunner() (string, error) {
-	f, err := os.CreateTemp("", "aai_runner-*.py")
+// writeRunner writes the embedded aai_runner.py into dir (the system temp
+// folder when empty) and returns its path. The name holds a hash of the
+// content, so the file is written once per server version and never
+// removed: the test and live servers of one folder (and a live server
+// replacing another) share it without one deleting it under the other, and
+// a crash leaves no new file behind, as the random temp names it replaces
+// did.
+func writeRunner(dir string) (string, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	code := templates.RunnerPy()
+	sum := sha256.Sum256(code)
+	path := filepath.Join(dir, "aai_runner-"+hex.EncodeToString(sum[:6])+".py")
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, code) {
+		return path, nil
+	}
+	// Written aside and renamed: a worker starting now never reads half a file.
+	f, err := os.CreateTemp(dir, ".aai_runner-*.tmp")
 	if err != nil {
 		return "", fmt.Errorf("write worker runner: %w", err)
 	}
-	_, werr := f.Write(templates.RunnerPy())
+	_, werr := f.Write(code)
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), path)
 	}
 	if werr != nil {
 		os.Remove(f.Name())
 		return "", fmt.Errorf("write worker runner: %w", werr)
 	}
-	return f.Name(), nil
+	return path, nil
 }
 
 // routes builds the handler: every answer, errors included, is JSON unless it

@@ -92,10 +92,9 @@ func BenchmarkTransfer(b *testing.B) {
 // startTestWorker starts one worker on aai_main.py code, stopped at cleanup.
 func startTestWorker(tb testing.TB, code string) *worker {
 	tb.Helper()
-	runner, err := writeRunner()
-	require.NoError(tb, err)
-	tb.Cleanup(func() { os.Remove(runner) })
 	dir := tb.TempDir()
+	runner, err := writeRunner(tb.TempDir())
+	require.NoError(tb, err)
 	require.NoError(tb, os.WriteFile(dir+"/aai_main.py", []byte(code), 0o644))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

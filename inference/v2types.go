@@ -111,7 +111,7 @@ func (s *Server) v2CheckBatch(n int, field string) error {
 func (s *Server) v2BytesItem(t v2Tensor, e []byte) (Value, error) {
 	switch s.cfg.Input {
 	case spec.Image:
-		return decodeImage(e, s.cfg.MaxPixels)
+		return decodeImageFor(e, s.cfg.MaxPixels, s.cfg.Environment != spec.EnvONNX)
 	case spec.Numpy:
 		return decodeNPY(e)
 	case spec.JSON:

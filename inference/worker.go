@@ -164,7 +164,7 @@ func (w *worker) roundTripBatch(calls []call, asBatch bool, deliver func(i int, 
 	for i, c := range calls {
 		w.nextID++
 		h := frameHeader{ID: w.nextID, Op: c.Op, Kind: c.In.Kind, DType: c.In.DType, Shape: c.In.Shape, Want: c.Want,
-			Name: c.In.Name, ContentType: c.In.ContentType}
+			Name: c.In.Name, ContentType: c.In.ContentType, Format: c.In.Format}
 		if h.Kind == "" {
 			h.Kind = KindNone
 		}
@@ -203,27 +203,43 @@ func (w *worker) lost(op string, err error) error {
 	return &workerLostError{fmt.Sprintf("worker %d broke the protocol during %s: %v", w.spec.idx, op, err)}
 }
 
+// decodePythonError turns the runner's error reply into the API error: the
+// code callers branch on, and a message that starts by naming what failed
+// ("import of aai_main.py failed: ModuleNotFoundError: ...").
 func decodePythonError(payload []byte) *APIError {
 	var pe pythonError
 	if err := json.Unmarshal(payload, &pe); err != nil {
 		return apiErr(http.StatusInternalServerError, CodeInternal, "undecodable error from the worker: %v", err)
 	}
-	e := &APIError{Status: http.StatusInternalServerError, Message: pe.Message, Traceback: pe.Traceback}
+	raised := pe.Message // what the exception said, with its type unless that is the whole message
+	if pe.Type != "" && pe.Type != pe.Message {
+		raised = pe.Type + ": " + pe.Message
+	}
+	if pe.Hint != "" {
+		raised += " (" + pe.Hint + ")"
+	}
+	e := &APIError{Status: http.StatusInternalServerError, Stage: pe.Stage, Traceback: pe.Traceback}
 	switch pe.Stage {
-	case opPredict:
-		e.Code = CodePredictFailed
-	case opTestInput:
-		e.Code = CodeTestInputFailed
-	case "output":
+	case StageImport:
+		e.Code, e.Message = CodeInitFailed, "import of aai_main.py failed: "+raised
+	case StageClass:
+		e.Code, e.Message = CodeInitFailed, pe.Message // it says what aai_main.py lacks
+	case StageInit:
+		e.Code, e.Message = CodeInitFailed, "__init__ failed: "+raised
+	case StagePredict:
+		e.Code, e.Message = CodePredictFailed, "predict failed: "+raised
+	case StageTestInput:
+		e.Code, e.Message = CodeTestInputFailed, "testing_input_data failed: "+raised
+	case StageOutput:
 		e.Code = CodeBadOutput
-		e.Message = "the algorithm returned a value the API type cannot carry: " + pe.Message
-	case opTestInput + "_output":
+		e.Message = "encoding the answer failed: the algorithm returned a value the API type cannot carry: " + pe.Message
+	case StageTestInputOutput:
 		e.Code = CodeTestInputFailed
-		e.Message = "testing_input_data returned a value the input type cannot carry: " + pe.Message
-	case "init":
-		e.Code = CodeInitFailed
+		e.Message = "encoding testing_input_data's value failed: testing_input_data returned a value the input type cannot carry: " + pe.Message
+	case stageDecode: // the client's image: its fault, no traceback of ours
+		return apiErr(http.StatusBadRequest, CodeCorruptImage, "the image is truncated or corrupt: %s", pe.Message)
 	default:
-		e.Code = CodeInternal
+		e.Code, e.Message = CodeInternal, raised
 	}
 	return e
 }

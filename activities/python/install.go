@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -49,7 +50,9 @@ type InstallError struct {
 }
 
 // Error carries pip's own explanation: its "ERROR:" lines, or else the last
-// lines of output.
+// lines of output. When pip could not reach its package index, that real
+// cause comes first: pip only warns about it and then says "No matching
+// distribution found", which sends authors hunting for a misspelt name.
 func (e *InstallError) Error() string {
 	var errs []string
 	for _, l := range strings.Split(e.Output, "\n") {
@@ -61,7 +64,53 @@ func (e *InstallError) Error() string {
 	if msg == "" {
 		msg = lastLines([]byte(e.Output), 3)
 	}
+	if cause := indexProblem(e.Output); cause != "" {
+		msg = cause + "\n" + msg
+	}
 	return fmt.Sprintf("pip install failed (exit status %d): %s", e.ExitCode, msg)
+}
+
+// errnoText finds the OS's words in a urllib3 connection error:
+// "[Errno 111] Connection refused", "[Errno -3] Temporary failure in name resolution".
+var errnoText = regexp.MustCompile(`\[Errno -?\d+\] ([^'"()\]\[]+)`)
+
+// indexProblem says, from pip's output, that the package index could not be
+// used and why, or "" when nothing shows that. pip has no machine-readable
+// report of it, so this reads its warnings (the edge of an outside system:
+// the texts of pip 20 to 24). The index is the one "Looking in indexes:"
+// names.
+func indexProblem(output string) string {
+	index := "the package index"
+	var reason string
+	for _, l := range strings.Split(output, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "Looking in indexes:"):
+			index = "the package index " + strings.TrimSpace(strings.TrimPrefix(l, "Looking in indexes:"))
+		case reason != "":
+		case strings.Contains(l, "Retrying (Retry(") || strings.HasPrefix(l, "WARNING: Could not fetch URL") ||
+			strings.HasPrefix(l, "Could not fetch URL"):
+			switch m := errnoText.FindStringSubmatch(l); {
+			case m != nil:
+				reason = strings.TrimSpace(m[1])
+			case strings.Contains(l, "SSLError") || strings.Contains(l, "certificate"):
+				reason = "its TLS certificate was refused"
+			case strings.Contains(l, "ProxyError"):
+				reason = "the proxy failed"
+			case strings.Contains(l, "Timeout") || strings.Contains(l, "timed out"):
+				reason = "it timed out"
+			default:
+				reason = "the connection failed"
+			}
+		case strings.Contains(l, "is not a trusted or secure host and is being ignored"):
+			reason = "it is plain HTTP on an untrusted host, so pip ignored it"
+		}
+	}
+	if reason == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s could not be reached (%s), so pip found no packages there; "+
+		"check the platform's package index settings and network before the requirement names", index, reason)
 }
 
 // Install pip-installs reqs (each checked with spec.ValidateRequirement, so
@@ -102,21 +151,19 @@ func Install(ctx context.Context, venvPython string, reqs []string, opts Install
 	}
 	defer unlock()
 
-	reqFile, err := os.CreateTemp("", "algocloud-requirements-*.txt")
-	if err != nil {
-		return "", fmt.Errorf("pip install: %w", err)
-	}
-	defer os.Remove(reqFile.Name())
-	_, err = reqFile.WriteString(strings.Join(reqs, "\n") + "\n")
-	if cerr := reqFile.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	// The requirements go to a file beside the venv, in the server's folder:
+	// one name per venv (the lock above serialises its users), so a crash
+	// leaves at most that file, where the server's removal takes it, instead
+	// of one more in the system temp folder.
+	venv := filepath.Dir(filepath.Dir(venvPython))
+	reqFile := filepath.Join(filepath.Dir(venv), "."+filepath.Base(venv)+".requirements.txt")
+	if err := os.WriteFile(reqFile, []byte(strings.Join(reqs, "\n")+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("pip install: write requirements: %w", err)
 	}
+	defer os.Remove(reqFile)
 
 	args := []string{"-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-		"--progress-bar", "off", "--no-color", "-r", reqFile.Name()}
+		"--progress-bar", "off", "--no-color", "-r", reqFile}
 	if opts.NoIndex {
 		args = append(args, "--no-index")
 	}

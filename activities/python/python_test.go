@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,4 +281,62 @@ func TestInstall_WaitsForTheVenvLock(t *testing.T) {
 	_, err = Install(ctx, py, []string{"anything"}, InstallOptions{}, func(l string) { lines = append(lines, l) })
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Empty(t, lines, "pip never ran while another holder had the venv")
+}
+
+// TestInstall_UnreachableIndexComesFirst runs the real pip against a package
+// index nobody listens on: the error's first line names that index and why it
+// failed, not only pip's closing "No matching distribution found".
+func TestInstall_UnreachableIndexComesFirst(t *testing.T) {
+	_, py := sharedVenv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	index := "http://" + l.Addr().String() + "/simple"
+	require.NoError(t, l.Close())  // closed: connections are refused at once
+	t.Setenv("PIP_RETRIES", "1")   // pip's default 5 retries back off for seconds
+	t.Setenv("PIP_FIND_LINKS", "") // only the index: no local wheels to fall back on
+	out, err := Install(context.Background(), py, []string{"algocloud-no-such-package"},
+		InstallOptions{IndexURL: index, Timeout: 2 * time.Minute}, nil)
+	var ie *InstallError
+	require.ErrorAs(t, err, &ie, out)
+	first, rest, _ := strings.Cut(err.Error(), "\n")
+	require.Contains(t, first, "the package index "+index+" could not be reached (Connection refused)")
+	require.Contains(t, rest, "No matching distribution found for algocloud-no-such-package", "pip's own words follow")
+}
+
+func TestInstallError_IndexProblems(t *testing.T) {
+	for _, c := range []struct{ output, want string }{
+		{"Looking in indexes: https://pypi.example/simple\nWARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to establish a new connection: [Errno -3] Temporary failure in name resolution')': /simple/foo/\nERROR: No matching distribution found for foo\n",
+			"the package index https://pypi.example/simple could not be reached (Temporary failure in name resolution)"},
+		{"WARNING: Retrying (Retry(total=0, connect=None, read=None, redirect=None, status=None)) after connection broken by 'SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed'))': /simple/foo/\nERROR: No matching distribution found for foo\n",
+			"the package index could not be reached (its TLS certificate was refused)"},
+		{"Looking in indexes: http://mirror.example/simple\nWARNING: The repository located at mirror.example is not a trusted or secure host and is being ignored.\nERROR: No matching distribution found for foo\n",
+			"the package index http://mirror.example/simple could not be reached (it is plain HTTP on an untrusted host, so pip ignored it)"},
+	} {
+		first, _, _ := strings.Cut((&InstallError{ExitCode: 1, Output: c.output}).Error(), "\n")
+		require.Contains(t, first, c.want)
+	}
+	// A real missing package with a working index says only what pip said.
+	e := &InstallError{ExitCode: 1, Output: "Looking in indexes: https://pypi.org/simple\nERROR: No matching distribution found for foo\n"}
+	require.Equal(t, "pip install failed (exit status 1): ERROR: No matching distribution found for foo", e.Error())
+}
+
+// TestInstall_RequirementsFileBesideTheVenv: the requirements pip reads lie
+// in the server's folder (beside the venv) while pip runs, never in the
+// system temp folder, where a crash used to leave them.
+func TestInstall_RequirementsFileBesideTheVenv(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	server := t.TempDir()
+	py := filepath.Join(server, "venv", "bin", "python")
+	require.NoError(t, os.MkdirAll(filepath.Dir(py), 0o755))
+	// A stand-in pip that prints the requirements file it was given.
+	require.NoError(t, os.WriteFile(py, []byte("#!/bin/sh\nfor a; do f=$a; done\necho \"file $f\"\ncat \"$f\"\n"), 0o755))
+	var lines []string
+	_, err := Install(context.Background(), py, []string{"algotiny==0.1.0"}, InstallOptions{}, func(l string) { lines = append(lines, l) })
+	require.NoError(t, err)
+	require.Equal(t, []string{"file " + filepath.Join(server, ".venv.requirements.txt"), "algotiny==0.1.0"}, lines)
+	require.NoFileExists(t, filepath.Join(server, ".venv.requirements.txt"), "removed once pip is done")
+	left, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	require.Empty(t, left)
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/algocloud/algocloud/internal/netpolicy"
 )
 
 // CloneOptions says what to clone where.
@@ -33,9 +35,13 @@ type CloneOptions struct {
 	// AllowLocal permits local paths and file:// URLs (dev and tests only: it
 	// lets a user read any repository on the platform's disk).
 	AllowLocal bool
-	// AllowPrivate permits network hosts on loopback, private and link-local
-	// addresses (off by default: SSRF).
+	// AllowPrivate permits network hosts on loopback, private, link-local
+	// and every other non-public address (off by default: SSRF).
 	AllowPrivate bool
+	// Dialer, when set, connects to the remote instead of the one AllowPrivate
+	// picks (tests give it a resolver on loopback and a narrower policy).
+	// Every scheme connects through it; see urlpolicy.go.
+	Dialer *netpolicy.Dialer
 	// Auth, when set, authenticates to a private repository (see Auth).
 	Auth *Auth
 }
@@ -75,12 +81,16 @@ func Clone(ctx context.Context, opts CloneOptions) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("clone: %w", err)
 	}
-	ep, err := checkURL(ctx, opts)
+	dialer := dialerFor(opts)
+	ep, err := checkURL(opts, dialer.Policy)
 	if err != nil {
 		return Result{}, fmt.Errorf("clone: %w", err)
 	}
-	if !opts.AllowPrivate {
-		ctx = withPrivateDenied(ctx)
+	g, release := newGuard(dialer)
+	defer release()
+	var via transport.ProxyOptions // the guard's ID, for go-git's network transports
+	if ep.Protocol != "file" {
+		via = g.proxyOptions()
 	}
 	shown := redact(opts.URL)
 	auth, cleanup, err := opts.Auth.method(ep)
@@ -91,9 +101,9 @@ func Clone(ctx context.Context, opts CloneOptions) (Result, error) {
 
 	refs, err := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{
 		Name: remoteName, URLs: []string{opts.URL},
-	}).ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled, Auth: auth})
+	}).ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled, ProxyOptions: via, Auth: auth})
 	if err != nil {
-		return Result{}, fmt.Errorf("clone %s: %w", shown, classifyList(ctx, authError(err, opts.Auth)))
+		return Result{}, fmt.Errorf("clone %s: %w", shown, g.forbidden(classifyList(ctx, authError(err, opts.Auth))))
 	}
 	tgt, err := resolveRef(refs, opts.Ref)
 	if err != nil {
@@ -112,9 +122,9 @@ func Clone(ctx context.Context, opts CloneOptions) (Result, error) {
 		return Result{}, fmt.Errorf("clone %s: %w", shown, err)
 	}
 	defer os.RemoveAll(tmp) // gone after the rename below
-	commit, err := cloneInto(ctx, tmp, opts.URL, tgt, auth, opts.Auth)
+	commit, err := cloneInto(ctx, tmp, opts.URL, tgt, via, auth, opts.Auth)
 	if err != nil {
-		return Result{}, fmt.Errorf("clone %s at %q: %w", shown, opts.Ref, err)
+		return Result{}, fmt.Errorf("clone %s at %q: %w", shown, opts.Ref, g.forbidden(err))
 	}
 	if err := forgetCredentials(tmp, opts.URL); err != nil {
 		return Result{}, fmt.Errorf("clone %s: %w", shown, err)
@@ -224,8 +234,8 @@ func withoutCredentials(raw string) string {
 }
 
 // cloneInto clones url into dir at tgt and returns the commit checked out.
-func cloneInto(ctx context.Context, dir, url string, tgt target, auth transport.AuthMethod, given *Auth) (string, error) {
-	co := &git.CloneOptions{URL: url, RemoteName: remoteName, Auth: auth}
+func cloneInto(ctx context.Context, dir, url string, tgt target, via transport.ProxyOptions, auth transport.AuthMethod, given *Auth) (string, error) {
+	co := &git.CloneOptions{URL: url, RemoteName: remoteName, ProxyOptions: via, Auth: auth}
 	switch {
 	case tgt.name != "":
 		co.ReferenceName = tgt.name

@@ -17,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/netpolicy"
 )
 
 // testRepo is a real repository on disk:
@@ -185,6 +187,14 @@ func TestClone_Errors(t *testing.T) {
 		"ssh://git@127.0.0.1/repo.git",
 		"git://192.168.1.1/repo.git",
 		"git@127.0.0.1:org/repo.git",
+		// Addresses the Git check used to let through (refused before any dial).
+		"git://[64:ff9b::a9fe:a9fe]/repo.git",
+		"ssh://git@[2002:a9fe:a9fe::1]/repo.git",
+		"https://[::a9fe:a9fe]/repo.git",
+		"http://192.0.0.170/repo.git",
+		"git://198.18.0.1/repo.git",
+		"ssh://git@240.0.0.1/repo.git",
+		"ssh://git@[fd00:ec2::254]:2222/repo.git",
 		"--upload-pack=touch /tmp/pwned",
 		"",
 	}
@@ -267,18 +277,20 @@ func TestClone_CredentialsNotKept(t *testing.T) {
 	require.NotContains(t, err.Error(), "s3cret", "errors do not leak the password")
 }
 
-// The connect-time guard refuses a private address even when the URL check
-// was passed (a redirect or a DNS answer that changed): go-git's HTTP
-// transport dials through guardedDial.
-func TestGuardedDial_RefusesPrivateAtConnect(t *testing.T) {
+// go-git users in the process that do not go through Clone (no guard on the
+// endpoint) get the strict default policy, not an unchecked dial; Clone's
+// own guard with an allowing policy reaches the same server.
+func TestGuard_DefaultIsPublicOnly(t *testing.T) {
 	r := newTestRepo(t)
 	url := httpRepo(t, r)
 	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
 
-	_, err := remote.ListContext(withPrivateDenied(context.Background()), &git.ListOptions{})
-	require.ErrorIs(t, err, ErrForbiddenURL)
+	_, err := remote.ListContext(context.Background(), &git.ListOptions{})
+	require.ErrorContains(t, err, "not a public address")
 
-	refs, err := remote.ListContext(context.Background(), &git.ListOptions{})
-	require.NoError(t, err, "without the policy other go-git users are unaffected")
+	g, release := newGuard(&netpolicy.Dialer{Policy: netpolicy.Policy{Allow: netpolicy.Loopback}})
+	defer release()
+	refs, err := remote.ListContext(context.Background(), &git.ListOptions{ProxyOptions: g.proxyOptions()})
+	require.NoError(t, err)
 	require.NotEmpty(t, refs)
 }

@@ -8,12 +8,20 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	gitproto "github.com/go-git/go-git/v5/plumbing/transport/git"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"golang.org/x/net/proxy"
+
+	"github.com/algocloud/algocloud/internal/netpolicy"
 )
 
 // allowedSchemes are the transports Clone may use; "file" only with AllowLocal.
@@ -21,13 +29,10 @@ var allowedSchemes = map[string]bool{"http": true, "https": true, "ssh": true, "
 
 // checkURL parses raw the way go-git will and refuses what opts does not
 // allow: other schemes (ext::, fd::, ftp), local paths without AllowLocal,
-// and hosts that resolve to loopback, private, link-local, CGNAT, multicast or
-// unspecified addresses without AllowPrivate.
-//
-// For http(s) the same rule is enforced again when connecting (see
-// guardedDial), which also covers redirects and DNS answers that change after
-// this check. ssh and git:// rely on this check alone.
-func checkURL(ctx context.Context, opts CloneOptions) (*transport.Endpoint, error) {
+// and a host given as an address the policy refuses. Host names are checked
+// when connecting, on the addresses actually dialled (see guard), not here:
+// a second resolution could answer differently.
+func checkURL(opts CloneOptions, policy netpolicy.Policy) (*transport.Endpoint, error) {
 	raw := opts.URL
 	if raw == "" {
 		return nil, fmt.Errorf("%w: empty URL", ErrForbiddenURL)
@@ -55,52 +60,12 @@ func checkURL(ctx context.Context, opts CloneOptions) (*transport.Endpoint, erro
 	if ep.Host == "" {
 		return nil, fmt.Errorf("%w: %q has no host", ErrForbiddenURL, redact(raw))
 	}
-	if opts.AllowPrivate {
-		return ep, nil
-	}
-	if _, err := resolvePublic(ctx, ep.Host); err != nil {
-		return nil, err
+	if a, err := netip.ParseAddr(strings.Trim(ep.Host, "[]")); err == nil {
+		if err := policy.Check(a); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrForbiddenURL, err)
+		}
 	}
 	return ep, nil
-}
-
-// resolvePublic resolves host and returns its addresses when every one of
-// them is public; a private one is ErrForbiddenURL, a failed lookup
-// ErrUnreachable.
-func resolvePublic(ctx context.Context, host string) ([]netip.Addr, error) {
-	var addrs []netip.Addr
-	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-		addrs = []netip.Addr{a}
-	} else {
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("%w: resolve %s: %v", ErrUnreachable, host, err)
-		}
-		addrs = ips
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("%w: %s has no address", ErrUnreachable, host)
-	}
-	for _, a := range addrs {
-		if !publicAddr(a) {
-			return nil, fmt.Errorf("%w: %s is a private or local address (%s)", ErrForbiddenURL, host, a)
-		}
-	}
-	return addrs, nil
-}
-
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-// publicAddr reports whether a is a globally routable unicast address. It
-// keeps clones away from this machine, its network and cloud metadata
-// endpoints (169.254.169.254 is link-local).
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a) &&
-		!(a.Is4() && a.As4()[0] == 0)
 }
 
 // redact drops credentials from a URL for error messages.
@@ -112,51 +77,200 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
-type policyKey struct{}
+// go-git's transports are process-wide and take no dialer, so each clone
+// registers a guard and hands go-git its ID as the endpoint's proxy URL
+// (the one per-call value go-git carries to every transport). The wrappers
+// installed below read it back and connect through the guard's
+// netpolicy.Dialer:
+//
+//   - http, https: a go-git HTTP client over the dialer's http.Transport
+//     (checked in the Control hook, each redirect hop too; no proxy from the
+//     environment);
+//   - ssh: go-git dials through golang.org/x/net/proxy, where guardScheme is
+//     registered as a dialer type that is the guard itself (checked in the
+//     Control hook; the host name stays the one the host key is checked
+//     against; ALL_PROXY is not consulted);
+//   - git://: go-git calls net.Dial itself, so the wrapper resolves the host
+//     once through the policy and gives go-git the checked IP to dial (the
+//     git-daemon "host" field then carries the IP).
+//
+// An endpoint without a guard (another go-git user in the process) gets the
+// default guard: public addresses only.
+const guardScheme = "algocloud-netpolicy"
 
-// withPrivateDenied marks ctx so that guardedDial refuses private addresses.
-func withPrivateDenied(ctx context.Context) context.Context {
-	return context.WithValue(ctx, policyKey{}, true)
+// guard connects one clone through its dialer and remembers the first
+// refusal, because go-git's errors do not wrap the dial's error.
+type guard struct {
+	id     string
+	dialer *netpolicy.Dialer
+
+	refused atomic.Pointer[netpolicy.ForbiddenError]
+	once    sync.Once
+	http    transport.Transport
+	httpT   *http.Transport
 }
 
-// guardedDial connects like net.Dialer but, when ctx carries the deny policy,
-// resolves the host itself, refuses it unless every address is public and
-// dials the checked address (so a DNS answer cannot change in between).
-// Without the policy it is a plain dial, so other go-git users in the process
-// see the default behaviour. Behind an HTTP proxy this checks the proxy's
-// address: a proxy on a private network needs AllowPrivate.
-func guardedDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	if deny, _ := ctx.Value(policyKey{}).(bool); !deny {
-		return d.DialContext(ctx, network, addr)
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	addrs, err := resolvePublic(ctx, host)
-	if err != nil {
-		return nil, err
-	}
-	var errs []error
-	for _, a := range addrs {
-		c, err := d.DialContext(ctx, network, net.JoinHostPort(a.String(), port))
-		if err == nil {
-			return c, nil
+var (
+	guards       sync.Map // id -> *guard
+	guardSeq     atomic.Uint64
+	defaultGuard = &guard{id: "default", dialer: &netpolicy.Dialer{}}
+)
+
+// newGuard registers a guard for d until release is called, which also
+// closes the idle HTTP connections the clone leaves.
+func newGuard(d *netpolicy.Dialer) (g *guard, release func()) {
+	g = &guard{id: "g" + strconv.FormatUint(guardSeq.Add(1), 10), dialer: d}
+	guards.Store(g.id, g)
+	return g, func() {
+		guards.Delete(g.id)
+		g.once.Do(func() {}) // no HTTP client after this
+		if g.httpT != nil {
+			g.httpT.CloseIdleConnections()
 		}
-		errs = append(errs, err)
 	}
-	return nil, errors.Join(errs...)
 }
 
-// The http and https transports of go-git are process-wide; installing ours
-// once at init (before any clone can run) avoids racing on go-git's map.
-func init() {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = guardedDial
-	c := githttp.NewClientWithOptions(&http.Client{Transport: t}, &githttp.ClientOptions{
-		RedirectPolicy: githttp.FollowInitialRedirects,
+// proxyOptions is what go-git carries to the transport for this guard.
+func (g *guard) proxyOptions() transport.ProxyOptions {
+	return transport.ProxyOptions{URL: guardScheme + "://" + g.id}
+}
+
+// guardFor finds the guard an endpoint carries, or the default.
+func guardFor(ep *transport.Endpoint) *guard {
+	if u, err := url.Parse(ep.Proxy.URL); err == nil && u.Scheme == guardScheme {
+		if g, ok := guards.Load(u.Host); ok {
+			return g.(*guard)
+		}
+	}
+	return defaultGuard
+}
+
+// note remembers err when it is a refusal.
+func (g *guard) note(err error) error {
+	if fe, ok := asForbidden(err); ok {
+		g.refused.CompareAndSwap(nil, fe)
+	}
+	return err
+}
+
+// DialContext connects through the policy (proxy.ContextDialer, for ssh).
+func (g *guard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := g.dialer.DialContext(ctx, network, addr)
+	return c, g.note(err)
+}
+
+// Dial is DialContext without a context (proxy.Dialer).
+func (g *guard) Dial(network, addr string) (net.Conn, error) {
+	return g.DialContext(context.Background(), network, addr)
+}
+
+// httpTransport is a go-git HTTP client over the guard's dialer.
+func (g *guard) httpTransport() transport.Transport {
+	g.once.Do(func() {
+		t := g.dialer.HTTPTransport()
+		if g.dialer.Proxy == nil {
+			t.DialContext = g.DialContext
+		} else if p := t.Proxy; p != nil {
+			t.Proxy = func(r *http.Request) (*url.URL, error) {
+				u, err := p(r)
+				return u, g.note(err)
+			}
+		}
+		g.httpT = t
+		g.http = githttp.NewClientWithOptions(&http.Client{Transport: t}, &githttp.ClientOptions{
+			RedirectPolicy: githttp.FollowInitialRedirects,
+		})
 	})
-	client.InstallProtocol("http", c)
-	client.InstallProtocol("https", c)
+	return g.http
+}
+
+// guardedTransport is what go-git finds for scheme: it picks the endpoint's
+// guard and hands the connection to go-git's own transport.
+type guardedTransport struct{ scheme string }
+
+func (t guardedTransport) NewUploadPackSession(ep *transport.Endpoint, auth transport.AuthMethod) (transport.UploadPackSession, error) {
+	inner, e, err := t.prepare(ep)
+	if err != nil {
+		return nil, err
+	}
+	return inner.NewUploadPackSession(e, auth)
+}
+
+func (t guardedTransport) NewReceivePackSession(ep *transport.Endpoint, auth transport.AuthMethod) (transport.ReceivePackSession, error) {
+	inner, e, err := t.prepare(ep)
+	if err != nil {
+		return nil, err
+	}
+	return inner.NewReceivePackSession(e, auth)
+}
+
+func (t guardedTransport) prepare(ep *transport.Endpoint) (transport.Transport, *transport.Endpoint, error) {
+	g := guardFor(ep)
+	e := *ep
+	switch t.scheme {
+	case "ssh":
+		e.Proxy = g.proxyOptions()
+		return gitssh.DefaultClient, &e, nil
+	case "git":
+		e.Proxy = transport.ProxyOptions{}
+		// go-git's git:// transport neither takes a dialer nor a context.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		addrs, err := g.dialer.Resolve(ctx, e.Host)
+		if err != nil {
+			return nil, nil, g.note(err)
+		}
+		e.Host = addrs[0].String()
+		return gitproto.DefaultClient, &e, nil
+	default: // http, https
+		e.Proxy = transport.ProxyOptions{}
+		tr := g.httpTransport()
+		if tr == nil {
+			return nil, nil, errors.New("connection policy used after its clone ended")
+		}
+		return tr, &e, nil
+	}
+}
+
+// Installing the transports once at init (before any clone can run) avoids
+// racing on go-git's process-wide map.
+func init() {
+	for _, s := range []string{"http", "https", "ssh", "git"} {
+		client.InstallProtocol(s, guardedTransport{scheme: s})
+	}
+	guards.Store(defaultGuard.id, defaultGuard)
+	proxy.RegisterDialerType(guardScheme, func(u *url.URL, _ proxy.Dialer) (proxy.Dialer, error) {
+		if g, ok := guards.Load(u.Host); ok {
+			return g.(*guard), nil
+		}
+		return nil, fmt.Errorf("no connection policy %q (its clone has ended)", u.Host)
+	})
+}
+
+// asForbidden finds a policy refusal in err's chain.
+func asForbidden(err error) (*netpolicy.ForbiddenError, bool) {
+	var fe *netpolicy.ForbiddenError
+	ok := errors.As(err, &fe)
+	return fe, ok
+}
+
+// dialerFor is the dialer a clone connects through.
+func dialerFor(opts CloneOptions) *netpolicy.Dialer {
+	if opts.Dialer != nil {
+		return opts.Dialer
+	}
+	d := &netpolicy.Dialer{} // public addresses only
+	if opts.AllowPrivate {
+		d.Policy.Allow = netpolicy.AllClasses
+	}
+	return d
+}
+
+// forbidden turns err into ErrForbiddenURL when the guard refused an address
+// during the operation that failed.
+func (g *guard) forbidden(err error) error {
+	if fe := g.refused.Load(); fe != nil {
+		return fmt.Errorf("%w: %v", ErrForbiddenURL, fe)
+	}
+	return err
 }

@@ -7,7 +7,9 @@ the working directory. Requests arrive on fd 3 and replies leave on fd 4, as fra
     header (UTF-8 JSON object), payload (raw bytes)
 
 Tensors cross as raw little-endian C-order bytes (header: dtype, shape), JSON values as
-UTF-8 JSON, bytes as they are, files as their bytes (header: name, content_type). A batch
+UTF-8 JSON, bytes as they are, files as their bytes (header: name, content_type), encoded
+images (JPEG) as their file bytes, which this runner decodes with Pillow exactly as the
+author's own Image.open(f).convert("RGB") would (header: format, shape). A batch
 is consecutive predict frames, the first carrying "batch": n; it goes to the class's
 predict_batch(list) in one call. stdout and stderr belong to the algorithm: the server logs
 them. docs/inference-protocol.md is the full description.
@@ -15,6 +17,7 @@ them. docs/inference-protocol.md is the full description.
 
 import importlib
 import inspect
+import io
 import json
 import os
 import signal
@@ -30,10 +33,29 @@ TENSOR_DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", 
                  "float16", "float32", "float64")
 
 np = None  # imported in main so that a missing numpy is reported like any init error
+PILImage = None  # PIL.Image, imported at the first encoded image (JPEG inputs only)
+
+# The code folder (the working directory) and the venv, as the server laid them out, e.g.
+# /srv/algocloud/servers/<id>/code/3 and .../venv: errors and tracebacks that callers and the
+# wizard show name files relative to the code folder, never the platform's paths.
+CODE_DIRS = sorted({d.rstrip(os.sep) + os.sep for d in (os.getcwd(), os.path.realpath(os.getcwd()))
+                    if d.rstrip(os.sep)}, key=len, reverse=True)  # never "/" alone
+VENV_DIRS = sorted({d.rstrip(os.sep) + os.sep for d in (sys.prefix, os.path.realpath(sys.prefix))
+                    if d.rstrip(os.sep) and sys.prefix != sys.base_prefix}, key=len, reverse=True)
+
+# Import names whose pip distribution is named otherwise, for the hint after a
+# ModuleNotFoundError.
+PIP_NAMES = {"skimage": "scikit-image", "cv2": "opencv-python-headless", "sklearn": "scikit-learn",
+             "PIL": "Pillow", "yaml": "PyYAML", "bs4": "beautifulsoup4", "dateutil": "python-dateutil",
+             "google.protobuf": "protobuf", "Crypto": "pycryptodome", "attr": "attrs"}
 
 
 class OutputError(Exception):
     """predict (or testing_input_data) returned a value the API type cannot carry."""
+
+
+class DecodeError(Exception):
+    """The client's encoded image could not be decoded: the client's mistake, not the algorithm's."""
 
 
 class AAIFile:
@@ -193,8 +215,32 @@ def to_wire(value, want):
     raise OutputError("the server asked for an unknown kind %r" % want)
 
 
+def decode_image(header, payload):
+    """An encoded image (JPEG) as the HxWx3 uint8 RGB array predict gets, decoded by Pillow
+    exactly as Image.open(f).convert("RGB") does (libjpeg-turbo): the author's own run and the
+    endpoint then see the same pixels. The server checked the size against its pixel limit."""
+    global PILImage
+    if PILImage is None:
+        from PIL import Image
+        Image.MAX_IMAGE_PIXELS = None  # the server's max_pixels bounds the size, from the header
+        PILImage = Image
+    try:
+        # Only the format the server checked (its size included): no other decoder sees the bytes.
+        with PILImage.open(io.BytesIO(payload), formats=[str(header.get("format", "jpeg")).upper()]) as im:
+            rgb = im.convert("RGB")
+        arr = np.array(rgb)  # a writable copy, like every other input
+    except Exception as e:
+        raise DecodeError("%s: %s" % (type(e).__name__, e)) from None
+    shape = header.get("shape")
+    if shape and list(arr.shape) != list(shape):
+        raise DecodeError("the image decoded as %s, its header said %s" % (list(arr.shape), shape))
+    return arr
+
+
 def from_wire(header, payload):
     kind = header.get("kind")
+    if kind == "image":
+        return decode_image(header, payload)
     if kind == "tensor":
         dtype = np.dtype(header["dtype"]).newbyteorder("<")
         if isinstance(payload, np.ndarray):  # np.empty from read_exact: a view, no copy
@@ -209,17 +255,46 @@ def from_wire(header, payload):
     return None
 
 
+def relative_paths(text):
+    """text with the code folder's path removed (aai_main.py, not /srv/.../code/3/aai_main.py)
+    and the venv's shown as venv/."""
+    for d in CODE_DIRS:
+        text = text.replace(d, "")
+    for d in VENV_DIRS:
+        text = text.replace(d, "venv" + os.sep)
+    return text
+
+
 def format_tb(e):
-    """The traceback without this runner's own frames: the author's code starts it."""
+    """The traceback without this runner's own frames or the import machinery's: the
+    author's code starts it."""
     tb = e.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    while tb is not None and (tb.tb_frame.f_code.co_filename == __file__
+                              or tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")):
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(e), e, tb))
+    return relative_paths("".join(traceback.format_exception(type(e), e, tb)))
+
+
+def pip_hint(e):
+    """For a module that is not installed: which requirement to add."""
+    if not isinstance(e, ModuleNotFoundError) or not e.name or e.name == MODULE:
+        return ""
+    top = e.name.split(".")[0]
+    pkg = PIP_NAMES.get(e.name) or PIP_NAMES.get(top) or top
+    return "add %s to aai_pip-requirements.txt" % pkg
 
 
 def send_error(f, rid, stage, e):
-    body = {"type": type(e).__name__, "message": str(e) or type(e).__name__,
+    """An error reply. stage names what failed: import (of aai_main.py), class (finding the
+    class to serve), init (__init__), test_input (testing_input_data), predict, output or
+    test_input_output (encoding the value for the API type), decode (the client's image)."""
+    if stage == "import" and isinstance(e, ModuleNotFoundError) and e.name == MODULE:
+        e = ModuleNotFoundError("the code folder has no aai_main.py")
+    body = {"type": type(e).__name__, "message": relative_paths(str(e)) or type(e).__name__,
             "traceback": format_tb(e), "stage": stage}
+    hint = pip_hint(e)
+    if hint:
+        body["hint"] = hint
     write_frame(f, {"id": rid, "op": "error", "kind": "json"}, json.dumps(body).encode("utf-8"))
 
 
@@ -251,6 +326,8 @@ def answer(rep, header, compute):
     except BaseException as e:  # SystemExit and KeyboardInterrupt from user code too: keep serving
         if isinstance(e, OutputError):  # predict_batch([x]) for a lone call returned no single value
             stage = "output" if op == "predict" else op + "_output"
+        elif isinstance(e, DecodeError):
+            stage = "decode"
         send_error(rep, rid, stage, e)
         return
     write_frame(rep, dict(fields, id=rid, op="result"), out)
@@ -261,7 +338,7 @@ def run_one(rep, obj, header, payload):
 
     def compute():
         if op == "predict":
-            x = from_wire(header, payload)
+            x = from_wire(header, payload)  # a DecodeError here is the client's (stage decode)
             if getattr(obj, "predict", None) is None:  # a class with predict_batch only
                 return one_of(obj.predict_batch([x]))
             return obj.predict(x)
@@ -296,15 +373,28 @@ def run_batch(rep, obj, frames):
         for header, payload in frames:
             run_one(rep, obj, header, payload)
         return
-    try:
-        ys = batch_values(batch_fn([from_wire(h, p) for h, p in frames]), len(frames))
-    except BaseException as e:
-        stage = "output" if isinstance(e, OutputError) else "predict"
-        for header, _ in frames:
-            send_error(rep, header.get("id", 0), stage, e)
-        return
-    for (header, _), y in zip(frames, ys):
-        answer(rep, header, lambda y=y: y)
+    # An input that does not decode fails alone; the others still make one batch.
+    xs, bad = [], {}
+    for i, (h, p) in enumerate(frames):
+        try:
+            xs.append(from_wire(h, p))
+        except DecodeError as e:
+            bad[i] = e
+    good = [f for i, f in enumerate(frames) if i not in bad]
+    ys, err, stage = [], None, None
+    if good:
+        try:
+            ys = list(batch_values(batch_fn(xs), len(good)))
+        except BaseException as e:
+            err, stage = e, "output" if isinstance(e, OutputError) else "predict"
+    for i, (header, _) in enumerate(frames):  # replies in request order
+        if i in bad:
+            send_error(rep, header.get("id", 0), "decode", bad[i])
+        elif err is not None:
+            send_error(rep, header.get("id", 0), stage, err)
+        else:
+            y = ys.pop(0)
+            answer(rep, header, lambda y=y: y)
 
 
 def serve(req, rep, obj):
@@ -335,16 +425,19 @@ def main():
     os.set_inheritable(REP_FD, False)
     req = open(REQ_FD, "rb", buffering=0)
     rep = open(REP_FD, "wb", buffering=0)
+    stage = "import"
     try:
         global np
         import numpy
         np = numpy
         sys.path.insert(0, os.getcwd())
         mod = importlib.import_module(MODULE)
+        stage = "class"
         cls = find_class(mod)
+        stage = "init"
         obj = cls()
     except BaseException as e:
-        send_error(rep, 0, "init", e)
+        send_error(rep, 0, stage, e)
         return 1
     ready = {"id": 0, "op": "ready", "class": cls.__name__}
     if callable(getattr(obj, "predict_batch", None)):
