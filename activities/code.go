@@ -45,15 +45,28 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 	src := in.Source
 	switch {
 	case src.GitURL != "":
-		a.event(ctx, in.DeploymentID, "fetch_code", "cloning %s (ref %q)", src.GitURL, src.Ref)
+		// Histories from before git_auth may hold a URL with a password:
+		// events and the state show it without.
+		shown := source.Redact(src.GitURL)
+		var auth *source.Auth
+		with := ""
+		if src.Credentials != "" {
+			var err error
+			if auth, err = a.gitCredentials(ctx, in.DeploymentID, src.Credentials); err != nil {
+				return CodeInfo{}, err
+			}
+			with = " with " + auth.String()
+		}
+		a.event(ctx, in.DeploymentID, "fetch_code", "cloning %s (ref %q)%s", shown, src.Ref, with)
 		res, err := source.Clone(ctx, source.CloneOptions{
 			URL: src.GitURL, Ref: src.Ref, Dest: dir,
-			AllowLocal: a.AllowLocalGit, AllowPrivate: a.AllowPrivateGit,
+			AllowLocal: a.AllowLocalGit, AllowPrivate: a.AllowPrivateGit, Auth: auth,
 		})
 		if err != nil {
 			return CodeInfo{}, a.sourceError(err)
 		}
-		info.Source, info.GitURL, info.Ref, info.Commit = "git", src.GitURL, src.Ref, res.Commit
+		info.Source, info.GitURL, info.Ref, info.Commit = "git", shown, src.Ref, res.Commit
+		info.WithCredentials = auth != nil
 		a.event(ctx, in.DeploymentID, "fetch_code", "checked out commit %s", res.Commit)
 	case src.Archive != nil:
 		p, done, err := a.stagedUpload(ctx, in.DeploymentID, *src.Archive)
@@ -144,7 +157,7 @@ func (a *Activities) uploaded(p string) (string, error) {
 func (a *Activities) sourceError(err error) error {
 	switch {
 	case errors.Is(err, source.ErrRefNotFound), errors.Is(err, source.ErrForbiddenURL), errors.Is(err, source.ErrBadArchive),
-		errors.Is(err, source.ErrUnsafePath), errors.Is(err, source.ErrTooLarge):
+		errors.Is(err, source.ErrUnsafePath), errors.Is(err, source.ErrTooLarge), errors.Is(err, source.ErrBadCredentials):
 		return nonRetryable(ErrTypeSource, err)
 	default:
 		return fmt.Errorf("fetch code: %w", err)

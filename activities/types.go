@@ -47,10 +47,15 @@ type UploadedFile struct {
 
 // CodeSource is where code comes from: exactly one of GitURL or Archive.
 type CodeSource struct {
-	GitURL  string         `json:"git_url,omitempty"`
-	Ref     string         `json:"ref,omitempty"`
-	Archive *UploadedFile  `json:"archive,omitempty"`
-	Files   []UploadedFile `json:"files,omitempty"`
+	GitURL string `json:"git_url,omitempty"`
+	Ref    string `json:"ref,omitempty"`
+	// Credentials is the blob key of the Git credentials the API sealed
+	// (CredentialsPrefix/<deployment>/<random>; see SealGitCredentials):
+	// an opaque reference, so the secret never enters the workflow's
+	// history. Empty for a public repository.
+	Credentials string         `json:"credentials,omitempty"`
+	Archive     *UploadedFile  `json:"archive,omitempty"`
+	Files       []UploadedFile `json:"files,omitempty"`
 }
 
 // FetchCodeInput fetches code revision Revision into the server.
@@ -64,15 +69,17 @@ type FetchCodeInput struct {
 
 // CodeInfo describes a fetched code revision.
 type CodeInfo struct {
-	Revision      int      `json:"revision"`
-	Dir           string   `json:"dir"`
-	Source        string   `json:"source"` // "git" or "upload"
-	GitURL        string   `json:"git_url,omitempty"`
-	Ref           string   `json:"ref,omitempty"`
-	Commit        string   `json:"commit,omitempty"`
-	GeneratedMain bool     `json:"generated_main"`
-	Requirements  []string `json:"requirements"`
-	Files         []string `json:"files,omitempty"`
+	Revision int    `json:"revision"`
+	Dir      string `json:"dir"`
+	Source   string `json:"source"` // "git" or "upload"
+	GitURL   string `json:"git_url,omitempty"`
+	Ref      string `json:"ref,omitempty"`
+	Commit   string `json:"commit,omitempty"`
+	// WithCredentials says the clone used Git credentials (never which).
+	WithCredentials bool     `json:"with_credentials,omitempty"`
+	GeneratedMain   bool     `json:"generated_main"`
+	Requirements    []string `json:"requirements"`
+	Files           []string `json:"files,omitempty"`
 }
 
 // InstallInput installs requirements for a code revision into the server's venv.

@@ -83,6 +83,10 @@ type Config struct {
 	// MaxUploadBytes bounds a whole fetch_code upload request; 0 means
 	// DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// CredentialsKey (32 bytes) seals fetch_code's Git credentials before
+	// they are put in Blobs; the worker opens them with the same key. nil
+	// refuses git_auth (503 credentials_unavailable).
+	CredentialsKey []byte
 	// Web serves the web wizard (web.Handler): GET and HEAD of /, /favicon.ico,
 	// /ui and everything under /ui/. It is reached through the router's
 	// NoRoute handler, so it never shadows /api/... or /healthz and is not a
@@ -100,6 +104,7 @@ type server struct {
 	log       *slog.Logger
 	maxUpload int64
 	web       http.Handler
+	credKey   []byte
 
 	// endpointCA is true when clients verify endpoints with caPEM (a local
 	// CA signs their certificates), false when they use the system's roots.
@@ -118,6 +123,7 @@ func newEngine(cfg Config) *gin.Engine {
 	s := &server{
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
+		credKey: cfg.CredentialsKey,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/activities"
 )
 
 // pathParam is a gin route parameter (:id); OpenAPI writes it {id}.
@@ -113,4 +115,35 @@ func TestOpenAPIServedAsIs(t *testing.T) {
 	w := e.do(http.MethodGet, "/api/openapi.json", "", nil)
 	require.Equal(t, http.StatusOK, w.Code)
 	require.JSONEq(t, string(OpenAPI()), w.Body.String())
+}
+
+// The document's GitAuth has exactly the fields fetch_code's git_auth
+// decodes (activities.GitCredentials), so a client built from it can send
+// credentials and is not told of fields the API refuses.
+func TestOpenAPIGitAuthMatchesDecoder(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(openAPIDoc, &doc))
+	var documented []string
+	for name := range doc.Components.Schemas["GitAuth"].Properties {
+		documented = append(documented, name)
+	}
+	sort.Strings(documented)
+	raw, err := json.Marshal(activities.GitCredentials{Username: "u", Password: "p", SSHPrivateKey: "k", KnownHosts: "h"})
+	require.NoError(t, err)
+	var fields map[string]any
+	require.NoError(t, json.Unmarshal(raw, &fields))
+	var decoded []string
+	for name := range fields {
+		decoded = append(decoded, name)
+	}
+	sort.Strings(decoded)
+	require.Equal(t, decoded, documented)
+	require.Contains(t, doc.Components.Schemas["GitSource"].Properties, "git_auth")
+	require.Contains(t, doc.Components.Schemas["CodeUpload"].Properties, "git_auth")
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/source"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
@@ -30,12 +32,18 @@ const (
 	maxUploadParts = 1000
 	maxTextField   = 4 << 10
 	maxRelPath     = 255
+	// maxGitAuth bounds the git_auth part of a multipart request (an RSA
+	// key and a few known_hosts lines fit).
+	maxGitAuth = 64 << 10
 )
 
 // gitSource is fetch_code's JSON body.
 type gitSource struct {
 	GitURL string `json:"git_url"`
 	Ref    string `json:"ref"`
+	// GitAuth authenticates to a private repository; it is sealed into the
+	// blob store and only its reference reaches the workflow.
+	GitAuth *activities.GitCredentials `json:"git_auth,omitempty"`
 }
 
 // fetchCode is Code Repo Integration: a Git URL (JSON or form fields), or an
@@ -44,11 +52,12 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 	var (
 		req    workflows.FetchCodeRequest
 		staged []string
+		auth   *activities.GitCredentials
 	)
 	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if mt == "multipart/form-data" {
 		var e *apiError
-		req, staged, e = s.stageUpload(c, a.ID)
+		req, auth, staged, e = s.stageUpload(c, a.ID)
 		if e != nil {
 			s.removeStaged(staged)
 			writeError(c, e)
@@ -60,9 +69,21 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 			writeError(c, e)
 			return
 		}
-		req.GitURL, req.Ref = strings.TrimSpace(g.GitURL), strings.TrimSpace(g.Ref)
+		req.GitURL, req.Ref, auth = strings.TrimSpace(g.GitURL), strings.TrimSpace(g.Ref), g.GitAuth
 	}
-	if e := checkSource(req); e != nil {
+	e := checkSource(req)
+	if e == nil {
+		e = checkGitAuth(req, auth)
+	}
+	if e == nil && auth != nil {
+		// Sealed and stored like an upload: removed when the step is over,
+		// or by Delete; the workflow sees only the key.
+		req.Credentials, e = s.sealGitAuth(c, a.ID, *auth)
+		if req.Credentials != "" {
+			staged = append(staged, req.Credentials)
+		}
+	}
+	if e != nil {
 		s.removeStaged(staged)
 		writeError(c, e)
 		return
@@ -97,89 +118,171 @@ func checkSource(r workflows.FetchCodeRequest) *apiError {
 	return nil
 }
 
+// checkGitAuth refuses a Git URL that carries a secret in its userinfo (it
+// would be stored in the workflow's history and shown in events and the
+// state; moving it into git_auth silently would hide that it was ever sent
+// in the clear, so the client is told to send it separately) and checks
+// git_auth against the URL. No message holds the URL or a secret.
+func checkGitAuth(r workflows.FetchCodeRequest, auth *activities.GitCredentials) *apiError {
+	if r.GitURL != "" && source.UserinfoPassword(r.GitURL) {
+		return errField("invalid_code_source", "git_url",
+			"must not carry a user name, password or token (it would be stored and shown); give them in git_auth instead")
+	}
+	if auth == nil {
+		return nil
+	}
+	switch {
+	case r.GitURL == "":
+		return errField("invalid_git_auth", "git_auth", "goes with git_url, not with an uploaded archive")
+	case len(auth.Username) > 255:
+		return errField("invalid_git_auth", "git_auth.username", "is over 255 characters")
+	case len(auth.Password) > 8<<10:
+		return errField("invalid_git_auth", "git_auth.password", "is over 8 KiB")
+	case len(auth.SSHPrivateKey) > 16<<10:
+		return errField("invalid_git_auth", "git_auth.ssh_private_key", "is over 16 KiB")
+	case len(auth.KnownHosts) > 32<<10:
+		return errField("invalid_git_auth", "git_auth.known_hosts", "is over 32 KiB")
+	}
+	var ce *source.CredentialsError
+	if err := auth.Auth().Check(r.GitURL); errors.As(err, &ce) {
+		field := "git_auth." + ce.Field
+		if ce.Field == "git_url" {
+			field = "git_url"
+		}
+		return errField("invalid_git_auth", field, "%s", ce.Msg)
+	} else if err != nil {
+		return errField("invalid_git_auth", "git_auth", "invalid credentials")
+	}
+	return nil
+}
+
+// sealGitAuth seals the credentials into the blob store and returns their
+// key, the reference the workflow carries.
+func (s *server) sealGitAuth(c *gin.Context, deploymentID string, auth activities.GitCredentials) (string, *apiError) {
+	if s.blobs == nil || len(s.credKey) == 0 {
+		return "", &apiError{Status: http.StatusServiceUnavailable, Code: "credentials_unavailable",
+			Message: "this server has no blob store or encryption key to keep Git credentials in"}
+	}
+	ref, err := activities.SealGitCredentials(c.Request.Context(), s.blobs, s.credKey, deploymentID, auth)
+	if err != nil {
+		s.log.ErrorContext(c.Request.Context(), "seal git credentials", "deployment", deploymentID, "error", err)
+		return "", errInternal()
+	}
+	return ref, nil
+}
+
+// readGitAuth reads a multipart git_auth part: the same JSON object as the
+// JSON body's git_auth.
+func readGitAuth(part *multipart.Part, limit int64) (*activities.GitCredentials, *apiError) {
+	b, err := io.ReadAll(io.LimitReader(part, maxGitAuth+1))
+	if err != nil {
+		return nil, bodyError(err, limit)
+	}
+	if len(b) > maxGitAuth {
+		return nil, errField("invalid_git_auth", "git_auth", "is over %d bytes", maxGitAuth)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var g activities.GitCredentials
+	if err := dec.Decode(&g); err != nil {
+		// The decoder's message can quote the input: never echo it.
+		return nil, errField("invalid_git_auth", "git_auth",
+			"must be a JSON object with username and password, or ssh_private_key and known_hosts")
+	}
+	return &g, nil
+}
+
 // stageUpload streams a multipart fetch_code request to the blob store. Parts:
 // "archive" (one .zip or .tar.gz file), "files" (any number; each part's
 // filename is its relative path in the code folder, e.g. models/net.onnx), and
-// the text fields "git_url" and "ref". Every staged file lands at the key
+// the text fields "git_url", "ref" and "git_auth" (a JSON object). Every staged file lands at the key
 // uploads/<deployment>/<random>/<sanitised name>: the client's name never
 // reaches a key or a disk path. It returns the staged key prefixes, to remove
 // afterwards.
-func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.FetchCodeRequest, []string, *apiError) {
-	var req workflows.FetchCodeRequest
+func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.FetchCodeRequest, *activities.GitCredentials, []string, *apiError) {
+	req, auth := workflows.FetchCodeRequest{}, (*activities.GitCredentials)(nil)
 	if s.blobs == nil {
-		return req, nil, &apiError{Status: http.StatusServiceUnavailable, Code: "uploads_unavailable",
+		return req, nil, nil, &apiError{Status: http.StatusServiceUnavailable, Code: "uploads_unavailable",
 			Message: "this server has no blob store for uploads; fetch code from Git instead"}
 	}
 	if c.Request.ContentLength > s.maxUpload {
-		return req, nil, errTooLarge(s.maxUpload)
+		return req, nil, nil, errTooLarge(s.maxUpload)
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxUpload)
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
-		return req, nil, errBadRequest("invalid_multipart", "malformed multipart body: %v", err)
+		return req, nil, nil, errBadRequest("invalid_multipart", "malformed multipart body: %v", err)
 	}
 	var staged []string
 	for n := 0; ; n++ {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return req, staged, nil
+			return req, auth, staged, nil
 		}
 		if err != nil {
-			return req, staged, bodyError(err, s.maxUpload)
+			return req, auth, staged, bodyError(err, s.maxUpload)
 		}
 		if n >= maxUploadParts {
-			return req, staged, errBadRequest("invalid_multipart", "more than %d parts", maxUploadParts)
+			return req, auth, staged, errBadRequest("invalid_multipart", "more than %d parts", maxUploadParts)
 		}
 		field := part.FormName()
 		switch field {
 		case "git_url", "ref":
 			v, e := readTextField(part, field, s.maxUpload)
 			if e != nil {
-				return req, staged, e
+				return req, auth, staged, e
 			}
 			if field == "git_url" {
 				req.GitURL = v
 			} else {
 				req.Ref = v
 			}
+		case "git_auth":
+			if auth != nil {
+				return req, auth, staged, errField("invalid_git_auth", "git_auth", "give git_auth once")
+			}
+			var e *apiError
+			if auth, e = readGitAuth(part, s.maxUpload); e != nil {
+				return req, auth, staged, e
+			}
 		case "archive":
 			if req.Archive != nil {
-				return req, staged, errField("invalid_code_source", "archive", "upload one archive only")
+				return req, auth, staged, errField("invalid_code_source", "archive", "upload one archive only")
 			}
 			name, ok := rawFilename(part)
 			if !ok {
-				return req, staged, errField("invalid_code_source", "archive", "must be a file part (with a filename)")
+				return req, auth, staged, errField("invalid_code_source", "archive", "must be a file part (with a filename)")
 			}
 			br := bufio.NewReader(part)
 			if !isArchive(br) {
-				return req, staged, errField("invalid_archive", "archive", "%s is not a .zip or .tar.gz archive", safeDiskName(name))
+				return req, auth, staged, errField("invalid_archive", "archive", "%s is not a .zip or .tar.gz archive", safeDiskName(name))
 			}
 			dir, key, err := s.stageFile(c, deploymentID, name, br)
 			if dir != "" {
 				staged = append(staged, dir)
 			}
 			if err != nil {
-				return req, staged, s.stageError(c, err)
+				return req, auth, staged, s.stageError(c, err)
 			}
 			req.Archive = &activities.UploadedFile{Key: key, Name: safeDiskName(filepath.Base(name))}
 		case "files":
 			name, ok := rawFilename(part)
 			if !ok {
-				return req, staged, errField("invalid_file_name", "files", "every files part must be a file, with its relative path as filename")
+				return req, auth, staged, errField("invalid_file_name", "files", "every files part must be a file, with its relative path as filename")
 			}
 			if err := validRelPath(name); err != nil {
-				return req, staged, errField("invalid_file_name", "files", "%q: %v", name, err)
+				return req, auth, staged, errField("invalid_file_name", "files", "%q: %v", name, err)
 			}
 			dir, key, err := s.stageFile(c, deploymentID, name, part)
 			if dir != "" {
 				staged = append(staged, dir)
 			}
 			if err != nil {
-				return req, staged, s.stageError(c, err)
+				return req, auth, staged, s.stageError(c, err)
 			}
 			req.Files = append(req.Files, activities.UploadedFile{Key: key, Name: name})
 		default:
-			return req, staged, errField("unknown_field", field, "unknown form field; expected archive, files, git_url or ref")
+			return req, auth, staged, errField("unknown_field", field, "unknown form field; expected archive, files, git_url, ref or git_auth")
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
+	"github.com/algocloud/algocloud/internal/testgit"
 	"github.com/algocloud/algocloud/internal/testmoto"
 	"github.com/algocloud/algocloud/internal/testpg"
 )
@@ -43,6 +44,10 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
+	// Both processes seal and open Git credentials with this key, as an
+	// operator passes it to both (their data folders differ, so their
+	// development keys would).
+	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", strings.Repeat("5e", 32))
 	os.Unsetenv("AWS_SESSION_TOKEN")
 	os.Unsetenv("AWS_PROFILE")
 	const bucket, prefix = "algocloud-blobs-it", "blobs"
@@ -60,7 +65,7 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	apiPort := freePort(t)
 	common := []string{"--database-url", dsn, "--temporal-address", srv.HostPort(), "--log-level", "info",
 		"--blob-bucket", bucket, "--blob-prefix", prefix, "--aws-endpoint", moto.Endpoint}
-	startProc(t, append([]string{"worker", "--data", workerData, "--infer-bin", inferBin}, common...)...)
+	startProc(t, append([]string{"worker", "--data", workerData, "--infer-bin", inferBin, "--allow-private-git"}, common...)...)
 	startProc(t, append([]string{"api", "--data", apiData, "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort)}, common...)...)
 
 	tok, err := platform.CreateToken(ctx, dsn, "alice")
@@ -137,6 +142,17 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	}
 	_, err = os.Stat(filepath.Join(workerData, "servers", id, "test-output"))
 	require.True(t, os.IsNotExist(err), "the worker wrote the output only to the bucket")
+
+	// Code from a private repository: the API seals the credentials into
+	// the bucket, the worker (another process, another disk) opens them.
+	const password = "S3cret-split-Pw"
+	repo := gitRepo(t, ex)
+	gitSrv := testgit.ServeHTTP(t, filepath.Dir(repo), "alice", password)
+	r = c.step(id, "fetch_code", map[string]any{"git_url": gitSrv.URL + "/" + filepath.Base(repo),
+		"git_auth": map[string]any{"username": "alice", "password": password}})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.Contains(t, string(r.Raw), `"with_credentials":true`)
+	requireNoBlobs(t, s3blobs, "credentials/"+id)
 
 	// Delete removes the deployment's blobs.
 	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)

@@ -42,6 +42,8 @@ type CloneOptions struct {
 	// picks (tests give it a resolver on loopback and a narrower policy).
 	// Every scheme connects through it; see urlpolicy.go.
 	Dialer *netpolicy.Dialer
+	// Auth, when set, authenticates to a private repository (see Auth).
+	Auth *Auth
 }
 
 // Result describes a checkout.
@@ -91,12 +93,17 @@ func Clone(ctx context.Context, opts CloneOptions) (Result, error) {
 		via = g.proxyOptions()
 	}
 	shown := redact(opts.URL)
+	auth, cleanup, err := opts.Auth.method(ep)
+	if err != nil {
+		return Result{}, fmt.Errorf("clone %s: %w", shown, err)
+	}
+	defer cleanup()
 
 	refs, err := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{
 		Name: remoteName, URLs: []string{opts.URL},
-	}).ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled, ProxyOptions: via})
+	}).ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled, ProxyOptions: via, Auth: auth})
 	if err != nil {
-		return Result{}, fmt.Errorf("clone %s: %w", shown, g.forbidden(classifyList(ctx, err)))
+		return Result{}, fmt.Errorf("clone %s: %w", shown, g.forbidden(classifyList(ctx, authError(err, opts.Auth))))
 	}
 	tgt, err := resolveRef(refs, opts.Ref)
 	if err != nil {
@@ -115,7 +122,7 @@ func Clone(ctx context.Context, opts CloneOptions) (Result, error) {
 		return Result{}, fmt.Errorf("clone %s: %w", shown, err)
 	}
 	defer os.RemoveAll(tmp) // gone after the rename below
-	commit, err := cloneInto(ctx, tmp, opts.URL, tgt, via)
+	commit, err := cloneInto(ctx, tmp, opts.URL, tgt, via, auth, opts.Auth)
 	if err != nil {
 		return Result{}, fmt.Errorf("clone %s at %q: %w", shown, opts.Ref, g.forbidden(err))
 	}
@@ -227,8 +234,8 @@ func withoutCredentials(raw string) string {
 }
 
 // cloneInto clones url into dir at tgt and returns the commit checked out.
-func cloneInto(ctx context.Context, dir, url string, tgt target, via transport.ProxyOptions) (string, error) {
-	co := &git.CloneOptions{URL: url, RemoteName: remoteName, ProxyOptions: via}
+func cloneInto(ctx context.Context, dir, url string, tgt target, via transport.ProxyOptions, auth transport.AuthMethod, given *Auth) (string, error) {
+	co := &git.CloneOptions{URL: url, RemoteName: remoteName, ProxyOptions: via, Auth: auth}
 	switch {
 	case tgt.name != "":
 		co.ReferenceName = tgt.name
@@ -240,7 +247,7 @@ func cloneInto(ctx context.Context, dir, url string, tgt target, via transport.P
 	}
 	repo, err := git.PlainCloneContext(ctx, dir, false, co)
 	if err != nil {
-		return "", classify(ctx, err)
+		return "", classify(ctx, authError(err, given))
 	}
 	if tgt.prefix != "" {
 		h, err := findCommit(repo, tgt.prefix)
@@ -301,7 +308,8 @@ func classify(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case errors.Is(err, ErrForbiddenURL), errors.Is(err, ErrUnreachable), errors.Is(err, ErrRefNotFound):
+	case errors.Is(err, ErrForbiddenURL), errors.Is(err, ErrUnreachable), errors.Is(err, ErrRefNotFound),
+		errors.Is(err, ErrBadCredentials):
 		return err
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return fmt.Errorf("%w: the repository is empty", ErrRefNotFound)
@@ -320,12 +328,32 @@ func classify(ctx context.Context, err error) error {
 	return err
 }
 
+// authError turns a refusal of the credentials Clone was given into
+// ErrBadCredentials, which retrying cannot fix: a rejected password or key,
+// or an SSH host key known_hosts does not list. Without credentials a
+// refusal stays ErrUnreachable (the repository may be private).
+func authError(err error, a *Auth) error {
+	if a == nil || err == nil {
+		return err
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed),
+		strings.Contains(msg, "unable to authenticate"):
+		return fmt.Errorf("%w: the repository refused the credentials (%s)", ErrBadCredentials, a)
+	case strings.Contains(msg, "knownhosts:"):
+		return fmt.Errorf("%w: the SSH server's host key does not match known_hosts (%v)", ErrBadCredentials, err)
+	}
+	return err
+}
+
 // classifyList is classify for listing the remote's refs, the first contact:
 // go-git reports a failing local git-upload-pack or a dead ssh/git server with
 // plain errors, and any failure there means the repository cannot be read.
 func classifyList(ctx context.Context, err error) error {
 	err = classify(ctx, err)
-	if ctx.Err() != nil || errors.Is(err, ErrForbiddenURL) || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrRefNotFound) {
+	if ctx.Err() != nil || errors.Is(err, ErrForbiddenURL) || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrRefNotFound) ||
+		errors.Is(err, ErrBadCredentials) {
 		return err
 	}
 	return fmt.Errorf("%w: %v", ErrUnreachable, err)

@@ -126,7 +126,7 @@ func (c *config) cloudFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ACMEDNSResolvers, "acme-dns-resolvers", env("ACME_DNS_RESOLVERS", ""), "comma-separated host:port resolvers asked whether a DNS-01 record has propagated")
 	fs.StringVar(&c.EndpointCARoot, "endpoint-ca-root", env("ENDPOINT_CA_ROOT", ""), "PEM file of roots trusted for endpoints' ACME certificates in health checks (default: the system's)")
 	fs.StringVar(&c.DNSZoneID, "dns-zone-id", env("DNS_ZONE_ID", ""), "Route53 hosted zone ID (default: the zone named --domain)")
-	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", env("ENCRYPTION_KEY_FILE", ""), "file holding the 32-byte key (hex or base64) that seals keys and bundles; or set ALGOCLOUD_ENCRYPTION_KEY (default with ec2/acme: <data>/secrets/encryption.key, for development)")
+	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", env("ENCRYPTION_KEY_FILE", ""), "file holding the 32-byte key (hex or base64) that seals keys, bundles and Git credentials (the api and the worker need the same one); or set ALGOCLOUD_ENCRYPTION_KEY (default: <data>/secrets/encryption.key, for development)")
 }
 
 // cloud turns the cloud flags into the platform's options.

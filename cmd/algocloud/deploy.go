@@ -31,8 +31,11 @@ func deploy(args []string) error {
 	fs := flag.NewFlagSet("deploy", flag.ExitOnError)
 	var o apiOptions
 	o.flags(fs)
+	var src gitSource
+	fs.StringVar(&src.url, "git", "", "fetch the code from this Git URL (https or ssh) instead of uploading DIR; DIR still holds algocloud.json")
+	fs.StringVar(&src.ref, "ref", "", "branch, tag or commit with --git (default: the default branch)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: algocloud deploy [--api URL] DIR
+		fmt.Fprint(fs.Output(), `Usage: algocloud deploy [--api URL] [--git URL [--ref REF]] DIR
 
 Deploys the algorithm in DIR (aai_main.py, aai_pip-requirements.txt, models...;
 with "environment": "onnx", a .onnx model and aai_onnx.json)
@@ -41,6 +44,13 @@ requirements...): creates the deployment, or reuses yours with that api_name,
 then provisions it, uploads DIR as a zip (without .git and __pycache__),
 installs the requirements, runs Test Code and completes it. It prints the
 endpoint and, the first time, its token.
+
+With --git the platform fetches the code from the repository instead. For a
+private one, credentials come from the environment only (never from
+algocloud.json or the URL): ALGOCLOUD_GIT_PASSWORD (a password or access
+token; ALGOCLOUD_GIT_USERNAME optional) for an https URL, or
+ALGOCLOUD_GIT_SSH_KEY_FILE (a deploy key without passphrase) and
+ALGOCLOUD_GIT_KNOWN_HOSTS_FILE (the server's known_hosts lines) for an ssh URL.
 
 `)
 		fs.PrintDefaults()
@@ -55,11 +65,18 @@ endpoint and, the first time, its token.
 	if err != nil {
 		return err
 	}
-	if sp.Environment == spec.EnvONNX {
+	if src.url != "" {
+		if src.auth, err = gitAuthFromEnv(); err != nil {
+			return err
+		}
+	} else if src.ref != "" {
+		return errors.New("--ref goes with --git")
+	}
+	if sp.Environment == spec.EnvONNX && src.url == "" {
 		if _, err := os.Stat(filepath.Join(dir, "aai_onnx.json")); err != nil {
 			fmt.Fprintf(os.Stderr, "note: %s has no aai_onnx.json; the platform will write the generated %s configuration naming its .onnx model\n", dir, spec.Pair{In: sp.Input, Out: sp.Output})
 		}
-	} else if _, err := os.Stat(filepath.Join(dir, "aai_main.py")); err != nil {
+	} else if _, err := os.Stat(filepath.Join(dir, "aai_main.py")); err != nil && src.url == "" {
 		fmt.Fprintf(os.Stderr, "note: %s has no aai_main.py; the platform will add the generated skeleton for %s\n", dir, spec.Pair{In: sp.Input, Out: sp.Output})
 	}
 	c, err := o.client()
@@ -73,7 +90,7 @@ endpoint and, the first time, its token.
 	if err != nil {
 		return err
 	}
-	p := &progress{out: os.Stderr, tty: isTerminal(os.Stderr), c: c, id: d.ID}
+	p := &progress{out: os.Stderr, tty: isTerminal(os.Stderr), c: c, id: d.ID, git: src}
 	if p.after, err = c.LastEventID(ctx, d.ID); err != nil {
 		return err
 	}
@@ -146,6 +163,39 @@ type progress struct {
 	c     *apiclient.Client
 	id    string
 	after int64 // the last event shown
+	git   gitSource
+}
+
+// gitSource is deploy's --git, --ref and the credentials from the environment.
+type gitSource struct {
+	url, ref string
+	auth     *apiclient.GitAuth
+}
+
+// gitAuthFromEnv reads a private repository's credentials from the
+// environment: they never belong in algocloud.json (committed with the
+// code) or on the command line (seen in ps and shell history).
+func gitAuthFromEnv() (*apiclient.GitAuth, error) {
+	a := apiclient.GitAuth{Username: os.Getenv("ALGOCLOUD_GIT_USERNAME"), Password: os.Getenv("ALGOCLOUD_GIT_PASSWORD")}
+	if f := os.Getenv("ALGOCLOUD_GIT_SSH_KEY_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("ALGOCLOUD_GIT_SSH_KEY_FILE: %w", err)
+		}
+		a.SSHPrivateKey = string(b)
+		kf := os.Getenv("ALGOCLOUD_GIT_KNOWN_HOSTS_FILE")
+		if kf == "" {
+			return nil, errors.New("ALGOCLOUD_GIT_SSH_KEY_FILE needs ALGOCLOUD_GIT_KNOWN_HOSTS_FILE: the server's host key is checked against it (ssh-keyscan HOST > known_hosts)")
+		}
+		if b, err = os.ReadFile(kf); err != nil {
+			return nil, fmt.Errorf("ALGOCLOUD_GIT_KNOWN_HOSTS_FILE: %w", err)
+		}
+		a.KnownHosts = string(b)
+	}
+	if a.Password == "" && a.SSHPrivateKey == "" {
+		return nil, nil // a public repository
+	}
+	return &a, nil
 }
 
 // steps runs provision (unless done), fetch_code, install_requirements, test
@@ -160,6 +210,35 @@ func (p *progress) steps(ctx context.Context, dir string, d apiclient.Deployment
 		return err
 	}
 
+	if p.git.url != "" {
+		if err := p.fetchGit(ctx); err != nil {
+			return err
+		}
+	} else if err := p.upload(ctx, dir); err != nil {
+		return err
+	}
+	return p.rest(ctx)
+}
+
+// fetchGit runs fetch_code from --git.
+func (p *progress) fetchGit(ctx context.Context) error {
+	what := "fetch_code (git)"
+	if p.git.auth != nil {
+		what = "fetch_code (git, with credentials)"
+	}
+	return p.run(ctx, what, func(ctx context.Context) error {
+		var err error
+		if p.git.auth != nil {
+			_, err = p.c.FetchCodeFromPrivateGit(ctx, p.id, p.git.url, p.git.ref, *p.git.auth)
+		} else {
+			_, err = p.c.FetchCodeFromGit(ctx, p.id, p.git.url, p.git.ref)
+		}
+		return err
+	})
+}
+
+// upload runs fetch_code with DIR as a zip.
+func (p *progress) upload(ctx context.Context, dir string) error {
 	zipFile, err := os.CreateTemp("", "algocloud-code-*.zip")
 	if err != nil {
 		return err
@@ -182,6 +261,11 @@ func (p *progress) steps(ctx context.Context, dir string, d apiclient.Deployment
 	}); err != nil {
 		return err
 	}
+	return nil
+}
+
+// rest runs install_requirements, test and complete.
+func (p *progress) rest(ctx context.Context) error {
 	if err := p.run(ctx, "install_requirements", func(ctx context.Context) error {
 		_, err := p.c.InstallRequirements(ctx, p.id, nil)
 		return err

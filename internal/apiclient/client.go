@@ -337,6 +337,27 @@ func (c *Client) FetchCodeFromGit(ctx context.Context, id, gitURL, ref string) (
 	return c.Step(ctx, id, "fetch_code", map[string]string{"git_url": gitURL, "ref": ref})
 }
 
+// GitAuth is fetch_code's git_auth: a password or token for an https URL,
+// or an SSH deploy key with the known_hosts lines of its server.
+type GitAuth struct {
+	Username      string `json:"username,omitempty"`
+	Password      string `json:"password,omitempty"`
+	SSHPrivateKey string `json:"ssh_private_key,omitempty"`
+	KnownHosts    string `json:"known_hosts,omitempty"`
+}
+
+// String never shows the secret (a GitAuth printed by mistake stays safe).
+func (a GitAuth) String() string { return "git credentials (redacted)" }
+
+// GoString keeps %#v from printing the secret.
+func (a GitAuth) GoString() string { return a.String() }
+
+// FetchCodeFromPrivateGit runs fetch_code from a private Git repository;
+// the platform seals auth and never shows it back.
+func (c *Client) FetchCodeFromPrivateGit(ctx context.Context, id, gitURL, ref string, auth GitAuth) (DeploymentDetail, error) {
+	return c.Step(ctx, id, "fetch_code", map[string]any{"git_url": gitURL, "ref": ref, "git_auth": auth})
+}
+
 // Upload is one file of a code upload.
 type Upload struct {
 	// Name is the archive's file name, or an extra file's path in the code

@@ -86,10 +86,12 @@ type CloudOptions struct {
 	DNSZoneID string
 	DNSPoll   time.Duration
 
-	// EncryptionKey (32 bytes) seals certificate and ACME account keys at
-	// rest and derives the bundles' keys. Needed with EC2 or ACME; when nil
-	// it is read from (or created in) <data>/secrets/encryption.key, which
-	// is for development: in production pass it from a secret store.
+	// EncryptionKey (32 bytes) seals certificate and ACME account keys and
+	// fetch_code's Git credentials at rest and derives the bundles' keys;
+	// the API and the worker need the same one. When nil it is read from
+	// (or created in) <data>/secrets/encryption.key, which is for
+	// development (one data folder): in production pass it from a secret
+	// store.
 	EncryptionKey []byte
 }
 

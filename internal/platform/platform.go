@@ -93,6 +93,9 @@ type Platform struct {
 	// APIURL is the API's base URL when RunAPI.
 	APIURL string
 	log    *slog.Logger
+	// credKey seals fetch_code's Git credentials (API) and opens them
+	// (worker): CloudOptions.EncryptionKey or the development key.
+	credKey []byte
 
 	// Blobs holds uploads and test outputs (BlobBucket, or <DataDir>/blobs).
 	Blobs blobs.Store
@@ -147,6 +150,13 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if p.Blobs, err = openBlobs(ctx, o); err != nil {
 		return nil, err
 	}
+	// Every mode needs a key now: Git credentials are sealed at rest by the
+	// API and opened by the worker, in dev as in production.
+	if o.RunAPI || o.RunWorker {
+		if p.credKey, err = p.encryptionKey(); err != nil {
+			return nil, fmt.Errorf("encryption key: %w", err)
+		}
+	}
 	p.Client, err = client.DialContext(ctx, client.Options{
 		HostPort: hostPort, Namespace: o.Namespace,
 		Logger: sdklog.NewStructuredLogger(o.Logger.With("component", "temporal-sdk")),
@@ -177,6 +187,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 		UploadDir: p.UploadDir(), Blobs: p.Blobs, Python: "/usr/bin/python3", Pip: o.Pip,
 		AllowLocalGit: o.AllowLocalGit, AllowPrivateGit: o.AllowPrivateGit, AllowPrivateURLs: o.AllowPrivateURLs,
 		Domain: o.Domain, PredictTimeout: o.PredictTimeout, Logger: o.Logger.With("component", "activities"),
+		CredentialsKey: p.credKey,
 	}
 	if err := p.wireCloud(ctx, acts); err != nil {
 		return err
@@ -204,7 +215,7 @@ func (p *Platform) apiConfig() api.Config {
 	o := p.opts
 	return api.Config{
 		Store: p.Store, Workflows: api.NewTemporalWorkflows(p.Client),
-		Blobs: p.Blobs, CARootPEM: p.CA.RootPEM(), Skeleton: templates.Skeleton, Web: web.Handler(web.WithDomain(o.Domain)),
+		Blobs: p.Blobs, CredentialsKey: p.credKey, CARootPEM: p.CA.RootPEM(), Skeleton: templates.Skeleton, Web: web.Handler(web.WithDomain(o.Domain)),
 		Logger: o.Logger.With("component", "api"),
 
 		// With ACME the clients use the system's roots (the API parses the

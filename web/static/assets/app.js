@@ -1129,8 +1129,29 @@
     const archive = h('input', { type: 'file', name: 'archive', accept: '.zip,.tar.gz,.tgz,.tar,application/zip,application/gzip' });
     const files = h('input', { type: 'file', name: 'files', multiple: true });
     const folder = h('input', { type: 'text', name: 'folder', autocomplete: 'off', spellcheck: 'false', placeholder: 'models/' });
+    // A private repository's credentials: never saved in the browser (the
+    // password is a password input, the key a file), sent once as git_auth
+    // and never shown back by the platform.
+    const gitUser = h('input', { type: 'text', name: 'git_username', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off', placeholder: 'optional with a token' });
+    const gitPass = h('input', { type: 'password', autocomplete: 'new-password', spellcheck: 'false', placeholder: 'password or access token' });
+    const gitKey = h('input', { type: 'file' });
+    const gitHosts = h('textarea', { name: 'git_known_hosts', rows: 2, spellcheck: 'false', placeholder: 'git.example.com ssh-ed25519 AAAA… (from ssh-keyscan)' });
+    const authBox = h('details', { id: 'git-auth' }, h('summary', null, 'Private repository: credentials'),
+      h('p', { class: 'hint' }, 'HTTPS URL: a password or access token. SSH URL (git@host:repo.git): a deploy key without a passphrase and the server’s known_hosts line. They are kept sealed, used only to fetch, and never shown again; put none in the URL.'),
+      h('div', { class: 'row' }, field('git_auth.username', 'Username', gitUser), field('git_auth.password', 'Password or token', gitPass)),
+      h('div', { class: 'row' }, field('git_auth.ssh_private_key', 'SSH deploy key (file)', gitKey), field('git_auth.known_hosts', 'known_hosts', gitHosts)),
+      h('div', { class: 'field', 'data-field': 'git_auth' }, h('p', { class: 'field-error', 'aria-live': 'polite' })));
+    const gitAuth = async () => {
+      if (!gitPass.value && !gitKey.files[0]) return null;
+      const a = {};
+      if (gitUser.value.trim()) a.username = gitUser.value.trim();
+      if (gitPass.value) a.password = gitPass.value;
+      if (gitKey.files[0]) a.ssh_private_key = await gitKey.files[0].text();
+      if (gitKey.files[0] && gitHosts.value.trim()) a.known_hosts = gitHosts.value.trim() + '\n';
+      return a;
+    };
     const gitBox = h('div', { id: 'git-fields' }, h('div', { class: 'row' },
-      field('git_url', 'Git URL', gitUrl), field('ref', 'Branch, tag or commit', ref, 'Empty: the default branch.')));
+      field('git_url', 'Git URL', gitUrl), field('ref', 'Branch, tag or commit', ref, 'Empty: the default branch.')), authBox);
     const upBox = h('div', { id: 'upload-fields' }, field('archive', 'Code archive', archive, 'A single top folder (as GitHub archives have) is stripped.'));
     const submit = h('button', { type: 'submit', class: 'btn primary', id: 'fetch' }, 'Interface Your Algorithm');
     const form = h('form', { novalidate: true, id: 'code-form' },
@@ -1163,8 +1184,10 @@
       try {
         const dir = folder.value.trim().replace(/^\/+/, '').replace(/\/*$/, '');
         let req;
+        const auth = up ? null : await gitAuth();
         if (!up && !files.files.length) {
           req = { git_url: gitUrl.value.trim(), ref: ref.value.trim() };
+          if (auth) req.git_auth = auth;
         } else {
           req = new FormData();
           if (up) {
@@ -1172,6 +1195,7 @@
           } else {
             req.append('git_url', gitUrl.value.trim());
             req.append('ref', ref.value.trim());
+            if (auth) req.append('git_auth', JSON.stringify(auth));
           }
           for (const file of files.files) req.append('files', file, (dir ? dir + '/' : '') + file.name);
         }
@@ -1184,9 +1208,12 @@
         const r = await ctx.runStep('fetch_code', req, 'Fetching your code');
         ctx.check();
         if (r.ok) {
+          gitPass.value = '';
+          gitKey.value = '';
           navigate('/ui/deployments/' + id + '/integrate');
           return;
         }
+        if ((r.data.fields || []).some((fe) => fe.field.startsWith('git_auth'))) authBox.open = true;
         const rest = showFieldErrors(form, r.data.fields, (fe) => ({
           name: up && fe.field === 'git_url' ? 'archive' : fe.field,
           message: niceMessage(fe.field, fe.message),
@@ -1216,7 +1243,7 @@
   }
   function codeSource(c) {
     const files = c.files && c.files.length ? ' + ' + c.files.join(', ') : '';
-    if (c.source === 'git') return 'Git ' + c.git_url + (c.commit ? ' at ' + c.commit.slice(0, 10) : c.ref ? ' ' + c.ref : '') + files;
+    if (c.source === 'git') return 'Git ' + c.git_url + (c.commit ? ' at ' + c.commit.slice(0, 10) : c.ref ? ' ' + c.ref : '') + (c.with_credentials ? ' with credentials' : '') + files;
     return 'upload' + files;
   }
 
