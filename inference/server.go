@@ -273,6 +273,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // (admission, intake slot, work slot).
 func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
+		// The body is discarded (up to a bound: drain.go) so the client sees
+		// this answer; the connection is not reused after a body this large.
+		closeAfter(w, r)
 		s.fail(w, r, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body exceeds %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}
@@ -375,7 +378,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-Id", id)
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusRecorder{ResponseWriter: newDrainingWriter(w, r, s.cfg.MaxBodyBytes, s.log)}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
