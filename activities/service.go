@@ -37,6 +37,7 @@ func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, token
 		AllowPrivateURLs: a.AllowPrivateURLs,
 		MaxBatchSize:     in.Spec.MaxBatchSize,
 		MaxQueueDelay:    inference.Duration(time.Duration(in.Spec.MaxQueueDelayMS) * time.Millisecond),
+		PublicMetrics:    in.Spec.PublicMetrics,
 	}.WithDefaults()
 }
 

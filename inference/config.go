@@ -52,6 +52,11 @@ type Config struct {
 	// AllowPrivateURLs lets image URLs reach loopback, private and link-local
 	// addresses (off by default: SSRF).
 	AllowPrivateURLs bool `json:"allow_private_urls"`
+	// PublicMetrics serves /metrics without the bearer token (for a
+	// Prometheus that scrapes without credentials). Off by default: the
+	// metrics tell request rates, errors and latencies, which are the
+	// owner's business.
+	PublicMetrics bool `json:"public_metrics,omitempty"`
 
 	// Dynamic batching, named after Triton's dynamic_batching settings.
 

@@ -212,7 +212,7 @@ func (s *Server) routes() http.Handler {
 	route("/readyz", http.MethodGet, false, s.readyz)
 	route("/openapi.json", http.MethodGet, false, s.openAPI)
 	metricsHandler := s.metrics.handler()
-	route("/metrics", http.MethodGet, false, metricsHandler.ServeHTTP)
+	route("/metrics", http.MethodGet, !s.cfg.PublicMetrics, metricsHandler.ServeHTTP)
 	route("/predict", http.MethodPost, true, s.predict)
 	route("/v1/test-input", http.MethodGet, true, s.testInput)
 	s.v2Routes(mux) // the Open Inference Protocol (v2.go)
