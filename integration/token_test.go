@@ -16,6 +16,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -115,6 +118,21 @@ for i in range(3):
 	require.Equal(t, http.StatusOK, status(third))
 	require.Equal(t, http.StatusUnauthorized, status(second))
 	require.Equal(t, http.StatusUnauthorized, status(first))
+
+	// The history (rotations live, stopped and draft-less) replays with the
+	// current code; with ALGOCLOUD_UPDATE_HISTORY=1 it is captured into the
+	// workflows package's replay corpus.
+	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(fetchHistory(t, p.Client, workflows.WorkflowID(id)))
+	require.NoError(t, err)
+	require.Contains(t, string(js), workflows.UpdateRotateToken)
+	if os.Getenv("ALGOCLOUD_UPDATE_HISTORY") == "1" {
+		require.NoError(t, os.WriteFile(filepath.Join(repoRoot(t), "workflows", "testdata", "histories", "rotate-token-update.json"), js, 0o644))
+	}
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.Deployment)
+	h, err := sdkclient.HistoryFromJSON(bytes.NewReader(js), sdkclient.HistoryJSONOptions{})
+	require.NoError(t, err)
+	require.NoError(t, replayer.ReplayWorkflowHistory(nil, h))
 }
 
 // noisyPNG is a PNG of random pixels (incompressible) of at least size bytes.
