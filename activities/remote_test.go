@@ -86,6 +86,14 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 	b2, err := a.buildBundle(in, "")
 	require.NoError(t, err)
 	require.Equal(t, b1, b2, "deterministic")
+	rotated := in
+	rotated.TokenSHA256 = "cd"
+	b3, err := a.buildBundle(rotated, "")
+	require.NoError(t, err)
+	require.NotEqual(t, b1, b3, "a rotated token changes the bundle, so startRemote restarts the endpoint with it")
+	var rcfg map[string]any
+	require.NoError(t, json.Unmarshal([]byte(untar(t, b3)["live.json.in"]), &rcfg))
+	require.Equal(t, "cd", rcfg["token_sha256"])
 	files := untar(t, b1)
 	require.Contains(t, files, "code/aai_main.py")
 	require.NotContains(t, files, "code/.git/HEAD")

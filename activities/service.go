@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/algocloud/algocloud/activities/compute"
@@ -37,6 +38,7 @@ func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, token
 		AllowPrivateURLs: a.AllowPrivateURLs,
 		MaxBatchSize:     in.Spec.MaxBatchSize,
 		MaxQueueDelay:    inference.Duration(time.Duration(in.Spec.MaxQueueDelayMS) * time.Millisecond),
+		PublicMetrics:    in.Spec.PublicMetrics,
 	}.WithDefaults()
 }
 
@@ -50,9 +52,17 @@ func writeConfig(path string, cfg inference.Config) (changed bool, err error) {
 	return !bytes.Equal(old, cur), nil
 }
 
+// liveTokenFile is the file in the server's folder that holds the live
+// endpoint's token hash; the server re-reads it when it changes
+// (inference.Config.TokenFile), so a rotation needs no restart.
+const liveTokenFile = "live-token.sha256"
+
 // StartService makes the live endpoint run the given code revision: it
 // re-attaches when the same config already runs, or restarts it when the
-// config changed (a redeploy), then waits until the endpoint is ready.
+// config changed (a redeploy), then waits until the endpoint is ready. The
+// token's hash is written first to its own file, which the running server
+// follows: a new token (a rotation) reaches a running endpoint at once,
+// without a restart, and the old one is refused from then on.
 func (a *Activities) StartService(ctx context.Context, in ServiceInput) (ServiceInfo, error) {
 	if in.TokenSHA256 == "" {
 		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no endpoint token"))
@@ -63,6 +73,16 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 	}
 	cfgPath := filepath.Join(in.Server.Workdir, "live.json")
 	cfg := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256)
+	cfg.TokenSHA256, cfg.TokenFile = "", filepath.Join(in.Server.Workdir, liveTokenFile)
+	if b, err := hex.DecodeString(in.TokenSHA256); err != nil || len(b) != sha256.Size {
+		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("the endpoint token hash is not 64 hex digits"))
+	}
+	// Rewritten only when it changes: the running server re-reads a replaced file.
+	if cur, _ := os.ReadFile(cfg.TokenFile); strings.TrimSpace(string(cur)) != strings.ToLower(in.TokenSHA256) {
+		if err := inference.WriteTokenFile(cfg.TokenFile, in.TokenSHA256); err != nil {
+			return ServiceInfo{}, err
+		}
+	}
 	changed, err := writeConfig(cfgPath, cfg)
 	if err != nil {
 		return ServiceInfo{}, err

@@ -79,6 +79,27 @@ func TestBadJSON(t *testing.T) {
 	require.Empty(t, e.store.algs)
 }
 
+// TestCreatePublicMetrics: public_metrics is false unless asked for, reaches
+// the workflow's spec when true, and a non-boolean is a 400 naming it.
+func TestCreatePublicMetrics(t *testing.T) {
+	e := newEnv(t)
+	body := validSpec("edges")
+	body["public_metrics"] = true
+	w := e.do(http.MethodPost, "/api/v1/deployments", "tokA", body)
+	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
+	require.Equal(t, true, jsonOf(t, w)["spec"].(map[string]any)["public_metrics"])
+	require.True(t, e.wf.started[0].Spec.PublicMetrics)
+
+	require.Equal(t, http.StatusCreated, e.do(http.MethodPost, "/api/v1/deployments", "tokA", validSpec("plain")).Code)
+	require.False(t, e.wf.started[1].Spec.PublicMetrics, "private by default")
+
+	body = validSpec("other")
+	body["public_metrics"] = "yes"
+	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", body), http.StatusBadRequest, "invalid_field")
+	require.Equal(t, []string{"public_metrics"}, fieldNames(m))
+	require.Contains(t, m["message"], "true or false")
+}
+
 func TestCreateConflict(t *testing.T) {
 	e := newEnv(t)
 	e.create("tokA", "edges")

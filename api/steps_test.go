@@ -217,17 +217,41 @@ func TestRotateToken(t *testing.T) {
 	completing(e, &hashes, &fail)
 	first := jsonOf(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/complete", "tokA", nil))["token"].(string)
 
+	// The rotation goes to the workflow (which pushes it to a live
+	// endpoint) before the answer; the store keeps it for later Completes.
+	var rotated []string
+	var rotateErr error
+	complete := e.wf.onUpdate
+	e.wf.onUpdate = func(id, update string, arg any, st workflows.State) (workflows.State, error) {
+		if update != workflows.UpdateRotateToken {
+			return complete(id, update, arg, st)
+		}
+		r := arg.(workflows.RotateTokenRequest)
+		rotated = append(rotated, r.TokenSHA256)
+		if rotateErr != nil {
+			return st, rotateErr
+		}
+		st.TokenSHA256 = r.TokenSHA256
+		return st, nil
+	}
 	w := e.do(http.MethodPost, "/api/v1/deployments/"+id+"/token", "tokA", nil)
 	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())
 	second := jsonOf(t, w)["token"].(string)
 	require.NotEqual(t, first, second)
+	require.Equal(t, []string{sha(second)}, rotated)
 	require.Equal(t, sha(second), e.store.hashes[id])
-	require.Len(t, hashes, 1, "rotation alone does not touch the workflow")
+	require.Contains(t, jsonOf(t, w)["token_note"], "refuses the previous token")
+
+	// Busy: 409, and nothing changes.
+	rotateErr = &StepError{Kind: StepRejected, Message: "install_requirements is still running", Step: "tested", Status: "live"}
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/token", "tokA", nil), http.StatusConflict, "step_rejected")
+	require.Len(t, rotated, 2)
+	require.Equal(t, sha(second), e.store.hashes[id], "a refused rotation stores nothing")
 
 	w = e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/complete", "tokA", nil)
 	require.Equal(t, http.StatusOK, w.Code)
 	require.Nil(t, jsonOf(t, w)["token"])
-	require.Equal(t, sha(second), hashes[1], "the next completion applies the rotated token")
+	require.Equal(t, sha(second), hashes[1], "a later completion keeps the rotated token")
 }
 
 func TestTestOutput(t *testing.T) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/algocloud/algocloud/workflows"
 )
 
 // EndpointTokenPrefix starts every endpoint token, so a leaked one is
@@ -76,14 +79,17 @@ type rotateTokenResponse struct {
 	TokenNote    string `json:"token_note"`
 }
 
-// rotateToken makes a new endpoint token and stores its hash. It does not touch
-// the running endpoint: the token takes effect at the next Complete Deployment
-// (POST .../steps/complete), which passes the stored hash to the workflow; for a
-// live deployment whose code has not changed since, that restarts the endpoint
-// with the new token and the old one stops working. Until then the old token
-// keeps working.
+// rotateToken makes a new endpoint token and hands its hash to the workflow
+// (the rotate_token update), which, for a live deployment, pushes it to the
+// running endpoint before it answers: when the caller reads the new token,
+// the endpoint already refuses the old one (no restart, no Complete needed).
+// A stopped or draft deployment stores it for its next start. While another
+// step runs the rotation is refused with 409 step_rejected (retry once it
+// finished). The hash is stored (for later Completes) only once the
+// workflow took it, so a refused rotation changes nothing.
 func (s *server) rotateToken(c *gin.Context) {
 	a := deployment(c)
+	ctx := c.Request.Context()
 	if e := decodeJSON(c, &struct{}{}, true); e != nil {
 		writeError(c, e)
 		return
@@ -93,13 +99,21 @@ func (s *server) rotateToken(c *gin.Context) {
 		s.fail(c, "make endpoint token", err)
 		return
 	}
-	if err := s.store.SetEndpointTokenHash(c.Request.Context(), a.ID, hash); err != nil {
-		s.fail(c, "store endpoint token hash", err)
+	st, err := s.wf.Update(ctx, a.ID, workflows.UpdateRotateToken, workflows.RotateTokenRequest{TokenSHA256: hash})
+	if err != nil {
+		s.stepFailure(c, a, err)
 		return
 	}
-	c.JSON(http.StatusCreated, rotateTokenResponse{
-		DeploymentID: a.ID, Token: token,
-		TokenNote: "shown only now: only its hash is kept. It takes effect at the next Complete Deployment " +
-			"(POST /api/v1/deployments/" + a.ID + "/steps/complete); until then the endpoint accepts the previous token",
-	})
+	if err := s.store.SetEndpointTokenHash(context.WithoutCancel(ctx), a.ID, hash); err != nil {
+		// The workflow (and a live endpoint) already use this token;
+		// answering it is the only way its owner learns it.
+		s.log.ErrorContext(ctx, "store endpoint token hash", "deployment", a.ID, "error", err)
+	}
+	note := "shown only now: only its hash is kept. "
+	if st.Status == workflows.StatusLive {
+		note += "The endpoint accepts it now and refuses the previous token"
+	} else {
+		note += "The deployment is " + st.Status + ": the endpoint accepts this token (and no other) when it next starts"
+	}
+	c.JSON(http.StatusCreated, rotateTokenResponse{DeploymentID: a.ID, Token: token, TokenNote: note})
 }

@@ -122,7 +122,10 @@ func batchAnswers(t *testing.T, rs []reply) []batchAnswer {
 // labels as the text format prints them (`x_total{code="200",path="/predict"}`).
 func metricValue(t *testing.T, ts *testServer, series string) float64 {
 	t.Helper()
-	resp, err := ts.Client.Get(ts.URL + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, ts.URL+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := ts.Client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -352,7 +355,10 @@ func TestMetricsEndpoint(t *testing.T) {
 	ts := startServer(t, codeDir(t, batchAlgorithm), spec.JSON, spec.JSON, nil)
 	ts.waitReady(t)
 	batchAnswers(t, postAll(t, ts, "application/json", jsonBodies(3, map[string]int{"x": 1})))
-	resp, err := ts.Client.Get(ts.URL + "/metrics") // no token: like /healthz
+	req, err := http.NewRequest(http.MethodGet, ts.URL+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := ts.Client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var b bytes.Buffer
@@ -372,6 +378,34 @@ func TestMetricsEndpoint(t *testing.T) {
 		require.Contains(t, b.String(), want)
 	}
 	require.Equal(t, 1.0, metricValue(t, ts, `algocloud_inference_requests_total{code="200",path="/metrics"}`))
+}
+
+// TestMetricsNeedToken: /metrics answers 401 without the endpoint's token
+// (or with a wrong one) and 200 with it; a server configured with public
+// metrics answers without a token.
+func TestMetricsNeedToken(t *testing.T) {
+	get := func(ts *testServer, token string) int {
+		req, err := http.NewRequest(http.MethodGet, ts.URL+"/metrics", nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		status, _, body := ts.do(t, req)
+		if status != http.StatusOK {
+			requireError(t, http.StatusUnauthorized, CodeUnauthorized, status, body)
+		} else {
+			require.Contains(t, string(body), "algocloud_inference_queue_depth ")
+		}
+		return status
+	}
+	private := startServer(t, codeDir(t, batchAlgorithm), spec.JSON, spec.JSON, nil)
+	require.Equal(t, http.StatusUnauthorized, get(private, ""))
+	require.Equal(t, http.StatusUnauthorized, get(private, "wrong"))
+	require.Equal(t, http.StatusOK, get(private, testToken))
+
+	public := startServer(t, codeDir(t, batchAlgorithm), spec.JSON, spec.JSON, func(c *Config) { c.PublicMetrics = true })
+	require.Equal(t, http.StatusOK, get(public, ""))
+	require.Equal(t, http.StatusOK, get(public, testToken))
 }
 
 func TestPreferredBatchSizesChecked(t *testing.T) {

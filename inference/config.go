@@ -26,6 +26,10 @@ type Config struct {
 	// TokenSHA256 is the hex SHA-256 of the bearer token that may call predict.
 	// The token itself never reaches the server's disk.
 	TokenSHA256 string `json:"token_sha256"`
+	// TokenFile, when set, is a file holding TokenSHA256's hex instead (and
+	// TokenSHA256 is ignored): the server re-reads it when it changes, so a
+	// rotated token takes effect at once, without a restart (token.go).
+	TokenFile string `json:"token_file,omitempty"`
 	// Environment is what serves predict: "python" (default: Python workers
 	// running aai_main.py) or "onnx" (CodeDir/aai_onnx.json's model, run in
 	// process with ONNX Runtime; docs/onnx.md).
@@ -60,6 +64,11 @@ type Config struct {
 	// and every other non-public address (off by default: SSRF; see
 	// internal/netpolicy for what is refused without it).
 	AllowPrivateURLs bool `json:"allow_private_urls"`
+	// PublicMetrics serves /metrics without the bearer token (for a
+	// Prometheus that scrapes without credentials). Off by default: the
+	// metrics tell request rates, errors and latencies, which are the
+	// owner's business.
+	PublicMetrics bool `json:"public_metrics,omitempty"`
 
 	// Dynamic batching, named after Triton's dynamic_batching settings.
 

@@ -33,7 +33,7 @@ type Server struct {
 	pool      dispatcher
 	metrics   *metrics
 	admission *admission
-	tokenSum  []byte
+	token     *tokenHash // token.go
 	handler   http.Handler
 	certs     *certReloader // nil without TLS (tls.go)
 }
@@ -45,9 +45,9 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	sum, err := hex.DecodeString(strings.ToLower(cfg.TokenSHA256))
-	if err != nil || len(sum) != sha256.Size {
-		return nil, errors.New("inference config: token_sha256 must be 64 hex digits (the SHA-256 of the bearer token)")
+	token, err := newTokenHash(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	if !spec.SupportedPairs[spec.Pair{In: cfg.Input, Out: cfg.Output}] {
 		return nil, fmt.Errorf("inference config: API type %s is not served", spec.Pair{In: cfg.Input, Out: cfg.Output})
@@ -81,7 +81,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inference config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, tokenSum: sum, metrics: newMetrics(),
+	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, token: token, metrics: newMetrics(),
 		admission: newAdmission(cfg)}
 	if cfg.CertFile != "" {
 		s.certs = newCertReloader(cfg.CertFile, cfg.KeyFile, s.log)
@@ -231,7 +231,7 @@ func (s *Server) routes() http.Handler {
 	route("/readyz", http.MethodGet, false, s.readyz)
 	route("/openapi.json", http.MethodGet, false, s.openAPI)
 	metricsHandler := s.metrics.handler()
-	route("/metrics", http.MethodGet, false, metricsHandler.ServeHTTP)
+	route("/metrics", http.MethodGet, !s.cfg.PublicMetrics, metricsHandler.ServeHTTP)
 	route("/predict", http.MethodPost, true, s.predict)
 	route("/v1/test-input", http.MethodGet, true, s.testInput)
 	s.v2Routes(mux) // the Open Inference Protocol (v2.go)
@@ -263,15 +263,15 @@ func cors(w http.ResponseWriter, r *http.Request, method string) bool {
 	return true
 }
 
-// authorized compares the bearer token's SHA-256 with the configured one in
-// constant time.
+// authorized compares the bearer token's SHA-256 with the configured one
+// (token.go: it follows Config.TokenFile) in constant time.
 func (s *Server) authorized(r *http.Request) bool {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(sum[:], s.tokenSum) == 1
+	return subtle.ConstantTimeCompare(sum[:], s.token.current()) == 1
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -292,6 +292,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // (admission, intake slot, work slot).
 func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
+		// The body is discarded (up to a bound: drain.go) so the client sees
+		// this answer; the connection is not reused after a body this large.
+		closeAfter(w, r)
 		s.fail(w, r, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body exceeds %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}
@@ -394,7 +397,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-Id", id)
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusRecorder{ResponseWriter: newDrainingWriter(w, r, s.cfg.MaxBodyBytes, s.log)}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

@@ -210,6 +210,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
+		closeAfter(w, r) // as /predict's 413 (server.go)
 		writeV2Error(w, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "the request body exceeds %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}

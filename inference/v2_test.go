@@ -367,7 +367,9 @@ func TestV2ImageToImage(t *testing.T) {
 	})
 
 	t.Run("metrics count v2 requests", func(t *testing.T) {
-		_, _, body := ts.do(t, mustRequest(t, http.MethodGet, ts.URL+"/metrics"))
+		req := mustRequest(t, http.MethodGet, ts.URL+"/metrics")
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		_, _, body := ts.do(t, req)
 		require.Contains(t, string(body), `algocloud_inference_requests_total{code="200",path="/v2/models/{name}/infer"}`)
 		require.Contains(t, string(body), `algocloud_inference_requests_total{code="400",path="/v2/models/{name}/infer"}`)
 	})

@@ -517,8 +517,8 @@ func TestBrowserWizard(t *testing.T) {
 	require.False(t, tokenShown)
 	require.NotContains(t, b.text("main"), epToken)
 
-	// Whoever lost it makes a new one: the endpoint restarts with it and the
-	// old token stops working.
+	// Whoever lost it makes a new one: the running endpoint takes it at once
+	// (no restart) and the old token stops working.
 	b.run(chromedp.Evaluate(`window.confirm = () => true`, nil))
 	b.click("#new-token")
 	b.waitJS("the new endpoint token", `(document.querySelector('#endpoint-token')||{}).value`, 3*time.Minute)

@@ -381,6 +381,19 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	require.Contains(t, string(ev.Raw), "without a restart")
 	t.Logf("EC2 in place: served serial %x -> %x with %s of the first left, pid %d throughout, %d pick-ups, %d predictions ok, 0 failed; %s",
 		first.SerialNumber, renewed.SerialNumber, time.Until(first.NotAfter).Round(time.Second), pid, inst.pickups.Load(), ok.Load(), rec.Message)
+
+	// Token rotation on EC2: the new hash changes the bundle, so the
+	// endpoint restarts with it (the pick-up does not carry tokens); by the
+	// time the API answers, the old token is refused and the new one works.
+	rot := c.do(http.MethodPost, "/api/v1/deployments/"+id+"/token", nil)
+	require.Equal(t, http.StatusCreated, rot.Status, string(rot.Raw))
+	newToken := rot.str("token")
+	res, out := predict(t, hc, endpoint, token, samplePNG(t, 16, 16))
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, string(out))
+	res, out = predict(t, hc, endpoint, newToken, samplePNG(t, 16, 16))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
+	require.Equal(t, workflows.StatusLive, deploymentState(t, p, id).Status)
+	t.Logf("EC2 token rotation: instance booted %d times", inst.boots.Load())
 }
 
 // predictOnce posts body to the endpoint's /predict and wants 200 (for

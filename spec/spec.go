@@ -98,6 +98,9 @@ type Spec struct {
 	// (Triton's max_batch_size and max_queue_delay); zero values batch nothing.
 	MaxBatchSize    int `json:"max_batch_size,omitempty"`
 	MaxQueueDelayMS int `json:"max_queue_delay_ms,omitempty"`
+	// PublicMetrics lets anyone read the endpoint's /metrics (Prometheus
+	// text) without its token; by default /metrics needs the token.
+	PublicMetrics bool `json:"public_metrics,omitempty"`
 }
 
 // WithDefaults fills the fields an author may leave out.

@@ -120,6 +120,7 @@ func (d *deployment) register(ctx workflow.Context) error {
 		{UpdateStop, d.stop, d.validateStop},
 		{UpdateStart, d.start, d.validateStart},
 		{UpdateDelete, d.delete, d.validateDelete},
+		{UpdateRotateToken, d.rotateToken, d.validateRotateToken},
 	} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, workflow.UpdateHandlerOptions{Validator: u.validate}); err != nil {
 			return fmt.Errorf("register update %s: %w", u.name, err)

@@ -25,7 +25,9 @@ const (
 	UpdateStop      = "stop"
 	UpdateStart     = "start"
 	UpdateDelete    = "delete"
-	QueryState      = "state"
+	// UpdateRotateToken replaces the endpoint token's hash (RotateTokenRequest).
+	UpdateRotateToken = "rotate_token"
+	QueryState        = "state"
 	// SignalReconcile asks a live deployment to make sure its endpoint runs
 	// (sent by workers when they start, so a platform restart brings endpoints back).
 	SignalReconcile = "reconcile"
@@ -90,6 +92,14 @@ type TestRequest struct{}
 // the current one.
 type CompleteRequest struct {
 	TokenSHA256 string `json:"token_sha256,omitempty"`
+}
+
+// RotateTokenRequest replaces the endpoint token: TokenSHA256 is the new
+// token's hash (64 lowercase hex digits; the API makes the token and shows
+// it once). A live endpoint refuses the old token once the update returns;
+// a stopped or draft deployment uses the new one when it next starts.
+type RotateTokenRequest struct {
+	TokenSHA256 string `json:"token_sha256"`
 }
 
 // Empty is the request of stop, start and delete.

@@ -178,7 +178,12 @@ func startCog(ctx context.Context, o options, e *env) (*server, error) {
 
 // batchSizes is the mean batch size the server saw, from /metrics.
 func (s *server) batchSizes() float64 {
-	resp, err := http.Get(s.base + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, s.base+"/metrics", nil)
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+s.t.token) // /metrics needs the endpoint's token
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0
 	}

@@ -9,7 +9,9 @@
 // drains: the server stops accepting, finishes in-flight requests and stops
 // its Python workers. SIGHUP reloads the TLS certificate and key files (the
 // server also notices changed files by itself within a few seconds; a pair
-// that does not load keeps the current one). Logs are JSON lines on stderr.
+// that does not load keeps the current one) and the token file (token_file:
+// also re-read by itself at the next request after it changes). Logs are
+// JSON lines on stderr.
 package main
 
 import (
@@ -52,7 +54,10 @@ func run(configPath string, log *slog.Logger) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
-		for range hup { // a failed reload is logged and keeps the current certificate
+		for range hup { // a failed reload is logged and keeps the current certificate or token
+			if cfg.TokenFile != "" && srv.ReloadToken() == nil {
+				log.Info("SIGHUP: endpoint token file reloaded")
+			}
 			switch err := srv.ReloadCertificate(); {
 			case cfg.CertFile == "":
 				log.Info("SIGHUP ignored: no TLS certificate is configured")

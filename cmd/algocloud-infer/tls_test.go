@@ -50,7 +50,9 @@ func (s *syncBuffer) String() string {
 
 // TestBinaryReloadsCertificateOnSIGHUP runs the real binary over TLS with
 // certificate A, writes B over the files, sends SIGHUP, and checks that a new
-// connection gets B.
+// connection gets B. Its token lives in a token file: a rotated one is
+// accepted, and the old one refused, at the next request (no SIGHUP needed),
+// and SIGHUP re-reads it too.
 func TestBinaryReloadsCertificateOnSIGHUP(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import numpy, PIL").Run(); err != nil {
 		t.Fatalf("/usr/bin/python3 with numpy and Pillow is needed: run scripts/setup.sh (%v)", err)
@@ -87,12 +89,13 @@ func TestBinaryReloadsCertificateOnSIGHUP(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	sum := sha256.Sum256([]byte("sighup-test-token"))
+	tokenFile := filepath.Join(dir, "token.sha256")
+	require.NoError(t, inference.WriteTokenFile(tokenFile, tokenHex("sighup-test-token")))
 	code, err := filepath.Abs(filepath.Join("..", "..", "examples", "segmentation"))
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "inference.json")
 	require.NoError(t, inference.WriteConfig(cfgPath, inference.Config{
-		Name: "otsu", Listen: addr, TokenSHA256: hex.EncodeToString(sum[:]), CodeDir: code,
+		Name: "otsu", Listen: addr, TokenFile: tokenFile, CodeDir: code,
 		Python: "/usr/bin/python3", Threads: 1, Input: spec.Image, Output: spec.Image, CertFile: certFile, KeyFile: keyFile,
 	}))
 	cmd := exec.Command(os.Args[0], "--config", cfgPath)
@@ -131,4 +134,25 @@ func TestBinaryReloadsCertificateOnSIGHUP(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "SIGHUP: TLS certificate reloaded") },
 		30*time.Second, 50*time.Millisecond)
 	require.Equal(t, "cert B", served())
+	require.Contains(t, stderr.String(), "SIGHUP: endpoint token file reloaded")
+
+	authorized := func(token string) int {
+		req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := client.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	require.Equal(t, http.StatusOK, authorized("sighup-test-token"))
+	require.NoError(t, inference.WriteTokenFile(tokenFile, tokenHex("rotated-token")))
+	require.Equal(t, http.StatusUnauthorized, authorized("sighup-test-token"))
+	require.Equal(t, http.StatusOK, authorized("rotated-token"))
+	require.NotContains(t, stderr.String(), tokenHex("rotated-token"), "the hash is not logged")
+}
+
+func tokenHex(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }

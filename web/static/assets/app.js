@@ -1969,14 +1969,14 @@
 
   // newTokenBox offers a new endpoint token to whoever lost theirs (the token
   // is shown once and only its hash is kept, so a reload during Complete
-  // Deployment loses it): it rotates the token, then completes again so the
-  // endpoint restarts with the new one at once. When the code changed since
-  // Test Code passed, the new token waits for the next Complete Deployment.
+  // Deployment loses it). The rotation reaches a live endpoint before the API
+  // answers (no restart): the old token is refused from then on; a stopped
+  // endpoint takes it when it starts.
   function newTokenBox(ctx, box) {
     const btn = h('button', { type: 'button', class: 'btn', id: 'new-token' }, 'Make a new token');
     const out = h('div', { id: 'new-token-result', 'aria-live': 'polite' });
     btn.addEventListener('click', act(async () => {
-      if (!window.confirm('Make a new endpoint token? The endpoint restarts with it and the current token stops working.')) return;
+      if (!window.confirm('Make a new endpoint token? The current token stops working at once.')) return;
       clearAlert(ctx.alert);
       btn.disabled = true;
       try {
@@ -1986,10 +1986,9 @@
           setAlert(ctx.alert, 'error', [h('p', null, 'No new token was made.'), ...apiMessage(rot.data, rot.data.fields)]);
           return;
         }
-        const done = await ctx.runStep('complete', undefined, 'Restarting the endpoint with the new token');
-        ctx.check();
-        const note = done.ok ? 'The endpoint now accepts only this token.'
-          : 'The endpoint still accepts the previous token: this one takes effect at the next Complete Deployment (' + ((done.data && done.data.message) || 'it could not restart now') + ').';
+        const note = rot.data.token_note && rot.data.token_note.indexOf('refuses the previous token') >= 0
+          ? 'The endpoint now accepts only this token.'
+          : 'The endpoint accepts only this token once it starts.';
         const input = h('input', { type: 'text', readonly: true, id: 'endpoint-token', value: rot.data.token, 'aria-describedby': 'token-warning', spellcheck: 'false' });
         input.addEventListener('focus', () => input.select());
         out.replaceChildren();

@@ -1,0 +1,73 @@
+package inference
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/spec"
+)
+
+// TestTokenFileRotatesAtOnce: a server reading its token hash from a file
+// accepts the new token and refuses the old one at the very next request
+// after the file is replaced (no restart, no waiting); a file that holds no
+// hash, or is gone, keeps the current token; ReloadToken (SIGHUP) works.
+func TestTokenFileRotatesAtOnce(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token.sha256")
+	require.NoError(t, WriteTokenFile(file, tokenSHA("old-token")))
+	ts := startServer(t, codeDir(t, invertAlgorithm), spec.Image, spec.Image, func(c *Config) {
+		c.TokenSHA256, c.TokenFile = "", file
+	})
+	ts.waitReady(t)
+	body := pngBytes(t, testImage(8, 8, 1))
+	predict := func(token string) int {
+		req, err := http.NewRequest(http.MethodPost, ts.URL+"/predict", strings.NewReader(string(body)))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "image/png")
+		status, _, out := ts.do(t, req)
+		if status != http.StatusOK {
+			requireError(t, http.StatusUnauthorized, CodeUnauthorized, status, out)
+		}
+		return status
+	}
+	require.Equal(t, http.StatusOK, predict("old-token"))
+	require.Equal(t, http.StatusUnauthorized, predict("new-token"))
+
+	for i, tok := range []string{"new-token", "newer-token", "newest-token"} {
+		require.NoError(t, WriteTokenFile(file, tokenSHA(tok)))
+		require.Equal(t, http.StatusUnauthorized, predict("old-token"), "rotation %d: the old token is refused at once", i)
+		require.Equal(t, http.StatusOK, predict(tok), "rotation %d", i)
+	}
+
+	// Garbage and a missing file keep the current token, and say so in the log.
+	require.NoError(t, os.WriteFile(file, []byte("not a hash"), 0o600))
+	require.Equal(t, http.StatusOK, predict("newest-token"))
+	require.Contains(t, ts.logs.String(), "endpoint token file holds no token hash")
+	require.NoError(t, os.Remove(file))
+	require.Equal(t, http.StatusOK, predict("newest-token"))
+	require.Contains(t, ts.logs.String(), "endpoint token file unreadable")
+
+	// SIGHUP's path.
+	require.NoError(t, os.WriteFile(file, []byte(tokenSHA("hup-token")), 0o600))
+	require.NoError(t, ts.srv.ReloadToken())
+	require.Equal(t, http.StatusOK, predict("hup-token"))
+	require.NotContains(t, ts.logs.String(), tokenSHA("hup-token"), "the hash is not logged")
+}
+
+// TestTokenFileChecked: a server whose token file is missing or holds no
+// hash does not start; WriteTokenFile refuses what is not a hash.
+func TestTokenFileChecked(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{TokenFile: filepath.Join(dir, "missing"), CodeDir: dir, Input: spec.Image, Output: spec.Image}
+	_, err := NewServer(cfg, nil)
+	require.ErrorContains(t, err, "token_file")
+	require.NoError(t, os.WriteFile(cfg.TokenFile, []byte("abc"), 0o600))
+	_, err = NewServer(cfg, nil)
+	require.ErrorContains(t, err, "64 hex digits")
+	require.Error(t, WriteTokenFile(cfg.TokenFile, "abc"))
+}
