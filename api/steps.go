@@ -61,7 +61,9 @@ func (s *server) runStep(c *gin.Context) {
 		s.complete(c, a)
 		return
 	default:
-		writeError(c, (&apiError{Status: http.StatusConflict, Code: "unknown_step",
+		// No such step exists for any deployment: the path names nothing
+		// (404), unlike a real step refused in this state (409).
+		writeError(c, (&apiError{Status: http.StatusNotFound, Code: "unknown_step",
 			Message: "unknown step " + strconv.Quote(step) + "; the deployment is at step " + a.Step}).
 			with("step", a.Step).with("status", a.Status).with("valid_steps", stepNames))
 		return

@@ -17,16 +17,16 @@ import (
 	"github.com/algocloud/algocloud/workflows"
 )
 
-func TestUnknownStepIs409WithCurrentStep(t *testing.T) {
+func TestUnknownStepIs404WithCurrentStep(t *testing.T) {
 	e := newEnv(t)
 	id := e.create("tokA", "edges")
-	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/deploy", "tokA", nil), http.StatusConflict, "unknown_step")
+	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/deploy", "tokA", nil), http.StatusNotFound, "unknown_step")
 	require.Equal(t, "configured", m["step"])
 	require.Equal(t, "draft", m["status"])
 	require.Equal(t, []any{"provision", "fetch_code", "install_requirements", "test", "complete", "stop", "start"}, m["valid_steps"])
 	// delete and configure have their own routes.
-	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/delete", "tokA", nil), http.StatusConflict, "unknown_step")
-	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/configure", "tokA", nil), http.StatusConflict, "unknown_step")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/delete", "tokA", nil), http.StatusNotFound, "unknown_step")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/configure", "tokA", nil), http.StatusNotFound, "unknown_step")
 	require.Equal(t, 0, e.wf.callCount())
 }
 
