@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	historypb "go.temporal.io/api/history/v1"
@@ -127,4 +129,77 @@ func testUpdateOutcomes(t *testing.T, h *historypb.History) []bool {
 		}
 	}
 	return out
+}
+
+// TestKillDevDuringDeleteThenRestart kills the real `algocloud dev` with
+// SIGKILL while DELETE tears a live deployment down, starts it again on the
+// same data, and expects the list and the detail to agree throughout (the
+// list read the store's `live` until the teardown ended, for minutes when a
+// worker died) and the deletion to finish by itself within the heartbeat
+// timeout and a retry, not a 5-minute time limit.
+func TestKillDevDuringDeleteThenRestart(t *testing.T) {
+	data := t.TempDir()
+	apiPort, temporalPort := freePort(t), freePort(t)
+	d := startDev(t, data, apiPort, temporalPort)
+	c := &client{t: t, base: d.api, token: d.token, http: &http.Client{Timeout: 5 * time.Minute}}
+	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "doomed", "api_name": "doomed", "input": "image", "output": "image"})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	id := r.str("id")
+	c.throughTest(t, id, gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation")))
+	require.Equal(t, http.StatusOK, c.step(id, "complete", nil).Status)
+
+	// status reads the detail, then the list's row ("" when it is gone).
+	status := func() (detail, listed string) {
+		det := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+		if det.Status == http.StatusOK {
+			detail = det.str("status")
+		}
+		list := c.do(http.MethodGet, "/api/v1/deployments", nil)
+		rows, _ := list.Body["deployments"].([]any)
+		for _, row := range rows {
+			if m := row.(map[string]any); m["id"] == id {
+				listed, _ = m["status"].(string)
+			}
+		}
+		return detail, listed
+	}
+	go func() { // this request dies with the process; the deletion must not
+		req, _ := http.NewRequest(http.MethodDelete, d.api+"/api/v1/deployments/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+d.token)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	var det, listed string
+	require.Eventually(t, func() bool {
+		det, listed = status()
+		return det != "live"
+	}, time.Minute, 5*time.Millisecond)
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
+	<-d.done
+	t.Logf("killed with the detail %q and the list %q", det, listed)
+	require.NotEqual(t, "live", listed, "the list says live while the detail says %s", det)
+
+	d2 := startDev(t, data, apiPort, temporalPort)
+	c.base = d2.api
+	defer func() {
+		_ = d2.cmd.Process.Signal(os.Interrupt)
+		<-d2.done
+	}()
+	restarted := time.Now()
+	var disagree string
+	require.Eventually(t, func() bool {
+		det, listed := status()
+		if listed == "live" || (det != "" && listed != "" && det != listed) {
+			disagree = "the detail says " + det + ", the list " + listed
+			return true
+		}
+		return listed == ""
+	}, 90*time.Second, 200*time.Millisecond, "the deletion finishes after the restart")
+	require.Empty(t, disagree, "list and detail disagree")
+	t.Logf("deleted %s after the restart", time.Since(restarted).Round(time.Second))
+	require.Equal(t, 0, countServers(t, data), "the server is released")
+	// The API name is free again.
+	r = c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "again", "api_name": "doomed", "input": "image", "output": "image"})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 }
