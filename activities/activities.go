@@ -102,6 +102,10 @@ func (a *Activities) log() *slog.Logger {
 	return slog.Default()
 }
 
+// heartbeatPeriod is how often long activities heartbeat: well inside the
+// workflow's heartbeat timeout (20 s), so only a lost worker misses it.
+var heartbeatPeriod = 5 * time.Second
+
 // heartbeatEvery heartbeats until the returned stop is called, so a long step
 // shows liveness while a blocking call runs.
 func heartbeatEvery(ctx context.Context, d time.Duration, detail func() any) (stop func()) {
@@ -147,7 +151,7 @@ func (a *Activities) MarkDeleted(ctx context.Context, id string) error {
 
 // ProvisionServer provisions (or re-attaches to) the deployment's server.
 func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (compute.Server, error) {
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "provisioning" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "provisioning" })()
 	a.event(ctx, in.DeploymentID, "provision", "provisioning a %s server (%s, %s)", in.Spec.Compute, in.Spec.InstanceType, in.Spec.Region)
 	s, err := a.Provider.Provision(ctx, compute.ServerSpec{
 		DeploymentID: in.DeploymentID, Owner: in.OwnerID, APIName: in.Spec.APIName,
@@ -172,7 +176,7 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 // sealed (acme.SaveKey) where it runs remotely and is only published inside
 // the encrypted bundle. Only paths and names are returned.
 func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertInfo, error) {
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "issuing certificate" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "issuing certificate" })()
 	iss := a.issuer()
 	names := []string{a.endpointName(in.APIName)}
 	var ips []net.IP

@@ -28,6 +28,9 @@ func (a *Activities) DeleteBlobs(ctx context.Context, deploymentID string) error
 	if a.Blobs == nil {
 		return nil
 	}
+	// An S3 prefix of many test outputs takes a while to list and delete:
+	// heartbeats tell a slow clean-up from a lost worker.
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "deleting blobs" })()
 	for _, prefix := range []string{UploadsPrefix, TestsPrefix, CredentialsPrefix} {
 		if err := a.Blobs.Delete(ctx, prefix+"/"+deploymentID); err != nil {
 			return fmt.Errorf("delete blobs: %w", err)

@@ -8,10 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/blobs"
@@ -114,4 +119,44 @@ func TestFetchCodeFromBlobs(t *testing.T) {
 	rc, err := store.Get(ctx, "uploads/dep10/r/x")
 	require.NoError(t, err)
 	rc.Close()
+}
+
+// slowBlobs is a real blob store whose Delete takes a while, as an S3 prefix
+// with many test outputs does.
+type slowBlobs struct {
+	blobs.Store
+	delay time.Duration
+}
+
+func (s slowBlobs) Delete(ctx context.Context, prefix string) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.Delete(ctx, prefix)
+}
+
+// DeleteBlobs heartbeats while it works: Delete's workflow gives it a
+// heartbeat timeout, so a worker killed mid-way is noticed in seconds (it had
+// none, and a lost attempt held the deployment `deleting` for 5 minutes).
+func TestDeleteBlobsHeartbeats(t *testing.T) {
+	defer func(p time.Duration) { heartbeatPeriod = p }(heartbeatPeriod)
+	heartbeatPeriod = 10 * time.Millisecond
+	dir, err := blobs.NewDir(t.TempDir())
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, dir.Put(ctx, "uploads/dep1/r1/code.zip", strings.NewReader("zip"), 3))
+	a := &Activities{Blobs: slowBlobs{Store: dir, delay: 100 * time.Millisecond}}
+
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	var beats atomic.Int32
+	env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) { beats.Add(1) })
+	env.RegisterActivity(a)
+	_, err = env.ExecuteActivity(a.DeleteBlobs, "dep1")
+	require.NoError(t, err)
+	require.Positive(t, beats.Load(), "DeleteBlobs did not heartbeat")
+	_, err = dir.Get(ctx, "uploads/dep1/r1/code.zip")
+	require.ErrorIs(t, err, blobs.ErrNotFound)
 }

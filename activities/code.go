@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/activities/source"
@@ -40,7 +39,7 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return CodeInfo{}, fmt.Errorf("code folder: %w", err)
 	}
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "fetching code" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "fetching code" })()
 	info := CodeInfo{Revision: in.Revision, Dir: dir}
 	src := in.Source
 	switch {

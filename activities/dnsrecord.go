@@ -46,6 +46,8 @@ func (a *Activities) UpsertRecord(ctx context.Context, in DNSInput) (DNSRecord, 
 	if a.DNS == nil {
 		return DNSRecord{}, nil
 	}
+	// A DNS API may wait for its change to propagate: heartbeat meanwhile.
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "upserting DNS record" })()
 	rec := DNSRecord{Name: a.endpointName(in.APIName), Address: in.Server.Host}
 	if err := a.upsert(ctx, rec); err != nil {
 		return DNSRecord{}, err
@@ -70,6 +72,7 @@ func (a *Activities) DeleteRecord(ctx context.Context, rec DNSRecord) error {
 	if a.DNS == nil || rec.Name == "" {
 		return nil
 	}
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "deleting DNS record" })()
 	if err := a.DNS.Delete(ctx, rec.Name); err != nil {
 		return dnsError(err)
 	}

@@ -22,7 +22,7 @@ import (
 // runs no Python) and installs nothing; with requirements it gets the venv
 // and pip as Python does (docs/onnx.md).
 func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (InstallInfo, error) {
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "installing requirements" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "installing requirements" })()
 	reqPath := filepath.Join(in.Code.Dir, RequirementsFile)
 	fileReqs := in.Code.Requirements
 	if in.RequirementsTxt != nil {

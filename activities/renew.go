@@ -201,7 +201,7 @@ type CertReload struct {
 // provider (EC2) see reloadRemote: in place on instances with the
 // certificate pick-up timer, else a restart with the republished bundle.
 func (a *Activities) ReloadCertificate(ctx context.Context, in ReloadInput) (CertReload, error) {
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "reloading certificate" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "reloading certificate" })()
 	leaf, err := readLeaf(in.Service.Cert.CertFile)
 	if err != nil {
 		return CertReload{}, err

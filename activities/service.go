@@ -67,7 +67,7 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 	if in.TokenSHA256 == "" {
 		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no endpoint token"))
 	}
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "starting endpoint" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "starting endpoint" })()
 	if a.Bundles != nil {
 		return a.startRemote(ctx, in)
 	}
@@ -119,7 +119,7 @@ func (a *Activities) initError(err error) error {
 
 // StopService stops a service; stopping what is gone is not an error.
 func (a *Activities) StopService(ctx context.Context, h compute.Handle) error {
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "stopping" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "stopping" })()
 	if err := a.Provider.Stop(ctx, h); err != nil && !errors.Is(err, compute.ErrNotFound) {
 		return fmt.Errorf("stop service %s: %w", h.Name, err)
 	}
@@ -129,7 +129,7 @@ func (a *Activities) StopService(ctx context.Context, h compute.Handle) error {
 // ReleaseServer tears the server down (folder, certificate, venv included)
 // and, for a remote server, its published bundle and local test server.
 func (a *Activities) ReleaseServer(ctx context.Context, s compute.Server) error {
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "releasing" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "releasing" })()
 	if err := a.Provider.Release(ctx, s); err != nil && !errors.Is(err, compute.ErrNotFound) {
 		return fmt.Errorf("release server %s: %w", s.ID, err)
 	}

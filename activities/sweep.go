@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/algocloud/algocloud/activities/compute"
 )
@@ -17,7 +16,7 @@ import (
 // the deployment's published bundle. Heartbeats while it waits; an invalid
 // deployment ID is a non-retryable BadInput error.
 func (a *Activities) SweepServer(ctx context.Context, deploymentID string) error {
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "sweeping" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "sweeping" })()
 	if sw, ok := a.Provider.(compute.Sweeper); ok {
 		if err := sw.Sweep(ctx, deploymentID); err != nil {
 			var perm *compute.PermanentError

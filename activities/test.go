@@ -20,7 +20,7 @@ import (
 // API and reports the result, or the error with its Python traceback. An
 // algorithm that fails is a result (OK=false), not an activity error.
 func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error) {
-	defer heartbeatEvery(ctx, 5*time.Second, func() any { return "testing" })()
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "testing" })()
 	token, sum := newToken()
 	prov, srv, cert, err := a.testServer(ctx, in)
 	if err != nil {

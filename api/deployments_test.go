@@ -57,6 +57,21 @@ func TestCreateValidationNamesFields(t *testing.T) {
 	require.Equal(t, []string{"requirements[1]"}, fieldNames(m))
 }
 
+// A display name with control characters (a NUL, an ANSI escape that would
+// recolour or clear an operator's terminal in algocloud ls) is refused,
+// naming the field; nothing is created.
+func TestCreateRefusesControlCharactersInName(t *testing.T) {
+	e := newEnv(t)
+	for _, name := range []string{"seg\x00mentation", "\x1b[31mred\x1b[0m"} {
+		body := validSpec("ctl")
+		body["name"] = name
+		m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments", "tokA", body), http.StatusBadRequest, "invalid_spec")
+		require.Equal(t, []string{"name"}, fieldNames(m), "%q", name)
+	}
+	require.Empty(t, e.wf.started)
+	require.Empty(t, e.store.algs)
+}
+
 func TestBadJSON(t *testing.T) {
 	e := newEnv(t)
 	body := validSpec("edges")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -212,7 +213,10 @@ func (f *fakeWorkflows) Update(_ context.Context, id, update string, arg any) (w
 		return st, nil
 	}
 	st, err := hook(id, update, arg, st)
-	if err == nil {
+	// A step that ran and failed keeps what it changed (a failed Test Code
+	// keeps its result), as the workflow does; a rejection changes nothing.
+	var se *StepError
+	if err == nil || (errors.As(err, &se) && se.Kind == StepFailed) {
 		f.mu.Lock()
 		f.states[id] = st
 		f.mu.Unlock()

@@ -61,7 +61,9 @@ func (s *server) runStep(c *gin.Context) {
 		s.complete(c, a)
 		return
 	default:
-		writeError(c, (&apiError{Status: http.StatusConflict, Code: "unknown_step",
+		// No such step exists for any deployment: the path names nothing
+		// (404), unlike a real step refused in this state (409).
+		writeError(c, (&apiError{Status: http.StatusNotFound, Code: "unknown_step",
 			Message: "unknown step " + strconv.Quote(step) + "; the deployment is at step " + a.Step}).
 			with("step", a.Step).with("status", a.Status).with("valid_steps", stepNames))
 		return
@@ -97,20 +99,30 @@ func installRequest(c *gin.Context, r *workflows.InstallRequest) *apiError {
 }
 
 // stepDone answers a step that finished: 200 with the deployment, or 422 when
-// Test Code ran and the algorithm did not pass.
+// Test Code ran and the algorithm did not pass (workflows from before a failed
+// test failed its update answer so).
 func (s *server) stepDone(c *gin.Context, a store.Algorithm, st workflows.State) {
-	d := detailOf(a, &st)
-	if t := st.Test; t != nil && !t.OK && c.Param("step") == workflows.UpdateTest {
-		msg := t.Message
-		if msg == "" {
-			msg = "the test did not pass"
-		}
-		writeError(c, (&apiError{Status: http.StatusUnprocessableEntity, Code: "test_failed", Message: msg}).
-			with("traceback", t.Traceback).with("test", t).
-			with("step", st.Step).with("status", st.Status).with("deployment", d))
+	if testFailed(c, a, st) {
 		return
 	}
-	c.JSON(http.StatusOK, d)
+	c.JSON(http.StatusOK, detailOf(a, &st))
+}
+
+// testFailed answers 422 test_failed, with the traceback and the test's
+// details, when st holds a failed Test Code of this request's test step.
+func testFailed(c *gin.Context, a store.Algorithm, st workflows.State) bool {
+	t := st.Test
+	if t == nil || t.OK || c.Param("step") != workflows.UpdateTest {
+		return false
+	}
+	msg := t.Message
+	if msg == "" {
+		msg = "the test did not pass"
+	}
+	writeError(c, (&apiError{Status: http.StatusUnprocessableEntity, Code: "test_failed", Message: msg}).
+		with("traceback", t.Traceback).with("test", t).
+		with("step", st.Step).with("status", st.Status).with("deployment", detailOf(a, &st)))
+	return true
 }
 
 // stepFailure answers an update's error: 409 for a rejected step, 422 for a
@@ -135,6 +147,12 @@ func (s *server) stepFailure(c *gin.Context, a store.Algorithm, err error) {
 	// The failure's details name only the failed step; the state says where
 	// the deployment stands now.
 	if st, qerr := s.state(context.WithoutCancel(c.Request.Context()), a.ID); qerr == nil {
+		// A failed Test Code is a failed step (its update fails, so the
+		// Temporal UI shows it red); its answer keeps the traceback and the
+		// test's details, which the state holds.
+		if se.Step == workflows.UpdateTest && testFailed(c, a, st) {
+			return
+		}
 		e.with("step", st.Step).with("status", st.Status).with("deployment", detailOf(a, &st))
 	}
 	writeError(c, e)

@@ -17,16 +17,16 @@ import (
 	"github.com/algocloud/algocloud/workflows"
 )
 
-func TestUnknownStepIs409WithCurrentStep(t *testing.T) {
+func TestUnknownStepIs404WithCurrentStep(t *testing.T) {
 	e := newEnv(t)
 	id := e.create("tokA", "edges")
-	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/deploy", "tokA", nil), http.StatusConflict, "unknown_step")
+	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/deploy", "tokA", nil), http.StatusNotFound, "unknown_step")
 	require.Equal(t, "configured", m["step"])
 	require.Equal(t, "draft", m["status"])
 	require.Equal(t, []any{"provision", "fetch_code", "install_requirements", "test", "complete", "stop", "start"}, m["valid_steps"])
 	// delete and configure have their own routes.
-	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/delete", "tokA", nil), http.StatusConflict, "unknown_step")
-	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/configure", "tokA", nil), http.StatusConflict, "unknown_step")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/delete", "tokA", nil), http.StatusNotFound, "unknown_step")
+	requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/configure", "tokA", nil), http.StatusNotFound, "unknown_step")
 	require.Equal(t, 0, e.wf.callCount())
 }
 
@@ -103,6 +103,33 @@ func TestTestFailedIs422WithTraceback(t *testing.T) {
 	require.Equal(t, "predict_error", m["test"].(map[string]any)["code"])
 	require.Equal(t, "requirements_installed", m["step"])
 	require.Equal(t, "test", m["deployment"].(map[string]any)["next_step"])
+}
+
+// A failed Test Code fails its update (the workflow records a failed step);
+// the answer is still 422 test_failed with the traceback and the test's
+// details, read from the state the failed step left.
+func TestFailedTestStepIs422WithTraceback(t *testing.T) {
+	e := newEnv(t)
+	id := e.create("tokA", "edges")
+	tb := "Traceback (most recent call last):\n  File \"aai_main.py\", line 1, in <module>\nModuleNotFoundError: No module named 'skimage'"
+	e.wf.onUpdate = func(_, _ string, _ any, st workflows.State) (workflows.State, error) {
+		st.Step = workflows.StepInstalled
+		st.Test = &activities.TestInfo{OK: false, Code: "import_error", Message: "import of aai_main.py failed: No module named 'skimage'", Traceback: tb}
+		return st, failed("test failed: import of aai_main.py failed: No module named 'skimage'", workflows.UpdateTest)
+	}
+	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/test", "tokA", nil), http.StatusUnprocessableEntity, "test_failed")
+	require.Equal(t, "import of aai_main.py failed: No module named 'skimage'", m["message"])
+	require.Equal(t, tb, m["traceback"])
+	require.Equal(t, "import_error", m["test"].(map[string]any)["code"])
+	require.Equal(t, "requirements_installed", m["step"])
+	require.Equal(t, "test", m["deployment"].(map[string]any)["next_step"])
+
+	// Another step's failure keeps its own shape, even with a failed test in the state.
+	e.wf.onUpdate = func(_, _ string, _ any, st workflows.State) (workflows.State, error) {
+		return st, failed("no space left on device", workflows.UpdateInstall)
+	}
+	m = requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/install_requirements", "tokA", nil), http.StatusUnprocessableEntity, "step_failed")
+	require.Equal(t, "install_requirements", m["failed_step"])
 }
 
 func TestInstallRequirements(t *testing.T) {

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,4 +52,28 @@ func TestCLIDeployAndPredict(t *testing.T) {
 	out, err = run("ls", "--api", p.APIURL)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "live")
+
+	// Without --ca, the hint names where the platform's CA is, by URL.
+	out, err = run("predict", "--api", p.APIURL, "--endpoint", endpoint[1], "--token", token[1], "-o", result, in)
+	require.Error(t, err, out)
+	require.Contains(t, out, "curl -sS --fail -o algocloud-ca.pem "+p.APIURL+"/api/ca.pem", out)
+	require.NotContains(t, out, "API/api/ca.pem", out)
+
+	// The README's `algocloud logs -f otsu-segmentation`: deploy named it so.
+	out, err = run("logs", "--api", p.APIURL, "otsu-segmentation")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "preparing venv", out)
+
+	// New requirements and a passing test on the live deployment: ls says
+	// tested (Complete is next) until the endpoint serves them.
+	c := newClient(t, p, tok)
+	list := c.do(http.MethodGet, "/api/v1/deployments", nil)
+	id := list.Body["deployments"].([]any)[0].(map[string]any)["id"].(string)
+	for _, s := range []string{"install_requirements", "test"} {
+		r := c.step(id, s, nil)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
+	}
+	out, err = run("ls", "--api", p.APIURL)
+	require.NoError(t, err, out)
+	require.Regexp(t, `otsu-segmentation\s.*\stested\s`, out)
 }

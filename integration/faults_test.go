@@ -45,7 +45,8 @@ func TestBadRequestsAreSpecific(t *testing.T) {
 	require.Equal(t, "configured", r.str("step"), string(r.Raw))
 
 	r = c.step(id, "launch_rockets", nil)
-	require.Equal(t, http.StatusConflict, r.Status, string(r.Raw))
+	require.Equal(t, http.StatusNotFound, r.Status, string(r.Raw))
+	require.Equal(t, "unknown_step", r.str("code"), string(r.Raw))
 	require.Equal(t, "configured", r.str("step"), string(r.Raw))
 
 	// Without a token nothing is reachable; another user's deployment does not exist for them.

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // IOType is the kind of data an algorithm takes or returns.
@@ -176,6 +178,22 @@ var (
 	requirementRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,-]+\])?\s*((===|==|>=|<=|~=|!=|>|<)\s*[A-Za-z0-9.*+!_-]+\s*)?(,\s*(===|==|>=|<=|~=|!=|>|<)\s*[A-Za-z0-9.*+!_-]+\s*)*$`)
 )
 
+// printable reports whether text is valid UTF-8 without control characters
+// other than those in allowed. Names reach terminals (algocloud ls), logs and
+// the Temporal UI: an ANSI escape sequence in one could rewrite what an
+// operator sees, and a NUL truncates it in C-backed tools.
+func printable(text, allowed string) bool {
+	if !utf8.ValidString(text) {
+		return false
+	}
+	for _, r := range text {
+		if (unicode.IsControl(r) || r == '\u2028' || r == '\u2029') && !strings.ContainsRune(allowed, r) {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidAPIName reports whether name is a DNS label the platform accepts.
 func ValidAPIName(name string) bool {
 	return apiNameRe.MatchString(name) && !strings.Contains(name, "--")
@@ -232,9 +250,14 @@ func (s Spec) Validate() error {
 		v.Add("name", "is required")
 	case len(s.Name) > 100:
 		v.Add("name", "must be at most 100 characters")
+	case !printable(s.Name, ""):
+		v.Add("name", "must be printable text: no control characters (NUL, escape sequences, line breaks)")
 	}
-	if len(s.Description) > 2000 {
+	switch {
+	case len(s.Description) > 2000:
 		v.Add("description", "must be at most 2000 characters")
+	case !printable(s.Description, "\n\t"):
+		v.Add("description", "must be printable text: no control characters other than line breaks and tabs")
 	}
 	switch {
 	case s.APIName == "":

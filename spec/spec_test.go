@@ -29,6 +29,11 @@ func TestValidateNamesEachBadField(t *testing.T) {
 	}{
 		{"missing name", func(s *Spec) { s.Name = "" }, "name"},
 		{"long name", func(s *Spec) { s.Name = string(make([]byte, 101)) }, "name"},
+		{"NUL in name", func(s *Spec) { s.Name = "seg\x00mentation" }, "name"},
+		{"ANSI escape in name", func(s *Spec) { s.Name = "\x1b[31mred\x1b[0m" }, "name"},
+		{"line break in name", func(s *Spec) { s.Name = "two\nlines" }, "name"},
+		{"invalid UTF-8 in name", func(s *Spec) { s.Name = "bad\xffbyte" }, "name"},
+		{"escape in description", func(s *Spec) { s.Description = "ok\n\x1b[2Jcleared" }, "description"},
 		{"api name uppercase", func(s *Spec) { s.APIName = "Seg" }, "api_name"},
 		{"api name leading digit", func(s *Spec) { s.APIName = "1seg" }, "api_name"},
 		{"api name trailing hyphen", func(s *Spec) { s.APIName = "seg-" }, "api_name"},
@@ -97,4 +102,12 @@ func TestRequirements(t *testing.T) {
 	v, isV := AsValidation(err)
 	require.True(t, isV)
 	require.Equal(t, "requirements[line 2]", v.Fields[0].Field)
+}
+
+// Names in any script stay valid; descriptions keep their line breaks.
+func TestPrintableTextAccepted(t *testing.T) {
+	s := valid()
+	s.Name = "Segmentação 🧠 — v2"
+	s.Description = "Otsu threshold.\n\tReturns a mask."
+	require.NoError(t, s.Validate())
 }

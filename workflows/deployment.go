@@ -26,9 +26,27 @@ const historyLimit = 50
 // a is nil on purpose: the workflow names activities by method value.
 var a *activities.Activities
 
+// changeStepOutcomes versions fixes from acceptance testing, decided once
+// when a run starts (so one run never mixes old and new behaviour; histories
+// from before it replay with the old one):
+//   - a failed Test Code is a failed step: its record says ok:false, LastError
+//     holds it and the update fails (red in the Temporal UI), where it used
+//     to succeed with "test failed: ..." as its message;
+//   - a live deployment is `completed` only while its endpoint serves the
+//     working copy's code and install: new requirements then a passing test
+//     leave it `tested`, with Complete next, where only the code revision
+//     used to count;
+//   - Delete projects `deleting` into the store before its teardown (the
+//     list read `live` until the end, for minutes if a worker died), and its
+//     blob clean-up and the DNS upsert run with a heartbeat timeout, so a
+//     lost attempt is retried in seconds instead of at its time limit.
+const changeStepOutcomes = "step-outcomes"
+
 // deployment holds a running workflow's state.
 type deployment struct {
-	st        State
+	st State
+	// outcomes: this run has changeStepOutcomes.
+	outcomes  bool
 	reconcile bool
 	// renew is a pending certificate renewal request (the latest one).
 	renew *RenewCertificateRequest
@@ -44,7 +62,8 @@ func Deployment(ctx workflow.Context, in Input) (State, error) {
 		d.st = State{DeploymentID: in.DeploymentID, OwnerID: in.OwnerID, Spec: in.Spec, Status: StatusDraft, History: []StepRecord{}}
 	}
 	d.st.UpdatedAt = workflow.Now(ctx)
-	d.st.refresh()
+	d.outcomes = workflow.GetVersion(ctx, changeStepOutcomes, workflow.DefaultVersion, 1) == 1
+	d.st.refresh(d.outcomes)
 	if err := d.register(ctx); err != nil {
 		return d.st, err
 	}
@@ -167,7 +186,7 @@ func (d *deployment) run(ctx workflow.Context, step string, fn func(workflow.Con
 		d.st.History = d.st.History[len(d.st.History)-historyLimit:]
 	}
 	d.st.UpdatedAt = now
-	d.st.refresh()
+	d.st.refresh(d.outcomes)
 	d.project(ctx)
 	if err != nil {
 		return temporal.NewApplicationError(rec.Message, ErrStepFailed, step)
@@ -211,8 +230,10 @@ func errorMessage(err error) string {
 	return err.Error()
 }
 
-// refresh derives Step from what exists.
-func (s *State) refresh() {
+// refresh derives Step from what exists. servedInstall (changeStepOutcomes)
+// counts a live deployment completed only while it serves the current
+// install too, not just the current code.
+func (s *State) refresh(servedInstall bool) {
 	switch {
 	case s.Status == StatusDeleted:
 		s.Step = StepDeleted
@@ -224,11 +245,18 @@ func (s *State) refresh() {
 		s.Step = StepCodeFetched
 	case !s.testCurrent():
 		s.Step = StepInstalled
-	case s.Live != nil && s.Live.CodeRevision == s.Code.Revision && s.Status != StatusDraft:
+	case s.Live != nil && s.Live.CodeRevision == s.Code.Revision && s.Status != StatusDraft &&
+		(!servedInstall || s.servesInstall()):
 		s.Step = StepCompleted
 	default:
 		s.Step = StepTested
 	}
+}
+
+// servesInstall reports whether the endpoint serves the working copy's
+// install revision (states from before Serving existed cannot tell: yes).
+func (s *State) servesInstall() bool {
+	return s.Serving == nil || s.Install == nil || s.Serving.Install.Revision == s.Install.Revision
 }
 
 // testCurrent reports a passing test of the current code and install.

@@ -3,11 +3,14 @@ package workflows
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -54,6 +57,19 @@ func (s *script) send(name string, arg any) *outcome {
 		}, arg)
 	}, s.next)
 	return o
+}
+
+// state queries the workflow half a minute after the last update sent: the
+// state an update left even when the update failed (its result is then an
+// error, not the state).
+func (s *script) state(t *testing.T) *State {
+	st := &State{}
+	s.env.RegisterDelayedCallback(func() {
+		v, err := s.env.QueryWorkflow(QueryState)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(st))
+	}, s.next+30*time.Second)
+	return st
 }
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
@@ -179,6 +195,7 @@ func TestFailingTestBlocksComplete(t *testing.T) {
 	s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo"})
 	s.send(UpdateInstall, InstallRequest{})
 	failed := s.send(UpdateTest, TestRequest{})
+	afterFail := s.state(t)
 	blocked := s.send(UpdateComplete, CompleteRequest{TokenSHA256: "x"})
 	passed := s.send(UpdateTest, TestRequest{})
 	done := s.send(UpdateComplete, CompleteRequest{TokenSHA256: "x"})
@@ -187,12 +204,25 @@ func TestFailingTestBlocksComplete(t *testing.T) {
 	s.send(UpdateDelete, Empty{})
 	env.ExecuteWorkflow(Deployment, Input{DeploymentID: "d1", OwnerID: "u1", Spec: testSpec()})
 	require.NoError(t, env.GetWorkflowError())
-	require.NoError(t, failed.err)
-	require.False(t, failed.state.Test.OK)
-	require.Equal(t, "Traceback...", failed.state.Test.Traceback)
-	require.Equal(t, StepInstalled, failed.state.Step, "a failing test leaves the deployment at the test step")
+	// A failed test is a failed step: the update fails (the Temporal UI
+	// shows it red), its record says ok:false, LastError names it, and the
+	// state keeps the result for the wizard's traceback.
+	var app *temporal.ApplicationError
+	require.True(t, errors.As(failed.err, &app), "a failed test must fail its update: %v", failed.err)
+	require.Equal(t, ErrStepFailed, app.Type())
+	require.Equal(t, "test failed: boom", app.Message())
+	require.False(t, afterFail.Test.OK)
+	require.Equal(t, "Traceback...", afterFail.Test.Traceback)
+	require.Equal(t, StepInstalled, afterFail.Step, "a failing test leaves the deployment at the test step")
+	last := afterFail.History[len(afterFail.History)-1]
+	require.Equal(t, UpdateTest, last.Step)
+	require.False(t, last.OK, "the history records the failed test as failed")
+	require.Equal(t, "test failed: boom", last.Message)
+	require.NotNil(t, afterFail.LastError)
+	require.Equal(t, UpdateTest, afterFail.LastError.Step)
 	require.Error(t, blocked.rejected)
 	require.NoError(t, passed.err)
+	require.Nil(t, passed.state.LastError, "a passing test clears the failure")
 	require.NoError(t, done.err)
 	require.Equal(t, StatusLive, newCode.state.Status)
 	require.Equal(t, StepCodeFetched, newCode.state.Step)
@@ -224,4 +254,85 @@ func TestReconcileSignalRestartsLiveEndpoint(t *testing.T) {
 	env.ExecuteWorkflow(Deployment, Input{DeploymentID: "d1", OwnerID: "u1", Spec: testSpec()})
 	require.NoError(t, env.GetWorkflowError())
 	env.AssertNumberOfCalls(t, "StartService", 2)
+}
+
+// New requirements on a live deployment, then a passing test: the endpoint
+// still serves the previous install, so the step is tested (Complete next),
+// not completed, until Complete serves the new one.
+func TestLiveDeploymentIsTestedUntilNewInstallServed(t *testing.T) {
+	env := newEnv(t)
+	mockHappyPath(env)
+	s := &script{env: env}
+	s.send(UpdateProvision, Empty{})
+	s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo"})
+	s.send(UpdateInstall, InstallRequest{})
+	s.send(UpdateTest, TestRequest{})
+	s.send(UpdateComplete, CompleteRequest{TokenSHA256: "x"})
+	reqs := "scikit-image==0.22\n"
+	inst := s.send(UpdateInstall, InstallRequest{RequirementsTxt: &reqs})
+	test := s.send(UpdateTest, TestRequest{})
+	done := s.send(UpdateComplete, CompleteRequest{})
+	s.send(UpdateDelete, Empty{})
+	env.ExecuteWorkflow(Deployment, Input{DeploymentID: "d1", OwnerID: "u1", Spec: testSpec()})
+	require.NoError(t, env.GetWorkflowError())
+	for _, o := range s.out {
+		require.NoError(t, o.rejected, o.name)
+		require.NoError(t, o.err, o.name)
+	}
+	require.Equal(t, StepInstalled, inst.state.Step)
+	require.Equal(t, StatusLive, test.state.Status)
+	require.Equal(t, StepTested, test.state.Step, "the endpoint serves install 1, the working copy has install 2")
+	require.Equal(t, 1, test.state.Serving.Install.Revision)
+	require.Equal(t, StepCompleted, done.state.Step)
+	require.Equal(t, 2, done.state.Serving.Install.Revision)
+}
+
+// Delete says deleting in the store before its teardown starts (the list
+// reads the store; it said live until the end), and its long clean-ups run
+// with a heartbeat timeout, so a lost attempt is retried in seconds.
+func TestDeleteProjectsDeletingFirstAndHeartbeats(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	var events []string
+	env.OnActivity(a.RecordState, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.StateRecord) error {
+		events = append(events, "record "+r.Status)
+		return nil
+	})
+	// Before mockHappyPath's: expectations match in order.
+	env.OnActivity(a.StopService, mock.Anything, mock.Anything).Return(func(context.Context, compute.Handle) error {
+		events = append(events, "stop")
+		return nil
+	})
+	mockHappyPath(env)
+	heartbeats := map[string]time.Duration{}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		heartbeats[info.ActivityType.Name] = info.HeartbeatTimeout
+	})
+	s := &script{env: env}
+	for _, n := range []string{UpdateProvision, UpdateFetchCode, UpdateInstall, UpdateTest, UpdateComplete} {
+		var arg any = Empty{}
+		switch n {
+		case UpdateFetchCode:
+			arg = FetchCodeRequest{GitURL: "/repo"}
+		case UpdateInstall:
+			arg = InstallRequest{}
+		case UpdateTest:
+			arg = TestRequest{}
+		case UpdateComplete:
+			arg = CompleteRequest{TokenSHA256: "x"}
+		}
+		s.send(n, arg)
+	}
+	del := s.send(UpdateDelete, Empty{})
+	env.ExecuteWorkflow(Deployment, Input{DeploymentID: "d1", OwnerID: "u1", Spec: testSpec()})
+	require.NoError(t, env.GetWorkflowError())
+	require.NoError(t, del.err)
+	require.Equal(t, StatusDeleted, del.state.Status)
+	i := slices.Index(events, "stop")
+	require.Positive(t, i, "%v", events)
+	require.Equal(t, "record deleting", events[i-1], "deleting is projected before the teardown: %v", events)
+	for _, name := range []string{"DeleteBlobs", "UpsertRecord", "StopService", "ReleaseServer"} {
+		require.Positive(t, heartbeats[name], "%s runs without a heartbeat timeout", name)
+	}
 }

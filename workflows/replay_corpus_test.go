@@ -8,10 +8,11 @@ import (
 	"go.temporal.io/sdk/worker"
 )
 
-// TestReplayHistories replays every history captured into
-// testdata/histories (one subtest per file): histories of deployments that
-// went through a changed or new path, captured with the code of their time,
-// must keep replaying with the current code.
+// TestReplayHistories replays every history in testdata/histories: each
+// workflow.GetVersion change adds the history of a walk through its path
+// captured with the code before it (<change-id>-before.json) and after it
+// (<change-id>-after.json); none is rewritten. A change that would break a
+// running workflow fails here.
 func TestReplayHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	require.NoError(t, err)

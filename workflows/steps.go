@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -56,6 +57,9 @@ func (d *deployment) nameAndCertify(ctx workflow.Context) (activities.CertInfo, 
 	// HTTP-01 looks the name up.
 	if d.st.DNS == nil && workflow.GetVersion(ctx, changeDNSRecord, workflow.DefaultVersion, 1) == 1 {
 		actx := activityOptions(ctx, 10*time.Minute, 0, 10)
+		if d.outcomes { // a DNS API may wait minutes for its change: it heartbeats
+			actx = activityOptions(ctx, 10*time.Minute, heartbeat, 10)
+		}
 		var rec activities.DNSRecord
 		in := activities.DNSInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
 		if err := workflow.ExecuteActivity(actx, a.UpsertRecord, in).Get(actx, &rec); err != nil {
@@ -203,8 +207,14 @@ func (d *deployment) test(ctx workflow.Context, _ TestRequest) (State, error) {
 		if err := workflow.ExecuteActivity(actx, a.RunTest, in).Get(actx, &info); err != nil {
 			return "", err
 		}
-		d.st.Test = &info
+		d.st.Test = &info // kept when it failed: the wizard shows its traceback
 		if !info.OK {
+			if d.outcomes {
+				// A failed step: run records it ok:false with LastError, and
+				// the update fails. Not an activity error: the test ran, and
+				// running it again would fail the same way.
+				return "", errors.New("test failed: " + info.Message)
+			}
 			return "test failed: " + info.Message, nil
 		}
 		return "test passed: " + info.Summary, nil
@@ -337,6 +347,11 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 		return d.st, err
 	}
 	d.st.Status = StatusDeleting
+	if d.outcomes {
+		// The list reads the store: say deleting there now, not when the
+		// teardown ends, so list and detail agree throughout.
+		d.project(ctx)
+	}
 	err := d.run(ctx, UpdateDelete, func(ctx workflow.Context) (string, error) {
 		// Heartbeats notice a lost attempt in seconds, not at the time limit.
 		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 0)
@@ -363,9 +378,13 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 			}
 		}
 		if workflow.GetVersion(ctx, changeDeleteBlobs, workflow.DefaultVersion, 1) == 1 {
-			// The deployment's uploads and test outputs (idempotent; no
-			// heartbeat: a prefix's objects are few).
+			// The deployment's uploads and test outputs (idempotent).
 			bctx := activityOptions(ctx, 5*time.Minute, 0, 0)
+			if d.outcomes {
+				// It heartbeats: a worker lost mid-way is noticed in
+				// seconds, not after the 5 minutes.
+				bctx = activityOptions(ctx, 5*time.Minute, heartbeat, 0)
+			}
 			if err := workflow.ExecuteActivity(bctx, a.DeleteBlobs, d.st.DeploymentID).Get(bctx, nil); err != nil {
 				return "", err
 			}

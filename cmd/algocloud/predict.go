@@ -21,6 +21,7 @@ func predict(args []string) error {
 	fs := flag.NewFlagSet("predict", flag.ExitOnError)
 	endpoint := fs.String("endpoint", env("ENDPOINT", ""), "the endpoint's URL, as algocloud deploy printed it ($ALGOCLOUD_ENDPOINT)")
 	token := fs.String("token", "", "the endpoint token (default $ALGOCLOUD_ENDPOINT_TOKEN, which keeps it out of process lists)")
+	api := fs.String("api", env("API", apiclient.DefaultBaseURL), "the platform's API URL ($ALGOCLOUD_API): where the hint for a missing --ca points")
 	caFile := fs.String("ca", "", "PEM file of the root that signs the endpoint's certificate (the platform's /api/ca.pem); default: the system's roots")
 	output := fs.String("o", "", "write the output to this file (default: JSON to stdout; an image, array or file to output.png, output.npy or the name the algorithm gave)")
 	contentType := fs.String("content-type", "", "send the input with this Content-Type instead of the one guessed from it")
@@ -82,12 +83,19 @@ stdout; images, arrays and files to -o (or a default name).
 	}
 	var unknownCA x509.UnknownAuthorityError
 	if errors.As(err, &unknownCA) && *caFile == "" {
-		return fmt.Errorf("%w\n(the platform's own CA signs endpoint certificates in dev: download API/api/ca.pem and pass --ca FILE)", err)
+		return fmt.Errorf("%w\n%s", err, missingCAHint(*api))
 	}
 	if err != nil {
 		return err
 	}
 	return writeOutput(out, *output)
+}
+
+// missingCAHint tells how to get the root that signs dev endpoints: the
+// platform's /api/ca.pem, named by its full URL so it can be pasted.
+func missingCAHint(api string) string {
+	u := strings.TrimRight(api, "/") + "/api/ca.pem"
+	return fmt.Sprintf("(the platform's own CA signs endpoint certificates in dev: download it with\n  curl -sS --fail -o algocloud-ca.pem %s\nand pass --ca algocloud-ca.pem)", u)
 }
 
 // readInput reads INPUT: a file, - for stdin, or an image URL.
