@@ -43,6 +43,9 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
+	// Separate data folders: api and worker need the same platform key,
+	// or the worker cannot decode the payloads the API encrypts.
+	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", testEncryptionKey(t))
 	os.Unsetenv("AWS_SESSION_TOKEN")
 	os.Unsetenv("AWS_PROFILE")
 	const bucket, prefix = "algocloud-blobs-it", "blobs"

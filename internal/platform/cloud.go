@@ -87,10 +87,15 @@ type CloudOptions struct {
 	DNSPoll   time.Duration
 
 	// EncryptionKey (32 bytes) seals certificate and ACME account keys at
-	// rest and derives the bundles' keys. Needed with EC2 or ACME; when nil
-	// it is read from (or created in) <data>/secrets/encryption.key, which
-	// is for development: in production pass it from a secret store.
+	// rest, derives the bundles' keys and, in every mode, the payload
+	// codec's key that encrypts Temporal payloads; when nil it is read from
+	// (or created in) <data>/secrets/encryption.key, which is for
+	// development: in production pass it from a secret store, the same to
+	// api and worker.
 	EncryptionKey []byte
+	// PreviousEncryptionKey (32 bytes, optional) is the key being rotated
+	// out: payloads it encrypted still decode; new ones use EncryptionKey.
+	PreviousEncryptionKey []byte
 }
 
 // validate checks the choices and fills in defaults.
