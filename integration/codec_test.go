@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -86,8 +87,10 @@ func randomMarker(t testing.TB) string {
 func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 	data := t.TempDir()
 	logs := &syncBuffer{}
+	uiPort := freePort(t)
 	p := startPlatform(t, data, func(o *platform.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, os.Stderr), &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.UIPort = uiPort // the embedded Temporal UI, told where the codec endpoint is
 	})
 	stopped := false
 	defer func() {
@@ -200,6 +203,40 @@ func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 	require.NoError(t, err, string(out))
 	require.Equal(t, opToken, strings.TrimSpace(string(out)))
 
+	t.Run("embedded Temporal UI", func(t *testing.T) {
+		uiOrigin := "http://" + p.Temporal.UIAddress()
+		res, err := http.Get(uiOrigin + "/api/v1/settings")
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var settings struct {
+			Codec struct {
+				Endpoint           string
+				IncludeCredentials bool
+			}
+		}
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&settings))
+		require.Equal(t, p.APIURL+platform.CodecPath, settings.Codec.Endpoint)
+		require.True(t, settings.Codec.IncludeCredentials, "the UI sends the sign-in cookie")
+
+		// The browser's preflight from the UI's origin is allowed, with
+		// credentials; another origin is not.
+		for origin, allowed := range map[string]bool{uiOrigin: true, "http://127.0.0.1:1": false} {
+			req, err := http.NewRequest(http.MethodOptions, p.APIURL+platform.CodecPath+"/decode", nil)
+			require.NoError(t, err)
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			res, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			res.Body.Close()
+			if allowed {
+				require.Equal(t, origin, res.Header.Get("Access-Control-Allow-Origin"))
+				require.Equal(t, "true", res.Header.Get("Access-Control-Allow-Credentials"))
+			} else {
+				require.Empty(t, res.Header.Get("Access-Control-Allow-Origin"))
+			}
+		}
+	})
+
 	t.Run("temporal CLI", func(t *testing.T) {
 		bin := temporalCLI(t)
 		show := func(extra ...string) string {
@@ -208,9 +245,33 @@ func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 			require.NoError(t, err, string(out))
 			return string(out)
 		}
-		// JSON output shows payloads as their decoded values (shorthand).
-		require.NotContains(t, show(), marker, "without the codec the CLI sees ciphertext")
-		require.Contains(t, show("--codec-endpoint", p.APIURL+platform.CodecPath, "--codec-auth", "Bearer "+opToken), marker)
+		// JSON output is the history in protobuf JSON, payloads as the CLI
+		// got them.
+		payloadData := func(out string) string {
+			var h historypb.History
+			require.NoError(t, protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal([]byte(out), &h))
+			var all bytes.Buffer
+			visitHistoryPayloads(t, &h, func(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+				for _, pl := range ps {
+					all.WriteString(string(pl.Metadata[converter.MetadataEncoding]) + " ")
+					all.Write(pl.Data)
+				}
+				return ps, nil
+			})
+			return all.String()
+		}
+		without := payloadData(show())
+		require.Contains(t, without, payloadcodec.MetadataEncodingEncrypted)
+		require.False(t, strings.Contains(without, marker), "without the codec the CLI sees ciphertext")
+		with := payloadData(show("--codec-endpoint", p.APIURL+platform.CodecPath, "--codec-auth", "Bearer "+opToken))
+		require.NotContains(t, with, payloadcodec.MetadataEncodingEncrypted)
+		require.True(t, strings.Contains(with, marker), "the CLI's decoded history lacks the marker")
+		require.True(t, strings.Contains(with, tokenHash), "the CLI's decoded history lacks the token hash")
+		// A wrong --codec-auth gets the endpoint's 403, not the payloads.
+		out, err := exec.Command(bin, "workflow", "show", "--address", p.Temporal.HostPort(), "-w", wfID, "-o", "json",
+			"--codec-endpoint", p.APIURL+platform.CodecPath, "--codec-auth", "Bearer acc_wrong").CombinedOutput()
+		require.Error(t, err)
+		require.NotContains(t, string(out), marker)
 	})
 
 	// At rest: stop everything (flushing SQLite), then read every byte of
@@ -223,15 +284,23 @@ func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 	meta, err := filepath.Glob(filepath.Join(data, "algocloud*.db*"))
 	require.NoError(t, err)
 	require.NotEmpty(t, meta)
+	var temporalBytes []byte
 	for _, f := range append(matches, meta...) {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
+		if strings.HasPrefix(filepath.Base(f), "temporal") {
+			temporalBytes = append(temporalBytes, b...)
+		}
 		require.False(t, bytes.Contains(b, []byte(epToken)), "%s holds the endpoint token", f)
 		require.False(t, bytes.Contains(b, []byte(marker)), "%s holds the marker", f)
 		if strings.HasPrefix(filepath.Base(f), "temporal") {
 			require.False(t, bytes.Contains(b, []byte(tokenHash)), "%s holds the endpoint token's hash", f)
 		}
 	}
+	// Positive controls: history is stored uncompressed, so plaintext in a
+	// payload would show; the workflow ID and the payloads' key ID do.
+	require.True(t, bytes.Contains(temporalBytes, []byte(wfID)), "the Temporal database files hold the workflow")
+	require.True(t, bytes.Contains(temporalBytes, []byte(p.Codec.KeyID())), "the Temporal database files hold the payloads' metadata")
 	l := logs.Bytes()
 	require.NotEmpty(t, l)
 	require.False(t, bytes.Contains(l, []byte(epToken)), "a log line holds the endpoint token")
