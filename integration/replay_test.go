@@ -22,7 +22,10 @@ import (
 // redeploy, stop/start and delete) on the embedded server, then replays its
 // history with the current workflow code. With ALGOCLOUD_UPDATE_HISTORY=1 it
 // refreshes workflows/testdata/deployment_history.json, which the workflows
-// package replays on every run to catch non-deterministic changes.
+// package replays on every run to catch non-deterministic changes. The
+// fetched history is encrypted by the payload codec: it replays with the
+// platform's converters, and is written to testdata decoded (the key of a
+// test's data folder is gone after the test).
 func TestCapturedHistoryReplays(t *testing.T) {
 	p := startPlatform(t, t.TempDir())
 	defer p.Stop()
@@ -39,11 +42,16 @@ func TestCapturedHistoryReplays(t *testing.T) {
 	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
 	if os.Getenv("ALGOCLOUD_UPDATE_HISTORY") == "1" {
+		plain, err := protojson.MarshalOptions{Indent: "  "}.Marshal(decodedHistory(t, p, hist))
+		require.NoError(t, err)
 		path := filepath.Join(repoRoot(t), "workflows", "testdata", "deployment_history.json")
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		require.NoError(t, os.WriteFile(path, js, 0o644))
+		require.NoError(t, os.WriteFile(path, plain, 0o644))
 	}
-	replayer := worker.NewWorkflowReplayer()
+	replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+		DataConverter: p.DataConverter, FailureConverter: p.FailureConverter,
+	})
+	require.NoError(t, err)
 	replayer.RegisterWorkflow(workflows.Deployment)
 	h, err := sdkclient.HistoryFromJSON(bytes.NewReader(js), sdkclient.HistoryJSONOptions{})
 	require.NoError(t, err)

@@ -44,10 +44,10 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	// Both processes seal and open Git credentials with this key, as an
-	// operator passes it to both (their data folders differ, so their
-	// development keys would).
-	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", strings.Repeat("5e", 32))
+	// Separate data folders: api and worker need the same platform key, or
+	// the worker can neither decode the payloads the API encrypts nor open
+	// the Git credentials it sealed.
+	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", testEncryptionKey(t))
 	os.Unsetenv("AWS_SESSION_TOKEN")
 	os.Unsetenv("AWS_PROFILE")
 	const bucket, prefix = "algocloud-blobs-it", "blobs"

@@ -35,6 +35,13 @@ if [ "$( (bin/oapi-codegen --version 2>/dev/null || true) | tail -n 1)" != "$oap
   GOFLAGS= GOBIN="$PWD/bin" go install "github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@$oapi_version"
 fi
 
+# temporal CLI: the payload codec's integration test shows a history through
+# it with --codec-endpoint and --codec-auth (integration/codec_test.go).
+if [ ! -x "$gobin/temporal" ]; then
+  echo "setup: installing the temporal CLI v1.5.1 into $gobin (a few minutes on 2 cores)"
+  GOFLAGS= go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+fi
+
 # task (go-task) only for those who asked for the Taskfile: `scripts/setup.sh --task`.
 if [ "${1:-}" = "--task" ] && [ ! -x "$gobin/task" ]; then
   echo "setup: installing task (go-task) into $gobin"

@@ -19,7 +19,7 @@ heavy='/internal/temporaldev|/internal/platform|/integration|/cmd/algocloud$'
 light=$(go list ./... | grep -Ev "$heavy")
 heavy_pkgs=$(go list ./... | grep -E "$heavy" || true)
 export ALGOCLOUD_INFER_BIN="$PWD/bin/algocloud-infer"
-# Tests that need an external tool setup.sh installed (Chromium, oapi-codegen)
+# Tests that need an external tool setup.sh installed (Chromium, oapi-codegen, temporal)
 # fail instead of skipping when it is missing.
 export ALGOCLOUD_REQUIRE_TOOLS=1
 # The ONNX server tests (inference, integration) fail instead of skipping

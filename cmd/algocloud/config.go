@@ -55,6 +55,11 @@ type config struct {
 	EndpointCARoot         string
 	DNSZoneID              string
 	EncryptionKeyFile      string
+	PrevEncryptionKeyFile  string
+	// CodecEndpoint is the URL the embedded Temporal UI calls to decode
+	// payloads (dev); CodecOrigins are other Temporal UIs' browser origins.
+	CodecEndpoint string
+	CodecOrigins  string
 }
 
 func env(name, def string) string {
@@ -95,7 +100,9 @@ func (c *config) flags(fs *flag.FlagSet, dev bool) {
 	fs.DurationVar(&c.CertRenewEvery, "cert-renew-every", renewEvery, "how often the worker's Temporal Schedule looks for endpoint certificates due for renewal")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	c.cloudFlags(fs)
+	fs.StringVar(&c.CodecOrigins, "codec-cors-origins", env("CODEC_CORS_ORIGINS", ""), "comma-separated origins of Temporal UIs (e.g. https://temporal-ui.example.com) allowed to call this API's codec endpoint /codec from the browser (the embedded UI's is always allowed)")
 	if dev {
+		fs.StringVar(&c.CodecEndpoint, "codec-endpoint", env("CODEC_ENDPOINT", ""), "codec endpoint URL the embedded Temporal UI decodes payloads with (default: this API's <addr>/codec)")
 		fs.IntVar(&c.TemporalPort, "temporal-port", 7233, "embedded Temporal frontend port")
 		fs.IntVar(&c.UIPort, "ui-port", 8233, "Temporal UI port (0 disables it)")
 	} else {
@@ -126,7 +133,8 @@ func (c *config) cloudFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ACMEDNSResolvers, "acme-dns-resolvers", env("ACME_DNS_RESOLVERS", ""), "comma-separated host:port resolvers asked whether a DNS-01 record has propagated")
 	fs.StringVar(&c.EndpointCARoot, "endpoint-ca-root", env("ENDPOINT_CA_ROOT", ""), "PEM file of roots trusted for endpoints' ACME certificates in health checks (default: the system's)")
 	fs.StringVar(&c.DNSZoneID, "dns-zone-id", env("DNS_ZONE_ID", ""), "Route53 hosted zone ID (default: the zone named --domain)")
-	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", env("ENCRYPTION_KEY_FILE", ""), "file holding the 32-byte key (hex or base64) that seals keys, bundles and Git credentials (the api and the worker need the same one); or set ALGOCLOUD_ENCRYPTION_KEY (default: <data>/secrets/encryption.key, for development)")
+	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", env("ENCRYPTION_KEY_FILE", ""), "file holding the 32-byte key (hex or base64) that encrypts Temporal payloads and seals keys, bundles and Git credentials, the same for api and worker; or set ALGOCLOUD_ENCRYPTION_KEY (default: <data>/secrets/encryption.key, created for development)")
+	fs.StringVar(&c.PrevEncryptionKeyFile, "previous-encryption-key-file", env("PREVIOUS_ENCRYPTION_KEY_FILE", ""), "while rotating the key: file holding the previous key, whose payloads still decode; or set ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY")
 }
 
 // cloud turns the cloud flags into the platform's options.
@@ -159,20 +167,34 @@ func (c *config) cloud() (platform.CloudOptions, error) {
 	if o.EndpointRoots, err = loadPool(c.EndpointCARoot, "--endpoint-ca-root"); err != nil {
 		return o, err
 	}
-	key := os.Getenv("ALGOCLOUD_ENCRYPTION_KEY")
-	if c.EncryptionKeyFile != "" {
-		b, err := os.ReadFile(c.EncryptionKeyFile)
+	if o.EncryptionKey, err = readKey("ALGOCLOUD_ENCRYPTION_KEY", c.EncryptionKeyFile, "--encryption-key-file"); err != nil {
+		return o, err
+	}
+	if o.PreviousEncryptionKey, err = readKey("ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY", c.PrevEncryptionKeyFile, "--previous-encryption-key-file"); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// readKey reads a 32-byte key from file (when set) or the environment
+// variable; nil when neither is set. Errors never hold the value.
+func readKey(envName, file, flagName string) ([]byte, error) {
+	key := os.Getenv(envName)
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return o, fmt.Errorf("--encryption-key-file: %w", err)
+			return nil, fmt.Errorf("%s: %w", flagName, err)
 		}
 		key = string(b)
 	}
-	if key != "" {
-		if o.EncryptionKey, err = acme.ParseEncryptionKey(key); err != nil {
-			return o, err // the error never holds the value
-		}
+	if key == "" {
+		return nil, nil
 	}
-	return o, nil
+	k, err := acme.ParseEncryptionKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("%s (or %s): %w", flagName, envName, err)
+	}
+	return k, nil
 }
 
 // loadPool reads a PEM file of roots; "" is nil (the system's roots).

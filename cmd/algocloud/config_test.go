@@ -74,3 +74,25 @@ func TestEC2HealthURLFlag(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "https://127.0.0.1:9000/readyz", o.EC2HealthURL(compute.Server{Host: "203.0.113.7", Port: 443}))
 }
+
+// The previous key (rotation) comes from its file or environment variable,
+// and a malformed one is refused without echoing it.
+func TestPreviousEncryptionKeyFlag(t *testing.T) {
+	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", strings.Repeat("cd", 32))
+	t.Setenv("ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY", "")
+	o, err := parse(t).cloud()
+	require.NoError(t, err)
+	require.Nil(t, o.PreviousEncryptionKey)
+
+	prev := filepath.Join(t.TempDir(), "prev")
+	require.NoError(t, os.WriteFile(prev, []byte(strings.Repeat("ab", 32)), 0o600))
+	o, err = parse(t, "--previous-encryption-key-file", prev).cloud()
+	require.NoError(t, err)
+	require.Len(t, o.PreviousEncryptionKey, 32)
+	require.NotEqual(t, o.EncryptionKey, o.PreviousEncryptionKey)
+
+	t.Setenv("ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY", "old-secret-too-short")
+	_, err = parse(t).cloud()
+	require.ErrorContains(t, err, "--previous-encryption-key-file")
+	require.NotContains(t, err.Error(), "old-secret")
+}

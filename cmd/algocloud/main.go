@@ -24,6 +24,7 @@ Usage:
   algocloud api     [flags]   the REST API against --temporal-address and --database-url
   algocloud worker  [flags]   the Temporal worker against --temporal-address and --database-url
   algocloud token   [flags] USER   create a user (if new) and print a new API token for it
+  algocloud codec-token [flags]    print the operator token of the codec endpoint (needs the platform's key)
 
 Client commands (talk to a running platform: --api, token in $ALGOCLOUD_TOKEN):
   algocloud deploy  [flags] DIR        deploy the algorithm in DIR as DIR/algocloud.json describes it
@@ -50,6 +51,8 @@ func main() {
 		err = run(args, "worker", false, false, true)
 	case "token":
 		err = token(args)
+	case "codec-token":
+		err = codecToken(args)
 	case "deploy":
 		err = deploy(args)
 	case "predict":
@@ -93,6 +96,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
 		PredictTimeout: c.PredictTimeout, CertRenewEvery: c.CertRenewEvery, Cloud: cloud, Logger: log,
 		BlobBucket: c.BlobBucket, BlobPrefix: c.BlobPrefix,
+		CodecEndpoint: c.CodecEndpoint, CodecOrigins: platform.SplitList(c.CodecOrigins),
 	}
 	if runWorker {
 		bin, err := c.inferBinary()
@@ -118,6 +122,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 			fmt.Printf("  Temporal UI     http://%s\n", ui)
 		}
 		fmt.Printf("  data            %s\n  endpoints' CA   %s\n", c.DataDir, p.CA.RootFile())
+		fmt.Printf("  codec endpoint  %s%s (payloads are encrypted; sign in there with `algocloud codec-token --data %s`)\n", p.APIURL, platform.CodecPath, c.DataDir)
 		if tok != "" {
 			fmt.Printf("\nFirst start: user \"dev\" created. Its API token (shown once, stored hashed):\n  %s\n", tok)
 			fmt.Printf("  export ALGOCLOUD_TOKEN=%s\n", tok)
@@ -145,6 +150,28 @@ func token(args []string) error {
 		return err
 	}
 	tok, err := platform.CreateToken(context.Background(), c.DatabaseURL, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Println(tok)
+	return nil
+}
+
+// codecToken prints the codec endpoint's operator token, derived from the
+// platform's key: only someone who holds the key can print it.
+func codecToken(args []string) error {
+	var c config
+	fs := flag.NewFlagSet("codec-token", flag.ExitOnError)
+	c.flags(fs, true)
+	_ = fs.Parse(args)
+	if err := c.finish(); err != nil {
+		return err
+	}
+	cloud, err := c.cloud()
+	if err != nil {
+		return err
+	}
+	tok, err := platform.CodecToken(c.DataDir, cloud.EncryptionKey)
 	if err != nil {
 		return err
 	}

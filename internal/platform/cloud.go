@@ -87,12 +87,16 @@ type CloudOptions struct {
 	DNSPoll   time.Duration
 
 	// EncryptionKey (32 bytes) seals certificate and ACME account keys and
-	// fetch_code's Git credentials at rest and derives the bundles' keys;
-	// the API and the worker need the same one. When nil it is read from
-	// (or created in) <data>/secrets/encryption.key, which is for
-	// development (one data folder): in production pass it from a secret
-	// store.
+	// fetch_code's Git credentials at rest, derives the bundles' keys and,
+	// in every mode, the payload codec's key that encrypts Temporal
+	// payloads; when nil it is read from (or created in)
+	// <data>/secrets/encryption.key, which is for development (one data
+	// folder): in production pass it from a secret store, the same to api
+	// and worker.
 	EncryptionKey []byte
+	// PreviousEncryptionKey (32 bytes, optional) is the key being rotated
+	// out: payloads it encrypted still decode; new ones use EncryptionKey.
+	PreviousEncryptionKey []byte
 }
 
 // validate checks the choices and fills in defaults.

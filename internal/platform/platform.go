@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/api"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/templates"
@@ -67,6 +69,13 @@ type Options struct {
 	// Cloud's AWSRegion and AWSEndpoint, so the API and the worker need not
 	// share a disk; empty keeps them in <DataDir>/blobs.
 	BlobBucket, BlobPrefix string
+	// CodecEndpoint is the codec endpoint URL the embedded Temporal UI
+	// calls to decode payloads (--codec-endpoint); empty: this platform's
+	// own, <API URL>/codec. CodecOrigins are further browser origins (other
+	// Temporal UIs) allowed to call this platform's codec endpoint; the
+	// embedded UI's is always allowed.
+	CodecEndpoint string
+	CodecOrigins  []string
 	// Cloud chooses the compute provider, certificate issuer and DNS; the
 	// zero value is local processes, the local CA and no DNS.
 	Cloud  CloudOptions
@@ -91,8 +100,18 @@ type Platform struct {
 	worker      sdkworker.Worker
 	http        *http.Server
 	// APIURL is the API's base URL when RunAPI.
-	APIURL string
-	log    *slog.Logger
+	APIURL      string
+	apiListener net.Listener
+	log         *slog.Logger
+
+	// Codec encrypts every payload the platform's Temporal clients write
+	// (key from Cloud.EncryptionKey or the development key file);
+	// DataConverter and FailureConverter apply it, for clients and
+	// replayers that read this platform's histories.
+	Codec            *payloadcodec.Codec
+	DataConverter    converter.DataConverter
+	FailureConverter converter.FailureConverter
+	codecToken       string
 	// credKey seals fetch_code's Git credentials (API) and opens them
 	// (worker): CloudOptions.EncryptionKey or the development key.
 	credKey []byte
@@ -130,11 +149,22 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 			p.Stop()
 		}
 	}()
+	if err := p.setupCodec(); err != nil {
+		return nil, err
+	}
+	if o.RunAPI {
+		// Listen before the embedded UI starts, so it is told the codec
+		// endpoint's real address when the port is picked here.
+		if err := p.listenAPI(); err != nil {
+			return nil, err
+		}
+	}
 	hostPort := o.TemporalAddress
 	if o.Embedded {
 		p.Temporal, err = temporaldev.Start(temporaldev.Options{
 			FrontendPort: o.TemporalPort, UIPort: o.UIPort, Namespace: o.Namespace,
 			DatabaseFile: filepath.Join(o.DataDir, "temporal.db"), Logger: o.Logger,
+			CodecEndpoint: codecEndpointFor(o, p.APIURL),
 		})
 		if err != nil {
 			return nil, err
@@ -159,7 +189,8 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	}
 	p.Client, err = client.DialContext(ctx, client.Options{
 		HostPort: hostPort, Namespace: o.Namespace,
-		Logger: sdklog.NewStructuredLogger(o.Logger.With("component", "temporal-sdk")),
+		Logger:        sdklog.NewStructuredLogger(o.Logger.With("component", "temporal-sdk")),
+		DataConverter: p.DataConverter, FailureConverter: p.FailureConverter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", hostPort, err)
@@ -224,10 +255,9 @@ func (p *Platform) apiConfig() api.Config {
 	}
 }
 
-func (p *Platform) startAPI() error {
-	o := p.opts
-	h := api.New(p.apiConfig())
-	addr := o.APIAddr
+// listenAPI opens the API's socket and sets APIURL; startAPI serves it.
+func (p *Platform) listenAPI() error {
+	addr := p.opts.APIAddr
 	if addr == "" {
 		addr = "127.0.0.1:8080"
 	}
@@ -235,8 +265,15 @@ func (p *Platform) startAPI() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	p.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	p.apiListener = l
 	p.APIURL = "http://" + l.Addr().String()
+	return nil
+}
+
+func (p *Platform) startAPI() error {
+	h := p.codecHandler(api.New(p.apiConfig()))
+	l := p.apiListener
+	p.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := p.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.log.Error("api server", "error", err)
@@ -283,6 +320,8 @@ func (p *Platform) Stop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = p.http.Shutdown(ctx)
 		cancel()
+	} else if p.apiListener != nil {
+		_ = p.apiListener.Close() // Start failed between listening and serving
 	}
 	if p.worker != nil {
 		p.worker.Stop()

@@ -42,6 +42,9 @@ type Options struct {
 	DatabaseFile string
 	// Namespace to create (defaults to "default").
 	Namespace string
+	// CodecEndpoint, when set, is the codec endpoint the UI calls (from the
+	// browser, with its cookies) to decode encrypted payloads.
+	CodecEndpoint string
 	// Logger receives the server's logs at Level and above; a nil Level
 	// means error (the server's own pollers warn harmlessly on every shutdown).
 	Logger *slog.Logger
@@ -166,6 +169,10 @@ func Start(opts Options) (*Server, error) {
 			HideLogs:            true,
 			DisableNewsFetch:    true,
 			DefaultNamespace:    opts.Namespace,
+			// IncludeCredentials: the browser sends the codec endpoint's
+			// sign-in cookie, so only an operator who signed in with the
+			// token sees decoded payloads.
+			Codec: uiconfig.Codec{Endpoint: opts.CodecEndpoint, IncludeCredentials: true},
 		}))
 		go func() {
 			if err := s.ui.Start(); err != nil && !errors.Is(err, net.ErrClosed) {
