@@ -48,6 +48,8 @@ func (b *syncBuffer) Bytes() []byte {
 	return bytes.Clone(b.buf.Bytes())
 }
 
+func (b *syncBuffer) String() string { return string(b.Bytes()) }
+
 // visitHistoryPayloads calls fn with every payload of h (search attributes
 // aside: the SDK never encodes those, and the platform sets none).
 func visitHistoryPayloads(t testing.TB, h *historypb.History, fn func([]*commonpb.Payload) ([]*commonpb.Payload, error)) {

@@ -70,7 +70,7 @@ func TestStepOutcomes(t *testing.T) {
 	require.Equal(t, http.StatusOK, completed.Status, string(completed.Raw))
 	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 
-	history := fetchHistory(t, p.Client, workflows.WorkflowID(id))
+	history := decodedHistory(t, p, fetchHistory(t, p.Client, workflows.WorkflowID(id)))
 	if name := os.Getenv("ALGOCLOUD_CAPTURE_HISTORY"); name != "" {
 		js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(history)
 		require.NoError(t, err)

@@ -120,9 +120,10 @@ for i in range(3):
 	require.Equal(t, http.StatusUnauthorized, status(first))
 
 	// The history (rotations live, stopped and draft-less) replays with the
-	// current code; with ALGOCLOUD_UPDATE_HISTORY=1 it is captured into the
+	// current code (decoded with the platform's key, as the corpus is kept
+	// decoded); with ALGOCLOUD_UPDATE_HISTORY=1 it is captured into the
 	// workflows package's replay corpus.
-	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(fetchHistory(t, p.Client, workflows.WorkflowID(id)))
+	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(decodedHistory(t, p, fetchHistory(t, p.Client, workflows.WorkflowID(id))))
 	require.NoError(t, err)
 	require.Contains(t, string(js), workflows.UpdateRotateToken)
 	if os.Getenv("ALGOCLOUD_UPDATE_HISTORY") == "1" {
