@@ -21,13 +21,13 @@ const (
 	TestsPrefix   = "tests"
 )
 
-// DeleteBlobs removes a deployment's uploads and test outputs from the blob
+// DeleteBlobs removes a deployment's uploads, test outputs and code listings from the blob
 // store (Delete's last clean-up). Removing nothing succeeds: it is idempotent.
 func (a *Activities) DeleteBlobs(ctx context.Context, deploymentID string) error {
 	if a.Blobs == nil {
 		return nil
 	}
-	for _, prefix := range []string{UploadsPrefix, TestsPrefix} {
+	for _, prefix := range []string{UploadsPrefix, TestsPrefix, CodePrefix} {
 		if err := a.Blobs.Delete(ctx, prefix+"/"+deploymentID); err != nil {
 			return fmt.Errorf("delete blobs: %w", err)
 		}
