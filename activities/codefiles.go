@@ -46,7 +46,7 @@ type CodeFile struct {
 	// Path is slash-separated, relative to the code folder.
 	Path string `json:"path"`
 	Size int64  `json:"size"`
-	// Text is true for UTF-8 text without NUL bytes.
+	// Text is true for UTF-8 text without control bytes (see isText).
 	Text bool `json:"text"`
 	// Content is the file's text, kept when it is text of at most
 	// MaxShownFile bytes (and the listing's total allows it).
@@ -94,7 +94,7 @@ func listCode(dir string, rev int) (CodeFiles, error) {
 			if err != nil {
 				return fmt.Errorf("read %s: %w", rel, err)
 			}
-			f.Text = utf8.Valid(b) && !bytes.ContainsRune(b, 0)
+			f.Text = isText(b)
 			if f.Text && kept+int64(len(b)) <= maxShownTotal {
 				s := string(b)
 				f.Content = &s
@@ -127,7 +127,18 @@ func sniffText(p string) bool {
 	for i := 0; i < utf8.UTFMax && len(b) > 0 && !utf8.Valid(b); i++ {
 		b = b[:len(b)-1]
 	}
-	return utf8.Valid(b) && !bytes.ContainsRune(b, 0)
+	return isText(b)
+}
+
+// isText is true for UTF-8 without the control bytes text files do not
+// hold (tab, newlines, form feed and escape are text).
+func isText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	return !bytes.ContainsFunc(b, func(r rune) bool {
+		return r < 0x20 && r != '\t' && r != '\n' && r != '\r' && r != '\f' && r != '\v' && r != 0x1b
+	})
 }
 
 // putCodeFiles stores a revision's listing in the blob store; it returns the

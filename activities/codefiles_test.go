@@ -133,3 +133,11 @@ func TestFetchCodeEditGeneratedMain(t *testing.T) {
 	rc.Close()
 	require.Contains(t, string(b), "class AlgoClass: pass")
 }
+
+// Files of control bytes (a tiny model) are binary, not text to show.
+func TestIsText(t *testing.T) {
+	require.False(t, isText([]byte{1, 2, 3}))
+	require.False(t, isText([]byte{0xff, 'a'}))
+	require.False(t, isText([]byte("a\x00b")))
+	require.True(t, isText([]byte("def f():\n\treturn 'é'\r\n\f\x1b[0m")))
+}
