@@ -145,12 +145,15 @@ func TestBrowserWizardONNX(t *testing.T) {
 	b.click("#use-code")
 	b.waitText(`[data-field="config"] .field-error`, "not valid JSON", 5*time.Second)
 	b.shot("onnx-05-integrate-errors", wide)
-	// Saving is an edit of revision 1: the uploaded model is kept (nothing
-	// to choose again), the labels and sample land where the configuration
-	// names them.
+	// Saving is an edit of revision 1, which keeps the uploaded model where
+	// it is; this configuration names another path, which the page says.
 	require.Contains(t, b.text(`[data-field="onnx_files"]`), "its model and every other file are kept")
 	b.setValue("#editor", classifierConfig)
-	b.run(chromedp.SetUploadFiles("#f-onnx-files", []string{labels, sample}, chromedp.ByQuery))
+	b.click("#use-code")
+	b.waitText(`[data-field="onnx_files"] .field-error`, "which revision 1 does not hold", 5*time.Second)
+	// The model lands where "model" says, the labels and sample where the
+	// configuration names them.
+	b.run(chromedp.SetUploadFiles("#f-onnx-files", []string{model, labels, sample}, chromedp.ByQuery))
 	b.click("#use-code")
 
 	// Test Your Code: the JSON answer is shown.

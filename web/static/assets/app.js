@@ -1564,7 +1564,11 @@
           : !cfg || typeof cfg !== 'object' || Array.isArray(cfg) ? ONNX_CONFIG + ' must be a JSON object ({"model": ..., "preprocess": ..., "postprocess": ...}).' : '';
       const chosen = [...files.files];
       const onnxCount = chosen.filter((file) => /\.onnx$/i.test(file.name)).length;
-      const filesProblem = !carry && !onnxCount ? 'Choose the .onnx model: the upload replaces the code folder and keeps nothing of the last one.' : '';
+      // An edit keeps the model only where it is: a "model" naming a path
+      // the revision does not hold needs the model chosen (saved there).
+      const modelHeld = fc.kind !== 'ok' || editorProblem || typeof cfg.model !== 'string' || fc.files.some((x) => x.path === cfg.model);
+      const filesProblem = !carry && !onnxCount ? 'Choose the .onnx model: the upload replaces the code folder and keeps nothing of the last one.'
+        : carry && !onnxCount && !modelHeld ? '"model" names ' + cfg.model + ', which revision ' + c.revision + ' does not hold: choose the .onnx model (it is saved at that path), or name the model the code holds.' : '';
       if (editorProblem || filesProblem) {
         showFieldErrors(body, [editorProblem ? { field: 'config', message: editorProblem } : null, filesProblem ? { field: 'onnx_files', message: filesProblem } : null].filter(Boolean));
         return;
