@@ -141,3 +141,13 @@ func TestIsText(t *testing.T) {
 	require.False(t, isText([]byte("a\x00b")))
 	require.True(t, isText([]byte("def f():\n\treturn 'é'\r\n\f\x1b[0m")))
 }
+
+// Item 9: a local server is called a local process, with the EC2 instance it
+// stands in for; an EC2 server is called by its instance.
+func TestProvisionedText(t *testing.T) {
+	sp := spec.Spec{Compute: spec.GPU, InstanceType: "g4dn.xlarge", Region: "us-east-1"}
+	got := ProvisionedText(compute.Server{Provider: "local", ID: "d1", Host: "127.0.0.1"}, sp)
+	require.Equal(t, "server d1 ready: a local process on this machine at 127.0.0.1 (on EC2 it would be a gpu g4dn.xlarge in us-east-1)", got)
+	got = ProvisionedText(compute.Server{Provider: "ec2", ID: "i-1", Host: "203.0.113.7"}, sp)
+	require.Equal(t, "server i-1 ready: gpu g4dn.xlarge in us-east-1 at 203.0.113.7", got)
+}
