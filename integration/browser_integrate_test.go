@@ -100,6 +100,5 @@ func TestBrowserIntegrateEditsTheAuthorsCode(t *testing.T) {
 	b.run(chromedp.Navigate(p.APIURL + "/ui/deployments/" + id + "/integrate"))
 	b.waitPage("/integrate", "Integrate Algorithm into API")
 	b.waitJS("revision 2's aai_main.py in the editor", `document.querySelector('#editor').value === `+jsString(edited), 10*time.Second)
-	b.shot("07b-integrate-authors-code", wide)
 	b.noProblems()
 }
