@@ -14,8 +14,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/workflows"
 )
 
 // editMain is an aai_main.py whose answer proves which files it found: the
@@ -182,4 +186,21 @@ func TestCodeFilesAndEditKeepFetchedFiles(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
 	r = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, float64(2), r.Body["state"].(map[string]any)["code"].(map[string]any)["revision"])
+
+	// The history, with an edit in it, replays; ALGOCLOUD_UPDATE_HISTORY=1
+	// keeps it in the workflows package's replay corpus.
+	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	hist := fetchHistory(t, p.Client, workflows.WorkflowID(id))
+	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
+	require.NoError(t, err)
+	if os.Getenv("ALGOCLOUD_UPDATE_HISTORY") == "1" {
+		path := filepath.Join(repoRoot(t), "workflows", "testdata", "histories", "code-edit-after.json")
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, js, 0o644))
+	}
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflows.Deployment)
+	h, err := sdkclient.HistoryFromJSON(bytes.NewReader(js), sdkclient.HistoryJSONOptions{})
+	require.NoError(t, err)
+	require.NoError(t, replayer.ReplayWorkflowHistory(nil, h))
 }
