@@ -18,8 +18,10 @@ import (
 
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -152,7 +154,9 @@ func (a *Activities) MarkDeleted(ctx context.Context, id string) error {
 // ProvisionServer provisions (or re-attaches to) the deployment's server.
 func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (compute.Server, error) {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "provisioning" })()
-	a.event(ctx, in.DeploymentID, "provision", "provisioning a %s server (%s, %s)", in.Spec.Compute, in.Spec.InstanceType, in.Spec.Region)
+	// Worded for both providers: in dev the "server" is a local process,
+	// and the spec's instance type and region are only what EC2 would get.
+	a.event(ctx, in.DeploymentID, "provision", "provisioning the server (asked for: %s %s in %s)", in.Spec.Compute, in.Spec.InstanceType, in.Spec.Region)
 	s, err := a.Provider.Provision(ctx, compute.ServerSpec{
 		DeploymentID: in.DeploymentID, Owner: in.OwnerID, APIName: in.Spec.APIName,
 		Compute: in.Spec.Compute, InstanceType: in.Spec.InstanceType, Region: in.Spec.Region,
@@ -164,7 +168,7 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 		}
 		return compute.Server{}, fmt.Errorf("provision server: %w", err)
 	}
-	a.event(ctx, in.DeploymentID, "provision", "server %s ready at %s", s.ID, s.Host)
+	a.event(ctx, in.DeploymentID, "provision", "%s", ProvisionedText(s, in.Spec))
 	return s, nil
 }
 
@@ -220,4 +224,13 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 // httpClient trusts the local CA, for talking to inference servers.
 func (a *Activities) httpClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: clientTLS(a.CA)}}
+}
+
+// ProvisionedText says what a provisioned server is, as users read it: a
+// local process (dev) must not pass for the EC2 instance the spec names.
+func ProvisionedText(s compute.Server, sp spec.Spec) string {
+	if s.Provider == local.ProviderName {
+		return fmt.Sprintf("server %s ready: a local process on this machine at %s (on EC2 it would be a %s %s in %s)", s.ID, s.Host, sp.Compute, sp.InstanceType, sp.Region)
+	}
+	return fmt.Sprintf("server %s ready: %s %s in %s at %s", s.ID, sp.Compute, sp.InstanceType, sp.Region, s.Host)
 }

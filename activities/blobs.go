@@ -21,8 +21,8 @@ const (
 	TestsPrefix   = "tests"
 )
 
-// DeleteBlobs removes a deployment's uploads, test outputs and sealed Git
-// credentials from the blob
+// DeleteBlobs removes a deployment's uploads, test outputs, code listings and
+// sealed Git credentials from the blob
 // store (Delete's last clean-up). Removing nothing succeeds: it is idempotent.
 func (a *Activities) DeleteBlobs(ctx context.Context, deploymentID string) error {
 	if a.Blobs == nil {
@@ -31,7 +31,7 @@ func (a *Activities) DeleteBlobs(ctx context.Context, deploymentID string) error
 	// An S3 prefix of many test outputs takes a while to list and delete:
 	// heartbeats tell a slow clean-up from a lost worker.
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "deleting blobs" })()
-	for _, prefix := range []string{UploadsPrefix, TestsPrefix, CredentialsPrefix} {
+	for _, prefix := range []string{UploadsPrefix, TestsPrefix, CredentialsPrefix, CodePrefix} {
 		if err := a.Blobs.Delete(ctx, prefix+"/"+deploymentID); err != nil {
 			return fmt.Errorf("delete blobs: %w", err)
 		}

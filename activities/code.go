@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/activities/source"
+	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 )
@@ -24,11 +26,13 @@ const (
 // archiveLimits bound an uploaded archive (zip bombs).
 var archiveLimits = source.Limits{MaxFiles: 10000, MaxTotalBytes: 2 << 30, MaxFileBytes: 1 << 30}
 
-// FetchCode puts code revision in.Revision into the server: a go-git checkout
-// or an extracted upload, plus extra files (uploads come from the blob store,
+// FetchCode puts code revision in.Revision into the server: a go-git checkout,
+// an extracted upload or a copy of the revision an edit starts from, plus
+// extra files (an edit's changed files) (uploads come from the blob store,
 // or from UploadDir for histories from before it). Without aai_main.py it writes the
 // generated skeleton for the deployment's type (environment onnx: without
 // aai_onnx.json, one naming the folder's .onnx model; see onnx.go).
+// It stores the revision's listing (CodeInfo.FilesKey) for the API to show.
 // Re-running it for the same revision replaces the half-made folder, so it
 // is idempotent.
 func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo, error) {
@@ -84,8 +88,21 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 		}
 		info.Source = "upload"
 		a.event(ctx, in.DeploymentID, "fetch_code", "extracted upload %s", src.Archive.Name)
+	case src.Edit != nil:
+		base, err := editBase(in.Server.Workdir, src.Edit)
+		if err != nil {
+			return CodeInfo{}, err
+		}
+		if err := copyCode(base, dir); err != nil {
+			os.RemoveAll(dir)
+			return CodeInfo{}, fmt.Errorf("copy code revision %d: %w", src.Edit.Base.Revision, err)
+		}
+		b := src.Edit.Base
+		info.Source, info.BaseRevision = "edit", b.Revision
+		info.GitURL, info.Ref, info.Commit, info.Files = b.GitURL, b.Ref, b.Commit, b.Files
+		a.event(ctx, in.DeploymentID, "fetch_code", "copied code revision %d (every file kept) to edit it", b.Revision)
 	default:
-		return CodeInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no code source: give git_url or an archive"))
+		return CodeInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no code source: give git_url, an archive or an edit"))
 	}
 	for _, f := range src.Files {
 		p, done, err := a.stagedUpload(ctx, in.DeploymentID, f)
@@ -97,8 +114,21 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 		if err != nil {
 			return CodeInfo{}, a.sourceError(err)
 		}
+		if src.Edit != nil {
+			info.Edited = append(info.Edited, f.Name)
+			a.event(ctx, in.DeploymentID, "fetch_code", "saved edited file %s", f.Name)
+			continue
+		}
 		info.Files = append(info.Files, f.Name)
 		a.event(ctx, in.DeploymentID, "fetch_code", "added file %s", f.Name)
+	}
+	if e := src.Edit; e != nil && e.Base.GeneratedMain {
+		// Still the generated file unless this edit changed it.
+		main := MainFile
+		if in.Spec.Environment == spec.EnvONNX {
+			main = onnxrt.ConfigFile
+		}
+		info.GeneratedMain = !slices.Contains(info.Edited, main)
 	}
 	if in.Spec.Environment == spec.EnvONNX {
 		if err := a.onnxSkeleton(ctx, in, dir, &info); err != nil {
@@ -123,6 +153,11 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 		}
 		info.Requirements = reqs
 	}
+	key, err := a.putCodeFiles(ctx, in.DeploymentID, dir, in.Revision)
+	if err != nil {
+		return CodeInfo{}, err
+	}
+	info.FilesKey = key
 	return info, nil
 }
 

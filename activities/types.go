@@ -45,7 +45,8 @@ type UploadedFile struct {
 	Name string `json:"name"`
 }
 
-// CodeSource is where code comes from: exactly one of GitURL or Archive.
+// CodeSource is where code comes from: exactly one of GitURL, Archive or
+// Edit. Files are added on top (for an edit: the changed files).
 type CodeSource struct {
 	GitURL string `json:"git_url,omitempty"`
 	Ref    string `json:"ref,omitempty"`
@@ -56,6 +57,17 @@ type CodeSource struct {
 	Credentials string         `json:"credentials,omitempty"`
 	Archive     *UploadedFile  `json:"archive,omitempty"`
 	Files       []UploadedFile `json:"files,omitempty"`
+	// Edit makes the new revision from an earlier one with Files replaced
+	// (the Integrate page's editor), so nothing else of the author's code,
+	// models included, is lost. Histories from before it never carry it.
+	Edit *CodeEdit `json:"edit,omitempty"`
+}
+
+// CodeEdit names the revision an edit starts from: the current one, as the
+// API read it from the state (the workflow refuses an edit of any other, so
+// two editors cannot silently undo each other).
+type CodeEdit struct {
+	Base CodeInfo `json:"base"`
 }
 
 // FetchCodeInput fetches code revision Revision into the server.
@@ -71,7 +83,7 @@ type FetchCodeInput struct {
 type CodeInfo struct {
 	Revision int    `json:"revision"`
 	Dir      string `json:"dir"`
-	Source   string `json:"source"` // "git" or "upload"
+	Source   string `json:"source"` // "git", "upload" or "edit"
 	GitURL   string `json:"git_url,omitempty"`
 	Ref      string `json:"ref,omitempty"`
 	Commit   string `json:"commit,omitempty"`
@@ -80,6 +92,14 @@ type CodeInfo struct {
 	GeneratedMain   bool     `json:"generated_main"`
 	Requirements    []string `json:"requirements"`
 	Files           []string `json:"files,omitempty"`
+	// BaseRevision is the revision an edit was made from (source "edit"; its
+	// Git URL, ref and commit are carried over) and Edited the files it changed.
+	BaseRevision int      `json:"base_revision,omitempty"`
+	Edited       []string `json:"edited,omitempty"`
+	// FilesKey is the blob holding this revision's file listing and its
+	// small text files (see CodeFiles), which the API shows without the
+	// worker's disk; empty for revisions fetched before it existed.
+	FilesKey string `json:"files_key,omitempty"`
 }
 
 // InstallInput installs requirements for a code revision into the server's venv.

@@ -167,6 +167,8 @@ func (s *server) routes() *gin.Engine {
 	d.GET("/events", s.listEvents)
 	d.GET("/events/stream", s.streamEvents)
 	d.GET("/test/output", s.testOutput)
+	d.GET("/code", s.getCode)
+	d.GET("/code/file", s.getCodeFile)
 	d.GET("/clients", s.listClients)
 	d.GET("/clients/:name", s.getClient)
 	return e

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,6 +89,12 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 		writeError(c, e)
 		return
 	}
+	if req.Edit != nil {
+		if !s.editBase(c, a, req.Edit) {
+			s.removeStaged(staged)
+			return
+		}
+	}
 	st, err := s.wf.Update(c.Request.Context(), a.ID, workflows.UpdateFetchCode, req)
 	var se *StepError
 	if err == nil || errors.As(err, &se) {
@@ -103,9 +110,40 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 	s.stepDone(c, a, st)
 }
 
+// editBase fills an edit's base from the state: the current revision, which
+// must be the one the client edited (409 code_changed otherwise: someone
+// else fetched or saved since, and saving would undo that). It answers the
+// request itself when the edit cannot go on, and then returns false.
+func (s *server) editBase(c *gin.Context, a store.Algorithm, e *activities.CodeEdit) bool {
+	st, err := s.state(c.Request.Context(), a.ID)
+	if err != nil {
+		s.workflowFailure(c, "query state", err)
+		return false
+	}
+	if st.Code == nil {
+		writeError(c, (&apiError{Status: http.StatusConflict, Code: "no_code", Message: "no code to edit yet: fetch code first"}).
+			with("step", st.Step).with("status", st.Status))
+		return false
+	}
+	if e.Base.Revision != st.Code.Revision {
+		writeError(c, (&apiError{Status: http.StatusConflict, Code: "code_changed",
+			Message: fmt.Sprintf("the code changed since you opened it: base_revision is %d, the current revision is %d; reload it and edit again", e.Base.Revision, st.Code.Revision)}).
+			with("current_revision", st.Code.Revision).with("step", st.Step).with("status", st.Status))
+		return false
+	}
+	e.Base = *st.Code
+	return true
+}
+
 // checkSource wants exactly one code source.
 func checkSource(r workflows.FetchCodeRequest) *apiError {
 	switch {
+	case r.Edit != nil && (r.GitURL != "" || r.Archive != nil):
+		return errField("invalid_code_source", "base_revision", "an edit (base_revision) takes changed files only, no git_url or archive")
+	case r.Edit != nil && len(r.Files) == 0:
+		return errField("invalid_code_source", "files", "an edit (base_revision) needs at least one changed file")
+	case r.Edit != nil:
+		return nil
 	case r.GitURL != "" && r.Archive != nil:
 		return errField("invalid_code_source", "git_url", "give either git_url or an archive, not both")
 	case r.GitURL == "" && r.Archive == nil:
@@ -195,7 +233,9 @@ func readGitAuth(part *multipart.Part, limit int64) (*activities.GitCredentials,
 // stageUpload streams a multipart fetch_code request to the blob store. Parts:
 // "archive" (one .zip or .tar.gz file), "files" (any number; each part's
 // filename is its relative path in the code folder, e.g. models/net.onnx), and
-// the text fields "git_url", "ref" and "git_auth" (a JSON object). Every staged file lands at the key
+// the text fields "git_url", "ref", "git_auth" (a JSON object) and
+// "base_revision" (an edit: the files replace those of that revision, which
+// must be the current one, and every other file is kept). Every staged file lands at the key
 // uploads/<deployment>/<random>/<sanitised name>: the client's name never
 // reaches a key or a disk path. It returns the staged key prefixes, to remove
 // afterwards.
@@ -245,6 +285,16 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if auth, e = readGitAuth(part, s.maxUpload); e != nil {
 				return req, auth, staged, e
 			}
+		case "base_revision":
+			v, e := readTextField(part, field, s.maxUpload)
+			if e != nil {
+				return req, auth, staged, e
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return req, auth, staged, errField("invalid_code_source", field, "must be the revision number being edited (1 or more)")
+			}
+			req.Edit = &activities.CodeEdit{Base: activities.CodeInfo{Revision: n}}
 		case "archive":
 			if req.Archive != nil {
 				return req, auth, staged, errField("invalid_code_source", "archive", "upload one archive only")
@@ -282,7 +332,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			}
 			req.Files = append(req.Files, activities.UploadedFile{Key: key, Name: name})
 		default:
-			return req, auth, staged, errField("unknown_field", field, "unknown form field; expected archive, files, git_url, ref or git_auth")
+			return req, auth, staged, errField("unknown_field", field, "unknown form field; expected archive, files, git_url, ref, git_auth or base_revision")
 		}
 	}
 }

@@ -140,14 +140,17 @@ func TestBrowserWizardONNX(t *testing.T) {
 	require.NotContains(t, b.text("#onnx-fields"), "restore_size", "image postprocessing is not this deployment's")
 	b.shot("onnx-04-integrate", wide, narrow)
 
-	// Invalid JSON and a missing model are explained beside their fields.
+	// Invalid JSON is explained beside the editor.
 	b.setValue("#editor", `{"model": "models/cls.onnx",`)
 	b.click("#use-code")
 	b.waitText(`[data-field="config"] .field-error`, "not valid JSON", 5*time.Second)
+	b.shot("onnx-05-integrate-errors", wide)
+	// Saving is an edit of revision 1, which keeps the uploaded model where
+	// it is; this configuration names another path, which the page says.
+	require.Contains(t, b.text(`[data-field="onnx_files"]`), "its model and every other file are kept")
 	b.setValue("#editor", classifierConfig)
 	b.click("#use-code")
-	b.waitText(`[data-field="onnx_files"] .field-error`, "Choose the .onnx model", 5*time.Second)
-	b.shot("onnx-05-integrate-errors", wide)
+	b.waitText(`[data-field="onnx_files"] .field-error`, "which revision 1 does not hold", 5*time.Second)
 	// The model lands where "model" says, the labels and sample where the
 	// configuration names them.
 	b.run(chromedp.SetUploadFiles("#f-onnx-files", []string{model, labels, sample}, chromedp.ByQuery))
@@ -156,7 +159,7 @@ func TestBrowserWizardONNX(t *testing.T) {
 	// Test Your Code: the JSON answer is shown.
 	b.waitPage("/test", "Test Your Code")
 	b.waitText("main", "now code revision 2", 2*time.Minute)
-	require.Contains(t, b.text("main"), "models/cls.onnx")
+	require.Contains(t, b.text("main"), "every other file of revision 1 kept")
 	b.click("#test-code")
 	b.waitJS("the test passed", `document.querySelector('#test-passed')`, 3*time.Minute)
 	require.Contains(t, b.text("#test-passed"), "PNG 192x48", "Test Code sent sample.png")
@@ -195,10 +198,10 @@ func TestBrowserWizardONNX(t *testing.T) {
 	b.noProblems()
 }
 
-// TestBrowserONNXEditorKeepsGitModel: code fetched from Git is fetched
-// again at the same commit when the editor's aai_onnx.json is used, so the
-// repository's model comes along with nothing to upload (a later commit on
-// the branch is not taken).
+// TestBrowserONNXEditorKeepsGitModel: saving the editor's aai_onnx.json over
+// code fetched from Git is an edit of that revision, so the repository's
+// model comes along with nothing to upload (and a later commit on the branch
+// is not taken).
 func TestBrowserONNXEditorKeepsGitModel(t *testing.T) {
 	model := requireClassifier(t)
 	p := startPlatform(t, t.TempDir())
@@ -231,12 +234,12 @@ func TestBrowserONNXEditorKeepsGitModel(t *testing.T) {
 	br.setValue("#token", token)
 	br.run(chromedp.SendKeys("#token", kb.Enter, chromedp.ByQuery))
 	br.waitPage("/integrate", "Integrate Algorithm into API")
-	br.waitText(`[data-field="onnx_files"]`, "fetched again at commit "+first[:10], 10*time.Second)
+	br.waitText(`[data-field="onnx_files"]`, "its model and every other file are kept", 10*time.Second)
 	br.waitJS("the generated configuration", `document.querySelector('#editor').value.includes('"kind": "json"')`, 10*time.Second)
 	br.setValue("#editor", classifierConfig)
 	br.click("#use-code")
 	br.waitPage("/test", "Test Your Code")
-	br.waitText("main", "your repository at the same commit", 2*time.Minute)
+	br.waitText("main", "every other file of revision 1 kept", 2*time.Minute)
 	br.click("#test-code")
 	br.waitJS("the test passed", `document.querySelector('#test-passed')`, 3*time.Minute)
 	br.waitText("#test-text", `"label"`, 30*time.Second)
@@ -245,7 +248,8 @@ func TestBrowserONNXEditorKeepsGitModel(t *testing.T) {
 	r = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	code := r.Body["state"].(map[string]any)["code"].(map[string]any)
 	require.Equal(t, first, code["commit"], "the same commit, not the branch's head")
-	require.Equal(t, []any{onnxrt.ConfigFile}, code["files"])
+	require.Equal(t, "edit", code["source"])
+	require.Equal(t, []any{onnxrt.ConfigFile}, code["edited"])
 	got, err := os.ReadFile(filepath.Join(code["dir"].(string), onnxrt.ConfigFile))
 	require.NoError(t, err)
 	require.Equal(t, classifierConfig, string(got))

@@ -424,7 +424,10 @@ func TestBrowserWizard(t *testing.T) {
 	b.waitPage("/integrate", "Integrate Algorithm into API")
 	b.waitText("#code-note", "has its own aai_main.py", 10*time.Second)
 	require.Contains(t, b.text("#code-note"), "models/weights.bin")
-	b.waitJS("the skeleton in the editor", `document.querySelector('#editor').value.includes('def testing_input_data')`, 10*time.Second)
+	// The editor holds the repository's own aai_main.py, not the skeleton
+	// (issue 8 item 7), and lists the other files.
+	b.waitJS("the repository's aai_main.py in the editor", `document.querySelector('#editor').value === `+jsString(brokenSegmentation(t)), 10*time.Second)
+	b.waitText("#code-files", "models/weights.bin", 5*time.Second)
 	b.waitText("#types", "numpy.ndarray of shape (height, width, 3)", 5*time.Second)
 	b.shot("07-integrate", wide, narrow)
 	b.click("#to-test")
@@ -447,15 +450,20 @@ func TestBrowserWizard(t *testing.T) {
 	b.waitText("#test-failed", "threshold out of range", 10*time.Second)
 	b.shot("08-test-traceback", wide, narrow)
 
-	// New code through the editor (a zip built in the page); it imports a
-	// package that is not installed yet.
-	b.click("#to-integrate")
+	// The traceback's "in the editor" link opens the author's file; the
+	// fix is saved as an edit (revision 2 keeps the model file). It
+	// imports a package that is not installed yet.
+	b.click("#fix-in-editor")
 	b.waitPage("/integrate", "Integrate Algorithm into API")
+	b.waitJS("the repository's aai_main.py in the editor", `document.querySelector('#editor').value === `+jsString(brokenSegmentation(t)), 10*time.Second)
 	b.setValue("#editor", helperSegmentation(t))
 	b.shot("09-integrate-editor", wide)
 	b.click("#use-code")
 	b.waitPage("/test", "Test Your Code")
 	b.waitText("main", "now code revision 2", 2*time.Minute)
+	listing := newClient(t, p, token).do(http.MethodGet, "/api/v1/deployments/"+id+"/code", nil)
+	require.Equal(t, http.StatusOK, listing.Status, string(listing.Raw))
+	require.Contains(t, string(listing.Raw), `{"path":"models/weights.bin","size":3,"text":false,"viewable":false}`)
 	b.click("#test-code")
 	b.waitText("#test-failed", "aaihelper", 3*time.Minute)
 	require.Contains(t, b.text("#test-failed"), "ModuleNotFoundError")

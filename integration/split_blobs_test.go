@@ -29,7 +29,8 @@ import (
 // worker` as separate processes with DIFFERENT data folders: they share the
 // Temporal server, PostgreSQL and a private S3 bucket (moto) for blobs, and no
 // disk. An uploaded archive and extra file reach the worker through the
-// bucket, Test Code's output reaches the API through it, and Delete empties
+// bucket, Test Code's output and the code's listing reach the API through
+// it, and Delete empties
 // the deployment's part of it.
 func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	moto := testmoto.Start(t)
@@ -100,6 +101,14 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	require.NoError(t, err)
 	// The finished step's staged uploads are gone from the bucket.
 	requireNoBlobs(t, s3blobs, "uploads/"+id)
+	// The API shows the revision's files from the bucket alone (the
+	// Integrate page's editor), not from the worker's disk.
+	r = c.do(http.MethodGet, "/api/v1/deployments/"+id+"/code/file?path=notes.txt", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.Equal(t, "uploaded through the bucket\n", string(r.Raw))
+	r = c.do(http.MethodGet, "/api/v1/deployments/"+id+"/code", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.Contains(t, string(r.Raw), `"path":"aai_main.py"`)
 
 	for _, step := range []string{"install_requirements", "test"} {
 		r = c.step(id, step, nil)
@@ -157,6 +166,7 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	// Delete removes the deployment's blobs.
 	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 	requireNoBlobs(t, s3blobs, "tests/"+id)
+	requireNoBlobs(t, s3blobs, "code/"+id)
 	_, err = s3blobs.Get(ctx, key)
 	require.ErrorIs(t, err, blobs.ErrNotFound)
 }

@@ -336,3 +336,30 @@ func TestDeleteProjectsDeletingFirstAndHeartbeats(t *testing.T) {
 		require.Positive(t, heartbeats[name], "%s runs without a heartbeat timeout", name)
 	}
 }
+
+// An edit is accepted only of the current revision: an edit of an older one
+// (someone else fetched or edited since) is rejected, as is an edit with no
+// code yet or no changed file.
+func TestEditOfStaleRevisionIsRejected(t *testing.T) {
+	env := newEnv(t)
+	mockHappyPath(env)
+	s := &script{env: env}
+	s.send(UpdateProvision, Empty{})
+	early := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 0}}, Files: []activities.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
+	s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo"})
+	s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo"})
+	stale := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 1}}, Files: []activities.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
+	empty := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 2}}})
+	both := s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo", Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 2}}, Files: []activities.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
+	ok := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 2}}, Files: []activities.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
+	s.send(UpdateDelete, Empty{})
+	env.ExecuteWorkflow(Deployment, Input{DeploymentID: "d1", OwnerID: "u1", Spec: testSpec()})
+	require.NoError(t, env.GetWorkflowError())
+	require.ErrorContains(t, early.rejected, "no code to edit")
+	require.ErrorContains(t, stale.rejected, "edit is of revision 1, the current one is 2")
+	require.ErrorContains(t, empty.rejected, "at least one changed file")
+	require.ErrorContains(t, both.rejected, "exactly one code source")
+	require.NoError(t, ok.rejected)
+	require.NoError(t, ok.err)
+	require.Equal(t, 3, ok.state.Code.Revision)
+}

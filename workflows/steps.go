@@ -126,8 +126,28 @@ func (d *deployment) validateFetchCode(r FetchCodeRequest) error {
 	if d.st.Server == nil || d.st.Cert == nil {
 		return d.reject("provision the server before fetching code")
 	}
-	if (r.GitURL == "") == (r.Archive == nil) {
-		return d.reject("give exactly one code source: git_url or an uploaded archive")
+	n := 0
+	for _, set := range []bool{r.GitURL != "", r.Archive != nil, r.Edit != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return d.reject("give exactly one code source: git_url, an uploaded archive or an edit")
+	}
+	// An edit is of the current revision only: one made from an older one
+	// would silently undo whatever came since. (Validators do not run on
+	// replay, so older histories are unaffected.)
+	if r.Edit != nil {
+		if d.st.Code == nil {
+			return d.reject("no code to edit: fetch code first")
+		}
+		if base := r.Edit.Base.Revision; base != d.st.Code.Revision {
+			return d.reject("the code changed since you opened it: this edit is of revision %d, the current one is %d; reload it and edit again", base, d.st.Code.Revision)
+		}
+		if len(r.Files) == 0 {
+			return d.reject("an edit needs at least one changed file")
+		}
 	}
 	return nil
 }

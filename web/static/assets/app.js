@@ -1103,19 +1103,38 @@
   function serverStatus(ctx) {
     const { d, f } = ctx;
     const sp = d.spec || {};
-    const region = (app.options.regions.find((r) => r.code === sp.region) || { name: sp.region }).name;
-    const what = sp.compute ? sp.compute.toUpperCase() + ' server ' + sp.instance_type + ' in ' + region + ', ' + sp.threads + ' thread(s)' : 'server';
+    const what = serverWhat(sp);
     if (f.provisioned) {
       const st = f.st;
-      return h('div', { class: 'alert ok', id: 'server-status' }, h('p', null, '✓ Server ready: ' + what + ' at ', h('code', null, st.server.host),
-        st.cert && st.cert.names ? [', certificate for ', h('code', null, st.cert.names.join(', '))] : null, '.'));
+      // In dev the server is a local process: say so, never pass it off as
+      // the EC2 instance the spec names.
+      const local = st.server.provider === 'local';
+      return h('div', { class: 'alert ok', id: 'server-status', 'data-provider': st.server.provider || '' },
+        h('p', null, '✓ Server ready: ' + (local ? 'a local process on this machine' : what) + ' at ', h('code', null, st.server.host),
+          local ? ' (on EC2 it would be a ' + what + ')' : null,
+          st.cert && st.cert.names ? [', certificate for ', h('code', null, st.cert.names.join(', '))] : null, '.'));
     }
-    if (f.busy === 'provision') return h('div', { class: 'alert info', id: 'server-status' }, h('p', null, 'Creating your ' + what + '…'));
+    if (f.busy === 'provision') return h('div', { class: 'alert info', id: 'server-status' }, h('p', null, 'Creating your server (asked for: ' + what + ')…'));
     if (f.st.last_error && f.st.last_error.step === 'provision') {
       return h('div', { class: 'alert error', id: 'server-status' }, h('p', null, 'Provisioning failed: ' + f.st.last_error.message),
         h('p', null, 'It is retried when you fetch your code.'));
     }
-    return h('div', { class: 'alert info', id: 'server-status' }, h('p', null, 'Creating your ' + what + '…'));
+    return h('div', { class: 'alert info', id: 'server-status' }, h('p', null, 'Creating your server (asked for: ' + what + ')…'));
+  }
+  // serverLine says where a deployment runs: in dev a local process, which
+  // must not pass for the EC2 instance its spec names.
+  function serverLine(d) {
+    const srv = d.state && d.state.server;
+    if (!srv) return null;
+    const what = serverWhat(d.spec || {});
+    return h('p', { id: 'deployed-server', 'data-provider': srv.provider || '' }, 'It runs on ',
+      srv.provider === 'local' ? ['a local process on this machine at ', h('code', null, srv.host), ' (on EC2 it would be a ' + what + ').'] : ['a ' + what + ' at ', h('code', null, srv.host), '.']);
+  }
+  // serverWhat names the server a spec asks for ("CPU server t3.small in
+  // N. Virginia, 1 thread(s)"): what EC2 runs; a local provider only stands in.
+  function serverWhat(sp) {
+    const region = (app.options.regions.find((r) => r.code === sp.region) || { name: sp.region }).name;
+    return sp.compute ? sp.compute.toUpperCase() + ' server ' + sp.instance_type + ' in ' + region + ', ' + sp.threads + ' thread(s)' : 'server';
   }
 
   async function pageCode(ctx, body) {
@@ -1243,11 +1262,70 @@
   }
   function codeSource(c) {
     const files = c.files && c.files.length ? ' + ' + c.files.join(', ') : '';
-    if (c.source === 'git') return 'Git ' + c.git_url + (c.commit ? ' at ' + c.commit.slice(0, 10) : c.ref ? ' ' + c.ref : '') + (c.with_credentials ? ' with credentials' : '') + files;
+    const git = c.git_url ? 'Git ' + c.git_url + (c.commit ? ' at ' + c.commit.slice(0, 10) : c.ref ? ' ' + c.ref : '') + (c.with_credentials ? ' with credentials' : '') : 'upload';
+    if (c.source === 'edit') return 'edited in the browser from revision ' + c.base_revision + ' (' + git + files + '; changed: ' + (c.edited || []).join(', ') + ')';
+    if (c.source === 'git') return git + files;
     return 'upload' + files;
   }
 
   // ---------- Integrate Algorithm into API ----------
+  // fetchedCode reads the current code revision as the API keeps it: the
+  // listing, its main file (aai_main.py, or aai_onnx.json for ONNX) and its
+  // requirements, so the Integrate page edits the author's own file. kind:
+  // 'none' (no code yet), 'ok', or 'unreadable' (a revision fetched before
+  // the platform kept a copy, or a main file it cannot show; message says why).
+  async function fetchedCode(id, c, mainName) {
+    if (!c) return { kind: 'none', files: [] };
+    const l = await api('GET', dpath(id, '/code'));
+    if (!l.ok) return { kind: 'unreadable', files: [], message: l.data.message || ('HTTP ' + l.status) };
+    const out = { kind: 'ok', revision: l.data.revision, files: l.data.files || [], main: null, reqs: null };
+    const read = async (name) => {
+      const f = out.files.find((x) => x.path === name);
+      if (!f || !f.viewable) return null;
+      const r = await api('GET', dpath(id, '/code/file?path=' + encodeURIComponent(name)));
+      return r.ok && typeof r.data === 'string' ? r.data : null;
+    };
+    out.main = await read(mainName);
+    out.reqs = await read('aai_pip-requirements.txt');
+    if (out.main === null) {
+      const f = out.files.find((x) => x.path === mainName);
+      return Object.assign(out, { kind: 'unreadable', message: f ? mainName + ' (' + sizeText(f.size) + ') is too large or not text to show here' : 'revision ' + out.revision + ' has no ' + mainName });
+    }
+    return out;
+  }
+  function sizeText(n) {
+    if (n < 1024) return n + ' bytes';
+    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' KiB';
+    return (n / 1024 / 1024).toFixed(1) + ' MiB';
+  }
+  // codeFiles lists a revision's files, the text ones viewable (read-only):
+  // saving an edit keeps every one of them.
+  function codeFiles(id, fc, mainName) {
+    const title = h('h3', { id: 'file-view-title' });
+    const viewer = h('pre', { class: 'traceback', id: 'file-view', tabindex: 0 });
+    const box = h('div', { id: 'file-view-box' }, title, viewer);
+    box.hidden = true;
+    const items = fc.files.map((f) => {
+      const note = f.path === mainName ? ', in the editor' : !f.viewable ? (f.text ? ', too large to show' : ', binary') : '';
+      const li = h('li', { 'data-path': f.path }, h('code', null, f.path), ' ', h('small', null, sizeText(f.size) + note));
+      if (f.viewable && f.path !== mainName) {
+        const view = h('button', { type: 'button', class: 'btn small', 'data-view': f.path, 'aria-controls': 'file-view' }, 'View');
+        view.addEventListener('click', act(async () => {
+          const r = await api('GET', dpath(id, '/code/file?path=' + encodeURIComponent(f.path)));
+          title.textContent = f.path + ' (revision ' + fc.revision + ', read-only)';
+          viewer.textContent = r.ok ? r.data : (r.data.message || 'HTTP ' + r.status);
+          box.hidden = false;
+          viewer.focus();
+        }));
+        li.append(' ', view);
+      }
+      return li;
+    });
+    return h('details', { id: 'code-files', open: fc.files.length <= 20 },
+      h('summary', null, 'The files of revision ' + fc.revision + ' (' + fc.files.length + (fc.files.length === 1 ? ' file' : ' files') + '): saving keeps every one not changed here'),
+      h('ul', { class: 'code-files' }, items), box);
+  }
+
   async function pageIntegrate(ctx, body) {
     const { d, f, id } = ctx;
     const sp = d.spec || {};
@@ -1255,7 +1333,14 @@
     const input = sp.input || 'image';
     const output = sp.output || 'image';
     const key = formKey(id, 'integrate');
-    const saved = store.get(key, {});
+    const c = f.st.code;
+    const fc = await fetchedCode(id, c, 'aai_main.py');
+    ctx.check();
+    // A draft is kept per revision: one typed over an older revision must
+    // not pass for an edit of the current one.
+    const rev = c ? c.revision : 0;
+    let saved = store.get(key, {});
+    if (saved.revision !== rev) saved = {};
     let skeleton = null;
     const loadSkeleton = async () => {
       if (skeleton !== null) return skeleton;
@@ -1263,6 +1348,10 @@
       skeleton = r.ok ? r.data : '# The skeleton could not be loaded: ' + (r.data.message || r.status) + '\n';
       return skeleton;
     };
+    // What the code holds now: the editor starts from it, and saving without
+    // a change makes no new revision.
+    const original = fc.kind === 'ok' ? fc.main : fc.kind === 'none' ? await loadSkeleton() : '';
+    const originalReqs = fc.kind === 'ok' ? (fc.reqs !== null ? fc.reqs : '') : ((c && c.requirements) || []).join('\n');
     const editor = h('textarea', { id: 'editor', name: 'main', spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off', wrap: 'off', 'aria-describedby': 'editor-hint' });
     const gutter = h('pre', { class: 'gutter', 'aria-hidden': 'true' });
     const renumber = () => {
@@ -1273,12 +1362,12 @@
       gutter.scrollTop = editor.scrollTop;
     };
     editor.addEventListener('scroll', () => { gutter.scrollTop = editor.scrollTop; });
-    editor.value = saved.main !== undefined ? saved.main : await loadSkeleton();
+    editor.value = saved.main !== undefined ? saved.main : original;
     ctx.check();
     renumber();
     const reqs = h('textarea', { name: 'requirements_txt', rows: 3, spellcheck: 'false', id: 'f-zip-requirements' });
-    reqs.value = saved.requirements_txt !== undefined ? saved.requirements_txt : ((f.st.code && f.st.code.requirements) || []).join('\n');
-    const save = () => store.set(key, { main: editor.value, requirements_txt: reqs.value });
+    reqs.value = saved.requirements_txt !== undefined ? saved.requirements_txt : originalReqs;
+    const save = () => store.set(key, { revision: rev, main: editor.value, requirements_txt: reqs.value });
     editor.addEventListener('input', () => { renumber(); save(); });
     reqs.addEventListener('input', save);
 
@@ -1294,36 +1383,60 @@
     }));
     const reset = h('button', { type: 'button', class: 'btn small', id: 'reset-skeleton' }, 'Reset to the generated skeleton');
     reset.addEventListener('click', act(async () => {
-      if (editor.value.trim() && !window.confirm('Replace the editor\'s text with the generated skeleton?')) return;
+      // Replacing the author's code is never silent: always asked.
+      const what = c && !c.generated_main ? 'your aai_main.py' : 'the editor\'s text';
+      if (!window.confirm('Replace ' + what + ' in the editor with the generated skeleton? Nothing is saved until you press ' + useLabel + '.')) return;
       editor.value = await loadSkeleton();
       renumber();
       save();
     }));
-    const use = h('button', { type: 'button', class: 'btn primary', id: 'use-code' }, 'Use this code');
+    const useLabel = c ? 'Save as a new revision' : 'Use this code';
+    const use = h('button', { type: 'button', class: 'btn primary', id: 'use-code' }, useLabel);
     if (f.busy) use.disabled = true;
+    const norm = (t) => (t.endsWith('\n') || t === '' ? t : t + '\n');
     use.addEventListener('click', act(async () => {
       clearAlert(ctx.alert);
       if (!editor.value.trim()) {
-        setAlert(ctx.alert, 'error', [h('p', null, 'aai_main.py is empty.')]);
+        setAlert(ctx.alert, 'error', [h('p', null, 'aai_main.py is empty.' + (fc.kind === 'unreadable' ? ' Write it, or press Reset to the generated skeleton.' : ''))]);
         editor.focus();
+        return;
+      }
+      const mainChanged = fc.kind !== 'ok' || norm(editor.value) !== norm(original);
+      const reqsChanged = fc.kind !== 'ok' || reqs.value.trim() !== originalReqs.trim();
+      if (c && !mainChanged && !reqsChanged) {
+        // Nothing changed: no new revision, on to the test.
+        store.del(key);
+        app.flash = { kind: 'ok', text: 'Nothing changed: code revision ' + c.revision + ' stays as it is. Press Test Code.' };
+        navigate('/ui/deployments/' + id + '/test');
         return;
       }
       use.disabled = true;
       try {
-        const zip = window.AlgoZip.build([
-          { name: 'aai_main.py', data: editor.value.endsWith('\n') ? editor.value : editor.value + '\n' },
-          { name: 'aai_pip-requirements.txt', data: reqs.value.trim() ? reqs.value.trim() + '\n' : '' },
-        ]);
         const fd = new FormData();
-        fd.append('archive', new Blob([zip], { type: 'application/zip' }), 'aai_main.zip');
+        if (c) {
+          // An edit of the current revision: every other file, models
+          // included, is kept.
+          fd.append('base_revision', String(c.revision));
+          if (mainChanged) fd.append('files', new Blob([norm(editor.value)], { type: 'text/x-python' }), 'aai_main.py');
+          if (reqsChanged) fd.append('files', new Blob([reqs.value.trim() ? reqs.value.trim() + '\n' : ''], { type: 'text/plain' }), 'aai_pip-requirements.txt');
+        } else {
+          const zip = window.AlgoZip.build([
+            { name: 'aai_main.py', data: norm(editor.value) },
+            { name: 'aai_pip-requirements.txt', data: reqs.value.trim() ? reqs.value.trim() + '\n' : '' },
+          ]);
+          fd.append('archive', new Blob([zip], { type: 'application/zip' }), 'aai_main.zip');
+        }
         if (!(await ensureProvisioned(ctx))) return;
-        const r = await ctx.runStep('fetch_code', fd, 'Uploading aai_main.py');
+        const r = await ctx.runStep('fetch_code', fd, c ? 'Saving aai_main.py as a new revision' : 'Uploading aai_main.py');
         ctx.check();
         if (!r.ok) {
-          setAlert(ctx.alert, 'error', [h('p', null, 'The code could not be used.'), ...apiMessage(r.data, r.data.fields)]);
+          const more = r.data.code === 'code_changed' ? [h('p', null, 'Your text stays in the editor; ', h('a', { href: location.pathname, id: 'reload-code' }, 'reload'), ' to see the current code (copy your changes first).')] : [];
+          setAlert(ctx.alert, 'error', [h('p', null, 'The code could not be saved.'), ...apiMessage(r.data, r.data.fields), ...more]);
           return;
         }
-        app.flash = { kind: 'ok', text: 'aai_main.py from the editor is now code revision ' + r.data.state.code.revision + '. Press Test Code.' };
+        store.del(key);
+        const nc = r.data.state.code;
+        app.flash = { kind: 'ok', text: 'aai_main.py from the editor is now code revision ' + nc.revision + (c ? ' (every other file of revision ' + c.revision + ' kept)' : '') + '. Press Test Code.' };
         navigate('/ui/deployments/' + id + '/test');
       } finally {
         if (ctx.alive()) use.disabled = false;
@@ -1331,12 +1444,13 @@
     }));
 
     let codeNote;
-    const c = f.st.code;
-    if (!c) codeNote = h('div', { class: 'alert info' }, h('p', null, 'No code yet. Write aai_main.py below and press Use this code, or fetch it on ', link('/ui/deployments/' + id + '/code', 'Code Repo Integration'), '.'));
-    else if (c.generated_main) codeNote = h('div', { class: 'alert warn', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') had no aai_main.py, so the generated skeleton below was written into it. It runs as it is; make it yours, then press Use this code.'));
-    else codeNote = h('div', { class: 'alert ok', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') has its own aai_main.py: Test Code runs it. To replace it, write the new version below and press Use this code.'));
+    if (!c) codeNote = h('div', { class: 'alert info', id: 'code-note' }, h('p', null, 'No code yet. Write aai_main.py below and press Use this code, or fetch it on ', link('/ui/deployments/' + id + '/code', 'Code Repo Integration'), '.'));
+    else if (fc.kind === 'unreadable') codeNote = h('div', { class: 'alert warn', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') cannot be shown here: ' + fc.message + '. Fetch it again on ', link('/ui/deployments/' + id + '/code', 'Code Repo Integration'), ' to edit it here, or write a new aai_main.py below (saving keeps every other file).'));
+    else if (c.generated_main) codeNote = h('div', { class: 'alert warn', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') had no aai_main.py, so the generated skeleton below was written into it. It runs as it is; make it yours, then press ' + useLabel + ' (every other file is kept).'));
+    else codeNote = h('div', { class: 'alert ok', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') has its own aai_main.py: it is in the editor below, and Test Code runs it. Saving a change makes a new revision that keeps every other file.'));
 
-    append(body, 
+    const hint = fc.kind === 'ok' ? 'Your aai_main.py of revision ' + fc.revision + '.' : fc.kind === 'none' ? 'Prefilled with the generated ' + IO[input].label + ' → ' + IO[output].label + ' skeleton.' : '';
+    append(body,
       h('p', null, 'Code integration in ', h('code', null, 'aai_main.py'), ': one class. ', h('code', null, '__init__'), ' loads models once (keep them on ', h('code', null, 'self'), '); ',
         h('code', null, 'predict(x)'), ' does the work for each request; ', h('code', null, 'testing_input_data()'), ' returns a sample input for Test Code.'),
       codeNote,
@@ -1345,13 +1459,16 @@
         h('div', null, h('h3', null, 'Output: ' + IO[output].label), h('p', null, IO[output].output))),
       h('div', { class: 'field' },
         h('label', { for: 'editor' }, 'aai_main.py'),
-        h('span', { class: 'hint', id: 'editor-hint' }, 'Prefilled with the generated ' + IO[input].label + ' → ' + IO[output].label + ' skeleton. Tab moves to the next control; indent with spaces.'),
+        h('span', { class: 'hint', id: 'editor-hint' }, hint + ' Tab moves to the next control; indent with spaces.'),
         h('div', { class: 'editor' }, gutter, editor)),
       h('div', { class: 'actions' }, reset, h('label', { for: 'open-file', class: 'btn small', tabindex: 0, role: 'button',
         onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); opener.click(); } } }, 'Open a .py file…'), opener),
-      field('zip_requirements', 'aai_pip-requirements.txt (uploaded with it)', reqs, 'One package a line. Using this code replaces the fetched code folder: only these two files are uploaded.'),
+      fc.kind === 'ok' ? codeFiles(id, fc, 'aai_main.py') : null,
+      field('zip_requirements', 'aai_pip-requirements.txt', reqs, c
+        ? 'One package a line. Saved with aai_main.py when changed; every other file of your code is kept.'
+        : 'One package a line. Uploaded with aai_main.py as your first code revision.'),
       h('div', { class: 'actions' },
-        f.hasCode ? link('/ui/deployments/' + id + '/test', c && !c.generated_main ? 'Keep my repository\'s code: Test Your Code' : 'Continue to Test Your Code', 'btn', 'to-test') : null,
+        f.hasCode ? link('/ui/deployments/' + id + '/test', c && !c.generated_main ? 'Keep my code as it is: Test Your Code' : 'Continue to Test Your Code', 'btn', 'to-test') : null,
         h('span', { class: 'spacer' }), use));
   }
 
@@ -1387,15 +1504,17 @@
     const output = sp.output || 'image';
     const c = f.st.code;
     const key = formKey(id, 'integrate-onnx');
-    const saved = store.get(key, {});
-    // The model the generated configuration names: the .onnx file added to
-    // the code (fetch_code names the folder's one .onnx file the same way).
-    const model = ((c && c.files) || []).find((n) => /\.onnx$/i.test(n)) || '';
-    // Code from Git (with no extra files) is fetched again at the same
-    // commit with the edited aai_onnx.json added: the repository's model
-    // comes along. An upload leaves nothing to fetch again, so the model
-    // (and the files aai_onnx.json names) must be chosen again.
-    const carry = !!(c && c.source === 'git' && c.git_url && !(c.files && c.files.length));
+    const fc = await fetchedCode(id, c, ONNX_CONFIG);
+    ctx.check();
+    const rev = c ? c.revision : 0;
+    let saved = store.get(key, {});
+    if (saved.revision !== rev) saved = {};
+    // The model the generated configuration names: the folder's .onnx file
+    // (fetch_code names the folder's one .onnx file the same way).
+    const model = (fc.files.find((x) => /\.onnx$/i.test(x.path)) || {}).path || ((c && c.files) || []).find((n) => /\.onnx$/i.test(n)) || '';
+    // With code, saving is an edit of the current revision: the model and
+    // every other file are kept. Without, the model must be chosen.
+    const carry = !!c;
     let skeleton = null;
     const loadSkeleton = async () => {
       if (skeleton !== null) return skeleton;
@@ -1419,21 +1538,22 @@
       gutter.scrollTop = editor.scrollTop;
     };
     editor.addEventListener('scroll', () => { gutter.scrollTop = editor.scrollTop; });
-    editor.value = saved.config !== undefined ? saved.config : await loadSkeleton();
+    const original = fc.kind === 'ok' ? fc.main : fc.kind === 'none' ? await loadSkeleton() : '';
+    editor.value = saved.config !== undefined ? saved.config : original;
     ctx.check();
     renumber();
     const editorErr = h('p', { class: 'field-error', id: 'editor-error', 'aria-live': 'polite' });
     const editorRow = h('div', { class: 'field', 'data-field': 'config' },
       h('label', { for: 'editor' }, ONNX_CONFIG),
-      h('span', { class: 'hint', id: 'editor-hint' }, 'Prefilled with the generated ' + IO[input].label + ' → ' + IO[output].label + ' configuration' +
-        (model ? ' for ' + model : '') + '. JSON; Tab moves to the next control.'),
+      h('span', { class: 'hint', id: 'editor-hint' }, (fc.kind === 'ok' ? 'Your ' + ONNX_CONFIG + ' of revision ' + fc.revision + '.'
+        : fc.kind === 'none' ? 'Prefilled with the generated ' + IO[input].label + ' → ' + IO[output].label + ' configuration' + (model ? ' for ' + model : '') + '.' : '') + ' JSON; Tab moves to the next control.'),
       h('div', { class: 'editor' }, gutter, editor), editorErr);
-    const save = () => store.set(key, { config: editor.value });
+    const save = () => store.set(key, { revision: rev, config: editor.value });
     editor.addEventListener('input', () => { renumber(); save(); clearFieldError(editorRow); });
 
     const files = h('input', { type: 'file', name: 'files', multiple: true, id: 'f-onnx-files' });
     const filesRow = field('onnx_files', carry ? 'More files (optional)' : 'The model and the files ' + ONNX_CONFIG + ' names', files, carry
-      ? 'Your repository is fetched again at ' + (c.commit ? 'commit ' + c.commit.slice(0, 10) : 'ref ' + (c.ref || 'its default branch')) + ' with this ' + ONNX_CONFIG + ' added: its model comes along. Files chosen here are added too.'
+      ? 'Saving makes a new revision from revision ' + c.revision + ' with this ' + ONNX_CONFIG + ': its model and every other file are kept. Files chosen here are added (or replace files of the same path).'
       : 'Using this code replaces the code folder, and an upload keeps nothing of the last one: choose the .onnx model (it is saved at the path "model" names) and any labels file or sample image the configuration names.');
 
     const opener = h('input', { type: 'file', accept: '.json,application/json,text/plain', id: 'open-file', class: 'sr-only' });
@@ -1448,12 +1568,13 @@
     }));
     const reset = h('button', { type: 'button', class: 'btn small', id: 'reset-skeleton' }, 'Reset to the generated configuration');
     reset.addEventListener('click', act(async () => {
-      if (editor.value.trim() && !window.confirm('Replace the editor\'s text with the generated ' + ONNX_CONFIG + '?')) return;
+      // Replacing the author's file is never silent: always asked.
+      if (!window.confirm('Replace ' + (c && !c.generated_main ? 'your ' + ONNX_CONFIG : 'the editor\'s text') + ' in the editor with the generated configuration? Nothing is saved until you press the save button.')) return;
       editor.value = await loadSkeleton();
       renumber();
       save();
     }));
-    const use = h('button', { type: 'button', class: 'btn primary', id: 'use-code' }, 'Use this code');
+    const use = h('button', { type: 'button', class: 'btn primary', id: 'use-code' }, c ? 'Save as a new revision' : 'Use this code');
     if (f.busy) use.disabled = true;
     use.addEventListener('click', act(async () => {
       clearAlert(ctx.alert);
@@ -1470,19 +1591,30 @@
           : !cfg || typeof cfg !== 'object' || Array.isArray(cfg) ? ONNX_CONFIG + ' must be a JSON object ({"model": ..., "preprocess": ..., "postprocess": ...}).' : '';
       const chosen = [...files.files];
       const onnxCount = chosen.filter((file) => /\.onnx$/i.test(file.name)).length;
-      const filesProblem = !carry && !onnxCount ? 'Choose the .onnx model: the upload replaces the code folder and keeps nothing of the last one.' : '';
+      // An edit keeps the model only where it is: a "model" naming a path
+      // the revision does not hold needs the model chosen (saved there).
+      const modelHeld = fc.kind !== 'ok' || editorProblem || typeof cfg.model !== 'string' || fc.files.some((x) => x.path === cfg.model);
+      const filesProblem = !carry && !onnxCount ? 'Choose the .onnx model: the upload replaces the code folder and keeps nothing of the last one.'
+        : carry && !onnxCount && !modelHeld ? '"model" names ' + cfg.model + ', which revision ' + c.revision + ' does not hold: choose the .onnx model (it is saved at that path), or name the model the code holds.' : '';
       if (editorProblem || filesProblem) {
         showFieldErrors(body, [editorProblem ? { field: 'config', message: editorProblem } : null, filesProblem ? { field: 'onnx_files', message: filesProblem } : null].filter(Boolean));
         return;
       }
+      const text = editor.value.endsWith('\n') ? editor.value : editor.value + '\n';
+      const changed = fc.kind !== 'ok' || text !== (fc.main.endsWith('\n') ? fc.main : fc.main + '\n');
+      if (carry && !changed && !chosen.length) {
+        // Nothing changed: no new revision, on to the test.
+        store.del(key);
+        app.flash = { kind: 'ok', text: 'Nothing changed: code revision ' + c.revision + ' stays as it is. Press Test Code.' };
+        navigate('/ui/deployments/' + id + '/test');
+        return;
+      }
       use.disabled = true;
       try {
-        const text = editor.value.endsWith('\n') ? editor.value : editor.value + '\n';
         const fd = new FormData();
         if (carry) {
-          fd.append('git_url', c.git_url);
-          fd.append('ref', c.commit || c.ref || '');
-          fd.append('files', new Blob([text], { type: 'application/json' }), ONNX_CONFIG);
+          fd.append('base_revision', String(c.revision));
+          if (changed) fd.append('files', new Blob([text], { type: 'application/json' }), ONNX_CONFIG);
         } else {
           const zip = window.AlgoZip.build([{ name: ONNX_CONFIG, data: text }]);
           fd.append('archive', new Blob([zip], { type: 'application/zip' }), 'aai_onnx.zip');
@@ -1503,7 +1635,7 @@
         }
         store.del(key);
         app.flash = { kind: 'ok', text: ONNX_CONFIG + ' from the editor is now code revision ' + r.data.state.code.revision +
-          (carry ? ' (your repository at the same commit)' : '') + (names.length ? ', with ' + names.join(', ') : '') + '. Press Test Code.' };
+          (carry ? ' (every other file of revision ' + c.revision + ' kept)' : '') + (names.length ? ', with ' + names.join(', ') : '') + '. Press Test Code.' };
         navigate('/ui/deployments/' + id + '/test');
       } finally {
         if (ctx.alive()) use.disabled = false;
@@ -1512,8 +1644,9 @@
 
     let codeNote;
     if (!c) codeNote = h('div', { class: 'alert info', id: 'code-note' }, h('p', null, 'No code yet. Choose the model, write ' + ONNX_CONFIG + ' below and press Use this code, or fetch a repository or archive on ', link('/ui/deployments/' + id + '/code', 'Code Repo Integration'), '.'));
-    else if (c.generated_main) codeNote = h('div', { class: 'alert warn', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') had no ' + ONNX_CONFIG + ', so the generated one was written into it' + (model ? ', naming ' + model : '') + '. It may run as it is (Test Code tells); adapt preprocess to what the model was trained with, then press Use this code.'));
-    else codeNote = h('div', { class: 'alert ok', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') has its own ' + ONNX_CONFIG + ': Test Code runs it. The editor shows the generated configuration, not your file; to replace yours, write the new version below and press Use this code.'));
+    else if (c.generated_main) codeNote = h('div', { class: 'alert warn', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') had no ' + ONNX_CONFIG + ', so the generated one was written into it' + (model ? ', naming ' + model : '') + '. It may run as it is (Test Code tells); adapt preprocess to what the model was trained with, then press Save as a new revision (the model and every other file are kept).'));
+    else if (fc.kind === 'unreadable') codeNote = h('div', { class: 'alert warn', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') cannot be shown here: ' + fc.message + '. Fetch it again on ', link('/ui/deployments/' + id + '/code', 'Code Repo Integration'), ' to edit it here, or write a new ' + ONNX_CONFIG + ' below (saving keeps every other file).'));
+    else codeNote = h('div', { class: 'alert ok', id: 'code-note' }, h('p', null, 'Your code (revision ' + c.revision + ', ' + codeSource(c) + ') has its own ' + ONNX_CONFIG + ': it is in the editor below, and Test Code runs it. Saving a change makes a new revision that keeps the model and every other file.'));
 
     const fieldList = h('dl', { class: 'kv onnx-fields', id: 'onnx-fields' },
       ['model', 'preprocess', output === 'json' ? 'json' : 'image', 'testing_input', 'max_batch_size'].map((k) => [
@@ -1530,6 +1663,7 @@
       h('div', { class: 'onnx-editor' }, editorRow, h('div', null, h('h3', null, 'Its fields'), fieldList)),
       h('div', { class: 'actions' }, reset, h('label', { for: 'open-file', class: 'btn small', tabindex: 0, role: 'button',
         onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); opener.click(); } } }, 'Open a .json file…'), opener),
+      fc.kind === 'ok' ? codeFiles(id, fc, ONNX_CONFIG) : null,
       filesRow,
       h('div', { class: 'actions' },
         f.hasCode ? link('/ui/deployments/' + id + '/test', c && !c.generated_main ? 'Keep my code\'s ' + ONNX_CONFIG + ': Test Your Code' : 'Continue to Test Your Code', 'btn', 'to-test') : null,
@@ -1571,7 +1705,7 @@
       return item(cls, mark, what, small, { id: 'boot-status', 'data-state': b.state });
     };
     const checklist = h('ul', { class: 'checklist', id: 'checklist' },
-      item(st.server ? 'ok' : 'todo', st.server ? '✓' : '○', 'Server provisioned', st.server ? st.server.host + ', port ' + st.server.port : ''),
+      item(st.server ? 'ok' : 'todo', st.server ? '✓' : '○', 'Server provisioned', st.server ? (st.server.provider === 'local' ? 'a local process on this machine, ' : '') + st.server.host + ', port ' + st.server.port : ''),
       item(st.code ? 'ok' : 'todo', st.code ? '✓' : '○', st.code ? 'Code revision ' + st.code.revision : 'Code', st.code ? codeSource(st.code) : ''),
       item(f.installCurrent ? 'ok' : installFailed ? 'bad' : 'todo', f.installCurrent ? '✓' : installFailed ? '✗' : '○', 'Requirements installed',
         f.installCurrent ? (st.install.requirements && st.install.requirements.length ? st.install.requirements.join(', ') : onnx ? 'none: an ONNX model runs without Python' : 'nothing beyond numpy and Pillow') : installFailed ? 'pip failed: see below' : 'installed when you press Test Code'),
@@ -1641,7 +1775,7 @@
         append(result, h('div', { class: 'alert error', id: 'test-failed' },
           h('p', null, h('strong', null, 'Test failed'), t.status ? ' (' + t.status + (t.code ? ' ' + t.code : '') + ')' : '', ': ' + (t.message || '')),
           t.traceback ? h('pre', { class: 'wrap traceback', tabindex: 0, 'aria-label': 'Traceback' }, t.traceback) : null,
-          h('p', null, 'Fix ' + (onnx ? ONNX_CONFIG + ' or the model' : 'aai_main.py') + ' (', link('/ui/deployments/' + id + '/integrate', 'in the editor'), ' or in your repository, then ',
+          h('p', null, 'Fix ' + (onnx ? ONNX_CONFIG + ' or the model' : 'aai_main.py') + ' (', link('/ui/deployments/' + id + '/integrate', 'in the editor', null, 'fix-in-editor'), ' or in your repository, then ',
             link('/ui/deployments/' + id + '/code', 'fetch it again'), '), or add a missing package on ',
             link('/ui/deployments/' + id + '/dependencies', 'Add More Dependencies'), '; then press Test Code.')));
       }
@@ -1940,7 +2074,8 @@
     const url = r.endpoint || (st.live && st.live.endpoint) || '';
     const nodes = [];
     nodes.push(h('div', { class: 'alert ok', id: 'deployed' }, h('p', null, h('strong', null, r.status === 'live' ? 'Deployed: your algorithm is live.' : 'This deployment is ' + r.status + '.')),
-      url ? h('p', null, 'Endpoint ', h('code', { id: 'live-endpoint' }, url + '/predict')) : null));
+      url ? h('p', null, 'Endpoint ', h('code', { id: 'live-endpoint' }, url + '/predict')) : null,
+      serverLine(r)));
     if (r.token) {
       const tokenInput = h('input', { type: 'text', readonly: true, id: 'endpoint-token', value: r.token, 'aria-describedby': 'token-warning', spellcheck: 'false' });
       nodes.push(h('div', { class: 'token-box', id: 'token-box' },
