@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/algocloud/algocloud/spec"
+	"github.com/algocloud/algocloud/templates"
 )
 
 // openAPI serves this endpoint's OpenAPI 3.0 document, built from its codecs:
@@ -28,6 +29,15 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	_, _ = w.Write(b)
+}
+
+// init gives the platform's clients listing (templates.Clients) this
+// package's generator, so its openapi.json is the endpoint's own bytes.
+func init() {
+	templates.RegisterOpenAPIGenerator(func(d templates.ClientData) ([]byte, error) {
+		return OpenAPIDocument(OpenAPIParams{Name: d.APIName, Input: d.Input, Output: d.Output,
+			Environment: d.Environment, ServerURL: d.Endpoint, MaxBatchSize: d.MaxBatchSize})
+	})
 }
 
 // OpenAPIParams is what an endpoint's OpenAPI document depends on: the
