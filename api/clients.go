@@ -8,6 +8,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	// Registers the endpoints' OpenAPI generator with templates.Clients, so
+	// the openapi client is the bytes an endpoint serves at /openapi.json.
+	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/workflows"
@@ -94,6 +97,7 @@ func (s *server) clients(c *gin.Context) (clientsView, bool) {
 	}
 	d := templates.ClientData{
 		Name: sp.Name, APIName: sp.APIName, Endpoint: st.Live.Endpoint, Input: sp.Input, Output: sp.Output,
+		Environment: sp.Environment, MaxBatchSize: sp.MaxBatchSize, // the endpoint's OpenAPI document depends on them
 	}
 	if s.endpointCA {
 		d.CAURL = requestBaseURL(c) + "/api/ca.pem"

@@ -98,15 +98,12 @@ func (imageOutput) Encode(v Value) (httpBody, error) {
 
 func (imageOutput) OpenAPIResponse() map[string]any {
 	return map[string]any{
-		"description": "The output image, as a lossless PNG (grayscale, RGB or RGBA).",
+		// In words, not as an Example Object: one without a value fails
+		// validation (kin-openapi: "no value or externalValue field").
+		"description": "The output image, as a lossless PNG (grayscale, RGB or RGBA); a (64, 64) bool mask comes as a 64x64 grayscale PNG of 0 and 255. " +
+			"Save the body as a .png file, or decode it: np.asarray(Image.open(io.BytesIO(response_bytes))).",
 		"content": map[string]any{
-			"image/png": map[string]any{
-				"schema": map[string]any{"type": "string", "format": "binary"},
-				"examples": map[string]any{"mask": map[string]any{
-					"summary":     "predict returned a (64, 64) bool mask: a 64x64 grayscale PNG of 0 and 255",
-					"description": "Save the body as a .png file, or decode it: np.asarray(Image.open(io.BytesIO(response_bytes))).",
-				}},
-			},
+			"image/png": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
 		},
 	}
 }
@@ -162,15 +159,11 @@ func (numpyOutput) Encode(v Value) (httpBody, error) {
 func (numpyOutput) OpenAPIResponse() map[string]any {
 	return map[string]any{
 		"description": "The array predict returned, as a .npy file (format 1.0, C order, little-endian): " +
-			"numpy.load(io.BytesIO(response_bytes)) reads it. dtypes: " + npySupported + ".",
+			"numpy.load(io.BytesIO(response_bytes)) reads it. dtypes: " + npySupported + ". " +
+			"For example np.zeros((2, 3), np.float32) comes as 128 bytes: a 64-byte header, whose text is " +
+			"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }, then 24 bytes of data.",
 		"content": map[string]any{
-			npyMediaType: map[string]any{
-				"schema": map[string]any{"type": "string", "format": "binary"},
-				"examples": map[string]any{"float32 2x3": map[string]any{
-					"summary":     "np.save of np.zeros((2, 3), np.float32): 128 bytes",
-					"description": "A 64-byte header then 24 bytes of data; the header text is {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }.",
-				}},
-			},
+			npyMediaType: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
 		},
 	}
 }

@@ -84,19 +84,15 @@ func (numpyInput) ErrorCodes() []string {
 }
 
 func (numpyInput) OpenAPIRequest() map[string]any {
-	binary := map[string]any{
-		"schema": map[string]any{"type": "string", "format": "binary"},
-		"examples": map[string]any{"float32 2x3": map[string]any{
-			"summary": "The bytes numpy.save writes for np.zeros((2, 3), np.float32)",
-			"description": "curl --data-binary @x.npy -H 'Content-Type: application/x-npy' ...; " +
-				"in Python: buf = io.BytesIO(); np.save(buf, x); requests.post(url, data=buf.getvalue(), headers=...).",
-		}},
-	}
+	// How to send one is said in words: an Example Object without a value
+	// fails validation (kin-openapi: "no value or externalValue field").
+	binary := map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
 	return map[string]any{
 		"required": true,
 		"description": "A .npy file (numpy.save; format 1.0, 2.0 or 3.0) as the raw body or the multipart field \"array\". " +
 			"dtypes: " + npySupported + "; little- or big-endian (converted to little-endian), C or Fortran order (converted to C order). " +
-			"predict receives the numpy array.",
+			"predict receives the numpy array. curl --data-binary @x.npy -H 'Content-Type: application/x-npy' ...; " +
+			"in Python: buf = io.BytesIO(); np.save(buf, x); requests.post(url, data=buf.getvalue(), headers=...).",
 		"content": map[string]any{
 			npyMediaType:               binary,
 			"application/octet-stream": binary,

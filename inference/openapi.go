@@ -1,19 +1,94 @@
 package inference
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/algocloud/algocloud/spec"
+	"github.com/algocloud/algocloud/templates"
 )
 
-// openAPI serves this endpoint's OpenAPI 3.0 document, built from its codecs.
+// openAPI serves this endpoint's OpenAPI 3.0 document, built from its codecs:
+// the same bytes the platform's clients listing offers for it (OpenAPIDocument).
 func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	writeJSON(w, http.StatusOK, s.openAPIDoc(scheme+"://"+r.Host))
+	b, err := OpenAPIDocument(OpenAPIParams{Name: s.cfg.Name, Input: s.cfg.Input, Output: s.cfg.Output,
+		Environment: s.cfg.Environment, ServerURL: scheme + "://" + r.Host, MaxBatchSize: s.cfg.MaxBatchSize})
+	if err != nil {
+		writeError(w, apiErr(http.StatusInternalServerError, CodeInternal, "build the OpenAPI document: %v", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+}
+
+// init gives the platform's clients listing (templates.Clients) this
+// package's generator, so its openapi.json is the endpoint's own bytes.
+func init() {
+	templates.RegisterOpenAPIGenerator(func(d templates.ClientData) ([]byte, error) {
+		return OpenAPIDocument(OpenAPIParams{Name: d.APIName, Input: d.Input, Output: d.Output,
+			Environment: d.Environment, ServerURL: d.Endpoint, MaxBatchSize: d.MaxBatchSize})
+	})
+}
+
+// OpenAPIParams is what an endpoint's OpenAPI document depends on: the
+// inference server fills it from its config, the platform's clients listing
+// from the deployment's spec, so both offer the same bytes.
+type OpenAPIParams struct {
+	// Name is the API name, which is also the Open Inference Protocol's model
+	// name; "algorithm" when empty, as the server's modelName.
+	Name string
+	// Input and Output are the API type.
+	Input, Output spec.IOType
+	// Environment is python (the default when empty) or onnx.
+	Environment string
+	// ServerURL is the endpoint's base URL, the document's only server.
+	ServerURL string
+	// Version is info.version; "1" when empty.
+	Version string
+	// MaxBatchSize is the endpoint's dynamic batching bound: above 1 the
+	// Open Inference Protocol's shapes get a leading batch dimension.
+	MaxBatchSize int
+}
+
+// OpenAPIDocument is the OpenAPI 3.0 document of an endpoint, as JSON
+// indented by two spaces. Object keys are sorted, except that a content
+// object lists its media types in mediaTypeRank's order: tools (Swagger UI's
+// Try it out, Postman's import, generated TypeScript clients) default to the
+// first, which for an image input must be a file, not base64 JSON.
+func OpenAPIDocument(p OpenAPIParams) ([]byte, error) {
+	if !spec.SupportedPairs[spec.Pair{In: p.Input, Out: p.Output}] {
+		return nil, fmt.Errorf("OpenAPI document: API type %s is not served", spec.Pair{In: p.Input, Out: p.Output})
+	}
+	env := p.Environment
+	if env == "" {
+		env = spec.EnvPython
+	}
+	in, err := newInputCodec(p.Input, Config{Environment: env}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("OpenAPI document: %w", err)
+	}
+	out, err := newOutputCodec(p.Output)
+	if err != nil {
+		return nil, fmt.Errorf("OpenAPI document: %w", err)
+	}
+	// A server that is only read: the document's builders take its config
+	// and codecs, as the serving one's.
+	s := &Server{cfg: Config{Name: p.Name, Input: p.Input, Output: p.Output, Environment: env, MaxBatchSize: p.MaxBatchSize}, in: in, out: out}
+	doc := s.openAPIDoc(p.ServerURL)
+	if p.Version != "" {
+		doc["info"].(map[string]any)["version"] = p.Version
+	}
+	return encodeOpenAPI(doc)
 }
 
 func (s *Server) openAPIDoc(serverURL string) map[string]any {
@@ -55,12 +130,16 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 	if name == "" {
 		name = "algorithm"
 	}
+	servedBy := " (Python workers)"
+	if s.cfg.Environment == spec.EnvONNX {
+		servedBy = " (ONNX Runtime)"
+	}
 	doc := map[string]any{
 		"openapi": "3.0.3",
 		"info": map[string]any{
 			"title":       name,
 			"version":     "1",
-			"description": "The " + string(s.cfg.Input) + " -> " + string(s.cfg.Output) + " API of the algorithm " + name + ", served by algocloud.",
+			"description": "The " + string(s.cfg.Input) + " -> " + string(s.cfg.Output) + " API of the algorithm " + name + ", served by algocloud" + servedBy + ".",
 		},
 		"servers":  []any{map[string]any{"url": serverURL}},
 		"security": []any{map[string]any{"bearerAuth": []string{}}},
@@ -94,8 +173,9 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 			}},
 		},
 		"components": map[string]any{
-			"securitySchemes": map[string]any{"bearerAuth": map[string]any{"type": "http", "scheme": "bearer"}},
-			"responses":       map[string]any{"Unauthorized": errResp("unauthorized: missing or wrong bearer token.")},
+			"securitySchemes": map[string]any{"bearerAuth": map[string]any{"type": "http", "scheme": "bearer",
+				"description": "The endpoint token, shown once by Complete Deployment (the generated clients read it from $ALGOCLOUD_ENDPOINT_TOKEN)."}},
+			"responses": map[string]any{"Unauthorized": errResp("unauthorized: missing or wrong bearer token.")},
 			"schemas": map[string]any{"Error": map[string]any{
 				"type": "object", "required": []string{"code", "message"},
 				"properties": map[string]any{
@@ -150,5 +230,110 @@ func testInputContent(t spec.IOType, req map[string]any) map[string]any {
 	case spec.File:
 		return map[string]any{"multipart/form-data": content["multipart/form-data"]}
 	}
+	return nil
+}
+
+// mediaTypeRank orders a content object's media types: binary ones first
+// (image/png, then multipart/form-data for a file picker), then JSON, then
+// the catch-alls; others follow, sorted.
+var mediaTypeRank = []string{"image/png", "multipart/form-data", "image/jpeg", "image/gif", npyMediaType,
+	"application/json", "application/octet-stream", "*/*"}
+
+// encodeOpenAPI writes doc as indented JSON without HTML escaping ("->"
+// reads better than "-\u003e" in a file people open), content objects'
+// keys in mediaTypeRank's order and every other object's sorted.
+func encodeOpenAPI(doc map[string]any) ([]byte, error) {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encode the OpenAPI document: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("encode the OpenAPI document: %w", err)
+	}
+	var b bytes.Buffer
+	if err := writeOrdered(&b, v, false); err != nil {
+		return nil, fmt.Errorf("encode the OpenAPI document: %w", err)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b.Bytes(), "", "  "); err != nil {
+		return nil, fmt.Errorf("encode the OpenAPI document: %w", err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+// writeOrdered writes v (what json decodes into any) compactly; content says
+// v is a content object, whose media types go in mediaTypeRank's order.
+func writeOrdered(b *bytes.Buffer, v any, content bool) error {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			if content {
+				ri, rj := mediaRank(keys[i]), mediaRank(keys[j])
+				if ri != rj {
+					return ri < rj
+				}
+			}
+			return keys[i] < keys[j]
+		})
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := writeLeaf(b, k); err != nil {
+				return err
+			}
+			b.WriteByte(':')
+			// "content" holds media types in Request Body, Response and
+			// Parameter objects; a schema property so named is an object
+			// with "type" (never a media type key), which the rank leaves sorted.
+			if err := writeOrdered(b, v[k], k == "content"); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, x := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := writeOrdered(b, x, false); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+	default:
+		return writeLeaf(b, v)
+	}
+	return nil
+}
+
+// mediaRank is a media type's place in mediaTypeRank; after them all when absent.
+func mediaRank(mt string) int {
+	for i, m := range mediaTypeRank {
+		if m == mt {
+			return i
+		}
+	}
+	return len(mediaTypeRank)
+}
+
+// writeLeaf writes a string, number, bool or null without HTML escaping.
+func writeLeaf(b *bytes.Buffer, v any) error {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	b.Truncate(b.Len() - 1) // Encode's newline
 	return nil
 }

@@ -7,9 +7,11 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -152,4 +154,20 @@ func TestWizardONNX(t *testing.T) {
 	var e map[string]any
 	require.NoError(t, json.Unmarshal(out, &e))
 	require.Equal(t, "not_an_image", e["code"])
+
+	// The clients listing's OpenAPI document is the endpoint's own bytes
+	// (environment onnx and batching included), naming this model.
+	res, err = hc.Get(strings.TrimRight(endpoint, "/") + "/openapi.json")
+	require.NoError(t, err)
+	served, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(served))
+	r = c.do(http.MethodGet, "/api/v1/deployments/"+id+"/clients", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	listed := r.Body["clients"].(map[string]any)["openapi"].(map[string]any)["content"].(string)
+	require.Equal(t, string(served), listed, "the clients listing's openapi.json is not the endpoint's /openapi.json")
+	require.Contains(t, listed, `"example": "ocr"`)
+	require.NotContains(t, listed, "otsu")
+	require.Contains(t, listed, "ONNX Runtime")
 }

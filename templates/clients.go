@@ -59,6 +59,10 @@ type ClientData struct {
 	// CAFile is the local file name the clients read that root from;
 	// DefaultCAFile when empty. Unused without CAURL.
 	CAFile string
+	// Environment (python or onnx) and MaxBatchSize are the deployment's, as
+	// the endpoint's config has them: its OpenAPI document depends on them.
+	Environment  string
+	MaxBatchSize int
 }
 
 // Client is one generated client file.
@@ -75,9 +79,6 @@ type Client struct {
 
 //go:embed clients/*.tmpl
 var clientTemplateFS embed.FS
-
-//go:embed clients/openapi/*.json
-var clientOpenAPIFS embed.FS
 
 //go:embed clients/vendor/jquery-3.7.1.min.js
 var jqueryJS string
@@ -252,106 +253,26 @@ func shQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// endpointOpenAPI is the endpoint's own OpenAPI document, as its inference
-// server serves it at /openapi.json (captured per API type in
-// clients/openapi/ and checked against a live server by the tests), with the
-// endpoint as its server and code samples for Swagger UI and Redoc.
+// openAPIGenerator makes an endpoint's OpenAPI document from its normalised
+// ClientData. It is inference.OpenAPIDocument, which the endpoint serves at
+// /openapi.json: one generator, the same bytes in both places. The inference
+// package registers it (RegisterOpenAPIGenerator) in its init, since it
+// imports this package (the Python runner) and so cannot be imported here.
+var openAPIGenerator func(ClientData) ([]byte, error)
+
+// RegisterOpenAPIGenerator sets the generator of the openapi client; the
+// inference package calls it at init. Not for concurrent use with Clients.
+func RegisterOpenAPIGenerator(f func(ClientData) ([]byte, error)) { openAPIGenerator = f }
+
+// endpointOpenAPI is the endpoint's own OpenAPI document, for the endpoint's
+// URL, API name and type, environment and batching.
 func endpointOpenAPI(v clientView) ([]byte, error) {
-	raw, err := clientOpenAPIFS.ReadFile("clients/openapi/" + string(v.Input) + "_" + string(v.Output) + ".json")
+	if openAPIGenerator == nil {
+		return nil, errors.New("no OpenAPI generator: import github.com/algocloud/algocloud/inference, which registers it")
+	}
+	doc, err := openAPIGenerator(v.ClientData)
 	if err != nil {
-		return nil, fmt.Errorf("%w: no OpenAPI document for %s->%s", ErrBadClientData, v.Input, v.Output)
+		return nil, fmt.Errorf("%w: %v", ErrBadClientData, err)
 	}
-	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("read OpenAPI document of %s->%s: %w", v.Input, v.Output, err)
-	}
-	// As inference.Server.openAPIDoc writes them.
-	doc["info"] = map[string]any{
-		"title":       v.APIName,
-		"version":     "1",
-		"description": "The " + string(v.Input) + " -> " + string(v.Output) + " API of the algorithm " + v.APIName + ", served by algocloud.",
-	}
-	doc["servers"] = []any{map[string]any{"url": v.Endpoint, "description": v.Title}}
-	dropEmptyExamples(doc)
-	auth := "The endpoint token, shown once by Complete Deployment (the generated clients read it from $" + TokenEnv + ")."
-	if v.CAURL != "" {
-		auth += " The endpoint's certificate is signed by the platform's CA: " + v.CAURL + "; a browser (Swagger UI) must trust it."
-	}
-	if err := setPath(doc, auth, "components", "securitySchemes", "bearerAuth", "description"); err != nil {
-		return nil, err
-	}
-	samples, err := codeSamples(v)
-	if err != nil {
-		return nil, err
-	}
-	if err := setPath(doc, samples, "paths", "/predict", "post", "x-codeSamples"); err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // "->" reads better than "-\u003e" in a file people open
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
-// dropEmptyExamples removes Example Objects that have neither value nor
-// externalValue (inference describes some binary examples only in words):
-// OpenAPI allows them, but kin-openapi, and so the tools built on it, reject
-// the document, and Swagger UI shows nothing for them.
-func dropEmptyExamples(v any) {
-	switch v := v.(type) {
-	case map[string]any:
-		if ex, ok := v["examples"].(map[string]any); ok {
-			for name, e := range ex {
-				if m, ok := e.(map[string]any); ok && m["value"] == nil && m["externalValue"] == nil && m["$ref"] == nil {
-					delete(ex, name)
-				}
-			}
-			if len(ex) == 0 {
-				delete(v, "examples")
-			}
-		}
-		for _, x := range v {
-			dropEmptyExamples(x)
-		}
-	case []any:
-		for _, x := range v {
-			dropEmptyExamples(x)
-		}
-	}
-}
-
-// codeSamples are the curl and Python clients as x-codeSamples (Redoc's and
-// Swagger's extension for per-operation examples).
-func codeSamples(v clientView) ([]any, error) {
-	var samples []any
-	for _, s := range []struct{ lang, label, tmpl string }{
-		{"Shell", "curl", "curl_sample"},
-		{"Python", "Python", "python_sample"},
-	} {
-		var b bytes.Buffer
-		if err := clientText.ExecuteTemplate(&b, s.tmpl, v); err != nil {
-			return nil, fmt.Errorf("render %s: %w", s.tmpl, err)
-		}
-		samples = append(samples, map[string]any{"lang": s.lang, "label": s.label, "source": b.String()})
-	}
-	return samples, nil
-}
-
-// setPath sets doc[k1][k2]...[kn] = val; every map on the way must exist
-// except the last.
-func setPath(doc map[string]any, val any, keys ...string) error {
-	m := doc
-	for i, k := range keys[:len(keys)-1] {
-		next, ok := m[k].(map[string]any)
-		if !ok {
-			return fmt.Errorf("OpenAPI document: no object at %s", strings.Join(keys[:i+1], "."))
-		}
-		m = next
-	}
-	m[keys[len(keys)-1]] = val
-	return nil
+	return doc, nil
 }

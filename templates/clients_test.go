@@ -3,6 +3,7 @@ package templates
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,10 +19,6 @@ import (
 // UpdateGolden reports -update to the external tests (clients_live_test.go),
 // which cannot see this package's flag.
 func UpdateGolden() bool { return *update }
-
-// DropEmptyExamples lets the external tests apply to the endpoint's own
-// document what Clients does to it.
-func DropEmptyExamples(doc map[string]any) { dropEmptyExamples(doc) }
 
 // jqueryMarker replaces the inlined jQuery in the golden pages: 87 KB of
 // minified code twice would drown every review of the page's own diff.
@@ -121,7 +118,7 @@ func TestClientsEveryPair(t *testing.T) {
 				require.Contains(t, c.Content, "127.0.0.1:9443", "%s %s: the endpoint is missing", pair, name)
 				if ca == "" {
 					require.NotContains(t, c.Content, "cacert", "%s %s", pair, name)
-				} else if name != ClientJQuery {
+				} else if name != ClientJQuery && name != ClientOpenAPI { // openapi.json is the endpoint's own bytes: the listing's ca_url names the CA
 					require.Contains(t, c.Content, ca, "%s %s: the CA URL is missing", pair, name)
 				}
 			}
@@ -212,4 +209,40 @@ func TestVendoredJQuery(t *testing.T) {
 	require.Equal(t, "fc9a93dd241f6b045cbff0481cf4e1901becd0e12fb45166a8f17f95823f0b1a", hex.EncodeToString(sum[:]),
 		"clients/vendor/jquery-3.7.1.min.js is not npm's jquery@3.7.1 dist/jquery.min.js (see clients/vendor/README.md)")
 	require.NotContains(t, strings.ToLower(jqueryJS), "</script", "inlining needs no </script in the code")
+}
+
+// TestClientOpenAPINamesItsModel checks that the clients listing's OpenAPI
+// document names the deployment's own model (its API name) in its title and
+// in the Open Inference Protocol's name parameter, enum and example, and
+// never the model its template was once captured from.
+func TestClientOpenAPINamesItsModel(t *testing.T) {
+	for pair := range spec.SupportedPairs {
+		d := goldenData(pair.In, pair.Out)
+		d.Name, d.APIName = "Edge detector", "edges"
+		got, err := Clients(d)
+		require.NoError(t, err, pair.String())
+		doc := got[ClientOpenAPI].Content
+		require.NotContains(t, doc, "otsu", pair.String())
+		var parsed struct {
+			Info  struct{ Title string }
+			Paths map[string]map[string]struct {
+				Parameters []struct {
+					Name    string
+					Example string
+					Schema  struct{ Enum []string }
+				}
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(doc), &parsed))
+		require.Equal(t, "edges", parsed.Info.Title)
+		for _, path := range []string{"/v2/models/{name}", "/v2/models/{name}/ready", "/v2/models/{name}/config", "/v2/models/{name}/infer"} {
+			ops := parsed.Paths[path]
+			require.NotEmpty(t, ops, path)
+			for method, op := range ops {
+				require.Equal(t, "name", op.Parameters[0].Name, "%s %s", method, path)
+				require.Equal(t, "edges", op.Parameters[0].Example, "%s %s", method, path)
+				require.Equal(t, []string{"edges"}, op.Parameters[0].Schema.Enum, "%s %s", method, path)
+			}
+		}
+	}
 }
