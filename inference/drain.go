@@ -53,8 +53,10 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 // bytes, within bodyDrainTimeout) lets every client read the answer, and the
 // connection stays reusable. A client that sent "Expect: 100-continue" has
 // not sent its body: it gets the answer at once (net/http then closes the
-// connection, and such a client stops sending). HTTP/2 ends a stream
-// without harming the connection, so only HTTP/1 bodies are drained.
+// connection, and such a client stops sending). HTTP/2 bodies are drained
+// too: a stream answered with its body unread ends in RST_STREAM, which
+// net/http's server may write before the answer's last DATA frame, so curl
+// saw "transfer closed with 77 bytes remaining" on some 413s.
 type drainingWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
@@ -62,18 +64,21 @@ type drainingWriter struct {
 	limit   int64
 	log     *slog.Logger
 	drained bool
+	// http1: only an HTTP/1 connection is closed for a body left unread;
+	// on HTTP/2 "Connection: close" would end every stream of the connection.
+	http1 bool
 }
 
 // newDrainingWriter wraps w for r (whose Body it replaces); requests without
 // a body to drain get w back unchanged.
 func newDrainingWriter(w http.ResponseWriter, r *http.Request, maxBody int64, log *slog.Logger) http.ResponseWriter {
-	if r.ProtoMajor != 1 || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody ||
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody ||
 		strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
 		return w
 	}
 	body := &trackedBody{ReadCloser: r.Body}
 	r.Body = body
-	return &drainingWriter{ResponseWriter: w, rc: http.NewResponseController(w), body: body, limit: drainLimit(maxBody), log: log}
+	return &drainingWriter{ResponseWriter: w, rc: http.NewResponseController(w), body: body, limit: drainLimit(maxBody), log: log, http1: r.ProtoMajor == 1}
 }
 
 // drain discards the unread rest of the body, once.
@@ -92,10 +97,14 @@ func (d *drainingWriter) drain() {
 	case err == nil && !d.body.eof:
 		// Over the limit: net/http closes the connection after the answer;
 		// say so, so the client does not try to reuse it.
-		d.Header().Set("Connection", "close")
+		if d.http1 {
+			d.Header().Set("Connection", "close")
+		}
 		d.log.Warn("request body left unread past the drain limit; closing the connection", "discarded", n)
 	case err != nil && err != io.EOF:
-		d.Header().Set("Connection", "close")
+		if d.http1 {
+			d.Header().Set("Connection", "close")
+		}
 		d.log.Debug("request body not drained", "discarded", n, "error", err)
 	}
 }
