@@ -185,7 +185,10 @@ func (b *browser) waitJS(what, js string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
 		var ok bool
-		b.eval("!!("+js+")", &ok)
+		// An element the page has not drawn yet is a "not yet", not an
+		// error: the expression may dereference it (e.g. #editor's value
+		// while the page still loads the author's file).
+		b.eval("(() => { try { return !!("+js+"); } catch (e) { return false; } })()", &ok)
 		if ok {
 			return
 		}

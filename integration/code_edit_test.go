@@ -190,7 +190,8 @@ func TestCodeFilesAndEditKeepFetchedFiles(t *testing.T) {
 	// The history, with an edit in it, replays; ALGOCLOUD_UPDATE_HISTORY=1
 	// keeps it in the workflows package's replay corpus.
 	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
-	hist := fetchHistory(t, p.Client, workflows.WorkflowID(id))
+	// Decoded with the platform's key: the corpus is kept decoded.
+	hist := decodedHistory(t, p, fetchHistory(t, p.Client, workflows.WorkflowID(id)))
 	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
 	if os.Getenv("ALGOCLOUD_UPDATE_HISTORY") == "1" {
