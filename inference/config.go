@@ -4,6 +4,8 @@
 package inference
 
 import (
+	"github.com/algocloud/algocloud/internal/sandbox"
+
 	"encoding/json"
 	"fmt"
 	"os"
@@ -69,6 +71,11 @@ type Config struct {
 	// metrics tell request rates, errors and latencies, which are the
 	// owner's business.
 	PublicMetrics bool `json:"public_metrics,omitempty"`
+	// Sandbox is how the Python workers run (internal/sandbox): under
+	// bubblewrap with the deployment's limits, or, only where the operator
+	// chose it, unconfined (mode "none"). Absent: unconfined, as a server
+	// started by hand for a benchmark; every platform-made config sets it.
+	Sandbox *sandbox.Config `json:"sandbox,omitempty"`
 
 	// Dynamic batching, named after Triton's dynamic_batching settings.
 

@@ -35,6 +35,7 @@ const (
 	CodeURLFetchFailed    = "url_fetch_failed"       // 400: the URL could not be downloaded
 	CodeNotReady          = "not_ready"              // 503: workers still running __init__
 	CodeInitFailed        = "init_failed"            // 503: __init__ (or importing aai_main.py) raised
+	CodeOutOfMemory       = "out_of_memory"          // 422: the call made the algorithm use more memory than its limit (the worker was killed and restarts)
 	CodeOverloaded        = "overloaded"             // 429: the queue is full (ErrOverflow); 503: no worker became free in time
 	CodeShuttingDown      = "shutting_down"          // 503: the server is draining
 	CodePredictFailed     = "predict_failed"         // 500: predict raised (traceback included)

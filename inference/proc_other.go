@@ -9,9 +9,6 @@ import (
 	"syscall"
 )
 
-// setProcAttrs has nothing to set outside Linux: the server targets Linux hosts.
-func setProcAttrs(cmd *exec.Cmd) {}
-
 // killProcess kills the worker process.
 func killProcess(cmd *exec.Cmd) { _ = cmd.Process.Kill() }
 

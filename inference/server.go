@@ -1,6 +1,8 @@
 package inference
 
 import (
+	"github.com/algocloud/algocloud/internal/sandbox"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -36,6 +38,7 @@ type Server struct {
 	token     *tokenHash // token.go
 	handler   http.Handler
 	certs     *certReloader // nil without TLS (tls.go)
+	box       *sandbox.Launcher
 }
 
 // NewServer checks cfg and builds a server; nothing starts until Serve or Run.
@@ -147,6 +150,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if cerr := p.Close(cctx); cerr != nil && err == nil {
 		err = cerr
 	}
+	if s.box != nil {
+		_ = s.box.Close()
+	}
 	s.log.Info("stopped")
 	return err
 }
@@ -161,11 +167,37 @@ func (s *Server) newDispatcher() (dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	box, err := s.newSandbox()
+	if err != nil {
+		return nil, err
+	}
+	s.box = box
 	specs := make([]workerSpec, s.cfg.Threads)
 	for i := range specs {
-		specs[i] = workerSpec{idx: i, python: s.cfg.Python, runner: runner, dir: s.cfg.CodeDir, log: s.log}
+		specs[i] = workerSpec{idx: i, python: s.cfg.Python, runner: runner, dir: s.cfg.CodeDir, log: s.log, box: box}
 	}
 	return newBatcher(specs, batchOptionsOf(s.cfg), s.log, s.metrics), nil
+}
+
+// newSandbox makes the launcher the Python workers start through: the
+// config's sandbox, or unconfined when the config has none (a server run by
+// hand; the platform always sets one).
+func (s *Server) newSandbox() (*sandbox.Launcher, error) {
+	cfg := sandbox.Config{Mode: sandbox.ModeNone, Group: "unconfined"}
+	if s.cfg.Sandbox != nil {
+		cfg = *s.cfg.Sandbox
+		if cfg.StateDir == "" && s.cfg.RunDir != "" {
+			cfg.StateDir = s.cfg.RunDir
+		}
+	}
+	box, err := sandbox.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := box.Config()
+	s.log.Info("python workers run", "sandbox", c.Mode, "network", c.Network, "memory", sandbox.FormatBytes(c.Limits.MemoryBytes),
+		"cpus", c.Limits.CPUs, "pids", c.Limits.Pids, "limits_of", c.Limits.Label, "uid", box.UID())
+	return box, nil
 }
 
 // writeRunner writes the embedded aai_runner.py into dir (the system temp

@@ -2,6 +2,7 @@ package inference
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -131,6 +132,7 @@ func (b *batcher) run(w *worker, batch []*pending, asBatch bool) (why, reason st
 		w.kill()
 	})
 	answered := 0
+	oomBefore := w.spec.box.OOMKills()
 	asBatch = asBatch && batch[0].c.Op == opPredict // test_input goes to testing_input_data
 	err := w.roundTripBatch(calls, asBatch, func(i int, v Value, err error) {
 		batch[i].done <- callResult{v, err}
@@ -154,9 +156,32 @@ func (b *batcher) run(w *worker, batch []*pending, asBatch bool) (why, reason st
 		}
 		rest = &APIError{Status: http.StatusInternalServerError, Code: CodeWorkerCrashed,
 			Message: lost.Error() + "; it is being restarted"}
+		if w.spec.box.OOMKills() > oomBefore {
+			// The kernel killed it for memory: say so, naming the limit.
+			why, reason = "out of memory", "out_of_memory"
+			rest = &APIError{Status: http.StatusUnprocessableEntity, Code: CodeOutOfMemory, Stage: stageOf(batch[0].c.Op),
+				Message: fmt.Sprintf("%s used more than %s; the worker was killed and is being restarted",
+					funcOf(batch[0].c.Op), w.spec.box.Config().Limits.Describe())}
+		}
 	}
 	for _, p := range batch[answered:] {
 		p.done <- callResult{err: rest}
 	}
 	return why, reason
+}
+
+// funcOf names the algorithm's functions a call runs.
+func funcOf(op string) string {
+	if op == opTestInput {
+		return "testing_input_data() or predict"
+	}
+	return "predict"
+}
+
+// stageOf is the stage (as in APIError.Stage) a call's op runs in.
+func stageOf(op string) string {
+	if op == opTestInput {
+		return StageTestInput
+	}
+	return StagePredict
 }

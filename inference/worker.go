@@ -11,9 +11,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/algocloud/algocloud/internal/sandbox"
 )
 
 // workerLostError is a call whose worker died or broke the protocol: its slot
@@ -29,13 +32,37 @@ type workerSpec struct {
 	runner string // path of aai_runner.py
 	dir    string // the algorithm's folder, the worker's cwd
 	log    *slog.Logger
+	// box runs the worker: sandboxed (internal/sandbox), or unconfined
+	// where the operator chose --sandbox=none.
+	box *sandbox.Launcher
+}
+
+// mounts are what a worker sees of the host besides the system's files:
+// the code, the venv and the runner, all read-only. Not the server's folder
+// (its TLS key and token hash), not the data folder, not other servers.
+func (s workerSpec) mounts() []sandbox.Mount {
+	m := []sandbox.Mount{{Path: s.dir}, {Path: s.runner}}
+	if venv := venvOf(s.python); venv != "" {
+		m = append(m, sandbox.Mount{Path: venv})
+	}
+	return m
+}
+
+// venvOf is the venv folder whose interpreter python is, or "" when python
+// is not in a venv (the system's, under /usr, which the sandbox sees anyway).
+func venvOf(python string) string {
+	dir := filepath.Dir(filepath.Dir(python))
+	if _, err := os.Stat(filepath.Join(dir, "pyvenv.cfg")); err == nil {
+		return dir
+	}
+	return ""
 }
 
 // worker is one Python process serving one batch at a time. Only its slot
 // calls roundTripBatch; kill and close may be called from anywhere.
 type worker struct {
 	spec    workerSpec
-	cmd     *exec.Cmd
+	cmd     *sandbox.Cmd
 	req     *os.File      // write end of the request pipe (the worker's fd 3)
 	rep     *bufio.Reader // read end of the reply pipe (the worker's fd 4)
 	repFile *os.File
@@ -46,6 +73,7 @@ type worker struct {
 	// predictBatch: the class defines predict_batch, so batches may hold
 	// several calls (set once the worker is ready).
 	predictBatch bool
+	oomAtStart   uint64 // the sandbox's OOM kills before it started
 
 	mu     sync.Mutex
 	reaped bool
@@ -80,20 +108,26 @@ func startWorker(ctx context.Context, s workerSpec) (*worker, error) {
 		setPipeSize(reqW, pipeSize)
 		setPipeSize(repR, pipeSize)
 	}
-	cmd := exec.Command(s.python, "-u", s.runner)
-	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
-	cmd.ExtraFiles = []*os.File{reqR, repW} // fd 3, fd 4
-	cmd.Stdout, cmd.Stderr = outW, errW     // *os.File: Wait never waits on a copy
-	setProcAttrs(cmd)
-	err = cmd.Start()
+	oomAtStart := s.box.OOMKills()
+	cmd, err := s.box.Command(sandbox.Command{
+		Argv: []string{s.python, "-u", s.runner},
+		Dir:  s.dir,
+		// The code folder is read-only in the sandbox: no .pyc files.
+		Env:        []string{"PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"},
+		Mounts:     s.mounts(),
+		ExtraFiles: []*os.File{reqR, repW}, // fd 3, fd 4
+		Stdout:     outW, Stderr: errW,     // *os.File: Wait never waits on a copy
+	})
+	if err == nil {
+		err = cmd.Start()
+	}
 	closeAll(reqR, repW, outW, errW) // the child holds its own copies
 	if err != nil {
 		closeAll(reqW, repR, outR, errR)
 		return nil, &APIError{Status: http.StatusServiceUnavailable, Code: CodeInitFailed,
 			Message: fmt.Sprintf("start Python %s: %v", s.python, err)}
 	}
-	w := &worker{spec: s, cmd: cmd, req: reqW, repFile: repR, rep: bufio.NewReaderSize(repR, 1<<16),
+	w := &worker{spec: s, cmd: cmd, oomAtStart: oomAtStart, req: reqW, repFile: repR, rep: bufio.NewReaderSize(repR, 1<<16),
 		exited: make(chan struct{}), outDone: make(chan struct{}), tail: &outputTail{}}
 	s.log.Info("worker started", "worker", s.idx, "pid", cmd.Process.Pid)
 	var outputs sync.WaitGroup
@@ -132,6 +166,9 @@ func (w *worker) awaitReady(ctx context.Context) error {
 	case r.err != nil:
 		status := w.exitStatus(2 * time.Second)
 		msg := fmt.Sprintf("the worker exited while loading aai_main.py (%s)", status)
+		if w.spec.box.OOMKills() > w.oomAtStart {
+			msg = fmt.Sprintf("loading aai_main.py (its imports or __init__) used more than %s; the worker was killed", w.spec.box.Config().Limits.Describe())
+		}
 		select { // its last words are still in the pipe
 		case <-w.outDone:
 		case <-time.After(time.Second):
@@ -246,6 +283,9 @@ func decodePythonError(payload []byte) *APIError {
 
 func (w *worker) wait() {
 	err := w.cmd.Wait()
+	if why := w.cmd.KilledFor(); why != "" {
+		err = errors.New("killed: " + why)
+	}
 	w.mu.Lock()
 	w.reaped = true
 	w.status = "exit status 0"
@@ -291,7 +331,7 @@ func (w *worker) kill() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.reaped { // a reaped pid may already belong to someone else
-		killProcess(w.cmd)
+		killProcess(w.cmd.Cmd)
 	}
 }
 

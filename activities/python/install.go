@@ -1,6 +1,8 @@
 package python
 
 import (
+	"github.com/algocloud/algocloud/internal/sandbox"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -12,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/algocloud/algocloud/spec"
@@ -39,6 +40,9 @@ type InstallOptions struct {
 	IndexURL string
 	// Timeout bounds the whole install; zero means only ctx bounds it.
 	Timeout time.Duration
+	// Box is the sandbox pip (and every build script of the packages it
+	// fetches) runs in; nil runs pip unconfined (this package's own tests).
+	Box *sandbox.Launcher `json:"-"`
 }
 
 // InstallError is a pip install that ran and failed.
@@ -174,10 +178,22 @@ func Install(ctx context.Context, venvPython string, reqs []string, opts Install
 		args = append(args, "--index-url", opts.IndexURL)
 	}
 
-	tail, err := runStreaming(ctx, venvPython, args, progress)
+	mounts := []sandbox.Mount{{Path: venv, Writable: true}, {Path: reqFile}}
+	for _, l := range opts.FindLinks {
+		if filepath.IsAbs(l) { // a local folder of wheels; URLs go over the network
+			if _, err := os.Stat(l); err == nil {
+				mounts = append(mounts, sandbox.Mount{Path: l})
+			}
+		}
+	}
+	tail, err := runStreaming(ctx, opts.Box, mounts, append([]string{venvPython}, args...), progress)
 	output = tail.String()
 	if ctx.Err() != nil {
 		return output, fmt.Errorf("pip install: %w", ctx.Err())
+	}
+	var killed *killedError
+	if errors.As(err, &killed) {
+		return output, &InstallError{Output: output + "\n" + killed.Error(), ExitCode: -1}
 	}
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
@@ -189,26 +205,20 @@ func Install(ctx context.Context, venvPython string, reqs []string, opts Install
 	return output, nil
 }
 
-// runStreaming runs name with args in its own process group, feeding stdout
+// runStreaming runs argv (in box when not nil, with mounts) feeding stdout
 // and stderr line by line to progress and keeping the tail.
-func runStreaming(ctx context.Context, name string, args []string, progress func(string)) (*tailBuffer, error) {
+func runStreaming(ctx context.Context, box *sandbox.Launcher, mounts []sandbox.Mount, argv []string, progress func(string)) (*tailBuffer, error) {
 	tail := &tailBuffer{max: maxOutput}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return tail, err
 	}
 	defer pr.Close()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1", "PIP_NO_INPUT=1")
-	cmd.Stdout = pw
-	cmd.Stderr = pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd) }
-	if err := cmd.Start(); err != nil {
-		pw.Close()
+	p, err := start(ctx, box, mounts, []string{"PYTHONUNBUFFERED=1", "PIP_NO_INPUT=1", "PIP_DISABLE_PIP_VERSION_CHECK=1"}, pw, argv...)
+	pw.Close() // the child holds the only write end now
+	if err != nil {
 		return tail, err
 	}
-	pw.Close() // the child holds the only write end now
 
 	done := make(chan struct{})
 	go func() {
@@ -229,11 +239,11 @@ func runStreaming(ctx context.Context, name string, args []string, progress func
 	select {
 	case <-done:
 	case <-ctx.Done():
-		_ = killGroup(cmd)
+		p.kill()
 		pr.Close()
 		<-done
 	}
-	return tail, cmd.Wait()
+	return tail, p.wait()
 }
 
 // splitLines splits on "\n" or "\r" (progress redraws) and cuts lines longer

@@ -4,6 +4,9 @@
 package python
 
 import (
+	"github.com/algocloud/algocloud/internal/sandbox"
+	"io"
+
 	"bytes"
 	"context"
 	"errors"
@@ -29,7 +32,18 @@ const readyMarker = ".algocloud-ready"
 // removed, pip missing) is deleted and created again. Calls for one dir (and
 // Install into it) are serialised by a lock file next to dir, also across
 // processes: a retried activity may overlap the attempt it replaces.
+//
+// The interpreter runs unconfined: this is for the platform's own tests and
+// benchmarks. Where the venv may hold author-installed packages (whose .pth
+// files run at every interpreter start), use EnsureVenvIn with a sandbox.
 func EnsureVenv(ctx context.Context, python, dir string) (venvPython string, err error) {
+	return EnsureVenvIn(ctx, nil, python, dir)
+}
+
+// EnsureVenvIn is EnsureVenv with every interpreter run (making the venv,
+// checking it) in box, which sees dir writable and nothing else of the
+// host's but the system's files.
+func EnsureVenvIn(ctx context.Context, box *sandbox.Launcher, python, dir string) (venvPython string, err error) {
 	if python == "" {
 		return "", errors.New("ensure venv: no python interpreter given")
 	}
@@ -44,7 +58,7 @@ func EnsureVenv(ctx context.Context, python, dir string) (venvPython string, err
 	}
 	defer unlock()
 	if _, err := os.Stat(filepath.Join(dir, readyMarker)); err == nil {
-		if checkVenv(ctx, venvPython, dir) == nil {
+		if checkVenv(ctx, box, venvPython, dir) == nil {
 			return venvPython, nil
 		}
 	}
@@ -54,16 +68,17 @@ func EnsureVenv(ctx context.Context, python, dir string) (venvPython string, err
 	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("ensure venv: remove broken venv %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	// The folder exists before the venv: the sandbox mounts it writable.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("ensure venv: %w", err)
 	}
 	// --without-pip: ensurepip copies a whole pip into every venv (about 5 s,
 	// most of a wizard's time); Debian's pip, visible through the system site
 	// packages, installs into the venv just as well (it sees sys.prefix).
-	if out, err := run(ctx, python, "-m", "venv", "--without-pip", "--system-site-packages", dir); err != nil {
+	if out, err := run(ctx, box, []sandbox.Mount{{Path: dir, Writable: true}}, python, "-m", "venv", "--without-pip", "--system-site-packages", dir); err != nil {
 		return "", fmt.Errorf("ensure venv: %s -m venv %s: %w: %s", python, dir, err, lastLines(out, 5))
 	}
-	if err := checkVenv(ctx, venvPython, dir); err != nil {
+	if err := checkVenv(ctx, box, venvPython, dir); err != nil {
 		return "", fmt.Errorf("ensure venv: new venv %s does not work: %w", dir, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, readyMarker), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
@@ -74,9 +89,9 @@ func EnsureVenv(ctx context.Context, python, dir string) (venvPython string, err
 
 // checkVenv runs the venv's interpreter and checks that it lives in dir, has
 // pip and sees the system site packages.
-func checkVenv(ctx context.Context, venvPython, dir string) error {
+func checkVenv(ctx context.Context, box *sandbox.Launcher, venvPython, dir string) error {
 	const probe = "import sys, pip; print(sys.prefix)"
-	out, err := run(ctx, venvPython, "-c", probe)
+	out, err := run(ctx, box, []sandbox.Mount{{Path: dir}}, venvPython, "-c", probe)
 	if err != nil {
 		return fmt.Errorf("%w: %s", err, lastLines(out, 5))
 	}
@@ -137,17 +152,28 @@ func lockVenv(ctx context.Context, dir string) (unlock func(), err error) {
 	}
 }
 
-// run runs a short command in its own process group (killed whole when ctx
-// ends) and returns its combined output.
-func run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return killGroup(cmd) }
-	cmd.WaitDelay = 5 * time.Second
+// run runs a short command (in box when not nil, seeing mounts), killed
+// whole when ctx ends, and returns its combined output.
+func run(ctx context.Context, box *sandbox.Launcher, mounts []sandbox.Mount, argv ...string) ([]byte, error) {
 	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	err := cmd.Run()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	p, err := start(ctx, box, mounts, nil, pw, argv...)
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, err
+	}
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&out, pr); close(copied) }()
+	err = p.wait()
+	select { // a grandchild holding the pipe must not hang us
+	case <-copied:
+	case <-time.After(5 * time.Second):
+	}
+	pr.Close()
 	if ctx.Err() != nil {
 		return out.Bytes(), ctx.Err()
 	}

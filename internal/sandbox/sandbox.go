@@ -380,6 +380,9 @@ func (l *Launcher) Command(c Command) (*Cmd, error) {
 			args = append(args, "--ro-bind", m.Path, m.Path)
 		}
 	}
+	// The root (bwrap's tmpfs, holding the folders it made for the mounts)
+	// read-only: writes go to writable mounts and /tmp, nowhere else.
+	args = append(args, "--remount-ro", "/")
 	if c.Dir != "" {
 		args = append(args, "--chdir", c.Dir)
 	}
