@@ -70,6 +70,9 @@ type Activities struct {
 	AllowPrivateURLs bool
 	// Domain names endpoints: <api-name>.<Domain>.
 	Domain string
+	// Sandbox says how author code (pip installs, Test Code, the live
+	// workers) runs: sandboxed unless the operator chose otherwise.
+	Sandbox SandboxSettings
 	// PredictTimeout bounds one prediction in the served endpoint.
 	PredictTimeout time.Duration
 	Logger         *slog.Logger

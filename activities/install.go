@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/algocloud/algocloud/internal/sandbox"
+
 	"context"
 	"errors"
 	"fmt"
@@ -42,8 +44,23 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 		return InstallInfo{CodeRevision: in.Code.Revision, Requirements: reqs}, nil
 	}
 	venv := filepath.Join(in.Server.Workdir, "venv")
+	// pip, and the build scripts of every package it fetches, run in the
+	// server's sandbox: the venv writable, nothing of the platform visible.
+	boxCfg, err := a.sandboxConfig(in.Server, in.Spec, "install")
+	if err != nil {
+		return InstallInfo{}, nonRetryable(ErrTypeBadInput, err)
+	}
+	boxCfg.StateDir = in.Server.Workdir
+	box, err := sandbox.New(*boxCfg)
+	if err != nil {
+		return InstallInfo{}, fmt.Errorf("install sandbox: %w", err)
+	}
+	defer box.Close()
+	if a.Sandbox.Unconfined() {
+		a.event(ctx, in.DeploymentID, "install_requirements", "WARNING: %s", UnconfinedWarning)
+	}
 	a.event(ctx, in.DeploymentID, "install_requirements", "preparing venv %s", venv)
-	py, err := python.EnsureVenv(ctx, a.Python, venv)
+	py, err := python.EnsureVenvIn(ctx, box, a.Python, venv)
 	if err != nil {
 		return InstallInfo{}, fmt.Errorf("venv: %w", err)
 	}
@@ -54,7 +71,9 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	}
 	a.event(ctx, in.DeploymentID, "install_requirements", "pip install %s", strings.Join(reqs, " "))
 	lines := newLineBatcher(func(text string) { a.event(ctx, in.DeploymentID, "pip", "%s", text) })
-	out, err := python.Install(ctx, py, reqs, a.Pip, func(line string) {
+	pip := a.Pip
+	pip.Box = box
+	out, err := python.Install(ctx, py, reqs, pip, func(line string) {
 		lines.add(line)
 		if activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, line)
@@ -64,6 +83,9 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	info.Output = tail(out, 4000)
 	var ie *python.InstallError
 	if errors.As(err, &ie) {
+		if box.OOMKills() > 0 {
+			err = fmt.Errorf("%w\npip (or a package's build) used more than %s and was killed", err, box.Config().Limits.Describe())
+		}
 		return InstallInfo{}, nonRetryable(ErrTypeInstallFailed, err)
 	}
 	if err != nil {

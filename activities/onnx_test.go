@@ -86,7 +86,8 @@ func TestInstallRequirementsONNXNeedsNoVenv(t *testing.T) {
 // Runtime library this worker found (absolute: endpoints start elsewhere).
 func TestServiceConfigONNX(t *testing.T) {
 	a := &Activities{}
-	cfg := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Environment: spec.EnvONNX, Threads: 1}}, "")
+	cfg, err := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Environment: spec.EnvONNX, Threads: 1}}, "", "live")
+	require.NoError(t, err)
 	require.Equal(t, spec.EnvONNX, cfg.Environment)
 	if lib, err := onnxrt.LibraryPath(""); err == nil {
 		require.True(t, filepath.IsAbs(cfg.ONNXRuntimeLib), cfg.ONNXRuntimeLib)
@@ -95,7 +96,8 @@ func TestServiceConfigONNX(t *testing.T) {
 	} else {
 		require.Empty(t, cfg.ONNXRuntimeLib)
 	}
-	cfg = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Environment: spec.EnvPython, Threads: 1}}, "")
+	cfg, err = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Environment: spec.EnvPython, Threads: 1}}, "", "live")
+	require.NoError(t, err)
 	require.Equal(t, spec.EnvPython, cfg.Environment)
 	require.Empty(t, cfg.ONNXRuntimeLib)
 }

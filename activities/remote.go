@@ -55,7 +55,10 @@ const maxBundle = 512 << 20
 // it: paths in the unpacked bundle, the address it listens on left to the
 // server.
 func (a *Activities) remoteConfig(in ServiceInput) ([]byte, error) {
-	cfg := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256)
+	cfg, err := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256, "live")
+	if err != nil {
+		return nil, err
+	}
 	cfg.Listen = bundleListen
 	cfg.CertFile = bundleHome + "/bundle/tls/cert.pem"
 	cfg.KeyFile = bundleHome + "/bundle/tls/key.pem"

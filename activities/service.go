@@ -20,8 +20,16 @@ import (
 )
 
 // serviceConfig is the inference server config for a service on the server.
-func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, tokenSHA256 string) inference.Config {
+//
+// role ("test" or "live") names the sandbox's group; an instance type
+// without sandbox limits is an error.
+func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, tokenSHA256, role string) (inference.Config, error) {
+	box, err := a.sandboxConfig(srv, in.Spec, role)
+	if err != nil {
+		return inference.Config{}, nonRetryable(ErrTypeBadInput, err)
+	}
 	return inference.Config{
+		Sandbox:          box,
 		Name:             in.Spec.APIName,
 		Listen:           net.JoinHostPort(srv.Host, strconv.Itoa(port)),
 		CertFile:         in.Cert.CertFile,
@@ -39,7 +47,7 @@ func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, token
 		MaxBatchSize:     in.Spec.MaxBatchSize,
 		MaxQueueDelay:    inference.Duration(time.Duration(in.Spec.MaxQueueDelayMS) * time.Millisecond),
 		PublicMetrics:    in.Spec.PublicMetrics,
-	}.WithDefaults()
+	}.WithDefaults(), nil
 }
 
 // writeConfig writes cfg to path and reports whether its content changed.
@@ -72,7 +80,10 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 		return a.startRemote(ctx, in)
 	}
 	cfgPath := filepath.Join(in.Server.Workdir, "live.json")
-	cfg := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256)
+	cfg, err := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256, "live")
+	if err != nil {
+		return ServiceInfo{}, err
+	}
 	cfg.TokenSHA256, cfg.TokenFile = "", filepath.Join(in.Server.Workdir, liveTokenFile)
 	if b, err := hex.DecodeString(in.TokenSHA256); err != nil || len(b) != sha256.Size {
 		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("the endpoint token hash is not 64 hex digits"))

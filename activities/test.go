@@ -33,7 +33,10 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 	cfgPath := filepath.Join(srv.Workdir, "test.json")
 	build := in.Build
 	build.Cert = cert
-	cfg := a.serviceConfig(srv, port, build, sum)
+	cfg, err := a.serviceConfig(srv, port, build, sum, "test")
+	if err != nil {
+		return TestInfo{}, err
+	}
 	if _, err := writeConfig(cfgPath, cfg); err != nil {
 		return TestInfo{}, err
 	}
@@ -53,6 +56,10 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 	base := "https://" + h.Address
 	client := a.httpClient(a.PredictTimeout + 30*time.Second)
 	info := TestInfo{At: time.Now().UTC(), CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision}
+	if a.Sandbox.Unconfined() {
+		info.Unsandboxed, info.Warning = true, UnconfinedWarning
+		a.event(ctx, in.DeploymentID, "test", "WARNING: %s", UnconfinedWarning)
+	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := inference.WaitReady(wctx, client, base); err != nil {

@@ -162,6 +162,10 @@ type TestInfo struct {
 	// StagePredict, StageOutput or StageTestInputOutput; empty when the test
 	// passed or the server could not tell (the worker died).
 	Stage string `json:"stage,omitempty"`
+	// Unsandboxed is set when the code ran without a sandbox (the platform
+	// was started with --sandbox=none); Warning then says so.
+	Unsandboxed bool   `json:"unsandboxed,omitempty"`
+	Warning     string `json:"warning,omitempty"`
 }
 
 // ServiceInput (re)starts the live endpoint for a build.

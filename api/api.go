@@ -92,6 +92,9 @@ type Config struct {
 	// NoRoute handler, so it never shadows /api/... or /healthz and is not a
 	// route of the API document. nil serves no wizard.
 	Web http.Handler
+	// Unsandboxed says the platform runs author code without a sandbox
+	// (--sandbox=none): /api/v1/me says so, and the wizard shows it.
+	Unsandboxed bool
 }
 
 // server holds the handlers' dependencies.
@@ -105,6 +108,8 @@ type server struct {
 	maxUpload int64
 	web       http.Handler
 	credKey   []byte
+	// unsandboxed: author code runs without a sandbox (Config.Unsandboxed).
+	unsandboxed bool
 
 	// endpointCA is true when clients verify endpoints with caPEM (a local
 	// CA signs their certificates), false when they use the system's roots.
@@ -113,6 +118,10 @@ type server struct {
 	ssePoll     time.Duration
 	sseLifetime time.Duration
 }
+
+// unsandboxedWarning is what /api/v1/me says on a platform started with
+// --sandbox=none (the same words as every Test Code result there).
+const unsandboxedWarning = "author code runs UNSANDBOXED on this platform (started with --sandbox=none): it can read the platform's keys and data"
 
 // New returns the API's HTTP handler. Every route under /api/v1 requires an
 // API token (Authorization: Bearer ...); /healthz, /api/openapi.json and
@@ -123,7 +132,7 @@ func newEngine(cfg Config) *gin.Engine {
 	s := &server{
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
-		credKey: cfg.CredentialsKey,
+		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -273,5 +282,9 @@ func (s *server) caRoot(c *gin.Context) {
 // me answers who the token belongs to.
 func (s *server) me(c *gin.Context) {
 	u := user(c)
-	c.JSON(http.StatusOK, gin.H{"id": u.ID, "name": u.Name})
+	if s.unsandboxed {
+		c.JSON(http.StatusOK, gin.H{"id": u.ID, "name": u.Name, "sandbox": "none", "warning": unsandboxedWarning})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": u.ID, "name": u.Name, "sandbox": "bwrap"})
 }

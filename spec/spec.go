@@ -103,7 +103,18 @@ type Spec struct {
 	// PublicMetrics lets anyone read the endpoint's /metrics (Prometheus
 	// text) without its token; by default /metrics needs the token.
 	PublicMetrics bool `json:"public_metrics,omitempty"`
+	// Network is what the algorithm's code may reach while it installs,
+	// tests and serves: NetworkOutbound (the default: the internet, for pip
+	// and model downloads in __init__) or NetworkNone (nothing). Never the
+	// platform's own services.
+	Network string `json:"network,omitempty"`
 }
+
+// The values of Spec.Network.
+const (
+	NetworkOutbound = "outbound"
+	NetworkNone     = "none"
+)
 
 // WithDefaults fills the fields an author may leave out.
 func (s Spec) WithDefaults() Spec {
@@ -285,6 +296,9 @@ func (s Spec) Validate() error {
 	}
 	if s.MaxQueueDelayMS < 0 || s.MaxQueueDelayMS > MaxQueueDelayMS {
 		v.Add("max_queue_delay_ms", "must be between 0 and %d milliseconds", MaxQueueDelayMS)
+	}
+	if s.Network != "" && s.Network != NetworkOutbound && s.Network != NetworkNone {
+		v.Add("network", "must be %s (the internet, not the platform) or %s", NetworkOutbound, NetworkNone)
 	}
 	validIO := map[IOType]bool{Image: true, Numpy: true, JSON: true, File: true}
 	if !validIO[s.Input] {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/algocloud/algocloud/internal/sandbox"
+
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -37,8 +39,12 @@ type config struct {
 	AllowPrivateGit bool
 	AllowPrivateURL bool
 	PredictTimeout  time.Duration
-	CertRenewEvery  time.Duration
-	LogLevel        string
+	// Sandbox is how author code runs (bwrap or none); SandboxScale
+	// multiplies the instance types' limits.
+	Sandbox        string
+	SandboxScale   float64
+	CertRenewEvery time.Duration
+	LogLevel       string
 	// Cloud: where endpoints run, who certifies and names them.
 	Compute, Certs, DNS    string
 	AWSRegion, AWSEndpoint string
@@ -77,6 +83,20 @@ func envBool(name string, def bool) bool {
 	return v == "1" || strings.EqualFold(v, "true")
 }
 
+// envFloat is a number from ALGOCLOUD_<name>, or def; a malformed value
+// gives -1, which finish reports.
+func envFloat(name string, def float64) float64 {
+	v, ok := os.LookupEnv("ALGOCLOUD_" + name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return -1
+	}
+	return f
+}
+
 // flags registers the flags a subcommand uses; dev gets local-friendly defaults.
 func (c *config) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&c.DataDir, "data", env("DATA", ".algocloud"), "data folder (databases, CA, servers, uploads)")
@@ -93,6 +113,8 @@ func (c *config) flags(fs *flag.FlagSet, dev bool) {
 	fs.BoolVar(&c.AllowPrivateGit, "allow-private-git", envBool("ALLOW_PRIVATE_GIT", dev), "allow Git URLs on loopback and private addresses")
 	fs.BoolVar(&c.AllowPrivateURL, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", false), "let endpoints download image URLs from loopback and private addresses")
 	fs.DurationVar(&c.PredictTimeout, "predict-timeout", 60*time.Second, "time limit of one prediction")
+	fs.StringVar(&c.Sandbox, "sandbox", env("SANDBOX", "bwrap"), "how author code (pip installs, Test Code, endpoints' Python workers) runs: bwrap (sandboxed; docs/security.md) or none (UNSANDBOXED: it can read the platform's keys; never where others deploy code)")
+	fs.Float64Var(&c.SandboxScale, "sandbox-scale", envFloat("SANDBOX_SCALE", 1), "multiply every instance type's sandbox limits (memory, CPU, tasks) by this; 1 gives each instance type's own (t3.small: 2 GiB, 2 CPUs)")
 	renewEvery, err := time.ParseDuration(env("CERT_RENEW_EVERY", "12h"))
 	if err != nil {
 		renewEvery = -1 // finish reports it
@@ -217,6 +239,12 @@ func loadPool(path, flagName string) (*x509.CertPool, error) {
 func (c *config) finish() error {
 	if c.CertRenewEvery <= 0 {
 		return errors.New("--cert-renew-every (ALGOCLOUD_CERT_RENEW_EVERY) must be a positive duration such as 12h")
+	}
+	if c.Sandbox != string(sandbox.ModeBwrap) && c.Sandbox != string(sandbox.ModeNone) {
+		return fmt.Errorf("--sandbox (ALGOCLOUD_SANDBOX) is %q: want bwrap (sandboxed) or none (unsandboxed)", c.Sandbox)
+	}
+	if c.SandboxScale <= 0 || c.SandboxScale > 64 {
+		return fmt.Errorf("--sandbox-scale (ALGOCLOUD_SANDBOX_SCALE) is %v: want a number above 0 and at most 64", c.SandboxScale)
 	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {

@@ -3,6 +3,10 @@
 package main
 
 import (
+	"github.com/algocloud/algocloud/internal/sandbox"
+
+	"github.com/algocloud/algocloud/activities"
+
 	"context"
 	"flag"
 	"fmt"
@@ -95,6 +99,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		Pip:           python.InstallOptions{IndexURL: c.PipIndexURL, FindLinks: platform.SplitList(c.PipFindLinks), NoIndex: c.PipNoIndex},
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
 		PredictTimeout: c.PredictTimeout, CertRenewEvery: c.CertRenewEvery, Cloud: cloud, Logger: log,
+		Sandbox:    activities.SandboxSettings{Mode: sandbox.Mode(c.Sandbox), Scale: c.SandboxScale},
 		BlobBucket: c.BlobBucket, BlobPrefix: c.BlobPrefix,
 		CodecEndpoint: c.CodecEndpoint, CodecOrigins: platform.SplitList(c.CodecOrigins),
 	}

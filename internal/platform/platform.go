@@ -4,6 +4,8 @@
 package platform
 
 import (
+	"github.com/algocloud/algocloud/internal/sandbox"
+
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +60,10 @@ type Options struct {
 	AllowPrivateGit  bool
 	AllowPrivateURLs bool
 	PredictTimeout   time.Duration
+	// Sandbox is how author code runs: sandboxed (the zero value) unless
+	// the operator chose --sandbox=none. Start refuses a worker on a
+	// machine that cannot sandbox unless the mode is none.
+	Sandbox activities.SandboxSettings
 	// CertRenewEvery is the interval of the certificate renewal schedule
 	// (worker.EnsureRenewalSchedule); 0 means worker.DefaultRenewEvery.
 	CertRenewEvery time.Duration
@@ -143,6 +149,11 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if err := o.Cloud.validate(); err != nil {
 		return nil, err
 	}
+	if o.RunWorker {
+		if err := checkSandbox(o); err != nil {
+			return nil, err
+		}
+	}
 	p := &Platform{opts: o, log: o.Logger}
 	defer func() {
 		if err != nil {
@@ -218,7 +229,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 		UploadDir: p.UploadDir(), Blobs: p.Blobs, Python: "/usr/bin/python3", Pip: o.Pip,
 		AllowLocalGit: o.AllowLocalGit, AllowPrivateGit: o.AllowPrivateGit, AllowPrivateURLs: o.AllowPrivateURLs,
 		Domain: o.Domain, PredictTimeout: o.PredictTimeout, Logger: o.Logger.With("component", "activities"),
-		CredentialsKey: p.credKey,
+		CredentialsKey: p.credKey, Sandbox: o.Sandbox,
 	}
 	if err := p.wireCloud(ctx, acts); err != nil {
 		return err
@@ -252,7 +263,22 @@ func (p *Platform) apiConfig() api.Config {
 		// With ACME the clients use the system's roots (the API parses the
 		// worker's --certs flag too); /api/ca.pem still serves the local CA.
 		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
+		Unsandboxed:         o.Sandbox.Unconfined(),
 	}
+}
+
+// checkSandbox refuses to run author code on a machine that cannot sandbox
+// it, unless the operator said --sandbox=none; then it says so loudly.
+func checkSandbox(o Options) error {
+	if o.Sandbox.Unconfined() {
+		o.Logger.Warn("SANDBOX OFF: " + activities.UnconfinedWarning + "; never run it so where other people deploy code")
+		return nil
+	}
+	if err := sandbox.Available(); err != nil {
+		return fmt.Errorf("author code runs only sandboxed, and this machine cannot sandbox it: %w; "+
+			"install bubblewrap and slirp4netns (scripts/setup.sh), or start with --sandbox=none to run author code unconfined (never where others deploy code)", err)
+	}
+	return nil
 }
 
 // listenAPI opens the API's socket and sets APIURL; startAPI serves it.
