@@ -7,7 +7,9 @@ import (
 )
 
 // Error codes of the JSON error body. Clients branch on them; they never change
-// meaning. docs/inference-protocol.md lists them with their HTTP statuses.
+// meaning. docs/inference-protocol.md lists them with their HTTP statuses. The
+// names the platform API answers too (api/errcode) are spelt alike there:
+// invalid_json and invalid_multipart were bad_json and bad_multipart here.
 const (
 	CodeUnauthorized      = "unauthorized"           // 401: missing or wrong bearer token
 	CodeNotFound          = "not_found"              // 404
@@ -18,8 +20,7 @@ const (
 	CodeNotAnImage        = "not_an_image"           // 400: bytes in no supported image format
 	CodeCorruptImage      = "corrupt_image"          // 400: a known format that fails to decode (truncated...)
 	CodeImageTooLarge     = "image_too_large"        // 413: width*height over MaxPixels
-	CodeBadJSON           = "bad_json"               // 400: malformed JSON body or missing field (image input's JSON forms)
-	CodeInvalidJSON       = "invalid_json"           // 400: the JSON input's body is not valid JSON (or nested too deep)
+	CodeInvalidJSON       = "invalid_json"           // 400: malformed JSON body (nested too deep too); image input's JSON: not one "url" or "image_base64"
 	CodeNotNPY            = "not_npy"                // 400: numpy input: the bytes do not start with the .npy magic
 	CodeBadNPYHeader      = "bad_npy_header"         // 400: numpy input: unknown version, truncated or unparseable header
 	CodeNPYHeaderTooLarge = "npy_header_too_large"   // 400: numpy input: header over 64 KiB
@@ -29,7 +30,7 @@ const (
 	CodeMissingFilename   = "missing_filename"       // 400: file input: no file name given
 	CodeBadFilename       = "bad_filename"           // 400: file input: the name has no usable characters
 	CodeBadBase64         = "bad_base64"             // 400: image_base64 is not base64
-	CodeBadMultipart      = "bad_multipart"          // 400: malformed multipart body or no "image"/"array"/"file" field
+	CodeInvalidMultipart  = "invalid_multipart"      // 400: malformed multipart body or no "image"/"array"/"file" field
 	CodeBadURL            = "bad_url"                // 400: not an http(s) URL
 	CodeURLForbidden      = "url_forbidden"          // 400: URL resolves to a non-public address (internal/netpolicy)
 	CodeURLFetchFailed    = "url_fetch_failed"       // 400: the URL could not be downloaded
