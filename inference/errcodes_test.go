@@ -1,9 +1,12 @@
 package inference
 
 import (
+	"encoding/json"
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net/http"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -13,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/api/errcode"
+	"github.com/algocloud/algocloud/inference/onnxrt"
+	"github.com/algocloud/algocloud/spec"
 )
 
 // declaredCodes returns every error code the package declares: the values of
@@ -84,4 +89,52 @@ func TestCodesSpeltAsPlatform(t *testing.T) {
 	}
 	sort.Strings(shared)
 	require.Equal(t, []string{"body_too_large", "internal", "invalid_json", "invalid_multipart", "method_not_allowed", "not_found", "unauthorized"}, shared)
+}
+
+// TestPredictFailedStatusDocumented checks the endpoint's OpenAPI document
+// gives predict_failed the statuses the server answers it with: 500 when a
+// Python predict raised or ONNX Runtime's Run failed for the batch, and, on
+// an ONNX endpoint only, 422 when the pipeline could not process one image
+// (its pre- or postprocessing failed for that item alone: onnxValue).
+func TestPredictFailedStatusDocumented(t *testing.T) {
+	_, err := onnxValue(onnxrt.Result{Err: errors.New("onnxrt: output shape [1 2] has no item 1")})
+	var ae *APIError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, http.StatusUnprocessableEntity, ae.Status)
+	require.Equal(t, CodePredictFailed, ae.Code)
+
+	for _, pair := range []spec.Pair{{In: spec.Image, Out: spec.Image}, {In: spec.Image, Out: spec.JSON}} {
+		raw, err := OpenAPIDocument(OpenAPIParams{Input: pair.In, Output: pair.Out, Environment: spec.EnvONNX, ServerURL: "https://x.example"})
+		require.NoError(t, err)
+		onnx := predictResponses(t, raw)
+		require.Contains(t, onnx["422"], CodePredictFailed, "%s onnx", pair)
+		require.Contains(t, onnx["500"], CodePredictFailed, "%s onnx", pair)
+		require.NotContains(t, onnx["500"], CodeWorkerCrashed, "%s: an ONNX endpoint has no workers", pair)
+		require.NotContains(t, onnx["500"], "Python", "%s: an ONNX endpoint runs no Python", pair)
+
+		raw, err = OpenAPIDocument(OpenAPIParams{Input: pair.In, Output: pair.Out, ServerURL: "https://x.example"})
+		require.NoError(t, err)
+		python := predictResponses(t, raw)
+		require.NotContains(t, python, "422", "%s: a Python endpoint answers predict_failed with 500 only", pair)
+		require.Contains(t, python["500"], CodePredictFailed, "%s python", pair)
+	}
+}
+
+// predictResponses returns /predict's responses in an OpenAPI document: each
+// status's description.
+func predictResponses(t *testing.T, raw []byte) map[string]string {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]struct {
+				Description string `json:"description"`
+			} `json:"responses"`
+		} `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &doc))
+	out := map[string]string{}
+	for status, r := range doc.Paths["/predict"]["post"].Responses {
+		out[status] = r.Description
+	}
+	return out
 }

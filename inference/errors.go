@@ -38,7 +38,7 @@ const (
 	CodeInitFailed        = "init_failed"            // 503: __init__ (or importing aai_main.py) raised
 	CodeOverloaded        = "overloaded"             // 429: the queue is full (ErrOverflow); 503: no worker became free in time
 	CodeShuttingDown      = "shutting_down"          // 503: the server is draining
-	CodePredictFailed     = "predict_failed"         // 500: predict raised (traceback included)
+	CodePredictFailed     = "predict_failed"         // 500: predict raised (traceback included) or ONNX Runtime's Run failed; 422 (onnx): one image failed its pipeline
 	CodeTestInputFailed   = "test_input_failed"      // 500: testing_input_data raised (traceback included)
 	CodeBadOutput         = "bad_output"             // 500: predict returned a value the output type cannot carry
 	CodeWorkerCrashed     = "worker_crashed"         // 500: the worker process died during the call; it is restarted
