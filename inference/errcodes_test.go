@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -137,4 +138,53 @@ func predictResponses(t *testing.T, raw []byte) map[string]string {
 		out[status] = r.Description
 	}
 	return out
+}
+
+// TestErrorCodesInOpenAPI checks the endpoint's OpenAPI document enumerates
+// every code the server declares: the Error schema those of errors.go, the
+// V2Error schema those and the /v2 ones, for each API type and environment.
+func TestErrorCodesInOpenAPI(t *testing.T) {
+	var listed []string
+	listed = append(listed, errorCodes...)
+	listed = append(listed, v2ErrorCodes...)
+	declared := declaredCodes(t)
+	require.Len(t, listed, len(declared))
+	for _, c := range listed {
+		require.Contains(t, declared, c, "errorCodes or v2ErrorCodes lists %q twice or a code that is not declared", c)
+	}
+
+	for pair := range spec.SupportedPairs {
+		envs := []string{spec.EnvPython}
+		if pair.In == spec.Image && (pair.Out == spec.Image || pair.Out == spec.JSON) {
+			envs = append(envs, spec.EnvONNX)
+		}
+		for _, env := range envs {
+			raw, err := OpenAPIDocument(OpenAPIParams{Input: pair.In, Output: pair.Out, Environment: env, ServerURL: "https://x.example"})
+			require.NoError(t, err)
+			var doc struct {
+				Components struct {
+					Schemas map[string]struct {
+						Properties struct {
+							Code struct {
+								Enum []string `json:"enum"`
+							} `json:"code"`
+						} `json:"properties"`
+					} `json:"schemas"`
+				} `json:"components"`
+			}
+			require.NoError(t, json.Unmarshal(raw, &doc))
+			require.Equal(t, errorCodes, doc.Components.Schemas["Error"].Properties.Code.Enum, "%s %s", pair, env)
+			require.Equal(t, listed, doc.Components.Schemas["V2Error"].Properties.Code.Enum, "%s %s", pair, env)
+		}
+	}
+}
+
+// TestErrorCodesDocumented checks docs/inference-protocol.md names every code
+// the server declares.
+func TestErrorCodesDocumented(t *testing.T) {
+	raw, err := os.ReadFile("../docs/inference-protocol.md")
+	require.NoError(t, err)
+	for code, constant := range declaredCodes(t) {
+		require.Contains(t, string(raw), "`"+code+"`", "docs/inference-protocol.md does not name %s (%s)", code, constant)
+	}
 }

@@ -46,6 +46,18 @@ const (
 	CodeInternal          = "internal"               // 500: a bug in the server
 )
 
+// errorCodes lists every code above, in their order: the enum of the error
+// schema in the endpoint's OpenAPI document (a test keeps it complete).
+var errorCodes = []string{
+	CodeUnauthorized, CodeNotFound, CodeMethodNotAllowed, CodeEmptyBody, CodeBodyTooLarge,
+	CodeUnsupportedMedia, CodeNotAnImage, CodeCorruptImage, CodeImageTooLarge, CodeInvalidJSON,
+	CodeNotNPY, CodeBadNPYHeader, CodeNPYHeaderTooLarge, CodeUnsupportedDType, CodeBadNPYShape,
+	CodeNPYSizeMismatch, CodeMissingFilename, CodeBadFilename, CodeBadBase64, CodeInvalidMultipart,
+	CodeBadURL, CodeURLForbidden, CodeURLFetchFailed, CodeNotReady, CodeInitFailed, CodeOverloaded,
+	CodeShuttingDown, CodePredictFailed, CodeTestInputFailed, CodeBadOutput, CodeWorkerCrashed,
+	CodePredictTimeout, CodeInternal,
+}
+
 // APIError is the JSON error body every endpoint answers with, and the error
 // type the server's layers pass up to the HTTP handlers.
 type APIError struct {

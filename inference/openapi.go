@@ -182,7 +182,8 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 			"schemas": map[string]any{"Error": map[string]any{
 				"type": "object", "required": []string{"code", "message"},
 				"properties": map[string]any{
-					"code":    map[string]any{"type": "string", "example": "predict_failed"},
+					"code": map[string]any{"type": "string", "enum": errorCodes, "example": CodePredictFailed,
+						"description": "The stable error code (docs/inference-protocol.md); a client that meets one it does not know treats it by the HTTP status."},
 					"message": map[string]any{"type": "string", "example": "predict failed: ZeroDivisionError: division by zero"},
 					"stage": map[string]any{"type": "string", "enum": []string{StageImport, StageClass, StageInit, StageTestInput, StagePredict, StageOutput, StageTestInputOutput},
 						"description": "What failed, for errors the algorithm caused: import (of aai_main.py), class, init (__init__), test_input (testing_input_data), predict, output or test_input_output (encoding the value for the API type)."},

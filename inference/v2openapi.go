@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/algocloud/algocloud/spec"
@@ -133,7 +134,7 @@ func (s *Server) addV2OpenAPI(doc map[string]any) {
 	schemas["V2Error"] = map[string]any{"type": "object", "required": []string{"error"},
 		"properties": map[string]any{
 			"error":     map[string]any{"type": "string", "example": "inputs[0] (\"input\").datatype \"FP8\" is not supported"},
-			"code":      map[string]any{"type": "string", "example": CodeBadDatatype},
+			"code":      map[string]any{"type": "string", "enum": append(slices.Clip(errorCodes), v2ErrorCodes...), "example": CodeBadDatatype},
 			"traceback": map[string]any{"type": "string"},
 		}}
 }
