@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
@@ -153,7 +154,7 @@ func (s *server) routes() *gin.Engine {
 	e.Use(s.logRequests, s.recoverPanics)
 	e.NoRoute(s.noRoute)
 	e.NoMethod(func(c *gin.Context) {
-		writeError(c, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed on this route"})
+		writeError(c, &apiError{Code: errcode.MethodNotAllowed, Message: "method not allowed on this route"})
 	})
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/api/errcode"
+
 	// Registers the endpoints' OpenAPI generator with templates.Clients, so
 	// the openapi client is the bytes an endpoint serves at /openapi.json.
 	_ "github.com/algocloud/algocloud/inference"
@@ -87,7 +89,7 @@ func (s *server) clients(c *gin.Context) (clientsView, bool) {
 		if st.Status == workflows.StatusDeleting || st.Status == workflows.StatusDeleted {
 			msg = "the deployment is being deleted: its endpoint is gone"
 		}
-		writeError(c, (&apiError{Status: http.StatusConflict, Code: "no_endpoint", Message: msg}).
+		writeError(c, (&apiError{Code: errcode.NoEndpoint, Message: msg}).
 			with("step", st.Step).with("status", st.Status))
 		return clientsView{}, false
 	}

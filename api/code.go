@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
 )
 
@@ -48,22 +49,22 @@ func (s *server) loadListing(c *gin.Context) (activities.CodeFiles, *activities.
 	code := st.Code
 	switch {
 	case code == nil:
-		writeError(c, (&apiError{Status: http.StatusNotFound, Code: "no_code", Message: "no code yet: fetch code first"}).
+		writeError(c, (&apiError{Code: errcode.NoCode, Message: "no code yet: fetch code first"}).
 			with("step", st.Step).with("status", st.Status))
 		return activities.CodeFiles{}, nil, false
 	case code.FilesKey == "":
-		writeError(c, (&apiError{Status: http.StatusConflict, Code: "code_not_kept",
+		writeError(c, (&apiError{Code: errcode.CodeNotKept,
 			Message: fmt.Sprintf("code revision %d was fetched before the platform kept a copy of its files to show; fetch the code again to see and edit it here", code.Revision)}).
 			with("revision", code.Revision))
 		return activities.CodeFiles{}, nil, false
 	case s.blobs == nil:
-		writeError(c, &apiError{Status: http.StatusServiceUnavailable, Code: "blobs_unavailable",
+		writeError(c, &apiError{Code: errcode.BlobsUnavailable,
 			Message: "this server has no blob store to read the code's files from"})
 		return activities.CodeFiles{}, nil, false
 	}
 	rc, err := s.blobs.Get(c.Request.Context(), code.FilesKey)
 	if errors.Is(err, blobs.ErrNotFound) {
-		writeError(c, (&apiError{Status: http.StatusConflict, Code: "code_not_kept",
+		writeError(c, (&apiError{Code: errcode.CodeNotKept,
 			Message: fmt.Sprintf("the copy of code revision %d's files is gone; fetch the code again to see and edit it here", code.Revision)}).
 			with("revision", code.Revision))
 		return activities.CodeFiles{}, nil, false
@@ -101,11 +102,11 @@ func (s *server) getCode(c *gin.Context) {
 func (s *server) getCodeFile(c *gin.Context) {
 	p := c.Query("path")
 	if p == "" {
-		writeError(c, errField("invalid_path", "path", "name the file: ?path=aai_main.py"))
+		writeError(c, errField(errcode.InvalidPath, "path", "name the file: ?path=aai_main.py"))
 		return
 	}
 	if err := validRelPath(p); err != nil {
-		writeError(c, errField("invalid_path", "path", "%v", err))
+		writeError(c, errField(errcode.InvalidPath, "path", "%v", err))
 		return
 	}
 	l, code, ok := s.loadListing(c)
@@ -121,7 +122,7 @@ func (s *server) getCodeFile(c *gin.Context) {
 			if f.Text {
 				why = fmt.Sprintf("it is over %d bytes", activities.MaxShownFile)
 			}
-			writeError(c, (&apiError{Status: http.StatusUnprocessableEntity, Code: "file_not_viewable",
+			writeError(c, (&apiError{Code: errcode.FileNotViewable,
 				Message: fmt.Sprintf("%s (%d bytes) is listed only: %s", p, f.Size, why)}).with("size", f.Size))
 			return
 		}
@@ -131,6 +132,6 @@ func (s *server) getCodeFile(c *gin.Context) {
 		c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte(*f.Content))
 		return
 	}
-	writeError(c, (&apiError{Status: http.StatusNotFound, Code: "file_not_found",
+	writeError(c, (&apiError{Code: errcode.FileNotFound,
 		Message: fmt.Sprintf("code revision %d has no file %q", code.Revision, p)}).with("revision", code.Revision))
 }

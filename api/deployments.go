@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
@@ -141,7 +142,7 @@ func (s *server) createDeployment(c *gin.Context) {
 	}
 	sp = sp.WithDefaults()
 	if err := sp.Validate(); err != nil {
-		writeError(c, errValidation("invalid_spec", err))
+		writeError(c, errValidation(errcode.InvalidSpec, err))
 		return
 	}
 	raw, err := json.Marshal(sp)
@@ -158,7 +159,7 @@ func (s *server) createDeployment(c *gin.Context) {
 	}
 	if err := s.store.CreateAlgorithm(ctx, a); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			writeError(c, (&apiError{Status: http.StatusConflict, Code: "api_name_taken",
+			writeError(c, (&apiError{Code: errcode.APINameTaken,
 				Message: "api_name " + sp.APIName + " is taken; choose another"}).
 				with("fields", []spec.FieldError{{Field: "api_name", Message: "is taken"}}))
 			return
@@ -174,7 +175,7 @@ func (s *server) createDeployment(c *gin.Context) {
 			s.log.ErrorContext(ctx, "free api name after failed start", "deployment", id, "error", derr)
 		}
 		_ = c.Error(err)
-		writeError(c, &apiError{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable",
+		writeError(c, &apiError{Code: errcode.TemporalUnavailable,
 			Message: "the deployment's workflow could not be started; nothing was created, try again shortly"})
 		return
 	}
@@ -236,7 +237,7 @@ func (s *server) updateSpec(c *gin.Context) {
 	}
 	sp = sp.WithDefaults()
 	if err := sp.Validate(); err != nil {
-		writeError(c, errValidation("invalid_spec", err))
+		writeError(c, errValidation(errcode.InvalidSpec, err))
 		return
 	}
 	st, err := s.wf.Update(c.Request.Context(), a.ID, workflows.UpdateConfigure, workflows.ConfigureRequest{Spec: sp})

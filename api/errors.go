@@ -13,20 +13,21 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 )
 
-// apiError is an error answer: {"code": ..., "message": ..., extra...}. Code is
-// stable snake_case that clients branch on; Message is for people.
+// apiError is an error answer: {"code": ..., "message": ..., extra...}. Code
+// is one of the registry's (package errcode), which also decides the status;
+// Message is for people.
 type apiError struct {
-	Status  int
-	Code    string
+	Code    errcode.Code
 	Message string
 	Extra   map[string]any
 }
 
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+func (e *apiError) Error() string { return e.Code.String() + ": " + e.Message }
 
 // with adds an extra member to the error's body.
 func (e *apiError) with(key string, v any) *apiError {
@@ -37,55 +38,57 @@ func (e *apiError) with(key string, v any) *apiError {
 	return e
 }
 
-// writeError answers with e and stops the handler chain.
+// writeError answers with e and stops the handler chain. It is the only
+// place that writes an error body's "code".
 func writeError(c *gin.Context, e *apiError) {
 	body := gin.H{}
 	for k, v := range e.Extra {
 		body[k] = v
 	}
-	body["code"] = e.Code
+	body["code"] = e.Code.String()
 	body["message"] = e.Message
-	c.AbortWithStatusJSON(e.Status, body)
+	c.AbortWithStatusJSON(e.Code.Status(), body)
 }
 
 func errNotFound(msg string) *apiError {
-	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: msg}
+	return &apiError{Code: errcode.NotFound, Message: msg}
 }
 
 func errUnauthorized(msg string) *apiError {
-	return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg}
+	return &apiError{Code: errcode.Unauthorized, Message: msg}
 }
 
 func errInternal() *apiError {
-	return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; it has been logged"}
+	return &apiError{Code: errcode.Internal, Message: "internal error; it has been logged"}
 }
 
-func errBadRequest(code, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
+// errorf is an error answer with a formatted message.
+func errorf(code errcode.Code, format string, args ...any) *apiError {
+	return &apiError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 func errTooLarge(limit int64) *apiError {
-	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-		Message: fmt.Sprintf("request body is over the limit of %d bytes", limit)}
+	return errorf(errcode.BodyTooLarge, "request body is over the limit of %d bytes", limit)
 }
 
-// errFields is a 400 listing every invalid field.
-func errFields(code, msg string, fields []spec.FieldError) *apiError {
-	return (&apiError{Status: http.StatusBadRequest, Code: code, Message: msg}).with("fields", fields)
+// errFields is an error answer (a 400 code) listing every invalid field.
+func errFields(code errcode.Code, msg string, fields []spec.FieldError) *apiError {
+	return (&apiError{Code: code, Message: msg}).with("fields", fields)
 }
 
-// errField is a 400 naming one invalid field.
-func errField(code, field, format string, args ...any) *apiError {
+// errField is an error answer (a 400 code) naming one invalid field.
+func errField(code errcode.Code, field, format string, args ...any) *apiError {
 	m := fmt.Sprintf(format, args...)
 	return errFields(code, field+": "+m, []spec.FieldError{{Field: field, Message: m}})
 }
 
-// errValidation turns a *spec.ValidationError into a 400 with its fields.
-func errValidation(code string, err error) *apiError {
+// errValidation turns a *spec.ValidationError into an error answer (a 400
+// code) with its fields.
+func errValidation(code errcode.Code, err error) *apiError {
 	if v, ok := spec.AsValidation(err); ok {
 		return errFields(code, v.Error(), v.Fields)
 	}
-	return errBadRequest(code, "%v", err)
+	return errorf(code, "%v", err)
 }
 
 // fail answers a handler's unexpected error: a known kind maps to its status,
@@ -119,7 +122,7 @@ func (s *server) fail(c *gin.Context, what string, err error) {
 func (s *server) workflowFailure(c *gin.Context, what string, err error) {
 	switch {
 	case errors.Is(err, ErrWorkflowNotFound):
-		writeError(c, &apiError{Status: http.StatusNotFound, Code: "workflow_not_found",
+		writeError(c, &apiError{Code: errcode.WorkflowNotFound,
 			Message: "the deployment's workflow no longer runs; delete the deployment and create it again"})
 	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
 		_ = c.Error(err)
@@ -127,7 +130,7 @@ func (s *server) workflowFailure(c *gin.Context, what string, err error) {
 	default:
 		_ = c.Error(err)
 		s.log.WarnContext(c.Request.Context(), what, "path", c.Request.URL.Path, "error", err)
-		writeError(c, &apiError{Status: http.StatusServiceUnavailable, Code: "temporal_unavailable",
+		writeError(c, &apiError{Code: errcode.TemporalUnavailable,
 			Message: "the workflow service did not answer; try again shortly"})
 	}
 }
@@ -144,7 +147,7 @@ func decodeJSON(c *gin.Context, dst any, allowEmpty bool) *apiError {
 		if allowEmpty {
 			return nil
 		}
-		return errBadRequest("invalid_json", "the request body is empty: send a JSON object")
+		return errorf(errcode.InvalidJSON, "the request body is empty: send a JSON object")
 	}
 	if err != nil {
 		return jsonError(err)
@@ -155,7 +158,7 @@ func decodeJSON(c *gin.Context, dst any, allowEmpty bool) *apiError {
 		if errors.As(err, &tooBig) {
 			return errTooLarge(tooBig.Limit)
 		}
-		return errBadRequest("invalid_json", "unexpected data after the JSON value")
+		return errorf(errcode.InvalidJSON, "unexpected data after the JSON value")
 	}
 	return nil
 }
@@ -171,15 +174,15 @@ func jsonError(err error) *apiError {
 	case errors.As(err, &tooBig):
 		return errTooLarge(tooBig.Limit)
 	case errors.As(err, &syntax):
-		return errBadRequest("invalid_json", "malformed JSON at byte %d: %v", syntax.Offset, syntax)
+		return errorf(errcode.InvalidJSON, "malformed JSON at byte %d: %v", syntax.Offset, syntax)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errBadRequest("invalid_json", "malformed JSON: the body ends too early")
+		return errorf(errcode.InvalidJSON, "malformed JSON: the body ends too early")
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
-			return errBadRequest("invalid_json", "the body must be a JSON %s, not %s", typeErr.Type, typeErr.Value)
+			return errorf(errcode.InvalidJSON, "the body must be a JSON %s, not %s", typeErr.Type, typeErr.Value)
 		}
-		return errField("invalid_field", field, "must be %s, not %s", jsonKind(typeErr.Type), typeErr.Value)
+		return errField(errcode.InvalidField, field, "must be %s, not %s", jsonKind(typeErr.Type), typeErr.Value)
 	}
 	// encoding/json has no typed error for an unknown field; its text is
 	// `json: unknown field "name"` (stable since Go 1.10).
@@ -188,9 +191,9 @@ func jsonError(err error) *apiError {
 		if uerr != nil {
 			name = rest
 		}
-		return errField("unknown_field", name, "unknown field")
+		return errField(errcode.UnknownField, name, "unknown field")
 	}
-	return errBadRequest("invalid_json", "malformed JSON: %v", err)
+	return errorf(errcode.InvalidJSON, "malformed JSON: %v", err)
 }
 
 // jsonKind names a Go type the way a JSON author thinks of it.

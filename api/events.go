@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -70,7 +71,7 @@ func queryInt(c *gin.Context, name string, def, lo, hi int64) (int64, *apiError)
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < lo || n > hi {
-		return 0, errField("invalid_query", name, "must be an integer from %d to %d", lo, hi)
+		return 0, errField(errcode.InvalidQuery, name, "must be an integer from %d to %d", lo, hi)
 	}
 	return n, nil
 }

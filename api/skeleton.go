@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 )
@@ -44,7 +45,7 @@ func (s *server) getSkeleton(c *gin.Context) {
 		fields = append(fields, spec.FieldError{Field: "model", Message: msg})
 	}
 	if len(fields) > 0 {
-		writeError(c, errFields("invalid_query", "give ?input= and ?output= as image, numpy, json or file, and optionally ?environment=python or onnx (with ?model= a .onnx path)", fields))
+		writeError(c, errFields(errcode.InvalidQuery, "give ?input= and ?output= as image, numpy, json or file, and optionally ?environment=python or onnx (with ?model= a .onnx path)", fields))
 		return
 	}
 	if env == spec.EnvONNX {
@@ -53,7 +54,7 @@ func (s *server) getSkeleton(c *gin.Context) {
 		}
 		text, err := templates.ONNXSkeleton(in, out, model)
 		if err != nil {
-			writeError(c, errBadRequest("unsupported_type", "environment onnx serves image->image and image->json; %s is not one of them", spec.Pair{In: in, Out: out}).
+			writeError(c, errorf(errcode.UnsupportedType, "environment onnx serves image->image and image->json; %s is not one of them", spec.Pair{In: in, Out: out}).
 				with("input", in).with("output", out))
 			return
 		}
@@ -62,12 +63,12 @@ func (s *server) getSkeleton(c *gin.Context) {
 		return
 	}
 	if s.skeleton == nil {
-		writeError(c, &apiError{Status: http.StatusServiceUnavailable, Code: "skeleton_unavailable", Message: "this server cannot generate skeletons"})
+		writeError(c, &apiError{Code: errcode.SkeletonUnavailable, Message: "this server cannot generate skeletons"})
 		return
 	}
 	text, err := s.skeleton(in, out)
 	if err != nil {
-		writeError(c, errBadRequest("unsupported_type", "%v", err).with("input", in).with("output", out))
+		writeError(c, errorf(errcode.UnsupportedType, "%v", err).with("input", in).with("output", out))
 		return
 	}
 	c.Header("Content-Disposition", `attachment; filename="aai_main.py"`)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
@@ -63,7 +64,7 @@ func (s *server) runStep(c *gin.Context) {
 	default:
 		// No such step exists for any deployment: the path names nothing
 		// (404), unlike a real step refused in this state (409).
-		writeError(c, (&apiError{Status: http.StatusNotFound, Code: "unknown_step",
+		writeError(c, (&apiError{Code: errcode.UnknownStep,
 			Message: "unknown step " + strconv.Quote(step) + "; the deployment is at step " + a.Step}).
 			with("step", a.Step).with("status", a.Status).with("valid_steps", stepNames))
 		return
@@ -90,10 +91,10 @@ func installRequest(c *gin.Context, r *workflows.InstallRequest) *apiError {
 		return nil
 	}
 	if len(*r.RequirementsTxt) > maxRequirementsTxt {
-		return errField("invalid_requirements", "requirements_txt", "is over %d bytes", maxRequirementsTxt)
+		return errField(errcode.InvalidRequirements, "requirements_txt", "is over %d bytes", maxRequirementsTxt)
 	}
 	if _, err := spec.ParseRequirements(*r.RequirementsTxt); err != nil {
-		return errValidation("invalid_requirements", err)
+		return errValidation(errcode.InvalidRequirements, err)
 	}
 	return nil
 }
@@ -119,7 +120,7 @@ func testFailed(c *gin.Context, a store.Algorithm, st workflows.State) bool {
 	if msg == "" {
 		msg = "the test did not pass"
 	}
-	writeError(c, (&apiError{Status: http.StatusUnprocessableEntity, Code: "test_failed", Message: msg}).
+	writeError(c, (&apiError{Code: errcode.TestFailed, Message: msg}).
 		with("traceback", t.Traceback).with("test", t).
 		with("step", st.Step).with("status", st.Status).with("deployment", detailOf(a, &st)))
 	return true
@@ -138,11 +139,11 @@ func (s *server) stepFailure(c *gin.Context, a store.Algorithm, err error) {
 		if step == "" {
 			step, status = a.Step, a.Status
 		}
-		writeError(c, (&apiError{Status: http.StatusConflict, Code: "step_rejected", Message: se.Message}).
+		writeError(c, (&apiError{Code: errcode.StepRejected, Message: se.Message}).
 			with("step", step).with("status", status))
 		return
 	}
-	e := (&apiError{Status: http.StatusUnprocessableEntity, Code: "step_failed", Message: se.Message}).
+	e := (&apiError{Code: errcode.StepFailed, Message: se.Message}).
 		with("failed_step", se.Step).with("step", a.Step).with("status", a.Status)
 	// The failure's details name only the failed step; the state says where
 	// the deployment stands now.
@@ -223,7 +224,7 @@ func (s *server) testOutput(c *gin.Context) {
 		s.workflowFailure(c, "query state", err)
 		return
 	}
-	noOutput := &apiError{Status: http.StatusNotFound, Code: "no_test_output", Message: "no test output: run Test Code first"}
+	noOutput := &apiError{Code: errcode.NoTestOutput, Message: "no test output: run Test Code first"}
 	if st.Test == nil || (st.Test.OutputKey == "" && st.Test.OutputFile == "") {
 		writeError(c, noOutput)
 		return

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -55,10 +56,10 @@ func (s *server) createToken(c *gin.Context) {
 	r.Name = strings.TrimSpace(r.Name)
 	switch {
 	case r.Name == "":
-		writeError(c, errField("invalid_request", "name", "is required"))
+		writeError(c, errField(errcode.InvalidRequest, "name", "is required"))
 		return
 	case len(r.Name) > 100:
-		writeError(c, errField("invalid_request", "name", "must be at most 100 characters"))
+		writeError(c, errField(errcode.InvalidRequest, "name", "must be at most 100 characters"))
 		return
 	}
 	plain, t, err := s.store.CreateToken(c.Request.Context(), user(c).ID, r.Name)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/source"
+	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
@@ -121,12 +122,12 @@ func (s *server) editBase(c *gin.Context, a store.Algorithm, e *activities.CodeE
 		return false
 	}
 	if st.Code == nil {
-		writeError(c, (&apiError{Status: http.StatusConflict, Code: "no_code", Message: "no code to edit yet: fetch code first"}).
+		writeError(c, (&apiError{Code: errcode.NoCodeToEdit, Message: "no code to edit yet: fetch code first"}).
 			with("step", st.Step).with("status", st.Status))
 		return false
 	}
 	if e.Base.Revision != st.Code.Revision {
-		writeError(c, (&apiError{Status: http.StatusConflict, Code: "code_changed",
+		writeError(c, (&apiError{Code: errcode.CodeChanged,
 			Message: fmt.Sprintf("the code changed since you opened it: base_revision is %d, the current revision is %d; reload it and edit again", e.Base.Revision, st.Code.Revision)}).
 			with("current_revision", st.Code.Revision).with("step", st.Step).with("status", st.Status))
 		return false
@@ -139,19 +140,19 @@ func (s *server) editBase(c *gin.Context, a store.Algorithm, e *activities.CodeE
 func checkSource(r workflows.FetchCodeRequest) *apiError {
 	switch {
 	case r.Edit != nil && (r.GitURL != "" || r.Archive != nil):
-		return errField("invalid_code_source", "base_revision", "an edit (base_revision) takes changed files only, no git_url or archive")
+		return errField(errcode.InvalidCodeSource, "base_revision", "an edit (base_revision) takes changed files only, no git_url or archive")
 	case r.Edit != nil && len(r.Files) == 0:
-		return errField("invalid_code_source", "files", "an edit (base_revision) needs at least one changed file")
+		return errField(errcode.InvalidCodeSource, "files", "an edit (base_revision) needs at least one changed file")
 	case r.Edit != nil:
 		return nil
 	case r.GitURL != "" && r.Archive != nil:
-		return errField("invalid_code_source", "git_url", "give either git_url or an archive, not both")
+		return errField(errcode.InvalidCodeSource, "git_url", "give either git_url or an archive, not both")
 	case r.GitURL == "" && r.Archive == nil:
-		return errField("invalid_code_source", "git_url", "give git_url (and optionally ref), or upload an archive")
+		return errField(errcode.InvalidCodeSource, "git_url", "give git_url (and optionally ref), or upload an archive")
 	case len(r.GitURL) > 2048:
-		return errField("invalid_code_source", "git_url", "is over 2048 characters")
+		return errField(errcode.InvalidCodeSource, "git_url", "is over 2048 characters")
 	case len(r.Ref) > 255:
-		return errField("invalid_code_source", "ref", "is over 255 characters")
+		return errField(errcode.InvalidCodeSource, "ref", "is over 255 characters")
 	}
 	return nil
 }
@@ -163,7 +164,7 @@ func checkSource(r workflows.FetchCodeRequest) *apiError {
 // git_auth against the URL. No message holds the URL or a secret.
 func checkGitAuth(r workflows.FetchCodeRequest, auth *activities.GitCredentials) *apiError {
 	if r.GitURL != "" && source.UserinfoPassword(r.GitURL) {
-		return errField("invalid_code_source", "git_url",
+		return errField(errcode.InvalidCodeSource, "git_url",
 			"must not carry a user name, password or token (it would be stored and shown); give them in git_auth instead")
 	}
 	if auth == nil {
@@ -171,15 +172,15 @@ func checkGitAuth(r workflows.FetchCodeRequest, auth *activities.GitCredentials)
 	}
 	switch {
 	case r.GitURL == "":
-		return errField("invalid_git_auth", "git_auth", "goes with git_url, not with an uploaded archive")
+		return errField(errcode.InvalidGitAuth, "git_auth", "goes with git_url, not with an uploaded archive")
 	case len(auth.Username) > 255:
-		return errField("invalid_git_auth", "git_auth.username", "is over 255 characters")
+		return errField(errcode.InvalidGitAuth, "git_auth.username", "is over 255 characters")
 	case len(auth.Password) > 8<<10:
-		return errField("invalid_git_auth", "git_auth.password", "is over 8 KiB")
+		return errField(errcode.InvalidGitAuth, "git_auth.password", "is over 8 KiB")
 	case len(auth.SSHPrivateKey) > 16<<10:
-		return errField("invalid_git_auth", "git_auth.ssh_private_key", "is over 16 KiB")
+		return errField(errcode.InvalidGitAuth, "git_auth.ssh_private_key", "is over 16 KiB")
 	case len(auth.KnownHosts) > 32<<10:
-		return errField("invalid_git_auth", "git_auth.known_hosts", "is over 32 KiB")
+		return errField(errcode.InvalidGitAuth, "git_auth.known_hosts", "is over 32 KiB")
 	}
 	var ce *source.CredentialsError
 	if err := auth.Auth().Check(r.GitURL); errors.As(err, &ce) {
@@ -187,9 +188,9 @@ func checkGitAuth(r workflows.FetchCodeRequest, auth *activities.GitCredentials)
 		if ce.Field == "git_url" {
 			field = "git_url"
 		}
-		return errField("invalid_git_auth", field, "%s", ce.Msg)
+		return errField(errcode.InvalidGitAuth, field, "%s", ce.Msg)
 	} else if err != nil {
-		return errField("invalid_git_auth", "git_auth", "invalid credentials")
+		return errField(errcode.InvalidGitAuth, "git_auth", "invalid credentials")
 	}
 	return nil
 }
@@ -198,7 +199,7 @@ func checkGitAuth(r workflows.FetchCodeRequest, auth *activities.GitCredentials)
 // key, the reference the workflow carries.
 func (s *server) sealGitAuth(c *gin.Context, deploymentID string, auth activities.GitCredentials) (string, *apiError) {
 	if s.blobs == nil || len(s.credKey) == 0 {
-		return "", &apiError{Status: http.StatusServiceUnavailable, Code: "credentials_unavailable",
+		return "", &apiError{Code: errcode.CredentialsUnavailable,
 			Message: "this server has no blob store or encryption key to keep Git credentials in"}
 	}
 	ref, err := activities.SealGitCredentials(c.Request.Context(), s.blobs, s.credKey, deploymentID, auth)
@@ -217,14 +218,14 @@ func readGitAuth(part *multipart.Part, limit int64) (*activities.GitCredentials,
 		return nil, bodyError(err, limit)
 	}
 	if len(b) > maxGitAuth {
-		return nil, errField("invalid_git_auth", "git_auth", "is over %d bytes", maxGitAuth)
+		return nil, errField(errcode.InvalidGitAuth, "git_auth", "is over %d bytes", maxGitAuth)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var g activities.GitCredentials
 	if err := dec.Decode(&g); err != nil {
 		// The decoder's message can quote the input: never echo it.
-		return nil, errField("invalid_git_auth", "git_auth",
+		return nil, errField(errcode.InvalidGitAuth, "git_auth",
 			"must be a JSON object with username and password, or ssh_private_key and known_hosts")
 	}
 	return &g, nil
@@ -242,7 +243,7 @@ func readGitAuth(part *multipart.Part, limit int64) (*activities.GitCredentials,
 func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.FetchCodeRequest, *activities.GitCredentials, []string, *apiError) {
 	req, auth := workflows.FetchCodeRequest{}, (*activities.GitCredentials)(nil)
 	if s.blobs == nil {
-		return req, nil, nil, &apiError{Status: http.StatusServiceUnavailable, Code: "uploads_unavailable",
+		return req, nil, nil, &apiError{Code: errcode.UploadsUnavailable,
 			Message: "this server has no blob store for uploads; fetch code from Git instead"}
 	}
 	if c.Request.ContentLength > s.maxUpload {
@@ -251,7 +252,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxUpload)
 	mr, err := c.Request.MultipartReader()
 	if err != nil {
-		return req, nil, nil, errBadRequest("invalid_multipart", "malformed multipart body: %v", err)
+		return req, nil, nil, errorf(errcode.InvalidMultipart, "malformed multipart body: %v", err)
 	}
 	var staged []string
 	for n := 0; ; n++ {
@@ -263,7 +264,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			return req, auth, staged, bodyError(err, s.maxUpload)
 		}
 		if n >= maxUploadParts {
-			return req, auth, staged, errBadRequest("invalid_multipart", "more than %d parts", maxUploadParts)
+			return req, auth, staged, errorf(errcode.InvalidMultipart, "more than %d parts", maxUploadParts)
 		}
 		field := part.FormName()
 		switch field {
@@ -279,7 +280,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			}
 		case "git_auth":
 			if auth != nil {
-				return req, auth, staged, errField("invalid_git_auth", "git_auth", "give git_auth once")
+				return req, auth, staged, errField(errcode.InvalidGitAuth, "git_auth", "give git_auth once")
 			}
 			var e *apiError
 			if auth, e = readGitAuth(part, s.maxUpload); e != nil {
@@ -292,20 +293,20 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
-				return req, auth, staged, errField("invalid_code_source", field, "must be the revision number being edited (1 or more)")
+				return req, auth, staged, errField(errcode.InvalidCodeSource, field, "must be the revision number being edited (1 or more)")
 			}
 			req.Edit = &activities.CodeEdit{Base: activities.CodeInfo{Revision: n}}
 		case "archive":
 			if req.Archive != nil {
-				return req, auth, staged, errField("invalid_code_source", "archive", "upload one archive only")
+				return req, auth, staged, errField(errcode.InvalidCodeSource, "archive", "upload one archive only")
 			}
 			name, ok := rawFilename(part)
 			if !ok {
-				return req, auth, staged, errField("invalid_code_source", "archive", "must be a file part (with a filename)")
+				return req, auth, staged, errField(errcode.InvalidCodeSource, "archive", "must be a file part (with a filename)")
 			}
 			br := bufio.NewReader(part)
 			if !isArchive(br) {
-				return req, auth, staged, errField("invalid_archive", "archive", "%s is not a .zip or .tar.gz archive", safeDiskName(name))
+				return req, auth, staged, errField(errcode.InvalidArchive, "archive", "%s is not a .zip or .tar.gz archive", safeDiskName(name))
 			}
 			dir, key, err := s.stageFile(c, deploymentID, name, br)
 			if dir != "" {
@@ -318,10 +319,10 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 		case "files":
 			name, ok := rawFilename(part)
 			if !ok {
-				return req, auth, staged, errField("invalid_file_name", "files", "every files part must be a file, with its relative path as filename")
+				return req, auth, staged, errField(errcode.InvalidFileName, "files", "every files part must be a file, with its relative path as filename")
 			}
 			if err := validRelPath(name); err != nil {
-				return req, auth, staged, errField("invalid_file_name", "files", "%q: %v", name, err)
+				return req, auth, staged, errField(errcode.InvalidFileName, "files", "%q: %v", name, err)
 			}
 			dir, key, err := s.stageFile(c, deploymentID, name, part)
 			if dir != "" {
@@ -332,7 +333,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			}
 			req.Files = append(req.Files, activities.UploadedFile{Key: key, Name: name})
 		default:
-			return req, auth, staged, errField("unknown_field", field, "unknown form field; expected archive, files, git_url, ref, git_auth or base_revision")
+			return req, auth, staged, errField(errcode.UnknownField, field, "unknown form field; expected archive, files, git_url, ref, git_auth or base_revision")
 		}
 	}
 }
@@ -397,7 +398,7 @@ func bodyError(err error, limit int64) *apiError {
 	if errors.As(err, &tooBig) {
 		return errTooLarge(limit)
 	}
-	return errBadRequest("invalid_multipart", "malformed multipart body: %v", err)
+	return errorf(errcode.InvalidMultipart, "malformed multipart body: %v", err)
 }
 
 // readTextField reads a small form value.
@@ -407,7 +408,7 @@ func readTextField(part *multipart.Part, field string, limit int64) (string, *ap
 		return "", bodyError(err, limit)
 	}
 	if len(b) > maxTextField {
-		return "", errField("invalid_code_source", field, "is over %d bytes", maxTextField)
+		return "", errField(errcode.InvalidCodeSource, field, "is over %d bytes", maxTextField)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

@@ -7,7 +7,9 @@ import (
 )
 
 // Error codes of the JSON error body. Clients branch on them; they never change
-// meaning. docs/inference-protocol.md lists them with their HTTP statuses.
+// meaning. docs/inference-protocol.md lists them with their HTTP statuses. The
+// names the platform API answers too (api/errcode) are spelt alike there:
+// invalid_json and invalid_multipart were bad_json and bad_multipart here.
 const (
 	CodeUnauthorized      = "unauthorized"           // 401: missing or wrong bearer token
 	CodeNotFound          = "not_found"              // 404
@@ -18,8 +20,7 @@ const (
 	CodeNotAnImage        = "not_an_image"           // 400: bytes in no supported image format
 	CodeCorruptImage      = "corrupt_image"          // 400: a known format that fails to decode (truncated...)
 	CodeImageTooLarge     = "image_too_large"        // 413: width*height over MaxPixels
-	CodeBadJSON           = "bad_json"               // 400: malformed JSON body or missing field (image input's JSON forms)
-	CodeInvalidJSON       = "invalid_json"           // 400: the JSON input's body is not valid JSON (or nested too deep)
+	CodeInvalidJSON       = "invalid_json"           // 400: malformed JSON body (nested too deep too); image input's JSON: not one "url" or "image_base64"
 	CodeNotNPY            = "not_npy"                // 400: numpy input: the bytes do not start with the .npy magic
 	CodeBadNPYHeader      = "bad_npy_header"         // 400: numpy input: unknown version, truncated or unparseable header
 	CodeNPYHeaderTooLarge = "npy_header_too_large"   // 400: numpy input: header over 64 KiB
@@ -29,7 +30,7 @@ const (
 	CodeMissingFilename   = "missing_filename"       // 400: file input: no file name given
 	CodeBadFilename       = "bad_filename"           // 400: file input: the name has no usable characters
 	CodeBadBase64         = "bad_base64"             // 400: image_base64 is not base64
-	CodeBadMultipart      = "bad_multipart"          // 400: malformed multipart body or no "image"/"array"/"file" field
+	CodeInvalidMultipart  = "invalid_multipart"      // 400: malformed multipart body or no "image"/"array"/"file" field
 	CodeBadURL            = "bad_url"                // 400: not an http(s) URL
 	CodeURLForbidden      = "url_forbidden"          // 400: URL resolves to a non-public address (internal/netpolicy)
 	CodeURLFetchFailed    = "url_fetch_failed"       // 400: the URL could not be downloaded
@@ -38,13 +39,25 @@ const (
 	CodeOutOfMemory       = "out_of_memory"          // 422: the call made the algorithm use more memory than its limit (the worker was killed and restarts)
 	CodeOverloaded        = "overloaded"             // 429: the queue is full (ErrOverflow); 503: no worker became free in time
 	CodeShuttingDown      = "shutting_down"          // 503: the server is draining
-	CodePredictFailed     = "predict_failed"         // 500: predict raised (traceback included)
+	CodePredictFailed     = "predict_failed"         // 500: predict raised (traceback included) or ONNX Runtime's Run failed; 422 (onnx): one image failed its pipeline
 	CodeTestInputFailed   = "test_input_failed"      // 500: testing_input_data raised (traceback included)
 	CodeBadOutput         = "bad_output"             // 500: predict returned a value the output type cannot carry
 	CodeWorkerCrashed     = "worker_crashed"         // 500: the worker process died during the call; it is restarted
 	CodePredictTimeout    = "predict_timeout"        // 504: the call ran past Timeout; the worker is restarted
 	CodeInternal          = "internal"               // 500: a bug in the server
 )
+
+// errorCodes lists every code above, in their order: the enum of the error
+// schema in the endpoint's OpenAPI document (a test keeps it complete).
+var errorCodes = []string{
+	CodeUnauthorized, CodeNotFound, CodeMethodNotAllowed, CodeEmptyBody, CodeBodyTooLarge,
+	CodeUnsupportedMedia, CodeNotAnImage, CodeCorruptImage, CodeImageTooLarge, CodeInvalidJSON,
+	CodeNotNPY, CodeBadNPYHeader, CodeNPYHeaderTooLarge, CodeUnsupportedDType, CodeBadNPYShape,
+	CodeNPYSizeMismatch, CodeMissingFilename, CodeBadFilename, CodeBadBase64, CodeInvalidMultipart,
+	CodeBadURL, CodeURLForbidden, CodeURLFetchFailed, CodeNotReady, CodeInitFailed, CodeOverloaded,
+	CodeShuttingDown, CodePredictFailed, CodeTestInputFailed, CodeBadOutput, CodeWorkerCrashed,
+	CodePredictTimeout, CodeInternal,
+}
 
 // APIError is the JSON error body every endpoint answers with, and the error
 // type the server's layers pass up to the HTTP handlers.

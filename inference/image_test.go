@@ -265,14 +265,14 @@ func TestImageInputForms(t *testing.T) {
 			{"form urlencoded", "application/x-www-form-urlencoded", raw, 415, CodeUnsupportedMedia},
 			{"webp", "image/webp", raw, 415, CodeUnsupportedMedia},
 			{"oversized", "image/png", bytes.Repeat([]byte{1}, 2<<20), 413, CodeBodyTooLarge},
-			{"bad json", "application/json", []byte("{not json"), 400, CodeBadJSON},
-			{"json without field", "application/json", []byte(`{"image":"x"}`), 400, CodeBadJSON},
+			{"bad json", "application/json", []byte("{not json"), 400, CodeInvalidJSON},
+			{"json without field", "application/json", []byte(`{"image":"x"}`), 400, CodeInvalidJSON},
 			{"bad base64", "application/json", []byte(`{"image_base64":"***"}`), 400, CodeBadBase64},
 			{"base64 of text", "application/json", []byte(`{"image_base64":"aGVsbG8="}`), 400, CodeNotAnImage},
 			{"bad url", "application/json", []byte(`{"url":"ftp://example.com/a.png"}`), 400, CodeBadURL},
 			{"private url", "application/json", []byte(`{"url":"http://127.0.0.1:1/a.png"}`), 400, CodeURLForbidden},
 			{"metadata url", "application/json", []byte(`{"url":"http://169.254.169.254/latest/meta-data/"}`), 400, CodeURLForbidden},
-			{"multipart without image", "multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n"), 400, CodeBadMultipart},
+			{"multipart without image", "multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n"), 400, CodeInvalidMultipart},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {

@@ -111,12 +111,12 @@ type formPart struct {
 func readMultipartField(r *http.Request, field string) (formPart, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return formPart{}, apiErr(http.StatusBadRequest, CodeBadMultipart, "malformed multipart body: %v", err)
+		return formPart{}, apiErr(http.StatusBadRequest, CodeInvalidMultipart, "malformed multipart body: %v", err)
 	}
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			return formPart{}, apiErr(http.StatusBadRequest, CodeBadMultipart, "the multipart body has no field named %q", field)
+			return formPart{}, apiErr(http.StatusBadRequest, CodeInvalidMultipart, "the multipart body has no field named %q", field)
 		}
 		if err != nil {
 			return formPart{}, multipartError(err)
@@ -147,7 +147,7 @@ func multipartError(err error) error {
 	if errors.As(err, &mbe) {
 		return bodyError(err)
 	}
-	return apiErr(http.StatusBadRequest, CodeBadMultipart, "malformed multipart body: %v", err)
+	return apiErr(http.StatusBadRequest, CodeInvalidMultipart, "malformed multipart body: %v", err)
 }
 
 func (c *imageInput) jsonImage(ctx context.Context, body io.Reader) ([]byte, error) {
@@ -160,17 +160,17 @@ func (c *imageInput) jsonImage(ctx context.Context, body io.Reader) ([]byte, err
 	}
 	var req imageJSON
 	if err := json.Unmarshal(raw, &req); err != nil {
-		return nil, apiErr(http.StatusBadRequest, CodeBadJSON, "the body is not a JSON object: %v", err)
+		return nil, apiErr(http.StatusBadRequest, CodeInvalidJSON, "the body is not a JSON object: %v", err)
 	}
 	switch {
 	case req.URL != nil && req.ImageBase64 != nil:
-		return nil, apiErr(http.StatusBadRequest, CodeBadJSON, "give either \"url\" or \"image_base64\", not both")
+		return nil, apiErr(http.StatusBadRequest, CodeInvalidJSON, "give either \"url\" or \"image_base64\", not both")
 	case req.URL != nil:
 		return c.fetch.fetch(ctx, *req.URL)
 	case req.ImageBase64 != nil:
 		return decodeBase64(*req.ImageBase64)
 	}
-	return nil, apiErr(http.StatusBadRequest, CodeBadJSON, "the JSON body needs \"url\" (an http(s) URL of an image) or \"image_base64\"")
+	return nil, apiErr(http.StatusBadRequest, CodeInvalidJSON, "the JSON body needs \"url\" (an http(s) URL of an image) or \"image_base64\"")
 }
 
 // decodeBase64 accepts standard or URL-safe base64, padded or not, with
@@ -221,7 +221,7 @@ func testInputError(format string, args ...any) *APIError {
 }
 
 func (c *imageInput) ErrorCodes() []string {
-	return []string{CodeEmptyBody, CodeNotAnImage, CodeCorruptImage, CodeBadJSON, CodeBadBase64, CodeBadMultipart,
+	return []string{CodeEmptyBody, CodeNotAnImage, CodeCorruptImage, CodeInvalidJSON, CodeBadBase64, CodeInvalidMultipart,
 		CodeBadURL, CodeURLForbidden, CodeURLFetchFailed}
 }
 

@@ -80,7 +80,7 @@ func (numpyInput) EncodeRequest(v Value) (httpBody, error) {
 
 func (numpyInput) ErrorCodes() []string {
 	return []string{CodeEmptyBody, CodeNotNPY, CodeBadNPYHeader, CodeNPYHeaderTooLarge, CodeUnsupportedDType,
-		CodeBadNPYShape, CodeNPYSizeMismatch, CodeBadMultipart}
+		CodeBadNPYShape, CodeNPYSizeMismatch, CodeInvalidMultipart}
 }
 
 func (numpyInput) OpenAPIRequest() map[string]any {
@@ -310,7 +310,7 @@ func (fileInput) EncodeRequest(v Value) (httpBody, error) {
 }
 
 func (fileInput) ErrorCodes() []string {
-	return []string{CodeEmptyBody, CodeMissingFilename, CodeBadFilename, CodeBadMultipart}
+	return []string{CodeEmptyBody, CodeMissingFilename, CodeBadFilename, CodeInvalidMultipart}
 }
 
 func (fileInput) OpenAPIRequest() map[string]any {

@@ -252,7 +252,7 @@ func TestONNXDetectorImageToImage(t *testing.T) {
 	status, _, out = ts.post(t, "/predict", "text/plain", body)
 	requireError(t, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, status, out)
 	status, _, out = ts.post(t, "/predict", "application/json", []byte(`{"image_base64": 3}`))
-	requireError(t, http.StatusBadRequest, CodeBadJSON, status, out)
+	requireError(t, http.StatusBadRequest, CodeInvalidJSON, status, out)
 }
 
 // The PP-OCR direction classifier served image → JSON with labels: upright

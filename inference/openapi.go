@@ -107,10 +107,13 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 		"401": ref("responses/Unauthorized"),
 		"413": errResp(tooLarge),
 		"415": errResp("unsupported_media_type."),
-		"500": errResp("predict_failed (with the Python traceback), bad_output, worker_crashed."),
+		"500": errResp(s.predictFailed500()),
 		"429": errResp("overloaded: too many requests are in progress (the queue is full); retry after Retry-After seconds."),
 		"503": errResp("not_ready, init_failed, overloaded (nothing became free within the timeout) or shutting_down: retry later."),
 		"504": errResp("predict_timeout."),
+	}
+	if s.cfg.Environment == spec.EnvONNX {
+		predictErrors["422"] = errResp(onnxPredictFailed422)
 	}
 	predictOp := map[string]any{
 		"operationId": "predict",
@@ -179,7 +182,8 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 			"schemas": map[string]any{"Error": map[string]any{
 				"type": "object", "required": []string{"code", "message"},
 				"properties": map[string]any{
-					"code":    map[string]any{"type": "string", "example": "predict_failed"},
+					"code": map[string]any{"type": "string", "enum": errorCodes, "example": CodePredictFailed,
+						"description": "The stable error code (docs/inference-protocol.md); a client that meets one it does not know treats it by the HTTP status."},
 					"message": map[string]any{"type": "string", "example": "predict failed: ZeroDivisionError: division by zero"},
 					"stage": map[string]any{"type": "string", "enum": []string{StageImport, StageClass, StageInit, StageTestInput, StagePredict, StageOutput, StageTestInputOutput},
 						"description": "What failed, for errors the algorithm caused: import (of aai_main.py), class, init (__init__), test_input (testing_input_data), predict, output or test_input_output (encoding the value for the API type)."},
@@ -191,6 +195,20 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 	nameJSONUnion(doc, s.cfg.Input)
 	s.addV2OpenAPI(doc) // the Open Inference Protocol's routes (v2openapi.go)
 	return doc
+}
+
+// onnxPredictFailed422 describes the 422 an ONNX endpoint answers when its
+// pipeline fails for one image alone (onnxValue); a Python endpoint has none.
+const onnxPredictFailed422 = "predict_failed: the ONNX pipeline could not process this image (its pre- or postprocessing failed for it alone)."
+
+// predictFailed500 describes the 500s of /predict and /v2/.../infer: how
+// predict_failed comes about depends on the environment, and only Python
+// endpoints have workers that crash.
+func (s *Server) predictFailed500() string {
+	if s.cfg.Environment == spec.EnvONNX {
+		return "predict_failed (ONNX Runtime failed to run the batch), bad_output."
+	}
+	return "predict_failed (with the Python traceback), bad_output, worker_crashed."
 }
 
 // nameJSONUnion moves an inline oneOf schema of /predict's JSON request body

@@ -129,7 +129,7 @@ func TestNumpyInputRefuses(t *testing.T) {
 		badCase{name: "body over the limit", ct: npyMediaType, body: npyFile(1, npyHeader("'|u1'", "False", "(2097152,)"), make([]byte, 2<<20)), status: 413, code: CodeBodyTooLarge},
 		badCase{name: "wrong content type", ct: "image/png", body: good, status: 415, code: CodeUnsupportedMedia},
 		badCase{name: "json content type", ct: "application/json", body: []byte("[1, 2]"), status: 415, code: CodeUnsupportedMedia},
-		badCase{name: "multipart without array", ct: mpCT, body: mpNoArray, status: 400, code: CodeBadMultipart},
+		badCase{name: "multipart without array", ct: mpCT, body: mpNoArray, status: 400, code: CodeInvalidMultipart},
 	)
 	runBadCases(t, ts, cases, goodRequest)
 }
@@ -287,8 +287,8 @@ func TestFileInput(t *testing.T) {
 		{name: "name of a folder", query: "?filename=a%2F", body: []byte("x"), status: 400, code: CodeBadFilename},
 		{name: "name of control characters", query: "?filename=%01%02%E2%80%AE", body: []byte("x"), status: 400, code: CodeBadFilename},
 		{name: "multipart field without filename", ct: noNameCT, body: noName, status: 400, code: CodeMissingFilename},
-		{name: "multipart without file field", ct: noFileCT, body: noFile, status: 400, code: CodeBadMultipart},
-		{name: "multipart without boundary", ct: "multipart/form-data", body: []byte("x"), status: 400, code: CodeBadMultipart},
+		{name: "multipart without file field", ct: noFileCT, body: noFile, status: 400, code: CodeInvalidMultipart},
+		{name: "multipart without boundary", ct: "multipart/form-data", body: []byte("x"), status: 400, code: CodeInvalidMultipart},
 		{name: "empty multipart file", ct: emptyFileCT, body: emptyFile, status: 400, code: CodeEmptyBody},
 		{name: "empty body", query: "?filename=a.txt", status: 400, code: CodeEmptyBody},
 		{name: "body over the limit", query: "?filename=a.bin", body: make([]byte, 2<<20), status: 413, code: CodeBodyTooLarge},

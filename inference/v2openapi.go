@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/algocloud/algocloud/spec"
@@ -94,11 +95,14 @@ func (s *Server) addV2OpenAPI(doc map[string]any) {
 			"413": v2Err(tooLarge),
 			"415": v2Err("unsupported_media_type: a Content-Encoding."),
 			"429": v2Err("overloaded: too many requests are in progress; retry after Retry-After seconds."),
-			"500": v2Err("predict_failed (with the Python traceback), bad_output, worker_crashed."),
+			"500": v2Err(s.predictFailed500()),
 			"503": v2Err("not_ready, init_failed, overloaded or shutting_down: retry later."),
 			"504": v2Err("predict_timeout."),
 		},
 	}}
+	if s.cfg.Environment == spec.EnvONNX {
+		paths["/v2/models/{name}/infer"].(map[string]any)["post"].(map[string]any)["responses"].(map[string]any)["422"] = v2Err(onnxPredictFailed422)
+	}
 
 	datatypes := []string{"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"}
 	tensor := func(desc string) map[string]any {
@@ -130,7 +134,7 @@ func (s *Server) addV2OpenAPI(doc map[string]any) {
 	schemas["V2Error"] = map[string]any{"type": "object", "required": []string{"error"},
 		"properties": map[string]any{
 			"error":     map[string]any{"type": "string", "example": "inputs[0] (\"input\").datatype \"FP8\" is not supported"},
-			"code":      map[string]any{"type": "string", "example": CodeBadDatatype},
+			"code":      map[string]any{"type": "string", "enum": append(slices.Clip(errorCodes), v2ErrorCodes...), "example": CodeBadDatatype},
 			"traceback": map[string]any{"type": "string"},
 		}}
 }

@@ -28,6 +28,10 @@ const (
 	CodeUnsupportedFeature = "unsupported_feature"  // 400: shared memory, classification, raw binary requests
 )
 
+// v2ErrorCodes lists the codes above; with errorCodes, the enum of the
+// V2Error schema in the endpoint's OpenAPI document.
+var v2ErrorCodes = []string{CodeBadInferRequest, CodeBadDatatype, CodeShapeMismatch, CodeBinarySizeMismatch, CodeBatchTooLarge, CodeUnsupportedFeature}
+
 // v2DTypes maps the protocol's datatypes to the numpy dtype names of the
 // tensors the server carries (BYTES is handled apart; BF16 has no numpy dtype).
 var v2DTypes = map[string]string{
