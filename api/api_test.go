@@ -90,7 +90,7 @@ func TestMeAndTokens(t *testing.T) {
 	e := newEnv(t)
 	w := e.do(http.MethodGet, "/api/v1/me", "tokA", nil)
 	require.Equal(t, http.StatusOK, w.Code)
-	require.Equal(t, map[string]any{"id": "user-a", "name": "alice"}, jsonOf(t, w))
+	require.Equal(t, map[string]any{"id": "user-a", "name": "alice", "sandbox": "bwrap"}, jsonOf(t, w), "author code runs sandboxed unless the operator chose none")
 
 	w = e.do(http.MethodPost, "/api/v1/tokens", "tokA", map[string]any{"name": "ci"})
 	require.Equal(t, http.StatusCreated, w.Code, w.Body.String())

@@ -54,7 +54,7 @@ var errorCodes = []string{
 	CodeUnsupportedMedia, CodeNotAnImage, CodeCorruptImage, CodeImageTooLarge, CodeInvalidJSON,
 	CodeNotNPY, CodeBadNPYHeader, CodeNPYHeaderTooLarge, CodeUnsupportedDType, CodeBadNPYShape,
 	CodeNPYSizeMismatch, CodeMissingFilename, CodeBadFilename, CodeBadBase64, CodeInvalidMultipart,
-	CodeBadURL, CodeURLForbidden, CodeURLFetchFailed, CodeNotReady, CodeInitFailed, CodeOverloaded,
+	CodeBadURL, CodeURLForbidden, CodeURLFetchFailed, CodeNotReady, CodeInitFailed, CodeOutOfMemory, CodeOverloaded,
 	CodeShuttingDown, CodePredictFailed, CodeTestInputFailed, CodeBadOutput, CodeWorkerCrashed,
 	CodePredictTimeout, CodeInternal,
 }
