@@ -22,8 +22,9 @@ import (
 // record fails for good (NoSuchHostedZone, not retried), so the provision
 // is undone (the saga: its server released, the deployment configured
 // again, the error saying so), and Delete, with no server recorded, sweeps
-// by the deployment ID. The two workflows' histories go to the replay corpus
-// with ALGOCLOUD_CAPTURE_HISTORIES=1: they take the new branches of the
+// by the deployment ID, as it does for a deployment deleted before any
+// provision. The workflows' histories go to the replay corpus with
+// ALGOCLOUD_CAPTURE_HISTORIES=1: they take the new branches of the
 // dns-record, provision-saga, sweep-on-delete and delete-blobs changes.
 func TestLocalEndpointsWithRoute53(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -71,23 +72,37 @@ func TestLocalEndpointsWithRoute53(t *testing.T) {
 		DeleteHostedZone(ctx, &route53.DeleteHostedZoneInput{Id: aws.String(w.zoneID)})
 	require.NoError(t, err)
 	undone := create("undone")
-	r = c.step(undone, "provision", nil)
-	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-	require.Equal(t, "step_failed", r.str("code"), string(r.Raw))
-	require.Contains(t, r.str("message"), "no such hosted zone", string(r.Raw))
-	require.Contains(t, r.str("message"), "undone: server "+undone+" released; Provision starts afresh", string(r.Raw))
+	failed := c.step(undone, "provision", nil)
 	st := c.do(http.MethodGet, "/api/v1/deployments/"+undone, nil)
+	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+undone, nil).Status)
+	// A deployment deleted before it was ever provisioned.
+	draft := create("draft")
+	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+draft, nil).Status)
+	// Captured before the assertions the changes decide, so the same walk
+	// can capture a history of the code before a change.
+	h = captureHistory(t, p, workflows.WorkflowID(undone), "provision-saga-after.json")
+	hDraft := captureHistory(t, p, workflows.WorkflowID(draft), "sweep-on-delete-after.json")
+
+	require.Equal(t, http.StatusUnprocessableEntity, failed.Status, string(failed.Raw))
+	require.Equal(t, "step_failed", failed.str("code"), string(failed.Raw))
+	require.Contains(t, failed.str("message"), "no such hosted zone", string(failed.Raw))
+	require.Contains(t, failed.str("message"), "undone: server "+undone+" released; Provision starts afresh", string(failed.Raw))
 	require.Equal(t, "configured", st.str("state", "step"), string(st.Raw))
 	require.Empty(t, st.str("state", "server", "id"), "no server left recorded: %s", st.Raw)
 	require.Empty(t, st.str("state", "dns", "name"), string(st.Raw))
 	require.Contains(t, st.str("state", "last_error", "message"), "undone", string(st.Raw))
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+undone, nil).Status)
 	attempts = activityAttempts(t, p.Client, undone)
 	require.Equal(t, 1, attempts["UpsertRecord"], "a missing zone is not retried: %v", attempts)
 	require.Zero(t, attempts["IssueCertificate"], "no certificate for a name that has no record: %v", attempts)
 	require.Equal(t, 1, attempts["ReleaseServer"], "the undo released the server: %v", attempts)
 	require.Equal(t, 1, attempts["SweepServer"], "Delete, with no server recorded, swept: %v", attempts)
 	require.Zero(t, attempts["DeleteRecord"], "no record was made: %v", attempts)
-	h = captureHistory(t, p, workflows.WorkflowID(undone), "provision-saga-after.json")
 	require.Subset(t, versionMarkers(t, h), []string{"dns-record", "provision-saga", "sweep-on-delete", "delete-blobs"})
+
+	attempts = activityAttempts(t, p.Client, draft)
+	require.Equal(t, 1, attempts["SweepServer"], "a draft's Delete sweeps by the deployment ID: %v", attempts)
+	require.Zero(t, attempts["ReleaseServer"], attempts)
+	require.Subset(t, versionMarkers(t, hDraft), []string{"sweep-on-delete", "delete-blobs"})
+	// Deleted, it frees its API name.
+	create("draft")
 }
