@@ -192,6 +192,31 @@ func TestCertificateRenewalHotReload(t *testing.T) {
 	require.Equal(t, 3*time.Second, desc.Schedule.Spec.Intervals[0].Every)
 	require.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, desc.Schedule.Policy.Overlap)
 	require.Greater(t, desc.Info.NumActions, 1)
+	// A recent run of the schedule, finished, signalled this deployment. Its
+	// history and the deployment's (with the renewal step) replay with the
+	// current code and, with ALGOCLOUD_CAPTURE_HISTORIES=1, go to the replay
+	// corpus: the deployment's takes the cert-renewal change's branch.
+	var signaller string
+	for i := len(desc.Info.RecentActions) - 1; i >= 0 && signaller == ""; i-- {
+		run := desc.Info.RecentActions[i].StartWorkflowResult
+		if run == nil {
+			continue
+		}
+		evs := fetchHistory(t, p.Client, run.WorkflowID).Events
+		if evs[len(evs)-1].GetWorkflowExecutionCompletedEventAttributes() == nil {
+			continue
+		}
+		for _, ev := range evs {
+			if s := ev.GetSignalExternalWorkflowExecutionInitiatedEventAttributes(); s != nil &&
+				s.GetWorkflowExecution().GetWorkflowId() == workflows.WorkflowID(id) && s.GetSignalName() == workflows.SignalRenewCertificate {
+				signaller = run.WorkflowID
+			}
+		}
+	}
+	require.NotEmpty(t, signaller, "no finished recent RenewCertificates run signalled %s: %+v", id, desc.Info.RecentActions)
+	captureHistory(t, p, signaller, "renew-certificates.json")
+	renewal := captureHistory(t, p, workflows.WorkflowID(id), "cert-renewal-after.json")
+	require.Contains(t, versionMarkers(t, renewal), "cert-renewal")
 	// A worker starting again (or with another interval) keeps one schedule.
 	require.NoError(t, worker.EnsureRenewalSchedule(sctx, p.Client, time.Hour, slog.Default()))
 	desc, err = h.Describe(sctx)

@@ -19,6 +19,11 @@ type Change struct {
 // before Since has continued as new (Deployment continues as new when the
 // SDK suggests it) or been deleted, and the replay corpus
 // (testdata/histories) no longer needs it. Until then both branches stay.
+//
+// Each change has a corpus history that took its new branch
+// (TestCorpusCoversEveryChange), so an edit that drops the branch fails
+// TestReplayHistories; docs/architecture.md ("Changing the workflows")
+// records that probe for every change and which history catches it.
 var Changes = []Change{
 	{changeDNSRecord, "2026-11-25", "UpsertRecord after provisioning and DeleteRecord on teardown, for platform-managed DNS (Route53)"},
 	{changeProvisionSaga, "2026-11-26", "a provision whose DNS record or certificate failed for good is undone: record deleted, server released"},
