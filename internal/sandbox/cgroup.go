@@ -106,8 +106,10 @@ func newCgroupV2(own, group string, lim Limits) (*cgroup, error) {
 	// Below our own cgroup when it is delegated to us (a systemd unit with
 	// Delegate=yes), else below the root (the platform runs as root).
 	base := filepath.Join(cgroupRoot, own)
-	if unix := writable(filepath.Join(base, "cgroup.subtree_control")); !unix {
+	if own == "/" || !writable(filepath.Join(base, "cgroup.procs")) {
 		base = cgroupRoot
+	} else if err := leaveDelegatedRoot(base); err != nil {
+		return nil, err
 	}
 	parent := filepath.Join(base, "algocloud")
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -142,6 +144,27 @@ func newCgroupV2(own, group string, lim Limits) (*cgroup, error) {
 		return nil, err
 	}
 	return cg, nil
+}
+
+// leaveDelegatedRoot moves this process out of its own (delegated) cgroup
+// into a leaf "supervisor" below it: cgroup v2 lets a cgroup hand its
+// controllers to children only while it holds no processes itself (a
+// systemd unit with Delegate=yes starts with its main process there).
+func leaveDelegatedRoot(base string) error {
+	b, err := os.ReadFile(filepath.Join(base, "cgroup.procs"))
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return err
+	}
+	leaf := filepath.Join(base, "supervisor")
+	if err := os.MkdirAll(leaf, 0o755); err != nil {
+		return fmt.Errorf("create cgroup %s: %w", leaf, err)
+	}
+	for _, pid := range strings.Fields(string(b)) {
+		if err := write(leaf, "cgroup.procs", pid); err != nil {
+			return fmt.Errorf("move the server into %s: %w", leaf, err)
+		}
+	}
+	return nil
 }
 
 func writable(path string) bool {
