@@ -23,7 +23,14 @@ import (
 // slirp4netns runs as the platform's user: joining the sandbox's network
 // namespace takes privileges over its user namespace, and opening the tap
 // device /dev/net/tun, which is root's only on many hosts.
+//
+// It first waits until bwrap has set up the namespace's loopback: bwrap does
+// that while the launcher already holds its pid, and slirp4netns brings lo
+// up too; the two at once make bwrap fail ("loopback: Failed RTM_NEWADDR").
 func startSlirp(bin string, pid int) (*exec.Cmd, error) {
+	if err := waitLoopback(pid, 10*time.Second); err != nil {
+		return nil, err
+	}
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -61,4 +68,20 @@ func startSlirp(bin string, pid int) (*exec.Cmd, error) {
 		msg = "no output"
 	}
 	return nil, errors.New(fmt.Sprintf("slirp4netns did not come up: %s", msg))
+}
+
+// waitLoopback waits until the network namespace of pid has 127.0.0.1.
+func waitLoopback(pid int, timeout time.Duration) error {
+	path := fmt.Sprintf("/proc/%d/net/fib_trie", pid)
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && strings.Contains(string(b), "127.0.0.1\n") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the sandbox's loopback did not come up (%s)", path)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

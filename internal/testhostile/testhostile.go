@@ -56,7 +56,8 @@ func Breaches(results map[string]string) []string {
 
 // Algorithm is an aai_main.py (JSON in, JSON out) whose predict takes
 // {"do": "probe"|"oom"|"fork"|"fill", ...}: probe runs every attempt at
-// targets and returns the results; oom allocates "mib" MiB; fork forks
+// targets and returns the results ({"init", "predict"} and, when the Sdist
+// package is installed, "install": what its build backend got); oom allocates "mib" MiB; fork forks
 // without end; fill writes until the disk refuses (cwd, /tmp, $HOME).
 // testing_input_data asks for a probe, so Test Code runs the attempts too.
 func Algorithm(t Targets) string {
@@ -72,7 +73,13 @@ class HostileAlgorithm:
     def predict(self, data):
         do = data.get("do", "probe")
         if do == "probe":
-            return {"init": self.at_init, "predict": attempts(TARGETS)}
+            out = {"init": self.at_init, "predict": attempts(TARGETS)}
+            try:  # what the package's build backend got during the install
+                import hostile_result
+                out["install"] = hostile_result.RESULTS
+            except ImportError:
+                pass
+            return out
         if do == "oom":
             x = bytearray(int(data.get("mib", 4096)) * 1024 * 1024)
             for i in range(0, len(x), 4096):
