@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -228,4 +229,21 @@ func TestModulesResolve(t *testing.T) {
 	for p, src := range files {
 		require.Empty(t, remote.FindAllString(src, -1), "%s loads a script from another host", p)
 	}
+}
+
+// TestOneEditor: the line-gutter editor is one component (editor.js) that
+// both Integrate pages use; a second copy of it in a page fails here.
+func TestOneEditor(t *testing.T) {
+	var withGutter, users []string
+	for p, src := range scripts(t) {
+		if strings.Contains(src, "class: 'gutter'") {
+			withGutter = append(withGutter, p)
+		}
+		if strings.Contains(src, "lineEditor(") && p != "assets/editor.js" {
+			users = append(users, p)
+		}
+	}
+	require.Equal(t, []string{"assets/editor.js"}, withGutter, "the gutter is drawn in editor.js only")
+	sort.Strings(users)
+	require.Equal(t, []string{"assets/pages/integrate-onnx.js", "assets/pages/integrate.js"}, users)
 }

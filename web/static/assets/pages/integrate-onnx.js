@@ -10,6 +10,7 @@ import { app } from '../state.js';
 import { act, clearAlert, clearFieldError, field, niceMessage, setAlert, showFieldErrors, apiMessage } from '../ui.js';
 import { formKey, store } from '../util.js';
 import { build as buildZip } from '../zip.js';
+import { lineEditor } from '../editor.js';
 
 // ONNX_FIELDS explains aai_onnx.json beside its editor, in short
 // (docs/onnx.md has every field); the postprocess line shown is the
@@ -67,50 +68,29 @@ export async function pageIntegrateONNX(ctx, body) {
     setAlert(ctx.alert, 'error', [h('p', null, 'The generated ' + ONNX_CONFIG + ' could not be loaded.'), ...apiMessage(r.data, r.data.fields)]);
     return '';
   };
-  const editor = h('textarea', { id: 'editor', name: 'config', spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off', wrap: 'off', 'aria-describedby': 'editor-hint editor-error' });
-  const gutter = h('pre', { class: 'gutter', 'aria-hidden': 'true' });
-  const renumber = () => {
-    const n = editor.value.split('\n').length;
-    let t = '';
-    for (let i = 1; i <= n; i++) t += i + '\n';
-    gutter.textContent = t;
-    gutter.scrollTop = editor.scrollTop;
-  };
-  editor.addEventListener('scroll', () => { gutter.scrollTop = editor.scrollTop; });
+  const editor = lineEditor({ name: 'config', describedBy: 'editor-hint editor-error' });
   const original = fc.kind === 'ok' ? fc.main : fc.kind === 'none' ? await loadSkeleton() : '';
   editor.value = saved.config !== undefined ? saved.config : original;
   ctx.check();
-  renumber();
   const editorErr = h('p', { class: 'field-error', id: 'editor-error', 'aria-live': 'polite' });
   const editorRow = h('div', { class: 'field', 'data-field': 'config' },
     h('label', { for: 'editor' }, ONNX_CONFIG),
     h('span', { class: 'hint', id: 'editor-hint' }, (fc.kind === 'ok' ? 'Your ' + ONNX_CONFIG + ' of revision ' + fc.revision + '.'
       : fc.kind === 'none' ? 'Prefilled with the generated ' + IO[input].label + ' → ' + IO[output].label + ' configuration' + (model ? ' for ' + model : '') + '.' : '') + ' JSON; Tab moves to the next control.'),
-    h('div', { class: 'editor' }, gutter, editor), editorErr);
+    editor.el, editorErr);
   const save = () => store.set(key, { revision: rev, config: editor.value });
-  editor.addEventListener('input', () => { renumber(); save(); clearFieldError(editorRow); });
+  editor.onInput(() => { save(); clearFieldError(editorRow); });
 
   const files = h('input', { type: 'file', name: 'files', multiple: true, id: 'f-onnx-files' });
   const filesRow = field('onnx_files', carry ? 'More files (optional)' : 'The model and the files ' + ONNX_CONFIG + ' names', files, carry
     ? 'Saving makes a new revision from revision ' + c.revision + ' with this ' + ONNX_CONFIG + ': its model and every other file are kept. Files chosen here are added (or replace files of the same path).'
     : 'Using this code replaces the code folder, and an upload keeps nothing of the last one: choose the .onnx model (it is saved at the path "model" names) and any labels file or sample image the configuration names.');
 
-  const opener = h('input', { type: 'file', accept: '.json,application/json,text/plain', id: 'open-file', class: 'sr-only' });
-  opener.addEventListener('change', act(async () => {
-    const file = opener.files[0];
-    if (!file) return;
-    editor.value = await file.text();
-    renumber();
-    save();
-    opener.value = '';
-    editor.focus();
-  }));
   const reset = h('button', { type: 'button', class: 'btn small', id: 'reset-skeleton' }, 'Reset to the generated configuration');
   reset.addEventListener('click', act(async () => {
     // Replacing the author's file is never silent: always asked.
     if (!window.confirm('Replace ' + (c && !c.generated_main ? 'your ' + ONNX_CONFIG : 'the editor\'s text') + ' in the editor with the generated configuration? Nothing is saved until you press the save button.')) return;
     editor.value = await loadSkeleton();
-    renumber();
     save();
   }));
   const use = h('button', { type: 'button', class: 'btn primary', id: 'use-code' }, c ? 'Save as a new revision' : 'Use this code');
@@ -200,8 +180,7 @@ export async function pageIntegrateONNX(ctx, body) {
         ? 'The client gets application/json: an object with one entry per output postprocess includes.'
         : 'The client gets a lossless PNG (grayscale or RGB) drawn from the model\'s output.'))),
     h('div', { class: 'onnx-editor' }, editorRow, h('div', null, h('h3', null, 'Its fields'), fieldList)),
-    h('div', { class: 'actions' }, reset, h('label', { for: 'open-file', class: 'btn small', tabindex: 0, role: 'button',
-      onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); opener.click(); } } }, 'Open a .json file…'), opener),
+    h('div', { class: 'actions' }, reset, editor.opener('.json,application/json,text/plain', 'Open a .json file…', save)),
     fc.kind === 'ok' ? codeFiles(id, fc, ONNX_CONFIG) : null,
     filesRow,
     h('div', { class: 'actions' },

@@ -10,6 +10,7 @@ import { app } from '../state.js';
 import { act, clearAlert, field, setAlert, apiMessage } from '../ui.js';
 import { formKey, store } from '../util.js';
 import { build as buildZip } from '../zip.js';
+import { lineEditor } from '../editor.js';
 
 // pageIntegrate renders Integrate Algorithm into API: aai_main.py (or, for
 // an ONNX model, pageIntegrateONNX).
@@ -39,42 +40,21 @@ export async function pageIntegrate(ctx, body) {
   // a change makes no new revision.
   const original = fc.kind === 'ok' ? fc.main : fc.kind === 'none' ? await loadSkeleton() : '';
   const originalReqs = fc.kind === 'ok' ? (fc.reqs !== null ? fc.reqs : '') : ((c && c.requirements) || []).join('\n');
-  const editor = h('textarea', { id: 'editor', name: 'main', spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off', wrap: 'off', 'aria-describedby': 'editor-hint' });
-  const gutter = h('pre', { class: 'gutter', 'aria-hidden': 'true' });
-  const renumber = () => {
-    const n = editor.value.split('\n').length;
-    let t = '';
-    for (let i = 1; i <= n; i++) t += i + '\n';
-    gutter.textContent = t;
-    gutter.scrollTop = editor.scrollTop;
-  };
-  editor.addEventListener('scroll', () => { gutter.scrollTop = editor.scrollTop; });
+  const editor = lineEditor({ name: 'main', describedBy: 'editor-hint' });
   editor.value = saved.main !== undefined ? saved.main : original;
   ctx.check();
-  renumber();
   const reqs = h('textarea', { name: 'requirements_txt', rows: 3, spellcheck: 'false', id: 'f-zip-requirements' });
   reqs.value = saved.requirements_txt !== undefined ? saved.requirements_txt : originalReqs;
   const save = () => store.set(key, { revision: rev, main: editor.value, requirements_txt: reqs.value });
-  editor.addEventListener('input', () => { renumber(); save(); });
+  editor.onInput(save);
   reqs.addEventListener('input', save);
 
-  const opener = h('input', { type: 'file', accept: '.py,text/x-python,text/plain', id: 'open-file', class: 'sr-only' });
-  opener.addEventListener('change', act(async () => {
-    const file = opener.files[0];
-    if (!file) return;
-    editor.value = await file.text();
-    renumber();
-    save();
-    opener.value = '';
-    editor.focus();
-  }));
   const reset = h('button', { type: 'button', class: 'btn small', id: 'reset-skeleton' }, 'Reset to the generated skeleton');
   reset.addEventListener('click', act(async () => {
     // Replacing the author's code is never silent: always asked.
     const what = c && !c.generated_main ? 'your aai_main.py' : 'the editor\'s text';
     if (!window.confirm('Replace ' + what + ' in the editor with the generated skeleton? Nothing is saved until you press ' + useLabel + '.')) return;
     editor.value = await loadSkeleton();
-    renumber();
     save();
   }));
   const useLabel = c ? 'Save as a new revision' : 'Use this code';
@@ -147,9 +127,8 @@ export async function pageIntegrate(ctx, body) {
     h('div', { class: 'field' },
       h('label', { for: 'editor' }, 'aai_main.py'),
       h('span', { class: 'hint', id: 'editor-hint' }, hint + ' Tab moves to the next control; indent with spaces.'),
-      h('div', { class: 'editor' }, gutter, editor)),
-    h('div', { class: 'actions' }, reset, h('label', { for: 'open-file', class: 'btn small', tabindex: 0, role: 'button',
-      onkeydown: (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); opener.click(); } } }, 'Open a .py file…'), opener),
+      editor.el),
+    h('div', { class: 'actions' }, reset, editor.opener('.py,text/x-python,text/plain', 'Open a .py file…', save)),
     fc.kind === 'ok' ? codeFiles(id, fc, 'aai_main.py') : null,
     field('zip_requirements', 'aai_pip-requirements.txt', reqs, c
       ? 'One package a line. Saved with aai_main.py when changed; every other file of your code is kept.'
