@@ -18,6 +18,7 @@ import { PageGone, app } from '../state.js';
 import { stepper, takeFlash } from '../ui.js';
 import { sleep } from '../util.js';
 
+// reachable maps each page the deployment can be on now to its path.
 function reachable(d, f) {
   const base = '/ui/deployments/' + d.id + '/';
   const r = {};
@@ -46,28 +47,11 @@ function derivedPage(d, f) {
   return f.hasCode ? 'test' : 'code';
 }
 
-// deploymentPage renders a deployment's page (or goes to the one its state
-// allows).
-export async function deploymentPage(gen, id, page) {
-  const r = await api('GET', dpath(id));
-  if (gen !== app.gen) return;
-  if (r.status === 404) {
-    mount('Not found', [h('div', { class: 'card' }, h('h1', { tabindex: -1 }, 'Algorithm not found'),
-      h('p', null, 'No algorithm of yours has this address; it may have been deleted.'), h('p', null, link('/ui/home', 'Back to Home')))]);
-    return;
-  }
-  if (!r.ok) throw new Error(r.data.message || 'cannot read the deployment');
-  const d = r.data;
-  const f = facts(d);
-  if (f.gone) {
-    app.flash = { kind: 'info', text: '"' + d.name + '" is ' + d.status + '.' };
-    return navigate('/ui/home', true);
-  }
-  const reach = reachable(d, f);
-  if (!page || !reach[page]) {
-    const to = derivedPage(d, f);
-    if (to !== page) return navigate('/ui/deployments/' + id + '/' + to, true);
-  }
+// pageCtx is what a deployment page works with: the deployment (d, and
+// its facts f), whether the page is still shown (alive, check), its
+// progress panel and alert, and the ways to run a step and read the
+// deployment again.
+function pageCtx(gen, id, d, f, reach) {
   const feed = feedFor(id);
   const ctx = {
     d, f, gen, id, feed, reach,
@@ -108,36 +92,69 @@ export async function deploymentPage(gen, id, page) {
       if (ctx.alive()) ctx.progress.stop();
     }
   };
+  return ctx;
+}
+
+// pageHead is a deployment page's crumb, title, status, host and stepper.
+function pageHead(page, d, f, reach) {
   const done = {
     datatype: true, server: true, code: f.hasCode, integrate: f.hasCode, test: f.testCurrent || d.step === 'completed',
     dependencies: false, use: f.everLive, complete: d.step === 'completed',
   };
-  const title = pageTitle(page);
-  const head = [
+  return [
     h('p', { class: 'crumb' }, link('/ui/home', 'Home'), ' / ', d.name),
     h('div', { class: 'page-head' },
-      h('h1', { tabindex: -1 }, title),
+      h('h1', { tabindex: -1 }, pageTitle(page)),
       h('span', null, h('span', { class: 'badge ' + d.status, id: 'status' }, d.status), ' ',
         f.busy ? h('span', { class: 'badge busy' }, 'busy: ' + f.busy) : null)),
     h('p', { class: 'lead' }, h('code', null, d.api_name + '.' + app.options.domain), ' · ', h('span', { id: 'step-label' }, STEP_LABELS[d.step] || d.step)),
     stepper(page, reach, done),
   ];
+}
+
+// followBusy shows the progress of a step that was running when the page
+// opened (a reload, another tab) and re-renders when it is over.
+function followBusy(ctx, page) {
+  const was = ctx.f.busy;
+  ctx.waitIdle().then((cur) => {
+    if (!ctx.alive()) return;
+    const err = cur.state && cur.state.last_error;
+    // Code fetched while the page was away: go on as the button would have.
+    const next = { code: 'integrate', integrate: 'test' }[page];
+    if (was === 'fetch_code' && next && !(err && err.step === 'fetch_code')) navigate('/ui/deployments/' + ctx.id + '/' + next, true);
+    else route();
+  }).catch(() => {});
+}
+
+// PAGE_RENDERERS render each deployment page into its card.
+const PAGE_RENDERERS = { code: pageCode, integrate: pageIntegrate, test: pageTest, dependencies: pageDependencies, use: pageUse, complete: pageComplete };
+
+// deploymentPage renders a deployment's page (or goes to the one its state
+// allows).
+export async function deploymentPage(gen, id, page) {
+  const r = await api('GET', dpath(id));
+  if (gen !== app.gen) return;
+  if (r.status === 404) {
+    mount('Not found', [h('div', { class: 'card' }, h('h1', { tabindex: -1 }, 'Algorithm not found'),
+      h('p', null, 'No algorithm of yours has this address; it may have been deleted.'), h('p', null, link('/ui/home', 'Back to Home')))]);
+    return;
+  }
+  if (!r.ok) throw new Error(r.data.message || 'cannot read the deployment');
+  const d = r.data;
+  const f = facts(d);
+  if (f.gone) {
+    app.flash = { kind: 'info', text: '"' + d.name + '" is ' + d.status + '.' };
+    return navigate('/ui/home', true);
+  }
+  const reach = reachable(d, f);
+  if (!page || !reach[page]) {
+    const to = derivedPage(d, f);
+    if (to !== page) return navigate('/ui/deployments/' + id + '/' + to, true);
+  }
+  const ctx = pageCtx(gen, id, d, f, reach);
   const body = h('div', { class: 'card', id: 'page-' + page });
   const warn = d.state_error ? h('div', { class: 'alert warn' }, h('p', null, d.state_error + '; what is shown may be behind.')) : null;
-  mount(title + ' · ' + d.name, [...head, takeFlash(), warn, ctx.progress.el, ctx.alert, body, logPanel(feed)]);
-  const pages = { code: pageCode, integrate: pageIntegrate, test: pageTest, dependencies: pageDependencies, use: pageUse, complete: pageComplete };
-  await pages[page](ctx, body);
-  // A step running when the page opened (a reload, another tab): show its
-  // progress and re-render when it is over.
-  if (f.busy && !ctx.ownsBusy && ctx.alive()) {
-    const was = f.busy;
-    ctx.waitIdle().then((cur) => {
-      if (!ctx.alive()) return;
-      const err = cur.state && cur.state.last_error;
-      // Code fetched while the page was away: go on as the button would have.
-      const next = { code: 'integrate', integrate: 'test' }[page];
-      if (was === 'fetch_code' && next && !(err && err.step === 'fetch_code')) navigate('/ui/deployments/' + id + '/' + next, true);
-      else route();
-    }).catch(() => {});
-  }
+  mount(pageTitle(page) + ' · ' + d.name, [...pageHead(page, d, f, reach), takeFlash(), warn, ctx.progress.el, ctx.alert, body, logPanel(ctx.feed)]);
+  await PAGE_RENDERERS[page](ctx, body);
+  if (f.busy && !ctx.ownsBusy && ctx.alive()) followBusy(ctx, page);
 }
