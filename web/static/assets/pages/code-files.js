@@ -3,7 +3,15 @@
 import { api, dpath } from '../api.js';
 import { h } from '../dom.js';
 import { act } from '../ui.js';
-import { sizeText } from '../util.js';
+import { sizeText, store } from '../util.js';
+
+// keptDraft is what the author typed into the editor of revision rev (a
+// draft is kept per revision: one typed over an older revision must not
+// pass for an edit of the current one).
+export function keptDraft(key, rev) {
+  const saved = store.get(key, {});
+  return saved.revision !== rev ? {} : saved;
+}
 
 // fetchedCode reads the current code revision as the API keeps it: the
 // listing, its main file (aai_main.py, or aai_onnx.json for ONNX) and its
