@@ -247,3 +247,32 @@ func TestOneEditor(t *testing.T) {
 	sort.Strings(users)
 	require.Equal(t, []string{"assets/pages/integrate-onnx.js", "assets/pages/integrate.js"}, users)
 }
+
+// maxFunctionLines is the longest a top-level function of the wizard may
+// be: a page longer than a screen is a page nobody reviews.
+const maxFunctionLines = 80
+
+// TestFunctionsStayShort fails when a top-level function of a module (one
+// that starts at the line's start and ends at the first line that is only
+// "}") grows past maxFunctionLines; the pages are made of small named
+// functions. Classes are not functions here: their methods are.
+func TestFunctionsStayShort(t *testing.T) {
+	start := regexp.MustCompile(`^(?:export )?(?:async )?function\*? ?([\w$]+)`)
+	n := 0
+	for p, src := range scripts(t) {
+		name, from := "", 0
+		for i, line := range strings.Split(src, "\n") {
+			if m := start.FindStringSubmatch(line); m != nil {
+				name, from = m[1], i
+				n++
+				continue
+			}
+			if name != "" && line == "}" {
+				require.LessOrEqual(t, i-from+1, maxFunctionLines, "%s: %s is %d lines", p, name, i-from+1)
+				name = ""
+			}
+		}
+		require.Empty(t, name, "%s: %s has no closing line", p, name)
+	}
+	require.Greater(t, n, 100, "the functions were found")
+}

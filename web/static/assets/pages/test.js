@@ -24,79 +24,75 @@ function bootState(events) {
   return { state: 'run' };
 }
 
-// pageTest renders Test Your Code.
-export async function pageTest(ctx, body) {
-  const { d, f, id } = ctx;
+// checkItem is one line of the checklist: its state (cls), mark, what and
+// a detail.
+const checkItem = (cls, mark, what, small, attrs) => h('li', Object.assign({ class: cls }, attrs || {}),
+  h('span', { class: 'mark', 'aria-hidden': 'true' }, mark), h('span', { class: 'what' }, what, small ? h('small', null, small) : null));
+
+// bootItem is the checklist's boot line, from the progress log.
+function bootItem(events, onnx) {
+  const b = bootState(events);
+  const [cls, mark, what, small] = {
+    todo: ['todo', '○', 'Server booted and ready', 'shown here when Test Code boots it'],
+    run: ['run', '…', 'Booting the inference server…', onnx ? 'loading ONNX Runtime, the model and ' + ONNX_CONFIG : 'importing aai_main.py and running __init__'],
+    ok: ['ok', '✓', 'Server booted and ready', 'at ' + timeOf(b.at)],
+    bad: ['bad', '✗', 'Server did not boot', b.message],
+  }[b.state];
+  return checkItem(cls, mark, what, small, { id: 'boot-status', 'data-state': b.state });
+}
+
+// checklist shows how far the deployment is: server, code, requirements,
+// boot (redrawn as the progress log grows) and test.
+function checklist(ctx, onnx, installFailed) {
+  const { f } = ctx;
   const st = f.st;
-  const onnx = isONNX((d.spec || {}).environment);
-  const item = (cls, mark, what, small, attrs) => h('li', Object.assign({ class: cls }, attrs || {}),
-    h('span', { class: 'mark', 'aria-hidden': 'true' }, mark), h('span', { class: 'what' }, what, small ? h('small', null, small) : null));
-  const installFailed = st.last_error && st.last_error.step === 'install_requirements';
-  const bootLi = () => {
-    const b = bootState(ctx.feed.events);
-    const [cls, mark, what, small] = {
-      todo: ['todo', '○', 'Server booted and ready', 'shown here when Test Code boots it'],
-      run: ['run', '…', 'Booting the inference server…', onnx ? 'loading ONNX Runtime, the model and ' + ONNX_CONFIG : 'importing aai_main.py and running __init__'],
-      ok: ['ok', '✓', 'Server booted and ready', 'at ' + timeOf(b.at)],
-      bad: ['bad', '✗', 'Server did not boot', b.message],
-    }[b.state];
-    return item(cls, mark, what, small, { id: 'boot-status', 'data-state': b.state });
-  };
-  const checklist = h('ul', { class: 'checklist', id: 'checklist' },
-    item(st.server ? 'ok' : 'todo', st.server ? '✓' : '○', 'Server provisioned', st.server ? (st.server.provider === 'local' ? 'a local process on this machine, ' : '') + st.server.host + ', port ' + st.server.port : ''),
-    item(st.code ? 'ok' : 'todo', st.code ? '✓' : '○', st.code ? 'Code revision ' + st.code.revision : 'Code', st.code ? codeSource(st.code) : ''),
-    item(f.installCurrent ? 'ok' : installFailed ? 'bad' : 'todo', f.installCurrent ? '✓' : installFailed ? '✗' : '○', 'Requirements installed',
+  const el = h('ul', { class: 'checklist', id: 'checklist' },
+    checkItem(st.server ? 'ok' : 'todo', st.server ? '✓' : '○', 'Server provisioned', st.server ? (st.server.provider === 'local' ? 'a local process on this machine, ' : '') + st.server.host + ', port ' + st.server.port : ''),
+    checkItem(st.code ? 'ok' : 'todo', st.code ? '✓' : '○', st.code ? 'Code revision ' + st.code.revision : 'Code', st.code ? codeSource(st.code) : ''),
+    checkItem(f.installCurrent ? 'ok' : installFailed ? 'bad' : 'todo', f.installCurrent ? '✓' : installFailed ? '✗' : '○', 'Requirements installed',
       f.installCurrent ? (st.install.requirements && st.install.requirements.length ? st.install.requirements.join(', ') : onnx ? 'none: an ONNX model runs without Python' : 'nothing beyond numpy and Pillow') : installFailed ? 'pip failed: see below' : 'installed when you press Test Code'),
-    bootLi(),
-    item(f.testCurrent ? 'ok' : st.test && !st.test.ok ? 'bad' : 'todo', f.testCurrent ? '✓' : st.test && !st.test.ok ? '✗' : '○', 'Test passed',
+    bootItem(ctx.feed.events, onnx),
+    checkItem(f.testCurrent ? 'ok' : st.test && !st.test.ok ? 'bad' : 'todo', f.testCurrent ? '✓' : st.test && !st.test.ok ? '✗' : '○', 'Test passed',
       st.test ? (st.test.ok ? st.test.summary : 'failed: ' + (st.test.message || '')) : 'not run yet'));
   app.cleanups.push(ctx.feed.listen(() => {
     const cur = $('#boot-status');
-    if (cur) cur.replaceWith(bootLi());
+    if (cur) cur.replaceWith(bootItem(ctx.feed.events, onnx));
   }));
+  return el;
+}
 
-  const result = h('div', { id: 'test-result' });
-  const testBtn = h('button', { type: 'button', class: 'btn primary', id: 'test-code' }, 'Test Code');
-  if (f.busy) testBtn.disabled = true;
-  const next = f.testCurrent ? link('/ui/deployments/' + id + '/use', 'Next: Using the Algorithm', 'btn primary', 'to-use') : null;
-  if (next) testBtn.className = 'btn';
-
-  const runChain = async () => {
-    clearAlert(ctx.alert);
-    result.replaceChildren();
-    testBtn.disabled = true;
-    ctx.ownsBusy = true;
-    try {
-      let cur = await ctx.waitIdle();
-      ctx.check();
-      let cf = facts(cur);
-      if (!cf.provisioned) {
-        if (!(await ensureProvisioned(ctx))) return;
-        cur = ctx.d;
-        cf = facts(cur);
-      }
-      if (!cf.installCurrent) {
-        const r = await ctx.runStep('install_requirements', undefined, 'Installing requirements (pip)');
-        ctx.check();
-        if (!r.ok) {
-          app.flash = { kind: 'error', nodes: [h('p', null, 'Installing the requirements failed. Fix them on ', link('/ui/deployments/' + id + '/dependencies', 'Add More Dependencies'), ', then test again.'), ...apiMessage(r.data, r.data.fields)] };
-          route();
-          return;
-        }
-      }
-      const r = await ctx.runStep('test', {}, 'Testing your code');
-      ctx.check();
-      if (!r.ok && r.data.code !== 'test_failed') {
-        app.flash = { kind: 'error', nodes: apiMessage(r.data, r.data.fields) };
-      }
+// testChain provisions, installs and tests, each when needed, then shows
+// the page again with the outcome.
+async function testChain(ctx) {
+  let cur = await ctx.waitIdle();
+  ctx.check();
+  let cf = facts(cur);
+  if (!cf.provisioned) {
+    if (!(await ensureProvisioned(ctx))) return;
+    cur = ctx.d;
+    cf = facts(cur);
+  }
+  if (!cf.installCurrent) {
+    const r = await ctx.runStep('install_requirements', undefined, 'Installing requirements (pip)');
+    ctx.check();
+    if (!r.ok) {
+      app.flash = { kind: 'error', nodes: [h('p', null, 'Installing the requirements failed. Fix them on ', link('/ui/deployments/' + ctx.id + '/dependencies', 'Add More Dependencies'), ', then test again.'), ...apiMessage(r.data, r.data.fields)] };
       route();
-    } finally {
-      if (ctx.alive()) testBtn.disabled = false;
+      return;
     }
-  };
-  testBtn.addEventListener('click', act(runChain));
+  }
+  const r = await ctx.runStep('test', {}, 'Testing your code');
+  ctx.check();
+  if (!r.ok && r.data.code !== 'test_failed') {
+    app.flash = { kind: 'error', nodes: apiMessage(r.data, r.data.fields) };
+  }
+  route();
+}
 
-  // The result of the last test of this code.
+// showResult shows the last test of this code (or pip's failure) in result.
+function showResult(ctx, result, onnx, installFailed) {
+  const { f, id } = ctx;
+  const st = f.st;
   if (installFailed && !f.installCurrent) {
     append(result, h('div', { class: 'alert error' }, h('p', null, h('strong', null, 'pip could not install the requirements.')),
       h('pre', { class: 'wrap', tabindex: 0 }, st.last_error.message),
@@ -120,13 +116,46 @@ export async function pageTest(ctx, body) {
   } else if (st.test) {
     append(result, h('p', { class: 'hint' }, 'The last test ran on an older revision of the code.'));
   }
+}
 
-  append(body, onnx
+// testIntro says what Test Code does.
+function testIntro(onnx) {
+  return onnx
     ? h('p', null, 'Test Code boots the inference server with your model and ', h('code', null, ONNX_CONFIG), ', sends it the test input (the image ',
       h('code', null, 'testing_input'), ' names, else a generated image of the model\'s input size) and shows the answer. A configuration that does not fit the model is reported with the reason.')
     : h('p', null, 'Test Code installs the requirements when needed, boots the inference server with your code, sends it what ',
-      h('code', null, 'testing_input_data()'), ' returns and shows the answer. Errors come back with their Python traceback.'),
-    checklist,
+      h('code', null, 'testing_input_data()'), ' returns and shows the answer. Errors come back with their Python traceback.');
+}
+
+// pageTest renders Test Your Code.
+export async function pageTest(ctx, body) {
+  const { d, f, id } = ctx;
+  const st = f.st;
+  const onnx = isONNX((d.spec || {}).environment);
+  const installFailed = st.last_error && st.last_error.step === 'install_requirements';
+  const list = checklist(ctx, onnx, installFailed);
+
+  const result = h('div', { id: 'test-result' });
+  const testBtn = h('button', { type: 'button', class: 'btn primary', id: 'test-code' }, 'Test Code');
+  if (f.busy) testBtn.disabled = true;
+  const next = f.testCurrent ? link('/ui/deployments/' + id + '/use', 'Next: Using the Algorithm', 'btn primary', 'to-use') : null;
+  if (next) testBtn.className = 'btn';
+
+  const runChain = async () => {
+    clearAlert(ctx.alert);
+    result.replaceChildren();
+    testBtn.disabled = true;
+    ctx.ownsBusy = true;
+    try {
+      await testChain(ctx);
+    } finally {
+      if (ctx.alive()) testBtn.disabled = false;
+    }
+  };
+  testBtn.addEventListener('click', act(runChain));
+  showResult(ctx, result, onnx, installFailed);
+
+  append(body, testIntro(onnx), list,
     h('div', { class: 'actions' }, testBtn,
       link('/ui/deployments/' + id + '/dependencies', 'Add More Dependencies', 'btn', 'to-dependencies'),
       link('/ui/deployments/' + id + '/integrate', onnx ? 'Edit ' + ONNX_CONFIG : 'Edit aai_main.py', 'btn', 'to-integrate'),
@@ -140,6 +169,8 @@ export async function pageTest(ctx, body) {
   }
 }
 
+// showOutput shows the passing test's output: an image, text or JSON, or a
+// link to download anything else.
 async function showOutput(ctx, t, out) {
   const ct = (t.content_type || '').toLowerCase();
   const r = await api('GET', dpath(ctx.id, '/test/output'), undefined, { blob: true });
