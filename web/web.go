@@ -1,7 +1,11 @@
-// Package web is the web wizard: static pages (HTML, vanilla JavaScript, CSS,
-// no framework, no build step, nothing loaded from another origin) embedded
-// in the binary and served by the API's router (api.Config.Web). The pages
-// talk to the REST API under /api/v1 with the token the author signs in with.
+// Package web is the web wizard: static pages (HTML, CSS and vanilla
+// JavaScript as native ES modules: no framework, no bundler, no build step,
+// nothing loaded from another origin) embedded in the binary and served by
+// the API's router (api.Config.Web). index.html loads assets/app.js with
+// <script type="module">; the browser fetches the modules it imports from
+// /ui/assets/ (served as text/javascript, which module scripts require, and
+// allowed by the policy's script-src 'self'). The pages talk to the REST API
+// under /api/v1 with the token the author signs in with.
 //
 // URLs: / and every path under /ui/ answer the single page (index.html),
 // which routes on the path (/ui/home, /ui/new, /ui/deployments/{id}/test, ...);
