@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/algocloud/algocloud/internal/apiclient"
 	"github.com/algocloud/algocloud/internal/platform"
 )
 
@@ -263,8 +264,12 @@ func runPlatform(o options, root, tmp string, res *results) error {
 	if err != nil {
 		return err
 	}
+	api, err := apiclient.New(p.APIURL, tok, &http.Client{Timeout: 15 * time.Minute})
+	if err != nil {
+		return fmt.Errorf("API client: %w", err)
+	}
 	w := &wizard{
-		api:      &apiClient{base: p.APIURL, token: tok, http: &http.Client{Timeout: 15 * time.Minute}},
+		api:      api,
 		endpoint: hc, repo: repo, threads: o.threads,
 		png: samplePNG(o.imgW, o.imgH), pngW: o.imgW, pngH: o.imgH,
 	}
