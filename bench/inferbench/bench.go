@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -335,16 +334,6 @@ func prepare(tmp string, o options) (*env, error) {
 		}
 	}
 	return e, nil
-}
-
-// freePort asks the kernel for a loopback port nobody uses.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func short(s string, n int) string {

@@ -282,7 +282,7 @@ func measureONNXModel(ctx context.Context, o options, tmp, lib string, m onnxMod
 		}
 		var prof *perfRecording
 		if profile {
-			if prof, err = startPerf(ctx, srv.cmd.Process.Pid, filepath.Join(o.onnxProfile, m.key+".perf.data"), o.warm+o.dur); err != nil {
+			if prof, err = startPerf(ctx, srv.proc.Pid(), filepath.Join(o.onnxProfile, m.key+".perf.data"), o.warm+o.dur); err != nil {
 				log.Printf("onnx: perf: %v (the profile is Go's only)", err)
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/algocloud/algocloud/bench/boot"
 )
 
 // devIdle is the idle footprint of the real `algocloud dev` binary.
@@ -38,14 +40,14 @@ func measureDev(ctx context.Context, bin, inferBin, tmp string, ui bool, idle ti
 		m.Err = err
 		return m
 	}
-	tport, err := freePort()
+	tport, err := boot.FreePort()
 	if err != nil {
 		m.Err = err
 		return m
 	}
 	uiPort := 0
 	if ui {
-		if uiPort, err = freePort(); err != nil {
+		if uiPort, err = boot.FreePort(); err != nil {
 			m.Err = err
 			return m
 		}
