@@ -213,195 +213,273 @@ func run(o options) (res *results, err error) {
 // runPlatform starts the platform in-process and runs the sequential and burst phases.
 func runPlatform(o options, root, tmp string, res *results) error {
 	ctx := context.Background()
-	dataDir := filepath.Join(tmp, "data")
-	res.DataDir = dataDir
-	logPath := filepath.Join(tmp, "platform.log")
-	res.LogPath = logPath
-	logf, err := os.Create(logPath)
+	logf, err := os.Create(filepath.Join(tmp, "platform.log"))
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	repo := filepath.Join(tmp, "repo")
-	if err := os.MkdirAll(repo, 0o755); err != nil {
+	s, err := startSession(ctx, o, root, tmp, logf, res)
+	if err != nil {
 		return err
 	}
-	if err := gitRepo(filepath.Join(root, o.example), repo); err != nil {
+	defer s.stop()
+	defer s.orch.stop()
+	res.Phases = append(res.Phases, since("platform start", s.started))
+	if err := s.warmUp(ctx); err != nil {
 		return err
+	}
+	seqIDs := []string{res.Warmup.ID}
+	if !o.skip["sequential"] {
+		ids, err := s.sequential(ctx)
+		if err != nil {
+			return err
+		}
+		seqIDs = append(seqIDs, ids...)
+	}
+	if !o.skip["burst"] {
+		s.burst(ctx)
+	}
+	res.SeqQueue = analyseHistories(ctx, s.p.Client, seqIDs)
+	s.orch.stop()
+	s.stop()
+	res.HWM = statusMB(os.Getpid(), "VmHWM")
+	res.Log = summariseLog(logf.Name())
+	return nil
+}
+
+// session is one in-process platform and what the phases measured on it
+// share: the wizard's client, the orchestration baseline, the raw
+// algocloud-infer baseline (once the warm-up made a live.json to boot).
+type session struct {
+	o       options
+	tmp     string
+	repo    string // the algorithm's Git repository
+	dataDir string
+	res     *results
+	p       *platform.Platform
+	w       *wizard
+	orch    *orchestration
+	raw     *rawBoot
+	started cpuSnap // before the platform started
+	stopped bool
+}
+
+// startSession makes the algorithm's repository, starts the platform on
+// tmp/data (logging to logf), and the dev user's API client and the
+// orchestration baseline's worker on it.
+func startSession(ctx context.Context, o options, root, tmp string, logf *os.File, res *results) (*session, error) {
+	s := &session{o: o, tmp: tmp, repo: filepath.Join(tmp, "repo"), dataDir: filepath.Join(tmp, "data"), res: res}
+	res.DataDir, res.LogPath = s.dataDir, logf.Name()
+	if err := os.MkdirAll(s.repo, 0o755); err != nil {
+		return nil, err
+	}
+	if err := gitRepo(filepath.Join(root, o.example), s.repo); err != nil {
+		return nil, err
 	}
 
-	progress("starting the platform in-process (embedded Temporal on SQLite in %s)", dataDir)
-	snap := snapCPU()
+	progress("starting the platform in-process (embedded Temporal on SQLite in %s)", s.dataDir)
+	s.started = snapCPU()
 	t := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	p, err := platform.Start(sctx, platform.Options{
-		DataDir: dataDir, Embedded: true, RunAPI: true, RunWorker: true, APIAddr: "127.0.0.1:0",
+		DataDir: s.dataDir, Embedded: true, RunAPI: true, RunWorker: true, APIAddr: "127.0.0.1:0",
 		InferCommand: []string{res.InferBin}, AllowLocalGit: true,
 		Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("start platform: %w", err)
+		return nil, fmt.Errorf("start platform: %w", err)
 	}
 	res.PlatformStart = time.Since(t)
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		t := time.Now()
-		p.Stop()
-		res.PlatformStop = time.Since(t)
-		res.LeftAfterStop, _ = waitNoProcesses(dataDir, 15*time.Second)
+	s.p = p
+	if err := s.connect(ctx); err != nil {
+		s.stop()
+		return nil, err
 	}
-	defer stop()
-	tok, err := p.EnsureDevUser(ctx)
+	return s, nil
+}
+
+// connect makes the wizard's API and endpoint clients and starts the
+// orchestration baseline's worker.
+func (s *session) connect(ctx context.Context) error {
+	tok, err := s.p.EnsureDevUser(ctx)
 	if err != nil {
 		return fmt.Errorf("dev user: %w", err)
 	}
-	hc, err := endpointClient(p.CA.RootPEM())
+	hc, err := endpointClient(s.p.CA.RootPEM())
 	if err != nil {
 		return err
 	}
-	api, err := apiclient.New(p.APIURL, tok, &http.Client{Timeout: 15 * time.Minute})
+	api, err := apiclient.New(s.p.APIURL, tok, &http.Client{Timeout: 15 * time.Minute})
 	if err != nil {
 		return fmt.Errorf("API client: %w", err)
 	}
-	w := &wizard{
+	s.w = &wizard{
 		api:      api,
-		endpoint: hc, repo: repo, threads: o.threads,
-		png: samplePNG(o.imgW, o.imgH), pngW: o.imgW, pngH: o.imgH,
+		endpoint: hc, repo: s.repo, threads: s.o.threads,
+		png: samplePNG(s.o.imgW, s.o.imgH), pngW: s.o.imgW, pngH: s.o.imgH,
 	}
-	orch, err := startOrchestration(p.Client)
-	if err != nil {
-		return err
-	}
-	defer orch.stop()
-	res.Phases = append(res.Phases, since("platform start", snap))
+	s.orch, err = startOrchestration(s.p.Client)
+	return err
+}
 
-	// Warm-up: one wizard whose endpoint stays live; its live.json is what the
-	// raw process baseline boots.
+// stop stops the platform once, timing the stop and counting the data
+// folder's processes left after it.
+func (s *session) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	t := time.Now()
+	s.p.Stop()
+	s.res.PlatformStop = time.Since(t)
+	s.res.LeftAfterStop, _ = waitNoProcesses(s.dataDir, 15*time.Second)
+}
+
+// warmUp runs one wizard whose endpoint stays live (its live.json is what
+// the raw process baseline boots) and warms the raw path too.
+func (s *session) warmUp(ctx context.Context) error {
 	progress("warm-up wizard (cold caches; reported apart)")
-	if _, _, _, err := orch.sample(ctx, 1); err != nil {
+	if _, _, _, err := s.orch.sample(ctx, 1); err != nil {
 		return err
 	}
-	res.Warmup = w.walk(ctx, "bench-warmup")
+	res := s.res
+	res.Warmup = s.w.walk(ctx, "bench-warmup")
 	if res.Warmup.Err != nil {
 		return fmt.Errorf("warm-up wizard failed at %s: %w", res.Warmup.FailedStep, res.Warmup.Err)
 	}
-	raw := &rawBoot{inferBin: res.InferBin, liveJSON: filepath.Join(res.Warmup.Workdir, "live.json"),
-		workdir: res.Warmup.Workdir, tmp: tmp, w: w}
-	if _, _, err := raw.run(ctx, false); err != nil { // warm the raw path too
+	s.raw = &rawBoot{inferBin: res.InferBin, liveJSON: filepath.Join(res.Warmup.Workdir, "live.json"),
+		workdir: res.Warmup.Workdir, tmp: s.tmp, w: s.w}
+	if _, _, err := s.raw.run(ctx, false); err != nil { // warm the raw path too
 		return fmt.Errorf("raw algocloud-infer: %w", err)
 	}
-
-	seqIDs := []string{res.Warmup.ID}
-	if !o.skip["sequential"] {
-		stopProf := startProfile(o.cpuprof, "sequential.pprof")
-		snap := snapCPU()
-		for i := 0; i < o.runs; i++ {
-			ready, first, err := raw.run(ctx, false)
-			if err != nil {
-				return fmt.Errorf("raw algocloud-infer: %w", err)
-			}
-			res.RawReady, res.RawFirst, res.RawStop = append(res.RawReady, ready), append(res.RawFirst, first), append(res.RawStop, raw.lastStop)
-			readyWR, _, err := raw.run(ctx, true)
-			if err != nil {
-				return fmt.Errorf("raw algocloud-infer: %w", err)
-			}
-			res.RawReadyWR = append(res.RawReadyWR, readyWR)
-			clone, venv, remove, err := rawWork(ctx, repo, tmp, i)
-			if err != nil {
-				return fmt.Errorf("raw work baseline: %w", err)
-			}
-			res.RawClone, res.RawVenv, res.RawRemove = append(res.RawClone, clone), append(res.RawVenv, venv), append(res.RawRemove, remove)
-			st, noop, step, err := orch.sample(ctx, o.noops)
-			if err != nil {
-				return err
-			}
-			res.StartWF, res.NoopUpd, res.StepUpd = append(res.StartWF, st...), append(res.NoopUpd, noop...), append(res.StepUpd, step...)
-			r := w.walk(ctx, fmt.Sprintf("bench-seq-%d", i))
-			res.Seq = append(res.Seq, r)
-			if r.ID != "" {
-				seqIDs = append(seqIDs, r.ID)
-			}
-			if r.Err != nil {
-				progress("  run %d FAILED at %s: %v", i+1, r.FailedStep, r.Err)
-			} else {
-				progress("  run %d: wizard %s, complete→first answer %s (complete call %s); raw boot→first answer %s; step-shaped update %s",
-					i+1, fd(r.Total), fd(r.CompleteToFirst), fd(r.API["complete"]), fd(first), fd(median(step)))
-			}
-			if r.ID != "" {
-				d, err := w.remove(ctx, r.ID)
-				if err != nil {
-					res.SeqDeleteErrors = append(res.SeqDeleteErrors, err.Error())
-				} else {
-					res.SeqDeletes = append(res.SeqDeletes, d)
-				}
-			}
-		}
-		res.Phases = append(res.Phases, since(fmt.Sprintf("sequential (%d wizards + baselines)", o.runs), snap))
-		stopProf()
-	}
-
-	if !o.skip["burst"] {
-		n := o.wizards
-		var snap cpuSnap
-		if o.rawBursts {
-			progress("process baseline: %d algocloud-infer booted at once, directly", n)
-			snap = snapCPU()
-			res.RawBurst.Wall, res.RawBurst.Each, res.RawBurst.Failures, res.RawBurst.Err = raw.concurrent(ctx, n)
-			res.Phases = append(res.Phases, since(fmt.Sprintf("raw burst (%d algocloud-infer)", n), snap))
-			progress("  all answered after %s (%d failed)", fd(res.RawBurst.Wall), res.RawBurst.Failures)
-			progress("work baseline: %d × (clone + venv) at once, then %d removals at once, called directly", n, n)
-			snap = snapCPU()
-			res.WorkBurst, res.RemoveBurst = rawWorkBurst(ctx, repo, tmp, n)
-			res.Phases = append(res.Phases, since(fmt.Sprintf("direct work burst (%d clones + venvs, then removals)", n), snap))
-			progress("  done after %s (%d failed); removals %s", fd(res.WorkBurst.Wall), res.WorkBurst.Failures, fd(res.RemoveBurst.Wall))
-		}
-		if d, err := w.remove(ctx, res.Warmup.ID); err != nil {
-			res.SeqDeleteErrors = append(res.SeqDeleteErrors, "warm-up: "+err.Error())
-		} else {
-			res.WarmupDelete = d
-		}
-		progress("orchestration baseline: %d workflows × 5 step-shaped updates at once", n)
-		snap = snapCPU()
-		res.OrchBurst.Wall, res.OrchBurst.Each, res.OrchBurst.Failures, res.OrchBurst.Err = orch.concurrent(ctx, n, len(wizardSteps))
-		res.Phases = append(res.Phases, since(fmt.Sprintf("orchestration burst (%d×5 updates)", n), snap))
-		progress("  done after %s (%d failed)", fd(res.OrchBurst.Wall), res.OrchBurst.Failures)
-
-		progress("%d wizards at once", n)
-		stopProf := startProfile(o.cpuprof, "burst.pprof")
-		stopBlock := startBlockProfile(o.cpuprof, o.blockRate, "burst")
-		snap = snapCPU()
-		res.Burst = runBurst(ctx, w, n, dataDir, "bench-burst")
-		res.Phases = append(res.Phases, since(fmt.Sprintf("%d wizards at once", n), snap))
-		stopProf()
-		stopBlock()
-		progress("  all finished after %s: %d failed, peak %d processes", fd(res.Burst.Wall), len(res.Burst.Failures), res.Burst.PeakProcesses)
-		for _, f := range res.Burst.Failures {
-			progress("  FAILED %s at %s: %v", f.APIName, f.FailedStep, f.Err)
-		}
-		progress("deleting the %d at once", n)
-		snap = snapCPU()
-		res.Burst.deleteAll(ctx, w, dataDir)
-		res.Phases = append(res.Phases, since(fmt.Sprintf("delete %d at once", n), snap))
-		progress("  done after %s; %d processes of the data folder left", fd(res.Burst.DeleteWall), res.Burst.Leftover)
-		var ids []string
-		for _, r := range res.Burst.Runs {
-			if r.ID != "" {
-				ids = append(ids, r.ID)
-			}
-		}
-		res.BurstQueue = analyseHistories(ctx, p.Client, ids)
-	}
-	res.SeqQueue = analyseHistories(ctx, p.Client, seqIDs)
-	orch.stop()
-	stop()
-	res.HWM = statusMB(os.Getpid(), "VmHWM")
-	res.Log = summariseLog(logPath)
 	return nil
+}
+
+// sequential runs -runs wizards one after another, each after its
+// baselines, and returns the IDs of the deployments they made.
+func (s *session) sequential(ctx context.Context) ([]string, error) {
+	stopProf := startProfile(s.o.cpuprof, "sequential.pprof")
+	defer stopProf()
+	snap := snapCPU()
+	var ids []string
+	for i := 0; i < s.o.runs; i++ {
+		step, err := s.sequentialBaselines(ctx, i)
+		if err != nil {
+			return ids, err
+		}
+		r := s.w.walk(ctx, fmt.Sprintf("bench-seq-%d", i))
+		s.res.Seq = append(s.res.Seq, r)
+		if r.ID != "" {
+			ids = append(ids, r.ID)
+		}
+		if r.Err != nil {
+			progress("  run %d FAILED at %s: %v", i+1, r.FailedStep, r.Err)
+		} else {
+			progress("  run %d: wizard %s, complete→first answer %s (complete call %s); raw boot→first answer %s; step-shaped update %s",
+				i+1, fd(r.Total), fd(r.CompleteToFirst), fd(r.API["complete"]), fd(s.res.RawFirst[len(s.res.RawFirst)-1]), fd(median(step)))
+		}
+		if r.ID != "" {
+			d, err := s.w.remove(ctx, r.ID)
+			if err != nil {
+				s.res.SeqDeleteErrors = append(s.res.SeqDeleteErrors, err.Error())
+			} else {
+				s.res.SeqDeletes = append(s.res.SeqDeletes, d)
+			}
+		}
+	}
+	s.res.Phases = append(s.res.Phases, since(fmt.Sprintf("sequential (%d wizards + baselines)", s.o.runs), snap))
+	return ids, nil
+}
+
+// sequentialBaselines measures run i's baselines: the raw algocloud-infer
+// boot (with the 5 ms and the platform's readiness poll), the direct
+// clone + venv + removal, and the Temporal no-op and step-shaped updates,
+// whose step-shaped durations it returns for the progress line.
+func (s *session) sequentialBaselines(ctx context.Context, i int) (step []time.Duration, err error) {
+	res := s.res
+	ready, first, err := s.raw.run(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("raw algocloud-infer: %w", err)
+	}
+	res.RawReady, res.RawFirst, res.RawStop = append(res.RawReady, ready), append(res.RawFirst, first), append(res.RawStop, s.raw.lastStop)
+	readyWR, _, err := s.raw.run(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("raw algocloud-infer: %w", err)
+	}
+	res.RawReadyWR = append(res.RawReadyWR, readyWR)
+	clone, venv, remove, err := rawWork(ctx, s.repo, s.tmp, i)
+	if err != nil {
+		return nil, fmt.Errorf("raw work baseline: %w", err)
+	}
+	res.RawClone, res.RawVenv, res.RawRemove = append(res.RawClone, clone), append(res.RawVenv, venv), append(res.RawRemove, remove)
+	st, noop, step, err := s.orch.sample(ctx, s.o.noops)
+	if err != nil {
+		return nil, err
+	}
+	res.StartWF, res.NoopUpd, res.StepUpd = append(res.StartWF, st...), append(res.NoopUpd, noop...), append(res.StepUpd, step...)
+	return step, nil
+}
+
+// burst runs -wizards wizards at once after the burst's baselines (N raw
+// boots, N clones + venvs, N workflows of step-shaped updates), deletes
+// them at once and reads their histories' queue times.
+func (s *session) burst(ctx context.Context) {
+	res, n := s.res, s.o.wizards
+	if s.o.rawBursts {
+		s.rawBursts(ctx)
+	}
+	if d, err := s.w.remove(ctx, res.Warmup.ID); err != nil {
+		res.SeqDeleteErrors = append(res.SeqDeleteErrors, "warm-up: "+err.Error())
+	} else {
+		res.WarmupDelete = d
+	}
+	progress("orchestration baseline: %d workflows × 5 step-shaped updates at once", n)
+	snap := snapCPU()
+	res.OrchBurst.Wall, res.OrchBurst.Each, res.OrchBurst.Failures, res.OrchBurst.Err = s.orch.concurrent(ctx, n, len(wizardSteps))
+	res.Phases = append(res.Phases, since(fmt.Sprintf("orchestration burst (%d×5 updates)", n), snap))
+	progress("  done after %s (%d failed)", fd(res.OrchBurst.Wall), res.OrchBurst.Failures)
+
+	progress("%d wizards at once", n)
+	stopProf := startProfile(s.o.cpuprof, "burst.pprof")
+	stopBlock := startBlockProfile(s.o.cpuprof, s.o.blockRate, "burst")
+	snap = snapCPU()
+	res.Burst = runBurst(ctx, s.w, n, s.dataDir, "bench-burst")
+	res.Phases = append(res.Phases, since(fmt.Sprintf("%d wizards at once", n), snap))
+	stopProf()
+	stopBlock()
+	progress("  all finished after %s: %d failed, peak %d processes", fd(res.Burst.Wall), len(res.Burst.Failures), res.Burst.PeakProcesses)
+	for _, f := range res.Burst.Failures {
+		progress("  FAILED %s at %s: %v", f.APIName, f.FailedStep, f.Err)
+	}
+	progress("deleting the %d at once", n)
+	snap = snapCPU()
+	res.Burst.deleteAll(ctx, s.w, s.dataDir)
+	res.Phases = append(res.Phases, since(fmt.Sprintf("delete %d at once", n), snap))
+	progress("  done after %s; %d processes of the data folder left", fd(res.Burst.DeleteWall), res.Burst.Leftover)
+	var ids []string
+	for _, r := range res.Burst.Runs {
+		if r.ID != "" {
+			ids = append(ids, r.ID)
+		}
+	}
+	res.BurstQueue = analyseHistories(ctx, s.p.Client, ids)
+}
+
+// rawBursts are the burst's direct baselines: N algocloud-infer booted at
+// once, then N clones + venvs at once and their removals.
+func (s *session) rawBursts(ctx context.Context) {
+	res, n := s.res, s.o.wizards
+	progress("process baseline: %d algocloud-infer booted at once, directly", n)
+	snap := snapCPU()
+	res.RawBurst.Wall, res.RawBurst.Each, res.RawBurst.Failures, res.RawBurst.Err = s.raw.concurrent(ctx, n)
+	res.Phases = append(res.Phases, since(fmt.Sprintf("raw burst (%d algocloud-infer)", n), snap))
+	progress("  all answered after %s (%d failed)", fd(res.RawBurst.Wall), res.RawBurst.Failures)
+	progress("work baseline: %d × (clone + venv) at once, then %d removals at once, called directly", n, n)
+	snap = snapCPU()
+	res.WorkBurst, res.RemoveBurst = rawWorkBurst(ctx, s.repo, s.tmp, n)
+	res.Phases = append(res.Phases, since(fmt.Sprintf("direct work burst (%d clones + venvs, then removals)", n), snap))
+	progress("  done after %s (%d failed); removals %s", fd(res.WorkBurst.Wall), res.WorkBurst.Failures, fd(res.RemoveBurst.Wall))
 }
 
 // startProfile writes a CPU profile of this process to dir/name until the
