@@ -195,6 +195,8 @@ const identityCode = "class AAI:\n    def predict(self, x):\n        return x\n"
 const batchLoopCode = "class AAI:\n    def predict(self, x):\n        return x\n\n" +
 	"    def predict_batch(self, xs):\n        return [self.predict(x) for x in xs]\n"
 
+// run measures the parts -only selects, in order (the limit first, while
+// nothing else runs), in a temporary folder.
 func run(ctx context.Context, o options) (*report, error) {
 	tmp, err := os.MkdirTemp("", "algocloud-bench-infer-")
 	if err != nil {
@@ -213,68 +215,17 @@ func run(ctx context.Context, o options) (*report, error) {
 	log.Printf("input: 512x512 RGB PNG, %d bytes; load %s", len(env.png), r.loadBefore)
 
 	// The limit first, while nothing else runs.
-	for _, l := range []struct {
-		procs int
-		level string
-	}{{1, ""}, {o.threads, ""}, {o.threads, "1"}} {
-		if !o.runs("limit") {
-			break
-		}
-		log.Printf("limit: %d process(es), PNG level %q", l.procs, l.level)
-		lr, err := runLimit(ctx, o, env, l.procs, l.level)
-		if err != nil {
-			return nil, err
-		}
-		r.limits = append(r.limits, lr)
+	if err := runLimits(ctx, o, env, r); err != nil {
+		return nil, err
 	}
 	if o.runs("load") || o.runs("mem") {
-		ours, err := startOurs(ctx, o, o.inferBin, oursName, env.identityDir, spec.Image, spec.Image, 1)
-		if err != nil {
+		if err := runLoadAndMem(ctx, o, env, r); err != nil {
 			return nil, err
 		}
-		defer ours.stop()
-		cog, err := startCog(ctx, o, env)
-		if err != nil {
-			return nil, err
-		}
-		defer cog.stop()
-		for _, conc := range []int{1, 8} {
-			for _, s := range []*server{ours, cog} {
-				if o.runs("load") {
-					log.Printf("load: %s at concurrency %d", s.t.name, conc)
-					r.loads = append(r.loads, s.measure(ctx, env, conc, o))
-				}
-			}
-		}
-		if o.runs("mem") {
-			log.Printf("memory: %s and the Cog-style server at concurrency %d", ours.t.name, o.memConc)
-			r.mem = ours.measure(ctx, env, o.memConc, o)
-			r.memCog = cog.measure(ctx, env, o.memConc, o)
-		}
-		ours.stop()
-		cog.stop()
 	}
 	if o.runs("batch") {
-		// Alternated, twice, so that both see the same share of the machine.
-		for range 2 {
-			for _, v := range []struct {
-				name, dir string
-				maxBatch  int
-			}{{oursName + ", predict", env.identityDir, 1}, {oursName + ", predict_batch loop, max_batch_size 8", env.batchDir, 8}} {
-				s, err := startOurs(ctx, o, o.inferBin, v.name, v.dir, spec.Image, spec.Image, v.maxBatch)
-				if err != nil {
-					return nil, err
-				}
-				log.Printf("load: %s, concurrency 8", v.name)
-				m := s.measure(ctx, env, 8, o)
-				if v.maxBatch > 1 {
-					r.batched = append(r.batched, m)
-					r.batchSizes = append(r.batchSizes, s.batchSizes())
-				} else {
-					r.unbatched = append(r.unbatched, m)
-				}
-				s.stop()
-			}
+		if err := runBatch(ctx, o, env, r); err != nil {
+			return nil, err
 		}
 	}
 	if o.runs("dispatch") {
@@ -301,6 +252,84 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	r.loadAfter = loadavg()
 	return r, nil
+}
+
+// runLimits measures limit.py with no server: 1 process, -threads
+// processes, and -threads processes at PNG level 1.
+func runLimits(ctx context.Context, o options, env *env, r *report) error {
+	for _, l := range []struct {
+		procs int
+		level string
+	}{{1, ""}, {o.threads, ""}, {o.threads, "1"}} {
+		if !o.runs("limit") {
+			break
+		}
+		log.Printf("limit: %d process(es), PNG level %q", l.procs, l.level)
+		lr, err := runLimit(ctx, o, env, l.procs, l.level)
+		if err != nil {
+			return err
+		}
+		r.limits = append(r.limits, lr)
+	}
+	return nil
+}
+
+// runLoadAndMem runs the load (concurrency 1 and 8) and memory runs
+// through algocloud-infer and the Cog-style server, side by side.
+func runLoadAndMem(ctx context.Context, o options, env *env, r *report) error {
+	ours, err := startOurs(ctx, o, o.inferBin, oursName, env.identityDir, spec.Image, spec.Image, 1)
+	if err != nil {
+		return err
+	}
+	defer ours.stop()
+	cog, err := startCog(ctx, o, env)
+	if err != nil {
+		return err
+	}
+	defer cog.stop()
+	for _, conc := range []int{1, 8} {
+		for _, s := range []*server{ours, cog} {
+			if o.runs("load") {
+				log.Printf("load: %s at concurrency %d", s.t.name, conc)
+				r.loads = append(r.loads, s.measure(ctx, env, conc, o))
+			}
+		}
+	}
+	if o.runs("mem") {
+		log.Printf("memory: %s and the Cog-style server at concurrency %d", ours.t.name, o.memConc)
+		r.mem = ours.measure(ctx, env, o.memConc, o)
+		r.memCog = cog.measure(ctx, env, o.memConc, o)
+	}
+	ours.stop()
+	cog.stop()
+	return nil
+}
+
+// runBatch alternates predict at max_batch_size 1 and a predict_batch loop
+// at max_batch_size 8, twice, so that both see the same share of the
+// machine.
+func runBatch(ctx context.Context, o options, env *env, r *report) error {
+	for range 2 {
+		for _, v := range []struct {
+			name, dir string
+			maxBatch  int
+		}{{oursName + ", predict", env.identityDir, 1}, {oursName + ", predict_batch loop, max_batch_size 8", env.batchDir, 8}} {
+			s, err := startOurs(ctx, o, o.inferBin, v.name, v.dir, spec.Image, spec.Image, v.maxBatch)
+			if err != nil {
+				return err
+			}
+			log.Printf("load: %s, concurrency 8", v.name)
+			m := s.measure(ctx, env, 8, o)
+			if v.maxBatch > 1 {
+				r.batched = append(r.batched, m)
+				r.batchSizes = append(r.batchSizes, s.batchSizes())
+			} else {
+				r.unbatched = append(r.unbatched, m)
+			}
+			s.stop()
+		}
+	}
+	return nil
 }
 
 // env is what every run shares: the input image and the algorithms' folders.
