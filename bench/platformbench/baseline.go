@@ -218,17 +218,11 @@ func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time
 		return 0, 0, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	raw, err := os.ReadFile(b.liveJSON)
+	out, err := rawConfig(b.liveJSON, addr, sum)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read %s: %w", b.liveJSON, err)
+		return 0, 0, err
 	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return 0, 0, fmt.Errorf("parse %s: %w", b.liveJSON, err)
-	}
-	cfg["listen"], cfg["token_sha256"] = addr, sum
 	path := filepath.Join(b.tmp, fmt.Sprintf("raw-%d.json", b.n))
-	out, _ := json.Marshal(cfg)
 	if err := os.WriteFile(path, out, 0o600); err != nil {
 		return 0, 0, err
 	}
@@ -277,6 +271,24 @@ func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time
 		return 0, 0, err
 	}
 	return ready, time.Since(t0), nil
+}
+
+// rawConfig is the live deployment's config at liveJSON served on addr
+// with the token whose SHA-256 is sum. The deployment's token_file goes:
+// the server would follow it instead of token_sha256 and refuse the
+// baseline's token.
+func rawConfig(liveJSON, addr, sum string) ([]byte, error) {
+	raw, err := os.ReadFile(liveJSON)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", liveJSON, err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", liveJSON, err)
+	}
+	cfg["listen"], cfg["token_sha256"] = addr, sum
+	delete(cfg, "token_file")
+	return json.Marshal(cfg)
 }
 
 func (b *rawBoot) readyOnce(ctx context.Context, base string) bool {
