@@ -164,7 +164,7 @@ type onnxResult struct {
 // less those of other processes and, for a server, of the load generator
 // (in a deployment the clients run elsewhere).
 func (r onnxResult) perFreeCore() float64 {
-	return r.perS / max(0.25, float64(runtime.NumCPU())-r.othersCores-r.genCores)
+	return r.perS / max(0.25, float64(cores)-r.othersCores-r.genCores)
 }
 
 // onnxModelReport is one model's rows: len(specs) rows per alternated round.
@@ -473,15 +473,15 @@ func (r *onnxReport) String() string {
 		return b.String()
 	}
 	p("Produced by `scripts/bench-inference.sh -only onnx` (`bin/algocloud-bench-infer`) on %s: %s, %d cores, %s, ONNX Runtime %s (CPU).\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), runtime.NumCPU(), runtime.Version(), r.version)
-	p("Servers: algocloud-infer, plain HTTP on loopback, closed-loop load at concurrency %d from this process (its CPU is not in *others' cores*); `threads` T runs T batches at once, each `Run` with %d/T ONNX Runtime intra-op threads, no spinning. ", onnxConc, runtime.NumCPU())
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), cores, runtime.Version(), r.version)
+	p("Servers: algocloud-infer, plain HTTP on loopback, closed-loop load at concurrency %d from this process (its CPU is not in *others' cores*); `threads` T runs T batches at once, each `Run` with %d/T ONNX Runtime intra-op threads, no spinning. ", onnxConc, cores)
 	p("The batched servers have max_batch_size %d and max_queue_delay %s, and `aai_onnx.json`'s max_batch_size is the same, so a full batch is one `Run`. ", r.maxB, r.delay)
 	p("Direct rows: T loops at once on one session with the server's options for `threads` T, in the benchmark's process, on full batches; their latency is per batch call, the servers' per request. ")
 	p("Rounds run the rows in this order, then backwards (so that no row always follows the same one); CPU per image is the whole server process's (Go and ONNX Runtime), or the benchmark process's for a direct row (its loops only; warm-up included on both sides).\n")
 	for _, m := range r.models {
 		m.write(p)
 	}
-	p("\n*Per free core* divides images/s by the cores left to the row's own work (%d − others' cores − the load generator's cores, the last for servers only: in a deployment the clients run elsewhere): a rough correction for the shared machine, fair only because every row is CPU-bound. ", runtime.NumCPU())
+	p("\n*Per free core* divides images/s by the cores left to the row's own work (%d − others' cores − the load generator's cores, the last for servers only: in a deployment the clients run elsewhere): a rough correction for the shared machine, fair only because every row is CPU-bound. ", cores)
 	p("*Work* compares CPU time per image (the inverse ratio: 0.5 ms against 1 ms per image is 2×), which other processes' load moves much less than images/s. *Best* is the `threads` value with the most images/s summed over the rounds.\n")
 	return b.String()
 }

@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// cores is the machine's CPU count, as the reports state and use it; a
+// variable so that TestReportGolden reads the same on any machine.
+var cores = runtime.NumCPU()
+
 // report gathers one run's figures and prints them as markdown.
 type report struct {
 	o                     options
@@ -59,7 +63,7 @@ func (r *report) writeHeader(p func(string, ...any)) {
 	o := r.o
 	p("## Inference server\n\n")
 	p("Produced by `task bench:inference` (`scripts/bench-inference.sh`, which runs `bin/algocloud-bench-infer`) on %s: %s, %d cores, %s, %s.\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), runtime.NumCPU(), runtime.Version(), pythonVersion(o.python))
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), cores, runtime.Version(), pythonVersion(o.python))
 	p("Load average (1/5/15 min) before: %s, after: %s; the machine is shared, so figures move between runs: compare within a run.\n\n", r.loadBefore, r.loadAfter)
 	p("Input: a 512×512 RGB PNG of a synthetic landscape (gradients, soft blobs, sensor noise σ≈3), %d bytes; `predict` returns its input. ", r.inputBytes)
 	p("algocloud-infer serves plain HTTP on loopback with %d Python workers (`threads`), no TLS; the load generator (closed loop, keep-alive) runs on the same machine. ", o.threads)
@@ -113,7 +117,7 @@ func (r *report) writeServers(p func(string, ...any)) {
 	}
 	if len(r.loads) > 0 || r.mem.conc > 0 || len(r.batched) > 0 {
 		p("\nServer CPU is the serving process (for algocloud-infer: Go, which decodes and encodes the PNGs); workers CPU is algocloud-infer's Python workers. ")
-		p("RSS is the serving process alone (algocloud-infer without its workers). Others' cores: the machine's busy CPU during the run that was neither the server, its workers nor the load generator (other people's work on this shared machine), in cores out of %d. ", runtime.NumCPU())
+		p("RSS is the serving process alone (algocloud-infer without its workers). Others' cores: the machine's busy CPU during the run that was neither the server, its workers nor the load generator (other people's work on this shared machine), in cores out of %d. ", cores)
 		p("The last rows alternate two servers, twice: `predict` at max_batch_size 1, and `predict_batch = [predict(x) for x in xs]` at max_batch_size 8, ")
 		p("what fanning a batch out inside a worker would cost; mean batch sizes there: %v.\n\n", fmtFloats(r.batchSizes))
 	}
