@@ -11,12 +11,13 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/algocloud/algocloud/inference/pngenc"
 	"github.com/algocloud/algocloud/spec"
 )
 
 // benchImages are 512x512: a smooth gradient with mild noise ("photo"), a
 // landscape-like picture with soft shapes and sensor noise σ≈3 (closer to a
-// camera's: what cmd/algocloud-bench-infer sends), uniform noise, and a
+// camera's: what algocloud-bench-infer sends), uniform noise, and a
 // binary mask.
 func benchImages() map[string]image.Image {
 	r := rand.New(rand.NewPCG(1, 2))
@@ -45,9 +46,10 @@ func benchImages() map[string]image.Image {
 }
 
 // BenchmarkEncodePNG compares the standard encoder at its default level and
-// at BestSpeed with this package's (one Up filter; Huffman-only, or BestSpeed
-// for images with many repeated bytes: choosePNG), on the outputs the server
-// writes. ms/op and KiB are the figures in pngenc.go's comments.
+// at BestSpeed with the server's (package pngenc: one Up filter;
+// Huffman-only, or BestSpeed for images with many repeated bytes:
+// pngenc.Choose), on the outputs the server writes. ms/op and KiB are the
+// figures in pngenc's comments.
 func BenchmarkEncodePNG(b *testing.B) {
 	for name, img := range benchImages() {
 		for lname, level := range map[string]png.CompressionLevel{"std-default": png.DefaultCompression, "std-speed": png.BestSpeed} {
@@ -67,14 +69,14 @@ func BenchmarkEncodePNG(b *testing.B) {
 		if g, ok := img.(*image.Gray); ok {
 			pix, c = g.Pix, 1
 		}
-		chosen := choosePNG(pix, 512*c)
-		for oname, o := range map[string]pngOptions{"ours-chosen": chosen,
-			"ours-huffman": {filterUp, zlib.HuffmanOnly}, "ours-speed": {filterUp, zlib.BestSpeed}} {
+		chosen := pngenc.Choose(pix, 512*c)
+		for oname, o := range map[string]pngenc.Options{"ours-chosen": chosen,
+			"ours-huffman": {Filter: pngenc.FilterUp, Level: zlib.HuffmanOnly}, "ours-speed": {Filter: pngenc.FilterUp, Level: zlib.BestSpeed}} {
 			b.Run(name+"/"+oname, func(b *testing.B) {
 				var out []byte
 				for b.Loop() {
 					var err error
-					if out, err = encodeRawPNG(pix, 512, 512, c, o); err != nil {
+					if out, err = pngenc.Encode(pix, 512, 512, c, o); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -1,6 +1,3 @@
-// Package inference is the model server that runs on every deployed server: it
-// decodes requests into the algorithm's input type, hands them to Python workers
-// that loaded aai_main.py once, and encodes what predict returns.
 package inference
 
 import (

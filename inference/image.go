@@ -9,11 +9,13 @@ import (
 	"image/color"
 	_ "image/gif" // GIF input (first frame)
 	_ "image/jpeg"
-	_ "image/png" // PNG input; outputs use pngenc.go
+	_ "image/png" // PNG input; outputs use package pngenc
 	"io"
 	"math"
 	"net/http"
 	"runtime"
+
+	"github.com/algocloud/algocloud/inference/pngenc"
 )
 
 // decodeImage decodes PNG, JPEG or GIF bytes into the tensor predict receives:
@@ -274,12 +276,13 @@ func encodeTensorPNG(v Value) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return encodeRawPNG(pix, w, h, c, choosePNG(pix, w*c))
+	return pngenc.Encode(pix, w, h, c, pngenc.Choose(pix, w*c))
 }
 
 // yieldEvery is how much codec work (bytes read or written) runs between
-// runtime.Gosched calls: about a millisecond of decoding or encoding.
-const yieldEvery = 64 << 10
+// runtime.Gosched calls: about a millisecond of decoding or encoding. The
+// PNG encoder (package pngenc) yields as often.
+const yieldEvery = pngenc.YieldEvery
 
 // yieldingReader lets other goroutines run every yieldEvery bytes. Decoding
 // and encoding are tight loops that Go preempts only every 10 ms; with a few

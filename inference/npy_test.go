@@ -12,60 +12,14 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/inference/npy"
 )
 
-// npyFixturesPy writes, for every dtype and a range of shapes, the .npy files
-// numpy itself writes (C order, Fortran order, big-endian, format versions
-// 2.0 and 3.0) next to the array's canonical bytes (little-endian, C order),
-// and a manifest.
-const npyFixturesPy = `
-import json, os, sys
-import numpy as np
-from numpy.lib import format as npf
-
-out = sys.argv[1]
-rng = np.random.default_rng(7)
-dtypes = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
-          "float16", "float32", "float64"]
-shapes = [(), (0,), (5,), (3, 4), (2, 3, 4), (0, 3), (4, 1, 2, 3), (2, 2, 2, 2, 2)]
-manifest = []
-
-def sample(dt, shape):
-    if dt == "bool":
-        return rng.integers(0, 2, size=shape).astype(bool)
-    if dt.startswith("float"):
-        a = (rng.standard_normal(size=shape) * 1000).astype(dt)
-        if a.size >= 4:
-            flat = a.reshape(-1)
-            flat[:4] = [np.nan, np.inf, -np.inf, -0.0]
-        return a
-    info = np.iinfo(dt)
-    return rng.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True)
-
-for dt in dtypes:
-    for shape in shapes:
-        a = sample(dt, shape)
-        name = "%s_%s" % (dt, "x".join(map(str, shape)) or "scalar")
-        canonical = a.astype(a.dtype.newbyteorder("<"), order="C")  # ascontiguousarray would make a 0-d array 1-d
-        with open(os.path.join(out, name + ".raw"), "wb") as f:
-            f.write(canonical.tobytes())
-        variants = {"c": canonical, "f": a.copy(order="F")}
-        if a.dtype.itemsize > 1:
-            variants["be"] = a.astype(a.dtype.newbyteorder(">"))
-            variants["fbe"] = variants["be"].copy(order="F")
-        for v, arr in variants.items():
-            np.save(os.path.join(out, "%s_%s.npy" % (name, v)), arr)
-            manifest.append({"npy": "%s_%s.npy" % (name, v), "raw": name + ".raw", "dtype": dt,
-                             "shape": list(shape), "canonical": v == "c"})
-        for major in (2, 3):
-            p = "%s_v%d.npy" % (name, major)
-            with open(os.path.join(out, p), "wb") as f:
-                npf.write_array(f, a, version=(major, 0))
-            manifest.append({"npy": p, "raw": name + ".raw", "dtype": dt, "shape": list(shape), "canonical": False})
-
-with open(os.path.join(out, "manifest.json"), "w") as f:
-    json.dump(manifest, f)
-`
+// npyFixturesPy writes the .npy files numpy itself writes for every dtype
+// and a range of shapes, next to the arrays' canonical bytes, and a
+// manifest (package npy's tests run it too).
+const npyFixturesPy = "npy/testdata/npy_fixtures.py"
 
 type npyFixture struct {
 	NPY       string `json:"npy"`
@@ -80,7 +34,7 @@ func numpyFixtures(t *testing.T) (string, []npyFixture) {
 	t.Helper()
 	requirePython(t)
 	dir := t.TempDir()
-	out, err := exec.Command(testPython, "-c", npyFixturesPy, dir).CombinedOutput()
+	out, err := exec.Command(testPython, npyFixturesPy, dir).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	require.NoError(t, err)
@@ -90,70 +44,9 @@ func numpyFixtures(t *testing.T) (string, []npyFixture) {
 	return dir, m
 }
 
-// TestNPYAgainstNumpy decodes every file numpy wrote into the array's
-// canonical bytes, and encodes them back into exactly what np.save writes.
-func TestNPYAgainstNumpy(t *testing.T) {
-	dir, fixtures := numpyFixtures(t)
-	canonical := map[string][]byte{}
-	for _, f := range fixtures {
-		if f.Canonical {
-			b, err := os.ReadFile(filepath.Join(dir, f.NPY))
-			require.NoError(t, err)
-			canonical[f.Raw] = b
-		}
-	}
-	for _, f := range fixtures {
-		t.Run(f.NPY, func(t *testing.T) {
-			file, err := os.ReadFile(filepath.Join(dir, f.NPY))
-			require.NoError(t, err)
-			raw, err := os.ReadFile(filepath.Join(dir, f.Raw))
-			require.NoError(t, err)
-			v, err := decodeNPY(bytes.Clone(file))
-			require.NoError(t, err)
-			require.Equal(t, f.DType, v.DType)
-			require.Equal(t, f.Shape, v.Shape)
-			require.Equal(t, raw, v.Data, "little-endian C-order bytes")
-			enc, err := encodeNPY(v)
-			require.NoError(t, err)
-			require.Equal(t, canonical[f.Raw], enc, "byte for byte what np.save writes")
-		})
-	}
-}
-
-// TestNPYEncodeLoadsInNumpy has numpy load what encodeNPY wrote, including
-// a header long enough to need format 2.0.
-func TestNPYEncodeLoadsInNumpy(t *testing.T) {
-	requirePython(t)
-	dir := t.TempDir()
-	write := func(name string, v Value) {
-		b, err := encodeNPY(v)
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
-	}
-	write("scalar.npy", Value{Kind: KindTensor, DType: "float64", Data: binary.LittleEndian.AppendUint64(nil, 0x400c000000000000)})
-	write("empty.npy", Value{Kind: KindTensor, DType: "int16", Shape: []int{0, 7}})
-	shape := make([]int, 32)
-	for i := range shape {
-		shape[i] = 1
-	}
-	shape[31] = 3
-	write("dims32.npy", Value{Kind: KindTensor, DType: "uint16", Shape: shape, Data: []byte{1, 0, 2, 0, 3, 0}})
-	code := `
-import sys, numpy as np
-d = sys.argv[1]
-a = np.load(d + "/scalar.npy"); assert a.shape == () and a.dtype == np.float64 and a == 3.5, a
-a = np.load(d + "/empty.npy"); assert a.shape == (0, 7) and a.dtype == np.int16, a
-a = np.load(d + "/dims32.npy"); assert a.shape == (1,) * 31 + (3,) and a.ravel().tolist() == [1, 2, 3], a
-print("ok")
-`
-	out, err := exec.Command(testPython, "-c", code, dir).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	require.Equal(t, "ok", strings.TrimSpace(string(out)))
-}
-
 // npyFile builds a .npy file from a header text, padded like numpy's.
 func npyFile(major byte, header string, data []byte) []byte {
-	out := []byte(npyMagic)
+	out := []byte(npy.Magic)
 	out = append(out, major, 0)
 	h := header + "\n"
 	if major == 1 {
@@ -176,7 +69,7 @@ func badNPYCases() []struct {
 	code string
 } {
 	good := npyFile(1, npyHeader("'<f4'", "False", "(2, 3)"), make([]byte, 24))
-	hugeHeader := append([]byte(npyMagic), 2, 0)
+	hugeHeader := append([]byte(npy.Magic), 2, 0)
 	hugeHeader = binary.LittleEndian.AppendUint32(hugeHeader, 70000)
 	hugeHeader = append(hugeHeader, bytes.Repeat([]byte{' '}, 70000)...)
 	dims33 := "(" + strings.Repeat("1, ", 33) + ")"
@@ -187,7 +80,7 @@ func badNPYCases() []struct {
 	}{
 		{"not npy", []byte("this is not an array"), CodeNotNPY},
 		{"png", pngHeaderBomb(2, 2), CodeNotNPY},
-		{"magic only", []byte(npyMagic[:4]), CodeBadNPYHeader},
+		{"magic only", []byte(npy.Magic[:4]), CodeBadNPYHeader},
 		{"truncated in header", good[:30], CodeBadNPYHeader},
 		{"truncated in data", good[:len(good)-5], CodeNPYSizeMismatch},
 		{"lying header", npyFile(1, npyHeader("'<f4'", "False", "(1000, 1000)"), make([]byte, 24)), CodeNPYSizeMismatch},
@@ -215,6 +108,9 @@ func badNPYCases() []struct {
 	}
 }
 
+// TestDecodeNPYRefuses: every .npy file package npy refuses is a 400 API
+// error with the code of its kind (the numpy type's HTTP tests send the
+// same files: TestNumpyBadRequests).
 func TestDecodeNPYRefuses(t *testing.T) {
 	for _, c := range badNPYCases() {
 		t.Run(c.name, func(t *testing.T) {
@@ -227,72 +123,26 @@ func TestDecodeNPYRefuses(t *testing.T) {
 	}
 }
 
-func TestDecodeNPYAccepts(t *testing.T) {
-	// Hand-written headers numpy also reads: other key order, no trailing comma,
-	// double quotes, a one-element tuple, Python 2 longs, 1-byte types with any order.
-	cases := []struct {
-		header string
-		data   []byte
-		dtype  string
-		shape  []int
-		want   []byte
-	}{
-		{`{"shape": (2,), "fortran_order": False, "descr": "<u2"}`, []byte{1, 0, 2, 0}, "uint16", []int{2}, []byte{1, 0, 2, 0}},
-		{`{'descr': '>u2', 'fortran_order': False, 'shape': (2L,)}`, []byte{0, 1, 0, 2}, "uint16", []int{2}, []byte{1, 0, 2, 0}},
-		{`{'descr': '<u1', 'fortran_order': True, 'shape': (2, 3), }`, []byte{1, 4, 2, 5, 3, 6}, "uint8", []int{2, 3}, []byte{1, 2, 3, 4, 5, 6}},
-		{`{'descr': '|b1', 'fortran_order': False, 'shape': (), }`, []byte{1}, "bool", []int{}, []byte{1}},
-		{`{'descr': '>i1', 'fortran_order': False, 'shape': (1, ), }`, []byte{0xff}, "int8", []int{1}, []byte{0xff}},
+// TestNPYCodes: every kind of npy.Error has an API code.
+func TestNPYCodes(t *testing.T) {
+	for k := npy.KindEmpty; k <= npy.KindUnsupportedDType; k++ {
+		require.NotEmpty(t, npyCodes[k], "kind %d", k)
 	}
-	for _, c := range cases {
-		v, err := decodeNPY(npyFile(1, c.header, c.data))
-		require.NoError(t, err, c.header)
-		require.Equal(t, Value{Kind: KindTensor, DType: c.dtype, Shape: c.shape, Data: c.want}, v, c.header)
-	}
+	_, err := decodeNPY(nil)
+	require.Equal(t, CodeEmptyBody, codeOf(err))
 }
 
-// FuzzDecodeNPY feeds arbitrary bytes to the .npy parser: it must never
-// panic, refuse with a 400 API error, and what it accepts must be a
-// consistent tensor that survives encoding and decoding again unchanged.
-func FuzzDecodeNPY(f *testing.F) {
-	for _, seed := range []Value{
-		{Kind: KindTensor, DType: "float32", Shape: []int{2, 3}, Data: make([]byte, 24)},
-		{Kind: KindTensor, DType: "bool", Shape: []int{}, Data: []byte{1}},
-		{Kind: KindTensor, DType: "uint16", Shape: []int{0, 5}},
-		{Kind: KindTensor, DType: "int64", Shape: []int{1, 1, 2}, Data: make([]byte, 16)},
-	} {
-		b, err := encodeNPY(seed)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-		f.Add(b[:len(b)-1])
-	}
-	f.Add(npyFile(1, npyHeader("'>f8'", "True", "(2, 2)"), make([]byte, 32)))
-	f.Add(npyFile(3, npyHeader("'<i2'", "True", "(3, 1, 2)"), make([]byte, 12)))
-	f.Add(npyFile(2, npyHeader("[('a', '<i4')]", "False", "(1,)"), make([]byte, 4)))
-	for _, c := range badNPYCases() {
-		if len(c.body) < 4096 {
-			f.Add(c.body)
-		}
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		v, err := decodeNPY(bytes.Clone(data))
-		if err != nil {
-			var ae *APIError
-			require.ErrorAs(t, err, &ae, "decode errors are API errors: %v", err)
-			require.Equal(t, 400, ae.Status)
-			require.NotEmpty(t, ae.Code)
-			return
-		}
-		n, err := v.tensorLen()
-		require.NoError(t, err)
-		require.LessOrEqual(t, n*dtypeSizes[v.DType], len(data))
-		enc, err := encodeNPY(v)
-		require.NoError(t, err)
-		again, err := decodeNPY(enc)
-		require.NoError(t, err)
-		require.Equal(t, v.DType, again.DType)
-		require.Equal(t, len(v.Shape), len(again.Shape))
-		require.Equal(t, v.Data, again.Data)
-	})
+// TestNPYValue: decodeNPY and encodeNPY carry a tensor Value through
+// package npy unchanged, and encodeNPY refuses what is not a tensor.
+func TestNPYValue(t *testing.T) {
+	v := Value{Kind: KindTensor, DType: "uint16", Shape: []int{2}, Data: []byte{1, 0, 2, 0}}
+	b, err := encodeNPY(v)
+	require.NoError(t, err)
+	got, err := decodeNPY(b)
+	require.NoError(t, err)
+	require.Equal(t, v, got)
+	_, err = encodeNPY(Value{Kind: KindJSON})
+	require.ErrorContains(t, err, "expected a numpy array")
+	_, err = encodeNPY(Value{Kind: KindTensor, DType: "uint16", Shape: []int{3}, Data: []byte{1, 0}})
+	require.ErrorContains(t, err, "needs more than the 2 bytes sent")
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/algocloud/algocloud/inference/npy"
 )
 
 // The Open Inference Protocol's (KServe v2, Triton) request side: the JSON
@@ -53,7 +55,7 @@ func v2DatatypeOf(dtype string) string {
 const (
 	v2Bytes = "BYTES"
 	// maxV2Dims bounds a tensor's rank, as the .npy parser does.
-	maxV2Dims = maxNPYDims
+	maxV2Dims = npy.MaxDims
 )
 
 // v2InferRequestJSON is the inference request object ($inference_request).

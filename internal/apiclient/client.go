@@ -1,7 +1,8 @@
 // Package apiclient is a small client of algocloud's REST API (package api):
 // deployments, wizard steps, code uploads, progress events and generated
 // clients, plus a caller of a deployed endpoint. The algocloud CLI's deploy,
-// predict, logs and ls commands and their tests share it. It depends on the
+// predict, logs and ls commands and their tests share it, and so does the
+// platform benchmark (bench/platformbench), which walks the wizard with it. It depends on the
 // standard library only, never on the platform's server side.
 package apiclient
 
@@ -330,6 +331,14 @@ func (c *Client) UpdateSpec(ctx context.Context, id string, spec any) (Deploymen
 func (c *Client) Step(ctx context.Context, id, step string, body any) (DeploymentDetail, error) {
 	var d DeploymentDetail
 	return d, c.do(ctx, http.MethodPost, deploymentPath(id)+"/steps/"+url.PathEscape(step), body, &d)
+}
+
+// DeleteDeployment tears a deployment down (its endpoint, certificate, DNS
+// record and instance) and answers when the teardown is done; the answer is
+// the deployment in its deleted state.
+func (c *Client) DeleteDeployment(ctx context.Context, id string) (DeploymentDetail, error) {
+	var d DeploymentDetail
+	return d, c.do(ctx, http.MethodDelete, deploymentPath(id), nil, &d)
 }
 
 // FetchCodeFromGit runs fetch_code from a Git URL and ref.

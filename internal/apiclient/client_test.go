@@ -105,6 +105,12 @@ func TestDeploymentsAndErrors(t *testing.T) {
 		writeJSON(w, 400, map[string]any{"code": "invalid_spec", "message": "invalid threads: must be 1..64",
 			"fields": []any{map[string]any{"field": "threads", "message": "must be 1..64"}}})
 	})
+	f.mux.HandleFunc("DELETE /api/v1/deployments/d2", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"id": "d2", "step": "deleted", "status": "deleted"})
+	})
+	f.mux.HandleFunc("DELETE /api/v1/deployments/busy", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 409, map[string]any{"code": "step_rejected", "message": "a step is running", "step": "provisioned", "status": "draft"})
+	})
 	f.mux.HandleFunc("GET /api/v1/deployments/gone", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "upstream broke", http.StatusBadGateway)
 	})
@@ -147,6 +153,12 @@ func TestDeploymentsAndErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ep_x", done.Token)
 	require.Equal(t, f.srv.URL+"/api/ca.pem", c.Resolve(done.CAURL))
+
+	gone, err := c.DeleteDeployment(ctx, "d2")
+	require.NoError(t, err)
+	require.Equal(t, "deleted", gone.Status)
+	_, err = c.DeleteDeployment(ctx, "busy")
+	require.Equal(t, "step_rejected", ErrorCode(err))
 
 	_, err = c.GetDeployment(ctx, "gone")
 	require.ErrorAs(t, err, &e)

@@ -1,10 +1,9 @@
-package main
+package inferbench
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -22,9 +21,9 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/algocloud/algocloud/bench/boot"
 	"github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -39,7 +38,7 @@ var limitPy string
 type server struct {
 	t        target
 	base     string
-	cmd      *exec.Cmd
+	proc     *boot.Process
 	children bool // count its child processes' CPU (our Python workers)
 }
 
@@ -59,7 +58,7 @@ func (s *server) measure(ctx context.Context, e *env, conc int, o options) measu
 
 // measureBody runs the load with body; check validates one answer.
 func (s *server) measureBody(ctx context.Context, body []byte, conc int, o options, check func([]byte) bool) measured {
-	pid := s.cmd.Process.Pid
+	pid := s.proc.Pid()
 	self0, kids0 := cpuSeconds(pid, s.children)
 	gen0, busy0, t0 := procCPU(os.Getpid()), machineBusy(), time.Now()
 	rss := sampleRSS(pid, 50*time.Millisecond)
@@ -88,33 +87,25 @@ func (m measured) cpuPerReq(cpu float64, warm time.Duration) float64 {
 	return 1000 * cpu / n
 }
 
+// stop ends the server: SIGTERM, SIGKILL after 20 s.
 func (s *server) stop() {
-	if s.cmd == nil || s.cmd.ProcessState != nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
+	if s.proc != nil {
+		s.proc.Stop(20 * time.Second)
 	}
 }
 
 // startOurs starts bin on the algorithm in dir, serving the API type in→out;
 // mutate may change the config further (the ONNX section's environment).
 func startOurs(ctx context.Context, o options, bin, name, dir string, in, out spec.IOType, maxBatch int, mutate ...func(*inference.Config)) (*server, error) {
-	port, err := freePort()
+	port, err := boot.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	tok := make([]byte, 16)
-	_, _ = rand.Read(tok)
-	token := hex.EncodeToString(tok)
-	sum := sha256.Sum256([]byte(token))
-	cfg := inference.Config{Name: "bench", Listen: fmt.Sprintf("127.0.0.1:%d", port), TokenSHA256: hex.EncodeToString(sum[:]),
+	token, sum, err := boot.NewToken(16)
+	if err != nil {
+		return nil, err
+	}
+	cfg := inference.Config{Name: "bench", Listen: fmt.Sprintf("127.0.0.1:%d", port), TokenSHA256: sum,
 		CodeDir: dir, Python: o.python, Threads: o.threads, Input: in, Output: out, MaxBatchSize: maxBatch}
 	for _, m := range mutate {
 		m(&cfg)
@@ -123,21 +114,22 @@ func startOurs(ctx context.Context, o options, bin, name, dir string, in, out sp
 	if err := inference.WriteConfig(cfgPath, cfg); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", cfgPath) // logs go to /dev/null, or -server-log
+	bo := boot.Options{Command: []string{bin, "--config", cfgPath}} // logs go to /dev/null, or -server-log
 	if o.logFile != "" {
 		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close() // the child holds its own copy
-		cmd.Stderr = f
+		bo.Stderr = f
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	proc, err := boot.Start(bo)
+	if err != nil {
+		return nil, err
 	}
 	ct := map[spec.IOType]string{spec.Image: "image/png", spec.JSON: "application/json"}[in]
 	s := &server{t: target{name: name, url: "http://" + cfg.Listen + "/predict", token: token, contentType: ct},
-		base: "http://" + cfg.Listen, cmd: cmd, children: true}
+		base: "http://" + cfg.Listen, proc: proc, children: true}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := inference.WaitReady(wctx, http.DefaultClient, s.base); err != nil {
@@ -148,18 +140,18 @@ func startOurs(ctx context.Context, o options, bin, name, dir string, in, out sp
 }
 
 func startCog(ctx context.Context, o options, e *env) (*server, error) {
-	port, err := freePort()
+	port, err := boot.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(o.python, e.cogPy, "--port", strconv.Itoa(port), "--code-dir", e.identityDir)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	proc, err := boot.Start(boot.Options{Command: []string{o.python, e.cogPy, "--port", strconv.Itoa(port), "--code-dir", e.identityDir},
+		Stderr: &stderr})
+	if err != nil {
 		return nil, err
 	}
 	s := &server{t: target{name: "Cog-style (FastAPI + uvicorn)", url: fmt.Sprintf("http://127.0.0.1:%d/predict", port)},
-		base: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
+		base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: proc}
 	for deadline := time.Now().Add(time.Minute); ; {
 		resp, err := http.Get(s.base + "/health")
 		if err == nil {

@@ -1,4 +1,4 @@
-package main
+package platformbench
 
 import (
 	"bytes"
@@ -16,80 +16,42 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/algocloud/algocloud/internal/apiclient"
 )
 
-// apiClient calls the platform's REST API as one user.
-type apiClient struct {
-	base  string
-	token string
-	http  *http.Client
+// wfState is what the bench reads of a deployment's workflow state (the
+// State of apiclient's answers): the step records' own durations and the
+// live server's folder.
+type wfState struct {
+	History []struct {
+		Step     string `json:"step"`
+		Duration string `json:"duration"`
+	} `json:"history"`
+	Server struct {
+		Workdir string `json:"workdir"`
+	} `json:"server"`
 }
 
-// apiResp is one decoded answer.
-type apiResp struct {
-	Status int
-	Raw    []byte
-	Body   map[string]any
-}
-
-func (r apiResp) str(path ...string) string {
-	var v any = r.Body
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return ""
-		}
-		v = m[k]
-	}
-	s, _ := v.(string)
-	return s
+// parseState decodes raw (an answer's State); a state that does not decode
+// reads as empty, as the bench only reports from it.
+func parseState(raw []byte) wfState {
+	var st wfState
+	_ = json.Unmarshal(raw, &st)
+	return st
 }
 
 // lastStepDuration is the workflow's own duration of the newest record of
-// step in state.history (what the step's activities took inside the workflow).
-func (r apiResp) lastStepDuration(step string) time.Duration {
-	st, _ := r.Body["state"].(map[string]any)
-	hist, _ := st["history"].([]any)
-	for i := len(hist) - 1; i >= 0; i-- {
-		rec, _ := hist[i].(map[string]any)
-		if rec["step"] == step {
-			s, _ := rec["duration"].(string)
-			d, _ := time.ParseDuration(s)
+// step in the state's history (what the step's activities took inside the
+// workflow).
+func (st wfState) lastStepDuration(step string) time.Duration {
+	for i := len(st.History) - 1; i >= 0; i-- {
+		if st.History[i].Step == step {
+			d, _ := time.ParseDuration(st.History[i].Duration)
 			return d
 		}
 	}
 	return 0
-}
-
-func (c *apiClient) do(ctx context.Context, method, path string, body any) (apiResp, error) {
-	var rd io.Reader
-	if body != nil {
-		js, err := json.Marshal(body)
-		if err != nil {
-			return apiResp{}, err
-		}
-		rd = bytes.NewReader(js)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return apiResp{}, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	res, err := c.http.Do(req)
-	if err != nil {
-		return apiResp{}, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return apiResp{}, fmt.Errorf("%s %s: read: %w", method, path, err)
-	}
-	out := apiResp{Status: res.StatusCode, Raw: raw}
-	_ = json.Unmarshal(raw, &out.Body)
-	return out, nil
 }
 
 // Wizard steps after configure, in order, as the API names them.
@@ -119,7 +81,7 @@ type wizardRun struct {
 
 // wizard holds what every run shares.
 type wizard struct {
-	api      *apiClient
+	api      *apiclient.Client
 	endpoint *http.Client // verifies endpoints with the platform's CA
 	repo     string
 	threads  int
@@ -137,46 +99,39 @@ func (w *wizard) fail(r *wizardRun, step string, err error) wizardRun {
 func (w *wizard) walk(ctx context.Context, apiName string) wizardRun {
 	r := wizardRun{APIName: apiName, API: map[string]time.Duration{}, InWF: map[string]time.Duration{}}
 	t0 := time.Now()
-	res, err := w.api.do(ctx, http.MethodPost, "/api/v1/deployments", map[string]any{
+	d, err := w.api.CreateDeployment(ctx, map[string]any{
 		"name": "Bench " + apiName, "description": "algocloud-bench", "api_name": apiName,
 		"input": "image", "output": "image", "threads": w.threads, "requirements": []string{},
 	})
 	r.API["configure"] = time.Since(t0)
-	if err == nil && res.Status != http.StatusCreated {
-		err = fmt.Errorf("answered %d: %s", res.Status, trim(res.Raw))
-	}
 	if err != nil {
 		return w.fail(&r, "configure", err)
 	}
-	r.ID = res.str("id")
+	r.ID = d.ID
 	var completeSent time.Time
+	var done apiclient.Completion
 	for _, step := range wizardSteps {
-		var body any
-		if step == "fetch_code" {
-			body = map[string]any{"git_url": w.repo, "ref": "main"}
-		}
 		ts := time.Now()
-		if step == "complete" {
+		switch step {
+		case "fetch_code":
+			d, err = w.api.FetchCodeFromGit(ctx, r.ID, w.repo, "main")
+		case "complete":
 			completeSent = ts
+			done, err = w.api.Complete(ctx, r.ID)
+			d = done.DeploymentDetail
+		default:
+			d, err = w.api.Step(ctx, r.ID, step, nil)
 		}
-		res, err = w.api.do(ctx, http.MethodPost, "/api/v1/deployments/"+r.ID+"/steps/"+step, body)
 		r.API[step] = time.Since(ts)
-		if err == nil && res.Status != http.StatusOK {
-			err = fmt.Errorf("answered %d: %s", res.Status, trim(res.Raw))
-		}
 		if err != nil {
 			return w.fail(&r, step, err)
 		}
-		r.InWF[step] = res.lastStepDuration(step)
+		r.InWF[step] = parseState(d.State).lastStepDuration(step)
 	}
-	r.Endpoint, r.Token = res.str("endpoint"), res.str("token")
-	if st, ok := res.Body["state"].(map[string]any); ok {
-		if srv, ok := st["server"].(map[string]any); ok {
-			r.Workdir, _ = srv["workdir"].(string)
-		}
-	}
+	r.Endpoint, r.Token = done.Endpoint, done.Token
+	r.Workdir = parseState(done.State).Server.Workdir
 	if r.Endpoint == "" || r.Token == "" {
-		return w.fail(&r, "complete", fmt.Errorf("no endpoint or token in %s", trim(res.Raw)))
+		return w.fail(&r, "complete", fmt.Errorf("no endpoint or token in the answer to complete (status %q)", done.Status))
 	}
 	tp := time.Now()
 	tries, err := w.firstAnswer(ctx, r.Endpoint, r.Token, 2*time.Minute)
@@ -237,12 +192,8 @@ func (w *wizard) predictOnce(ctx context.Context, endpoint, token string) error 
 // remove deletes a deployment through the API and returns how long it took.
 func (w *wizard) remove(ctx context.Context, id string) (time.Duration, error) {
 	t := time.Now()
-	res, err := w.api.do(ctx, http.MethodDelete, "/api/v1/deployments/"+id, nil)
-	d := time.Since(t)
-	if err == nil && res.Status != http.StatusOK {
-		err = fmt.Errorf("delete answered %d: %s", res.Status, trim(res.Raw))
-	}
-	return d, err
+	_, err := w.api.DeleteDeployment(ctx, id)
+	return time.Since(t), err
 }
 
 // endpointClient verifies endpoints with the platform's CA, never skipping

@@ -1,21 +1,15 @@
-package main
+package platformbench
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -26,6 +20,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/activities/source"
+	"github.com/algocloud/algocloud/bench/boot"
 	"github.com/algocloud/algocloud/inference"
 )
 
@@ -214,24 +209,20 @@ type rawBoot struct {
 // poll the platform's StartService and RunTest use, instead of the 5 ms one.
 func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time.Duration, err error) {
 	b.n++
-	token := randomHex(32)
-	sum := sha256.Sum256([]byte(token))
-	port, err := freePort()
+	token, sum, err := boot.NewToken(32)
+	if err != nil {
+		return 0, 0, err
+	}
+	port, err := boot.FreePort()
 	if err != nil {
 		return 0, 0, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	raw, err := os.ReadFile(b.liveJSON)
+	out, err := rawConfig(b.liveJSON, addr, sum)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read %s: %w", b.liveJSON, err)
+		return 0, 0, err
 	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return 0, 0, fmt.Errorf("parse %s: %w", b.liveJSON, err)
-	}
-	cfg["listen"], cfg["token_sha256"] = addr, hex.EncodeToString(sum[:])
 	path := filepath.Join(b.tmp, fmt.Sprintf("raw-%d.json", b.n))
-	out, _ := json.Marshal(cfg)
 	if err := os.WriteFile(path, out, 0o600); err != nil {
 		return 0, 0, err
 	}
@@ -241,28 +232,16 @@ func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time
 	}
 	defer logf.Close()
 
-	cmd := exec.Command(b.inferBin, "--config", path)
-	cmd.Dir = b.workdir
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=" + b.workdir}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		return 0, 0, fmt.Errorf("start %s: %w", b.inferBin, err)
+	proc, err := boot.Start(boot.Options{
+		Command: []string{b.inferBin, "--config", path}, Dir: b.workdir,
+		Env:    []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=" + b.workdir},
+		Stdout: logf, Stderr: logf, Group: true,
+	})
+	if err != nil {
+		return 0, 0, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		ts := time.Now()
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		b.lastStop = time.Since(ts)
-	}()
+	defer func() { b.lastStop = proc.Stop(15 * time.Second) }()
 	base := "https://" + addr
 	deadline := time.Now().Add(2 * time.Minute)
 	for platformPoll {
@@ -279,9 +258,8 @@ func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time
 			break
 		}
 		select {
-		case err := <-exited:
-			exited <- err
-			return 0, 0, fmt.Errorf("algocloud-infer exited before ready: %v (log %s)", err, logf.Name())
+		case <-proc.Done():
+			return 0, 0, fmt.Errorf("algocloud-infer exited before ready: %v (log %s)", proc.Err(), logf.Name())
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -293,6 +271,24 @@ func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time
 		return 0, 0, err
 	}
 	return ready, time.Since(t0), nil
+}
+
+// rawConfig is the live deployment's config at liveJSON served on addr
+// with the token whose SHA-256 is sum. The deployment's token_file goes:
+// the server would follow it instead of token_sha256 and refuse the
+// baseline's token.
+func rawConfig(liveJSON, addr, sum string) ([]byte, error) {
+	raw, err := os.ReadFile(liveJSON)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", liveJSON, err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", liveJSON, err)
+	}
+	cfg["listen"], cfg["token_sha256"] = addr, sum
+	delete(cfg, "token_file")
+	return json.Marshal(cfg)
 }
 
 func (b *rawBoot) readyOnce(ctx context.Context, base string) bool {
@@ -342,23 +338,6 @@ func (b *rawBoot) concurrent(ctx context.Context, n int) (wall time.Duration, ea
 		wall = maxDur(each)
 	}
 	return wall, each, failures, firstErr
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // rawWork times the wizard's other real work called directly, without the

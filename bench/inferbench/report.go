@@ -1,4 +1,4 @@
-package main
+package inferbench
 
 import (
 	"fmt"
@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 )
+
+// cores is the machine's CPU count, as the reports state and use it; a
+// variable so that TestReportGolden reads the same on any machine.
+var cores = runtime.NumCPU()
 
 // report gathers one run's figures and prints them as markdown.
 type report struct {
@@ -34,18 +38,41 @@ func (r *report) find(name string, conc int) measured {
 	return measured{}
 }
 
+// String is the report in markdown: the run's header, then the sections of
+// the parts that ran; ratios against the goals only after a full run.
 func (r *report) String() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	r.writeHeader(p)
+	r.writeLimits(p)
+	r.writeServers(p)
+	r.writeDispatch(p)
+	if len(r.loads) == 0 || len(r.limits) < 3 || r.mem.conc == 0 || len(r.batched) == 0 || len(r.transfer) == 0 {
+		p("(A partial run (-only, -transfer=false): no ratios.)\n")
+		r.printProfile(p)
+		return b.String()
+	}
+	r.writeRatios(p)
+	r.writeTransfer(p)
+	r.printProfile(p)
+	return b.String()
+}
+
+// writeHeader names the command, the machine, the input and the load.
+func (r *report) writeHeader(p func(string, ...any)) {
 	o := r.o
 	p("## Inference server\n\n")
 	p("Produced by `task bench:inference` (`scripts/bench-inference.sh`, which runs `bin/algocloud-bench-infer`) on %s: %s, %d cores, %s, %s.\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), runtime.NumCPU(), runtime.Version(), pythonVersion(o.python))
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), cores, runtime.Version(), pythonVersion(o.python))
 	p("Load average (1/5/15 min) before: %s, after: %s; the machine is shared, so figures move between runs: compare within a run.\n\n", r.loadBefore, r.loadAfter)
 	p("Input: a 512×512 RGB PNG of a synthetic landscape (gradients, soft blobs, sensor noise σ≈3), %d bytes; `predict` returns its input. ", r.inputBytes)
 	p("algocloud-infer serves plain HTTP on loopback with %d Python workers (`threads`), no TLS; the load generator (closed loop, keep-alive) runs on the same machine. ", o.threads)
 	p("Each load run: %s warm-up, then %s measured. Answers are checked by pixels.\n\n", o.warm, o.dur)
 
+}
+
+// writeLimits is the no-server limit's table.
+func (r *report) writeLimits(p func(string, ...any)) {
 	if len(r.limits) > 0 {
 		p("### The limit: the same Python work in a loop, no server\n\n")
 		p("| processes | PNG level | items/s | decode ms | predict ms | encode ms | PNG bytes | others' cores |\n|---|---|---|---|---|---|---|---|\n")
@@ -58,6 +85,11 @@ func (r *report) String() string {
 		p("| %d | %s | %.1f | %.1f | %.2f | %.1f | %d | %.2f |\n", l.Procs, level, l.ItemsPerS, l.DecodeMS, l.PredictMS, l.EncodeMS, l.PNGBytes, l.Others)
 	}
 
+}
+
+// writeServers is the table of the load, memory and batch runs.
+func (r *report) writeServers(p func(string, ...any)) {
+	o := r.o
 	p("\n")
 	if len(r.loads) > 0 || r.mem.conc > 0 || len(r.batched) > 0 {
 		p("### Through a server\n\n")
@@ -85,11 +117,16 @@ func (r *report) String() string {
 	}
 	if len(r.loads) > 0 || r.mem.conc > 0 || len(r.batched) > 0 {
 		p("\nServer CPU is the serving process (for algocloud-infer: Go, which decodes and encodes the PNGs); workers CPU is algocloud-infer's Python workers. ")
-		p("RSS is the serving process alone (algocloud-infer without its workers). Others' cores: the machine's busy CPU during the run that was neither the server, its workers nor the load generator (other people's work on this shared machine), in cores out of %d. ", runtime.NumCPU())
+		p("RSS is the serving process alone (algocloud-infer without its workers). Others' cores: the machine's busy CPU during the run that was neither the server, its workers nor the load generator (other people's work on this shared machine), in cores out of %d. ", cores)
 		p("The last rows alternate two servers, twice: `predict` at max_batch_size 1, and `predict_batch = [predict(x) for x in xs]` at max_batch_size 8, ")
 		p("what fanning a batch out inside a worker would cost; mean batch sizes there: %v.\n\n", fmtFloats(r.batchSizes))
 	}
 
+}
+
+// writeDispatch is the JSON echo's table.
+func (r *report) writeDispatch(p func(string, ...any)) {
+	o := r.o
 	if len(r.dispatch) > 0 {
 		p("### Dispatch alone: a JSON echo (no image codecs), max_batch_size 1\n\n")
 		p("| server | concurrency | req/s | p50 ms | p99 ms | errors | server CPU ms/req | workers CPU ms/req | others' cores |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -99,11 +136,11 @@ func (r *report) String() string {
 		}
 		p("\n")
 	}
-	if len(r.loads) == 0 || len(r.limits) < 3 || r.mem.conc == 0 || len(r.batched) == 0 || len(r.transfer) == 0 {
-		p("(A partial run (-only, -transfer=false): no ratios.)\n")
-		r.printProfile(p)
-		return b.String()
-	}
+}
+
+// writeRatios is the table of the ratios against the issue's goals; its
+// transfer rows follow from writeTransfer.
+func (r *report) writeRatios(p func(string, ...any)) {
 	p("### Ratios against the goals\n\n")
 	ours8, cog8 := r.find("algocloud-infer", 8), r.find("Cog-style (FastAPI + uvicorn)", 8)
 	ours1, cog1 := r.find("algocloud-infer", 1), r.find("Cog-style (FastAPI + uvicorn)", 1)
@@ -121,6 +158,11 @@ func (r *report) String() string {
 	p("| algocloud-infer peak RSS at concurrency %d | %.0f MiB (%.1f req/s, errors: %s) | < 100 MB |\n", r.mem.conc, r.mem.rssMiB, r.mem.rps(), orDash(r.mem.errors()))
 	p("| predict_batch loop at max_batch_size 8 / predict, concurrency 8, alternated runs | %.2f× (%.1f / %.1f req/s) | — |\n",
 		ratio(sumRPS(r.batched), sumRPS(r.unbatched)), sumRPS(r.batched)/float64(len(r.batched)), sumRPS(r.unbatched)/float64(len(r.unbatched)))
+}
+
+// writeTransfer ends the ratios table with the transfer rows and says how
+// they were measured.
+func (r *report) writeTransfer(p func(string, ...any)) {
 	var memcpy float64
 	for _, t := range r.transfer {
 		if t.name == "memcpy" {
@@ -139,8 +181,6 @@ func (r *report) String() string {
 			t.name, t.mbPerS, t.nsPerOp/1e6, 100*ratio(t.mbPerS, memcpy), memcpy, goal)
 	}
 	p("\nTransfer: `go test -run '^$' -bench '^BenchmarkTransfer$' -benchtime 20x ./inference/`; to_python and from_python move the array one way (MB/s = 50.3 MB / time), roundtrip is an identity predict (MB/s counts both directions). pipe1MiB is what the server uses (F_SETPIPE_SZ).\n")
-	r.printProfile(p)
-	return b.String()
 }
 
 func (r *report) printProfile(p func(string, ...any)) {

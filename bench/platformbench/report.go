@@ -1,4 +1,4 @@
-package main
+package platformbench
 
 import (
 	"bufio"
@@ -120,37 +120,68 @@ func (t *table) row(cells ...string) {
 
 func (t *table) String() string { return t.b.String() }
 
+// markdown is the report: the run's header, the issue's figures, then a
+// section per phase that ran, the CPU by phase, the log and any problems.
 func (r *results) markdown(o options) string {
 	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	host, _ := os.Hostname()
 	if r.Finished.IsZero() { // stopped early by an error
 		r.Finished = time.Now()
 	}
+	f := r.sequentialFigures()
+	r.writeHeader(&b, o)
+	r.writeFigures(&b, o, f)
+	r.writeSequential(&b, f)
+	r.writeBurst(&b, f)
+	r.writeDev(&b)
+	r.writeCPU(&b)
+	r.writeTail(&b)
+	return b.String()
+}
+
+// seqFigures are the one-at-a-time medians the report's sections share.
+type seqFigures struct {
+	seqRuns            []wizardRun // the runs that finished
+	total, c2f         []time.Duration
+	stepMed            time.Duration // step-shaped update
+	rawFirst, rawReady time.Duration
+	floor              time.Duration // the whole wizard's floor from the baselines
+}
+
+func (r *results) sequentialFigures() seqFigures {
+	f := seqFigures{seqRuns: r.okRuns()}
+	f.total, f.c2f = totals(f.seqRuns)
+	f.stepMed = median(r.StepUpd)
+	f.rawFirst, f.rawReady = median(r.RawFirst), median(r.RawReady)
+	f.floor = median(r.StartWF) + time.Duration(len(wizardSteps))*f.stepMed + median(r.RawClone) + median(r.RawVenv) + 2*f.rawFirst
+	return f
+}
+
+// writeHeader is the run's command, machine, duration and what the
+// baselines are.
+func (r *results) writeHeader(b *strings.Builder, o options) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	host, _ := os.Hostname()
 	w("### Run of %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"))
 	w("- Command: `algocloud-bench %s` (what `./scripts/bench.sh` runs after `scripts/build.sh`; `go run ./cmd/algocloud-bench` takes the same flags), commit `%s`, %s.\n", strings.Join(r.Args, " "), r.Commit, runtime.Version())
 	w("- Machine: %s, %d cores (`nproc`), %s, %.0f GB RAM; shared with other engineers (see the CPU table: \"others\").\n", host, runtime.NumCPU(), cpuModel(), memTotalGB())
 	w("- Took %s. Example `%s`, %d Python worker(s) per endpoint, a %d×%d PNG; no pip download (no requirements).\n",
 		r.Finished.Sub(r.Started).Round(time.Second), o.example, o.threads, o.imgW, o.imgH)
 	w("- Baselines ran in the same run, interleaved with the measured runs: *step-shaped update* is a Temporal Update on the same embedded server and client whose handler runs one no-op activity and one no-op local activity (what `workflows.deployment.run` adds around a step's work); *raw boot* is `algocloud-infer` exec'd directly on a copy of a live deployment's `live.json` (same code, venv, certificate), `/readyz` polled every 5 ms, then `/predict` until 200; *direct work* is the step's own library calls (`source.Clone`, `python.EnsureVenv`, `os.RemoveAll` of that folder) with no API, Temporal or activity around them.\n\n")
+}
 
-	seqRuns := r.okRuns()
-	total, c2f := totals(seqRuns)
-	stepMed := median(r.StepUpd)
-	rawFirst, rawReady := median(r.RawFirst), median(r.RawReady)
-	floor := median(r.StartWF) + time.Duration(len(wizardSteps))*stepMed + median(r.RawClone) + median(r.RawVenv) + 2*rawFirst
-
-	w("#### The issue's figures\n\n")
+// writeFigures is the table of the issue's figures against their goals.
+func (r *results) writeFigures(b *strings.Builder, o options, f seqFigures) {
+	b.WriteString("#### The issue's figures\n\n")
 	t := newTable("figure", "measured", "baseline (same run)", "ratio (overhead)", "goal")
-	if len(seqRuns) > 0 {
-		t.row("*Complete* → endpoint's first answer", fmt.Sprintf("median %s, max %s (%d runs)", fd(median(c2f)), fd(maxDur(c2f)), len(c2f)),
-			"raw boot → first answer "+fd(rawFirst), ratio(median(c2f), rawFirst), goal(maxDur(c2f) < time.Second, "< 1 s"))
-		t.row("… of which the *complete* call", fmt.Sprintf("median %s, max %s", fd(median(stepStats(seqRuns, "complete", false))), fd(maxDur(stepStats(seqRuns, "complete", false)))),
-			"raw boot → /readyz 200 "+fd(rawReady), ratio(median(stepStats(seqRuns, "complete", false)), rawReady), "")
+	if len(f.seqRuns) > 0 {
+		t.row("*Complete* → endpoint's first answer", fmt.Sprintf("median %s, max %s (%d runs)", fd(median(f.c2f)), fd(maxDur(f.c2f)), len(f.c2f)),
+			"raw boot → first answer "+fd(f.rawFirst), ratio(median(f.c2f), f.rawFirst), goal(maxDur(f.c2f) < time.Second, "< 1 s"))
+		t.row("… of which the *complete* call", fmt.Sprintf("median %s, max %s", fd(median(stepStats(f.seqRuns, "complete", false))), fd(maxDur(stepStats(f.seqRuns, "complete", false)))),
+			"raw boot → /readyz 200 "+fd(f.rawReady), ratio(median(stepStats(f.seqRuns, "complete", false)), f.rawReady), "")
 		t.row("… raw boot → ready as `inference.WaitReady` (the platform's poll) sees it", fmt.Sprintf("median %s, max %s", fd(median(r.RawReadyWR)), fd(maxDur(r.RawReadyWR))),
-			"raw boot → /readyz 200 (5 ms poll) "+fd(rawReady), ratio(median(r.RawReadyWR), rawReady), "")
-		t.row("Whole wizard through the API (configure → first answer), no pip download", fmt.Sprintf("median %s, max %s", fd(median(total)), fd(maxDur(total))),
-			"floor "+fd(floor)+": start workflow + 5 step-shaped updates + direct clone + direct venv + 2 raw boots → first answer", ratio(median(total), floor), goal(maxDur(total) < 10*time.Second, "< 10 s"))
+			"raw boot → /readyz 200 (5 ms poll) "+fd(f.rawReady), ratio(median(r.RawReadyWR), f.rawReady), "")
+		t.row("Whole wizard through the API (configure → first answer), no pip download", fmt.Sprintf("median %s, max %s", fd(median(f.total)), fd(maxDur(f.total))),
+			"floor "+fd(f.floor)+": start workflow + 5 step-shaped updates + direct clone + direct venv + 2 raw boots → first answer", ratio(median(f.total), f.floor), goal(maxDur(f.total) < 10*time.Second, "< 10 s"))
 	}
 	if bu := r.Burst; bu != nil {
 		bt, bc := totals(bu.Runs)
@@ -176,12 +207,16 @@ func (r *results) markdown(o options) string {
 			base, "", goal(d.RSS+d.ChildrenRSS < 300, "< 300 MB"))
 	}
 	b.WriteString(t.String())
+}
 
-	if len(seqRuns) > 0 {
-		w("\n#### One wizard at a time, per step (%d runs after a warm-up; warm-up run %s, complete→first answer %s)\n\n", len(seqRuns), fd(r.Warmup.Total), fd(r.Warmup.CompleteToFirst))
-		t = newTable("step", "API round trip median", "max", "inside the workflow (its activities) median", "API − workflow", "baseline (median)", "ratio (overhead)")
+// writeSequential is the one-wizard-at-a-time section, per step.
+func (r *results) writeSequential(b *strings.Builder, f seqFigures) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	if len(f.seqRuns) > 0 {
+		w("\n#### One wizard at a time, per step (%d runs after a warm-up; warm-up run %s, complete→first answer %s)\n\n", len(f.seqRuns), fd(r.Warmup.Total), fd(r.Warmup.CompleteToFirst))
+		t := newTable("step", "API round trip median", "max", "inside the workflow (its activities) median", "API − workflow", "baseline (median)", "ratio (overhead)")
 		for _, s := range stepNamesAll {
-			api, wf := stepStats(seqRuns, s, false), stepStats(seqRuns, s, true)
+			api, wf := stepStats(f.seqRuns, s, false), stepStats(f.seqRuns, s, true)
 			baseName, base := r.stepBaseline(s)
 			diff := "–"
 			if len(wf) > 0 && median(wf) > 0 {
@@ -189,18 +224,22 @@ func (r *results) markdown(o options) string {
 			}
 			t.row("`"+s+"`", fd(median(api)), fd(maxDur(api)), fd(median(wf)), diff, baseName+" "+fd(base), ratio(median(api), base))
 		}
-		t.row("**total**", fd(median(total)), fd(maxDur(total)), "", "", "floor "+fd(floor), ratio(median(total), floor))
-		delBase := stepMed + median(r.RawStop) + median(r.RawRemove)
+		t.row("**total**", fd(median(f.total)), fd(maxDur(f.total)), "", "", "floor "+fd(f.floor), ratio(median(f.total), f.floor))
+		delBase := f.stepMed + median(r.RawStop) + median(r.RawRemove)
 		t.row("`DELETE` (stop endpoint, release server)", fd(median(r.SeqDeletes)), fd(maxDur(r.SeqDeletes)), "", "", "step-shaped update + raw SIGTERM → exit + folder removal "+fd(delBase), ratio(median(r.SeqDeletes), delBase))
 		b.WriteString(t.String())
 		b.WriteString(r.SeqQueue.markdown("Where the steps' activities spent their time, one wizard at a time (deletes included)"))
 		w("\nBaselines (medians): start a workflow %s; no-op update %s; step-shaped update %s; raw boot → /readyz %s, → first answer %s, SIGTERM → exit %s; `source.Clone` %s; `python.EnsureVenv` %s; removing their folder %s. Platform start (embedded Temporal, store, CA, worker, API) %s, stop %s.\n",
-			fd(median(r.StartWF)), fd(median(r.NoopUpd)), fd(stepMed), fd(rawReady), fd(rawFirst), fd(median(r.RawStop)), fd(median(r.RawClone)), fd(median(r.RawVenv)), fd(median(r.RawRemove)), fd(r.PlatformStart), fd(r.PlatformStop))
+			fd(median(r.StartWF)), fd(median(r.NoopUpd)), fd(f.stepMed), fd(f.rawReady), fd(f.rawFirst), fd(median(r.RawStop)), fd(median(r.RawClone)), fd(median(r.RawVenv)), fd(median(r.RawRemove)), fd(r.PlatformStart), fd(r.PlatformStop))
 	}
+}
 
+// writeBurst is the N-wizards-at-once section.
+func (r *results) writeBurst(b *strings.Builder, f seqFigures) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	if bu := r.Burst; bu != nil {
 		w("\n#### %d wizards at once\n\n", bu.N)
-		t = newTable("per wizard", "p50", "p95", "max")
+		t := newTable("per wizard", "p50", "p95", "max")
 		bt, bc := totals(bu.Runs)
 		t.row("total (configure → first answer)", fd(pct(bt, 50)), fd(pct(bt, 95)), fd(maxDur(bt)))
 		t.row("complete → first answer", fd(pct(bc, 50)), fd(pct(bc, 95)), fd(maxDur(bc)))
@@ -220,7 +259,7 @@ func (r *results) markdown(o options) string {
 		t.row(fmt.Sprintf("baseline: raw boot → first answer, %d at once (wall %s, %d failed)", bu.N, fd(r.RawBurst.Wall), r.RawBurst.Failures), fd(pct(r.RawBurst.Each, 50)), fd(pct(r.RawBurst.Each, 95)), fd(maxDur(r.RawBurst.Each)))
 		b.WriteString(t.String())
 		w("\nWall time %s for %d wizards (%d failed); one at a time they would take %s (%d × the sequential median). Peak %d processes of the data folder at once (inference servers and their Python workers). After deleting all: %d left (checked by command line naming the data folder). Peak RSS of the bench process (embedded Temporal, API, worker): %.0f MB.\n",
-			fd(bu.Wall), bu.N, len(bu.Failures), fd(time.Duration(bu.N)*median(total)), bu.N, bu.PeakProcesses, bu.Leftover, r.HWM)
+			fd(bu.Wall), bu.N, len(bu.Failures), fd(time.Duration(bu.N)*median(f.total)), bu.N, bu.PeakProcesses, bu.Leftover, r.HWM)
 		b.WriteString(r.BurstQueue.markdown(fmt.Sprintf("Where the steps' activities spent their time, %d at once (deletes included)", bu.N)))
 		if len(bu.Failures) > 0 {
 			w("\nFailures:\n\n")
@@ -229,10 +268,14 @@ func (r *results) markdown(o options) string {
 			}
 		}
 	}
+}
 
+// writeDev is the `algocloud dev` idle section.
+func (r *results) writeDev(b *strings.Builder) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	if len(r.Dev) > 0 {
 		w("\n#### `algocloud dev` idle\n\n")
-		t = newTable("UI", "RSS", "peak RSS (VmHWM)", "PSS", "children (RSS)", "exec → /healthz 200", "SIGINT → exit", "exit code")
+		t := newTable("UI", "RSS", "peak RSS (VmHWM)", "PSS", "children (RSS)", "exec → /healthz 200", "SIGINT → exit", "exit code")
 		for _, d := range r.Dev {
 			if d.Err != nil {
 				t.row(fmt.Sprint(d.UI), "error: "+oneLine(d.Err.Error()), "", "", "", "", "", "")
@@ -243,9 +286,13 @@ func (r *results) markdown(o options) string {
 		}
 		b.WriteString(t.String())
 	}
+}
 
+// writeCPU is the CPU-by-phase table.
+func (r *results) writeCPU(b *strings.Builder) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("\n#### CPU by phase (load of the shared machine)\n\n")
-	t = newTable("phase", "wall", "bench process CPU", "its children's CPU", "others' CPU", "machine busy", "load1 before → after")
+	t := newTable("phase", "wall", "bench process CPU", "its children's CPU", "others' CPU", "machine busy", "load1 before → after")
 	for _, p := range r.Phases {
 		busy := "–"
 		if p.Wall > 0 {
@@ -255,7 +302,11 @@ func (r *results) markdown(o options) string {
 	}
 	b.WriteString(t.String())
 	w("\nChildren's CPU counts processes once they exit (every endpoint is stopped by the end of its phase); \"others\" is the machine's busy time minus this process and its children: other engineers' work.\n")
+}
 
+// writeTail is the platform log's summary and the problems, if any.
+func (r *results) writeTail(b *strings.Builder) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	if r.LogPath != "" {
 		w("\n#### Platform log (level info and above)\n\n%s", r.Log.markdown())
 	}
@@ -268,7 +319,6 @@ func (r *results) markdown(o options) string {
 			w("\nData and logs kept in `%s`.\n", r.KeptDir)
 		}
 	}
-	return b.String()
 }
 
 func (r *results) okRuns() []wizardRun {

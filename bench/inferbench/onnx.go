@@ -1,4 +1,4 @@
-package main
+package inferbench
 
 import (
 	"bytes"
@@ -164,7 +164,7 @@ type onnxResult struct {
 // less those of other processes and, for a server, of the load generator
 // (in a deployment the clients run elsewhere).
 func (r onnxResult) perFreeCore() float64 {
-	return r.perS / max(0.25, float64(runtime.NumCPU())-r.othersCores-r.genCores)
+	return r.perS / max(0.25, float64(cores)-r.othersCores-r.genCores)
 }
 
 // onnxModelReport is one model's rows: len(specs) rows per alternated round.
@@ -235,84 +235,18 @@ func measureONNX(ctx context.Context, o options, tmp string) (*onnxReport, error
 
 // measureONNXModel writes m's folder and measures its rows.
 func measureONNXModel(ctx context.Context, o options, tmp, lib string, m onnxModel) (*onnxModelReport, error) {
-	mr := &onnxModelReport{model: m, specs: onnxSpecs(o.onnxThreads)}
-	model, err := filepath.Abs(m.file)
+	dir, err := writeONNXDir(o, tmp, m)
 	if err != nil {
 		return nil, err
-	}
-	dir := filepath.Join(tmp, "onnx-"+m.key)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.Symlink(model, filepath.Join(dir, m.link)); err != nil {
-		return nil, err
-	}
-	// The run batch (aai_onnx.json) equals the server's max_batch_size, so a
-	// full server batch is one Run, as in the direct loop.
-	files := map[string]string{onnxrt.ConfigFile: fmt.Sprintf(m.config, o.onnxBatch)}
-	for name, text := range m.extra {
-		files[name] = text
-	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			return nil, err
-		}
 	}
 	body, err := pngOf(m.req())
 	if err != nil {
 		return nil, err
 	}
-	measure := func(s onnxRowSpec, profile bool) (onnxResult, error) {
-		switch s.kind {
-		case rowRun, rowPredict:
-			return directONNX(ctx, o, dir, body, s)
-		}
-		maxBatch, delay := o.onnxBatch, o.onnxDelay
-		name := fmt.Sprintf("server, max_batch_size %d, max_queue_delay %s, threads %d", maxBatch, delay, s.threads)
-		if s.kind == rowUnbatched {
-			maxBatch, delay = 1, 0
-			name = fmt.Sprintf("server, unbatched (max_batch_size 1), threads %d", s.threads)
-		}
-		srv, err := startOurs(ctx, o, o.inferBin, name, dir, spec.Image, m.out, maxBatch, func(c *inference.Config) {
-			c.Environment, c.ONNXRuntimeLib, c.Threads = spec.EnvONNX, lib, s.threads
-			c.MaxQueueDelay = inference.Duration(delay)
-		})
-		if err != nil {
-			return onnxResult{}, err
-		}
-		var prof *perfRecording
-		if profile {
-			if prof, err = startPerf(ctx, srv.cmd.Process.Pid, filepath.Join(o.onnxProfile, m.key+".perf.data"), o.warm+o.dur); err != nil {
-				log.Printf("onnx: perf: %v (the profile is Go's only)", err)
-			}
-		}
-		r := srv.measureBody(ctx, body, onnxConc, o, m.check)
-		mean := srv.batchSizes()
-		if prof != nil { // perf stops first: it follows the server
-			mr.profile = prof.finish(ctx)
-		}
-		srv.stop()
-		return onnxResult{onnxRowSpec: s, name: name, batch: maxBatch, perS: r.rps(), p50: r.pct(50), p99: r.pct(99),
-			errors: orDash(r.errors()), meanBatch: mean, cpuPerImage: r.cpuPerReq(r.cpuSelf, o.warm), othersCores: r.othersCores, genCores: r.genCores}, nil
-	}
-	per := len(mr.specs)
-	for round := range max(1, o.onnxRounds) {
-		rows := make([]onnxResult, per)
-		for i := range per {
-			k := i
-			if round%2 == 1 { // every other round backwards, so that no row always follows the same one
-				k = per - 1 - i
-			}
-			// perf records the first round's first batched server.
-			profile := o.onnxProfile != "" && round == 0 && k == 0
-			r, err := measure(mr.specs[k], profile)
-			if err != nil {
-				return nil, err
-			}
-			log.Printf("onnx %s round %d: %s: %.1f images/s (others' cores %.2f)", m.key, round+1, r.name, r.perS, r.othersCores)
-			rows[k] = r
-		}
-		mr.rows = append(mr.rows, rows...)
+	mr := &onnxModelReport{model: m, specs: onnxSpecs(o.onnxThreads)}
+	run := &onnxModelRun{o: o, m: m, mr: mr, dir: dir, lib: lib, body: body}
+	if err := run.rounds(ctx); err != nil {
+		return nil, err
 	}
 	if o.onnxProfile != "" {
 		log.Printf("onnx %s: Go profile of the batched server, in process", m.key)
@@ -323,6 +257,107 @@ func measureONNXModel(ctx context.Context, o options, tmp, lib string, m onnxMod
 		mr.profile += top
 	}
 	return mr, nil
+}
+
+// writeONNXDir makes m's code folder in tmp: the model (a symlink), its
+// aai_onnx.json and extra files.
+func writeONNXDir(o options, tmp string, m onnxModel) (string, error) {
+	model, err := filepath.Abs(m.file)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(tmp, "onnx-"+m.key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Symlink(model, filepath.Join(dir, m.link)); err != nil {
+		return "", err
+	}
+	// The run batch (aai_onnx.json) equals the server's max_batch_size, so a
+	// full server batch is one Run, as in the direct loop.
+	files := map[string]string{onnxrt.ConfigFile: fmt.Sprintf(m.config, o.onnxBatch)}
+	for name, text := range m.extra {
+		files[name] = text
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// onnxModelRun is one model's measurement: its folder, request body and
+// report.
+type onnxModelRun struct {
+	o        options
+	m        onnxModel
+	mr       *onnxModelReport
+	dir, lib string
+	body     []byte
+}
+
+// rounds measures -onnx-rounds rounds of every row into mr.rows, every
+// other round backwards.
+func (run *onnxModelRun) rounds(ctx context.Context) error {
+	o, mr := run.o, run.mr
+	per := len(mr.specs)
+	for round := range max(1, o.onnxRounds) {
+		rows := make([]onnxResult, per)
+		for i := range per {
+			k := i
+			if round%2 == 1 { // every other round backwards, so that no row always follows the same one
+				k = per - 1 - i
+			}
+			// perf records the first round's first batched server.
+			profile := o.onnxProfile != "" && round == 0 && k == 0
+			r, err := run.row(ctx, mr.specs[k], profile)
+			if err != nil {
+				return err
+			}
+			log.Printf("onnx %s round %d: %s: %.1f images/s (others' cores %.2f)", run.m.key, round+1, r.name, r.perS, r.othersCores)
+			rows[k] = r
+		}
+		mr.rows = append(mr.rows, rows...)
+	}
+	return nil
+}
+
+// row measures one row: a direct loop, or a server started for it (with
+// profile, under perf, whose report goes to mr.profile).
+func (run *onnxModelRun) row(ctx context.Context, s onnxRowSpec, profile bool) (onnxResult, error) {
+	o, m := run.o, run.m
+	switch s.kind {
+	case rowRun, rowPredict:
+		return directONNX(ctx, o, run.dir, run.body, s)
+	}
+	maxBatch, delay := o.onnxBatch, o.onnxDelay
+	name := fmt.Sprintf("server, max_batch_size %d, max_queue_delay %s, threads %d", maxBatch, delay, s.threads)
+	if s.kind == rowUnbatched {
+		maxBatch, delay = 1, 0
+		name = fmt.Sprintf("server, unbatched (max_batch_size 1), threads %d", s.threads)
+	}
+	srv, err := startOurs(ctx, o, o.inferBin, name, run.dir, spec.Image, m.out, maxBatch, func(c *inference.Config) {
+		c.Environment, c.ONNXRuntimeLib, c.Threads = spec.EnvONNX, run.lib, s.threads
+		c.MaxQueueDelay = inference.Duration(delay)
+	})
+	if err != nil {
+		return onnxResult{}, err
+	}
+	var prof *perfRecording
+	if profile {
+		if prof, err = startPerf(ctx, srv.proc.Pid(), filepath.Join(o.onnxProfile, m.key+".perf.data"), o.warm+o.dur); err != nil {
+			log.Printf("onnx: perf: %v (the profile is Go's only)", err)
+		}
+	}
+	r := srv.measureBody(ctx, run.body, onnxConc, o, m.check)
+	mean := srv.batchSizes()
+	if prof != nil { // perf stops first: it follows the server
+		run.mr.profile = prof.finish(ctx)
+	}
+	srv.stop()
+	return onnxResult{onnxRowSpec: s, name: name, batch: maxBatch, perS: r.rps(), p50: r.pct(50), p99: r.pct(99),
+		errors: orDash(r.errors()), meanBatch: mean, cpuPerImage: r.cpuPerReq(r.cpuSelf, o.warm), othersCores: r.othersCores, genCores: r.genCores}, nil
 }
 
 // directONNX is the limit: Model.Run (or, for rowPredict, Pipeline.Predict:
@@ -337,12 +372,36 @@ func directONNX(ctx context.Context, o options, dir string, body []byte, s onnxR
 		return onnxResult{}, err
 	}
 	defer p.Close()
-	src, _, err := image.Decode(bytes.NewReader(body))
+	call, name, err := directCall(p, o.onnxBatch, body, s)
 	if err != nil {
 		return onnxResult{}, err
 	}
-	img := onnxrt.FromImage(src)
 	b := o.onnxBatch
+	// Each loop warms up, then calls until the window closes; calls that end
+	// inside it count.
+	busy0 := machineBusy()
+	self0 := procCPU(os.Getpid())
+	t0 := time.Now()
+	lat, calls, err := callLoops(ctx, s.threads, t0.Add(o.warm), t0.Add(o.warm+o.dur), call)
+	if err != nil {
+		return onnxResult{}, err
+	}
+	self := procCPU(os.Getpid()) - self0
+	slices.Sort(lat)
+	lr := loadResult{lat: lat}
+	return onnxResult{onnxRowSpec: s, name: name, batch: b, perS: float64(len(lat)*b) / o.dur.Seconds(), p50: lr.pct(50), p99: lr.pct(99),
+		errors: "none", cpuPerImage: 1000 * self / float64(max(1, calls*b)), othersCores: max(0, (machineBusy()-busy0-self)/time.Since(t0).Seconds())}, nil
+}
+
+// directCall makes the direct row's call on p: Pipeline.Predict of b
+// decoded request images (rowPredict), or Model.Run of a batch of b
+// preprocessed ones; and the row's name.
+func directCall(p *onnxrt.Pipeline, b int, body []byte, s onnxRowSpec) (call func() error, name string, err error) {
+	src, _, err := image.Decode(bytes.NewReader(body))
+	if err != nil {
+		return nil, "", err
+	}
+	img := onnxrt.FromImage(src)
 	imgs := make([]onnxrt.Image, b)
 	for i := range imgs {
 		imgs[i] = img
@@ -352,68 +411,56 @@ func directONNX(ctx context.Context, o options, dir string, body []byte, s onnxR
 	in := onnxrt.Tensor{Shape: []int64{int64(b), 3, int64(c.Preprocess.Height), int64(c.Preprocess.Width)}, Data: make([]float32, b*per)}
 	for i := range b {
 		if _, err := c.Preprocess.Apply(img, in.Data[i*per:(i+1)*per]); err != nil {
-			return onnxResult{}, err
+			return nil, "", err
 		}
 	}
-	pipeline := s.kind == rowPredict
-	call := func() error {
-		if pipeline {
+	if s.kind == rowPredict {
+		return func() error {
 			res, err := p.Predict(imgs)
 			if err == nil && res[0].Err != nil {
 				err = res[0].Err
 			}
 			return err
-		}
+		}, fmt.Sprintf("direct Pipeline.Predict (preprocess + Run + postprocess), batches of %d, %d at once", b, s.threads), nil
+	}
+	return func() error {
 		_, err := p.Model().Run(in)
 		return err
-	}
-	name := fmt.Sprintf("direct Model.Run, full batches of %d, %d at once", b, s.threads)
-	if pipeline {
-		name = fmt.Sprintf("direct Pipeline.Predict (preprocess + Run + postprocess), batches of %d, %d at once", b, s.threads)
-	}
-	// Each loop warms up, then calls until the window closes; calls that end
-	// inside it count.
-	busy0 := machineBusy()
-	self0 := procCPU(os.Getpid())
-	t0 := time.Now()
-	start, stop := t0.Add(o.warm), t0.Add(o.warm+o.dur)
+	}, fmt.Sprintf("direct Model.Run, full batches of %d, %d at once", b, s.threads), nil
+}
+
+// callLoops runs call in loops at once until stop; it returns the latencies
+// of the successful calls that ended between start and stop, the number of
+// calls (the warm-up's too, for CPU per image) and the first error (which
+// ends its loop).
+func callLoops(ctx context.Context, loops int, start, stop time.Time, call func() error) (lat []time.Duration, calls int, err error) {
 	var (
-		mu    sync.Mutex
-		lat   []time.Duration
-		calls int // every call, the warm-up's too (for CPU per image)
-		werr  error
-		wg    sync.WaitGroup
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
-	for range s.threads {
+	for range loops {
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(stop) {
 				c0 := time.Now()
-				err := call()
+				cerr := call()
 				end := time.Now()
 				mu.Lock()
-				if err != nil && werr == nil {
-					werr = err
+				if cerr != nil && err == nil {
+					err = cerr
 				}
 				calls++
-				if err == nil && end.After(start) && end.Before(stop) {
+				if cerr == nil && end.After(start) && end.Before(stop) {
 					lat = append(lat, end.Sub(c0))
 				}
 				mu.Unlock()
-				if err != nil {
+				if cerr != nil {
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if werr != nil {
-		return onnxResult{}, werr
-	}
-	self := procCPU(os.Getpid()) - self0
-	slices.Sort(lat)
-	lr := loadResult{lat: lat}
-	return onnxResult{onnxRowSpec: s, name: name, batch: b, perS: float64(len(lat)*b) / o.dur.Seconds(), p50: lr.pct(50), p99: lr.pct(99),
-		errors: "none", cpuPerImage: 1000 * self / float64(max(1, calls*b)), othersCores: max(0, (machineBusy()-busy0-self)/time.Since(t0).Seconds())}, nil
+	return lat, calls, err
 }
 
 // String prints the ONNX section as markdown.
@@ -426,21 +473,33 @@ func (r *onnxReport) String() string {
 		return b.String()
 	}
 	p("Produced by `scripts/bench-inference.sh -only onnx` (`bin/algocloud-bench-infer`) on %s: %s, %d cores, %s, ONNX Runtime %s (CPU).\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), runtime.NumCPU(), runtime.Version(), r.version)
-	p("Servers: algocloud-infer, plain HTTP on loopback, closed-loop load at concurrency %d from this process (its CPU is not in *others' cores*); `threads` T runs T batches at once, each `Run` with %d/T ONNX Runtime intra-op threads, no spinning. ", onnxConc, runtime.NumCPU())
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), cpuModel(), cores, runtime.Version(), r.version)
+	p("Servers: algocloud-infer, plain HTTP on loopback, closed-loop load at concurrency %d from this process (its CPU is not in *others' cores*); `threads` T runs T batches at once, each `Run` with %d/T ONNX Runtime intra-op threads, no spinning. ", onnxConc, cores)
 	p("The batched servers have max_batch_size %d and max_queue_delay %s, and `aai_onnx.json`'s max_batch_size is the same, so a full batch is one `Run`. ", r.maxB, r.delay)
 	p("Direct rows: T loops at once on one session with the server's options for `threads` T, in the benchmark's process, on full batches; their latency is per batch call, the servers' per request. ")
 	p("Rounds run the rows in this order, then backwards (so that no row always follows the same one); CPU per image is the whole server process's (Go and ONNX Runtime), or the benchmark process's for a direct row (its loops only; warm-up included on both sides).\n")
 	for _, m := range r.models {
 		m.write(p)
 	}
-	p("\n*Per free core* divides images/s by the cores left to the row's own work (%d − others' cores − the load generator's cores, the last for servers only: in a deployment the clients run elsewhere): a rough correction for the shared machine, fair only because every row is CPU-bound. ", runtime.NumCPU())
+	p("\n*Per free core* divides images/s by the cores left to the row's own work (%d − others' cores − the load generator's cores, the last for servers only: in a deployment the clients run elsewhere): a rough correction for the shared machine, fair only because every row is CPU-bound. ", cores)
 	p("*Work* compares CPU time per image (the inverse ratio: 0.5 ms against 1 ms per image is 2×), which other processes' load moves much less than images/s. *Best* is the `threads` value with the most images/s summed over the rounds.\n")
 	return b.String()
 }
 
 // write prints one model's table, ratios and profile.
 func (m *onnxModelReport) write(p func(string, ...any)) {
+	m.writeRows(p)
+	if len(m.rows) == 0 || len(m.rows)%len(m.specs) != 0 {
+		return // no full round: neither ratios nor the profile
+	}
+	m.writeRatios(p)
+	if m.profile != "" {
+		p("\nProfile of the batched server (`-onnx-profile`, the first round's first row):\n\n```\n%s```\n", m.profile)
+	}
+}
+
+// writeRows is the table of every round's rows.
+func (m *onnxModelReport) writeRows(p func(string, ...any)) {
 	p("\n### %s\n\n%s %d rounds.\n\n", m.model.title, m.model.about, len(m.rows)/len(m.specs))
 	p("| round | what | images/s | images/s per free core | p50 ms | p99 ms | errors | mean batch | CPU ms/image | others' cores | load generator's cores |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	per := len(m.specs)
@@ -453,9 +512,10 @@ func (m *onnxModelReport) write(p func(string, ...any)) {
 		cpu := fmt.Sprintf("%.2f", row.cpuPerImage)
 		p("| %d | %s | %.1f | %.1f | %.1f | %.1f | %s | %s | %s | %.2f | %s |\n", i/per+1, row.name, row.perS, row.perFreeCore(), row.p50, row.p99, row.errors, mean, cpu, row.othersCores, gen)
 	}
-	if len(m.rows) == 0 || len(m.rows)%per != 0 {
-		return
-	}
+}
+
+// writeRatios is the table of ratios between rows, every round summed.
+func (m *onnxModelReport) writeRatios(p func(string, ...any)) {
 	// sum adds a row spec's figure over the rounds.
 	sum := func(s onnxRowSpec, f func(onnxResult) float64) float64 {
 		t := 0.0
@@ -518,9 +578,6 @@ func (m *onnxModelReport) write(p func(string, ...any)) {
 		if s.kind == rowPredict {
 			line(s, onnxRowSpec{rowRun, s.threads}, true)
 		}
-	}
-	if m.profile != "" {
-		p("\nProfile of the batched server (`-onnx-profile`, the first round's first row):\n\n```\n%s```\n", m.profile)
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package platformbench
 
 import (
 	"bufio"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/algocloud/algocloud/bench/boot"
 )
 
 // devIdle is the idle footprint of the real `algocloud dev` binary.
@@ -38,70 +40,108 @@ func measureDev(ctx context.Context, bin, inferBin, tmp string, ui bool, idle ti
 		m.Err = err
 		return m
 	}
-	tport, err := freePort()
+	d, err := startDev(bin, inferBin, data, ui)
 	if err != nil {
 		m.Err = err
 		return m
+	}
+	defer d.close()
+	if m.StartToHealthy, m.Err = d.waitHealthy(); m.Err != nil {
+		return m
+	}
+	select {
+	case <-time.After(idle):
+	case <-ctx.Done():
+		m.Err = ctx.Err()
+		return m
+	}
+	m.readMemory(d.cmd.Process.Pid)
+	m.Shutdown, m.ExitCode, m.Err = d.interrupt()
+	if m.Err == nil {
+		_ = os.RemoveAll(data)
+	}
+	return m
+}
+
+// devProcess is a running `algocloud dev` whose stdout a goroutine copies
+// (token redacted) into its log, watching for the API's URL.
+type devProcess struct {
+	cmd     *exec.Cmd
+	logf    *os.File
+	logPath string
+	t0      time.Time // just before exec
+	apiURL  chan string
+	exited  chan error
+	reaped  bool // exited was received: the process is gone
+}
+
+// startDev starts `algocloud dev` on data with free Temporal (and, with ui,
+// UI) ports, in its own process group.
+func startDev(bin, inferBin, data string, ui bool) (*devProcess, error) {
+	tport, err := boot.FreePort()
+	if err != nil {
+		return nil, err
 	}
 	uiPort := 0
 	if ui {
-		if uiPort, err = freePort(); err != nil {
-			m.Err = err
-			return m
+		if uiPort, err = boot.FreePort(); err != nil {
+			return nil, err
 		}
 	}
-	logPath := filepath.Join(data, "dev.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		m.Err = err
-		return m
+	d := &devProcess{logPath: filepath.Join(data, "dev.log"), apiURL: make(chan string, 1), exited: make(chan error, 1)}
+	if d.logf, err = os.Create(d.logPath); err != nil {
+		return nil, err
 	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "dev", "--data", filepath.Join(data, ".algocloud"), "--addr", "127.0.0.1:0",
+	d.cmd = exec.Command(bin, "dev", "--data", filepath.Join(data, ".algocloud"), "--addr", "127.0.0.1:0",
 		"--temporal-port", strconv.Itoa(tport), "--ui-port", strconv.Itoa(uiPort),
 		"--infer-bin", inferBin, "--log-level", "warn")
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
+	d.cmd.Stderr = d.logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
-		m.Err = err
-		return m
+		d.logf.Close()
+		return nil, err
 	}
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		m.Err = fmt.Errorf("start %s dev: %w", bin, err)
-		return m
+	d.t0 = time.Now()
+	if err := d.cmd.Start(); err != nil {
+		d.logf.Close()
+		return nil, fmt.Errorf("start %s dev: %w", bin, err)
 	}
-	exited := make(chan error, 1)
-	reaped := false
-	apiURL := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
-			fmt.Fprintln(logf, "stdout:", redactToken(line))
+			fmt.Fprintln(d.logf, "stdout:", redactToken(line))
 			if f := strings.Fields(line); len(f) == 4 && f[0] == "API" && f[1] == "and" && f[2] == "wizard" {
-				apiURL <- f[3]
+				d.apiURL <- f[3]
 			}
 		}
-		exited <- cmd.Wait()
+		d.exited <- d.cmd.Wait()
 	}()
-	defer func() {
-		if !reaped { // still running after a failure: make sure it goes
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	}()
+	return d, nil
+}
+
+// close kills the process group if the process still runs (after a
+// failure) and closes the log.
+func (d *devProcess) close() {
+	if !d.reaped {
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.exited
+	}
+	d.logf.Close()
+}
+
+// waitHealthy waits for the printed API URL, then polls its /healthz every
+// 10 ms, and returns the time from exec to the first 200.
+func (d *devProcess) waitHealthy() (time.Duration, error) {
 	var base string
 	select {
-	case base = <-apiURL:
-	case err := <-exited:
-		reaped = true
-		m.Err = fmt.Errorf("algocloud dev exited before printing its API URL: %v (log %s)", err, logPath)
-		return m
+	case base = <-d.apiURL:
+	case err := <-d.exited:
+		d.reaped = true
+		return 0, fmt.Errorf("algocloud dev exited before printing its API URL: %v (log %s)", err, d.logPath)
 	case <-time.After(2 * time.Minute):
-		m.Err = fmt.Errorf("algocloud dev printed no API URL in 2 min (log %s)", logPath)
-		return m
+		return 0, fmt.Errorf("algocloud dev printed no API URL in 2 min (log %s)", d.logPath)
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
 	for {
@@ -109,49 +149,48 @@ func measureDev(ctx context.Context, bin, inferBin, tmp string, ui bool, idle ti
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				break
+				return time.Since(d.t0), nil
 			}
 		}
-		if time.Since(t0) > 2*time.Minute {
-			m.Err = fmt.Errorf("algocloud dev's /healthz did not answer 200 in 2 min (log %s)", logPath)
-			return m
+		if time.Since(d.t0) > 2*time.Minute {
+			return 0, fmt.Errorf("algocloud dev's /healthz did not answer 200 in 2 min (log %s)", d.logPath)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	m.StartToHealthy = time.Since(t0)
-	select {
-	case <-time.After(idle):
-	case <-ctx.Done():
-		m.Err = ctx.Err()
-		return m
-	}
-	pid := cmd.Process.Pid
+}
+
+// readMemory reads the process's and its descendants' memory from /proc.
+func (m *devIdle) readMemory(pid int) {
 	m.RSS, m.HWM = statusMB(pid, "VmRSS"), statusMB(pid, "VmHWM")
 	m.PSS = rollupMB(pid, "Pss")
 	for _, c := range descendants(pid) {
 		m.Children++
 		m.ChildrenRSS += statusMB(c, "VmRSS")
 	}
+}
+
+// interrupt sends SIGINT and waits up to 30 s for the exit (then kills the
+// group); it returns SIGINT..exit, the exit code (-1 when killed) and what
+// went wrong.
+func (d *devProcess) interrupt() (shutdown time.Duration, exitCode int, err error) {
+	pid := d.cmd.Process.Pid
 	ts := time.Now()
-	_ = cmd.Process.Signal(syscall.SIGINT)
+	_ = d.cmd.Process.Signal(syscall.SIGINT)
 	select {
-	case err := <-exited:
-		reaped = true
-		m.Shutdown = time.Since(ts)
-		m.ExitCode = cmd.ProcessState.ExitCode()
-		if err != nil {
-			m.Err = fmt.Errorf("algocloud dev exited with %v after SIGINT (log %s)", err, logPath)
+	case werr := <-d.exited:
+		d.reaped = true
+		shutdown, exitCode = time.Since(ts), d.cmd.ProcessState.ExitCode()
+		if werr != nil {
+			err = fmt.Errorf("algocloud dev exited with %v after SIGINT (log %s)", werr, d.logPath)
 		}
+		return shutdown, exitCode, err
 	case <-time.After(30 * time.Second):
-		m.Err = fmt.Errorf("algocloud dev still running 30 s after SIGINT (log %s)", logPath)
+		err = fmt.Errorf("algocloud dev still running 30 s after SIGINT (log %s)", d.logPath)
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-exited
-		reaped = true
+		<-d.exited
+		d.reaped = true
+		return 0, -1, err
 	}
-	if m.Err == nil {
-		_ = os.RemoveAll(data)
-	}
-	return m
 }
 
 // redactToken keeps the printed API token out of the log.

@@ -1,4 +1,10 @@
-package inference
+// Package pngenc is the inference server's PNG encoder for 8-bit gray, RGB
+// and RGBA pixels: one filter for every row and one IDAT chunk, which is
+// many times faster than image/png on the images predict returns (see
+// Choose). The server writes every image output with it
+// (inference.encodeTensorPNG); what it writes is a standard PNG that
+// image/png and Pillow read back pixel for pixel.
+package pngenc
 
 import (
 	"bytes"
@@ -10,24 +16,32 @@ import (
 	"sync"
 )
 
-// pngFilter is a PNG row filter type (RFC 2083 §6).
-type pngFilter byte
+// Filter is a PNG row filter type (RFC 2083 §6).
+type Filter byte
 
+// The five row filters, numbered as in the PNG format.
 const (
-	filterNone pngFilter = iota
-	filterSub
-	filterUp
-	filterAverage
-	filterPaeth
+	FilterNone Filter = iota
+	FilterSub
+	FilterUp
+	FilterAverage
+	FilterPaeth
 )
 
-// pngOptions choose the encoder's trade-off between speed and size.
-type pngOptions struct {
-	filter pngFilter // one filter for every row
-	level  int       // zlib level: zlib.HuffmanOnly, zlib.BestSpeed...
+// Options choose the encoder's trade-off between speed and size.
+type Options struct {
+	Filter Filter // one filter for every row
+	Level  int    // zlib level: zlib.HuffmanOnly, zlib.BestSpeed...
 }
 
-// choosePNG picks how image outputs are encoded. BenchmarkEncodePNG (512x512,
+// YieldEvery is how many bytes of rows Encode compresses between
+// runtime.Gosched calls: about a millisecond of work. Encoding is a tight
+// loop that Go preempts only every 10 ms; the inference server's decoders
+// yield as often (inference's yieldingReader), so that the goroutine that
+// feeds a Python worker its next batch never waits that long.
+const YieldEvery = 64 << 10
+
+// Choose picks how image outputs are encoded. inference's BenchmarkEncodePNG (512x512,
 // this 2-core machine) shows why: the standard encoder, even at BestSpeed,
 // spends most of its time trying all five filters on every row and then
 // looking for matches a noisy photo does not have. The Up filter with
@@ -36,7 +50,7 @@ type pngOptions struct {
 // byte, so images with many repeated bytes (masks, flat graphics: many zeros
 // once filtered, found on a sample of rows) get the Up filter with
 // BestSpeed, which is fast there and a hundred times smaller.
-func choosePNG(pix []byte, stride int) pngOptions {
+func Choose(pix []byte, stride int) Options {
 	h := len(pix) / stride
 	var zeros, n int
 	for y := 1; y < h; y += max(1, h/32) {
@@ -49,9 +63,9 @@ func choosePNG(pix []byte, stride int) pngOptions {
 		n += stride
 	}
 	if n > 0 && zeros*4 >= n { // a quarter or more of the Up-filtered bytes are 0
-		return pngOptions{filter: filterUp, level: zlib.BestSpeed}
+		return Options{Filter: FilterUp, Level: zlib.BestSpeed}
 	}
-	return pngOptions{filter: filterUp, level: zlib.HuffmanOnly}
+	return Options{Filter: FilterUp, Level: zlib.HuffmanOnly}
 }
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
@@ -74,9 +88,9 @@ func zlibWriter(w *bytes.Buffer, level int) (*zlib.Writer, func(), error) {
 	return z, func() { pool.Put(z) }, nil
 }
 
-// encodeRawPNG writes 8-bit pixels (rows of w*channels bytes, channels 1 =
+// Encode writes 8-bit pixels (rows of w*channels bytes, channels 1 =
 // gray, 3 = RGB, 4 = RGBA with straight alpha) as a PNG with one IDAT chunk.
-func encodeRawPNG(pix []byte, w, h, channels int, o pngOptions) ([]byte, error) {
+func Encode(pix []byte, w, h, channels int, o Options) ([]byte, error) {
 	colorType := map[int]byte{1: 0, 3: 2, 4: 6}[channels]
 	if (channels != 1 && channels != 3 && channels != 4) || w <= 0 || h <= 0 || len(pix) != w*h*channels {
 		return nil, fmt.Errorf("encode PNG: %d bytes are not %dx%dx%d pixels", len(pix), h, w, channels)
@@ -92,16 +106,16 @@ func encodeRawPNG(pix []byte, w, h, channels int, o pngOptions) ([]byte, error) 
 
 	start := out.Len()
 	out.Write([]byte{0, 0, 0, 0, 'I', 'D', 'A', 'T'}) // the length is filled in below
-	z, done, err := zlibWriter(out, o.level)
+	z, done, err := zlibWriter(out, o.Level)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	row := make([]byte, 1+stride)
-	row[0] = byte(o.filter)
+	row[0] = byte(o.Filter)
 	written := 0
 	for y := range h {
-		if written += stride; written >= yieldEvery { // see yieldingReader
+		if written += stride; written >= YieldEvery {
 			written = 0
 			runtime.Gosched()
 		}
@@ -110,7 +124,7 @@ func encodeRawPNG(pix []byte, w, h, channels int, o pngOptions) ([]byte, error) 
 		if y > 0 {
 			prev = pix[(y-1)*stride : y*stride]
 		}
-		filterRow(row[1:], cur, prev, channels, o.filter)
+		filterRow(row[1:], cur, prev, channels, o.Filter)
 		if _, err := z.Write(row); err != nil {
 			return nil, fmt.Errorf("encode PNG: %w", err)
 		}
@@ -143,28 +157,28 @@ func writeChunk(out *bytes.Buffer, typ string, data []byte) {
 
 // filterRow writes cur filtered against prev (nil for the first row) into
 // dst; bpp is the bytes per pixel.
-func filterRow(dst, cur, prev []byte, bpp int, f pngFilter) {
+func filterRow(dst, cur, prev []byte, bpp int, f Filter) {
 	if prev == nil { // above the first row every byte counts as 0
 		switch f {
-		case filterUp:
-			f = filterNone
-		case filterPaeth:
-			f = filterSub // paeth(a, 0, 0) = a
+		case FilterUp:
+			f = FilterNone
+		case FilterPaeth:
+			f = FilterSub // paeth(a, 0, 0) = a
 		}
 	}
 	switch f {
-	case filterNone:
+	case FilterNone:
 		copy(dst, cur)
-	case filterSub:
+	case FilterSub:
 		copy(dst[:bpp], cur[:bpp])
 		for i := bpp; i < len(cur); i++ {
 			dst[i] = cur[i] - cur[i-bpp]
 		}
-	case filterUp:
+	case FilterUp:
 		for i := range cur {
 			dst[i] = cur[i] - prev[i]
 		}
-	case filterAverage:
+	case FilterAverage:
 		for i := range cur {
 			var left int
 			if i >= bpp {
@@ -176,7 +190,7 @@ func filterRow(dst, cur, prev []byte, bpp int, f pngFilter) {
 			}
 			dst[i] = cur[i] - byte((left+up)/2)
 		}
-	case filterPaeth:
+	case FilterPaeth:
 		for i := range bpp {
 			dst[i] = cur[i] - prev[i]
 		}
