@@ -78,7 +78,7 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 	temporalPort, _ := strconv.Atoi(tport)
 
 	targets := testhostile.Targets{
-		Read: []string{caKey, codeA, keyA, filepath.Join(data, "algocloud.db"), filepath.Join(data, "temporal.db")},
+		Read:       []string{caKey, codeA, keyA, filepath.Join(data, "algocloud.db"), filepath.Join(data, "temporal.db")},
 		Write:      []string{filepath.Join(data, "owned"), filepath.Join(serverA, "owned"), filepath.Join(data, "ca", "owned")},
 		Connect:    []int{apiPort, temporalPort, uiPort, portA},
 		Kill:       []int{os.Getpid(), inferA},
