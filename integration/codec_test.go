@@ -27,6 +27,7 @@ import (
 
 	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -89,7 +90,7 @@ func randomMarker(t testing.TB) string {
 func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 	data := t.TempDir()
 	logs := &syncBuffer{}
-	uiPort := freePort(t)
+	uiPort := testenv.FreePort(t)
 	p := startPlatform(t, data, func(o *platform.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, os.Stderr), &slog.HandlerOptions{Level: slog.LevelDebug}))
 		o.UIPort = uiPort // the embedded Temporal UI, told where the codec endpoint is

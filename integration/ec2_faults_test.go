@@ -50,6 +50,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/faultproxy"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -246,7 +247,7 @@ func (rig *ec2Rig) bootStandIn(t *testing.T, ctx context.Context, id, apiName st
 	if err != nil {
 		return err
 	}
-	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(freeLocalPort(t))}
+	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
 	si.start(t, string(userData))
 	rig.health.route(apiName+".algocloud.test", si.listen)
 	return nil
@@ -498,7 +499,7 @@ type ec2DevProc struct {
 }
 
 func newEC2Dev(t *testing.T, rig *ec2Rig) *ec2Dev {
-	d := &ec2Dev{rig: rig, bin: algocloudBinary(t), data: t.TempDir(), apiPort: freePort(t), temporalPort: freePort(t)}
+	d := &ec2Dev{rig: rig, bin: algocloudBinary(t), data: t.TempDir(), apiPort: testenv.FreePort(t), temporalPort: testenv.FreePort(t)}
 	require.NoError(t, d.start())
 	t.Cleanup(func() {
 		if p := d.proc(); p != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 // gitRevisionInit is an __init__ that works where the code is a Git
@@ -48,7 +49,7 @@ func TestEC2InitError(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	w := newCloudWorld(t, ctx)
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
 	data := t.TempDir()
 	p := startPlatform(t, data, func(o *platform.Options) {

@@ -29,6 +29,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 // TestEC2ONNX walks the wizard with environment onnx (the direction
@@ -53,7 +54,7 @@ func TestEC2ONNX(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	w := newCloudWorld(t, ctx)
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
 
 	p := startPlatform(t, t.TempDir(), func(o *platform.Options) {

@@ -35,6 +35,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testmoto"
 	"github.com/algocloud/algocloud/internal/testpebble"
 )
@@ -129,13 +130,6 @@ func (s *standIn) stop() {
 	}
 }
 
-func freeLocalPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestEC2Route53ACME walks the wizard with --compute ec2 on moto, --dns
 // route53 on moto and --certs acme against pebble (DNS-01 through Route53),
 // calls the endpoint over HTTPS as <api-name>.algocloud.test verified with
@@ -153,7 +147,7 @@ func testEC2(t *testing.T, withACME bool) {
 	w := newCloudWorld(t, ctx)
 	endpointRoots := x509.NewCertPool()
 	require.True(t, endpointRoots.AppendCertsFromPEM(w.pebble.IssuerRootPEM(t)))
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
 
 	data := t.TempDir()

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 var (
@@ -38,13 +39,6 @@ func algocloudBinary(t *testing.T) string {
 	})
 	require.NoError(t, buildErr)
 	return platformBin
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // devProcess is a running `algocloud dev`.
@@ -132,7 +126,7 @@ class AAI:
 // and one endpoint process, and a clean Ctrl-C at the end.
 func TestKillDevMidStepThenRestart(t *testing.T) {
 	data := t.TempDir()
-	apiPort, temporalPort := freePort(t), freePort(t)
+	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDev(t, data, apiPort, temporalPort)
 	require.NotEmpty(t, d.token, "first start prints the dev token")
 	c := &client{t: t, base: d.api, token: d.token, http: &http.Client{Timeout: 5 * time.Minute}}

@@ -24,6 +24,7 @@ import (
 	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testpebble"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -58,7 +59,7 @@ func TestCertificateRenewalACME(t *testing.T) {
 	pebbleRoots := x509.NewCertPool()
 	require.True(t, pebbleRoots.AppendCertsFromPEM(w.pebble.IssuerRootPEM(t)))
 
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	inst := &instanceStandIn{si: &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}}
 	defer inst.shutdown()
 	aws := inst.proxy(t, w.moto.Endpoint)

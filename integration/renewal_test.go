@@ -35,6 +35,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/worker"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -223,7 +224,7 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	w := newCloudWorld(t, ctx)
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	inst := &instanceStandIn{si: &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}}
 	defer inst.shutdown()
 	aws := inst.proxy(t, w.moto.Endpoint)

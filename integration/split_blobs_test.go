@@ -20,6 +20,7 @@ import (
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testgit"
 	"github.com/algocloud/algocloud/internal/testmoto"
 	"github.com/algocloud/algocloud/internal/testpg"
@@ -63,7 +64,7 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	defer srv.Stop()
 	dsn := testpg.Start(t)
 	workerData, apiData := t.TempDir(), t.TempDir()
-	apiPort := freePort(t)
+	apiPort := testenv.FreePort(t)
 	common := []string{"--database-url", dsn, "--temporal-address", srv.HostPort(), "--log-level", "info",
 		"--blob-bucket", bucket, "--blob-prefix", prefix, "--aws-endpoint", moto.Endpoint}
 	startProc(t, append([]string{"worker", "--data", workerData, "--infer-bin", inferBin, "--allow-private-git"}, common...)...)

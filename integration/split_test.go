@@ -17,6 +17,7 @@ import (
 
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testpg"
 )
 
@@ -70,7 +71,7 @@ func TestSeparateAPIAndWorkerOnPostgres(t *testing.T) {
 	defer srv.Stop()
 	dsn := testpg.Start(t)
 	data := t.TempDir()
-	apiPort := freePort(t)
+	apiPort := testenv.FreePort(t)
 	common := []string{"--data", data, "--database-url", dsn, "--temporal-address", srv.HostPort(), "--log-level", "info"}
 
 	startProc(t, append([]string{"worker", "--infer-bin", inferBin, "--allow-local-git"}, common...)...)

@@ -13,6 +13,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -139,7 +140,7 @@ func testUpdateOutcomes(t *testing.T, h *historypb.History) []bool {
 // timeout and a retry, not a 5-minute time limit.
 func TestKillDevDuringDeleteThenRestart(t *testing.T) {
 	data := t.TempDir()
-	apiPort, temporalPort := freePort(t), freePort(t)
+	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDev(t, data, apiPort, temporalPort)
 	c := &client{t: t, base: d.api, token: d.token, http: &http.Client{Timeout: 5 * time.Minute}}
 	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "doomed", "api_name": "doomed", "input": "image", "output": "image"})

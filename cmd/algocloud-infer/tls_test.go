@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -85,10 +87,7 @@ func TestBinaryReloadsCertificateOnSIGHUP(t *testing.T) {
 	}
 	writeLeaf("cert A")
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	tokenFile := filepath.Join(dir, "token.sha256")
 	require.NoError(t, inference.WriteTokenFile(tokenFile, tokenHex("sighup-test-token")))
 	code, err := filepath.Abs(filepath.Join("..", "..", "examples", "segmentation"))

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 // Binary is the command started: found on PATH, else in pyenv's shims.
@@ -150,7 +152,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 func launch(bin string) (*Server, error) {
-	port, err := freePort()
+	port, err := testenv.FindFreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -245,13 +247,4 @@ func (s *Server) stop() error {
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("moto_server (pid %d) did not exit", s.cmd.Process.Pid)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

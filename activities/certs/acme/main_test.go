@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/dns"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testmoto"
 	"github.com/algocloud/algocloud/internal/testpebble"
 )
@@ -79,7 +80,7 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 	})
 	require.NoError(t, err)
 
-	e := &env{r53: r53, httpPort: freePort(t), dir: t.TempDir()}
+	e := &env{r53: r53, httpPort: testenv.FreePort(t), dir: t.TempDir()}
 	e.dns = testpebble.StartZoneDNS(t, r53)
 	cfg.HTTPPort, cfg.Resolver = e.httpPort, e.dns.Addr
 	e.pebble = testpebble.Start(t, cfg)
@@ -156,13 +157,4 @@ func leafOf(t *testing.T, certPEM []byte) *x509.Certificate {
 	leaf, err := parseLeaf(certPEM)
 	require.NoError(t, err)
 	return leaf
-}
-
-// freePort returns a TCP port free on 127.0.0.1 now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
