@@ -18,7 +18,7 @@ import (
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/internal/testenv"
-	"github.com/algocloud/algocloud/internal/testpg"
+	"github.com/algocloud/algocloud/internal/testenv/testpg"
 )
 
 // startProc runs the algocloud binary with args and waits until its log says
