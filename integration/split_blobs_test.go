@@ -21,9 +21,9 @@ import (
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/internal/testenv/testpg"
 	"github.com/algocloud/algocloud/internal/testgit"
-	"github.com/algocloud/algocloud/internal/testmoto"
 )
 
 // TestSplitAPIAndWorkerShareOnlyBlobs runs `algocloud api` and `algocloud
