@@ -37,7 +37,7 @@ import (
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
-	"github.com/algocloud/algocloud/internal/testpebble"
+	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 )
 
 // motoAMI is one of the images moto serves in every region.

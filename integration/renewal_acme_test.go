@@ -25,7 +25,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
-	"github.com/algocloud/algocloud/internal/testpebble"
+	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 	"github.com/algocloud/algocloud/workflows"
 )
 

@@ -19,7 +19,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/testenv"
-	"github.com/algocloud/algocloud/internal/testpebble"
+	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 )
 
 // The main path: HTTP-01 validated for real by pebble (its VA resolves the

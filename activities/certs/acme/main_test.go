@@ -24,11 +24,11 @@ import (
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
-	"github.com/algocloud/algocloud/internal/testpebble"
+	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 )
 
 // TestMain shares one moto server (Route53) among the package's tests.
-// pebble (internal/testpebble) sets its PEBBLE_* environment with t.Setenv
+// pebble (internal/testenv/testpebble) sets its PEBBLE_* environment with t.Setenv
 // in each test that starts it, so those tests must not call t.Parallel.
 func TestMain(m *testing.M) {
 	RouteLegoLogs(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
