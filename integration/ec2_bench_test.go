@@ -35,7 +35,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute/ec2"
-	"github.com/algocloud/algocloud/internal/faultproxy"
+	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
 )
 
 func benchEnvInt(t *testing.T, name string, def int) int {

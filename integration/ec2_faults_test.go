@@ -1,7 +1,7 @@
 package integration
 
 // The whole wizard on --compute ec2 with the platform's EC2 calls going
-// through internal/faultproxy in front of moto: transient faults (throttling,
+// through internal/testenv/faultproxy in front of moto: transient faults (throttling,
 // 500s, dropped connections, answers lost after moto acted) are retried and
 // the deployment finishes with one instance; the real `algocloud dev` killed
 // between RunInstances and its answer leaves one instance after the restart;
@@ -48,9 +48,9 @@ import (
 	sdkclient "go.temporal.io/sdk/client"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/internal/faultproxy"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
 	"github.com/algocloud/algocloud/workflows"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/internal/faultproxy"
+	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
 )
 
 // TestEC2DeleteSweepsUnrecordedInstance: a Provision whose RunInstances
