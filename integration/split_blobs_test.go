@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/internal/blobs"
@@ -37,25 +36,15 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	moto := testmoto.Start(t)
 	// Credentials from the standard chain: moto's fake ones in the
 	// environment the two processes inherit, nothing from this machine.
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
-		"AWS_SESSION_TOKEN":           "",
-		"AWS_PROFILE":                 "",
-	} {
-		t.Setenv(k, v)
-	}
+	testmoto.UseEnvCredentials(t)
 	// Separate data folders: api and worker need the same platform key, or
 	// the worker can neither decode the payloads the API encrypts nor open
 	// the Git credentials it sealed.
 	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", testEncryptionKey(t))
-	os.Unsetenv("AWS_SESSION_TOKEN")
-	os.Unsetenv("AWS_PROFILE")
 	const bucket, prefix = "algocloud-blobs-it", "blobs"
 	ctx := context.Background()
 	s3blobs, err := blobs.NewS3(ctx, blobs.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: moto.Endpoint,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
+		Credentials: testmoto.Credentials})
 	require.NoError(t, err)
 	require.NoError(t, s3blobs.CreateBucket(ctx))
 

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
@@ -109,7 +108,7 @@ func TestDir(t *testing.T) {
 func TestS3OnMoto(t *testing.T) {
 	moto := testmoto.Start(t)
 	ctx := context.Background()
-	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	creds := testmoto.Credentials
 	s, err := NewS3(ctx, S3Options{Bucket: "blobs-test", Prefix: "/pre/", Endpoint: moto.Endpoint, Credentials: creds})
 	require.NoError(t, err)
 	require.NoError(t, s.CreateBucket(ctx))

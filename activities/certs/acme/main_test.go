@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -64,7 +63,7 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 	// Tests share moto: each makes its own zone of the same name and uses it by ID.
 	out, err := route53.New(route53.Options{
 		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+		Credentials:  testmoto.Credentials,
 		BaseEndpoint: aws.String(moto.Endpoint),
 	}).CreateHostedZone(ctxFor(t), &route53.CreateHostedZoneInput{
 		Name:            aws.String(testDomain),
@@ -73,7 +72,7 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 	require.NoError(t, err)
 	r53, err := dns.NewRoute53(ctxFor(t), dns.Options{
 		Endpoint:    moto.Endpoint,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+		Credentials: testmoto.Credentials,
 		ZoneID:      aws.ToString(out.HostedZone.Id),
 		Poll:        10 * time.Millisecond,
 		Logger:      quiet(),

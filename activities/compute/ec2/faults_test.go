@@ -24,6 +24,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 // retryPolicy mirrors the workflow's activity retry policy
@@ -322,7 +323,7 @@ func TestFaultsChild(t *testing.T) {
 	defer cancel()
 	health := os.Getenv(childHealth)
 	p, err := New(ctx, Options{
-		Region: testRegion, Endpoint: os.Getenv(childEndpoint), Credentials: testCreds,
+		Region: testRegion, Endpoint: os.Getenv(childEndpoint), Credentials: testmoto.Credentials,
 		AMIs: map[string]string{"python": testAMI}, ArtifactsURL: "https://artifacts.invalid/algocloud",
 		HealthURL: func(compute.Server) string { return health },
 		Poll:      20 * time.Millisecond, StartTimeout: time.Minute,
