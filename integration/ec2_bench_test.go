@@ -268,7 +268,7 @@ func (k *killer) supervise(done <-chan struct{}, errs chan<- error) {
 	for {
 		p := k.d.proc()
 		select {
-		case <-p.exited:
+		case <-p.Done():
 		case <-done:
 			return
 		}

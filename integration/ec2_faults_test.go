@@ -15,7 +15,6 @@ package integration
 // of moto directly (cloudWorld.ec2), never through the proxy.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -491,11 +490,10 @@ type ec2Dev struct {
 	kills                 atomic.Int32
 }
 
-// ec2DevProc is one run of the process; exited is closed when it has ended.
+// ec2DevProc is one run of the process; Done is closed when it has ended.
 type ec2DevProc struct {
-	cmd    *exec.Cmd
-	api    string
-	exited chan struct{}
+	*testenv.Child
+	api string
 }
 
 func newEC2Dev(t *testing.T, rig *ec2Rig) *ec2Dev {
@@ -503,12 +501,12 @@ func newEC2Dev(t *testing.T, rig *ec2Rig) *ec2Dev {
 	require.NoError(t, d.start())
 	t.Cleanup(func() {
 		if p := d.proc(); p != nil {
-			_ = p.cmd.Process.Signal(os.Interrupt)
+			_ = p.Cmd.Process.Signal(os.Interrupt)
 			select {
-			case <-p.exited:
+			case <-p.Done():
 			case <-time.After(time.Minute):
-				_ = p.cmd.Process.Kill()
-				<-p.exited
+				_ = p.Cmd.Process.Kill()
+				<-p.Done()
 			}
 		}
 	})
@@ -526,43 +524,21 @@ func (d *ec2Dev) start() error {
 	args := append([]string{"dev", "--data", d.data, "--addr", fmt.Sprintf("127.0.0.1:%d", d.apiPort),
 		"--temporal-port", strconv.Itoa(d.temporalPort), "--ui-port", "0", "--infer-bin", inferBin, "--log-level", "warn"},
 		d.rig.devArgs()...)
-	cmd := exec.Command(d.bin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	p := &ec2DevProc{cmd: cmd, exited: make(chan struct{})}
-	ready := make(chan struct{})
+	p := &ec2DevProc{}
 	var token string
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := apiLine.FindStringSubmatch(line); m != nil {
-				p.api = m[1]
-			}
-			if m := tokenLine.FindStringSubmatch(line); m != nil {
-				token = m[1]
-			}
-			if strings.Contains(line, "Ctrl-C stops everything") {
-				close(ready)
-			}
+	child, err := testenv.StartChild(exec.Command(d.bin, args...), 3*time.Minute, func(line string) bool {
+		if m := apiLine.FindStringSubmatch(line); m != nil {
+			p.api = m[1]
 		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	select {
-	case <-ready:
-	case <-p.exited:
-		return errors.New("algocloud dev exited early")
-	case <-time.After(3 * time.Minute):
-		_ = cmd.Process.Kill()
-		return errors.New("algocloud dev did not start")
+		if m := tokenLine.FindStringSubmatch(line); m != nil {
+			token = m[1]
+		}
+		return strings.Contains(line, "Ctrl-C stops everything")
+	})
+	if err != nil {
+		return fmt.Errorf("algocloud dev: %w", err)
 	}
+	p.Child = child
 	d.mu.Lock()
 	d.cur = p
 	if token != "" {
@@ -579,14 +555,14 @@ func (d *ec2Dev) kill() {
 		return
 	}
 	select {
-	case <-p.exited:
+	case <-p.Done():
 		return
 	default:
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err == nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err == nil {
 		d.kills.Add(1)
 	}
-	<-p.exited
+	<-p.Done()
 }
 
 // client is a REST client of the current process.

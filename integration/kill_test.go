@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,10 +41,9 @@ func algocloudBinary(t *testing.T) string {
 
 // devProcess is a running `algocloud dev`.
 type devProcess struct {
-	cmd   *exec.Cmd
+	*testenv.Child
 	api   string
 	token string
-	done  chan error
 }
 
 var (
@@ -58,37 +55,18 @@ var (
 func startDev(t *testing.T, data string, apiPort, temporalPort int) *devProcess {
 	cmd := exec.Command(algocloudBinary(t), "dev", "--data", data, "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"--temporal-port", fmt.Sprint(temporalPort), "--ui-port", "0", "--infer-bin", inferBin, "--log-level", "warn")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	d := &devProcess{cmd: cmd, done: make(chan error, 1)}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := apiLine.FindStringSubmatch(line); m != nil {
-				d.api = m[1]
-			}
-			if m := tokenLine.FindStringSubmatch(line); m != nil {
-				d.token = m[1]
-			}
-			if strings.Contains(line, "Ctrl-C stops everything") {
-				close(ready)
-			}
+	d := &devProcess{}
+	child, err := testenv.StartChild(cmd, 2*time.Minute, func(line string) bool {
+		if m := apiLine.FindStringSubmatch(line); m != nil {
+			d.api = m[1]
 		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	go func() { d.done <- cmd.Wait() }()
-	select {
-	case <-ready:
-	case err := <-d.done:
-		t.Fatalf("algocloud dev exited early: %v", err)
-	case <-time.After(2 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatal("algocloud dev did not start")
-	}
+		if m := tokenLine.FindStringSubmatch(line); m != nil {
+			d.token = m[1]
+		}
+		return strings.Contains(line, "Ctrl-C stops everything")
+	})
+	require.NoError(t, err, "algocloud dev")
+	d.Child = child
 	return d
 }
 
@@ -151,8 +129,8 @@ func TestKillDevMidStepThenRestart(t *testing.T) {
 		ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 		return strings.Contains(string(ev.Raw), "booting the inference server")
 	}, time.Minute, 100*time.Millisecond)
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
-	<-d.done
+	require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
+	<-d.Done()
 	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond,
 		"the test server dies with the platform")
 
@@ -170,12 +148,12 @@ func TestKillDevMidStepThenRestart(t *testing.T) {
 	require.Equal(t, 1, countServers(t, data), "no duplicated server")
 	require.Equal(t, 1, inferProcesses(t, data), "exactly the live endpoint runs")
 
-	require.NoError(t, d2.cmd.Process.Signal(os.Interrupt))
+	require.NoError(t, d2.Cmd.Process.Signal(os.Interrupt))
 	select {
-	case err := <-d2.done:
-		require.NoError(t, err, "Ctrl-C stops algocloud dev cleanly")
+	case <-d2.Done():
+		require.NoError(t, d2.Err(), "Ctrl-C stops algocloud dev cleanly")
 	case <-time.After(time.Minute):
-		_ = d2.cmd.Process.Kill()
+		_ = d2.Cmd.Process.Kill()
 		t.Fatal("algocloud dev did not stop on Ctrl-C")
 	}
 	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond)

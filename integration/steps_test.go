@@ -176,16 +176,16 @@ func TestKillDevDuringDeleteThenRestart(t *testing.T) {
 		det, listed = status()
 		return det != "live"
 	}, time.Minute, 5*time.Millisecond)
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
-	<-d.done
+	require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
+	<-d.Done()
 	t.Logf("killed with the detail %q and the list %q", det, listed)
 	require.NotEqual(t, "live", listed, "the list says live while the detail says %s", det)
 
 	d2 := startDev(t, data, apiPort, temporalPort)
 	c.base = d2.api
 	defer func() {
-		_ = d2.cmd.Process.Signal(os.Interrupt)
-		<-d2.done
+		_ = d2.Cmd.Process.Signal(os.Interrupt)
+		<-d2.Done()
 	}()
 	restarted := time.Now()
 	var disagree string
