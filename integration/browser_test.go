@@ -430,7 +430,7 @@ func TestBrowserWizard(t *testing.T) {
 	b.click("#use-code")
 	b.waitPage("/test", "Test Your Code")
 	b.waitText("main", "now code revision 2", 2*time.Minute)
-	listing := newClient(t, p, token).do(http.MethodGet, "/api/v1/deployments/"+id+"/code", nil)
+	listing := newClient(t, p, token).Do(http.MethodGet, "/api/v1/deployments/"+id+"/code", nil)
 	require.Equal(t, http.StatusOK, listing.Status, string(listing.Raw))
 	require.Contains(t, string(listing.Raw), `{"path":"models/weights.bin","size":3,"text":false,"viewable":false}`)
 	b.click("#test-code")

@@ -104,12 +104,12 @@ func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 	c := newClient(t, p, devToken(t, p))
 	marker := randomMarker(t)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Codec check", "description": "payload codec", "api_name": "codec",
 		"input": "image", "output": "json", "threads": 1,
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "measurements"))
 	for _, s := range []struct {
 		step string
@@ -123,10 +123,10 @@ func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 		{"test", nil},
 		{"complete", nil},
 	} {
-		r = c.step(id, s.step, s.body)
+		r = c.Step(id, s.step, s.body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
 	}
-	epToken := r.str("token")
+	epToken := r.Str("token")
 	require.NotEmpty(t, epToken, string(r.Raw))
 	sum := sha256.Sum256([]byte(epToken))
 	tokenHash := hex.EncodeToString(sum[:])

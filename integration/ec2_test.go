@@ -166,14 +166,14 @@ func testEC2(t *testing.T, withACME bool) {
 	c := newClient(t, p, devToken(t, p))
 
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Segmentation on EC2", "api_name": "seg", "input": "image", "output": "image", "threads": 1,
 		"compute": "cpu", "instance_type": "t3.small", "region": "us-east-1",
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	r = c.throughTest(t, id, repo)
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	id := r.Str("id")
+	r = throughTest(t, c, id, repo)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	state := st.Body["state"].(map[string]any)
 	require.Equal(t, true, state["test"].(map[string]any)["ok"], string(st.Raw))
 	srv := state["server"].(map[string]any)
@@ -211,7 +211,7 @@ func testEC2(t *testing.T, withACME bool) {
 	require.NoError(t, err)
 	require.NotContains(t, string(userData), "PRIVATE KEY")
 	done := make(chan resp, 1)
-	go func() { done <- c.step(id, "complete", nil) }()
+	go func() { done <- c.Step(id, "complete", nil) }()
 	bundleKey := "algocloud/" + id + "/bundle.enc"
 	require.Eventually(t, func() bool {
 		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
@@ -224,7 +224,7 @@ func testEC2(t *testing.T, withACME bool) {
 		t.Fatal("complete did not return: the endpoint never became ready")
 	}
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	endpoint, token := r.str("endpoint"), r.str("token")
+	endpoint, token := r.Str("endpoint"), r.Str("token")
 	require.Equal(t, fmt.Sprintf("https://seg.algocloud.test:%d", port), endpoint)
 
 	// The bundle in S3 is sealed: no key, no code in the clear.
@@ -285,7 +285,7 @@ func testEC2(t *testing.T, withACME bool) {
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
 	// Delete: instance terminated, record, group and bundle gone.
-	r = c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	si.stop()
 	out2, err := w.ec2.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})

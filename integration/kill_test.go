@@ -107,26 +107,22 @@ func TestKillDevMidStepThenRestart(t *testing.T) {
 	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDev(t, data, apiPort, temporalPort)
 	require.NotEmpty(t, d.token, "first start prints the dev token")
-	c := &client{t: t, base: d.api, token: d.token, http: &http.Client{Timeout: 5 * time.Minute}}
+	c := testenv.NewAPIClient(t, d.api, d.token)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "slow", "api_name": "slow", "input": "image", "output": "image"})
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "slow", "api_name": "slow", "input": "image", "output": "image"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
 	commit(t, repo, map[string]string{"aai_main.py": slowInitMain})
-	require.Equal(t, http.StatusOK, c.step(id, "provision", nil).Status)
-	require.Equal(t, http.StatusOK, c.step(id, "fetch_code", map[string]any{"git_url": repo}).Status)
-	require.Equal(t, http.StatusOK, c.step(id, "install_requirements", nil).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "provision", nil).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo}).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "install_requirements", nil).Status)
 
 	go func() { // this request dies with the process; the step must not
-		req, _ := http.NewRequest(http.MethodPost, d.api+"/api/v1/deployments/"+id+"/steps/test", nil)
-		req.Header.Set("Authorization", "Bearer "+d.token)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-		}
+		_, _, _ = testenv.TryAPI(d.api, d.token, http.MethodPost, "/api/v1/deployments/"+id+"/steps/test", nil)
 	}()
 	require.Eventually(t, func() bool {
-		ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+		ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 		return strings.Contains(string(ev.Raw), "booting the inference server")
 	}, time.Minute, 100*time.Millisecond)
 	require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
@@ -136,14 +132,14 @@ func TestKillDevMidStepThenRestart(t *testing.T) {
 
 	d2 := startDev(t, data, apiPort, temporalPort)
 	require.Empty(t, d2.token, "the dev user already exists: no new token")
-	c.base = d2.api
+	c.Base = d2.api
 	var st resp
 	require.Eventually(t, func() bool {
-		st = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-		return st.str("state", "busy") == "" && st.str("state", "step") == "tested"
+		st = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+		return st.Str("state", "busy") == "" && st.Str("state", "step") == "tested"
 	}, 2*time.Minute, 500*time.Millisecond, "the interrupted test finishes after the restart")
 
-	r = c.step(id, "complete", nil)
+	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Equal(t, 1, countServers(t, data), "no duplicated server")
 	require.Equal(t, 1, inferProcesses(t, data), "exactly the live endpoint runs")
