@@ -1,10 +1,15 @@
-// Package testenv is the one toolkit that tests use to stand up the real
-// things they run against: free ports on 127.0.0.1, and, in the packages
-// under it, a PostgreSQL server (testpg), moto (testmoto), a pebble ACME
-// server (testpebble) and a fault-injecting proxy (faultproxy).
+// Package testenv is the one toolkit that tests use to stand up and reach
+// the real things they run against: free ports on 127.0.0.1 (FreePort), a
+// client of the platform's REST API (APIClient, TryAPI), headless Chromium
+// (NewChromium), long-lived child processes such as `algocloud dev`
+// (StartChild) and a throwaway certificate authority for TLS on 127.0.0.1
+// (CA). The packages under it start servers: PostgreSQL (testpg), moto,
+// with the credentials that go with it (testmoto), a pebble ACME server and
+// a DNS server for its challenges (testpebble), and a proxy that injects
+// EC2 API faults (faultproxy).
 //
-// It exists so that each of these is written once: before it, every package
-// that needed a free port or a test certificate had its own copy, and the
+// It exists so that each of these is written once: before it, packages had
+// their own copies of a free port, a test CA or a Chromium setup, and the
 // copies drifted. Only test code imports it (*_test.go files and the test
 // helpers under internal/testenv); production code never does, so nothing
 // here is held to the production code's compatibility rules.
