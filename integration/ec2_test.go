@@ -99,17 +99,7 @@ type standIn struct {
 
 func (s *standIn) start(t *testing.T, userData string) {
 	t.Helper()
-	script, err := ec2.FetchScript(userData)
-	require.NoError(t, err)
-	fetch := exec.Command("bash", "-c", script)
-	fetch.Env = append(os.Environ(), "ALGOCLOUD_HOME="+s.home, "ALGOCLOUD_LISTEN="+s.listen)
-	out, err := fetch.CombinedOutput()
-	require.NoError(t, err, "fetch.sh: %s", out)
-	s.cmd = exec.Command(filepath.Join(s.home, "bin", "algocloud-infer"), "--config", filepath.Join(s.home, "bundle", "live.json"))
-	s.cmd.Dir = s.home
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, s.cmd.Start())
+	require.NoError(t, s.boot(userData))
 	t.Cleanup(s.stop)
 }
 

@@ -543,8 +543,9 @@ func (s *instanceStandIn) proxy(t *testing.T, motoEndpoint string) string {
 	return srv.URL
 }
 
-// boot is standIn.start for a goroutine: it returns errors instead of
-// failing the test, and leaves stopping to the caller.
+// boot starts the stand-in (standIn.start, for a test, wraps it): it returns
+// errors instead of failing the test, so goroutines can use it, and leaves
+// stopping to the caller.
 func (s *standIn) boot(userData string) error {
 	script, err := ec2.FetchScript(userData)
 	if err != nil {
