@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
@@ -22,7 +21,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/inference/onnxrt"
-	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -44,7 +43,7 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	t.Setenv(onnxrt.LibraryEnv, lib)
 
 	moto := testmoto.Start(t)
-	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	creds := testmoto.Credentials
 	s3c := s3.New(s3.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(moto.Endpoint), UsePathStyle: true})
 	bucket := "onnx-bundles"
 	_, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -27,7 +26,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
-	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -130,7 +129,7 @@ func TestRecords(t *testing.T) {
 
 	// Route53 on moto.
 	moto := testmoto.Start(t)
-	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	creds := testmoto.Credentials
 	zone, err := route53.New(route53.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(moto.Endpoint)}).
 		CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String("algocloud.test"), CallerReference: aws.String("activities-test")})
 	require.NoError(t, err)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
@@ -21,7 +20,7 @@ import (
 	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
-	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -44,7 +43,7 @@ func TestReloadCertificateEC2_NotPickedUpRestarts(t *testing.T) {
 	require.NoError(t, err)
 
 	moto := testmoto.Start(t)
-	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	creds := testmoto.Credentials
 	s3c := s3.New(s3.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(moto.Endpoint), UsePathStyle: true})
 	_, err = s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("renew-bundles")})
 	require.NoError(t, err)

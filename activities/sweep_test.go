@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -19,7 +18,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
-	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 // SweepServer on EC2 (moto): an instance Provision launched but the
@@ -31,7 +30,7 @@ func TestSweepServer_EC2(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	moto := testmoto.Start(t)
-	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	creds := testmoto.Credentials
 	p, err := ec2.New(ctx, ec2.Options{
 		Region: "us-east-1", Endpoint: moto.Endpoint, Credentials: creds,
 		AMIs:         map[string]string{"python": "ami-760aaa0f"}, // served by moto in every region

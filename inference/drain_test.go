@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"image"
 	"image/png"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 )
@@ -45,13 +45,13 @@ func noisePNG(t testing.TB, size int) []byte {
 // with the CA root's PEM file for curl and Python.
 func tlsServer(t *testing.T, code string, mutate func(*Config)) (*testServer, string) {
 	t.Helper()
-	ca := newTestCA(t)
+	ca := testenv.NewCA(t)
 	dir := t.TempDir()
-	certPEM, keyPEM := ca.leaf(t, "127.0.0.1")
+	certPEM, keyPEM := ca.Leaf(t, "127.0.0.1")
 	certFile, keyFile, rootFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "root.pem")
 	require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
 	require.NoError(t, os.WriteFile(keyFile, keyPEM, 0o600))
-	require.NoError(t, os.WriteFile(rootFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600))
+	require.NoError(t, os.WriteFile(rootFile, ca.RootPEM(), 0o600))
 	ts := startServer(t, codeDir(t, code), spec.Image, spec.Image, func(c *Config) {
 		c.CertFile, c.KeyFile = certFile, keyFile
 		if mutate != nil {
@@ -59,7 +59,7 @@ func tlsServer(t *testing.T, code string, mutate func(*Config)) (*testServer, st
 		}
 	})
 	ts.URL = "https://" + strings.TrimPrefix(ts.URL, "http://")
-	ts.Client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	ts.Client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
 	ts.waitReady(t)
 	return ts, rootFile
 }

@@ -1,17 +1,10 @@
 package inference
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"image"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -78,7 +72,7 @@ func TestExamples(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	certFile, keyFile, pool := selfSignedCert(t)
+	certFile, keyFile, pool := testCert(t)
 	dir := filepath.Join("..", "examples", "measurements")
 	ts := startServer(t, dir, spec.Image, spec.JSON, func(c *Config) {
 		c.CertFile, c.KeyFile = certFile, keyFile
@@ -103,28 +97,12 @@ func TestTLS(t *testing.T) {
 	require.Error(t, err, "a client that does not trust the certificate is refused")
 }
 
-// selfSignedCert writes a certificate for 127.0.0.1 and its key, and returns
-// a pool that trusts it.
-func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "algocloud test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
+// testCert writes a certificate for 127.0.0.1 and its key, and returns a
+// pool that trusts it.
+func testCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	ca := testenv.NewCA(t)
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	ca.WriteLeaf(t, "algocloud test", certFile, keyFile)
+	return certFile, keyFile, ca.Pool
 }

@@ -1,14 +1,8 @@
 package inference
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -19,49 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 )
-
-// testCA issues leaf certificates for 127.0.0.1 that a client trusting its
-// pool accepts.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// leaf writes a certificate for 127.0.0.1 named cn, and its key, as PEM.
-func (ca *testCA) leaf(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
 
 // servedCN opens a new TLS connection (no session reuse) and returns the
 // common name of the certificate the server presents.
@@ -86,29 +40,29 @@ func dialCN(addr string, pool *x509.CertPool) (string, error) {
 // files hold B (no restart); corrupt files, or a key that does not match,
 // keep B and log an error; ReloadCertificate (SIGHUP) loads at once.
 func TestTLSCertificateHotReload(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testenv.NewCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	write := func(c, k []byte) {
 		require.NoError(t, os.WriteFile(certFile, c, 0o600))
 		require.NoError(t, os.WriteFile(keyFile, k, 0o600))
 	}
-	certA, keyA := ca.leaf(t, "cert A")
+	certA, keyA := ca.Leaf(t, "cert A")
 	write(certA, keyA)
 	ts := startServer(t, codeDir(t, invertAlgorithm), spec.Image, spec.Image, func(c *Config) {
 		c.CertFile, c.KeyFile = certFile, keyFile
 	})
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	ts.URL = "https://" + addr
-	ts.Client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
+	ts.Client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
 	ts.waitReady(t)
-	require.Equal(t, "cert A", servedCN(t, addr, ca.pool))
+	require.Equal(t, "cert A", servedCN(t, addr, ca.Pool))
 
 	// Renewal: the files now hold B; a new connection sees B within a few checks.
-	certB, keyB := ca.leaf(t, "cert B")
+	certB, keyB := ca.Leaf(t, "cert B")
 	write(certB, keyB)
 	require.Eventually(t, func() bool {
-		cn, err := dialCN(addr, ca.pool)
+		cn, err := dialCN(addr, ca.Pool)
 		return err == nil && cn == "cert B"
 	}, 30*time.Second, 200*time.Millisecond)
 	require.Contains(t, ts.logs.String(), "TLS certificate loaded")
@@ -116,22 +70,22 @@ func TestTLSCertificateHotReload(t *testing.T) {
 	// Corrupt files: B stays, and the failure is logged.
 	write([]byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), []byte("garbage"))
 	require.Eventually(t, func() bool {
-		_, _ = dialCN(addr, ca.pool) // handshakes make the server check the files
+		_, _ = dialCN(addr, ca.Pool) // handshakes make the server check the files
 		return strings.Contains(ts.logs.String(), "TLS certificate reload failed")
 	}, 30*time.Second, 200*time.Millisecond)
-	require.Equal(t, "cert B", servedCN(t, addr, ca.pool))
+	require.Equal(t, "cert B", servedCN(t, addr, ca.Pool))
 
 	// A cert with another certificate's key: refused by ReloadCertificate too.
-	certC, _ := ca.leaf(t, "cert C")
+	certC, _ := ca.Leaf(t, "cert C")
 	write(certC, keyB)
 	require.Error(t, ts.srv.ReloadCertificate())
-	require.Equal(t, "cert B", servedCN(t, addr, ca.pool))
+	require.Equal(t, "cert B", servedCN(t, addr, ca.Pool))
 
 	// SIGHUP's path: a good pair loads at once, without waiting for a check.
-	certD, keyD := ca.leaf(t, "cert D")
+	certD, keyD := ca.Leaf(t, "cert D")
 	write(certD, keyD)
 	require.NoError(t, ts.srv.ReloadCertificate())
-	require.Equal(t, "cert D", servedCN(t, addr, ca.pool))
+	require.Equal(t, "cert D", servedCN(t, addr, ca.Pool))
 
 	// The server still answers requests over the reloaded certificate.
 	resp, err := ts.Client.Get(ts.URL + "/v2/health/ready")

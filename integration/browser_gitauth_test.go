@@ -27,12 +27,12 @@ func TestBrowserCodePageGitCredentials(t *testing.T) {
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
 	srv := testgit.ServeHTTP(t, filepath.Dir(repo), "alice", password)
 	c := newClient(t, p, token)
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Private web", "description": "integration test", "api_name": "privateweb",
 		"input": "image", "output": "image", "threads": 1,
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 
 	b := newBrowser(t, p.APIURL)
 	b.run(chromedp.Navigate(p.APIURL+"/"), chromedp.WaitVisible("#token", chromedp.ByQuery))
@@ -62,7 +62,7 @@ func TestBrowserCodePageGitCredentials(t *testing.T) {
 	b.eval(`JSON.stringify(localStorage) + JSON.stringify(sessionStorage)`, &storage)
 	require.NotContains(t, storage, password)
 	require.NotContains(t, storage, "Wrong-web-Pw")
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Contains(t, string(st.Raw), `"with_credentials":true`)
 	require.NotContains(t, string(st.Raw), password)
 

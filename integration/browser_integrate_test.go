@@ -29,12 +29,12 @@ func TestBrowserIntegrateEditsTheAuthorsCode(t *testing.T) {
 	sum := sha256.Sum256(model)
 	repo, main := codeRepo(t, model)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Edit web", "api_name": "edit-web", "input": "image", "output": "json",
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Edit web", "api_name": "edit-web", "input": "image", "output": "json",
 		"compute": "gpu", "instance_type": "g4dn.xlarge", "region": "us-east-1"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	require.Equal(t, http.StatusOK, c.step(id, "provision", nil).Status)
-	r = c.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
+	id := r.Str("id")
+	require.Equal(t, http.StatusOK, c.Step(id, "provision", nil).Status)
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 
 	b := newBrowser(t, p.APIURL)
@@ -78,7 +78,7 @@ func TestBrowserIntegrateEditsTheAuthorsCode(t *testing.T) {
 	b.click("#use-code")
 	b.waitPage("/test", "Test Your Code")
 	b.waitText("main", "Nothing changed: code revision 1", 10*time.Second)
-	r = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, float64(1), r.Body["state"].(map[string]any)["code"].(map[string]any)["revision"])
 
 	// A change is saved as revision 2, keeping every other file.

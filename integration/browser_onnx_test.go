@@ -186,7 +186,7 @@ func TestBrowserWizardONNX(t *testing.T) {
 
 	// The code that was tested is what the editor uploaded.
 	c := newClient(t, p, token)
-	r := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	r := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	code := r.Body["state"].(map[string]any)["code"].(map[string]any)
 	got, err := os.ReadFile(filepath.Join(code["dir"].(string), onnxrt.ConfigFile))
 	require.NoError(t, err)
@@ -218,12 +218,12 @@ func TestBrowserONNXEditorKeepsGitModel(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(src, "sample.png"), stripes(t, 192, 48), 0o644))
 	repo := gitRepo(t, src)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Text direction", "api_name": "textdir-git",
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Text direction", "api_name": "textdir-git",
 		"environment": "onnx", "input": "image", "output": "json", "threads": 1})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	require.Equal(t, http.StatusOK, c.step(id, "provision", nil).Status)
-	r = c.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
+	id := r.Str("id")
+	require.Equal(t, http.StatusOK, c.Step(id, "provision", nil).Status)
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	first := r.Body["state"].(map[string]any)["code"].(map[string]any)["commit"].(string)
 	// The branch moves on: labels the test must not see.
@@ -245,7 +245,7 @@ func TestBrowserONNXEditorKeepsGitModel(t *testing.T) {
 	br.waitText("#test-text", `"label"`, 30*time.Second)
 	requireDirection(t, []byte(br.text("#test-text")))
 
-	r = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	code := r.Body["state"].(map[string]any)["code"].(map[string]any)
 	require.Equal(t, first, code["commit"], "the same commit, not the branch's head")
 	require.Equal(t, "edit", code["source"])

@@ -37,10 +37,8 @@ import (
 
 	"github.com/algocloud/algocloud/api"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 )
-
-// chromiumPath is Debian's chromium (scripts/setup.sh installs it).
-const chromiumPath = "/usr/bin/chromium"
 
 // Widths of the screenshots: a desktop and a 375 px phone.
 const (
@@ -63,50 +61,18 @@ type browser struct {
 
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
+	if _, err := os.Stat(testenv.ChromiumPath); err != nil {
 		if os.Getenv("ALGOCLOUD_REQUIRE_TOOLS") != "" {
-			t.Fatalf("Chromium is not installed at %s and ALGOCLOUD_REQUIRE_TOOLS is set (scripts/setup.sh installs it)", chromiumPath)
+			t.Fatalf("Chromium is not installed at %s and ALGOCLOUD_REQUIRE_TOOLS is set (scripts/setup.sh installs it)", testenv.ChromiumPath)
 		}
-		t.Skipf("Chromium is not installed at %s (scripts/setup.sh installs it)", chromiumPath)
+		t.Skipf("Chromium is not installed at %s (scripts/setup.sh installs it)", testenv.ChromiumPath)
 	}
 	shots := t.TempDir()
 	if os.Getenv("ALGOCLOUD_SCREENSHOTS") != "" {
 		shots = filepath.Join(repoRoot(t), "docs", "screenshots")
 		require.NoError(t, os.MkdirAll(shots, 0o755))
 	}
-	// Chromium's profile: a fresh folder, removed once the browser is gone
-	// (its helpers may still write for a moment after it exits).
-	profile, err := os.MkdirTemp("", "algocloud-chromium-*")
-	require.NoError(t, err)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(wide, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
-		// This cdproto does not know every enum value of a newer Chromium's
-		// network events; those events are not used here.
-		if !strings.Contains(format, "unmarshal event") {
-			t.Logf("chromedp: "+format, args...)
-		}
-	}))
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		for i := 0; i < 50 && os.RemoveAll(profile) != nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
+	ctx := testenv.NewChromium(t, wide, 900)
 	b := &browser{t: t, ctx: ctx, base: base, shots: shots}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {
@@ -464,7 +430,7 @@ func TestBrowserWizard(t *testing.T) {
 	b.click("#use-code")
 	b.waitPage("/test", "Test Your Code")
 	b.waitText("main", "now code revision 2", 2*time.Minute)
-	listing := newClient(t, p, token).do(http.MethodGet, "/api/v1/deployments/"+id+"/code", nil)
+	listing := newClient(t, p, token).Do(http.MethodGet, "/api/v1/deployments/"+id+"/code", nil)
 	require.Equal(t, http.StatusOK, listing.Status, string(listing.Raw))
 	require.Contains(t, string(listing.Raw), `{"path":"models/weights.bin","size":3,"text":false,"viewable":false}`)
 	b.click("#test-code")

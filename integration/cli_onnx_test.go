@@ -115,7 +115,7 @@ func TestCLIDeployONNX(t *testing.T) {
 
 	// Test Code sent sample.png and the classifier answered.
 	c := newClient(t, p, tok)
-	r := c.do("GET", "/api/v1/deployments", nil)
+	r := c.Do("GET", "/api/v1/deployments", nil)
 	require.Equal(t, 200, r.Status, string(r.Raw))
 	var id string
 	for _, d := range r.Body["deployments"].([]any) {
@@ -124,7 +124,7 @@ func TestCLIDeployONNX(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, id, string(r.Raw))
-	r = c.do("GET", "/api/v1/deployments/"+id, nil)
+	r = c.Do("GET", "/api/v1/deployments/"+id, nil)
 	test := r.Body["state"].(map[string]any)["test"].(map[string]any)
 	require.Equal(t, true, test["ok"], string(r.Raw))
 	require.Contains(t, test["input_summary"], "192x48", "Test Code sent sample.png: %s", r.Raw)

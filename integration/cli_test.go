@@ -67,10 +67,10 @@ func TestCLIDeployAndPredict(t *testing.T) {
 	// New requirements and a passing test on the live deployment: ls says
 	// tested (Complete is next) until the endpoint serves them.
 	c := newClient(t, p, tok)
-	list := c.do(http.MethodGet, "/api/v1/deployments", nil)
+	list := c.Do(http.MethodGet, "/api/v1/deployments", nil)
 	id := list.Body["deployments"].([]any)[0].(map[string]any)["id"].(string)
 	for _, s := range []string{"install_requirements", "test"} {
-		r := c.step(id, s, nil)
+		r := c.Step(id, s, nil)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
 	}
 	out, err = run("ls", "--api", p.APIURL)

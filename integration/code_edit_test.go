@@ -58,31 +58,31 @@ func codeRepo(t *testing.T, model []byte) (repo, main string) {
 }
 
 // saveEdit posts an edit of base: the files given replace its own.
-func (c *client) saveEdit(id string, base int, files map[string]string) resp {
-	c.t.Helper()
+func saveEdit(c *client, id string, base int, files map[string]string) resp {
+	c.T.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
-	require.NoError(c.t, w.WriteField("base_revision", strconv.Itoa(base)))
+	require.NoError(c.T, w.WriteField("base_revision", strconv.Itoa(base)))
 	for name, content := range files {
 		fw, err := w.CreateFormFile("files", name)
-		require.NoError(c.t, err)
+		require.NoError(c.T, err)
 		_, _ = fw.Write([]byte(content))
 	}
-	require.NoError(c.t, w.Close())
-	req, err := http.NewRequest(http.MethodPost, c.base+"/api/v1/deployments/"+id+"/steps/fetch_code", &buf)
-	require.NoError(c.t, err)
+	require.NoError(c.T, w.Close())
+	req, err := http.NewRequest(http.MethodPost, c.Base+"/api/v1/deployments/"+id+"/steps/fetch_code", &buf)
+	require.NoError(c.T, err)
 	req.Header.Set("Content-Type", w.FormDataContentType())
-	return c.send(req)
+	return c.Send(req)
 }
 
 // testOutputJSON runs install and Test Code and decodes the test's output.
 func testOutputJSON(t *testing.T, c *client, id string) map[string]any {
 	t.Helper()
 	for _, step := range []string{"install_requirements", "test"} {
-		r := c.step(id, step, nil)
+		r := c.Step(id, step, nil)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", step, r.Raw)
 	}
-	r := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/test/output", nil)
+	r := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/test/output", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	var out map[string]any
 	require.NoError(t, json.Unmarshal(r.Raw, &out), string(r.Raw))
@@ -101,23 +101,23 @@ func TestCodeFilesAndEditKeepFetchedFiles(t *testing.T) {
 	sum := sha256.Sum256(model)
 	repo, main := codeRepo(t, model)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Edit", "api_name": "edit", "input": "image", "output": "json"})
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Edit", "api_name": "edit", "input": "image", "output": "json"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 	code := "/api/v1/deployments/" + id + "/code"
-	r = c.do(http.MethodGet, code, nil)
+	r = c.Do(http.MethodGet, code, nil)
 	require.Equal(t, http.StatusNotFound, r.Status, string(r.Raw))
-	require.Equal(t, "no_code", r.str("code"))
+	require.Equal(t, "no_code", r.Str("code"))
 
-	require.Equal(t, http.StatusOK, c.step(id, "provision", nil).Status)
-	r = c.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
+	require.Equal(t, http.StatusOK, c.Step(id, "provision", nil).Status)
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	out := testOutputJSON(t, c, id)
 	require.Equal(t, "repo", out["version"])
 	require.Equal(t, hex.EncodeToString(sum[:]), out["model_sha256"])
 
 	// The listing: every file with its size; the model is listed, not shown.
-	r = c.do(http.MethodGet, code, nil)
+	r = c.Do(http.MethodGet, code, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	var listing struct {
 		Revision      int  `json:"revision"`
@@ -140,17 +140,17 @@ func TestCodeFilesAndEditKeepFetchedFiles(t *testing.T) {
 
 	// aai_main.py is the repository's, not the skeleton.
 	file := func(cl *client, p string) resp {
-		return cl.do(http.MethodGet, code+"/file?path="+url.QueryEscape(p), nil)
+		return cl.Do(http.MethodGet, code+"/file?path="+url.QueryEscape(p), nil)
 	}
 	r = file(c, "aai_main.py")
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Equal(t, main, string(r.Raw))
 	r = file(c, "models/weights.bin")
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-	require.Equal(t, "file_not_viewable", r.str("code"))
+	require.Equal(t, "file_not_viewable", r.Str("code"))
 	r = file(c, "missing.py")
 	require.Equal(t, http.StatusNotFound, r.Status, string(r.Raw))
-	require.Equal(t, "file_not_found", r.str("code"))
+	require.Equal(t, "file_not_found", r.Str("code"))
 	r = file(c, "../etc/passwd")
 	require.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
 
@@ -158,15 +158,15 @@ func TestCodeFilesAndEditKeepFetchedFiles(t *testing.T) {
 	other, err := platform.CreateToken(t.Context(), "sqlite://"+filepath.Join(filepath.Dir(p.UploadDir()), "algocloud.db"), "mallory")
 	require.NoError(t, err)
 	m := newClient(t, p, other)
-	require.Equal(t, http.StatusNotFound, m.do(http.MethodGet, code, nil).Status)
+	require.Equal(t, http.StatusNotFound, m.Do(http.MethodGet, code, nil).Status)
 	require.Equal(t, http.StatusNotFound, file(m, "aai_main.py").Status)
-	require.Equal(t, http.StatusNotFound, m.saveEdit(id, 1, map[string]string{"aai_main.py": "x = 1\n"}).Status)
+	require.Equal(t, http.StatusNotFound, saveEdit(m, id, 1, map[string]string{"aai_main.py": "x = 1\n"}).Status)
 
 	// Save an edit: revision 2 keeps the model and the notes.
 	edited := "VERSION = \"edited\"\n" + editMain
-	r = c.saveEdit(id, 1, map[string]string{"aai_main.py": edited})
+	r = saveEdit(c, id, 1, map[string]string{"aai_main.py": edited})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	require.Equal(t, "edit", r.str("state", "code", "source"))
+	require.Equal(t, "edit", r.Str("state", "code", "source"))
 	require.Equal(t, http.StatusOK, file(c, "aai_main.py").Status)
 	require.Equal(t, edited, string(file(c, "aai_main.py").Raw))
 	out = testOutputJSON(t, c, id)
@@ -175,21 +175,21 @@ func TestCodeFilesAndEditKeepFetchedFiles(t *testing.T) {
 	require.Equal(t, "the author's notes\n", out["notes"])
 
 	// An edit of revision 1, now stale, is refused: it would undo revision 2.
-	r = c.saveEdit(id, 1, map[string]string{"aai_main.py": "VERSION = 1\n"})
+	r = saveEdit(c, id, 1, map[string]string{"aai_main.py": "VERSION = 1\n"})
 	require.Equal(t, http.StatusConflict, r.Status, string(r.Raw))
-	require.Equal(t, "code_changed", r.str("code"))
+	require.Equal(t, "code_changed", r.Str("code"))
 	// Bad edits name the field.
-	r = c.saveEdit(id, 2, nil)
+	r = saveEdit(c, id, 2, nil)
 	require.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
 	require.Contains(t, string(r.Raw), `"field":"files"`)
-	r = c.saveEdit(id, 2, map[string]string{".git/config": "x"})
+	r = saveEdit(c, id, 2, map[string]string{".git/config": "x"})
 	require.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
-	r = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, float64(2), r.Body["state"].(map[string]any)["code"].(map[string]any)["revision"])
 
 	// The history, with an edit in it, replays; ALGOCLOUD_UPDATE_HISTORY=1
 	// keeps it in the workflows package's replay corpus.
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 	// Decoded with the platform's key: the corpus is kept decoded.
 	hist := decodedHistory(t, p, fetchHistory(t, p.Client, workflows.WorkflowID(id)))
 	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)

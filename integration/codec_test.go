@@ -27,6 +27,7 @@ import (
 
 	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -89,7 +90,7 @@ func randomMarker(t testing.TB) string {
 func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 	data := t.TempDir()
 	logs := &syncBuffer{}
-	uiPort := freePort(t)
+	uiPort := testenv.FreePort(t)
 	p := startPlatform(t, data, func(o *platform.Options) {
 		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, os.Stderr), &slog.HandlerOptions{Level: slog.LevelDebug}))
 		o.UIPort = uiPort // the embedded Temporal UI, told where the codec endpoint is
@@ -103,12 +104,12 @@ func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 	c := newClient(t, p, devToken(t, p))
 	marker := randomMarker(t)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Codec check", "description": "payload codec", "api_name": "codec",
 		"input": "image", "output": "json", "threads": 1,
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "measurements"))
 	for _, s := range []struct {
 		step string
@@ -122,10 +123,10 @@ func TestPayloadCodecKeepsSecretsOutOfTemporal(t *testing.T) {
 		{"test", nil},
 		{"complete", nil},
 	} {
-		r = c.step(id, s.step, s.body)
+		r = c.Step(id, s.step, s.body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
 	}
-	epToken := r.str("token")
+	epToken := r.Str("token")
 	require.NotEmpty(t, epToken, string(r.Raw))
 	sum := sha256.Sum256([]byte(epToken))
 	tokenHash := hex.EncodeToString(sum[:])

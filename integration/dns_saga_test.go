@@ -41,22 +41,22 @@ func TestLocalEndpointsWithRoute53(t *testing.T) {
 	c := newClient(t, p, devToken(t, p))
 	create := func(apiName string) string {
 		t.Helper()
-		r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+		r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 			"name": "Named " + apiName, "api_name": apiName, "input": "image", "output": "json", "threads": 1,
 		})
 		require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-		return r.str("id")
+		return r.Str("id")
 	}
 
 	// Provision names the local server in the zone; Delete removes the name.
 	named := create("named")
-	r := c.step(named, "provision", nil)
+	r := c.Step(named, "provision", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	require.Equal(t, "named.algocloud.test", r.str("state", "dns", "name"), string(r.Raw))
+	require.Equal(t, "named.algocloud.test", r.Str("state", "dns", "name"), string(r.Raw))
 	ip, err := w.r53.Lookup(ctx, "named.algocloud.test")
 	require.NoError(t, err)
-	require.Equal(t, r.str("state", "server", "host"), ip)
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+named, nil).Status)
+	require.Equal(t, r.Str("state", "server", "host"), ip)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+named, nil).Status)
 	_, err = w.r53.Lookup(ctx, "named.algocloud.test")
 	require.ErrorIs(t, err, dns.ErrNotFound, "Delete removed the record")
 	attempts := activityAttempts(t, p.Client, named)
@@ -72,25 +72,25 @@ func TestLocalEndpointsWithRoute53(t *testing.T) {
 		DeleteHostedZone(ctx, &route53.DeleteHostedZoneInput{Id: aws.String(w.zoneID)})
 	require.NoError(t, err)
 	undone := create("undone")
-	failed := c.step(undone, "provision", nil)
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+undone, nil)
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+undone, nil).Status)
+	failed := c.Step(undone, "provision", nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+undone, nil)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+undone, nil).Status)
 	// A deployment deleted before it was ever provisioned.
 	draft := create("draft")
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+draft, nil).Status)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+draft, nil).Status)
 	// Captured before the assertions the changes decide, so the same walk
 	// can capture a history of the code before a change.
 	h = captureHistory(t, p, workflows.WorkflowID(undone), "provision-saga-after.json")
 	hDraft := captureHistory(t, p, workflows.WorkflowID(draft), "sweep-on-delete-after.json")
 
 	require.Equal(t, http.StatusUnprocessableEntity, failed.Status, string(failed.Raw))
-	require.Equal(t, "step_failed", failed.str("code"), string(failed.Raw))
-	require.Contains(t, failed.str("message"), "no such hosted zone", string(failed.Raw))
-	require.Contains(t, failed.str("message"), "undone: server "+undone+" released; Provision starts afresh", string(failed.Raw))
-	require.Equal(t, "configured", st.str("state", "step"), string(st.Raw))
-	require.Empty(t, st.str("state", "server", "id"), "no server left recorded: %s", st.Raw)
-	require.Empty(t, st.str("state", "dns", "name"), string(st.Raw))
-	require.Contains(t, st.str("state", "last_error", "message"), "undone", string(st.Raw))
+	require.Equal(t, "step_failed", failed.Str("code"), string(failed.Raw))
+	require.Contains(t, failed.Str("message"), "no such hosted zone", string(failed.Raw))
+	require.Contains(t, failed.Str("message"), "undone: server "+undone+" released; Provision starts afresh", string(failed.Raw))
+	require.Equal(t, "configured", st.Str("state", "step"), string(st.Raw))
+	require.Empty(t, st.Str("state", "server", "id"), "no server left recorded: %s", st.Raw)
+	require.Empty(t, st.Str("state", "dns", "name"), string(st.Raw))
+	require.Contains(t, st.Str("state", "last_error", "message"), "undone", string(st.Raw))
 	attempts = activityAttempts(t, p.Client, undone)
 	require.Equal(t, 1, attempts["UpsertRecord"], "a missing zone is not retried: %v", attempts)
 	require.Zero(t, attempts["IssueCertificate"], "no certificate for a name that has no record: %v", attempts)

@@ -35,7 +35,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute/ec2"
-	"github.com/algocloud/algocloud/internal/faultproxy"
+	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
 )
 
 func benchEnvInt(t *testing.T, name string, def int) int {
@@ -94,7 +95,7 @@ func TestBenchEC2WizardFaults(t *testing.T) {
 		wizard := time.Since(start)
 		require.Len(t, deploymentInstances(t, ctx, rig.w, id), 1)
 		start = time.Now()
-		r := c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+		r := c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 		require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 		teardown := time.Since(start)
 		require.Empty(t, deploymentInstances(t, ctx, rig.w, id))
@@ -268,7 +269,7 @@ func (k *killer) supervise(done <-chan struct{}, errs chan<- error) {
 	for {
 		p := k.d.proc()
 		select {
-		case <-p.exited:
+		case <-p.Done():
 		case <-done:
 			return
 		}
@@ -315,7 +316,7 @@ func (l *killLane) get(id string) resp {
 func (l *killLane) idle(id string) resp {
 	for {
 		r := l.get(id)
-		if r.Status == http.StatusNotFound || r.str("state", "busy") == "" {
+		if r.Status == http.StatusNotFound || r.Str("state", "busy") == "" {
 			return r
 		}
 		require.NoError(l.t, l.ctx.Err(), "deployment %s stays busy: %s", id, r.Raw)
@@ -332,7 +333,7 @@ func (l *killLane) step(id, step string, body any, want string) {
 			return
 		}
 		require.Less(l.t, try, 12, "%s of %s: %d %s %v", step, id, status, raw, err)
-		if st := l.idle(id); st.str("state", "step") == want {
+		if st := l.idle(id); st.Str("state", "step") == want {
 			return
 		}
 	}
@@ -387,7 +388,7 @@ func TestBenchEC2WizardKills(t *testing.T) {
 						}
 						time.Sleep(300 * time.Millisecond)
 					}
-					id := r.str("id")
+					id := r.Str("id")
 					ids[i] = id
 					l.step(id, "provision", nil, "provisioned")
 					l.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}, "code_fetched")
@@ -405,7 +406,7 @@ func TestBenchEC2WizardKills(t *testing.T) {
 								break
 							}
 							st := l.idle(id)
-							if st.Status == http.StatusNotFound || st.str("status") == "deleted" {
+							if st.Status == http.StatusNotFound || st.Str("status") == "deleted" {
 								break
 							}
 						}
@@ -483,12 +484,12 @@ func TestBenchEC2WizardKills(t *testing.T) {
 
 // tryPost posts a JSON body; err is set when the process died under it.
 func tryPost(base, token, path string, body any) (int, []byte, error) {
-	return tryRequest(base, token, http.MethodPost, path, body)
+	return testenv.TryAPI(base, token, http.MethodPost, path, body)
 }
 
 // tryDo sends a request without a body.
 func tryDo(base, token, method, path string) (int, []byte, error) {
-	return tryRequest(base, token, method, path, nil)
+	return testenv.TryAPI(base, token, method, path, nil)
 }
 
 func decoded(status int, raw []byte) resp {

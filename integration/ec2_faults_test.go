@@ -1,7 +1,7 @@
 package integration
 
 // The whole wizard on --compute ec2 with the platform's EC2 calls going
-// through internal/faultproxy in front of moto: transient faults (throttling,
+// through internal/testenv/faultproxy in front of moto: transient faults (throttling,
 // 500s, dropped connections, answers lost after moto acted) are retried and
 // the deployment finishes with one instance; the real `algocloud dev` killed
 // between RunInstances and its answer leaves one instance after the restart;
@@ -15,12 +15,10 @@ package integration
 // of moto directly (cloudWorld.ec2), never through the proxy.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,8 +46,9 @@ import (
 	sdkclient "go.temporal.io/sdk/client"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/internal/faultproxy"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -246,7 +245,7 @@ func (rig *ec2Rig) bootStandIn(t *testing.T, ctx context.Context, id, apiName st
 	if err != nil {
 		return err
 	}
-	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(freeLocalPort(t))}
+	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
 	si.start(t, string(userData))
 	rig.health.route(apiName+".algocloud.test", si.listen)
 	return nil
@@ -281,15 +280,15 @@ func ec2Spec(apiName string) map[string]any {
 // boots when complete has published the bundle) and returns the ID.
 func (rig *ec2Rig) ec2Wizard(t *testing.T, ctx context.Context, c *client, repo, apiName string) string {
 	t.Helper()
-	r := c.do(http.MethodPost, "/api/v1/deployments", ec2Spec(apiName))
+	r := c.Do(http.MethodPost, "/api/v1/deployments", ec2Spec(apiName))
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	r = c.throughTest(t, id, repo)
+	id := r.Str("id")
+	r = throughTest(t, c, id, repo)
 	boot := rig.bootAsync(t, ctx, id, apiName)
-	r = c.step(id, "complete", nil)
+	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, "complete: %s", r.Raw)
 	require.NoError(t, <-boot)
-	require.Equal(t, fmt.Sprintf("https://%s.algocloud.test:%d", apiName, ec2Port), r.str("endpoint"))
+	require.Equal(t, fmt.Sprintf("https://%s.algocloud.test:%d", apiName, ec2Port), r.Str("endpoint"))
 	return id
 }
 
@@ -361,11 +360,11 @@ func TestEC2WizardThroughFaults(t *testing.T) {
 	id := rig.ec2Wizard(t, ctx, c, repo, "faulty")
 	inst := deploymentInstances(t, ctx, rig.w, id)
 	require.Len(t, inst, 1, "exactly one instance despite the lost RunInstances answer")
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	require.Equal(t, aws.ToString(inst[0].InstanceId), st.str("state", "server", "id"), string(st.Raw))
-	require.Equal(t, "live", st.str("status"), string(st.Raw))
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, aws.ToString(inst[0].InstanceId), st.Str("state", "server", "id"), string(st.Raw))
+	require.Equal(t, "live", st.Str("status"), string(st.Raw))
 
-	r := c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	r := c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Empty(t, deploymentInstances(t, ctx, rig.w, id))
 	require.False(t, rig.groupExists(t, ctx, id))
@@ -416,7 +415,7 @@ func TestEC2WizardPermanentErrors(t *testing.T) {
 		for k, v := range tc.edit {
 			body[k] = v
 		}
-		r := c.do(http.MethodPost, "/api/v1/deployments", body)
+		r := c.Do(http.MethodPost, "/api/v1/deployments", body)
 		require.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
 		require.Contains(t, string(r.Raw), `"`+tc.field+`"`, string(r.Raw))
 		require.Contains(t, string(r.Raw), tc.says, string(r.Raw))
@@ -425,23 +424,23 @@ func TestEC2WizardPermanentErrors(t *testing.T) {
 
 	provisionFails := func(apiName string, body map[string]any, says ...string) string {
 		t.Helper()
-		r := c.do(http.MethodPost, "/api/v1/deployments", body)
+		r := c.Do(http.MethodPost, "/api/v1/deployments", body)
 		require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-		id := r.str("id")
+		id := r.Str("id")
 		rig.proxy.ResetCounts()
-		r = c.step(id, "provision", nil)
+		r = c.Step(id, "provision", nil)
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-		require.Equal(t, "step_failed", r.str("code"), string(r.Raw))
+		require.Equal(t, "step_failed", r.Str("code"), string(r.Raw))
 		for _, s := range says {
-			require.Contains(t, r.str("message"), s, string(r.Raw))
+			require.Contains(t, r.Str("message"), s, string(r.Raw))
 		}
-		st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-		require.Equal(t, "configured", st.str("state", "step"), string(st.Raw))
-		require.Empty(t, st.str("state", "busy"), string(st.Raw))
-		require.Contains(t, st.str("state", "last_error", "message"), says[0], string(st.Raw))
+		st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+		require.Equal(t, "configured", st.Str("state", "step"), string(st.Raw))
+		require.Empty(t, st.Str("state", "busy"), string(st.Raw))
+		require.Contains(t, st.Str("state", "last_error", "message"), says[0], string(st.Raw))
 		require.Empty(t, deploymentInstances(t, ctx, rig.w, id), "no instance left")
 		require.False(t, rig.groupExists(t, ctx, id), "no security group left")
-		t.Logf("%s: %s", apiName, r.str("message"))
+		t.Logf("%s: %s", apiName, r.Str("message"))
 		return id
 	}
 
@@ -471,10 +470,10 @@ func TestEC2WizardPermanentErrors(t *testing.T) {
 
 	// Once the quota is raised, the same deployment provisions.
 	require.NoError(t, rig.proxy.SetPlan(faultproxy.Plan{ClientTokens: true}))
-	r := c.step(id, "provision", nil)
+	r := c.Step(id, "provision", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Len(t, deploymentInstances(t, ctx, rig.w, id), 1)
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 	require.Empty(t, deploymentInstances(t, ctx, rig.w, id))
 }
 
@@ -490,24 +489,23 @@ type ec2Dev struct {
 	kills                 atomic.Int32
 }
 
-// ec2DevProc is one run of the process; exited is closed when it has ended.
+// ec2DevProc is one run of the process; Done is closed when it has ended.
 type ec2DevProc struct {
-	cmd    *exec.Cmd
-	api    string
-	exited chan struct{}
+	*testenv.Child
+	api string
 }
 
 func newEC2Dev(t *testing.T, rig *ec2Rig) *ec2Dev {
-	d := &ec2Dev{rig: rig, bin: algocloudBinary(t), data: t.TempDir(), apiPort: freePort(t), temporalPort: freePort(t)}
+	d := &ec2Dev{rig: rig, bin: algocloudBinary(t), data: t.TempDir(), apiPort: testenv.FreePort(t), temporalPort: testenv.FreePort(t)}
 	require.NoError(t, d.start())
 	t.Cleanup(func() {
 		if p := d.proc(); p != nil {
-			_ = p.cmd.Process.Signal(os.Interrupt)
+			_ = p.Cmd.Process.Signal(os.Interrupt)
 			select {
-			case <-p.exited:
+			case <-p.Done():
 			case <-time.After(time.Minute):
-				_ = p.cmd.Process.Kill()
-				<-p.exited
+				_ = p.Cmd.Process.Kill()
+				<-p.Done()
 			}
 		}
 	})
@@ -525,43 +523,21 @@ func (d *ec2Dev) start() error {
 	args := append([]string{"dev", "--data", d.data, "--addr", fmt.Sprintf("127.0.0.1:%d", d.apiPort),
 		"--temporal-port", strconv.Itoa(d.temporalPort), "--ui-port", "0", "--infer-bin", inferBin, "--log-level", "warn"},
 		d.rig.devArgs()...)
-	cmd := exec.Command(d.bin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	p := &ec2DevProc{cmd: cmd, exited: make(chan struct{})}
-	ready := make(chan struct{})
+	p := &ec2DevProc{}
 	var token string
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := apiLine.FindStringSubmatch(line); m != nil {
-				p.api = m[1]
-			}
-			if m := tokenLine.FindStringSubmatch(line); m != nil {
-				token = m[1]
-			}
-			if strings.Contains(line, "Ctrl-C stops everything") {
-				close(ready)
-			}
+	child, err := testenv.StartChild(exec.Command(d.bin, args...), 3*time.Minute, func(line string) bool {
+		if m := apiLine.FindStringSubmatch(line); m != nil {
+			p.api = m[1]
 		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	select {
-	case <-ready:
-	case <-p.exited:
-		return errors.New("algocloud dev exited early")
-	case <-time.After(3 * time.Minute):
-		_ = cmd.Process.Kill()
-		return errors.New("algocloud dev did not start")
+		if m := tokenLine.FindStringSubmatch(line); m != nil {
+			token = m[1]
+		}
+		return strings.Contains(line, "Ctrl-C stops everything")
+	})
+	if err != nil {
+		return fmt.Errorf("algocloud dev: %w", err)
 	}
+	p.Child = child
 	d.mu.Lock()
 	d.cur = p
 	if token != "" {
@@ -578,52 +554,25 @@ func (d *ec2Dev) kill() {
 		return
 	}
 	select {
-	case <-p.exited:
+	case <-p.Done():
 		return
 	default:
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err == nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err == nil {
 		d.kills.Add(1)
 	}
-	<-p.exited
+	<-p.Done()
 }
 
 // client is a REST client of the current process.
 func (d *ec2Dev) client(t testing.TB) *client {
 	p := d.proc()
-	return &client{t: t, base: p.api, token: d.token, http: &http.Client{Timeout: 5 * time.Minute}}
+	return testenv.NewAPIClient(t, p.api, d.token)
 }
 
 // tryStep posts a step; err is set when the process died under it.
 func tryStep(base, token, id, step string, body any) (int, []byte, error) {
-	return tryRequest(base, token, http.MethodPost, "/api/v1/deployments/"+id+"/steps/"+step, body)
-}
-
-// tryRequest sends a request with a JSON body (or none) and reads the answer.
-func tryRequest(base, token, method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		js, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(js)
-	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	return res.StatusCode, raw, err
+	return testenv.TryAPI(base, token, http.MethodPost, "/api/v1/deployments/"+id+"/steps/"+step, body)
 }
 
 // TestEC2DevKilledBetweenRunInstancesAndAnswer runs the real `algocloud dev`
@@ -649,10 +598,10 @@ func TestEC2DevKilledBetweenRunInstancesAndAnswer(t *testing.T) {
 	}}))
 
 	c := d.client(t)
-	r := c.do(http.MethodPost, "/api/v1/deployments", ec2Spec("killed"))
+	r := c.Do(http.MethodPost, "/api/v1/deployments", ec2Spec("killed"))
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	_, _, err := tryStep(c.base, d.token, id, "provision", nil)
+	id := r.Str("id")
+	_, _, err := tryStep(c.Base, d.token, id, "provision", nil)
 	require.Error(t, err, "the process died under the provision step")
 	<-killed
 	require.Len(t, deploymentInstances(t, ctx, rig.w, id), 1, "moto launched before the kill")
@@ -661,12 +610,12 @@ func TestEC2DevKilledBetweenRunInstancesAndAnswer(t *testing.T) {
 	c = d.client(t)
 	var st resp
 	require.Eventually(t, func() bool {
-		st = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-		return st.str("state", "busy") == "" && st.str("state", "step") == "provisioned"
+		st = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+		return st.Str("state", "busy") == "" && st.Str("state", "step") == "provisioned"
 	}, 3*time.Minute, 500*time.Millisecond, "the interrupted provision finishes after the restart")
 	inst := deploymentInstances(t, ctx, rig.w, id)
 	require.Len(t, inst, 1, "exactly one instance after the restart")
-	require.Equal(t, aws.ToString(inst[0].InstanceId), st.str("state", "server", "id"), string(st.Raw))
+	require.Equal(t, aws.ToString(inst[0].InstanceId), st.Str("state", "server", "id"), string(st.Raw))
 	require.Equal(t, 1, rig.proxy.Counts()["RunInstances"].Requests, "the retry found the instance by tag: no second RunInstances")
 
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
@@ -674,16 +623,16 @@ func TestEC2DevKilledBetweenRunInstancesAndAnswer(t *testing.T) {
 		step string
 		body any
 	}{{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}}, {"install_requirements", nil}, {"test", nil}} {
-		r = c.step(id, s.step, s.body)
+		r = c.Step(id, s.step, s.body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
 	}
 	boot := rig.bootAsync(t, ctx, id, "killed")
-	r = c.step(id, "complete", nil)
+	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.NoError(t, <-boot)
 	require.Len(t, deploymentInstances(t, ctx, rig.w, id), 1)
 
-	r = c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Empty(t, deploymentInstances(t, ctx, rig.w, id), "zero instances after delete")
 	require.False(t, rig.groupExists(t, ctx, id))

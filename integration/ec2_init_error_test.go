@@ -20,6 +20,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 // gitRevisionInit is an __init__ that works where the code is a Git
@@ -48,7 +49,7 @@ func TestEC2InitError(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	w := newCloudWorld(t, ctx)
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
 	data := t.TempDir()
 	p := startPlatform(t, data, func(o *platform.Options) {
@@ -76,15 +77,15 @@ func TestEC2InitError(t *testing.T) {
 	require.NoError(t, os.WriteFile(mainPy, code, 0o644))
 	repo := gitRepo(t, src)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Works on the worker only", "api_name": "gitrev", "input": "image", "output": "image", "threads": 1,
 		"compute": "cpu", "instance_type": "t3.small", "region": "us-east-1",
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 	// Test Code passes: the worker's clone has .git
-	r = c.throughTest(t, id, repo)
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	r = throughTest(t, c, id, repo)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	state := st.Body["state"].(map[string]any)
 	require.Equal(t, true, state["test"].(map[string]any)["ok"], string(st.Raw))
 	instanceID := state["server"].(map[string]any)["id"].(string)
@@ -97,7 +98,7 @@ func TestEC2InitError(t *testing.T) {
 	require.NoError(t, err)
 
 	done := make(chan resp, 1)
-	go func() { done <- c.step(id, "complete", nil) }()
+	go func() { done <- c.Step(id, "complete", nil) }()
 	bundleKey := "algocloud/" + id + "/bundle.enc"
 	require.Eventually(t, func() bool {
 		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
@@ -114,9 +115,9 @@ func TestEC2InitError(t *testing.T) {
 	}
 	si.stop()
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-	require.Equal(t, "step_failed", r.str("code"), string(r.Raw))
-	require.Equal(t, "complete", r.str("failed_step"), string(r.Raw))
-	msg := r.str("message")
+	require.Equal(t, "step_failed", r.Str("code"), string(r.Raw))
+	require.Equal(t, "complete", r.Str("failed_step"), string(r.Raw))
+	msg := r.Str("message")
 	for _, want := range []string{
 		"failed to load on the instance",
 		"FileNotFoundError", ".git/HEAD", // the exception
@@ -125,20 +126,20 @@ func TestEC2InitError(t *testing.T) {
 	} {
 		require.Contains(t, msg, want, msg)
 	}
-	require.Empty(t, r.str("token"), "no endpoint token for an endpoint that never went live")
+	require.Empty(t, r.Str("token"), "no endpoint token for an endpoint that never went live")
 	t.Logf("complete answered %s after the stand-in started: %s", time.Since(booted).Round(time.Millisecond), msg)
 
-	st = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	require.NotEqual(t, "live", st.str("state", "status"), string(st.Raw))
-	require.Empty(t, st.str("state", "busy"), string(st.Raw))
-	require.Contains(t, st.str("state", "last_error", "message"), "FileNotFoundError", string(st.Raw))
+	st = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.NotEqual(t, "live", st.Str("state", "status"), string(st.Raw))
+	require.Empty(t, st.Str("state", "busy"), string(st.Raw))
+	require.Contains(t, st.Str("state", "last_error", "message"), "FileNotFoundError", string(st.Raw))
 	inst := deploymentInstances(t, ctx, w, id)
 	require.Len(t, inst, 1)
 	require.Contains(t, []ec2types.InstanceStateName{ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped},
 		inst[0].State.Name, "the broken endpoint's instance is stopped")
 
 	// Delete cleans up everything the deployment made.
-	r = c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	out, err := w.ec2.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
 	require.NoError(t, err)

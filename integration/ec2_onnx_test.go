@@ -29,6 +29,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 // TestEC2ONNX walks the wizard with environment onnx (the direction
@@ -53,7 +54,7 @@ func TestEC2ONNX(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	w := newCloudWorld(t, ctx)
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
 
 	p := startPlatform(t, t.TempDir(), func(o *platform.Options) {
@@ -83,13 +84,13 @@ func TestEC2ONNX(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(src, name), data, 0o644))
 	}
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Text direction on EC2", "api_name": "textdir", "environment": "onnx", "input": "image", "output": "json",
 		"threads": 1, "max_batch_size": 4, "max_queue_delay_ms": 5, "compute": "cpu", "instance_type": "t3.small", "region": "us-east-1",
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	r = c.throughTest(t, id, gitRepo(t, src))
+	id := r.Str("id")
+	r = throughTest(t, c, id, gitRepo(t, src))
 	state := r.Body["state"].(map[string]any)
 	require.Equal(t, true, state["test"].(map[string]any)["ok"], string(r.Raw))
 	srv := state["server"].(map[string]any)
@@ -107,7 +108,7 @@ func TestEC2ONNX(t *testing.T) {
 	// Complete: the library, then the bundle, are published; the stand-in
 	// boots from the user data once the bundle is there.
 	done := make(chan resp, 1)
-	go func() { done <- c.step(id, "complete", nil) }()
+	go func() { done <- c.Step(id, "complete", nil) }()
 	bundleKey := "algocloud/" + id + "/bundle.enc"
 	require.Eventually(t, func() bool {
 		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
@@ -124,7 +125,7 @@ func TestEC2ONNX(t *testing.T) {
 		t.Fatal("complete did not return: the endpoint never became ready")
 	}
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	endpoint, token := r.str("endpoint"), r.str("token")
+	endpoint, token := r.Str("endpoint"), r.Str("token")
 	require.Equal(t, fmt.Sprintf("https://textdir.algocloud.test:%d", port), endpoint)
 
 	// What the fetch left: the library, checked, at the path live.json
@@ -168,7 +169,7 @@ func TestEC2ONNX(t *testing.T) {
 
 	// Delete: the bundle goes; the library, shared by every onnx
 	// deployment's bundle that names this sum, stays.
-	r = c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	si.stop()
 	require.Empty(t, deploymentInstances(t, ctx, w, id))

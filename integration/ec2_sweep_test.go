@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/internal/faultproxy"
+	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
 )
 
 // TestEC2DeleteSweepsUnrecordedInstance: a Provision whose RunInstances
@@ -30,14 +30,14 @@ func TestEC2DeleteSweepsUnrecordedInstance(t *testing.T) {
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", ec2Spec("swept"))
+	r := c.Do(http.MethodPost, "/api/v1/deployments", ec2Spec("swept"))
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	r = c.step(id, "provision", nil)
+	id := r.Str("id")
+	r = c.Step(id, "provision", nil)
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-	require.Contains(t, r.str("message"), "UnauthorizedOperation", string(r.Raw))
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	require.Empty(t, st.str("state", "server", "id"), "no server recorded: %s", st.Raw)
+	require.Contains(t, r.Str("message"), "UnauthorizedOperation", string(r.Raw))
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Empty(t, st.Str("state", "server", "id"), "no server recorded: %s", st.Raw)
 
 	counts := rig.proxy.Counts()
 	require.Positive(t, counts["RunInstances"].Faults[faultproxy.DropAfter], "RunInstances' answer lost")
@@ -48,7 +48,7 @@ func TestEC2DeleteSweepsUnrecordedInstance(t *testing.T) {
 	// The credentials are fixed; Delete has no server to release.
 	require.NoError(t, rig.proxy.SetPlan(faultproxy.Plan{ClientTokens: true}))
 	rig.proxy.ResetCounts()
-	r = c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Empty(t, deploymentInstances(t, ctx, rig.w, id), "the unrecorded instance is terminated")
 	require.False(t, rig.groupExists(t, ctx, id), "its security group is deleted")

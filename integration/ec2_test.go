@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
@@ -35,8 +34,9 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/platform"
-	"github.com/algocloud/algocloud/internal/testmoto"
-	"github.com/algocloud/algocloud/internal/testpebble"
+	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 )
 
 // motoAMI is one of the images moto serves in every region.
@@ -62,16 +62,8 @@ func newCloudWorld(t *testing.T, ctx context.Context) *cloudWorld {
 	// or an instance metadata service.
 	// (moto_server starts first, with the environment it is used to.)
 	w := &cloudWorld{moto: testmoto.Start(t), bucket: "algocloud-bundles"}
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
-	} {
-		t.Setenv(k, v)
-	}
-	os.Unsetenv("AWS_SESSION_TOKEN")
-	os.Unsetenv("AWS_PROFILE")
-	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	testmoto.UseEnvCredentials(t)
+	creds := testmoto.Credentials
 	zone, err := route53.New(route53.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(w.moto.Endpoint)}).
 		CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String("algocloud.test"), CallerReference: aws.String(uuid.NewString())})
 	require.NoError(t, err)
@@ -107,17 +99,7 @@ type standIn struct {
 
 func (s *standIn) start(t *testing.T, userData string) {
 	t.Helper()
-	script, err := ec2.FetchScript(userData)
-	require.NoError(t, err)
-	fetch := exec.Command("bash", "-c", script)
-	fetch.Env = append(os.Environ(), "ALGOCLOUD_HOME="+s.home, "ALGOCLOUD_LISTEN="+s.listen)
-	out, err := fetch.CombinedOutput()
-	require.NoError(t, err, "fetch.sh: %s", out)
-	s.cmd = exec.Command(filepath.Join(s.home, "bin", "algocloud-infer"), "--config", filepath.Join(s.home, "bundle", "live.json"))
-	s.cmd.Dir = s.home
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, s.cmd.Start())
+	require.NoError(t, s.boot(userData))
 	t.Cleanup(s.stop)
 }
 
@@ -127,13 +109,6 @@ func (s *standIn) stop() {
 		_ = s.cmd.Wait()
 		s.cmd = nil
 	}
-}
-
-func freeLocalPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestEC2Route53ACME walks the wizard with --compute ec2 on moto, --dns
@@ -153,7 +128,7 @@ func testEC2(t *testing.T, withACME bool) {
 	w := newCloudWorld(t, ctx)
 	endpointRoots := x509.NewCertPool()
 	require.True(t, endpointRoots.AppendCertsFromPEM(w.pebble.IssuerRootPEM(t)))
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
 
 	data := t.TempDir()
@@ -181,14 +156,14 @@ func testEC2(t *testing.T, withACME bool) {
 	c := newClient(t, p, devToken(t, p))
 
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Segmentation on EC2", "api_name": "seg", "input": "image", "output": "image", "threads": 1,
 		"compute": "cpu", "instance_type": "t3.small", "region": "us-east-1",
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	r = c.throughTest(t, id, repo)
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	id := r.Str("id")
+	r = throughTest(t, c, id, repo)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	state := st.Body["state"].(map[string]any)
 	require.Equal(t, true, state["test"].(map[string]any)["ok"], string(st.Raw))
 	srv := state["server"].(map[string]any)
@@ -226,7 +201,7 @@ func testEC2(t *testing.T, withACME bool) {
 	require.NoError(t, err)
 	require.NotContains(t, string(userData), "PRIVATE KEY")
 	done := make(chan resp, 1)
-	go func() { done <- c.step(id, "complete", nil) }()
+	go func() { done <- c.Step(id, "complete", nil) }()
 	bundleKey := "algocloud/" + id + "/bundle.enc"
 	require.Eventually(t, func() bool {
 		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
@@ -239,7 +214,7 @@ func testEC2(t *testing.T, withACME bool) {
 		t.Fatal("complete did not return: the endpoint never became ready")
 	}
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	endpoint, token := r.str("endpoint"), r.str("token")
+	endpoint, token := r.Str("endpoint"), r.Str("token")
 	require.Equal(t, fmt.Sprintf("https://seg.algocloud.test:%d", port), endpoint)
 
 	// The bundle in S3 is sealed: no key, no code in the clear.
@@ -300,7 +275,7 @@ func testEC2(t *testing.T, withACME bool) {
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
 	// Delete: instance terminated, record, group and bundle gone.
-	r = c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	si.stop()
 	out2, err := w.ec2.DescribeInstances(ctx, &awsec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})

@@ -17,10 +17,10 @@ import (
 // create configures an image->image deployment and provisions it.
 func createProvisioned(t *testing.T, c *client, apiName string) string {
 	t.Helper()
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": apiName, "api_name": apiName, "input": "image", "output": "image"})
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": apiName, "api_name": apiName, "input": "image", "output": "image"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	r = c.step(id, "provision", nil)
+	id := r.Str("id")
+	r = c.Step(id, "provision", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	return id
 }
@@ -30,34 +30,34 @@ func TestBadRequestsAreSpecific(t *testing.T) {
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"api_name": "Bad Name!", "input": "image", "output": "image", "threads": 0, "compute": "cpu", "instance_type": "g4dn.xlarge"})
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"api_name": "Bad Name!", "input": "image", "output": "image", "threads": 0, "compute": "cpu", "instance_type": "g4dn.xlarge"})
 	require.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
 	for _, f := range []string{`"name"`, `"api_name"`, `"instance_type"`} {
 		require.Contains(t, string(r.Raw), f)
 	}
 
-	r = c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "x", "api_name": "faults", "input": "image", "output": "image"})
+	r = c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "x", "api_name": "faults", "input": "image", "output": "image"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 
-	r = c.step(id, "test", nil)
+	r = c.Step(id, "test", nil)
 	require.Equal(t, http.StatusConflict, r.Status, string(r.Raw))
-	require.Equal(t, "configured", r.str("step"), string(r.Raw))
+	require.Equal(t, "configured", r.Str("step"), string(r.Raw))
 
-	r = c.step(id, "launch_rockets", nil)
+	r = c.Step(id, "launch_rockets", nil)
 	require.Equal(t, http.StatusNotFound, r.Status, string(r.Raw))
-	require.Equal(t, "unknown_step", r.str("code"), string(r.Raw))
-	require.Equal(t, "configured", r.str("step"), string(r.Raw))
+	require.Equal(t, "unknown_step", r.Str("code"), string(r.Raw))
+	require.Equal(t, "configured", r.Str("step"), string(r.Raw))
 
 	// Without a token nothing is reachable; another user's deployment does not exist for them.
 	anon := newClient(t, p, "")
-	require.Equal(t, http.StatusUnauthorized, anon.do(http.MethodGet, "/api/v1/deployments", nil).Status)
+	require.Equal(t, http.StatusUnauthorized, anon.Do(http.MethodGet, "/api/v1/deployments", nil).Status)
 	other, err := platform.CreateToken(t.Context(), "sqlite://"+filepath.Join(filepath.Dir(p.UploadDir()), "algocloud.db"), "mallory")
 	require.NoError(t, err)
 	m := newClient(t, p, other)
-	require.Equal(t, http.StatusNotFound, m.do(http.MethodGet, "/api/v1/deployments/"+id, nil).Status)
-	require.Equal(t, http.StatusNotFound, m.step(id, "provision", nil).Status)
-	require.Equal(t, http.StatusNotFound, m.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusNotFound, m.Do(http.MethodGet, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusNotFound, m.Step(id, "provision", nil).Status)
+	require.Equal(t, http.StatusNotFound, m.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 }
 
 func TestGitFailuresCanBeRetried(t *testing.T) {
@@ -67,17 +67,17 @@ func TestGitFailuresCanBeRetried(t *testing.T) {
 	id := createProvisioned(t, c, "gitfail")
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
 
-	r := c.step(id, "fetch_code", map[string]any{"git_url": filepath.Join(t.TempDir(), "missing"), "ref": "main"})
+	r := c.Step(id, "fetch_code", map[string]any{"git_url": filepath.Join(t.TempDir(), "missing"), "ref": "main"})
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-	require.Equal(t, "step_failed", r.str("code"))
+	require.Equal(t, "step_failed", r.Str("code"))
 
-	r = c.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "no-such-branch"})
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "no-such-branch"})
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-	require.Contains(t, r.str("message"), "no-such-branch")
+	require.Contains(t, r.Str("message"), "no-such-branch")
 
-	r = c.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	require.Equal(t, "code_fetched", r.str("state", "step"), string(r.Raw))
+	require.Equal(t, "code_fetched", r.Str("state", "step"), string(r.Raw))
 }
 
 const brokenMain = `import numpy as np
@@ -108,20 +108,20 @@ func TestBrokenCodeReportsTracebackAndStaysAtTest(t *testing.T) {
 			name string
 			body any
 		}{{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}}, {"install_requirements", nil}} {
-			r := c.step(id, s.name, s.body)
+			r := c.Step(id, s.name, s.body)
 			require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 		}
-		return c.step(id, "test", nil)
+		return c.Step(id, "test", nil)
 	}
 	r := steps()
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-	require.Equal(t, "test_failed", r.str("code"), string(r.Raw))
+	require.Equal(t, "test_failed", r.Str("code"), string(r.Raw))
 	require.Contains(t, string(r.Raw), "threshold out of range: 8")
 	require.Contains(t, string(r.Raw), "Traceback")
 	require.Contains(t, string(r.Raw), "ValueError")
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	require.Equal(t, "requirements_installed", st.str("state", "step"), string(st.Raw))
-	require.Equal(t, http.StatusConflict, c.step(id, "complete", nil).Status)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, "requirements_installed", st.Str("state", "step"), string(st.Raw))
+	require.Equal(t, http.StatusConflict, c.Step(id, "complete", nil).Status)
 
 	// A failing import is reported the same way, from __init__'s load.
 	commit(t, repo, map[string]string{"aai_main.py": "import no_such_module_xyz\n" + brokenMain})
@@ -134,7 +134,7 @@ func TestBrokenCodeReportsTracebackAndStaysAtTest(t *testing.T) {
 		"return x / 0 if x.mean() >= 0 else x  # numpy warns, so fail explicitly:", "return 255 - x", 1)})
 	r = steps()
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	require.Equal(t, http.StatusOK, c.step(id, "complete", nil).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "complete", nil).Status)
 }
 
 // writeWheel builds a minimal pure-Python wheel in dir.
@@ -179,24 +179,24 @@ func TestRequirementsFailThenUpdateAndRetest(t *testing.T) {
 		"aai_pip-requirements.txt": "nosuchpkg-algocloud==1.0\n",
 		"aai_main.py":              strings.Replace(brokenMain, "import numpy as np", "import numpy as np\nimport aaihelper", 1),
 	})
-	require.Equal(t, http.StatusOK, c.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
 
-	r := c.step(id, "install_requirements", nil)
+	r := c.Step(id, "install_requirements", nil)
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
-	require.Contains(t, r.str("message"), "nosuchpkg-algocloud")
-	require.Contains(t, strings.ToLower(r.str("message")), "could not find a version")
+	require.Contains(t, r.Str("message"), "nosuchpkg-algocloud")
+	require.Contains(t, strings.ToLower(r.Str("message")), "could not find a version")
 
 	// Add More Dependencies: replace the file's content, install, test.
 	writeWheel(t, wheels, "aaihelper", "0.1.1", "def invert(x):\n    return 255 - x\n")
 	commitMain := strings.Replace(brokenMain, "import numpy as np", "import numpy as np\nimport aaihelper", 1)
 	commitMain = strings.Replace(commitMain, "return x / 0 if x.mean() >= 0 else x  # numpy warns, so fail explicitly:", "return aaihelper.invert(x)", 1)
 	commit(t, repo, map[string]string{"aai_main.py": commitMain})
-	require.Equal(t, http.StatusOK, c.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
-	r = c.step(id, "install_requirements", map[string]any{"requirements_txt": "aaihelper==0.1.1\n"})
+	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
+	r = c.Step(id, "install_requirements", map[string]any{"requirements_txt": "aaihelper==0.1.1\n"})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	r = c.step(id, "test", nil)
+	r = c.Step(id, "test", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 
-	ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 	require.Contains(t, string(ev.Raw), "aaihelper", "pip's progress reaches the event log")
 }

@@ -52,22 +52,22 @@ func TestFetchCodeWithGitCredentialsLeaksNothing(t *testing.T) {
 	keyLines := strings.Split(strings.TrimSpace(string(deploy.PEM)), "\n")
 	keyMarker := keyLines[len(keyLines)/2]
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Private code", "description": "integration test", "api_name": "privatecode",
 		"input": "image", "output": "json", "threads": 1,
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	require.Equal(t, http.StatusOK, c.step(id, "provision", nil).Status)
+	id := r.Str("id")
+	require.Equal(t, http.StatusOK, c.Step(id, "provision", nil).Status)
 
 	// The old way, a password in the URL, is refused without echoing it.
-	r = c.step(id, "fetch_code", map[string]any{"git_url": strings.Replace(url, "http://", "http://alice:"+password+"@", 1)})
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": strings.Replace(url, "http://", "http://alice:"+password+"@", 1)})
 	require.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
 	require.Contains(t, string(r.Raw), `"field":"git_url"`)
 
 	// A wrong password fails the step clearly, once (no retries), naming neither.
 	refused := httpSrv.Refused.Load()
-	r = c.step(id, "fetch_code", map[string]any{"git_url": url, "git_auth": map[string]any{"username": "alice", "password": "Wrong-Pw-4410"}})
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": url, "git_auth": map[string]any{"username": "alice", "password": "Wrong-Pw-4410"}})
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
 	require.Contains(t, string(r.Raw), "refused the credentials")
 	require.NotContains(t, string(r.Raw), "Wrong-Pw-4410")
@@ -76,8 +76,9 @@ func TestFetchCodeWithGitCredentialsLeaksNothing(t *testing.T) {
 	// The right one, with the host failing the first try: the retry
 	// reads the sealed credentials again.
 	httpSrv.FailNext.Store(1)
-	r = c.step(id, "fetch_code", map[string]any{"git_url": url, "ref": "main",
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": url, "ref": "main",
 		"git_auth": map[string]any{"username": "alice", "password": password}})
+
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Zero(t, httpSrv.FailNext.Load(), "the first attempt met the failure")
 	code := r.Body["state"].(map[string]any)["code"].(map[string]any)
@@ -86,12 +87,14 @@ func TestFetchCodeWithGitCredentialsLeaksNothing(t *testing.T) {
 	require.NotEmpty(t, code["commit"])
 
 	// SSH: an impostor's host key is refused, the real one passes.
-	r = c.step(id, "fetch_code", map[string]any{"git_url": sshSrv.URL(name), "git_auth": map[string]any{
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": sshSrv.URL(name), "git_auth": map[string]any{
 		"ssh_private_key": string(deploy.PEM), "known_hosts": sshSrv.KnownHostsFor(testgit.NewKey(t))}})
+
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
 	require.Contains(t, string(r.Raw), "host key")
-	r = c.step(id, "fetch_code", map[string]any{"git_url": sshSrv.URL(name), "git_auth": map[string]any{
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": sshSrv.URL(name), "git_auth": map[string]any{
 		"ssh_private_key": string(deploy.PEM), "known_hosts": sshSrv.KnownHosts()}})
+
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	code = r.Body["state"].(map[string]any)["code"].(map[string]any)
 	require.Equal(t, true, code["with_credentials"])
@@ -104,11 +107,11 @@ func TestFetchCodeWithGitCredentialsLeaksNothing(t *testing.T) {
 		}
 	}
 
-	ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events?limit=1000", nil)
+	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events?limit=1000", nil)
 	require.Equal(t, http.StatusOK, ev.Status)
 	require.Contains(t, string(ev.Raw), "with password (redacted)", "the events say credentials were used")
 	noSecret("GET .../events", ev.Raw)
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	noSecret("GET deployment", st.Raw)
 
 	// The history as stored (encrypted by the payload codec) and decoded
@@ -133,7 +136,7 @@ func TestFetchCodeWithGitCredentialsLeaksNothing(t *testing.T) {
 		require.Empty(t, entries, "sealed credentials left behind")
 	}
 
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 	stop() // flush SQLite and Temporal's database before reading their bytes
 	noSecret("the platform's logs", []byte(logs.String()))
 	var files int
@@ -177,14 +180,14 @@ func TestCLIDeployFromPrivateGit(t *testing.T) {
 	require.NotNil(t, token, string(out))
 
 	c := newClient(t, p, tok)
-	list := c.do(http.MethodGet, "/api/v1/deployments", nil)
+	list := c.Do(http.MethodGet, "/api/v1/deployments", nil)
 	require.Equal(t, http.StatusOK, list.Status)
 	items, _ := list.Body["deployments"].([]any)
 	require.Len(t, items, 1, string(list.Raw))
 	id := items[0].(map[string]any)["id"].(string)
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Contains(t, string(st.Raw), `"with_credentials":true`)
-	ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events?limit=1000", nil)
+	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events?limit=1000", nil)
 	for _, s := range []string{password, token[1]} {
 		require.NotContains(t, string(st.Raw), s)
 		require.NotContains(t, string(ev.Raw), s)

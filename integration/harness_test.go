@@ -4,15 +4,11 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +21,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 var inferBin string
@@ -77,103 +74,20 @@ func startPlatform(t testing.TB, dataDir string, mutate ...func(*platform.Option
 	return p
 }
 
-// client calls the REST API as one user.
-type client struct {
-	t     testing.TB
-	base  string
-	token string
-	http  *http.Client
-}
+// client calls the REST API as one user; resp is its decoded answer.
+type (
+	client = testenv.APIClient
+	resp   = testenv.APIResp
+)
 
 func newClient(t testing.TB, p *platform.Platform, token string) *client {
-	return &client{t: t, base: p.APIURL, token: token, http: &http.Client{Timeout: 5 * time.Minute}}
-}
-
-// resp is a decoded JSON answer.
-type resp struct {
-	Status int
-	Body   map[string]any
-	Raw    []byte
-}
-
-func (r resp) str(path ...string) string {
-	var v any = r.Body
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return ""
-		}
-		v = m[k]
-	}
-	s, _ := v.(string)
-	return s
-}
-
-func (c *client) do(method, path string, body any) resp {
-	c.t.Helper()
-	var rd io.Reader
-	ctype := ""
-	switch b := body.(type) {
-	case nil:
-	case *multipart.Writer:
-		c.t.Fatal("use upload")
-	default:
-		js, err := json.Marshal(b)
-		require.NoError(c.t, err)
-		rd, ctype = bytes.NewReader(js), "application/json"
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	require.NoError(c.t, err)
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	return c.send(req)
-}
-
-func (c *client) send(req *http.Request) resp {
-	c.t.Helper()
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	res, err := c.http.Do(req)
-	require.NoError(c.t, err)
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	require.NoError(c.t, err)
-	out := resp{Status: res.StatusCode, Raw: raw}
-	_ = json.Unmarshal(raw, &out.Body)
-	return out
-}
-
-// upload posts a multipart form with files (field name -> path on disk).
-func (c *client) upload(path string, files map[string][]string) resp {
-	c.t.Helper()
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	for field, paths := range files {
-		for _, p := range paths {
-			fw, err := w.CreateFormFile(field, filepath.Base(p))
-			require.NoError(c.t, err)
-			b, err := os.ReadFile(p)
-			require.NoError(c.t, err)
-			_, _ = fw.Write(b)
-		}
-	}
-	require.NoError(c.t, w.Close())
-	req, err := http.NewRequest(http.MethodPost, c.base+path, &buf)
-	require.NoError(c.t, err)
-	req.Header.Set("Content-Type", w.FormDataContentType())
-	return c.send(req)
-}
-
-func (c *client) step(id, step string, body any) resp {
-	return c.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/"+step, body)
+	return testenv.NewAPIClient(t, p.APIURL, token)
 }
 
 // throughTest runs provision, fetch_code (the Git repository repo at main),
 // install_requirements and test, each answering 200, and returns the test
 // step's answer.
-func (c *client) throughTest(t testing.TB, id, repo string) resp {
+func throughTest(t testing.TB, c *client, id, repo string) resp {
 	t.Helper()
 	var r resp
 	for _, s := range []struct {
@@ -185,7 +99,7 @@ func (c *client) throughTest(t testing.TB, id, repo string) resp {
 		{"install_requirements", nil},
 		{"test", nil},
 	} {
-		r = c.step(id, s.step, s.body)
+		r = c.Step(id, s.step, s.body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
 	}
 	return r

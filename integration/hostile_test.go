@@ -88,19 +88,19 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 	require.NoError(t, err)
 
 	// The hostile one: JSON in, JSON out, its package built from source.
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Hostile", "api_name": "hostile", "input": "json", "output": "json", "threads": 2})
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Hostile", "api_name": "hostile", "input": "json", "output": "json", "threads": 2})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	idB := r.str("id")
+	idB := r.Str("id")
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
 	commit(t, repo, map[string]string{"aai_main.py": testhostile.Algorithm(targets), "aai_pip-requirements.txt": "hostile==0.1.0\n"})
-	r = c.throughTest(t, idB, repo)
+	r = throughTest(t, c, idB, repo)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	requireContained(t, "Test Code", testOutput(t, c, idB))
 
 	// Its own endpoint's TLS key is a target too: known once it is live.
-	r = c.step(idB, "complete", nil)
+	r = c.Step(idB, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	tokB := r.str("token")
+	tokB := r.Str("token")
 	require.NotEmpty(t, tokB, string(r.Raw))
 	serverB := filepath.Join(data, "servers", idB)
 	targets.Read = append(targets.Read, findFile(t, serverB, certs.KeyFile), filepath.Join(serverB, "live.json"))
@@ -112,10 +112,10 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 		if s == "fetch_code" {
 			body = map[string]any{"git_url": repo, "ref": "main"}
 		}
-		r = c.step(idB, s, body)
+		r = c.Step(idB, s, body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
 	}
-	urlB := r.str("endpoint") // the redeploy keeps the token of the first Complete
+	urlB := r.Str("endpoint") // the redeploy keeps the token of the first Complete
 	callB := func(body string) (int, map[string]any) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, urlB+"/predict", strings.NewReader(body))
@@ -166,7 +166,7 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 		require.NoFileExists(t, w)
 	}
 	// Test Code says nothing of an unsandboxed run.
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+idB, nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+idB, nil)
 	require.NotContains(t, string(st.Raw), "UNSANDBOXED")
 }
 
@@ -190,7 +190,7 @@ func requireContained(t *testing.T, where string, got map[string]any) {
 // testOutput is Test Code's output (JSON) of the latest test.
 func testOutput(t *testing.T, c *client, id string) map[string]any {
 	t.Helper()
-	r := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/test/output", nil)
+	r := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/test/output", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	return r.Body
 }

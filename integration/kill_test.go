@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 var (
@@ -40,19 +39,11 @@ func algocloudBinary(t *testing.T) string {
 	return platformBin
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // devProcess is a running `algocloud dev`.
 type devProcess struct {
-	cmd   *exec.Cmd
+	*testenv.Child
 	api   string
 	token string
-	done  chan error
 }
 
 var (
@@ -64,37 +55,18 @@ var (
 func startDev(t *testing.T, data string, apiPort, temporalPort int) *devProcess {
 	cmd := exec.Command(algocloudBinary(t), "dev", "--data", data, "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"--temporal-port", fmt.Sprint(temporalPort), "--ui-port", "0", "--infer-bin", inferBin, "--log-level", "warn")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	d := &devProcess{cmd: cmd, done: make(chan error, 1)}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := apiLine.FindStringSubmatch(line); m != nil {
-				d.api = m[1]
-			}
-			if m := tokenLine.FindStringSubmatch(line); m != nil {
-				d.token = m[1]
-			}
-			if strings.Contains(line, "Ctrl-C stops everything") {
-				close(ready)
-			}
+	d := &devProcess{}
+	child, err := testenv.StartChild(cmd, 2*time.Minute, func(line string) bool {
+		if m := apiLine.FindStringSubmatch(line); m != nil {
+			d.api = m[1]
 		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	go func() { d.done <- cmd.Wait() }()
-	select {
-	case <-ready:
-	case err := <-d.done:
-		t.Fatalf("algocloud dev exited early: %v", err)
-	case <-time.After(2 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatal("algocloud dev did not start")
-	}
+		if m := tokenLine.FindStringSubmatch(line); m != nil {
+			d.token = m[1]
+		}
+		return strings.Contains(line, "Ctrl-C stops everything")
+	})
+	require.NoError(t, err, "algocloud dev")
+	d.Child = child
 	return d
 }
 
@@ -132,56 +104,52 @@ class AAI:
 // and one endpoint process, and a clean Ctrl-C at the end.
 func TestKillDevMidStepThenRestart(t *testing.T) {
 	data := t.TempDir()
-	apiPort, temporalPort := freePort(t), freePort(t)
+	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDev(t, data, apiPort, temporalPort)
 	require.NotEmpty(t, d.token, "first start prints the dev token")
-	c := &client{t: t, base: d.api, token: d.token, http: &http.Client{Timeout: 5 * time.Minute}}
+	c := testenv.NewAPIClient(t, d.api, d.token)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "slow", "api_name": "slow", "input": "image", "output": "image"})
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "slow", "api_name": "slow", "input": "image", "output": "image"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
 	commit(t, repo, map[string]string{"aai_main.py": slowInitMain})
-	require.Equal(t, http.StatusOK, c.step(id, "provision", nil).Status)
-	require.Equal(t, http.StatusOK, c.step(id, "fetch_code", map[string]any{"git_url": repo}).Status)
-	require.Equal(t, http.StatusOK, c.step(id, "install_requirements", nil).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "provision", nil).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo}).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "install_requirements", nil).Status)
 
 	go func() { // this request dies with the process; the step must not
-		req, _ := http.NewRequest(http.MethodPost, d.api+"/api/v1/deployments/"+id+"/steps/test", nil)
-		req.Header.Set("Authorization", "Bearer "+d.token)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-		}
+		_, _, _ = testenv.TryAPI(d.api, d.token, http.MethodPost, "/api/v1/deployments/"+id+"/steps/test", nil)
 	}()
 	require.Eventually(t, func() bool {
-		ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+		ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 		return strings.Contains(string(ev.Raw), "booting the inference server")
 	}, time.Minute, 100*time.Millisecond)
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
-	<-d.done
+	require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
+	<-d.Done()
 	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond,
 		"the test server dies with the platform")
 
 	d2 := startDev(t, data, apiPort, temporalPort)
 	require.Empty(t, d2.token, "the dev user already exists: no new token")
-	c.base = d2.api
+	c.Base = d2.api
 	var st resp
 	require.Eventually(t, func() bool {
-		st = c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-		return st.str("state", "busy") == "" && st.str("state", "step") == "tested"
+		st = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+		return st.Str("state", "busy") == "" && st.Str("state", "step") == "tested"
 	}, 2*time.Minute, 500*time.Millisecond, "the interrupted test finishes after the restart")
 
-	r = c.step(id, "complete", nil)
+	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Equal(t, 1, countServers(t, data), "no duplicated server")
 	require.Equal(t, 1, inferProcesses(t, data), "exactly the live endpoint runs")
 
-	require.NoError(t, d2.cmd.Process.Signal(os.Interrupt))
+	require.NoError(t, d2.Cmd.Process.Signal(os.Interrupt))
 	select {
-	case err := <-d2.done:
-		require.NoError(t, err, "Ctrl-C stops algocloud dev cleanly")
+	case <-d2.Done():
+		require.NoError(t, d2.Err(), "Ctrl-C stops algocloud dev cleanly")
 	case <-time.After(time.Minute):
-		_ = d2.cmd.Process.Kill()
+		_ = d2.Cmd.Process.Kill()
 		t.Fatal("algocloud dev did not stop on Ctrl-C")
 	}
 	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond)

@@ -87,18 +87,18 @@ func TestWizardONNX(t *testing.T) {
 	hc := endpointClient(t, p)
 
 	// An ONNX model serves image->image and image->json only.
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "OCR", "api_name": "ocr-npy",
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "OCR", "api_name": "ocr-npy",
 		"environment": "onnx", "input": "image", "output": "numpy"})
 	require.Equal(t, http.StatusBadRequest, r.Status, string(r.Raw))
-	require.Contains(t, r.str("message"), "environment onnx serves image->image and image->json", string(r.Raw))
+	require.Contains(t, r.Str("message"), "environment onnx serves image->image and image->json", string(r.Raw))
 
-	r = c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r = c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Text detector", "description": "PP-OCRv4", "api_name": "ocr", "environment": "onnx",
 		"input": "image", "output": "image", "threads": 1, "max_batch_size": 4, "max_queue_delay_ms": 5,
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	r = c.step(id, "provision", nil)
+	id := r.Str("id")
+	r = c.Step(id, "provision", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 
 	// 1. Only the model: the generated aai_onnx.json names it, and runs.
@@ -107,7 +107,7 @@ func TestWizardONNX(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(filepath.Join(src, "models"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(src, "models", "det.onnx"), b, 0o644))
-	r = c.step(id, "fetch_code", map[string]any{"git_url": gitRepo(t, src), "ref": "main"})
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": gitRepo(t, src), "ref": "main"})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	code := r.Body["state"].(map[string]any)["code"].(map[string]any)
 	require.Equal(t, true, code["generated_main"], string(r.Raw))
@@ -115,7 +115,7 @@ func TestWizardONNX(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(gen), `"model": "models/det.onnx"`)
 	for _, step := range []string{"install_requirements", "test"} {
-		r = c.step(id, step, nil)
+		r = c.Step(id, step, nil)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", step, r.Raw)
 	}
 	test := r.Body["state"].(map[string]any)["test"].(map[string]any)
@@ -129,18 +129,18 @@ func TestWizardONNX(t *testing.T) {
 			"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
 		"postprocess": {"kind": "image", "restore_size": true}}`
 	archive := zipFiles(t, map[string][]byte{onnxrt.ConfigFile: []byte(cfg), "sample.png": stripes(t, 200, 80)})
-	r = c.upload("/api/v1/deployments/"+id+"/steps/fetch_code", map[string][]string{"archive": {archive}, "files": {model}})
+	r = c.Upload("/api/v1/deployments/"+id+"/steps/fetch_code", map[string][]string{"archive": {archive}, "files": {model}})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	for _, step := range []string{"install_requirements", "test"} {
-		r = c.step(id, step, nil)
+		r = c.Step(id, step, nil)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", step, r.Raw)
 	}
 	test = r.Body["state"].(map[string]any)["test"].(map[string]any)
 	require.Equal(t, true, test["ok"], string(r.Raw))
 	require.Contains(t, test["summary"], "PNG 200x80", "Test Code sent sample.png; the map has its size")
-	r = c.step(id, "complete", nil)
+	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	endpoint, token := r.str("endpoint"), r.str("token")
+	endpoint, token := r.Str("endpoint"), r.Str("token")
 
 	res, out := predict(t, hc, endpoint, token, stripes(t, 300, 120))
 	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
@@ -163,7 +163,7 @@ func TestWizardONNX(t *testing.T) {
 	res.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode, string(served))
-	r = c.do(http.MethodGet, "/api/v1/deployments/"+id+"/clients", nil)
+	r = c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/clients", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	listed := r.Body["clients"].(map[string]any)["openapi"].(map[string]any)["content"].(string)
 	require.Equal(t, string(served), listed, "the clients listing's openapi.json is not the endpoint's /openapi.json")

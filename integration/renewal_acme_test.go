@@ -24,7 +24,8 @@ import (
 	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
-	"github.com/algocloud/algocloud/internal/testpebble"
+	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -58,7 +59,7 @@ func TestCertificateRenewalACME(t *testing.T) {
 	pebbleRoots := x509.NewCertPool()
 	require.True(t, pebbleRoots.AppendCertsFromPEM(w.pebble.IssuerRootPEM(t)))
 
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	inst := &instanceStandIn{si: &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}}
 	defer inst.shutdown()
 	aws := inst.proxy(t, w.moto.Endpoint)
@@ -80,19 +81,19 @@ func TestCertificateRenewalACME(t *testing.T) {
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Segmentation on EC2 with ACME", "api_name": "seg", "input": "image", "output": "image", "threads": 1,
 		"compute": "cpu", "instance_type": "t3.small", "region": "us-east-1",
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 	walkStart := time.Now()
 	for _, s := range []string{"provision", "fetch_code", "install_requirements", "test"} {
 		var body any
 		if s == "fetch_code" {
 			body = map[string]any{"git_url": repo, "ref": "main"}
 		}
-		r = c.step(id, s, body)
+		r = c.Step(id, s, body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
 	}
 
@@ -123,7 +124,7 @@ func TestCertificateRenewalACME(t *testing.T) {
 
 	// Complete publishes the bundle; the instance's first boot fetches it.
 	done := make(chan resp, 1)
-	go func() { done <- c.step(id, "complete", nil) }()
+	go func() { done <- c.Step(id, "complete", nil) }()
 	require.Eventually(t, func() bool {
 		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: awssdk.String(w.bucket), Key: awssdk.String("algocloud/" + id + "/bundle.enc")})
 		return err == nil
@@ -136,7 +137,7 @@ func TestCertificateRenewalACME(t *testing.T) {
 		t.Fatal("complete did not return: the endpoint never became ready")
 	}
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	endpoint, token := r.str("endpoint"), r.str("token")
+	endpoint, token := r.Str("endpoint"), r.Str("token")
 	require.Equal(t, "https://seg.algocloud.test:"+strconv.Itoa(port), endpoint)
 	t.Logf("walk to live: %s; certificate issued at %s, due at %s, expires at %s",
 		time.Since(walkStart).Round(time.Second), issued.NotBefore.Format(time.TimeOnly),
@@ -229,7 +230,7 @@ func TestCertificateRenewalACME(t *testing.T) {
 	require.True(t, rec.OK, rec.Message)
 	require.Contains(t, rec.Message, "reloaded in place")
 	require.Contains(t, rec.Message, renewed.NotAfter.UTC().Format(time.RFC3339))
-	ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 	require.Equal(t, http.StatusOK, ev.Status, string(ev.Raw))
 	require.Contains(t, string(ev.Raw), "certificate renewed for [seg.algocloud.test] (ACME "+w.pebble.DirectoryURL+")")
 	require.Contains(t, string(ev.Raw), "renewed certificate published")

@@ -35,6 +35,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/worker"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -178,7 +179,7 @@ func TestCertificateRenewalHotReload(t *testing.T) {
 	require.NotNil(t, rec, "history: %+v", st.History)
 	require.True(t, rec.OK, rec.Message)
 	require.Contains(t, rec.Message, "reloaded in place")
-	r := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+	r := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Contains(t, string(r.Raw), "certificate renewed for")
 	require.Contains(t, string(r.Raw), "without a restart")
@@ -248,7 +249,7 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	w := newCloudWorld(t, ctx)
-	port := freeLocalPort(t)
+	port := testenv.FreePort(t)
 	inst := &instanceStandIn{si: &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}}
 	defer inst.shutdown()
 	aws := inst.proxy(t, w.moto.Endpoint)
@@ -267,18 +268,18 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Segmentation on EC2", "api_name": "seg", "input": "image", "output": "image", "threads": 1,
 		"compute": "cpu", "instance_type": "t3.small", "region": "us-east-1",
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
+	id := r.Str("id")
 	for _, s := range []string{"provision", "fetch_code", "install_requirements", "test"} {
 		var body any
 		if s == "fetch_code" {
 			body = map[string]any{"git_url": repo, "ref": "main"}
 		}
-		r = c.step(id, s, body)
+		r = c.Step(id, s, body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
 	}
 	instanceID := deploymentState(t, p, id).Server.ID
@@ -305,7 +306,7 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 
 	// Complete publishes the bundle; the instance's first boot fetches it.
 	done := make(chan resp, 1)
-	go func() { done <- c.step(id, "complete", nil) }()
+	go func() { done <- c.Step(id, "complete", nil) }()
 	require.Eventually(t, func() bool {
 		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: awssdk.String(w.bucket), Key: awssdk.String("algocloud/" + id + "/bundle.enc")})
 		return err == nil
@@ -313,7 +314,7 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	inst.start()
 	r = <-done
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	endpoint, token := r.str("endpoint"), r.str("token")
+	endpoint, token := r.Str("endpoint"), r.Str("token")
 	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		TLSClientConfig:   &tls.Config{RootCAs: p.CA.Pool(), MinVersion: tls.VersionTLS12},
@@ -382,7 +383,7 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	}
 	require.NotNil(t, rec, "history: %+v", st.History)
 	require.True(t, rec.OK, rec.Message)
-	ev := c.do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 	require.Equal(t, http.StatusOK, ev.Status, string(ev.Raw))
 	require.NotContains(t, string(ev.Raw), "PRIVATE KEY")
 	if legacy {
@@ -410,9 +411,9 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	// Token rotation on EC2: the new hash changes the bundle, so the
 	// endpoint restarts with it (the pick-up does not carry tokens); by the
 	// time the API answers, the old token is refused and the new one works.
-	rot := c.do(http.MethodPost, "/api/v1/deployments/"+id+"/token", nil)
+	rot := c.Do(http.MethodPost, "/api/v1/deployments/"+id+"/token", nil)
 	require.Equal(t, http.StatusCreated, rot.Status, string(rot.Raw))
-	newToken := rot.str("token")
+	newToken := rot.Str("token")
 	res, out := predict(t, hc, endpoint, token, samplePNG(t, 16, 16))
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode, string(out))
 	res, out = predict(t, hc, endpoint, newToken, samplePNG(t, 16, 16))
@@ -567,8 +568,9 @@ func (s *instanceStandIn) proxy(t *testing.T, motoEndpoint string) string {
 	return srv.URL
 }
 
-// boot is standIn.start for a goroutine: it returns errors instead of
-// failing the test, and leaves stopping to the caller.
+// boot starts the stand-in (standIn.start, for a test, wraps it): it returns
+// errors instead of failing the test, so goroutines can use it, and leaves
+// stopping to the caller.
 func (s *standIn) boot(userData string) error {
 	script, err := ec2.FetchScript(userData)
 	if err != nil {

@@ -32,11 +32,11 @@ func TestCapturedHistoryReplays(t *testing.T) {
 	c := newClient(t, p, devToken(t, p))
 	id, _, _ := walk(t, c, "replayed", "segmentation", "image")
 	for _, s := range []string{"test", "complete", "stop", "start"} {
-		r := c.step(id, s, nil)
+		r := c.Step(id, s, nil)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
 	}
-	require.Equal(t, http.StatusConflict, c.step(id, "start", nil).Status)
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusConflict, c.Step(id, "start", nil).Status)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 
 	hist := fetchHistory(t, p.Client, workflows.WorkflowID(id))
 	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)

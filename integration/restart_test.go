@@ -54,13 +54,13 @@ func TestRestartBringsEndpointsBack(t *testing.T) {
 		return res.StatusCode == http.StatusOK && endpointPID(t, data) != pid
 	}, 60e9, 200e6, "a killed endpoint comes back")
 
-	st := c2.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	require.Equal(t, "live", st.str("state", "status"), string(st.Raw))
-	st = c2.do(http.MethodGet, "/api/v1/deployments/"+draft, nil)
-	require.Equal(t, "provisioned", st.str("state", "step"), string(st.Raw))
+	st := c2.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, "live", st.Str("state", "status"), string(st.Raw))
+	st = c2.Do(http.MethodGet, "/api/v1/deployments/"+draft, nil)
+	require.Equal(t, "provisioned", st.Str("state", "step"), string(st.Raw))
 	// The draft continues where it was.
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "measurements"))
-	r := c2.step(draft, "fetch_code", map[string]any{"git_url": repo})
+	r := c2.Step(draft, "fetch_code", map[string]any{"git_url": repo})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 
 	require.Equal(t, 2, countServers(t, data), "one server per deployment, none duplicated")

@@ -12,17 +12,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
+	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testpg"
 	"github.com/algocloud/algocloud/internal/testgit"
-	"github.com/algocloud/algocloud/internal/testmoto"
-	"github.com/algocloud/algocloud/internal/testpg"
 )
 
 // TestSplitAPIAndWorkerShareOnlyBlobs runs `algocloud api` and `algocloud
@@ -36,25 +35,15 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	moto := testmoto.Start(t)
 	// Credentials from the standard chain: moto's fake ones in the
 	// environment the two processes inherit, nothing from this machine.
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"),
-		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
-		"AWS_SESSION_TOKEN":           "",
-		"AWS_PROFILE":                 "",
-	} {
-		t.Setenv(k, v)
-	}
+	testmoto.UseEnvCredentials(t)
 	// Separate data folders: api and worker need the same platform key, or
 	// the worker can neither decode the payloads the API encrypts nor open
 	// the Git credentials it sealed.
 	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", testEncryptionKey(t))
-	os.Unsetenv("AWS_SESSION_TOKEN")
-	os.Unsetenv("AWS_PROFILE")
 	const bucket, prefix = "algocloud-blobs-it", "blobs"
 	ctx := context.Background()
 	s3blobs, err := blobs.NewS3(ctx, blobs.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: moto.Endpoint,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
+		Credentials: testmoto.Credentials})
 	require.NoError(t, err)
 	require.NoError(t, s3blobs.CreateBucket(ctx))
 
@@ -63,7 +52,7 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	defer srv.Stop()
 	dsn := testpg.Start(t)
 	workerData, apiData := t.TempDir(), t.TempDir()
-	apiPort := freePort(t)
+	apiPort := testenv.FreePort(t)
 	common := []string{"--database-url", dsn, "--temporal-address", srv.HostPort(), "--log-level", "info",
 		"--blob-bucket", bucket, "--blob-prefix", prefix, "--aws-endpoint", moto.Endpoint}
 	startProc(t, append([]string{"worker", "--data", workerData, "--infer-bin", inferBin, "--allow-private-git"}, common...)...)
@@ -71,15 +60,15 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 
 	tok, err := platform.CreateToken(ctx, dsn, "alice")
 	require.NoError(t, err)
-	c := &client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort), token: tok, http: &http.Client{Timeout: 5 * time.Minute}}
+	c := testenv.NewAPIClient(t, fmt.Sprintf("http://127.0.0.1:%d", apiPort), tok)
 
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Split blobs", "description": "integration test", "api_name": "splitblobs",
 		"input": "image", "output": "json", "threads": 1,
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	require.Equal(t, http.StatusOK, c.step(id, "provision", nil).Status)
+	id := r.Str("id")
+	require.Equal(t, http.StatusOK, c.Step(id, "provision", nil).Status)
 
 	// Code Repo Integration by upload: the example as a .zip, plus an extra file.
 	ex := filepath.Join(repoRoot(t), "examples", "measurements")
@@ -91,7 +80,7 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	}
 	extra := filepath.Join(t.TempDir(), "notes.txt")
 	require.NoError(t, os.WriteFile(extra, []byte("uploaded through the bucket\n"), 0o644))
-	r = c.upload("/api/v1/deployments/"+id+"/steps/fetch_code", map[string][]string{"archive": {zipFiles(t, files)}, "files": {extra}})
+	r = c.Upload("/api/v1/deployments/"+id+"/steps/fetch_code", map[string][]string{"archive": {zipFiles(t, files)}, "files": {extra}})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	// The worker extracted it into its own data folder.
 	got, err := os.ReadFile(filepath.Join(workerData, "servers", id, "code", "1", "notes.txt"))
@@ -103,18 +92,18 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	requireNoBlobs(t, s3blobs, "uploads/"+id)
 	// The API shows the revision's files from the bucket alone (the
 	// Integrate page's editor), not from the worker's disk.
-	r = c.do(http.MethodGet, "/api/v1/deployments/"+id+"/code/file?path=notes.txt", nil)
+	r = c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/code/file?path=notes.txt", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Equal(t, "uploaded through the bucket\n", string(r.Raw))
-	r = c.do(http.MethodGet, "/api/v1/deployments/"+id+"/code", nil)
+	r = c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/code", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Contains(t, string(r.Raw), `"path":"aai_main.py"`)
 
 	for _, step := range []string{"install_requirements", "test"} {
-		r = c.step(id, step, nil)
+		r = c.Step(id, step, nil)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", step, r.Raw)
 	}
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	test, _ := st.Body["state"].(map[string]any)["test"].(map[string]any)
 	require.NotNil(t, test, string(st.Raw))
 	require.Equal(t, true, test["ok"], string(st.Raw))
@@ -123,10 +112,10 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	require.Nil(t, test["output_file"], "no path on the worker's disk")
 
 	// The API streams the output from the bucket.
-	req, err := http.NewRequest(http.MethodGet, c.base+"/api/v1/deployments/"+id+"/test/output", nil)
+	req, err := http.NewRequest(http.MethodGet, c.Base+"/api/v1/deployments/"+id+"/test/output", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := c.http.Do(req)
+	res, err := c.HTTP.Do(req)
 	require.NoError(t, err)
 	served, err := io.ReadAll(res.Body)
 	res.Body.Close()
@@ -157,14 +146,15 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	const password = "S3cret-split-Pw"
 	repo := gitRepo(t, ex)
 	gitSrv := testgit.ServeHTTP(t, filepath.Dir(repo), "alice", password)
-	r = c.step(id, "fetch_code", map[string]any{"git_url": gitSrv.URL + "/" + filepath.Base(repo),
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": gitSrv.URL + "/" + filepath.Base(repo),
 		"git_auth": map[string]any{"username": "alice", "password": password}})
+
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Contains(t, string(r.Raw), `"with_credentials":true`)
 	requireNoBlobs(t, s3blobs, "credentials/"+id)
 
 	// Delete removes the deployment's blobs.
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 	requireNoBlobs(t, s3blobs, "tests/"+id)
 	requireNoBlobs(t, s3blobs, "code/"+id)
 	_, err = s3blobs.Get(ctx, key)

@@ -17,7 +17,8 @@ import (
 
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
-	"github.com/algocloud/algocloud/internal/testpg"
+	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/testpg"
 )
 
 // startProc runs the algocloud binary with args and waits until its log says
@@ -70,7 +71,7 @@ func TestSeparateAPIAndWorkerOnPostgres(t *testing.T) {
 	defer srv.Stop()
 	dsn := testpg.Start(t)
 	data := t.TempDir()
-	apiPort := freePort(t)
+	apiPort := testenv.FreePort(t)
 	common := []string{"--data", data, "--database-url", dsn, "--temporal-address", srv.HostPort(), "--log-level", "info"}
 
 	startProc(t, append([]string{"worker", "--infer-bin", inferBin, "--allow-local-git"}, common...)...)
@@ -78,13 +79,13 @@ func TestSeparateAPIAndWorkerOnPostgres(t *testing.T) {
 
 	tok, err := platform.CreateToken(t.Context(), dsn, "alice")
 	require.NoError(t, err)
-	c := &client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", apiPort), token: tok, http: &http.Client{Timeout: 5 * time.Minute}}
+	c := testenv.NewAPIClient(t, fmt.Sprintf("http://127.0.0.1:%d", apiPort), tok)
 	id, endpoint, epTok := walk(t, c, "split", "measurements", "json")
 
 	pool := endpointClient(t, &platform.Platform{CA: mustCA(t, data)})
 	res, out := predict(t, pool, endpoint, epTok, samplePNG(t, 20, 10))
 	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 	_, err = os.Stat(filepath.Join(data, "servers", id))
 	require.True(t, os.IsNotExist(err))
 }

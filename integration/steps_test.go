@@ -13,6 +13,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -36,10 +37,10 @@ func TestStepOutcomes(t *testing.T) {
 			name string
 			body any
 		}{{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}}, {"install_requirements", nil}} {
-			r := c.step(id, s.name, s.body)
+			r := c.Step(id, s.name, s.body)
 			require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.name, r.Raw)
 		}
-		return c.step(id, "test", nil)
+		return c.Step(id, "test", nil)
 	}
 
 	// A failing test on a live deployment.
@@ -47,28 +48,28 @@ func TestStepOutcomes(t *testing.T) {
 		"return x / 0 if x.mean() >= 0 else x  # numpy warns, so fail explicitly:",
 		"raise ValueError('threshold out of range: %d' % x.shape[0])", 1))
 	require.Equal(t, http.StatusUnprocessableEntity, failed.Status, string(failed.Raw))
-	afterFail := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	afterFail := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 
 	// Fixed code passes and completes.
 	r := newCode(strings.Replace(brokenMain,
 		"return x / 0 if x.mean() >= 0 else x  # numpy warns, so fail explicitly:", "return 255 - x", 1))
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	r = c.step(id, "complete", nil)
+	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 
 	// Add More Dependencies on the live deployment, then a passing test: the
 	// endpoint still serves the previous install.
-	r = c.step(id, "install_requirements", map[string]any{"requirements_txt": "# no extra packages\n"})
+	r = c.Step(id, "install_requirements", map[string]any{"requirements_txt": "# no extra packages\n"})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	tested := c.step(id, "test", nil)
+	tested := c.Step(id, "test", nil)
 	require.Equal(t, http.StatusOK, tested.Status, string(tested.Raw))
-	listed := c.do(http.MethodGet, "/api/v1/deployments", nil)
+	listed := c.Do(http.MethodGet, "/api/v1/deployments", nil)
 	require.Equal(t, http.StatusOK, listed.Status, string(listed.Raw))
 
 	// Completing again serves the new install.
-	completed := c.step(id, "complete", nil)
+	completed := c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, completed.Status, string(completed.Raw))
-	require.Equal(t, http.StatusOK, c.do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
+	require.Equal(t, http.StatusOK, c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil).Status)
 
 	history := decodedHistory(t, p, fetchHistory(t, p.Client, workflows.WorkflowID(id)))
 	if name := os.Getenv("ALGOCLOUD_CAPTURE_HISTORY"); name != "" {
@@ -81,10 +82,10 @@ func TestStepOutcomes(t *testing.T) {
 
 	// A failed test is a failed step: 422 with the traceback, a history
 	// record ok:false, last_error, and the update's outcome a failure.
-	require.Equal(t, "test_failed", failed.str("code"), string(failed.Raw))
-	require.Contains(t, failed.str("traceback"), "ValueError", string(failed.Raw))
-	require.Contains(t, failed.str("message"), "threshold out of range: 8", string(failed.Raw))
-	require.Equal(t, "requirements_installed", failed.str("step"), string(failed.Raw))
+	require.Equal(t, "test_failed", failed.Str("code"), string(failed.Raw))
+	require.Contains(t, failed.Str("traceback"), "ValueError", string(failed.Raw))
+	require.Contains(t, failed.Str("message"), "threshold out of range: 8", string(failed.Raw))
+	require.Equal(t, "requirements_installed", failed.Str("step"), string(failed.Raw))
 	st, _ := afterFail.Body["state"].(map[string]any)
 	require.NotNil(t, st, string(afterFail.Raw))
 	hist, _ := st["history"].([]any)
@@ -92,16 +93,16 @@ func TestStepOutcomes(t *testing.T) {
 	last := hist[len(hist)-1].(map[string]any)
 	require.Equal(t, "test", last["step"], string(afterFail.Raw))
 	require.Equal(t, false, last["ok"], "a failed test is recorded as failed: %s", afterFail.Raw)
-	require.Equal(t, "test", afterFail.str("state", "last_error", "step"), string(afterFail.Raw))
+	require.Equal(t, "test", afterFail.Str("state", "last_error", "step"), string(afterFail.Raw))
 	require.Equal(t, false, st["test"].(map[string]any)["ok"], "the state keeps the failed result")
 	require.Equal(t, []bool{true, false, true, true}, testUpdateOutcomes(t, history),
 		"walk's test passed, the broken code's failed, the fixed code's and the live one's passed")
 
 	// New requirements on the live deployment, tested: tested, Complete next,
 	// in the detail and in the list, until Complete serves them.
-	require.Equal(t, "tested", tested.str("step"), string(tested.Raw))
-	require.Equal(t, "live", tested.str("status"), string(tested.Raw))
-	require.Equal(t, "complete", tested.str("next_step"), string(tested.Raw))
+	require.Equal(t, "tested", tested.Str("step"), string(tested.Raw))
+	require.Equal(t, "live", tested.Str("status"), string(tested.Raw))
+	require.Equal(t, "complete", tested.Str("next_step"), string(tested.Raw))
 	var row map[string]any
 	for _, d := range listed.Body["deployments"].([]any) {
 		if d.(map[string]any)["id"] == id {
@@ -110,7 +111,7 @@ func TestStepOutcomes(t *testing.T) {
 	}
 	require.NotNil(t, row, string(listed.Raw))
 	require.Equal(t, "tested", row["step"], string(listed.Raw))
-	require.Equal(t, "completed", completed.str("step"), string(completed.Raw))
+	require.Equal(t, "completed", completed.Str("step"), string(completed.Raw))
 }
 
 // testUpdateOutcomes lists whether each test update in a workflow history
@@ -139,22 +140,22 @@ func testUpdateOutcomes(t *testing.T, h *historypb.History) []bool {
 // timeout and a retry, not a 5-minute time limit.
 func TestKillDevDuringDeleteThenRestart(t *testing.T) {
 	data := t.TempDir()
-	apiPort, temporalPort := freePort(t), freePort(t)
+	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDev(t, data, apiPort, temporalPort)
-	c := &client{t: t, base: d.api, token: d.token, http: &http.Client{Timeout: 5 * time.Minute}}
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "doomed", "api_name": "doomed", "input": "image", "output": "image"})
+	c := testenv.NewAPIClient(t, d.api, d.token)
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "doomed", "api_name": "doomed", "input": "image", "output": "image"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id := r.str("id")
-	c.throughTest(t, id, gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation")))
-	require.Equal(t, http.StatusOK, c.step(id, "complete", nil).Status)
+	id := r.Str("id")
+	throughTest(t, c, id, gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation")))
+	require.Equal(t, http.StatusOK, c.Step(id, "complete", nil).Status)
 
 	// status reads the detail, then the list's row ("" when it is gone).
 	status := func() (detail, listed string) {
-		det := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+		det := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 		if det.Status == http.StatusOK {
-			detail = det.str("status")
+			detail = det.Str("status")
 		}
-		list := c.do(http.MethodGet, "/api/v1/deployments", nil)
+		list := c.Do(http.MethodGet, "/api/v1/deployments", nil)
 		rows, _ := list.Body["deployments"].([]any)
 		for _, row := range rows {
 			if m := row.(map[string]any); m["id"] == id {
@@ -164,27 +165,23 @@ func TestKillDevDuringDeleteThenRestart(t *testing.T) {
 		return detail, listed
 	}
 	go func() { // this request dies with the process; the deletion must not
-		req, _ := http.NewRequest(http.MethodDelete, d.api+"/api/v1/deployments/"+id, nil)
-		req.Header.Set("Authorization", "Bearer "+d.token)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-		}
+		_, _, _ = testenv.TryAPI(d.api, d.token, http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	}()
 	var det, listed string
 	require.Eventually(t, func() bool {
 		det, listed = status()
 		return det != "live"
 	}, time.Minute, 5*time.Millisecond)
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
-	<-d.done
+	require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
+	<-d.Done()
 	t.Logf("killed with the detail %q and the list %q", det, listed)
 	require.NotEqual(t, "live", listed, "the list says live while the detail says %s", det)
 
 	d2 := startDev(t, data, apiPort, temporalPort)
-	c.base = d2.api
+	c.Base = d2.api
 	defer func() {
-		_ = d2.cmd.Process.Signal(os.Interrupt)
-		<-d2.done
+		_ = d2.Cmd.Process.Signal(os.Interrupt)
+		<-d2.Done()
 	}()
 	restarted := time.Now()
 	var disagree string
@@ -200,6 +197,6 @@ func TestKillDevDuringDeleteThenRestart(t *testing.T) {
 	t.Logf("deleted %s after the restart", time.Since(restarted).Round(time.Second))
 	require.Equal(t, 0, countServers(t, data), "the server is released")
 	// The API name is free again.
-	r = c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "again", "api_name": "doomed", "input": "image", "output": "image"})
+	r = c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "again", "api_name": "doomed", "input": "image", "output": "image"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 }

@@ -65,9 +65,9 @@ func TestTokenRotationIsImmediate(t *testing.T) {
 	require.NoError(t, err)
 
 	rotate := func() (string, resp) {
-		r := c.do(http.MethodPost, "/api/v1/deployments/"+id+"/token", nil)
+		r := c.Do(http.MethodPost, "/api/v1/deployments/"+id+"/token", nil)
 		require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-		tok := r.str("token")
+		tok := r.Str("token")
 		require.True(t, strings.HasPrefix(tok, "ep_"), string(r.Raw))
 		return tok, r
 	}
@@ -75,7 +75,7 @@ func TestTokenRotationIsImmediate(t *testing.T) {
 	// At once: no polling, no Complete.
 	require.Equal(t, http.StatusUnauthorized, status(first), "the old token is refused as soon as the rotation answered")
 	require.Equal(t, http.StatusOK, status(second))
-	require.Contains(t, r.str("token_note"), "refuses the previous token")
+	require.Contains(t, r.Str("token_note"), "refuses the previous token")
 	after := deploymentState(t, p, id)
 	require.Equal(t, workflows.StatusLive, after.Status)
 	require.Equal(t, before.Live.Handle.PID, after.Live.Handle.PID, "same process: no restart")
@@ -109,11 +109,11 @@ for i in range(3):
 	require.Equal(t, "401\n401\n401\n", string(out))
 
 	// A stopped deployment stores the rotation; Start serves it.
-	r = c.step(id, "stop", nil)
+	r = c.Step(id, "stop", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	third, r := rotate()
-	require.Contains(t, r.str("token_note"), "when it next starts")
-	r = c.step(id, "start", nil)
+	require.Contains(t, r.Str("token_note"), "when it next starts")
+	r = c.Step(id, "start", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Equal(t, http.StatusOK, status(third))
 	require.Equal(t, http.StatusUnauthorized, status(second))

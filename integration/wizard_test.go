@@ -48,16 +48,16 @@ func predict(t testing.TB, hc *http.Client, endpoint, token string, body []byte)
 func walk(t *testing.T, c *client, apiName, example, output string) (id, endpoint, token string) {
 	t.Helper()
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", example))
-	r := c.do(http.MethodPost, "/api/v1/deployments", map[string]any{
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Example " + example, "description": "integration test", "api_name": apiName,
 		"input": "image", "output": output, "threads": 2,
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
-	id = r.str("id")
+	id = r.Str("id")
 	require.NotEmpty(t, id, string(r.Raw))
-	r = c.throughTest(t, id, repo)
+	r = throughTest(t, c, id, repo)
 	// Tested but not completed: nothing is served on the endpoint's port yet.
-	st := c.do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	srv, _ := st.Body["state"].(map[string]any)["server"].(map[string]any)
 	require.NotNil(t, srv, string(st.Raw))
 	addr := net.JoinHostPort(srv["host"].(string), fmt.Sprint(int(srv["port"].(float64))))
@@ -65,9 +65,9 @@ func walk(t *testing.T, c *client, apiName, example, output string) (id, endpoin
 		conn.Close()
 		t.Fatalf("%s answers before Complete Deployment", addr)
 	}
-	r = c.step(id, "complete", nil)
+	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	endpoint, token = r.str("endpoint"), r.str("token")
+	endpoint, token = r.Str("endpoint"), r.Str("token")
 	require.Equal(t, "https://"+addr, endpoint)
 	require.NotEmpty(t, endpoint, string(r.Raw))
 	require.NotEmpty(t, token, string(r.Raw))
@@ -102,22 +102,22 @@ func TestWizardEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
 
 	// Listing shows both as live.
-	r := c.do(http.MethodGet, "/api/v1/deployments", nil)
+	r := c.Do(http.MethodGet, "/api/v1/deployments", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Contains(t, string(r.Raw), `"live"`)
 
 	// The API name is taken while seg exists.
-	r = c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "dup", "api_name": "seg", "input": "image", "output": "image"})
+	r = c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "dup", "api_name": "seg", "input": "image", "output": "image"})
 	require.Equal(t, http.StatusConflict, r.Status, string(r.Raw))
 
 	// Delete tears everything down and frees the name.
-	r = c.do(http.MethodDelete, "/api/v1/deployments/"+segID, nil)
+	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+segID, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	_, err = hc.Get(segURL + "/healthz")
 	require.Error(t, err, "the deleted endpoint must not answer")
 	_, err = os.Stat(filepath.Join(p.UploadDir(), "..", "servers", segID))
 	require.True(t, os.IsNotExist(err), "the server folder is removed")
-	r = c.do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "again", "api_name": "seg", "input": "image", "output": "image"})
+	r = c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "again", "api_name": "seg", "input": "image", "output": "image"})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 }
 

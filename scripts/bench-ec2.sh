@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # EC2 provider under faults (issue 4): Provision + Start (health) + Release
-# against moto through internal/faultproxy, with and without injected faults
+# against moto through internal/testenv/faultproxy, with and without injected faults
 # (20% throttling, 5% 500s, 5% dropped connections), interleaved in one run;
 # then workers (re-executed test processes) SIGKILLed at random points between
 # moto's answer and the worker, restarted, some deployments deleted, and the

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/internal/testpg"
+	"github.com/algocloud/algocloud/internal/testenv/testpg"
 )
 
 // One server for the package's PostgreSQL tests; each test gets its own database.

@@ -43,12 +43,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 )
-
-// chromiumPath is Debian's chromium (scripts/setup.sh installs it).
-const chromiumPath = "/usr/bin/chromium"
 
 // requireToolsEnv, when set (scripts/test.sh sets it), turns a missing
 // external tool (Chromium, oapi-codegen) into a failure instead of a skip.
@@ -91,43 +89,13 @@ type pageBrowser struct {
 // newPageBrowser starts Chromium trusting exactly the listed SPKI pins.
 func newPageBrowser(t *testing.T, pins ...string) *pageBrowser {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		missingTool(t, "Chromium is not installed at %s", chromiumPath)
+	if _, err := os.Stat(testenv.ChromiumPath); err != nil {
+		missingTool(t, "Chromium is not installed at %s", testenv.ChromiumPath)
 	}
-	profile, err := os.MkdirTemp("", "algocloud-chromium-*")
-	require.NoError(t, err)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		// The flag below is ignored without a user data dir.
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(pins, ",")),
-		chromedp.WindowSize(1000, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(func(format string, args ...any) {
-		// This cdproto does not know every enum value of a newer Chromium's
-		// events; those events are not used here.
-		if !strings.Contains(format, "unmarshal event") {
-			t.Logf("chromedp: "+format, args...)
-		}
-	}))
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		// Chromium's helpers may still write for a moment after it exits.
-		for i := 0; i < 50 && os.RemoveAll(profile) != nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
+	// The SPKI list is ignored without a user data dir; NewChromium gives
+	// every browser one.
+	ctx := testenv.NewChromium(t, 1000, 900,
+		chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(pins, ",")))
 	b := &pageBrowser{t: t, ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {

@@ -17,22 +17,17 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 // TestMain shares one moto server among the package's tests; each test
 // makes its own hosted zone with a unique name.
 func TestMain(m *testing.M) { testmoto.Main(m) }
-
-// testCreds are moto's conventional fake credentials; passing them keeps
-// the SDK away from the instance metadata service and the machine's files.
-var testCreds = credentials.NewStaticCredentialsProvider("testing", "testing", "")
 
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -45,7 +40,7 @@ func ctxFor(t *testing.T) context.Context {
 func rawClient(endpoint string) *route53.Client {
 	return route53.New(route53.Options{
 		Region:       "us-east-1",
-		Credentials:  testCreds,
+		Credentials:  testmoto.Credentials,
 		BaseEndpoint: aws.String(endpoint),
 	})
 }
@@ -83,7 +78,7 @@ func open(t *testing.T, endpoint string, edit func(*Options)) (*Route53, error) 
 	t.Helper()
 	opts := Options{
 		Endpoint:    endpoint,
-		Credentials: testCreds,
+		Credentials: testmoto.Credentials,
 		Poll:        10 * time.Millisecond,
 		SyncTimeout: 10 * time.Second,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 func requirePermanent(t *testing.T, err error, target error) {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -288,10 +288,8 @@ func TestInstall_WaitsForTheVenvLock(t *testing.T) {
 // failed, not only pip's closing "No matching distribution found".
 func TestInstall_UnreachableIndexComesFirst(t *testing.T) {
 	_, py := sharedVenv(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	index := "http://" + l.Addr().String() + "/simple"
-	require.NoError(t, l.Close())  // closed: connections are refused at once
+	// A free port: nobody listens, so connections are refused at once.
+	index := "http://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) + "/simple"
 	t.Setenv("PIP_RETRIES", "1")   // pip's default 5 retries back off for seconds
 	t.Setenv("PIP_FIND_LINKS", "") // only the index: no local wheels to fall back on
 	out, err := Install(context.Background(), py, []string{"algocloud-no-such-package"},

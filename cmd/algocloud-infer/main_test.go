@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -34,10 +35,7 @@ func TestBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import numpy, PIL").Run(); err != nil {
 		t.Fatalf("/usr/bin/python3 with numpy and Pillow is needed: run scripts/setup.sh (%v)", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	const token = "binary-test-token"
 	sum := sha256.Sum256([]byte(token))
 	code, err := filepath.Abs(filepath.Join("..", "..", "examples", "segmentation"))

@@ -10,11 +10,10 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 func TestCheckKey(t *testing.T) {
@@ -109,7 +108,7 @@ func TestDir(t *testing.T) {
 func TestS3OnMoto(t *testing.T) {
 	moto := testmoto.Start(t)
 	ctx := context.Background()
-	creds := credentials.NewStaticCredentialsProvider("testing", "testing", "")
+	creds := testmoto.Credentials
 	s, err := NewS3(ctx, S3Options{Bucket: "blobs-test", Prefix: "/pre/", Endpoint: moto.Endpoint, Credentials: creds})
 	require.NoError(t, err)
 	require.NoError(t, s.CreateBucket(ctx))

@@ -18,7 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/dns"
-	"github.com/algocloud/algocloud/internal/testpebble"
+	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 )
 
 // The main path: HTTP-01 validated for real by pebble (its VA resolves the
@@ -181,7 +182,7 @@ func TestBadDirectory(t *testing.T) {
 	}
 
 	ctx := ctxFor(t)
-	closed := "https://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/dir"
+	closed := "https://127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) + "/dir"
 	c, err := New(opts(closed))
 	require.NoError(t, err, "New does not contact the CA")
 	_, _, _, err = c.Obtain(ctx, []string{"seg." + testDomain})

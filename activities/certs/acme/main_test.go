@@ -16,18 +16,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/dns"
-	"github.com/algocloud/algocloud/internal/testmoto"
-	"github.com/algocloud/algocloud/internal/testpebble"
+	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 )
 
 // TestMain shares one moto server (Route53) among the package's tests.
-// pebble (internal/testpebble) sets its PEBBLE_* environment with t.Setenv
+// pebble (internal/testenv/testpebble) sets its PEBBLE_* environment with t.Setenv
 // in each test that starts it, so those tests must not call t.Parallel.
 func TestMain(m *testing.M) {
 	RouteLegoLogs(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -63,7 +63,7 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 	// Tests share moto: each makes its own zone of the same name and uses it by ID.
 	out, err := route53.New(route53.Options{
 		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+		Credentials:  testmoto.Credentials,
 		BaseEndpoint: aws.String(moto.Endpoint),
 	}).CreateHostedZone(ctxFor(t), &route53.CreateHostedZoneInput{
 		Name:            aws.String(testDomain),
@@ -72,14 +72,14 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 	require.NoError(t, err)
 	r53, err := dns.NewRoute53(ctxFor(t), dns.Options{
 		Endpoint:    moto.Endpoint,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+		Credentials: testmoto.Credentials,
 		ZoneID:      aws.ToString(out.HostedZone.Id),
 		Poll:        10 * time.Millisecond,
 		Logger:      quiet(),
 	})
 	require.NoError(t, err)
 
-	e := &env{r53: r53, httpPort: freePort(t), dir: t.TempDir()}
+	e := &env{r53: r53, httpPort: testenv.FreePort(t), dir: t.TempDir()}
 	e.dns = testpebble.StartZoneDNS(t, r53)
 	cfg.HTTPPort, cfg.Resolver = e.httpPort, e.dns.Addr
 	e.pebble = testpebble.Start(t, cfg)
@@ -156,13 +156,4 @@ func leafOf(t *testing.T, certPEM []byte) *x509.Certificate {
 	leaf, err := parseLeaf(certPEM)
 	require.NoError(t, err)
 	return leaf
-}
-
-// freePort returns a TCP port free on 127.0.0.1 now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 func tarGz(t *testing.T, files map[string]string) []byte {
@@ -131,7 +132,7 @@ func TestBundleStore_Moto(t *testing.T) {
 	require.NoError(t, err)
 	master := bytes.Repeat([]byte{3}, 32)
 	store, err := NewBundleStore(ctx, BundleStoreOptions{
-		Bucket: bucket, Region: testRegion, Endpoint: e.moto.Endpoint, Credentials: testCreds, EncryptionKey: master,
+		Bucket: bucket, Region: testRegion, Endpoint: e.moto.Endpoint, Credentials: testmoto.Credentials, EncryptionKey: master,
 	})
 	require.NoError(t, err)
 	require.Equal(t, e.moto.Endpoint+"/"+bucket+"/algocloud", store.ArtifactsURL())
@@ -164,6 +165,6 @@ func TestBundleStore_Moto(t *testing.T) {
 
 func s3Client(e *env) *s3.Client {
 	return s3.New(s3.Options{
-		Region: testRegion, Credentials: testCreds, BaseEndpoint: aws.String(e.moto.Endpoint), UsePathStyle: true,
+		Region: testRegion, Credentials: testmoto.Credentials, BaseEndpoint: aws.String(e.moto.Endpoint), UsePathStyle: true,
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 // certHome is an instance's home as fetch.sh leaves it, holding the
@@ -217,7 +218,7 @@ func TestBundleStore_PublishCert(t *testing.T) {
 	_, err := s3Client(e).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
 	require.NoError(t, err)
 	store, err := NewBundleStore(ctx, BundleStoreOptions{
-		Bucket: bucket, Region: testRegion, Endpoint: e.moto.Endpoint, Credentials: testCreds, EncryptionKey: bytes.Repeat([]byte{4}, 32),
+		Bucket: bucket, Region: testRegion, Endpoint: e.moto.Endpoint, Credentials: testmoto.Credentials, EncryptionKey: bytes.Repeat([]byte{4}, 32),
 	})
 	require.NoError(t, err)
 	require.NoError(t, store.Publish(ctx, "dep-c", []byte("bundle")))

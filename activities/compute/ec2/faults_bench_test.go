@@ -28,7 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/internal/faultproxy"
+	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
 )
 
 func envInt(t *testing.T, name string, def int) int {

@@ -1,6 +1,6 @@
 package ec2
 
-// Fault tests: the provider driven through internal/faultproxy in front of
+// Fault tests: the provider driven through internal/testenv/faultproxy in front of
 // moto, which injects EC2's throttling, 500s, dropped connections, answers
 // lost after the request took effect, and quota and validation errors.
 // Assertions about what exists go to moto directly (env.p), never through
@@ -23,7 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/internal/faultproxy"
+	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 // retryPolicy mirrors the workflow's activity retry policy
@@ -135,7 +136,7 @@ func lifecycle(t *testing.T, ctx context.Context, p *Provider, id string) map[st
 // DropAfter means the call took effect and its answer was lost: the retry
 // must cope with "already exists", "already gone" and the like. The proxy
 // honours ClientToken as EC2 does (moto does not, see TestClientTokens in
-// internal/faultproxy).
+// internal/testenv/faultproxy).
 func TestFaults_LifecycleSurvivesTransientFaults(t *testing.T) {
 	for _, fault := range []faultproxy.Fault{faultproxy.Throttle, faultproxy.ServerError, faultproxy.Drop, faultproxy.DropAfter} {
 		t.Run(string(fault), func(t *testing.T) {
@@ -322,7 +323,7 @@ func TestFaultsChild(t *testing.T) {
 	defer cancel()
 	health := os.Getenv(childHealth)
 	p, err := New(ctx, Options{
-		Region: testRegion, Endpoint: os.Getenv(childEndpoint), Credentials: testCreds,
+		Region: testRegion, Endpoint: os.Getenv(childEndpoint), Credentials: testmoto.Credentials,
 		AMIs: map[string]string{"python": testAMI}, ArtifactsURL: "https://artifacts.invalid/algocloud",
 		HealthURL: func(compute.Server) string { return health },
 		Poll:      20 * time.Millisecond, StartTimeout: time.Minute,

@@ -12,14 +12,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/internal/testmoto"
+	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
 const (
@@ -34,10 +33,6 @@ func TestMain(m *testing.M) { testmoto.Main(m) }
 
 // uniq makes a deployment ID no other test (or -count run) uses.
 func uniq(name string) string { return name + "-" + uuid.NewString()[:8] }
-
-// testCreds are moto's conventional fake credentials; passing them keeps
-// the SDK away from the instance metadata service and the machine's files.
-var testCreds = credentials.NewStaticCredentialsProvider("testing", "testing", "")
 
 // healthServer is the local stand-in for an instance's endpoint: the
 // addresses moto hands out are never dialled, so Start's health wait and
@@ -104,7 +99,7 @@ func (e *env) provider(t *testing.T, edit ...func(*Options)) *Provider {
 	opts := Options{
 		Region:       testRegion,
 		Endpoint:     e.moto.Endpoint,
-		Credentials:  testCreds,
+		Credentials:  testmoto.Credentials,
 		AMIs:         map[string]string{"python": testAMI},
 		ArtifactsURL: "https://artifacts.invalid/algocloud",
 		HealthURL:    e.health.url,

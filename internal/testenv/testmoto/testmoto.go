@@ -28,6 +28,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 // Binary is the command started: found on PATH, else in pyenv's shims.
@@ -47,6 +51,32 @@ type Server struct {
 	log    *bytes.Buffer
 	logMu  *sync.Mutex
 	exited chan struct{}
+}
+
+// Credentials are moto's conventional fake credentials. Passing them to an
+// AWS SDK client keeps the SDK away from the instance metadata service and
+// this machine's files, and moto accepts any.
+var Credentials = credentials.NewStaticCredentialsProvider("testing", "testing", "")
+
+// UseEnvCredentials is for tests of code that takes its AWS credentials from
+// the SDK's standard chain (the platform's processes do, as in production):
+// for the rest of t, and in the processes it starts, the chain finds moto's
+// fake credentials in the environment and nothing else, neither this
+// machine's config and credentials files nor an instance metadata service.
+func UseEnvCredentials(t testing.TB) {
+	t.Helper()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
+		// Set first so that t restores them, then unset: an empty
+		// AWS_PROFILE is not the same as none.
+		"AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+	} {
+		t.Setenv(k, v)
+	}
+	os.Unsetenv("AWS_SESSION_TOKEN")
+	os.Unsetenv("AWS_PROFILE")
 }
 
 // Env is the environment moto_server runs with: it turns on the validations
@@ -150,7 +180,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 func launch(bin string) (*Server, error) {
-	port, err := freePort()
+	port, err := testenv.FindFreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -245,13 +275,4 @@ func (s *Server) stop() error {
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("moto_server (pid %d) did not exit", s.cmd.Process.Pid)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 // debianPostgres is where Debian's postgresql packages put the server binary.
@@ -80,7 +81,7 @@ func startServer() (*server, error) {
 }
 
 func launch(bin, dir string, cred *syscall.Credential) (*server, error) {
-	port, err := freePort()
+	port, err := testenv.FindFreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -221,15 +222,6 @@ func credential() (*syscall.Credential, error) {
 		return nil, fmt.Errorf("postgres OS user: %w", err)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // sweepStale removes the folders of servers whose test binary died without
