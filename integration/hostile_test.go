@@ -22,6 +22,7 @@ import (
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/sandbox"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testhostile"
 )
 
@@ -42,7 +43,7 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 	}
 	data := t.TempDir()
 	wheels := t.TempDir()
-	uiPort := freeTCPPort(t)
+	uiPort := testenv.FreePort(t)
 	t.Setenv("ALGOCLOUD_HOSTILE_MARKER", "PLATFORM-ENVIRONMENT-MARKER")
 	p := startPlatform(t, data, func(o *platform.Options) {
 		o.Pip.NoIndex = true // no package index is reachable here
@@ -235,14 +236,6 @@ func urlPort(t *testing.T, raw string) int {
 	port, err := strconv.Atoi(u.Port())
 	require.NoError(t, err, raw)
 	return port
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func hashes(t *testing.T, paths []string) map[string]string {

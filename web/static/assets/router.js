@@ -121,6 +121,15 @@ function renderAccount() {
     nav.replaceChildren();
     return;
   }
+  // A platform started with --sandbox=none says so on every page.
+  let banner = $('#sandbox-off');
+  if (app.me.sandbox === 'none' && !banner) {
+    banner = h('div', { class: 'alert error', id: 'sandbox-off', role: 'alert' },
+      h('p', null, h('strong', null, 'Sandbox off: '), app.me.warning || 'author code runs unsandboxed on this platform'));
+    $('#main').before(banner);
+  } else if (app.me.sandbox !== 'none' && banner) {
+    banner.remove();
+  }
   nav.replaceChildren(
     link('/ui/home', 'Home'),
     h('span', null, 'Signed in as ', h('strong', { id: 'me' }, app.me.name)),

@@ -99,6 +99,9 @@ function showResult(ctx, result, onnx, installFailed) {
       h('p', null, 'Fix them on ', link('/ui/deployments/' + id + '/dependencies', 'Add More Dependencies'), ', then press Test Code.')));
   } else if (st.test && st.code && st.test.code_revision === st.code.revision) {
     const t = st.test;
+    if (t.unsandboxed) {
+      append(result, h('div', { class: 'alert error', id: 'test-unsandboxed' }, h('p', null, h('strong', null, 'Not sandboxed: '), t.warning || 'this code ran without a sandbox')));
+    }
     if (t.ok) {
       const out = h('div', { id: 'test-output' });
       append(result, h('div', { class: 'alert ok', id: 'test-passed' },
