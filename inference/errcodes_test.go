@@ -116,7 +116,8 @@ func TestPredictFailedStatusDocumented(t *testing.T) {
 		raw, err = OpenAPIDocument(OpenAPIParams{Input: pair.In, Output: pair.Out, ServerURL: "https://x.example"})
 		require.NoError(t, err)
 		python := predictResponses(t, raw)
-		require.NotContains(t, python, "422", "%s: a Python endpoint answers predict_failed with 500 only", pair)
+		require.NotContains(t, python["422"], CodePredictFailed, "%s: a Python endpoint answers predict_failed with 500 only", pair)
+		require.Contains(t, python["422"], CodeOutOfMemory, "%s: a Python endpoint's worker may run out of its sandbox's memory", pair)
 		require.Contains(t, python["500"], CodePredictFailed, "%s python", pair)
 	}
 }

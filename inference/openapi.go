@@ -114,6 +114,8 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 	}
 	if s.cfg.Environment == spec.EnvONNX {
 		predictErrors["422"] = errResp(onnxPredictFailed422)
+	} else {
+		predictErrors["422"] = errResp(outOfMemory422)
 	}
 	predictOp := map[string]any{
 		"operationId": "predict",
@@ -196,6 +198,10 @@ func (s *Server) openAPIDoc(serverURL string) map[string]any {
 	s.addV2OpenAPI(doc) // the Open Inference Protocol's routes (v2openapi.go)
 	return doc
 }
+
+// outOfMemory422 describes the 422 a Python endpoint answers when a call
+// made the algorithm use more memory than its sandbox allows.
+const outOfMemory422 = "out_of_memory: the call made the algorithm use more memory than its limit (named in the message); the worker was killed and restarts."
 
 // onnxPredictFailed422 describes the 422 an ONNX endpoint answers when its
 // pipeline fails for one image alone (onnxValue); a Python endpoint has none.

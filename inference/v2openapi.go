@@ -100,9 +100,11 @@ func (s *Server) addV2OpenAPI(doc map[string]any) {
 			"504": v2Err("predict_timeout."),
 		},
 	}}
+	infer422 := outOfMemory422
 	if s.cfg.Environment == spec.EnvONNX {
-		paths["/v2/models/{name}/infer"].(map[string]any)["post"].(map[string]any)["responses"].(map[string]any)["422"] = v2Err(onnxPredictFailed422)
+		infer422 = onnxPredictFailed422
 	}
+	paths["/v2/models/{name}/infer"].(map[string]any)["post"].(map[string]any)["responses"].(map[string]any)["422"] = v2Err(infer422)
 
 	datatypes := []string{"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"}
 	tensor := func(desc string) map[string]any {
