@@ -170,10 +170,12 @@ func (b *batcher) run(w *worker, batch []*pending, asBatch bool) (why, reason st
 	return why, reason
 }
 
-// funcOf names the algorithm's functions a call runs.
+// funcOf names the algorithm's function a call runs (Test Code's
+// testing_input_data, else predict: Test Code then sends its value to
+// /predict like any call).
 func funcOf(op string) string {
 	if op == opTestInput {
-		return "testing_input_data() or predict"
+		return "testing_input_data"
 	}
 	return "predict"
 }
