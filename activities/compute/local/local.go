@@ -33,7 +33,10 @@ const ProviderName = "local"
 
 var _ compute.Provider = (*Provider)(nil)
 
-// Limits are resource limits applied to every service process (see applyLimits).
+// Limits are resource limits applied to every service process (see
+// applyLimits): the inference server, the platform's own Go code. The
+// author's Python workers it starts get the limits of their sandbox
+// (internal/sandbox: memory, tasks, CPU from the instance type).
 type Limits struct {
 	// NoFile is RLIMIT_NOFILE (soft and hard); 0 means 4096.
 	NoFile uint64
