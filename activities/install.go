@@ -28,7 +28,7 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	if in.RequirementsTxt != nil {
 		reqs, err := spec.ParseRequirements(*in.RequirementsTxt)
 		if err != nil {
-			return InstallInfo{}, nonRetryable(ErrTypeBadInput, err)
+			return InstallInfo{}, nonRetryable(BadInputErrorType, err)
 		}
 		if err := python.WriteRequirementsFile(reqPath, reqs); err != nil {
 			return InstallInfo{}, fmt.Errorf("write %s: %w", RequirementsFile, err)
@@ -64,7 +64,7 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	info.Output = tail(out, 4000)
 	var ie *python.InstallError
 	if errors.As(err, &ie) {
-		return InstallInfo{}, nonRetryable(ErrTypeInstallFailed, err)
+		return InstallInfo{}, nonRetryable(InstallFailedErrorType, err)
 	}
 	if err != nil {
 		return InstallInfo{}, fmt.Errorf("pip install: %w", err)
