@@ -44,11 +44,11 @@ func main() {
 	var err error
 	switch cmd {
 	case "dev":
-		err = run(args, "dev", true, true, true)
+		err = run(args, serveOptions{name: "dev", dev: true, api: true, worker: true})
 	case "api":
-		err = run(args, "api", false, true, false)
+		err = run(args, serveOptions{name: "api", api: true})
 	case "worker":
-		err = run(args, "worker", false, false, true)
+		err = run(args, serveOptions{name: "worker", worker: true})
 	case "token":
 		err = token(args)
 	case "codec-token":
@@ -74,10 +74,24 @@ func main() {
 	}
 }
 
-func run(args []string, name string, dev, runAPI, runWorker bool) error {
+// serveOptions says what one of the server commands (dev, api, worker) runs.
+type serveOptions struct {
+	// name is the command: its flag set's name and the log's.
+	name string
+	// dev embeds the Temporal server and UI, creates the dev user and gets the
+	// local-friendly flag defaults.
+	dev bool
+	// api serves the REST API and the wizard.
+	api bool
+	// worker runs the Temporal worker (workflows and activities).
+	worker bool
+}
+
+// run starts the platform pieces o names and serves until SIGINT or SIGTERM.
+func run(args []string, o serveOptions) error {
 	var c config
-	fs := flag.NewFlagSet(name, flag.ExitOnError)
-	c.flags(fs, dev)
+	fs := flag.NewFlagSet(o.name, flag.ExitOnError)
+	c.flags(fs, o.dev)
 	_ = fs.Parse(args)
 	if err := c.finish(); err != nil {
 		return err
@@ -88,9 +102,9 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		return err
 	}
 	opts := platform.Options{
-		DataDir: c.DataDir, Embedded: dev, TemporalAddress: c.TemporalAddress,
+		DataDir: c.DataDir, Embedded: o.dev, TemporalAddress: c.TemporalAddress,
 		TemporalPort: c.TemporalPort, UIPort: c.UIPort, Namespace: c.Namespace,
-		DatabaseURL: c.DatabaseURL, RunAPI: runAPI, RunWorker: runWorker, APIAddr: c.APIAddr,
+		DatabaseURL: c.DatabaseURL, RunAPI: o.api, RunWorker: o.worker, APIAddr: c.APIAddr,
 		Host: c.Host, Domain: c.Domain,
 		Pip:           python.InstallOptions{IndexURL: c.PipIndexURL, FindLinks: platform.SplitList(c.PipFindLinks), NoIndex: c.PipNoIndex},
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
@@ -98,7 +112,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		BlobBucket: c.BlobBucket, BlobPrefix: c.BlobPrefix,
 		CodecEndpoint: c.CodecEndpoint, CodecOrigins: platform.SplitList(c.CodecOrigins),
 	}
-	if runWorker {
+	if o.worker {
 		bin, err := c.inferBinary()
 		if err != nil {
 			return err
@@ -112,7 +126,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		return err
 	}
 	defer p.Stop()
-	if dev {
+	if o.dev {
 		tok, err := p.EnsureDevUser(ctx)
 		if err != nil {
 			return err
@@ -131,7 +145,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		}
 		fmt.Println("\nCtrl-C stops everything.")
 	} else {
-		log.Info("algocloud running", "command", name, "api", p.APIURL)
+		log.Info("algocloud running", "command", o.name, "api", p.APIURL)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
