@@ -152,15 +152,23 @@ func run(args []string, o serveOptions) error {
 	return nil
 }
 
+// tokenFlags is `algocloud token`'s flag set: where the users are, nothing
+// else (the platform's other flags do not apply to it).
+func tokenFlags(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("token", flag.ExitOnError)
+	c.dataFlags(fs)
+	return fs
+}
+
+// token creates the user (if new) and prints a new API token for it.
 func token(args []string) error {
 	var c config
-	fs := flag.NewFlagSet("token", flag.ExitOnError)
-	c.flags(fs, true)
+	fs := tokenFlags(&c)
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: algocloud token [--data DIR | --database-url URL] USER")
 	}
-	if err := c.finish(); err != nil {
+	if err := c.finishData(); err != nil {
 		return err
 	}
 	tok, err := platform.CreateToken(context.Background(), c.DatabaseURL, fs.Arg(0))
@@ -171,21 +179,29 @@ func token(args []string) error {
 	return nil
 }
 
+// codecTokenFlags is `algocloud codec-token`'s flag set: the data folder and
+// the key file, the only inputs of the token.
+func codecTokenFlags(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("codec-token", flag.ExitOnError)
+	c.dataDirFlag(fs)
+	c.keyFlags(fs)
+	return fs
+}
+
 // codecToken prints the codec endpoint's operator token, derived from the
 // platform's key: only someone who holds the key can print it.
 func codecToken(args []string) error {
 	var c config
-	fs := flag.NewFlagSet("codec-token", flag.ExitOnError)
-	c.flags(fs, true)
+	fs := codecTokenFlags(&c)
 	_ = fs.Parse(args)
-	if err := c.finish(); err != nil {
+	if err := c.finishData(); err != nil {
 		return err
 	}
-	cloud, err := c.cloud()
+	key, err := readKey("ALGOCLOUD_ENCRYPTION_KEY", c.EncryptionKeyFile, "--encryption-key-file")
 	if err != nil {
 		return err
 	}
-	tok, err := platform.CodecToken(c.DataDir, cloud.EncryptionKey)
+	tok, err := platform.CodecToken(c.DataDir, key)
 	if err != nil {
 		return err
 	}
