@@ -39,7 +39,7 @@ import (
 	"github.com/algocloud/algocloud/internal/platform"
 )
 
-// chromiumPath is Debian's chromium (scripts/setup.sh installs it).
+// chromiumPath is Debian's chromium (scripts/setup-test.sh installs it).
 const chromiumPath = "/usr/bin/chromium"
 
 // Widths of the screenshots: a desktop and a 375 px phone.
@@ -65,9 +65,9 @@ func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("ALGOCLOUD_REQUIRE_TOOLS") != "" {
-			t.Fatalf("Chromium is not installed at %s and ALGOCLOUD_REQUIRE_TOOLS is set (scripts/setup.sh installs it)", chromiumPath)
+			t.Fatalf("Chromium is not installed at %s and ALGOCLOUD_REQUIRE_TOOLS is set (scripts/setup-test.sh installs it)", chromiumPath)
 		}
-		t.Skipf("Chromium is not installed at %s (scripts/setup.sh installs it)", chromiumPath)
+		t.Skipf("Chromium is not installed at %s (scripts/setup-test.sh installs it)", chromiumPath)
 	}
 	shots := t.TempDir()
 	if os.Getenv("ALGOCLOUD_SCREENSHOTS") != "" {

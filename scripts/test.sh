@@ -4,7 +4,7 @@
 # Temporal server, real Python, real PostgreSQL started by the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup-test.sh
 ./scripts/build.sh
 
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
@@ -19,11 +19,11 @@ heavy='/internal/temporaldev|/internal/platform|/integration|/cmd/algocloud$'
 light=$(go list ./... | grep -Ev "$heavy")
 heavy_pkgs=$(go list ./... | grep -E "$heavy" || true)
 export ALGOCLOUD_INFER_BIN="$PWD/bin/algocloud-infer"
-# Tests that need an external tool setup.sh installed (Chromium, oapi-codegen, temporal)
+# Tests that need an external tool setup-test.sh installed (Chromium, oapi-codegen, temporal)
 # fail instead of skipping when it is missing.
 export ALGOCLOUD_REQUIRE_TOOLS=1
 # The ONNX server tests (inference, integration) fail instead of skipping
-# without ONNX Runtime and its test models (setup.sh runs scripts/onnxruntime.sh).
+# without ONNX Runtime and its test models (setup-test.sh runs scripts/onnxruntime.sh).
 export ALGOCLOUD_REQUIRE_ONNX=1
 go test -race -count=1 -timeout 20m $light
 if [ -n "$heavy_pkgs" ]; then

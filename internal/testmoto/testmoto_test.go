@@ -2,6 +2,7 @@ package testmoto
 
 import (
 	"net/http"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -22,6 +23,7 @@ func TestStart(t *testing.T) {
 
 func TestStart_Missing(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("PYENV_ROOT", t.TempDir())
 	_, err := start()
 	require.ErrorContains(t, err, "moto_server not found")
@@ -39,4 +41,27 @@ func TestStart_PyenvShimsOffPath(t *testing.T) {
 	got, err := find()
 	require.NoError(t, err)
 	require.Equal(t, bin, got)
+}
+
+// scripts/moto.sh's venv (where Debian has no python3-moto) is found off PATH,
+// before pyenv's shims, as the script itself looks.
+func TestFind_MotoScriptVenv(t *testing.T) {
+	data, pyenv := t.TempDir(), t.TempDir()
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("XDG_DATA_HOME", data)
+	t.Setenv("PYENV_ROOT", pyenv)
+	venvBin := filepath.Join(data, "algocloud", "moto", "bin", Binary)
+	shim := filepath.Join(pyenv, "shims", Binary)
+	for _, p := range []string{venvBin, shim} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755))
+	}
+	got, err := find()
+	require.NoError(t, err)
+	require.Equal(t, venvBin, got)
+
+	require.NoError(t, os.Remove(venvBin))
+	got, err = find()
+	require.NoError(t, err)
+	require.Equal(t, shim, got)
 }
