@@ -78,12 +78,19 @@ type Activities struct {
 	Logger         *slog.Logger
 }
 
-// Error types the workflow and API see.
+// Temporal application error types (ApplicationError.Type()) of the
+// activities' non-retryable failures, which the workflow and API branch on.
+// They are strings, not sentinel errors: match them with the error's Type().
+// Their values are recorded in workflow histories: never change a value.
 const (
-	ErrTypeBadInput      = "BadInput"
-	ErrTypeInstallFailed = "InstallFailed"
-	ErrTypeSource        = "SourceFailed"
-	ErrTypeInit          = "InitFailed"
+	// BadInputErrorType: the request or its files are wrong; retrying cannot help.
+	BadInputErrorType = "BadInput"
+	// InstallFailedErrorType: installing the requirements failed.
+	InstallFailedErrorType = "InstallFailed"
+	// SourceFailedErrorType: fetching the code (Git, archive, edit) failed.
+	SourceFailedErrorType = "SourceFailed"
+	// InitFailedErrorType: the algorithm's __init__ failed (it will fail again).
+	InitFailedErrorType = "InitFailed"
 )
 
 func nonRetryable(kind string, err error) error {
@@ -140,7 +147,7 @@ func (a *Activities) RecordState(ctx context.Context, r StateRecord) error {
 		Step: r.Step, Status: r.Status, Endpoint: r.Endpoint, Error: r.Error,
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nonRetryable(ErrTypeBadInput, err)
+		return nonRetryable(BadInputErrorType, err)
 	}
 	return err
 }
@@ -167,7 +174,7 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 	if err != nil {
 		var perm *compute.PermanentError
 		if errors.As(err, &perm) {
-			return compute.Server{}, nonRetryable(ErrTypeBadInput, err)
+			return compute.Server{}, nonRetryable(BadInputErrorType, err)
 		}
 		return compute.Server{}, fmt.Errorf("provision server: %w", err)
 	}
@@ -202,7 +209,7 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 	if err != nil {
 		err = fmt.Errorf("issue certificate (%s): %w", iss.Describe(), err)
 		if iss.Permanent(err) {
-			return CertInfo{}, nonRetryable(ErrTypeBadInput, err)
+			return CertInfo{}, nonRetryable(BadInputErrorType, err)
 		}
 		return CertInfo{}, err
 	}

@@ -53,11 +53,11 @@ func (a *Activities) stagedUpload(ctx context.Context, deploymentID string, f Up
 	}
 	// Only this deployment's uploads: a request cannot name another's.
 	if err := blobs.CheckKey(f.Key); err != nil || !strings.HasPrefix(f.Key, UploadsPrefix+"/"+deploymentID+"/") {
-		return "", done, nonRetryable(ErrTypeBadInput, fmt.Errorf("upload key %q is not this deployment's", f.Key))
+		return "", done, nonRetryable(BadInputErrorType, fmt.Errorf("upload key %q is not this deployment's", f.Key))
 	}
 	rc, err := a.Blobs.Get(ctx, f.Key)
 	if errors.Is(err, blobs.ErrNotFound) {
-		return "", done, nonRetryable(ErrTypeBadInput, fmt.Errorf("upload missing: %w", err))
+		return "", done, nonRetryable(BadInputErrorType, fmt.Errorf("upload missing: %w", err))
 	}
 	if err != nil {
 		return "", done, err

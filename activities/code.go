@@ -102,7 +102,7 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 		info.GitURL, info.Ref, info.Commit, info.Files = b.GitURL, b.Ref, b.Commit, b.Files
 		a.event(ctx, in.DeploymentID, "fetch_code", "copied code revision %d (every file kept) to edit it", b.Revision)
 	default:
-		return CodeInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no code source: give git_url, an archive or an edit"))
+		return CodeInfo{}, nonRetryable(BadInputErrorType, errors.New("no code source: give git_url, an archive or an edit"))
 	}
 	for _, f := range src.Files {
 		p, done, err := a.stagedUpload(ctx, in.DeploymentID, f)
@@ -137,7 +137,7 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 	} else if _, err := os.Stat(filepath.Join(dir, MainFile)); errors.Is(err, os.ErrNotExist) {
 		skel, err := templates.Skeleton(in.Spec.Input, in.Spec.Output)
 		if err != nil {
-			return CodeInfo{}, nonRetryable(ErrTypeBadInput, err)
+			return CodeInfo{}, nonRetryable(BadInputErrorType, err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, MainFile), []byte(skel), 0o644); err != nil {
 			return CodeInfo{}, err
@@ -149,7 +149,7 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 	if _, err := os.Stat(reqPath); err == nil {
 		reqs, err := python.ReadRequirementsFile(reqPath)
 		if err != nil {
-			return CodeInfo{}, nonRetryable(ErrTypeBadInput, fmt.Errorf("%s: %w", RequirementsFile, err))
+			return CodeInfo{}, nonRetryable(BadInputErrorType, fmt.Errorf("%s: %w", RequirementsFile, err))
 		}
 		info.Requirements = reqs
 	}
@@ -174,14 +174,14 @@ func addFile(dir, name, path string) error {
 func (a *Activities) uploaded(p string) (string, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", nonRetryable(ErrTypeBadInput, err)
+		return "", nonRetryable(BadInputErrorType, err)
 	}
 	root, _ := filepath.Abs(a.UploadDir)
 	if a.UploadDir == "" || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
-		return "", nonRetryable(ErrTypeBadInput, fmt.Errorf("upload %q is outside the upload folder", p))
+		return "", nonRetryable(BadInputErrorType, fmt.Errorf("upload %q is outside the upload folder", p))
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return "", nonRetryable(ErrTypeBadInput, fmt.Errorf("upload missing: %w", err))
+		return "", nonRetryable(BadInputErrorType, fmt.Errorf("upload missing: %w", err))
 	}
 	return abs, nil
 }
@@ -192,7 +192,7 @@ func (a *Activities) sourceError(err error) error {
 	switch {
 	case errors.Is(err, source.ErrRefNotFound), errors.Is(err, source.ErrForbiddenURL), errors.Is(err, source.ErrBadArchive),
 		errors.Is(err, source.ErrUnsafePath), errors.Is(err, source.ErrTooLarge), errors.Is(err, source.ErrBadCredentials):
-		return nonRetryable(ErrTypeSource, err)
+		return nonRetryable(SourceFailedErrorType, err)
 	default:
 		return fmt.Errorf("fetch code: %w", err)
 	}

@@ -224,14 +224,14 @@ func copyFile(src, dst string) error {
 // still be on this worker's disk.
 func editBase(workdir string, e *CodeEdit) (string, error) {
 	if e.Base.Revision < 1 {
-		return "", nonRetryable(ErrTypeBadInput, errors.New("an edit needs the revision it starts from"))
+		return "", nonRetryable(BadInputErrorType, errors.New("an edit needs the revision it starts from"))
 	}
 	base := filepath.Join(workdir, "code", strconv.Itoa(e.Base.Revision))
 	if _, err := source.SafeJoin(workdir, filepath.Join("code", strconv.Itoa(e.Base.Revision))); err != nil {
-		return "", nonRetryable(ErrTypeBadInput, err)
+		return "", nonRetryable(BadInputErrorType, err)
 	}
 	if st, err := os.Stat(base); err != nil || !st.IsDir() {
-		return "", nonRetryable(ErrTypeSource, fmt.Errorf("code revision %d is no longer on the server: fetch the code again", e.Base.Revision))
+		return "", nonRetryable(SourceFailedErrorType, fmt.Errorf("code revision %d is no longer on the server: fetch the code again", e.Base.Revision))
 	}
 	return base, nil
 }

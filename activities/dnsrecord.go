@@ -58,7 +58,7 @@ func (a *Activities) UpsertRecord(ctx context.Context, in DNSInput) (DNSRecord, 
 
 func (a *Activities) upsert(ctx context.Context, rec DNSRecord) error {
 	if net.ParseIP(rec.Address) == nil {
-		return nonRetryable(ErrTypeBadInput, fmt.Errorf("DNS record %s: server address %q is not an IP address", rec.Name, rec.Address))
+		return nonRetryable(BadInputErrorType, fmt.Errorf("DNS record %s: server address %q is not an IP address", rec.Name, rec.Address))
 	}
 	if err := a.DNS.Upsert(ctx, rec.Name, rec.Address, 0); err != nil {
 		return dnsError(err)
@@ -84,7 +84,7 @@ func (a *Activities) DeleteRecord(ctx context.Context, rec DNSRecord) error {
 func dnsError(err error) error {
 	var perm *dns.PermanentError
 	if errors.As(err, &perm) {
-		return nonRetryable(ErrTypeBadInput, err)
+		return nonRetryable(BadInputErrorType, err)
 	}
 	return err
 }

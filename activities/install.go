@@ -30,7 +30,7 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	if in.RequirementsTxt != nil {
 		reqs, err := spec.ParseRequirements(*in.RequirementsTxt)
 		if err != nil {
-			return InstallInfo{}, nonRetryable(ErrTypeBadInput, err)
+			return InstallInfo{}, nonRetryable(BadInputErrorType, err)
 		}
 		if err := python.WriteRequirementsFile(reqPath, reqs); err != nil {
 			return InstallInfo{}, fmt.Errorf("write %s: %w", RequirementsFile, err)
@@ -48,7 +48,7 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	// server's sandbox: the venv writable, nothing of the platform visible.
 	boxCfg, err := a.sandboxConfig(in.Server, in.Spec, "install")
 	if err != nil {
-		return InstallInfo{}, nonRetryable(ErrTypeBadInput, err)
+		return InstallInfo{}, nonRetryable(BadInputErrorType, err)
 	}
 	boxCfg.StateDir = in.Server.Workdir
 	box, err := sandbox.New(*boxCfg)
@@ -86,7 +86,7 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 		if box.OOMKills() > 0 {
 			err = fmt.Errorf("%w\npip (or a package's build) used more than %s and was killed", err, box.Config().Limits.Describe())
 		}
-		return InstallInfo{}, nonRetryable(ErrTypeInstallFailed, err)
+		return InstallInfo{}, nonRetryable(InstallFailedErrorType, err)
 	}
 	if err != nil {
 		return InstallInfo{}, fmt.Errorf("pip install: %w", err)

@@ -73,7 +73,7 @@ func (a *Activities) onnxSkeleton(ctx context.Context, in FetchCodeInput, dir st
 	}
 	skel, err := templates.ONNXSkeleton(in.Spec.Input, in.Spec.Output, model)
 	if err != nil {
-		return nonRetryable(ErrTypeBadInput, err)
+		return nonRetryable(BadInputErrorType, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, onnxrt.ConfigFile), []byte(skel), 0o644); err != nil {
 		return err

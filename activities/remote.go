@@ -104,7 +104,7 @@ func (a *Activities) buildBundle(in ServiceInput, onnxSHA256 string) ([]byte, er
 	tw := tar.NewWriter(zw)
 	add := func(name string, mode int64, data []byte) error {
 		if buf.Len() > maxBundle {
-			return nonRetryable(ErrTypeBadInput, fmt.Errorf("bundle is over %d MiB", maxBundle>>20))
+			return nonRetryable(BadInputErrorType, fmt.Errorf("bundle is over %d MiB", maxBundle>>20))
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
 			return err
@@ -204,7 +204,7 @@ func (a *Activities) startRemote(ctx context.Context, in ServiceInput) (ServiceI
 	if err != nil {
 		var perm *compute.PermanentError
 		if errors.As(err, &perm) {
-			return ServiceInfo{}, nonRetryable(ErrTypeBadInput, err)
+			return ServiceInfo{}, nonRetryable(BadInputErrorType, err)
 		}
 		return ServiceInfo{}, fmt.Errorf("start endpoint: %w", err)
 	}

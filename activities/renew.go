@@ -62,7 +62,7 @@ type CertStatus struct {
 // is listed with Error and not renewed.
 func (a *Activities) ListCertificates(ctx context.Context, in ListCertificatesInput) ([]CertStatus, error) {
 	if a.Workflows == nil {
-		return nil, nonRetryable(ErrTypeBadInput, errors.New("list certificates: no Temporal client configured"))
+		return nil, nonRetryable(BadInputErrorType, errors.New("list certificates: no Temporal client configured"))
 	}
 	live, err := a.Store.ListLiveAlgorithms(ctx)
 	if err != nil {
@@ -212,7 +212,7 @@ func (a *Activities) ReloadCertificate(ctx context.Context, in ReloadInput) (Cer
 	}
 	u, err := url.Parse(in.Endpoint)
 	if err != nil || u.Host == "" {
-		return CertReload{}, nonRetryable(ErrTypeBadInput, fmt.Errorf("endpoint %q is not a URL", in.Endpoint))
+		return CertReload{}, nonRetryable(BadInputErrorType, fmt.Errorf("endpoint %q is not a URL", in.Endpoint))
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

@@ -26,7 +26,7 @@ import (
 func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, tokenSHA256, role string) (inference.Config, error) {
 	box, err := a.sandboxConfig(srv, in.Spec, role)
 	if err != nil {
-		return inference.Config{}, nonRetryable(ErrTypeBadInput, err)
+		return inference.Config{}, nonRetryable(BadInputErrorType, err)
 	}
 	return inference.Config{
 		Sandbox:          box,
@@ -73,7 +73,7 @@ const liveTokenFile = "live-token.sha256"
 // without a restart, and the old one is refused from then on.
 func (a *Activities) StartService(ctx context.Context, in ServiceInput) (ServiceInfo, error) {
 	if in.TokenSHA256 == "" {
-		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("no endpoint token"))
+		return ServiceInfo{}, nonRetryable(BadInputErrorType, errors.New("no endpoint token"))
 	}
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "starting endpoint" })()
 	if a.Bundles != nil {
@@ -86,7 +86,7 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 	}
 	cfg.TokenSHA256, cfg.TokenFile = "", filepath.Join(in.Server.Workdir, liveTokenFile)
 	if b, err := hex.DecodeString(in.TokenSHA256); err != nil || len(b) != sha256.Size {
-		return ServiceInfo{}, nonRetryable(ErrTypeBadInput, errors.New("the endpoint token hash is not 64 hex digits"))
+		return ServiceInfo{}, nonRetryable(BadInputErrorType, errors.New("the endpoint token hash is not 64 hex digits"))
 	}
 	// Rewritten only when it changes: the running server re-reads a replaced file.
 	if cur, _ := os.ReadFile(cfg.TokenFile); strings.TrimSpace(string(cur)) != strings.ToLower(in.TokenSHA256) {
@@ -123,7 +123,7 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 func (a *Activities) initError(err error) error {
 	var ie *inference.InitError
 	if errors.As(err, &ie) {
-		return nonRetryable(ErrTypeInit, err)
+		return nonRetryable(InitFailedErrorType, err)
 	}
 	return fmt.Errorf("wait for endpoint: %w", err)
 }

@@ -21,7 +21,7 @@ func (a *Activities) SweepServer(ctx context.Context, deploymentID string) error
 		if err := sw.Sweep(ctx, deploymentID); err != nil {
 			var perm *compute.PermanentError
 			if errors.As(err, &perm) {
-				return nonRetryable(ErrTypeBadInput, err)
+				return nonRetryable(BadInputErrorType, err)
 			}
 			return fmt.Errorf("sweep deployment %s: %w", deploymentID, err)
 		}
@@ -30,7 +30,7 @@ func (a *Activities) SweepServer(ctx context.Context, deploymentID string) error
 		if err := a.Bundles.Delete(ctx, deploymentID); err != nil {
 			var perm *compute.PermanentError
 			if errors.As(err, &perm) {
-				return nonRetryable(ErrTypeBadInput, err)
+				return nonRetryable(BadInputErrorType, err)
 			}
 			return fmt.Errorf("sweep deployment %s: delete bundle: %w", deploymentID, err)
 		}

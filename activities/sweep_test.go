@@ -70,7 +70,7 @@ func TestSweepServer_EC2(t *testing.T) {
 	err = a.SweepServer(ctx, "../"+dep)
 	var app *temporal.ApplicationError
 	require.True(t, errors.As(err, &app) && app.NonRetryable(), "want non-retryable, got %v", err)
-	require.Equal(t, ErrTypeBadInput, app.Type())
+	require.Equal(t, BadInputErrorType, app.Type())
 	require.Contains(t, err.Error(), "not valid")
 
 	require.NoError(t, (&Activities{}).SweepServer(ctx, dep), "no provider that sweeps: a no-op")

@@ -255,11 +255,11 @@ func (f *fakeWorkflows) callCount() int {
 // rejected and failed are the errors TemporalWorkflows hands handlers for the
 // workflow's own application errors.
 func rejected(msg, step, status string) error {
-	return convertError("update", temporal.NewApplicationError(msg, workflows.ErrRejected, step, status))
+	return convertError("update", temporal.NewApplicationError(msg, workflows.RejectedErrorType, step, status))
 }
 
 func failed(msg, step string) error {
-	return convertError("update", temporal.NewApplicationError(msg, workflows.ErrStepFailed, step))
+	return convertError("update", temporal.NewApplicationError(msg, workflows.StepFailedErrorType, step))
 }
 
 // env is a server over fakes.

@@ -125,17 +125,17 @@ func (t *TemporalWorkflows) State(ctx context.Context, deploymentID string) (wor
 //
 // The SDK hands an update's failure to the caller as the *temporal.ApplicationError
 // the workflow returned (decoded by the failure converter): its Type is
-// workflows.ErrRejected with details (current step, status) from validators,
-// workflows.ErrStepFailed with details (step) from a failed step. A workflow
+// workflows.RejectedErrorType with details (current step, status) from validators,
+// workflows.StepFailedErrorType with details (step) from a failed step. A workflow
 // that does not exist, or has completed, answers serviceerror.NotFound.
 func convertError(what string, err error) error {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
 		switch app.Type() {
-		case workflows.ErrRejected:
+		case workflows.RejectedErrorType:
 			step, status := details(app)
 			return &StepError{Kind: StepRejected, Message: app.Message(), Step: step, Status: status, cause: err}
-		case workflows.ErrStepFailed:
+		case workflows.StepFailedErrorType:
 			step, _ := details(app)
 			return &StepError{Kind: StepFailed, Message: app.Message(), Step: step, cause: err}
 		}

@@ -26,8 +26,8 @@ func overTheWire(err error) error {
 }
 
 func TestConvertError(t *testing.T) {
-	rej := temporal.NewApplicationError("Test Code must pass first", workflows.ErrRejected, workflows.StepInstalled, workflows.StatusDraft)
-	fail := temporal.NewApplicationError("pip: no matching distribution", workflows.ErrStepFailed, workflows.UpdateInstall)
+	rej := temporal.NewApplicationError("Test Code must pass first", workflows.RejectedErrorType, workflows.StepInstalled, workflows.StatusDraft)
+	fail := temporal.NewApplicationError("pip: no matching distribution", workflows.StepFailedErrorType, workflows.UpdateInstall)
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -38,9 +38,9 @@ func TestConvertError(t *testing.T) {
 		{"rejected wrapped", fmt.Errorf("update: %w", overTheWire(rej)), &StepError{Kind: StepRejected, Message: "Test Code must pass first", Step: "requirements_installed", Status: "draft"}},
 		{"failed", fail, &StepError{Kind: StepFailed, Message: "pip: no matching distribution", Step: "install_requirements"}},
 		{"failed over the wire", overTheWire(fail), &StepError{Kind: StepFailed, Message: "pip: no matching distribution", Step: "install_requirements"}},
-		{"no details", overTheWire(temporal.NewApplicationError("busy", workflows.ErrRejected)), &StepError{Kind: StepRejected, Message: "busy"}},
-		{"odd details", overTheWire(temporal.NewApplicationError("busy", workflows.ErrRejected, 7, map[string]int{"a": 1})), &StepError{Kind: StepRejected, Message: "busy"}},
-		{"odd local details", temporal.NewApplicationError("busy", workflows.ErrRejected, 7), &StepError{Kind: StepRejected, Message: "busy"}},
+		{"no details", overTheWire(temporal.NewApplicationError("busy", workflows.RejectedErrorType)), &StepError{Kind: StepRejected, Message: "busy"}},
+		{"odd details", overTheWire(temporal.NewApplicationError("busy", workflows.RejectedErrorType, 7, map[string]int{"a": 1})), &StepError{Kind: StepRejected, Message: "busy"}},
+		{"odd local details", temporal.NewApplicationError("busy", workflows.RejectedErrorType, 7), &StepError{Kind: StepRejected, Message: "busy"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := convertError("update", tc.err)
@@ -109,7 +109,7 @@ func TestTemporalWorkflows(t *testing.T) {
 	// Update: the handle's failure becomes a *StepError.
 	bad := mocks.NewWorkflowUpdateHandle(t)
 	bad.On("Get", mock.Anything, mock.Anything).
-		Return(overTheWire(temporal.NewApplicationError("already provisioned", workflows.ErrRejected, "provisioned", "draft"))).Once()
+		Return(overTheWire(temporal.NewApplicationError("already provisioned", workflows.RejectedErrorType, "provisioned", "draft"))).Once()
 	c.On("UpdateWorkflow", mock.Anything, mock.Anything).Return(bad, nil).Once()
 	_, err = wf.Update(ctx, "d1", workflows.UpdateProvision, workflows.Empty{})
 	var se *StepError

@@ -63,9 +63,9 @@ func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
 	if _, err := os.Stat(testenv.ChromiumPath); err != nil {
 		if os.Getenv("ALGOCLOUD_REQUIRE_TOOLS") != "" {
-			t.Fatalf("Chromium is not installed at %s and ALGOCLOUD_REQUIRE_TOOLS is set (scripts/setup.sh installs it)", testenv.ChromiumPath)
+			t.Fatalf("Chromium is not installed at %s and ALGOCLOUD_REQUIRE_TOOLS is set (scripts/setup-test.sh installs it)", testenv.ChromiumPath)
 		}
-		t.Skipf("Chromium is not installed at %s (scripts/setup.sh installs it)", testenv.ChromiumPath)
+		t.Skipf("Chromium is not installed at %s (scripts/setup-test.sh installs it)", testenv.ChromiumPath)
 	}
 	shots := t.TempDir()
 	if os.Getenv("ALGOCLOUD_SCREENSHOTS") != "" {

@@ -14,7 +14,7 @@
 # Environment: ALGOCLOUD_BENCH_EC2_WIZARD_N (runs per side, default 10),
 # ALGOCLOUD_BENCH_EC2_WIZARD_RUNS (killed wizard runs, default 20),
 # ALGOCLOUD_BENCH_EC2_WIZARD_LANES (default 5), ALGOCLOUD_BENCH_EC2_WIZARD_SEED
-# (default 1). Needs moto_server (scripts/setup.sh). The report goes to
+# (default 1). Needs moto_server (scripts/moto.sh, run by scripts/setup-test.sh). The report goes to
 # stdout; nothing asserts a time. It exits non-zero when a deployment fails or
 # an instance is orphaned. Extra arguments go to `go test` (e.g. -run to pick
 # one of the two).

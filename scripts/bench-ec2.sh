@@ -4,7 +4,7 @@
 # (20% throttling, 5% 500s, 5% dropped connections), interleaved in one run;
 # then workers (re-executed test processes) SIGKILLed at random points between
 # moto's answer and the worker, restarted, some deployments deleted, and the
-# instances counted. Needs moto_server (scripts/setup.sh reports it).
+# instances counted. Needs moto_server (scripts/moto.sh, run by scripts/setup-test.sh).
 # Environment: ALGOCLOUD_BENCH_EC2_N (deployments per side, default 6),
 # ALGOCLOUD_BENCH_EC2_KILLS (default 20), ALGOCLOUD_BENCH_EC2_SEED (default 1).
 # The report goes to stdout; no test asserts these times. It exits non-zero

@@ -17,7 +17,7 @@
 #   ./scripts/bench-inference.sh -only onnx -onnx-model cls -onnx-threads 2,1 -onnx-profile /tmp/prof
 #     (one model; the servers' threads values; perf + Go profiles of the batched server)
 # Needs /usr/bin/python3 with numpy, Pillow, fastapi and uvicorn
-# (scripts/setup.sh). No test asserts these times.
+# (scripts/setup-test.sh). No test asserts these times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin

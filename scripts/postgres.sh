@@ -15,7 +15,7 @@ set -euo pipefail
 dir=${ALGOCLOUD_PG_DIR:-/tmp/algocloud-pg}
 port=${ALGOCLOUD_PG_PORT:-55432}
 
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1 || true)
 if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
   echo "postgres.sh: no PostgreSQL under /usr/lib/postgresql: run scripts/setup.sh" >&2
   exit 1

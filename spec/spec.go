@@ -1,6 +1,10 @@
 // Package spec defines what an author configures for a deployment (the wizard's
 // first two pages) and how it is validated. The API, the workflow, the activities
-// and the inference server all read these types; none of them re-validate.
+// and the inference server all read these types. Validation runs where input
+// crosses a boundary: the CLI (to fail before uploading), the API (a 4xx naming
+// the field), the workflow's configure validator (an update can come from any
+// Temporal client), and the Python installer, which checks each requirement
+// line again before pip sees it.
 package spec
 
 import (

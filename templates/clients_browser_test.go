@@ -57,9 +57,9 @@ func missingTool(t *testing.T, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv(requireToolsEnv) != "" {
-		t.Fatalf("%s (%s is set: required tools must be present; scripts/setup.sh installs them)", msg, requireToolsEnv)
+		t.Fatalf("%s (%s is set: required tools must be present; scripts/setup-test.sh installs them)", msg, requireToolsEnv)
 	}
-	t.Skipf("%s (scripts/setup.sh installs it)", msg)
+	t.Skipf("%s (scripts/setup-test.sh installs it)", msg)
 }
 
 // spkiPin is the base64 SHA-256 of a PEM certificate file's public key, the

@@ -48,7 +48,7 @@ const (
 func requireTools(t *testing.T) {
 	t.Helper()
 	for _, c := range [][]string{{python, "-c", "import numpy, PIL"}, {curl, "--version"}} {
-		require.NoError(t, exec.Command(c[0], c[1:]...).Run(), "%s is needed (scripts/setup.sh installs it)", c[0])
+		require.NoError(t, exec.Command(c[0], c[1:]...).Run(), "%s is needed (scripts/setup.sh installs python3, scripts/setup-test.sh curl)", c[0])
 	}
 }
 

@@ -1,7 +1,7 @@
 package templates_test
 
 // The generated OpenAPI document fed to a real code generator: oapi-codegen
-// (scripts/setup.sh installs it into bin/) writes a Go client from it, a small
+// (scripts/setup-test.sh installs it into bin/) writes a Go client from it, a small
 // program uses that client to call a live HTTPS endpoint, and the answers are
 // checked. The program is a module of its own, built with the Go toolchain
 // that runs the tests; its only requirement, oapi-codegen's runtime, comes
@@ -28,7 +28,7 @@ import (
 )
 
 const (
-	// oapiCodegenVersion is the generator scripts/setup.sh installs.
+	// oapiCodegenVersion is the generator scripts/setup-test.sh installs.
 	oapiCodegenVersion = "v2.8.2"
 	// oapiRuntimeVersion is the runtime module its clients import.
 	oapiRuntimeVersion = "v1.9.0"

@@ -11,13 +11,16 @@ import (
 	"github.com/algocloud/algocloud/activities"
 )
 
-// Error types of update failures, for callers that branch on them.
+// Temporal application error types (ApplicationError.Type()) of update
+// failures, for callers that branch on them. They are strings, not sentinel
+// errors: match them with the error's Type(). Their values are recorded in
+// workflow histories: never change a value.
 const (
-	// ErrRejected: the validator refused the step (out of order, busy, bad
+	// RejectedErrorType: the validator refused the step (out of order, busy, bad
 	// request). Its details hold the current step. Nothing reached history.
-	ErrRejected = "Rejected"
-	// ErrStepFailed: the step ran and failed; it can be retried.
-	ErrStepFailed = "StepFailed"
+	RejectedErrorType = "Rejected"
+	// StepFailedErrorType: the step ran and failed; it can be retried.
+	StepFailedErrorType = "StepFailed"
 )
 
 // historyLimit bounds State.History.
@@ -150,7 +153,7 @@ func (d *deployment) register(ctx workflow.Context) error {
 
 // reject is a validator's refusal; details carry the current step.
 func (d *deployment) reject(format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), ErrRejected, d.st.Step, d.st.Status)
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), RejectedErrorType, d.st.Step, d.st.Status)
 }
 
 // ready refuses any step while another runs or after deletion.
@@ -167,7 +170,7 @@ func (d *deployment) ready(step string) error {
 // run marks step busy, runs fn, records the outcome and projects the state.
 func (d *deployment) run(ctx workflow.Context, step string, fn func(workflow.Context) (string, error)) error {
 	if d.st.Busy != "" { // two updates admitted in one task: the validator could not see the first
-		return temporal.NewApplicationError(d.st.Busy+" is still running", ErrRejected, d.st.Step, d.st.Status)
+		return temporal.NewApplicationError(d.st.Busy+" is still running", RejectedErrorType, d.st.Step, d.st.Status)
 	}
 	d.st.Busy = step
 	start := workflow.Now(ctx)
@@ -189,7 +192,7 @@ func (d *deployment) run(ctx workflow.Context, step string, fn func(workflow.Con
 	d.st.refresh(d.outcomes)
 	d.project(ctx)
 	if err != nil {
-		return temporal.NewApplicationError(rec.Message, ErrStepFailed, step)
+		return temporal.NewApplicationError(rec.Message, StepFailedErrorType, step)
 	}
 	return nil
 }
@@ -271,7 +274,7 @@ func (d *deployment) validateConfigure(r ConfigureRequest) error {
 	}
 	sp := r.Spec.WithDefaults()
 	if err := sp.Validate(); err != nil {
-		return temporal.NewApplicationError(err.Error(), ErrRejected, d.st.Step, d.st.Status)
+		return temporal.NewApplicationError(err.Error(), RejectedErrorType, d.st.Step, d.st.Status)
 	}
 	if sp.APIName != d.st.Spec.APIName {
 		return d.reject("api_name cannot change (it names the endpoint and its certificate); create a new deployment")

@@ -156,7 +156,7 @@ func TestStepsOutOfOrderAreRejected(t *testing.T) {
 		require.Error(t, o.rejected, o.name)
 		var app *temporal.ApplicationError
 		require.True(t, errors.As(o.rejected, &app), o.name)
-		require.Equal(t, ErrRejected, app.Type(), o.name)
+		require.Equal(t, RejectedErrorType, app.Type(), o.name)
 	}
 	require.Contains(t, code.rejected.Error(), "provision")
 	require.Contains(t, again.rejected.Error(), "already provisioned")
@@ -167,7 +167,7 @@ func TestFailedStepIsRecordedAndRetryable(t *testing.T) {
 	env := newEnv(t)
 	// Expectations match in order: the failure first, then the happy path.
 	env.OnActivity(a.FetchCode, mock.Anything, mock.Anything).Return(activities.CodeInfo{},
-		temporal.NewNonRetryableApplicationError("ref \"nope\" not found", activities.ErrTypeSource, nil)).Once()
+		temporal.NewNonRetryableApplicationError("ref \"nope\" not found", activities.SourceFailedErrorType, nil)).Once()
 	mockHappyPath(env)
 	s := &script{env: env}
 	s.send(UpdateProvision, Empty{})
@@ -179,7 +179,7 @@ func TestFailedStepIsRecordedAndRetryable(t *testing.T) {
 	require.Error(t, bad.err)
 	var app *temporal.ApplicationError
 	require.True(t, errors.As(bad.err, &app))
-	require.Equal(t, ErrStepFailed, app.Type())
+	require.Equal(t, StepFailedErrorType, app.Type())
 	require.Contains(t, bad.err.Error(), `ref "nope" not found`)
 	require.NoError(t, good.err)
 	require.Nil(t, good.state.LastError, "a later success clears the step's error")
@@ -209,7 +209,7 @@ func TestFailingTestBlocksComplete(t *testing.T) {
 	// state keeps the result for the wizard's traceback.
 	var app *temporal.ApplicationError
 	require.True(t, errors.As(failed.err, &app), "a failed test must fail its update: %v", failed.err)
-	require.Equal(t, ErrStepFailed, app.Type())
+	require.Equal(t, StepFailedErrorType, app.Type())
 	require.Equal(t, "test failed: boom", app.Message())
 	require.False(t, afterFail.Test.OK)
 	require.Equal(t, "Traceback...", afterFail.Test.Traceback)

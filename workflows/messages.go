@@ -33,7 +33,8 @@ const (
 	SignalReconcile = "reconcile"
 )
 
-// Steps lists the wizard's steps in order; StepNames maps each to its update.
+// Steps lists the wizard's step updates in the order the wizard runs them
+// (configure comes before them; the Step* constants say how far one has come).
 var Steps = []string{UpdateProvision, UpdateFetchCode, UpdateInstall, UpdateTest, UpdateComplete}
 
 // Step values of State.Step: how far the working copy has come.

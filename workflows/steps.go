@@ -81,9 +81,10 @@ func (d *deployment) nameAndCertify(ctx workflow.Context) (activities.CertInfo, 
 // histories from before it replay without the compensations.
 const changeProvisionSaga = "provision-saga"
 
-// ErrProvisionUndone is the error type of a provision step that failed for
+// ProvisionUndoneErrorType is the Temporal application error type (not a
+// sentinel error; its value is in histories) of a provision step that failed for
 // good and was compensated (or tried to be).
-const ErrProvisionUndone = "ProvisionUndone"
+const ProvisionUndoneErrorType = "ProvisionUndone"
 
 // undoProvision is the provision step's compensation: its DNS record or
 // certificate failed for good (every retry spent, or a non-retryable error),
@@ -111,12 +112,12 @@ func (d *deployment) undoProvision(ctx workflow.Context, cause error) error {
 	undone = append(undone, "server "+d.st.Server.ID)
 	d.st.Server = nil
 	return temporal.NewApplicationError(fmt.Sprintf("%s (undone: %s released; Provision starts afresh)",
-		errorMessage(cause), strings.Join(undone, ", ")), ErrProvisionUndone)
+		errorMessage(cause), strings.Join(undone, ", ")), ProvisionUndoneErrorType)
 }
 
 func undoFailed(cause error, what string, err error) error {
 	return temporal.NewApplicationError(fmt.Sprintf("%s; undoing it failed too (%s, left for Delete): %s",
-		errorMessage(cause), what, errorMessage(err)), ErrProvisionUndone)
+		errorMessage(cause), what, errorMessage(err)), ProvisionUndoneErrorType)
 }
 
 func (d *deployment) validateFetchCode(r FetchCodeRequest) error {

@@ -1,7 +1,8 @@
 // Package compute defines where an algorithm's inference server runs. A Provider
 // provisions a server for a deployment and starts, checks and stops inference
 // services on it. The local provider (compute/local) runs them as processes on
-// this machine; an EC2 provider drops in behind the same interface.
+// this machine; the EC2 provider (compute/ec2) runs each on an instance of its
+// own, behind the same interface.
 package compute
 
 import (

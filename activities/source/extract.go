@@ -157,7 +157,7 @@ func extractTar(r io.Reader, w *stager) error {
 			return fmt.Errorf("%w: %v", ErrBadArchive, err)
 		}
 		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA still appears in old archives
+		case tar.TypeReg: // archive/tar reads old archives' TypeRegA (NUL) entries as TypeReg
 			if err := w.file(h.Name, tr, h.Mode&0o111 != 0); err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -262,4 +263,40 @@ func readFile(t *testing.T, p string) string {
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// v7Tar builds a pre-POSIX (V7) tar by hand: its regular files have the type
+// flag NUL (tar.TypeRegA), which old tools wrote and tar.Writer no longer does.
+func v7Tar(t *testing.T, name, body string) []byte {
+	t.Helper()
+	h := make([]byte, 512)
+	copy(h[0:], name)
+	copy(h[100:], "0000644\x00")
+	copy(h[108:], "0000000\x00")
+	copy(h[116:], "0000000\x00")
+	copy(h[124:], fmt.Sprintf("%011o\x00", len(body)))
+	copy(h[136:], "00000000000\x00")
+	copy(h[148:], "        ") // the checksum counts its own field as spaces
+	// The type flag: NUL, the deprecated tar.TypeRegA (written as 0 since
+	// staticcheck flags the name; the old value is the point of the test).
+	h[156] = 0
+	sum := 0
+	for _, c := range h {
+		sum += int(c)
+	}
+	copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
+	data := make([]byte, (len(body)+511)/512*512)
+	copy(data, body)
+	out := append(h, data...)
+	return append(out, make([]byte, 1024)...) // two zero blocks end the archive
+}
+
+// Old archives' NUL-typed regular files (a gzipped V7 tar has no "ustar"
+// magic to sniff, so the test gzips it) extract like any file (archive/tar
+// reads them as tar.TypeReg, so the extractor need not name the deprecated flag).
+func TestExtract_OldTypeRegAFiles(t *testing.T) {
+	root, dest := sandbox(t)
+	require.NoError(t, Extract(writeTemp(t, "old.tar.gz", gzipBytes(t, v7Tar(t, "aai_main.py", "print('old')\n"))), dest, Limits{}))
+	require.Equal(t, "print('old')\n", readFile(t, filepath.Join(dest, "aai_main.py")))
+	requireOnly(t, root, "code")
 }

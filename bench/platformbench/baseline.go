@@ -244,14 +244,13 @@ func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time
 	defer func() { b.lastStop = proc.Stop(15 * time.Second) }()
 	base := "https://" + addr
 	deadline := time.Now().Add(2 * time.Minute)
-	for platformPoll {
+	if platformPoll {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		err := inference.WaitReady(wctx, b.w.endpoint, base)
 		cancel()
 		if err != nil {
 			return 0, 0, fmt.Errorf("inference.WaitReady: %w (log %s)", err, logf.Name())
 		}
-		break
 	}
 	for !platformPoll {
 		if b.readyOnce(ctx, base) {

@@ -97,12 +97,12 @@ func envFloat(name string, def float64) float64 {
 	return f
 }
 
-// flags registers the flags a subcommand uses; dev gets local-friendly defaults.
+// flags registers the flags of the server commands (dev, api, worker); dev
+// gets local-friendly defaults.
 func (c *config) flags(fs *flag.FlagSet, dev bool) {
-	fs.StringVar(&c.DataDir, "data", env("DATA", ".algocloud"), "data folder (databases, CA, servers, uploads)")
+	c.dataFlags(fs)
 	fs.StringVar(&c.APIAddr, "addr", env("ADDR", "127.0.0.1:8080"), "API and wizard listen address")
 	fs.StringVar(&c.Namespace, "namespace", env("NAMESPACE", "default"), "Temporal namespace")
-	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", ""), "metadata database: sqlite:///path or postgres://... (default: SQLite in the data folder)")
 	fs.StringVar(&c.InferBinary, "infer-bin", env("INFER_BIN", ""), "path of the algocloud-infer binary (default: beside this binary, then PATH)")
 	fs.StringVar(&c.Host, "host", env("HOST", "127.0.0.1"), "address endpoints listen on and clients dial (local provider)")
 	fs.StringVar(&c.Domain, "domain", env("DOMAIN", "algocloud.test"), "endpoints are named <api-name>.<domain> in their certificates")
@@ -132,6 +132,24 @@ func (c *config) flags(fs *flag.FlagSet, dev bool) {
 	}
 }
 
+// dataFlags are the data folder and the metadata database: all that
+// `algocloud token` needs, and what every server command shares.
+func (c *config) dataFlags(fs *flag.FlagSet) {
+	c.dataDirFlag(fs)
+	fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", ""), "metadata database: sqlite:///path or postgres://... (default: SQLite in the data folder)")
+}
+
+// dataDirFlag is the data folder alone (codec-token reads its key there).
+func (c *config) dataDirFlag(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data", env("DATA", ".algocloud"), "data folder (databases, CA, servers, uploads)")
+}
+
+// keyFlags name the file of the platform's encryption key: what
+// `algocloud codec-token` needs besides --data.
+func (c *config) keyFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", env("ENCRYPTION_KEY_FILE", ""), "file holding the 32-byte key (hex or base64) that encrypts Temporal payloads and seals keys, bundles and Git credentials, the same for api and worker; or set ALGOCLOUD_ENCRYPTION_KEY (default: <data>/secrets/encryption.key, created for development)")
+}
+
 // cloudFlags are the compute, certificate and DNS choices (defaults: local,
 // local CA, no DNS). AWS credentials come from the standard chain.
 func (c *config) cloudFlags(fs *flag.FlagSet) {
@@ -155,7 +173,7 @@ func (c *config) cloudFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ACMEDNSResolvers, "acme-dns-resolvers", env("ACME_DNS_RESOLVERS", ""), "comma-separated host:port resolvers asked whether a DNS-01 record has propagated")
 	fs.StringVar(&c.EndpointCARoot, "endpoint-ca-root", env("ENDPOINT_CA_ROOT", ""), "PEM file of roots trusted for endpoints' ACME certificates in health checks (default: the system's)")
 	fs.StringVar(&c.DNSZoneID, "dns-zone-id", env("DNS_ZONE_ID", ""), "Route53 hosted zone ID (default: the zone named --domain)")
-	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", env("ENCRYPTION_KEY_FILE", ""), "file holding the 32-byte key (hex or base64) that encrypts Temporal payloads and seals keys, bundles and Git credentials, the same for api and worker; or set ALGOCLOUD_ENCRYPTION_KEY (default: <data>/secrets/encryption.key, created for development)")
+	c.keyFlags(fs)
 	fs.StringVar(&c.PrevEncryptionKeyFile, "previous-encryption-key-file", env("PREVIOUS_ENCRYPTION_KEY_FILE", ""), "while rotating the key: file holding the previous key, whose payloads still decode; or set ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY")
 }
 
@@ -235,7 +253,8 @@ func loadPool(path, flagName string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// finish resolves derived defaults after flags are parsed.
+// finish checks the server flags and resolves derived defaults after they
+// are parsed.
 func (c *config) finish() error {
 	if c.CertRenewEvery <= 0 {
 		return errors.New("--cert-renew-every (ALGOCLOUD_CERT_RENEW_EVERY) must be a positive duration such as 12h")
@@ -246,6 +265,12 @@ func (c *config) finish() error {
 	if c.SandboxScale <= 0 || c.SandboxScale > 64 {
 		return fmt.Errorf("--sandbox-scale (ALGOCLOUD_SANDBOX_SCALE) is %v: want a number above 0 and at most 64", c.SandboxScale)
 	}
+	return c.finishData()
+}
+
+// finishData makes the data folder absolute and present, and defaults the
+// database to SQLite in it.
+func (c *config) finishData() error {
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ import (
 const deployConfigFile = "algocloud.json"
 
 // errTestFailed ends deploy when Test Code ran and the algorithm failed.
+//
+//lint:ignore ST1005 it starts with the wizard step's name as the author sees it, capitalised
 var errTestFailed = errors.New("Test Code failed: fix the algorithm and run algocloud deploy again")
 
 // deploy walks the wizard for the algorithm in a folder.

@@ -48,11 +48,11 @@ func main() {
 	var err error
 	switch cmd {
 	case "dev":
-		err = run(args, "dev", true, true, true)
+		err = run(args, serveOptions{name: "dev", dev: true, api: true, worker: true})
 	case "api":
-		err = run(args, "api", false, true, false)
+		err = run(args, serveOptions{name: "api", api: true})
 	case "worker":
-		err = run(args, "worker", false, false, true)
+		err = run(args, serveOptions{name: "worker", worker: true})
 	case "token":
 		err = token(args)
 	case "codec-token":
@@ -78,10 +78,24 @@ func main() {
 	}
 }
 
-func run(args []string, name string, dev, runAPI, runWorker bool) error {
+// serveOptions says what one of the server commands (dev, api, worker) runs.
+type serveOptions struct {
+	// name is the command: its flag set's name and the log's.
+	name string
+	// dev embeds the Temporal server and UI, creates the dev user and gets the
+	// local-friendly flag defaults.
+	dev bool
+	// api serves the REST API and the wizard.
+	api bool
+	// worker runs the Temporal worker (workflows and activities).
+	worker bool
+}
+
+// run starts the platform pieces o names and serves until SIGINT or SIGTERM.
+func run(args []string, o serveOptions) error {
 	var c config
-	fs := flag.NewFlagSet(name, flag.ExitOnError)
-	c.flags(fs, dev)
+	fs := flag.NewFlagSet(o.name, flag.ExitOnError)
+	c.flags(fs, o.dev)
 	_ = fs.Parse(args)
 	if err := c.finish(); err != nil {
 		return err
@@ -92,9 +106,9 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		return err
 	}
 	opts := platform.Options{
-		DataDir: c.DataDir, Embedded: dev, TemporalAddress: c.TemporalAddress,
+		DataDir: c.DataDir, Embedded: o.dev, TemporalAddress: c.TemporalAddress,
 		TemporalPort: c.TemporalPort, UIPort: c.UIPort, Namespace: c.Namespace,
-		DatabaseURL: c.DatabaseURL, RunAPI: runAPI, RunWorker: runWorker, APIAddr: c.APIAddr,
+		DatabaseURL: c.DatabaseURL, RunAPI: o.api, RunWorker: o.worker, APIAddr: c.APIAddr,
 		Host: c.Host, Domain: c.Domain,
 		Pip:           python.InstallOptions{IndexURL: c.PipIndexURL, FindLinks: platform.SplitList(c.PipFindLinks), NoIndex: c.PipNoIndex},
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
@@ -103,7 +117,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		BlobBucket: c.BlobBucket, BlobPrefix: c.BlobPrefix,
 		CodecEndpoint: c.CodecEndpoint, CodecOrigins: platform.SplitList(c.CodecOrigins),
 	}
-	if runWorker {
+	if o.worker {
 		bin, err := c.inferBinary()
 		if err != nil {
 			return err
@@ -117,7 +131,7 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		return err
 	}
 	defer p.Stop()
-	if dev {
+	if o.dev {
 		tok, err := p.EnsureDevUser(ctx)
 		if err != nil {
 			return err
@@ -136,22 +150,30 @@ func run(args []string, name string, dev, runAPI, runWorker bool) error {
 		}
 		fmt.Println("\nCtrl-C stops everything.")
 	} else {
-		log.Info("algocloud running", "command", name, "api", p.APIURL)
+		log.Info("algocloud running", "command", o.name, "api", p.APIURL)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	return nil
 }
 
+// tokenFlags is `algocloud token`'s flag set: where the users are, nothing
+// else (the platform's other flags do not apply to it).
+func tokenFlags(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("token", flag.ExitOnError)
+	c.dataFlags(fs)
+	return fs
+}
+
+// token creates the user (if new) and prints a new API token for it.
 func token(args []string) error {
 	var c config
-	fs := flag.NewFlagSet("token", flag.ExitOnError)
-	c.flags(fs, true)
+	fs := tokenFlags(&c)
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: algocloud token [--data DIR | --database-url URL] USER")
 	}
-	if err := c.finish(); err != nil {
+	if err := c.finishData(); err != nil {
 		return err
 	}
 	tok, err := platform.CreateToken(context.Background(), c.DatabaseURL, fs.Arg(0))
@@ -162,21 +184,29 @@ func token(args []string) error {
 	return nil
 }
 
+// codecTokenFlags is `algocloud codec-token`'s flag set: the data folder and
+// the key file, the only inputs of the token.
+func codecTokenFlags(c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("codec-token", flag.ExitOnError)
+	c.dataDirFlag(fs)
+	c.keyFlags(fs)
+	return fs
+}
+
 // codecToken prints the codec endpoint's operator token, derived from the
 // platform's key: only someone who holds the key can print it.
 func codecToken(args []string) error {
 	var c config
-	fs := flag.NewFlagSet("codec-token", flag.ExitOnError)
-	c.flags(fs, true)
+	fs := codecTokenFlags(&c)
 	_ = fs.Parse(args)
-	if err := c.finish(); err != nil {
+	if err := c.finishData(); err != nil {
 		return err
 	}
-	cloud, err := c.cloud()
+	key, err := readKey("ALGOCLOUD_ENCRYPTION_KEY", c.EncryptionKeyFile, "--encryption-key-file")
 	if err != nil {
 		return err
 	}
-	tok, err := platform.CodecToken(c.DataDir, cloud.EncryptionKey)
+	tok, err := platform.CodecToken(c.DataDir, key)
 	if err != nil {
 		return err
 	}

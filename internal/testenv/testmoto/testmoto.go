@@ -2,10 +2,10 @@
 // implementation of the AWS APIs (EC2 among them), run as `moto_server` on a
 // free 127.0.0.1 port and stopped when the test ends.
 //
-// moto_server comes with the machine's pyenv Python (moto 5.x with its server
-// extra); scripts/setup.sh reports it when it is missing. Where it is missing
-// the test FAILS rather than skips, so a machine that cannot run the EC2 tests
-// is noticed.
+// moto_server (moto 5.x with its server extra) is installed by scripts/moto.sh
+// (run by scripts/setup-test.sh), which looks where find does, in the same
+// order. Where it is missing the test FAILS rather than skips, so a machine
+// that cannot run the EC2 tests is noticed.
 //
 // moto hands out made-up public and 10.x addresses for instances: tests never
 // connect to them.
@@ -38,9 +38,9 @@ import (
 const Binary = "moto_server"
 
 // InstallHint says how to get moto_server where it is missing.
-const InstallHint = "moto_server not found on PATH: install moto with its server extra into the " +
-	"machine's Python (`pip install 'moto[server]'`, moto 5.x); this workplace has no PyPI, so it must come " +
-	"preinstalled (pyenv puts it at /root/.pyenv/shims/moto_server)"
+const InstallHint = "moto_server not found on PATH, in scripts/moto.sh's venv or among pyenv's shims: " +
+	"run scripts/moto.sh, or install moto with its server extra into a Python on PATH " +
+	"(`pip install 'moto[server]'`, moto 5.x)"
 
 // Server is a running moto_server.
 type Server struct {
@@ -133,20 +133,30 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// find looks for moto_server on PATH, then among pyenv's shims (a shell
-// that did not run pyenv's init has them off PATH).
+// find looks for moto_server on PATH, then in the venv scripts/moto.sh makes
+// (where there is no Debian package), then among pyenv's shims (a shell that
+// did not run pyenv's init has them off PATH). scripts/moto.sh looks in the
+// same order: keep them together.
 func find() (string, error) {
 	if bin, err := exec.LookPath(Binary); err == nil {
 		return bin, nil
 	}
+	home, _ := os.UserHomeDir()
+	data := os.Getenv("XDG_DATA_HOME")
+	if data == "" {
+		data = filepath.Join(home, ".local", "share")
+	}
 	root := os.Getenv("PYENV_ROOT")
 	if root == "" {
-		home, _ := os.UserHomeDir()
 		root = filepath.Join(home, ".pyenv")
 	}
-	bin := filepath.Join(root, "shims", Binary)
-	if st, err := os.Stat(bin); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-		return bin, nil
+	for _, bin := range []string{
+		filepath.Join(data, "algocloud", "moto", "bin", Binary),
+		filepath.Join(root, "shims", Binary),
+	} {
+		if st, err := os.Stat(bin); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return bin, nil
+		}
 	}
 	return "", errors.New(InstallHint)
 }

@@ -26,6 +26,7 @@ func TestStart(t *testing.T) {
 
 func TestStart_Missing(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	t.Setenv("PYENV_ROOT", t.TempDir())
 	_, err := start()
 	require.ErrorContains(t, err, "moto_server not found")
@@ -75,4 +76,27 @@ func TestCredentialsWorkOnMoto(t *testing.T) {
 	c := s3.New(s3.Options{Region: "us-east-1", Credentials: Credentials, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true})
 	_, err := c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("testmoto-creds")})
 	require.NoError(t, err)
+}
+
+// scripts/moto.sh's venv (where Debian has no python3-moto) is found off PATH,
+// before pyenv's shims, as the script itself looks.
+func TestFind_MotoScriptVenv(t *testing.T) {
+	data, pyenv := t.TempDir(), t.TempDir()
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("XDG_DATA_HOME", data)
+	t.Setenv("PYENV_ROOT", pyenv)
+	venvBin := filepath.Join(data, "algocloud", "moto", "bin", Binary)
+	shim := filepath.Join(pyenv, "shims", Binary)
+	for _, p := range []string{venvBin, shim} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755))
+	}
+	got, err := find()
+	require.NoError(t, err)
+	require.Equal(t, venvBin, got)
+
+	require.NoError(t, os.Remove(venvBin))
+	got, err = find()
+	require.NoError(t, err)
+	require.Equal(t, shim, got)
 }

@@ -214,7 +214,7 @@ func credential() (*syscall.Credential, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("running as root, PostgreSQL must run as the postgres OS user: %w; run scripts/setup.sh", err)
+		return nil, fmt.Errorf("running as root, PostgreSQL must run as the postgres OS user: %w; run scripts/setup-test.sh", err)
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)

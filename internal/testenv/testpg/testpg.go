@@ -2,7 +2,7 @@
 //
 // Start returns the DSN of a fresh, empty database that is dropped when the test
 // ends. By default it runs a private PostgreSQL server from Debian's packages
-// (binaries under /usr/lib/postgresql/*/bin; scripts/setup.sh installs them),
+// (binaries under /usr/lib/postgresql/*/bin; scripts/setup-test.sh installs them),
 // listening on 127.0.0.1 only, with its data and Unix socket in a temporary
 // folder. A package that wants one server for all its tests, instead of one per
 // test, declares
@@ -145,5 +145,5 @@ func freshDatabase(t testing.TB, adminDSN string) string {
 }
 
 // errNoBinaries says PostgreSQL is not installed where Start looks.
-var errNoBinaries = errors.New("no PostgreSQL binaries under /usr/lib/postgresql/*/bin or on PATH: run scripts/setup.sh " +
+var errNoBinaries = errors.New("no PostgreSQL binaries under /usr/lib/postgresql/*/bin or on PATH: run scripts/setup-test.sh " +
 	"(or set " + EnvDSN + " to a server, or " + EnvSkip + "=1 to skip these tests)")

@@ -76,7 +76,7 @@ func TestMissingBinariesFailUnlessSkipped(t *testing.T) {
 	t.Setenv(EnvSkip, "")
 	r := run()
 	require.False(t, r.skipped)
-	require.Contains(t, r.msg, "scripts/setup.sh")
+	require.Contains(t, r.msg, "scripts/setup-test.sh")
 
 	t.Setenv(EnvSkip, "1")
 	r = run()
