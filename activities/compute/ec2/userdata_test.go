@@ -24,6 +24,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/sandbox"
+	"github.com/algocloud/algocloud/spec"
 )
 
 var (
@@ -202,4 +203,23 @@ func TestProvision_HardenedInstance(t *testing.T) {
 func TestUserData_UnknownInstanceType(t *testing.T) {
 	_, err := DefaultUserData(compute.ServerSpec{DeploymentID: "d", APIName: "x", InstanceType: "z9.huge"}, "https://a.invalid", 443)
 	require.ErrorContains(t, err, `no sandbox limits for instance type "z9.huge"`)
+}
+
+// Every offered instance type gets user data (its limits are known) that
+// fits EC2's 16 KiB, encrypted (with the certificate pick-up) or not.
+func TestUserData_EveryOfferedTypeFits(t *testing.T) {
+	keys, err := DeriveBundleKeys(make([]byte, 32), "dep-size")
+	require.NoError(t, err)
+	for _, offered := range spec.InstanceTypes {
+		for _, typ := range offered {
+			s := compute.ServerSpec{DeploymentID: "dep-size", APIName: strings.Repeat("n", 63), InstanceType: typ}
+			enc, err := EncryptedUserData(s, "https://bucket.s3.amazonaws.com/algocloud", 443, keys)
+			require.NoError(t, err, typ)
+			require.LessOrEqual(t, len(enc), maxUserData, typ)
+			plain, err := DefaultUserData(s, "https://bucket.s3.amazonaws.com/algocloud", 443)
+			require.NoError(t, err, typ)
+			require.LessOrEqual(t, len(plain), maxUserData, typ)
+			require.Contains(t, enc, "TasksMax=")
+		}
+	}
 }
