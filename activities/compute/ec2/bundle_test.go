@@ -80,6 +80,7 @@ func TestFetchScript_OpensSealedBundle(t *testing.T) {
 		"live.json.in":     `{"listen":"` + ListenPlaceholder + `","code_dir":"` + HomePlaceholder + `/bundle/code","python":"` + HomePlaceholder + `/venv/bin/python",` + box + `}`,
 		"requirements.txt": "",
 		"code/aai_main.py": "print('hi')\n",
+		"tls/key.pem":      "BUNDLE KEY",
 	})
 	var served atomic.Value
 	sealed, err := SealBundle(keys, bundle)
@@ -123,6 +124,17 @@ func TestFetchScript_OpensSealedBundle(t *testing.T) {
 		var st syscall.Stat_t
 		require.NoError(t, syscall.Stat(filepath.Join(home, "venv", "pyvenv.cfg"), &st))
 		require.GreaterOrEqual(t, int(st.Uid), sandbox.UIDBase, "the venv was made by the sandbox's uid, not root")
+		// That uid cannot read the bundle's key (bundle/ is 0700, the key 0600).
+		cat := exec.Command("cat", filepath.Join(home, "bundle", "tls", "key.pem"))
+		cat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: []uint32{}}}
+		got, err := cat.CombinedOutput()
+		require.Error(t, err)
+		require.Contains(t, string(got), "Permission denied")
+	}
+	for path, mode := range map[string]os.FileMode{"bundle": 0o700, "bundle/tls/key.pem": 0o600} {
+		fi, err := os.Stat(filepath.Join(home, path))
+		require.NoError(t, err)
+		require.Equal(t, mode, fi.Mode().Perm(), path)
 	}
 
 	// Under systemd (the unit sets ALGOCLOUD_INSTALL_UNIT=1) the install
