@@ -42,7 +42,7 @@ apt-get install -y -q python3 python3-numpy python3-pil python3-venv python3-pip
 # Ubuntu 24.04 lets unprivileged processes make user namespaces only under an AppArmor profile that allows it: bwrap gets one.
 if [ -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]; then
   printf 'abi <abi/4.0>,\ninclude <tunables/global>\nprofile algocloud-bwrap /usr/bin/bwrap flags=(unconfined) {\n  userns,\n}\n' >/etc/apparmor.d/algocloud-bwrap
-  apparmor_parser -r /etc/apparmor.d/algocloud-bwrap
+  apparmor_parser -r /etc/apparmor.d/algocloud-bwrap || echo "algocloud: bwrap's AppArmor profile did not load; sandboxes may not start" >&2
 fi
 id algocloud >/dev/null 2>&1 || useradd --system --home /opt/algocloud --shell /usr/sbin/nologin algocloud
 install -d -o algocloud -g algocloud /opt/algocloud /opt/algocloud/bin
