@@ -35,6 +35,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testmoto"
 	"github.com/algocloud/algocloud/internal/testpebble"
 )
@@ -113,12 +114,34 @@ func (s *standIn) start(t *testing.T, userData string) {
 	fetch.Env = append(os.Environ(), "ALGOCLOUD_HOME="+s.home, "ALGOCLOUD_LISTEN="+s.listen)
 	out, err := fetch.CombinedOutput()
 	require.NoError(t, err, "fetch.sh: %s", out)
+	require.NoError(t, sandboxedVenv(s.home, out))
 	s.cmd = exec.Command(filepath.Join(s.home, "bin", "algocloud-infer"), "--config", filepath.Join(s.home, "bundle", "live.json"))
 	s.cmd.Dir = s.home
 	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, s.cmd.Start())
 	t.Cleanup(s.stop)
+}
+
+// sandboxedVenv checks that fetch.sh made the venv (when the bundle has
+// one) through algocloud-infer install: its output says the sandbox, and,
+// as root, the venv's files are the sandbox uid's, so no pip or build
+// backend ran as root.
+func sandboxedVenv(home string, fetchOutput []byte) error {
+	cfg := filepath.Join(home, "venv", "pyvenv.cfg")
+	var st syscall.Stat_t
+	if err := syscall.Stat(cfg, &st); errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if !bytes.Contains(fetchOutput, []byte("install: venv "+filepath.Join(home, "venv")+" in sandbox ")) {
+		return fmt.Errorf("fetch.sh did not make the venv through algocloud-infer install: %s", fetchOutput)
+	}
+	if os.Geteuid() == 0 && int(st.Uid) < sandbox.UIDBase {
+		return fmt.Errorf("the venv is uid %d's, not the install sandbox's", st.Uid)
+	}
+	return nil
 }
 
 func (s *standIn) stop() {
