@@ -34,6 +34,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/internal/testenv/testpebble"
@@ -101,6 +102,27 @@ func (s *standIn) start(t *testing.T, userData string) {
 	t.Helper()
 	require.NoError(t, s.boot(userData))
 	t.Cleanup(s.stop)
+}
+
+// sandboxedVenv checks that fetch.sh made the venv (when the bundle has
+// one) through algocloud-infer install: its output says the sandbox, and,
+// as root, the venv's files are the sandbox uid's, so no pip or build
+// backend ran as root.
+func sandboxedVenv(home string, fetchOutput []byte) error {
+	cfg := filepath.Join(home, "venv", "pyvenv.cfg")
+	var st syscall.Stat_t
+	if err := syscall.Stat(cfg, &st); errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if !bytes.Contains(fetchOutput, []byte("install: venv "+filepath.Join(home, "venv")+" in sandbox ")) {
+		return fmt.Errorf("fetch.sh did not make the venv through algocloud-infer install: %s", fetchOutput)
+	}
+	if os.Geteuid() == 0 && int(st.Uid) < sandbox.UIDBase {
+		return fmt.Errorf("the venv is uid %d's, not the install sandbox's", st.Uid)
+	}
+	return nil
 }
 
 func (s *standIn) stop() {

@@ -578,8 +578,12 @@ func (s *standIn) boot(userData string) error {
 	}
 	fetch := exec.Command("bash", "-c", script)
 	fetch.Env = append(os.Environ(), "ALGOCLOUD_HOME="+s.home, "ALGOCLOUD_LISTEN="+s.listen)
-	if out, err := fetch.CombinedOutput(); err != nil {
+	out, err := fetch.CombinedOutput()
+	if err != nil {
 		return fmt.Errorf("fetch.sh: %w: %s", err, out)
+	}
+	if err := sandboxedVenv(s.home, out); err != nil {
+		return err
 	}
 	s.cmd = exec.Command(filepath.Join(s.home, "bin", "algocloud-infer"), "--config", filepath.Join(s.home, "bundle", "live.json"))
 	s.cmd.Dir = s.home

@@ -4,6 +4,7 @@
 // Open Inference Protocol's /v2/models/<name>/infer.
 //
 //	algocloud-infer --config /path/to/inference.json
+//	algocloud-infer install --config /path/to/inference.json --requirements requirements.txt
 //
 // The config is an inference.Config written by the platform. SIGTERM or SIGINT
 // drains: the server stops accepting, finishes in-flight requests and stops
@@ -12,6 +13,12 @@
 // that does not load keeps the current one) and the token file (token_file:
 // also re-read by itself at the next request after it changes). Logs are
 // JSON lines on stderr.
+//
+// The install mode makes the venv the config's python names and
+// pip-installs the requirements into it, both in the config's sandbox (group
+// "<server>.install"), streaming pip's output to stdout: the EC2 instance's
+// fetch.sh runs it, as root, so that no author-chosen build script runs as
+// root there (see runInstall).
 package main
 
 import (
@@ -27,6 +34,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "install" {
+		if err := installMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "algocloud-infer:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	configPath := flag.String("config", "", "inference server config (JSON, see inference.Config)")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 )
 
@@ -63,15 +66,22 @@ func TestSealBundle_RoundTripAndTamper(t *testing.T) {
 // The fetch script of the encrypted user data, run by bash with the
 // machine's curl, openssl and tar, opens what SealBundle wrote: the format
 // the worker writes is the one instances read. A bundle sealed for another
-// deployment is refused.
+// deployment is refused. The venv is made by the real algocloud-infer's
+// install mode, in the config's sandbox: as root, its files are the
+// sandbox uid's.
 func TestFetchScript_OpensSealedBundle(t *testing.T) {
+	requireSandbox(t)
+	infer, err := os.ReadFile(inferBinary(t))
+	require.NoError(t, err)
 	master := bytes.Repeat([]byte{9}, 32)
 	keys, err := DeriveBundleKeys(master, "dep-fetch")
 	require.NoError(t, err)
+	box := `"sandbox":{"mode":"bwrap","network":"none","group":"dep-fetch-` + strconv.Itoa(os.Getpid()) + `.live","limits":{"memory_bytes":1073741824,"cpus":1,"pids":256}}`
 	bundle := tarGz(t, map[string]string{
-		"live.json.in":     `{"listen":"` + ListenPlaceholder + `","code_dir":"` + HomePlaceholder + `/bundle/code","python":"` + HomePlaceholder + `/venv/bin/python"}`,
+		"live.json.in":     `{"listen":"` + ListenPlaceholder + `","code_dir":"` + HomePlaceholder + `/bundle/code","python":"` + HomePlaceholder + `/venv/bin/python",` + box + `}`,
 		"requirements.txt": "",
 		"code/aai_main.py": "print('hi')\n",
+		"tls/key.pem":      "BUNDLE KEY",
 	})
 	var served atomic.Value
 	sealed, err := SealBundle(keys, bundle)
@@ -80,7 +90,7 @@ func TestFetchScript_OpensSealedBundle(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/art/algocloud-infer":
-			_, _ = w.Write([]byte("#!/bin/sh\necho infer\n"))
+			_, _ = w.Write(infer)
 		case "/art/dep-fetch/bundle.enc":
 			_, _ = w.Write(served.Load().([]byte))
 		default:
@@ -89,27 +99,69 @@ func TestFetchScript_OpensSealedBundle(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	ud, err := EncryptedUserData(compute.ServerSpec{DeploymentID: "dep-fetch", APIName: "seg"}, srv.URL+"/art", 8443, keys)
+	ud, err := EncryptedUserData(compute.ServerSpec{DeploymentID: "dep-fetch", APIName: "seg", InstanceType: "t3.small"}, srv.URL+"/art", 8443, keys)
 	require.NoError(t, err)
 	require.NotContains(t, ud, "bundle.tar.gz")
 	script, err := FetchScript(ud)
 	require.NoError(t, err)
 	home := t.TempDir()
-	run := func() ([]byte, error) {
+	run := func(env ...string) ([]byte, error) {
 		cmd := exec.Command("bash", "-c", script)
-		cmd.Env = append(os.Environ(), "ALGOCLOUD_HOME="+home, "ALGOCLOUD_LISTEN=127.0.0.1:8443")
+		cmd.Env = append(append(os.Environ(), "ALGOCLOUD_HOME="+home, "ALGOCLOUD_LISTEN=127.0.0.1:8443"), env...)
 		return cmd.CombinedOutput()
 	}
 	out, err := run()
 	require.NoError(t, err, string(out))
 	live, err := os.ReadFile(filepath.Join(home, "bundle", "live.json"))
 	require.NoError(t, err)
-	require.Equal(t, `{"listen":"127.0.0.1:8443","code_dir":"`+home+`/bundle/code","python":"`+home+`/venv/bin/python"}`, strings.TrimSpace(string(live)))
+	require.Equal(t, `{"listen":"127.0.0.1:8443","code_dir":"`+home+`/bundle/code","python":"`+home+`/venv/bin/python",`+box+`}`, strings.TrimSpace(string(live)))
 	code, err := os.ReadFile(filepath.Join(home, "bundle", "code", "aai_main.py"))
 	require.NoError(t, err)
 	require.Equal(t, "print('hi')\n", string(code))
 	require.FileExists(t, filepath.Join(home, "venv", "bin", "python"))
 	require.FileExists(t, filepath.Join(home, "bin", "algocloud-infer"))
+	require.Contains(t, string(out), "install: venv "+home+"/venv in sandbox dep-fetch-"+strconv.Itoa(os.Getpid())+".install")
+	if os.Geteuid() == 0 {
+		var st syscall.Stat_t
+		require.NoError(t, syscall.Stat(filepath.Join(home, "venv", "pyvenv.cfg"), &st))
+		require.GreaterOrEqual(t, int(st.Uid), sandbox.UIDBase, "the venv was made by the sandbox's uid, not root")
+		// That uid cannot read the bundle's key (bundle/ is 0700, the key 0600).
+		cat := exec.Command("cat", filepath.Join(home, "bundle", "tls", "key.pem"))
+		cat.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: []uint32{}}}
+		got, err := cat.CombinedOutput()
+		require.Error(t, err)
+		require.Contains(t, string(got), "Permission denied")
+	}
+	for path, mode := range map[string]os.FileMode{"bundle": 0o700, "bundle/tls/key.pem": 0o600} {
+		fi, err := os.Stat(filepath.Join(home, path))
+		require.NoError(t, err)
+		require.Equal(t, mode, fi.Mode().Perm(), path)
+	}
+
+	// Under systemd (the unit sets ALGOCLOUD_INSTALL_UNIT=1) the install
+	// is a transient unit with the service's hardening. There is no systemd
+	// here: a stand-in systemd-run records its arguments and runs the
+	// command it was given.
+	fake := t.TempDir()
+	argsFile := filepath.Join(fake, "args")
+	require.NoError(t, os.WriteFile(filepath.Join(fake, "systemd-run"), []byte(`#!/bin/bash
+printf '%s\n' "$@" >`+argsFile+`
+while [ $# -gt 0 ]; do case "$1" in -p) shift 2;; -*) shift;; *) break;; esac; done
+exec "$@"
+`), 0o755))
+	out, err = run("ALGOCLOUD_INSTALL_UNIT=1", "PATH="+fake+":"+os.Getenv("PATH"))
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "install: venv "+home+"/venv")
+	args, err := os.ReadFile(argsFile)
+	require.NoError(t, err)
+	argv := strings.Split(strings.TrimSpace(string(args)), "\n")
+	require.Subset(t, argv, []string{"--wait", "--pipe", "--collect", "--working-directory=" + home,
+		home + "/bin/algocloud-infer", "install", "--config", home + "/bundle.new/live.json"})
+	hardening, err := unitHardening("t3.small")
+	require.NoError(t, err)
+	for _, h := range hardening {
+		require.Contains(t, argv, h)
+	}
 
 	wrong, err := DeriveBundleKeys(master, "dep-other")
 	require.NoError(t, err)

@@ -67,7 +67,7 @@ func TestFetchScript_ONNXRuntime(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	ud, err := EncryptedUserData(compute.ServerSpec{DeploymentID: "dep-onnx", APIName: "textdir"}, srv.URL+"/art", 8443, keys)
+	ud, err := EncryptedUserData(compute.ServerSpec{DeploymentID: "dep-onnx", APIName: "textdir", InstanceType: "t3.small"}, srv.URL+"/art", 8443, keys)
 	require.NoError(t, err)
 	require.Less(t, len(ud), maxUserData)
 	script, err := FetchScript(ud)

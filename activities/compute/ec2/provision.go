@@ -217,10 +217,16 @@ func (p *Provider) launch(ctx context.Context, c *ec2.Client, region string, s c
 			{ResourceType: types.ResourceTypeInstance, Tags: instTags},
 			{ResourceType: types.ResourceTypeVolume, Tags: tags},
 		},
-		// IMDSv2 only: the algorithm's code runs on this machine.
+		// The algorithm's code runs on this machine: IMDSv2 only, with a
+		// hop limit of 1 so no token answer reaches a container or network
+		// namespace behind the host, and no IamInstanceProfile ever: the
+		// instance holds no AWS credentials to steal. The unit's
+		// IPAddressDeny (see unitHardening) also keeps the server and its
+		// sandboxes (whose slirp4netns proxies from the host) off IMDS.
 		MetadataOptions: &types.InstanceMetadataOptionsRequest{
-			HttpTokens:   types.HttpTokensStateRequired,
-			HttpEndpoint: types.InstanceMetadataEndpointStateEnabled,
+			HttpTokens:              types.HttpTokensStateRequired,
+			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
+			HttpPutResponseHopLimit: aws.Int32(1),
 		},
 		InstanceInitiatedShutdownBehavior: types.ShutdownBehaviorStop,
 	}

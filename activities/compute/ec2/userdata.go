@@ -9,6 +9,7 @@ import (
 	"text/template"
 
 	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/internal/sandbox"
 )
 
 // userDataTemplate installs Python and the inference server and runs it
@@ -17,7 +18,9 @@ import (
 // certificate and key), opens the bundle (encrypted: see SealBundle), fetches
 // the ONNX Runtime library the bundle names (ONNXRuntimeSumFile, checking its
 // SHA-256), makes the venv and installs the requirements when live.json runs
-// Python from it, so a stop/start of the instance
+// Python from it (through algocloud-infer install: in the config's sandbox,
+// as an unprivileged uid, in a transient unit of its own under systemd), so
+// a stop/start of the instance
 // (compute.Provider Stop/Start of the live service) picks up what the worker
 // last published. fetch.sh takes ALGOCLOUD_HOME and ALGOCLOUD_LISTEN from its
 // environment (defaults /opt/algocloud and 0.0.0.0:<port>), so the same
@@ -26,12 +29,21 @@ import (
 // algocloud-cert.timer that runs it every minute (CertFetchScript): a renewed
 // certificate reaches the running server without a restart. Both scripts
 // take the lock <home>/.swap.lock around replacing files in <home>/bundle.
-var userDataTemplate = template.Must(template.New("user-data").Parse(`#!/bin/bash
+//
+// The unit is hardened (unitHardening): the server and the author's Python
+// workers it starts cannot reach the instance metadata service, write
+// outside /opt/algocloud, or exceed the instance type's memory and tasks.
+var userDataTemplate = template.Must(template.New("user-data").Funcs(template.FuncMap{"shq": shellQuote}).Parse(`#!/bin/bash
 # algocloud deployment {{.DeploymentID}} ({{.APIName}}): written by the EC2 provider.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q python3 python3-numpy python3-pil python3-venv python3-pip curl ca-certificates openssl
+apt-get install -y -q python3 python3-numpy python3-pil python3-venv python3-pip curl ca-certificates openssl bubblewrap slirp4netns
+# Ubuntu 24.04 lets unprivileged processes make user namespaces only under an AppArmor profile that allows it: bwrap gets one.
+if [ -e /proc/sys/kernel/apparmor_restrict_unprivileged_userns ]; then
+  printf 'abi <abi/4.0>,\ninclude <tunables/global>\nprofile algocloud-bwrap /usr/bin/bwrap flags=(unconfined) {\n  userns,\n}\n' >/etc/apparmor.d/algocloud-bwrap
+  apparmor_parser -r /etc/apparmor.d/algocloud-bwrap || echo "algocloud: bwrap's AppArmor profile did not load; sandboxes may not start" >&2
+fi
 id algocloud >/dev/null 2>&1 || useradd --system --home /opt/algocloud --shell /usr/sbin/nologin algocloud
 install -d -o algocloud -g algocloud /opt/algocloud /opt/algocloud/bin
 install -m 0700 /dev/null /opt/algocloud/fetch.sh
@@ -76,10 +88,17 @@ if [ -f bundle.new/{{.ONNXSumFile}} ]; then
 fi
 sed -e "s#@ALGOCLOUD_HOME@#$home#g" -e "s#@ALGOCLOUD_LISTEN@#$listen#g" bundle.new/live.json.in >bundle.new/live.json
 # The venv, only when the config runs Python from it (not environment onnx without requirements).
+# algocloud-infer install makes it and runs pip in the config's sandbox (an unprivileged uid), never as root.
 if grep -qF '@ALGOCLOUD_HOME@/venv/' bundle.new/live.json.in; then
-  [ -x venv/bin/python ] || /usr/bin/python3 -m venv --without-pip --system-site-packages venv
+  inst=("$home/bin/algocloud-infer" install --config "$home/bundle.new/live.json" --python /usr/bin/python3)
   if grep -q '^[^#[:space:]]' bundle.new/requirements.txt 2>/dev/null; then
-    venv/bin/python -m pip install --disable-pip-version-check --no-input -r bundle.new/requirements.txt
+    inst+=(--requirements "$home/bundle.new/requirements.txt")
+  fi
+  if [ "${ALGOCLOUD_INSTALL_UNIT:-}" = 1 ]; then
+    # Its own unit: its sandbox cgroups go in a delegated cgroup of its own, not in algocloud-infer.service's.
+    systemd-run --quiet --wait --pipe --collect --service-type=exec --working-directory="$home"{{range .Hardening}} -p {{shq .}}{{end}} "${inst[@]}"
+  else
+    "${inst[@]}"
   fi
 fi
 if [ "$(id -u)" = 0 ] && id algocloud >/dev/null 2>&1; then chown -R algocloud: bundle.new; fi
@@ -138,12 +157,16 @@ After=network-online.target
 [Service]
 User=algocloud
 WorkingDirectory=/opt/algocloud
+# Root ("+"): fetch.sh holds the bundle keys and chowns the bundle; author code it runs only through algocloud-infer install.
 ExecStartPre=+/opt/algocloud/fetch.sh
+Environment=ALGOCLOUD_INSTALL_UNIT=1
 ExecStart=/opt/algocloud/bin/algocloud-infer --config /opt/algocloud/bundle/live.json
 AmbientCapabilities=CAP_NET_BIND_SERVICE
 Restart=always
 RestartSec=2
-
+# Hardening (docs/cloud.md). No ProtectControlGroups, ProtectKernelTunables or RestrictNamespaces: bwrap and the delegated cgroups need them off.
+{{range .Hardening}}{{.}}
+{{end}}
 [Install]
 WantedBy=multi-user.target
 UNIT
@@ -209,7 +232,12 @@ func userData(s compute.ServerSpec, artifactsURL string, port int, keys *BundleK
 	if !deploymentIDRe.MatchString(s.DeploymentID) {
 		return "", errors.New("deployment id is not valid")
 	}
+	hardening, err := unitHardening(s.InstanceType)
+	if err != nil {
+		return "", err
+	}
 	data := map[string]any{
+		"Hardening":        hardening,
 		"DeploymentID":     s.DeploymentID,
 		"APIName":          oneLine(s.APIName),
 		"Artifacts":        shellQuote(strings.TrimRight(artifactsURL, "/")),
@@ -223,8 +251,55 @@ func userData(s compute.ServerSpec, artifactsURL string, port int, keys *BundleK
 		data["EncKey"], data["MACKey"] = hex.EncodeToString(keys.Enc[:]), hex.EncodeToString(keys.MAC[:])
 	}
 	var b bytes.Buffer
-	err := userDataTemplate.Execute(&b, data)
+	err = userDataTemplate.Execute(&b, data)
 	return b.String(), err
+}
+
+// IMDS is the instance metadata service's addresses (IPv4 and the Nitro
+// IPv6 one), which the unit's processes may not reach: the instance has no
+// instance profile, and this keeps it so even if an operator attaches one.
+const IMDS = "169.254.169.254 fd00:ec2::254"
+
+// Headroom the unit's limits leave above the sandbox's, for the Go server,
+// bwrap and slirp4netns: a worker's out-of-memory kill or fork bomb then
+// hits the sandbox's own cgroup (the server sees it, says 422
+// out_of_memory and restarts the worker) and not the whole unit.
+const (
+	unitMemoryHeadroom = 256 << 20
+	unitTasksHeadroom  = 256
+)
+
+// unitHardening is the [Service] settings that confine algocloud-infer
+// (and, passed to systemd-run, the install unit fetch.sh starts); what each
+// one stops is in docs/cloud.md. ProtectControlGroups, ProtectKernelTunables
+// and RestrictNamespaces stay off on purpose: the server creates the
+// sandboxes' cgroups in its delegated cgroup (Delegate=yes) and bwrap
+// creates user, mount, PID and network namespaces. NoNewPrivileges does not
+// hinder bwrap, which needs no setuid bit with unprivileged user namespaces.
+// MemoryMax and TasksMax are the instance type's sandbox limits
+// (sandbox.ForInstanceType, scale 1) plus the headroom above.
+func unitHardening(instanceType string) ([]string, error) {
+	lim, err := sandbox.ForInstanceType(instanceType, 1)
+	if err != nil {
+		return nil, fmt.Errorf("unit limits: %w", err)
+	}
+	return []string{
+		"NoNewPrivileges=yes",
+		"ProtectSystem=strict",
+		"ReadWritePaths=/opt/algocloud",
+		"PrivateTmp=yes",
+		"ProtectHome=yes",
+		"ProtectKernelModules=yes",
+		"ProtectKernelLogs=yes",
+		"ProtectClock=yes",
+		"RestrictSUIDSGID=yes",
+		"LockPersonality=yes",
+		"Delegate=yes",
+		fmt.Sprintf("MemoryMax=%d", lim.MemoryBytes+unitMemoryHeadroom),
+		"MemorySwapMax=0",
+		fmt.Sprintf("TasksMax=%d", lim.Pids+unitTasksHeadroom),
+		"IPAddressDeny=" + IMDS,
+	}, nil
 }
 
 // FetchScript returns the fetch.sh that user data installs, for running it
