@@ -22,6 +22,9 @@ export ALGOCLOUD_REQUIRE_TOOLS=1
 # The ONNX server tests (inference, integration) fail instead of skipping
 # without ONNX Runtime and its test models (setup-test.sh runs scripts/onnxruntime.sh).
 export ALGOCLOUD_REQUIRE_ONNX=1
+# The sandbox tests (internal/sandbox, activities/python, inference) fail
+# instead of skipping where bubblewrap cannot run (setup.sh installs it).
+export ALGOCLOUD_REQUIRE_SANDBOX=1
 go test -race -count=1 -timeout 20m "${light[@]}"
 if [ ${#heavy_pkgs[@]} -gt 0 ]; then
   go test -count=1 -timeout 30m "${heavy_pkgs[@]}"
