@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -67,7 +66,7 @@ func startSlirp(bin string, pid int) (*exec.Cmd, error) {
 	if msg == "" {
 		msg = "no output"
 	}
-	return nil, errors.New(fmt.Sprintf("slirp4netns did not come up: %s", msg))
+	return nil, fmt.Errorf("slirp4netns did not come up: %s", msg)
 }
 
 // waitLoopback waits until the network namespace of pid has 127.0.0.1.

@@ -301,7 +301,6 @@ type Cmd struct {
 	blockW   *os.File
 	closeIn  []*os.File // the child's ends, closed after Start
 	slirp    *exec.Cmd
-	quota    func()
 	done     chan struct{}
 	killed   string // why the launcher killed it
 	writable []string
