@@ -369,6 +369,8 @@ func TestBrowserWizard(t *testing.T) {
 	b.setValue("#f-api_name", "")
 	b.typeInto("#f-api_name", "seg-web")
 	b.setValue("#f-requirements", "")
+	require.Equal(t, "outbound", b.value("#f-network"), "the sandbox's network defaults to outbound")
+	b.setValue("#f-network", "none")
 	require.Equal(t, "https://seg-web.algocloud.test", b.text("#host-preview"))
 	b.shot("05-server", wide, narrow)
 	b.click("#create")
@@ -378,6 +380,8 @@ func TestBrowserWizard(t *testing.T) {
 	var path string
 	b.eval(`location.pathname`, &path)
 	id := strings.Split(path, "/")[3]
+	created := newClient(t, p, token).Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, "none", created.Str("spec", "network"), "the wizard's network choice reaches the spec: %s", created.Raw)
 	b.waitJS("server ready", `document.querySelector('#server-status.ok')`, 2*time.Minute)
 	b.setValue("#f-git_url", repo)
 	require.Equal(t, "main", b.value("#f-ref"))

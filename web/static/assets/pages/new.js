@@ -14,6 +14,7 @@ import { DRAFT_KEY, store } from '../util.js';
 const draftDefaults = () => ({
   environment: (app.options.environments || ['python'])[0], compute: 'cpu', apitype: 'image:image',
   name: '', description: '', api_name: '', instance_type: '', region: 'us-east-1', threads: '1', requirements: '',
+  network: 'outbound',
 });
 // draft is what the author chose so far on the two pages (sessionStorage).
 function draft() {
@@ -192,6 +193,10 @@ function serverForm(o, dr, summary, alert, apiNameRow, submit) {
     field('requirements', 'Python dependencies (pip)', reqs, isONNX(dr.environment)
       ? 'An ONNX model runs without Python: leave this empty (nothing of the ONNX server uses packages listed here).'
       : 'One per line, versions with ==, e.g. mypackage==0.1.1. Installed when the server is created; you can add more after testing.'),
+    field('network', 'Network', h('select', { name: 'network' },
+      h('option', { value: 'outbound' }, 'Internet (for pip and model downloads)'),
+      h('option', { value: 'none' }, 'None (the code reaches nothing)')),
+    'Your code runs sandboxed; this is what it may reach while it installs, tests and serves. Never the platform itself.'),
     h('div', { class: 'actions' }, link('/ui/new', 'Back', 'btn'), h('span', { class: 'spacer' }), submit));
 }
 
@@ -207,7 +212,7 @@ function createRequest(v, input, output) {
   const body = {
     name: v.name, description: v.description, api_name: v.api_name.trim(), environment: v.environment, compute: v.compute,
     instance_type: v.instance_type, region: v.region, threads: v.threads === '' ? 0 : Number(v.threads),
-    input, output, requirements: reqList,
+    input, output, requirements: reqList, network: v.network || 'outbound',
   };
   if (!Number.isInteger(body.threads)) body.threads = -1; // the API explains the range
   return { body, lines };
