@@ -1,6 +1,8 @@
 package inference
 
 import (
+	"github.com/algocloud/algocloud/internal/testenv"
+
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,25 +16,13 @@ import (
 	"github.com/algocloud/algocloud/spec"
 )
 
-// requireSandbox skips where bubblewrap cannot run, unless the run insists
-// (scripts/test.sh sets ALGOCLOUD_REQUIRE_SANDBOX=1: there it must run).
-func requireSandbox(t *testing.T) {
-	t.Helper()
-	if err := sandbox.Available(); err != nil {
-		if os.Getenv("ALGOCLOUD_REQUIRE_SANDBOX") != "" {
-			t.Fatalf("sandbox unavailable: %v", err)
-		}
-		t.Skipf("sandbox unavailable: %v", err)
-	}
-}
-
 // TestSandboxedWorkerOutOfMemory: a predict that allocates past the
 // sandbox's memory limit is killed by the kernel; the caller gets 422
 // out_of_memory naming the limit; the worker restarts and the endpoint keeps
 // serving; and the worker cannot read the server's own folder (its TLS key
 // would be there) or the platform's environment.
 func TestSandboxedWorkerOutOfMemory(t *testing.T) {
-	requireSandbox(t)
+	testenv.RequireSandbox(t)
 	runDir := t.TempDir()
 	secret := filepath.Join(runDir, "key.pem")
 	require.NoError(t, os.WriteFile(secret, []byte("KEY"), 0o600))

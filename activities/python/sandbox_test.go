@@ -1,6 +1,8 @@
 package python
 
 import (
+	"github.com/algocloud/algocloud/internal/testenv"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,23 +19,13 @@ import (
 	"github.com/algocloud/algocloud/internal/testhostile"
 )
 
-func requireSandbox(t *testing.T) {
-	t.Helper()
-	if err := sandbox.Available(); err != nil {
-		if os.Getenv("ALGOCLOUD_REQUIRE_SANDBOX") != "" {
-			t.Fatalf("sandbox unavailable: %v", err)
-		}
-		t.Skipf("sandbox unavailable: %v", err)
-	}
-}
-
 // TestInstallSandboxed_HostileBuildBackend makes a venv and pip-installs a
 // package from source whose build backend (run by pip) tries to read the
 // platform's secrets, write outside the venv, reach a service on loopback
 // and kill or trace this process: every attempt fails, the install works,
 // and the secrets are unchanged.
 func TestInstallSandboxed_HostileBuildBackend(t *testing.T) {
-	requireSandbox(t)
+	testenv.RequireSandbox(t)
 	if _, err := os.Stat(systemPython); err != nil {
 		t.Skip("no " + systemPython)
 	}

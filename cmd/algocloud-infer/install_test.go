@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/algocloud/algocloud/internal/testenv"
+
 	"archive/zip"
 	"bytes"
 	"encoding/json"
@@ -61,9 +63,7 @@ func writeWheel(t *testing.T, dir, pkg, version string) {
 // attempt is blocked, both packages are installed, and (as root) the
 // venv's files belong to the sandbox's uid, not root.
 func TestInstallMode_SandboxesPipAndBuildBackends(t *testing.T) {
-	if err := sandbox.Available(); err != nil {
-		t.Skipf("sandbox unavailable: %v", err)
-	}
+	testenv.RequireSandbox(t)
 	home := t.TempDir()
 	require.NoError(t, os.Chmod(home, 0o755))
 	bundle := filepath.Join(home, "bundle.new")

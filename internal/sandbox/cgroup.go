@@ -218,20 +218,6 @@ func (cg *cgroup) oomKills() uint64 {
 	return 0
 }
 
-// memoryPeak reads the group's highest memory use.
-func (cg *cgroup) memoryPeak() uint64 {
-	file, d := "memory.peak", cg.dirs[""]
-	if !cg.v2 {
-		file, d = "memory.max_usage_in_bytes", cg.dirs["memory"]
-	}
-	b, err := os.ReadFile(filepath.Join(d, file))
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	return n
-}
-
 // remove deletes the group's folders (only empty cgroups can go; one still
 // in use stays, and the next launcher of the group reuses it).
 func (cg *cgroup) remove() error {

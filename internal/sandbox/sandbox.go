@@ -230,15 +230,6 @@ func (l *Launcher) OOMKills() uint64 {
 	return l.cg.oomKills()
 }
 
-// MemoryPeak is the group's highest memory use in bytes, when the cgroup
-// keeps it (0 otherwise).
-func (l *Launcher) MemoryPeak() uint64 {
-	if l.cg == nil {
-		return 0
-	}
-	return l.cg.memoryPeak()
-}
-
 // writeEtc writes the sandbox's own passwd, group, hosts and resolv.conf.
 func (l *Launcher) writeEtc() error {
 	dir := l.cfg.StateDir
@@ -611,9 +602,6 @@ func (c *Cmd) Wait() error {
 	<-c.done
 	return c.waitErr
 }
-
-// Done is closed once the command has exited and been reaped.
-func (c *Cmd) Done() <-chan struct{} { return c.done }
 
 // Kill ends the command and everything it started.
 func (c *Cmd) Kill() {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -70,7 +71,7 @@ func TestSealBundle_RoundTripAndTamper(t *testing.T) {
 // install mode, in the config's sandbox: as root, its files are the
 // sandbox uid's.
 func TestFetchScript_OpensSealedBundle(t *testing.T) {
-	requireSandbox(t)
+	testenv.RequireSandbox(t)
 	infer, err := os.ReadFile(inferBinary(t))
 	require.NoError(t, err)
 	master := bytes.Repeat([]byte{9}, 32)

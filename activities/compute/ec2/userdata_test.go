@@ -58,18 +58,6 @@ func inferBinary(t *testing.T) string {
 	return inferBin
 }
 
-// requireSandbox skips where bwrap cannot run (the install mode refuses
-// to run pip unconfined).
-func requireSandbox(t *testing.T) {
-	t.Helper()
-	if err := sandbox.Available(); err != nil {
-		if os.Getenv("ALGOCLOUD_REQUIRE_SANDBOX") != "" {
-			t.Fatalf("sandbox unavailable: %v", err)
-		}
-		t.Skipf("sandbox unavailable: %v", err)
-	}
-}
-
 // unitOf returns the [Service] lines of algocloud-infer.service in user data.
 func unitOf(t *testing.T, userData string) []string {
 	t.Helper()
