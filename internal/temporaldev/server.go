@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	uiserver "github.com/temporalio/ui-server/v2/server"
@@ -59,8 +60,48 @@ type Server struct {
 	uiAddr   string
 }
 
+// portAttempts bounds how often Start picks fresh ports after another
+// process took one of them between FreePort and the server's own bind.
+const portAttempts = 4
+
+// errPortTaken marks a start that failed because a picked port was taken.
+var errPortTaken = errors.New("a picked port was taken before the server bound it")
+
 // Start creates the schema and namespace when needed and starts the server.
+//
+// The server binds its own listeners, so ports chosen here are free only
+// until it does; when another process takes one in that window (tests in
+// parallel), Start tries again with fresh ports. A FrontendPort given by the
+// caller is kept.
 func Start(opts Options) (*Server, error) {
+	var lastErr error
+	for attempt := 0; attempt < portAttempts; attempt++ {
+		s, err := startOnce(opts)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errPortTaken) {
+			return nil, err
+		}
+	}
+	return nil, lastErr
+}
+
+// startOnce is one attempt of Start. The Temporal server reports a failed
+// bind through its logger's Fatal, which panics; it is turned into
+// errPortTaken here.
+func startOnce(opts Options) (s *Server, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg := fmt.Sprint(r)
+			if strings.Contains(msg, "listener") || strings.Contains(msg, "address already in use") {
+				s, err = nil, fmt.Errorf("%w: %s", errPortTaken, msg)
+				return
+			}
+			panic(r)
+		}
+	}()
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
 	}
@@ -73,7 +114,6 @@ func Start(opts Options) (*Server, error) {
 	if opts.Level == nil {
 		opts.Level = slog.LevelError
 	}
-	var err error
 	if opts.FrontendPort == 0 {
 		if opts.FrontendPort, err = FreePort(opts.IP); err != nil {
 			return nil, err
@@ -157,7 +197,7 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new temporal server: %w", err)
 	}
-	s := &Server{server: srv, hostPort: frontend}
+	s = &Server{server: srv, hostPort: frontend}
 	if opts.UIPort > 0 {
 		s.uiAddr = net.JoinHostPort(opts.IP, strconv.Itoa(opts.UIPort))
 		s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
@@ -183,6 +223,9 @@ func Start(opts Options) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		if s.ui != nil {
 			s.ui.Stop()
+		}
+		if strings.Contains(err.Error(), "address already in use") {
+			return nil, fmt.Errorf("%w: start temporal server: %v", errPortTaken, err)
 		}
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
