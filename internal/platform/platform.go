@@ -146,7 +146,11 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = "sqlite://" + filepath.Join(o.DataDir, "algocloud.db")
 	}
-	if err := o.Cloud.validate(); err != nil {
+	validate := o.Cloud.validateValues
+	if o.RunWorker {
+		validate = o.Cloud.validate
+	}
+	if err := validate(); err != nil {
 		return nil, err
 	}
 	if o.RunWorker {
