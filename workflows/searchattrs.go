@@ -1,0 +1,70 @@
+package workflows
+
+import (
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/algocloud/algocloud/spec"
+)
+
+// Search attributes of the Deployment workflow, so operators find a
+// deployment in Temporal by name, owner or state (`temporal workflow list
+// --query 'AlgocloudApiName="seg"'`, the UI's filters), not only by
+// deployment-<uuid>. Every name starts with Algocloud. None holds a secret:
+// the owner is a user name, the rest is the spec and the step. The embedded
+// server registers them at start (internal/temporaldev); on a cluster an
+// operator creates them once (docs/architecture.md, "Search attributes"),
+// and the worker and API refuse to start without them
+// (internal/platform), because Temporal refuses a workflow start or an
+// upsert that names an unregistered attribute.
+var (
+	// SearchAPIName is the deployment's api_name (set at start).
+	SearchAPIName = temporal.NewSearchAttributeKeyKeyword("AlgocloudApiName")
+	// SearchOwner is the owner's user name (set at start; the workflow knows
+	// only the owner's ID, so it never changes it).
+	SearchOwner = temporal.NewSearchAttributeKeyKeyword("AlgocloudOwner")
+	// SearchEnvironment is the spec's environment: python or onnx.
+	SearchEnvironment = temporal.NewSearchAttributeKeyKeyword("AlgocloudEnvironment")
+	// SearchCompute is the spec's compute kind: cpu or gpu.
+	SearchCompute = temporal.NewSearchAttributeKeyKeyword("AlgocloudCompute")
+	// SearchStep is State.Step (configured ... completed, deleted).
+	SearchStep = temporal.NewSearchAttributeKeyKeyword("AlgocloudStep")
+	// SearchStatus is State.Status (draft, live, stopped, deleting, deleted).
+	SearchStatus = temporal.NewSearchAttributeKeyKeyword("AlgocloudStatus")
+	// SearchLiveRevision is the code revision the endpoint serves while
+	// live; unset otherwise.
+	SearchLiveRevision = temporal.NewSearchAttributeKeyInt64("AlgocloudLiveRevision")
+)
+
+// SearchAttributeKeys lists every search attribute a Deployment workflow
+// carries: what a Temporal namespace must have registered.
+var SearchAttributeKeys = []temporal.SearchAttributeKey{
+	SearchAPIName, SearchOwner, SearchEnvironment, SearchCompute, SearchStep, SearchStatus, SearchLiveRevision,
+}
+
+// SearchAttributeTypes is SearchAttributeKeys as name -> type, the form the
+// operator service registers and lists.
+func SearchAttributeTypes() map[string]enums.IndexedValueType {
+	m := make(map[string]enums.IndexedValueType, len(SearchAttributeKeys))
+	for _, k := range SearchAttributeKeys {
+		m[k.GetName()] = k.GetValueType()
+	}
+	return m
+}
+
+// StartSearchAttributes are the attributes the API sets when it starts a
+// deployment's workflow: the ones that do not follow its steps (API name,
+// owner's user name, environment, compute). The workflow upserts the
+// others as its state moves.
+func StartSearchAttributes(sp spec.Spec, ownerName string) temporal.SearchAttributes {
+	var ups []temporal.SearchAttributeUpdate
+	for _, kv := range []struct {
+		key temporal.SearchAttributeKeyKeyword
+		v   string
+	}{{SearchAPIName, sp.APIName}, {SearchOwner, ownerName}, {SearchEnvironment, sp.Environment}, {SearchCompute, sp.Compute}} {
+		if kv.v != "" {
+			ups = append(ups, kv.key.ValueSet(kv.v))
+		}
+	}
+	return temporal.NewSearchAttributes(ups...)
+}
