@@ -3,6 +3,7 @@ package workflows
 import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/algocloud/algocloud/spec"
 )
@@ -67,4 +68,60 @@ func StartSearchAttributes(sp spec.Spec, ownerName string) temporal.SearchAttrib
 		}
 	}
 	return temporal.NewSearchAttributes(ups...)
+}
+
+// changeSearchAttributes versions the workflow's search attribute upserts
+// (UpsertWorkflowSearchAttributes commands that older histories lack),
+// decided once when a run starts: a run with it upserts, at its start and
+// whenever it projects its state, the attributes that differ from the
+// state (step, status, live revision, and api name, environment and
+// compute, which configure may change and which deployments started before
+// the API set them lack).
+const changeSearchAttributes = "search-attributes"
+
+// upsertSearchAttributes brings the workflow's search attributes to what
+// its state says, when this run has changeSearchAttributes. Only changed
+// ones are upserted (none: no command), so replays and unchanged steps add
+// nothing. A refused upsert is logged, never fails the step: the attributes
+// are for finding deployments, not part of their state.
+func (d *deployment) upsertSearchAttributes(ctx workflow.Context) {
+	if !d.searchAttrs {
+		return
+	}
+	ups := d.st.searchAttributeUpdates(workflow.GetTypedSearchAttributes(ctx))
+	if len(ups) == 0 {
+		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes", "error", err)
+	}
+}
+
+// searchAttributeUpdates are the updates that bring current to the state:
+// each attribute the workflow keeps whose value differs, and the live
+// revision unset when nothing is served. The owner is the API's (the
+// workflow knows only the owner's ID).
+func (s *State) searchAttributeUpdates(current temporal.SearchAttributes) []temporal.SearchAttributeUpdate {
+	var ups []temporal.SearchAttributeUpdate
+	for _, kv := range []struct {
+		key temporal.SearchAttributeKeyKeyword
+		v   string
+	}{
+		{SearchAPIName, s.Spec.APIName}, {SearchEnvironment, s.Spec.Environment}, {SearchCompute, s.Spec.Compute},
+		{SearchStep, s.Step}, {SearchStatus, s.Status},
+	} {
+		if old, ok := current.GetKeyword(kv.key); kv.v != "" && (!ok || old != kv.v) {
+			ups = append(ups, kv.key.ValueSet(kv.v))
+		}
+	}
+	old, ok := current.GetInt64(SearchLiveRevision)
+	switch {
+	case s.Status == StatusLive && s.Live != nil:
+		if rev := int64(s.Live.CodeRevision); !ok || old != rev {
+			ups = append(ups, SearchLiveRevision.ValueSet(rev))
+		}
+	case ok:
+		ups = append(ups, SearchLiveRevision.ValueUnset())
+	}
+	return ups
 }
