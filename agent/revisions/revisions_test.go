@@ -1,0 +1,186 @@
+package revisions
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func (e *endpoint) open(t *testing.T, opts Options) *Supervisor {
+	t.Helper()
+	opts.Dir = filepath.Join(e.dir, "agent")
+	opts.Listen = e.addr
+	opts.Command = []string{inferBin}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = time.Minute
+	}
+	opts.Log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	s, err := Open(context.Background(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = s.Stop(ctx)
+		s.Close()
+	})
+	return s
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+// TestSwapUnderLoad: 4 clients (HTTP/1.1 and HTTP/2) send requests back to
+// back while the endpoint swaps to a revision with other code (an inverted
+// mask), another venv and another thread count: no request fails, answers
+// move from the old revision to the new, a slow request (3 s) the old one
+// took before the swap completes, and the old process exits after draining.
+func TestSwapUnderLoad(t *testing.T) {
+	e := newEndpoint(t)
+	r1 := e.revision(t, "r1", "/usr/bin/python3", 2, nil)
+	r2 := e.revision(t, "r2", venv(t, filepath.Join(e.dir, "venv2")), 1, func(s string) string {
+		return strings.Replace(s, "return gray > t", inverted, 1)
+	})
+	s := e.open(t, Options{})
+	require.NoError(t, s.Start(context.Background(), r1))
+	st := s.Status()
+	require.NotNil(t, st.Serving)
+	require.Equal(t, "r1", st.Serving.ID)
+	oldPID := st.Serving.PID
+
+	l := e.startLoad(t, 4)
+	l.waitOK(t, 20)
+
+	slow := make(chan error, 1)
+	go func() {
+		who, err := e.predict(context.Background(), e.client, testPNG(t, 7, 48))
+		if err == nil && who != "old" {
+			err = errUnexpected(who)
+		}
+		slow <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // the slow request is in the old revision's worker
+
+	start := time.Now()
+	require.NoError(t, s.Swap(context.Background(), r2))
+	t.Logf("swap took %s", time.Since(start))
+	st = s.Status()
+	require.Equal(t, "r2", st.Serving.ID)
+	require.NotEqual(t, oldPID, st.Serving.PID)
+
+	require.NoError(t, <-slow, "the slow request started before the swap")
+	eventually(t, time.Minute, "the old revision exits", func() bool { _, ok := startTicks(oldPID); return !ok })
+	eventually(t, 10*time.Second, "the state lists no draining revision", func() bool { return len(s.Status().Draining) == 0 })
+	l.waitOK(t, 20)
+	l.stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	require.Empty(t, l.fails, "failed requests")
+	require.Positive(t, l.seen["old"])
+	require.Positive(t, l.seen["new"])
+	for i, last := range l.last {
+		require.Equal(t, "new", last, "client %d's last answer", i)
+	}
+	require.Equal(t, []int{st.Serving.PID}, e.servers(t), "one server process")
+	t.Logf("answers: %v", l.seen)
+
+	log, err := os.ReadFile(filepath.Join(e.dir, "agent", "revisions", "r1", "server.log"))
+	require.NoError(t, err)
+	require.Contains(t, string(log), `"msg":"stopped"`, "the old revision drained")
+	require.NotContains(t, string(log), testToken)
+}
+
+type errUnexpected string
+
+func (e errUnexpected) Error() string { return "answered by the " + string(e) + " revision" }
+
+// TestSwapToFailingRevisionKeepsServing: a revision whose __init__ raises
+// never serves; Swap returns its error with its log's tail; the serving
+// revision keeps answering every request.
+func TestSwapToFailingRevisionKeepsServing(t *testing.T) {
+	e := newEndpoint(t)
+	r1 := e.revision(t, "r1", "/usr/bin/python3", 1, nil)
+	bad := e.revision(t, "bad", "/usr/bin/python3", 1, func(s string) string {
+		return strings.Replace(s, "    def __init__(self):\n", "    def __init__(self):\n        raise RuntimeError('boom: the model file is missing')\n", 1)
+	})
+	s := e.open(t, Options{})
+	require.NoError(t, s.Start(context.Background(), r1))
+	pid := s.Status().Serving.PID
+	l := e.startLoad(t, 4)
+	l.waitOK(t, 10)
+
+	err := s.Swap(context.Background(), bad)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "boom: the model file is missing")
+	require.Contains(t, err.Error(), "revision bad did not start")
+	st := s.Status()
+	require.Equal(t, "r1", st.Serving.ID)
+	require.Equal(t, pid, st.Serving.PID)
+	require.Nil(t, st.Starting)
+	require.Contains(t, st.LastError, "boom")
+	require.Equal(t, []int{pid}, e.servers(t), "the failed revision's server is gone")
+
+	l.waitOK(t, 10)
+	l.stop()
+	require.Empty(t, l.fails)
+	require.Zero(t, l.seen["new"])
+}
+
+// TestCrashedServingRevisionRestarts: kill -9 of the serving revision's
+// server: it is started again (with backoff), the port answers again, and
+// the status counts the restart and keeps the crash as the last error.
+func TestCrashedServingRevisionRestarts(t *testing.T) {
+	e := newEndpoint(t)
+	r1 := e.revision(t, "r1", "/usr/bin/python3", 1, nil)
+	s := e.open(t, Options{MinBackoff: 100 * time.Millisecond})
+	require.NoError(t, s.Start(context.Background(), r1))
+	pid := s.Status().Serving.PID
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	eventually(t, time.Minute, "a restarted server", func() bool {
+		st := s.Status()
+		return st.Serving != nil && st.Serving.PID != pid && st.Serving.Restarts == 1
+	})
+	who, err := e.predict(context.Background(), e.client, testPNG(t, 64, 48))
+	require.NoError(t, err)
+	require.Equal(t, "old", who)
+	require.Contains(t, s.Status().LastError, "was killed by killed")
+	require.Len(t, e.servers(t), 1)
+}
+
+// TestRestartedSupervisorAdopts: a second supervisor on the same folder (the
+// agent restarted) adopts the serving revision (same pid, listening socket
+// taken back) and can swap from it.
+func TestRestartedSupervisorAdopts(t *testing.T) {
+	e := newEndpoint(t)
+	r1 := e.revision(t, "r1", "/usr/bin/python3", 1, nil)
+	r2 := e.revision(t, "r2", "/usr/bin/python3", 1, func(s string) string {
+		return strings.Replace(s, "return gray > t", inverted, 1)
+	})
+	opts := Options{Dir: filepath.Join(e.dir, "agent"), Listen: e.addr, Command: []string{inferBin}, ReadyTimeout: time.Minute}
+	first, err := Open(context.Background(), opts)
+	require.NoError(t, err)
+	require.NoError(t, first.Start(context.Background(), r1))
+	pid := first.Status().Serving.PID
+	first.Close() // the agent exits; the revision keeps serving
+
+	l := e.startLoad(t, 2)
+	l.waitOK(t, 5)
+	s := e.open(t, Options{})
+	require.Equal(t, pid, s.Status().Serving.PID)
+	require.NoError(t, s.Swap(context.Background(), r2))
+	eventually(t, time.Minute, "the adopted revision exits", func() bool { _, ok := startTicks(pid); return !ok })
+	l.waitOK(t, 5)
+	l.stop()
+	require.Empty(t, l.fails)
+	require.Equal(t, []int{s.Status().Serving.PID}, e.servers(t))
+}
