@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -99,6 +100,11 @@ func newEndpoint(t *testing.T) *endpoint {
 // applied to aai_main.py, and its inference config (python: the
 // interpreter; threads).
 func (e *endpoint) revision(t *testing.T, id string, python string, threads int, edit func(string) string) Revision {
+	return e.revisionIn(t, id, python, threads, nil, edit)
+}
+
+// revisionIn is revision with the workers in box (nil: unconfined).
+func (e *endpoint) revisionIn(t *testing.T, id string, python string, threads int, box *sandbox.Config, edit func(string) string) Revision {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "segmentation", "aai_main.py"))
 	require.NoError(t, err)
@@ -114,7 +120,7 @@ func (e *endpoint) revision(t *testing.T, id string, python string, threads int,
 	require.NoError(t, inference.WriteConfig(cfg, inference.Config{
 		Name: "otsu", Listen: "ignored:0", CertFile: e.cert, KeyFile: e.key, TokenSHA256: hex.EncodeToString(sum[:]),
 		CodeDir: code, Python: python, Threads: threads, Input: spec.Image, Output: spec.Image,
-		Timeout: inference.Duration(30 * time.Second),
+		Timeout: inference.Duration(30 * time.Second), Sandbox: box,
 	}))
 	return Revision{ID: id, Config: cfg}
 }

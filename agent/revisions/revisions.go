@@ -30,6 +30,7 @@ package revisions
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -320,7 +321,8 @@ func (s *Supervisor) Start(ctx context.Context, rev Revision) error {
 // it has exited). When rev fails to start, the serving revision is left
 // untouched and the error says why, with the tail of rev's log. Swapping to
 // the revision that serves starts it anew (a threads change or a new
-// certificate under the same ID).
+// certificate under the same ID). Two revisions whose configs name the same
+// sandbox group are refused (distinctGroups).
 func (s *Supervisor) Swap(ctx context.Context, rev Revision) error {
 	if err := rev.Check(); err != nil {
 		return err
@@ -332,6 +334,10 @@ func (s *Supervisor) Swap(ctx context.Context, rev Revision) error {
 	s.mu.Unlock()
 	if old == nil {
 		return ErrNotServing
+	}
+	if err := distinctGroups(old.rev, rev); err != nil {
+		s.fail(err)
+		return err
 	}
 	_, err := s.launch(ctx, rev, old, 0)
 	return err
@@ -658,6 +664,37 @@ func exitStatus(err error, st *os.ProcessState) string {
 		return "was killed by " + ws.Signal().String()
 	}
 	return fmt.Sprintf("exited with status %d", st.ExitCode())
+}
+
+// distinctGroups refuses a swap between two revisions whose configs name
+// the same sandbox group: both run during the swap, and one cgroup would
+// hold both revisions' workers under one limit (the old one's exit would
+// also remove it under the new one). The platform names each revision's
+// group apart ("<server>.live.<revision>").
+func distinctGroups(old, rev Revision) error {
+	a, b := sandboxGroup(old.Config), sandboxGroup(rev.Config)
+	if a != "" && a == b {
+		return fmt.Errorf("revision %s: its sandbox group %q is the serving revision %s's; each revision needs its own, since both run during a swap", rev.ID, b, old.ID)
+	}
+	return nil
+}
+
+// sandboxGroup reads the sandbox group an inference config names ("" for
+// none or an unreadable config, which the server itself then reports).
+func sandboxGroup(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sandbox *struct {
+			Group string `json:"group"`
+		} `json:"sandbox"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.Sandbox == nil {
+		return ""
+	}
+	return c.Sandbox.Group
 }
 
 // killGroup kills what is left of a server's process group (workers a crash

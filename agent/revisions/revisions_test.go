@@ -2,6 +2,7 @@ package revisions
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/sandbox"
+	"github.com/algocloud/algocloud/internal/testenv"
 )
 
 func (e *endpoint) open(t *testing.T, opts Options) *Supervisor {
@@ -183,4 +187,37 @@ func TestRestartedSupervisorAdopts(t *testing.T) {
 	l.stop()
 	require.Empty(t, l.fails)
 	require.Equal(t, []int{s.Status().Serving.PID}, e.servers(t))
+}
+
+// TestSwapSandboxed: revisions whose workers run in the bubblewrap sandbox
+// (each revision its own group, as the platform names them) swap under load
+// like unconfined ones: the agent passes the sandbox through unchanged. Two
+// revisions sharing a group are refused before anything starts.
+func TestSwapSandboxed(t *testing.T) {
+	testenv.RequireSandbox(t)
+	e := newEndpoint(t)
+	box := func(id string) *sandbox.Config {
+		return &sandbox.Config{Mode: sandbox.ModeBwrap, Network: sandbox.NetNone, Group: fmt.Sprintf("swap-test-%d.live.%s", os.Getpid(), id),
+			Limits: sandbox.Limits{Label: "test", MemoryBytes: 512 << 20, Pids: 64, CPUs: 1}}
+	}
+	r1 := e.revisionIn(t, "r1", "/usr/bin/python3", 1, box("r1"), nil)
+	r2 := e.revisionIn(t, "r2", "/usr/bin/python3", 1, box("r2"), func(s string) string {
+		return strings.Replace(s, "return gray > t", inverted, 1)
+	})
+	same := e.revisionIn(t, "same", "/usr/bin/python3", 1, box("r1"), nil)
+	s := e.open(t, Options{})
+	require.NoError(t, s.Start(context.Background(), r1))
+	l := e.startLoad(t, 4)
+	l.waitOK(t, 10)
+
+	err := s.Swap(context.Background(), same)
+	require.ErrorContains(t, err, "each revision needs its own")
+	require.NoError(t, s.Swap(context.Background(), r2))
+	l.waitOK(t, 20)
+	l.stop()
+	require.Empty(t, l.fails)
+	require.Positive(t, l.seen["new"])
+	log, err := os.ReadFile(filepath.Join(e.dir, "agent", "revisions", "r2", "server.log"))
+	require.NoError(t, err)
+	require.Contains(t, string(log), `"msg":"python workers run","api":"otsu","sandbox":"bwrap"`)
 }
