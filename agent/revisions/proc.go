@@ -64,12 +64,18 @@ func isAlive(pid int, ticks uint64) bool {
 	return ok && t == ticks
 }
 
-// watchAdopted follows a process that is not our child by polling /proc.
-func watchAdopted(p *proc) {
+// watchAdopted follows a process that is not our child by polling /proc,
+// until it exits or quit is closed (the supervisor closed).
+func watchAdopted(p *proc, quit <-chan struct{}) {
 	go func() {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
-		for range t.C {
+		for {
+			select {
+			case <-t.C:
+			case <-quit:
+				return
+			}
 			if !isAlive(p.pid, p.startTicks) {
 				p.status = "exited (adopted: status unknown)"
 				close(p.exited)

@@ -101,9 +101,9 @@ func (s *Supervisor) readState() (*state, error) {
 }
 
 // adopted makes a proc for a live process an earlier agent started.
-func adopted(r procRecord) *proc {
+func (s *Supervisor) adopted(r procRecord) *proc {
 	p := &proc{rev: r.Revision, pid: r.PID, startTicks: r.StartTicks, since: r.Since, restarts: r.Restarts, exited: make(chan struct{})}
-	watchAdopted(p)
+	watchAdopted(p, s.quit)
 	return p
 }
 
@@ -120,7 +120,7 @@ func (s *Supervisor) adopt(ctx context.Context) error {
 	// the commit that moves it to Serving): kill it; the swap is sent again.
 	if r := st.Starting; r != nil && isAlive(r.PID, r.StartTicks) {
 		s.log.Warn("killing the revision an interrupted swap was starting", "revision", r.ID, "pid", r.PID)
-		p := adopted(*r)
+		p := s.adopted(*r)
 		p.signal(syscall.SIGKILL, true)
 		select {
 		case <-p.exited:
@@ -130,12 +130,12 @@ func (s *Supervisor) adopt(ctx context.Context) error {
 	}
 	var live []*proc
 	if r := st.Serving; r != nil && isAlive(r.PID, r.StartTicks) {
-		s.serving = adopted(*r)
+		s.serving = s.adopted(*r)
 		live = append(live, s.serving)
 	}
 	for _, r := range st.Draining {
 		if isAlive(r.PID, r.StartTicks) {
-			p := adopted(r)
+			p := s.adopted(r)
 			s.draining = append(s.draining, p)
 			live = append(live, p)
 		}
