@@ -221,3 +221,44 @@ func TestSwapSandboxed(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(log), `"msg":"python workers run","api":"otsu","sandbox":"bwrap"`)
 }
+
+// TestRestartedSupervisorFinishesDrain: the agent goes away right after a
+// swap's commit, while the old revision still finishes a slow request: the
+// next supervisor lists it as draining and sees it exit, the request
+// completes, and the new revision serves on.
+func TestRestartedSupervisorFinishesDrain(t *testing.T) {
+	e := newEndpoint(t)
+	r1 := e.revision(t, "r1", "/usr/bin/python3", 1, nil)
+	r2 := e.revision(t, "r2", "/usr/bin/python3", 1, func(s string) string {
+		return strings.Replace(s, "return gray > t", inverted, 1)
+	})
+	opts := Options{Dir: filepath.Join(e.dir, "agent"), Listen: e.addr, Command: []string{inferBin}, ReadyTimeout: time.Minute}
+	first, err := Open(context.Background(), opts)
+	require.NoError(t, err)
+	require.NoError(t, first.Start(context.Background(), r1))
+	oldPID := first.Status().Serving.PID
+	slow := make(chan error, 1)
+	go func() {
+		who, err := e.predict(context.Background(), e.client, testPNG(t, 7, 48))
+		if err == nil && who != "old" {
+			err = errUnexpected(who)
+		}
+		slow <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, first.Swap(context.Background(), r2))
+	newPID := first.Status().Serving.PID
+	first.Close()
+
+	s := e.open(t, Options{})
+	st := s.Status()
+	require.Equal(t, newPID, st.Serving.PID)
+	require.Len(t, st.Draining, 1)
+	require.Equal(t, oldPID, st.Draining[0].PID)
+	require.NoError(t, <-slow)
+	eventually(t, time.Minute, "the drained revision leaves the state", func() bool { return len(s.Status().Draining) == 0 })
+	require.Equal(t, []int{newPID}, e.servers(t))
+	who, err := e.predict(context.Background(), e.client, testPNG(t, 64, 48))
+	require.NoError(t, err)
+	require.Equal(t, "new", who)
+}

@@ -78,15 +78,15 @@ func Main(args []string) int {
 
 // result is one mode's measurements.
 type result struct {
-	mode                string
-	ok, failed          int
-	failures            map[string]int
-	p99Before, p99Swap  time.Duration
-	maxSwap             time.Duration
-	toNew               time.Duration // redeploy call to the new revision's first answer
-	callTook            time.Duration // the redeploy call itself
-	nBefore, nSwap      int
-	oldAfterNew, newAll int
+	mode               string
+	ok, failed         int
+	failures           map[string]int
+	p99Before, p99Swap time.Duration
+	maxSwap            time.Duration
+	toNew              time.Duration // redeploy call to the new revision's first answer
+	callTook           time.Duration // the redeploy call itself
+	nBefore, nSwap     int
+	oldAfterNew        int
 }
 
 func run(o options) error {
