@@ -117,7 +117,7 @@ func TestSwapToFailingRevisionKeepsServing(t *testing.T) {
 	bad := e.revision(t, "bad", "/usr/bin/python3", 1, func(s string) string {
 		return strings.Replace(s, "    def __init__(self):\n", "    def __init__(self):\n        raise RuntimeError('boom: the model file is missing')\n", 1)
 	})
-	s := e.open(t, Options{})
+	s := e.open(t, Options{ReadyTimeout: 8 * time.Second})
 	require.NoError(t, s.Start(context.Background(), r1))
 	pid := s.Status().Serving.PID
 	l := e.startLoad(t, 4)
@@ -133,6 +133,15 @@ func TestSwapToFailingRevisionKeepsServing(t *testing.T) {
 	require.Nil(t, st.Starting)
 	require.Contains(t, st.LastError, "boom")
 	require.Equal(t, []int{pid}, e.servers(t), "the failed revision's server is gone")
+
+	// One that is not ready in time is killed too.
+	hung := e.revision(t, "hung", "/usr/bin/python3", 1, func(s string) string {
+		return strings.Replace(s, "    def __init__(self):\n", "    def __init__(self):\n        import time; time.sleep(600)\n", 1)
+	})
+	err = s.Swap(context.Background(), hung)
+	require.ErrorContains(t, err, "revision hung did not start: not ready within 8s")
+	require.Equal(t, pid, s.Status().Serving.PID)
+	require.Equal(t, []int{pid}, e.servers(t), "the hung revision's server is gone")
 
 	l.waitOK(t, 10)
 	l.stop()
@@ -261,4 +270,32 @@ func TestRestartedSupervisorFinishesDrain(t *testing.T) {
 	who, err := e.predict(context.Background(), e.client, testPNG(t, 64, 48))
 	require.NoError(t, err)
 	require.Equal(t, "new", who)
+}
+
+// TestTrimLog: a log past its bound moves to .1 and starts again empty;
+// one under it is left alone.
+func TestTrimLog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.log")
+	f, err := openLog(path)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.WriteString(strings.Repeat("x", 100))
+	require.NoError(t, err)
+	trimLog(path, 200)
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.EqualValues(t, 100, st.Size())
+	_, err = f.WriteString(strings.Repeat("y", 150) + "\nlast line\n")
+	require.NoError(t, err)
+	trimLog(path, 200)
+	old, err := os.ReadFile(path + ".1")
+	require.NoError(t, err)
+	require.Len(t, old, 261)
+	_, err = f.WriteString("after\n") // the server's O_APPEND goes on at the new end
+	require.NoError(t, err)
+	cur, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "after\n", string(cur))
+	require.Equal(t, "after", logTail(path))
 }
