@@ -117,7 +117,7 @@ func TestSwapToFailingRevisionKeepsServing(t *testing.T) {
 	bad := e.revision(t, "bad", "/usr/bin/python3", 1, func(s string) string {
 		return strings.Replace(s, "    def __init__(self):\n", "    def __init__(self):\n        raise RuntimeError('boom: the model file is missing')\n", 1)
 	})
-	s := e.open(t, Options{ReadyTimeout: 8 * time.Second})
+	s := e.open(t, Options{ReadyTimeout: 15 * time.Second})
 	require.NoError(t, s.Start(context.Background(), r1))
 	pid := s.Status().Serving.PID
 	l := e.startLoad(t, 4)
@@ -139,7 +139,7 @@ func TestSwapToFailingRevisionKeepsServing(t *testing.T) {
 		return strings.Replace(s, "    def __init__(self):\n", "    def __init__(self):\n        import time; time.sleep(600)\n", 1)
 	})
 	err = s.Swap(context.Background(), hung)
-	require.ErrorContains(t, err, "revision hung did not start: not ready within 8s")
+	require.ErrorContains(t, err, "revision hung did not start: not ready within 15s")
 	require.Equal(t, pid, s.Status().Serving.PID)
 	require.Equal(t, []int{pid}, e.servers(t), "the hung revision's server is gone")
 
