@@ -397,8 +397,23 @@ func (s *Supervisor) listener() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", s.opts.Listen, err)
 	}
-	s.lnFile = f
-	return f, nil
+	defer f.Close()
+	// Why another duplicate: a File from net is one whose Fd() puts the
+	// socket in blocking mode, and exec calls Fd() on every inherited
+	// file. O_NONBLOCK belongs to the socket, shared with the revision
+	// serving from it, whose accept would then block in the kernel (its
+	// drain's close waits for that accept, which returns only with the
+	// next connection). A File from os.NewFile of a non-blocking
+	// descriptor is left non-blocking by Fd().
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", s.opts.Listen, err)
+	}
+	s.lnFile = os.NewFile(uintptr(fd), "listener")
+	return s.lnFile, nil
 }
 
 // launch starts rev's server and, once its workers are up, makes it the

@@ -2,8 +2,12 @@ package revisions
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +16,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
+	"github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
+	"github.com/algocloud/algocloud/spec"
 )
 
 func (e *endpoint) open(t *testing.T, opts Options) *Supervisor {
@@ -298,4 +305,67 @@ func TestTrimLog(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "after\n", string(cur))
 	require.Equal(t, "after", logTail(path))
+}
+
+// TestWorkersDoNotInheritTheSocket: the listening socket and the socket
+// pair to the agent stay in the inference server; its Python workers (author
+// code) get neither, so they can neither accept the endpoint's connections
+// nor keep the port open.
+func TestWorkersDoNotInheritTheSocket(t *testing.T) {
+	e := newEndpoint(t)
+	code := filepath.Join(e.dir, "fds", "code")
+	require.NoError(t, os.MkdirAll(code, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(code, "aai_main.py"), []byte(`import os
+class AAI:
+    def predict(self, x):
+        fds = {}
+        for fd in os.listdir('/proc/self/fd'):
+            try:
+                fds[fd] = os.readlink('/proc/self/fd/' + fd)
+            except OSError:
+                pass
+        return fds
+    def testing_input_data(self):
+        return {}
+`), 0o644))
+	sum := sha256.Sum256([]byte(testToken))
+	cfg := filepath.Join(e.dir, "fds", "inference.json")
+	require.NoError(t, inference.WriteConfig(cfg, inference.Config{Name: "fds", CertFile: e.cert, KeyFile: e.key,
+		TokenSHA256: hex.EncodeToString(sum[:]), CodeDir: code, Python: "/usr/bin/python3", Threads: 1, Input: spec.JSON, Output: spec.JSON}))
+	s := e.open(t, Options{})
+	require.NoError(t, s.Start(context.Background(), Revision{ID: "fds", Config: cfg}))
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Fstat(int(s.lnFile.Fd()), &st))
+	sock := fmt.Sprintf("socket:[%d]", st.Ino)
+	flags, err := unix.FcntlInt(s.lnFile.Fd(), unix.F_GETFL, 0)
+	require.NoError(t, err)
+	require.NotZero(t, flags&unix.O_NONBLOCK, "the shared socket stays non-blocking (a blocking one hangs the serving revision's drain)")
+
+	req, err := http.NewRequest(http.MethodPost, "https://"+e.addr+"/predict", strings.NewReader("{}"))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := e.client.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var fds map[string]string
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&fds))
+	require.NotEmpty(t, fds)
+	for fd, target := range fds {
+		require.NotEqual(t, sock, target, "the worker holds the listening socket as fd %s", fd)
+	}
+	// The server itself keeps it (a restarted agent takes it back from there).
+	target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", s.Status().Serving.PID, listenFD))
+	require.NoError(t, err)
+	require.Equal(t, sock, target)
+	t.Logf("worker fds: %v", fds)
+
+	// With no request coming, the drain ends at once (a blocking socket
+	// left the server's accept, and so its drain, waiting for a connection).
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, s.Stop(ctx))
+	require.Less(t, time.Since(start), 15*time.Second)
 }

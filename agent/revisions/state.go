@@ -218,5 +218,11 @@ func (s *Supervisor) takeListener(pid int) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("descriptor %d of pid %d listens on port %d, not %s", listenFD, pid, port, want)
 	}
+	// Non-blocking, as its servers set it, so that os.File.Fd (exec) leaves
+	// it so (see listener).
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	return os.NewFile(uintptr(fd), "listener"), nil
 }

@@ -115,6 +115,12 @@ func runServer(configPath string, listenFD, readyFD int, log *slog.Logger) error
 	}
 	// The descriptor stays open (os.NewFile's *File is kept reachable to the
 	// end): a restarted agent takes the socket back from it.
+	// Close-on-exec: the Python workers (author code) must not inherit the
+	// endpoint's socket, nor the agent's socket pair.
+	syscall.CloseOnExec(listenFD)
+	if readyFD != 0 {
+		syscall.CloseOnExec(readyFD)
+	}
 	lnFile := os.NewFile(uintptr(listenFD), "listener")
 	defer runtime.KeepAlive(lnFile)
 	ln, err := net.FileListener(lnFile)
