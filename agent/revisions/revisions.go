@@ -187,6 +187,7 @@ type Supervisor struct {
 	spawnCh chan spawnReq
 	quit    chan struct{}
 	wg      sync.WaitGroup
+	lock    *os.File // flock'ed while this supervisor runs
 }
 
 type spawnReq struct {
@@ -215,7 +216,18 @@ func Open(ctx context.Context, opts Options) (*Supervisor, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("revisions: make %s: %w", opts.Dir, err)
 	}
-	s := &Supervisor{opts: opts, log: opts.Log.With("listen", opts.Listen), spawnCh: make(chan spawnReq), quit: make(chan struct{})}
+	// One supervisor per folder: a second would start a second serving
+	// revision. The lock is close-on-exec, so the servers do not hold it
+	// after the agent is gone.
+	lock, err := os.OpenFile(filepath.Join(opts.Dir, "agent.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("revisions: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("revisions: another agent runs on %s: %w", opts.Dir, err)
+	}
+	s := &Supervisor{opts: opts, log: opts.Log.With("listen", opts.Listen), spawnCh: make(chan spawnReq), quit: make(chan struct{}), lock: lock}
 	go s.spawnLoop()
 	s.wg.Add(1)
 	go s.trimLoop()
@@ -258,6 +270,7 @@ func (s *Supervisor) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.lock.Close() // releases the flock
 }
 
 func (s *Supervisor) isClosed() bool {

@@ -191,6 +191,8 @@ func TestRestartedSupervisorAdopts(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, first.Start(context.Background(), r1))
 	pid := first.Status().Serving.PID
+	_, err = Open(context.Background(), opts)
+	require.ErrorContains(t, err, "another agent runs on", "one supervisor per folder")
 	first.Close() // the agent exits; the revision keeps serving
 
 	l := e.startLoad(t, 2)
