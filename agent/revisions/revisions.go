@@ -39,7 +39,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -238,12 +237,11 @@ func Open(ctx context.Context, opts Options) (*Supervisor, error) {
 	return s, nil
 }
 
-// spawnLoop starts every child from one OS thread that lives until Close
-// (as activities/compute/local does): a child's Pdeathsig-free start must
-// not depend on which thread forked it, and keeping one thread makes the
-// fork path predictable.
+// spawnLoop starts every child, so that none starts once Close has begun
+// (launch hands its command over or sees quit). Unlike
+// activities/compute/local, the children get no Pdeathsig (they outlive the
+// agent), so which thread forks them does not matter.
 func (s *Supervisor) spawnLoop() {
-	runtime.LockOSThread()
 	for {
 		select {
 		case req := <-s.spawnCh:
