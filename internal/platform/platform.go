@@ -29,6 +29,7 @@ import (
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/api"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/blobs/s3store"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/store"
@@ -320,7 +321,7 @@ func openBlobs(ctx context.Context, o Options) (blobs.Store, error) {
 	if o.BlobBucket == "" {
 		return blobs.NewDir(filepath.Join(o.DataDir, "blobs"))
 	}
-	return blobs.NewS3(ctx, blobs.S3Options{
+	return s3store.NewS3(ctx, s3store.S3Options{
 		Bucket: o.BlobBucket, Prefix: o.BlobPrefix, Region: o.Cloud.AWSRegion, Endpoint: o.Cloud.AWSEndpoint,
 	})
 }
