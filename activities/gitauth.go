@@ -13,9 +13,9 @@ import (
 	"path"
 	"strings"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/source"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/sealed"
 )
 
 // CredentialsPrefix is where the API keeps sealed Git credentials in the blob
@@ -62,7 +62,7 @@ func (c GitCredentials) Auth() *source.Auth {
 // deployment's reference cannot open another's (Seal authenticates it).
 func credentialsLabel(deploymentID string) string { return "git credentials " + deploymentID }
 
-// SealGitCredentials seals c with key (AES-256-GCM, acme.Seal) and puts it
+// SealGitCredentials seals c with key (AES-256-GCM, sealed.Seal) and puts it
 // in the blob store under a new random key of the deployment, which it
 // returns: the opaque reference CodeSource.Credentials carries.
 func SealGitCredentials(ctx context.Context, store blobs.Store, key []byte, deploymentID string, c GitCredentials) (string, error) {
@@ -70,7 +70,7 @@ func SealGitCredentials(ctx context.Context, store blobs.Store, key []byte, depl
 	if err != nil {
 		return "", fmt.Errorf("encode git credentials: %w", err)
 	}
-	sealed, err := acme.Seal(key, credentialsLabel(deploymentID), plain)
+	box, err := sealed.Seal(key, credentialsLabel(deploymentID), plain)
 	clear(plain)
 	if err != nil {
 		return "", fmt.Errorf("seal git credentials: %w", err)
@@ -80,7 +80,7 @@ func SealGitCredentials(ctx context.Context, store blobs.Store, key []byte, depl
 		return "", fmt.Errorf("read random bytes: %w", err)
 	}
 	ref := path.Join(CredentialsPrefix, deploymentID, hex.EncodeToString(rnd[:]))
-	if err := store.Put(ctx, ref, bytes.NewReader(sealed), int64(len(sealed))); err != nil {
+	if err := store.Put(ctx, ref, bytes.NewReader(box), int64(len(box))); err != nil {
 		return "", fmt.Errorf("store sealed git credentials: %w", err)
 	}
 	return ref, nil
@@ -103,11 +103,11 @@ func (a *Activities) gitCredentials(ctx context.Context, deploymentID, ref strin
 		return nil, fmt.Errorf("read sealed git credentials: %w", err)
 	}
 	defer rc.Close()
-	sealed, err := io.ReadAll(io.LimitReader(rc, maxSealedCredentials))
+	box, err := io.ReadAll(io.LimitReader(rc, maxSealedCredentials))
 	if err != nil {
 		return nil, fmt.Errorf("read sealed git credentials: %w", err)
 	}
-	plain, err := acme.Open(a.CredentialsKey, credentialsLabel(deploymentID), sealed)
+	plain, err := sealed.Open(a.CredentialsKey, credentialsLabel(deploymentID), box)
 	if err != nil {
 		// The API and this worker use different keys: set the same
 		// ALGOCLOUD_ENCRYPTION_KEY for both.

@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testgit"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -48,16 +48,16 @@ func TestFetchCodeWithSealedCredentials(t *testing.T) {
 	srv := testgit.ServeHTTP(t, root, "alice", password)
 	store, err := blobs.NewDir(filepath.Join(t.TempDir(), "blobs"))
 	require.NoError(t, err)
-	key, err := acme.NewEncryptionKey()
+	key, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	a := &Activities{Blobs: store, CredentialsKey: key, AllowPrivateGit: true}
 	ref, err := SealGitCredentials(ctx, store, key, "dep1", GitCredentials{Username: "alice", Password: password})
 	require.NoError(t, err)
 	rc, err := store.Get(ctx, ref)
 	require.NoError(t, err)
-	sealed, _ := io.ReadAll(rc)
+	box, _ := io.ReadAll(rc)
 	rc.Close()
-	require.NotContains(t, string(sealed), password, "sealed at rest")
+	require.NotContains(t, string(box), password, "sealed at rest")
 
 	sp := spec.Spec{Environment: spec.EnvPython, Input: spec.Image, Output: spec.Image}
 	fetch := func(dep, ref string) (CodeInfo, error) {
@@ -85,11 +85,11 @@ func TestFetchCodeWithSealedCredentials(t *testing.T) {
 	require.Contains(t, err.Error(), "not this deployment's")
 
 	// The same sealed bytes under dep2's prefix: the label binds them to dep1.
-	require.NoError(t, store.Put(ctx, "credentials/dep2/x", bytes.NewReader(sealed), -1))
+	require.NoError(t, store.Put(ctx, "credentials/dep2/x", bytes.NewReader(box), -1))
 	_, err = fetch("dep2", "credentials/dep2/x")
 	nonRetryableErr(err)
 
-	other, err := acme.NewEncryptionKey()
+	other, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	a.CredentialsKey = other
 	_, err = fetch("dep1", ref)

@@ -17,10 +17,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/certs"
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/inference/onnxrt"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -48,7 +48,7 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	bucket := "onnx-bundles"
 	_, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
 	require.NoError(t, err)
-	encKey, err := acme.NewEncryptionKey()
+	encKey, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	store, err := ec2.NewBundleStore(ctx, ec2.BundleStoreOptions{
 		Bucket: bucket, Region: "us-east-1", Endpoint: moto.Endpoint, Credentials: creds, EncryptionKey: encKey,

@@ -22,10 +22,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/algocloud/algocloud/activities/certs"
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -57,7 +57,7 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 	dir := t.TempDir()
 	ca, err := certs.LoadOrCreateCA(filepath.Join(dir, "ca"))
 	require.NoError(t, err)
-	encKey, err := acme.NewEncryptionKey()
+	encKey, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	a := &Activities{CA: ca, Domain: "algocloud.test", Bundles: nopBundles{}, KeyEncryptionKey: encKey, PredictTimeout: time.Second}
 	srv := compute.Server{Provider: "ec2", ID: "i-0123456789abcdef0", Host: "203.0.113.7", Port: 443, Workdir: filepath.Join(dir, "ec2", "dep-1")}

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/certs"
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -39,7 +39,7 @@ func TestReloadCertificateEC2_NotPickedUpRestarts(t *testing.T) {
 	dir := t.TempDir()
 	ca, err := certs.LoadOrCreateCA(filepath.Join(dir, "ca"))
 	require.NoError(t, err)
-	master, err := acme.NewEncryptionKey()
+	master, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 
 	moto := testmoto.Start(t)

@@ -11,13 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities"
-	"github.com/algocloud/algocloud/activities/certs/acme"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testgit"
 	"github.com/algocloud/algocloud/workflows"
 )
 
 func withCredentialsKey(t *testing.T) (func(*Config), []byte) {
-	key, err := acme.NewEncryptionKey()
+	key, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	return func(c *Config) { c.CredentialsKey = key }, key
 }
@@ -90,11 +90,11 @@ func TestFetchCodeSealsGitAuth(t *testing.T) {
 		require.True(t, strings.HasPrefix(r.Credentials, activities.CredentialsPrefix+"/"+id+"/"), r.Credentials)
 		rc, err := e.blobs.Get(context.Background(), r.Credentials)
 		require.NoError(t, err)
-		sealed, err := io.ReadAll(rc)
+		box, err := io.ReadAll(rc)
 		require.NoError(t, err)
 		rc.Close()
-		require.NotContains(t, string(sealed), password)
-		plain, err := acme.Open(key, "git credentials "+id, sealed)
+		require.NotContains(t, string(box), password)
+		plain, err := sealed.Open(key, "git credentials "+id, box)
 		require.NoError(t, err)
 		var g activities.GitCredentials
 		require.NoError(t, json.Unmarshal(plain, &g))

@@ -20,6 +20,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/activities/dns"
+	"github.com/algocloud/algocloud/internal/sealed"
 )
 
 // Choices of Options.Compute, Options.Certs and Options.DNS.
@@ -136,20 +137,20 @@ func (c CloudOptions) needsKey() bool { return c.Compute == ComputeEC2 || c.Cert
 func (p *Platform) encryptionKey() ([]byte, error) {
 	o := p.opts
 	if o.Cloud.EncryptionKey != nil {
-		if len(o.Cloud.EncryptionKey) != acme.EncryptionKeySize {
-			return nil, fmt.Errorf("encryption key has %d bytes, want %d", len(o.Cloud.EncryptionKey), acme.EncryptionKeySize)
+		if len(o.Cloud.EncryptionKey) != sealed.EncryptionKeySize {
+			return nil, fmt.Errorf("encryption key has %d bytes, want %d", len(o.Cloud.EncryptionKey), sealed.EncryptionKeySize)
 		}
 		return o.Cloud.EncryptionKey, nil
 	}
 	path := filepath.Join(o.DataDir, "secrets", "encryption.key")
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return acme.ParseEncryptionKey(string(b))
+		return sealed.ParseEncryptionKey(string(b))
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	k, err := acme.NewEncryptionKey()
+	k, err := sealed.NewEncryptionKey()
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,8 @@ import (
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/internal/testenv/testpebble"
+
+	"github.com/algocloud/algocloud/internal/sealed"
 )
 
 // TestMain shares one moto server (Route53) among the package's tests.
@@ -83,7 +85,7 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 	e.dns = testpebble.StartZoneDNS(t, r53)
 	cfg.HTTPPort, cfg.Resolver = e.httpPort, e.dns.Addr
 	e.pebble = testpebble.Start(t, cfg)
-	e.encKey, err = NewEncryptionKey()
+	e.encKey, err = sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	return e
 }
