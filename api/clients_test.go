@@ -12,6 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities"
+	// Registers the endpoints' OpenAPI generator with templates.Clients, as
+	// internal/platform does for the running API (the api package itself
+	// must not link the inference server: ONNX Runtime is cgo).
+	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/workflows"

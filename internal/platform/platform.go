@@ -28,6 +28,11 @@ import (
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/api"
+	// Registers the endpoints' OpenAPI generator with templates.Clients, so
+	// the API's openapi client is the bytes an endpoint serves at
+	// /openapi.json. Here, not in api: api must not link the inference
+	// server (ONNX Runtime is cgo; docs/architecture.md, Layering).
+	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/blobs/s3store"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
