@@ -44,7 +44,7 @@ type Activities struct {
 	// Bundles (acme.SaveKey); required with Bundles.
 	KeyEncryptionKey []byte
 	// CredentialsKey (32 bytes) opens the Git credentials the API sealed
-	// (see SealGitCredentials); the API must use the same key.
+	// (see source.SealGitCredentials); the API must use the same key.
 	CredentialsKey []byte
 	// Tests runs Test Code's throwaway servers on this machine when Provider
 	// is remote (a local provider); nil means Provider.

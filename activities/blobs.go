@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/algocloud/algocloud/internal/blobs"
+
+	"github.com/algocloud/algocloud/activities/source"
 )
 
 // Blob key prefixes: the API puts uploads under UploadsPrefix/<deployment>/,
@@ -31,7 +33,7 @@ func (a *Activities) DeleteBlobs(ctx context.Context, deploymentID string) error
 	// An S3 prefix of many test outputs takes a while to list and delete:
 	// heartbeats tell a slow clean-up from a lost worker.
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "deleting blobs" })()
-	for _, prefix := range []string{UploadsPrefix, TestsPrefix, CredentialsPrefix, CodePrefix} {
+	for _, prefix := range []string{UploadsPrefix, TestsPrefix, source.CredentialsPrefix, CodePrefix} {
 		if err := a.Blobs.Delete(ctx, prefix+"/"+deploymentID); err != nil {
 			return fmt.Errorf("delete blobs: %w", err)
 		}

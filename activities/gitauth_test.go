@@ -18,6 +18,8 @@ import (
 	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testgit"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/source"
 )
 
 // gitRepoIn makes a repository "algo" under root with aai_main.py, using the
@@ -51,7 +53,7 @@ func TestFetchCodeWithSealedCredentials(t *testing.T) {
 	key, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	a := &Activities{Blobs: store, CredentialsKey: key, AllowPrivateGit: true}
-	ref, err := SealGitCredentials(ctx, store, key, "dep1", GitCredentials{Username: "alice", Password: password})
+	ref, err := source.SealGitCredentials(ctx, store, key, "dep1", source.GitCredentials{Username: "alice", Password: password})
 	require.NoError(t, err)
 	rc, err := store.Get(ctx, ref)
 	require.NoError(t, err)

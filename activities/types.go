@@ -51,7 +51,7 @@ type CodeSource struct {
 	GitURL string `json:"git_url,omitempty"`
 	Ref    string `json:"ref,omitempty"`
 	// Credentials is the blob key of the Git credentials the API sealed
-	// (CredentialsPrefix/<deployment>/<random>; see SealGitCredentials):
+	// (source.CredentialsPrefix/<deployment>/<random>; see source.SealGitCredentials):
 	// an opaque reference, so the secret never enters the workflow's
 	// history. Empty for a public repository.
 	Credentials string         `json:"credentials,omitempty"`
