@@ -23,6 +23,8 @@ import (
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // Activities are the platform's side effects. Zero fields are not valid; build
@@ -78,21 +80,6 @@ type Activities struct {
 	Logger         *slog.Logger
 }
 
-// Temporal application error types (ApplicationError.Type()) of the
-// activities' non-retryable failures, which the workflow and API branch on.
-// They are strings, not sentinel errors: match them with the error's Type().
-// Their values are recorded in workflow histories: never change a value.
-const (
-	// BadInputErrorType: the request or its files are wrong; retrying cannot help.
-	BadInputErrorType = "BadInput"
-	// InstallFailedErrorType: installing the requirements failed.
-	InstallFailedErrorType = "InstallFailed"
-	// SourceFailedErrorType: fetching the code (Git, archive, edit) failed.
-	SourceFailedErrorType = "SourceFailed"
-	// InitFailedErrorType: the algorithm's __init__ failed (it will fail again).
-	InitFailedErrorType = "InitFailed"
-)
-
 func nonRetryable(kind string, err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), kind, nil)
 }
@@ -142,12 +129,12 @@ func heartbeatEvery(ctx context.Context, d time.Duration, detail func() any) (st
 }
 
 // RecordState projects state into the store so listings and restarts see it.
-func (a *Activities) RecordState(ctx context.Context, r StateRecord) error {
+func (a *Activities) RecordState(ctx context.Context, r actdef.StateRecord) error {
 	err := a.Store.UpdateAlgorithmState(ctx, r.DeploymentID, store.StateUpdate{
 		Step: r.Step, Status: r.Status, Endpoint: r.Endpoint, Error: r.Error,
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nonRetryable(BadInputErrorType, err)
+		return nonRetryable(actdef.BadInputErrorType, err)
 	}
 	return err
 }
@@ -162,7 +149,7 @@ func (a *Activities) MarkDeleted(ctx context.Context, id string) error {
 }
 
 // ProvisionServer provisions (or re-attaches to) the deployment's server.
-func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (compute.Server, error) {
+func (a *Activities) ProvisionServer(ctx context.Context, in actdef.ProvisionInput) (compute.Server, error) {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "provisioning" })()
 	// Worded for both providers: in dev the "server" is a local process,
 	// and the spec's instance type and region are only what EC2 would get.
@@ -174,7 +161,7 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 	if err != nil {
 		var perm *compute.PermanentError
 		if errors.As(err, &perm) {
-			return compute.Server{}, nonRetryable(BadInputErrorType, err)
+			return compute.Server{}, nonRetryable(actdef.BadInputErrorType, err)
 		}
 		return compute.Server{}, fmt.Errorf("provision server: %w", err)
 	}
@@ -189,7 +176,7 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 // next to it, mode 0600: plain where the endpoint runs on this machine,
 // sealed (acme.SaveKey) where it runs remotely and is only published inside
 // the encrypted bundle. Only paths and names are returned.
-func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertInfo, error) {
+func (a *Activities) IssueCertificate(ctx context.Context, in actdef.CertInput) (actdef.CertInfo, error) {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "issuing certificate" })()
 	iss := a.issuer()
 	names := []string{a.endpointName(in.APIName)}
@@ -203,15 +190,15 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 		keyName = sealedKeyFile
 	}
 	if info, ok := existingCert(dir, keyName, names, ips, 30*24*time.Hour); ok && !in.Force {
-		return CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names, NotAfter: info.NotAfter}, nil
+		return actdef.CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names, NotAfter: info.NotAfter}, nil
 	}
 	certPEM, keyPEM, err := iss.Issue(ctx, names, ips)
 	if err != nil {
 		err = fmt.Errorf("issue certificate (%s): %w", iss.Describe(), err)
 		if iss.Permanent(err) {
-			return CertInfo{}, nonRetryable(BadInputErrorType, err)
+			return actdef.CertInfo{}, nonRetryable(actdef.BadInputErrorType, err)
 		}
-		return CertInfo{}, err
+		return actdef.CertInfo{}, err
 	}
 	var certFile, keyFile string
 	if a.sealKeys() {
@@ -220,7 +207,7 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 		certFile, keyFile, err = certs.WriteKeyPair(dir, certPEM, keyPEM)
 	}
 	if err != nil {
-		return CertInfo{}, fmt.Errorf("write certificate: %w", err)
+		return actdef.CertInfo{}, fmt.Errorf("write certificate: %w", err)
 	}
 	info, _ := existingCert(dir, keyName, names, ips, 0)
 	if in.Force {
@@ -228,7 +215,7 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 	} else {
 		a.event(ctx, in.DeploymentID, "provision", "certificate issued for %v (%s)", names, iss.Describe())
 	}
-	return CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names, NotAfter: info.NotAfter}, nil
+	return actdef.CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names, NotAfter: info.NotAfter}, nil
 }
 
 // httpClient trusts the local CA, for talking to inference servers.

@@ -20,6 +20,8 @@ import (
 	"github.com/algocloud/algocloud/spec"
 
 	"github.com/algocloud/algocloud/activities/source"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // gitRepoIn makes a repository "algo" under root with aai_main.py, using the
@@ -62,9 +64,9 @@ func TestFetchCodeWithSealedCredentials(t *testing.T) {
 	require.NotContains(t, string(box), password, "sealed at rest")
 
 	sp := spec.Spec{Environment: spec.EnvPython, Input: spec.Image, Output: spec.Image}
-	fetch := func(dep, ref string) (CodeInfo, error) {
-		return a.FetchCode(ctx, FetchCodeInput{DeploymentID: dep, Server: compute.Server{Workdir: t.TempDir()}, Spec: sp,
-			Source: CodeSource{GitURL: srv.URL + "/algo", Credentials: ref}, Revision: 1})
+	fetch := func(dep, ref string) (actdef.CodeInfo, error) {
+		return a.FetchCode(ctx, actdef.FetchCodeInput{DeploymentID: dep, Server: compute.Server{Workdir: t.TempDir()}, Spec: sp,
+			Source: actdef.CodeSource{GitURL: srv.URL + "/algo", Credentials: ref}, Revision: 1})
 	}
 	info, err := fetch("dep1", ref)
 	require.NoError(t, err)
@@ -99,8 +101,8 @@ func TestFetchCodeWithSealedCredentials(t *testing.T) {
 	require.Contains(t, err.Error(), "same encryption key")
 	a.CredentialsKey = key
 
-	_, err = a.FetchCode(ctx, FetchCodeInput{DeploymentID: "dep1", Server: compute.Server{Workdir: t.TempDir()}, Spec: sp,
-		Source: CodeSource{GitURL: srv.URL + "/algo"}, Revision: 1})
+	_, err = a.FetchCode(ctx, actdef.FetchCodeInput{DeploymentID: "dep1", Server: compute.Server{Workdir: t.TempDir()}, Spec: sp,
+		Source: actdef.CodeSource{GitURL: srv.URL + "/algo"}, Revision: 1})
 	require.Error(t, err, "without the credentials the repository is private")
 
 	require.NoError(t, a.DeleteBlobs(ctx, "dep1"))

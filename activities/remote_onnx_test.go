@@ -23,6 +23,8 @@ import (
 	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // An environment onnx deployment on a remote server: the worker publishes
@@ -59,15 +61,15 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	require.NoError(t, err)
 	a := &Activities{CA: ca, Domain: "algocloud.test", Bundles: store, KeyEncryptionKey: encKey, PredictTimeout: time.Second}
 	srv := compute.Server{Provider: "ec2", ID: "i-0fedcba9876543210", Host: "203.0.113.9", Port: 443, Workdir: filepath.Join(dir, "ec2", "dep-onnx")}
-	cert, err := a.IssueCertificate(ctx, CertInput{DeploymentID: "dep-onnx", APIName: "textdir", Server: srv})
+	cert, err := a.IssueCertificate(ctx, actdef.CertInput{DeploymentID: "dep-onnx", APIName: "textdir", Server: srv})
 	require.NoError(t, err)
 	code := filepath.Join(dir, "code")
 	require.NoError(t, os.MkdirAll(code, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(code, onnxrt.ConfigFile), []byte(`{"model": "m.onnx"}`), 0o644))
-	in := ServiceInput{TokenSHA256: "ab", Build: Build{
-		DeploymentID: "dep-onnx", Server: srv, Cert: cert, Code: CodeInfo{Dir: code, Revision: 1},
+	in := actdef.ServiceInput{TokenSHA256: "ab", Build: actdef.Build{
+		DeploymentID: "dep-onnx", Server: srv, Cert: cert, Code: actdef.CodeInfo{Dir: code, Revision: 1},
 		Spec:    spec.Spec{APIName: "textdir", Environment: spec.EnvONNX, Threads: 1, Input: spec.Image, Output: spec.JSON},
-		Install: InstallInfo{}, // onnx without requirements: no venv on the worker
+		Install: actdef.InstallInfo{}, // onnx without requirements: no venv on the worker
 	}}
 
 	fileSum := func() string {

@@ -21,12 +21,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/source"
 	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // Bounds of one fetch_code request besides its total size.
@@ -115,7 +116,7 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 // must be the one the client edited (409 code_changed otherwise: someone
 // else fetched or saved since, and saving would undo that). It answers the
 // request itself when the edit cannot go on, and then returns false.
-func (s *server) editBase(c *gin.Context, a store.Algorithm, e *activities.CodeEdit) bool {
+func (s *server) editBase(c *gin.Context, a store.Algorithm, e *actdef.CodeEdit) bool {
 	st, err := s.state(c.Request.Context(), a.ID)
 	if err != nil {
 		s.workflowFailure(c, "query state", err)
@@ -295,7 +296,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if err != nil || n < 1 {
 				return req, auth, staged, errField(errcode.InvalidCodeSource, field, "must be the revision number being edited (1 or more)")
 			}
-			req.Edit = &activities.CodeEdit{Base: activities.CodeInfo{Revision: n}}
+			req.Edit = &actdef.CodeEdit{Base: actdef.CodeInfo{Revision: n}}
 		case "archive":
 			if req.Archive != nil {
 				return req, auth, staged, errField(errcode.InvalidCodeSource, "archive", "upload one archive only")
@@ -315,7 +316,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if err != nil {
 				return req, auth, staged, s.stageError(c, err)
 			}
-			req.Archive = &activities.UploadedFile{Key: key, Name: safeDiskName(filepath.Base(name))}
+			req.Archive = &actdef.UploadedFile{Key: key, Name: safeDiskName(filepath.Base(name))}
 		case "files":
 			name, ok := rawFilename(part)
 			if !ok {
@@ -331,7 +332,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if err != nil {
 				return req, auth, staged, s.stageError(c, err)
 			}
-			req.Files = append(req.Files, activities.UploadedFile{Key: key, Name: name})
+			req.Files = append(req.Files, actdef.UploadedFile{Key: key, Name: name})
 		default:
 			return req, auth, staged, errField(errcode.UnknownField, field, "unknown form field; expected archive, files, git_url, ref, git_auth or base_revision")
 		}
@@ -345,7 +346,7 @@ func (s *server) stageFile(c *gin.Context, deploymentID, clientName string, r io
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", "", fmt.Errorf("read random bytes: %w", err)
 	}
-	dir = path.Join(activities.UploadsPrefix, deploymentID, hex.EncodeToString(rnd[:]))
+	dir = path.Join(actdef.UploadsPrefix, deploymentID, hex.EncodeToString(rnd[:]))
 	key = path.Join(dir, safeDiskName(filepath.Base(clientName)))
 	if err := blobs.CheckKey(key); err != nil {
 		return "", "", fmt.Errorf("upload key: %w", err)

@@ -9,6 +9,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/algocloud/algocloud/activities"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // Temporal application error types (ApplicationError.Type()) of update
@@ -203,7 +205,7 @@ func (d *deployment) project(ctx workflow.Context) {
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
-	rec := activities.StateRecord{DeploymentID: d.st.DeploymentID, Step: d.st.Step, Status: d.st.Status}
+	rec := actdef.StateRecord{DeploymentID: d.st.DeploymentID, Step: d.st.Step, Status: d.st.Status}
 	if d.st.Live != nil && d.st.Status == StatusLive {
 		rec.Endpoint = d.st.Live.Endpoint
 	}

@@ -1,4 +1,9 @@
-package activities
+// Package actdef is what the workflows and the API know of the activities:
+// their names, their inputs' and results' types, and the error types of
+// their failures. It is small and links no provider (no AWS SDK, lego or
+// ONNX Runtime): the activities themselves (package activities) are linked
+// by the worker only. docs/architecture.md, Layering.
+package actdef
 
 import (
 	"time"
