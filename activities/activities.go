@@ -80,6 +80,10 @@ type Activities struct {
 	Logger         *slog.Logger
 }
 
+// The workflows name these methods through actdef.Names: same names, same
+// signatures, or this does not compile.
+var _ actdef.Activities = (*Activities)(nil)
+
 func nonRetryable(kind string, err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), kind, nil)
 }

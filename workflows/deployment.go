@@ -8,8 +8,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/algocloud/algocloud/activities"
-
 	"github.com/algocloud/algocloud/activities/actdef"
 )
 
@@ -28,8 +26,9 @@ const (
 // historyLimit bounds State.History.
 const historyLimit = 50
 
-// a is nil on purpose: the workflow names activities by method value.
-var a *activities.Activities
+// a is nil on purpose: the workflow names activities by method value
+// (actdef.Names; the worker runs *activities.Activities under those names).
+var a *actdef.Names
 
 // changeStepOutcomes versions fixes from acceptance testing, decided once
 // when a run starts (so one run never mixes old and new behaviour; histories
