@@ -25,6 +25,8 @@ import (
 	"github.com/algocloud/algocloud/store"
 
 	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/dns"
 )
 
 // Activities are the platform's side effects. Zero fields are not valid; build
@@ -37,7 +39,7 @@ type Activities struct {
 	// Issuer issues endpoints' certificates; nil means the local CA.
 	Issuer CertIssuer
 	// DNS, when set, keeps <api-name>.<Domain> pointing at each server.
-	DNS RecordStore
+	DNS dns.RecordStore
 	// Bundles, when set, means endpoints run on remote servers (EC2): the
 	// live endpoint's bundle is published there before the provider starts
 	// it (see remote.go), and certificate keys are stored sealed.

@@ -5,23 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	"github.com/algocloud/algocloud/activities/dns"
 
 	"github.com/algocloud/algocloud/activities/actdef"
 )
-
-// RecordStore keeps endpoints' address records (*dns.Route53 is one). Both
-// methods are idempotent and return once the change is visible.
-type RecordStore interface {
-	// Upsert points name at ip (ttl 0: the store's default).
-	Upsert(ctx context.Context, name, ip string, ttl time.Duration) error
-	// Delete removes name's address records; absent is not an error.
-	Delete(ctx context.Context, name string) error
-}
-
-var _ RecordStore = (*dns.Route53)(nil)
 
 // endpointName is the endpoint's DNS name, <api-name>.<domain>.
 func (a *Activities) endpointName(apiName string) string { return apiName + "." + a.Domain }

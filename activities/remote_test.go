@@ -25,6 +25,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
+	dnsroute53 "github.com/algocloud/algocloud/activities/dns/route53"
 	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
@@ -135,7 +136,7 @@ func TestRecords(t *testing.T) {
 	zone, err := route53.New(route53.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(moto.Endpoint)}).
 		CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String("algocloud.test"), CallerReference: aws.String("activities-test")})
 	require.NoError(t, err)
-	r53, err := dns.NewRoute53(ctx, dns.Options{Endpoint: moto.Endpoint, Credentials: creds, ZoneID: aws.ToString(zone.HostedZone.Id), Poll: 10 * time.Millisecond})
+	r53, err := dnsroute53.NewRoute53(ctx, dnsroute53.Options{Endpoint: moto.Endpoint, Credentials: creds, ZoneID: aws.ToString(zone.HostedZone.Id), Poll: 10 * time.Millisecond})
 	require.NoError(t, err)
 	a := &Activities{Domain: "algocloud.test", DNS: r53}
 	in := actdef.DNSInput{DeploymentID: "d", APIName: "seg", Server: compute.Server{Host: "203.0.113.7"}}

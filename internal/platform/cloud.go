@@ -19,8 +19,9 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
-	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/sealed"
+
+	"github.com/algocloud/algocloud/activities/dns/route53"
 )
 
 // Choices of Options.Compute, Options.Certs and Options.DNS.
@@ -187,10 +188,10 @@ func (p *Platform) wireCloud(ctx context.Context, acts *activities.Activities) e
 			return fmt.Errorf("encryption key: %w", err)
 		}
 	}
-	var r53 *dns.Route53
+	var r53 *route53.Route53
 	if c.DNS == DNSRoute53 {
 		var err error
-		r53, err = dns.NewRoute53(ctx, dns.Options{
+		r53, err = route53.NewRoute53(ctx, route53.Options{
 			Endpoint: c.AWSEndpoint, ZoneID: c.DNSZoneID, Domain: o.Domain, Poll: c.DNSPoll,
 			Logger: o.Logger.With("component", "route53"),
 		})

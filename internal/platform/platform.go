@@ -25,7 +25,6 @@ import (
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
-	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/api"
 	// Registers the endpoints' OpenAPI generator with templates.Clients, so
@@ -41,6 +40,8 @@ import (
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/web"
 	"github.com/algocloud/algocloud/worker"
+
+	"github.com/algocloud/algocloud/activities/dns/route53"
 )
 
 // Options configures a platform. Zero values are dev defaults.
@@ -108,7 +109,7 @@ type Platform struct {
 	EC2         *ec2.Provider
 	Bundles     *ec2.BundleStore
 	TestServers *local.Provider
-	Route53     *dns.Route53
+	Route53     *route53.Route53
 	worker      sdkworker.Worker
 	http        *http.Server
 	// APIURL is the API's base URL when RunAPI.

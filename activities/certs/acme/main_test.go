@@ -20,7 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities/dns"
+	dnsroute53 "github.com/algocloud/algocloud/activities/dns/route53"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/internal/testenv/testpebble"
@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // Route53 is what DNS-01 runs on in production.
-var _ TXTRecords = (*dns.Route53)(nil)
+var _ TXTRecords = (*dnsroute53.Route53)(nil)
 
 // testDomain is the zone the test names live in; pebble certifies any name.
 const testDomain = "algocloud.test"
@@ -45,7 +45,7 @@ const testDomain = "algocloud.test"
 // env is one test's world: a Route53 zone algocloud.test in moto, the DNS
 // server that serves it, and pebble validating through that server.
 type env struct {
-	r53      *dns.Route53
+	r53      *dnsroute53.Route53
 	dns      *testpebble.ZoneDNS
 	pebble   *testpebble.Pebble
 	httpPort int
@@ -72,7 +72,7 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 		CallerReference: aws.String(uuid.NewString()),
 	})
 	require.NoError(t, err)
-	r53, err := dns.NewRoute53(ctxFor(t), dns.Options{
+	r53, err := dnsroute53.NewRoute53(ctxFor(t), dnsroute53.Options{
 		Endpoint:    moto.Endpoint,
 		Credentials: testmoto.Credentials,
 		ZoneID:      aws.ToString(out.HostedZone.Id),
