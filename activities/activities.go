@@ -43,7 +43,7 @@ type Activities struct {
 	// Bundles, when set, means endpoints run on remote servers (EC2): the
 	// live endpoint's bundle is published there before the provider starts
 	// it (see remote.go), and certificate keys are stored sealed.
-	Bundles BundlePublisher
+	Bundles compute.BundlePublisher
 	// KeyEncryptionKey (32 bytes) seals certificate keys at rest with
 	// Bundles (acme.SaveKey); required with Bundles.
 	KeyEncryptionKey []byte

@@ -20,34 +20,20 @@ import (
 
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/spec"
 
 	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
-
-// BundlePublisher stores what a remote server serves (*ec2.BundleStore is
-// one). Both methods are idempotent.
-type BundlePublisher interface {
-	// Publish stores (sealed) the deployment's bundle, a tar.gz.
-	Publish(ctx context.Context, deploymentID string, tarGz []byte) error
-	// Delete removes the deployment's bundle; absent is not an error.
-	Delete(ctx context.Context, deploymentID string) error
-	// PublishONNXRuntime stores the ONNX Runtime library at path (once per
-	// content) where the server's fetch finds it by its SHA-256, which it
-	// returns (hex).
-	PublishONNXRuntime(ctx context.Context, path string) (string, error)
-}
-
-var _ BundlePublisher = (*ec2.BundleStore)(nil)
 
 // Where a bundle's files go on the server: fetch.sh (the EC2 user data)
 // puts the bundle in <home>/bundle and the venv in <home>/venv, and fills
 // in the placeholders of live.json.in.
 const (
-	bundleHome   = ec2.HomePlaceholder
-	bundleListen = ec2.ListenPlaceholder
+	bundleHome   = bundlelayout.HomePlaceholder
+	bundleListen = bundlelayout.ListenPlaceholder
 )
 
 // maxBundle bounds a bundle (code and models included) before encryption.
@@ -75,7 +61,7 @@ func (a *Activities) remoteConfig(in actdef.ServiceInput) ([]byte, error) {
 	// the library its fetch downloaded (the one the bundle names).
 	cfg.ONNXRuntimeLib = ""
 	if in.Spec.Environment == spec.EnvONNX {
-		cfg.ONNXRuntimeLib = bundleHome + "/" + ec2.ONNXRuntimePath
+		cfg.ONNXRuntimeLib = bundleHome + "/" + bundlelayout.ONNXRuntimePath
 	}
 	cfg = cfg.WithDefaults()
 	return json.MarshalIndent(cfg, "", "  ")
@@ -84,7 +70,7 @@ func (a *Activities) remoteConfig(in actdef.ServiceInput) ([]byte, error) {
 // buildBundle makes the live endpoint's bundle: live.json.in,
 // requirements.txt, code/ (the revision's folder without .git), tls/
 // (certificate and key, the key opened from its sealed file in memory) and,
-// given onnxSHA256 (environment onnx), ec2.ONNXRuntimeSumFile naming the
+// given onnxSHA256 (environment onnx), bundlelayout.ONNXRuntimeSumFile naming the
 // ONNX Runtime library the server fetches. The archive is deterministic
 // (sorted, no times), so the same inputs give the same bytes and a restart
 // can tell whether anything changed (a new library is a change).
@@ -130,7 +116,7 @@ func (a *Activities) buildBundle(in actdef.ServiceInput, onnxSHA256 string) ([]b
 		{"tls/key.pem", 0o600, keyPEM},
 	}
 	if onnxSHA256 != "" {
-		members = append(members, member{ec2.ONNXRuntimeSumFile, 0o644, []byte(onnxSHA256 + "\n")})
+		members = append(members, member{bundlelayout.ONNXRuntimeSumFile, 0o644, []byte(onnxSHA256 + "\n")})
 	}
 	for _, f := range members {
 		if err := add(f.name, f.mode, f.data); err != nil {

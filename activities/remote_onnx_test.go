@@ -25,11 +25,13 @@ import (
 	"github.com/algocloud/algocloud/spec"
 
 	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // An environment onnx deployment on a remote server: the worker publishes
 // the ONNX Runtime library it resolves to S3 (moto) under its SHA-256, once
-// per content, and the bundle names that sum (ec2.ONNXRuntimeSumFile, inside
+// per content, and the bundle names that sum (bundlelayout.ONNXRuntimeSumFile, inside
 // the MAC) and the server-side library path in live.json.in, with no venv
 // Python. A changed library is a new object and a different bundle; a python
 // deployment's bundle names no library.
@@ -111,10 +113,10 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	b1, err := a.buildBundle(in, sum1)
 	require.NoError(t, err)
 	files := untar(t, b1)
-	require.Equal(t, sum1+"\n", files[ec2.ONNXRuntimeSumFile])
+	require.Equal(t, sum1+"\n", files[bundlelayout.ONNXRuntimeSumFile])
 	var cfg map[string]any
 	require.NoError(t, json.Unmarshal([]byte(files["live.json.in"]), &cfg))
-	require.Equal(t, ec2.HomePlaceholder+"/"+ec2.ONNXRuntimePath, cfg["onnxruntime_lib"], "the instance's path, not the worker's")
+	require.Equal(t, bundlelayout.HomePlaceholder+"/"+bundlelayout.ONNXRuntimePath, cfg["onnxruntime_lib"], "the instance's path, not the worker's")
 	require.NotContains(t, files["live.json.in"], dir, "no worker path in the server's config")
 	require.Equal(t, "/usr/bin/python3", cfg["python"], "no venv Python for onnx without requirements")
 	require.Equal(t, spec.EnvONNX, cfg["environment"])
@@ -150,9 +152,9 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	b3, err := a.buildBundle(py, sum)
 	require.NoError(t, err)
 	files = untar(t, b3)
-	require.NotContains(t, files, ec2.ONNXRuntimeSumFile)
+	require.NotContains(t, files, bundlelayout.ONNXRuntimeSumFile)
 	cfg = nil
 	require.NoError(t, json.Unmarshal([]byte(files["live.json.in"]), &cfg))
-	require.Equal(t, ec2.HomePlaceholder+"/venv/bin/python", cfg["python"])
+	require.Equal(t, bundlelayout.HomePlaceholder+"/venv/bin/python", cfg["python"])
 	require.Nil(t, cfg["onnxruntime_lib"])
 }

@@ -23,7 +23,6 @@ import (
 
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
 	dnsroute53 "github.com/algocloud/algocloud/activities/dns/route53"
 	"github.com/algocloud/algocloud/internal/sealed"
@@ -31,6 +30,8 @@ import (
 	"github.com/algocloud/algocloud/spec"
 
 	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // untar reads a bundle into name -> content.
@@ -104,9 +105,9 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 	require.NotNil(t, block, "the bundle holds the key opened")
 	var cfg map[string]any
 	require.NoError(t, json.Unmarshal([]byte(files["live.json.in"]), &cfg))
-	require.Equal(t, ec2.ListenPlaceholder, cfg["listen"])
-	require.Equal(t, ec2.HomePlaceholder+"/bundle/code", cfg["code_dir"])
-	require.Equal(t, ec2.HomePlaceholder+"/venv/bin/python", cfg["python"])
+	require.Equal(t, bundlelayout.ListenPlaceholder, cfg["listen"])
+	require.Equal(t, bundlelayout.HomePlaceholder+"/bundle/code", cfg["code_dir"])
+	require.Equal(t, bundlelayout.HomePlaceholder+"/venv/bin/python", cfg["python"])
 	certBlock, _ := pem.Decode([]byte(files["tls/cert.pem"]))
 	leaf, err := x509.ParseCertificate(certBlock.Bytes)
 	require.NoError(t, err)

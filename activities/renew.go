@@ -19,7 +19,6 @@ import (
 
 	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/activities/compute/ec2"
 
 	"github.com/algocloud/algocloud/activities/actdef"
 )
@@ -209,30 +208,6 @@ func (a *Activities) waitServed(ctx context.Context, addr string, want []byte) e
 	}
 }
 
-// CertPickupProvider is a remote compute provider whose servers can take a
-// renewed certificate in place (*ec2.Provider is one).
-type CertPickupProvider interface {
-	// CertPickup reports whether the server picks up a published
-	// certificate object by itself.
-	CertPickup(ctx context.Context, s compute.Server) (bool, error)
-	// ServedCertificate is the leaf (DER) the server's endpoint presents
-	// on a new TLS connection.
-	ServedCertificate(ctx context.Context, s compute.Server) ([]byte, error)
-}
-
-// CertPublisher publishes a deployment's certificate and key on their own
-// (*ec2.BundleStore is one), for servers that pick them up in place.
-type CertPublisher interface {
-	// PublishCert stores (sealed) the certificate and key with version,
-	// which must grow with every publication.
-	PublishCert(ctx context.Context, deploymentID string, certPEM, keyPEM []byte, version int64) error
-}
-
-var (
-	_ CertPickupProvider = (*ec2.Provider)(nil)
-	_ CertPublisher      = (*ec2.BundleStore)(nil)
-)
-
 // certPickupWait bounds how long reloadRemote waits for an instance to
 // serve the published certificate (its timer runs every minute) before it
 // restarts the service instead; certPickupPoll is how often it looks.
@@ -253,8 +228,8 @@ var (
 // bundle, as before.
 func (a *Activities) reloadRemote(ctx context.Context, in actdef.ReloadInput, leaf *x509.Certificate, out actdef.CertReload) (actdef.CertReload, error) {
 	svc := in.Service
-	pp, okProv := a.Provider.(CertPickupProvider)
-	cp, okPub := a.Bundles.(CertPublisher)
+	pp, okProv := a.Provider.(compute.CertPickupProvider)
+	cp, okPub := a.Bundles.(compute.CertPublisher)
 	pickup := false
 	if okProv && okPub {
 		var err error
