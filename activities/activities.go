@@ -37,7 +37,7 @@ type Activities struct {
 	// Issuer is nil, and Test Code's certificates on a remote provider.
 	CA *certs.CA
 	// Issuer issues endpoints' certificates; nil means the local CA.
-	Issuer CertIssuer
+	Issuer certs.Issuer
 	// DNS, when set, keeps <api-name>.<Domain> pointing at each server.
 	DNS dns.RecordStore
 	// Bundles, when set, means endpoints run on remote servers (EC2): the

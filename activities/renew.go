@@ -21,6 +21,8 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 
 	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/certs"
 )
 
 // WorkflowQuerier queries a workflow (the Temporal client.Client is one).
@@ -109,24 +111,16 @@ func (a *Activities) renewalTime(c actdef.CertInfo) (time.Time, time.Time, error
 	if leaf != nil {
 		notAfter = leaf.NotAfter
 	}
-	if l, ok := a.issuer().(LocalIssuer); ok {
+	if l, ok := a.issuer().(certs.LocalIssuer); ok {
 		// The local CA backdates NotBefore (clock skew), so the lifetime is
 		// what it was asked for, not NotAfter-NotBefore.
-		return notAfter.Add(-l.validity() / 3), notAfter, nil
+		return notAfter.Add(-l.Validity() / 3), notAfter, nil
 	}
 	if leaf == nil {
 		return notAfter.Add(-30 * 24 * time.Hour), notAfter, nil
 	}
 	at, err := acme.RenewalTime(certPEM)
 	return at, notAfter, err
-}
-
-// validity is the lifetime the local CA gives.
-func (l LocalIssuer) validity() time.Duration {
-	if l.ValidFor > 0 {
-		return l.ValidFor
-	}
-	return 90 * 24 * time.Hour
 }
 
 // readLeaf parses the first certificate of a PEM file.

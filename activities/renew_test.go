@@ -22,7 +22,7 @@ import (
 func renewTestActivities(t *testing.T, validFor time.Duration) *Activities {
 	ca, err := certs.LoadOrCreateCA(t.TempDir())
 	require.NoError(t, err)
-	return &Activities{CA: ca, Issuer: LocalIssuer{CA: ca, ValidFor: validFor}, Domain: "algocloud.test"}
+	return &Activities{CA: ca, Issuer: certs.LocalIssuer{CA: ca, ValidFor: validFor}, Domain: "algocloud.test"}
 }
 
 func TestIssueCertificateForceRenewsInPlace(t *testing.T) {
@@ -80,7 +80,7 @@ func TestRenewalTime(t *testing.T) {
 		require.NoError(t, err)
 		want, err := acme.RenewalTime(certPEM)
 		require.NoError(t, err)
-		other := &Activities{Issuer: ACMEIssuer{}}
+		other := &Activities{Issuer: acme.Issuer{}}
 		at, _, err = other.renewalTime(c)
 		require.NoError(t, err)
 		require.Equal(t, want, at)

@@ -212,7 +212,7 @@ func (p *Platform) wireCloud(ctx context.Context, acts *activities.Activities) e
 		if err != nil {
 			return fmt.Errorf("certs acme: %w", err)
 		}
-		acts.Issuer = activities.ACMEIssuer{Client: client, Directory: c.ACMEDirectory}
+		acts.Issuer = acme.Issuer{Client: client, Directory: c.ACMEDirectory}
 	}
 	if c.Compute == ComputeLocal {
 		var err error

@@ -242,7 +242,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 		return err
 	}
 	if acts.Issuer == nil && o.CertValidity > 0 {
-		acts.Issuer = activities.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
+		acts.Issuer = certs.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
 	}
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
