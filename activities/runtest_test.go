@@ -19,6 +19,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/spec"
 
 	"github.com/algocloud/algocloud/activities/actdef"
@@ -45,7 +46,7 @@ func serveInference() int {
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	cfg, err := inference.LoadConfig(path)
+	cfg, err := inferapi.LoadConfig(path)
 	if err == nil {
 		var srv *inference.Server
 		if srv, err = inference.NewServer(cfg, log); err == nil {
@@ -86,17 +87,17 @@ func TestRunTestNamesTheFailedStage(t *testing.T) {
 	cases := []struct {
 		name, code, stage, message, line string
 	}{
-		{"import", "import skimage\n", inference.StageImport,
+		{"import", "import skimage\n", inferapi.StageImport,
 			"import of aai_main.py failed: ModuleNotFoundError: No module named 'skimage' (add scikit-image to aai_pip-requirements.txt)",
 			`File "aai_main.py", line 1, in <module>`},
 		{"__init__", "class AAI:\n    def __init__(self):\n        raise RuntimeError('no weights')\n    def predict(self, x):\n        return x\n",
-			inference.StageInit, "__init__ failed: RuntimeError: no weights", `File "aai_main.py", line 3, in __init__`},
+			inferapi.StageInit, "__init__ failed: RuntimeError: no weights", `File "aai_main.py", line 3, in __init__`},
 		{"testing_input_data", "class AAI:\n    def predict(self, x):\n        return x\n    def testing_input_data(self):\n        return 1 / 0\n",
-			inference.StageTestInput, "testing_input_data failed: ZeroDivisionError: division by zero", `File "aai_main.py", line 5, in testing_input_data`},
+			inferapi.StageTestInput, "testing_input_data failed: ZeroDivisionError: division by zero", `File "aai_main.py", line 5, in testing_input_data`},
 		{"predict", "import numpy as np\nclass AAI:\n    def predict(self, x):\n        raise ValueError('too dark')\n    def testing_input_data(self):\n        return np.zeros((8, 8, 3), np.uint8)\n",
-			inference.StagePredict, "predict failed: ValueError: too dark", `File "aai_main.py", line 4, in predict`},
+			inferapi.StagePredict, "predict failed: ValueError: too dark", `File "aai_main.py", line 4, in predict`},
 		{"answer", "import numpy as np\nclass AAI:\n    def predict(self, x):\n        return {'not': 'an image'}\n    def testing_input_data(self):\n        return np.zeros((8, 8, 3), np.uint8)\n",
-			inference.StageOutput, "encoding the answer failed: ", ""},
+			inferapi.StageOutput, "encoding the answer failed: ", ""},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 
 	"github.com/algocloud/algocloud/activities/actdef"
 )
@@ -25,12 +25,12 @@ import (
 //
 // role ("test" or "live") names the sandbox's group; an instance type
 // without sandbox limits is an error.
-func (a *Activities) serviceConfig(srv compute.Server, port int, in actdef.Build, tokenSHA256, role string) (inference.Config, error) {
+func (a *Activities) serviceConfig(srv compute.Server, port int, in actdef.Build, tokenSHA256, role string) (inferapi.Config, error) {
 	box, err := a.sandboxConfig(srv, in.Spec, role)
 	if err != nil {
-		return inference.Config{}, nonRetryable(actdef.BadInputErrorType, err)
+		return inferapi.Config{}, nonRetryable(actdef.BadInputErrorType, err)
 	}
-	return inference.Config{
+	return inferapi.Config{
 		Sandbox:          box,
 		Name:             in.Spec.APIName,
 		Listen:           net.JoinHostPort(srv.Host, strconv.Itoa(port)),
@@ -44,18 +44,18 @@ func (a *Activities) serviceConfig(srv compute.Server, port int, in actdef.Build
 		Threads:          in.Spec.Threads,
 		Input:            in.Spec.Input,
 		Output:           in.Spec.Output,
-		Timeout:          inference.Duration(a.PredictTimeout),
+		Timeout:          inferapi.Duration(a.PredictTimeout),
 		AllowPrivateURLs: a.AllowPrivateURLs,
 		MaxBatchSize:     in.Spec.MaxBatchSize,
-		MaxQueueDelay:    inference.Duration(time.Duration(in.Spec.MaxQueueDelayMS) * time.Millisecond),
+		MaxQueueDelay:    inferapi.Duration(time.Duration(in.Spec.MaxQueueDelayMS) * time.Millisecond),
 		PublicMetrics:    in.Spec.PublicMetrics,
 	}.WithDefaults(), nil
 }
 
 // writeConfig writes cfg to path and reports whether its content changed.
-func writeConfig(path string, cfg inference.Config) (changed bool, err error) {
+func writeConfig(path string, cfg inferapi.Config) (changed bool, err error) {
 	old, _ := os.ReadFile(path)
-	if err := inference.WriteConfig(path, cfg); err != nil {
+	if err := inferapi.WriteConfig(path, cfg); err != nil {
 		return false, fmt.Errorf("write service config: %w", err)
 	}
 	cur, _ := os.ReadFile(path)
@@ -64,7 +64,7 @@ func writeConfig(path string, cfg inference.Config) (changed bool, err error) {
 
 // liveTokenFile is the file in the server's folder that holds the live
 // endpoint's token hash; the server re-reads it when it changes
-// (inference.Config.TokenFile), so a rotation needs no restart.
+// (inferapi.Config.TokenFile), so a rotation needs no restart.
 const liveTokenFile = "live-token.sha256"
 
 // StartService makes the live endpoint run the given code revision: it
@@ -92,7 +92,7 @@ func (a *Activities) StartService(ctx context.Context, in actdef.ServiceInput) (
 	}
 	// Rewritten only when it changes: the running server re-reads a replaced file.
 	if cur, _ := os.ReadFile(cfg.TokenFile); strings.TrimSpace(string(cur)) != strings.ToLower(in.TokenSHA256) {
-		if err := inference.WriteTokenFile(cfg.TokenFile, in.TokenSHA256); err != nil {
+		if err := inferapi.WriteTokenFile(cfg.TokenFile, in.TokenSHA256); err != nil {
 			return actdef.ServiceInfo{}, err
 		}
 	}
@@ -114,7 +114,7 @@ func (a *Activities) StartService(ctx context.Context, in actdef.ServiceInput) (
 	endpoint := "https://" + h.Address
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := inference.WaitReady(wctx, a.httpClient(5*time.Second), endpoint); err != nil {
+	if err := inferapi.WaitReady(wctx, a.httpClient(5*time.Second), endpoint); err != nil {
 		return actdef.ServiceInfo{}, a.initError(err)
 	}
 	a.event(ctx, in.DeploymentID, "complete", "endpoint live at %s", endpoint)
@@ -123,7 +123,7 @@ func (a *Activities) StartService(ctx context.Context, in actdef.ServiceInput) (
 
 // initError makes an algorithm whose __init__ fails a permanent failure.
 func (a *Activities) initError(err error) error {
-	var ie *inference.InitError
+	var ie *inferapi.InitError
 	if errors.As(err, &ie) {
 		return nonRetryable(actdef.InitFailedErrorType, err)
 	}

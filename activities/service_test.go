@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/spec"
 
 	"github.com/algocloud/algocloud/activities/actdef"
@@ -27,8 +27,8 @@ func TestServiceConfigCarriesTheSpec(t *testing.T) {
 	require.Equal(t, 3, cfg.Threads)
 	require.Equal(t, spec.JSON, cfg.Output)
 	require.Equal(t, 8, cfg.MaxBatchSize)
-	require.Equal(t, inference.Duration(5*time.Millisecond), cfg.MaxQueueDelay)
-	require.Equal(t, inference.Duration(7*time.Second), cfg.Timeout)
+	require.Equal(t, inferapi.Duration(5*time.Millisecond), cfg.MaxQueueDelay)
+	require.Equal(t, inferapi.Duration(7*time.Second), cfg.Timeout)
 	require.Equal(t, "/venv/bin/python", cfg.Python)
 	require.Equal(t, "ab", cfg.TokenSHA256)
 	require.True(t, cfg.PublicMetrics)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 
 	"github.com/algocloud/algocloud/activities/actdef"
 )
@@ -64,7 +64,7 @@ func (a *Activities) RunTest(ctx context.Context, in actdef.TestInput) (actdef.T
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := inference.WaitReady(wctx, client, base); err != nil {
+	if err := inferapi.WaitReady(wctx, client, base); err != nil {
 		if ie, ok := asInitError(err); ok {
 			info.Code, info.Message, info.Stage, info.Traceback = "init_failed", ie.Message, ie.Stage, ie.Traceback
 			a.event(ctx, in.DeploymentID, "test", "test failed: %s", ie.Message)
@@ -73,7 +73,7 @@ func (a *Activities) RunTest(ctx context.Context, in actdef.TestInput) (actdef.T
 		return actdef.TestInfo{}, fmt.Errorf("test server did not become ready: %w", err)
 	}
 	a.event(ctx, in.DeploymentID, "test", "server booted and ready; sending testing_input_data()")
-	res, err := inference.SelfTest(ctx, client, base, token)
+	res, err := inferapi.SelfTest(ctx, client, base, token)
 	if err != nil {
 		return actdef.TestInfo{}, fmt.Errorf("test request: %w", err)
 	}
@@ -101,8 +101,8 @@ func (a *Activities) RunTest(ctx context.Context, in actdef.TestInput) (actdef.T
 	return info, nil
 }
 
-func asInitError(err error) (*inference.InitError, bool) {
-	var ie *inference.InitError
+func asInitError(err error) (*inferapi.InitError, bool) {
+	var ie *inferapi.InitError
 	ok := errors.As(err, &ie)
 	return ie, ok
 }

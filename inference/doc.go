@@ -26,16 +26,17 @@
 //     the output type (codec.go): images as PNG (package pngenc), arrays
 //     as .npy (package npy), JSON, or a file. /openapi.json describes it
 //     (openapi.go), /v1/test-input answers the algorithm's
-//     testing_input_data as a request body, and SelfTest (the wizard's test
-//     step) sends that back to /predict.
+//     testing_input_data as a request body, and inferapi.SelfTest (the
+//     wizard's test step) sends that back to /predict.
 //   - The Open Inference Protocol (KServe v2 / Triton HTTP) under /v2
 //     (v2.go, v2types.go, v2tensor.go, v2openapi.go): the model's one input
 //     and one output as v2 tensors, in JSON or with the binary tensor data
 //     extension, for clients that already speak it.
 //
-// Every error answer is JSON with a stable code (errors.go), and
+// Every error answer is JSON with a stable code (errors.go; the codes are
+// package inferapi's, with the config and the client side), and
 // docs/inference-protocol.md describes the whole HTTP interface. /healthz
-// and /readyz need no token (WaitReady polls /readyz); the TLS certificate
+// and /readyz need no token (inferapi.WaitReady polls /readyz); the TLS certificate
 // and the token file are reloaded without a restart (tls.go, token.go);
 // cancelling Server.Run's context (algocloud-infer does on SIGTERM) drains
 // the requests in flight before the workers stop.

@@ -21,12 +21,16 @@ import (
 	"github.com/algocloud/algocloud/spec"
 )
 
-// declaredCodes returns every error code the package declares: the values of
-// its Code* string constants, read from the source so none is left out.
+// declaredCodes returns every error code the server answers: the values of
+// the Code* string constants of this package and of inferapi (which holds
+// those the client side shares), read from the source so none is left out.
 func declaredCodes(t *testing.T) map[string]string {
 	t.Helper()
 	files, err := filepath.Glob("*.go")
 	require.NoError(t, err)
+	shared, err := filepath.Glob("inferapi/*.go")
+	require.NoError(t, err)
+	files = append(files, shared...)
 	codes := map[string]string{} // value -> constant
 	fset := token.NewFileSet()
 	for _, name := range files {

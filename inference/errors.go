@@ -4,60 +4,59 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
-// Error codes of the JSON error body. Clients branch on them; they never change
-// meaning. docs/inference-protocol.md lists them with their HTTP statuses. The
-// names the platform API answers too (api/errcode) are spelt alike there:
-// invalid_json and invalid_multipart were bad_json and bad_multipart here.
+// The error codes and stages are package inferapi's (the client side
+// branches on them too); these names keep the server's code short.
 const (
-	CodeUnauthorized      = "unauthorized"           // 401: missing or wrong bearer token
-	CodeNotFound          = "not_found"              // 404
-	CodeMethodNotAllowed  = "method_not_allowed"     // 405
-	CodeEmptyBody         = "empty_body"             // 400: no request body
-	CodeBodyTooLarge      = "body_too_large"         // 413: body (or downloaded image) over MaxBodyBytes
-	CodeUnsupportedMedia  = "unsupported_media_type" // 415: Content-Type the input type does not take
-	CodeNotAnImage        = "not_an_image"           // 400: bytes in no supported image format
-	CodeCorruptImage      = "corrupt_image"          // 400: a known format that fails to decode (truncated...)
-	CodeImageTooLarge     = "image_too_large"        // 413: width*height over MaxPixels
-	CodeInvalidJSON       = "invalid_json"           // 400: malformed JSON body (nested too deep too); image input's JSON: not one "url" or "image_base64"
-	CodeNotNPY            = "not_npy"                // 400: numpy input: the bytes do not start with the .npy magic
-	CodeBadNPYHeader      = "bad_npy_header"         // 400: numpy input: unknown version, truncated or unparseable header
-	CodeNPYHeaderTooLarge = "npy_header_too_large"   // 400: numpy input: header over 64 KiB
-	CodeUnsupportedDType  = "unsupported_dtype"      // 400: numpy input: object, complex, string, structured... dtypes
-	CodeBadNPYShape       = "bad_npy_shape"          // 400: numpy input: negative dimension, too many dimensions, absurd size
-	CodeNPYSizeMismatch   = "npy_size_mismatch"      // 400: numpy input: shape x itemsize differs from the data's length
-	CodeMissingFilename   = "missing_filename"       // 400: file input: no file name given
-	CodeBadFilename       = "bad_filename"           // 400: file input: the name has no usable characters
-	CodeBadBase64         = "bad_base64"             // 400: image_base64 is not base64
-	CodeInvalidMultipart  = "invalid_multipart"      // 400: malformed multipart body or no "image"/"array"/"file" field
-	CodeBadURL            = "bad_url"                // 400: not an http(s) URL
-	CodeURLForbidden      = "url_forbidden"          // 400: URL resolves to a non-public address (internal/netpolicy)
-	CodeURLFetchFailed    = "url_fetch_failed"       // 400: the URL could not be downloaded
-	CodeNotReady          = "not_ready"              // 503: workers still running __init__
-	CodeInitFailed        = "init_failed"            // 503: __init__ (or importing aai_main.py) raised
-	CodeOutOfMemory       = "out_of_memory"          // 422: the call made the algorithm use more memory than its limit (the worker was killed and restarts)
-	CodeOverloaded        = "overloaded"             // 429: the queue is full (ErrOverflow); 503: no worker became free in time
-	CodeShuttingDown      = "shutting_down"          // 503: the server is draining
-	CodePredictFailed     = "predict_failed"         // 500: predict raised (traceback included) or ONNX Runtime's Run failed; 422 (onnx): one image failed its pipeline
-	CodeTestInputFailed   = "test_input_failed"      // 500: testing_input_data raised (traceback included)
-	CodeBadOutput         = "bad_output"             // 500: predict returned a value the output type cannot carry
-	CodeWorkerCrashed     = "worker_crashed"         // 500: the worker process died during the call; it is restarted
-	CodePredictTimeout    = "predict_timeout"        // 504: the call ran past Timeout; the worker is restarted
-	CodeInternal          = "internal"               // 500: a bug in the server
+	CodeUnauthorized      = inferapi.CodeUnauthorized
+	CodeNotFound          = inferapi.CodeNotFound
+	CodeMethodNotAllowed  = inferapi.CodeMethodNotAllowed
+	CodeEmptyBody         = inferapi.CodeEmptyBody
+	CodeBodyTooLarge      = inferapi.CodeBodyTooLarge
+	CodeUnsupportedMedia  = inferapi.CodeUnsupportedMedia
+	CodeNotAnImage        = inferapi.CodeNotAnImage
+	CodeCorruptImage      = inferapi.CodeCorruptImage
+	CodeImageTooLarge     = inferapi.CodeImageTooLarge
+	CodeInvalidJSON       = inferapi.CodeInvalidJSON
+	CodeNotNPY            = inferapi.CodeNotNPY
+	CodeBadNPYHeader      = inferapi.CodeBadNPYHeader
+	CodeNPYHeaderTooLarge = inferapi.CodeNPYHeaderTooLarge
+	CodeUnsupportedDType  = inferapi.CodeUnsupportedDType
+	CodeBadNPYShape       = inferapi.CodeBadNPYShape
+	CodeNPYSizeMismatch   = inferapi.CodeNPYSizeMismatch
+	CodeMissingFilename   = inferapi.CodeMissingFilename
+	CodeBadFilename       = inferapi.CodeBadFilename
+	CodeBadBase64         = inferapi.CodeBadBase64
+	CodeInvalidMultipart  = inferapi.CodeInvalidMultipart
+	CodeBadURL            = inferapi.CodeBadURL
+	CodeURLForbidden      = inferapi.CodeURLForbidden
+	CodeURLFetchFailed    = inferapi.CodeURLFetchFailed
+	CodeNotReady          = inferapi.CodeNotReady
+	CodeInitFailed        = inferapi.CodeInitFailed
+	CodeOutOfMemory       = inferapi.CodeOutOfMemory
+	CodeOverloaded        = inferapi.CodeOverloaded
+	CodeShuttingDown      = inferapi.CodeShuttingDown
+	CodePredictFailed     = inferapi.CodePredictFailed
+	CodeTestInputFailed   = inferapi.CodeTestInputFailed
+	CodeBadOutput         = inferapi.CodeBadOutput
+	CodeWorkerCrashed     = inferapi.CodeWorkerCrashed
+	CodePredictTimeout    = inferapi.CodePredictTimeout
+	CodeInternal          = inferapi.CodeInternal
+	StageImport           = inferapi.StageImport
+	StageClass            = inferapi.StageClass
+	StageInit             = inferapi.StageInit
+	StageTestInput        = inferapi.StageTestInput
+	StagePredict          = inferapi.StagePredict
+	StageOutput           = inferapi.StageOutput
+	StageTestInputOutput  = inferapi.StageTestInputOutput
 )
 
-// errorCodes lists every code above, in their order: the enum of the error
-// schema in the endpoint's OpenAPI document (a test keeps it complete).
-var errorCodes = []string{
-	CodeUnauthorized, CodeNotFound, CodeMethodNotAllowed, CodeEmptyBody, CodeBodyTooLarge,
-	CodeUnsupportedMedia, CodeNotAnImage, CodeCorruptImage, CodeImageTooLarge, CodeInvalidJSON,
-	CodeNotNPY, CodeBadNPYHeader, CodeNPYHeaderTooLarge, CodeUnsupportedDType, CodeBadNPYShape,
-	CodeNPYSizeMismatch, CodeMissingFilename, CodeBadFilename, CodeBadBase64, CodeInvalidMultipart,
-	CodeBadURL, CodeURLForbidden, CodeURLFetchFailed, CodeNotReady, CodeInitFailed, CodeOutOfMemory, CodeOverloaded,
-	CodeShuttingDown, CodePredictFailed, CodeTestInputFailed, CodeBadOutput, CodeWorkerCrashed,
-	CodePredictTimeout, CodeInternal,
-}
+// errorCodes lists every code, in order: the enum of the error schema in the
+// endpoint's OpenAPI document (a test keeps it complete).
+var errorCodes = inferapi.ErrorCodes
 
 // APIError is the JSON error body every endpoint answers with, and the error
 // type the server's layers pass up to the HTTP handlers.
@@ -71,19 +70,6 @@ type APIError struct {
 	Traceback string `json:"traceback,omitempty"`
 	cause     error  // what errors.Is finds: ErrOverflow
 }
-
-// Stages of an algorithm's run that an error may name (APIError.Stage): what
-// Test Code and endpoint callers are told failed. The runner reports all but
-// StageOutput's Go-side checks (codec.go's badOutput) itself.
-const (
-	StageImport          = "import"            // importing aai_main.py (module-level code, its imports)
-	StageClass           = "class"             // finding the class to serve in aai_main.py
-	StageInit            = "init"              // the class's __init__
-	StageTestInput       = "test_input"        // testing_input_data()
-	StagePredict         = "predict"           // predict or predict_batch
-	StageOutput          = "output"            // encoding predict's answer for the output type
-	StageTestInputOutput = "test_input_output" // encoding testing_input_data's value for the input type
-)
 
 // Unwrap returns the sentinel the error stands for, if any (ErrOverflow).
 func (e *APIError) Unwrap() error { return e.cause }
@@ -101,18 +87,8 @@ func apiErr(status int, code, format string, args ...any) *APIError {
 }
 
 // InitError is returned by WaitReady when the algorithm's __init__ (or the
-// import of aai_main.py) raised: a permanent failure until the code changes.
-type InitError struct {
-	Code    string
-	Message string
-	// Stage is StageImport, StageClass or StageInit when the runner said
-	// which; empty when the worker died or Python did not start.
-	Stage     string
-	Traceback string
-}
-
-// Error says that loading the algorithm failed; the message names the stage.
-func (e *InitError) Error() string { return "loading the algorithm failed: " + e.Message }
+// import of aai_main.py) raised; it is package inferapi's.
+type InitError = inferapi.InitError
 
 // writeJSON writes v as a JSON response.
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -146,4 +122,12 @@ func errorHeaders(w http.ResponseWriter, e *APIError) int {
 		w.Header().Set("Retry-After", "1")
 	}
 	return status
+}
+
+// truncate cuts b to at most n bytes (for user text quoted in messages).
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"image"
 	"image/color"
 	"image/png"
@@ -109,7 +110,7 @@ func (ts *testServer) waitReady(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	require.NoError(t, WaitReady(ctx, ts.Client, ts.URL))
+	require.NoError(t, inferapi.WaitReady(ctx, ts.Client, ts.URL))
 }
 
 // post sends body to path with the test token and returns status, content type and body.

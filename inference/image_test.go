@@ -3,6 +3,7 @@ package inference
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"image"
 	"image/color"
 	"math"
@@ -188,7 +189,7 @@ func TestImageToImage(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, string(out))
 	})
 	t.Run("SelfTest", func(t *testing.T) {
-		res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+		res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 		require.NoError(t, err)
 		require.True(t, res.OK, "%+v", res)
 		require.Equal(t, "PNG 48x32 RGB", res.Summary)

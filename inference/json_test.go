@@ -3,6 +3,7 @@ package inference
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"image/jpeg"
 	"net/http"
 	"net/http/httptest"
@@ -114,7 +115,7 @@ func TestImageToJSON(t *testing.T) {
 		require.Contains(t, e.Message, "object is not JSON serializable")
 	})
 	t.Run("SelfTest", func(t *testing.T) {
-		res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+		res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 		require.NoError(t, err)
 		require.True(t, res.OK, "%+v", res)
 		require.Equal(t, "application/json", res.ContentType)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func TestInitFailures(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
-			err := WaitReady(ctx, ts.Client, ts.URL)
+			err := inferapi.WaitReady(ctx, ts.Client, ts.URL)
 			var ie *InitError
 			require.True(t, errors.As(err, &ie), "WaitReady: %v", err)
 			require.Equal(t, CodeInitFailed, ie.Code)
@@ -65,7 +66,7 @@ func TestInitFailures(t *testing.T) {
 			status, _, b := ts.post(t, "/predict", "image/png", pngBytes(t, testImage(4, 4, 0)))
 			e := requireError(t, http.StatusServiceUnavailable, CodeInitFailed, status, b)
 			require.Contains(t, e.Message, c.message)
-			res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+			res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 			require.NoError(t, err)
 			require.False(t, res.OK)
 			require.Equal(t, CodeInitFailed, res.Code)
@@ -137,7 +138,7 @@ class AAI:
 	require.NotEqual(t, pids[0], pids[1])
 
 	t.Run("test input that is no image", func(t *testing.T) {
-		res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+		res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 		require.NoError(t, err)
 		require.False(t, res.OK)
 		require.Equal(t, http.StatusInternalServerError, res.Status)

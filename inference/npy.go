@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/inference/npy"
 )
 
@@ -16,16 +17,8 @@ import (
 const npySupported = npy.Supported
 
 // npyCodes is the API error code of each kind of .npy file npy.Decode
-// refuses.
-var npyCodes = map[npy.ErrorKind]string{
-	npy.KindEmpty:            CodeEmptyBody,
-	npy.KindNotNPY:           CodeNotNPY,
-	npy.KindBadHeader:        CodeBadNPYHeader,
-	npy.KindHeaderTooLarge:   CodeNPYHeaderTooLarge,
-	npy.KindBadShape:         CodeBadNPYShape,
-	npy.KindSizeMismatch:     CodeNPYSizeMismatch,
-	npy.KindUnsupportedDType: CodeUnsupportedDType,
-}
+// refuses (package inferapi's, which Summarize shares).
+var npyCodes = inferapi.NPYErrorCodes
 
 // decodeNPY parses a .npy file into a tensor value: little-endian, C order
 // (npy.Decode). data is reused for the tensor's bytes when no conversion is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"image"
 	"image/color"
 	"net/http"
@@ -298,7 +299,7 @@ func TestONNXClassifierImageToJSON(t *testing.T) {
 	require.Equal(t, "image/png", ctype)
 	require.Equal(t, sample, in, "the testing_input file, as it is")
 
-	res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+	res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res)
 	require.Equal(t, "application/json", res.ContentType)

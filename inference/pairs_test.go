@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"image"
 	"image/color"
 	"math"
@@ -226,7 +227,7 @@ func TestAllPairs(t *testing.T) {
 			ts := startServer(t, dir, pair.In, pair.Out, nil)
 			ts.waitReady(t)
 
-			res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+			res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 			require.NoError(t, err)
 			require.True(t, res.OK, "%+v", res)
 			require.Equal(t, c.inputSummary, res.InputSummary)
@@ -389,4 +390,13 @@ func requirePixels(t *testing.T, want Value, got image.Image) {
 			require.Equal(t, color.NRGBAModel.Convert(wc), color.NRGBAModel.Convert(got.At(x, y)), fmt.Sprintf("pixel %d,%d", x, y))
 		}
 	}
+}
+
+// mediaType is ct without its parameters (ct itself when unparseable).
+func mediaType(ct string) string {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ct
+	}
+	return mt
 }

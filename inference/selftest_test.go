@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"image"
 	"net/http"
 	"os"
@@ -39,7 +40,7 @@ func TestExamples(t *testing.T) {
 		in, out := exampleType(t, dir)
 		ts := startServer(t, dir, in, out, func(c *Config) { c.Threads = 2 })
 		ts.waitReady(t)
-		res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+		res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 		require.NoError(t, err)
 		require.True(t, res.OK, "%+v", res)
 		require.Equal(t, "PNG 128x96 Gray", res.Summary)
@@ -53,7 +54,7 @@ func TestExamples(t *testing.T) {
 		in, out := exampleType(t, dir)
 		ts := startServer(t, dir, in, out, nil)
 		ts.waitReady(t)
-		res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+		res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 		require.NoError(t, err)
 		require.True(t, res.OK, "%+v", res)
 		var m struct {
@@ -81,7 +82,7 @@ func TestTLS(t *testing.T) {
 	ts.Client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true}}
 	ts.waitReady(t)
-	res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+	res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res)
 

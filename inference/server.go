@@ -70,7 +70,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("inference config: code_dir %s is not a folder", cfg.CodeDir)
 	}
 	cfg.CodeDir = dir
-	if err := cfg.checkBatching(); err != nil {
+	if err := cfg.CheckBatching(); err != nil {
 		return nil, err
 	}
 	var policy netpolicy.Policy // public addresses only

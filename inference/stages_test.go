@@ -3,6 +3,7 @@ package inference
 import (
 	"context"
 	"errors"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,7 +69,7 @@ func TestFailuresNameTheirStage(t *testing.T) {
 			ts := startServer(t, dir, spec.Image, spec.Image, nil)
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
-			err := WaitReady(ctx, ts.Client, ts.URL)
+			err := inferapi.WaitReady(ctx, ts.Client, ts.URL)
 			var msg, stage, tb string
 			switch c.apiCode {
 			case CodeInitFailed:
@@ -77,7 +78,7 @@ func TestFailuresNameTheirStage(t *testing.T) {
 				msg, stage, tb = ie.Message, ie.Stage, ie.Traceback
 			default:
 				require.NoError(t, err)
-				res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+				res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 				require.NoError(t, err)
 				require.False(t, res.OK)
 				require.Equal(t, c.apiCode, res.Code)
@@ -129,9 +130,9 @@ func TestRunnerFileInServerFolder(t *testing.T) {
 	server := t.TempDir()
 	code := codeDir(t, identityAlgorithm)
 	cfgPath := filepath.Join(server, "live.json")
-	require.NoError(t, WriteConfig(cfgPath, Config{Name: "t", Listen: "127.0.0.1:0", TokenSHA256: tokenSHA(testToken),
+	require.NoError(t, inferapi.WriteConfig(cfgPath, Config{Name: "t", Listen: "127.0.0.1:0", TokenSHA256: tokenSHA(testToken),
 		CodeDir: code, Python: testPython, Input: spec.Image, Output: spec.Image}))
-	cfg, err := LoadConfig(cfgPath)
+	cfg, err := inferapi.LoadConfig(cfgPath)
 	require.NoError(t, err)
 	require.Equal(t, server, cfg.RunDir)
 	for range 2 { // a second start (a restart after a crash) adds no file

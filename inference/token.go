@@ -1,13 +1,11 @@
 package inference
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 )
 
@@ -32,7 +30,7 @@ type tokenHash struct {
 func newTokenHash(cfg Config, log *slog.Logger) (*tokenHash, error) {
 	t := &tokenHash{path: cfg.TokenFile, log: log}
 	if t.path == "" {
-		sum, err := parseTokenHash(cfg.TokenSHA256)
+		sum, err := inferapi.ParseTokenHash(cfg.TokenSHA256)
 		if err != nil {
 			return nil, errors.New("inference config: token_sha256 must be 64 hex digits (the SHA-256 of the bearer token)")
 		}
@@ -47,15 +45,6 @@ func newTokenHash(cfg Config, log *slog.Logger) (*tokenHash, error) {
 		return nil, fmt.Errorf("inference config: token_file: %w", err)
 	}
 	return t, nil
-}
-
-// parseTokenHash reads 64 hex digits (surrounding space allowed).
-func parseTokenHash(s string) ([]byte, error) {
-	sum, err := hex.DecodeString(strings.ToLower(strings.TrimSpace(s)))
-	if err != nil || len(sum) != sha256.Size {
-		return nil, errors.New("not 64 hex digits (the SHA-256 of the bearer token)")
-	}
-	return sum, nil
 }
 
 // current is the hash to compare with, after looking at the file.
@@ -87,7 +76,7 @@ func (t *tokenHash) swap(st os.FileInfo) error {
 	if err != nil {
 		return err
 	}
-	sum, err := parseTokenHash(string(b))
+	sum, err := inferapi.ParseTokenHash(string(b))
 	if err != nil {
 		return fmt.Errorf("%s: %w", t.path, err)
 	}
@@ -116,21 +105,4 @@ func (s *Server) ReloadToken() error {
 		t.log.Error("endpoint token reload failed; keeping the current token", "token_file", t.path, "error", err)
 	}
 	return err
-}
-
-// WriteTokenFile replaces path with sha256hex atomically (a temporary file
-// renamed over it), so a server reading it never sees half a hash.
-func WriteTokenFile(path, sha256hex string) error {
-	if _, err := parseTokenHash(sha256hex); err != nil {
-		return fmt.Errorf("write token file: %w", err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strings.ToLower(sha256hex)+"\n"), 0o600); err != nil {
-		return fmt.Errorf("write token file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write token file: %w", err)
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 // hash, or is gone, keeps the current token; ReloadToken (SIGHUP) works.
 func TestTokenFileRotatesAtOnce(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "token.sha256")
-	require.NoError(t, WriteTokenFile(file, tokenSHA("old-token")))
+	require.NoError(t, inferapi.WriteTokenFile(file, tokenSHA("old-token")))
 	ts := startServer(t, codeDir(t, invertAlgorithm), spec.Image, spec.Image, func(c *Config) {
 		c.TokenSHA256, c.TokenFile = "", file
 	})
@@ -39,7 +40,7 @@ func TestTokenFileRotatesAtOnce(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, predict("new-token"))
 
 	for i, tok := range []string{"new-token", "newer-token", "newest-token"} {
-		require.NoError(t, WriteTokenFile(file, tokenSHA(tok)))
+		require.NoError(t, inferapi.WriteTokenFile(file, tokenSHA(tok)))
 		require.Equal(t, http.StatusUnauthorized, predict("old-token"), "rotation %d: the old token is refused at once", i)
 		require.Equal(t, http.StatusOK, predict(tok), "rotation %d", i)
 	}
@@ -69,5 +70,5 @@ func TestTokenFileChecked(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfg.TokenFile, []byte("abc"), 0o600))
 	_, err = NewServer(cfg, nil)
 	require.ErrorContains(t, err, "64 hex digits")
-	require.Error(t, WriteTokenFile(cfg.TokenFile, "abc"))
+	require.Error(t, inferapi.WriteTokenFile(cfg.TokenFile, "abc"))
 }

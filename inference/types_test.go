@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"math"
 	"mime"
 	"net/http"
@@ -104,7 +105,7 @@ func TestNumpyRoundTrip(t *testing.T) {
 		require.Equal(t, npyMediaType, hdr.Get("Content-Type"))
 		require.Equal(t, canonical[f.Raw], out, f.NPY)
 	}
-	res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+	res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res)
 	require.Equal(t, "NPY int16 (2, 3)", res.InputSummary)
@@ -177,7 +178,7 @@ func TestJSONInput(t *testing.T) {
 			require.Equal(t, c.dumped, e.Dumped)
 		})
 	}
-	res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+	res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res)
 	require.Equal(t, `{"a": [1, 2.5, null, true, "é"]}`, res.InputSummary)
@@ -267,7 +268,7 @@ func TestFileInput(t *testing.T) {
 			require.Equal(t, echo{Name: c.wantName, ContentType: c.wantType, Size: len(c.data), SHA256: hex.EncodeToString(sum[:]), Type: "bytes"}, e)
 		})
 	}
-	res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+	res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res)
 	require.Equal(t, `file "hello.txt": text/plain, 6 bytes: "hello\n"`, res.InputSummary)
@@ -388,7 +389,7 @@ func TestFileOutput(t *testing.T) {
 			require.Equal(t, http.StatusOK, status, string(out))
 		}
 	})
-	res, err := SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+	res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res)
 	require.Equal(t, "report.csv", res.FileName)
@@ -521,7 +522,7 @@ func TestSummarize(t *testing.T) {
 		{"application/gzip", "\x1f\x8b", "application/gzip, 2 bytes"},
 		{"application/json", ` {"a": 1} `, `{"a": 1}`},
 	} {
-		require.Equal(t, c.want, Summarize(c.ct, []byte(c.body)))
+		require.Equal(t, c.want, inferapi.Summarize(c.ct, []byte(c.body)))
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
@@ -82,9 +83,9 @@ func startEndpoint(t *testing.T, in, out spec.IOType, code string, ca *testCA) e
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "aai_main.py"), []byte(code), 0o644))
 	}
 	sum := sha256.Sum256([]byte(liveToken))
-	cfg := inference.Config{
+	cfg := inferapi.Config{
 		Name: "otsu-segmentation", Listen: "127.0.0.1:0", TokenSHA256: hex.EncodeToString(sum[:]), CodeDir: dir,
-		Python: python, Threads: 1, Input: in, Output: out, Timeout: inference.Duration(time.Minute),
+		Python: python, Threads: 1, Input: in, Output: out, Timeout: inferapi.Duration(time.Minute),
 		AllowPrivateURLs: true, // the image URL test serves its image on loopback
 	}
 	ep := endpoint{URL: "http://", Client: &http.Client{Timeout: time.Minute}}
@@ -117,7 +118,7 @@ func startEndpoint(t *testing.T, in, out spec.IOType, code string, ca *testCA) e
 	if code != "" {
 		wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
 		defer wcancel()
-		require.NoError(t, inference.WaitReady(wctx, ep.Client, ep.URL))
+		require.NoError(t, inferapi.WaitReady(wctx, ep.Client, ep.URL))
 	}
 	return ep
 }

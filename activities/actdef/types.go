@@ -163,7 +163,7 @@ type TestInfo struct {
 	DurationMS int64  `json:"duration_ms"`
 	// Stage names the part of the run that failed, which Message starts by
 	// naming too ("import of aai_main.py failed: ModuleNotFoundError: ..."):
-	// inference.StageImport, StageClass, StageInit, StageTestInput,
+	// inferapi.StageImport, StageClass, StageInit, StageTestInput,
 	// StagePredict, StageOutput or StageTestInputOutput; empty when the test
 	// passed or the server could not tell (the worker died).
 	Stage string `json:"stage,omitempty"`

@@ -43,7 +43,7 @@ type ServiceSpec struct {
 	Name string `json:"name"`
 	// Port to listen on; 0 lets the provider pick a free one.
 	Port int `json:"port"`
-	// ConfigFile is the inference server's JSON config (see inference.Config).
+	// ConfigFile is the inference server's JSON config (see inferapi.Config).
 	ConfigFile string `json:"config_file"`
 	// Restart keeps the service running: the provider restarts it when it dies.
 	Restart bool `json:"restart"`

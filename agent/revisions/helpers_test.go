@@ -24,7 +24,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
@@ -117,10 +117,10 @@ func (e *endpoint) revisionIn(t *testing.T, id string, python string, threads in
 	require.NoError(t, os.WriteFile(filepath.Join(code, "aai_main.py"), []byte(main), 0o644))
 	sum := sha256.Sum256([]byte(testToken))
 	cfg := filepath.Join(e.dir, "rev-"+id, "inference.json")
-	require.NoError(t, inference.WriteConfig(cfg, inference.Config{
+	require.NoError(t, inferapi.WriteConfig(cfg, inferapi.Config{
 		Name: "otsu", Listen: "ignored:0", CertFile: e.cert, KeyFile: e.key, TokenSHA256: hex.EncodeToString(sum[:]),
 		CodeDir: code, Python: python, Threads: threads, Input: spec.Image, Output: spec.Image,
-		Timeout: inference.Duration(30 * time.Second), Sandbox: box,
+		Timeout: inferapi.Duration(30 * time.Second), Sandbox: box,
 	}))
 	return Revision{ID: id, Config: cfg}
 }

@@ -61,7 +61,7 @@ type Revision struct {
 	// settings); it names its log folder, so letters, digits, '.', '_' and
 	// '-' only.
 	ID string `json:"id"`
-	// Config is the path of its inference.Config (JSON). Its listen is
+	// Config is the path of its inferapi.Config (JSON). Its listen is
 	// ignored: the revision serves on the supervisor's socket.
 	Config string `json:"config"`
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
@@ -332,7 +332,7 @@ class AAI:
 `), 0o644))
 	sum := sha256.Sum256([]byte(testToken))
 	cfg := filepath.Join(e.dir, "fds", "inference.json")
-	require.NoError(t, inference.WriteConfig(cfg, inference.Config{Name: "fds", CertFile: e.cert, KeyFile: e.key,
+	require.NoError(t, inferapi.WriteConfig(cfg, inferapi.Config{Name: "fds", CertFile: e.cert, KeyFile: e.key,
 		TokenSHA256: hex.EncodeToString(sum[:]), CodeDir: code, Python: "/usr/bin/python3", Threads: 1, Input: spec.JSON, Output: spec.JSON}))
 	s := e.open(t, Options{})
 	require.NoError(t, s.Start(context.Background(), Revision{ID: "fds", Config: cfg}))

@@ -4,7 +4,7 @@
 // directly on a live deployment's config (the platform-less baseline),
 // bench/inferbench boots it, and a Cog-style Python server, under load.
 // Waiting for readiness stays with the callers, since what they time
-// differs (a 5 ms /readyz poll, or inference.WaitReady as the platform does).
+// differs (a 5 ms /readyz poll, or inferapi.WaitReady as the platform does).
 package boot
 
 import (
@@ -33,7 +33,7 @@ func FreePort() (int, error) {
 }
 
 // NewToken returns an endpoint token of n random bytes in hex and the hex
-// SHA-256 of it, which an inference.Config holds as TokenSHA256.
+// SHA-256 of it, which an inferapi.Config holds as TokenSHA256.
 func NewToken(n int) (token, sum string, err error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -337,9 +337,9 @@ func (run *onnxModelRun) row(ctx context.Context, s onnxRowSpec, profile bool) (
 		maxBatch, delay = 1, 0
 		name = fmt.Sprintf("server, unbatched (max_batch_size 1), threads %d", s.threads)
 	}
-	srv, err := startOurs(ctx, o, o.inferBin, name, run.dir, spec.Image, m.out, maxBatch, func(c *inference.Config) {
+	srv, err := startOurs(ctx, o, o.inferBin, name, run.dir, spec.Image, m.out, maxBatch, func(c *inferapi.Config) {
 		c.Environment, c.ONNXRuntimeLib, c.Threads = spec.EnvONNX, run.lib, s.threads
-		c.MaxQueueDelay = inference.Duration(delay)
+		c.MaxQueueDelay = inferapi.Duration(delay)
 	})
 	if err != nil {
 		return onnxResult{}, err

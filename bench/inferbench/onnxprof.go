@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -137,9 +138,9 @@ func firstLines(lines []string, n int) []string { return lines[:min(n, len(lines
 func profileONNXInProcess(ctx context.Context, o options, dir, lib string, m onnxModel, body []byte) (string, error) {
 	token := "profile"
 	sum := sha256.Sum256([]byte(token))
-	cfg := inference.Config{Name: "bench", Listen: "127.0.0.1:0", TokenSHA256: hex.EncodeToString(sum[:]), CodeDir: dir,
+	cfg := inferapi.Config{Name: "bench", Listen: "127.0.0.1:0", TokenSHA256: hex.EncodeToString(sum[:]), CodeDir: dir,
 		Environment: spec.EnvONNX, ONNXRuntimeLib: lib, Threads: o.onnxThreads[0], Input: spec.Image, Output: m.out,
-		MaxBatchSize: o.onnxBatch, MaxQueueDelay: inference.Duration(o.onnxDelay)}
+		MaxBatchSize: o.onnxBatch, MaxQueueDelay: inferapi.Duration(o.onnxDelay)}
 	srv, err := inference.NewServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return "", err
@@ -155,7 +156,7 @@ func profileONNXInProcess(ctx context.Context, o options, dir, lib string, m onn
 	base := "http://" + ln.Addr().String()
 	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
-	if err := inference.WaitReady(wctx, http.DefaultClient, base); err != nil {
+	if err := inferapi.WaitReady(wctx, http.DefaultClient, base); err != nil {
 		return "", err
 	}
 	t := target{name: "profile", url: base + "/predict", token: token}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/algocloud/algocloud/bench/boot"
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -96,7 +97,7 @@ func (s *server) stop() {
 
 // startOurs starts bin on the algorithm in dir, serving the API type in→out;
 // mutate may change the config further (the ONNX section's environment).
-func startOurs(ctx context.Context, o options, bin, name, dir string, in, out spec.IOType, maxBatch int, mutate ...func(*inference.Config)) (*server, error) {
+func startOurs(ctx context.Context, o options, bin, name, dir string, in, out spec.IOType, maxBatch int, mutate ...func(*inferapi.Config)) (*server, error) {
 	port, err := boot.FreePort()
 	if err != nil {
 		return nil, err
@@ -105,13 +106,13 @@ func startOurs(ctx context.Context, o options, bin, name, dir string, in, out sp
 	if err != nil {
 		return nil, err
 	}
-	cfg := inference.Config{Name: "bench", Listen: fmt.Sprintf("127.0.0.1:%d", port), TokenSHA256: sum,
+	cfg := inferapi.Config{Name: "bench", Listen: fmt.Sprintf("127.0.0.1:%d", port), TokenSHA256: sum,
 		CodeDir: dir, Python: o.python, Threads: o.threads, Input: in, Output: out, MaxBatchSize: maxBatch}
 	for _, m := range mutate {
 		m(&cfg)
 	}
 	cfgPath := filepath.Join(dir, fmt.Sprintf("inference-%d.json", port))
-	if err := inference.WriteConfig(cfgPath, cfg); err != nil {
+	if err := inferapi.WriteConfig(cfgPath, cfg); err != nil {
 		return nil, err
 	}
 	bo := boot.Options{Command: []string{bin, "--config", cfgPath}} // logs go to /dev/null, or -server-log
@@ -132,7 +133,7 @@ func startOurs(ctx context.Context, o options, bin, name, dir string, in, out sp
 		base: "http://" + cfg.Listen, proc: proc, children: true}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := inference.WaitReady(wctx, http.DefaultClient, s.base); err != nil {
+	if err := inferapi.WaitReady(wctx, http.DefaultClient, s.base); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("algocloud-infer did not get ready: %w", err)
 	}
@@ -264,7 +265,7 @@ func runTransfer(ctx context.Context) ([]transferLine, error) {
 // concurrency 8 (the load generator's own work shows in it too) and returns
 // `go tool pprof -top`.
 func profileInProcess(ctx context.Context, o options, e *env) (string, error) {
-	cfg := inference.Config{Name: "bench", Listen: "127.0.0.1:0", TokenSHA256: strings.Repeat("0", 64),
+	cfg := inferapi.Config{Name: "bench", Listen: "127.0.0.1:0", TokenSHA256: strings.Repeat("0", 64),
 		CodeDir: e.identityDir, Python: o.python, Threads: o.threads, Input: spec.Image, Output: spec.Image}
 	token := "profile"
 	sum := sha256.Sum256([]byte(token))
@@ -284,7 +285,7 @@ func profileInProcess(ctx context.Context, o options, e *env) (string, error) {
 	base := "http://" + ln.Addr().String()
 	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
-	if err := inference.WaitReady(wctx, http.DefaultClient, base); err != nil {
+	if err := inferapi.WaitReady(wctx, http.DefaultClient, base); err != nil {
 		return "", err
 	}
 	f, err := os.Create(o.cpuprof)

@@ -21,7 +21,7 @@ import (
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/activities/source"
 	"github.com/algocloud/algocloud/bench/boot"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 // The orchestration baseline: a workflow on the platform's own embedded
@@ -205,7 +205,7 @@ type rawBoot struct {
 	lastStop time.Duration // SIGTERM .. exit of the last run's process
 }
 
-// With platformPoll the readiness wait is inference.WaitReady itself, the
+// With platformPoll the readiness wait is inferapi.WaitReady itself, the
 // poll the platform's StartService and RunTest use, instead of the 5 ms one.
 func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time.Duration, err error) {
 	b.n++
@@ -246,10 +246,10 @@ func (b *rawBoot) run(ctx context.Context, platformPoll bool) (ready, first time
 	deadline := time.Now().Add(2 * time.Minute)
 	if platformPoll {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		err := inference.WaitReady(wctx, b.w.endpoint, base)
+		err := inferapi.WaitReady(wctx, b.w.endpoint, base)
 		cancel()
 		if err != nil {
-			return 0, 0, fmt.Errorf("inference.WaitReady: %w (log %s)", err, logf.Name())
+			return 0, 0, fmt.Errorf("inferapi.WaitReady: %w (log %s)", err, logf.Name())
 		}
 	}
 	for !platformPoll {

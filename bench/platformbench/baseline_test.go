@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/bench/boot"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 // TestRawConfig: the raw baseline's copy of a live config (which, as the
@@ -19,9 +19,9 @@ func TestRawConfig(t *testing.T) {
 	_, liveSum, err := boot.NewToken(32)
 	require.NoError(t, err)
 	tokenFile := filepath.Join(dir, "token.sha256")
-	require.NoError(t, inference.WriteTokenFile(tokenFile, liveSum))
+	require.NoError(t, inferapi.WriteTokenFile(tokenFile, liveSum))
 	live := filepath.Join(dir, "live.json")
-	require.NoError(t, inference.WriteConfig(live, inference.Config{Name: "seg", Listen: "127.0.0.1:1",
+	require.NoError(t, inferapi.WriteConfig(live, inferapi.Config{Name: "seg", Listen: "127.0.0.1:1",
 		TokenSHA256: liveSum, TokenFile: tokenFile, CodeDir: dir, Python: "/usr/bin/python3", Threads: 1,
 		Input: "image", Output: "image"}))
 
@@ -31,7 +31,7 @@ func TestRawConfig(t *testing.T) {
 	require.NoError(t, err)
 	path := filepath.Join(dir, "raw.json")
 	require.NoError(t, os.WriteFile(path, out, 0o600))
-	cfg, err := inference.LoadConfig(path)
+	cfg, err := inferapi.LoadConfig(path)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:2", cfg.Listen)
 	require.Equal(t, sum, cfg.TokenSHA256)

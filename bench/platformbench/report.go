@@ -41,7 +41,7 @@ type results struct {
 	// Baselines of the sequential phase, interleaved with its runs.
 	StartWF, NoopUpd, StepUpd []time.Duration
 	RawReady, RawFirst        []time.Duration
-	RawReadyWR                []time.Duration // readiness seen through inference.WaitReady
+	RawReadyWR                []time.Duration // readiness seen through inferapi.WaitReady
 	RawClone, RawVenv         []time.Duration
 	RawRemove, RawStop        []time.Duration
 

@@ -27,7 +27,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/bench/boot"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -138,12 +138,12 @@ func newServer(o options, dir string, mode sandbox.Mode, lim sandbox.Limits) (*s
 	if err != nil {
 		return nil, err
 	}
-	cfg := inference.Config{Name: "bench", Listen: fmt.Sprintf("127.0.0.1:%d", port), TokenSHA256: sum, CodeDir: code,
+	cfg := inferapi.Config{Name: "bench", Listen: fmt.Sprintf("127.0.0.1:%d", port), TokenSHA256: sum, CodeDir: code,
 		Python: "/usr/bin/python3", Threads: o.threads, Input: spec.Image, Output: spec.Image, RunDir: dir,
-		Timeout: inference.Duration(time.Minute),
+		Timeout: inferapi.Duration(time.Minute),
 		Sandbox: &sandbox.Config{Mode: mode, Network: sandbox.NetOutbound, Group: fmt.Sprintf("bench-%d", os.Getpid()), Limits: lim}}
 	path := filepath.Join(dir, "live.json")
-	if err := inference.WriteConfig(path, cfg.WithDefaults()); err != nil {
+	if err := inferapi.WriteConfig(path, cfg.WithDefaults()); err != nil {
 		return nil, err
 	}
 	s := &server{base: "http://" + cfg.Listen, token: token, start: time.Now()}
@@ -161,10 +161,10 @@ func (s *server) measure(o options, img []byte, warm bool) (test, first time.Dur
 	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := inference.WaitReady(ctx, hc, s.base); err != nil {
+	if err := inferapi.WaitReady(ctx, hc, s.base); err != nil {
 		return 0, 0, 0, err
 	}
-	res, err := inference.SelfTest(ctx, hc, s.base, s.token)
+	res, err := inferapi.SelfTest(ctx, hc, s.base, s.token)
 	if err != nil || !res.OK {
 		return 0, 0, 0, fmt.Errorf("self test: %v %s", err, res.Message)
 	}

@@ -40,7 +40,7 @@ import (
 
 	"github.com/algocloud/algocloud/agent/revisions"
 	"github.com/algocloud/algocloud/bench/boot"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -109,9 +109,9 @@ func run(o options) error {
 		return err
 	}
 	mk := func(name string, invert bool, listen string) (string, error) {
-		return writeRevision(o, filepath.Join(work, name), invert, inference.Config{Name: "otsu", Listen: listen,
+		return writeRevision(o, filepath.Join(work, name), invert, inferapi.Config{Name: "otsu", Listen: listen,
 			CertFile: certFile, KeyFile: keyFile, TokenSHA256: sum, Python: "/usr/bin/python3", Threads: o.threads,
-			Input: spec.Image, Output: spec.Image, Timeout: inference.Duration(30 * time.Second)})
+			Input: spec.Image, Output: spec.Image, Timeout: inferapi.Duration(30 * time.Second)})
 	}
 	var results []result
 	for _, mode := range []string{"agent swap", "stop and start"} {
@@ -181,7 +181,7 @@ func run(o options) error {
 // writeRevision copies the example's code into dir (the new revision's
 // predict inverts its mask; both sleep initSleep in __init__) and writes its
 // config; it returns the config's path.
-func writeRevision(o options, dir string, invert bool, cfg inference.Config) (string, error) {
+func writeRevision(o options, dir string, invert bool, cfg inferapi.Config) (string, error) {
 	code := filepath.Join(dir, "code")
 	if err := os.MkdirAll(code, 0o755); err != nil {
 		return "", err
@@ -200,7 +200,7 @@ func writeRevision(o options, dir string, invert bool, cfg inference.Config) (st
 	}
 	cfg.CodeDir = code
 	path := filepath.Join(dir, "inference.json")
-	return path, inference.WriteConfig(path, cfg)
+	return path, inferapi.WriteConfig(path, cfg)
 }
 
 // sample is one request.
@@ -350,7 +350,7 @@ func waitReady(addr string, pool *x509.CertPool) error {
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return inference.WaitReady(ctx, c, "https://"+addr)
+	return inferapi.WaitReady(ctx, c, "https://"+addr)
 }
 
 // testPNG is a bright disc on a dark background.

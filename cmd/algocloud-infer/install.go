@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/algocloud/algocloud/activities/python"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/internal/sandbox"
 )
 
@@ -55,7 +55,7 @@ func runInstall(ctx context.Context, args []string, stdout io.Writer) error {
 	if *configPath == "" {
 		return fmt.Errorf("install: --config is required (usage: %s)", installUsage)
 	}
-	cfg, err := inference.LoadConfig(*configPath)
+	cfg, err := inferapi.LoadConfig(*configPath)
 	if err != nil {
 		return fmt.Errorf("install: %w", err)
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testhostile"
 )
@@ -88,7 +88,7 @@ func TestInstallMode_SandboxesPipAndBuildBackends(t *testing.T) {
 	require.NoError(t, os.WriteFile(reqs, []byte("# the author's\nalgotiny==0.1.0\nhostile==0.1.0\n"), 0o644))
 	cfgPath := filepath.Join(bundle, "live.json")
 	group := fmt.Sprintf("infer-install-test-%d", os.Getpid())
-	require.NoError(t, inference.WriteConfig(cfgPath, inference.Config{
+	require.NoError(t, inferapi.WriteConfig(cfgPath, inferapi.Config{
 		Name: "hostile", Listen: "127.0.0.1:0", CodeDir: filepath.Join(home, "bundle", "code"),
 		Python: filepath.Join(home, "venv", "bin", "python"), Threads: 1,
 		Sandbox: &sandbox.Config{Mode: sandbox.ModeBwrap, Network: sandbox.NetNone, Group: group + ".live",
@@ -140,9 +140,9 @@ func TestInstallMode_SandboxesPipAndBuildBackends(t *testing.T) {
 func TestInstallMode_BadInput(t *testing.T) {
 	dir := t.TempDir()
 	noBox := filepath.Join(dir, "nobox.json")
-	require.NoError(t, inference.WriteConfig(noBox, inference.Config{Name: "x", Python: filepath.Join(dir, "venv", "bin", "python")}))
+	require.NoError(t, inferapi.WriteConfig(noBox, inferapi.Config{Name: "x", Python: filepath.Join(dir, "venv", "bin", "python")}))
 	notVenv := filepath.Join(dir, "notvenv.json")
-	require.NoError(t, inference.WriteConfig(notVenv, inference.Config{Name: "x", Python: "/usr/bin/python3",
+	require.NoError(t, inferapi.WriteConfig(notVenv, inferapi.Config{Name: "x", Python: "/usr/bin/python3",
 		Sandbox: &sandbox.Config{Group: "g.live"}}))
 	for _, c := range []struct {
 		args []string

@@ -8,7 +8,7 @@
 //	algocloud-infer agent --dir /var/lib/algocloud/agent --listen :443
 //	algocloud-infer agent status|start|swap|stop --dir ... [--id R --config inference.json]
 //
-// The config is an inference.Config written by the platform. SIGTERM or SIGINT
+// The config is an inferapi.Config written by the platform. SIGTERM or SIGINT
 // drains: the server stops accepting, finishes in-flight requests and stops
 // its Python workers. SIGHUP reloads the TLS certificate and key files (the
 // server also notices changed files by itself within a few seconds; a pair
@@ -48,6 +48,7 @@ import (
 	"syscall"
 
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 func main() {
@@ -65,7 +66,7 @@ func main() {
 		}
 		return
 	}
-	configPath := flag.String("config", "", "inference server config (JSON, see inference.Config)")
+	configPath := flag.String("config", "", "inference server config (JSON, see inferapi.Config)")
 	listenFD := flag.Int("listen-fd", 0, "serve on this inherited listening socket instead of the config's listen (set by the agent)")
 	readyFD := flag.Int("ready-fd", 0, "with --listen-fd: say \"ready\" on this inherited socket and accept once the agent answers \"serve\"")
 	flag.Parse()
@@ -84,7 +85,7 @@ func runServer(configPath string, listenFD, readyFD int, log *slog.Logger) error
 	if configPath == "" {
 		return fmt.Errorf("--config is required")
 	}
-	cfg, err := inference.LoadConfig(configPath)
+	cfg, err := inferapi.LoadConfig(configPath)
 	if err != nil {
 		return err
 	}

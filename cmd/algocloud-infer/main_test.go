@@ -16,7 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -41,7 +41,7 @@ func TestBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	code, err := filepath.Abs(filepath.Join("..", "..", "examples", "segmentation"))
 	require.NoError(t, err)
 	cfgPath := filepath.Join(t.TempDir(), "inference.json")
-	require.NoError(t, inference.WriteConfig(cfgPath, inference.Config{
+	require.NoError(t, inferapi.WriteConfig(cfgPath, inferapi.Config{
 		Name: "otsu", Listen: addr, TokenSHA256: hex.EncodeToString(sum[:]), CodeDir: code,
 		Python: "/usr/bin/python3", Threads: 1, Input: spec.Image, Output: spec.Image,
 	}))
@@ -63,12 +63,12 @@ func TestBinaryServesAndDrainsOnSIGTERM(t *testing.T) {
 	defer cancel()
 	client := &http.Client{Timeout: time.Minute}
 	base := "http://" + addr
-	if err := inference.WaitReady(ctx, client, base); err != nil {
+	if err := inferapi.WaitReady(ctx, client, base); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		t.Fatalf("not ready: %v\n%s", err, stderr.String())
 	}
-	res, err := inference.SelfTest(ctx, client, base, token)
+	res, err := inferapi.SelfTest(ctx, client, base, token)
 	require.NoError(t, err)
 	require.True(t, res.OK, "%+v", res)
 

@@ -19,7 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
 )
@@ -61,11 +61,11 @@ func TestBinaryReloadsCertificateOnSIGHUP(t *testing.T) {
 
 	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	tokenFile := filepath.Join(dir, "token.sha256")
-	require.NoError(t, inference.WriteTokenFile(tokenFile, tokenHex("sighup-test-token")))
+	require.NoError(t, inferapi.WriteTokenFile(tokenFile, tokenHex("sighup-test-token")))
 	code, err := filepath.Abs(filepath.Join("..", "..", "examples", "segmentation"))
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, "inference.json")
-	require.NoError(t, inference.WriteConfig(cfgPath, inference.Config{
+	require.NoError(t, inferapi.WriteConfig(cfgPath, inferapi.Config{
 		Name: "otsu", Listen: addr, TokenFile: tokenFile, CodeDir: code,
 		Python: "/usr/bin/python3", Threads: 1, Input: spec.Image, Output: spec.Image, CertFile: certFile, KeyFile: keyFile,
 	}))
@@ -91,7 +91,7 @@ func TestBinaryReloadsCertificateOnSIGHUP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	require.NoError(t, inference.WaitReady(ctx, client, "https://"+addr))
+	require.NoError(t, inferapi.WaitReady(ctx, client, "https://"+addr))
 	served := func() string {
 		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 		require.NoError(t, err)
@@ -117,7 +117,7 @@ func TestBinaryReloadsCertificateOnSIGHUP(t *testing.T) {
 		return res.StatusCode
 	}
 	require.Equal(t, http.StatusOK, authorized("sighup-test-token"))
-	require.NoError(t, inference.WriteTokenFile(tokenFile, tokenHex("rotated-token")))
+	require.NoError(t, inferapi.WriteTokenFile(tokenFile, tokenHex("rotated-token")))
 	require.Equal(t, http.StatusUnauthorized, authorized("sighup-test-token"))
 	require.Equal(t, http.StatusOK, authorized("rotated-token"))
 	require.NotContains(t, stderr.String(), tokenHex("rotated-token"), "the hash is not logged")

@@ -24,7 +24,7 @@ type Suite struct {
 	// test sets its own DeploymentID.
 	ServerSpec compute.ServerSpec
 	// WriteConfig writes the config of service name on server s (for the
-	// inference server: inference.Config as JSON) and returns its path. Required.
+	// inference server: inferapi.Config as JSON) and returns its path. Required.
 	WriteConfig func(t *testing.T, s compute.Server, name string) string
 	// Check, when set, returns nil once the service behind h answers (e.g.
 	// GET /healthz); the suite polls it.

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 // bootingEndpoint stands in for an instance's inference server as it boots:
@@ -44,7 +44,7 @@ func newBootingEndpoint(t *testing.T, drops, loading int64, final func(http.Resp
 				conn.Close()
 			}
 		case n <= b.drops+b.loading:
-			writeAPIError(w, &inference.APIError{Code: inference.CodeNotReady, Message: "the workers are still loading aai_main.py"})
+			writeAPIError(w, &inferapi.Error{Code: inferapi.CodeNotReady, Message: "the workers are still loading aai_main.py"})
 		default:
 			b.final.Load().(func(http.ResponseWriter))(w)
 		}
@@ -55,7 +55,7 @@ func newBootingEndpoint(t *testing.T, drops, loading int64, final func(http.Resp
 
 func (b *bootingEndpoint) url(compute.Server) string { return b.URL + "/readyz" }
 
-func writeAPIError(w http.ResponseWriter, e *inference.APIError) {
+func writeAPIError(w http.ResponseWriter, e *inferapi.Error) {
 	body, _ := json.Marshal(e)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusServiceUnavailable)
@@ -68,7 +68,7 @@ const initTraceback = `Traceback (most recent call last):
 FileNotFoundError: [Errno 2] No such file or directory: 'weights.npy'`
 
 func answerInitFailed(w http.ResponseWriter) {
-	writeAPIError(w, &inference.APIError{Code: inference.CodeInitFailed,
+	writeAPIError(w, &inferapi.Error{Code: inferapi.CodeInitFailed,
 		Message: "FileNotFoundError: [Errno 2] No such file or directory: 'weights.npy'", Traceback: initTraceback})
 }
 
@@ -178,7 +178,7 @@ func TestStart_NotReadyKeepsWaiting(t *testing.T) {
 // A huge traceback is cut to its end (the exception is in its last lines).
 func TestInitFailure_Bounded(t *testing.T) {
 	tb := "Traceback (most recent call last):\n" + strings.Repeat("  File \"x.py\", line 1, in f\n    f()\n", 5000) + "RecursionError: maximum recursion depth exceeded"
-	body, err := json.Marshal(&inference.APIError{Code: inference.CodeInitFailed, Message: strings.Repeat("m", 10000), Traceback: tb})
+	body, err := json.Marshal(&inferapi.Error{Code: inferapi.CodeInitFailed, Message: strings.Repeat("m", 10000), Traceback: tb})
 	require.NoError(t, err)
 	ie := initFailure(503, body)
 	require.NotNil(t, ie)

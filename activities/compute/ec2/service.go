@@ -352,7 +352,7 @@ func (e *InitFailedError) Error() string {
 	return msg
 }
 
-// initFailedCode is inference.CodeInitFailed, the error code of the
+// initFailedCode is inferapi.CodeInitFailed, the error code of the
 // inference server's /readyz when the algorithm failed to load (this package
 // does not link the inference server).
 const initFailedCode = "init_failed"

@@ -1,9 +1,10 @@
-package inference
+package inferapi
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/algocloud/algocloud/inference/npy"
 )
 
 // TestResult is what SelfTest saw: the /predict answer to testing_input_data().
@@ -96,7 +99,7 @@ func WaitReady(ctx context.Context, client *http.Client, baseURL string) error {
 		case status == http.StatusOK:
 			return nil
 		default:
-			var e APIError
+			var e Error
 			if json.Unmarshal(body, &e) == nil && e.Code == CodeInitFailed {
 				return &InitError{Code: e.Code, Message: e.Message, Stage: e.Stage, Traceback: e.Traceback}
 			}
@@ -141,7 +144,7 @@ func do(ctx context.Context, client *http.Client, method, url, token, contentTyp
 // failed reads a JSON error body into a result.
 func failed(status int, body []byte) TestResult {
 	res := TestResult{Status: status}
-	var e APIError
+	var e Error
 	if err := json.Unmarshal(body, &e); err != nil || e.Code == "" {
 		res.Code, res.Message = "http_"+fmt.Sprint(status), string(truncate(body, 2048))
 		return res
@@ -176,11 +179,11 @@ func Summarize(contentType string, body []byte) string {
 		}
 		return fmt.Sprintf("%s %dx%d %s", strings.ToUpper(format), cfg.Width, cfg.Height, colorName(cfg.ColorModel))
 	case mt == npyMediaType:
-		v, err := decodeNPY(body)
+		a, err := npy.Decode(body)
 		if err != nil {
-			return fmt.Sprintf("%s, %d bytes (undecodable: %v)", mt, len(body), err)
+			return fmt.Sprintf("%s, %d bytes (undecodable: %v)", mt, len(body), npyError(err))
 		}
-		return fmt.Sprintf("NPY %s %s", v.DType, shapeRepr(v.Shape))
+		return fmt.Sprintf("NPY %s %s", a.DType, npy.FormatShape(a.Shape))
 	case mt == "application/json":
 		if len(body) > 2048 {
 			return string(body[:2048]) + "..."
@@ -253,6 +256,21 @@ func colorName(m color.Model) string {
 	return "unknown colour model"
 }
 
+// npyMediaType is the numpy input and output type's media type.
+const npyMediaType = "application/x-npy"
+
+// npyError words a .npy decoding failure as the server's 400 answer to it
+// would (its status, code and message), so a summary reads alike on both
+// sides.
+func npyError(err error) error {
+	var ne *npy.Error
+	if errors.As(err, &ne) {
+		return &Error{Status: http.StatusBadRequest, Code: NPYErrorCodes[ne.Kind], Message: ne.Message}
+	}
+	return err
+}
+
+// truncate cuts b to at most n bytes.
 func truncate(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[:n]
