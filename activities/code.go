@@ -12,7 +12,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/activities/source"
-	"github.com/algocloud/algocloud/inference/onnxrt"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 
@@ -128,7 +128,7 @@ func (a *Activities) FetchCode(ctx context.Context, in actdef.FetchCodeInput) (a
 		// Still the generated file unless this edit changed it.
 		main := MainFile
 		if in.Spec.Environment == spec.EnvONNX {
-			main = onnxrt.ConfigFile
+			main = inferapi.ONNXConfigFile
 		}
 		info.GeneratedMain = !slices.Contains(info.Edited, main)
 	}

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/algocloud/algocloud/inference/onnxrt"
+	"github.com/algocloud/algocloud/inference/inferapi"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 
@@ -18,7 +18,7 @@ import (
 )
 
 // onnxRuntimeLib is the ONNX Runtime library an environment onnx endpoint
-// loads: the one this worker finds (onnxrt.LibraryPath: $ALGOCLOUD_ONNXRUNTIME_LIB
+// loads: the one this worker finds (inferapi.ONNXRuntimeLibPath: $ALGOCLOUD_ONNXRUNTIME_LIB
 // or third_party/onnxruntime/lib above the working or executable folder), as
 // an absolute path, since the local provider starts endpoints in their server
 // folder with a minimal environment. "" for python, or when none is found:
@@ -27,7 +27,7 @@ func onnxRuntimeLib(env string) string {
 	if env != spec.EnvONNX {
 		return ""
 	}
-	p, err := onnxrt.LibraryPath("")
+	p, err := inferapi.ONNXRuntimeLibPath("")
 	if err != nil {
 		return ""
 	}
@@ -40,13 +40,13 @@ func onnxRuntimeLib(env string) string {
 
 // publishONNXRuntime publishes, for an environment onnx deployment on a
 // remote server, the ONNX Runtime library this worker resolves (the one Test
-// Code ran with, onnxrt.LibraryPath) and returns its SHA-256 for the bundle;
+// Code ran with, inferapi.ONNXRuntimeLibPath) and returns its SHA-256 for the bundle;
 // "" for python. The store uploads it only when no object holds that sum.
 func (a *Activities) publishONNXRuntime(ctx context.Context, in actdef.ServiceInput) (string, error) {
 	if in.Spec.Environment != spec.EnvONNX {
 		return "", nil
 	}
-	lib, err := onnxrt.LibraryPath("")
+	lib, err := inferapi.ONNXRuntimeLibPath("")
 	if err != nil {
 		return "", fmt.Errorf("environment onnx on a remote server: the worker has no ONNX Runtime library to publish: %w", err)
 	}
@@ -62,7 +62,7 @@ func (a *Activities) publishONNXRuntime(ctx context.Context, in actdef.ServiceIn
 // code folder that has none, naming its .onnx model when it holds exactly one
 // (else "model.onnx", which the author then adds).
 func (a *Activities) onnxSkeleton(ctx context.Context, in actdef.FetchCodeInput, dir string, info *actdef.CodeInfo) error {
-	if _, err := os.Stat(filepath.Join(dir, onnxrt.ConfigFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, inferapi.ONNXConfigFile)); !errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	models, err := onnxModels(dir)
@@ -77,17 +77,17 @@ func (a *Activities) onnxSkeleton(ctx context.Context, in actdef.FetchCodeInput,
 	if err != nil {
 		return nonRetryable(actdef.BadInputErrorType, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, onnxrt.ConfigFile), []byte(skel), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, inferapi.ONNXConfigFile), []byte(skel), 0o644); err != nil {
 		return err
 	}
 	info.GeneratedMain = true
 	switch len(models) {
 	case 1:
-		a.event(ctx, in.DeploymentID, "fetch_code", "no %s in the code: wrote the generated %s->%s configuration for %s; adapt its preprocessing to your model and fetch again", onnxrt.ConfigFile, in.Spec.Input, in.Spec.Output, model)
+		a.event(ctx, in.DeploymentID, "fetch_code", "no %s in the code: wrote the generated %s->%s configuration for %s; adapt its preprocessing to your model and fetch again", inferapi.ONNXConfigFile, in.Spec.Input, in.Spec.Output, model)
 	case 0:
-		a.event(ctx, in.DeploymentID, "fetch_code", "no %s and no .onnx model in the code: wrote the generated %s->%s configuration naming %s; add the model and fetch again", onnxrt.ConfigFile, in.Spec.Input, in.Spec.Output, model)
+		a.event(ctx, in.DeploymentID, "fetch_code", "no %s and no .onnx model in the code: wrote the generated %s->%s configuration naming %s; add the model and fetch again", inferapi.ONNXConfigFile, in.Spec.Input, in.Spec.Output, model)
 	default:
-		a.event(ctx, in.DeploymentID, "fetch_code", "no %s in the code, and %d .onnx models (%s): wrote the generated configuration naming %s; set its \"model\" and fetch again", onnxrt.ConfigFile, len(models), strings.Join(models, ", "), model)
+		a.event(ctx, in.DeploymentID, "fetch_code", "no %s in the code, and %d .onnx models (%s): wrote the generated configuration naming %s; set its \"model\" and fetch again", inferapi.ONNXConfigFile, len(models), strings.Join(models, ", "), model)
 	}
 	return nil
 }

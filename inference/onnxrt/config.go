@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 // ConfigFile is the name of an ONNX deployment's configuration, in the
-// algorithm's folder beside the model (docs/onnx.md).
-const ConfigFile = "aai_onnx.json"
+// algorithm's folder beside the model (docs/onnx.md; inferapi's, which the
+// platform names it with).
+const ConfigFile = inferapi.ONNXConfigFile
 
 // DefaultMaxBatchSize is the batch limit of a model with a dynamic batch
 // dimension when the configuration sets none.

@@ -18,10 +18,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 // LibraryVersion is the ONNX Runtime release scripts/onnxruntime.sh installs:
@@ -30,68 +31,22 @@ import (
 const LibraryVersion = "1.24.1"
 
 // LibraryEnv names the environment variable that points at libonnxruntime.so.1
-// when no path is configured.
-const LibraryEnv = "ALGOCLOUD_ONNXRUNTIME_LIB"
+// when no path is configured (inferapi's, which the platform resolves it with).
+const LibraryEnv = inferapi.ONNXRuntimeLibEnv
 
 // DefaultLibrary is where scripts/onnxruntime.sh puts the library, relative to
-// the repository root.
-const DefaultLibrary = "third_party/onnxruntime/lib/libonnxruntime.so.1"
-
-// installHint ends every "library missing" error.
-const installHint = "run scripts/onnxruntime.sh (it installs " + DefaultLibrary +
-	") or set " + LibraryEnv
+// the repository root (inferapi's).
+const DefaultLibrary = inferapi.DefaultONNXRuntimeLib
 
 var (
 	initMu   sync.Mutex
 	initPath string
 )
 
-// LibraryPath resolves which libonnxruntime.so.1 to load: configured when it is
-// not empty, else $ALGOCLOUD_ONNXRUNTIME_LIB, else DefaultLibrary looked up from
-// the working directory and the executable's directory and each of their parents
-// (so both `go test` in a package folder and a binary in bin/ find the
-// repository's copy). The error says where it looked and how to install it.
-func LibraryPath(configured string) (string, error) {
-	if configured != "" {
-		return checkLibrary(configured, "configured")
-	}
-	if env := os.Getenv(LibraryEnv); env != "" {
-		return checkLibrary(env, "$"+LibraryEnv)
-	}
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	if exe, err := os.Executable(); err == nil {
-		starts = append(starts, filepath.Dir(exe))
-	}
-	for _, dir := range starts {
-		for {
-			p := filepath.Join(dir, DefaultLibrary)
-			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-				return p, nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return "", fmt.Errorf("onnxrt: libonnxruntime.so.1 not found (no %s above %v): %s",
-		DefaultLibrary, starts, installHint)
-}
-
-func checkLibrary(path, from string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("onnxrt: ONNX Runtime library %s (%s): %w; %s", path, from, err, installHint)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("onnxrt: ONNX Runtime library %s (%s) is not a file; %s", path, from, installHint)
-	}
-	return path, nil
-}
+// LibraryPath resolves which libonnxruntime.so.1 to load
+// (inferapi.ONNXRuntimeLibPath: configured, $ALGOCLOUD_ONNXRUNTIME_LIB, or
+// DefaultLibrary above the working and executable folders).
+func LibraryPath(configured string) (string, error) { return inferapi.ONNXRuntimeLibPath(configured) }
 
 // Init loads ONNX Runtime once per process: libPath as LibraryPath resolves it
 // ("" for the environment variable or the default location). Calling it again
