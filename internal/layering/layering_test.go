@@ -43,6 +43,32 @@ func TestWorkflowsAndAPILinkNoProvider(t *testing.T) {
 	}
 }
 
+// workerRule is what the worker and the activities may not link: the
+// inference server and ONNX Runtime's cgo binding (they write the server's
+// config and call it through inference/inferapi), nor any other cgo package.
+// inferapi itself, the server's cgo-free side, is held to it too.
+var workerRule = Rule{
+	Roots: []string{mod + "worker", mod + "activities", mod + "inference/inferapi"},
+	Forbidden: []string{
+		"github.com/yalue/onnxruntime_go",
+		mod + "inference",
+		mod + "inference/onnxrt",
+	},
+	NoCgo: true,
+}
+
+// TestWorkerLinksNoCgo keeps the worker side of docs/architecture.md's
+// layering: a failure names the package and the import chain.
+func TestWorkerLinksNoCgo(t *testing.T) {
+	graph, err := List(context.Background(), ".", workerRule.Roots...)
+	require.NoError(t, err)
+	require.Contains(t, graph, mod+"worker")
+	require.Contains(t, graph, mod+"inference/inferapi")
+	for _, v := range Check(graph, workerRule) {
+		t.Errorf("%s", v)
+	}
+}
+
 // TestCheckNamesTheChain runs Check on a made-up graph, so a failure of the
 // real test is known to say what and through which imports.
 func TestCheckNamesTheChain(t *testing.T) {
