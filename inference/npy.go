@@ -47,6 +47,3 @@ func encodeNPY(v Value) ([]byte, error) {
 	}
 	return npy.Encode(npy.Array{DType: v.DType, Shape: v.Shape, Data: v.Data})
 }
-
-// shapeRepr writes a shape as Python writes a tuple: (), (3,), (2, 3).
-func shapeRepr(shape []int) string { return npy.FormatShape(shape) }
