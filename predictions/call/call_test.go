@@ -166,13 +166,24 @@ func TestConnectionRefusedAndUnknownCertificateAreRetryable(t *testing.T) {
 }
 
 func TestSlowServerAndContextCancel(t *testing.T) {
-	started := make(chan struct{})
-	_, tg := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		<-r.Context().Done() // slower than the caller will wait
-	})
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	slow := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // so the server notices the client leaving
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select { // slower than the caller will wait
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}
+	_, tg := tlsServer(t, slow)
+	t.Cleanup(func() { close(release) })
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-started; cancel() }()
+
 	_, err := Do(ctx, nil, tg, Request{Body: []byte("x")})
 	require.ErrorIs(t, err, context.Canceled)
 	ok, _ := Retryable(err)
@@ -180,7 +191,7 @@ func TestSlowServerAndContextCancel(t *testing.T) {
 
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel2()
-	_, tg2 := tlsServer(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	_, tg2 := tlsServer(t, slow)
 	_, err = Do(ctx2, nil, tg2, Request{})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
