@@ -249,3 +249,15 @@ func TestParseRetryAfter(t *testing.T) {
 	ok, _ = Retryable(nil)
 	require.False(t, ok)
 }
+
+func TestPlatformTokenIsPerDeploymentAndKey(t *testing.T) {
+	k1, k2 := make([]byte, 32), make([]byte, 32)
+	k2[0] = 1
+	a := PlatformToken(k1, "d1")
+	require.Regexp(t, `^ep_platform_[0-9a-f]{64}$`, a)
+	require.Equal(t, a, PlatformToken(k1, "d1"), "derived, so the same every time")
+	require.NotEqual(t, a, PlatformToken(k1, "d2"))
+	require.NotEqual(t, a, PlatformToken(k2, "d1"))
+	require.Len(t, PlatformTokenSHA256(k1, "d1"), 64)
+	require.Empty(t, PlatformTokenSHA256(nil, "d1"))
+}
