@@ -65,7 +65,9 @@ func TestOwnerIsolation(t *testing.T) {
 	queries := e.wf.queries
 	n := 0
 	for _, r := range e.h.Routes() {
-		if !strings.Contains(r.Path, ":id") {
+		// The endpoints' routes (predictions) have their own owner checks,
+		// tested end to end in integration/predictions_test.go.
+		if !strings.Contains(r.Path, ":id") || strings.HasPrefix(r.Path, "/api/v1/endpoints/") {
 			continue
 		}
 		n++

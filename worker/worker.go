@@ -16,6 +16,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -104,4 +105,11 @@ func EnsureRenewalSchedule(ctx context.Context, c client.Client, every time.Dura
 		return fmt.Errorf("update certificate renewal schedule: %w", err)
 	}
 	return nil
+}
+
+// RegisterPredictions adds the Prediction workflow and its activities to w
+// (the deployments' task queue: one worker binary serves both).
+func RegisterPredictions(w sdkworker.Worker, acts *predictions.Activities) {
+	w.RegisterWorkflow(predictions.Prediction)
+	w.RegisterActivity(acts)
 }
