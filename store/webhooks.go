@@ -17,9 +17,12 @@ const (
 	WebhookRetry = "retry"
 	// WebhookGone is a 410 answer: the receiver asked for no more attempts.
 	WebhookGone = "gone"
-	// WebhookRefused is an attempt the URL policy refused before connecting,
-	// or the last one of a delivery that gave up: no more attempts.
+	// WebhookRefused is an attempt refused before sending (the URL policy,
+	// no secret, an oversize body): no more attempts.
 	WebhookRefused = "refused"
+	// WebhookFailed is the line a delivery adds when it gives up retrying
+	// (after a day by default).
+	WebhookFailed = "failed"
 )
 
 // MaxWebhookError is the most bytes of an attempt's error message kept.

@@ -14,11 +14,11 @@ CREATE TABLE webhook_attempts (
     subject_id   TEXT NOT NULL,          -- the prediction or batch the event is about
     event        TEXT NOT NULL,
     url          TEXT NOT NULL,
-    attempt      INTEGER NOT NULL,       -- 1, 2, ... (Temporal's activity attempt)
+    attempt      INTEGER NOT NULL,       -- 1, 2, ... (Temporal's activity attempt); 0 on the failed line
     at           TIMESTAMPTZ NOT NULL,
     duration_ms  BIGINT NOT NULL,
     status_code  INTEGER NOT NULL,       -- 0 when no answer came
-    outcome      TEXT NOT NULL,          -- delivered, retry, gone, refused
+    outcome      TEXT NOT NULL,          -- delivered, retry, gone, refused, failed (gave up)
     error        TEXT NOT NULL
 );
 
