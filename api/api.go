@@ -19,6 +19,7 @@ import (
 
 	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 )
@@ -96,6 +97,13 @@ type Config struct {
 	// Unsandboxed says the platform runs author code without a sandbox
 	// (--sandbox=none): /api/v1/me says so, and the wizard shows it.
 	Unsandboxed bool
+	// Webhooks keeps sealed webhook secrets and delivery attempts; nil
+	// refuses webhook secrets (503 credentials_unavailable).
+	Webhooks WebhookStore
+	// WebhookPolicy is the URL policy webhook URLs pass when a prediction or
+	// batch is created (the worker checks it again at dial time); the zero
+	// Policy allows public addresses only.
+	WebhookPolicy netpolicy.Policy
 }
 
 // server holds the handlers' dependencies.
@@ -111,6 +119,9 @@ type server struct {
 	credKey   []byte
 	// unsandboxed: author code runs without a sandbox (Config.Unsandboxed).
 	unsandboxed bool
+	// webhooks and webhookPolicy: Config.Webhooks and Config.WebhookPolicy.
+	webhooks      WebhookStore
+	webhookPolicy netpolicy.Policy
 
 	// endpointCA is true when clients verify endpoints with caPEM (a local
 	// CA signs their certificates), false when they use the system's roots.
@@ -134,6 +145,7 @@ func newEngine(cfg Config) *gin.Engine {
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
 		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed,
+		webhooks: cfg.Webhooks, webhookPolicy: cfg.WebhookPolicy,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -174,6 +186,7 @@ func (s *server) routes() *gin.Engine {
 	d.PUT("/spec", s.updateSpec)
 	d.POST("/steps/:step", s.runStep)
 	d.POST("/token", s.rotateToken)
+	d.POST("/webhook_secret", s.createWebhookSecret)
 	d.GET("/events", s.listEvents)
 	d.GET("/events/stream", s.streamEvents)
 	d.GET("/test/output", s.testOutput)
@@ -181,6 +194,7 @@ func (s *server) routes() *gin.Engine {
 	d.GET("/code/file", s.getCodeFile)
 	d.GET("/clients", s.listClients)
 	d.GET("/clients/:name", s.getClient)
+	v1.GET("/endpoints/:api_name/predictions/:id/webhooks", s.listWebhookAttempts)
 	return e
 }
 
