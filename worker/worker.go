@@ -16,12 +16,15 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
 
-// New registers the Deployment workflow and every activity on the task queue.
-func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
+// New registers the Deployment workflow and every activity on the task
+// queue, and, when hooks is set, the webhook delivery workflow and its
+// activities.
+func New(c client.Client, acts *activities.Activities, hooks *webhook.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
 		// Steps are few and mostly wait on processes; a handful at once keeps a
 		// 2-core machine responsive while 50 wizards run.
@@ -30,6 +33,9 @@ func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w.RegisterWorkflow(workflows.Deployment)
 	w.RegisterWorkflow(workflows.RenewCertificates)
 	w.RegisterActivity(acts)
+	if hooks != nil {
+		webhook.Register(w, hooks)
+	}
 	return w
 }
 
