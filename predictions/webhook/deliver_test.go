@@ -55,7 +55,7 @@ var (
 	temporalErr  error
 )
 
-func temporalClient(t *testing.T) (client.Client, string) {
+func temporalClient(t testing.TB) (client.Client, string) {
 	t.Helper()
 	temporalOnce.Do(func() {
 		temporalSrv, temporalErr = temporaldev.Start(temporaldev.Options{})
@@ -80,7 +80,7 @@ type fixture struct {
 	secret string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{dsn: "sqlite://" + filepath.Join(t.TempDir(), "algocloud.db"), alg: "alg1", key: make([]byte, 32)}
@@ -101,7 +101,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // worker runs the delivery workflow and acts on a task queue of the test's own.
-func (f *fixture) worker(t *testing.T, c client.Client, acts *Activities) string {
+func (f *fixture) worker(t testing.TB, c client.Client, acts *Activities) string {
 	t.Helper()
 	queue := "webhook-test-" + strings.ReplaceAll(t.Name(), "/", "-")
 	acts.Store, acts.Key = f.store, f.key
