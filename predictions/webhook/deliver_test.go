@@ -522,3 +522,43 @@ func runHelperWorker(raw string) int {
 	}
 	return 0
 }
+
+// A 503 or 429 with Retry-After waits that long before the next attempt,
+// instead of the (here 100 ms) backoff step.
+func TestDeliverHonoursRetryAfter(t *testing.T) {
+	c, _ := temporalClient(t)
+	f := newFixture(t)
+	rcv := &receiver{send: func(w http.ResponseWriter, n int) {
+		if n == 0 {
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	queue := f.worker(t, c, &Activities{Dialer: loopbackOnly()})
+	var at []time.Time
+	rcvSend := rcv.send
+	rcv.send = func(w http.ResponseWriter, n int) { at = append(at, time.Now()); rcvSend(w, n) }
+	retry := fast
+	retry.MaximumInterval = 5 * time.Second
+	res := deliver(t, c, queue, DeliverInput{
+		DeliveryID: "p7-completed", EndpointAlgorithmID: f.alg, SubjectID: "p7", URL: srv.URL, Event: event("p7"), Retry: retry,
+	})
+	require.Equal(t, store.WebhookDelivered, res.Outcome)
+	require.Len(t, at, 2)
+	require.GreaterOrEqual(t, at[1].Sub(at[0]), 2*time.Second)
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, 7*time.Second, parseRetryAfter("7", now, time.Hour))
+	require.Equal(t, time.Hour, parseRetryAfter("86400", now, time.Hour))
+	require.Equal(t, 90*time.Second, parseRetryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now, time.Hour))
+	require.Zero(t, parseRetryAfter("", now, time.Hour))
+	require.Zero(t, parseRetryAfter("-3", now, time.Hour))
+	require.Zero(t, parseRetryAfter("soon", now, time.Hour))
+	require.Zero(t, parseRetryAfter(now.Add(-time.Minute).Format(http.TimeFormat), now, time.Hour))
+}
