@@ -16,15 +16,14 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
 
-// New registers the Deployment workflow and every activity on the task
-// queue, and, when hooks is set, the webhook delivery workflow and its
-// activities.
-func New(c client.Client, acts *activities.Activities, hooks *webhook.Activities) sdkworker.Worker {
+// New registers the Deployment workflow and every activity on the task queue.
+func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
 		// Steps are few and mostly wait on processes; a handful at once keeps a
 		// 2-core machine responsive while 50 wizards run.
@@ -33,9 +32,6 @@ func New(c client.Client, acts *activities.Activities, hooks *webhook.Activities
 	w.RegisterWorkflow(workflows.Deployment)
 	w.RegisterWorkflow(workflows.RenewCertificates)
 	w.RegisterActivity(acts)
-	if hooks != nil {
-		webhook.Register(w, hooks)
-	}
 	return w
 }
 
@@ -110,4 +106,18 @@ func EnsureRenewalSchedule(ctx context.Context, c client.Client, every time.Dura
 		return fmt.Errorf("update certificate renewal schedule: %w", err)
 	}
 	return nil
+}
+
+// RegisterPredictions adds the Prediction workflow and its activities to w
+// (the deployments' task queue: one worker binary serves both).
+func RegisterPredictions(w sdkworker.Worker, acts *predictions.Activities) {
+	w.RegisterWorkflow(predictions.Prediction)
+	w.RegisterActivity(acts)
+}
+
+// RegisterWebhooks adds the webhook delivery workflow and its activities to
+// w (the same task queue: prediction and batch workflows start deliveries
+// as children, which run on their parent's queue).
+func RegisterWebhooks(w sdkworker.Worker, acts *webhook.Activities) {
+	webhook.Register(w, acts)
 }

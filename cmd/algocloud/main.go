@@ -114,6 +114,7 @@ func run(args []string, o serveOptions) error {
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
 		WebhookAllowLoopback: c.WebhookAllowLoopback,
 		PredictTimeout:       c.PredictTimeout, CertRenewEvery: c.CertRenewEvery, Cloud: cloud, Logger: log,
+		PredictionRetention: c.PredictionRetention, MaxRunningPredictions: c.MaxRunningPredictions,
 		Sandbox:    activities.SandboxSettings{Mode: sandbox.Mode(c.Sandbox), Scale: c.SandboxScale},
 		BlobBucket: c.BlobBucket, BlobPrefix: c.BlobPrefix,
 		CodecEndpoint: c.CodecEndpoint, CodecOrigins: platform.SplitList(c.CodecOrigins),

@@ -93,6 +93,18 @@ type Options struct {
 	// zero value is local processes, the local CA and no DNS.
 	Cloud  CloudOptions
 	Logger *slog.Logger
+	// PredictionRetention keeps async predictions' inputs and outputs this
+	// long after they end; 0 is predictions.DefaultRetention.
+	PredictionRetention time.Duration
+	// MaxRunningPredictions caps a user's running async predictions; 0 is
+	// predictions.DefaultMaxRunning.
+	MaxRunningPredictions int
+	// MaxPredictionInput bounds one async prediction's input; 0 is
+	// predictions.DefaultMaxInputBytes.
+	MaxPredictionInput int64
+	// PredictionSweepEvery is how often the worker deletes expired
+	// predictions' blobs; 0 means a minute.
+	PredictionSweepEvery time.Duration
 }
 
 // Platform is a running set of pieces.
@@ -131,6 +143,8 @@ type Platform struct {
 
 	// Blobs holds uploads and test outputs (BlobBucket, or <DataDir>/blobs).
 	Blobs blobs.Store
+	// stopSweep ends the prediction retention sweep (predictions.go).
+	stopSweep context.CancelFunc
 }
 
 // Start brings the configured pieces up; Stop takes them down.
@@ -245,17 +259,19 @@ func (p *Platform) startWorker(ctx context.Context) error {
 		acts.Issuer = activities.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
 	}
 	acts.Workflows = p.Client
-	hooks := &webhook.Activities{
+	p.worker = worker.New(p.Client, acts)
+	worker.RegisterPredictions(p.worker, p.predictionActivities())
+	worker.RegisterWebhooks(p.worker, &webhook.Activities{
 		Store: p.Store, Key: p.credKey, Dialer: &netpolicy.Dialer{Policy: o.webhookPolicy(), Timeout: webhook.AttemptTimeout},
 		Logger: o.Logger.With("component", "webhooks"),
-	}
-	p.worker = worker.New(p.Client, acts, hooks)
+	})
 	if err := p.worker.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	if err := worker.Reconcile(ctx, p.Client, p.Store, o.Logger); err != nil {
 		return err
 	}
+	p.startPredictionSweep()
 	every := o.CertRenewEvery
 	if every == 0 {
 		every = worker.DefaultRenewEvery
@@ -277,6 +293,9 @@ func (p *Platform) apiConfig() api.Config {
 		Unsandboxed:         o.Sandbox.Unconfined(),
 		Webhooks:            p.Store,
 		WebhookPolicy:       o.webhookPolicy(),
+		Predictions:         p.predictionService(),
+		PredictionURLPolicy: p.urlPolicy(),
+		MaxPredictionInput:  o.MaxPredictionInput,
 	}
 }
 
@@ -370,6 +389,9 @@ func (p *Platform) Stop() {
 		cancel()
 	} else if p.apiListener != nil {
 		_ = p.apiListener.Close() // Start failed between listening and serving
+	}
+	if p.stopSweep != nil {
+		p.stopSweep()
 	}
 	if p.worker != nil {
 		p.worker.Stop()
