@@ -98,6 +98,13 @@ type Config struct {
 	// Unsandboxed says the platform runs author code without a sandbox
 	// (--sandbox=none): /api/v1/me says so, and the wizard shows it.
 	Unsandboxed bool
+	// Webhooks keeps sealed webhook secrets and delivery attempts; nil
+	// refuses webhook secrets (503 credentials_unavailable).
+	Webhooks WebhookStore
+	// WebhookPolicy is the URL policy webhook URLs pass when a prediction or
+	// batch is created (the worker checks it again at dial time); the zero
+	// Policy allows public addresses only.
+	WebhookPolicy netpolicy.Policy
 	// Predictions runs async predictions (/api/v1/endpoints/...); nil
 	// answers them 503 predictions_unavailable.
 	Predictions Predictions
@@ -122,6 +129,9 @@ type server struct {
 	credKey   []byte
 	// unsandboxed: author code runs without a sandbox (Config.Unsandboxed).
 	unsandboxed bool
+	// webhooks and webhookPolicy: Config.Webhooks and Config.WebhookPolicy.
+	webhooks      WebhookStore
+	webhookPolicy netpolicy.Policy
 	// preds, maxPredictionInput, urlPolicy: async predictions (predictions.go).
 	preds              Predictions
 	maxPredictionInput int64
@@ -149,6 +159,7 @@ func newEngine(cfg Config) *gin.Engine {
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
 		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed,
+		webhooks: cfg.Webhooks, webhookPolicy: cfg.WebhookPolicy,
 		preds: cfg.Predictions, maxPredictionInput: cfg.MaxPredictionInput, urlPolicy: cfg.PredictionURLPolicy,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
@@ -193,6 +204,7 @@ func (s *server) routes() *gin.Engine {
 	d.PUT("/spec", s.updateSpec)
 	d.POST("/steps/:step", s.runStep)
 	d.POST("/token", s.rotateToken)
+	d.POST("/webhook_secret", s.createWebhookSecret)
 	d.GET("/events", s.listEvents)
 	d.GET("/events/stream", s.streamEvents)
 	d.GET("/test/output", s.testOutput)
@@ -208,6 +220,7 @@ func (s *server) routes() *gin.Engine {
 	ep.GET("/predictions/:id", s.getPrediction)
 	ep.GET("/predictions/:id/output", s.predictionOutput)
 	ep.POST("/predictions/:id/cancel", s.cancelPrediction)
+	ep.GET("/predictions/:id/webhooks", s.listWebhookAttempts)
 	return e
 }
 

@@ -42,6 +42,7 @@ const (
 	InvalidArchive      // invalid_archive
 	InvalidFileName     // invalid_file_name
 	UnsupportedType     // unsupported_type
+	InvalidWebhook      // invalid_webhook
 
 	// Authentication, routing and size (401, 404, 405, 413).
 
@@ -116,6 +117,7 @@ var registry = [numCodes]entry{
 	InvalidArchive:      {"invalid_archive", http.StatusBadRequest, "the uploaded archive is not a .zip or .tar.gz"},
 	InvalidFileName:     {"invalid_file_name", http.StatusBadRequest, "a files part has no filename or one that is not a safe relative path"},
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
+	InvalidWebhook:      {"invalid_webhook", http.StatusBadRequest, "a webhook URL is malformed, carries credentials, or is refused by the webhook URL policy (loopback, private, metadata addresses; fields names it)"},
 
 	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one"},
 	NotFound:         {"not_found", http.StatusNotFound, "no such route, deployment (another user's too), client or local CA"},
