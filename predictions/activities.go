@@ -205,12 +205,14 @@ func heartbeat(ctx context.Context) (stop func()) {
 	go func() {
 		t := time.NewTicker(3 * time.Second)
 		defer t.Stop()
+		// None at once: a call shorter than a tick needs none, and the SDK
+		// would flush it after the activity ended (a logged warning per call).
 		for {
-			activity.RecordHeartbeat(ctx)
 			select {
 			case <-done:
 				return
 			case <-t.C:
+				activity.RecordHeartbeat(ctx)
 			}
 		}
 	}()
