@@ -33,8 +33,8 @@ import (
 	// server (ONNX Runtime is cgo; docs/architecture.md, Layering).
 	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/internal/blobs"
-	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/internal/blobs/s3store"
+	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/predictions/webhook"
