@@ -1,13 +1,11 @@
 package platform
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 
 	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/predictions/batch"
+	"github.com/algocloud/algocloud/predictions/call"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -42,18 +40,10 @@ func (p *Platform) batchActivities() *batch.Activities {
 		Store: p.Store, Blobs: p.Blobs,
 		Endpoint: &batch.HTTPEndpoint{
 			Algorithms: p.Store,
-			Token:      func(deploymentID string) string { return callerToken(key, deploymentID) },
+			Token:      func(deploymentID string) string { return call.PlatformToken(key, deploymentID) },
 			Client:     batch.NewHTTPClient(roots, p.opts.PredictTimeout),
 		},
 		URLs: batch.NewURLFetcher(p.urlPolicy(), 0),
 		Log:  p.log.With("component", "batch"),
 	}
-}
-
-// callerToken is the platform caller token of a deployment (see
-// predictions.CallerToken, which this calls once that package is merged).
-func callerToken(key []byte, deploymentID string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("algocloud platform caller v1\x00" + deploymentID))
-	return "ep_platform_" + hex.EncodeToString(m.Sum(nil))
 }
