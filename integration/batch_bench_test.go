@@ -42,6 +42,7 @@ func TestBatchFigure(t *testing.T) {
 		<-d.Done()
 	}()
 	c := testenv.NewAPIClient(t, d.api, d.token)
+	tok := d.token // a restarted dev prints no token
 	_, endpoint, epTok := walk(t, c, "benchseg", "segmentation", "image")
 	hc := endpointClient2(t, data)
 	imgs := make([][]byte, n)
@@ -94,7 +95,7 @@ func TestBatchFigure(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
 	get := r.Str("urls", "get")
 	progress := func() int {
-		_, raw, err := testenv.TryAPI(c.Base, d.token, http.MethodGet, get, nil)
+		_, raw, err := testenv.TryAPI(c.Base, tok, http.MethodGet, get, nil)
 		if err != nil {
 			return -1
 		}

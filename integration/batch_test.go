@@ -305,6 +305,7 @@ func TestBatchSurvivesDevKills(t *testing.T) {
 	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDev(t, data, apiPort, temporalPort)
 	c := testenv.NewAPIClient(t, d.api, d.token)
+	tok := d.token // a restarted dev prints no token
 	_, _, epTok := walk(t, c, "killseg", "segmentation", "image")
 	const n, conc = 300, 4
 	var entries []zipEntry
@@ -317,7 +318,7 @@ func TestBatchSurvivesDevKills(t *testing.T) {
 	get := r.Str("urls", "get")
 
 	progress := func() int {
-		_, raw, err := testenv.TryAPI(c.Base, d.token, http.MethodGet, get, nil)
+		_, raw, err := testenv.TryAPI(c.Base, tok, http.MethodGet, get, nil)
 		if err != nil {
 			return -1
 		}
