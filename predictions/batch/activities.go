@@ -106,9 +106,11 @@ var errBatchCanceled = errors.New("batch canceled")
 //
 // Only the predict itself holds one of the Concurrency slots: inputs are
 // read ahead and outputs stored and recorded behind it, results in groups
-// (one transaction per RecordEvery or 64 results), so the endpoint is kept
-// as busy as a client loop at the same concurrency would keep it. A crash
-// loses at most the group not yet recorded: those items are sent again.
+// (those that arrived while the last transaction ran, up to 64), so the
+// endpoint is kept as busy as a client loop at the same concurrency would
+// keep it. A crash loses the results not yet recorded (at most the requests
+// in flight, the outputs being stored and one group): those items are sent
+// again.
 func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, error) {
 	var res ChunkResult
 	items, err := a.Store.PendingBatchItems(ctx, in.BatchID, in.From, in.To)
@@ -204,8 +206,8 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 	return res, nil
 }
 
-// recordEvery is how long a result may wait to be recorded with others.
-const recordEvery = 20 * time.Millisecond
+// maxGroup bounds the results recorded in one transaction.
+const maxGroup = 64
 
 // record writes results in groups until results is closed. A group the
 // store does not take whole (recorded before, or the batch ended) makes it
@@ -234,23 +236,25 @@ func (a *Activities) record(ctx context.Context, batchID string, results <-chan 
 		}
 		group = group[:0]
 	}
-	t := time.NewTimer(recordEvery)
-	defer t.Stop()
-	for {
-		select {
-		case r, ok := <-results:
-			if !ok {
-				flush()
-				return
+	// Record as soon as a result comes, taking whatever else is waiting
+	// with it: results group by themselves while a transaction runs, and
+	// none waits for a timer (what is unrecorded when a worker dies is
+	// what gets sent again).
+	for r := range results {
+		group = append(group, r)
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
 			}
-			group = append(group, r)
-			if len(group) >= 64 {
-				flush()
-			}
-		case <-t.C:
-			flush()
-			t.Reset(recordEvery)
 		}
+		flush()
 	}
 }
 
