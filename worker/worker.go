@@ -17,7 +17,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/predictions/batch"
+	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -113,4 +115,18 @@ func EnsureRenewalSchedule(ctx context.Context, c client.Client, every time.Dura
 func RegisterBatch(w sdkworker.Worker, acts *batch.Activities) {
 	w.RegisterWorkflowWithOptions(batch.Batch, workflow.RegisterOptions{Name: batch.WorkflowName})
 	w.RegisterActivity(acts)
+}
+
+// RegisterPredictions adds the Prediction workflow and its activities to w
+// (the deployments' task queue: one worker binary serves both).
+func RegisterPredictions(w sdkworker.Worker, acts *predictions.Activities) {
+	w.RegisterWorkflow(predictions.Prediction)
+	w.RegisterActivity(acts)
+}
+
+// RegisterWebhooks adds the webhook delivery workflow and its activities to
+// w (the same task queue: prediction and batch workflows start deliveries
+// as children, which run on their parent's queue).
+func RegisterWebhooks(w sdkworker.Worker, acts *webhook.Activities) {
+	webhook.Register(w, acts)
 }

@@ -3,30 +3,21 @@ package platform
 import (
 	"crypto/x509"
 
-	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/predictions/batch"
 	"github.com/algocloud/algocloud/predictions/call"
 	"github.com/algocloud/algocloud/workflows"
 )
 
-// urlPolicy is the policy for URLs users give (batch items): public
-// addresses only, unless --allow-private-urls (dev and tests).
-func (p *Platform) urlPolicy() netpolicy.Policy {
-	if p.opts.AllowPrivateURLs {
-		return netpolicy.Policy{Allow: netpolicy.AllClasses}
-	}
-	return netpolicy.Policy{}
-}
-
 // batchService is the API's side of batch jobs.
 func (p *Platform) batchService() *batch.Service {
 	return &batch.Service{
-		Store: p.Store, Algorithms: p.Store, Blobs: p.Blobs, Temporal: p.Client, TaskQueue: workflows.TaskQueue,
+		Store: p.Store, Blobs: p.Blobs, Temporal: p.Client, TaskQueue: workflows.TaskQueue,
 		URLPolicy: p.urlPolicy(), MaxActive: p.opts.MaxActiveBatches,
 	}
 }
 
-// batchActivities are the worker's side: they call endpoints with the
+// batchActivities are the worker's side (URL items under urlPolicy, the
+// same policy as image URL inputs): they call endpoints with the
 // platform caller token, verifying them with the local CA's root unless
 // endpoints have publicly trusted certificates.
 func (p *Platform) batchActivities() *batch.Activities {
