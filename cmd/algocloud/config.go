@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/algocloud/algocloud/internal/sandbox"
+	"github.com/algocloud/algocloud/internal/sealed"
 
 	"crypto/x509"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 )
@@ -262,7 +262,7 @@ func readKey(envName, file, flagName string) ([]byte, error) {
 	if key == "" {
 		return nil, nil
 	}
-	k, err := acme.ParseEncryptionKey(key)
+	k, err := sealed.ParseEncryptionKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%s (or %s): %w", flagName, envName, err)
 	}
