@@ -98,6 +98,9 @@ type Config struct {
 	// Unsandboxed says the platform runs author code without a sandbox
 	// (--sandbox=none): /api/v1/me says so, and the wizard shows it.
 	Unsandboxed bool
+	// Batches runs batch jobs (/api/v1/endpoints/{api_name}/batches); nil
+	// answers those routes 503 batches_unavailable.
+	Batches Batches
 	// Webhooks keeps sealed webhook secrets and delivery attempts; nil
 	// refuses webhook secrets (503 credentials_unavailable).
 	Webhooks WebhookStore
@@ -129,6 +132,8 @@ type server struct {
 	credKey   []byte
 	// unsandboxed: author code runs without a sandbox (Config.Unsandboxed).
 	unsandboxed bool
+	// batches runs batch jobs (Config.Batches).
+	batches Batches
 	// webhooks and webhookPolicy: Config.Webhooks and Config.WebhookPolicy.
 	webhooks      WebhookStore
 	webhookPolicy netpolicy.Policy
@@ -158,7 +163,7 @@ func newEngine(cfg Config) *gin.Engine {
 	s := &server{
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
-		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed,
+		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed, batches: cfg.Batches,
 		webhooks: cfg.Webhooks, webhookPolicy: cfg.WebhookPolicy,
 		preds: cfg.Predictions, maxPredictionInput: cfg.MaxPredictionInput, urlPolicy: cfg.PredictionURLPolicy,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
@@ -221,6 +226,13 @@ func (s *server) routes() *gin.Engine {
 	ep.GET("/predictions/:id/output", s.predictionOutput)
 	ep.POST("/predictions/:id/cancel", s.cancelPrediction)
 	ep.GET("/predictions/:id/webhooks", s.listWebhookAttempts)
+	b := ep.Group("/batches", s.batchesAvailable)
+	b.POST("", s.createBatch)
+	b.GET("", s.listBatches)
+	b.GET("/:batch_id", s.getBatch)
+	b.GET("/:batch_id/output.zip", s.batchOutput)
+	b.GET("/:batch_id/errors", s.batchErrors)
+	b.POST("/:batch_id/cancel", s.cancelBatch)
 	return e
 }
 

@@ -42,6 +42,7 @@ const (
 	InvalidArchive      // invalid_archive
 	InvalidFileName     // invalid_file_name
 	UnsupportedType     // unsupported_type
+	InvalidBatch        // invalid_batch
 	InvalidWebhook      // invalid_webhook
 
 	// Authentication, routing and size (401, 404, 405, 413).
@@ -86,6 +87,7 @@ const (
 	UploadsUnavailable     // uploads_unavailable
 	CredentialsUnavailable // credentials_unavailable
 	SkeletonUnavailable    // skeleton_unavailable
+	BatchesUnavailable     // batches_unavailable
 
 	numCodes // the count of Codes, invalidCode included
 )
@@ -117,6 +119,7 @@ var registry = [numCodes]entry{
 	InvalidArchive:      {"invalid_archive", http.StatusBadRequest, "the uploaded archive is not a .zip or .tar.gz"},
 	InvalidFileName:     {"invalid_file_name", http.StatusBadRequest, "a files part has no filename or one that is not a safe relative path"},
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
+	InvalidBatch:        {"invalid_batch", http.StatusBadRequest, "a batch's inputs are missing or refused: an archive member that is a link, absolute or has .., a URL malformed or refused by the URL policy (fields names it: archive or urls[i]; member names the archive member)"},
 	InvalidWebhook:      {"invalid_webhook", http.StatusBadRequest, "a webhook URL is malformed, carries credentials, or is refused by the webhook URL policy (loopback, private, metadata addresses; fields names it)"},
 
 	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one"},
@@ -151,6 +154,7 @@ var registry = [numCodes]entry{
 	UploadsUnavailable:     {"uploads_unavailable", http.StatusServiceUnavailable, "this server has no blob store for uploads: fetch code from Git instead"},
 	CredentialsUnavailable: {"credentials_unavailable", http.StatusServiceUnavailable, "this server has no blob store or key to keep Git credentials in"},
 	SkeletonUnavailable:    {"skeleton_unavailable", http.StatusServiceUnavailable, "this server cannot generate skeletons"},
+	BatchesUnavailable:     {"batches_unavailable", http.StatusServiceUnavailable, "this server runs no batch jobs (no blob store or workflow service)"},
 }
 
 // String returns the code's name, the body's "code".

@@ -101,6 +101,9 @@ type Options struct {
 	// zero value is local processes, the local CA and no DNS.
 	Cloud  CloudOptions
 	Logger *slog.Logger
+	// MaxActiveBatches is how many batches a user may have queued or
+	// running; 0 is batch.DefaultMaxActive.
+	MaxActiveBatches int
 	// PredictionRetention keeps async predictions' inputs and outputs this
 	// long after they end; 0 is predictions.DefaultRetention.
 	PredictionRetention time.Duration
@@ -278,6 +281,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	}
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
+	worker.RegisterBatch(p.worker, p.batchActivities())
 	worker.RegisterPredictions(p.worker, p.predictionActivities())
 	worker.RegisterWebhooks(p.worker, &webhook.Activities{
 		Store: p.Store, Key: p.credKey, Dialer: &netpolicy.Dialer{Policy: o.webhookPolicy(), Timeout: webhook.AttemptTimeout},
@@ -309,6 +313,7 @@ func (p *Platform) apiConfig() api.Config {
 		// worker's --certs flag too); /api/ca.pem still serves the local CA.
 		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
 		Unsandboxed:         o.Sandbox.Unconfined(),
+		Batches:             p.batchService(),
 		Webhooks:            p.Store,
 		WebhookPolicy:       o.webhookPolicy(),
 		Predictions:         p.predictionService(),
