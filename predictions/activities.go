@@ -213,3 +213,17 @@ func heartbeat(ctx context.Context) (stop func()) {
 	}()
 	return func() { close(done) }
 }
+
+// PredictionJSON is the prediction as GET answers it (base: the predictions
+// collection's URL), the body of its webhooks.
+func (a *Activities) PredictionJSON(ctx context.Context, algorithmID, id, base string) ([]byte, error) {
+	p, err := a.Store.GetPrediction(ctx, algorithmID, id)
+	if err != nil {
+		return nil, fmt.Errorf("read prediction %s: %w", id, err)
+	}
+	b, err := json.Marshal(NewView(p, base))
+	if err != nil {
+		return nil, fmt.Errorf("encode prediction %s: %w", id, err)
+	}
+	return b, nil
+}

@@ -51,6 +51,10 @@ type CreateInput struct {
 	Webhook        string
 	WebhookEvents  []string
 	IdempotencyKey string // the header's value; "" for none
+	// Base is the predictions collection's URL as the caller reached it
+	// (…/api/v1/endpoints/{api_name}/predictions): webhook bodies carry
+	// the prediction's urls under it, as GET shows them.
+	Base string
 }
 
 // Endpoint returns the live algorithm named apiName and its endpoint token's
@@ -75,7 +79,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (store.Prediction,
 	if kh != "" {
 		id = idempotentID(in.AlgorithmID, kh)
 		if p, err := s.Store.GetPrediction(ctx, in.AlgorithmID, id); err == nil {
-			return p, false, s.ensureStarted(ctx, p)
+			return p, false, s.ensureStarted(ctx, p, in.Base)
 		}
 	}
 	maxRunning := s.MaxRunning
@@ -105,9 +109,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (store.Prediction,
 		if err != nil {
 			return store.Prediction{}, false, err
 		}
-		return p, false, s.ensureStarted(ctx, p)
+		return p, false, s.ensureStarted(ctx, p, in.Base)
 	}
-	if err := s.ensureStarted(ctx, p); err != nil {
+	if err := s.ensureStarted(ctx, p, in.Base); err != nil {
 		// Nothing will run it: say so in the row rather than leave it starting.
 		_, _ = s.Store.FinishPrediction(context.WithoutCancel(ctx), p.ID, store.PredictionResult{
 			Status: store.PredictionFailed, Error: "the prediction's workflow could not start", Retention: s.retention()})
@@ -117,7 +121,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (store.Prediction,
 }
 
 // ensureStarted starts p's workflow unless it exists (running or closed).
-func (s *Service) ensureStarted(ctx context.Context, p store.Prediction) error {
+func (s *Service) ensureStarted(ctx context.Context, p store.Prediction, base string) error {
 	if store.PredictionFinal(p.Status) {
 		return nil
 	}
@@ -135,7 +139,7 @@ func (s *Service) ensureStarted(ctx context.Context, p store.Prediction) error {
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, Prediction, Input{
 		ID: p.ID, AlgorithmID: p.AlgorithmID, InputKey: p.InputKey, InputContentType: p.InputContentType,
-		Webhook: p.Webhook, WebhookEvents: events, PredictTimeout: pt + time.Minute, Retention: s.retention(),
+		Webhook: p.Webhook, WebhookEvents: events, Base: base, PredictTimeout: pt + time.Minute, Retention: s.retention(),
 	})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {

@@ -1,11 +1,13 @@
 package predictions
 
 import (
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -18,6 +20,9 @@ type Input struct {
 	InputContentType string   `json:"input_content_type"`
 	Webhook          string   `json:"webhook,omitempty"`
 	WebhookEvents    []string `json:"webhook_events,omitempty"`
+	// Base is the predictions collection's URL, for the urls of the
+	// prediction JSON webhooks carry.
+	Base string `json:"base,omitempty"`
 	// PredictTimeout bounds one predict call (the endpoint's own timeout
 	// plus a margin); 0 means 2 minutes.
 	PredictTimeout time.Duration `json:"predict_timeout,omitempty"`
@@ -97,16 +102,31 @@ func Prediction(ctx workflow.Context, in Input) (Result, error) {
 	return Result{Status: res.Outcome.Status}, nil
 }
 
-// notifyWebhooks is where the prediction's webhook deliveries start: for
-// each event in in.WebhookEvents (all when empty) with a webhook URL, a
-// webhook.Deliver child workflow (ParentClosePolicy ABANDON) with
-// DeliveryID = prediction id + "." + event and the prediction's GET JSON.
-//
-// NOT DONE: the webhook package (branch hooks) is not merged yet, so this
-// starts nothing. Wiring it in changes the commands this workflow makes, so
-// it must come with a workflow.GetVersion guard and a replay history.
+// notifyWebhooks starts the delivery of event to the prediction's webhook,
+// when it has one and the filter (all events when empty) names the event:
+// a webhook.Deliver child workflow, abandoned (its retries never hold up the
+// prediction), whose webhook-id is "<prediction id>-<event>" and whose body
+// is the prediction's JSON now, as GET answers it. A failure to start it is
+// logged, never the prediction's failure.
 func notifyWebhooks(ctx workflow.Context, in Input, event string) {
-	_ = ctx
-	_ = in
-	_ = event
+	if in.Webhook == "" || (len(in.WebhookEvents) > 0 && !slices.Contains(in.WebhookEvents, event)) {
+		return
+	}
+	var a *Activities
+	vctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 20},
+	})
+	var payload []byte
+	if err := workflow.ExecuteActivity(vctx, a.PredictionJSON, in.AlgorithmID, in.ID, in.Base).Get(ctx, &payload); err != nil {
+		workflow.GetLogger(ctx).Warn("webhook: read the prediction", "prediction", in.ID, "event", event, "error", err)
+		return
+	}
+	err := webhook.StartChild(ctx, webhook.DeliverInput{
+		DeliveryID: in.ID + "-" + event, EndpointAlgorithmID: in.AlgorithmID, SubjectID: in.ID,
+		URL: in.Webhook, Event: webhook.Event{Type: event, Payload: payload},
+	})
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("webhook: start the delivery", "prediction", in.ID, "event", event, "error", err)
+	}
 }
