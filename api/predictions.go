@@ -147,7 +147,7 @@ func (s *server) createPrediction(c *gin.Context) {
 	if len(alg.Spec) > 0 {
 		_ = json.Unmarshal(alg.Spec, &sp)
 	}
-	in := predictions.CreateInput{AlgorithmID: alg.ID, OwnerID: alg.OwnerID, IdempotencyKey: key, Base: predictionsBase(c)}
+	in := predictions.CreateInput{AlgorithmID: alg.ID, OwnerID: alg.OwnerID, IdempotencyKey: key}
 	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	var req predictionRequest
 	if mt == "multipart/form-data" {

@@ -6,18 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/algocloud/algocloud/internal/platform"
-	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
@@ -168,16 +163,6 @@ func TestPredictionWebhooks(t *testing.T) {
 	require.Equal(t, "processing", byID[id+"-start"].status)
 	require.Equal(t, "succeeded", byID[id+"-output"].status)
 	require.Equal(t, "succeeded", byID[id+"-completed"].status)
-
-	// ALGOCLOUD_UPDATE_HISTORY=1 refreshes the Prediction history (with its
-	// three webhook children) that package predictions replays.
-	if os.Getenv("ALGOCLOUD_UPDATE_HISTORY") == "1" {
-		plain, err := protojson.MarshalOptions{Indent: "  "}.Marshal(decodedHistory(t, p, fetchHistory(t, p.Client, predictions.WorkflowID(id))))
-		require.NoError(t, err)
-		path := filepath.Join(repoRoot(t), "predictions", "testdata", "histories", "prediction-webhooks.json")
-		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		require.NoError(t, os.WriteFile(path, plain, 0o644))
-	}
 
 	st, m, raw, _ = predCall(t, p, http.MethodGet, preds+"/"+id+"/webhooks", epTok, nil, nil)
 	require.Equal(t, http.StatusOK, st, string(raw))

@@ -51,10 +51,6 @@ type CreateInput struct {
 	Webhook        string
 	WebhookEvents  []string
 	IdempotencyKey string // the header's value; "" for none
-	// Base is the predictions collection's URL as the caller reached it
-	// (…/api/v1/endpoints/{api_name}/predictions): webhook bodies carry
-	// the prediction's urls under it, as GET shows them.
-	Base string
 }
 
 // Endpoint returns the live algorithm named apiName and its endpoint token's
@@ -79,7 +75,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (store.Prediction,
 	if kh != "" {
 		id = idempotentID(in.AlgorithmID, kh)
 		if p, err := s.Store.GetPrediction(ctx, in.AlgorithmID, id); err == nil {
-			return p, false, s.ensureStarted(ctx, p, in.Base)
+			return p, false, s.ensureStarted(ctx, p)
 		}
 	}
 	maxRunning := s.MaxRunning
@@ -109,9 +105,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (store.Prediction,
 		if err != nil {
 			return store.Prediction{}, false, err
 		}
-		return p, false, s.ensureStarted(ctx, p, in.Base)
+		return p, false, s.ensureStarted(ctx, p)
 	}
-	if err := s.ensureStarted(ctx, p, in.Base); err != nil {
+	if err := s.ensureStarted(ctx, p); err != nil {
 		// Nothing will run it: say so in the row rather than leave it starting.
 		_, _ = s.Store.FinishPrediction(context.WithoutCancel(ctx), p.ID, store.PredictionResult{
 			Status: store.PredictionFailed, Error: "the prediction's workflow could not start", Retention: s.retention()})
@@ -121,7 +117,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (store.Prediction,
 }
 
 // ensureStarted starts p's workflow unless it exists (running or closed).
-func (s *Service) ensureStarted(ctx context.Context, p store.Prediction, base string) error {
+func (s *Service) ensureStarted(ctx context.Context, p store.Prediction) error {
 	if store.PredictionFinal(p.Status) {
 		return nil
 	}
@@ -139,7 +135,7 @@ func (s *Service) ensureStarted(ctx context.Context, p store.Prediction, base st
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, Prediction, Input{
 		ID: p.ID, AlgorithmID: p.AlgorithmID, InputKey: p.InputKey, InputContentType: p.InputContentType,
-		Webhook: p.Webhook, WebhookEvents: events, Base: base, PredictTimeout: pt + time.Minute, Retention: s.retention(),
+		Webhook: p.Webhook, WebhookEvents: events, PredictTimeout: pt + time.Minute, Retention: s.retention(),
 	})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {

@@ -20,9 +20,6 @@ type Input struct {
 	InputContentType string   `json:"input_content_type"`
 	Webhook          string   `json:"webhook,omitempty"`
 	WebhookEvents    []string `json:"webhook_events,omitempty"`
-	// Base is the predictions collection's URL, for the urls of the
-	// prediction JSON webhooks carry.
-	Base string `json:"base,omitempty"`
 	// PredictTimeout bounds one predict call (the endpoint's own timeout
 	// plus a margin); 0 means 2 minutes.
 	PredictTimeout time.Duration `json:"predict_timeout,omitempty"`
@@ -102,24 +99,25 @@ func Prediction(ctx workflow.Context, in Input) (Result, error) {
 	return Result{Status: res.Outcome.Status}, nil
 }
 
-// notifyWebhooks starts the delivery of event to the prediction's webhook,
-// when it has one and the filter (all events when empty) names the event:
-// a webhook.Deliver child workflow, abandoned (its retries never hold up the
-// prediction), whose webhook-id is "<prediction id>-<event>" and whose body
-// is the prediction's JSON now, as GET answers it. A failure to start it is
-// logged, never the prediction's failure.
+// notifyWebhooks starts the webhook delivery of event when the prediction
+// has a webhook and its filter (all events when empty) names the event: an
+// activity renders the prediction as GET shows it now, then a
+// webhook.Deliver child (ParentClosePolicy ABANDON) delivers it with
+// webhook-id "<prediction id>-<event>", retrying for a day on its own. The
+// prediction never waits for a receiver, and a failure to start a delivery
+// is logged, never a failed prediction.
 func notifyWebhooks(ctx workflow.Context, in Input, event string) {
 	if in.Webhook == "" || (len(in.WebhookEvents) > 0 && !slices.Contains(in.WebhookEvents, event)) {
 		return
 	}
 	var a *Activities
-	vctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 20},
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
 	})
 	var payload []byte
-	if err := workflow.ExecuteActivity(vctx, a.PredictionJSON, in.AlgorithmID, in.ID, in.Base).Get(ctx, &payload); err != nil {
-		workflow.GetLogger(ctx).Warn("webhook: read the prediction", "prediction", in.ID, "event", event, "error", err)
+	if err := workflow.ExecuteActivity(actx, a.RenderPrediction, in.ID).Get(ctx, &payload); err != nil {
+		workflow.GetLogger(ctx).Error("webhook payload", "prediction", in.ID, "event", event, "error", err)
 		return
 	}
 	err := webhook.StartChild(ctx, webhook.DeliverInput{
@@ -127,6 +125,6 @@ func notifyWebhooks(ctx workflow.Context, in Input, event string) {
 		URL: in.Webhook, Event: webhook.Event{Type: event, Payload: payload},
 	})
 	if err != nil {
-		workflow.GetLogger(ctx).Warn("webhook: start the delivery", "prediction", in.ID, "event", event, "error", err)
+		workflow.GetLogger(ctx).Error("start webhook delivery", "prediction", in.ID, "event", event, "error", err)
 	}
 }

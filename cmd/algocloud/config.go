@@ -44,6 +44,7 @@ type config struct {
 	// PredictionRetention and MaxRunningPredictions: async predictions.
 	PredictionRetention   time.Duration
 	MaxRunningPredictions int
+	MaxPredictionInput    int64
 	// Sandbox is how author code runs (bwrap or none); SandboxScale
 	// multiplies the instance types' limits.
 	Sandbox        string
@@ -139,6 +140,7 @@ func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
 	}
 	if o.api {
 		fs.DurationVar(&c.PredictionRetention, "prediction-retention", 24*time.Hour, "how long async predictions' inputs and outputs are kept after they end (then GET says expired)")
+		fs.Int64Var(&c.MaxPredictionInput, "max-prediction-input", 32<<20, "the largest async prediction input in bytes (more: 413 payload_too_large)")
 		fs.IntVar(&c.MaxRunningPredictions, "max-running-predictions", 100, "how many async predictions one user may have starting or processing (more: 429 too_many_jobs)")
 		fs.StringVar(&c.APIAddr, "addr", env("ADDR", "127.0.0.1:8080"), "API and wizard listen address")
 		fs.StringVar(&c.CodecOrigins, "codec-cors-origins", env("CODEC_CORS_ORIGINS", ""), "comma-separated origins of Temporal UIs (e.g. https://temporal-ui.example.com) allowed to call this API's codec endpoint /codec from the browser (the embedded UI's is always allowed)")

@@ -130,8 +130,9 @@ func run(args []string, o serveOptions) error {
 		WebhookAllowLoopback: c.WebhookAllowLoopback,
 		PredictTimeout:       c.PredictTimeout, CertRenewEvery: c.CertRenewEvery, Cloud: cloud, Logger: log,
 		PredictionRetention: c.PredictionRetention, MaxRunningPredictions: c.MaxRunningPredictions,
-		Sandbox:    activities.SandboxSettings{Mode: sandbox.Mode(c.Sandbox), Scale: c.SandboxScale},
-		BlobBucket: c.BlobBucket, BlobPrefix: c.BlobPrefix,
+		MaxPredictionInput: c.MaxPredictionInput,
+		Sandbox:            activities.SandboxSettings{Mode: sandbox.Mode(c.Sandbox), Scale: c.SandboxScale},
+		BlobBucket:         c.BlobBucket, BlobPrefix: c.BlobPrefix,
 		CodecEndpoint: c.CodecEndpoint, CodecOrigins: platform.SplitList(c.CodecOrigins),
 	}
 	if o.worker {

@@ -57,13 +57,13 @@ func TestServerCommandsTakeOnlyTheirFlags(t *testing.T) {
 	worker := serverFlagNames(workerCommand)
 	dev := serverFlagNames(devCommand)
 
-	require.Equal(t, []string{"addr", "codec-cors-origins", "max-running-predictions", "prediction-retention"}, minus(api, append(shared, "temporal-address")), "api's own flags")
+	require.Equal(t, []string{"addr", "codec-cors-origins", "max-prediction-input", "max-running-predictions", "prediction-retention"}, minus(api, append(shared, "temporal-address")), "api's own flags")
 	workerOnly := minus(worker, api)
 	require.Equal(t, []string{"acme-ca-root", "acme-directory", "acme-dns-resolvers", "acme-email", "allow-local-git",
 		"allow-private-git", "allow-private-urls", "artifacts-url", "bundle-bucket", "bundle-prefix", "cert-renew-every",
 		"compute", "dns", "dns-zone-id", "ec2-ami", "ec2-health-url", "ec2-port", "ec2-subnet", "endpoint-ca-root",
 		"host", "infer-bin", "pip-find-links", "pip-index-url", "pip-no-index", "predict-timeout", "sandbox-scale"}, workerOnly)
-	require.Equal(t, []string{"addr", "codec-cors-origins", "max-running-predictions", "prediction-retention"}, minus(api, worker), "the worker takes no API-only flag")
+	require.Equal(t, []string{"addr", "codec-cors-origins", "max-prediction-input", "max-running-predictions", "prediction-retention"}, minus(api, worker), "the worker takes no API-only flag")
 	for _, f := range append(shared, "temporal-address") {
 		require.Contains(t, api, f)
 		require.Contains(t, worker, f)
