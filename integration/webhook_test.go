@@ -102,6 +102,11 @@ func TestWebhookDeliveryThroughThePlatform(t *testing.T) {
 	// (the create handlers refuse it first; this is the dial-time check).
 	p3 := startPlatform(t, data)
 	defer p3.Stop()
+	st, _, raw, _ := predCall(t, p3, http.MethodPost, "/api/v1/endpoints/hooked/predictions", tok,
+		jsonBody(t, map[string]any{"input": dataURI(samplePNG(t, 8, 8)), "webhook": srv.URL + "/hook"}), nil)
+	require.Equal(t, http.StatusBadRequest, st, "a loopback webhook without --webhook-allow-loopback: %s", raw)
+	require.Contains(t, string(raw), `"code":"invalid_webhook"`)
+	require.Contains(t, string(raw), `"field":"webhook"`)
 	in.DeliveryID, in.SubjectID = "pred2-completed", "pred2"
 	run, err = webhook.Start(ctx, p3.Client, workflows.TaskQueue, in)
 	require.NoError(t, err)
