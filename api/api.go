@@ -96,6 +96,9 @@ type Config struct {
 	// Unsandboxed says the platform runs author code without a sandbox
 	// (--sandbox=none): /api/v1/me says so, and the wizard shows it.
 	Unsandboxed bool
+	// Batches runs batch jobs (/api/v1/endpoints/{api_name}/batches); nil
+	// answers those routes 503 batches_unavailable.
+	Batches Batches
 }
 
 // server holds the handlers' dependencies.
@@ -111,6 +114,8 @@ type server struct {
 	credKey   []byte
 	// unsandboxed: author code runs without a sandbox (Config.Unsandboxed).
 	unsandboxed bool
+	// batches runs batch jobs (Config.Batches).
+	batches Batches
 
 	// endpointCA is true when clients verify endpoints with caPEM (a local
 	// CA signs their certificates), false when they use the system's roots.
@@ -133,7 +138,7 @@ func newEngine(cfg Config) *gin.Engine {
 	s := &server{
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
-		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed,
+		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed, batches: cfg.Batches,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -181,6 +186,15 @@ func (s *server) routes() *gin.Engine {
 	d.GET("/code/file", s.getCodeFile)
 	d.GET("/clients", s.listClients)
 	d.GET("/clients/:name", s.getClient)
+
+	// An endpoint's jobs: its own token or its owner's API token.
+	ep := e.Group("/api/v1/endpoints/:api_name", s.endpointAuth)
+	ep.POST("/batches", s.createBatch)
+	ep.GET("/batches", s.listBatches)
+	ep.GET("/batches/:batch_id", s.getBatch)
+	ep.GET("/batches/:batch_id/output.zip", s.batchOutput)
+	ep.GET("/batches/:batch_id/errors", s.batchErrors)
+	ep.POST("/batches/:batch_id/cancel", s.cancelBatch)
 	return e
 }
 

@@ -14,8 +14,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/predictions/batch"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -104,4 +106,11 @@ func EnsureRenewalSchedule(ctx context.Context, c client.Client, every time.Dura
 		return fmt.Errorf("update certificate renewal schedule: %w", err)
 	}
 	return nil
+}
+
+// RegisterBatch adds the Batch workflow and its activities to w (same task
+// queue as the deployments: a batch's chunks are few, long activities).
+func RegisterBatch(w sdkworker.Worker, acts *batch.Activities) {
+	w.RegisterWorkflowWithOptions(batch.Batch, workflow.RegisterOptions{Name: batch.WorkflowName})
+	w.RegisterActivity(acts)
 }

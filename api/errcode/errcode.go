@@ -40,6 +40,7 @@ const (
 	InvalidArchive      // invalid_archive
 	InvalidFileName     // invalid_file_name
 	UnsupportedType     // unsupported_type
+	InvalidBatch        // invalid_batch
 
 	// Authentication, routing and size (401, 404, 405, 413).
 
@@ -52,6 +53,7 @@ const (
 	NoTestOutput     // no_test_output
 	MethodNotAllowed // method_not_allowed
 	BodyTooLarge     // body_too_large
+	PayloadTooLarge  // payload_too_large
 
 	// The deployment's state does not allow the request (409).
 
@@ -61,6 +63,10 @@ const (
 	CodeChanged  // code_changed
 	CodeNotKept  // code_not_kept
 	NoEndpoint   // no_endpoint
+
+	// Too many requests (429).
+
+	TooManyJobs // too_many_jobs
 
 	// The request was understood and ran, and failed (422).
 
@@ -76,6 +82,7 @@ const (
 	UploadsUnavailable     // uploads_unavailable
 	CredentialsUnavailable // credentials_unavailable
 	SkeletonUnavailable    // skeleton_unavailable
+	BatchesUnavailable     // batches_unavailable
 
 	numCodes // the count of Codes, invalidCode included
 )
@@ -105,6 +112,7 @@ var registry = [numCodes]entry{
 	InvalidArchive:      {"invalid_archive", http.StatusBadRequest, "the uploaded archive is not a .zip or .tar.gz"},
 	InvalidFileName:     {"invalid_file_name", http.StatusBadRequest, "a files part has no filename or one that is not a safe relative path"},
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
+	InvalidBatch:        {"invalid_batch", http.StatusBadRequest, "a batch's inputs are missing or refused: an archive member that is a link, absolute or has .., a URL malformed or refused by the URL policy (fields names it: archive or urls[i]; member names the archive member)"},
 
 	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one"},
 	NotFound:         {"not_found", http.StatusNotFound, "no such route, deployment (another user's too), client or local CA"},
@@ -115,6 +123,7 @@ var registry = [numCodes]entry{
 	NoTestOutput:     {"no_test_output", http.StatusNotFound, "no output of a Test Code run to show, or it is gone"},
 	MethodNotAllowed: {"method_not_allowed", http.StatusMethodNotAllowed, "the route exists but not with this method"},
 	BodyTooLarge:     {"body_too_large", http.StatusRequestEntityTooLarge, "the request body is over the route's limit"},
+	PayloadTooLarge:  {"payload_too_large", http.StatusRequestEntityTooLarge, "a job's input is over a limit: a batch archive's member, its total or its item count (fields and member name it)"},
 
 	APINameTaken: {"api_name_taken", http.StatusConflict, "another live deployment has this api_name"},
 	StepRejected: {"step_rejected", http.StatusConflict, "the workflow refused the step now: out of order, another step running, or the deployment deleted"},
@@ -122,6 +131,8 @@ var registry = [numCodes]entry{
 	CodeChanged:  {"code_changed", http.StatusConflict, "an edit's base_revision is no longer the current revision (current_revision says which is)"},
 	CodeNotKept:  {"code_not_kept", http.StatusConflict, "the platform kept no copy of this revision's files (fetched before it did, or gone): fetch again"},
 	NoEndpoint:   {"no_endpoint", http.StatusConflict, "the deployment has no endpoint (not completed yet, or being deleted), so no clients"},
+
+	TooManyJobs: {"too_many_jobs", http.StatusTooManyRequests, "the user has as many batches queued or running as allowed; Retry-After says when to try again"},
 
 	StepFailed:      {"step_failed", http.StatusUnprocessableEntity, "the step ran and failed (failed_step, the message and its details say why); it can be retried"},
 	TestFailed:      {"test_failed", http.StatusUnprocessableEntity, "Test Code ran the algorithm and it failed (traceback and test say how)"},
@@ -133,6 +144,7 @@ var registry = [numCodes]entry{
 	UploadsUnavailable:     {"uploads_unavailable", http.StatusServiceUnavailable, "this server has no blob store for uploads: fetch code from Git instead"},
 	CredentialsUnavailable: {"credentials_unavailable", http.StatusServiceUnavailable, "this server has no blob store or key to keep Git credentials in"},
 	SkeletonUnavailable:    {"skeleton_unavailable", http.StatusServiceUnavailable, "this server cannot generate skeletons"},
+	BatchesUnavailable:     {"batches_unavailable", http.StatusServiceUnavailable, "this server runs no batch jobs (no blob store or workflow service)"},
 }
 
 // String returns the code's name, the body's "code".

@@ -1,0 +1,384 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/algocloud/algocloud/api/errcode"
+	"github.com/algocloud/algocloud/predictions/batch"
+	"github.com/algocloud/algocloud/store"
+)
+
+// Batches runs batch jobs over an endpoint's inputs; *batch.Service
+// implements it. Errors wrap store.ErrNotFound for an unknown batch or
+// endpoint, and are *batch.InputError or batch.ErrTooManyJobs for refused
+// requests.
+type Batches interface {
+	// Endpoint returns the live algorithm serving apiName.
+	Endpoint(ctx context.Context, apiName string) (store.Algorithm, error)
+	Create(ctx context.Context, r batch.Request) (store.Batch, error)
+	Get(ctx context.Context, algorithmID, id string) (store.Batch, error)
+	List(ctx context.Context, algorithmID string, before time.Time, limit int) ([]store.Batch, error)
+	Cancel(ctx context.Context, b store.Batch) (store.Batch, error)
+	WriteOutputZip(ctx context.Context, w io.Writer, batchID string) error
+	WriteErrors(ctx context.Context, w io.Writer, batchID string) error
+}
+
+var _ Batches = (*batch.Service)(nil)
+
+// endpointKey is where endpointAuth leaves the endpoint's store.Algorithm.
+const endpointKey = "algocloud.endpoint"
+
+// endpointAuth admits a caller of /api/v1/endpoints/{api_name}/...: that
+// endpoint's own token (ep_..., its SHA-256 is the stored hash) or an API
+// token of its owner. Another user's endpoint, a token of another endpoint
+// and an unknown api_name all answer 404, so nobody learns which exist; no
+// token or an unknown API token answers 401.
+func (s *server) endpointAuth(c *gin.Context) {
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="algocloud"`)
+		writeError(c, errUnauthorized("send the endpoint's token or an API token: Authorization: Bearer <token>"))
+		return
+	}
+	ctx := c.Request.Context()
+	if s.batches == nil {
+		if _, err := s.store.Authenticate(ctx, token); err != nil {
+			c.Header("WWW-Authenticate", `Bearer realm="algocloud", error="invalid_token"`)
+			writeError(c, errUnauthorized("the token is unknown or revoked"))
+			return
+		}
+		writeError(c, &apiError{Code: errcode.BatchesUnavailable, Message: "this server runs no batch jobs"})
+		return
+	}
+	alg, err := s.batches.Endpoint(ctx, c.Param("api_name"))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.fail(c, "find endpoint", err)
+		return
+	}
+	if strings.HasPrefix(token, "ep_") {
+		if err != nil {
+			writeError(c, errNotFound("no such endpoint"))
+			return
+		}
+		want, herr := s.store.EndpointTokenHash(ctx, alg.ID)
+		if herr != nil {
+			s.fail(c, "endpoint token", herr)
+			return
+		}
+		got := sha256.Sum256([]byte(token))
+		if want == "" || subtle.ConstantTimeCompare([]byte(hex.EncodeToString(got[:])), []byte(want)) != 1 {
+			writeError(c, errNotFound("no such endpoint"))
+			return
+		}
+		c.Set(endpointKey, alg)
+		c.Next()
+		return
+	}
+	u, aerr := s.store.Authenticate(ctx, token)
+	if aerr != nil {
+		if errors.Is(aerr, store.ErrUnauthorized) || errors.Is(aerr, store.ErrNotFound) {
+			c.Header("WWW-Authenticate", `Bearer realm="algocloud", error="invalid_token"`)
+			writeError(c, errUnauthorized("the token is unknown or revoked"))
+			return
+		}
+		s.fail(c, "authenticate", aerr)
+		return
+	}
+	c.Set(userKey, u)
+	if err != nil || alg.OwnerID != u.ID {
+		writeError(c, errNotFound("no such endpoint"))
+		return
+	}
+	c.Set(endpointKey, alg)
+	c.Next()
+}
+
+func endpointOf(c *gin.Context) store.Algorithm { return c.MustGet(endpointKey).(store.Algorithm) }
+
+// batchJSON is a batch as the API shows it.
+type batchJSON struct {
+	ID          string     `json:"id"`
+	Status      string     `json:"status"`
+	Source      string     `json:"source"`
+	Concurrency int        `json:"concurrency"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at"`
+	CompletedAt *time.Time `json:"completed_at"`
+	Counts      struct {
+		Total  int `json:"total"`
+		Done   int `json:"done"`
+		Failed int `json:"failed"`
+		Left   int `json:"left"`
+	} `json:"counts"`
+	Rate       float64           `json:"rate"`
+	ETASeconds *float64          `json:"eta_seconds"`
+	Error      string            `json:"error,omitempty"`
+	URLs       map[string]string `json:"urls"`
+}
+
+func toBatchJSON(apiName string, b store.Batch) batchJSON {
+	p := batch.ProgressOf(b, time.Now())
+	j := batchJSON{ID: b.ID, Status: b.Status, Source: b.Source, Concurrency: b.Concurrency, CreatedAt: b.CreatedAt,
+		StartedAt: b.StartedAt, CompletedAt: b.CompletedAt, Rate: p.Rate, Error: b.Error}
+	j.Counts.Total, j.Counts.Done, j.Counts.Failed, j.Counts.Left = b.Total, p.Done, p.Failed, p.Left
+	if p.ETASeconds >= 0 {
+		eta := p.ETASeconds
+		j.ETASeconds = &eta
+	}
+	base := "/api/v1/endpoints/" + apiName + "/batches/" + b.ID
+	j.URLs = map[string]string{"get": base, "output": base + "/output.zip", "errors": base + "/errors", "cancel": base + "/cancel"}
+	return j
+}
+
+// batchRequest is a JSON batch request.
+type batchRequest struct {
+	URLs        []string       `json:"urls"`
+	S3Prefix    string         `json:"s3_prefix"`
+	Output      map[string]any `json:"output"`
+	Webhook     string         `json:"webhook"`
+	Concurrency int            `json:"concurrency"`
+}
+
+// createBatch starts a batch: multipart with an "archive" file part (zip,
+// tar or tar.gz; optional "concurrency" field), or JSON {"urls": [...]}.
+func (s *server) createBatch(c *gin.Context) {
+	alg, u := endpointOf(c), s.ownerOf(c)
+	req := batch.Request{Algorithm: alg, OwnerID: u}
+	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if mt == "multipart/form-data" {
+		f, e := s.receiveArchive(c, &req)
+		if f != nil {
+			defer os.Remove(f.Name())
+			defer f.Close()
+		}
+		if e != nil {
+			writeError(c, e)
+			return
+		}
+		req.Archive = f
+	} else {
+		var br batchRequest
+		if e := decodeJSON(c, &br, false); e != nil {
+			writeError(c, e)
+			return
+		}
+		switch {
+		case br.S3Prefix != "":
+			writeError(c, errField(errcode.InvalidBatch, "s3_prefix", "S3 inputs are not built yet: upload an archive or give urls"))
+			return
+		case br.Output != nil:
+			writeError(c, errField(errcode.InvalidBatch, "output", "S3 outputs are not built yet: download output.zip"))
+			return
+		case br.Webhook != "":
+			writeError(c, errField(errcode.InvalidBatch, "webhook", "batch webhooks are not built yet: poll GET .../batches/{id}"))
+			return
+		case br.URLs == nil:
+			writeError(c, errField(errcode.InvalidBatch, "urls", "give urls (a list of http(s) URLs), or upload an archive as multipart"))
+			return
+		}
+		req.URLs, req.Concurrency = br.URLs, br.Concurrency
+	}
+	b, err := s.batches.Create(c.Request.Context(), req)
+	if err != nil {
+		s.batchFailure(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, toBatchJSON(alg.APIName, b))
+}
+
+// ownerOf is the endpoint's owner: batches count against them whoever calls.
+func (s *server) ownerOf(c *gin.Context) string { return endpointOf(c).OwnerID }
+
+// receiveArchive streams the multipart "archive" part to a temporary file
+// (a zip is read from its end) and reads the "concurrency" field.
+func (s *server) receiveArchive(c *gin.Context, req *batch.Request) (*os.File, *apiError) {
+	if c.Request.ContentLength > s.maxUpload {
+		return nil, errTooLarge(s.maxUpload)
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.maxUpload)
+	mr, err := c.Request.MultipartReader()
+	if err != nil {
+		return nil, errorf(errcode.InvalidMultipart, "malformed multipart body: %v", err)
+	}
+	var f *os.File
+	for n := 0; ; n++ {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return f, bodyError(err, s.maxUpload)
+		}
+		if n >= 10 {
+			return f, errorf(errcode.InvalidMultipart, "more than 10 parts")
+		}
+		switch part.FormName() {
+		case "archive":
+			if f != nil {
+				return f, errField(errcode.InvalidBatch, "archive", "upload one archive only")
+			}
+			if f, err = os.CreateTemp("", "algocloud-batch-*"); err != nil {
+				s.log.ErrorContext(c.Request.Context(), "batch archive temp file", "error", err)
+				return nil, errInternal()
+			}
+			src := &readErrors{r: part}
+			if _, err := io.Copy(f, src); err != nil {
+				if src.err != nil {
+					return f, bodyError(src.err, s.maxUpload)
+				}
+				s.log.ErrorContext(c.Request.Context(), "write batch archive", "error", err)
+				return f, errInternal()
+			}
+		case "concurrency":
+			v, e := readTextField(part, "concurrency", s.maxUpload)
+			if e != nil {
+				return f, e
+			}
+			if req.Concurrency, err = strconv.Atoi(v); err != nil {
+				return f, errField(errcode.InvalidBatch, "concurrency", "must be a whole number")
+			}
+		case "webhook":
+			return f, errField(errcode.InvalidBatch, "webhook", "batch webhooks are not built yet: poll GET .../batches/{id}")
+		default:
+			return f, errField(errcode.UnknownField, part.FormName(), "unknown form field; expected archive or concurrency")
+		}
+	}
+	if f == nil {
+		return nil, errField(errcode.InvalidBatch, "archive", "upload the inputs as a file part named archive (zip, tar or tar.gz)")
+	}
+	return f, nil
+}
+
+// batchFailure answers a failed batch call.
+func (s *server) batchFailure(c *gin.Context, err error) {
+	var ie *batch.InputError
+	switch {
+	case errors.As(err, &ie):
+		code := errcode.InvalidBatch
+		if ie.TooLarge {
+			code = errcode.PayloadTooLarge
+		}
+		e := errField(code, ie.Field, "%s", ie.Msg)
+		if ie.Member != "" {
+			e = e.with("member", ie.Member)
+		}
+		writeError(c, e)
+	case errors.Is(err, batch.ErrTooManyJobs):
+		c.Header("Retry-After", "30")
+		writeError(c, errorf(errcode.TooManyJobs, "%v; wait for one to finish or cancel one", err))
+	case errors.Is(err, store.ErrNotFound):
+		writeError(c, errNotFound("no such batch"))
+	default:
+		s.fail(c, "batch", err)
+	}
+}
+
+// loadBatch finds the endpoint's batch named in the path.
+func (s *server) loadBatch(c *gin.Context) (store.Batch, bool) {
+	b, err := s.batches.Get(c.Request.Context(), endpointOf(c).ID, c.Param("batch_id"))
+	if err != nil {
+		s.batchFailure(c, err)
+		return b, false
+	}
+	return b, true
+}
+
+func (s *server) getBatch(c *gin.Context) {
+	if b, ok := s.loadBatch(c); ok {
+		c.JSON(http.StatusOK, toBatchJSON(endpointOf(c).APIName, b))
+	}
+}
+
+// listBatches pages the endpoint's batches newest first; ?before= is the
+// created_at of the last one seen (RFC 3339).
+func (s *server) listBatches(c *gin.Context) {
+	var before time.Time
+	if v := c.Query("before"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(c, errField(errcode.InvalidQuery, "before", "must be an RFC 3339 time (a batch's created_at)"))
+			return
+		}
+		before = t
+	}
+	limit := 20
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			writeError(c, errField(errcode.InvalidQuery, "limit", "must be between 1 and 100"))
+			return
+		}
+		limit = n
+	}
+	alg := endpointOf(c)
+	bs, err := s.batches.List(c.Request.Context(), alg.ID, before, limit)
+	if err != nil {
+		s.fail(c, "list batches", err)
+		return
+	}
+	out := make([]batchJSON, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, toBatchJSON(alg.APIName, b))
+	}
+	c.JSON(http.StatusOK, gin.H{"batches": out})
+}
+
+func (s *server) cancelBatch(c *gin.Context) {
+	b, ok := s.loadBatch(c)
+	if !ok {
+		return
+	}
+	b, err := s.batches.Cancel(c.Request.Context(), b)
+	if err != nil {
+		s.batchFailure(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toBatchJSON(endpointOf(c).APIName, b))
+}
+
+// batchOutput streams a zip of the outputs recorded so far (all of them
+// once the batch succeeded), built from the blob store as it is sent.
+func (s *server) batchOutput(c *gin.Context) {
+	b, ok := s.loadBatch(c)
+	if !ok {
+		return
+	}
+	c.Header("Content-Type", "application/zip")
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-output.zip"`, b.ID))
+	c.Status(http.StatusOK)
+	if err := s.batches.WriteOutputZip(c.Request.Context(), c.Writer, b.ID); err != nil {
+		// Headers are gone: abort the connection so the client sees a
+		// broken download, never a short zip that looks whole.
+		s.log.ErrorContext(c.Request.Context(), "write batch output zip", "batch", b.ID, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// batchErrors streams the per-item error report as JSON lines.
+func (s *server) batchErrors(c *gin.Context) {
+	b, ok := s.loadBatch(c)
+	if !ok {
+		return
+	}
+	c.Header("Content-Type", "application/x-ndjson")
+	c.Status(http.StatusOK)
+	if err := s.batches.WriteErrors(c.Request.Context(), c.Writer, b.ID); err != nil {
+		s.log.ErrorContext(c.Request.Context(), "write batch errors", "batch", b.ID, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+}

@@ -1,0 +1,347 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/store"
+)
+
+// Store is what the activities and the Service need of the metadata store;
+// *store.Store implements it. Safe for concurrent use.
+type Store interface {
+	CreateBatch(ctx context.Context, b store.Batch, items []store.BatchItem) error
+	GetBatch(ctx context.Context, algorithmID, id string) (store.Batch, error)
+	BatchByID(ctx context.Context, id string) (store.Batch, error)
+	ListBatches(ctx context.Context, algorithmID string, before time.Time, limit int) ([]store.Batch, error)
+	CountActiveBatches(ctx context.Context, ownerID string) (int, error)
+	SetBatchStatus(ctx context.Context, id, status, errMsg string) (bool, error)
+	BatchItems(ctx context.Context, batchID, status string, from, limit int) ([]store.BatchItem, error)
+	PendingBatchItems(ctx context.Context, batchID string, from, to int) ([]store.BatchItem, error)
+	FinishBatchItem(ctx context.Context, batchID string, idx int, r store.ItemResult) (bool, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Response is one answer of an endpoint's /predict.
+type Response struct {
+	Status      int
+	ContentType string
+	Body        []byte
+	Header      http.Header
+}
+
+// Endpoint calls a deployment's /predict once. Implementations resolve the
+// endpoint's address and credential at call time and are safe for
+// concurrent use. An error means no answer came; Retryable says whether
+// the predict certainly did not run (connection refused, reset before any
+// answer) and may be sent again.
+type Endpoint interface {
+	Predict(ctx context.Context, deploymentID string, body []byte, contentType string) (Response, error)
+	Retryable(err error) bool
+}
+
+// Fetcher downloads a URL item under the platform's URL policy.
+type Fetcher interface {
+	Fetch(ctx context.Context, rawURL string) ([]byte, string, error)
+}
+
+// Activities are the Batch workflow's activities. Register the struct.
+type Activities struct {
+	Store    Store
+	Blobs    blobs.Store
+	Endpoint Endpoint
+	// URLs fetches URL items; nil fails them.
+	URLs Fetcher
+	Log  *slog.Logger
+	// RetryFor bounds how long an item is retried while the endpoint is
+	// unreachable (a restart); 0 is 5 minutes. 429/503 answers are waited
+	// out whatever it is.
+	RetryFor time.Duration
+	// Poll is how often a chunk checks the store for a cancel and
+	// heartbeats; 0 is 500 ms.
+	Poll time.Duration
+}
+
+// Keys in the blob store.
+func inputKey(batchID string, idx int) string  { return fmt.Sprintf("batches/%s/in/%d", batchID, idx) }
+func outputKey(batchID string, idx int) string { return fmt.Sprintf("batches/%s/out/%d", batchID, idx) }
+
+// BlobPrefix is where a batch's blobs live (inputs, outputs).
+func BlobPrefix(batchID string) string { return "batches/" + batchID }
+
+// MarkBatch records the batch's status; an ended batch keeps its status.
+func (a *Activities) MarkBatch(ctx context.Context, in MarkInput) error {
+	if _, err := a.Store.SetBatchStatus(ctx, in.BatchID, in.Status, in.Error); err != nil {
+		return err
+	}
+	return nil
+}
+
+// errBatchCanceled stops a chunk whose batch was canceled in the store.
+var errBatchCanceled = errors.New("batch canceled")
+
+// RunChunk sends items [From, To) that have no recorded result through the
+// endpoint, Concurrency at a time, and records each result once. A 429 or
+// 503 answer pauses every sender of the chunk for its Retry-After and sends
+// the item again; so does an unreachable endpoint, for up to RetryFor. Any
+// other answer is final: 2xx succeeds, the rest fails the item with the
+// answer as its error. A canceled batch stops it at once, abandoning the
+// items in flight (they stay pending).
+func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, error) {
+	var res ChunkResult
+	items, err := a.Store.PendingBatchItems(ctx, in.BatchID, in.From, in.To)
+	if err != nil {
+		return res, err
+	}
+	res.Skipped = (in.To - in.From) - len(items)
+	poll := a.Poll
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var succeeded, failed atomic.Int64
+	stopWatch := make(chan struct{})
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			activity.RecordHeartbeat(ctx, ChunkResult{Succeeded: int(succeeded.Load()), Failed: int(failed.Load())})
+			if b, err := a.Store.BatchByID(ctx, in.BatchID); err == nil && b.Finished() {
+				cancel(errBatchCanceled)
+				return
+			}
+		}
+	}()
+
+	g := &gate{}
+	sem := make(chan struct{}, max(1, in.Concurrency))
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	for _, it := range items {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(it store.BatchItem) {
+			defer func() { <-sem; wg.Done() }()
+			r, err := a.item(ctx, g, in, it)
+			if err != nil {
+				if ctx.Err() == nil {
+					errOnce.Do(func() { firstErr = err; cancel(err) })
+				}
+				return
+			}
+			recorded, err := a.Store.FinishBatchItem(context.WithoutCancel(ctx), in.BatchID, it.Index, r)
+			switch {
+			case err != nil:
+				errOnce.Do(func() { firstErr = err; cancel(err) })
+			case recorded && r.Status == store.ItemSucceeded:
+				succeeded.Add(1)
+			case recorded:
+				failed.Add(1)
+			}
+		}(it)
+	}
+	wg.Wait()
+	close(stopWatch)
+	<-watchDone
+	res.Succeeded, res.Failed = int(succeeded.Load()), int(failed.Load())
+	if errors.Is(context.Cause(ctx), errBatchCanceled) {
+		return res, temporal.NewCanceledError("batch canceled")
+	}
+	if firstErr != nil {
+		return res, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// item does one item and returns its result; an error means it could not
+// be decided (the context ended, the store failed) and stays pending.
+func (a *Activities) item(ctx context.Context, g *gate, in ChunkInput, it store.BatchItem) (store.ItemResult, error) {
+	body, ct, fail, err := a.input(ctx, in.BatchID, it)
+	if err != nil || fail != "" {
+		return store.ItemResult{Status: store.ItemFailed, Error: fail}, err
+	}
+	retryFor := a.RetryFor
+	if retryFor <= 0 {
+		retryFor = 5 * time.Minute
+	}
+	deadline := time.Now().Add(retryFor)
+	backoff := 200 * time.Millisecond
+	for {
+		if err := g.wait(ctx); err != nil {
+			return store.ItemResult{}, err
+		}
+		resp, err := a.Endpoint.Predict(ctx, in.DeploymentID, body, ct)
+		if ctx.Err() != nil {
+			return store.ItemResult{}, context.Cause(ctx)
+		}
+		if err != nil {
+			if !a.Endpoint.Retryable(err) || time.Now().After(deadline) {
+				return store.ItemResult{Status: store.ItemFailed, Error: "call the endpoint: " + err.Error()}, nil
+			}
+			if err := sleep(ctx, backoff); err != nil {
+				return store.ItemResult{}, err
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		switch {
+		case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable:
+			g.pause(retryAfter(resp.Header))
+			continue
+		case resp.Status >= 200 && resp.Status < 300:
+			key := outputKey(in.BatchID, it.Index)
+			if err := a.Blobs.Put(ctx, key, bytes.NewReader(resp.Body), int64(len(resp.Body))); err != nil {
+				return store.ItemResult{}, fmt.Errorf("put output of item %d: %w", it.Index, err)
+			}
+			return store.ItemResult{Status: store.ItemSucceeded, HTTPStatus: resp.Status, OutputKey: key, ContentType: resp.ContentType}, nil
+		default:
+			return store.ItemResult{Status: store.ItemFailed, HTTPStatus: resp.Status, Error: answerError(resp)}, nil
+		}
+	}
+}
+
+// input reads an item's bytes: its blob, or its URL. fail is set when the
+// item fails for good (a URL that cannot be fetched, a blob gone).
+func (a *Activities) input(ctx context.Context, batchID string, it store.BatchItem) (body []byte, ct, fail string, err error) {
+	if strings.HasPrefix(it.Input, "http://") || strings.HasPrefix(it.Input, "https://") {
+		if a.URLs == nil {
+			return nil, "", "this worker fetches no URLs", nil
+		}
+		b, ct, err := a.URLs.Fetch(ctx, it.Input)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, "", "", ctx.Err()
+			}
+			return nil, "", "fetch the URL: " + err.Error(), nil
+		}
+		return b, ct, "", nil
+	}
+	rc, err := a.Blobs.Get(ctx, it.Input)
+	if errors.Is(err, blobs.ErrNotFound) {
+		return nil, "", "the item's input is gone from the blob store", nil
+	}
+	if err != nil {
+		return nil, "", "", fmt.Errorf("get input of item %d: %w", it.Index, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("read input of item %d: %w", it.Index, err)
+	}
+	return b, contentType(it.Name, b), "", nil
+}
+
+// contentType is what /predict is told an archive member is: sniffed, since
+// the endpoint decides by its own input type anyway (images by their bytes).
+func contentType(name string, b []byte) string {
+	switch {
+	case strings.HasSuffix(strings.ToLower(name), ".json"):
+		return "application/json"
+	case strings.HasSuffix(strings.ToLower(name), ".npy"):
+		return "application/octet-stream"
+	}
+	ct := http.DetectContentType(b)
+	if strings.HasPrefix(ct, "image/") {
+		return ct
+	}
+	return "application/octet-stream"
+}
+
+// answerError is an item's error from a final non-2xx answer: the
+// endpoint's JSON error body (it names the code and carries a traceback)
+// or its status line.
+func answerError(r Response) string {
+	msg := strings.TrimSpace(string(r.Body))
+	if len(msg) > 4096 {
+		msg = msg[:4096]
+	}
+	if msg == "" {
+		msg = http.StatusText(r.Status)
+	}
+	return fmt.Sprintf("the endpoint answered %d: %s", r.Status, msg)
+}
+
+// retryAfter reads Retry-After (seconds or an HTTP date), 1 s when absent,
+// at most 60 s.
+func retryAfter(h http.Header) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	d := time.Second
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		d = time.Duration(s) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = time.Until(t)
+	}
+	return min(max(d, 50*time.Millisecond), time.Minute)
+}
+
+// gate holds every sender of a chunk back after a 429/503 until the
+// endpoint's Retry-After has passed: the endpoint's queue is full, and
+// sending more would only be refused again.
+type gate struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+func (g *gate) pause(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t := time.Now().Add(d); t.After(g.until) {
+		g.until = t
+	}
+}
+
+func (g *gate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	d := time.Until(g.until)
+	g.mu.Unlock()
+	if d <= 0 {
+		return ctx.Err()
+	}
+	return sleep(ctx, d)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}

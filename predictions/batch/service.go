@@ -1,0 +1,389 @@
+package batch
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/netpolicy"
+	"github.com/algocloud/algocloud/store"
+)
+
+// Temporal is what the Service needs of a Temporal client; client.Client
+// implements it.
+type Temporal interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	CancelWorkflow(ctx context.Context, workflowID, runID string) error
+}
+
+// Service creates, reads and cancels batches for the API. Safe for
+// concurrent use once built.
+type Service struct {
+	Store Store
+	// Algorithms finds endpoints by API name.
+	Algorithms interface {
+		LiveAlgorithmByAPIName(ctx context.Context, apiName string) (store.Algorithm, error)
+	}
+	Blobs     blobs.Store
+	Temporal  Temporal
+	TaskQueue string
+	Limits    Limits
+	// MaxActive is how many queued or running batches a user may have; 0
+	// is DefaultMaxActive.
+	MaxActive int
+	// URLPolicy decides which URL items are accepted (their hosts are
+	// resolved and checked at create; the worker checks again when it
+	// dials). Its zero value allows public addresses only.
+	URLPolicy netpolicy.Policy
+}
+
+// DefaultMaxActive bounds a user's queued and running batches.
+const DefaultMaxActive = 4
+
+// MaxConcurrency bounds a batch's concurrency whatever the request says.
+const MaxConcurrency = 64
+
+// InputError is a batch request the Service refuses: Field names what is
+// wrong (archive, urls[3], concurrency); TooLarge makes it a 413.
+type InputError struct {
+	Field    string
+	Member   string // the archive member, when one is at fault
+	Msg      string
+	TooLarge bool
+}
+
+func (e *InputError) Error() string { return e.Field + ": " + e.Msg }
+
+// ErrTooManyJobs is a user at MaxActive queued or running batches.
+var ErrTooManyJobs = errors.New("too many batches queued or running")
+
+// Request is a batch to create: one of Archive or URLs.
+type Request struct {
+	Algorithm store.Algorithm
+	OwnerID   string
+	// Archive is the uploaded zip/tar, on the API's disk (zip needs
+	// random access); Service reads it and puts each file in the blob store.
+	Archive *os.File
+	URLs    []string
+	// Concurrency is the batch's bound on requests in flight; 0 is the
+	// endpoint's threads × 2.
+	Concurrency int
+}
+
+// NewID returns a new batch ID.
+func NewID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return "bat_" + hex.EncodeToString(b[:])
+}
+
+// Create checks the request, stores the batch and its items (an archive's
+// files go to the blob store) and starts its workflow.
+func (s *Service) Create(ctx context.Context, r Request) (store.Batch, error) {
+	if r.Concurrency < 0 || r.Concurrency > MaxConcurrency {
+		return store.Batch{}, &InputError{Field: "concurrency", Msg: fmt.Sprintf("must be between 1 and %d", MaxConcurrency)}
+	}
+	if r.Concurrency == 0 {
+		r.Concurrency = defaultConcurrency(r.Algorithm.Spec)
+	}
+	maxActive := s.MaxActive
+	if maxActive <= 0 {
+		maxActive = DefaultMaxActive
+	}
+	if n, err := s.Store.CountActiveBatches(ctx, r.OwnerID); err != nil {
+		return store.Batch{}, err
+	} else if n >= maxActive {
+		return store.Batch{}, fmt.Errorf("%w: %d of %d", ErrTooManyJobs, n, maxActive)
+	}
+	lim := s.Limits.withDefaults()
+	b := store.Batch{ID: NewID(), AlgorithmID: r.Algorithm.ID, OwnerID: r.OwnerID, Concurrency: r.Concurrency}
+	var items []store.BatchItem
+	var err error
+	switch {
+	case r.Archive != nil && r.URLs != nil:
+		return b, &InputError{Field: "archive", Msg: "give an archive or urls, not both"}
+	case r.Archive != nil:
+		b.Source = "archive"
+		items, err = s.stageArchive(ctx, b.ID, r.Archive, lim)
+	case r.URLs != nil:
+		b.Source = "urls"
+		items, err = s.checkURLs(ctx, r.URLs, lim)
+	default:
+		return b, &InputError{Field: "archive", Msg: "give an archive (multipart) or urls (JSON)"}
+	}
+	if err == nil && len(items) == 0 {
+		err = &InputError{Field: b.Source, Msg: "holds no inputs"}
+	}
+	if err != nil {
+		s.dropBlobs(b.ID)
+		return b, err
+	}
+	if err := s.Store.CreateBatch(ctx, b, items); err != nil {
+		s.dropBlobs(b.ID)
+		return b, err
+	}
+	_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: WorkflowID(b.ID), TaskQueue: s.TaskQueue},
+		WorkflowName, Input{BatchID: b.ID, DeploymentID: r.Algorithm.ID, Total: len(items), Concurrency: r.Concurrency})
+	if err != nil {
+		_, _ = s.Store.SetBatchStatus(context.WithoutCancel(ctx), b.ID, store.BatchFailed, "could not start: "+err.Error())
+		return b, fmt.Errorf("start batch workflow: %w", err)
+	}
+	return s.Store.BatchByID(ctx, b.ID)
+}
+
+// defaultConcurrency is the endpoint's threads × 2: every Python worker busy
+// with one request queued behind it, so none idles between requests.
+func defaultConcurrency(spec json.RawMessage) int {
+	var sp struct {
+		Threads int `json:"threads"`
+	}
+	_ = json.Unmarshal(spec, &sp)
+	return min(max(sp.Threads, 1)*2, MaxConcurrency)
+}
+
+// stageArchive puts each file of the archive in the blob store as an item.
+func (s *Service) stageArchive(ctx context.Context, batchID string, f *os.File, lim Limits) ([]store.BatchItem, error) {
+	var items []store.BatchItem
+	err := ReadArchive(f, lim, func(m Member) error {
+		idx := len(items)
+		key := inputKey(batchID, idx)
+		if err := s.Blobs.Put(ctx, key, m.R, -1); err != nil {
+			var me *MemberError
+			if errors.As(err, &me) || errors.Is(err, ErrNotArchive) {
+				return err
+			}
+			return fmt.Errorf("put archive member %d: %w", idx, err)
+		}
+		items = append(items, store.BatchItem{Index: idx, Name: m.Name, Input: key})
+		return nil
+	})
+	var me *MemberError
+	switch {
+	case errors.As(err, &me):
+		return nil, &InputError{Field: "archive", Member: me.Member, Msg: me.Error(), TooLarge: me.TooLarge}
+	case errors.Is(err, ErrNotArchive):
+		return nil, &InputError{Field: "archive", Msg: err.Error()}
+	}
+	return items, err
+}
+
+// checkURLs accepts absolute http(s) URLs whose hosts resolve to addresses
+// the policy allows; the first other one is refused, naming its index.
+func (s *Service) checkURLs(ctx context.Context, urls []string, lim Limits) ([]store.BatchItem, error) {
+	if len(urls) > lim.MaxItems {
+		return nil, &InputError{Field: "urls", Msg: fmt.Sprintf("has %d URLs; a batch may have %d", len(urls), lim.MaxItems), TooLarge: true}
+	}
+	d := &netpolicy.Dialer{Policy: s.URLPolicy}
+	items := make([]store.BatchItem, 0, len(urls))
+	for i, raw := range urls {
+		field := fmt.Sprintf("urls[%d]", i)
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || len(raw) > 2048 {
+			return nil, &InputError{Field: field, Msg: "must be an absolute http:// or https:// URL of at most 2048 bytes"}
+		}
+		if u.User != nil {
+			return nil, &InputError{Field: field, Msg: "must not carry a user name or password"}
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = d.Resolve(rctx, u.Hostname())
+		cancel()
+		if netpolicy.IsForbidden(err) {
+			return nil, &InputError{Field: field, Msg: fmt.Sprintf("%s is refused by the URL policy: %v", u.Redacted(), err)}
+		}
+		if err != nil {
+			return nil, &InputError{Field: field, Msg: fmt.Sprintf("the host of %s does not resolve", u.Redacted())}
+		}
+		items = append(items, store.BatchItem{Index: i, Name: u.Redacted(), Input: u.String()})
+	}
+	return items, nil
+}
+
+// dropBlobs removes a batch's blobs; it runs when the request may be over.
+func (s *Service) dropBlobs(batchID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = s.Blobs.Delete(ctx, BlobPrefix(batchID))
+}
+
+// Cancel stops a batch: the store says canceled at once (its running chunk
+// sees that within its poll and abandons the items in flight), then the
+// workflow is cancelled. Canceling an ended batch changes nothing.
+func (s *Service) Cancel(ctx context.Context, b store.Batch) (store.Batch, error) {
+	if _, err := s.Store.SetBatchStatus(ctx, b.ID, store.BatchCanceled, ""); err != nil {
+		return b, err
+	}
+	err := s.Temporal.CancelWorkflow(ctx, WorkflowID(b.ID), "")
+	var nf *serviceerror.NotFound
+	if err != nil && !errors.As(err, &nf) {
+		return b, fmt.Errorf("cancel batch workflow: %w", err)
+	}
+	return s.Store.BatchByID(ctx, b.ID)
+}
+
+// WriteOutputZip writes a zip of every succeeded item's output, named after
+// its input with the output's extension (the index is added to names that
+// would repeat), built from the blob store as it is read.
+func (s *Service) WriteOutputZip(ctx context.Context, w io.Writer, batchID string) error {
+	zw := zip.NewWriter(w)
+	seen := map[string]bool{}
+	for from := 0; ; {
+		items, err := s.Store.BatchItems(ctx, batchID, store.ItemSucceeded, from, 500)
+		if err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			break
+		}
+		for _, it := range items {
+			from = it.Index + 1
+			name := OutputName(it)
+			if seen[name] {
+				name = fmt.Sprintf("%d-%s", it.Index, name)
+			}
+			seen[name] = true
+			if err := s.copyOutput(ctx, zw, name, it); err != nil {
+				return err
+			}
+		}
+	}
+	return zw.Close()
+}
+
+func (s *Service) copyOutput(ctx context.Context, zw *zip.Writer, name string, it store.BatchItem) error {
+	rc, err := s.Blobs.Get(ctx, it.OutputKey)
+	if err != nil {
+		return fmt.Errorf("get output of item %d: %w", it.Index, err)
+	}
+	defer rc.Close()
+	method := zip.Deflate
+	if strings.HasPrefix(it.ContentType, "image/png") || strings.HasPrefix(it.ContentType, "image/jpeg") {
+		method = zip.Store // compressed already
+	}
+	zf, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method, Modified: time.Now()})
+	if err != nil {
+		return fmt.Errorf("zip output of item %d: %w", it.Index, err)
+	}
+	if _, err := io.Copy(zf, rc); err != nil {
+		return fmt.Errorf("zip output of item %d: %w", it.Index, err)
+	}
+	return nil
+}
+
+// OutputName is an item's output's name in the output zip: its input's
+// path with the extension of the output's content type.
+func OutputName(it store.BatchItem) string {
+	base := it.Name
+	if u, err := url.Parse(it.Name); err == nil && u.Scheme != "" {
+		base = path.Base(u.Path)
+		if base == "/" || base == "." || base == "" {
+			base = "output"
+		}
+	}
+	base = strings.TrimSuffix(base, path.Ext(base))
+	ext := ".bin"
+	mt, _, _ := mime.ParseMediaType(it.ContentType)
+	switch mt {
+	case "image/png":
+		ext = ".png"
+	case "image/jpeg":
+		ext = ".jpg"
+	case "application/json":
+		ext = ".json"
+	case "application/x-npy", "application/octet-stream":
+		if mt == "application/x-npy" {
+			ext = ".npy"
+		}
+	}
+	return base + ext
+}
+
+// ErrorLine is one line of a batch's error report.
+type ErrorLine struct {
+	Index      int    `json:"index"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Error      string `json:"error"`
+}
+
+// WriteErrors writes the batch's failed items as JSON lines, in index order.
+func (s *Service) WriteErrors(ctx context.Context, w io.Writer, batchID string) error {
+	enc := json.NewEncoder(w)
+	for from := 0; ; {
+		items, err := s.Store.BatchItems(ctx, batchID, store.ItemFailed, from, 500)
+		if err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		for _, it := range items {
+			from = it.Index + 1
+			if err := enc.Encode(ErrorLine{Index: it.Index, Name: it.Name, Status: it.Status, HTTPStatus: it.HTTPStatus, Error: it.Error}); err != nil {
+				return fmt.Errorf("write error report: %w", err)
+			}
+		}
+	}
+}
+
+// Progress is a batch's progress as GET shows it.
+type Progress struct {
+	Done, Failed, Left int
+	// Rate is items finished per second since the batch started.
+	Rate float64
+	// ETASeconds is Left / Rate, or -1 while unknown.
+	ETASeconds float64
+}
+
+// ProgressOf computes a batch's progress at now.
+func ProgressOf(b store.Batch, now time.Time) Progress {
+	p := Progress{Done: b.Done, Failed: b.Failed, Left: b.Total - b.Done - b.Failed, ETASeconds: -1}
+	if b.StartedAt == nil {
+		return p
+	}
+	end := now
+	if b.CompletedAt != nil {
+		end = *b.CompletedAt
+	}
+	if el := end.Sub(*b.StartedAt).Seconds(); el > 0 {
+		p.Rate = float64(b.Done+b.Failed) / el
+	}
+	if p.Left == 0 || b.Finished() {
+		p.ETASeconds = 0
+	} else if p.Rate > 0 {
+		p.ETASeconds = float64(p.Left) / p.Rate
+	}
+	return p
+}
+
+// Endpoint returns the live algorithm serving apiName (ErrNotFound otherwise).
+func (s *Service) Endpoint(ctx context.Context, apiName string) (store.Algorithm, error) {
+	return s.Algorithms.LiveAlgorithmByAPIName(ctx, apiName)
+}
+
+// Get returns algorithmID's batch id.
+func (s *Service) Get(ctx context.Context, algorithmID, id string) (store.Batch, error) {
+	return s.Store.GetBatch(ctx, algorithmID, id)
+}
+
+// List returns algorithmID's batches newest first.
+func (s *Service) List(ctx context.Context, algorithmID string, before time.Time, limit int) ([]store.Batch, error) {
+	return s.Store.ListBatches(ctx, algorithmID, before, limit)
+}

@@ -1,0 +1,142 @@
+// Package batch runs batch jobs (issue 11): many inputs (an uploaded
+// archive's files or a list of URLs) sent through one endpoint's /predict
+// by a Batch workflow, with bounded concurrency, progress, an output zip and
+// a per-item error report. Items are recorded in the store keyed by
+// (batch, index) once, so a worker killed mid-batch retries only the
+// items whose results were not recorded yet.
+//
+// History is bounded two ways: the workflow does not run one activity per
+// item but one per chunk of ChunkSize items (the activity fans out inside,
+// heartbeating), and it continues as new every ChunksPerRun chunks. An
+// activity per item would put three events and a task round trip per item
+// into the history and through the Temporal server, which on a 2-core
+// machine costs more than a small model's predict; a chunk activity costs
+// that once per ChunkSize items and the store keeps what each item did.
+package batch
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/algocloud/algocloud/store"
+)
+
+// WorkflowName is the Batch workflow's registered type name.
+const WorkflowName = "Batch"
+
+// Defaults of the workflow's shape.
+const (
+	// ChunkSize is how many items one RunChunk activity does.
+	ChunkSize = 100
+	// ChunksPerRun is how many chunks one run does before continuing as
+	// new: about 5 events a chunk keeps a run's history under 1,000 events
+	// whatever the batch's size.
+	ChunksPerRun = 100
+)
+
+// WorkflowID is the Batch workflow's ID for a batch.
+func WorkflowID(batchID string) string { return "batch-" + batchID }
+
+// Input is the Batch workflow's input. It carries no input data and no
+// token: the items are in the store, the token is derived at call time.
+type Input struct {
+	BatchID      string
+	DeploymentID string
+	Total        int
+	Concurrency  int
+	// Next is the first item index this run does (continue-as-new).
+	Next int
+	// ChunkSize and ChunksPerRun override the defaults (tests).
+	ChunkSize    int
+	ChunksPerRun int
+}
+
+// ChunkInput is RunChunk's input: items [From, To) of the batch.
+type ChunkInput struct {
+	BatchID      string
+	DeploymentID string
+	From, To     int
+	Concurrency  int
+}
+
+// ChunkResult counts what one RunChunk attempt recorded.
+type ChunkResult struct {
+	Succeeded, Failed, Skipped int
+}
+
+// MarkInput is MarkBatch's input.
+type MarkInput struct {
+	BatchID string
+	Status  string
+	Error   string
+}
+
+// Batch is the workflow of one batch job: it marks the batch running, runs
+// its chunks in order (each with the batch's concurrency), and marks it
+// succeeded, failed or canceled. Cancelling the workflow abandons the chunk
+// in flight.
+func Batch(ctx workflow.Context, in Input) error {
+	var a *Activities
+	chunk, perRun := in.ChunkSize, in.ChunksPerRun
+	if chunk <= 0 {
+		chunk = ChunkSize
+	}
+	if perRun <= 0 {
+		perRun = ChunksPerRun
+	}
+	markCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	if in.Next == 0 {
+		if err := workflow.ExecuteActivity(markCtx, a.MarkBatch, MarkInput{BatchID: in.BatchID, Status: store.BatchRunning}).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	chunkCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// A chunk waits on the endpoint (429s included); the heartbeat
+		// notices a lost worker, this only a wedged one.
+		StartToCloseTimeout: 24 * time.Hour,
+		HeartbeatTimeout:    10 * time.Second,
+		WaitForCancellation: false,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	done := 0
+	for from := in.Next; from < in.Total; from += chunk {
+		if done == perRun {
+			next := in
+			next.Next = from
+			return workflow.NewContinueAsNewError(ctx, Batch, next)
+		}
+		to := min(from+chunk, in.Total)
+		err := workflow.ExecuteActivity(chunkCtx, a.RunChunk, ChunkInput{
+			BatchID: in.BatchID, DeploymentID: in.DeploymentID, From: from, To: to, Concurrency: in.Concurrency,
+		}).Get(ctx, nil)
+		var canceled *temporal.CanceledError
+		if errors.As(err, &canceled) || ctx.Err() != nil {
+			return finish(ctx, markCtx, in.BatchID, store.BatchCanceled, "", temporal.NewCanceledError())
+		}
+		if err != nil {
+			return finish(ctx, markCtx, in.BatchID, store.BatchFailed, err.Error(), err)
+		}
+		done++
+	}
+	return finish(ctx, markCtx, in.BatchID, store.BatchSucceeded, "", nil)
+}
+
+// finish records the batch's end state, even when the workflow is being
+// cancelled, and returns ret.
+func finish(ctx, markCtx workflow.Context, batchID, status, msg string, ret error) error {
+	var a *Activities
+	if ctx.Err() != nil {
+		dc, _ := workflow.NewDisconnectedContext(markCtx)
+		markCtx = dc
+	}
+	if err := workflow.ExecuteActivity(markCtx, a.MarkBatch, MarkInput{BatchID: batchID, Status: status, Error: msg}).Get(markCtx, nil); err != nil {
+		return err
+	}
+	return ret
+}

@@ -1,0 +1,328 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Batch statuses. A batch is queued when created, running once its workflow
+// started work, and ends succeeded (every item was tried: some may have
+// failed, see Failed), failed (the batch itself could not go on) or canceled.
+const (
+	BatchQueued    = "queued"
+	BatchRunning   = "running"
+	BatchSucceeded = "succeeded"
+	BatchFailed    = "failed"
+	BatchCanceled  = "canceled"
+)
+
+// Batch item statuses: pending until its result is recorded, once.
+const (
+	ItemPending   = "pending"
+	ItemSucceeded = "succeeded"
+	ItemFailed    = "failed"
+)
+
+// Batch is one batch job over an endpoint's inputs.
+type Batch struct {
+	ID          string
+	AlgorithmID string
+	OwnerID     string
+	Source      string // archive | urls
+	Status      string
+	Total       int
+	Done        int // items that succeeded
+	Failed      int // items that failed for good
+	Concurrency int
+	Error       string
+	CreatedAt   time.Time
+	StartedAt   *time.Time
+	CompletedAt *time.Time
+	UpdatedAt   time.Time
+}
+
+// Finished reports whether the batch reached an end state.
+func (b Batch) Finished() bool {
+	return b.Status == BatchSucceeded || b.Status == BatchFailed || b.Status == BatchCanceled
+}
+
+// BatchItem is one input of a batch and, once recorded, its result.
+type BatchItem struct {
+	Index       int
+	Name        string // the archive member's name or the URL
+	Input       string // the input's blob key, or the URL
+	Status      string
+	HTTPStatus  int
+	Error       string
+	OutputKey   string
+	ContentType string
+	CompletedAt *time.Time
+}
+
+// ItemResult is what FinishBatchItem records.
+type ItemResult struct {
+	Status      string // ItemSucceeded or ItemFailed
+	HTTPStatus  int
+	Error       string
+	OutputKey   string
+	ContentType string
+}
+
+type batchRow struct {
+	ID          string  `db:"id"`
+	AlgorithmID string  `db:"algorithm_id"`
+	OwnerID     string  `db:"owner_id"`
+	Source      string  `db:"source"`
+	Status      string  `db:"status"`
+	Total       int     `db:"total"`
+	Done        int     `db:"done"`
+	Failed      int     `db:"failed"`
+	Concurrency int     `db:"concurrency"`
+	Error       string  `db:"error_message"`
+	CreatedAt   dbTime  `db:"created_at"`
+	StartedAt   *dbTime `db:"started_at"`
+	CompletedAt *dbTime `db:"completed_at"`
+	UpdatedAt   dbTime  `db:"updated_at"`
+}
+
+func (r batchRow) batch() Batch {
+	return Batch{ID: r.ID, AlgorithmID: r.AlgorithmID, OwnerID: r.OwnerID, Source: r.Source, Status: r.Status,
+		Total: r.Total, Done: r.Done, Failed: r.Failed, Concurrency: r.Concurrency, Error: r.Error,
+		CreatedAt: time.Time(r.CreatedAt), StartedAt: r.StartedAt.ptr(), CompletedAt: r.CompletedAt.ptr(), UpdatedAt: time.Time(r.UpdatedAt)}
+}
+
+const batchColumns = `id, algorithm_id, owner_id, source, status, total, done, failed, concurrency, error_message,
+	created_at, started_at, completed_at, updated_at`
+
+// insertItemsPerStatement bounds one multi-row INSERT (SQLite allows 32766
+// parameters; 4 per row).
+const insertItemsPerStatement = 500
+
+// CreateBatch stores a queued batch and its items in one transaction; Total
+// is set from items. An unknown algorithm or owner gives ErrNotFound, a taken
+// ID ErrConflict.
+func (s *Store) CreateBatch(ctx context.Context, b Batch, items []BatchItem) error {
+	now := s.now()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create batch %s: begin: %w", b.ID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO batches (id, algorithm_id, owner_id, source, status, total, concurrency, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), b.ID, b.AlgorithmID, b.OwnerID, b.Source, BatchQueued, len(items), b.Concurrency, dbTime(now), dbTime(now))
+	switch classify(err) {
+	case foreignKeyViolation:
+		return fmt.Errorf("create batch %s: %w", b.ID, ErrNotFound)
+	case primaryKeyViolation, uniqueViolation:
+		return fmt.Errorf("create batch %s: %w", b.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create batch %s: %w", b.ID, err)
+	}
+	for start := 0; start < len(items); start += insertItemsPerStatement {
+		end := min(start+insertItemsPerStatement, len(items))
+		query := `INSERT INTO batch_items (batch_id, idx, name, input) VALUES `
+		args := make([]any, 0, 4*(end-start))
+		for i, it := range items[start:end] {
+			if i > 0 {
+				query += ", "
+			}
+			query += "(?, ?, ?, ?)"
+			args = append(args, b.ID, it.Index, cleanText(it.Name, 1024), it.Input)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
+			return fmt.Errorf("create batch %s: insert items: %w", b.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create batch %s: commit: %w", b.ID, err)
+	}
+	return nil
+}
+
+// GetBatch returns the batch id of algorithmID; any other gives ErrNotFound.
+func (s *Store) GetBatch(ctx context.Context, algorithmID, id string) (Batch, error) {
+	var r batchRow
+	err := s.db.GetContext(ctx, &r, s.q(`SELECT `+batchColumns+` FROM batches WHERE id = ? AND algorithm_id = ?`), id, algorithmID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Batch{}, fmt.Errorf("batch %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Batch{}, fmt.Errorf("get batch %s: %w", id, err)
+	}
+	return r.batch(), nil
+}
+
+// BatchByID returns a batch whatever its algorithm (the worker's view).
+func (s *Store) BatchByID(ctx context.Context, id string) (Batch, error) {
+	var r batchRow
+	err := s.db.GetContext(ctx, &r, s.q(`SELECT `+batchColumns+` FROM batches WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Batch{}, fmt.Errorf("batch %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Batch{}, fmt.Errorf("get batch %s: %w", id, err)
+	}
+	return r.batch(), nil
+}
+
+// ListBatches returns algorithmID's batches newest first, at most limit,
+// created before `before` when it is not zero (paging).
+func (s *Store) ListBatches(ctx context.Context, algorithmID string, before time.Time, limit int) ([]Batch, error) {
+	if limit <= 0 || limit > 100 {
+		limit = 100
+	}
+	if before.IsZero() {
+		before = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	var rows []batchRow
+	err := s.db.SelectContext(ctx, &rows, s.q(`SELECT `+batchColumns+` FROM batches
+		WHERE algorithm_id = ? AND created_at < ? ORDER BY created_at DESC, id LIMIT ?`), algorithmID, dbTime(norm(before)), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list batches of %s: %w", algorithmID, err)
+	}
+	out := make([]Batch, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.batch())
+	}
+	return out, nil
+}
+
+// CountActiveBatches counts ownerID's batches that are queued or running.
+func (s *Store) CountActiveBatches(ctx context.Context, ownerID string) (int, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, s.q(`SELECT COUNT(*) FROM batches WHERE owner_id = ? AND status IN (?, ?)`),
+		ownerID, BatchQueued, BatchRunning)
+	if err != nil {
+		return 0, fmt.Errorf("count active batches of %s: %w", ownerID, err)
+	}
+	return n, nil
+}
+
+// SetBatchStatus moves a batch to status (with errMsg for failed). An ended
+// batch never changes again: the call is then a no-op that reports false.
+// Running sets started_at once; an end state sets completed_at.
+func (s *Store) SetBatchStatus(ctx context.Context, id, status, errMsg string) (bool, error) {
+	now := dbTime(s.now())
+	var res sql.Result
+	var err error
+	switch status {
+	case BatchRunning:
+		res, err = s.db.ExecContext(ctx, s.q(`UPDATE batches SET status = ?, started_at = COALESCE(started_at, ?), updated_at = ?
+			WHERE id = ? AND status IN (?, ?)`), status, now, now, id, BatchQueued, BatchRunning)
+	default:
+		res, err = s.db.ExecContext(ctx, s.q(`UPDATE batches SET status = ?, error_message = ?, completed_at = ?, updated_at = ?
+			WHERE id = ? AND status IN (?, ?)`), status, cleanText(errMsg, MaxEventMessage), now, now, id, BatchQueued, BatchRunning)
+	}
+	if err != nil {
+		return false, fmt.Errorf("set batch %s %s: %w", id, status, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("set batch %s %s: %w", id, status, err)
+	}
+	return n == 1, nil
+}
+
+const itemColumns = `idx, name, input, status, http_status, error, output_key, content_type, completed_at`
+
+type itemRow struct {
+	Index       int     `db:"idx"`
+	Name        string  `db:"name"`
+	Input       string  `db:"input"`
+	Status      string  `db:"status"`
+	HTTPStatus  int     `db:"http_status"`
+	Error       string  `db:"error"`
+	OutputKey   string  `db:"output_key"`
+	ContentType string  `db:"content_type"`
+	CompletedAt *dbTime `db:"completed_at"`
+}
+
+func (r itemRow) item() BatchItem {
+	return BatchItem{Index: r.Index, Name: r.Name, Input: r.Input, Status: r.Status, HTTPStatus: r.HTTPStatus,
+		Error: r.Error, OutputKey: r.OutputKey, ContentType: r.ContentType, CompletedAt: r.CompletedAt.ptr()}
+}
+
+// BatchItems returns up to limit items of the batch with index >= from, in
+// index order; status "" means any status.
+func (s *Store) BatchItems(ctx context.Context, batchID, status string, from, limit int) ([]BatchItem, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	query := `SELECT ` + itemColumns + ` FROM batch_items WHERE batch_id = ? AND idx >= ?`
+	args := []any{batchID, from}
+	if status != "" {
+		query += ` AND status = ?`
+		args = append(args, status)
+	}
+	query += ` ORDER BY idx LIMIT ?`
+	args = append(args, limit)
+	var rows []itemRow
+	if err := s.db.SelectContext(ctx, &rows, s.q(query), args...); err != nil {
+		return nil, fmt.Errorf("list items of batch %s: %w", batchID, err)
+	}
+	out := make([]BatchItem, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.item())
+	}
+	return out, nil
+}
+
+// PendingBatchItems returns the batch's items in [from, to) not yet recorded.
+func (s *Store) PendingBatchItems(ctx context.Context, batchID string, from, to int) ([]BatchItem, error) {
+	var rows []itemRow
+	err := s.db.SelectContext(ctx, &rows, s.q(`SELECT `+itemColumns+` FROM batch_items
+		WHERE batch_id = ? AND idx >= ? AND idx < ? AND status = ? ORDER BY idx`), batchID, from, to, ItemPending)
+	if err != nil {
+		return nil, fmt.Errorf("list pending items of batch %s: %w", batchID, err)
+	}
+	out := make([]BatchItem, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.item())
+	}
+	return out, nil
+}
+
+// FinishBatchItem records an item's result and counts it in the batch, once:
+// an item already recorded (a retried chunk that raced a crash) is left as
+// it was, and the call reports false.
+func (s *Store) FinishBatchItem(ctx context.Context, batchID string, idx int, r ItemResult) (bool, error) {
+	if r.Status != ItemSucceeded && r.Status != ItemFailed {
+		return false, fmt.Errorf("finish item %d of batch %s: status %q is not an end state", idx, batchID, r.Status)
+	}
+	now := dbTime(s.now())
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("finish item %d of batch %s: begin: %w", idx, batchID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE batch_items SET status = ?, http_status = ?, error = ?, output_key = ?, content_type = ?, completed_at = ?
+		WHERE batch_id = ? AND idx = ? AND status = ?`),
+		r.Status, r.HTTPStatus, cleanText(r.Error, MaxEventMessage), r.OutputKey, cleanText(r.ContentType, 255), now, batchID, idx, ItemPending)
+	if err != nil {
+		return false, fmt.Errorf("finish item %d of batch %s: %w", idx, batchID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, err
+	}
+	counter := "done"
+	if r.Status == ItemFailed {
+		counter = "failed"
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE batches SET `+counter+` = `+counter+` + 1, updated_at = ? WHERE id = ?`), now, batchID); err != nil {
+		return false, fmt.Errorf("count item %d of batch %s: %w", idx, batchID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("finish item %d of batch %s: commit: %w", idx, batchID, err)
+	}
+	return true, nil
+}
+
+// LiveAlgorithmByAPIName returns the algorithm (not deleted) that has
+// apiName, whoever owns it; callers check the caller may see it.
+func (s *Store) LiveAlgorithmByAPIName(ctx context.Context, apiName string) (Algorithm, error) {
+	return s.getAlgorithm(ctx, `SELECT `+algorithmColumns+` FROM algorithms WHERE api_name = ? AND deleted_at IS NULL`, apiName)
+}

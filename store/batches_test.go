@@ -1,0 +1,75 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestBatchItemsAreRecordedOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		u, err := s.CreateUser(ctx, "u")
+		require.NoError(t, err)
+		require.NoError(t, s.CreateAlgorithm(ctx, Algorithm{ID: "a1", OwnerID: u.ID, Name: "n", APIName: "seg"}))
+		items := make([]BatchItem, 1200) // more than one INSERT statement
+		for i := range items {
+			items[i] = BatchItem{Index: i, Name: "f.png", Input: "k"}
+		}
+		require.NoError(t, s.CreateBatch(ctx, Batch{ID: "b1", AlgorithmID: "a1", OwnerID: u.ID, Source: "archive", Concurrency: 2}, items))
+		require.ErrorIs(t, s.CreateBatch(ctx, Batch{ID: "b1", AlgorithmID: "a1", OwnerID: u.ID, Source: "archive", Concurrency: 2}, nil), ErrConflict)
+		n, err := s.CountActiveBatches(ctx, u.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+
+		ok, err := s.SetBatchStatus(ctx, "b1", BatchRunning, "")
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = s.FinishBatchItem(ctx, "b1", 7, ItemResult{Status: ItemSucceeded, OutputKey: "o"})
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = s.FinishBatchItem(ctx, "b1", 7, ItemResult{Status: ItemFailed, Error: "again"})
+		require.NoError(t, err)
+		require.False(t, ok, "a recorded item is not recorded again")
+		ok, err = s.FinishBatchItem(ctx, "b1", 8, ItemResult{Status: ItemFailed, Error: "boom", HTTPStatus: 400})
+		require.NoError(t, err)
+		require.True(t, ok)
+
+		b, err := s.GetBatch(ctx, "a1", "b1")
+		require.NoError(t, err)
+		require.Equal(t, 1200, b.Total)
+		require.Equal(t, 1, b.Done)
+		require.Equal(t, 1, b.Failed)
+		require.NotNil(t, b.StartedAt)
+		_, err = s.GetBatch(ctx, "other", "b1")
+		require.ErrorIs(t, err, ErrNotFound)
+
+		pending, err := s.PendingBatchItems(ctx, "b1", 0, 10)
+		require.NoError(t, err)
+		require.Len(t, pending, 8)
+		failed, err := s.BatchItems(ctx, "b1", ItemFailed, 0, 0)
+		require.NoError(t, err)
+		require.Equal(t, []int{8}, []int{failed[0].Index})
+		require.Equal(t, "boom", failed[0].Error)
+
+		ok, err = s.SetBatchStatus(ctx, "b1", BatchCanceled, "")
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = s.SetBatchStatus(ctx, "b1", BatchSucceeded, "")
+		require.NoError(t, err)
+		require.False(t, ok, "an ended batch keeps its status")
+		b, err = s.BatchByID(ctx, "b1")
+		require.NoError(t, err)
+		require.Equal(t, BatchCanceled, b.Status)
+		require.NotNil(t, b.CompletedAt)
+		list, err := s.ListBatches(ctx, "a1", b.CreatedAt.Add(time.Microsecond), 10)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		alg, err := s.LiveAlgorithmByAPIName(ctx, "seg")
+		require.NoError(t, err)
+		require.Equal(t, "a1", alg.ID)
+	})
+}
