@@ -32,6 +32,7 @@ type asyncAPI struct {
 	inputType, inputName, idemKey, prefer, webhook string
 	inputBody                                      []byte
 	archive                                        map[string][]byte
+	concurrency                                    string
 	polls                                          int
 }
 
@@ -81,14 +82,16 @@ func (a *asyncAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			a.archive[zf.Name], _ = io.ReadAll(rc)
 			rc.Close()
 		}
-		reply(http.StatusAccepted, map[string]any{"id": "b1", "status": "running", "total": len(a.archive), "left": len(a.archive)})
+		a.concurrency = r.FormValue("concurrency")
+		reply(http.StatusAccepted, map[string]any{"id": "b1", "status": "queued", "counts": map[string]int{"total": len(a.archive), "left": len(a.archive)}})
 	case "GET " + base + "/batches/b1":
-		reply(http.StatusOK, map[string]any{"id": "b1", "status": "succeeded", "total": len(a.archive), "done": len(a.archive) - 1, "failed": 1, "left": 0})
+		reply(http.StatusOK, map[string]any{"id": "b1", "status": "succeeded", "counts": map[string]int{"total": len(a.archive), "done": len(a.archive) - 1, "failed": 1, "left": 0}})
 	case "GET " + base + "/batches/b1/output.zip":
 		w.Header().Set("Content-Type", "application/zip")
 		_, _ = w.Write([]byte("PK-outputs"))
 	case "GET " + base + "/batches/b1/errors":
-		reply(http.StatusOK, map[string]any{"errors": []any{map[string]any{"item": "x", "message": "bad"}}})
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_, _ = w.Write([]byte(`{"index":1,"name":"x","error":"bad"}` + "\n"))
 	default:
 		reply(http.StatusNotFound, map[string]any{"code": "not_found", "message": r.Method + " " + r.URL.Path})
 	}
@@ -123,9 +126,9 @@ print("output", out.shape, out.dtype)
 page, cursor = algo.predictions(limit=5)
 print("listed", [q.id for q in page], cursor)
 seen = []
-b = algo.batch(["photos", "in.png"], out="outputs.zip", progress=seen.append, interval=0.01)
-print("batch", b.status, b.data["done"], b.data["failed"], len(seen))
-print("files", open("outputs.zip", "rb").read().decode(), sorted(json.load(open("outputs.errors.json"))))
+b = algo.batch(["photos", "in.png"], out="outputs.zip", progress=seen.append, interval=0.01, concurrency=3)
+print("batch", b.status, b.counts["done"], b.counts["failed"], len(seen))
+print("files", open("outputs.zip", "rb").read().decode(), [json.loads(l)["name"] for l in open("outputs.errors.jsonl")])
 `
 	cmd := exec.Command(python, "-c", script)
 	cmd.Dir = dir
@@ -137,7 +140,7 @@ print("files", open("outputs.zip", "rb").read().decode(), sorted(json.load(open(
 	require.Contains(t, got, "output (12, 16, 3) uint8")
 	require.Contains(t, got, "listed ['p1'] c2")
 	require.Contains(t, got, "batch succeeded 2 1 2")
-	require.Contains(t, got, "files PK-outputs ['errors']")
+	require.Contains(t, got, "files PK-outputs ['x']")
 
 	api.mu.Lock()
 	defer api.mu.Unlock()
@@ -149,4 +152,5 @@ print("files", open("outputs.zip", "rb").read().decode(), sorted(json.load(open(
 	require.Equal(t, map[string][]byte{"a.png": []byte("photos/a.png"), "sub/b.png": []byte("photos/sub/b.png"), "in.png": png}, api.archive,
 		"a folder's files by their path in it, hidden files left out")
 	require.Equal(t, 2, api.polls, fmt.Sprint("wait polled until succeeded"))
+	require.Equal(t, "3", api.concurrency)
 }

@@ -32,7 +32,7 @@ Runs the endpoint API_NAME on many inputs as one batch job on the platform
 line, for the platform to fetch. While it runs, stderr shows its progress
 (done/failed/left, rate, ETA); when it ends, its outputs are downloaded to
 OUT.zip and, when items failed, the per-item error report beside it
-(OUT.errors.json).
+(OUT.errors.jsonl: one JSON line per failed item).
 
 The batch runs on the platform, not in this command: Ctrl-C stops following
 it (it prints the resume command) but does not cancel it, unless
@@ -49,7 +49,7 @@ type batchOptions struct {
 	output            string
 	urls              string
 	resume            string
-	webhook           string
+	concurrency       int
 	cancelOnInterrupt bool
 	every             time.Duration
 	force             bool
@@ -62,7 +62,7 @@ func batchFlags(o *batchOptions) *flag.FlagSet {
 	fs.StringVar(&o.output, "o", "", "write the outputs' zip here (required); the error report goes beside it")
 	fs.StringVar(&o.urls, "urls", "", "a file of http(s) URLs, one a line, instead of INPUTS")
 	fs.StringVar(&o.resume, "resume", "", "follow the batch BATCH_ID (printed when this command was interrupted) instead of starting one")
-	fs.StringVar(&o.webhook, "webhook", "", "an https URL the platform tells when the batch ends")
+	fs.IntVar(&o.concurrency, "concurrency", 0, "predictions in flight at once (default: the platform's)")
 	fs.BoolVar(&o.cancelOnInterrupt, "cancel-on-interrupt", false, "Ctrl-C cancels the batch on the platform (default: it goes on; --resume follows it again)")
 	fs.DurationVar(&o.every, "poll", time.Second, "how often to ask for the batch's progress")
 	fs.BoolVar(&o.force, "force", false, "overwrite OUT when it exists")
@@ -115,7 +115,7 @@ func batch(args []string) error {
 			return err
 		}
 		id = b.ID
-		fmt.Fprintf(os.Stderr, "batch %s: %d items\n", id, b.Total)
+		fmt.Fprintf(os.Stderr, "batch %s: %d items\n", id, b.Counts.Total)
 	}
 	b, err := followBatch(ctx, c, apiName, id, o.every, newBatchProgress(os.Stderr))
 	if err != nil {
@@ -130,7 +130,7 @@ func batch(args []string) error {
 			if cerr != nil {
 				return fmt.Errorf("interrupted; canceling batch %s failed: %w", id, cerr)
 			}
-			fmt.Fprintf(os.Stderr, "\ninterrupted: batch %s canceled (%s; %d done, %d failed)\n", id, cb.Status, cb.Done, cb.Failed)
+			fmt.Fprintf(os.Stderr, "\ninterrupted: batch %s canceled (%s; %d done, %d failed)\n", id, cb.Status, cb.Counts.Done, cb.Counts.Failed)
 			return errors.New("interrupted")
 		}
 		fmt.Fprintf(os.Stderr, "\ninterrupted: batch %s goes on on the platform. Follow it again and get its outputs with:\n  algocloud batch --api %s %s --resume %s -o %s\n",
@@ -142,13 +142,12 @@ func batch(args []string) error {
 
 // startBatch creates the batch from INPUTS or --urls.
 func startBatch(ctx context.Context, c *apiclient.Client, apiName string, inputs []string, o batchOptions) (apiclient.Batch, error) {
-	key := randomKey()
 	if o.urls != "" {
 		urls, err := readURLs(o.urls)
 		if err != nil {
 			return apiclient.Batch{}, err
 		}
-		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{URLs: urls, Webhook: o.webhook}, key)
+		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{URLs: urls, Concurrency: o.concurrency})
 	}
 	archive, name, cleanup, err := batchArchive(inputs)
 	if err != nil {
@@ -160,7 +159,7 @@ func startBatch(ctx context.Context, c *apiclient.Client, apiName string, inputs
 		return apiclient.Batch{}, err
 	}
 	defer f.Close()
-	return c.CreateBatch(ctx, apiName, apiclient.BatchInput{Archive: f, Name: name, Webhook: o.webhook}, key)
+	return c.CreateBatch(ctx, apiName, apiclient.BatchInput{Archive: f, Name: name, Concurrency: o.concurrency})
 }
 
 // readURLs reads one URL a line; blank lines and # comments are skipped.
@@ -329,29 +328,30 @@ func followBatch(ctx context.Context, c *apiclient.Client, apiName, id string, e
 // saveBatch downloads a final batch's outputs to out and, when items
 // failed, its error report beside it.
 func saveBatch(ctx context.Context, c *apiclient.Client, apiName string, b apiclient.Batch, out string) error {
-	fmt.Fprintf(os.Stderr, "batch %s %s: %d done, %d failed\n", b.ID, b.Status, b.Done, b.Failed)
-	if b.Done > 0 {
-		n, err := downloadTo(out, func(w io.Writer) (int64, error) { return c.DownloadBatchOutput(ctx, apiName, b.ID, w) })
+	n := b.Counts
+	fmt.Fprintf(os.Stderr, "batch %s %s: %d done, %d failed\n", b.ID, b.Status, n.Done, n.Failed)
+	if n.Done > 0 {
+		written, err := downloadTo(out, func(w io.Writer) (int64, error) { return c.DownloadBatchOutput(ctx, apiName, b.ID, w) })
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "wrote %s (%s)\n", out, size(n))
+		fmt.Fprintf(os.Stderr, "wrote %s (%s)\n", out, size(written))
 	}
-	if b.Failed > 0 {
-		report := strings.TrimSuffix(out, filepath.Ext(out)) + ".errors.json"
-		n, err := downloadTo(report, func(w io.Writer) (int64, error) {
+	if n.Failed > 0 {
+		report := strings.TrimSuffix(out, filepath.Ext(out)) + ".errors.jsonl"
+		written, err := downloadTo(report, func(w io.Writer) (int64, error) {
 			n, _, err := c.DownloadBatchErrors(ctx, apiName, b.ID, w)
 			return n, err
 		})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "wrote %s (%s): why %d items failed\n", report, size(n), b.Failed)
+		fmt.Fprintf(os.Stderr, "wrote %s (%s): why %d items failed\n", report, size(written), n.Failed)
 	}
 	switch {
 	case b.Status == apiclient.StatusCanceled:
 		return fmt.Errorf("batch %s was canceled", b.ID)
-	case b.Failed > 0 && b.Done == 0:
+	case n.Failed > 0 && n.Done == 0:
 		return fmt.Errorf("every item of batch %s failed", b.ID)
 	case b.Status == apiclient.StatusFailed:
 		msg := b.Error
@@ -405,11 +405,12 @@ const barWidth = 30
 
 // progressLine is b's progress as one line: a bar, done/failed/left, rate and ETA.
 func progressLine(b apiclient.Batch) string {
-	total := b.Total
+	n := b.Counts
+	total := n.Total
 	if total <= 0 {
-		total = b.Done + b.Failed + b.Left
+		total = n.Done + n.Failed + n.Left
 	}
-	finished := b.Done + b.Failed
+	finished := n.Done + n.Failed
 	bar := strings.Repeat(" ", barWidth)
 	pct := 0.0
 	if total > 0 {
@@ -417,12 +418,12 @@ func progressLine(b apiclient.Batch) string {
 		full := int(pct * barWidth)
 		bar = strings.Repeat("#", full) + strings.Repeat(".", barWidth-full)
 	}
-	s := fmt.Sprintf("[%s] %3.0f%%  %d done, %d failed, %d left", bar, pct*100, b.Done, b.Failed, b.Left)
+	s := fmt.Sprintf("[%s] %3.0f%%  %d done, %d failed, %d left", bar, pct*100, n.Done, n.Failed, n.Left)
 	if b.Rate > 0 {
 		s += fmt.Sprintf("  %.1f/s", b.Rate)
 	}
-	if b.ETASeconds > 0 && !b.Final() {
-		s += "  ETA " + (time.Duration(b.ETASeconds) * time.Second).String()
+	if b.ETASeconds != nil && *b.ETASeconds > 0 && !b.Final() {
+		s += "  ETA " + (time.Duration(*b.ETASeconds) * time.Second).String()
 	}
 	if b.Status != "" {
 		s += "  " + b.Status

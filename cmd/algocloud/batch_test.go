@@ -70,7 +70,9 @@ func TestReadURLs(t *testing.T) {
 // The progress line: bar, counts, rate, ETA; off a terminal it is written
 // when it changes, at most every 10 s, and always at the end.
 func TestBatchProgress(t *testing.T) {
-	b := apiclient.Batch{Status: "running", Total: 200, Done: 90, Failed: 10, Left: 100, Rate: 12.5, ETASeconds: 8}
+	eta := 8.0
+	b := apiclient.Batch{Status: "running", Rate: 12.5, ETASeconds: &eta}
+	b.Counts.Total, b.Counts.Done, b.Counts.Failed, b.Counts.Left = 200, 90, 10, 100
 	line := progressLine(b)
 	require.Contains(t, line, "[###############...............]  50%")
 	require.Contains(t, line, "90 done, 10 failed, 100 left")
@@ -81,11 +83,11 @@ func TestBatchProgress(t *testing.T) {
 	now := time.Unix(0, 0)
 	p := &batchProgress{w: &out, now: func() time.Time { return now }}
 	p.show(b)
-	b.Done = 95
+	b.Counts.Done = 95
 	p.show(b) // within 10 s: not written
 	now = now.Add(11 * time.Second)
 	p.show(b)
-	b.Status, b.Done, b.Left = "succeeded", 190, 0
+	b.Status, b.Counts.Done, b.Counts.Left = "succeeded", 190, 0
 	p.show(b)
 	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
 	require.Len(t, lines, 3, out.String())

@@ -35,7 +35,7 @@ const (
 // Final reports whether a prediction or batch status is final.
 func Final(status string) bool {
 	switch status {
-	case StatusSucceeded, StatusFailed, StatusCanceled, "completed":
+	case StatusSucceeded, StatusFailed, StatusCanceled:
 		return true
 	}
 	return false
@@ -359,17 +359,25 @@ func (c *Client) WebhookAttempts(ctx context.Context, apiName, id string) ([]Web
 
 // Batch is a batch job as the API shows it.
 type Batch struct {
-	ID          string     `json:"id"`
-	Status      string     `json:"status"`
+	ID string `json:"id"`
+	// Status is queued, running, succeeded, failed or canceled.
+	Status string `json:"status"`
+	// Source says where the inputs came from (archive, urls).
+	Source      string     `json:"source,omitempty"`
+	Concurrency int        `json:"concurrency,omitempty"`
 	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
-	Total       int        `json:"total"`
-	Done        int        `json:"done"`
-	Failed      int        `json:"failed"`
-	Left        int        `json:"left"`
-	// Rate is items per second; ETASeconds the estimate of what is left.
+	Counts      struct {
+		Total  int `json:"total"`
+		Done   int `json:"done"`
+		Failed int `json:"failed"`
+		Left   int `json:"left"`
+	} `json:"counts"`
+	// Rate is items per second; ETASeconds the estimate of what is left
+	// (nil while the API cannot tell yet).
 	Rate       float64           `json:"rate"`
-	ETASeconds float64           `json:"eta_seconds"`
+	ETASeconds *float64          `json:"eta_seconds,omitempty"`
 	Error      string            `json:"error,omitempty"`
 	URLs       map[string]string `json:"urls,omitempty"`
 }
@@ -385,13 +393,13 @@ type BatchInput struct {
 	Name    string
 	// URLs, when Archive is nil, are the inputs' http(s) URLs.
 	URLs []string
-	// Webhook is told when the batch ends.
-	Webhook string
+	// Concurrency bounds the predictions in flight (0: the platform's default).
+	Concurrency int
 }
 
 // CreateBatch starts a batch job of the endpoint apiName. An archive is
 // streamed as the multipart part "archive".
-func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput, idempotencyKey string) (Batch, error) {
+func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput) (Batch, error) {
 	var (
 		body  io.Reader
 		ctype string
@@ -402,9 +410,12 @@ func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput,
 		pr, pw = io.Pipe()
 		mw := multipart.NewWriter(pw)
 		go func() {
-			err := writePart(mw, "archive", Upload{Name: in.Name, Body: in.Archive})
-			if err == nil && in.Webhook != "" {
-				err = mw.WriteField("webhook", in.Webhook)
+			var err error
+			if in.Concurrency > 0 {
+				err = mw.WriteField("concurrency", strconv.Itoa(in.Concurrency))
+			}
+			if err == nil {
+				err = writePart(mw, "archive", Upload{Name: in.Name, Body: in.Archive})
 			}
 			if err == nil {
 				err = mw.Close()
@@ -417,8 +428,8 @@ func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput,
 			return Batch{}, errors.New("a batch needs an archive or URLs")
 		}
 		fields := map[string]any{"urls": in.URLs}
-		if in.Webhook != "" {
-			fields["webhook"] = in.Webhook
+		if in.Concurrency > 0 {
+			fields["concurrency"] = in.Concurrency
 		}
 		b, err := json.Marshal(fields)
 		if err != nil {
@@ -434,9 +445,6 @@ func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput,
 		return Batch{}, err
 	}
 	req.Header.Set("Content-Type", ctype)
-	if idempotencyKey != "" {
-		req.Header.Set("Idempotency-Key", idempotencyKey)
-	}
 	var b Batch
 	err = c.decode(req, &b)
 	if pr != nil {
@@ -457,27 +465,25 @@ func (c *Client) CancelBatch(ctx context.Context, apiName, id string) (Batch, er
 	return b, c.do(ctx, http.MethodPost, batchPath(apiName, id)+"/cancel", nil, &b)
 }
 
-// BatchPage is one page of an endpoint's batches, newest first.
-type BatchPage struct {
-	Batches    []Batch `json:"batches"`
-	NextCursor string  `json:"next_cursor,omitempty"`
-}
-
-// ListBatches returns up to limit batches of apiName after cursor.
-func (c *Client) ListBatches(ctx context.Context, apiName string, limit int, cursor string) (BatchPage, error) {
+// ListBatches returns up to limit batches of apiName, newest first, created
+// before before (zero: the newest); the next page is before the last one's
+// CreatedAt.
+func (c *Client) ListBatches(ctx context.Context, apiName string, limit int, before time.Time) ([]Batch, error) {
 	q := url.Values{}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	if cursor != "" {
-		q.Set("cursor", cursor)
+	if !before.IsZero() {
+		q.Set("before", before.Format(time.RFC3339Nano))
 	}
 	path := batchPath(apiName, "")
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var p BatchPage
-	return p, c.do(ctx, http.MethodGet, path, nil, &p)
+	var out struct {
+		Batches []Batch `json:"batches"`
+	}
+	return out.Batches, c.do(ctx, http.MethodGet, path, nil, &out)
 }
 
 // DownloadBatchOutput writes a batch's output zip to w and returns its size.
@@ -486,8 +492,8 @@ func (c *Client) DownloadBatchOutput(ctx context.Context, apiName, id string, w 
 	return n, err
 }
 
-// DownloadBatchErrors writes a batch's per-item error report to w and
-// returns its size and media type.
+// DownloadBatchErrors writes a batch's per-item error report (JSON lines,
+// one failed item each) to w and returns its size and media type.
 func (c *Client) DownloadBatchErrors(ctx context.Context, apiName, id string, w io.Writer) (int64, string, error) {
 	return c.download(ctx, batchPath(apiName, id)+"/errors", w)
 }

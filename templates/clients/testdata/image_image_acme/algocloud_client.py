@@ -44,9 +44,10 @@ durably, with the same endpoint token:
     b = algo.batch(["a.png", "folder/"], out="outputs.zip", progress=print)
 
 batch takes a list of files and folders (zipped here), a .zip/.tar path, or
-urls=[...]; it waits, calls progress(batch_dict) on each poll (done, failed,
-left, rate, eta_seconds), and downloads the outputs' zip to out (and the
-per-item error report to out's name + ".errors.json" when items failed).
+urls=[...]; it waits, calls progress(batch_dict) on each poll (counts: total,
+done, failed, left; rate; eta_seconds), and downloads the outputs' zip to out
+(and the per-item error report, JSON lines, to out's name + ".errors.jsonl"
+when items failed).
 """
 
 import io
@@ -270,42 +271,42 @@ class Algorithm:
         page = self._api_json("GET", "/predictions?" + urllib.parse.urlencode(q))
         return [Prediction(self, p) for p in page.get("predictions") or []], page.get("next_cursor") or None
 
-    def batch(self, inputs=None, out=None, progress=None, urls=None, webhook=None, interval=1.0, timeout=None):
+    def batch(self, inputs=None, out=None, progress=None, urls=None, concurrency=None, interval=1.0, timeout=None):
         """Runs a batch job of this endpoint on the platform and waits for it.
         inputs: a .zip/.tar path sent as it is, or a path or list of paths of
         files and folders (zipped here); or urls=[...] for the platform to
         fetch. progress(batch_dict) is called on each poll. The outputs' zip
         is written to out (and the per-item error report beside it) when the
         batch ends. Returns the Batch."""
-        b = self.start_batch(inputs, urls=urls, webhook=webhook)
+        b = self.start_batch(inputs, urls=urls, concurrency=concurrency)
         b.wait(timeout=timeout, interval=interval, progress=progress)
         if out is not None:
             b.download(out)
         return b
 
-    def start_batch(self, inputs=None, urls=None, webhook=None):
-        """Creates a batch job (see batch) and returns it without waiting."""
-        headers = {"Idempotency-Key": "py-" + uuid.uuid4().hex}
+    def start_batch(self, inputs=None, urls=None, concurrency=None):
+        """Creates a batch job (see batch) and returns it without waiting;
+        concurrency bounds its predictions in flight (None: the platform's)."""
         if urls is not None:
             fields = {"urls": list(urls)}
-            if webhook:
-                fields["webhook"] = webhook
-            data = self._api_json("POST", "/batches", json.dumps(fields).encode("utf-8"), "application/json", headers)
+            if concurrency:
+                fields["concurrency"] = int(concurrency)
+            data = self._api_json("POST", "/batches", json.dumps(fields).encode("utf-8"), "application/json")
             return Batch(self, data)
         if inputs is None:
             raise ValueError("batch needs inputs (paths or an archive) or urls")
         name, archive = _batch_archive(inputs)
-        fields = {"webhook": webhook} if webhook else {}
+        fields = {"concurrency": str(int(concurrency))} if concurrency else {}
         part_type = "application/zip" if name.endswith(".zip") else "application/x-tar"
         body, content_type = _multipart(fields, "archive", name, part_type, archive)
-        return Batch(self, self._api_json("POST", "/batches", body, content_type, headers))
+        return Batch(self, self._api_json("POST", "/batches", body, content_type))
 
     def get_batch(self, batch_id):
         """The batch batch_id of this endpoint, as it stands now."""
         return Batch(self, self._api_json("GET", "/batches/" + urllib.parse.quote(batch_id, safe="")))
 
 
-_FINAL = ("succeeded", "failed", "canceled", "completed")
+_FINAL = ("succeeded", "failed", "canceled")
 
 
 class Prediction:
@@ -371,8 +372,8 @@ class Prediction:
 
 
 class Batch:
-    """A batch job: .id, .status, .data (the API's JSON: total, done,
-    failed, left, rate, eta_seconds...)."""
+    """A batch job: .id, .status, .counts (total, done, failed, left) and
+    .data (the API's JSON: also rate, eta_seconds, urls...)."""
 
     def __init__(self, algo, data):
         self._algo = algo
@@ -380,10 +381,11 @@ class Batch:
 
     id = property(lambda self: self.data.get("id"))
     status = property(lambda self: self.data.get("status"))
+    counts = property(lambda self: self.data.get("counts") or {})
 
     def __repr__(self):
-        d = self.data
-        return "Batch(%r, %s, %s done, %s failed, %s left)" % (self.id, self.status, d.get("done"), d.get("failed"), d.get("left"))
+        n = self.counts
+        return "Batch(%r, %s, %s done, %s failed, %s left)" % (self.id, self.status, n.get("done"), n.get("failed"), n.get("left"))
 
     def _path(self, rest=""):
         return "/batches/" + urllib.parse.quote(self.id, safe="") + rest
@@ -411,13 +413,14 @@ class Batch:
 
     def download(self, out):
         """Writes the outputs' zip to out and, when items failed, the error
-        report to out's name + ".errors.json"; returns the paths written."""
+        report (JSON lines) to out's name + ".errors.jsonl"; returns the
+        paths written."""
         written = []
-        if self.data.get("done"):
+        if self.counts.get("done"):
             self._algo._api("GET", self._path("/output.zip"), out=out)
             written.append(out)
-        if self.data.get("failed"):
-            report = os.path.splitext(os.fspath(out))[0] + ".errors.json"
+        if self.counts.get("failed"):
+            report = os.path.splitext(os.fspath(out))[0] + ".errors.jsonl"
             self._algo._api("GET", self._path("/errors"), out=report)
             written.append(report)
         return written

@@ -9,7 +9,7 @@ import { app } from '../state.js';
 import { act, apiMessage, clearAlert, setAlert } from '../ui.js';
 import { sizeText } from '../util.js';
 
-const FINAL = ['succeeded', 'failed', 'canceled', 'completed'];
+const FINAL = ['succeeded', 'failed', 'canceled'];
 const epath = (d, rest) => '/api/v1/endpoints/' + encodeURIComponent(d.api_name) + (rest || '');
 const when = (at) => (at ? new Date(at).toLocaleString() : '–');
 
@@ -101,15 +101,16 @@ async function renderPredictions(d, box, alert) {
 
 // batchCard is one batch: a progress bar, counts, rate, ETA, downloads.
 function batchCard(d, b, alert) {
-  const total = b.total || (b.done || 0) + (b.failed || 0) + (b.left || 0);
-  const finished = (b.done || 0) + (b.failed || 0);
+  const n = b.counts || {};
+  const total = n.total || (n.done || 0) + (n.failed || 0) + (n.left || 0);
+  const finished = (n.done || 0) + (n.failed || 0);
   const base = '/batches/' + encodeURIComponent(b.id);
-  const facts = [finished + ' of ' + total + ' items', (b.done || 0) + ' done', (b.failed || 0) + ' failed', (b.left || 0) + ' left'];
+  const facts = [finished + ' of ' + total + ' items', (n.done || 0) + ' done', (n.failed || 0) + ' failed', (n.left || 0) + ' left'];
   if (b.rate) facts.push(b.rate.toFixed(1) + ' items/s');
   if (b.eta_seconds && !FINAL.includes(b.status)) facts.push('about ' + Math.ceil(b.eta_seconds) + ' s left');
   const buttons = [];
-  if (b.done) buttons.push(h('button', { type: 'button', class: 'btn small', 'data-batch-output': b.id, onclick: act(() => download(epath(d, base + '/output.zip'), b.id + '-outputs.zip', alert)) }, 'Download outputs'));
-  if (b.failed) buttons.push(h('button', { type: 'button', class: 'btn small', onclick: act(() => download(epath(d, base + '/errors'), b.id + '-errors.json', alert)) }, 'Error report'));
+  if (n.done) buttons.push(h('button', { type: 'button', class: 'btn small', 'data-batch-output': b.id, onclick: act(() => download(epath(d, base + '/output.zip'), b.id + '-outputs.zip', alert)) }, 'Download outputs'));
+  if (n.failed) buttons.push(h('button', { type: 'button', class: 'btn small', onclick: act(() => download(epath(d, base + '/errors'), b.id + '-errors.jsonl', alert)) }, 'Error report'));
   if (!FINAL.includes(b.status)) {
     buttons.push(h('button', { type: 'button', class: 'btn small', onclick: act(async () => {
       const r = await api('POST', epath(d, base + '/cancel'));
