@@ -19,6 +19,7 @@ import (
 
 	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 )
@@ -99,6 +100,13 @@ type Config struct {
 	// Batches runs batch jobs (/api/v1/endpoints/{api_name}/batches); nil
 	// answers those routes 503 batches_unavailable.
 	Batches Batches
+	// Webhooks keeps sealed webhook secrets and delivery attempts; nil
+	// refuses webhook secrets (503 credentials_unavailable).
+	Webhooks WebhookStore
+	// WebhookPolicy is the URL policy webhook URLs pass when a prediction or
+	// batch is created (the worker checks it again at dial time); the zero
+	// Policy allows public addresses only.
+	WebhookPolicy netpolicy.Policy
 }
 
 // server holds the handlers' dependencies.
@@ -116,6 +124,9 @@ type server struct {
 	unsandboxed bool
 	// batches runs batch jobs (Config.Batches).
 	batches Batches
+	// webhooks and webhookPolicy: Config.Webhooks and Config.WebhookPolicy.
+	webhooks      WebhookStore
+	webhookPolicy netpolicy.Policy
 
 	// endpointCA is true when clients verify endpoints with caPEM (a local
 	// CA signs their certificates), false when they use the system's roots.
@@ -139,6 +150,7 @@ func newEngine(cfg Config) *gin.Engine {
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
 		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed, batches: cfg.Batches,
+		webhooks: cfg.Webhooks, webhookPolicy: cfg.WebhookPolicy,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -179,6 +191,7 @@ func (s *server) routes() *gin.Engine {
 	d.PUT("/spec", s.updateSpec)
 	d.POST("/steps/:step", s.runStep)
 	d.POST("/token", s.rotateToken)
+	d.POST("/webhook_secret", s.createWebhookSecret)
 	d.GET("/events", s.listEvents)
 	d.GET("/events/stream", s.streamEvents)
 	d.GET("/test/output", s.testOutput)
@@ -195,6 +208,7 @@ func (s *server) routes() *gin.Engine {
 	ep.GET("/batches/:batch_id/output.zip", s.batchOutput)
 	ep.GET("/batches/:batch_id/errors", s.batchErrors)
 	ep.POST("/batches/:batch_id/cancel", s.cancelBatch)
+	v1.GET("/endpoints/:api_name/predictions/:id/webhooks", s.listWebhookAttempts)
 	return e
 }
 

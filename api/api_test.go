@@ -74,7 +74,7 @@ func TestOwnerIsolation(t *testing.T) {
 		require.NotContains(t, w.Body.String(), "edges", "%s %s", r.Method, r.Path)
 		require.Nil(t, m["step"])
 	}
-	require.Equal(t, 12, n) // every deployment route, GET .../code and .../code/file included
+	require.Equal(t, 14, n) // every deployment route, GET .../code and .../code/file, .../webhook_secret and the webhook attempts included
 	require.Equal(t, 0, e.wf.callCount(), "no update may reach another owner's workflow")
 	require.Equal(t, queries, e.wf.queries, "no query may reach another owner's workflow")
 

@@ -41,6 +41,7 @@ const (
 	InvalidFileName     // invalid_file_name
 	UnsupportedType     // unsupported_type
 	InvalidBatch        // invalid_batch
+	InvalidWebhook      // invalid_webhook
 
 	// Authentication, routing and size (401, 404, 405, 413).
 
@@ -113,6 +114,7 @@ var registry = [numCodes]entry{
 	InvalidFileName:     {"invalid_file_name", http.StatusBadRequest, "a files part has no filename or one that is not a safe relative path"},
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
 	InvalidBatch:        {"invalid_batch", http.StatusBadRequest, "a batch's inputs are missing or refused: an archive member that is a link, absolute or has .., a URL malformed or refused by the URL policy (fields names it: archive or urls[i]; member names the archive member)"},
+	InvalidWebhook:      {"invalid_webhook", http.StatusBadRequest, "a webhook URL is malformed, carries credentials, or is refused by the webhook URL policy (loopback, private, metadata addresses; fields names it)"},
 
 	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one"},
 	NotFound:         {"not_found", http.StatusNotFound, "no such route, deployment (another user's too), client or local CA"},
