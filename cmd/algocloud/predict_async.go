@@ -139,7 +139,7 @@ const predictionsUsage = `Usage:
   algocloud predictions get    [--json] [-o OUT] API_NAME ID    one prediction; -o writes its output
   algocloud predictions wait   [-o OUT] API_NAME ID             wait until it ends, then write its output
   algocloud predictions cancel API_NAME ID                      cancel it (a finished one stays as it is)
-  algocloud predictions webhooks API_NAME ID                    its webhook's delivery attempts
+  algocloud predictions webhooks API_NAME ID                    its webhook's delivery attempts ($ALGOCLOUD_TOKEN only)
 
 API_NAME is the endpoint's API name (algocloud ls). The token is --token, else
 $ALGOCLOUD_ENDPOINT_TOKEN (the endpoint's), else $ALGOCLOUD_TOKEN (yours).
@@ -184,7 +184,11 @@ func predictions(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("predictions %s takes %s", sub, map[int]string{1: "API_NAME", 2: "API_NAME ID"}[want])
 	}
-	c, err := jobsClient(o.API, *tok)
+	t := *tok
+	if sub == "webhooks" && t == "" {
+		t = env("TOKEN", "") // the deliveries route takes the owner's token only
+	}
+	c, err := jobsClient(o.API, t)
 	if err != nil {
 		return err
 	}
@@ -244,13 +248,13 @@ func predictions(args []string) error {
 			return nil
 		}
 		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AT\tEVENT\tATTEMPT\tSTATUS\tDURATION\tERROR")
+		fmt.Fprintln(tw, "AT\tEVENT\tATTEMPT\tSTATUS\tOUTCOME\tDURATION\tERROR")
 		for _, a := range list {
 			code := "-"
 			if a.StatusCode != 0 {
 				code = fmt.Sprint(a.StatusCode)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.0f ms\t%s\n", a.At.Local().Format("2006-01-02 15:04:05"), a.Event, a.Attempt, code, a.DurationMS, cell(a.Error, 60))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d ms\t%s\n", a.At.Local().Format("2006-01-02 15:04:05"), a.Event, a.Attempt, code, a.Outcome, a.DurationMS, cell(a.Error, 60))
 		}
 		return tw.Flush()
 	}

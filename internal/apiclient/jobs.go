@@ -340,16 +340,23 @@ func transient(err error) bool {
 
 // WebhookAttempt is one delivery attempt of a prediction's webhook.
 type WebhookAttempt struct {
+	// DeliveryID is the webhook-id header: the same on every attempt of one event.
 	DeliveryID string    `json:"delivery_id"`
 	Event      string    `json:"event"`
+	URL        string    `json:"url"`
 	Attempt    int       `json:"attempt"`
 	At         time.Time `json:"at"`
-	StatusCode int       `json:"status_code,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	DurationMS float64   `json:"duration_ms"`
+	DurationMS int64     `json:"duration_ms"`
+	// StatusCode is the receiver's answer; 0 when none came.
+	StatusCode int `json:"status_code"`
+	// Outcome is delivered, retry, gone, refused or failed (gave up).
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
 }
 
-// WebhookAttempts lists the delivery attempts of a prediction's webhook.
+// WebhookAttempts lists the delivery attempts of a prediction's webhook,
+// oldest first. The route takes the owner's API token only (not the
+// endpoint's).
 func (c *Client) WebhookAttempts(ctx context.Context, apiName, id string) ([]WebhookAttempt, error) {
 	var out struct {
 		Attempts []WebhookAttempt `json:"attempts"`
