@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -151,6 +150,6 @@ print("files", open("outputs.zip", "rb").read().decode(), [json.loads(l)["name"]
 	require.Equal(t, "wait=5", api.prefer)
 	require.Equal(t, map[string][]byte{"a.png": []byte("photos/a.png"), "sub/b.png": []byte("photos/sub/b.png"), "in.png": png}, api.archive,
 		"a folder's files by their path in it, hidden files left out")
-	require.Equal(t, 2, api.polls, fmt.Sprint("wait polled until succeeded"))
+	require.Equal(t, 2, api.polls, "wait polled until succeeded")
 	require.Equal(t, "3", api.concurrency)
 }
