@@ -59,7 +59,11 @@ type Prediction struct {
 	Output json.RawMessage `json:"output,omitempty"`
 	// Error says why it failed (Traceback: the algorithm's Python one).
 	Error *PredictionError `json:"error,omitempty"`
-	// URLs are the prediction's own routes: get, cancel (paths or URLs).
+	// Expired is true once the platform's retention deleted the input and
+	// output (ExpiresAt says when that happens).
+	Expired   bool       `json:"expired,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// URLs are the prediction's own routes: get, cancel, output (paths or URLs).
 	URLs map[string]string `json:"urls,omitempty"`
 }
 
@@ -252,6 +256,11 @@ func (p Prediction) OutputFile() (ref OutputRef, ok bool) {
 	if json.Unmarshal(p.Output, &ref) != nil || ref.URL == "" || ref.ContentType == "" {
 		return OutputRef{}, false
 	}
+	// A JSON output may itself be an object with a url: a stored output's
+	// url is the prediction's own output route.
+	if out := p.URLs["output"]; out != "" && ref.URL != out {
+		return OutputRef{}, false
+	}
 	return ref, true
 }
 
@@ -269,6 +278,9 @@ type OutputRef struct {
 func (c *Client) PredictionOutput(ctx context.Context, apiName string, p Prediction) (Output, error) {
 	if p.Status != StatusSucceeded {
 		return Output{}, fmt.Errorf("prediction %s is %s: it has no output", p.ID, p.Status)
+	}
+	if p.Expired {
+		return Output{}, fmt.Errorf("prediction %s expired: the platform's retention deleted its output", p.ID)
 	}
 	if _, ok := p.OutputFile(); !ok {
 		return Output{ContentType: JSONType, Body: p.Output}, nil

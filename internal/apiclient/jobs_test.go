@@ -92,6 +92,11 @@ func TestPredictionOutputFile(t *testing.T) {
 		_, ok := Prediction{Output: json.RawMessage(inline)}.OutputFile()
 		require.False(t, ok, inline)
 	}
+	// JSON that looks like a stored output's reference is still JSON when
+	// its url is not the prediction's output route.
+	_, ok = Prediction{Output: json.RawMessage(`{"url": "https://x", "content_type": "a/b", "size": 1}`),
+		URLs: map[string]string{"output": "/api/v1/endpoints/seg/predictions/p1/output"}}.OutputFile()
+	require.False(t, ok)
 }
 
 // WaitPrediction polls until the prediction is final and reports each

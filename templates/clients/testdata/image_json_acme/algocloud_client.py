@@ -355,8 +355,12 @@ class Prediction:
         if self.status != "succeeded":
             e = self.error or {}
             raise AlgorithmError(None, "prediction_" + str(self.status), e.get("message", "the prediction " + str(self.status)), e.get("traceback"))
+        if self.data.get("expired"):
+            raise AlgorithmError(None, "prediction_expired", "the platform's retention deleted the output of " + str(self.id))
         out = self.data.get("output")
-        stored = isinstance(out, dict) and set(out) >= {"url", "content_type", "size"}
+        urls = self.data.get("urls") or {}
+        stored = (isinstance(out, dict) and set(out) >= {"url", "content_type", "size"}
+                  and out.get("url") == urls.get("output", out.get("url")))
         if self._algo.output_type == "json" and not stored:
             return out  # JSON comes inline
         return self._algo.decode(self._algo._api("GET", self._path("/output")))

@@ -53,9 +53,12 @@ async function deliveries(d, p, box) {
 // predictionRow is one prediction: status, times, output, deliveries.
 function predictionRow(d, p, alert) {
   const out = p.output;
-  const stored = out && typeof out === 'object' && out.url && out.content_type;
+  const own = (p.urls && p.urls.output) || '';
+  const stored = out && typeof out === 'object' && out.url && out.content_type && (!own || out.url === own);
   let output = '–';
-  if (p.status === 'succeeded' && stored) {
+  if (p.expired) {
+    output = h('span', { class: 'hint' }, 'expired (retention deleted it)');
+  } else if (p.status === 'succeeded' && stored) {
     output = h('button', { type: 'button', class: 'btn small', 'data-download': p.id,
       onclick: act(() => download(epath(d, '/predictions/' + encodeURIComponent(p.id) + '/output'), out.filename || ('output-' + p.id), alert)) },
     'Download' + (out.size ? ' (' + sizeText(out.size) + ')' : ''));
