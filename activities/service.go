@@ -17,6 +17,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/predictions/call"
 )
 
 // serviceConfig is the inference server config for a service on the server.
@@ -85,6 +86,7 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 		return ServiceInfo{}, err
 	}
 	cfg.TokenSHA256, cfg.TokenFile = "", filepath.Join(in.Server.Workdir, liveTokenFile)
+	cfg.PlatformTokenSHA256 = call.PlatformTokenSHA256(a.CredentialsKey, in.DeploymentID)
 	if b, err := hex.DecodeString(in.TokenSHA256); err != nil || len(b) != sha256.Size {
 		return ServiceInfo{}, nonRetryable(BadInputErrorType, errors.New("the endpoint token hash is not 64 hex digits"))
 	}

@@ -288,7 +288,8 @@ func (s *Store) PendingBatchItems(ctx context.Context, batchID string, from, to 
 
 // FinishBatchItem records an item's result and counts it in the batch, once:
 // an item already recorded (a retried chunk that raced a crash) is left as
-// it was, and the call reports false.
+// it was, and so is every item of a batch that ended (canceled: nothing is
+// recorded after the cancel); the call then reports false.
 func (s *Store) FinishBatchItem(ctx context.Context, batchID string, idx int, r ItemResult) (bool, error) {
 	if r.Status != ItemSucceeded && r.Status != ItemFailed {
 		return false, fmt.Errorf("finish item %d of batch %s: status %q is not an end state", idx, batchID, r.Status)
@@ -300,8 +301,10 @@ func (s *Store) FinishBatchItem(ctx context.Context, batchID string, idx int, r 
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE batch_items SET status = ?, http_status = ?, error = ?, output_key = ?, content_type = ?, completed_at = ?
-		WHERE batch_id = ? AND idx = ? AND status = ?`),
-		r.Status, r.HTTPStatus, cleanText(r.Error, MaxEventMessage), r.OutputKey, cleanText(r.ContentType, 255), now, batchID, idx, ItemPending)
+		WHERE batch_id = ? AND idx = ? AND status = ?
+		AND EXISTS (SELECT 1 FROM batches WHERE id = ? AND status IN (?, ?))`),
+		r.Status, r.HTTPStatus, cleanText(r.Error, MaxEventMessage), r.OutputKey, cleanText(r.ContentType, 255), now, batchID, idx, ItemPending,
+		batchID, BatchQueued, BatchRunning)
 	if err != nil {
 		return false, fmt.Errorf("finish item %d of batch %s: %w", idx, batchID, err)
 	}

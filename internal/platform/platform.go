@@ -86,6 +86,9 @@ type Options struct {
 	// zero value is local processes, the local CA and no DNS.
 	Cloud  CloudOptions
 	Logger *slog.Logger
+	// MaxActiveBatches is how many batches a user may have queued or
+	// running; 0 is batch.DefaultMaxActive.
+	MaxActiveBatches int
 }
 
 // Platform is a running set of pieces.
@@ -239,6 +242,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	}
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
+	worker.RegisterBatch(p.worker, p.batchActivities())
 	if err := p.worker.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -264,6 +268,7 @@ func (p *Platform) apiConfig() api.Config {
 		// worker's --certs flag too); /api/ca.pem still serves the local CA.
 		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
 		Unsandboxed:         o.Sandbox.Unconfined(),
+		Batches:             p.batchService(),
 	}
 }
 

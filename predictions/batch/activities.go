@@ -73,7 +73,7 @@ type Activities struct {
 	// out whatever it is.
 	RetryFor time.Duration
 	// Poll is how often a chunk checks the store for a cancel and
-	// heartbeats; 0 is 500 ms.
+	// heartbeats; 0 is 200 ms.
 	Poll time.Duration
 }
 
@@ -111,7 +111,7 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 	res.Skipped = (in.To - in.From) - len(items)
 	poll := a.Poll
 	if poll <= 0 {
-		poll = 500 * time.Millisecond
+		poll = 200 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -169,6 +169,12 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 				succeeded.Add(1)
 			case recorded:
 				failed.Add(1)
+			default:
+				// Recorded before (a retried chunk) or the batch ended: stop
+				// at once when it was canceled.
+				if b, err := a.Store.BatchByID(ctx, in.BatchID); err == nil && b.Finished() {
+					cancel(errBatchCanceled)
+				}
 			}
 		}(it)
 	}

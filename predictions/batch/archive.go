@@ -88,14 +88,15 @@ func ReadArchive(f *os.File, lim Limits, each func(Member) error) error {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")) || bytes.HasPrefix(head, []byte("PK\x05\x06")):
 		return r.zip(f, st.Size())
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		gz, err := gzip.NewReader(bufio.NewReader(f))
+		// Read from the start whatever f's offset (the API has just written it).
+		gz, err := gzip.NewReader(bufio.NewReader(io.NewSectionReader(f, 0, st.Size())))
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrNotArchive, err)
 		}
 		defer gz.Close()
 		return r.tar(gz)
 	case len(head) >= 262 && string(head[257:262]) == "ustar":
-		return r.tar(bufio.NewReader(f))
+		return r.tar(bufio.NewReader(io.NewSectionReader(f, 0, st.Size())))
 	}
 	return ErrNotArchive
 }

@@ -66,6 +66,9 @@ func tempFile(t *testing.T, b []byte) *os.File {
 	require.NoError(t, os.WriteFile(p, b, 0o600))
 	f, err := os.Open(p)
 	require.NoError(t, err)
+	// Like the API's upload file: its offset is at the end.
+	_, err = f.Seek(0, io.SeekEnd)
+	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
 	return f
 }

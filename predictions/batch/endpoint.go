@@ -1,17 +1,15 @@
 package batch
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/algocloud/algocloud/predictions/call"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -30,28 +28,28 @@ type HTTPEndpoint struct {
 	// Client sends the calls; its transport verifies the endpoints'
 	// certificates (NewHTTPClient).
 	Client *http.Client
-	// MaxResponseBytes caps an answer; 0 is 256 MiB.
+	// MaxResponseBytes caps an answer; 0 is call.DefaultMaxResponseBytes.
 	MaxResponseBytes int64
 }
 
-// NewHTTPClient is a client for HTTPEndpoint that verifies endpoints with
-// roots (nil: the system's), keeps connections to each endpoint alive for
-// a batch's concurrency, and ends a predict after timeout.
+// NewHTTPClient is a client for HTTPEndpoint: call.NewClient (verifying
+// endpoints with roots, nil for the system's), keeping enough idle
+// connections per endpoint for a batch's concurrency, and ending a predict
+// after timeout.
 func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		MaxIdleConnsPerHost: MaxConcurrency,
-		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   false,
-	}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	hc := call.NewClient(roots)
+	hc.Timeout = timeout
+	if tr, ok := hc.Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = MaxConcurrency
+	}
+	return hc
 }
 
-// errNoAnswer wraps a call that got no answer: the predict is safe to send
-// again (connection refused or reset, DNS, TLS handshake, no endpoint yet).
-type errNoAnswer struct{ err error }
+// errNoEndpoint is a deployment that has no endpoint at the moment
+// (stopping, restarting): waited for like a refused connection.
+type errNoEndpoint struct{ msg string }
 
-func (e *errNoAnswer) Error() string { return e.err.Error() }
-func (e *errNoAnswer) Unwrap() error { return e.err }
+func (e *errNoEndpoint) Error() string { return e.msg }
 
 // Predict posts body to the deployment's /predict once.
 func (h *HTTPEndpoint) Predict(ctx context.Context, deploymentID string, body []byte, contentType string) (Response, error) {
@@ -63,40 +61,25 @@ func (h *HTTPEndpoint) Predict(ctx context.Context, deploymentID string, body []
 		return Response{}, fmt.Errorf("deployment %s is deleted", deploymentID)
 	}
 	if !strings.HasPrefix(alg.Endpoint, "https://") {
-		// Not live now (stopping, restarting): wait for it like a refused connection.
-		return Response{}, &errNoAnswer{fmt.Errorf("deployment %s has no endpoint now (status %s)", deploymentID, alg.Status)}
+		return Response{}, &errNoEndpoint{fmt.Sprintf("deployment %s has no endpoint now (status %s)", deploymentID, alg.Status)}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(alg.Endpoint, "/")+"/predict", bytes.NewReader(body))
-	if err != nil {
-		return Response{}, fmt.Errorf("predict request: %w", err)
+	r, err := call.Do(ctx, h.Client, call.Target{URL: strings.TrimRight(alg.Endpoint, "/"), Token: h.Token(deploymentID)},
+		call.Request{Body: body, ContentType: contentType, MaxResponseBytes: h.MaxResponseBytes})
+	var se *call.StatusError
+	if err != nil && !errors.As(err, &se) {
+		return Response{}, err
 	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Authorization", "Bearer "+h.Token(deploymentID))
-	resp, err := h.Client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return Response{}, ctx.Err()
-		}
-		// No response byte came: the server did not answer this predict.
-		return Response{}, &errNoAnswer{fmt.Errorf("call %s: %w", deploymentID, err)}
-	}
-	defer resp.Body.Close()
-	limit := h.MaxResponseBytes
-	if limit <= 0 {
-		limit = 256 << 20
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return Response{}, fmt.Errorf("read answer of %s: %w", deploymentID, err)
-	}
-	if int64(len(b)) > limit {
-		return Response{}, fmt.Errorf("answer of %s is over %d bytes", deploymentID, limit)
-	}
-	return Response{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: b, Header: resp.Header}, nil
+	// An answer, 2xx or not: the chunk decides what each status means.
+	return Response{Status: r.Status, ContentType: r.ContentType, Body: r.Body, Header: r.Header}, nil
 }
 
-// Retryable reports whether err means the endpoint gave no answer.
+// Retryable reports whether err means the endpoint gave no answer
+// (call.Retryable), or there is no endpoint at the moment.
 func (h *HTTPEndpoint) Retryable(err error) bool {
-	var na *errNoAnswer
-	return errors.As(err, &na)
+	var ne *errNoEndpoint
+	if errors.As(err, &ne) {
+		return true
+	}
+	ok, _ := call.Retryable(err)
+	return ok
 }

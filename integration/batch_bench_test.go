@@ -1,0 +1,137 @@
+package integration
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/testenv"
+)
+
+// TestBatchFigure is the batch figure of docs/benchmarks.md, run only when
+// ALGOCLOUD_BENCH_BATCH=N (the image count) is set: on one `algocloud dev`,
+// N small PNGs through the segmentation endpoint by a client loop calling
+// /predict with C requests in flight, then as a batch with concurrency C
+// (the ratio of their throughputs), then as a batch during which dev is
+// killed with SIGKILL three times (items sent twice, items lost). It is a
+// test, not a testing.B, because it drives the dev binary with the
+// integration harness (startDev, walk), which takes a *testing.T; it prints
+// its figures and asserts nothing about time.
+func TestBatchFigure(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("ALGOCLOUD_BENCH_BATCH"))
+	if n <= 0 {
+		t.Skip("set ALGOCLOUD_BENCH_BATCH=N to measure a batch of N images")
+	}
+	const conc = 4 // the endpoint's threads (2) x 2, the batch's default
+	data := t.TempDir()
+	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
+	d := startDev(t, data, apiPort, temporalPort)
+	defer func() {
+		_ = d.Cmd.Process.Signal(syscall.SIGINT)
+		<-d.Done()
+	}()
+	c := testenv.NewAPIClient(t, d.api, d.token)
+	_, endpoint, epTok := walk(t, c, "benchseg", "segmentation", "image")
+	hc := endpointClient2(t, data)
+	imgs := make([][]byte, n)
+	var entries []zipEntry
+	for i := range imgs {
+		imgs[i] = batchPNG(t, i)
+		entries = append(entries, zipEntry{name: fmt.Sprintf("%05d.png", i), body: imgs[i]})
+	}
+	archive := makeZip(t, entries)
+
+	// The client loop: conc goroutines, each taking the next image.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := 0; g < conc; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				res, out := predict(t, hc, endpoint, epTok, imgs[i])
+				require.Equal(t, http.StatusOK, res.StatusCode, string(out))
+			}
+		}()
+	}
+	wg.Wait()
+	loop := time.Since(start)
+
+	// The batch, from the POST to the GET that sees it succeeded.
+	start = time.Now()
+	r := postBatch(t, d.api, epTok, "benchseg", archive, conc)
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
+	fin := waitBatchFast(t, c, r.Str("urls", "get"))
+	batchWall := time.Since(start)
+	require.Equal(t, n, count(fin, "done"), string(fin.Raw))
+	created, _ := time.Parse(time.RFC3339Nano, fin.Str("created_at"))
+	completed, _ := time.Parse(time.RFC3339Nano, fin.Str("completed_at"))
+	batchServer := completed.Sub(created)
+
+	t.Logf("FIGURE batch of %d PNGs at concurrency %d: client loop %.1f items/s (%.1f s); batch %.1f items/s end to end (%.1f s, upload included), %.1f items/s create→completed (%.1f s); ratio %.1f %% (end to end), %.1f %% (create→completed)",
+		n, conc, float64(n)/loop.Seconds(), loop.Seconds(), float64(n)/batchWall.Seconds(), batchWall.Seconds(),
+		float64(n)/batchServer.Seconds(), batchServer.Seconds(), 100*loop.Seconds()/batchWall.Seconds(), 100*loop.Seconds()/batchServer.Seconds())
+
+	// The same batch with three kills of algocloud dev.
+	baseline := predictLines(t, data)
+	r = postBatch(t, d.api, epTok, "benchseg", archive, conc)
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
+	get := r.Str("urls", "get")
+	progress := func() int {
+		_, raw, err := testenv.TryAPI(c.Base, d.token, http.MethodGet, get, nil)
+		if err != nil {
+			return -1
+		}
+		var b resp
+		_ = json.Unmarshal(raw, &b.Body)
+		return count(b, "done") + count(b, "failed")
+	}
+	for kill := 1; kill <= 3; kill++ {
+		target := kill * n / 4
+		require.Eventually(t, func() bool { return progress() >= target }, 30*time.Minute, 20*time.Millisecond)
+		require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
+		<-d.Done()
+		d = startDev(t, data, apiPort, temporalPort)
+		c.Base = d.api
+	}
+	fin = waitBatch(t, c, get, 30*time.Minute)
+	calls := predictLines(t, data) - baseline
+	t.Logf("FIGURE batch of %d PNGs, algocloud dev killed 3 times: status %s, %d done, %d failed; %d predicts completed at the endpoint: %d items done twice, %d lost",
+		n, fin.Str("status"), count(fin, "done"), count(fin, "failed"), calls, calls-count(fin, "done"), n-count(fin, "done")-count(fin, "failed"))
+}
+
+// waitBatchFast polls every 20 ms, so the measured time ends close to the batch's end.
+func waitBatchFast(t testing.TB, c *client, path string) resp {
+	var r resp
+	require.Eventually(t, func() bool {
+		r = c.Do(http.MethodGet, path, nil)
+		s := r.Str("status")
+		return s == "succeeded" || s == "failed" || s == "canceled"
+	}, 60*time.Minute, 20*time.Millisecond)
+	return r
+}
+
+// endpointClient2 verifies endpoints with the CA of a dev process's data
+// folder, keeping as many connections as the loop uses.
+func endpointClient2(t testing.TB, data string) *http.Client {
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(mustCA(t, data).RootPEM()))
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}}
+}
