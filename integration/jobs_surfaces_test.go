@@ -23,6 +23,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/platform"
 )
 
 // cliRunner runs the real algocloud binary with env and returns its
@@ -47,135 +49,145 @@ func requirePNGWidth(t *testing.T, data []byte, w int, what string) {
 	require.Equal(t, w, img.Bounds().Dx(), what)
 }
 
-func TestAsyncJobsSurfaces(t *testing.T) {
-	p := startPlatform(t, t.TempDir())
-	defer p.Stop()
-	owner := devToken(t, p)
-	c := newClient(t, p, owner)
-	id, _, epToken := walk(t, c, "seg", "segmentation", "image")
-	dir := t.TempDir()
-	in := filepath.Join(dir, "in.png")
-	require.NoError(t, os.WriteFile(in, samplePNG(t, 40, 30), 0o644))
+// jobsRig is a platform with the segmentation example live as "seg", and
+// the real CLI that sees only the endpoint token (ALGOCLOUD_TOKEN unset).
+type jobsRig struct {
+	p       *platform.Platform
+	c       *client
+	owner   string
+	id      string
+	epToken string
+	env     []string
+	run     func(args ...string) (string, string, error)
+	dir     string
+}
 
-	// The CLI with the endpoint token only (ALGOCLOUD_TOKEN unset).
-	var env []string
+func newJobsRig(t *testing.T) *jobsRig {
+	p := startPlatform(t, t.TempDir())
+	t.Cleanup(p.Stop)
+	r := &jobsRig{p: p, owner: devToken(t, p), dir: t.TempDir()}
+	r.c = newClient(t, p, r.owner)
+	r.id, _, r.epToken = walk(t, r.c, "seg", "segmentation", "image")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "ALGOCLOUD_") {
-			env = append(env, kv)
+			r.env = append(r.env, kv)
 		}
 	}
-	run := cliRunner(t, append(env, "ALGOCLOUD_API="+p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN="+epToken))
+	r.run = cliRunner(t, append(r.env, "ALGOCLOUD_API="+p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN="+r.epToken))
+	return r
+}
 
-	// predict --async --wait writes the mask as predict -o does.
-	mask := filepath.Join(dir, "mask.png")
-	out, errOut, err := run("predict", "--async", "--wait", "-o", mask, "seg", in)
-	require.NoError(t, err, out+errOut)
-	b, err := os.ReadFile(mask)
-	require.NoError(t, err)
-	requirePNGWidth(t, b, 40, "the async mask")
-
-	// predict --async prints the id; predictions wait/get/ls follow it.
-	out, errOut, err = run("predict", "--async", "seg", in)
-	require.NoError(t, err, errOut)
-	predID := strings.TrimSpace(out)
-	require.NotEmpty(t, predID, errOut)
-	require.Contains(t, errOut, "algocloud predictions get seg "+predID)
-	mask2 := filepath.Join(dir, "mask2.png")
-	out, errOut, err = run("predictions", "wait", "-o", mask2, "seg", predID)
-	require.NoError(t, err, out+errOut)
-	b, err = os.ReadFile(mask2)
-	require.NoError(t, err)
-	requirePNGWidth(t, b, 40, "predictions wait -o")
-	out, errOut, err = run("predictions", "get", "seg", predID)
-	require.NoError(t, err, errOut)
-	require.Regexp(t, `status\s+succeeded`, out)
-	out, errOut, err = run("predictions", "ls", "seg")
-	require.NoError(t, err, errOut)
-	require.Contains(t, out, predID)
-	require.Regexp(t, regexp.QuoteMeta(predID)+`\s+succeeded`, out)
-
-	// Another user's token, or none that fits, sees nothing of it.
-	out, errOut, err = cliRunner(t, append(env, "ALGOCLOUD_API="+p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN=ep_wrong"))("predictions", "get", "seg", predID)
-	require.Error(t, err, out)
-	require.Regexp(t, `40[14]`, errOut)
-
-	// batch: a folder of PNGs, progress on stderr, the outputs' zip.
-	photos := filepath.Join(dir, "photos")
-	require.NoError(t, os.MkdirAll(filepath.Join(photos, "more"), 0o755))
-	for i, name := range []string{"a.png", "b.png", "more/c.png", "more/d.png"} {
-		require.NoError(t, os.WriteFile(filepath.Join(photos, name), samplePNG(t, 20+i, 16), 0o644))
+// photos writes n PNGs into a folder (half of them in a subfolder).
+func (r *jobsRig) photos(t *testing.T, name string, n int) string {
+	dir := filepath.Join(r.dir, name)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "more"), 0o755))
+	for i := 0; i < n; i++ {
+		f := fmt.Sprintf("p%03d.png", i)
+		if i%2 == 1 {
+			f = "more/" + f
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), samplePNG(t, 20+i%9, 16), 0o644))
 	}
-	outZip := filepath.Join(dir, "masks.zip")
-	out, errOut, err = run("batch", "seg", photos, "-o", outZip)
+	return dir
+}
+
+// python runs script with the generated client module in its folder.
+func (r *jobsRig) python(t *testing.T, script string) string {
+	pyDir := t.TempDir()
+	res := r.c.Do(http.MethodGet, "/api/v1/deployments/"+r.id+"/clients", nil)
+	require.Equal(t, http.StatusOK, res.Status, string(res.Raw))
+	module := res.Body["clients"].(map[string]any)["python"].(map[string]any)["content"].(string)
+	require.Contains(t, module, `PLATFORM = "`+r.p.APIURL+`"`, "the client knows the platform it came from")
+	require.NoError(t, os.WriteFile(filepath.Join(pyDir, "algocloud_client.py"), []byte(module), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(pyDir, "algocloud-ca.pem"), r.p.CA.RootPEM(), 0o644))
+	cmd := exec.Command("/usr/bin/python3", "-c", script)
+	cmd.Dir = pyDir
+	cmd.Env = append(r.env, "ALGOCLOUD_ENDPOINT_TOKEN="+r.epToken)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	return string(out)
+}
+
+// signIn opens the wizard in Chromium, signed in as the owner.
+func (r *jobsRig) signIn(t *testing.T) *browser {
+	br := newBrowser(t, r.p.APIURL)
+	br.run(chromedp.Navigate(r.p.APIURL+"/"), chromedp.WaitVisible("#token", chromedp.ByQuery))
+	br.setValue("#token", r.owner)
+	br.run(chromedp.SendKeys("#token", kb.Enter, chromedp.ByQuery))
+	br.waitPage("/ui/home", "Home")
+	return br
+}
+
+// TestBatchSurfaces: algocloud batch (a folder, progress on stderr, the
+// outputs' zip; interrupted, it leaves the batch running and prints the
+// resume command, which finishes it), the Python client's batch, and the
+// wizard's Jobs page showing the batches and starting one from a zip.
+func TestBatchSurfaces(t *testing.T) {
+	r := newJobsRig(t)
+	photos := r.photos(t, "photos", 4)
+
+	outZip := filepath.Join(r.dir, "masks.zip")
+	out, errOut, err := r.run("batch", "seg", photos, "-o", outZip)
 	require.NoError(t, err, out+errOut)
 	require.Contains(t, errOut, "4 done, 0 failed, 0 left", errOut)
 	batchID := regexp.MustCompile(`batch (\S+): 4 items`).FindStringSubmatch(errOut)
 	require.NotNil(t, batchID, errOut)
 	requireZipOfMasks(t, outZip, 4)
-	// --resume follows a batch by its id (here: already over) and downloads again.
-	again := filepath.Join(dir, "again.zip")
-	out, errOut, err = run("batch", "seg", "--resume", batchID[1], "-o", again)
-	require.NoError(t, err, out+errOut)
-	requireZipOfMasks(t, again, 4)
+	out, errOut, err = r.run("batch", "seg", photos, "-o", outZip)
+	require.Error(t, err, "OUT exists: %s", out)
+	require.Contains(t, errOut, "exists")
 
-	// The generated Python client, with the endpoint token, against the
-	// live platform: predict_async, wait, output, and a batch.
-	pyDir := t.TempDir()
-	r := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/clients", nil)
-	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	module := r.Body["clients"].(map[string]any)["python"].(map[string]any)["content"].(string)
-	require.Contains(t, module, `PLATFORM = "`+p.APIURL+`"`)
-	require.NoError(t, os.WriteFile(filepath.Join(pyDir, "algocloud_client.py"), []byte(module), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(pyDir, "algocloud-ca.pem"), p.CA.RootPEM(), 0o644))
-	script := fmt.Sprintf(`
-import os, sys, zipfile
+	// Ctrl-C while it runs: the batch goes on; the printed command resumes it.
+	many := r.photos(t, "many", 40)
+	cmd := exec.Command(algocloudBinary(t), "batch", "--concurrency", "1", "--poll", "100ms", "seg", many, "-o", filepath.Join(r.dir, "many.zip"))
+	cmd.Env = append(r.env, "ALGOCLOUD_API="+r.p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN="+r.epToken)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), " done, ") }, 2*time.Minute, 50*time.Millisecond, "no progress: %s", stderr)
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	require.Error(t, cmd.Wait(), "an interrupted batch command fails")
+	resume := regexp.MustCompile(`algocloud (batch --api \S+ seg --resume (\S+) -o \S+)`).FindStringSubmatch(stderr.String())
+	require.NotNil(t, resume, stderr.String())
+	got := r.c.Do(http.MethodGet, "/api/v1/endpoints/seg/batches/"+resume[2], nil)
+	require.Equal(t, http.StatusOK, got.Status, string(got.Raw))
+	require.NotEqual(t, "canceled", got.Str("status"), "Ctrl-C does not cancel the batch")
+	out, errOut, err = r.run(strings.Fields(resume[1])...)
+	require.NoError(t, err, out+errOut)
+	requireZipOfMasks(t, filepath.Join(r.dir, "many.zip"), 40)
+
+	// The generated Python client's batch, with the endpoint token.
+	pyOut := r.python(t, fmt.Sprintf(`
+import zipfile
 from algocloud_client import Algorithm
 algo = Algorithm(ca="algocloud-ca.pem")
-p = algo.predict_async(%q)
-assert p.status in ("starting", "processing", "succeeded"), p.status
-mask = p.wait(timeout=120).output()
-assert p.status == "succeeded", p.data
-print("mask", mask.shape, mask.dtype)
-assert any(q.id == p.id for q in algo.predictions(limit=50)[0])
 seen = []
-b = algo.batch(%q, out="py.zip", progress=seen.append)
-print("batch", b.status, b.data["done"], b.data["failed"], len(seen))
+b = algo.batch(%q, out="py.zip", progress=seen.append, interval=0.2)
+print("batch", b.status, b.counts["done"], b.counts["failed"], len(seen) > 0)
 with zipfile.ZipFile("py.zip") as z:
     print("zip", len(z.namelist()))
-`, in, photos)
-	cmd := exec.Command("/usr/bin/python3", "-c", script)
-	cmd.Dir = pyDir
-	cmd.Env = append(env, "ALGOCLOUD_ENDPOINT_TOKEN="+epToken)
-	pyOut, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(pyOut))
-	require.Contains(t, string(pyOut), "mask (30, 40) uint8")
-	require.Regexp(t, `batch \S+ 4 0 [1-9]`, string(pyOut))
-	require.Contains(t, string(pyOut), "zip 4")
+`, photos))
+	require.Contains(t, pyOut, "batch succeeded 4 0 True")
+	require.Contains(t, pyOut, "zip 4")
 
-	// The wizard's Jobs page shows the predictions and batches.
-	br := newBrowser(t, p.APIURL)
-	br.run(chromedp.Navigate(p.APIURL+"/"), chromedp.WaitVisible("#token", chromedp.ByQuery))
-	br.setValue("#token", owner)
-	br.run(chromedp.SendKeys("#token", kb.Enter, chromedp.ByQuery))
-	br.waitPage("/ui/home", "Home")
-	br.run(chromedp.Navigate(p.APIURL + "/ui/deployments/" + id + "/use"))
+	// The wizard's Jobs page: the batches with full bars; a batch started
+	// from the page's form runs to its end there.
+	br := r.signIn(t)
+	br.run(chromedp.Navigate(r.p.APIURL + "/ui/deployments/" + r.id + "/use"))
 	br.waitPage("/use", "Using the Algorithm")
 	br.click("#to-jobs")
 	br.waitPage("/jobs", "Jobs")
-	br.waitJS("the CLI's prediction listed", `!!document.querySelector('#predictions tr.prediction[data-id="`+predID+`"][data-status="succeeded"]')`, 20*time.Second)
 	br.waitJS("the CLI's batch with its bar full", `(() => { const s = document.querySelector('section.batch[data-id="`+batchID[1]+`"]');
-		return !!s && s.querySelector('progress').value === 4 && s.querySelector('progress').max === 4; })()`, 20*time.Second)
+		return !!s && s.dataset.status === 'succeeded' && s.querySelector('progress').value === 4 && s.querySelector('progress').max === 4; })()`, 20*time.Second)
 	require.Contains(t, br.text(`section.batch[data-id="`+batchID[1]+`"] .batch-counts`), "4 done")
-	br.shot("jobs", wide, narrow)
-
-	// A batch started from the page's form runs to the end on the page.
+	br.shot("jobs-batches", wide, narrow)
 	before := 0
 	br.eval(`document.querySelectorAll('section.batch').length`, &before)
-	br.run(chromedp.SetUploadFiles("#batch-archive", []string{outZipOfInputs(t, photos)}, chromedp.ByQuery))
+	br.run(chromedp.SetUploadFiles("#batch-archive", []string{zipOfFiles(t, photos)}, chromedp.ByQuery))
 	br.click("#start-batch")
 	br.waitText("#jobs-alert", "started", 20*time.Second)
 	br.waitJS("the form's batch listed and over", fmt.Sprintf(`document.querySelectorAll('section.batch').length === %d &&
-		[...document.querySelectorAll('section.batch')].every((s) => ['succeeded', 'completed'].includes(s.dataset.status))`, before+1), 2*time.Minute)
+		[...document.querySelectorAll('section.batch')].every((s) => s.dataset.status === 'succeeded')`, before+1), 2*time.Minute)
 	br.noProblems()
 }
 
@@ -200,8 +212,8 @@ func requireZipOfMasks(t *testing.T, path string, n int) {
 	require.Equal(t, n, pngs, "PNG outputs in %s", path)
 }
 
-// outZipOfInputs zips a folder's files for the page's upload.
-func outZipOfInputs(t *testing.T, dir string) string {
+// zipOfFiles zips the files at a folder's top for the page's upload.
+func zipOfFiles(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "inputs.zip")
 	f, err := os.Create(path)
