@@ -20,6 +20,7 @@ import (
 	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/netpolicy"
+	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 )
@@ -107,6 +108,15 @@ type Config struct {
 	// batch is created (the worker checks it again at dial time); the zero
 	// Policy allows public addresses only.
 	WebhookPolicy netpolicy.Policy
+	// Predictions runs async predictions (/api/v1/endpoints/...); nil
+	// answers them 503 predictions_unavailable.
+	Predictions Predictions
+	// MaxPredictionInput bounds one prediction's input; 0 means
+	// predictions.DefaultMaxInputBytes.
+	MaxPredictionInput int64
+	// PredictionURLPolicy is what image URL inputs must pass at create (the
+	// endpoints' own policy, which checks again when they fetch).
+	PredictionURLPolicy netpolicy.Policy
 }
 
 // server holds the handlers' dependencies.
@@ -127,6 +137,10 @@ type server struct {
 	// webhooks and webhookPolicy: Config.Webhooks and Config.WebhookPolicy.
 	webhooks      WebhookStore
 	webhookPolicy netpolicy.Policy
+	// preds, maxPredictionInput, urlPolicy: async predictions (predictions.go).
+	preds              Predictions
+	maxPredictionInput int64
+	urlPolicy          netpolicy.Policy
 
 	// endpointCA is true when clients verify endpoints with caPEM (a local
 	// CA signs their certificates), false when they use the system's roots.
@@ -151,6 +165,7 @@ func newEngine(cfg Config) *gin.Engine {
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
 		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed, batches: cfg.Batches,
 		webhooks: cfg.Webhooks, webhookPolicy: cfg.WebhookPolicy,
+		preds: cfg.Predictions, maxPredictionInput: cfg.MaxPredictionInput, urlPolicy: cfg.PredictionURLPolicy,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -159,6 +174,9 @@ func newEngine(cfg Config) *gin.Engine {
 	}
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUploadBytes
+	}
+	if s.maxPredictionInput <= 0 {
+		s.maxPredictionInput = predictions.DefaultMaxInputBytes
 	}
 	return s.routes()
 }
@@ -200,14 +218,22 @@ func (s *server) routes() *gin.Engine {
 	d.GET("/clients", s.listClients)
 	d.GET("/clients/:name", s.getClient)
 
+	// An endpoint's own routes take its token (ep_...) or its owner's.
+	ep := e.Group("/api/v1/endpoints/:api_name", s.authenticateEndpoint)
+	ep.POST("/predictions", s.createPrediction)
+	ep.GET("/predictions", s.listPredictions)
+	ep.GET("/predictions/:id", s.getPrediction)
+	ep.GET("/predictions/:id/output", s.predictionOutput)
+	ep.POST("/predictions/:id/cancel", s.cancelPrediction)
+
 	// An endpoint's jobs: its own token or its owner's API token.
-	ep := e.Group("/api/v1/endpoints/:api_name", s.endpointAuth)
-	ep.POST("/batches", s.createBatch)
-	ep.GET("/batches", s.listBatches)
-	ep.GET("/batches/:batch_id", s.getBatch)
-	ep.GET("/batches/:batch_id/output.zip", s.batchOutput)
-	ep.GET("/batches/:batch_id/errors", s.batchErrors)
-	ep.POST("/batches/:batch_id/cancel", s.cancelBatch)
+	bg := e.Group("/api/v1/endpoints/:api_name", s.endpointAuth)
+	bg.POST("/batches", s.createBatch)
+	bg.GET("/batches", s.listBatches)
+	bg.GET("/batches/:batch_id", s.getBatch)
+	bg.GET("/batches/:batch_id/output.zip", s.batchOutput)
+	bg.GET("/batches/:batch_id/errors", s.batchErrors)
+	bg.POST("/batches/:batch_id/cancel", s.cancelBatch)
 	v1.GET("/endpoints/:api_name/predictions/:id/webhooks", s.listWebhookAttempts)
 	return e
 }

@@ -39,8 +39,8 @@ type Batches interface {
 
 var _ Batches = (*batch.Service)(nil)
 
-// endpointKey is where endpointAuth leaves the endpoint's store.Algorithm.
-const endpointKey = "algocloud.endpoint"
+// endpointAuth leaves the endpoint's store.Algorithm at endpointKey (and
+// endpointOf reads it), as authenticateEndpoint does (predictions.go).
 
 // endpointAuth admits a caller of /api/v1/endpoints/{api_name}/...: that
 // endpoint's own token (ep_..., its SHA-256 is the stored hash) or an API
@@ -107,8 +107,6 @@ func (s *server) endpointAuth(c *gin.Context) {
 	c.Set(endpointKey, alg)
 	c.Next()
 }
-
-func endpointOf(c *gin.Context) store.Algorithm { return c.MustGet(endpointKey).(store.Algorithm) }
 
 // batchJSON is a batch as the API shows it.
 type batchJSON struct {

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/predictions/batch"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
@@ -112,5 +113,12 @@ func EnsureRenewalSchedule(ctx context.Context, c client.Client, every time.Dura
 // queue as the deployments: a batch's chunks are few, long activities).
 func RegisterBatch(w sdkworker.Worker, acts *batch.Activities) {
 	w.RegisterWorkflowWithOptions(batch.Batch, workflow.RegisterOptions{Name: batch.WorkflowName})
+	w.RegisterActivity(acts)
+}
+
+// RegisterPredictions adds the Prediction workflow and its activities to w
+// (the deployments' task queue: one worker binary serves both).
+func RegisterPredictions(w sdkworker.Worker, acts *predictions.Activities) {
+	w.RegisterWorkflow(predictions.Prediction)
 	w.RegisterActivity(acts)
 }

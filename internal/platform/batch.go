@@ -3,20 +3,10 @@ package platform
 import (
 	"crypto/x509"
 
-	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/predictions/batch"
 	"github.com/algocloud/algocloud/predictions/call"
 	"github.com/algocloud/algocloud/workflows"
 )
-
-// urlPolicy is the policy for URLs users give (batch items): public
-// addresses only, unless --allow-private-urls (dev and tests).
-func (p *Platform) urlPolicy() netpolicy.Policy {
-	if p.opts.AllowPrivateURLs {
-		return netpolicy.Policy{Allow: netpolicy.AllClasses}
-	}
-	return netpolicy.Policy{}
-}
 
 // batchService is the API's side of batch jobs.
 func (p *Platform) batchService() *batch.Service {

@@ -89,6 +89,18 @@ type Options struct {
 	// MaxActiveBatches is how many batches a user may have queued or
 	// running; 0 is batch.DefaultMaxActive.
 	MaxActiveBatches int
+	// PredictionRetention keeps async predictions' inputs and outputs this
+	// long after they end; 0 is predictions.DefaultRetention.
+	PredictionRetention time.Duration
+	// MaxRunningPredictions caps a user's running async predictions; 0 is
+	// predictions.DefaultMaxRunning.
+	MaxRunningPredictions int
+	// MaxPredictionInput bounds one async prediction's input; 0 is
+	// predictions.DefaultMaxInputBytes.
+	MaxPredictionInput int64
+	// PredictionSweepEvery is how often the worker deletes expired
+	// predictions' blobs; 0 means a minute.
+	PredictionSweepEvery time.Duration
 }
 
 // Platform is a running set of pieces.
@@ -127,6 +139,8 @@ type Platform struct {
 
 	// Blobs holds uploads and test outputs (BlobBucket, or <DataDir>/blobs).
 	Blobs blobs.Store
+	// stopSweep ends the prediction retention sweep (predictions.go).
+	stopSweep context.CancelFunc
 }
 
 // Start brings the configured pieces up; Stop takes them down.
@@ -243,12 +257,14 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
 	worker.RegisterBatch(p.worker, p.batchActivities())
+	worker.RegisterPredictions(p.worker, p.predictionActivities())
 	if err := p.worker.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	if err := worker.Reconcile(ctx, p.Client, p.Store, o.Logger); err != nil {
 		return err
 	}
+	p.startPredictionSweep()
 	every := o.CertRenewEvery
 	if every == 0 {
 		every = worker.DefaultRenewEvery
@@ -269,6 +285,9 @@ func (p *Platform) apiConfig() api.Config {
 		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
 		Unsandboxed:         o.Sandbox.Unconfined(),
 		Batches:             p.batchService(),
+		Predictions:         p.predictionService(),
+		PredictionURLPolicy: p.urlPolicy(),
+		MaxPredictionInput:  o.MaxPredictionInput,
 	}
 }
 
@@ -353,6 +372,9 @@ func (p *Platform) Stop() {
 		cancel()
 	} else if p.apiListener != nil {
 		_ = p.apiListener.Close() // Start failed between listening and serving
+	}
+	if p.stopSweep != nil {
+		p.stopSweep()
 	}
 	if p.worker != nil {
 		p.worker.Stop()
