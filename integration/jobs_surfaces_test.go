@@ -73,8 +73,14 @@ func newJobsRig(t *testing.T) *jobsRig {
 			r.env = append(r.env, kv)
 		}
 	}
-	r.run = cliRunner(t, append(r.env, "ALGOCLOUD_API="+p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN="+r.epToken))
+	r.run = cliRunner(t, r.envWith("ALGOCLOUD_API="+p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN="+r.epToken))
 	return r
+}
+
+// envWith is the environment without ALGOCLOUD_ variables, plus kv, in a
+// slice of its own (an append to r.env could share its array).
+func (r *jobsRig) envWith(kv ...string) []string {
+	return append(append([]string(nil), r.env...), kv...)
 }
 
 // photos writes n PNGs into a folder (half of them in a subfolder).
@@ -102,7 +108,7 @@ func (r *jobsRig) python(t *testing.T, script string) string {
 	require.NoError(t, os.WriteFile(filepath.Join(pyDir, "algocloud-ca.pem"), r.p.CA.RootPEM(), 0o644))
 	cmd := exec.Command("/usr/bin/python3", "-c", script)
 	cmd.Dir = pyDir
-	cmd.Env = append(r.env, "ALGOCLOUD_ENDPOINT_TOKEN="+r.epToken)
+	cmd.Env = r.envWith("ALGOCLOUD_ENDPOINT_TOKEN=" + r.epToken)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
 	return string(out)
@@ -140,7 +146,7 @@ func TestBatchSurfaces(t *testing.T) {
 	// Ctrl-C while it runs: the batch goes on; the printed command resumes it.
 	many := r.photos(t, "many", 40)
 	cmd := exec.Command(algocloudBinary(t), "batch", "--concurrency", "1", "--poll", "100ms", "seg", many, "-o", filepath.Join(r.dir, "many.zip"))
-	cmd.Env = append(r.env, "ALGOCLOUD_API="+r.p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN="+r.epToken)
+	cmd.Env = r.envWith("ALGOCLOUD_API="+r.p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN="+r.epToken)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
@@ -235,4 +241,83 @@ func zipOfFiles(t *testing.T, dir string) string {
 	}
 	require.NoError(t, zw.Close())
 	return path
+}
+
+// TestPredictionSurfaces: algocloud predict --async (with --wait, and
+// followed by predictions wait/get/ls), the Python client's predict_async,
+// wait and output, and the wizard's Jobs page listing the predictions
+// beside a batch.
+func TestPredictionSurfaces(t *testing.T) {
+	r := newJobsRig(t)
+	in := filepath.Join(r.dir, "in.png")
+	require.NoError(t, os.WriteFile(in, samplePNG(t, 40, 30), 0o644))
+
+	// predict --async --wait writes the mask as predict -o does.
+	mask := filepath.Join(r.dir, "mask.png")
+	out, errOut, err := r.run("predict", "--async", "--wait", "-o", mask, "seg", in)
+	require.NoError(t, err, out+errOut)
+	b, err := os.ReadFile(mask)
+	require.NoError(t, err)
+	requirePNGWidth(t, b, 40, "the async mask")
+
+	// predict --async prints the id; predictions wait/get/ls follow it.
+	out, errOut, err = r.run("predict", "--async", "seg", in)
+	require.NoError(t, err, errOut)
+	predID := strings.TrimSpace(out)
+	require.NotEmpty(t, predID, errOut)
+	require.Contains(t, errOut, "algocloud predictions get seg "+predID)
+	mask2 := filepath.Join(r.dir, "mask2.png")
+	out, errOut, err = r.run("predictions", "wait", "-o", mask2, "seg", predID)
+	require.NoError(t, err, out+errOut)
+	b, err = os.ReadFile(mask2)
+	require.NoError(t, err)
+	requirePNGWidth(t, b, 40, "predictions wait -o")
+	out, errOut, err = r.run("predictions", "get", "seg", predID)
+	require.NoError(t, err, errOut)
+	require.Regexp(t, `status\s+succeeded`, out)
+	require.Regexp(t, `output\s+\S+/predictions/`+regexp.QuoteMeta(predID)+`/output \(image/png`, out)
+	out, errOut, err = r.run("predictions", "ls", "seg")
+	require.NoError(t, err, errOut)
+	require.Regexp(t, regexp.QuoteMeta(predID)+`\s+succeeded`, out)
+
+	// A token that is not this endpoint's sees nothing of it.
+	out, errOut, err = cliRunner(t, r.envWith("ALGOCLOUD_API="+r.p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN=ep_wrong"))("predictions", "get", "seg", predID)
+	require.Error(t, err, out)
+	require.Regexp(t, `40[14] `, errOut)
+
+	// The generated Python client with the endpoint token.
+	pyOut := r.python(t, fmt.Sprintf(`
+from algocloud_client import Algorithm
+algo = Algorithm(ca="algocloud-ca.pem")
+p = algo.predict_async(%q)
+assert p.status in ("starting", "processing", "succeeded"), p.data
+mask = p.wait(timeout=120, interval=0.1).output()
+print("mask", p.status, mask.shape, mask.dtype)
+page, _ = algo.predictions(limit=50)
+print("listed", p.id in [q.id for q in page], %q in [q.id for q in page])
+`, in, predID))
+	require.Contains(t, pyOut, "mask succeeded (30, 40) uint8")
+	require.Contains(t, pyOut, "listed True True")
+
+	// A batch beside them, then the Jobs page shows both.
+	photos := r.photos(t, "photos", 2)
+	out, errOut, err = r.run("batch", "seg", photos, "-o", filepath.Join(r.dir, "masks.zip"))
+	require.NoError(t, err, out+errOut)
+	batchID := regexp.MustCompile(`batch (\S+): 2 items`).FindStringSubmatch(errOut)
+	require.NotNil(t, batchID, errOut)
+
+	br := r.signIn(t)
+	br.run(chromedp.Navigate(r.p.APIURL + "/ui/deployments/" + r.id + "/jobs"))
+	br.waitPage("/jobs", "Jobs")
+	row := `#predictions tr.prediction[data-id="` + predID + `"]`
+	br.waitJS("the CLI's prediction listed as succeeded", `!!document.querySelector('`+row+`[data-status="succeeded"]')`, 20*time.Second)
+	require.Contains(t, br.text(row+" button[data-download]"), "Download")
+	var rows int
+	br.eval(`document.querySelectorAll('#predictions tr.prediction').length`, &rows)
+	require.Equal(t, 3, rows, "the two CLI predictions and the Python one")
+	br.waitJS("the batch beside them", `!!document.querySelector('section.batch[data-id="`+batchID[1]+`"][data-status="succeeded"]')`, 20*time.Second)
+	br.click(row + ` button[data-webhooks]`)
+	br.waitJS("its webhook deliveries shown", `!!document.querySelector('`+row+` + tr .deliveries:not([hidden]) p, `+row+` + tr .deliveries:not([hidden]) table')`, 10*time.Second)
+	br.shot("jobs", wide, narrow)
+	br.noProblems()
 }
