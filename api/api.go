@@ -225,6 +225,7 @@ func (s *server) routes() *gin.Engine {
 	ep.GET("/predictions/:id", s.getPrediction)
 	ep.GET("/predictions/:id/output", s.predictionOutput)
 	ep.POST("/predictions/:id/cancel", s.cancelPrediction)
+	ep.GET("/predictions/:id/webhooks", s.listWebhookAttempts)
 
 	// An endpoint's jobs: its own token or its owner's API token.
 	bg := e.Group("/api/v1/endpoints/:api_name", s.endpointAuth)
@@ -234,7 +235,6 @@ func (s *server) routes() *gin.Engine {
 	bg.GET("/batches/:batch_id/output.zip", s.batchOutput)
 	bg.GET("/batches/:batch_id/errors", s.batchErrors)
 	bg.POST("/batches/:batch_id/cancel", s.cancelBatch)
-	v1.GET("/endpoints/:api_name/predictions/:id/webhooks", s.listWebhookAttempts)
 	return e
 }
 

@@ -167,7 +167,7 @@ func (s *server) createPrediction(c *gin.Context) {
 		writeError(c, errField(errcode.PayloadTooLarge, "input", "%d bytes, over the limit of %d", len(in.Body), s.maxPredictionInput))
 		return
 	}
-	if aerr := checkWebhook(req.Webhook, req.WebhookEventsFilter); aerr != nil {
+	if aerr := s.checkWebhook(req.Webhook, req.WebhookEventsFilter); aerr != nil {
 		writeError(c, aerr)
 		return
 	}
@@ -365,9 +365,10 @@ func (s *server) readMultipartInput(c *gin.Context, in *predictions.CreateInput,
 	return nil
 }
 
-// checkWebhook checks the webhook's form and filter. The URL policy check
-// (no loopback/private/metadata addresses) comes with the webhook package.
-func checkWebhook(hook string, events []string) *apiError {
+// checkWebhook checks the webhook's filter and its URL: its form and the
+// webhook URL policy (no loopback/private/metadata addresses unless the
+// operator allows them; the worker checks again at every dial).
+func (s *server) checkWebhook(hook string, events []string) *apiError {
 	for _, e := range events {
 		if !slices.Contains(predictions.Events, e) {
 			return errField(errcode.InvalidField, "webhook_events_filter", "%q is not one of %s", e, strings.Join(predictions.Events, ", "))
@@ -379,11 +380,7 @@ func checkWebhook(hook string, events []string) *apiError {
 		}
 		return nil
 	}
-	u, err := url.Parse(hook)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		return errField(errcode.InvalidField, "webhook", "must be an http(s) URL without credentials")
-	}
-	return nil
+	return s.checkWebhookURL("webhook", hook)
 }
 
 // getPrediction: GET .../predictions/{id}.

@@ -81,29 +81,16 @@ type webhookAttempt struct {
 }
 
 // listWebhookAttempts lists the webhook delivery attempts about one
-// prediction of one of the caller's endpoints, oldest first. Another user's
-// endpoint, or an unknown one, is 404 (its existence is not revealed).
+// prediction of the endpoint (authenticateEndpoint: its token or its
+// owner's), oldest first. Attempts are kept per endpoint, so no other
+// endpoint's show.
 func (s *server) listWebhookAttempts(c *gin.Context) {
 	ctx := c.Request.Context()
 	if s.webhooks == nil {
 		writeError(c, errNotFound("this server keeps no webhook attempts"))
 		return
 	}
-	algs, err := s.store.ListAlgorithms(ctx, user(c).ID)
-	if err != nil {
-		s.fail(c, "list deployments", err)
-		return
-	}
-	var alg *store.Algorithm
-	for i := range algs {
-		if algs[i].APIName == c.Param("api_name") {
-			alg = &algs[i]
-		}
-	}
-	if alg == nil {
-		writeError(c, errNotFound("no endpoint of yours has this api_name"))
-		return
-	}
+	alg := endpointOf(c)
 	list, err := s.webhooks.ListWebhookAttempts(ctx, alg.ID, c.Param("id"), 0)
 	if err != nil {
 		s.fail(c, "list webhook attempts", err)

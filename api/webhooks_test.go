@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/internal/netpolicy"
+	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
@@ -47,7 +48,11 @@ func newWebhookEnv(t *testing.T, withKey bool) *webhookEnv {
 	e.bob, _, err = st.CreateToken(ctx, b.ID, "t")
 	require.NoError(t, err)
 	require.NoError(t, st.CreateAlgorithm(ctx, store.Algorithm{ID: e.algID, OwnerID: a.ID, APIName: "seg"}))
-	cfg := Config{Store: st, Webhooks: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := Config{
+		Store: st, Webhooks: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// The endpoint routes' authentication (no prediction is created here).
+		Predictions: &predictions.Service{Store: st},
+	}
 	if withKey {
 		e.key = make([]byte, 32)
 		_, _ = rand.Read(e.key)
@@ -148,6 +153,15 @@ func TestWebhookAttemptsRoute(t *testing.T) {
 	requireError(t, e.do(t, http.MethodGet, "/api/v1/endpoints/seg/predictions/p1/webhooks", e.bob), http.StatusNotFound, "not_found")
 	requireError(t, e.do(t, http.MethodGet, "/api/v1/endpoints/nope/predictions/p1/webhooks", e.alice), http.StatusNotFound, "not_found")
 	requireError(t, e.do(t, http.MethodGet, "/api/v1/endpoints/seg/predictions/p1/webhooks", "ac_wrong"), http.StatusUnauthorized, "unauthorized")
+	// The endpoint's own token is accepted, another endpoint token is not.
+	tok, hash, err := newEndpointToken()
+	require.NoError(t, err)
+	require.NoError(t, e.st.SetEndpointTokenHash(ctx, e.algID, hash))
+	w = e.do(t, http.MethodGet, "/api/v1/endpoints/seg/predictions/p1/webhooks", tok)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	require.Len(t, jsonOf(t, w)["attempts"], 2)
+	other, _, _ := newEndpointToken()
+	requireError(t, e.do(t, http.MethodGet, "/api/v1/endpoints/seg/predictions/p1/webhooks", other), http.StatusNotFound, "not_found")
 }
 
 // checkWebhookURL is what the prediction and batch create handlers answer a

@@ -17,9 +17,41 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/predictions"
 )
+
+// capturePredictionHistory is captureHistory for Prediction workflows: it
+// checks the decoded history replays with the current code and, with
+// ALGOCLOUD_CAPTURE_HISTORIES=1, adds it to predictions/testdata/histories
+// (append-only; predictions' TestReplayHistories replays them).
+func capturePredictionHistory(t *testing.T, p *platform.Platform, id, name string) *historypb.History {
+	t.Helper()
+	h := decodedHistory(t, p, fetchHistory(t, p.Client, predictions.WorkflowID(id)))
+	js, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	require.NoError(t, err)
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflow(predictions.Prediction)
+	parsed, err := sdkclient.HistoryFromJSON(bytes.NewReader(js), sdkclient.HistoryJSONOptions{})
+	require.NoError(t, err)
+	require.NoError(t, r.ReplayWorkflowHistory(nil, parsed), "%s replays with the current code", id)
+	if os.Getenv(captureEnv) != "1" {
+		return h
+	}
+	path := filepath.Join(repoRoot(t), "predictions", "testdata", "histories", name)
+	if _, err := os.Stat(path); err == nil {
+		return h
+	}
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, js, 0o644))
+	return h
+}
 
 // predCall is one request to the async predictions API.
 func predCall(t *testing.T, p *platform.Platform, method, path, token string, body io.Reader, hdr map[string]string) (int, map[string]any, []byte, http.Header) {
@@ -35,6 +67,12 @@ func predCall(t *testing.T, p *platform.Platform, method, path, token string, bo
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	return doReq(t, req)
+}
+
+// doReq sends req and reads the answer (decoded when JSON).
+func doReq(t *testing.T, req *http.Request) (int, map[string]any, []byte, http.Header) {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
@@ -45,13 +83,21 @@ func predCall(t *testing.T, p *platform.Platform, method, path, token string, bo
 	return res.StatusCode, m, raw, res.Header
 }
 
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
+
 func jsonBody(t *testing.T, v any) io.Reader {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return bytes.NewReader(b)
 }
 
-func dataURI(png []byte) string { return "data:image/png;base64," + base64.StdEncoding.EncodeToString(png) }
+func dataURI(png []byte) string {
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
+}
 
 // waitPrediction polls GET until the prediction is final.
 func waitPrediction(t *testing.T, p *platform.Platform, api, token, id string) map[string]any {
@@ -105,7 +151,7 @@ func TestAsyncPredictions(t *testing.T) {
 	slow := strings.Replace(string(src), "    def predict(self, x):\n", "    def predict(self, x):\n        if x.shape[1] == 13:\n            import time\n            time.sleep(15)\n", 1)
 	require.NotEqual(t, string(src), slow)
 	commit(t, repo, map[string]string{"aai_main.py": slow})
-	_, segURL, segTok := walkRepo(t, c, "seg", repo, "image")
+	segID, segURL, segTok := walkRepo(t, c, "seg", repo, "image")
 	_, mURL, mTok := walk(t, c, "measure", "measurements", "json")
 
 	const seg = "/api/v1/endpoints/seg/predictions"
@@ -131,6 +177,14 @@ func TestAsyncPredictions(t *testing.T) {
 	st, _, got, _ := predCall(t, p, http.MethodGet, seg+"/"+id+"/output", segTok, nil, nil)
 	require.Equal(t, http.StatusOK, st)
 	require.Equal(t, want, got, "the async output is the synchronous one")
+
+	// The workflow's history holds references, never the input, the output or a token.
+	h := capturePredictionHistory(t, p, id, "prediction-succeeded.json")
+	hjs, err := protojson.Marshal(h)
+	require.NoError(t, err)
+	require.NotContains(t, string(hjs), base64.StdEncoding.EncodeToString(img)[:200])
+	require.NotContains(t, string(hjs), "ep_platform_")
+	require.NotContains(t, string(hjs), segTok)
 
 	// With the owner's platform token and a multipart file.
 	var mp bytes.Buffer
@@ -205,6 +259,7 @@ func TestAsyncPredictions(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "the workflow ends without waiting for the endpoint: %v", wf.WorkflowExecutionInfo.Status)
 	_, m, _, _ = predCall(t, p, http.MethodGet, seg+"/"+slowID, segTok, nil, nil)
 	require.Equal(t, "canceled", m["status"])
+	capturePredictionHistory(t, p, slowID, "prediction-canceled.json")
 
 	// Paging, newest first: every prediction once.
 	seen := map[string]bool{}
@@ -229,6 +284,22 @@ func TestAsyncPredictions(t *testing.T) {
 	}
 	require.Len(t, seen, 4, "async, multipart, idempotent, slow")
 	require.True(t, seen[slowID])
+
+	// Retention: the sweep (run here as if two days passed) deletes the
+	// input and output, and GET says expired.
+	svc := predictions.Service{Store: p.Store, Blobs: p.Blobs}
+	n, err := svc.Sweep(context.Background(), time.Now().Add(48*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 5, n, "every finished prediction of both endpoints")
+	st, m, raw, _ = predCall(t, p, http.MethodGet, seg+"/"+id, segTok, nil, nil)
+	require.Equal(t, http.StatusOK, st, string(raw))
+	require.Equal(t, true, m["expired"], string(raw))
+	require.Nil(t, m["output"])
+	st, m, _, _ = predCall(t, p, http.MethodGet, seg+"/"+id+"/output", segTok, nil, nil)
+	require.Equal(t, http.StatusConflict, st)
+	require.Equal(t, true, m["expired"])
+	_, err = p.Blobs.Get(context.Background(), "predictions/"+segID+"/"+id+"/output")
+	require.ErrorIs(t, err, blobs.ErrNotFound)
 
 	// Refusals.
 	other, err := p.Store.CreateUser(context.Background(), "mallory")

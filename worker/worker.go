@@ -19,6 +19,7 @@ import (
 	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/predictions/batch"
+	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -121,4 +122,11 @@ func RegisterBatch(w sdkworker.Worker, acts *batch.Activities) {
 func RegisterPredictions(w sdkworker.Worker, acts *predictions.Activities) {
 	w.RegisterWorkflow(predictions.Prediction)
 	w.RegisterActivity(acts)
+}
+
+// RegisterWebhooks adds the webhook delivery workflow and its activities to
+// w (the same task queue: prediction and batch workflows start deliveries
+// as children, which run on their parent's queue).
+func RegisterWebhooks(w sdkworker.Worker, acts *webhook.Activities) {
+	webhook.Register(w, acts)
 }

@@ -38,10 +38,13 @@ type config struct {
 	AllowLocalGit   bool
 	AllowPrivateGit bool
 	AllowPrivateURL bool
-	PredictTimeout  time.Duration
+	// WebhookAllowLoopback: webhook URLs may reach loopback (api and worker).
+	WebhookAllowLoopback bool
+	PredictTimeout       time.Duration
 	// PredictionRetention and MaxRunningPredictions: async predictions.
 	PredictionRetention   time.Duration
 	MaxRunningPredictions int
+	MaxPredictionInput    int64
 	// Sandbox is how author code runs (bwrap or none); SandboxScale
 	// multiplies the instance types' limits.
 	Sandbox        string
@@ -115,8 +118,10 @@ func (c *config) flags(fs *flag.FlagSet, dev bool) {
 	fs.BoolVar(&c.AllowLocalGit, "allow-local-git", envBool("ALLOW_LOCAL_GIT", dev), "allow code from local paths and file:// Git URLs")
 	fs.BoolVar(&c.AllowPrivateGit, "allow-private-git", envBool("ALLOW_PRIVATE_GIT", dev), "allow Git URLs on loopback and private addresses")
 	fs.BoolVar(&c.AllowPrivateURL, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", false), "let endpoints download image URLs from loopback and private addresses")
+	fs.BoolVar(&c.WebhookAllowLoopback, "webhook-allow-loopback", envBool("WEBHOOK_ALLOW_LOOPBACK", false), "let webhook URLs reach loopback addresses (a receiver on this machine, for development); private, link-local and metadata addresses stay refused (api: when a prediction is created; worker: at every dial)")
 	fs.DurationVar(&c.PredictTimeout, "predict-timeout", 60*time.Second, "time limit of one prediction")
 	fs.DurationVar(&c.PredictionRetention, "prediction-retention", 24*time.Hour, "how long async predictions' inputs and outputs are kept after they end (then GET says expired)")
+	fs.Int64Var(&c.MaxPredictionInput, "max-prediction-input", 32<<20, "the largest async prediction input in bytes (more: 413 payload_too_large)")
 	fs.IntVar(&c.MaxRunningPredictions, "max-running-predictions", 100, "how many async predictions one user may have starting or processing (more: 429 too_many_jobs)")
 	fs.StringVar(&c.Sandbox, "sandbox", env("SANDBOX", "bwrap"), "how author code (pip installs, Test Code, endpoints' Python workers) runs: bwrap (sandboxed; docs/security.md) or none (UNSANDBOXED: it can read the platform's keys; never where others deploy code)")
 	fs.Float64Var(&c.SandboxScale, "sandbox-scale", envFloat("SANDBOX_SCALE", 1), "multiply every instance type's sandbox limits (memory, CPU, tasks) by this; 1 gives each instance type's own (t3.small: 2 GiB, 2 CPUs)")

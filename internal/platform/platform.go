@@ -29,8 +29,10 @@ import (
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/api"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/temporaldev"
+	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/web"
@@ -59,7 +61,12 @@ type Options struct {
 	AllowLocalGit    bool
 	AllowPrivateGit  bool
 	AllowPrivateURLs bool
-	PredictTimeout   time.Duration
+	// WebhookAllowLoopback lets webhook URLs reach loopback addresses (dev
+	// and tests: a receiver on this machine); private, link-local and
+	// metadata addresses stay refused. The API checks it when a prediction
+	// or batch is created, the worker on every address it dials.
+	WebhookAllowLoopback bool
+	PredictTimeout       time.Duration
 	// Sandbox is how author code runs: sandboxed (the zero value) unless
 	// the operator chose --sandbox=none. Start refuses a worker on a
 	// machine that cannot sandbox unless the mode is none.
@@ -258,6 +265,10 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	p.worker = worker.New(p.Client, acts)
 	worker.RegisterBatch(p.worker, p.batchActivities())
 	worker.RegisterPredictions(p.worker, p.predictionActivities())
+	worker.RegisterWebhooks(p.worker, &webhook.Activities{
+		Store: p.Store, Key: p.credKey, Dialer: &netpolicy.Dialer{Policy: o.webhookPolicy(), Timeout: webhook.AttemptTimeout},
+		Logger: o.Logger.With("component", "webhooks"),
+	})
 	if err := p.worker.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -285,10 +296,21 @@ func (p *Platform) apiConfig() api.Config {
 		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
 		Unsandboxed:         o.Sandbox.Unconfined(),
 		Batches:             p.batchService(),
+		Webhooks:            p.Store,
+		WebhookPolicy:       o.webhookPolicy(),
 		Predictions:         p.predictionService(),
 		PredictionURLPolicy: p.urlPolicy(),
 		MaxPredictionInput:  o.MaxPredictionInput,
 	}
+}
+
+// webhookPolicy is the webhook URL policy: public addresses only, and
+// loopback with WebhookAllowLoopback.
+func (o Options) webhookPolicy() netpolicy.Policy {
+	if o.WebhookAllowLoopback {
+		return netpolicy.Policy{Allow: netpolicy.Loopback}
+	}
+	return netpolicy.Policy{}
 }
 
 // checkSandbox refuses to run author code on a machine that cannot sandbox

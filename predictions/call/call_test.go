@@ -46,14 +46,14 @@ func TestDoSendsTokenAndBodyAndReturnsTheAnswer(t *testing.T) {
 
 // retryLoop is the caller's loop the workflows implement with Temporal
 // retries: call, and while Retryable says so, wait the delay and call again.
-func retryLoop(t *testing.T, tg Target, max int) (Response, error, []time.Duration) {
+func retryLoop(t *testing.T, tg Target, max int) (Response, []time.Duration, error) {
 	t.Helper()
 	var waits []time.Duration
 	for i := 0; ; i++ {
 		resp, err := Do(context.Background(), nil, tg, Request{Body: []byte("x"), ContentType: "application/json"})
 		ok, d := Retryable(err)
 		if !ok || i == max {
-			return resp, err, waits
+			return resp, waits, err
 		}
 		waits = append(waits, d)
 		time.Sleep(d)
@@ -75,7 +75,7 @@ func TestTooManyRequestsIsRetriedAfterRetryAfter(t *testing.T) {
 		}
 		_, _ = w.Write([]byte(`{"ok":true}`))
 	})
-	resp, err, waits := retryLoop(t, tg, 3)
+	resp, waits, err := retryLoop(t, tg, 3)
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.Status)
 	require.Equal(t, []time.Duration{time.Second}, waits)
@@ -94,7 +94,7 @@ func TestServiceUnavailableIsRetried(t *testing.T) {
 		}
 		_, _ = w.Write([]byte(`{}`))
 	})
-	resp, err, waits := retryLoop(t, tg, 5)
+	resp, waits, err := retryLoop(t, tg, 5)
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.Status)
 	require.Equal(t, []time.Duration{DefaultRetryDelay, DefaultRetryDelay}, waits)
@@ -109,7 +109,7 @@ func TestAnsweredErrorsAreNeverRetried(t *testing.T) {
 			w.Header().Set("Retry-After", "1") // ignored: only 429/503 honour it
 			http.Error(w, `{"code":"predict_failed","message":"boom"}`, status)
 		})
-		resp, err, waits := retryLoop(t, tg, 3)
+		resp, waits, err := retryLoop(t, tg, 3)
 		var se *StatusError
 		require.ErrorAs(t, err, &se, "status %d", status)
 		require.Equal(t, status, se.Status)
@@ -137,7 +137,7 @@ func TestConnectionResetBeforeAnswerIsRetried(t *testing.T) {
 		}
 		_, _ = w.Write([]byte(`{"ok":1}`))
 	})
-	resp, err, waits := retryLoop(t, tg, 3)
+	resp, waits, err := retryLoop(t, tg, 3)
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.Status)
 	require.Len(t, waits, 1)

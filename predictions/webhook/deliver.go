@@ -309,9 +309,14 @@ func (a *Activities) SendWebhook(ctx context.Context, in DeliverInput) (Result, 
 		a.record(ctx, rec)
 		return Result{Outcome: outcome, StatusCode: status, Attempt: attempt}, nil
 	}
+	retryAfter := time.Duration(0)
 	retry := func(status int, msg string) (Result, error) {
 		rec.Outcome, rec.StatusCode, rec.Error = store.WebhookRetry, status, msg
 		a.record(ctx, rec)
+		if retryAfter > 0 {
+			// The receiver said when: that replaces this step of the backoff.
+			return Result{}, temporal.NewApplicationErrorWithOptions(msg, retryErrorType, temporal.ApplicationErrorOptions{NextRetryDelay: retryAfter})
+		}
 		return Result{}, temporal.NewApplicationError(msg, retryErrorType)
 	}
 	if err := CheckURL(a.policy(), in.URL); err != nil {
@@ -357,6 +362,9 @@ func (a *Activities) SendWebhook(ctx context.Context, in DeliverInput) (Result, 
 		}
 		return retry(0, "no answer: "+err.Error())
 	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now(), in.Retry.withDefaults().MaximumInterval)
+	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	_ = resp.Body.Close()
 	rec.Duration = time.Since(start)
@@ -394,4 +402,22 @@ func (a *Activities) record(ctx context.Context, rec store.WebhookAttempt) {
 	if err := a.Store.AddWebhookAttempt(ctx, rec); err != nil {
 		a.log().WarnContext(ctx, "record webhook attempt", "delivery", rec.DeliveryID, "attempt", rec.Attempt, "outcome", rec.Outcome, "error", err)
 	}
+}
+
+// parseRetryAfter reads a Retry-After value (seconds or an HTTP date) as a
+// delay of at most limit; 0 when absent, malformed or past.
+func parseRetryAfter(v string, now time.Time, limit time.Duration) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		d = time.Duration(min(secs, int64(limit/time.Second)+1)) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return max(0, min(d, limit))
 }

@@ -55,7 +55,7 @@ var (
 	temporalErr  error
 )
 
-func temporalClient(t *testing.T) (client.Client, string) {
+func temporalClient(t testing.TB) (client.Client, string) {
 	t.Helper()
 	temporalOnce.Do(func() {
 		temporalSrv, temporalErr = temporaldev.Start(temporaldev.Options{})
@@ -80,7 +80,7 @@ type fixture struct {
 	secret string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{dsn: "sqlite://" + filepath.Join(t.TempDir(), "algocloud.db"), alg: "alg1", key: make([]byte, 32)}
@@ -101,7 +101,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // worker runs the delivery workflow and acts on a task queue of the test's own.
-func (f *fixture) worker(t *testing.T, c client.Client, acts *Activities) string {
+func (f *fixture) worker(t testing.TB, c client.Client, acts *Activities) string {
 	t.Helper()
 	queue := "webhook-test-" + strings.ReplaceAll(t.Name(), "/", "-")
 	acts.Store, acts.Key = f.store, f.key
@@ -521,4 +521,44 @@ func runHelperWorker(raw string) int {
 		return 1
 	}
 	return 0
+}
+
+// A 503 or 429 with Retry-After waits that long before the next attempt,
+// instead of the (here 100 ms) backoff step.
+func TestDeliverHonoursRetryAfter(t *testing.T) {
+	c, _ := temporalClient(t)
+	f := newFixture(t)
+	rcv := &receiver{send: func(w http.ResponseWriter, n int) {
+		if n == 0 {
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	queue := f.worker(t, c, &Activities{Dialer: loopbackOnly()})
+	var at []time.Time
+	rcvSend := rcv.send
+	rcv.send = func(w http.ResponseWriter, n int) { at = append(at, time.Now()); rcvSend(w, n) }
+	retry := fast
+	retry.MaximumInterval = 5 * time.Second
+	res := deliver(t, c, queue, DeliverInput{
+		DeliveryID: "p7-completed", EndpointAlgorithmID: f.alg, SubjectID: "p7", URL: srv.URL, Event: event("p7"), Retry: retry,
+	})
+	require.Equal(t, store.WebhookDelivered, res.Outcome)
+	require.Len(t, at, 2)
+	require.GreaterOrEqual(t, at[1].Sub(at[0]), 2*time.Second)
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, 7*time.Second, parseRetryAfter("7", now, time.Hour))
+	require.Equal(t, time.Hour, parseRetryAfter("86400", now, time.Hour))
+	require.Equal(t, 90*time.Second, parseRetryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now, time.Hour))
+	require.Zero(t, parseRetryAfter("", now, time.Hour))
+	require.Zero(t, parseRetryAfter("-3", now, time.Hour))
+	require.Zero(t, parseRetryAfter("soon", now, time.Hour))
+	require.Zero(t, parseRetryAfter(now.Add(-time.Minute).Format(http.TimeFormat), now, time.Hour))
 }
