@@ -139,7 +139,7 @@ const predictionsUsage = `Usage:
   algocloud predictions get    [--json] [-o OUT] API_NAME ID    one prediction; -o writes its output
   algocloud predictions wait   [-o OUT] API_NAME ID             wait until it ends, then write its output
   algocloud predictions cancel API_NAME ID                      cancel it (a finished one stays as it is)
-  algocloud predictions webhooks API_NAME ID                    its webhook's delivery attempts ($ALGOCLOUD_TOKEN only)
+  algocloud predictions webhooks API_NAME ID                    its webhook's delivery attempts
 
 API_NAME is the endpoint's API name (algocloud ls). The token is --token, else
 $ALGOCLOUD_ENDPOINT_TOKEN (the endpoint's), else $ALGOCLOUD_TOKEN (yours).
@@ -184,11 +184,7 @@ func predictions(args []string) error {
 		fs.Usage()
 		return fmt.Errorf("predictions %s takes %s", sub, map[int]string{1: "API_NAME", 2: "API_NAME ID"}[want])
 	}
-	t := *tok
-	if sub == "webhooks" && t == "" {
-		t = env("TOKEN", "") // the deliveries route takes the owner's token only
-	}
-	c, err := jobsClient(o.API, t)
+	c, err := jobsClient(o.API, *tok)
 	if err != nil {
 		return err
 	}

@@ -367,8 +367,7 @@ type WebhookAttempt struct {
 }
 
 // WebhookAttempts lists the delivery attempts of a prediction's webhook,
-// oldest first. The route takes the owner's API token only (not the
-// endpoint's).
+// oldest first.
 func (c *Client) WebhookAttempts(ctx context.Context, apiName, id string) ([]WebhookAttempt, error) {
 	var out struct {
 		Attempts []WebhookAttempt `json:"attempts"`
