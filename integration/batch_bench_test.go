@@ -1,10 +1,14 @@
 package integration
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"net/http"
 	"os"
 	"strconv"
@@ -34,6 +38,9 @@ func TestBatchFigure(t *testing.T) {
 		t.Skip("set ALGOCLOUD_BENCH_BATCH=N to measure a batch of N images")
 	}
 	const conc = 4 // the endpoint's threads (2) x 2, the batch's default
+	// ALGOCLOUD_BENCH_BATCH_SIDE=S uses SxS images instead of the small ones
+	// (10 to 18 pixels a side), to see how the ratio moves with the predict's cost.
+	side, _ := strconv.Atoi(os.Getenv("ALGOCLOUD_BENCH_BATCH_SIDE"))
 	data := t.TempDir()
 	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
 	d := startDev(t, data, apiPort, temporalPort)
@@ -42,12 +49,16 @@ func TestBatchFigure(t *testing.T) {
 		<-d.Done()
 	}()
 	c := testenv.NewAPIClient(t, d.api, d.token)
+	tok := d.token // a restarted dev prints no token
 	_, endpoint, epTok := walk(t, c, "benchseg", "segmentation", "image")
 	hc := endpointClient2(t, data)
 	imgs := make([][]byte, n)
 	var entries []zipEntry
 	for i := range imgs {
 		imgs[i] = batchPNG(t, i)
+		if side > 0 {
+			imgs[i] = sidePNG(t, i, side)
+		}
 		entries = append(entries, zipEntry{name: fmt.Sprintf("%05d.png", i), body: imgs[i]})
 	}
 	archive := makeZip(t, entries)
@@ -84,17 +95,23 @@ func TestBatchFigure(t *testing.T) {
 	completed, _ := time.Parse(time.RFC3339Nano, fin.Str("completed_at"))
 	batchServer := completed.Sub(created)
 
+	if os.Getenv("ALGOCLOUD_BENCH_BATCH_NOKILL") != "" {
+		t.Logf("FIGURE images %dx%d (0: 10 to 18 px)", side, side)
+	}
 	t.Logf("FIGURE batch of %d PNGs at concurrency %d: client loop %.1f items/s (%.1f s); batch %.1f items/s end to end (%.1f s, upload included), %.1f items/s create→completed (%.1f s); ratio %.1f %% (end to end), %.1f %% (create→completed)",
 		n, conc, float64(n)/loop.Seconds(), loop.Seconds(), float64(n)/batchWall.Seconds(), batchWall.Seconds(),
 		float64(n)/batchServer.Seconds(), batchServer.Seconds(), 100*loop.Seconds()/batchWall.Seconds(), 100*loop.Seconds()/batchServer.Seconds())
 
+	if os.Getenv("ALGOCLOUD_BENCH_BATCH_NOKILL") != "" {
+		return
+	}
 	// The same batch with three kills of algocloud dev.
 	baseline := predictLines(t, data)
 	r = postBatch(t, d.api, epTok, "benchseg", archive, conc)
 	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
 	get := r.Str("urls", "get")
 	progress := func() int {
-		_, raw, err := testenv.TryAPI(c.Base, d.token, http.MethodGet, get, nil)
+		_, raw, err := testenv.TryAPI(c.Base, tok, http.MethodGet, get, nil)
 		if err != nil {
 			return -1
 		}
@@ -134,4 +151,18 @@ func endpointClient2(t testing.TB, data string) *http.Client {
 	require.True(t, pool.AppendCertsFromPEM(mustCA(t, data).RootPEM()))
 	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 16}}
+}
+
+// sidePNG is an SxS image that differs for every i.
+func sidePNG(t testing.TB, i, side int) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, side, side))
+	for y := 0; y < side; y++ {
+		for x := 0; x < side; x++ {
+			v := uint8((x*37 + y*11 + i*53) % 256)
+			img.Set(x, y, color.RGBA{v, uint8(i), 255 - v, 255})
+		}
+	}
+	var buf bytes.Buffer
+	require.NoError(t, png.Encode(&buf, img))
+	return buf.Bytes()
 }

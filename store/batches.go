@@ -329,3 +329,61 @@ func (s *Store) FinishBatchItem(ctx context.Context, batchID string, idx int, r 
 func (s *Store) LiveAlgorithmByAPIName(ctx context.Context, apiName string) (Algorithm, error) {
 	return s.getAlgorithm(ctx, `SELECT `+algorithmColumns+` FROM algorithms WHERE api_name = ? AND deleted_at IS NULL`, apiName)
 }
+
+// IndexedResult is one item's result for FinishBatchItems.
+type IndexedResult struct {
+	Index int
+	ItemResult
+}
+
+// FinishBatchItems records several items' results in one transaction, each
+// once, as FinishBatchItem does (a recorded item and the items of an ended
+// batch are left as they were), and counts them in the batch. It returns
+// how many succeeded and failed items it recorded. On PostgreSQL a cancel
+// committed while it runs may let this group in; SQLite serialises them.
+func (s *Store) FinishBatchItems(ctx context.Context, batchID string, rs []IndexedResult) (done, failed int, err error) {
+	if len(rs) == 0 {
+		return 0, 0, nil
+	}
+	now := dbTime(s.now())
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("finish items of batch %s: begin: %w", batchID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var live int
+	if err := tx.GetContext(ctx, &live, s.q(`SELECT COUNT(*) FROM batches WHERE id = ? AND status IN (?, ?)`),
+		batchID, BatchQueued, BatchRunning); err != nil {
+		return 0, 0, fmt.Errorf("finish items of batch %s: %w", batchID, err)
+	}
+	if live == 0 {
+		return 0, 0, nil
+	}
+	update := s.q(`UPDATE batch_items SET status = ?, http_status = ?, error = ?, output_key = ?, content_type = ?, completed_at = ?
+		WHERE batch_id = ? AND idx = ? AND status = ?`)
+	for _, r := range rs {
+		if r.Status != ItemSucceeded && r.Status != ItemFailed {
+			return 0, 0, fmt.Errorf("finish item %d of batch %s: status %q is not an end state", r.Index, batchID, r.Status)
+		}
+		res, err := tx.ExecContext(ctx, update, r.Status, r.HTTPStatus, cleanText(r.Error, MaxEventMessage), r.OutputKey,
+			cleanText(r.ContentType, 255), now, batchID, r.Index, ItemPending)
+		if err != nil {
+			return 0, 0, fmt.Errorf("finish item %d of batch %s: %w", r.Index, batchID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return 0, 0, fmt.Errorf("finish item %d of batch %s: %w", r.Index, batchID, err)
+		} else if n == 1 && r.Status == ItemSucceeded {
+			done++
+		} else if n == 1 {
+			failed++
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE batches SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ?`),
+		done, failed, now, batchID); err != nil {
+		return 0, 0, fmt.Errorf("count items of batch %s: %w", batchID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, 0, fmt.Errorf("finish items of batch %s: commit: %w", batchID, err)
+	}
+	return done, failed, nil
+}

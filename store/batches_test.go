@@ -47,13 +47,19 @@ func TestBatchItemsAreRecordedOnce(t *testing.T) {
 		_, err = s.GetBatch(ctx, "other", "b1")
 		require.ErrorIs(t, err, ErrNotFound)
 
+		done, failed, err := s.FinishBatchItems(ctx, "b1", []IndexedResult{
+			{Index: 9, ItemResult: ItemResult{Status: ItemSucceeded}}, {Index: 7, ItemResult: ItemResult{Status: ItemSucceeded}},
+			{Index: 20, ItemResult: ItemResult{Status: ItemFailed, Error: "x"}}})
+		require.NoError(t, err)
+		require.Equal(t, []int{1, 1}, []int{done, failed}, "item 7 was recorded before")
+
 		pending, err := s.PendingBatchItems(ctx, "b1", 0, 10)
 		require.NoError(t, err)
-		require.Len(t, pending, 8)
-		failed, err := s.BatchItems(ctx, "b1", ItemFailed, 0, 0)
+		require.Len(t, pending, 7)
+		failedItems, err := s.BatchItems(ctx, "b1", ItemFailed, 0, 0)
 		require.NoError(t, err)
-		require.Equal(t, []int{8}, []int{failed[0].Index})
-		require.Equal(t, "boom", failed[0].Error)
+		require.Equal(t, []int{8, 20}, []int{failedItems[0].Index, failedItems[1].Index})
+		require.Equal(t, "boom", failedItems[0].Error)
 
 		ok, err = s.SetBatchStatus(ctx, "b1", BatchCanceled, "")
 		require.NoError(t, err)
@@ -61,9 +67,14 @@ func TestBatchItemsAreRecordedOnce(t *testing.T) {
 		ok, err = s.SetBatchStatus(ctx, "b1", BatchSucceeded, "")
 		require.NoError(t, err)
 		require.False(t, ok, "an ended batch keeps its status")
+		done, failed, err = s.FinishBatchItems(ctx, "b1", []IndexedResult{{Index: 30, ItemResult: ItemResult{Status: ItemSucceeded}}})
+		require.NoError(t, err)
+		require.Zero(t, done+failed, "nothing is recorded after a cancel")
 		b, err = s.BatchByID(ctx, "b1")
 		require.NoError(t, err)
 		require.Equal(t, BatchCanceled, b.Status)
+		require.Equal(t, 2, b.Done)
+		require.Equal(t, 2, b.Failed)
 		require.NotNil(t, b.CompletedAt)
 		list, err := s.ListBatches(ctx, "a1", b.CreatedAt.Add(time.Microsecond), 10)
 		require.NoError(t, err)

@@ -33,6 +33,7 @@ type Store interface {
 	BatchItems(ctx context.Context, batchID, status string, from, limit int) ([]store.BatchItem, error)
 	PendingBatchItems(ctx context.Context, batchID string, from, to int) ([]store.BatchItem, error)
 	FinishBatchItem(ctx context.Context, batchID string, idx int, r store.ItemResult) (bool, error)
+	FinishBatchItems(ctx context.Context, batchID string, rs []store.IndexedResult) (done, failed int, err error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -102,6 +103,14 @@ var errBatchCanceled = errors.New("batch canceled")
 // other answer is final: 2xx succeeds, the rest fails the item with the
 // answer as its error. A canceled batch stops it at once, abandoning the
 // items in flight (they stay pending).
+//
+// Only the predict itself holds one of the Concurrency slots: inputs are
+// read ahead and outputs stored and recorded behind it, results in groups
+// (those that arrived while the last transaction ran, up to 64), so the
+// endpoint is kept as busy as a client loop at the same concurrency would
+// keep it. A crash loses the results not yet recorded (at most the requests
+// in flight, the outputs being stored and one group): those items are sent
+// again.
 func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, error) {
 	var res ChunkResult
 	items, err := a.Store.PendingBatchItems(ctx, in.BatchID, in.From, in.To)
@@ -138,14 +147,26 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 		}
 	}()
 
-	g := &gate{}
-	sem := make(chan struct{}, max(1, in.Concurrency))
-	var wg sync.WaitGroup
-	var firstErr error
 	var errOnce sync.Once
+	var firstErr error
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel(err) })
+	}
+	results := make(chan store.IndexedResult, 64)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		a.record(ctx, in.BatchID, results, &succeeded, &failed, fail, func() { cancel(errBatchCanceled) })
+	}()
+
+	g := &gate{}
+	conc := max(1, in.Concurrency)
+	send := make(chan struct{}, conc)
+	ahead := make(chan struct{}, 2*conc) // items read and not yet sent
+	var wg sync.WaitGroup
 	for _, it := range items {
 		select {
-		case sem <- struct{}{}:
+		case ahead <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
@@ -153,32 +174,23 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 		}
 		wg.Add(1)
 		go func(it store.BatchItem) {
-			defer func() { <-sem; wg.Done() }()
-			r, err := a.item(ctx, g, in, it)
+			defer wg.Done()
+			r, err := a.item(ctx, g, send, ahead, in, it)
 			if err != nil {
 				if ctx.Err() == nil {
-					errOnce.Do(func() { firstErr = err; cancel(err) })
+					fail(err)
 				}
 				return
 			}
-			recorded, err := a.Store.FinishBatchItem(context.WithoutCancel(ctx), in.BatchID, it.Index, r)
-			switch {
-			case err != nil:
-				errOnce.Do(func() { firstErr = err; cancel(err) })
-			case recorded && r.Status == store.ItemSucceeded:
-				succeeded.Add(1)
-			case recorded:
-				failed.Add(1)
-			default:
-				// Recorded before (a retried chunk) or the batch ended: stop
-				// at once when it was canceled.
-				if b, err := a.Store.BatchByID(ctx, in.BatchID); err == nil && b.Finished() {
-					cancel(errBatchCanceled)
-				}
+			select {
+			case results <- store.IndexedResult{Index: it.Index, ItemResult: r}:
+			case <-ctx.Done():
 			}
 		}(it)
 	}
 	wg.Wait()
+	close(results)
+	<-recorded
 	close(stopWatch)
 	<-watchDone
 	res.Succeeded, res.Failed = int(succeeded.Load()), int(failed.Load())
@@ -194,13 +206,96 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 	return res, nil
 }
 
+// maxGroup bounds the results recorded in one transaction.
+const maxGroup = 64
+
+// record writes results in groups until results is closed. A group the
+// store does not take whole (recorded before, or the batch ended) makes it
+// check the batch, and call canceled when it ended.
+func (a *Activities) record(ctx context.Context, batchID string, results <-chan store.IndexedResult,
+	succeeded, failed *atomic.Int64, fail func(error), canceled func()) {
+	var group []store.IndexedResult
+	flush := func() {
+		if len(group) == 0 {
+			return
+		}
+		// Without ctx's cancellation: results in hand are recorded even
+		// while the chunk stops (unless the batch itself ended).
+		done, failedN, err := a.Store.FinishBatchItems(context.WithoutCancel(ctx), batchID, group)
+		if err != nil {
+			fail(err)
+			group = group[:0]
+			return
+		}
+		succeeded.Add(int64(done))
+		failed.Add(int64(failedN))
+		if done+failedN < len(group) {
+			if b, err := a.Store.BatchByID(context.WithoutCancel(ctx), batchID); err == nil && b.Finished() {
+				canceled()
+			}
+		}
+		group = group[:0]
+	}
+	// Record as soon as a result comes, taking whatever else is waiting
+	// with it: results group by themselves while a transaction runs, and
+	// none waits for a timer (what is unrecorded when a worker dies is
+	// what gets sent again).
+	for r := range results {
+		group = append(group, r)
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		flush()
+	}
+}
+
 // item does one item and returns its result; an error means it could not
 // be decided (the context ended, the store failed) and stays pending.
-func (a *Activities) item(ctx context.Context, g *gate, in ChunkInput, it store.BatchItem) (store.ItemResult, error) {
+func (a *Activities) item(ctx context.Context, g *gate, send, ahead chan struct{}, in ChunkInput, it store.BatchItem) (store.ItemResult, error) {
 	body, ct, fail, err := a.input(ctx, in.BatchID, it)
 	if err != nil || fail != "" {
+		<-ahead
 		return store.ItemResult{Status: store.ItemFailed, Error: fail}, err
 	}
+	select {
+	case send <- struct{}{}:
+		<-ahead
+	case <-ctx.Done():
+		<-ahead
+		return store.ItemResult{}, context.Cause(ctx)
+	}
+	resp, err := a.predict(ctx, g, in, body, ct)
+	<-send
+	if err != nil {
+		return store.ItemResult{}, err
+	}
+	if resp.Status >= 200 && resp.Status < 300 {
+		key := outputKey(in.BatchID, it.Index)
+		if err := a.Blobs.Put(ctx, key, bytes.NewReader(resp.Body), int64(len(resp.Body))); err != nil {
+			return store.ItemResult{}, fmt.Errorf("put output of item %d: %w", it.Index, err)
+		}
+		return store.ItemResult{Status: store.ItemSucceeded, HTTPStatus: resp.Status, OutputKey: key, ContentType: resp.ContentType}, nil
+	}
+	if resp.Status == 0 {
+		return store.ItemResult{Status: store.ItemFailed, Error: string(resp.Body)}, nil
+	}
+	return store.ItemResult{Status: store.ItemFailed, HTTPStatus: resp.Status, Error: answerError(resp)}, nil
+}
+
+// predict sends one item until it has a final answer: 429/503 are waited
+// out (every sender of the chunk pauses), an unreachable endpoint is retried
+// for RetryFor. A Response with Status 0 is a final failure without an
+// answer, its Body the reason.
+func (a *Activities) predict(ctx context.Context, g *gate, in ChunkInput, body []byte, ct string) (Response, error) {
 	retryFor := a.RetryFor
 	if retryFor <= 0 {
 		retryFor = 5 * time.Minute
@@ -209,35 +304,27 @@ func (a *Activities) item(ctx context.Context, g *gate, in ChunkInput, it store.
 	backoff := 200 * time.Millisecond
 	for {
 		if err := g.wait(ctx); err != nil {
-			return store.ItemResult{}, err
+			return Response{}, err
 		}
 		resp, err := a.Endpoint.Predict(ctx, in.DeploymentID, body, ct)
 		if ctx.Err() != nil {
-			return store.ItemResult{}, context.Cause(ctx)
+			return Response{}, context.Cause(ctx)
 		}
 		if err != nil {
 			if !a.Endpoint.Retryable(err) || time.Now().After(deadline) {
-				return store.ItemResult{Status: store.ItemFailed, Error: "call the endpoint: " + err.Error()}, nil
+				return Response{Body: []byte("call the endpoint: " + err.Error())}, nil
 			}
 			if err := sleep(ctx, backoff); err != nil {
-				return store.ItemResult{}, err
+				return Response{}, err
 			}
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		switch {
-		case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable:
+		if resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable {
 			g.pause(retryAfter(resp.Header))
 			continue
-		case resp.Status >= 200 && resp.Status < 300:
-			key := outputKey(in.BatchID, it.Index)
-			if err := a.Blobs.Put(ctx, key, bytes.NewReader(resp.Body), int64(len(resp.Body))); err != nil {
-				return store.ItemResult{}, fmt.Errorf("put output of item %d: %w", it.Index, err)
-			}
-			return store.ItemResult{Status: store.ItemSucceeded, HTTPStatus: resp.Status, OutputKey: key, ContentType: resp.ContentType}, nil
-		default:
-			return store.ItemResult{Status: store.ItemFailed, HTTPStatus: resp.Status, Error: answerError(resp)}, nil
 		}
+		return resp, nil
 	}
 }
 

@@ -29,8 +29,11 @@ const WorkflowName = "Batch"
 
 // Defaults of the workflow's shape.
 const (
-	// ChunkSize is how many items one RunChunk activity does.
-	ChunkSize = 100
+	// ChunkSize is how many items one RunChunk activity does: large enough
+	// that a chunk's scheduling (a workflow task and an activity task, tens
+	// of milliseconds on a busy machine) and its ramp-down are small beside
+	// its items, small enough that a retried chunk re-reads little.
+	ChunkSize = 500
 	// ChunksPerRun is how many chunks one run does before continuing as
 	// new: about 5 events a chunk keeps a run's history under 1,000 events
 	// whatever the batch's size.
