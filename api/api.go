@@ -226,15 +226,13 @@ func (s *server) routes() *gin.Engine {
 	ep.GET("/predictions/:id/output", s.predictionOutput)
 	ep.POST("/predictions/:id/cancel", s.cancelPrediction)
 	ep.GET("/predictions/:id/webhooks", s.listWebhookAttempts)
-
-	// An endpoint's jobs: its own token or its owner's API token.
-	bg := e.Group("/api/v1/endpoints/:api_name", s.endpointAuth)
-	bg.POST("/batches", s.createBatch)
-	bg.GET("/batches", s.listBatches)
-	bg.GET("/batches/:batch_id", s.getBatch)
-	bg.GET("/batches/:batch_id/output.zip", s.batchOutput)
-	bg.GET("/batches/:batch_id/errors", s.batchErrors)
-	bg.POST("/batches/:batch_id/cancel", s.cancelBatch)
+	b := ep.Group("/batches", s.batchesAvailable)
+	b.POST("", s.createBatch)
+	b.GET("", s.listBatches)
+	b.GET("/:batch_id", s.getBatch)
+	b.GET("/:batch_id/output.zip", s.batchOutput)
+	b.GET("/:batch_id/errors", s.batchErrors)
+	b.POST("/:batch_id/cancel", s.cancelBatch)
 	return e
 }
 

@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,8 +23,6 @@ import (
 // endpoint, and are *batch.InputError or batch.ErrTooManyJobs for refused
 // requests.
 type Batches interface {
-	// Endpoint returns the live algorithm serving apiName.
-	Endpoint(ctx context.Context, apiName string) (store.Algorithm, error)
 	Create(ctx context.Context, r batch.Request) (store.Batch, error)
 	Get(ctx context.Context, algorithmID, id string) (store.Batch, error)
 	List(ctx context.Context, algorithmID string, before time.Time, limit int) ([]store.Batch, error)
@@ -39,72 +33,13 @@ type Batches interface {
 
 var _ Batches = (*batch.Service)(nil)
 
-// endpointAuth leaves the endpoint's store.Algorithm at endpointKey (and
-// endpointOf reads it), as authenticateEndpoint does (predictions.go).
-
-// endpointAuth admits a caller of /api/v1/endpoints/{api_name}/...: that
-// endpoint's own token (ep_..., its SHA-256 is the stored hash) or an API
-// token of its owner. Another user's endpoint, a token of another endpoint
-// and an unknown api_name all answer 404, so nobody learns which exist; no
-// token or an unknown API token answers 401.
-func (s *server) endpointAuth(c *gin.Context) {
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		c.Header("WWW-Authenticate", `Bearer realm="algocloud"`)
-		writeError(c, errUnauthorized("send the endpoint's token or an API token: Authorization: Bearer <token>"))
-		return
-	}
-	ctx := c.Request.Context()
+// batchesAvailable answers 503 batches_unavailable on a server that runs
+// no batch jobs (after authenticateEndpoint admitted the caller).
+func (s *server) batchesAvailable(c *gin.Context) {
 	if s.batches == nil {
-		if _, err := s.store.Authenticate(ctx, token); err != nil {
-			c.Header("WWW-Authenticate", `Bearer realm="algocloud", error="invalid_token"`)
-			writeError(c, errUnauthorized("the token is unknown or revoked"))
-			return
-		}
 		writeError(c, &apiError{Code: errcode.BatchesUnavailable, Message: "this server runs no batch jobs"})
 		return
 	}
-	alg, err := s.batches.Endpoint(ctx, c.Param("api_name"))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.fail(c, "find endpoint", err)
-		return
-	}
-	if strings.HasPrefix(token, "ep_") {
-		if err != nil {
-			writeError(c, errNotFound("no such endpoint"))
-			return
-		}
-		want, herr := s.store.EndpointTokenHash(ctx, alg.ID)
-		if herr != nil {
-			s.fail(c, "endpoint token", herr)
-			return
-		}
-		got := sha256.Sum256([]byte(token))
-		if want == "" || subtle.ConstantTimeCompare([]byte(hex.EncodeToString(got[:])), []byte(want)) != 1 {
-			writeError(c, errNotFound("no such endpoint"))
-			return
-		}
-		c.Set(endpointKey, alg)
-		c.Next()
-		return
-	}
-	u, aerr := s.store.Authenticate(ctx, token)
-	if aerr != nil {
-		if errors.Is(aerr, store.ErrUnauthorized) || errors.Is(aerr, store.ErrNotFound) {
-			c.Header("WWW-Authenticate", `Bearer realm="algocloud", error="invalid_token"`)
-			writeError(c, errUnauthorized("the token is unknown or revoked"))
-			return
-		}
-		s.fail(c, "authenticate", aerr)
-		return
-	}
-	c.Set(userKey, u)
-	if err != nil || alg.OwnerID != u.ID {
-		writeError(c, errNotFound("no such endpoint"))
-		return
-	}
-	c.Set(endpointKey, alg)
 	c.Next()
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/internal/testenv/testpg"
 	"github.com/algocloud/algocloud/internal/testgit"
+	"github.com/algocloud/algocloud/workflows"
 )
 
 // TestSplitAPIAndWorkerShareOnlyBlobs runs `algocloud api` and `algocloud
@@ -47,7 +48,8 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s3blobs.CreateBucket(ctx))
 
-	srv, err := temporaldev.Start(temporaldev.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// A cluster whose operator created the search attributes (docs/architecture.md).
+	srv, err := temporaldev.Start(temporaldev.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SearchAttributes: workflows.SearchAttributeTypes()})
 	require.NoError(t, err)
 	defer srv.Stop()
 	dsn := testpg.Start(t)

@@ -324,12 +324,6 @@ func (s *Store) FinishBatchItem(ctx context.Context, batchID string, idx int, r 
 	return true, nil
 }
 
-// LiveAlgorithmByAPIName returns the algorithm (not deleted) that has
-// apiName, whoever owns it; callers check the caller may see it.
-func (s *Store) LiveAlgorithmByAPIName(ctx context.Context, apiName string) (Algorithm, error) {
-	return s.getAlgorithm(ctx, `SELECT `+algorithmColumns+` FROM algorithms WHERE api_name = ? AND deleted_at IS NULL`, apiName)
-}
-
 // IndexedResult is one item's result for FinishBatchItems.
 type IndexedResult struct {
 	Index int

@@ -49,8 +49,10 @@ const changeStepOutcomes = "step-outcomes"
 type deployment struct {
 	st State
 	// outcomes: this run has changeStepOutcomes.
-	outcomes  bool
-	reconcile bool
+	outcomes bool
+	// searchAttrs: this run has changeSearchAttributes.
+	searchAttrs bool
+	reconcile   bool
 	// renew is a pending certificate renewal request (the latest one).
 	renew *RenewCertificateRequest
 }
@@ -67,6 +69,8 @@ func Deployment(ctx workflow.Context, in Input) (State, error) {
 	d.st.UpdatedAt = workflow.Now(ctx)
 	d.outcomes = workflow.GetVersion(ctx, changeStepOutcomes, workflow.DefaultVersion, 1) == 1
 	d.st.refresh(d.outcomes)
+	d.searchAttrs = workflow.GetVersion(ctx, changeSearchAttributes, workflow.DefaultVersion, 1) == 1
+	d.upsertSearchAttributes(ctx)
 	if err := d.register(ctx); err != nil {
 		return d.st, err
 	}
@@ -213,6 +217,7 @@ func (d *deployment) project(ctx workflow.Context) {
 	if err := workflow.ExecuteLocalActivity(lctx, a.RecordState, rec).Get(lctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("project state", "error", err)
 	}
+	d.upsertSearchAttributes(ctx)
 }
 
 // errorMessage is the innermost application message: what the user reads.

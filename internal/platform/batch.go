@@ -11,12 +11,13 @@ import (
 // batchService is the API's side of batch jobs.
 func (p *Platform) batchService() *batch.Service {
 	return &batch.Service{
-		Store: p.Store, Algorithms: p.Store, Blobs: p.Blobs, Temporal: p.Client, TaskQueue: workflows.TaskQueue,
+		Store: p.Store, Blobs: p.Blobs, Temporal: p.Client, TaskQueue: workflows.TaskQueue,
 		URLPolicy: p.urlPolicy(), MaxActive: p.opts.MaxActiveBatches,
 	}
 }
 
-// batchActivities are the worker's side: they call endpoints with the
+// batchActivities are the worker's side (URL items under urlPolicy, the
+// same policy as image URL inputs): they call endpoints with the
 // platform caller token, verifying them with the local CA's root unless
 // endpoints have publicly trusted certificates.
 func (p *Platform) batchActivities() *batch.Activities {

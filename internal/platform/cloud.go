@@ -99,8 +99,30 @@ type CloudOptions struct {
 	PreviousEncryptionKey []byte
 }
 
-// validate checks the choices and fills in defaults.
+// validate checks the choices as the worker uses them (each value, and
+// how they combine) and fills in defaults.
 func (c *CloudOptions) validate() error {
+	if err := c.validateValues(); err != nil {
+		return err
+	}
+	switch {
+	case c.Compute == ComputeEC2 && c.BundleBucket == "":
+		return errors.New("compute ec2 needs a bundle bucket (--bundle-bucket): instances fetch their code from it")
+	case c.Certs == CertsACME && c.Compute != ComputeEC2:
+		return errors.New("certs acme needs compute ec2: an ACME certificate names the endpoint's public DNS name, which a local endpoint does not have")
+	case c.Certs == CertsACME && c.DNS != DNSRoute53:
+		return errors.New("certs acme needs dns route53: the DNS-01 challenge is answered in the Route53 zone")
+	case c.Certs == CertsACME && c.ACMEDirectory == "":
+		return errors.New("certs acme needs an ACME directory URL (--acme-directory)")
+	}
+	return nil
+}
+
+// validateValues fills in the defaults and checks each choice alone: all
+// that a platform without a worker checks, because the API reads only
+// --certs of them (`algocloud api` takes no --compute, --dns or --acme-*, so
+// their combination is the worker's to check).
+func (c *CloudOptions) validateValues() error {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -117,14 +139,6 @@ func (c *CloudOptions) validate() error {
 		return fmt.Errorf("certs %q: want %s or %s", c.Certs, CertsLocal, CertsACME)
 	case c.DNS != DNSNone && c.DNS != DNSRoute53:
 		return fmt.Errorf("dns %q: want %s or %s", c.DNS, DNSNone, DNSRoute53)
-	case c.Compute == ComputeEC2 && c.BundleBucket == "":
-		return errors.New("compute ec2 needs a bundle bucket (--bundle-bucket): instances fetch their code from it")
-	case c.Certs == CertsACME && c.Compute != ComputeEC2:
-		return errors.New("certs acme needs compute ec2: an ACME certificate names the endpoint's public DNS name, which a local endpoint does not have")
-	case c.Certs == CertsACME && c.DNS != DNSRoute53:
-		return errors.New("certs acme needs dns route53: the DNS-01 challenge is answered in the Route53 zone")
-	case c.Certs == CertsACME && c.ACMEDirectory == "":
-		return errors.New("certs acme needs an ACME directory URL (--acme-directory)")
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/web"
 	"github.com/algocloud/algocloud/worker"
+	"github.com/algocloud/algocloud/workflows"
 )
 
 // Options configures a platform. Zero values are dev defaults.
@@ -170,7 +171,11 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = "sqlite://" + filepath.Join(o.DataDir, "algocloud.db")
 	}
-	if err := o.Cloud.validate(); err != nil {
+	validate := o.Cloud.validateValues
+	if o.RunWorker {
+		validate = o.Cloud.validate
+	}
+	if err := validate(); err != nil {
 		return nil, err
 	}
 	if o.RunWorker {
@@ -199,7 +204,7 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 		p.Temporal, err = temporaldev.Start(temporaldev.Options{
 			FrontendPort: o.TemporalPort, UIPort: o.UIPort, Namespace: o.Namespace,
 			DatabaseFile: filepath.Join(o.DataDir, "temporal.db"), Logger: o.Logger,
-			CodecEndpoint: codecEndpointFor(o, p.APIURL),
+			CodecEndpoint: codecEndpointFor(o, p.APIURL), SearchAttributes: workflows.SearchAttributeTypes(),
 		})
 		if err != nil {
 			return nil, err
@@ -229,6 +234,12 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", hostPort, err)
+	}
+	if !o.Embedded && (o.RunWorker || o.RunAPI) {
+		// The embedded server registered them; a cluster's operator must.
+		if err := p.checkSearchAttributes(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if o.RunWorker {
 		if err := p.startWorker(ctx); err != nil {

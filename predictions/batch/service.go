@@ -34,11 +34,7 @@ type Temporal interface {
 // Service creates, reads and cancels batches for the API. Safe for
 // concurrent use once built.
 type Service struct {
-	Store Store
-	// Algorithms finds endpoints by API name.
-	Algorithms interface {
-		LiveAlgorithmByAPIName(ctx context.Context, apiName string) (store.Algorithm, error)
-	}
+	Store     Store
 	Blobs     blobs.Store
 	Temporal  Temporal
 	TaskQueue string
@@ -371,11 +367,6 @@ func ProgressOf(b store.Batch, now time.Time) Progress {
 		p.ETASeconds = float64(p.Left) / p.Rate
 	}
 	return p
-}
-
-// Endpoint returns the live algorithm serving apiName (ErrNotFound otherwise).
-func (s *Service) Endpoint(ctx context.Context, apiName string) (store.Algorithm, error) {
-	return s.Algorithms.LiveAlgorithmByAPIName(ctx, apiName)
 }
 
 // Get returns algorithmID's batch id.
