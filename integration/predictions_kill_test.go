@@ -3,10 +3,12 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,7 +49,7 @@ func TestAsyncPredictionsSurviveKilledDev(t *testing.T) {
 	data := t.TempDir()
 	calls := filepath.Join(t.TempDir(), "calls.txt")
 	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
-	d := startDevArgs(t, data, apiPort, temporalPort, "--sandbox=none")
+	d := startDevArgs(t, data, apiPort, temporalPort, "--sandbox=none", "--webhook-allow-loopback")
 	c := testenv.NewAPIClient(t, d.api, d.token)
 
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
@@ -57,14 +59,27 @@ func TestAsyncPredictionsSurviveKilledDev(t *testing.T) {
 		"    def predict(self, x):\n        if 20 <= x.shape[1] < 40:\n            with open(%q, 'a') as f:\n                f.write('%%d\\n' %% x.shape[1])\n            import time\n            time.sleep(2)\n", calls), 1)
 	require.NotEqual(t, string(src), counting)
 	commit(t, repo, map[string]string{"aai_main.py": counting})
-	_, _, epTok := walkRepo(t, c, "count", repo, "image")
+	depID, _, epTok := walkRepo(t, c, "count", repo, "image")
+	r := c.Do(http.MethodPost, "/api/v1/deployments/"+depID+"/webhook_secret", nil)
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	// The receiver outlives the platform's processes: it counts each
+	// prediction's completed deliveries by webhook-id.
+	var hookMu sync.Mutex
+	hooks := map[string]int{}
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		hookMu.Lock()
+		hooks[req.Header.Get("webhook-id")]++
+		hookMu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
 
 	const n = 6
 	ids := map[string]int{} // prediction id -> its image width
 	for i := range n {
 		w := 20 + i
 		st, m, raw, _ := apiCall(t, d.api, http.MethodPost, "/api/v1/endpoints/count/predictions", epTok,
-			map[string]any{"input": dataURI(samplePNG(t, w, 8))})
+			map[string]any{"input": dataURI(samplePNG(t, w, 8)), "webhook": receiver.URL, "webhook_events_filter": []string{"completed"}})
 		require.Equal(t, http.StatusAccepted, st, string(raw))
 		ids[m["id"].(string)] = w
 	}
@@ -75,7 +90,7 @@ func TestAsyncPredictionsSurviveKilledDev(t *testing.T) {
 	before, _ := os.ReadFile(calls)
 	inFlight := strings.Count(string(before), "\n")
 
-	d2 := startDevArgs(t, data, apiPort, temporalPort, "--sandbox=none")
+	d2 := startDevArgs(t, data, apiPort, temporalPort, "--sandbox=none", "--webhook-allow-loopback")
 	defer func() {
 		_ = d2.Cmd.Process.Signal(os.Interrupt)
 		select {
@@ -104,7 +119,20 @@ func TestAsyncPredictionsSurviveKilledDev(t *testing.T) {
 		require.GreaterOrEqual(t, perWidth[k], 1, "width %d was predicted", w)
 		repeated += perWidth[k] - 1
 	}
-	t.Logf("%d predictions, %d calls in the endpoint at the kill, %d calls made again after the restart", n, inFlight, repeated)
+	require.Eventually(t, func() bool {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		for id := range ids {
+			if hooks[id+"-completed"] == 0 {
+				return false
+			}
+		}
+		return true
+	}, time.Minute, 100*time.Millisecond, "every prediction's completed webhook fires")
+	hookMu.Lock()
+	t.Logf("%d predictions, %d calls in the endpoint at the kill, %d calls made again after the restart; webhooks received %v", n, inFlight, repeated, hooks)
+	require.Len(t, hooks, n, "one webhook-id per prediction, no other event")
+	hookMu.Unlock()
 	require.LessOrEqual(t, repeated, inFlight, "only calls in flight at the kill are made again")
 }
 

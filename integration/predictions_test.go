@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/predictions"
+	"github.com/algocloud/algocloud/predictions/webhook"
 )
 
 // capturePredictionHistory is captureHistory for Prediction workflows: it
@@ -138,7 +140,10 @@ func walkRepo(t *testing.T, c *client, apiName, repo, output string) (id, endpoi
 // refusals (another user's endpoint, wrong tokens, bad input, a URL the
 // policy refuses, a bad Prefer, oversize).
 func TestAsyncPredictions(t *testing.T) {
-	p := startPlatform(t, t.TempDir(), func(o *platform.Options) { o.MaxPredictionInput = 256 << 10 })
+	p := startPlatform(t, t.TempDir(), func(o *platform.Options) {
+		o.MaxPredictionInput = 256 << 10
+		o.WebhookAllowLoopback = true // the test's receiver is on loopback
+	})
 	defer p.Stop()
 	owner := devToken(t, p)
 	c := newClient(t, p, owner)
@@ -185,6 +190,45 @@ func TestAsyncPredictions(t *testing.T) {
 	require.NotContains(t, string(hjs), base64.StdEncoding.EncodeToString(img)[:200])
 	require.NotContains(t, string(hjs), "ep_platform_")
 	require.NotContains(t, string(hjs), segTok)
+
+	// A webhook filtered to start and completed: two signed deliveries,
+	// each the prediction as GET shows it at that moment.
+	r := c.Do(http.MethodPost, "/api/v1/deployments/"+segID+"/webhook_secret", nil)
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	verifier, err := webhook.NewVerifier(r.Str("secret"))
+	require.NoError(t, err)
+	var hookMu sync.Mutex
+	hooks := map[string]map[string]any{} // webhook-id -> payload
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if verifier.Verify(req.Header, body) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		hookMu.Lock()
+		hooks[req.Header.Get(webhook.HeaderID)] = m
+		hookMu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+	st, m, raw, _ = predCall(t, p, http.MethodPost, seg, segTok, jsonBody(t, map[string]any{"input": dataURI(img),
+		"webhook": receiver.URL + "/hook", "webhook_events_filter": []string{"start", "completed"}}), nil)
+	require.Equal(t, http.StatusAccepted, st, string(raw))
+	hookedID := m["id"].(string)
+	require.Equal(t, "succeeded", waitPrediction(t, p, "seg", segTok, hookedID)["status"])
+	require.Eventually(t, func() bool { hookMu.Lock(); defer hookMu.Unlock(); return len(hooks) == 2 }, time.Minute, 50*time.Millisecond)
+	hookMu.Lock()
+	require.Equal(t, "processing", hooks[hookedID+"-start"]["status"], "%v", hooks)
+	require.Equal(t, "succeeded", hooks[hookedID+"-completed"]["status"], "%v", hooks)
+	require.Equal(t, p.APIURL+seg+"/"+hookedID+"/output", hooks[hookedID+"-completed"]["output"].(map[string]any)["url"])
+	hookMu.Unlock()
+	time.Sleep(500 * time.Millisecond)
+	hookMu.Lock()
+	require.Len(t, hooks, 2, "output was filtered out; each event delivered once")
+	hookMu.Unlock()
+	capturePredictionHistory(t, p, hookedID, "prediction-webhooks.json")
 
 	// With the owner's platform token and a multipart file.
 	var mp bytes.Buffer
@@ -282,7 +326,7 @@ func TestAsyncPredictions(t *testing.T) {
 			break
 		}
 	}
-	require.Len(t, seen, 4, "async, multipart, idempotent, slow")
+	require.Len(t, seen, 5, "async, webhook, multipart, idempotent, slow")
 	require.True(t, seen[slowID])
 
 	// Retention: the sweep (run here as if two days passed) deletes the
@@ -290,7 +334,7 @@ func TestAsyncPredictions(t *testing.T) {
 	svc := predictions.Service{Store: p.Store, Blobs: p.Blobs}
 	n, err := svc.Sweep(context.Background(), time.Now().Add(48*time.Hour))
 	require.NoError(t, err)
-	require.Equal(t, 5, n, "every finished prediction of both endpoints")
+	require.Equal(t, 6, n, "every finished prediction of both endpoints")
 	st, m, raw, _ = predCall(t, p, http.MethodGet, seg+"/"+id, segTok, nil, nil)
 	require.Equal(t, http.StatusOK, st, string(raw))
 	require.Equal(t, true, m["expired"], string(raw))

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/blobs/s3store"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/internal/testenv"
@@ -43,7 +44,7 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", testEncryptionKey(t))
 	const bucket, prefix = "algocloud-blobs-it", "blobs"
 	ctx := context.Background()
-	s3blobs, err := blobs.NewS3(ctx, blobs.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: moto.Endpoint,
+	s3blobs, err := s3store.NewS3(ctx, s3store.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: moto.Endpoint,
 		Credentials: testmoto.Credentials})
 	require.NoError(t, err)
 	require.NoError(t, s3blobs.CreateBucket(ctx))
@@ -164,7 +165,7 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 }
 
 // requireNoBlobs checks that the bucket holds nothing under prefix.
-func requireNoBlobs(t *testing.T, s *blobs.S3, prefix string) {
+func requireNoBlobs(t *testing.T, s *s3store.S3, prefix string) {
 	t.Helper()
 	keys, err := s.List(context.Background(), prefix)
 	require.NoError(t, err)

@@ -33,6 +33,9 @@ type Activities struct {
 	RootCAs *x509.CertPool
 	// HTTP calls the endpoints; nil makes one from RootCAs.
 	HTTP *http.Client
+	// APIBaseURL (http://host:port) makes the urls of webhook payloads
+	// absolute; empty leaves them relative to the platform API.
+	APIBaseURL string
 }
 
 // PredictInput is one predict call's references.
@@ -202,14 +205,30 @@ func heartbeat(ctx context.Context) (stop func()) {
 	go func() {
 		t := time.NewTicker(3 * time.Second)
 		defer t.Stop()
+		// None at once: a call shorter than a tick needs none, and the SDK
+		// would flush it after the activity ended (a logged warning per call).
 		for {
-			activity.RecordHeartbeat(ctx)
 			select {
 			case <-done:
 				return
 			case <-t.C:
+				activity.RecordHeartbeat(ctx)
 			}
 		}
 	}()
 	return func() { close(done) }
+}
+
+// RenderPrediction is the prediction as GET answers it now (a webhook's
+// payload).
+func (a *Activities) RenderPrediction(ctx context.Context, id string) ([]byte, error) {
+	p, err := a.Store.GetPredictionByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	alg, err := a.Store.GetAlgorithmByID(ctx, p.AlgorithmID)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(NewView(p, a.APIBaseURL+"/api/v1/endpoints/"+alg.APIName+"/predictions"))
 }

@@ -1,11 +1,13 @@
 package predictions
 
 import (
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -97,16 +99,32 @@ func Prediction(ctx workflow.Context, in Input) (Result, error) {
 	return Result{Status: res.Outcome.Status}, nil
 }
 
-// notifyWebhooks is where the prediction's webhook deliveries start: for
-// each event in in.WebhookEvents (all when empty) with a webhook URL, a
-// webhook.Deliver child workflow (ParentClosePolicy ABANDON) with
-// DeliveryID = prediction id + "." + event and the prediction's GET JSON.
-//
-// NOT DONE: the webhook package (branch hooks) is not merged yet, so this
-// starts nothing. Wiring it in changes the commands this workflow makes, so
-// it must come with a workflow.GetVersion guard and a replay history.
+// notifyWebhooks starts the webhook delivery of event when the prediction
+// has a webhook and its filter (all events when empty) names the event: an
+// activity renders the prediction as GET shows it now, then a
+// webhook.Deliver child (ParentClosePolicy ABANDON) delivers it with
+// webhook-id "<prediction id>-<event>", retrying for a day on its own. The
+// prediction never waits for a receiver, and a failure to start a delivery
+// is logged, never a failed prediction.
 func notifyWebhooks(ctx workflow.Context, in Input, event string) {
-	_ = ctx
-	_ = in
-	_ = event
+	if in.Webhook == "" || (len(in.WebhookEvents) > 0 && !slices.Contains(in.WebhookEvents, event)) {
+		return
+	}
+	var a *Activities
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+	})
+	var payload []byte
+	if err := workflow.ExecuteActivity(actx, a.RenderPrediction, in.ID).Get(ctx, &payload); err != nil {
+		workflow.GetLogger(ctx).Error("webhook payload", "prediction", in.ID, "event", event, "error", err)
+		return
+	}
+	err := webhook.StartChild(ctx, webhook.DeliverInput{
+		DeliveryID: in.ID + "-" + event, EndpointAlgorithmID: in.AlgorithmID, SubjectID: in.ID,
+		URL: in.Webhook, Event: webhook.Event{Type: event, Payload: payload},
+	})
+	if err != nil {
+		workflow.GetLogger(ctx).Error("start webhook delivery", "prediction", in.ID, "event", event, "error", err)
+	}
 }

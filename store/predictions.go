@@ -149,6 +149,20 @@ func (s *Store) GetPrediction(ctx context.Context, algorithmID, id string) (Pred
 	return r.prediction(), nil
 }
 
+// GetPredictionByID returns any prediction (the worker's view, for
+// webhook payloads); user-facing code uses GetPrediction.
+func (s *Store) GetPredictionByID(ctx context.Context, id string) (Prediction, error) {
+	var r predictionRow
+	err := s.db.GetContext(ctx, &r, s.q(`SELECT `+predictionColumns+` FROM predictions WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Prediction{}, fmt.Errorf("prediction %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Prediction{}, fmt.Errorf("get prediction %s: %w", id, err)
+	}
+	return r.prediction(), nil
+}
+
 // PredictionPage is where a page of ListPredictions starts: after the
 // prediction created at CreatedAt with ID (newest first). The zero value
 // starts at the newest.

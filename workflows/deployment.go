@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // Temporal application error types (ApplicationError.Type()) of update
@@ -26,8 +26,9 @@ const (
 // historyLimit bounds State.History.
 const historyLimit = 50
 
-// a is nil on purpose: the workflow names activities by method value.
-var a *activities.Activities
+// a is nil on purpose: the workflow names activities by method value
+// (actdef.Names; the worker runs *activities.Activities under those names).
+var a *actdef.Names
 
 // changeStepOutcomes versions fixes from acceptance testing, decided once
 // when a run starts (so one run never mixes old and new behaviour; histories
@@ -207,7 +208,7 @@ func (d *deployment) project(ctx workflow.Context) {
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
-	rec := activities.StateRecord{DeploymentID: d.st.DeploymentID, Step: d.st.Step, Status: d.st.Status}
+	rec := actdef.StateRecord{DeploymentID: d.st.DeploymentID, Step: d.st.Step, Status: d.st.Status}
 	if d.st.Live != nil && d.st.Status == StatusLive {
 		rec.Endpoint = d.st.Live.Endpoint
 	}

@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/actdef"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -78,7 +78,7 @@ func TestSearchAttributeUpdates(t *testing.T) {
 	require.Equal(t, 1, n, "configure changed compute")
 	require.Equal(t, spec.GPU, values(next)["AlgocloudCompute"])
 
-	live := State{Spec: sp, Step: StepCompleted, Status: StatusLive, Live: &activities.ServiceInfo{CodeRevision: 3}}
+	live := State{Spec: sp, Step: StepCompleted, Status: StatusLive, Live: &actdef.ServiceInfo{CodeRevision: 3}}
 	cur, n = upsert(live, cur)
 	require.Equal(t, 3, n)
 	require.Equal(t, with(map[string]any{"AlgocloudStep": StepCompleted, "AlgocloudStatus": StatusLive, "AlgocloudLiveRevision": int64(3)}), values(cur))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/algocloud/algocloud/internal/sandbox"
+	"github.com/algocloud/algocloud/internal/sealed"
 
 	"crypto/x509"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 )
@@ -129,6 +129,11 @@ func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
 	c.keyFlags(fs)
 	fs.StringVar(&c.PrevEncryptionKeyFile, "previous-encryption-key-file", env("PREVIOUS_ENCRYPTION_KEY_FILE", ""), "while rotating the key: file holding the previous key, whose payloads still decode; or set ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	// Async predictions: the API checks webhook URLs at create and the
+	// worker at every dial; the API's cancel and the worker's finish both
+	// start the retention.
+	fs.BoolVar(&c.WebhookAllowLoopback, "webhook-allow-loopback", envBool("WEBHOOK_ALLOW_LOOPBACK", false), "let webhook URLs reach loopback addresses (a receiver on this machine, for development); private, link-local and metadata addresses stay refused (api: when a prediction is created; worker: at every dial)")
+	fs.DurationVar(&c.PredictionRetention, "prediction-retention", 24*time.Hour, "how long async predictions' inputs and outputs are kept after they end (then GET says expired)")
 	if o.dev {
 		fs.IntVar(&c.TemporalPort, "temporal-port", 7233, "embedded Temporal frontend port")
 		fs.IntVar(&c.UIPort, "ui-port", 8233, "Temporal UI port (0 disables it)")
@@ -138,6 +143,8 @@ func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
 	}
 	if o.api {
 		fs.StringVar(&c.APIAddr, "addr", env("ADDR", "127.0.0.1:8080"), "API and wizard listen address")
+		fs.Int64Var(&c.MaxPredictionInput, "max-prediction-input", 32<<20, "the largest async prediction input in bytes (more: 413 payload_too_large)")
+		fs.IntVar(&c.MaxRunningPredictions, "max-running-predictions", 100, "how many async predictions one user may have starting or processing (more: 429 too_many_jobs)")
 		fs.StringVar(&c.CodecOrigins, "codec-cors-origins", env("CODEC_CORS_ORIGINS", ""), "comma-separated origins of Temporal UIs (e.g. https://temporal-ui.example.com) allowed to call this API's codec endpoint /codec from the browser (the embedded UI's is always allowed)")
 	}
 	if o.worker {
@@ -156,11 +163,7 @@ func (c *config) workerFlags(fs *flag.FlagSet, dev bool) {
 	fs.BoolVar(&c.AllowLocalGit, "allow-local-git", envBool("ALLOW_LOCAL_GIT", dev), "allow code from local paths and file:// Git URLs")
 	fs.BoolVar(&c.AllowPrivateGit, "allow-private-git", envBool("ALLOW_PRIVATE_GIT", dev), "allow Git URLs on loopback and private addresses")
 	fs.BoolVar(&c.AllowPrivateURL, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", false), "let endpoints download image URLs from loopback and private addresses")
-	fs.BoolVar(&c.WebhookAllowLoopback, "webhook-allow-loopback", envBool("WEBHOOK_ALLOW_LOOPBACK", false), "let webhook URLs reach loopback addresses (a receiver on this machine, for development); private, link-local and metadata addresses stay refused (api: when a prediction is created; worker: at every dial)")
 	fs.DurationVar(&c.PredictTimeout, "predict-timeout", 60*time.Second, "time limit of one prediction")
-	fs.DurationVar(&c.PredictionRetention, "prediction-retention", 24*time.Hour, "how long async predictions' inputs and outputs are kept after they end (then GET says expired)")
-	fs.Int64Var(&c.MaxPredictionInput, "max-prediction-input", 32<<20, "the largest async prediction input in bytes (more: 413 payload_too_large)")
-	fs.IntVar(&c.MaxRunningPredictions, "max-running-predictions", 100, "how many async predictions one user may have starting or processing (more: 429 too_many_jobs)")
 	fs.Float64Var(&c.SandboxScale, "sandbox-scale", envFloat("SANDBOX_SCALE", 1), "multiply every instance type's sandbox limits (memory, CPU, tasks) by this; 1 gives each instance type's own (t3.small: 2 GiB, 2 CPUs)")
 	renewEvery, err := time.ParseDuration(env("CERT_RENEW_EVERY", "12h"))
 	if err != nil {
@@ -262,7 +265,7 @@ func readKey(envName, file, flagName string) ([]byte, error) {
 	if key == "" {
 		return nil, nil
 	}
-	k, err := acme.ParseEncryptionKey(key)
+	k, err := sealed.ParseEncryptionKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%s (or %s): %w", flagName, envName, err)
 	}

@@ -19,7 +19,9 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
-	"github.com/algocloud/algocloud/activities/dns"
+	"github.com/algocloud/algocloud/internal/sealed"
+
+	"github.com/algocloud/algocloud/activities/dns/route53"
 )
 
 // Choices of Options.Compute, Options.Certs and Options.DNS.
@@ -150,20 +152,20 @@ func (c CloudOptions) needsKey() bool { return c.Compute == ComputeEC2 || c.Cert
 func (p *Platform) encryptionKey() ([]byte, error) {
 	o := p.opts
 	if o.Cloud.EncryptionKey != nil {
-		if len(o.Cloud.EncryptionKey) != acme.EncryptionKeySize {
-			return nil, fmt.Errorf("encryption key has %d bytes, want %d", len(o.Cloud.EncryptionKey), acme.EncryptionKeySize)
+		if len(o.Cloud.EncryptionKey) != sealed.EncryptionKeySize {
+			return nil, fmt.Errorf("encryption key has %d bytes, want %d", len(o.Cloud.EncryptionKey), sealed.EncryptionKeySize)
 		}
 		return o.Cloud.EncryptionKey, nil
 	}
 	path := filepath.Join(o.DataDir, "secrets", "encryption.key")
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return acme.ParseEncryptionKey(string(b))
+		return sealed.ParseEncryptionKey(string(b))
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	k, err := acme.NewEncryptionKey()
+	k, err := sealed.NewEncryptionKey()
 	if err != nil {
 		return nil, err
 	}
@@ -200,10 +202,10 @@ func (p *Platform) wireCloud(ctx context.Context, acts *activities.Activities) e
 			return fmt.Errorf("encryption key: %w", err)
 		}
 	}
-	var r53 *dns.Route53
+	var r53 *route53.Route53
 	if c.DNS == DNSRoute53 {
 		var err error
-		r53, err = dns.NewRoute53(ctx, dns.Options{
+		r53, err = route53.NewRoute53(ctx, route53.Options{
 			Endpoint: c.AWSEndpoint, ZoneID: c.DNSZoneID, Domain: o.Domain, Poll: c.DNSPoll,
 			Logger: o.Logger.With("component", "route53"),
 		})
@@ -224,7 +226,7 @@ func (p *Platform) wireCloud(ctx context.Context, acts *activities.Activities) e
 		if err != nil {
 			return fmt.Errorf("certs acme: %w", err)
 		}
-		acts.Issuer = activities.ACMEIssuer{Client: client, Directory: c.ACMEDirectory}
+		acts.Issuer = acme.Issuer{Client: client, Directory: c.ACMEDirectory}
 	}
 	if c.Compute == ComputeLocal {
 		var err error

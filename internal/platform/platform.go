@@ -25,10 +25,15 @@ import (
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
-	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/api"
+	// Registers the endpoints' OpenAPI generator with templates.Clients, so
+	// the API's openapi client is the bytes an endpoint serves at
+	// /openapi.json. Here, not in api: api must not link the inference
+	// server (ONNX Runtime is cgo; docs/architecture.md, Layering).
+	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/blobs/s3store"
 	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/temporaldev"
@@ -38,6 +43,8 @@ import (
 	"github.com/algocloud/algocloud/web"
 	"github.com/algocloud/algocloud/worker"
 	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/dns/route53"
 )
 
 // Options configures a platform. Zero values are dev defaults.
@@ -125,7 +132,7 @@ type Platform struct {
 	EC2         *ec2.Provider
 	Bundles     *ec2.BundleStore
 	TestServers *local.Provider
-	Route53     *dns.Route53
+	Route53     *route53.Route53
 	worker      sdkworker.Worker
 	http        *http.Server
 	// APIURL is the API's base URL when RunAPI.
@@ -270,7 +277,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 		return err
 	}
 	if acts.Issuer == nil && o.CertValidity > 0 {
-		acts.Issuer = activities.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
+		acts.Issuer = certs.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
 	}
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
@@ -377,7 +384,7 @@ func openBlobs(ctx context.Context, o Options) (blobs.Store, error) {
 	if o.BlobBucket == "" {
 		return blobs.NewDir(filepath.Join(o.DataDir, "blobs"))
 	}
-	return blobs.NewS3(ctx, blobs.S3Options{
+	return s3store.NewS3(ctx, s3store.S3Options{
 		Bucket: o.BlobBucket, Prefix: o.BlobPrefix, Region: o.Cloud.AWSRegion, Endpoint: o.Cloud.AWSEndpoint,
 	})
 }

@@ -28,7 +28,7 @@ func (p *Platform) predictionActivities() *predictions.Activities {
 		roots = x509.NewCertPool()
 		roots.AppendCertsFromPEM(p.CA.RootPEM())
 	}
-	return &predictions.Activities{Store: p.Store, Blobs: p.Blobs, CredentialsKey: p.credKey, RootCAs: roots}
+	return &predictions.Activities{Store: p.Store, Blobs: p.Blobs, CredentialsKey: p.credKey, RootCAs: roots, APIBaseURL: p.APIURL}
 }
 
 // startPredictionSweep runs the retention sweep in the worker until Stop.

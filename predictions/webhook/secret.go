@@ -3,7 +3,7 @@ package webhook
 import (
 	"fmt"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
+	"github.com/algocloud/algocloud/internal/sealed"
 )
 
 // secretLabel binds a sealed secret to its algorithm, so one endpoint's
@@ -13,17 +13,17 @@ func secretLabel(algorithmID string) string { return "webhook secret " + algorit
 // SealSecret seals an endpoint's secret with the platform's credentials key
 // (AES-256-GCM, the sealing of Git credentials): what the store keeps.
 func SealSecret(key []byte, algorithmID, secret string) ([]byte, error) {
-	sealed, err := acme.Seal(key, secretLabel(algorithmID), []byte(secret))
+	box, err := sealed.Seal(key, secretLabel(algorithmID), []byte(secret))
 	if err != nil {
 		return nil, fmt.Errorf("seal webhook secret: %w", err)
 	}
-	return sealed, nil
+	return box, nil
 }
 
 // OpenSecret reverses SealSecret; a wrong key or another algorithm's sealed
 // secret is an error.
-func OpenSecret(key []byte, algorithmID string, sealed []byte) (string, error) {
-	plain, err := acme.Open(key, secretLabel(algorithmID), sealed)
+func OpenSecret(key []byte, algorithmID string, box []byte) (string, error) {
+	plain, err := sealed.Open(key, secretLabel(algorithmID), box)
 	if err != nil {
 		return "", fmt.Errorf("unseal webhook secret (the API and the worker need the same encryption key): %w", err)
 	}
