@@ -112,8 +112,7 @@ func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
 	// the Temporal client and its payload codec (namespace, keys), the
 	// web pages and the workers' certificates (domain), what the API
 	// tells users about the sandbox and endpoint roots (sandbox, certs),
-	// the blob bucket (blob-*, aws-region, aws-endpoint) and the webhook
-	// URL policy (the API checks it at create, the worker at every dial).
+	// and the blob bucket (blob-*, aws-region, aws-endpoint).
 	c.dataFlags(fs)
 	fs.StringVar(&c.Namespace, "namespace", env("NAMESPACE", "default"), "Temporal namespace")
 	fs.StringVar(&c.Domain, "domain", env("DOMAIN", "algocloud.test"), "endpoints are named <api-name>.<domain> in their certificates")
@@ -129,7 +128,6 @@ func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
 	fs.StringVar(&c.BlobPrefix, "blob-prefix", env("BLOB_PREFIX", "algocloud-blobs"), "key prefix in --blob-bucket")
 	c.keyFlags(fs)
 	fs.StringVar(&c.PrevEncryptionKeyFile, "previous-encryption-key-file", env("PREVIOUS_ENCRYPTION_KEY_FILE", ""), "while rotating the key: file holding the previous key, whose payloads still decode; or set ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY")
-	fs.BoolVar(&c.WebhookAllowLoopback, "webhook-allow-loopback", envBool("WEBHOOK_ALLOW_LOOPBACK", false), "let webhook URLs reach loopback addresses (a receiver on this machine, for development); private, link-local and metadata addresses stay refused (api: when a prediction is created; worker: at every dial)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	// Async predictions: the API checks webhook URLs at create and the
 	// worker at every dial; the API's cancel and the worker's finish both
@@ -144,9 +142,6 @@ func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
 		fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port")
 	}
 	if o.api {
-		fs.DurationVar(&c.PredictionRetention, "prediction-retention", 24*time.Hour, "how long async predictions' inputs and outputs are kept after they end (then GET says expired)")
-		fs.Int64Var(&c.MaxPredictionInput, "max-prediction-input", 32<<20, "the largest async prediction input in bytes (more: 413 payload_too_large)")
-		fs.IntVar(&c.MaxRunningPredictions, "max-running-predictions", 100, "how many async predictions one user may have starting or processing (more: 429 too_many_jobs)")
 		fs.StringVar(&c.APIAddr, "addr", env("ADDR", "127.0.0.1:8080"), "API and wizard listen address")
 		fs.Int64Var(&c.MaxPredictionInput, "max-prediction-input", 32<<20, "the largest async prediction input in bytes (more: 413 payload_too_large)")
 		fs.IntVar(&c.MaxRunningPredictions, "max-running-predictions", 100, "how many async predictions one user may have starting or processing (more: 429 too_many_jobs)")
