@@ -76,7 +76,7 @@ func TestOwnerIsolation(t *testing.T) {
 		require.NotContains(t, w.Body.String(), "edges", "%s %s", r.Method, r.Path)
 		require.Nil(t, m["step"])
 	}
-	require.Equal(t, 13, n) // every deployment route, GET .../code and .../code/file and .../webhook_secret included
+	require.Equal(t, 13, n) // every deployment route, GET .../code and .../code/file and .../webhook_secret included (the endpoints' routes, webhook attempts too, are skipped above)
 	require.Equal(t, 0, e.wf.callCount(), "no update may reach another owner's workflow")
 	require.Equal(t, queries, e.wf.queries, "no query may reach another owner's workflow")
 

@@ -97,6 +97,7 @@ func (s *server) clients(c *gin.Context) (clientsView, bool) {
 	d := templates.ClientData{
 		Name: sp.Name, APIName: sp.APIName, Endpoint: st.Live.Endpoint, Input: sp.Input, Output: sp.Output,
 		Environment: sp.Environment, MaxBatchSize: sp.MaxBatchSize, // the endpoint's OpenAPI document depends on them
+		PlatformURL: requestBaseURL(c), // the Python client's async predictions and batches go here
 	}
 	if s.endpointCA {
 		d.CAURL = requestBaseURL(c) + "/api/ca.pem"

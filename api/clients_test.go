@@ -78,7 +78,7 @@ func TestClientsOfLiveEndpoint(t *testing.T) {
 	require.Equal(t, templates.ClientNames, v.Order)
 
 	want, err := templates.Clients(templates.ClientData{Name: "Edge detector", APIName: "edges", Endpoint: "https://127.0.0.1:9443",
-		Input: spec.Image, Output: spec.Image, CAURL: "http://example.com/api/ca.pem"})
+		Input: spec.Image, Output: spec.Image, CAURL: "http://example.com/api/ca.pem", PlatformURL: "http://example.com"})
 	require.NoError(t, err)
 	require.Equal(t, want, v.Clients)
 	require.Contains(t, v.Clients[templates.ClientCurl].Content, "--cacert algocloud-ca.pem")
@@ -155,11 +155,12 @@ func TestClientsWithPublicEndpointCerts(t *testing.T) {
 		require.Contains(t, curl, "'https://edges.api.example.com/predict'")
 		require.Contains(t, py, "CA_URL = None  # the endpoint's certificate is publicly trusted")
 		require.Contains(t, py, "algo = Algorithm(ENDPOINT, ca=None)")
+		require.Contains(t, py, `PLATFORM = "http://example.com"`, "async predictions go to the API the client came from")
 		require.NotContains(t, example, "ca=")
 		require.NotContains(t, page, "root certificate")
 		require.NotContains(t, v.Clients[templates.ClientOpenAPI].Content, "platform's CA")
 		want, err := templates.Clients(templates.ClientData{Name: "Edge detector", APIName: "edges",
-			Endpoint: "https://edges.api.example.com", Input: spec.Image, Output: spec.Image})
+			Endpoint: "https://edges.api.example.com", Input: spec.Image, Output: spec.Image, PlatformURL: "http://example.com"})
 		require.NoError(t, err)
 		require.Equal(t, want, v.Clients)
 

@@ -372,6 +372,10 @@ func TestAsyncPredictions(t *testing.T) {
 		{"Prefer out of range", seg, segTok, map[string]any{"input": dataURI(img)}, map[string]string{"Prefer": "wait=61"}, 400, "invalid_header", "Prefer"},
 		{"unknown field", seg, segTok, map[string]any{"input": dataURI(img), "inputs": 1}, nil, 400, "unknown_field", "inputs"},
 		{"bad event filter", seg, segTok, map[string]any{"input": dataURI(img), "webhook": "https://example.com/h", "webhook_events_filter": []string{"done"}}, nil, 400, "invalid_field", "webhook_events_filter"},
+		{"link-local webhook", seg, segTok, map[string]any{"input": dataURI(img), "webhook": "http://169.254.1.1/hook"}, nil, 400, "invalid_webhook", "webhook"},
+		{"private webhook", seg, segTok, map[string]any{"input": dataURI(img), "webhook": "https://10.0.0.1/hook"}, nil, 400, "invalid_webhook", "webhook"},
+		{"metadata webhook", seg, segTok, map[string]any{"input": dataURI(img), "webhook": "http://169.254.169.254/latest/meta-data/"}, nil, 400, "invalid_webhook", "webhook"},
+		{"webhook with a password", seg, segTok, map[string]any{"input": dataURI(img), "webhook": "https://u:p@hooks.example.com/"}, nil, 400, "invalid_webhook", "webhook"},
 		{"oversize", seg, segTok, map[string]any{"input": dataURI(make([]byte, 300<<10))}, nil, 413, "payload_too_large", "input"},
 		{"bad cursor", seg + "?cursor=zzz", segTok, nil, nil, 400, "invalid_query", "cursor"},
 	} {

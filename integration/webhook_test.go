@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -101,10 +102,96 @@ func TestWebhookDeliveryThroughThePlatform(t *testing.T) {
 	// (the create handlers refuse it first; this is the dial-time check).
 	p3 := startPlatform(t, data)
 	defer p3.Stop()
+	st, _, raw, _ := predCall(t, p3, http.MethodPost, "/api/v1/endpoints/hooked/predictions", tok,
+		jsonBody(t, map[string]any{"input": dataURI(samplePNG(t, 8, 8)), "webhook": srv.URL + "/hook"}), nil)
+	require.Equal(t, http.StatusBadRequest, st, "a loopback webhook without --webhook-allow-loopback: %s", raw)
+	require.Contains(t, string(raw), `"code":"invalid_webhook"`)
+	require.Contains(t, string(raw), `"field":"webhook"`)
 	in.DeliveryID, in.SubjectID = "pred2-completed", "pred2"
 	run, err = webhook.Start(ctx, p3.Client, workflows.TaskQueue, in)
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, store.WebhookRefused, res.Outcome)
 	require.Equal(t, 2, count(), "a refused URL was contacted")
+}
+
+// TestPredictionWebhooks: a prediction created with a webhook (a receiver
+// on loopback, allowed by --webhook-allow-loopback) delivers start, output
+// and completed, each signed with the secret the owner was shown, each body
+// the prediction's JSON at that moment; a filter limits the events; the
+// attempts route (with the endpoint's token) lists them; with the flag, a
+// private address is still refused at create.
+func TestPredictionWebhooks(t *testing.T) {
+	p := startPlatform(t, t.TempDir(), func(o *platform.Options) { o.WebhookAllowLoopback = true })
+	defer p.Stop()
+	owner := devToken(t, p)
+	c := newClient(t, p, owner)
+	depID, _, epTok := walk(t, c, "measure", "measurements", "json")
+	r := c.Do(http.MethodPost, "/api/v1/deployments/"+depID+"/webhook_secret", nil)
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	v, err := webhook.NewVerifier(r.Str("secret"))
+	require.NoError(t, err)
+
+	type delivery struct {
+		id     string
+		status string
+		ok     bool
+	}
+	var mu sync.Mutex
+	var got []delivery
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
+		status, _ := m["status"].(string)
+		mu.Lock()
+		got = append(got, delivery{id: req.Header.Get(webhook.HeaderID), status: status, ok: v.Verify(req.Header, body) == nil})
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	deliveries := func() []delivery { mu.Lock(); defer mu.Unlock(); return append([]delivery(nil), got...) }
+
+	const preds = "/api/v1/endpoints/measure/predictions"
+	img := samplePNG(t, 64, 48)
+	st, m, raw, _ := predCall(t, p, http.MethodPost, preds, epTok, jsonBody(t, map[string]any{"input": dataURI(img), "webhook": srv.URL + "/all"}), nil)
+	require.Equal(t, http.StatusAccepted, st, string(raw))
+	id := m["id"].(string)
+	done := waitPrediction(t, p, "measure", epTok, id)
+	require.Equal(t, "succeeded", done["status"])
+	require.Eventually(t, func() bool { return len(deliveries()) == 3 }, time.Minute, 50*time.Millisecond)
+	byID := map[string]delivery{}
+	for _, d := range deliveries() {
+		require.True(t, d.ok, "a webhook the shown secret does not verify: %+v", d)
+		byID[d.id] = d
+	}
+	require.Equal(t, "processing", byID[id+"-start"].status)
+	require.Equal(t, "succeeded", byID[id+"-output"].status)
+	require.Equal(t, "succeeded", byID[id+"-completed"].status)
+
+	st, m, raw, _ = predCall(t, p, http.MethodGet, preds+"/"+id+"/webhooks", epTok, nil, nil)
+	require.Equal(t, http.StatusOK, st, string(raw))
+	require.Len(t, m["attempts"], 3)
+	for _, a := range m["attempts"].([]any) {
+		require.Equal(t, "delivered", a.(map[string]any)["outcome"])
+	}
+
+	// Only completed.
+	st, m, raw, _ = predCall(t, p, http.MethodPost, preds, epTok, jsonBody(t, map[string]any{
+		"input": dataURI(img), "webhook": srv.URL + "/done", "webhook_events_filter": []string{"completed"},
+	}), nil)
+	require.Equal(t, http.StatusAccepted, st, string(raw))
+	id2 := m["id"].(string)
+	waitPrediction(t, p, "measure", epTok, id2)
+	require.Eventually(t, func() bool { return len(deliveries()) == 4 }, time.Minute, 50*time.Millisecond)
+	time.Sleep(time.Second)
+	last := deliveries()
+	require.Len(t, last, 4, "a filtered-out event was delivered")
+	require.Equal(t, id2+"-completed", last[3].id)
+
+	// The flag allows loopback only.
+	st, _, raw, _ = predCall(t, p, http.MethodPost, preds, epTok, jsonBody(t, map[string]any{"input": dataURI(img), "webhook": "https://192.168.1.10/hook"}), nil)
+	require.Equal(t, http.StatusBadRequest, st, string(raw))
+	require.Contains(t, string(raw), `"code":"invalid_webhook"`)
+	require.Contains(t, string(raw), `"field":"webhook"`)
 }

@@ -59,6 +59,11 @@ type ClientData struct {
 	// CAFile is the local file name the clients read that root from;
 	// DefaultCAFile when empty. Unused without CAURL.
 	CAFile string
+	// PlatformURL is the platform API's base URL (http(s)://host[:port]):
+	// where the Python client creates async predictions and batches
+	// (/api/v1/endpoints/{api_name}/...). Empty: the client has no async
+	// methods' default and needs platform= passed.
+	PlatformURL string
 	// Environment (python or onnx) and MaxBatchSize are the deployment's, as
 	// the endpoint's config has them: its OpenAPI document depends on them.
 	Environment  string
@@ -174,6 +179,12 @@ func newClientView(d ClientData) (clientView, error) {
 		}
 	} else {
 		d.CAFile = ""
+	}
+	if d.PlatformURL != "" {
+		if d.PlatformURL, err = checkURL(d.PlatformURL); err != nil {
+			return bad("platform_url: %v", err)
+		}
+		d.PlatformURL = strings.TrimRight(d.PlatformURL, "/")
 	}
 	d.APIName = fileSafe(d.APIName)
 	d.Name = oneLine(d.Name)

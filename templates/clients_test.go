@@ -28,7 +28,7 @@ const jqueryMarker = "/* jquery-3.7.1.min.js inlined here */"
 func goldenData(in, out spec.IOType) ClientData {
 	return ClientData{
 		Name: "Otsu segmentation", APIName: "otsu-segmentation", Endpoint: "https://127.0.0.1:9443",
-		Input: in, Output: out, CAURL: "http://127.0.0.1:8080/api/ca.pem",
+		Input: in, Output: out, CAURL: "http://127.0.0.1:8080/api/ca.pem", PlatformURL: "http://127.0.0.1:8080",
 	}
 }
 
@@ -53,7 +53,7 @@ func TestClientsGolden(t *testing.T) {
 			d := goldenData(pair.In, pair.Out)
 			dir := filepath.Join("clients", "testdata", string(pair.In)+"_"+string(pair.Out))
 			if vr.acme {
-				d.Endpoint, d.CAURL = "https://otsu-segmentation.api.example.com", ""
+				d.Endpoint, d.CAURL, d.PlatformURL = "https://otsu-segmentation.api.example.com", "", "https://algocloud.example.com"
 				dir += "_acme"
 			}
 			got, err := Clients(d)

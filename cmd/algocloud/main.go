@@ -33,6 +33,9 @@ Usage:
 Client commands (talk to a running platform: --api, token in $ALGOCLOUD_TOKEN):
   algocloud deploy  [flags] DIR        deploy the algorithm in DIR as DIR/algocloud.json describes it
   algocloud predict [flags] INPUT      call a deployed endpoint (--endpoint, --ca, -o)
+  algocloud predict --async [--wait] API_NAME INPUT   an async prediction, run durably by the platform
+  algocloud predictions ls|get|wait|cancel|webhooks API_NAME [ID]   follow async predictions
+  algocloud batch   [flags] API_NAME INPUTS... -o OUT.zip   a batch job with a progress bar (--resume ID)
   algocloud logs    [-f] ID|API_NAME   a deployment's progress log; -f follows it
   algocloud ls                         your deployments
 
@@ -61,6 +64,10 @@ func main() {
 		err = deploy(args)
 	case "predict":
 		err = predict(args)
+	case "predictions":
+		err = predictions(args)
+	case "batch":
+		err = batch(args)
 	case "logs":
 		err = logs(args)
 	case "ls":

@@ -21,24 +21,61 @@ func predict(args []string) error {
 	fs := flag.NewFlagSet("predict", flag.ExitOnError)
 	endpoint := fs.String("endpoint", env("ENDPOINT", ""), "the endpoint's URL, as algocloud deploy printed it ($ALGOCLOUD_ENDPOINT)")
 	token := fs.String("token", "", "the endpoint token (default $ALGOCLOUD_ENDPOINT_TOKEN, which keeps it out of process lists)")
-	api := fs.String("api", env("API", apiclient.DefaultBaseURL), "the platform's API URL ($ALGOCLOUD_API): where the hint for a missing --ca points")
+	api := fs.String("api", env("API", apiclient.DefaultBaseURL), "the platform's API URL ($ALGOCLOUD_API): where --async predictions are made and the hint for a missing --ca points")
 	caFile := fs.String("ca", "", "PEM file of the root that signs the endpoint's certificate (the platform's /api/ca.pem); default: the system's roots")
 	output := fs.String("o", "", "write the output to this file (default: JSON to stdout; an image, array or file to output.png, output.npy or the name the algorithm gave)")
 	contentType := fs.String("content-type", "", "send the input with this Content-Type instead of the one guessed from it")
 	filename := fs.String("filename", "", "the input's file name, for file inputs (default: INPUT's name)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	var async asyncFlags
+	async.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: algocloud predict --endpoint URL [--ca FILE] [-o OUTPUT] INPUT
+       algocloud predict --async [--wait [-o OUTPUT]] [--webhook URL] API_NAME INPUT
 
 Sends INPUT (a file; - for stdin; an http(s) URL of an image for the endpoint
 to download) to the endpoint's /predict. PNG, JPEG and GIF go as images, .npy
 as arrays, JSON as JSON, anything else as a named file. JSON answers go to
 stdout; images, arrays and files to -o (or a default name).
 
+With --async, INPUT becomes an async prediction of the endpoint API_NAME on
+the platform (--api): it runs there, durably, and the command prints its id
+(algocloud predictions get|wait|cancel API_NAME ID follow it); --wait waits
+and writes the output as above. The token is --token, else
+$ALGOCLOUD_ENDPOINT_TOKEN, else $ALGOCLOUD_TOKEN (yours).
+
 `)
 		fs.PrintDefaults()
 	}
 	rest := parseInterspersed(fs, args)
+	if async.async {
+		if len(rest) != 2 {
+			fs.Usage()
+			return errors.New("predict --async takes API_NAME and one input")
+		}
+		in, err := readInput(rest[1])
+		if err != nil {
+			return err
+		}
+		if *contentType != "" {
+			in.ContentType = *contentType
+		}
+		if *filename != "" {
+			in.Filename = *filename
+		}
+		c, err := jobsClient(*api, *token)
+		if err != nil {
+			return err
+		}
+		ctx, stop := interruptible()
+		defer stop()
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return predictAsync(ctx, c, async, rest[0], rest[1], *output, in)
+	}
+	if async.wait || async.webhook != "" {
+		return errors.New("--wait and --webhook go with --async")
+	}
 	if len(rest) != 1 {
 		fs.Usage()
 		return errors.New("predict takes one input")

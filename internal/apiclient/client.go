@@ -1,7 +1,8 @@
 // Package apiclient is a small client of algocloud's REST API (package api):
 // deployments, wizard steps, code uploads, progress events and generated
-// clients, plus a caller of a deployed endpoint. The algocloud CLI's deploy,
-// predict, logs and ls commands and their tests share it, and so does the
+// clients, an endpoint's async predictions and batch jobs (jobs.go), plus a
+// caller of a deployed endpoint. The algocloud CLI's deploy, predict,
+// predictions, batch, logs and ls commands and their tests share it, and so does the
 // platform benchmark (bench/platformbench), which walks the wizard with it. It depends on the
 // standard library only, never on the platform's server side.
 package apiclient

@@ -13,8 +13,10 @@ export const PAGES = [
   { key: 'use', title: 'Using the Algorithm' },
   { key: 'complete', title: 'Complete Deployment' },
 ];
+// OTHER_PAGES are a deployment's pages outside the walkthrough's steps.
+export const OTHER_PAGES = [{ key: 'jobs', title: 'Jobs' }];
 // pageTitle is a page's name as the walkthrough has it.
-export const pageTitle = (key) => (PAGES.find((p) => p.key === key) || { title: key }).title;
+export const pageTitle = (key) => (PAGES.find((p) => p.key === key) || OTHER_PAGES.find((p) => p.key === key) || { title: key }).title;
 
 // The eight image API types of the walkthrough come first on the data type
 // page; the rest of what /ui/options.json lists follows.

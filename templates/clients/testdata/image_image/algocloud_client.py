@@ -33,6 +33,21 @@ always verified.
 
 An error answer raises AlgorithmError with .status, .code, .message and
 .traceback (the algorithm's Python traceback when predict raised).
+
+Async predictions and batch jobs run on the platform (http://127.0.0.1:8080),
+durably, with the same endpoint token:
+
+    p = algo.predict_async(x, webhook=None)   # a Prediction: p.id, p.status
+    p.wait(timeout=600)                        # polls until it ends
+    result = p.output()                        # as predict(x) returns it
+    p.cancel()
+    b = algo.batch(["a.png", "folder/"], out="outputs.zip", progress=print)
+
+batch takes a list of files and folders (zipped here), a .zip/.tar path, or
+urls=[...]; it waits, calls progress(batch_dict) on each poll (counts: total,
+done, failed, left; rate; eta_seconds), and downloads the outputs' zip to out
+(and the per-item error report, JSON lines, to out's name + ".errors.jsonl"
+when items failed).
 """
 
 import io
@@ -40,9 +55,12 @@ import json
 import mimetypes
 import os
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
+import zipfile
 
 import numpy as np
 from PIL import Image
@@ -51,10 +69,13 @@ ENDPOINT = "https://127.0.0.1:9443"
 INPUT_TYPE = "image"
 OUTPUT_TYPE = "image"
 TOKEN_ENV = "ALGOCLOUD_ENDPOINT_TOKEN"
+# The platform API: async predictions and batches of this endpoint.
+PLATFORM = "http://127.0.0.1:8080"
+API_NAME = "otsu-segmentation"
 # Download the CA root once: curl -sS --fail -o algocloud-ca.pem http://127.0.0.1:8080/api/ca.pem
 CA_URL = "http://127.0.0.1:8080/api/ca.pem"
 
-__all__ = ["Algorithm", "AlgorithmError", "Response", "ENDPOINT"]
+__all__ = ["Algorithm", "AlgorithmError", "Batch", "Prediction", "Response", "ENDPOINT", "PLATFORM"]
 
 NPY_TYPE = "application/x-npy"
 _TYPES = ("image", "numpy", "json", "file")
@@ -108,7 +129,8 @@ class Algorithm:
     """The endpoint; one instance may serve many predict calls (not concurrently)."""
 
     def __init__(self, endpoint=ENDPOINT, token=None, ca=None, input_type=INPUT_TYPE,
-                 output_type=OUTPUT_TYPE, timeout=300):
+                 output_type=OUTPUT_TYPE, timeout=300, platform=PLATFORM, api_name=API_NAME,
+                 platform_ca=None):
         if token is None:
             token = os.environ.get(TOKEN_ENV, "")
         token = token.strip()
@@ -123,6 +145,12 @@ class Algorithm:
         self._token = token
         ctx = ssl.create_default_context(cafile=os.fspath(ca) if ca is not None else None)
         self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx))
+        # The platform's certificate is not the endpoints' (platform_ca: its
+        # root when not publicly trusted; None: the system's roots).
+        self.platform = platform.rstrip("/") if platform else None
+        self.api_name = api_name
+        pctx = ssl.create_default_context(cafile=os.fspath(platform_ca) if platform_ca is not None else None)
+        self._platform_opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=pctx))
 
     def __repr__(self):
         return "Algorithm(%r, %s -> %s)" % (self.endpoint, self.input_type, self.output_type)
@@ -163,16 +191,301 @@ class Algorithm:
         return (r.filename or "output"), r.body
 
     def _request(self, method, path, body=None, content_type=None):
-        req = urllib.request.Request(self.endpoint + path, data=body, method=method)
+        return self._send(self._opener, self.endpoint + path, method, body, content_type)
+
+    def _send(self, opener, url, method, body=None, content_type=None, headers=None, out=None):
+        req = urllib.request.Request(url, data=body, method=method)
         req.add_header("Authorization", "Bearer " + self._token)
         req.add_header("User-Agent", "algocloud-client-python/1")
         if content_type:
             req.add_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
         try:
-            with self._opener.open(req, timeout=self.timeout) as r:
+            with opener.open(req, timeout=self.timeout) as r:
+                if out is not None:  # a download: streamed to the file out
+                    with open(out, "wb") as f:
+                        while True:
+                            chunk = r.read(1 << 20)
+                            if not chunk:
+                                break
+                            f.write(chunk)
+                    return Response(r.status, r.headers, b"")
                 return Response(r.status, r.headers, r.read())
         except urllib.error.HTTPError as e:
             raise _error(e.code, e.headers, e.read()) from None
+
+    # Async predictions and batches: the platform's API, same token.
+
+    def _api(self, method, path, body=None, content_type=None, headers=None, out=None):
+        if not self.platform:
+            raise ValueError("no platform URL: pass Algorithm(..., platform='https://...')")
+        url = self.platform + "/api/v1/endpoints/" + urllib.parse.quote(self.api_name, safe="") + path
+        return self._send(self._platform_opener, url, method, body, content_type, headers, out)
+
+    def _api_json(self, method, path, body=None, content_type=None, headers=None):
+        r = self._api(method, path, body, content_type, headers)
+        return json.loads(r.body.decode("utf-8"))
+
+    def predict_async(self, x, filename=None, webhook=None, webhook_events=None,
+                      idempotency_key=None, wait=None):
+        """Creates an async prediction of x on the platform and returns it (a
+        Prediction). webhook (https) is told of its events (webhook_events:
+        a list of start, output, logs, completed); wait (1..60 s) lets the
+        platform answer with the finished prediction when it ends that soon."""
+        fields = {}
+        if webhook:
+            fields["webhook"] = webhook
+        if webhook_events:
+            fields["webhook_events_filter"] = list(webhook_events)
+        url = None
+        if isinstance(x, str) and x.startswith(("http://", "https://")):
+            url = x
+        elif isinstance(x, dict) and self.input_type == "image" and set(x) == {"url"}:
+            url = x["url"]
+        if url is not None or self.input_type == "json":
+            if url is not None:
+                fields["input"] = url
+            else:
+                body, _, _ = self.encode(x, filename)
+                fields["input"] = json.loads(body.decode("utf-8"))
+            body, content_type = json.dumps(fields).encode("utf-8"), "application/json"
+        else:
+            data, part_type, query = self.encode(x, filename)
+            name = urllib.parse.unquote(query[len("?filename="):]) if query else "input"
+            body, content_type = _multipart(fields, "input", name, part_type, data)
+        headers = {"Idempotency-Key": idempotency_key or ("py-" + uuid.uuid4().hex)}
+        if wait:
+            headers["Prefer"] = "wait=%d" % max(1, min(60, int(wait)))
+        return Prediction(self, self._api_json("POST", "/predictions", body, content_type, headers))
+
+    def prediction(self, prediction_id):
+        """The prediction prediction_id of this endpoint, as it stands now."""
+        return Prediction(self, self._api_json("GET", "/predictions/" + urllib.parse.quote(prediction_id, safe="")))
+
+    def predictions(self, limit=20, cursor=None):
+        """A page of this endpoint's predictions, newest first: (list of
+        Prediction, next cursor or None)."""
+        q = {"limit": str(limit)}
+        if cursor:
+            q["cursor"] = cursor
+        page = self._api_json("GET", "/predictions?" + urllib.parse.urlencode(q))
+        return [Prediction(self, p) for p in page.get("predictions") or []], page.get("next_cursor") or None
+
+    def batch(self, inputs=None, out=None, progress=None, urls=None, concurrency=None, interval=1.0, timeout=None):
+        """Runs a batch job of this endpoint on the platform and waits for it.
+        inputs: a .zip/.tar path sent as it is, or a path or list of paths of
+        files and folders (zipped here); or urls=[...] for the platform to
+        fetch. progress(batch_dict) is called on each poll. The outputs' zip
+        is written to out (and the per-item error report beside it) when the
+        batch ends. Returns the Batch."""
+        b = self.start_batch(inputs, urls=urls, concurrency=concurrency)
+        b.wait(timeout=timeout, interval=interval, progress=progress)
+        if out is not None:
+            b.download(out)
+        return b
+
+    def start_batch(self, inputs=None, urls=None, concurrency=None):
+        """Creates a batch job (see batch) and returns it without waiting;
+        concurrency bounds its predictions in flight (None: the platform's)."""
+        if urls is not None:
+            fields = {"urls": list(urls)}
+            if concurrency:
+                fields["concurrency"] = int(concurrency)
+            data = self._api_json("POST", "/batches", json.dumps(fields).encode("utf-8"), "application/json")
+            return Batch(self, data)
+        if inputs is None:
+            raise ValueError("batch needs inputs (paths or an archive) or urls")
+        name, archive = _batch_archive(inputs)
+        fields = {"concurrency": str(int(concurrency))} if concurrency else {}
+        part_type = "application/zip" if name.endswith(".zip") else "application/x-tar"
+        body, content_type = _multipart(fields, "archive", name, part_type, archive)
+        return Batch(self, self._api_json("POST", "/batches", body, content_type))
+
+    def get_batch(self, batch_id):
+        """The batch batch_id of this endpoint, as it stands now."""
+        return Batch(self, self._api_json("GET", "/batches/" + urllib.parse.quote(batch_id, safe="")))
+
+
+_FINAL = ("succeeded", "failed", "canceled")
+
+
+class Prediction:
+    """An async prediction: .id, .status and .data (the API's JSON)."""
+
+    def __init__(self, algo, data):
+        self._algo = algo
+        self.data = data
+
+    id = property(lambda self: self.data.get("id"))
+    status = property(lambda self: self.data.get("status"))
+    error = property(lambda self: self.data.get("error"))
+
+    def __repr__(self):
+        return "Prediction(%r, %s)" % (self.id, self.status)
+
+    def _path(self, rest=""):
+        return "/predictions/" + urllib.parse.quote(self.id, safe="") + rest
+
+    @property
+    def done(self):
+        return self.status in _FINAL
+
+    def refresh(self):
+        """Reads the prediction again; returns self."""
+        self.data = self._algo._api_json("GET", self._path())
+        return self
+
+    def wait(self, timeout=None, interval=0.5):
+        """Polls until the prediction ends (TimeoutError after timeout
+        seconds; the prediction goes on). Returns self."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("prediction %s is still %s after %ss" % (self.id, self.status, timeout))
+            time.sleep(interval)
+            interval = min(interval * 1.5, 5.0)
+            self.refresh()
+        return self
+
+    def output(self):
+        """The output, as Algorithm.predict returns it; raises AlgorithmError
+        (with the traceback) when the prediction failed or was canceled."""
+        if not self.done:
+            self.wait()
+        if self.status != "succeeded":
+            e = self.error or {}
+            raise AlgorithmError(None, "prediction_" + str(self.status), e.get("message", "the prediction " + str(self.status)), e.get("traceback"))
+        if self.data.get("expired"):
+            raise AlgorithmError(None, "prediction_expired", "the platform's retention deleted the output of " + str(self.id))
+        out = self.data.get("output")
+        urls = self.data.get("urls") or {}
+        stored = (isinstance(out, dict) and set(out) >= {"url", "content_type", "size"}
+                  and out.get("url") == urls.get("output", out.get("url")))
+        if self._algo.output_type == "json" and not stored:
+            return out  # JSON comes inline
+        return self._algo.decode(self._algo._api("GET", self._path("/output")))
+
+    def cancel(self):
+        """Asks the platform to cancel it; returns self as it then stands."""
+        self.data = self._algo._api_json("POST", self._path("/cancel"))
+        return self
+
+    def webhooks(self):
+        """The delivery attempts of its webhook (a list of dicts)."""
+        return self._algo._api_json("GET", self._path("/webhooks")).get("attempts") or []
+
+
+class Batch:
+    """A batch job: .id, .status, .counts (total, done, failed, left) and
+    .data (the API's JSON: also rate, eta_seconds, urls...)."""
+
+    def __init__(self, algo, data):
+        self._algo = algo
+        self.data = data
+
+    id = property(lambda self: self.data.get("id"))
+    status = property(lambda self: self.data.get("status"))
+    counts = property(lambda self: self.data.get("counts") or {})
+
+    def __repr__(self):
+        n = self.counts
+        return "Batch(%r, %s, %s done, %s failed, %s left)" % (self.id, self.status, n.get("done"), n.get("failed"), n.get("left"))
+
+    def _path(self, rest=""):
+        return "/batches/" + urllib.parse.quote(self.id, safe="") + rest
+
+    @property
+    def done(self):
+        return self.status in _FINAL
+
+    def refresh(self):
+        self.data = self._algo._api_json("GET", self._path())
+        return self
+
+    def wait(self, timeout=None, interval=1.0, progress=None):
+        """Polls until the batch ends, calling progress(data) each time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if progress is not None:
+                progress(dict(self.data))
+            if self.done:
+                return self
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("batch %s is still %s after %ss" % (self.id, self.status, timeout))
+            time.sleep(interval)
+            self.refresh()
+
+    def download(self, out):
+        """Writes the outputs' zip to out and, when items failed, the error
+        report (JSON lines) to out's name + ".errors.jsonl"; returns the
+        paths written."""
+        written = []
+        if self.counts.get("done"):
+            self._algo._api("GET", self._path("/output.zip"), out=out)
+            written.append(out)
+        if self.counts.get("failed"):
+            report = os.path.splitext(os.fspath(out))[0] + ".errors.jsonl"
+            self._algo._api("GET", self._path("/errors"), out=report)
+            written.append(report)
+        return written
+
+    def cancel(self):
+        self.data = self._algo._api_json("POST", self._path("/cancel"))
+        return self
+
+
+def _multipart(fields, part, filename, part_type, data):
+    """A multipart/form-data body: fields (a str, or a list of them, each)
+    and one file part."""
+    boundary = "algocloud-" + uuid.uuid4().hex
+    out = io.BytesIO()
+    for k, v in fields.items():
+        for one in (v if isinstance(v, list) else [v]):
+            out.write(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n" % (boundary, k)).encode("utf-8"))
+            out.write(str(one).encode("utf-8") + b"\r\n")
+    safe = filename.replace("\\", "_").replace('"', "_").replace("\r", "_").replace("\n", "_")
+    out.write(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\nContent-Type: %s\r\n\r\n"
+               % (boundary, part, safe, part_type)).encode("utf-8"))
+    out.write(bytes(data))
+    out.write(("\r\n--%s--\r\n" % boundary).encode("utf-8"))
+    return out.getvalue(), "multipart/form-data; boundary=" + boundary
+
+
+def _batch_archive(inputs):
+    """(file name, bytes) of the archive to send: a .zip/.tar path as it
+    is, else a zip of the files the paths name (a folder's by their path in
+    it; hidden files and links left out)."""
+    if _is_path(inputs):
+        p = os.fspath(inputs)
+        if os.path.isfile(p) and p.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz")):
+            return os.path.basename(p), _read(p)
+        inputs = [p]
+    buf = io.BytesIO()
+    names = set()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        def add(src, name):
+            if name in names:
+                raise ValueError("two inputs would both be %s in the batch: rename one" % name)
+            names.add(name)
+            z.writestr(name, _read(src))
+        for p in inputs:
+            p = os.fspath(p)
+            if os.path.isdir(p):
+                for root, dirs, files in os.walk(p):
+                    dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+                    for f in sorted(files):
+                        full = os.path.join(root, f)
+                        if f.startswith(".") or os.path.islink(full) or not os.path.isfile(full):
+                            continue
+                        add(full, os.path.relpath(full, p).replace(os.sep, "/"))
+            elif os.path.isfile(p):
+                add(p, os.path.basename(p))
+            else:
+                raise ValueError("%s is not a file or folder" % p)
+    if not names:
+        raise ValueError("the batch's inputs hold no file")
+    return "inputs.zip", buf.getvalue()
 
 
 def _error(status, headers, body):

@@ -11,6 +11,7 @@ import { facts } from './common.js';
 import { pageComplete } from './complete.js';
 import { pageDependencies } from './dependencies.js';
 import { pageIntegrate } from './integrate.js';
+import { pageJobs } from './jobs.js';
 import { pageTest } from './test.js';
 import { pageUse } from './use.js';
 import { mount, navigate, route } from '../router.js';
@@ -27,6 +28,7 @@ function reachable(d, f) {
   r.integrate = base + 'integrate';
   if (f.hasCode) { r.test = base + 'test'; r.dependencies = base + 'dependencies'; }
   if (f.testCurrent || f.everLive) { r.use = base + 'use'; r.complete = base + 'complete'; }
+  if (f.everLive) r.jobs = base + 'jobs'; // async predictions and batches need an endpoint
   return r;
 }
 // derivedPage is where a deployment is: where a reload with no page (or a
@@ -107,7 +109,8 @@ function pageHead(page, d, f, reach) {
       h('h1', { tabindex: -1 }, pageTitle(page)),
       h('span', null, h('span', { class: 'badge ' + d.status, id: 'status' }, d.status), ' ',
         f.busy ? h('span', { class: 'badge busy' }, 'busy: ' + f.busy) : null)),
-    h('p', { class: 'lead' }, h('code', null, d.api_name + '.' + app.options.domain), ' · ', h('span', { id: 'step-label' }, STEP_LABELS[d.step] || d.step)),
+    h('p', { class: 'lead' }, h('code', null, d.api_name + '.' + app.options.domain), ' · ', h('span', { id: 'step-label' }, STEP_LABELS[d.step] || d.step),
+      reach.jobs && page !== 'jobs' ? [' · ', link(reach.jobs, 'Jobs', null, 'to-jobs')] : null),
     stepper(page, reach, done),
   ];
 }
@@ -127,7 +130,7 @@ function followBusy(ctx, page) {
 }
 
 // PAGE_RENDERERS render each deployment page into its card.
-const PAGE_RENDERERS = { code: pageCode, integrate: pageIntegrate, test: pageTest, dependencies: pageDependencies, use: pageUse, complete: pageComplete };
+const PAGE_RENDERERS = { code: pageCode, integrate: pageIntegrate, test: pageTest, dependencies: pageDependencies, use: pageUse, complete: pageComplete, jobs: pageJobs };
 
 // deploymentPage renders a deployment's page (or goes to the one its state
 // allows).

@@ -1,0 +1,195 @@
+// pages/jobs.js: Jobs, a live deployment's async work on the platform:
+// its recent predictions (status, times, output download, webhook
+// deliveries), its batches with their progress, and a form that starts a
+// batch from a zip. It reads /api/v1/endpoints/{api_name}/... with the
+// signed-in (owner's) token and refreshes while anything is running.
+import { api } from '../api.js';
+import { append, h, link } from '../dom.js';
+import { app } from '../state.js';
+import { act, apiMessage, clearAlert, setAlert } from '../ui.js';
+import { sizeText } from '../util.js';
+
+const FINAL = ['succeeded', 'failed', 'canceled'];
+const epath = (d, rest) => '/api/v1/endpoints/' + encodeURIComponent(d.api_name) + (rest || '');
+const when = (at) => (at ? new Date(at).toLocaleString() : '–');
+
+// download fetches an authenticated file and hands it to the browser.
+async function download(path, filename, box) {
+  const r = await api('GET', path, undefined, { blob: true });
+  if (!r.ok) {
+    setAlert(box, 'error', apiMessage(r.data));
+    return;
+  }
+  const url = URL.createObjectURL(r.data);
+  const a = h('a', { href: url, download: filename, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+// deliveries lists one prediction's webhook delivery attempts.
+async function deliveries(d, p, box) {
+  const r = await api('GET', epath(d, '/predictions/' + encodeURIComponent(p.id) + '/webhooks'));
+  box.replaceChildren();
+  if (!r.ok) {
+    append(box, h('p', { class: 'hint' }, r.status === 404 ? 'This platform records no webhook deliveries.' : (r.data.message || 'cannot read the deliveries')));
+    return;
+  }
+  const list = r.data.attempts || r.data.deliveries || [];
+  if (!list.length) {
+    append(box, h('p', { class: 'hint' }, 'No webhook deliveries (no webhook, or none due yet).'));
+    return;
+  }
+  const rows = list.map((a) => h('tr', { class: 'delivery' },
+    h('td', null, when(a.at)), h('td', null, a.event || ''), h('td', null, String(a.attempt || '')),
+    h('td', null, a.status_code ? String(a.status_code) : '–'), h('td', null, a.outcome || ''),
+    h('td', null, a.duration_ms !== undefined ? Math.round(a.duration_ms) + ' ms' : ''), h('td', null, a.error || '')));
+  append(box, h('table', { class: 'jobs-table' },
+    h('thead', null, h('tr', null, ...['At', 'Event', 'Attempt', 'Status', 'Outcome', 'Took', 'Error'].map((c) => h('th', null, c)))),
+    h('tbody', null, rows)));
+}
+
+// predictionRow is one prediction: status, times, output, deliveries.
+function predictionRow(d, p, alert) {
+  const out = p.output;
+  const own = (p.urls && p.urls.output) || '';
+  const stored = out && typeof out === 'object' && out.url && out.content_type && (!own || out.url === own);
+  let output = '–';
+  if (p.expired) {
+    output = h('span', { class: 'hint' }, 'expired (retention deleted it)');
+  } else if (p.status === 'succeeded' && stored) {
+    output = h('button', { type: 'button', class: 'btn small', 'data-download': p.id,
+      onclick: act(() => download(epath(d, '/predictions/' + encodeURIComponent(p.id) + '/output'), out.filename || ('output-' + p.id), alert)) },
+    'Download' + (out.size ? ' (' + sizeText(out.size) + ')' : ''));
+  } else if (p.status === 'succeeded' && out !== undefined) {
+    output = h('code', null, JSON.stringify(out).slice(0, 120));
+  } else if (p.error) {
+    output = h('span', { class: 'field-error' }, p.error.message || 'failed');
+  }
+  const hooks = h('div', { class: 'deliveries', hidden: true });
+  const toggle = h('button', { type: 'button', class: 'btn small', 'data-webhooks': p.id, onclick: act(async () => {
+    hooks.hidden = !hooks.hidden;
+    if (!hooks.hidden) await deliveries(d, p, hooks);
+  }) }, 'Webhooks');
+  const pt = p.metrics && p.metrics.predict_time ? p.metrics.predict_time.toFixed(2) + ' s' : '–';
+  return [
+    h('tr', { class: 'prediction', 'data-id': p.id, 'data-status': p.status },
+      h('td', null, h('code', null, p.id)), h('td', null, h('span', { class: 'badge ' + p.status }, p.status)),
+      h('td', null, when(p.created_at)), h('td', null, when(p.completed_at)), h('td', null, pt),
+      h('td', null, output), h('td', null, toggle)),
+    h('tr', { class: 'deliveries-row' }, h('td', { colspan: 7 }, hooks)),
+  ];
+}
+
+// renderPredictions fills box with the newest predictions; it returns
+// whether any is still running.
+async function renderPredictions(d, box, alert) {
+  const r = await api('GET', epath(d, '/predictions?limit=20'));
+  box.replaceChildren(h('h2', null, 'Recent predictions'));
+  if (!r.ok) {
+    append(box, h('p', { class: 'hint' }, r.data.message || 'Predictions cannot be read.'));
+    return false;
+  }
+  const list = r.data.predictions || [];
+  if (!list.length) {
+    append(box, h('p', { class: 'hint', id: 'no-predictions' }, 'No async predictions yet: POST ' + epath(d, '/predictions') + ', algocloud predict --async ' + d.api_name + ' INPUT, or the Python client\'s predict_async.'));
+    return false;
+  }
+  append(box, h('table', { class: 'jobs-table', id: 'predictions' },
+    h('thead', null, h('tr', null, ...['ID', 'Status', 'Created', 'Completed', 'Predict time', 'Output', ''].map((c) => h('th', null, c)))),
+    h('tbody', null, list.map((p) => predictionRow(d, p, alert)))));
+  return list.some((p) => !FINAL.includes(p.status));
+}
+
+// batchCard is one batch: a progress bar, counts, rate, ETA, downloads.
+function batchCard(d, b, alert) {
+  const n = b.counts || {};
+  const total = n.total || (n.done || 0) + (n.failed || 0) + (n.left || 0);
+  const finished = (n.done || 0) + (n.failed || 0);
+  const base = '/batches/' + encodeURIComponent(b.id);
+  const facts = [finished + ' of ' + total + ' items', (n.done || 0) + ' done', (n.failed || 0) + ' failed', (n.left || 0) + ' left'];
+  if (b.rate) facts.push(b.rate.toFixed(1) + ' items/s');
+  if (b.eta_seconds && !FINAL.includes(b.status)) facts.push('about ' + Math.ceil(b.eta_seconds) + ' s left');
+  const buttons = [];
+  if (n.done) buttons.push(h('button', { type: 'button', class: 'btn small', 'data-batch-output': b.id, onclick: act(() => download(epath(d, base + '/output.zip'), b.id + '-outputs.zip', alert)) }, 'Download outputs'));
+  if (n.failed) buttons.push(h('button', { type: 'button', class: 'btn small', onclick: act(() => download(epath(d, base + '/errors'), b.id + '-errors.jsonl', alert)) }, 'Error report'));
+  if (!FINAL.includes(b.status)) {
+    buttons.push(h('button', { type: 'button', class: 'btn small', onclick: act(async () => {
+      const r = await api('POST', epath(d, base + '/cancel'));
+      if (!r.ok) setAlert(alert, 'error', apiMessage(r.data));
+    }) }, 'Cancel'));
+  }
+  return h('section', { class: 'batch', 'data-id': b.id, 'data-status': b.status },
+    h('div', { class: 'client-head' }, h('h3', null, h('code', null, b.id), ' ', h('span', { class: 'badge ' + b.status }, b.status)), h('span', null, when(b.created_at))),
+    h('progress', { max: Math.max(total, 1), value: finished, 'aria-label': 'Batch ' + b.id + ' progress' }),
+    h('p', { class: 'hint batch-counts' }, facts.join(' · ')), b.error ? h('p', { class: 'field-error' }, b.error) : null,
+    h('div', { class: 'actions' }, buttons));
+}
+
+// renderBatches fills box with the newest batches; it returns whether any
+// is still running.
+async function renderBatches(d, box, alert) {
+  const r = await api('GET', epath(d, '/batches?limit=10'));
+  box.replaceChildren(h('h2', null, 'Batches'));
+  if (!r.ok) {
+    append(box, h('p', { class: 'hint' }, r.data.message || 'Batches cannot be read.'));
+    return false;
+  }
+  const list = r.data.batches || [];
+  if (!list.length) append(box, h('p', { class: 'hint', id: 'no-batches' }, 'No batches yet.'));
+  append(box, list.map((b) => batchCard(d, b, alert)));
+  return list.some((b) => !FINAL.includes(b.status));
+}
+
+// batchForm starts a batch from a zip or tar of inputs.
+function batchForm(d, alert, refresh) {
+  const file = h('input', { type: 'file', id: 'batch-archive', accept: '.zip,.tar,.tar.gz,.tgz,application/zip,application/x-tar' });
+  const form = h('form', { id: 'batch-form', class: 'card-inner' },
+    h('h2', null, 'Start a batch'),
+    h('p', { class: 'hint' }, 'A .zip or .tar of inputs: each file is one input; the outputs come back as one zip, with a report of the items that failed.'),
+    h('label', { for: 'batch-archive' }, 'Archive of inputs'), file,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn primary', id: 'start-batch' }, 'Start batch')));
+  form.addEventListener('submit', act(async (ev) => {
+    ev.preventDefault();
+    clearAlert(alert);
+    if (!file.files.length) {
+      setAlert(alert, 'error', [h('p', null, 'Choose a .zip or .tar of inputs first.')]);
+      return;
+    }
+    const body = new FormData();
+    body.append('archive', file.files[0], file.files[0].name);
+    const r = await api('POST', epath(d, '/batches'), body);
+    if (!r.ok) {
+      setAlert(alert, 'error', apiMessage(r.data));
+      return;
+    }
+    form.reset();
+    setAlert(alert, 'ok', [h('p', null, 'Batch ' + r.data.id + ' started.')]);
+    await refresh();
+  }));
+  return form;
+}
+
+// pageJobs renders Jobs: predictions, batches and the batch form, and
+// refreshes them every 2 s while something runs (every 10 s otherwise).
+export async function pageJobs(ctx, body) {
+  const { d, id } = ctx;
+  const alert = h('div', { class: 'alert', id: 'jobs-alert', hidden: true });
+  const preds = h('div', { id: 'jobs-predictions' });
+  const batches = h('div', { id: 'jobs-batches' });
+  let timer = null;
+  let stopped = false;
+  app.cleanups.push(() => { stopped = true; if (timer) clearTimeout(timer); });
+  const refresh = async () => {
+    if (timer) clearTimeout(timer);
+    const [a, b] = await Promise.all([renderPredictions(d, preds, alert), renderBatches(d, batches, alert)]);
+    if (stopped || !ctx.alive()) return;
+    timer = setTimeout(() => { refresh().catch(() => {}); }, a || b ? 2000 : 10000);
+  };
+  append(body,
+    h('p', null, 'Async predictions and batch jobs of ', h('code', null, d.api_name), ' run on the platform, durably: they finish even when the platform restarts. ',
+      'Create them with the API, ', h('code', null, 'algocloud predict --async'), ', ', h('code', null, 'algocloud batch'), ' or the Python client (', link('/ui/deployments/' + id + '/use', 'Using the Algorithm'), ').'),
+    alert, batchForm(d, alert, refresh), batches, preds);
+  await refresh();
+}
