@@ -96,6 +96,10 @@ type Config struct {
 	// Unsandboxed says the platform runs author code without a sandbox
 	// (--sandbox=none): /api/v1/me says so, and the wizard shows it.
 	Unsandboxed bool
+	// Agents is the server agents' command channel (agenthub.Hub), served
+	// under /api/agent/v1 to server credentials only; nil answers those
+	// routes 404.
+	Agents AgentHub
 }
 
 // server holds the handlers' dependencies.
@@ -111,6 +115,8 @@ type server struct {
 	credKey   []byte
 	// unsandboxed: author code runs without a sandbox (Config.Unsandboxed).
 	unsandboxed bool
+	// agents serves /api/agent/v1 (Config.Agents).
+	agents AgentHub
 
 	// endpointCA is true when clients verify endpoints with caPEM (a local
 	// CA signs their certificates), false when they use the system's roots.
@@ -133,7 +139,7 @@ func newEngine(cfg Config) *gin.Engine {
 	s := &server{
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
-		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed,
+		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed, agents: cfg.Agents,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -181,6 +187,7 @@ func (s *server) routes() *gin.Engine {
 	d.GET("/code/file", s.getCodeFile)
 	d.GET("/clients", s.listClients)
 	d.GET("/clients/:name", s.getClient)
+	s.agentRoutes(e)
 	return e
 }
 

@@ -40,6 +40,7 @@ const (
 	InvalidArchive      // invalid_archive
 	InvalidFileName     // invalid_file_name
 	UnsupportedType     // unsupported_type
+	AgentProtocol       // agent_protocol_version
 
 	// Authentication, routing and size (401, 404, 405, 413).
 
@@ -52,6 +53,13 @@ const (
 	NoTestOutput     // no_test_output
 	MethodNotAllowed // method_not_allowed
 	BodyTooLarge     // body_too_large
+
+	// The server agents' channel refusing an agent (403, 404, 409).
+
+	AgentForbidden       // agent_forbidden
+	AgentCommandNotFound // agent_command_not_found
+	AgentStaleLease      // agent_stale_lease
+	AgentCommandDone     // agent_command_done
 
 	// The deployment's state does not allow the request (409).
 
@@ -105,8 +113,9 @@ var registry = [numCodes]entry{
 	InvalidArchive:      {"invalid_archive", http.StatusBadRequest, "the uploaded archive is not a .zip or .tar.gz"},
 	InvalidFileName:     {"invalid_file_name", http.StatusBadRequest, "a files part has no filename or one that is not a safe relative path"},
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
+	AgentProtocol:       {"agent_protocol_version", http.StatusBadRequest, "a server agent spoke a protocol version (header Algocloud-Agent-Protocol) this platform does not"},
 
-	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one"},
+	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one (on /api/agent/v1: no server credential, or an unknown or replaced one)"},
 	NotFound:         {"not_found", http.StatusNotFound, "no such route, deployment (another user's too), client or local CA"},
 	WorkflowNotFound: {"workflow_not_found", http.StatusNotFound, "the deployment's workflow no longer runs; delete the deployment and create it again"},
 	UnknownStep:      {"unknown_step", http.StatusNotFound, "no wizard step of that name (valid_steps lists them)"},
@@ -115,6 +124,11 @@ var registry = [numCodes]entry{
 	NoTestOutput:     {"no_test_output", http.StatusNotFound, "no output of a Test Code run to show, or it is gone"},
 	MethodNotAllowed: {"method_not_allowed", http.StatusMethodNotAllowed, "the route exists but not with this method"},
 	BodyTooLarge:     {"body_too_large", http.StatusRequestEntityTooLarge, "the request body is over the route's limit"},
+
+	AgentForbidden:       {"agent_forbidden", http.StatusForbidden, "a server agent's credential is for another server than the path's, or the command is another server's"},
+	AgentCommandNotFound: {"agent_command_not_found", http.StatusNotFound, "a server agent named a command the platform never issued (a forged command ID)"},
+	AgentStaleLease:      {"agent_stale_lease", http.StatusConflict, "a server agent's progress or result carries a lease that is not the command's current hand-out (late, replayed or forged); the command comes back under a new lease if still wanted"},
+	AgentCommandDone:     {"agent_command_done", http.StatusConflict, "a server agent posted a result for a command already completed with a different result (the same result again is acknowledged with duplicate: true)"},
 
 	APINameTaken: {"api_name_taken", http.StatusConflict, "another live deployment has this api_name"},
 	StepRejected: {"step_rejected", http.StatusConflict, "the workflow refused the step now: out of order, another step running, or the deployment deleted"},

@@ -5,6 +5,7 @@
 //
 //	algocloud-infer --config /path/to/inference.json
 //	algocloud-infer install --config /path/to/inference.json --requirements requirements.txt
+//	algocloud-infer agent --platform https://... --server ID --credential-file F --state-dir D [--ca-file CA]
 //
 // The config is an inference.Config written by the platform. SIGTERM or SIGINT
 // drains: the server stops accepting, finishes in-flight requests and stops
@@ -19,6 +20,10 @@
 // "<server>.install"), streaming pip's output to stdout: the EC2 instance's
 // fetch.sh runs it, as root, so that no author-chosen build script runs as
 // root there (see runInstall).
+//
+// The agent mode is the server agent: it long-polls the platform for this
+// server's commands with the server's credential and answers them (package
+// agent/link; agent_link.go).
 package main
 
 import (
@@ -37,6 +42,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "install" {
 		if err := installMain(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "algocloud-infer:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		if err := agentMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "algocloud-infer agent:", err)
 			os.Exit(1)
 		}
 		return
