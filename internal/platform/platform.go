@@ -22,6 +22,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
@@ -124,6 +125,12 @@ type Platform struct {
 
 	// Blobs holds uploads and test outputs (BlobBucket, or <DataDir>/blobs).
 	Blobs blobs.Store
+
+	// Agents is the server agents' command channel: the API serves it under
+	// /api/agent/v1 and the worker runs its RunOnServer activity. With API
+	// and worker in one process (dev) a recorded command wakes the agent's
+	// poll at once; apart, the API finds it in the store within a second.
+	Agents *agenthub.Hub
 }
 
 // Start brings the configured pieces up; Stop takes them down.
@@ -206,6 +213,13 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", hostPort, err)
 	}
+	if o.RunAPI || o.RunWorker {
+		p.Agents, err = agenthub.New(agenthub.Config{Store: p.Store, Temporal: p.Client, Key: p.credKey,
+			Logger: o.Logger.With("component", "agenthub")})
+		if err != nil {
+			return nil, err
+		}
+	}
 	if o.RunWorker {
 		if err := p.startWorker(ctx); err != nil {
 			return nil, err
@@ -239,6 +253,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	}
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
+	worker.RegisterAgentHub(p.worker, p.Agents)
 	if err := p.worker.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -264,6 +279,7 @@ func (p *Platform) apiConfig() api.Config {
 		// worker's --certs flag too); /api/ca.pem still serves the local CA.
 		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
 		Unsandboxed:         o.Sandbox.Unconfined(),
+		Agents:              p.Agents,
 	}
 }
 
