@@ -22,12 +22,12 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/algocloud/algocloud/activities"
-	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/api"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
