@@ -470,7 +470,8 @@ func (l *Link) keep(r protocol.Result) error {
 		return fmt.Errorf("keep result of %s: %w", r.CommandID, err)
 	}
 	defer os.Remove(f.Name()) // a no-op after the rename
-	if _, err := f.Write(b); err == nil {
+	_, err = f.Write(b)
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -478,6 +479,12 @@ func (l *Link) keep(r protocol.Result) error {
 	}
 	if err == nil {
 		err = os.Rename(f.Name(), path)
+	}
+	if err == nil { // the rename itself survives a power cut only once the folder is synced
+		if d, derr := os.Open(l.results); derr == nil {
+			err = d.Sync()
+			d.Close()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("keep result of %s: %w", r.CommandID, err)
