@@ -52,6 +52,8 @@ func (h *Hub) NextCommand(ctx context.Context, serverID string, wait time.Durati
 		case <-poll.C:
 		case <-deadline.C:
 			return nil, nil
+		case <-h.closing:
+			return nil, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

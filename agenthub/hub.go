@@ -95,6 +95,9 @@ type Hub struct {
 
 	mu      sync.Mutex
 	wakeups map[string]chan struct{} // per server; closed (and replaced) when a command for it is recorded
+	// closing is closed by Close: long polls answer "none" at once.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Hub.
@@ -120,6 +123,7 @@ func New(cfg Config) (*Hub, error) {
 	h := &Hub{
 		store: cfg.Store, temporal: cfg.Temporal, aead: aead, pollEvery: cfg.PollEvery,
 		eventKind: cfg.EventKind, log: cfg.Logger, wakeups: map[string]chan struct{}{},
+		closing: make(chan struct{}),
 	}
 	if h.pollEvery <= 0 {
 		h.pollEvery = time.Second
@@ -131,6 +135,13 @@ func New(cfg Config) (*Hub, error) {
 		h.log = slog.Default()
 	}
 	return h, nil
+}
+
+// Close ends every long poll now and later (each answers that no command
+// came), so that the API's graceful shutdown need not wait for them; the
+// agents poll again, elsewhere or when the API is back.
+func (h *Hub) Close() {
+	h.closeOnce.Do(func() { close(h.closing) })
 }
 
 // MintCredential makes a new credential for serverID, replacing any earlier

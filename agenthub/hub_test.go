@@ -290,6 +290,13 @@ func TestChannelRefusals(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, code)
 	code, _ = e.call(http.MethodGet, protocol.NextPath("srv-a")+"?wait=0s", newA, nil)
 	require.Equal(t, http.StatusNoContent, code)
+
+	// A closing hub (the API shutting down) ends long polls at once.
+	e.hub.Close()
+	began := time.Now()
+	code, _ = e.call(http.MethodGet, protocol.NextPath("srv-a")+"?wait=20s", newA, nil)
+	require.Equal(t, http.StatusNoContent, code)
+	require.Less(t, time.Since(began), 5*time.Second)
 }
 
 // fetch long-polls once for server's next command.

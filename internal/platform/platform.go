@@ -358,6 +358,9 @@ func (p *Platform) EnsureDevUser(ctx context.Context) (string, error) {
 // Stop shuts everything down: API first, then the worker, the endpoints
 // (children of this process), the client, the store and Temporal.
 func (p *Platform) Stop() {
+	if p.Agents != nil {
+		p.Agents.Close() // the agents' long polls would hold the API's shutdown for up to 25 s
+	}
 	if p.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = p.http.Shutdown(ctx)
