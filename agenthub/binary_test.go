@@ -51,7 +51,8 @@ func (s *syncBuffer) String() string {
 // TestAgentBinary: the real `algocloud-infer agent` (credential from a file,
 // the platform's CA from a file) answers a workflow's agent.info command
 // through the API over TLS; killed (SIGKILL) and started again, it answers
-// the next one. The credential is never in its log.
+// the next one; given a rotated credential in its file, it takes it. The
+// credentials are never in its log.
 func TestAgentBinary(t *testing.T) {
 	bin := inferBinary(t)
 	e := newEnv(t)
@@ -90,9 +91,19 @@ func TestAgentBinary(t *testing.T) {
 	require.EqualValues(t, agent.Process.Pid, second["pid"], "the restarted agent answered")
 	require.Equal(t, store.AgentDone, e.command("info-2", store.AgentDone).State)
 
+	// Rotation: the platform replaces the credential and the new one is
+	// written to the file; the running agent, refused, reads it again.
+	rotated := e.mint("srv-bin")
+	require.NoError(t, os.WriteFile(credFile, []byte(rotated), 0o600))
+	third := info("info-3")
+	require.EqualValues(t, agent.Process.Pid, third["pid"], "the same agent, with the new credential")
+	require.Contains(t, logs.String(), "using the new one in the credential file")
+
 	evs, err := e.st.ListEvents(context.Background(), e.algID, 0, 0)
 	require.NoError(t, err)
-	require.Len(t, evs, 2)
+	require.Len(t, evs, 3, "agent log:\n%s", logs.String())
 	require.Contains(t, evs[0].Message, "agent of server srv-bin answering info-1")
-	require.NotContains(t, logs.String(), strings.TrimPrefix(cred, "ag_"), "the credential is never logged")
+	for _, c := range []string{cred, rotated} {
+		require.NotContains(t, logs.String(), strings.TrimPrefix(c, "ag_"), "the credential is never logged")
+	}
 }

@@ -222,6 +222,10 @@ func TestChannelRefusals(t *testing.T) {
 	code, body = e.call(http.MethodGet, protocol.NextPath("srv-a")+"?wait=forever", credA, nil)
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Equal(t, "invalid_query", body)
+	// A server credential is no API token.
+	code, body = e.call(http.MethodGet, "/api/v1/me", credA, nil)
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.Equal(t, "unauthorized", body)
 	// B polls its own: nothing for it.
 	code, _ = e.call(http.MethodGet, protocol.NextPath("srv-b")+"?wait=0s", credB, nil)
 	require.Equal(t, http.StatusNoContent, code)

@@ -66,6 +66,11 @@ type Config struct {
 	// Server is this server's ID; Credential its credential (ag_...).
 	Server     string
 	Credential string
+	// CredentialFile, when set, holds the credential instead (Credential
+	// is then ignored): it is read at New and again whenever the platform
+	// answers 401, so a credential the platform replaced (rotation) is
+	// picked up without a restart once the new one is written there.
+	CredentialFile string
 	// HTTPClient makes the requests; it carries the TLS roots (the
 	// platform's CA). nil: a client with the system's roots.
 	HTTPClient *http.Client
@@ -96,6 +101,7 @@ type Link struct {
 
 	mu      sync.Mutex
 	running map[string]*execution
+	cred    string // the credential now (CredentialFile may replace it)
 	wg      sync.WaitGroup
 }
 
@@ -124,6 +130,13 @@ func New(cfg Config) (*Link, error) {
 	if err := protocol.ValidID(cfg.Server); err != nil {
 		return nil, fmt.Errorf("link: server id: %w", err)
 	}
+	if cfg.CredentialFile != "" {
+		c, err := readCredential(cfg.CredentialFile)
+		if err != nil {
+			return nil, fmt.Errorf("link: %w", err)
+		}
+		cfg.Credential = c
+	}
 	if !strings.HasPrefix(cfg.Credential, protocol.CredentialPrefix) {
 		return nil, fmt.Errorf("link: the credential does not start with %q", protocol.CredentialPrefix)
 	}
@@ -150,7 +163,7 @@ func New(cfg Config) (*Link, error) {
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = 500 * time.Millisecond
 	}
-	l := &Link{cfg: cfg, base: u, client: cfg.HTTPClient, log: cfg.Logger, results: results, running: map[string]*execution{}}
+	l := &Link{cfg: cfg, base: u, client: cfg.HTTPClient, log: cfg.Logger, results: results, running: map[string]*execution{}, cred: cfg.Credential}
 	if l.client == nil {
 		l.client = &http.Client{}
 	}
@@ -245,7 +258,7 @@ func (l *Link) execute(ctx context.Context, e *execution) {
 		log.Info("agent: command interrupted", "error", err)
 		return
 	}
-	l.flushProgress(ctx, e) // the last lines before the result
+	l.flushLast(ctx, e) // the last lines before the result
 	r := protocol.Result{CommandID: cmd.ID, OK: err == nil, Output: out}
 	if err != nil {
 		r.Error = err.Error()
@@ -307,6 +320,23 @@ func (l *Link) progressLoop(ctx context.Context, e *execution) {
 	}
 }
 
+// flushLast sends what lines are left once the handler returned, trying a
+// few times: nothing else would send them (the result goes regardless).
+func (l *Link) flushLast(ctx context.Context, e *execution) {
+	backoff := l.cfg.MinBackoff
+	for range 5 {
+		l.flushProgress(ctx, e)
+		e.mu.Lock()
+		left := len(e.lines)
+		e.mu.Unlock()
+		if left == 0 || ctx.Err() != nil {
+			return
+		}
+		sleep(ctx, jitter(backoff))
+		backoff = min(backoff*2, l.cfg.MaxBackoff)
+	}
+}
+
 // flushProgress sends the buffered lines, keeping them when the platform
 // cannot be reached (up to protocol.MaxLines) for the next try.
 func (l *Link) flushProgress(ctx context.Context, e *execution) {
@@ -337,6 +367,8 @@ func (l *Link) sendProgress(ctx context.Context, e *execution, lines []string) b
 	case errors.Is(err, protocol.ErrStaleLease), errors.Is(err, protocol.ErrForbidden), errors.Is(err, protocol.ErrUnknownCommand):
 		l.log.Info("agent: progress refused", "command", p.CommandID, "error", err)
 		return true
+	case ctx.Err() != nil: // the command ended meanwhile; its last lines go with flushLast
+		return false
 	default:
 		l.log.Warn("agent: progress not sent", "command", p.CommandID, "error", err)
 		return false
@@ -408,7 +440,10 @@ func (l *Link) doStatus(ctx context.Context, method, path string, body, into any
 	if err != nil {
 		return false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+l.cfg.Credential)
+	l.mu.Lock()
+	cred := l.cred
+	l.mu.Unlock()
+	req.Header.Set("Authorization", "Bearer "+cred)
 	req.Header.Set(protocol.VersionHeader, protocol.Version)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -433,6 +468,9 @@ func (l *Link) doStatus(ctx context.Context, method, path string, body, into any
 		}
 		return true, nil
 	}
+	if resp.StatusCode == http.StatusUnauthorized && l.cfg.CredentialFile != "" {
+		l.reloadCredential(cred)
+	}
 	var eb protocol.ErrorBody
 	_ = json.Unmarshal(data, &eb)
 	err = fmt.Errorf("%s %s: %s: %s", method, req.URL.Path, resp.Status, eb.Message)
@@ -447,6 +485,31 @@ func (l *Link) doStatus(ctx context.Context, method, path string, body, into any
 		return false, fmt.Errorf("%w (%w)", protocol.ErrCommandDone, err)
 	}
 	return false, err
+}
+
+// readCredential reads a credential file (surrounding space trimmed).
+func readCredential(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read credential: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// reloadCredential reads CredentialFile again after the platform refused
+// used, and takes what it holds if it is another credential.
+func (l *Link) reloadCredential(used string) {
+	c, err := readCredential(l.cfg.CredentialFile)
+	if err != nil || !strings.HasPrefix(c, protocol.CredentialPrefix) {
+		l.log.Warn("agent: credential refused and the credential file holds no other", "error", err)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c != used && l.cred == used {
+		l.cred = c
+		l.log.Info("agent: credential refused; using the new one in the credential file")
+	}
 }
 
 // keptPath is where the result of command id is kept: named by its hash, so

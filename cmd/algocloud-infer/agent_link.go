@@ -32,7 +32,7 @@ func addLinkFlags(fs *flag.FlagSet) *linkFlags {
 	f := &linkFlags{}
 	fs.StringVar(&f.platform, "platform", "", "the platform API's base URL, https://... (required)")
 	fs.StringVar(&f.server, "server", "", "this server's ID, as the platform provisioned it (required)")
-	fs.StringVar(&f.credentialFile, "credential-file", "", "file holding this server's credential (ag_...; required; keep it 0600, outside what author code sees)")
+	fs.StringVar(&f.credentialFile, "credential-file", "", "file holding this server's credential (ag_...; required; keep it 0600, outside what author code sees; read again when the platform refuses the credential, so a rotated one is written here)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM roots to verify the platform's certificate (default: the system's)")
 	fs.StringVar(&f.stateDir, "state-dir", "", "the agent's state folder: kept command results (required)")
 	return f
@@ -48,10 +48,6 @@ func (f *linkFlags) config(handlers map[string]link.Handler, log *slog.Logger) (
 	}
 	if len(missing) > 0 {
 		return link.Config{}, fmt.Errorf("agent: %s required", strings.Join(missing, ", "))
-	}
-	cred, err := os.ReadFile(f.credentialFile)
-	if err != nil {
-		return link.Config{}, fmt.Errorf("agent: read credential: %w", err)
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.caFile != "" {
@@ -69,7 +65,7 @@ func (f *linkFlags) config(handlers map[string]link.Handler, log *slog.Logger) (
 	tr.TLSClientConfig = tlsConf
 	tr.Proxy = nil // the credential goes to the platform only, never through an environment's proxy
 	return link.Config{
-		Platform: f.platform, Server: f.server, Credential: strings.TrimSpace(string(cred)),
+		Platform: f.platform, Server: f.server, CredentialFile: f.credentialFile,
 		HTTPClient: &http.Client{Transport: tr}, StateDir: f.stateDir, Handlers: handlers, Logger: log,
 	}, nil
 }
