@@ -41,9 +41,11 @@ func addLinkFlags(fs *flag.FlagSet) *linkFlags {
 // config builds the link's configuration from the flags.
 func (f *linkFlags) config(handlers map[string]link.Handler, log *slog.Logger) (link.Config, error) {
 	var missing []string
-	for name, v := range map[string]string{"--platform": f.platform, "--server": f.server, "--credential-file": f.credentialFile, "--state-dir": f.stateDir} {
-		if v == "" {
-			missing = append(missing, name)
+	for _, fl := range []struct{ name, v string }{
+		{"--platform", f.platform}, {"--server", f.server}, {"--credential-file", f.credentialFile}, {"--state-dir", f.stateDir},
+	} {
+		if fl.v == "" {
+			missing = append(missing, fl.name)
 		}
 	}
 	if len(missing) > 0 {
