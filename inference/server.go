@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/algocloud/algocloud/internal/netpolicy"
@@ -107,6 +108,69 @@ func (s *Server) Run(ctx context.Context) error {
 // lets in-flight requests finish (at most Timeout plus a margin), and stops
 // the workers. Serve closes ln and may be called once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, nil)
+}
+
+// Handover is how a server shares its listening socket with the other
+// revisions of one endpoint (agent/revisions hands the socket to each
+// revision's server as an inherited descriptor). Both serve the same API, so
+// both may accept from the socket while one replaces the other; what must
+// not happen is a server accepting before its workers are up (its callers
+// would get 503 not_ready) or one leaving with connections it could still
+// have handed back cleanly.
+type Handover struct {
+	// Ready is called once every worker has loaded the algorithm, before the
+	// first accept; the server accepts once it returns nil. It is where the
+	// agent is told "ready" and answers "serve" (or goes away: an error
+	// stops the server without it ever having accepted).
+	Ready func(ctx context.Context) error
+	// CloseGrace is how long a draining server keeps its open connections,
+	// answering each one's next request with "Connection: close" (a GOAWAY
+	// on HTTP/2), before it closes the idle rest. Clients then move to a new
+	// connection, which the other revision accepts, instead of racing the
+	// close of an idle keep-alive connection (a POST sent on a connection
+	// being closed fails and is not retried). Default 2s.
+	CloseGrace time.Duration
+}
+
+// ServeHandover is Serve on a listener shared with other revisions: it
+// starts the workers, waits until all of them are up (an __init__ that
+// raises ends it with that error, never having accepted), calls h.Ready,
+// and only then accepts. Its drain stops accepting at once (the socket stays
+// open in the agent and the other revision), tells open connections to
+// close (h.CloseGrace), then finishes in-flight requests as Serve does.
+func (s *Server) ServeHandover(ctx context.Context, ln net.Listener, h Handover) error {
+	if h.CloseGrace <= 0 {
+		h.CloseGrace = 2 * time.Second
+	}
+	return s.serve(ctx, ln, &h)
+}
+
+// waitWorkers waits until the dispatcher's workers are all up.
+func waitWorkers(ctx context.Context, p dispatcher) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		rd := p.Readiness()
+		switch {
+		case rd.Err != nil:
+			msg := rd.Err.Message
+			if rd.Err.Traceback != "" {
+				msg += "\n" + rd.Err.Traceback
+			}
+			return fmt.Errorf("the workers did not start (%s): %s", rd.Err.Code, msg)
+		case rd.Ready:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the workers: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, h *Handover) error {
 	p, err := s.newDispatcher()
 	if err != nil {
 		ln.Close()
@@ -121,13 +185,49 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.pool = p
 	p.Start(ctx)
+	if h != nil {
+		err := waitWorkers(ctx, p)
+		if err == nil {
+			err = h.Ready(ctx)
+		}
+		if err != nil {
+			ln.Close()
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = p.Close(cctx)
+			if s.box != nil {
+				_ = s.box.Close()
+			}
+			s.log.Error("not serving", "error", err)
+			return err
+		}
+	}
 
+	var draining atomic.Bool
+	var open atomic.Int64 // connections not yet closed
+	handler := s.handler
+	if h != nil {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() { // see Handover.CloseGrace
+				w.Header().Set("Connection", "close")
+			}
+			s.handler.ServeHTTP(w, r)
+		})
+	}
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		},
 	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.cfg.CertFile != "", "environment", s.cfg.Environment, "threads", s.cfg.Threads,
 		"type", spec.Pair{In: s.cfg.Input, Out: s.cfg.Output}.String(), "max_batch_size", s.cfg.MaxBatchSize,
@@ -139,9 +239,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 		s.log.Info("draining: finishing in-flight requests")
+		if h != nil {
+			// Stop accepting now: the other revision takes the new
+			// connections. Then let open ones close after their next answer.
+			draining.Store(true)
+			ln.Close()
+			deadline := time.Now().Add(h.CloseGrace)
+			for open.Load() > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			s.log.Info("draining: connections left after the close grace", "open", open.Load())
+		}
 		dctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.Timeout)+10*time.Second)
 		defer cancel()
-		if derr := srv.Shutdown(dctx); derr != nil {
+		if derr := srv.Shutdown(dctx); derr != nil && !(h != nil && errors.Is(derr, net.ErrClosed)) {
 			err = fmt.Errorf("drain: %w", derr)
 		}
 	}

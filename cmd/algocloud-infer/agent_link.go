@@ -5,16 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/algocloud/algocloud/agent/link"
@@ -23,7 +20,7 @@ import (
 
 // linkFlags are the agent mode's flags for the command channel (package
 // agent/link): where the platform is, who this server is and how it proves
-// it. The revisions side of the agent mode adds its own.
+// it. The revisions side of the agent mode (agent.go) has its own.
 type linkFlags struct {
 	platform, server, credentialFile, caFile, stateDir string
 }
@@ -34,7 +31,7 @@ func addLinkFlags(fs *flag.FlagSet) *linkFlags {
 	fs.StringVar(&f.server, "server", "", "this server's ID, as the platform provisioned it (required)")
 	fs.StringVar(&f.credentialFile, "credential-file", "", "file holding this server's credential (ag_...; required; keep it 0600, outside what author code sees; read again when the platform refuses the credential, so a rotated one is written here)")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM roots to verify the platform's certificate (default: the system's)")
-	fs.StringVar(&f.stateDir, "state-dir", "", "the agent's state folder: kept command results (required)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "the command channel's state folder: kept command results (default: <dir>/link; required without --dir)")
 	return f
 }
 
@@ -42,7 +39,7 @@ func addLinkFlags(fs *flag.FlagSet) *linkFlags {
 func (f *linkFlags) config(handlers map[string]link.Handler, log *slog.Logger) (link.Config, error) {
 	var missing []string
 	for _, fl := range []struct{ name, v string }{
-		{"--platform", f.platform}, {"--server", f.server}, {"--credential-file", f.credentialFile}, {"--state-dir", f.stateDir},
+		{"--platform", f.platform}, {"--server", f.server}, {"--credential-file", f.credentialFile}, {"--state-dir (or --dir)", f.stateDir},
 	} {
 		if fl.v == "" {
 			missing = append(missing, fl.name)
@@ -72,30 +69,14 @@ func (f *linkFlags) config(handlers map[string]link.Handler, log *slog.Logger) (
 	}, nil
 }
 
-// agentMain runs the agent mode: the command channel with the handlers this
-// binary has.
-func agentMain(args []string) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	lf := addLinkFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "agent")
-	cfg, err := lf.config(map[string]link.Handler{KindInfo: link.HandlerFunc(infoHandler(lf.server))}, log)
+// newLink makes the command channel's client with the handlers this binary
+// has.
+func (f *linkFlags) newLink(log *slog.Logger) (*link.Link, error) {
+	cfg, err := f.config(map[string]link.Handler{KindInfo: link.HandlerFunc(infoHandler(f.server))}, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	l, err := link.New(cfg)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	log.Info("agent started", "platform", cfg.Platform, "server", cfg.Server, "protocol", protocol.Version)
-	if err := l.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return link.New(cfg)
 }
 
 // KindInfo is the command kind every agent answers: who and what it is (the

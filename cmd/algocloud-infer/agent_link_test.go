@@ -14,8 +14,8 @@ import (
 // clear). Its answers, with the real API and Temporal, are tested in
 // package agenthub (TestAgentBinary).
 func TestAgentModeBadInput(t *testing.T) {
-	err := agentMain(nil)
-	require.ErrorContains(t, err, "--platform, --server, --credential-file, --state-dir required")
+	require.ErrorContains(t, agentMain(nil), "--dir and --listen are required (or --platform")
+	require.ErrorContains(t, agentMain([]string{"--platform", "https://127.0.0.1:1"}), "--server, --credential-file, --state-dir (or --dir) required")
 
 	dir := t.TempDir()
 	cred := filepath.Join(dir, "credential")
