@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/agenthub"
+	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -58,13 +60,18 @@ func TestAgentBinary(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
 	cred := e.mint("srv-bin")
-	credFile, caFile, state := filepath.Join(dir, "credential"), filepath.Join(dir, "ca.pem"), filepath.Join(dir, "state")
+	credFile, caFile, agentDir := filepath.Join(dir, "credential"), filepath.Join(dir, "ca.pem"), filepath.Join(dir, "agent")
+	port, err := testenv.FindFreePort()
+	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(credFile, []byte(cred+"\n"), 0o600))
 	require.NoError(t, os.WriteFile(caFile, e.ca.RootPEM(), 0o644))
 	var logs syncBuffer
 	startAgent := func() *exec.Cmd {
-		cmd := exec.Command(bin, "agent", "--platform", "https://"+e.api.addr, "--server", "srv-bin",
-			"--credential-file", credFile, "--ca-file", caFile, "--state-dir", state)
+		// The whole agent mode: the revision supervisor (owning the
+		// endpoint's port, no revision yet) and the command channel, its
+		// state in <dir>/link.
+		cmd := exec.Command(bin, "agent", "--dir", agentDir, "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			"--platform", "https://"+e.api.addr, "--server", "srv-bin", "--credential-file", credFile, "--ca-file", caFile)
 		cmd.Stderr = &logs
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
@@ -90,6 +97,9 @@ func TestAgentBinary(t *testing.T) {
 	second := info("info-2")
 	require.EqualValues(t, agent.Process.Pid, second["pid"], "the restarted agent answered")
 	require.Equal(t, store.AgentDone, e.command("info-2", store.AgentDone).State)
+	kept, err := os.ReadDir(filepath.Join(agentDir, "link", "results"))
+	require.NoError(t, err)
+	require.Len(t, kept, 2, "both answers kept in the agent's folder")
 
 	// Rotation: the platform replaces the credential and the new one is
 	// written to the file; the running agent, refused, reads it again.
