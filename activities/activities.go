@@ -23,6 +23,10 @@ import (
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
+
+	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/dns"
 )
 
 // Activities are the platform's side effects. Zero fields are not valid; build
@@ -33,18 +37,18 @@ type Activities struct {
 	// Issuer is nil, and Test Code's certificates on a remote provider.
 	CA *certs.CA
 	// Issuer issues endpoints' certificates; nil means the local CA.
-	Issuer CertIssuer
+	Issuer certs.Issuer
 	// DNS, when set, keeps <api-name>.<Domain> pointing at each server.
-	DNS RecordStore
+	DNS dns.RecordStore
 	// Bundles, when set, means endpoints run on remote servers (EC2): the
 	// live endpoint's bundle is published there before the provider starts
 	// it (see remote.go), and certificate keys are stored sealed.
-	Bundles BundlePublisher
+	Bundles compute.BundlePublisher
 	// KeyEncryptionKey (32 bytes) seals certificate keys at rest with
 	// Bundles (acme.SaveKey); required with Bundles.
 	KeyEncryptionKey []byte
 	// CredentialsKey (32 bytes) opens the Git credentials the API sealed
-	// (see SealGitCredentials); the API must use the same key.
+	// (see source.SealGitCredentials); the API must use the same key.
 	CredentialsKey []byte
 	// Tests runs Test Code's throwaway servers on this machine when Provider
 	// is remote (a local provider); nil means Provider.
@@ -78,20 +82,9 @@ type Activities struct {
 	Logger         *slog.Logger
 }
 
-// Temporal application error types (ApplicationError.Type()) of the
-// activities' non-retryable failures, which the workflow and API branch on.
-// They are strings, not sentinel errors: match them with the error's Type().
-// Their values are recorded in workflow histories: never change a value.
-const (
-	// BadInputErrorType: the request or its files are wrong; retrying cannot help.
-	BadInputErrorType = "BadInput"
-	// InstallFailedErrorType: installing the requirements failed.
-	InstallFailedErrorType = "InstallFailed"
-	// SourceFailedErrorType: fetching the code (Git, archive, edit) failed.
-	SourceFailedErrorType = "SourceFailed"
-	// InitFailedErrorType: the algorithm's __init__ failed (it will fail again).
-	InitFailedErrorType = "InitFailed"
-)
+// The workflows name these methods through actdef.Names: same names, same
+// signatures, or this does not compile.
+var _ actdef.Activities = (*Activities)(nil)
 
 func nonRetryable(kind string, err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), kind, nil)
@@ -142,12 +135,12 @@ func heartbeatEvery(ctx context.Context, d time.Duration, detail func() any) (st
 }
 
 // RecordState projects state into the store so listings and restarts see it.
-func (a *Activities) RecordState(ctx context.Context, r StateRecord) error {
+func (a *Activities) RecordState(ctx context.Context, r actdef.StateRecord) error {
 	err := a.Store.UpdateAlgorithmState(ctx, r.DeploymentID, store.StateUpdate{
 		Step: r.Step, Status: r.Status, Endpoint: r.Endpoint, Error: r.Error,
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nonRetryable(BadInputErrorType, err)
+		return nonRetryable(actdef.BadInputErrorType, err)
 	}
 	return err
 }
@@ -162,7 +155,7 @@ func (a *Activities) MarkDeleted(ctx context.Context, id string) error {
 }
 
 // ProvisionServer provisions (or re-attaches to) the deployment's server.
-func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (compute.Server, error) {
+func (a *Activities) ProvisionServer(ctx context.Context, in actdef.ProvisionInput) (compute.Server, error) {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "provisioning" })()
 	// Worded for both providers: in dev the "server" is a local process,
 	// and the spec's instance type and region are only what EC2 would get.
@@ -174,7 +167,7 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 	if err != nil {
 		var perm *compute.PermanentError
 		if errors.As(err, &perm) {
-			return compute.Server{}, nonRetryable(BadInputErrorType, err)
+			return compute.Server{}, nonRetryable(actdef.BadInputErrorType, err)
 		}
 		return compute.Server{}, fmt.Errorf("provision server: %w", err)
 	}
@@ -189,7 +182,7 @@ func (a *Activities) ProvisionServer(ctx context.Context, in ProvisionInput) (co
 // next to it, mode 0600: plain where the endpoint runs on this machine,
 // sealed (acme.SaveKey) where it runs remotely and is only published inside
 // the encrypted bundle. Only paths and names are returned.
-func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertInfo, error) {
+func (a *Activities) IssueCertificate(ctx context.Context, in actdef.CertInput) (actdef.CertInfo, error) {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "issuing certificate" })()
 	iss := a.issuer()
 	names := []string{a.endpointName(in.APIName)}
@@ -203,15 +196,15 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 		keyName = sealedKeyFile
 	}
 	if info, ok := existingCert(dir, keyName, names, ips, 30*24*time.Hour); ok && !in.Force {
-		return CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names, NotAfter: info.NotAfter}, nil
+		return actdef.CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names, NotAfter: info.NotAfter}, nil
 	}
 	certPEM, keyPEM, err := iss.Issue(ctx, names, ips)
 	if err != nil {
 		err = fmt.Errorf("issue certificate (%s): %w", iss.Describe(), err)
 		if iss.Permanent(err) {
-			return CertInfo{}, nonRetryable(BadInputErrorType, err)
+			return actdef.CertInfo{}, nonRetryable(actdef.BadInputErrorType, err)
 		}
-		return CertInfo{}, err
+		return actdef.CertInfo{}, err
 	}
 	var certFile, keyFile string
 	if a.sealKeys() {
@@ -220,7 +213,7 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 		certFile, keyFile, err = certs.WriteKeyPair(dir, certPEM, keyPEM)
 	}
 	if err != nil {
-		return CertInfo{}, fmt.Errorf("write certificate: %w", err)
+		return actdef.CertInfo{}, fmt.Errorf("write certificate: %w", err)
 	}
 	info, _ := existingCert(dir, keyName, names, ips, 0)
 	if in.Force {
@@ -228,7 +221,7 @@ func (a *Activities) IssueCertificate(ctx context.Context, in CertInput) (CertIn
 	} else {
 		a.event(ctx, in.DeploymentID, "provision", "certificate issued for %v (%s)", names, iss.Describe())
 	}
-	return CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names, NotAfter: info.NotAfter}, nil
+	return actdef.CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names, NotAfter: info.NotAfter}, nil
 }
 
 // httpClient trusts the local CA, for talking to inference servers.

@@ -12,13 +12,10 @@ import (
 	"strings"
 
 	"github.com/algocloud/algocloud/internal/blobs"
-)
 
-// Blob key prefixes: the API puts uploads under UploadsPrefix/<deployment>/,
-// Test Code puts its output under TestsPrefix/<deployment>/<revision>/.
-const (
-	UploadsPrefix = "uploads"
-	TestsPrefix   = "tests"
+	"github.com/algocloud/algocloud/activities/source"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // DeleteBlobs removes a deployment's uploads, test outputs, code listings and
@@ -31,7 +28,7 @@ func (a *Activities) DeleteBlobs(ctx context.Context, deploymentID string) error
 	// An S3 prefix of many test outputs takes a while to list and delete:
 	// heartbeats tell a slow clean-up from a lost worker.
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "deleting blobs" })()
-	for _, prefix := range []string{UploadsPrefix, TestsPrefix, CredentialsPrefix, CodePrefix} {
+	for _, prefix := range []string{actdef.UploadsPrefix, actdef.TestsPrefix, source.CredentialsPrefix, actdef.CodePrefix} {
 		if err := a.Blobs.Delete(ctx, prefix+"/"+deploymentID); err != nil {
 			return fmt.Errorf("delete blobs: %w", err)
 		}
@@ -42,7 +39,7 @@ func (a *Activities) DeleteBlobs(ctx context.Context, deploymentID string) error
 // stagedUpload gives FetchCode a local file holding the upload: the blob
 // copied into a private temporary folder (done removes it), or a legacy path
 // under UploadDir.
-func (a *Activities) stagedUpload(ctx context.Context, deploymentID string, f UploadedFile) (path string, done func(), err error) {
+func (a *Activities) stagedUpload(ctx context.Context, deploymentID string, f actdef.UploadedFile) (path string, done func(), err error) {
 	done = func() {}
 	if f.Key == "" {
 		p, err := a.uploaded(f.Path)
@@ -52,12 +49,12 @@ func (a *Activities) stagedUpload(ctx context.Context, deploymentID string, f Up
 		return "", done, errors.New("upload in the blob store, but this worker has none")
 	}
 	// Only this deployment's uploads: a request cannot name another's.
-	if err := blobs.CheckKey(f.Key); err != nil || !strings.HasPrefix(f.Key, UploadsPrefix+"/"+deploymentID+"/") {
-		return "", done, nonRetryable(BadInputErrorType, fmt.Errorf("upload key %q is not this deployment's", f.Key))
+	if err := blobs.CheckKey(f.Key); err != nil || !strings.HasPrefix(f.Key, actdef.UploadsPrefix+"/"+deploymentID+"/") {
+		return "", done, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("upload key %q is not this deployment's", f.Key))
 	}
 	rc, err := a.Blobs.Get(ctx, f.Key)
 	if errors.Is(err, blobs.ErrNotFound) {
-		return "", done, nonRetryable(BadInputErrorType, fmt.Errorf("upload missing: %w", err))
+		return "", done, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("upload missing: %w", err))
 	}
 	if err != nil {
 		return "", done, err
@@ -85,7 +82,7 @@ func (a *Activities) stagedUpload(ctx context.Context, deploymentID string, f Up
 
 // putTestOutput stores Test Code's output for revision rev; it returns the key.
 func (a *Activities) putTestOutput(ctx context.Context, deploymentID string, rev int, contentType string, b []byte) (string, error) {
-	key := TestsPrefix + "/" + deploymentID + "/" + strconv.Itoa(rev) + "/output" + outputExt(contentType)
+	key := actdef.TestsPrefix + "/" + deploymentID + "/" + strconv.Itoa(rev) + "/output" + outputExt(contentType)
 	if err := a.Blobs.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
 		return "", err
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 func zipOf(t *testing.T, files map[string]string) []byte {
@@ -53,13 +55,13 @@ func TestFetchCodeFromBlobs(t *testing.T) {
 	code := zipOf(t, map[string]string{MainFile: "class AlgoClass: pass\n", RequirementsFile: "numpy\n"})
 	require.NoError(t, store.Put(ctx, "uploads/dep1/r1/code.zip", bytes.NewReader(code), int64(len(code))))
 	require.NoError(t, store.Put(ctx, "uploads/dep1/r2/net.onnx", strings.NewReader("weights"), -1))
-	fetch := func(dep string, src CodeSource, rev int) (CodeInfo, error) {
-		return a.FetchCode(ctx, FetchCodeInput{DeploymentID: dep, Server: compute.Server{Workdir: t.TempDir()}, Spec: sp, Source: src, Revision: rev})
+	fetch := func(dep string, src actdef.CodeSource, rev int) (actdef.CodeInfo, error) {
+		return a.FetchCode(ctx, actdef.FetchCodeInput{DeploymentID: dep, Server: compute.Server{Workdir: t.TempDir()}, Spec: sp, Source: src, Revision: rev})
 	}
 
-	info, err := fetch("dep1", CodeSource{
-		Archive: &UploadedFile{Key: "uploads/dep1/r1/code.zip", Name: "code.zip"},
-		Files:   []UploadedFile{{Key: "uploads/dep1/r2/net.onnx", Name: "models/net.onnx"}},
+	info, err := fetch("dep1", actdef.CodeSource{
+		Archive: &actdef.UploadedFile{Key: "uploads/dep1/r1/code.zip", Name: "code.zip"},
+		Files:   []actdef.UploadedFile{{Key: "uploads/dep1/r2/net.onnx", Name: "models/net.onnx"}},
 	}, 1)
 	require.NoError(t, err)
 	require.Equal(t, "upload", info.Source)
@@ -80,7 +82,7 @@ func TestFetchCodeFromBlobs(t *testing.T) {
 	legacy := filepath.Join(legacyDir, "dep1", "abc", "code.zip")
 	require.NoError(t, os.MkdirAll(filepath.Dir(legacy), 0o750))
 	require.NoError(t, os.WriteFile(legacy, code, 0o640))
-	info, err = fetch("dep1", CodeSource{Archive: &UploadedFile{Path: legacy, Name: "code.zip"}}, 2)
+	info, err = fetch("dep1", actdef.CodeSource{Archive: &actdef.UploadedFile{Path: legacy, Name: "code.zip"}}, 2)
 	require.NoError(t, err)
 	require.Equal(t, "upload", info.Source)
 
@@ -92,16 +94,16 @@ func TestFetchCodeFromBlobs(t *testing.T) {
 		require.True(t, ae.NonRetryable(), "%v", err)
 	}
 	// Another deployment's key, an escaping key and a missing blob are refused for good.
-	_, err = fetch("dep2", CodeSource{Archive: &UploadedFile{Key: "uploads/dep1/r1/code.zip", Name: "code.zip"}}, 3)
+	_, err = fetch("dep2", actdef.CodeSource{Archive: &actdef.UploadedFile{Key: "uploads/dep1/r1/code.zip", Name: "code.zip"}}, 3)
 	nonRetryableErr(err)
 	require.Contains(t, err.Error(), "not this deployment's")
-	_, err = fetch("dep1", CodeSource{Archive: &UploadedFile{Key: "uploads/dep1/../dep2/x.zip", Name: "x.zip"}}, 4)
+	_, err = fetch("dep1", actdef.CodeSource{Archive: &actdef.UploadedFile{Key: "uploads/dep1/../dep2/x.zip", Name: "x.zip"}}, 4)
 	nonRetryableErr(err)
-	_, err = fetch("dep1", CodeSource{Archive: &UploadedFile{Key: "uploads/dep1/r9/gone.zip", Name: "gone.zip"}}, 5)
+	_, err = fetch("dep1", actdef.CodeSource{Archive: &actdef.UploadedFile{Key: "uploads/dep1/r9/gone.zip", Name: "gone.zip"}}, 5)
 	nonRetryableErr(err)
 	require.Contains(t, err.Error(), "upload missing")
 	// A legacy path outside UploadDir too.
-	_, err = fetch("dep1", CodeSource{Archive: &UploadedFile{Path: "/etc/passwd", Name: "p"}}, 6)
+	_, err = fetch("dep1", actdef.CodeSource{Archive: &actdef.UploadedFile{Path: "/etc/passwd", Name: "p"}}, 6)
 	nonRetryableErr(err)
 
 	// DeleteBlobs removes the deployment's uploads and test outputs, only

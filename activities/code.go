@@ -15,6 +15,8 @@ import (
 	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // Names of the files an algorithm folder holds.
@@ -35,16 +37,16 @@ var archiveLimits = source.Limits{MaxFiles: 10000, MaxTotalBytes: 2 << 30, MaxFi
 // It stores the revision's listing (CodeInfo.FilesKey) for the API to show.
 // Re-running it for the same revision replaces the half-made folder, so it
 // is idempotent.
-func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo, error) {
+func (a *Activities) FetchCode(ctx context.Context, in actdef.FetchCodeInput) (actdef.CodeInfo, error) {
 	dir := filepath.Join(in.Server.Workdir, "code", strconv.Itoa(in.Revision))
 	if err := os.RemoveAll(dir); err != nil {
-		return CodeInfo{}, fmt.Errorf("clear code folder: %w", err)
+		return actdef.CodeInfo{}, fmt.Errorf("clear code folder: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return CodeInfo{}, fmt.Errorf("code folder: %w", err)
+		return actdef.CodeInfo{}, fmt.Errorf("code folder: %w", err)
 	}
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "fetching code" })()
-	info := CodeInfo{Revision: in.Revision, Dir: dir}
+	info := actdef.CodeInfo{Revision: in.Revision, Dir: dir}
 	src := in.Source
 	switch {
 	case src.GitURL != "":
@@ -56,7 +58,7 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 		if src.Credentials != "" {
 			var err error
 			if auth, err = a.gitCredentials(ctx, in.DeploymentID, src.Credentials); err != nil {
-				return CodeInfo{}, err
+				return actdef.CodeInfo{}, err
 			}
 			with = " with " + auth.String()
 		}
@@ -66,7 +68,7 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 			AllowLocal: a.AllowLocalGit, AllowPrivate: a.AllowPrivateGit, Auth: auth,
 		})
 		if err != nil {
-			return CodeInfo{}, a.sourceError(err)
+			return actdef.CodeInfo{}, a.sourceError(err)
 		}
 		info.Source, info.GitURL, info.Ref, info.Commit = "git", shown, src.Ref, res.Commit
 		info.WithCredentials = auth != nil
@@ -74,45 +76,45 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 	case src.Archive != nil:
 		p, done, err := a.stagedUpload(ctx, in.DeploymentID, *src.Archive)
 		if err != nil {
-			return CodeInfo{}, err
+			return actdef.CodeInfo{}, err
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			done()
-			return CodeInfo{}, err
+			return actdef.CodeInfo{}, err
 		}
 		err = source.Extract(p, dir, archiveLimits)
 		done()
 		if err != nil {
 			os.RemoveAll(dir)
-			return CodeInfo{}, a.sourceError(err)
+			return actdef.CodeInfo{}, a.sourceError(err)
 		}
 		info.Source = "upload"
 		a.event(ctx, in.DeploymentID, "fetch_code", "extracted upload %s", src.Archive.Name)
 	case src.Edit != nil:
 		base, err := editBase(in.Server.Workdir, src.Edit)
 		if err != nil {
-			return CodeInfo{}, err
+			return actdef.CodeInfo{}, err
 		}
 		if err := copyCode(base, dir); err != nil {
 			os.RemoveAll(dir)
-			return CodeInfo{}, fmt.Errorf("copy code revision %d: %w", src.Edit.Base.Revision, err)
+			return actdef.CodeInfo{}, fmt.Errorf("copy code revision %d: %w", src.Edit.Base.Revision, err)
 		}
 		b := src.Edit.Base
 		info.Source, info.BaseRevision = "edit", b.Revision
 		info.GitURL, info.Ref, info.Commit, info.Files = b.GitURL, b.Ref, b.Commit, b.Files
 		a.event(ctx, in.DeploymentID, "fetch_code", "copied code revision %d (every file kept) to edit it", b.Revision)
 	default:
-		return CodeInfo{}, nonRetryable(BadInputErrorType, errors.New("no code source: give git_url, an archive or an edit"))
+		return actdef.CodeInfo{}, nonRetryable(actdef.BadInputErrorType, errors.New("no code source: give git_url, an archive or an edit"))
 	}
 	for _, f := range src.Files {
 		p, done, err := a.stagedUpload(ctx, in.DeploymentID, f)
 		if err != nil {
-			return CodeInfo{}, err
+			return actdef.CodeInfo{}, err
 		}
 		err = addFile(dir, f.Name, p)
 		done()
 		if err != nil {
-			return CodeInfo{}, a.sourceError(err)
+			return actdef.CodeInfo{}, a.sourceError(err)
 		}
 		if src.Edit != nil {
 			info.Edited = append(info.Edited, f.Name)
@@ -132,15 +134,15 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 	}
 	if in.Spec.Environment == spec.EnvONNX {
 		if err := a.onnxSkeleton(ctx, in, dir, &info); err != nil {
-			return CodeInfo{}, err
+			return actdef.CodeInfo{}, err
 		}
 	} else if _, err := os.Stat(filepath.Join(dir, MainFile)); errors.Is(err, os.ErrNotExist) {
 		skel, err := templates.Skeleton(in.Spec.Input, in.Spec.Output)
 		if err != nil {
-			return CodeInfo{}, nonRetryable(BadInputErrorType, err)
+			return actdef.CodeInfo{}, nonRetryable(actdef.BadInputErrorType, err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, MainFile), []byte(skel), 0o644); err != nil {
-			return CodeInfo{}, err
+			return actdef.CodeInfo{}, err
 		}
 		info.GeneratedMain = true
 		a.event(ctx, in.DeploymentID, "fetch_code", "no %s in the code: wrote the generated %s->%s skeleton; edit it and fetch again", MainFile, in.Spec.Input, in.Spec.Output)
@@ -149,13 +151,13 @@ func (a *Activities) FetchCode(ctx context.Context, in FetchCodeInput) (CodeInfo
 	if _, err := os.Stat(reqPath); err == nil {
 		reqs, err := python.ReadRequirementsFile(reqPath)
 		if err != nil {
-			return CodeInfo{}, nonRetryable(BadInputErrorType, fmt.Errorf("%s: %w", RequirementsFile, err))
+			return actdef.CodeInfo{}, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("%s: %w", RequirementsFile, err))
 		}
 		info.Requirements = reqs
 	}
 	key, err := a.putCodeFiles(ctx, in.DeploymentID, dir, in.Revision)
 	if err != nil {
-		return CodeInfo{}, err
+		return actdef.CodeInfo{}, err
 	}
 	info.FilesKey = key
 	return info, nil
@@ -174,14 +176,14 @@ func addFile(dir, name, path string) error {
 func (a *Activities) uploaded(p string) (string, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", nonRetryable(BadInputErrorType, err)
+		return "", nonRetryable(actdef.BadInputErrorType, err)
 	}
 	root, _ := filepath.Abs(a.UploadDir)
 	if a.UploadDir == "" || !strings.HasPrefix(abs, root+string(filepath.Separator)) {
-		return "", nonRetryable(BadInputErrorType, fmt.Errorf("upload %q is outside the upload folder", p))
+		return "", nonRetryable(actdef.BadInputErrorType, fmt.Errorf("upload %q is outside the upload folder", p))
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return "", nonRetryable(BadInputErrorType, fmt.Errorf("upload missing: %w", err))
+		return "", nonRetryable(actdef.BadInputErrorType, fmt.Errorf("upload missing: %w", err))
 	}
 	return abs, nil
 }
@@ -192,7 +194,7 @@ func (a *Activities) sourceError(err error) error {
 	switch {
 	case errors.Is(err, source.ErrRefNotFound), errors.Is(err, source.ErrForbiddenURL), errors.Is(err, source.ErrBadArchive),
 		errors.Is(err, source.ErrUnsafePath), errors.Is(err, source.ErrTooLarge), errors.Is(err, source.ErrBadCredentials):
-		return nonRetryable(SourceFailedErrorType, err)
+		return nonRetryable(actdef.SourceFailedErrorType, err)
 	default:
 		return fmt.Errorf("fetch code: %w", err)
 	}

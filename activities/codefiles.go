@@ -15,53 +15,28 @@ import (
 	"unicode/utf8"
 
 	"github.com/algocloud/algocloud/activities/source"
-)
 
-// CodePrefix is where FetchCode keeps each revision's file listing in the
-// blob store: code/<deployment>/<revision>/files.json.
-const CodePrefix = "code"
+	"github.com/algocloud/algocloud/activities/actdef"
+)
 
 // Bounds of a revision's listing: the API and the web page show the text of
 // small text files only; larger or binary files (models) are listed.
 const (
-	// MaxShownFile is the largest text file whose content the listing keeps.
-	MaxShownFile = 256 << 10
 	// maxShownTotal bounds all the kept contents together.
 	maxShownTotal = 8 << 20
 	// maxListed bounds the files listed.
 	maxListed = 10000
 )
 
-// CodeFiles is a revision's listing as stored in the blob store.
-type CodeFiles struct {
-	Revision int `json:"revision"`
-	// Files are in path order; .git is left out.
-	Files []CodeFile `json:"files"`
-	// Truncated says more files were there than are listed.
-	Truncated bool `json:"truncated,omitempty"`
-}
-
-// CodeFile is one file of a revision.
-type CodeFile struct {
-	// Path is slash-separated, relative to the code folder.
-	Path string `json:"path"`
-	Size int64  `json:"size"`
-	// Text is true for UTF-8 text without control bytes (see isText).
-	Text bool `json:"text"`
-	// Content is the file's text, kept when it is text of at most
-	// MaxShownFile bytes (and the listing's total allows it).
-	Content *string `json:"content,omitempty"`
-}
-
 // codeFilesKey is where revision rev's listing goes.
 func codeFilesKey(deploymentID string, rev int) string {
-	return CodePrefix + "/" + deploymentID + "/" + strconv.Itoa(rev) + "/files.json"
+	return actdef.CodePrefix + "/" + deploymentID + "/" + strconv.Itoa(rev) + "/files.json"
 }
 
 // listCode walks a code folder (without .git; links and special files are
 // skipped) and keeps the text of its small text files.
-func listCode(dir string, rev int) (CodeFiles, error) {
-	out := CodeFiles{Revision: rev, Files: []CodeFile{}}
+func listCode(dir string, rev int) (actdef.CodeFiles, error) {
+	out := actdef.CodeFiles{Revision: rev, Files: []actdef.CodeFile{}}
 	var kept int64
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -88,8 +63,8 @@ func listCode(dir string, rev int) (CodeFiles, error) {
 		if err != nil {
 			return err
 		}
-		f := CodeFile{Path: filepath.ToSlash(rel), Size: fi.Size()}
-		if fi.Size() <= MaxShownFile {
+		f := actdef.CodeFile{Path: filepath.ToSlash(rel), Size: fi.Size()}
+		if fi.Size() <= actdef.MaxShownFile {
 			b, err := os.ReadFile(p)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", rel, err)
@@ -107,7 +82,7 @@ func listCode(dir string, rev int) (CodeFiles, error) {
 		return nil
 	})
 	if err != nil {
-		return CodeFiles{}, fmt.Errorf("list code folder: %w", err)
+		return actdef.CodeFiles{}, fmt.Errorf("list code folder: %w", err)
 	}
 	sort.Slice(out.Files, func(i, j int) bool { return out.Files[i].Path < out.Files[j].Path })
 	return out, nil
@@ -222,16 +197,16 @@ func copyFile(src, dst string) error {
 
 // editBase is the folder of the revision an edit starts from, which must
 // still be on this worker's disk.
-func editBase(workdir string, e *CodeEdit) (string, error) {
+func editBase(workdir string, e *actdef.CodeEdit) (string, error) {
 	if e.Base.Revision < 1 {
-		return "", nonRetryable(BadInputErrorType, errors.New("an edit needs the revision it starts from"))
+		return "", nonRetryable(actdef.BadInputErrorType, errors.New("an edit needs the revision it starts from"))
 	}
 	base := filepath.Join(workdir, "code", strconv.Itoa(e.Base.Revision))
 	if _, err := source.SafeJoin(workdir, filepath.Join("code", strconv.Itoa(e.Base.Revision))); err != nil {
-		return "", nonRetryable(BadInputErrorType, err)
+		return "", nonRetryable(actdef.BadInputErrorType, err)
 	}
 	if st, err := os.Stat(base); err != nil || !st.IsDir() {
-		return "", nonRetryable(SourceFailedErrorType, fmt.Errorf("code revision %d is no longer on the server: fetch the code again", e.Base.Revision))
+		return "", nonRetryable(actdef.SourceFailedErrorType, fmt.Errorf("code revision %d is no longer on the server: fetch the code again", e.Base.Revision))
 	}
 	return base, nil
 }

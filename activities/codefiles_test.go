@@ -15,6 +15,8 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // An edit makes a new revision from the base's folder with only the edited
@@ -27,35 +29,35 @@ func TestFetchCodeEditKeepsFiles(t *testing.T) {
 	require.NoError(t, err)
 	a := &Activities{Blobs: store}
 	sp := spec.Spec{Environment: spec.EnvPython, Input: spec.Image, Output: spec.Image}
-	model := append([]byte{0, 1, 2, 0xff}, bytes.Repeat([]byte{7}, MaxShownFile)...)
-	big := strings.Repeat("x", MaxShownFile+1)
+	model := append([]byte{0, 1, 2, 0xff}, bytes.Repeat([]byte{7}, actdef.MaxShownFile)...)
+	big := strings.Repeat("x", actdef.MaxShownFile+1)
 	code := zipOf(t, map[string]string{MainFile: "class AlgoClass: pass\n", "lib/util.py": "X = 1\n", "big.txt": big})
 	require.NoError(t, store.Put(ctx, "uploads/dep1/r1/code.zip", bytes.NewReader(code), int64(len(code))))
 	require.NoError(t, store.Put(ctx, "uploads/dep1/r2/model.bin", bytes.NewReader(model), int64(len(model))))
 	require.NoError(t, store.Put(ctx, "uploads/dep1/r3/aai_main.py", strings.NewReader("class AlgoClass:\n    edited = True\n"), -1))
 	srv := compute.Server{Workdir: t.TempDir()}
-	fetch := func(src CodeSource, rev int) (CodeInfo, error) {
-		return a.FetchCode(ctx, FetchCodeInput{DeploymentID: "dep1", Server: srv, Spec: sp, Source: src, Revision: rev})
+	fetch := func(src actdef.CodeSource, rev int) (actdef.CodeInfo, error) {
+		return a.FetchCode(ctx, actdef.FetchCodeInput{DeploymentID: "dep1", Server: srv, Spec: sp, Source: src, Revision: rev})
 	}
-	listing := func(key string) CodeFiles {
+	listing := func(key string) actdef.CodeFiles {
 		t.Helper()
 		rc, err := store.Get(ctx, key)
 		require.NoError(t, err)
 		defer rc.Close()
-		var l CodeFiles
+		var l actdef.CodeFiles
 		require.NoError(t, json.NewDecoder(rc).Decode(&l))
 		return l
 	}
 
-	base, err := fetch(CodeSource{
-		Archive: &UploadedFile{Key: "uploads/dep1/r1/code.zip", Name: "code.zip"},
-		Files:   []UploadedFile{{Key: "uploads/dep1/r2/model.bin", Name: "models/model.bin"}},
+	base, err := fetch(actdef.CodeSource{
+		Archive: &actdef.UploadedFile{Key: "uploads/dep1/r1/code.zip", Name: "code.zip"},
+		Files:   []actdef.UploadedFile{{Key: "uploads/dep1/r2/model.bin", Name: "models/model.bin"}},
 	}, 1)
 	require.NoError(t, err)
 	require.Equal(t, "code/dep1/1/files.json", base.FilesKey)
 	l := listing(base.FilesKey)
 	require.Equal(t, 1, l.Revision)
-	paths := map[string]CodeFile{}
+	paths := map[string]actdef.CodeFile{}
 	for _, f := range l.Files {
 		paths[f.Path] = f
 	}
@@ -68,9 +70,9 @@ func TestFetchCodeEditKeepsFiles(t *testing.T) {
 	require.True(t, paths["big.txt"].Text)
 	require.Nil(t, paths["big.txt"].Content, "over MaxShownFile: listed only")
 
-	edit, err := fetch(CodeSource{
-		Edit:  &CodeEdit{Base: base},
-		Files: []UploadedFile{{Key: "uploads/dep1/r3/aai_main.py", Name: MainFile}},
+	edit, err := fetch(actdef.CodeSource{
+		Edit:  &actdef.CodeEdit{Base: base},
+		Files: []actdef.UploadedFile{{Key: "uploads/dep1/r3/aai_main.py", Name: MainFile}},
 	}, 2)
 	require.NoError(t, err)
 	require.Equal(t, "edit", edit.Source)
@@ -94,7 +96,7 @@ func TestFetchCodeEditKeepsFiles(t *testing.T) {
 	require.Len(t, l.Files, 4)
 
 	// An edit of a revision no longer on the disk fails for good.
-	_, err = fetch(CodeSource{Edit: &CodeEdit{Base: CodeInfo{Revision: 7}}}, 3)
+	_, err = fetch(actdef.CodeSource{Edit: &actdef.CodeEdit{Base: actdef.CodeInfo{Revision: 7}}}, 3)
 	require.ErrorContains(t, err, "no longer on the server")
 
 	// Delete removes the listings too.
@@ -116,16 +118,16 @@ func TestFetchCodeEditGeneratedMain(t *testing.T) {
 	require.NoError(t, store.Put(ctx, "uploads/d/r2/README.md", strings.NewReader("new\n"), -1))
 	require.NoError(t, store.Put(ctx, "uploads/d/r3/aai_main.py", strings.NewReader("class AlgoClass: pass\n"), -1))
 	srv := compute.Server{Workdir: t.TempDir()}
-	fetch := func(src CodeSource, rev int) CodeInfo {
-		info, err := a.FetchCode(ctx, FetchCodeInput{DeploymentID: "d", Server: srv, Spec: sp, Source: src, Revision: rev})
+	fetch := func(src actdef.CodeSource, rev int) actdef.CodeInfo {
+		info, err := a.FetchCode(ctx, actdef.FetchCodeInput{DeploymentID: "d", Server: srv, Spec: sp, Source: src, Revision: rev})
 		require.NoError(t, err)
 		return info
 	}
-	r1 := fetch(CodeSource{Archive: &UploadedFile{Key: "uploads/d/r1/code.zip", Name: "code.zip"}}, 1)
+	r1 := fetch(actdef.CodeSource{Archive: &actdef.UploadedFile{Key: "uploads/d/r1/code.zip", Name: "code.zip"}}, 1)
 	require.True(t, r1.GeneratedMain)
-	r2 := fetch(CodeSource{Edit: &CodeEdit{Base: r1}, Files: []UploadedFile{{Key: "uploads/d/r2/README.md", Name: "README.md"}}}, 2)
+	r2 := fetch(actdef.CodeSource{Edit: &actdef.CodeEdit{Base: r1}, Files: []actdef.UploadedFile{{Key: "uploads/d/r2/README.md", Name: "README.md"}}}, 2)
 	require.True(t, r2.GeneratedMain)
-	r3 := fetch(CodeSource{Edit: &CodeEdit{Base: r2}, Files: []UploadedFile{{Key: "uploads/d/r3/aai_main.py", Name: MainFile}}}, 3)
+	r3 := fetch(actdef.CodeSource{Edit: &actdef.CodeEdit{Base: r2}, Files: []actdef.UploadedFile{{Key: "uploads/d/r3/aai_main.py", Name: MainFile}}}, 3)
 	require.False(t, r3.GeneratedMain)
 	rc, err := store.Get(ctx, r3.FilesKey)
 	require.NoError(t, err)

@@ -5,36 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
-	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/dns"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
-
-// RecordStore keeps endpoints' address records (*dns.Route53 is one). Both
-// methods are idempotent and return once the change is visible.
-type RecordStore interface {
-	// Upsert points name at ip (ttl 0: the store's default).
-	Upsert(ctx context.Context, name, ip string, ttl time.Duration) error
-	// Delete removes name's address records; absent is not an error.
-	Delete(ctx context.Context, name string) error
-}
-
-var _ RecordStore = (*dns.Route53)(nil)
-
-// DNSInput asks for the address record of a deployment's endpoint.
-type DNSInput struct {
-	DeploymentID string         `json:"deployment_id"`
-	APIName      string         `json:"api_name"`
-	Server       compute.Server `json:"server"`
-}
-
-// DNSRecord is an endpoint's address record; the zero value means the
-// platform manages no DNS.
-type DNSRecord struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-}
 
 // endpointName is the endpoint's DNS name, <api-name>.<domain>.
 func (a *Activities) endpointName(apiName string) string { return apiName + "." + a.Domain }
@@ -42,23 +17,23 @@ func (a *Activities) endpointName(apiName string) string { return apiName + "." 
 // UpsertRecord points <api-name>.<domain> at the server's address when DNS
 // is configured (Activities.DNS), and returns the record; without DNS it
 // does nothing and returns the zero DNSRecord. Retrying it is harmless.
-func (a *Activities) UpsertRecord(ctx context.Context, in DNSInput) (DNSRecord, error) {
+func (a *Activities) UpsertRecord(ctx context.Context, in actdef.DNSInput) (actdef.DNSRecord, error) {
 	if a.DNS == nil {
-		return DNSRecord{}, nil
+		return actdef.DNSRecord{}, nil
 	}
 	// A DNS API may wait for its change to propagate: heartbeat meanwhile.
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "upserting DNS record" })()
-	rec := DNSRecord{Name: a.endpointName(in.APIName), Address: in.Server.Host}
+	rec := actdef.DNSRecord{Name: a.endpointName(in.APIName), Address: in.Server.Host}
 	if err := a.upsert(ctx, rec); err != nil {
-		return DNSRecord{}, err
+		return actdef.DNSRecord{}, err
 	}
 	a.event(ctx, in.DeploymentID, "provision", "DNS record %s -> %s", rec.Name, rec.Address)
 	return rec, nil
 }
 
-func (a *Activities) upsert(ctx context.Context, rec DNSRecord) error {
+func (a *Activities) upsert(ctx context.Context, rec actdef.DNSRecord) error {
 	if net.ParseIP(rec.Address) == nil {
-		return nonRetryable(BadInputErrorType, fmt.Errorf("DNS record %s: server address %q is not an IP address", rec.Name, rec.Address))
+		return nonRetryable(actdef.BadInputErrorType, fmt.Errorf("DNS record %s: server address %q is not an IP address", rec.Name, rec.Address))
 	}
 	if err := a.DNS.Upsert(ctx, rec.Name, rec.Address, 0); err != nil {
 		return dnsError(err)
@@ -68,7 +43,7 @@ func (a *Activities) upsert(ctx context.Context, rec DNSRecord) error {
 
 // DeleteRecord removes the endpoint's address record, on teardown. A record
 // already gone, or no DNS configured, is not an error.
-func (a *Activities) DeleteRecord(ctx context.Context, rec DNSRecord) error {
+func (a *Activities) DeleteRecord(ctx context.Context, rec actdef.DNSRecord) error {
 	if a.DNS == nil || rec.Name == "" {
 		return nil
 	}
@@ -84,7 +59,7 @@ func (a *Activities) DeleteRecord(ctx context.Context, rec DNSRecord) error {
 func dnsError(err error) error {
 	var perm *dns.PermanentError
 	if errors.As(err, &perm) {
-		return nonRetryable(BadInputErrorType, err)
+		return nonRetryable(actdef.BadInputErrorType, err)
 	}
 	return err
 }

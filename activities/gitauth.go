@@ -1,123 +1,52 @@
 package activities
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"path"
 	"strings"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/source"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/sealed"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
-
-// CredentialsPrefix is where the API keeps sealed Git credentials in the blob
-// store: CredentialsPrefix/<deployment>/<random>. The workflow (and so
-// Temporal's history) carries only that key, never the secret.
-const CredentialsPrefix = "credentials"
-
-// maxSealedCredentials bounds what FetchCode reads back.
-const maxSealedCredentials = 64 << 10
-
-// GitCredentials is fetch_code's git_auth: a password or token for an
-// http(s) URL, or an SSH deploy key with the known_hosts lines its server's
-// host key is checked against. String, GoString and LogValue never show the
-// values, so one that reaches a log stays safe.
-type GitCredentials struct {
-	Username      string `json:"username,omitempty"`
-	Password      string `json:"password,omitempty"`
-	SSHPrivateKey string `json:"ssh_private_key,omitempty"`
-	KnownHosts    string `json:"known_hosts,omitempty"`
-}
-
-// String names the kind of credential only.
-func (c GitCredentials) String() string { return c.Auth().String() }
-
-// GoString keeps %#v from printing the secret.
-func (c GitCredentials) GoString() string { return c.String() }
-
-// LogValue keeps slog from printing the secret.
-func (c GitCredentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
-
-// Auth is the clone's view of c.
-func (c GitCredentials) Auth() *source.Auth {
-	a := &source.Auth{Username: c.Username, Password: c.Password}
-	if c.SSHPrivateKey != "" {
-		a.SSHPrivateKey = []byte(c.SSHPrivateKey)
-	}
-	if c.KnownHosts != "" {
-		a.KnownHosts = []byte(c.KnownHosts)
-	}
-	return a
-}
-
-// credentialsLabel binds a sealed credential to its deployment, so one
-// deployment's reference cannot open another's (Seal authenticates it).
-func credentialsLabel(deploymentID string) string { return "git credentials " + deploymentID }
-
-// SealGitCredentials seals c with key (AES-256-GCM, acme.Seal) and puts it
-// in the blob store under a new random key of the deployment, which it
-// returns: the opaque reference CodeSource.Credentials carries.
-func SealGitCredentials(ctx context.Context, store blobs.Store, key []byte, deploymentID string, c GitCredentials) (string, error) {
-	plain, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("encode git credentials: %w", err)
-	}
-	sealed, err := acme.Seal(key, credentialsLabel(deploymentID), plain)
-	clear(plain)
-	if err != nil {
-		return "", fmt.Errorf("seal git credentials: %w", err)
-	}
-	var rnd [16]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", fmt.Errorf("read random bytes: %w", err)
-	}
-	ref := path.Join(CredentialsPrefix, deploymentID, hex.EncodeToString(rnd[:]))
-	if err := store.Put(ctx, ref, bytes.NewReader(sealed), int64(len(sealed))); err != nil {
-		return "", fmt.Errorf("store sealed git credentials: %w", err)
-	}
-	return ref, nil
-}
 
 // gitCredentials loads and unseals the credentials ref names; only this
 // deployment's references are read.
 func (a *Activities) gitCredentials(ctx context.Context, deploymentID, ref string) (*source.Auth, error) {
-	if err := blobs.CheckKey(ref); err != nil || !strings.HasPrefix(ref, CredentialsPrefix+"/"+deploymentID+"/") {
-		return nil, nonRetryable(BadInputErrorType, fmt.Errorf("credentials reference %q is not this deployment's", ref))
+	if err := blobs.CheckKey(ref); err != nil || !strings.HasPrefix(ref, source.CredentialsPrefix+"/"+deploymentID+"/") {
+		return nil, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("credentials reference %q is not this deployment's", ref))
 	}
 	if a.Blobs == nil || len(a.CredentialsKey) == 0 {
 		return nil, errors.New("git credentials given, but this worker has no blob store or encryption key to read them")
 	}
 	rc, err := a.Blobs.Get(ctx, ref)
 	if errors.Is(err, blobs.ErrNotFound) {
-		return nil, nonRetryable(BadInputErrorType, errors.New("the git credentials are gone (the step ended or the deployment was deleted): give them again"))
+		return nil, nonRetryable(actdef.BadInputErrorType, errors.New("the git credentials are gone (the step ended or the deployment was deleted): give them again"))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read sealed git credentials: %w", err)
 	}
 	defer rc.Close()
-	sealed, err := io.ReadAll(io.LimitReader(rc, maxSealedCredentials))
+	box, err := io.ReadAll(io.LimitReader(rc, source.MaxSealedCredentials))
 	if err != nil {
 		return nil, fmt.Errorf("read sealed git credentials: %w", err)
 	}
-	plain, err := acme.Open(a.CredentialsKey, credentialsLabel(deploymentID), sealed)
+	plain, err := sealed.Open(a.CredentialsKey, source.CredentialsLabel(deploymentID), box)
 	if err != nil {
 		// The API and this worker use different keys: set the same
 		// ALGOCLOUD_ENCRYPTION_KEY for both.
-		return nil, nonRetryable(BadInputErrorType, fmt.Errorf("unseal git credentials (the API and the worker need the same encryption key): %w", err))
+		return nil, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("unseal git credentials (the API and the worker need the same encryption key): %w", err))
 	}
-	var c GitCredentials
+	var c source.GitCredentials
 	err = json.Unmarshal(plain, &c)
 	clear(plain)
 	if err != nil {
-		return nil, nonRetryable(BadInputErrorType, errors.New("decode unsealed git credentials: not JSON"))
+		return nil, nonRetryable(actdef.BadInputErrorType, errors.New("decode unsealed git credentials: not JSON"))
 	}
 	return c.Auth(), nil
 }

@@ -13,11 +13,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testgit"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/source"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // gitRepoIn makes a repository "algo" under root with aai_main.py, using the
@@ -48,21 +52,21 @@ func TestFetchCodeWithSealedCredentials(t *testing.T) {
 	srv := testgit.ServeHTTP(t, root, "alice", password)
 	store, err := blobs.NewDir(filepath.Join(t.TempDir(), "blobs"))
 	require.NoError(t, err)
-	key, err := acme.NewEncryptionKey()
+	key, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	a := &Activities{Blobs: store, CredentialsKey: key, AllowPrivateGit: true}
-	ref, err := SealGitCredentials(ctx, store, key, "dep1", GitCredentials{Username: "alice", Password: password})
+	ref, err := source.SealGitCredentials(ctx, store, key, "dep1", source.GitCredentials{Username: "alice", Password: password})
 	require.NoError(t, err)
 	rc, err := store.Get(ctx, ref)
 	require.NoError(t, err)
-	sealed, _ := io.ReadAll(rc)
+	box, _ := io.ReadAll(rc)
 	rc.Close()
-	require.NotContains(t, string(sealed), password, "sealed at rest")
+	require.NotContains(t, string(box), password, "sealed at rest")
 
 	sp := spec.Spec{Environment: spec.EnvPython, Input: spec.Image, Output: spec.Image}
-	fetch := func(dep, ref string) (CodeInfo, error) {
-		return a.FetchCode(ctx, FetchCodeInput{DeploymentID: dep, Server: compute.Server{Workdir: t.TempDir()}, Spec: sp,
-			Source: CodeSource{GitURL: srv.URL + "/algo", Credentials: ref}, Revision: 1})
+	fetch := func(dep, ref string) (actdef.CodeInfo, error) {
+		return a.FetchCode(ctx, actdef.FetchCodeInput{DeploymentID: dep, Server: compute.Server{Workdir: t.TempDir()}, Spec: sp,
+			Source: actdef.CodeSource{GitURL: srv.URL + "/algo", Credentials: ref}, Revision: 1})
 	}
 	info, err := fetch("dep1", ref)
 	require.NoError(t, err)
@@ -85,11 +89,11 @@ func TestFetchCodeWithSealedCredentials(t *testing.T) {
 	require.Contains(t, err.Error(), "not this deployment's")
 
 	// The same sealed bytes under dep2's prefix: the label binds them to dep1.
-	require.NoError(t, store.Put(ctx, "credentials/dep2/x", bytes.NewReader(sealed), -1))
+	require.NoError(t, store.Put(ctx, "credentials/dep2/x", bytes.NewReader(box), -1))
 	_, err = fetch("dep2", "credentials/dep2/x")
 	nonRetryableErr(err)
 
-	other, err := acme.NewEncryptionKey()
+	other, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	a.CredentialsKey = other
 	_, err = fetch("dep1", ref)
@@ -97,8 +101,8 @@ func TestFetchCodeWithSealedCredentials(t *testing.T) {
 	require.Contains(t, err.Error(), "same encryption key")
 	a.CredentialsKey = key
 
-	_, err = a.FetchCode(ctx, FetchCodeInput{DeploymentID: "dep1", Server: compute.Server{Workdir: t.TempDir()}, Spec: sp,
-		Source: CodeSource{GitURL: srv.URL + "/algo"}, Revision: 1})
+	_, err = a.FetchCode(ctx, actdef.FetchCodeInput{DeploymentID: "dep1", Server: compute.Server{Workdir: t.TempDir()}, Spec: sp,
+		Source: actdef.CodeSource{GitURL: srv.URL + "/algo"}, Revision: 1})
 	require.Error(t, err, "without the credentials the repository is private")
 
 	require.NoError(t, a.DeleteBlobs(ctx, "dep1"))

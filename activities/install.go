@@ -15,6 +15,8 @@ import (
 
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // InstallRequirements makes the server's venv (system site packages: Debian's
@@ -23,17 +25,17 @@ import (
 // environment onnx deployment without requirements needs no venv (its server
 // runs no Python) and installs nothing; with requirements it gets the venv
 // and pip as Python does (docs/onnx.md).
-func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (InstallInfo, error) {
+func (a *Activities) InstallRequirements(ctx context.Context, in actdef.InstallInput) (actdef.InstallInfo, error) {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "installing requirements" })()
 	reqPath := filepath.Join(in.Code.Dir, RequirementsFile)
 	fileReqs := in.Code.Requirements
 	if in.RequirementsTxt != nil {
 		reqs, err := spec.ParseRequirements(*in.RequirementsTxt)
 		if err != nil {
-			return InstallInfo{}, nonRetryable(BadInputErrorType, err)
+			return actdef.InstallInfo{}, nonRetryable(actdef.BadInputErrorType, err)
 		}
 		if err := python.WriteRequirementsFile(reqPath, reqs); err != nil {
-			return InstallInfo{}, fmt.Errorf("write %s: %w", RequirementsFile, err)
+			return actdef.InstallInfo{}, fmt.Errorf("write %s: %w", RequirementsFile, err)
 		}
 		fileReqs = reqs
 	}
@@ -41,19 +43,19 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	if in.Spec.Environment == spec.EnvONNX && len(reqs) == 0 {
 		// The ONNX server runs no Python: nothing to install, no venv.
 		a.event(ctx, in.DeploymentID, "install_requirements", "environment onnx: no requirements, so no venv (the model runs in ONNX Runtime)")
-		return InstallInfo{CodeRevision: in.Code.Revision, Requirements: reqs}, nil
+		return actdef.InstallInfo{CodeRevision: in.Code.Revision, Requirements: reqs}, nil
 	}
 	venv := filepath.Join(in.Server.Workdir, "venv")
 	// pip, and the build scripts of every package it fetches, run in the
 	// server's sandbox: the venv writable, nothing of the platform visible.
 	boxCfg, err := a.sandboxConfig(in.Server, in.Spec, "install")
 	if err != nil {
-		return InstallInfo{}, nonRetryable(BadInputErrorType, err)
+		return actdef.InstallInfo{}, nonRetryable(actdef.BadInputErrorType, err)
 	}
 	boxCfg.StateDir = in.Server.Workdir
 	box, err := sandbox.New(*boxCfg)
 	if err != nil {
-		return InstallInfo{}, fmt.Errorf("install sandbox: %w", err)
+		return actdef.InstallInfo{}, fmt.Errorf("install sandbox: %w", err)
 	}
 	defer box.Close()
 	if a.Sandbox.Unconfined() {
@@ -62,9 +64,9 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 	a.event(ctx, in.DeploymentID, "install_requirements", "preparing venv %s", venv)
 	py, err := python.EnsureVenvIn(ctx, box, a.Python, venv)
 	if err != nil {
-		return InstallInfo{}, fmt.Errorf("venv: %w", err)
+		return actdef.InstallInfo{}, fmt.Errorf("venv: %w", err)
 	}
-	info := InstallInfo{CodeRevision: in.Code.Revision, Python: py, Requirements: reqs}
+	info := actdef.InstallInfo{CodeRevision: in.Code.Revision, Python: py, Requirements: reqs}
 	if len(reqs) == 0 {
 		a.event(ctx, in.DeploymentID, "install_requirements", "no requirements to install")
 		return info, nil
@@ -86,10 +88,10 @@ func (a *Activities) InstallRequirements(ctx context.Context, in InstallInput) (
 		if box.OOMKills() > 0 {
 			err = fmt.Errorf("%w\npip (or a package's build) used more than %s and was killed", err, box.Config().Limits.Describe())
 		}
-		return InstallInfo{}, nonRetryable(InstallFailedErrorType, err)
+		return actdef.InstallInfo{}, nonRetryable(actdef.InstallFailedErrorType, err)
 	}
 	if err != nil {
-		return InstallInfo{}, fmt.Errorf("pip install: %w", err)
+		return actdef.InstallInfo{}, fmt.Errorf("pip install: %w", err)
 	}
 	a.event(ctx, in.DeploymentID, "install_requirements", "installed %d requirement(s)", len(reqs))
 	return info, nil

@@ -13,6 +13,8 @@ import (
 	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // onnxRuntimeLib is the ONNX Runtime library an environment onnx endpoint
@@ -40,7 +42,7 @@ func onnxRuntimeLib(env string) string {
 // remote server, the ONNX Runtime library this worker resolves (the one Test
 // Code ran with, onnxrt.LibraryPath) and returns its SHA-256 for the bundle;
 // "" for python. The store uploads it only when no object holds that sum.
-func (a *Activities) publishONNXRuntime(ctx context.Context, in ServiceInput) (string, error) {
+func (a *Activities) publishONNXRuntime(ctx context.Context, in actdef.ServiceInput) (string, error) {
 	if in.Spec.Environment != spec.EnvONNX {
 		return "", nil
 	}
@@ -59,7 +61,7 @@ func (a *Activities) publishONNXRuntime(ctx context.Context, in ServiceInput) (s
 // onnxSkeleton writes the generated aai_onnx.json into an environment onnx
 // code folder that has none, naming its .onnx model when it holds exactly one
 // (else "model.onnx", which the author then adds).
-func (a *Activities) onnxSkeleton(ctx context.Context, in FetchCodeInput, dir string, info *CodeInfo) error {
+func (a *Activities) onnxSkeleton(ctx context.Context, in actdef.FetchCodeInput, dir string, info *actdef.CodeInfo) error {
 	if _, err := os.Stat(filepath.Join(dir, onnxrt.ConfigFile)); !errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -73,7 +75,7 @@ func (a *Activities) onnxSkeleton(ctx context.Context, in FetchCodeInput, dir st
 	}
 	skel, err := templates.ONNXSkeleton(in.Spec.Input, in.Spec.Output, model)
 	if err != nil {
-		return nonRetryable(BadInputErrorType, err)
+		return nonRetryable(actdef.BadInputErrorType, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, onnxrt.ConfigFile), []byte(skel), 0o644); err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // gitRepo commits files into a fresh repository on branch main.
@@ -37,10 +39,10 @@ func gitRepo(t *testing.T, files map[string]string) string {
 func TestFetchCodeONNXSkeleton(t *testing.T) {
 	a := &Activities{AllowLocalGit: true}
 	sp := spec.Spec{Environment: spec.EnvONNX, Input: spec.Image, Output: spec.JSON}
-	fetch := func(files map[string]string, rev int) (CodeInfo, string) {
+	fetch := func(files map[string]string, rev int) (actdef.CodeInfo, string) {
 		work := t.TempDir()
-		info, err := a.FetchCode(context.Background(), FetchCodeInput{DeploymentID: "d", Server: compute.Server{Workdir: work},
-			Spec: sp, Source: CodeSource{GitURL: gitRepo(t, files), Ref: "main"}, Revision: rev})
+		info, err := a.FetchCode(context.Background(), actdef.FetchCodeInput{DeploymentID: "d", Server: compute.Server{Workdir: work},
+			Spec: sp, Source: actdef.CodeSource{GitURL: gitRepo(t, files), Ref: "main"}, Revision: rev})
 		require.NoError(t, err)
 		_, err = os.Stat(filepath.Join(info.Dir, MainFile))
 		require.True(t, os.IsNotExist(err), "no aai_main.py for onnx")
@@ -72,8 +74,8 @@ func TestFetchCodeONNXSkeleton(t *testing.T) {
 func TestInstallRequirementsONNXNeedsNoVenv(t *testing.T) {
 	a := &Activities{}
 	work := t.TempDir()
-	info, err := a.InstallRequirements(context.Background(), InstallInput{DeploymentID: "d", Server: compute.Server{Workdir: work},
-		Spec: spec.Spec{Environment: spec.EnvONNX, Requirements: []string{}}, Code: CodeInfo{Revision: 2, Dir: t.TempDir()}})
+	info, err := a.InstallRequirements(context.Background(), actdef.InstallInput{DeploymentID: "d", Server: compute.Server{Workdir: work},
+		Spec: spec.Spec{Environment: spec.EnvONNX, Requirements: []string{}}, Code: actdef.CodeInfo{Revision: 2, Dir: t.TempDir()}})
 	require.NoError(t, err)
 	require.Equal(t, 2, info.CodeRevision)
 	require.Empty(t, info.Python)
@@ -86,7 +88,7 @@ func TestInstallRequirementsONNXNeedsNoVenv(t *testing.T) {
 // Runtime library this worker found (absolute: endpoints start elsewhere).
 func TestServiceConfigONNX(t *testing.T) {
 	a := &Activities{}
-	cfg, err := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Environment: spec.EnvONNX, Threads: 1}}, "", "live")
+	cfg, err := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, actdef.Build{Spec: spec.Spec{Environment: spec.EnvONNX, Threads: 1}}, "", "live")
 	require.NoError(t, err)
 	require.Equal(t, spec.EnvONNX, cfg.Environment)
 	if lib, err := onnxrt.LibraryPath(""); err == nil {
@@ -96,7 +98,7 @@ func TestServiceConfigONNX(t *testing.T) {
 	} else {
 		require.Empty(t, cfg.ONNXRuntimeLib)
 	}
-	cfg, err = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Environment: spec.EnvPython, Threads: 1}}, "", "live")
+	cfg, err = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, actdef.Build{Spec: spec.Spec{Environment: spec.EnvPython, Threads: 1}}, "", "live")
 	require.NoError(t, err)
 	require.Equal(t, spec.EnvPython, cfg.Environment)
 	require.Empty(t, cfg.ONNXRuntimeLib)

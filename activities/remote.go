@@ -20,32 +20,20 @@ import (
 
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
-
-// BundlePublisher stores what a remote server serves (*ec2.BundleStore is
-// one). Both methods are idempotent.
-type BundlePublisher interface {
-	// Publish stores (sealed) the deployment's bundle, a tar.gz.
-	Publish(ctx context.Context, deploymentID string, tarGz []byte) error
-	// Delete removes the deployment's bundle; absent is not an error.
-	Delete(ctx context.Context, deploymentID string) error
-	// PublishONNXRuntime stores the ONNX Runtime library at path (once per
-	// content) where the server's fetch finds it by its SHA-256, which it
-	// returns (hex).
-	PublishONNXRuntime(ctx context.Context, path string) (string, error)
-}
-
-var _ BundlePublisher = (*ec2.BundleStore)(nil)
 
 // Where a bundle's files go on the server: fetch.sh (the EC2 user data)
 // puts the bundle in <home>/bundle and the venv in <home>/venv, and fills
 // in the placeholders of live.json.in.
 const (
-	bundleHome   = ec2.HomePlaceholder
-	bundleListen = ec2.ListenPlaceholder
+	bundleHome   = bundlelayout.HomePlaceholder
+	bundleListen = bundlelayout.ListenPlaceholder
 )
 
 // maxBundle bounds a bundle (code and models included) before encryption.
@@ -54,7 +42,7 @@ const maxBundle = 512 << 20
 // remoteConfig is the live endpoint's inference config as the server reads
 // it: paths in the unpacked bundle, the address it listens on left to the
 // server.
-func (a *Activities) remoteConfig(in ServiceInput) ([]byte, error) {
+func (a *Activities) remoteConfig(in actdef.ServiceInput) ([]byte, error) {
 	cfg, err := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256, "live")
 	if err != nil {
 		return nil, err
@@ -73,7 +61,7 @@ func (a *Activities) remoteConfig(in ServiceInput) ([]byte, error) {
 	// the library its fetch downloaded (the one the bundle names).
 	cfg.ONNXRuntimeLib = ""
 	if in.Spec.Environment == spec.EnvONNX {
-		cfg.ONNXRuntimeLib = bundleHome + "/" + ec2.ONNXRuntimePath
+		cfg.ONNXRuntimeLib = bundleHome + "/" + bundlelayout.ONNXRuntimePath
 	}
 	cfg = cfg.WithDefaults()
 	return json.MarshalIndent(cfg, "", "  ")
@@ -82,11 +70,11 @@ func (a *Activities) remoteConfig(in ServiceInput) ([]byte, error) {
 // buildBundle makes the live endpoint's bundle: live.json.in,
 // requirements.txt, code/ (the revision's folder without .git), tls/
 // (certificate and key, the key opened from its sealed file in memory) and,
-// given onnxSHA256 (environment onnx), ec2.ONNXRuntimeSumFile naming the
+// given onnxSHA256 (environment onnx), bundlelayout.ONNXRuntimeSumFile naming the
 // ONNX Runtime library the server fetches. The archive is deterministic
 // (sorted, no times), so the same inputs give the same bytes and a restart
 // can tell whether anything changed (a new library is a change).
-func (a *Activities) buildBundle(in ServiceInput, onnxSHA256 string) ([]byte, error) {
+func (a *Activities) buildBundle(in actdef.ServiceInput, onnxSHA256 string) ([]byte, error) {
 	cfg, err := a.remoteConfig(in)
 	if err != nil {
 		return nil, err
@@ -104,7 +92,7 @@ func (a *Activities) buildBundle(in ServiceInput, onnxSHA256 string) ([]byte, er
 	tw := tar.NewWriter(zw)
 	add := func(name string, mode int64, data []byte) error {
 		if buf.Len() > maxBundle {
-			return nonRetryable(BadInputErrorType, fmt.Errorf("bundle is over %d MiB", maxBundle>>20))
+			return nonRetryable(actdef.BadInputErrorType, fmt.Errorf("bundle is over %d MiB", maxBundle>>20))
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
 			return err
@@ -128,7 +116,7 @@ func (a *Activities) buildBundle(in ServiceInput, onnxSHA256 string) ([]byte, er
 		{"tls/key.pem", 0o600, keyPEM},
 	}
 	if onnxSHA256 != "" {
-		members = append(members, member{ec2.ONNXRuntimeSumFile, 0o644, []byte(onnxSHA256 + "\n")})
+		members = append(members, member{bundlelayout.ONNXRuntimeSumFile, 0o644, []byte(onnxSHA256 + "\n")})
 	}
 	for _, f := range members {
 		if err := add(f.name, f.mode, f.data); err != nil {
@@ -172,51 +160,51 @@ func (a *Activities) buildBundle(in ServiceInput, onnxSHA256 string) ([]byte, er
 // (verifying its certificate); with DNS, the name is pointed at the
 // server's current address (it changes when an instance stops and starts)
 // and is the endpoint's URL.
-func (a *Activities) startRemote(ctx context.Context, in ServiceInput) (ServiceInfo, error) {
+func (a *Activities) startRemote(ctx context.Context, in actdef.ServiceInput) (actdef.ServiceInfo, error) {
 	onnxSHA256, err := a.publishONNXRuntime(ctx, in)
 	if err != nil {
-		return ServiceInfo{}, err
+		return actdef.ServiceInfo{}, err
 	}
 	bundle, err := a.buildBundle(in, onnxSHA256)
 	if err != nil {
-		return ServiceInfo{}, err
+		return actdef.ServiceInfo{}, err
 	}
 	sum := sha256.Sum256(bundle)
 	sumFile := filepath.Join(in.Server.Workdir, "bundle.sha256")
 	old, _ := os.ReadFile(sumFile)
 	changed := string(old) != hex.EncodeToString(sum[:])
 	if err := a.Bundles.Publish(ctx, in.DeploymentID, bundle); err != nil {
-		return ServiceInfo{}, fmt.Errorf("publish bundle: %w", err)
+		return actdef.ServiceInfo{}, fmt.Errorf("publish bundle: %w", err)
 	}
 	a.event(ctx, in.DeploymentID, "complete", "bundle published (%d KiB, encrypted)", len(bundle)>>10)
 	cfgPath := filepath.Join(in.Server.Workdir, "live.json.in")
 	cfg, _ := a.remoteConfig(in)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		return ServiceInfo{}, fmt.Errorf("write service config: %w", err)
+		return actdef.ServiceInfo{}, fmt.Errorf("write service config: %w", err)
 	}
 	stopHandle := compute.Handle{Provider: in.Server.Provider, ServerID: in.Server.ID, Name: "live"}
 	if changed && len(old) > 0 {
 		if err := a.Provider.Stop(ctx, stopHandle); err != nil && !errors.Is(err, compute.ErrNotFound) {
-			return ServiceInfo{}, fmt.Errorf("stop previous endpoint: %w", err)
+			return actdef.ServiceInfo{}, fmt.Errorf("stop previous endpoint: %w", err)
 		}
 	}
 	h, err := a.Provider.Start(ctx, compute.ServiceSpec{Server: in.Server, Name: "live", Port: in.Server.Port, ConfigFile: cfgPath, Restart: true})
 	if err != nil {
 		var perm *compute.PermanentError
 		if errors.As(err, &perm) {
-			return ServiceInfo{}, nonRetryable(BadInputErrorType, err)
+			return actdef.ServiceInfo{}, nonRetryable(actdef.BadInputErrorType, err)
 		}
-		return ServiceInfo{}, fmt.Errorf("start endpoint: %w", err)
+		return actdef.ServiceInfo{}, fmt.Errorf("start endpoint: %w", err)
 	}
 	if err := os.WriteFile(sumFile, []byte(hex.EncodeToString(sum[:])), 0o600); err != nil {
-		return ServiceInfo{}, err
+		return actdef.ServiceInfo{}, err
 	}
 	endpoint := "https://" + h.Address
 	if a.DNS != nil {
 		host, port, _ := net.SplitHostPort(h.Address)
-		rec := DNSRecord{Name: a.endpointName(in.Spec.APIName), Address: host}
+		rec := actdef.DNSRecord{Name: a.endpointName(in.Spec.APIName), Address: host}
 		if err := a.upsert(ctx, rec); err != nil {
-			return ServiceInfo{}, err
+			return actdef.ServiceInfo{}, err
 		}
 		endpoint = "https://" + rec.Name
 		if port != "443" {
@@ -224,7 +212,7 @@ func (a *Activities) startRemote(ctx context.Context, in ServiceInput) (ServiceI
 		}
 	}
 	a.event(ctx, in.DeploymentID, "complete", "endpoint live at %s", endpoint)
-	return ServiceInfo{Handle: h, Endpoint: endpoint, CodeRevision: in.Code.Revision}, nil
+	return actdef.ServiceInfo{Handle: h, Endpoint: endpoint, CodeRevision: in.Code.Revision}, nil
 }
 
 // republishBundle rebuilds and publishes the live endpoint's bundle (a
@@ -233,7 +221,7 @@ func (a *Activities) startRemote(ctx context.Context, in ServiceInput) (ServiceI
 // certificate from the certificate object instead (reloadRemote), and a
 // later boot fetches this bundle, so a later start must not count it as a
 // change that needs a restart.
-func (a *Activities) republishBundle(ctx context.Context, in ServiceInput) error {
+func (a *Activities) republishBundle(ctx context.Context, in actdef.ServiceInput) error {
 	onnxSHA256, err := a.publishONNXRuntime(ctx, in)
 	if err != nil {
 		return err
@@ -269,29 +257,29 @@ var deploymentIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 // the remote one, with a certificate from the local CA for 127.0.0.1 so
 // that the test client can verify it. It returns the provider, the server
 // and the certificate's files.
-func (a *Activities) testServer(ctx context.Context, in TestInput) (compute.Provider, compute.Server, CertInfo, error) {
+func (a *Activities) testServer(ctx context.Context, in actdef.TestInput) (compute.Provider, compute.Server, actdef.CertInfo, error) {
 	if a.Tests == nil {
 		return a.Provider, in.Server, in.Cert, nil
 	}
 	srv, err := a.Tests.Provision(ctx, compute.ServerSpec{DeploymentID: in.Server.ID, APIName: in.Spec.APIName})
 	if err != nil {
-		return nil, compute.Server{}, CertInfo{}, fmt.Errorf("test server: %w", err)
+		return nil, compute.Server{}, actdef.CertInfo{}, fmt.Errorf("test server: %w", err)
 	}
 	names := []string{a.endpointName(in.Spec.APIName)}
 	ips := hostIPs(srv.Host)
 	dir := filepath.Join(srv.Workdir, "test-certs")
 	if info, ok := existingCert(dir, "key.pem", names, ips, time.Hour); ok {
-		return a.Tests, srv, CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names}, nil
+		return a.Tests, srv, actdef.CertInfo{CertFile: info.CertFile, KeyFile: info.KeyFile, Names: names}, nil
 	}
 	certPEM, keyPEM, err := a.CA.Issue(names, ips, 24*time.Hour)
 	if err != nil {
-		return nil, compute.Server{}, CertInfo{}, fmt.Errorf("test certificate: %w", err)
+		return nil, compute.Server{}, actdef.CertInfo{}, fmt.Errorf("test certificate: %w", err)
 	}
 	certFile, keyFile, err := certs.WriteKeyPair(dir, certPEM, keyPEM)
 	if err != nil {
-		return nil, compute.Server{}, CertInfo{}, err
+		return nil, compute.Server{}, actdef.CertInfo{}, err
 	}
-	return a.Tests, srv, CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names}, nil
+	return a.Tests, srv, actdef.CertInfo{CertFile: certFile, KeyFile: keyFile, Names: names}, nil
 }
 
 // releaseRemote removes what a remote server left on the side: its bundle

@@ -17,17 +17,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/certs"
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/inference/onnxrt"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // An environment onnx deployment on a remote server: the worker publishes
 // the ONNX Runtime library it resolves to S3 (moto) under its SHA-256, once
-// per content, and the bundle names that sum (ec2.ONNXRuntimeSumFile, inside
+// per content, and the bundle names that sum (bundlelayout.ONNXRuntimeSumFile, inside
 // the MAC) and the server-side library path in live.json.in, with no venv
 // Python. A changed library is a new object and a different bundle; a python
 // deployment's bundle names no library.
@@ -48,7 +52,7 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	bucket := "onnx-bundles"
 	_, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
 	require.NoError(t, err)
-	encKey, err := acme.NewEncryptionKey()
+	encKey, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	store, err := ec2.NewBundleStore(ctx, ec2.BundleStoreOptions{
 		Bucket: bucket, Region: "us-east-1", Endpoint: moto.Endpoint, Credentials: creds, EncryptionKey: encKey,
@@ -59,15 +63,15 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	require.NoError(t, err)
 	a := &Activities{CA: ca, Domain: "algocloud.test", Bundles: store, KeyEncryptionKey: encKey, PredictTimeout: time.Second}
 	srv := compute.Server{Provider: "ec2", ID: "i-0fedcba9876543210", Host: "203.0.113.9", Port: 443, Workdir: filepath.Join(dir, "ec2", "dep-onnx")}
-	cert, err := a.IssueCertificate(ctx, CertInput{DeploymentID: "dep-onnx", APIName: "textdir", Server: srv})
+	cert, err := a.IssueCertificate(ctx, actdef.CertInput{DeploymentID: "dep-onnx", APIName: "textdir", Server: srv})
 	require.NoError(t, err)
 	code := filepath.Join(dir, "code")
 	require.NoError(t, os.MkdirAll(code, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(code, onnxrt.ConfigFile), []byte(`{"model": "m.onnx"}`), 0o644))
-	in := ServiceInput{TokenSHA256: "ab", Build: Build{
-		DeploymentID: "dep-onnx", Server: srv, Cert: cert, Code: CodeInfo{Dir: code, Revision: 1},
+	in := actdef.ServiceInput{TokenSHA256: "ab", Build: actdef.Build{
+		DeploymentID: "dep-onnx", Server: srv, Cert: cert, Code: actdef.CodeInfo{Dir: code, Revision: 1},
 		Spec:    spec.Spec{APIName: "textdir", Environment: spec.EnvONNX, Threads: 1, Input: spec.Image, Output: spec.JSON},
-		Install: InstallInfo{}, // onnx without requirements: no venv on the worker
+		Install: actdef.InstallInfo{}, // onnx without requirements: no venv on the worker
 	}}
 
 	fileSum := func() string {
@@ -109,10 +113,10 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	b1, err := a.buildBundle(in, sum1)
 	require.NoError(t, err)
 	files := untar(t, b1)
-	require.Equal(t, sum1+"\n", files[ec2.ONNXRuntimeSumFile])
+	require.Equal(t, sum1+"\n", files[bundlelayout.ONNXRuntimeSumFile])
 	var cfg map[string]any
 	require.NoError(t, json.Unmarshal([]byte(files["live.json.in"]), &cfg))
-	require.Equal(t, ec2.HomePlaceholder+"/"+ec2.ONNXRuntimePath, cfg["onnxruntime_lib"], "the instance's path, not the worker's")
+	require.Equal(t, bundlelayout.HomePlaceholder+"/"+bundlelayout.ONNXRuntimePath, cfg["onnxruntime_lib"], "the instance's path, not the worker's")
 	require.NotContains(t, files["live.json.in"], dir, "no worker path in the server's config")
 	require.Equal(t, "/usr/bin/python3", cfg["python"], "no venv Python for onnx without requirements")
 	require.Equal(t, spec.EnvONNX, cfg["environment"])
@@ -148,9 +152,9 @@ func TestBundle_ONNXRuntimePublished(t *testing.T) {
 	b3, err := a.buildBundle(py, sum)
 	require.NoError(t, err)
 	files = untar(t, b3)
-	require.NotContains(t, files, ec2.ONNXRuntimeSumFile)
+	require.NotContains(t, files, bundlelayout.ONNXRuntimeSumFile)
 	cfg = nil
 	require.NoError(t, json.Unmarshal([]byte(files["live.json.in"]), &cfg))
-	require.Equal(t, ec2.HomePlaceholder+"/venv/bin/python", cfg["python"])
+	require.Equal(t, bundlelayout.HomePlaceholder+"/venv/bin/python", cfg["python"])
 	require.Nil(t, cfg["onnxruntime_lib"])
 }

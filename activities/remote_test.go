@@ -22,12 +22,16 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/algocloud/algocloud/activities/certs"
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
+	dnsroute53 "github.com/algocloud/algocloud/activities/dns/route53"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // untar reads a bundle into name -> content.
@@ -57,17 +61,17 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 	dir := t.TempDir()
 	ca, err := certs.LoadOrCreateCA(filepath.Join(dir, "ca"))
 	require.NoError(t, err)
-	encKey, err := acme.NewEncryptionKey()
+	encKey, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	a := &Activities{CA: ca, Domain: "algocloud.test", Bundles: nopBundles{}, KeyEncryptionKey: encKey, PredictTimeout: time.Second}
 	srv := compute.Server{Provider: "ec2", ID: "i-0123456789abcdef0", Host: "203.0.113.7", Port: 443, Workdir: filepath.Join(dir, "ec2", "dep-1")}
-	cert, err := a.IssueCertificate(context.Background(), CertInput{DeploymentID: "dep-1", APIName: "seg", Server: srv})
+	cert, err := a.IssueCertificate(context.Background(), actdef.CertInput{DeploymentID: "dep-1", APIName: "seg", Server: srv})
 	require.NoError(t, err)
 	require.Equal(t, sealedKeyFile, filepath.Base(cert.KeyFile))
 	raw, err := os.ReadFile(cert.KeyFile)
 	require.NoError(t, err)
 	require.NotContains(t, string(raw), "PRIVATE KEY", "sealed at rest")
-	again, err := a.IssueCertificate(context.Background(), CertInput{DeploymentID: "dep-1", APIName: "seg", Server: srv})
+	again, err := a.IssueCertificate(context.Background(), actdef.CertInput{DeploymentID: "dep-1", APIName: "seg", Server: srv})
 	require.NoError(t, err)
 	require.Equal(t, cert, again, "reused while valid")
 
@@ -75,10 +79,10 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(code, ".git"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(code, "aai_main.py"), []byte("class AAI: pass\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(code, ".git", "HEAD"), []byte("ref"), 0o644))
-	in := ServiceInput{TokenSHA256: "ab", Build: Build{
-		DeploymentID: "dep-1", Server: srv, Cert: cert, Code: CodeInfo{Dir: code, Revision: 1},
+	in := actdef.ServiceInput{TokenSHA256: "ab", Build: actdef.Build{
+		DeploymentID: "dep-1", Server: srv, Cert: cert, Code: actdef.CodeInfo{Dir: code, Revision: 1},
 		Spec:    spec.Spec{APIName: "seg", Threads: 1, Input: spec.Image, Output: spec.Image},
-		Install: InstallInfo{Python: "/worker/venv/bin/python", Requirements: []string{"scikit-image==0.22.0"}},
+		Install: actdef.InstallInfo{Python: "/worker/venv/bin/python", Requirements: []string{"scikit-image==0.22.0"}},
 	}}
 	b1, err := a.buildBundle(in, "")
 	require.NoError(t, err)
@@ -101,9 +105,9 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 	require.NotNil(t, block, "the bundle holds the key opened")
 	var cfg map[string]any
 	require.NoError(t, json.Unmarshal([]byte(files["live.json.in"]), &cfg))
-	require.Equal(t, ec2.ListenPlaceholder, cfg["listen"])
-	require.Equal(t, ec2.HomePlaceholder+"/bundle/code", cfg["code_dir"])
-	require.Equal(t, ec2.HomePlaceholder+"/venv/bin/python", cfg["python"])
+	require.Equal(t, bundlelayout.ListenPlaceholder, cfg["listen"])
+	require.Equal(t, bundlelayout.HomePlaceholder+"/bundle/code", cfg["code_dir"])
+	require.Equal(t, bundlelayout.HomePlaceholder+"/venv/bin/python", cfg["python"])
 	certBlock, _ := pem.Decode([]byte(files["tls/cert.pem"]))
 	leaf, err := x509.ParseCertificate(certBlock.Bytes)
 	require.NoError(t, err)
@@ -122,10 +126,10 @@ func (nopBundles) PublishONNXRuntime(context.Context, string) (string, error) {
 func TestRecords(t *testing.T) {
 	ctx := context.Background()
 	none := &Activities{Domain: "algocloud.test"}
-	rec, err := none.UpsertRecord(ctx, DNSInput{APIName: "seg", Server: compute.Server{Host: "203.0.113.7"}})
+	rec, err := none.UpsertRecord(ctx, actdef.DNSInput{APIName: "seg", Server: compute.Server{Host: "203.0.113.7"}})
 	require.NoError(t, err)
-	require.Equal(t, DNSRecord{}, rec, "no DNS configured: nothing")
-	require.NoError(t, none.DeleteRecord(ctx, DNSRecord{Name: "seg.algocloud.test"}))
+	require.Equal(t, actdef.DNSRecord{}, rec, "no DNS configured: nothing")
+	require.NoError(t, none.DeleteRecord(ctx, actdef.DNSRecord{Name: "seg.algocloud.test"}))
 
 	// Route53 on moto.
 	moto := testmoto.Start(t)
@@ -133,13 +137,13 @@ func TestRecords(t *testing.T) {
 	zone, err := route53.New(route53.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(moto.Endpoint)}).
 		CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String("algocloud.test"), CallerReference: aws.String("activities-test")})
 	require.NoError(t, err)
-	r53, err := dns.NewRoute53(ctx, dns.Options{Endpoint: moto.Endpoint, Credentials: creds, ZoneID: aws.ToString(zone.HostedZone.Id), Poll: 10 * time.Millisecond})
+	r53, err := dnsroute53.NewRoute53(ctx, dnsroute53.Options{Endpoint: moto.Endpoint, Credentials: creds, ZoneID: aws.ToString(zone.HostedZone.Id), Poll: 10 * time.Millisecond})
 	require.NoError(t, err)
 	a := &Activities{Domain: "algocloud.test", DNS: r53}
-	in := DNSInput{DeploymentID: "d", APIName: "seg", Server: compute.Server{Host: "203.0.113.7"}}
+	in := actdef.DNSInput{DeploymentID: "d", APIName: "seg", Server: compute.Server{Host: "203.0.113.7"}}
 	rec, err = a.UpsertRecord(ctx, in)
 	require.NoError(t, err)
-	require.Equal(t, DNSRecord{Name: "seg.algocloud.test", Address: "203.0.113.7"}, rec)
+	require.Equal(t, actdef.DNSRecord{Name: "seg.algocloud.test", Address: "203.0.113.7"}, rec)
 	_, err = a.UpsertRecord(ctx, in)
 	require.NoError(t, err, "again")
 	ip, err := r53.Lookup(ctx, "seg.algocloud.test")
@@ -150,7 +154,7 @@ func TestRecords(t *testing.T) {
 	_, err = r53.Lookup(ctx, "seg.algocloud.test")
 	require.ErrorIs(t, err, dns.ErrNotFound)
 
-	out := DNSInput{APIName: "x", Server: compute.Server{Host: "203.0.113.7"}}
+	out := actdef.DNSInput{APIName: "x", Server: compute.Server{Host: "203.0.113.7"}}
 	other := &Activities{Domain: "elsewhere.test", DNS: r53}
 	_, err = other.UpsertRecord(ctx, out)
 	var perm *temporal.ApplicationError

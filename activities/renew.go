@@ -19,7 +19,10 @@ import (
 
 	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/activities/compute/ec2"
+
+	"github.com/algocloud/algocloud/activities/actdef"
+
+	"github.com/algocloud/algocloud/activities/certs"
 )
 
 // WorkflowQuerier queries a workflow (the Temporal client.Client is one).
@@ -29,30 +32,6 @@ type WorkflowQuerier interface {
 	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
 }
 
-// ListCertificatesInput names where deployments' states are read: the
-// workflow ID prefix of deployments and their state query (the workflows
-// package owns both names).
-type ListCertificatesInput struct {
-	WorkflowIDPrefix string `json:"workflow_id_prefix"`
-	Query            string `json:"query"`
-}
-
-// CertStatus is one live deployment's certificate and whether it is due
-// for renewal.
-type CertStatus struct {
-	DeploymentID string    `json:"deployment_id"`
-	Names        []string  `json:"names,omitempty"`
-	NotAfter     time.Time `json:"not_after"`
-	RenewAt      time.Time `json:"renew_at"`
-	Due          bool      `json:"due"`
-	// Pending: the certificate on disk is newer than the state's, as when
-	// a renewal's reload failed; it is due at once.
-	Pending bool `json:"pending,omitempty"`
-	// Error says why the certificate could not be checked (the deployment
-	// is then left alone until the next run).
-	Error string `json:"error,omitempty"`
-}
-
 // ListCertificates lists the live deployments (from the store) with their
 // certificates (from their workflows' state) and marks those whose renewal
 // time has come (or whose renewed certificate the endpoint was not seen
@@ -60,21 +39,21 @@ type CertStatus struct {
 // left (30 of 90 days), for ACME two thirds into the certificate's lifetime
 // (acme.RenewalTime, day 60 of 90). A deployment whose state cannot be read
 // is listed with Error and not renewed.
-func (a *Activities) ListCertificates(ctx context.Context, in ListCertificatesInput) ([]CertStatus, error) {
+func (a *Activities) ListCertificates(ctx context.Context, in actdef.ListCertificatesInput) ([]actdef.CertStatus, error) {
 	if a.Workflows == nil {
-		return nil, nonRetryable(BadInputErrorType, errors.New("list certificates: no Temporal client configured"))
+		return nil, nonRetryable(actdef.BadInputErrorType, errors.New("list certificates: no Temporal client configured"))
 	}
 	live, err := a.Store.ListLiveAlgorithms(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list live deployments: %w", err)
 	}
 	now := time.Now()
-	out := make([]CertStatus, 0, len(live))
+	out := make([]actdef.CertStatus, 0, len(live))
 	for i, alg := range live {
 		if activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, i)
 		}
-		cs := CertStatus{DeploymentID: alg.ID}
+		cs := actdef.CertStatus{DeploymentID: alg.ID}
 		cert, err := a.queryCert(ctx, in, alg.ID)
 		var onDisk time.Time
 		if err == nil {
@@ -98,28 +77,28 @@ func (a *Activities) ListCertificates(ctx context.Context, in ListCertificatesIn
 }
 
 // queryCert reads the certificate of a deployment's workflow state.
-func (a *Activities) queryCert(ctx context.Context, in ListCertificatesInput, id string) (CertInfo, error) {
+func (a *Activities) queryCert(ctx context.Context, in actdef.ListCertificatesInput, id string) (actdef.CertInfo, error) {
 	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	v, err := a.Workflows.QueryWorkflow(qctx, in.WorkflowIDPrefix+id, "", in.Query)
 	if err != nil {
-		return CertInfo{}, fmt.Errorf("query state: %w", err)
+		return actdef.CertInfo{}, fmt.Errorf("query state: %w", err)
 	}
 	var st struct {
-		Cert *CertInfo `json:"cert"`
+		Cert *actdef.CertInfo `json:"cert"`
 	}
 	if err := v.Get(&st); err != nil {
-		return CertInfo{}, fmt.Errorf("decode state: %w", err)
+		return actdef.CertInfo{}, fmt.Errorf("decode state: %w", err)
 	}
 	if st.Cert == nil {
-		return CertInfo{}, errors.New("no certificate in the deployment's state")
+		return actdef.CertInfo{}, errors.New("no certificate in the deployment's state")
 	}
 	return *st.Cert, nil
 }
 
 // renewalTime is when c should be renewed, and its NotAfter as the file on
 // disk says (the state's when the file cannot be read).
-func (a *Activities) renewalTime(c CertInfo) (time.Time, time.Time, error) {
+func (a *Activities) renewalTime(c actdef.CertInfo) (time.Time, time.Time, error) {
 	certPEM, err := os.ReadFile(c.CertFile)
 	var leaf *x509.Certificate
 	if err == nil {
@@ -132,24 +111,16 @@ func (a *Activities) renewalTime(c CertInfo) (time.Time, time.Time, error) {
 	if leaf != nil {
 		notAfter = leaf.NotAfter
 	}
-	if l, ok := a.issuer().(LocalIssuer); ok {
+	if l, ok := a.issuer().(certs.LocalIssuer); ok {
 		// The local CA backdates NotBefore (clock skew), so the lifetime is
 		// what it was asked for, not NotAfter-NotBefore.
-		return notAfter.Add(-l.validity() / 3), notAfter, nil
+		return notAfter.Add(-l.Validity() / 3), notAfter, nil
 	}
 	if leaf == nil {
 		return notAfter.Add(-30 * 24 * time.Hour), notAfter, nil
 	}
 	at, err := acme.RenewalTime(certPEM)
 	return at, notAfter, err
-}
-
-// validity is the lifetime the local CA gives.
-func (l LocalIssuer) validity() time.Duration {
-	if l.ValidFor > 0 {
-		return l.ValidFor
-	}
-	return 90 * 24 * time.Hour
 }
 
 // readLeaf parses the first certificate of a PEM file.
@@ -170,29 +141,6 @@ func parseLeaf(certPEM []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(block.Bytes)
 }
 
-// ReloadInput has the live endpoint take up its renewed certificate.
-type ReloadInput struct {
-	// Service is what the endpoint serves, with the renewed certificate.
-	Service ServiceInput `json:"service"`
-	// Endpoint is the live endpoint's URL (https://host:port).
-	Endpoint string `json:"endpoint"`
-}
-
-// CertReload says how the live endpoint took up a renewed certificate.
-type CertReload struct {
-	// Service is the live endpoint afterwards.
-	Service ServiceInfo `json:"service"`
-	// InPlace: the running server reloaded the files without a restart
-	// (local provider; EC2 instances with the certificate pick-up timer);
-	// false: the service was restarted with a republished bundle (EC2
-	// instances launched without the timer, or that did not pick the
-	// certificate up in time).
-	InPlace bool `json:"in_place"`
-	// Serial (hex) and NotAfter of the certificate the endpoint now serves.
-	Serial   string    `json:"serial"`
-	NotAfter time.Time `json:"not_after"`
-}
-
 // ReloadCertificate makes the live endpoint serve the renewed certificate in
 // in.Service.Cert. Locally the files were replaced in place (renamed over,
 // where live.json points) and the running algocloud-infer reloads them at its
@@ -200,24 +148,24 @@ type CertReload struct {
 // this dials the endpoint until it presents the new certificate. On a remote
 // provider (EC2) see reloadRemote: in place on instances with the
 // certificate pick-up timer, else a restart with the republished bundle.
-func (a *Activities) ReloadCertificate(ctx context.Context, in ReloadInput) (CertReload, error) {
+func (a *Activities) ReloadCertificate(ctx context.Context, in actdef.ReloadInput) (actdef.CertReload, error) {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "reloading certificate" })()
 	leaf, err := readLeaf(in.Service.Cert.CertFile)
 	if err != nil {
-		return CertReload{}, err
+		return actdef.CertReload{}, err
 	}
-	out := CertReload{Serial: hex.EncodeToString(leaf.SerialNumber.Bytes()), NotAfter: leaf.NotAfter}
+	out := actdef.CertReload{Serial: hex.EncodeToString(leaf.SerialNumber.Bytes()), NotAfter: leaf.NotAfter}
 	if a.Bundles != nil {
 		return a.reloadRemote(ctx, in, leaf, out)
 	}
 	u, err := url.Parse(in.Endpoint)
 	if err != nil || u.Host == "" {
-		return CertReload{}, nonRetryable(BadInputErrorType, fmt.Errorf("endpoint %q is not a URL", in.Endpoint))
+		return actdef.CertReload{}, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("endpoint %q is not a URL", in.Endpoint))
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := a.waitServed(wctx, u.Host, leaf.Raw); err != nil {
-		return CertReload{}, err
+		return actdef.CertReload{}, err
 	}
 	out.InPlace = true
 	a.event(ctx, in.Service.DeploymentID, "renew", "endpoint %s serves the renewed certificate (serial %s, valid until %s) without a restart",
@@ -254,30 +202,6 @@ func (a *Activities) waitServed(ctx context.Context, addr string, want []byte) e
 	}
 }
 
-// CertPickupProvider is a remote compute provider whose servers can take a
-// renewed certificate in place (*ec2.Provider is one).
-type CertPickupProvider interface {
-	// CertPickup reports whether the server picks up a published
-	// certificate object by itself.
-	CertPickup(ctx context.Context, s compute.Server) (bool, error)
-	// ServedCertificate is the leaf (DER) the server's endpoint presents
-	// on a new TLS connection.
-	ServedCertificate(ctx context.Context, s compute.Server) ([]byte, error)
-}
-
-// CertPublisher publishes a deployment's certificate and key on their own
-// (*ec2.BundleStore is one), for servers that pick them up in place.
-type CertPublisher interface {
-	// PublishCert stores (sealed) the certificate and key with version,
-	// which must grow with every publication.
-	PublishCert(ctx context.Context, deploymentID string, certPEM, keyPEM []byte, version int64) error
-}
-
-var (
-	_ CertPickupProvider = (*ec2.Provider)(nil)
-	_ CertPublisher      = (*ec2.BundleStore)(nil)
-)
-
 // certPickupWait bounds how long reloadRemote waits for an instance to
 // serve the published certificate (its timer runs every minute) before it
 // restarts the service instead; certPickupPoll is how often it looks.
@@ -296,39 +220,39 @@ var (
 // without the pick-up (launched before it existed), or one not seen serving
 // the certificate within certPickupWait, is restarted with the republished
 // bundle, as before.
-func (a *Activities) reloadRemote(ctx context.Context, in ReloadInput, leaf *x509.Certificate, out CertReload) (CertReload, error) {
+func (a *Activities) reloadRemote(ctx context.Context, in actdef.ReloadInput, leaf *x509.Certificate, out actdef.CertReload) (actdef.CertReload, error) {
 	svc := in.Service
-	pp, okProv := a.Provider.(CertPickupProvider)
-	cp, okPub := a.Bundles.(CertPublisher)
+	pp, okProv := a.Provider.(compute.CertPickupProvider)
+	cp, okPub := a.Bundles.(compute.CertPublisher)
 	pickup := false
 	if okProv && okPub {
 		var err error
 		if pickup, err = pp.CertPickup(ctx, svc.Server); err != nil {
-			return CertReload{}, err
+			return actdef.CertReload{}, err
 		}
 	}
 	if !pickup {
 		info, err := a.startRemote(ctx, svc)
 		if err != nil {
-			return CertReload{}, err
+			return actdef.CertReload{}, err
 		}
 		out.Service = info
 		a.event(ctx, svc.DeploymentID, "renew", "endpoint restarted with the renewed certificate (serial %s): its instance has no certificate pick-up", out.Serial)
 		return out, nil
 	}
 	if err := a.republishBundle(ctx, svc); err != nil {
-		return CertReload{}, err
+		return actdef.CertReload{}, err
 	}
 	keyPEM, err := a.readKey(svc.Cert.KeyFile)
 	if err != nil {
-		return CertReload{}, fmt.Errorf("certificate key: %w", err)
+		return actdef.CertReload{}, fmt.Errorf("certificate key: %w", err)
 	}
 	certPEM, err := os.ReadFile(svc.Cert.CertFile)
 	if err != nil {
-		return CertReload{}, fmt.Errorf("certificate: %w", err)
+		return actdef.CertReload{}, fmt.Errorf("certificate: %w", err)
 	}
 	if err := cp.PublishCert(ctx, svc.DeploymentID, certPEM, keyPEM, time.Now().UnixMilli()); err != nil {
-		return CertReload{}, fmt.Errorf("publish certificate: %w", err)
+		return actdef.CertReload{}, fmt.Errorf("publish certificate: %w", err)
 	}
 	a.event(ctx, svc.DeploymentID, "renew", "renewed certificate published (serial %s); waiting for the instance to pick it up", out.Serial)
 	wctx, cancel := context.WithTimeout(ctx, certPickupWait)
@@ -353,16 +277,16 @@ func (a *Activities) reloadRemote(ctx context.Context, in ReloadInput, leaf *x50
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return CertReload{}, err
+		return actdef.CertReload{}, err
 	}
 	a.log().Warn("renewed certificate not picked up in place; restarting the endpoint", "deployment", svc.DeploymentID, "after", certPickupWait, "last", last)
 	h := compute.Handle{Provider: svc.Server.Provider, ServerID: svc.Server.ID, Name: "live"}
 	if err := a.Provider.Stop(ctx, h); err != nil && !errors.Is(err, compute.ErrNotFound) {
-		return CertReload{}, fmt.Errorf("stop endpoint: %w", err)
+		return actdef.CertReload{}, fmt.Errorf("stop endpoint: %w", err)
 	}
 	info, err := a.startRemote(ctx, svc)
 	if err != nil {
-		return CertReload{}, err
+		return actdef.CertReload{}, err
 	}
 	out.Service = info
 	a.event(ctx, svc.DeploymentID, "renew", "endpoint restarted with the renewed certificate (serial %s): not picked up in place within %s (last: %v)", out.Serial, certPickupWait, last)

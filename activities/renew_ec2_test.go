@@ -17,11 +17,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/certs"
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // An EC2 instance tagged for the certificate pick-up that does not serve
@@ -39,7 +41,7 @@ func TestReloadCertificateEC2_NotPickedUpRestarts(t *testing.T) {
 	dir := t.TempDir()
 	ca, err := certs.LoadOrCreateCA(filepath.Join(dir, "ca"))
 	require.NoError(t, err)
-	master, err := acme.NewEncryptionKey()
+	master, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 
 	moto := testmoto.Start(t)
@@ -68,7 +70,7 @@ func TestReloadCertificateEC2_NotPickedUpRestarts(t *testing.T) {
 	})
 	require.NoError(t, err)
 	a := &Activities{CA: ca, Domain: "algocloud.test", Provider: prov, Bundles: store, KeyEncryptionKey: master, PredictTimeout: time.Second}
-	first, err := a.IssueCertificate(ctx, CertInput{DeploymentID: "dep-renew", APIName: "seg", Server: srv})
+	first, err := a.IssueCertificate(ctx, actdef.CertInput{DeploymentID: "dep-renew", APIName: "seg", Server: srv})
 	require.NoError(t, err)
 	firstKey, err := a.readKey(first.KeyFile)
 	require.NoError(t, err)
@@ -84,17 +86,17 @@ func TestReloadCertificateEC2_NotPickedUpRestarts(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok, "launched with the pick-up timer")
 
-	renewed, err := a.IssueCertificate(ctx, CertInput{DeploymentID: "dep-renew", APIName: "seg", Server: srv, Force: true})
+	renewed, err := a.IssueCertificate(ctx, actdef.CertInput{DeploymentID: "dep-renew", APIName: "seg", Server: srv, Force: true})
 	require.NoError(t, err)
 	code := filepath.Join(dir, "code")
 	require.NoError(t, os.MkdirAll(code, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(code, "aai_main.py"), []byte("class AAI: pass\n"), 0o644))
-	in := ServiceInput{TokenSHA256: "ab", Build: Build{
-		DeploymentID: "dep-renew", Server: srv, Cert: renewed, Code: CodeInfo{Dir: code, Revision: 1},
+	in := actdef.ServiceInput{TokenSHA256: "ab", Build: actdef.Build{
+		DeploymentID: "dep-renew", Server: srv, Cert: renewed, Code: actdef.CodeInfo{Dir: code, Revision: 1},
 		Spec:    spec.Spec{APIName: "seg", Threads: 1, Input: spec.Image, Output: spec.Image},
-		Install: InstallInfo{Python: "/worker/venv/bin/python"},
+		Install: actdef.InstallInfo{Python: "/worker/venv/bin/python"},
 	}}
-	rel, err := a.ReloadCertificate(ctx, ReloadInput{Service: in, Endpoint: "https://seg.algocloud.test"})
+	rel, err := a.ReloadCertificate(ctx, actdef.ReloadInput{Service: in, Endpoint: "https://seg.algocloud.test"})
 	require.NoError(t, err)
 	require.False(t, rel.InPlace, "not picked up: restarted")
 	require.Equal(t, "live", rel.Service.Handle.Name)

@@ -15,18 +15,20 @@ import (
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 func renewTestActivities(t *testing.T, validFor time.Duration) *Activities {
 	ca, err := certs.LoadOrCreateCA(t.TempDir())
 	require.NoError(t, err)
-	return &Activities{CA: ca, Issuer: LocalIssuer{CA: ca, ValidFor: validFor}, Domain: "algocloud.test"}
+	return &Activities{CA: ca, Issuer: certs.LocalIssuer{CA: ca, ValidFor: validFor}, Domain: "algocloud.test"}
 }
 
 func TestIssueCertificateForceRenewsInPlace(t *testing.T) {
 	a := renewTestActivities(t, 0) // 90 days
 	ctx := context.Background()
-	in := CertInput{DeploymentID: "d1", APIName: "seg", Server: compute.Server{Host: "127.0.0.1", Workdir: t.TempDir()}}
+	in := actdef.CertInput{DeploymentID: "d1", APIName: "seg", Server: compute.Server{Host: "127.0.0.1", Workdir: t.TempDir()}}
 	first, err := a.IssueCertificate(ctx, in)
 	require.NoError(t, err)
 	firstLeaf, err := readLeaf(first.CertFile)
@@ -62,7 +64,7 @@ func TestRenewalTime(t *testing.T) {
 	ctx := context.Background()
 	for _, valid := range []time.Duration{0, 3 * time.Minute} {
 		a := renewTestActivities(t, valid)
-		c, err := a.IssueCertificate(ctx, CertInput{APIName: "seg", Server: compute.Server{Host: "127.0.0.1", Workdir: t.TempDir()}})
+		c, err := a.IssueCertificate(ctx, actdef.CertInput{APIName: "seg", Server: compute.Server{Host: "127.0.0.1", Workdir: t.TempDir()}})
 		require.NoError(t, err)
 		at, notAfter, err := a.renewalTime(c)
 		require.NoError(t, err)
@@ -78,7 +80,7 @@ func TestRenewalTime(t *testing.T) {
 		require.NoError(t, err)
 		want, err := acme.RenewalTime(certPEM)
 		require.NoError(t, err)
-		other := &Activities{Issuer: ACMEIssuer{}}
+		other := &Activities{Issuer: acme.Issuer{}}
 		at, _, err = other.renewalTime(c)
 		require.NoError(t, err)
 		require.Equal(t, want, at)
@@ -100,7 +102,7 @@ func TestRenewalTime(t *testing.T) {
 func TestWaitServed(t *testing.T) {
 	a := renewTestActivities(t, 0)
 	ctx := context.Background()
-	in := CertInput{APIName: "seg", Server: compute.Server{Host: "127.0.0.1", Workdir: t.TempDir()}}
+	in := actdef.CertInput{APIName: "seg", Server: compute.Server{Host: "127.0.0.1", Workdir: t.TempDir()}}
 	c1, err := a.IssueCertificate(ctx, in)
 	require.NoError(t, err)
 	old, err := tls.LoadX509KeyPair(c1.CertFile, c1.KeyFile)

@@ -20,6 +20,8 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // inferEnv makes this test binary serve as algocloud-infer (what the local
@@ -78,7 +80,7 @@ func TestRunTestNamesTheFailedStage(t *testing.T) {
 	ctx := t.Context()
 	srv, err := prov.Provision(ctx, compute.ServerSpec{DeploymentID: "dep-stages", APIName: "stages"})
 	require.NoError(t, err)
-	cert, err := a.IssueCertificate(ctx, CertInput{DeploymentID: "dep-stages", APIName: "stages", Server: srv})
+	cert, err := a.IssueCertificate(ctx, actdef.CertInput{DeploymentID: "dep-stages", APIName: "stages", Server: srv})
 	require.NoError(t, err)
 
 	cases := []struct {
@@ -102,9 +104,9 @@ func TestRunTestNamesTheFailedStage(t *testing.T) {
 			dir := filepath.Join(srv.Workdir, "code", strconv.Itoa(rev))
 			require.NoError(t, os.MkdirAll(dir, 0o755))
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "aai_main.py"), []byte(c.code), 0o644))
-			info, err := a.RunTest(ctx, TestInput{Build{DeploymentID: "dep-stages", Server: srv, Cert: cert,
+			info, err := a.RunTest(ctx, actdef.TestInput{Build: actdef.Build{DeploymentID: "dep-stages", Server: srv, Cert: cert,
 				Spec: spec.Spec{APIName: "stages", Environment: spec.EnvPython, Threads: 1, Input: spec.Image, Output: spec.Image},
-				Code: CodeInfo{Revision: rev, Dir: dir}, Install: InstallInfo{Python: "/usr/bin/python3"}}})
+				Code: actdef.CodeInfo{Revision: rev, Dir: dir}, Install: actdef.InstallInfo{Python: "/usr/bin/python3"}}})
 			require.NoError(t, err)
 			require.False(t, info.OK)
 			require.Equal(t, c.stage, info.Stage)

@@ -17,16 +17,18 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/inference"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // serviceConfig is the inference server config for a service on the server.
 //
 // role ("test" or "live") names the sandbox's group; an instance type
 // without sandbox limits is an error.
-func (a *Activities) serviceConfig(srv compute.Server, port int, in Build, tokenSHA256, role string) (inference.Config, error) {
+func (a *Activities) serviceConfig(srv compute.Server, port int, in actdef.Build, tokenSHA256, role string) (inference.Config, error) {
 	box, err := a.sandboxConfig(srv, in.Spec, role)
 	if err != nil {
-		return inference.Config{}, nonRetryable(BadInputErrorType, err)
+		return inference.Config{}, nonRetryable(actdef.BadInputErrorType, err)
 	}
 	return inference.Config{
 		Sandbox:          box,
@@ -71,9 +73,9 @@ const liveTokenFile = "live-token.sha256"
 // token's hash is written first to its own file, which the running server
 // follows: a new token (a rotation) reaches a running endpoint at once,
 // without a restart, and the old one is refused from then on.
-func (a *Activities) StartService(ctx context.Context, in ServiceInput) (ServiceInfo, error) {
+func (a *Activities) StartService(ctx context.Context, in actdef.ServiceInput) (actdef.ServiceInfo, error) {
 	if in.TokenSHA256 == "" {
-		return ServiceInfo{}, nonRetryable(BadInputErrorType, errors.New("no endpoint token"))
+		return actdef.ServiceInfo{}, nonRetryable(actdef.BadInputErrorType, errors.New("no endpoint token"))
 	}
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "starting endpoint" })()
 	if a.Bundles != nil {
@@ -82,48 +84,48 @@ func (a *Activities) StartService(ctx context.Context, in ServiceInput) (Service
 	cfgPath := filepath.Join(in.Server.Workdir, "live.json")
 	cfg, err := a.serviceConfig(in.Server, in.Server.Port, in.Build, in.TokenSHA256, "live")
 	if err != nil {
-		return ServiceInfo{}, err
+		return actdef.ServiceInfo{}, err
 	}
 	cfg.TokenSHA256, cfg.TokenFile = "", filepath.Join(in.Server.Workdir, liveTokenFile)
 	if b, err := hex.DecodeString(in.TokenSHA256); err != nil || len(b) != sha256.Size {
-		return ServiceInfo{}, nonRetryable(BadInputErrorType, errors.New("the endpoint token hash is not 64 hex digits"))
+		return actdef.ServiceInfo{}, nonRetryable(actdef.BadInputErrorType, errors.New("the endpoint token hash is not 64 hex digits"))
 	}
 	// Rewritten only when it changes: the running server re-reads a replaced file.
 	if cur, _ := os.ReadFile(cfg.TokenFile); strings.TrimSpace(string(cur)) != strings.ToLower(in.TokenSHA256) {
 		if err := inference.WriteTokenFile(cfg.TokenFile, in.TokenSHA256); err != nil {
-			return ServiceInfo{}, err
+			return actdef.ServiceInfo{}, err
 		}
 	}
 	changed, err := writeConfig(cfgPath, cfg)
 	if err != nil {
-		return ServiceInfo{}, err
+		return actdef.ServiceInfo{}, err
 	}
 	svc := compute.ServiceSpec{Server: in.Server, Name: "live", Port: in.Server.Port, ConfigFile: cfgPath, Restart: true}
 	if changed {
 		// A different config is a redeploy: stop what runs so Start launches anew.
 		if err := a.Provider.Stop(ctx, compute.Handle{Provider: in.Server.Provider, ServerID: in.Server.ID, Name: "live"}); err != nil && !errors.Is(err, compute.ErrNotFound) {
-			return ServiceInfo{}, fmt.Errorf("stop previous endpoint: %w", err)
+			return actdef.ServiceInfo{}, fmt.Errorf("stop previous endpoint: %w", err)
 		}
 	}
 	h, err := a.Provider.Start(ctx, svc)
 	if err != nil {
-		return ServiceInfo{}, fmt.Errorf("start endpoint: %w", err)
+		return actdef.ServiceInfo{}, fmt.Errorf("start endpoint: %w", err)
 	}
 	endpoint := "https://" + h.Address
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := inference.WaitReady(wctx, a.httpClient(5*time.Second), endpoint); err != nil {
-		return ServiceInfo{}, a.initError(err)
+		return actdef.ServiceInfo{}, a.initError(err)
 	}
 	a.event(ctx, in.DeploymentID, "complete", "endpoint live at %s", endpoint)
-	return ServiceInfo{Handle: h, Endpoint: endpoint, CodeRevision: in.Code.Revision}, nil
+	return actdef.ServiceInfo{Handle: h, Endpoint: endpoint, CodeRevision: in.Code.Revision}, nil
 }
 
 // initError makes an algorithm whose __init__ fails a permanent failure.
 func (a *Activities) initError(err error) error {
 	var ie *inference.InitError
 	if errors.As(err, &ie) {
-		return nonRetryable(InitFailedErrorType, err)
+		return nonRetryable(actdef.InitFailedErrorType, err)
 	}
 	return fmt.Errorf("wait for endpoint: %w", err)
 }

@@ -11,14 +11,16 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 func TestServiceConfigCarriesTheSpec(t *testing.T) {
 	a := &Activities{PredictTimeout: 7 * time.Second}
 	sp := spec.Spec{APIName: "seg", Threads: 3, Input: spec.Image, Output: spec.JSON, MaxBatchSize: 8, MaxQueueDelayMS: 5, PublicMetrics: true}
-	cfg, err := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{
-		Spec: sp, Code: CodeInfo{Dir: "/code"}, Install: InstallInfo{Python: "/venv/bin/python"},
-		Cert: CertInfo{CertFile: "c.pem", KeyFile: "k.pem"},
+	cfg, err := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, actdef.Build{
+		Spec: sp, Code: actdef.CodeInfo{Dir: "/code"}, Install: actdef.InstallInfo{Python: "/venv/bin/python"},
+		Cert: actdef.CertInfo{CertFile: "c.pem", KeyFile: "k.pem"},
 	}, "ab", "live")
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9000", cfg.Listen)
@@ -37,13 +39,13 @@ func TestServiceConfigCarriesTheSpec(t *testing.T) {
 	require.Equal(t, int64(2<<30), cfg.Sandbox.Limits.MemoryBytes, "t3.small: 2 GiB")
 	require.Equal(t, "t3.small", cfg.Sandbox.Limits.Label)
 
-	cfg, err = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Threads: 1}}, "", "live")
+	cfg, err = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, actdef.Build{Spec: spec.Spec{Threads: 1}}, "", "live")
 	require.NoError(t, err)
 	require.Equal(t, 1, cfg.MaxBatchSize, "no batching unless asked")
 	require.False(t, cfg.PublicMetrics, "/metrics needs the token unless asked")
 
 	a.Sandbox = SandboxSettings{Mode: sandbox.ModeNone, Scale: 0.5}
-	cfg, err = a.serviceConfig(compute.Server{ID: "d1", Host: "127.0.0.1"}, 9000, Build{Spec: spec.Spec{Threads: 1, InstanceType: "t3.medium", Network: spec.NetworkNone}}, "", "test")
+	cfg, err = a.serviceConfig(compute.Server{ID: "d1", Host: "127.0.0.1"}, 9000, actdef.Build{Spec: spec.Spec{Threads: 1, InstanceType: "t3.medium", Network: spec.NetworkNone}}, "", "test")
 	require.NoError(t, err)
 	require.Equal(t, sandbox.ModeNone, cfg.Sandbox.Mode, "only where the operator chose it")
 	require.Equal(t, sandbox.NetNone, cfg.Sandbox.Network)

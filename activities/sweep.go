@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/algocloud/algocloud/activities/compute"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // SweepServer removes what the provider made for a deployment whose server
@@ -21,7 +23,7 @@ func (a *Activities) SweepServer(ctx context.Context, deploymentID string) error
 		if err := sw.Sweep(ctx, deploymentID); err != nil {
 			var perm *compute.PermanentError
 			if errors.As(err, &perm) {
-				return nonRetryable(BadInputErrorType, err)
+				return nonRetryable(actdef.BadInputErrorType, err)
 			}
 			return fmt.Errorf("sweep deployment %s: %w", deploymentID, err)
 		}
@@ -30,7 +32,7 @@ func (a *Activities) SweepServer(ctx context.Context, deploymentID string) error
 		if err := a.Bundles.Delete(ctx, deploymentID); err != nil {
 			var perm *compute.PermanentError
 			if errors.As(err, &perm) {
-				return nonRetryable(BadInputErrorType, err)
+				return nonRetryable(actdef.BadInputErrorType, err)
 			}
 			return fmt.Errorf("sweep deployment %s: delete bundle: %w", deploymentID, err)
 		}

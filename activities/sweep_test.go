@@ -19,6 +19,8 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // SweepServer on EC2 (moto): an instance Provision launched but the
@@ -70,7 +72,7 @@ func TestSweepServer_EC2(t *testing.T) {
 	err = a.SweepServer(ctx, "../"+dep)
 	var app *temporal.ApplicationError
 	require.True(t, errors.As(err, &app) && app.NonRetryable(), "want non-retryable, got %v", err)
-	require.Equal(t, BadInputErrorType, app.Type())
+	require.Equal(t, actdef.BadInputErrorType, app.Type())
 	require.Contains(t, err.Error(), "not valid")
 
 	require.NoError(t, (&Activities{}).SweepServer(ctx, dep), "no provider that sweeps: a no-op")

@@ -12,6 +12,8 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/inference"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // RunTest is Test Code: it boots a throwaway inference server for the code
@@ -19,26 +21,26 @@ import (
 // testServer), sends testing_input_data() through its real HTTP
 // API and reports the result, or the error with its Python traceback. An
 // algorithm that fails is a result (OK=false), not an activity error.
-func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error) {
+func (a *Activities) RunTest(ctx context.Context, in actdef.TestInput) (actdef.TestInfo, error) {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "testing" })()
 	token, sum := newToken()
 	prov, srv, cert, err := a.testServer(ctx, in)
 	if err != nil {
-		return TestInfo{}, err
+		return actdef.TestInfo{}, err
 	}
 	port, err := freePort(srv.Host)
 	if err != nil {
-		return TestInfo{}, err
+		return actdef.TestInfo{}, err
 	}
 	cfgPath := filepath.Join(srv.Workdir, "test.json")
 	build := in.Build
 	build.Cert = cert
 	cfg, err := a.serviceConfig(srv, port, build, sum, "test")
 	if err != nil {
-		return TestInfo{}, err
+		return actdef.TestInfo{}, err
 	}
 	if _, err := writeConfig(cfgPath, cfg); err != nil {
-		return TestInfo{}, err
+		return actdef.TestInfo{}, err
 	}
 	svc := compute.ServiceSpec{Server: srv, Name: "test", Port: port, ConfigFile: cfgPath}
 	// A test service left by a crashed attempt runs an old config: replace it.
@@ -46,7 +48,7 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 	a.event(ctx, in.DeploymentID, "test", "booting the inference server (%d thread(s))", in.Spec.Threads)
 	h, err := prov.Start(ctx, svc)
 	if err != nil {
-		return TestInfo{}, fmt.Errorf("start test server: %w", err)
+		return actdef.TestInfo{}, fmt.Errorf("start test server: %w", err)
 	}
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -55,7 +57,7 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 	}()
 	base := "https://" + h.Address
 	client := a.httpClient(a.PredictTimeout + 30*time.Second)
-	info := TestInfo{At: time.Now().UTC(), CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision}
+	info := actdef.TestInfo{At: time.Now().UTC(), CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision}
 	if a.Sandbox.Unconfined() {
 		info.Unsandboxed, info.Warning = true, UnconfinedWarning
 		a.event(ctx, in.DeploymentID, "test", "WARNING: %s", UnconfinedWarning)
@@ -68,12 +70,12 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 			a.event(ctx, in.DeploymentID, "test", "test failed: %s", ie.Message)
 			return info, nil
 		}
-		return TestInfo{}, fmt.Errorf("test server did not become ready: %w", err)
+		return actdef.TestInfo{}, fmt.Errorf("test server did not become ready: %w", err)
 	}
 	a.event(ctx, in.DeploymentID, "test", "server booted and ready; sending testing_input_data()")
 	res, err := inference.SelfTest(ctx, client, base, token)
 	if err != nil {
-		return TestInfo{}, fmt.Errorf("test request: %w", err)
+		return actdef.TestInfo{}, fmt.Errorf("test request: %w", err)
 	}
 	info.OK, info.Status, info.Code, info.Message, info.Stage, info.Traceback = res.OK, res.Status, res.Code, res.Message, res.Stage, res.Traceback
 	info.ContentType, info.Summary, info.InputSummary = res.ContentType, res.Summary, res.InputSummary
@@ -83,7 +85,7 @@ func (a *Activities) RunTest(ctx context.Context, in TestInput) (TestInfo, error
 			// The API serves it from the blob store: it need not share this disk.
 			key, err := a.putTestOutput(ctx, in.DeploymentID, in.Code.Revision, res.ContentType, res.Output)
 			if err != nil {
-				return TestInfo{}, fmt.Errorf("store test output: %w", err)
+				return actdef.TestInfo{}, fmt.Errorf("store test output: %w", err)
 			}
 			info.OutputKey = key
 		} else {

@@ -10,9 +10,6 @@ import (
 
 	"github.com/algocloud/algocloud/api/errcode"
 
-	// Registers the endpoints' OpenAPI generator with templates.Clients, so
-	// the openapi client is the bytes an endpoint serves at /openapi.json.
-	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/workflows"

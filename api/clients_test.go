@@ -11,10 +11,15 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities"
+	// Registers the endpoints' OpenAPI generator with templates.Clients, as
+	// internal/platform does for the running API (the api package itself
+	// must not link the inference server: ONNX Runtime is cgo).
+	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // goLive makes the fake workflow of id completed and serving sp at endpoint.
@@ -25,7 +30,7 @@ func (e *env) goLive(id, endpoint string, sp spec.Spec, status string) {
 	st, ok := e.wf.states[id]
 	require.True(e.t, ok)
 	st.Step, st.Status = workflows.StepCompleted, status
-	st.Live = &activities.ServiceInfo{Endpoint: endpoint}
+	st.Live = &actdef.ServiceInfo{Endpoint: endpoint}
 	st.Serving = &workflows.Serving{Spec: sp.WithDefaults()}
 	e.wf.states[id] = st
 }

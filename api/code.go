@@ -9,9 +9,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // maxListing bounds the code listing blob the API reads (its texts are
@@ -39,45 +40,45 @@ type codeListingEntry struct {
 
 // loadListing reads the current revision's listing from the blob store; it
 // answers the request itself (404/409/503) when there is none to read.
-func (s *server) loadListing(c *gin.Context) (activities.CodeFiles, *activities.CodeInfo, bool) {
+func (s *server) loadListing(c *gin.Context) (actdef.CodeFiles, *actdef.CodeInfo, bool) {
 	a := deployment(c)
 	st, err := s.state(c.Request.Context(), a.ID)
 	if err != nil {
 		s.workflowFailure(c, "query state", err)
-		return activities.CodeFiles{}, nil, false
+		return actdef.CodeFiles{}, nil, false
 	}
 	code := st.Code
 	switch {
 	case code == nil:
 		writeError(c, (&apiError{Code: errcode.NoCode, Message: "no code yet: fetch code first"}).
 			with("step", st.Step).with("status", st.Status))
-		return activities.CodeFiles{}, nil, false
+		return actdef.CodeFiles{}, nil, false
 	case code.FilesKey == "":
 		writeError(c, (&apiError{Code: errcode.CodeNotKept,
 			Message: fmt.Sprintf("code revision %d was fetched before the platform kept a copy of its files to show; fetch the code again to see and edit it here", code.Revision)}).
 			with("revision", code.Revision))
-		return activities.CodeFiles{}, nil, false
+		return actdef.CodeFiles{}, nil, false
 	case s.blobs == nil:
 		writeError(c, &apiError{Code: errcode.BlobsUnavailable,
 			Message: "this server has no blob store to read the code's files from"})
-		return activities.CodeFiles{}, nil, false
+		return actdef.CodeFiles{}, nil, false
 	}
 	rc, err := s.blobs.Get(c.Request.Context(), code.FilesKey)
 	if errors.Is(err, blobs.ErrNotFound) {
 		writeError(c, (&apiError{Code: errcode.CodeNotKept,
 			Message: fmt.Sprintf("the copy of code revision %d's files is gone; fetch the code again to see and edit it here", code.Revision)}).
 			with("revision", code.Revision))
-		return activities.CodeFiles{}, nil, false
+		return actdef.CodeFiles{}, nil, false
 	}
 	if err != nil {
 		s.fail(c, "get code listing", err)
-		return activities.CodeFiles{}, nil, false
+		return actdef.CodeFiles{}, nil, false
 	}
 	defer rc.Close()
-	var l activities.CodeFiles
+	var l actdef.CodeFiles
 	if err := json.NewDecoder(io.LimitReader(rc, maxListing)).Decode(&l); err != nil {
 		s.fail(c, "decode code listing "+code.FilesKey, err)
-		return activities.CodeFiles{}, nil, false
+		return actdef.CodeFiles{}, nil, false
 	}
 	return l, code, true
 }
@@ -120,7 +121,7 @@ func (s *server) getCodeFile(c *gin.Context) {
 		if f.Content == nil {
 			why := "it is not text"
 			if f.Text {
-				why = fmt.Sprintf("it is over %d bytes", activities.MaxShownFile)
+				why = fmt.Sprintf("it is over %d bytes", actdef.MaxShownFile)
 			}
 			writeError(c, (&apiError{Code: errcode.FileNotViewable,
 				Message: fmt.Sprintf("%s (%d bytes) is listed only: %s", p, f.Size, why)}).with("size", f.Size))

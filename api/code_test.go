@@ -10,13 +10,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // setCode puts code revision rev (its listing under key, when set) in the
 // fake workflow's state.
-func (e *env) setCode(id string, code *activities.CodeInfo) {
+func (e *env) setCode(id string, code *actdef.CodeInfo) {
 	e.wf.mu.Lock()
 	defer e.wf.mu.Unlock()
 	st := e.wf.states[id]
@@ -34,15 +35,15 @@ func TestCodeListingAndFiles(t *testing.T) {
 	base := "/api/v1/deployments/" + id + "/code"
 	requireError(t, e.do(http.MethodGet, base, "tokA", nil), http.StatusNotFound, "no_code")
 
-	e.setCode(id, &activities.CodeInfo{Revision: 1, Source: "git"})
+	e.setCode(id, &actdef.CodeInfo{Revision: 1, Source: "git"})
 	m := requireError(t, e.do(http.MethodGet, base, "tokA", nil), http.StatusConflict, "code_not_kept")
 	require.Contains(t, m["message"], "fetch the code again")
 
-	e.setCode(id, &activities.CodeInfo{Revision: 2, Source: "git", FilesKey: "code/" + id + "/2/files.json"})
+	e.setCode(id, &actdef.CodeInfo{Revision: 2, Source: "git", FilesKey: "code/" + id + "/2/files.json"})
 	requireError(t, e.do(http.MethodGet, base, "tokA", nil), http.StatusConflict, "code_not_kept")
 
 	main := "class AAI: pass\n"
-	l, err := json.Marshal(activities.CodeFiles{Revision: 2, Files: []activities.CodeFile{
+	l, err := json.Marshal(actdef.CodeFiles{Revision: 2, Files: []actdef.CodeFile{
 		{Path: "aai_main.py", Size: int64(len(main)), Text: true, Content: &main},
 		{Path: "big.txt", Size: 300 << 10, Text: true},
 		{Path: "models/w.bin", Size: 3},
@@ -93,7 +94,7 @@ func TestFetchCodeEdit(t *testing.T) {
 	require.Equal(t, http.StatusConflict, m["status"])
 	require.Equal(t, "no_code", m["code"])
 
-	current := &activities.CodeInfo{Revision: 3, Source: "git", GitURL: "https://example.com/a.git", Commit: "abc", Files: []string{"m.bin"}}
+	current := &actdef.CodeInfo{Revision: 3, Source: "git", GitURL: "https://example.com/a.git", Commit: "abc", Files: []string{"m.bin"}}
 	e.setCode(id, current)
 	m = post(part{field: "base_revision", body: "2"}, part{"files", "aai_main.py", "x = 1\n"})
 	require.Equal(t, http.StatusConflict, m["status"])

@@ -169,7 +169,7 @@ func (s *server) createDeployment(c *gin.Context) {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
 	defer cancel()
-	if err := s.wf.Start(sctx, workflows.Input{DeploymentID: id, OwnerID: u.ID, Spec: sp}); err != nil {
+	if err := s.wf.Start(sctx, workflows.Input{DeploymentID: id, OwnerID: u.ID, Spec: sp}, u.Name); err != nil {
 		s.log.WarnContext(ctx, "start deployment workflow", "deployment", id, "error", err)
 		if derr := s.store.MarkDeleted(sctx, id); derr != nil {
 			s.log.ErrorContext(ctx, "free api name after failed start", "deployment", id, "error", derr)

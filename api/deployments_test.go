@@ -8,9 +8,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 func TestCreateDeployment(t *testing.T) {
@@ -139,7 +140,7 @@ func TestGetDeployment(t *testing.T) {
 	id := e.create("tokA", "edges")
 	st := e.wf.states[id]
 	st.Step, st.TokenSHA256 = workflows.StepTested, strings.Repeat("ab", 32)
-	st.Test = &activities.TestInfo{OK: true, Summary: "512x512 PNG"}
+	st.Test = &actdef.TestInfo{OK: true, Summary: "512x512 PNG"}
 	e.wf.states[id] = st
 
 	w := e.do(http.MethodGet, "/api/v1/deployments/"+id, "tokA", nil)

@@ -188,7 +188,7 @@ func newFakeWorkflows() *fakeWorkflows {
 	return &fakeWorkflows{states: map[string]workflows.State{}}
 }
 
-func (f *fakeWorkflows) Start(_ context.Context, in workflows.Input) error {
+func (f *fakeWorkflows) Start(_ context.Context, in workflows.Input, _ string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.startErr != nil {

@@ -10,14 +10,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities"
-	"github.com/algocloud/algocloud/activities/certs/acme"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testgit"
 	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/source"
 )
 
 func withCredentialsKey(t *testing.T) (func(*Config), []byte) {
-	key, err := acme.NewEncryptionKey()
+	key, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	return func(c *Config) { c.CredentialsKey = key }, key
 }
@@ -81,22 +82,22 @@ func TestFetchCodeSealsGitAuth(t *testing.T) {
 	e := newEnv(t, mod)
 	id := e.create("tokA", "edges")
 	path := "/api/v1/deployments/" + id + "/steps/fetch_code"
-	var opened []activities.GitCredentials
+	var opened []source.GitCredentials
 	e.wf.onUpdate = func(_, _ string, arg any, st workflows.State) (workflows.State, error) {
 		r := arg.(workflows.FetchCodeRequest)
 		raw, err := json.Marshal(r)
 		require.NoError(t, err)
 		require.NotContains(t, string(raw), password, "the workflow's input holds no secret")
-		require.True(t, strings.HasPrefix(r.Credentials, activities.CredentialsPrefix+"/"+id+"/"), r.Credentials)
+		require.True(t, strings.HasPrefix(r.Credentials, source.CredentialsPrefix+"/"+id+"/"), r.Credentials)
 		rc, err := e.blobs.Get(context.Background(), r.Credentials)
 		require.NoError(t, err)
-		sealed, err := io.ReadAll(rc)
+		box, err := io.ReadAll(rc)
 		require.NoError(t, err)
 		rc.Close()
-		require.NotContains(t, string(sealed), password)
-		plain, err := acme.Open(key, "git credentials "+id, sealed)
+		require.NotContains(t, string(box), password)
+		plain, err := sealed.Open(key, "git credentials "+id, box)
 		require.NoError(t, err)
-		var g activities.GitCredentials
+		var g source.GitCredentials
 		require.NoError(t, json.Unmarshal(plain, &g))
 		opened = append(opened, g)
 		return st, nil
@@ -110,7 +111,7 @@ func TestFetchCodeSealsGitAuth(t *testing.T) {
 	w = e.do(http.MethodPost, path, "tokA", body, "Content-Type", ct)
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 
-	require.Equal(t, []activities.GitCredentials{{Username: "alice", Password: password}, {Password: password}}, opened)
+	require.Equal(t, []source.GitCredentials{{Username: "alice", Password: password}, {Password: password}}, opened)
 	require.Empty(t, filesUnder(t, e.uploads), "the sealed credentials are removed once the step is over")
 	require.NotContains(t, e.logs.String(), password)
 }

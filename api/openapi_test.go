@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/source"
 )
 
 // pathParam is a gin route parameter (:id); OpenAPI writes it {id}.
@@ -118,7 +118,7 @@ func TestOpenAPIServedAsIs(t *testing.T) {
 }
 
 // The document's GitAuth has exactly the fields fetch_code's git_auth
-// decodes (activities.GitCredentials), so a client built from it can send
+// decodes (source.GitCredentials), so a client built from it can send
 // credentials and is not told of fields the API refuses.
 func TestOpenAPIGitAuthMatchesDecoder(t *testing.T) {
 	var doc struct {
@@ -134,7 +134,7 @@ func TestOpenAPIGitAuthMatchesDecoder(t *testing.T) {
 		documented = append(documented, name)
 	}
 	sort.Strings(documented)
-	raw, err := json.Marshal(activities.GitCredentials{Username: "u", Password: "p", SSHPrivateKey: "k", KnownHosts: "h"})
+	raw, err := json.Marshal(source.GitCredentials{Username: "u", Password: "p", SSHPrivateKey: "k", KnownHosts: "h"})
 	require.NoError(t, err)
 	var fields map[string]any
 	require.NoError(t, json.Unmarshal(raw, &fields))

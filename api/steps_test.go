@@ -13,8 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 func TestUnknownStepIs404WithCurrentStep(t *testing.T) {
@@ -94,7 +95,7 @@ func TestTestFailedIs422WithTraceback(t *testing.T) {
 	e.wf.onUpdate = func(_, _ string, arg any, st workflows.State) (workflows.State, error) {
 		require.Equal(t, workflows.TestRequest{}, arg)
 		st.Step = workflows.StepInstalled
-		st.Test = &activities.TestInfo{OK: false, Code: "predict_error", Message: "NameError: name 'np' is not defined", Traceback: tb}
+		st.Test = &actdef.TestInfo{OK: false, Code: "predict_error", Message: "NameError: name 'np' is not defined", Traceback: tb}
 		return st, nil
 	}
 	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/test", "tokA", nil), http.StatusUnprocessableEntity, "test_failed")
@@ -114,7 +115,7 @@ func TestFailedTestStepIs422WithTraceback(t *testing.T) {
 	tb := "Traceback (most recent call last):\n  File \"aai_main.py\", line 1, in <module>\nModuleNotFoundError: No module named 'skimage'"
 	e.wf.onUpdate = func(_, _ string, _ any, st workflows.State) (workflows.State, error) {
 		st.Step = workflows.StepInstalled
-		st.Test = &activities.TestInfo{OK: false, Code: "import_error", Message: "import of aai_main.py failed: No module named 'skimage'", Traceback: tb}
+		st.Test = &actdef.TestInfo{OK: false, Code: "import_error", Message: "import of aai_main.py failed: No module named 'skimage'", Traceback: tb}
 		return st, failed("test failed: import of aai_main.py failed: No module named 'skimage'", workflows.UpdateTest)
 	}
 	m := requireError(t, e.do(http.MethodPost, "/api/v1/deployments/"+id+"/steps/test", "tokA", nil), http.StatusUnprocessableEntity, "test_failed")
@@ -167,7 +168,7 @@ func completing(e *env, hashes *[]string, fail *error) {
 		}
 		st.TokenSHA256 = r.TokenSHA256
 		st.Step, st.Status = workflows.StepCompleted, workflows.StatusLive
-		st.Live = &activities.ServiceInfo{Endpoint: "https://127.0.0.1:9443"}
+		st.Live = &actdef.ServiceInfo{Endpoint: "https://127.0.0.1:9443"}
 		return st, nil
 	}
 }
@@ -290,7 +291,7 @@ func TestTestOutput(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "output.png")
 	require.NoError(t, os.WriteFile(out, []byte("\x89PNG fake"), 0o644))
 	st := e.wf.states[id]
-	st.Test = &activities.TestInfo{OK: true, OutputFile: out, ContentType: "image/png"}
+	st.Test = &actdef.TestInfo{OK: true, OutputFile: out, ContentType: "image/png"}
 	e.wf.states[id] = st
 	w := e.do(http.MethodGet, path, "tokA", nil)
 	require.Equal(t, http.StatusOK, w.Code)
@@ -311,7 +312,7 @@ func TestTestOutputFromBlobs(t *testing.T) {
 	key := "tests/" + id + "/3/output.json"
 	require.NoError(t, e.blobs.Put(t.Context(), key, strings.NewReader(`{"area":42}`), -1))
 	st := e.wf.states[id]
-	st.Test = &activities.TestInfo{OK: true, OutputKey: key, ContentType: "application/json"}
+	st.Test = &actdef.TestInfo{OK: true, OutputKey: key, ContentType: "application/json"}
 	e.wf.states[id] = st
 	w := e.do(http.MethodGet, path, "tokA", nil)
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())

@@ -21,8 +21,9 @@ import (
 // the workflow refused or failed a step, ErrWorkflowNotFound when no workflow
 // runs for the deployment. Anything else means Temporal did not answer.
 type Workflows interface {
-	// Start starts the deployment's workflow (the wizard's configure step).
-	Start(ctx context.Context, in workflows.Input) error
+	// Start starts the deployment's workflow (the wizard's configure step);
+	// ownerName is the owner's user name, a search attribute of the workflow.
+	Start(ctx context.Context, in workflows.Input, ownerName string) error
 	// Update sends update (a workflows.Update* name) with arg and waits for the
 	// step to finish, returning the state it left.
 	Update(ctx context.Context, deploymentID, update string, arg any) (workflows.State, error)
@@ -73,13 +74,16 @@ var _ Workflows = (*TemporalWorkflows)(nil)
 func NewTemporalWorkflows(c client.Client) Workflows { return &TemporalWorkflows{c: c} }
 
 // Start starts workflows.Deployment with ID workflows.WorkflowID; an existing
-// workflow with that ID is an error, never silently reused.
-func (t *TemporalWorkflows) Start(ctx context.Context, in workflows.Input) error {
+// workflow with that ID is an error, never silently reused. The workflow
+// starts with the search attributes that do not follow its steps
+// (workflows.StartSearchAttributes), so operators find it by name at once.
+func (t *TemporalWorkflows) Start(ctx context.Context, in workflows.Input, ownerName string) error {
 	_, err := t.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       workflows.WorkflowID(in.DeploymentID),
 		TaskQueue:                                workflows.TaskQueue,
 		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    workflows.StartSearchAttributes(in.Spec, ownerName),
 	}, workflows.Deployment, in)
 	if err != nil {
 		return convertError("start deployment "+in.DeploymentID, err)

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/mocks"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -85,13 +86,21 @@ func TestTemporalWorkflows(t *testing.T) {
 	ctx := t.Context()
 	st := workflows.State{DeploymentID: "d1", Step: workflows.StepProvisioned, Status: workflows.StatusDraft}
 
-	// Start: the deployment's ID and task queue, failing on an existing ID.
+	// Start: the deployment's ID and task queue, failing on an existing ID,
+	// with the search attributes that do not follow the steps.
 	run := mocks.NewWorkflowRun(t)
+	in := workflows.Input{DeploymentID: "d1", OwnerID: "u1", Spec: spec.Spec{APIName: "seg", Environment: spec.EnvONNX, Compute: spec.GPU}}
 	c.On("ExecuteWorkflow", mock.Anything, mock.MatchedBy(func(o client.StartWorkflowOptions) bool {
+		sa := o.TypedSearchAttributes
+		apiName, _ := sa.GetKeyword(workflows.SearchAPIName)
+		owner, _ := sa.GetKeyword(workflows.SearchOwner)
+		env, _ := sa.GetKeyword(workflows.SearchEnvironment)
+		compute, _ := sa.GetKeyword(workflows.SearchCompute)
 		return o.ID == "deployment-d1" && o.TaskQueue == workflows.TaskQueue &&
-			o.WorkflowIDConflictPolicy == enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL && o.WorkflowExecutionErrorWhenAlreadyStarted
-	}), mock.Anything, workflows.Input{DeploymentID: "d1"}).Return(run, nil).Once()
-	require.NoError(t, wf.Start(ctx, workflows.Input{DeploymentID: "d1"}))
+			o.WorkflowIDConflictPolicy == enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL && o.WorkflowExecutionErrorWhenAlreadyStarted &&
+			sa.Size() == 4 && apiName == "seg" && owner == "alice" && env == spec.EnvONNX && compute == spec.GPU
+	}), mock.Anything, in).Return(run, nil).Once()
+	require.NoError(t, wf.Start(ctx, in, "alice"))
 
 	// Update: waits for completion and decodes the state.
 	ok := mocks.NewWorkflowUpdateHandle(t)

@@ -21,12 +21,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/source"
 	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // Bounds of one fetch_code request besides its total size.
@@ -45,7 +46,7 @@ type gitSource struct {
 	Ref    string `json:"ref"`
 	// GitAuth authenticates to a private repository; it is sealed into the
 	// blob store and only its reference reaches the workflow.
-	GitAuth *activities.GitCredentials `json:"git_auth,omitempty"`
+	GitAuth *source.GitCredentials `json:"git_auth,omitempty"`
 }
 
 // fetchCode is Code Repo Integration: a Git URL (JSON or form fields), or an
@@ -54,7 +55,7 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 	var (
 		req    workflows.FetchCodeRequest
 		staged []string
-		auth   *activities.GitCredentials
+		auth   *source.GitCredentials
 	)
 	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if mt == "multipart/form-data" {
@@ -115,7 +116,7 @@ func (s *server) fetchCode(c *gin.Context, a store.Algorithm) {
 // must be the one the client edited (409 code_changed otherwise: someone
 // else fetched or saved since, and saving would undo that). It answers the
 // request itself when the edit cannot go on, and then returns false.
-func (s *server) editBase(c *gin.Context, a store.Algorithm, e *activities.CodeEdit) bool {
+func (s *server) editBase(c *gin.Context, a store.Algorithm, e *actdef.CodeEdit) bool {
 	st, err := s.state(c.Request.Context(), a.ID)
 	if err != nil {
 		s.workflowFailure(c, "query state", err)
@@ -162,7 +163,7 @@ func checkSource(r workflows.FetchCodeRequest) *apiError {
 // state; moving it into git_auth silently would hide that it was ever sent
 // in the clear, so the client is told to send it separately) and checks
 // git_auth against the URL. No message holds the URL or a secret.
-func checkGitAuth(r workflows.FetchCodeRequest, auth *activities.GitCredentials) *apiError {
+func checkGitAuth(r workflows.FetchCodeRequest, auth *source.GitCredentials) *apiError {
 	if r.GitURL != "" && source.UserinfoPassword(r.GitURL) {
 		return errField(errcode.InvalidCodeSource, "git_url",
 			"must not carry a user name, password or token (it would be stored and shown); give them in git_auth instead")
@@ -197,12 +198,12 @@ func checkGitAuth(r workflows.FetchCodeRequest, auth *activities.GitCredentials)
 
 // sealGitAuth seals the credentials into the blob store and returns their
 // key, the reference the workflow carries.
-func (s *server) sealGitAuth(c *gin.Context, deploymentID string, auth activities.GitCredentials) (string, *apiError) {
+func (s *server) sealGitAuth(c *gin.Context, deploymentID string, auth source.GitCredentials) (string, *apiError) {
 	if s.blobs == nil || len(s.credKey) == 0 {
 		return "", &apiError{Code: errcode.CredentialsUnavailable,
 			Message: "this server has no blob store or encryption key to keep Git credentials in"}
 	}
-	ref, err := activities.SealGitCredentials(c.Request.Context(), s.blobs, s.credKey, deploymentID, auth)
+	ref, err := source.SealGitCredentials(c.Request.Context(), s.blobs, s.credKey, deploymentID, auth)
 	if err != nil {
 		s.log.ErrorContext(c.Request.Context(), "seal git credentials", "deployment", deploymentID, "error", err)
 		return "", errInternal()
@@ -212,7 +213,7 @@ func (s *server) sealGitAuth(c *gin.Context, deploymentID string, auth activitie
 
 // readGitAuth reads a multipart git_auth part: the same JSON object as the
 // JSON body's git_auth.
-func readGitAuth(part *multipart.Part, limit int64) (*activities.GitCredentials, *apiError) {
+func readGitAuth(part *multipart.Part, limit int64) (*source.GitCredentials, *apiError) {
 	b, err := io.ReadAll(io.LimitReader(part, maxGitAuth+1))
 	if err != nil {
 		return nil, bodyError(err, limit)
@@ -222,7 +223,7 @@ func readGitAuth(part *multipart.Part, limit int64) (*activities.GitCredentials,
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	var g activities.GitCredentials
+	var g source.GitCredentials
 	if err := dec.Decode(&g); err != nil {
 		// The decoder's message can quote the input: never echo it.
 		return nil, errField(errcode.InvalidGitAuth, "git_auth",
@@ -240,8 +241,8 @@ func readGitAuth(part *multipart.Part, limit int64) (*activities.GitCredentials,
 // uploads/<deployment>/<random>/<sanitised name>: the client's name never
 // reaches a key or a disk path. It returns the staged key prefixes, to remove
 // afterwards.
-func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.FetchCodeRequest, *activities.GitCredentials, []string, *apiError) {
-	req, auth := workflows.FetchCodeRequest{}, (*activities.GitCredentials)(nil)
+func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.FetchCodeRequest, *source.GitCredentials, []string, *apiError) {
+	req, auth := workflows.FetchCodeRequest{}, (*source.GitCredentials)(nil)
 	if s.blobs == nil {
 		return req, nil, nil, &apiError{Code: errcode.UploadsUnavailable,
 			Message: "this server has no blob store for uploads; fetch code from Git instead"}
@@ -295,7 +296,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if err != nil || n < 1 {
 				return req, auth, staged, errField(errcode.InvalidCodeSource, field, "must be the revision number being edited (1 or more)")
 			}
-			req.Edit = &activities.CodeEdit{Base: activities.CodeInfo{Revision: n}}
+			req.Edit = &actdef.CodeEdit{Base: actdef.CodeInfo{Revision: n}}
 		case "archive":
 			if req.Archive != nil {
 				return req, auth, staged, errField(errcode.InvalidCodeSource, "archive", "upload one archive only")
@@ -315,7 +316,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if err != nil {
 				return req, auth, staged, s.stageError(c, err)
 			}
-			req.Archive = &activities.UploadedFile{Key: key, Name: safeDiskName(filepath.Base(name))}
+			req.Archive = &actdef.UploadedFile{Key: key, Name: safeDiskName(filepath.Base(name))}
 		case "files":
 			name, ok := rawFilename(part)
 			if !ok {
@@ -331,7 +332,7 @@ func (s *server) stageUpload(c *gin.Context, deploymentID string) (workflows.Fet
 			if err != nil {
 				return req, auth, staged, s.stageError(c, err)
 			}
-			req.Files = append(req.Files, activities.UploadedFile{Key: key, Name: name})
+			req.Files = append(req.Files, actdef.UploadedFile{Key: key, Name: name})
 		default:
 			return req, auth, staged, errField(errcode.UnknownField, field, "unknown form field; expected archive, files, git_url, ref, git_auth or base_revision")
 		}
@@ -345,7 +346,7 @@ func (s *server) stageFile(c *gin.Context, deploymentID, clientName string, r io
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", "", fmt.Errorf("read random bytes: %w", err)
 	}
-	dir = path.Join(activities.UploadsPrefix, deploymentID, hex.EncodeToString(rnd[:]))
+	dir = path.Join(actdef.UploadsPrefix, deploymentID, hex.EncodeToString(rnd[:]))
 	key = path.Join(dir, safeDiskName(filepath.Base(clientName)))
 	if err := blobs.CheckKey(key); err != nil {
 		return "", "", fmt.Errorf("upload key: %w", err)

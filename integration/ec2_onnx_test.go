@@ -26,10 +26,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
-	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // TestEC2ONNX walks the wizard with environment onnx (the direction
@@ -130,7 +131,7 @@ func TestEC2ONNX(t *testing.T) {
 
 	// What the fetch left: the library, checked, at the path live.json
 	// names; no venv (environment onnx without requirements runs no Python).
-	fetched := filepath.Join(si.home, ec2.ONNXRuntimePath)
+	fetched := filepath.Join(si.home, bundlelayout.ONNXRuntimePath)
 	got, err := os.ReadFile(fetched)
 	require.NoError(t, err)
 	gotSum := sha256.Sum256(got)

@@ -33,6 +33,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/dns"
+	dnsroute53 "github.com/algocloud/algocloud/activities/dns/route53"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
@@ -48,7 +49,7 @@ const motoAMI = "ami-760aaa0f"
 type cloudWorld struct {
 	moto   *testmoto.Server
 	zoneID string
-	r53    *dns.Route53
+	r53    *dnsroute53.Route53
 	zdns   *testpebble.ZoneDNS
 	pebble *testpebble.Pebble
 	bucket string
@@ -69,7 +70,7 @@ func newCloudWorld(t *testing.T, ctx context.Context) *cloudWorld {
 		CreateHostedZone(ctx, &route53.CreateHostedZoneInput{Name: aws.String("algocloud.test"), CallerReference: aws.String(uuid.NewString())})
 	require.NoError(t, err)
 	w.zoneID = strings.TrimPrefix(aws.ToString(zone.HostedZone.Id), "/hostedzone/")
-	w.r53, err = dns.NewRoute53(ctx, dns.Options{Endpoint: w.moto.Endpoint, Credentials: creds, ZoneID: w.zoneID, Poll: 20 * time.Millisecond})
+	w.r53, err = dnsroute53.NewRoute53(ctx, dnsroute53.Options{Endpoint: w.moto.Endpoint, Credentials: creds, ZoneID: w.zoneID, Poll: 20 * time.Millisecond})
 	require.NoError(t, err)
 	w.zdns = testpebble.StartZoneDNS(t, w.r53)
 	w.pebble = testpebble.Start(t, testpebble.Config{Resolver: w.zdns.Addr})

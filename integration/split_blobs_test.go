@@ -16,12 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/blobs/s3store"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/internal/testenv/testpg"
 	"github.com/algocloud/algocloud/internal/testgit"
+	"github.com/algocloud/algocloud/workflows"
 )
 
 // TestSplitAPIAndWorkerShareOnlyBlobs runs `algocloud api` and `algocloud
@@ -42,12 +44,13 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", testEncryptionKey(t))
 	const bucket, prefix = "algocloud-blobs-it", "blobs"
 	ctx := context.Background()
-	s3blobs, err := blobs.NewS3(ctx, blobs.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: moto.Endpoint,
+	s3blobs, err := s3store.NewS3(ctx, s3store.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: moto.Endpoint,
 		Credentials: testmoto.Credentials})
 	require.NoError(t, err)
 	require.NoError(t, s3blobs.CreateBucket(ctx))
 
-	srv, err := temporaldev.Start(temporaldev.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// A cluster whose operator created the search attributes (docs/architecture.md).
+	srv, err := temporaldev.Start(temporaldev.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SearchAttributes: workflows.SearchAttributeTypes()})
 	require.NoError(t, err)
 	defer srv.Stop()
 	dsn := testpg.Start(t)
@@ -162,7 +165,7 @@ func TestSplitAPIAndWorkerShareOnlyBlobs(t *testing.T) {
 }
 
 // requireNoBlobs checks that the bucket holds nothing under prefix.
-func requireNoBlobs(t *testing.T, s *blobs.S3, prefix string) {
+func requireNoBlobs(t *testing.T, s *s3store.S3, prefix string) {
 	t.Helper()
 	keys, err := s.List(context.Background(), prefix)
 	require.NoError(t, err)

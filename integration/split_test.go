@@ -19,6 +19,7 @@ import (
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testpg"
+	"github.com/algocloud/algocloud/workflows"
 )
 
 // startProc runs the algocloud binary with args and waits until its log says
@@ -66,7 +67,8 @@ func startProc(t *testing.T, args ...string) *exec.Cmd {
 // server (here the embedded one, standing in for a cluster), PostgreSQL, and
 // `algocloud api` and `algocloud worker` as separate processes.
 func TestSeparateAPIAndWorkerOnPostgres(t *testing.T) {
-	srv, err := temporaldev.Start(temporaldev.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// A cluster whose operator created the search attributes (docs/architecture.md).
+	srv, err := temporaldev.Start(temporaldev.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SearchAttributes: workflows.SearchAttributeTypes()})
 	require.NoError(t, err)
 	defer srv.Stop()
 	dsn := testpg.Start(t)

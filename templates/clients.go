@@ -261,7 +261,8 @@ func shQuote(s string) string {
 var openAPIGenerator func(ClientData) ([]byte, error)
 
 // RegisterOpenAPIGenerator sets the generator of the openapi client; the
-// inference package calls it at init. Not for concurrent use with Clients.
+// inference package calls it at init (the platform imports it for that; the
+// api package does not, to stay free of cgo). Not for concurrent use with Clients.
 func RegisterOpenAPIGenerator(f func(ClientData) ([]byte, error)) { openAPIGenerator = f }
 
 // endpointOpenAPI is the endpoint's own OpenAPI document, for the endpoint's

@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // Temporal application error types (ApplicationError.Type()) of update
@@ -26,8 +26,9 @@ const (
 // historyLimit bounds State.History.
 const historyLimit = 50
 
-// a is nil on purpose: the workflow names activities by method value.
-var a *activities.Activities
+// a is nil on purpose: the workflow names activities by method value
+// (actdef.Names; the worker runs *activities.Activities under those names).
+var a *actdef.Names
 
 // changeStepOutcomes versions fixes from acceptance testing, decided once
 // when a run starts (so one run never mixes old and new behaviour; histories
@@ -49,8 +50,10 @@ const changeStepOutcomes = "step-outcomes"
 type deployment struct {
 	st State
 	// outcomes: this run has changeStepOutcomes.
-	outcomes  bool
-	reconcile bool
+	outcomes bool
+	// searchAttrs: this run has changeSearchAttributes.
+	searchAttrs bool
+	reconcile   bool
 	// renew is a pending certificate renewal request (the latest one).
 	renew *RenewCertificateRequest
 }
@@ -67,6 +70,8 @@ func Deployment(ctx workflow.Context, in Input) (State, error) {
 	d.st.UpdatedAt = workflow.Now(ctx)
 	d.outcomes = workflow.GetVersion(ctx, changeStepOutcomes, workflow.DefaultVersion, 1) == 1
 	d.st.refresh(d.outcomes)
+	d.searchAttrs = workflow.GetVersion(ctx, changeSearchAttributes, workflow.DefaultVersion, 1) == 1
+	d.upsertSearchAttributes(ctx)
 	if err := d.register(ctx); err != nil {
 		return d.st, err
 	}
@@ -203,7 +208,7 @@ func (d *deployment) project(ctx workflow.Context) {
 		StartToCloseTimeout: 10 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
-	rec := activities.StateRecord{DeploymentID: d.st.DeploymentID, Step: d.st.Step, Status: d.st.Status}
+	rec := actdef.StateRecord{DeploymentID: d.st.DeploymentID, Step: d.st.Step, Status: d.st.Status}
 	if d.st.Live != nil && d.st.Status == StatusLive {
 		rec.Endpoint = d.st.Live.Endpoint
 	}
@@ -213,6 +218,7 @@ func (d *deployment) project(ctx workflow.Context) {
 	if err := workflow.ExecuteLocalActivity(lctx, a.RecordState, rec).Get(lctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("project state", "error", err)
 	}
+	d.upsertSearchAttributes(ctx)
 }
 
 // errorMessage is the innermost application message: what the user reads.

@@ -17,6 +17,8 @@ import (
 	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 func testSpec() spec.Spec {
@@ -83,21 +85,21 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 func mockHappyPath(env *testsuite.TestWorkflowEnvironment) {
 	srv := compute.Server{Provider: "local", ID: "d1", Host: "127.0.0.1", Port: 9000, Workdir: "/tmp/d1"}
 	env.OnActivity(a.ProvisionServer, mock.Anything, mock.Anything).Return(srv, nil).Once()
-	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(activities.CertInfo{CertFile: "c", KeyFile: "k", Names: []string{"seg.algocloud.test"}}, nil)
+	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(actdef.CertInfo{CertFile: "c", KeyFile: "k", Names: []string{"seg.algocloud.test"}}, nil)
 	env.OnActivity(a.FetchCode, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.FetchCodeInput) (activities.CodeInfo, error) {
-			return activities.CodeInfo{Revision: in.Revision, Dir: "/tmp/d1/code", Source: "git", Commit: "abc"}, nil
+		func(_ context.Context, in actdef.FetchCodeInput) (actdef.CodeInfo, error) {
+			return actdef.CodeInfo{Revision: in.Revision, Dir: "/tmp/d1/code", Source: "git", Commit: "abc"}, nil
 		})
 	env.OnActivity(a.InstallRequirements, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.InstallInput) (activities.InstallInfo, error) {
-			return activities.InstallInfo{CodeRevision: in.Code.Revision, Python: "/tmp/d1/venv/bin/python"}, nil
+		func(_ context.Context, in actdef.InstallInput) (actdef.InstallInfo, error) {
+			return actdef.InstallInfo{CodeRevision: in.Code.Revision, Python: "/tmp/d1/venv/bin/python"}, nil
 		})
 	env.OnActivity(a.RunTest, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TestInput) (activities.TestInfo, error) {
-			return activities.TestInfo{OK: true, CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision, Summary: "PNG 64x64"}, nil
+		func(_ context.Context, in actdef.TestInput) (actdef.TestInfo, error) {
+			return actdef.TestInfo{OK: true, CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision, Summary: "PNG 64x64"}, nil
 		})
 	env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(
-		activities.ServiceInfo{Handle: compute.Handle{Name: "live", Address: "127.0.0.1:9000"}, Endpoint: "https://127.0.0.1:9000", CodeRevision: 1}, nil)
+		actdef.ServiceInfo{Handle: compute.Handle{Name: "live", Address: "127.0.0.1:9000"}, Endpoint: "https://127.0.0.1:9000", CodeRevision: 1}, nil)
 	env.OnActivity(a.StopService, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.ReleaseServer, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.MarkDeleted, mock.Anything, mock.Anything).Return(nil)
@@ -166,8 +168,8 @@ func TestStepsOutOfOrderAreRejected(t *testing.T) {
 func TestFailedStepIsRecordedAndRetryable(t *testing.T) {
 	env := newEnv(t)
 	// Expectations match in order: the failure first, then the happy path.
-	env.OnActivity(a.FetchCode, mock.Anything, mock.Anything).Return(activities.CodeInfo{},
-		temporal.NewNonRetryableApplicationError("ref \"nope\" not found", activities.SourceFailedErrorType, nil)).Once()
+	env.OnActivity(a.FetchCode, mock.Anything, mock.Anything).Return(actdef.CodeInfo{},
+		temporal.NewNonRetryableApplicationError("ref \"nope\" not found", actdef.SourceFailedErrorType, nil)).Once()
 	mockHappyPath(env)
 	s := &script{env: env}
 	s.send(UpdateProvision, Empty{})
@@ -188,7 +190,7 @@ func TestFailedStepIsRecordedAndRetryable(t *testing.T) {
 
 func TestFailingTestBlocksComplete(t *testing.T) {
 	env := newEnv(t)
-	env.OnActivity(a.RunTest, mock.Anything, mock.Anything).Return(activities.TestInfo{OK: false, Code: "predict_failed", Message: "boom", Traceback: "Traceback..."}, nil).Once()
+	env.OnActivity(a.RunTest, mock.Anything, mock.Anything).Return(actdef.TestInfo{OK: false, Code: "predict_failed", Message: "boom", Traceback: "Traceback..."}, nil).Once()
 	mockHappyPath(env)
 	s := &script{env: env}
 	s.send(UpdateProvision, Empty{})
@@ -295,7 +297,7 @@ func TestDeleteProjectsDeletingFirstAndHeartbeats(t *testing.T) {
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
 	var events []string
-	env.OnActivity(a.RecordState, mock.Anything, mock.Anything).Return(func(_ context.Context, r activities.StateRecord) error {
+	env.OnActivity(a.RecordState, mock.Anything, mock.Anything).Return(func(_ context.Context, r actdef.StateRecord) error {
 		events = append(events, "record "+r.Status)
 		return nil
 	})
@@ -345,13 +347,13 @@ func TestEditOfStaleRevisionIsRejected(t *testing.T) {
 	mockHappyPath(env)
 	s := &script{env: env}
 	s.send(UpdateProvision, Empty{})
-	early := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 0}}, Files: []activities.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
+	early := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &actdef.CodeEdit{Base: actdef.CodeInfo{Revision: 0}}, Files: []actdef.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
 	s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo"})
 	s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo"})
-	stale := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 1}}, Files: []activities.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
-	empty := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 2}}})
-	both := s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo", Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 2}}, Files: []activities.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
-	ok := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &activities.CodeEdit{Base: activities.CodeInfo{Revision: 2}}, Files: []activities.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
+	stale := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &actdef.CodeEdit{Base: actdef.CodeInfo{Revision: 1}}, Files: []actdef.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
+	empty := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &actdef.CodeEdit{Base: actdef.CodeInfo{Revision: 2}}})
+	both := s.send(UpdateFetchCode, FetchCodeRequest{GitURL: "/repo", Edit: &actdef.CodeEdit{Base: actdef.CodeInfo{Revision: 2}}, Files: []actdef.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
+	ok := s.send(UpdateFetchCode, FetchCodeRequest{Edit: &actdef.CodeEdit{Base: actdef.CodeInfo{Revision: 2}}, Files: []actdef.UploadedFile{{Key: "k", Name: "aai_main.py"}}})
 	s.send(UpdateDelete, Empty{})
 	env.ExecuteWorkflow(Deployment, Input{DeploymentID: "d1", OwnerID: "u1", Spec: testSpec()})
 	require.NoError(t, env.GetWorkflowError())

@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // With DNS configured, provision upserts the endpoint's record and keeps it
@@ -14,7 +14,7 @@ import (
 func TestDNSRecordUpsertedAndDeleted(t *testing.T) {
 	env := newEnv(t)
 	mockHappyPath(env)
-	rec := activities.DNSRecord{Name: "seg.algocloud.test", Address: "203.0.113.7"}
+	rec := actdef.DNSRecord{Name: "seg.algocloud.test", Address: "203.0.113.7"}
 	var order []string
 	env.OnActivity(a.UpsertRecord, mock.Anything, mock.Anything).Return(rec, nil).Once().
 		Run(func(mock.Arguments) { order = append(order, "upsert") })

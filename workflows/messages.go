@@ -6,9 +6,10 @@ package workflows
 import (
 	"time"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // TaskQueue is where deployment workflows and their activities run.
@@ -77,7 +78,7 @@ type ConfigureRequest struct {
 // FetchCodeRequest is the Code Repo Integration step: Git or an uploaded archive,
 // plus extra files (models) the API put in the blob store (UploadedFile.Key;
 // histories from before it carry UploadedFile.Path on a shared disk).
-type FetchCodeRequest = activities.CodeSource
+type FetchCodeRequest = actdef.CodeSource
 
 // InstallRequest installs the requirements. RequirementsTxt, when set, replaces
 // aai_pip-requirements.txt first (the Add More Dependencies page).
@@ -108,19 +109,19 @@ type Empty struct{}
 
 // State is what the state query returns.
 type State struct {
-	DeploymentID string                  `json:"deployment_id"`
-	OwnerID      string                  `json:"owner_id"`
-	Spec         spec.Spec               `json:"spec"`
-	Step         string                  `json:"step"`
-	Status       string                  `json:"status"`
-	Busy         string                  `json:"busy,omitempty"`
-	Server       *compute.Server         `json:"server,omitempty"`
-	Cert         *activities.CertInfo    `json:"cert,omitempty"`
-	DNS          *activities.DNSRecord   `json:"dns,omitempty"` // when the platform manages DNS
-	Code         *activities.CodeInfo    `json:"code,omitempty"`
-	Install      *activities.InstallInfo `json:"install,omitempty"`
-	Test         *activities.TestInfo    `json:"test,omitempty"`
-	Live         *activities.ServiceInfo `json:"live,omitempty"`
+	DeploymentID string              `json:"deployment_id"`
+	OwnerID      string              `json:"owner_id"`
+	Spec         spec.Spec           `json:"spec"`
+	Step         string              `json:"step"`
+	Status       string              `json:"status"`
+	Busy         string              `json:"busy,omitempty"`
+	Server       *compute.Server     `json:"server,omitempty"`
+	Cert         *actdef.CertInfo    `json:"cert,omitempty"`
+	DNS          *actdef.DNSRecord   `json:"dns,omitempty"` // when the platform manages DNS
+	Code         *actdef.CodeInfo    `json:"code,omitempty"`
+	Install      *actdef.InstallInfo `json:"install,omitempty"`
+	Test         *actdef.TestInfo    `json:"test,omitempty"`
+	Live         *actdef.ServiceInfo `json:"live,omitempty"`
 	// Serving is what the live endpoint runs: the spec, code and install that
 	// were completed (the working copy may have moved on).
 	Serving   *Serving   `json:"serving,omitempty"`
@@ -134,9 +135,9 @@ type State struct {
 
 // Serving is the completed configuration an endpoint serves.
 type Serving struct {
-	Spec    spec.Spec              `json:"spec"`
-	Code    activities.CodeInfo    `json:"code"`
-	Install activities.InstallInfo `json:"install"`
+	Spec    spec.Spec          `json:"spec"`
+	Code    actdef.CodeInfo    `json:"code"`
+	Install actdef.InstallInfo `json:"install"`
 }
 
 // StepError is the last step failure, kept until that step succeeds.

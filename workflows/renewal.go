@@ -7,7 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // Certificate renewal: a Temporal Schedule (RenewalScheduleID, created by the
@@ -50,9 +50,9 @@ type RenewInput struct{}
 // RenewResult is what one RenewCertificates run found and did: every live
 // deployment's certificate, and which were asked to renew.
 type RenewResult struct {
-	Certificates []activities.CertStatus `json:"certificates"`
-	Signalled    []string                `json:"signalled"`
-	Failed       []string                `json:"failed,omitempty"`
+	Certificates []actdef.CertStatus `json:"certificates"`
+	Signalled    []string            `json:"signalled"`
+	Failed       []string            `json:"failed,omitempty"`
 }
 
 // RenewCertificates lists the live deployments' certificates and signals
@@ -65,7 +65,7 @@ func RenewCertificates(ctx workflow.Context, _ RenewInput) (RenewResult, error) 
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second, MaximumAttempts: 5},
 	})
 	var res RenewResult
-	in := activities.ListCertificatesInput{WorkflowIDPrefix: WorkflowID(""), Query: QueryState}
+	in := actdef.ListCertificatesInput{WorkflowIDPrefix: WorkflowID(""), Query: QueryState}
 	if err := workflow.ExecuteActivity(actx, a.ListCertificates, in).Get(actx, &res.Certificates); err != nil {
 		return res, err
 	}
@@ -104,19 +104,19 @@ func (d *deployment) wantsRenewal(r RenewCertificateRequest) bool {
 // and asks again, so a failed reload is retried by the next schedule run.
 func (d *deployment) renewCertificate(ctx workflow.Context) (string, error) {
 	actx := activityOptions(ctx, 10*time.Minute, heartbeat, 5)
-	var cert activities.CertInfo
-	in := activities.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server, Force: true}
+	var cert actdef.CertInfo
+	in := actdef.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server, Force: true}
 	if err := workflow.ExecuteActivity(actx, a.IssueCertificate, in).Get(actx, &cert); err != nil {
 		return "", err
 	}
 	s := d.st.Serving
 	build := d.build(s.Spec, s.Code, s.Install)
 	build.Cert = cert
-	rin := activities.ReloadInput{
-		Service:  activities.ServiceInput{Build: build, TokenSHA256: d.st.TokenSHA256},
+	rin := actdef.ReloadInput{
+		Service:  actdef.ServiceInput{Build: build, TokenSHA256: d.st.TokenSHA256},
 		Endpoint: d.st.Live.Endpoint,
 	}
-	var rel activities.CertReload
+	var rel actdef.CertReload
 	rctx := activityOptions(ctx, 5*time.Minute, heartbeat, 5)
 	if err := workflow.ExecuteActivity(rctx, a.ReloadCertificate, rin).Get(rctx, &rel); err != nil {
 		return "", err
@@ -144,8 +144,8 @@ func (d *deployment) refreshCertificate(ctx workflow.Context) error {
 		return nil
 	}
 	actx := activityOptions(ctx, 10*time.Minute, heartbeat, 5)
-	var cert activities.CertInfo
-	in := activities.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
+	var cert actdef.CertInfo
+	in := actdef.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
 	if err := workflow.ExecuteActivity(actx, a.IssueCertificate, in).Get(actx, &cert); err != nil {
 		return err
 	}

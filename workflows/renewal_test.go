@@ -13,13 +13,15 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/algocloud/algocloud/activities"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // certLog records IssueCertificate calls and hands out certificates whose
 // NotAfter grows by a day with each issue.
 type certLog struct {
 	mu     sync.Mutex
-	calls  []activities.CertInput
+	calls  []actdef.CertInput
 	events []string
 	base   time.Time
 }
@@ -30,21 +32,21 @@ func (c *certLog) add(ev string) {
 	c.events = append(c.events, ev)
 }
 
-func (c *certLog) issue(_ context.Context, in activities.CertInput) (activities.CertInfo, error) {
+func (c *certLog) issue(_ context.Context, in actdef.CertInput) (actdef.CertInfo, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls = append(c.calls, in)
 	if in.Force {
 		c.events = append(c.events, "renew")
 	}
-	return activities.CertInfo{CertFile: "/tmp/d1/certs/cert.pem", KeyFile: "/tmp/d1/certs/key.pem",
+	return actdef.CertInfo{CertFile: "/tmp/d1/certs/cert.pem", KeyFile: "/tmp/d1/certs/key.pem",
 		Names: []string{"seg.algocloud.test"}, NotAfter: c.base.Add(time.Duration(len(c.calls)) * 24 * time.Hour)}, nil
 }
 
-func (c *certLog) forced() []activities.CertInput {
+func (c *certLog) forced() []actdef.CertInput {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []activities.CertInput
+	var out []actdef.CertInput
 	for _, in := range c.calls {
 		if in.Force {
 			out = append(out, in)
@@ -60,9 +62,9 @@ func renewalEnv(t *testing.T, log *certLog) *testsuite.TestWorkflowEnvironment {
 	env := newEnv(t)
 	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(log.issue)
 	env.OnActivity(a.ReloadCertificate, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ReloadInput) (activities.CertReload, error) {
+		func(_ context.Context, in actdef.ReloadInput) (actdef.CertReload, error) {
 			log.add("reload " + in.Endpoint + " " + in.Service.Cert.NotAfter.Format(time.RFC3339))
-			return activities.CertReload{InPlace: true, Serial: "0a", NotAfter: in.Service.Cert.NotAfter}, nil
+			return actdef.CertReload{InPlace: true, Serial: "0a", NotAfter: in.Service.Cert.NotAfter}, nil
 		})
 	mockHappyPath(env)
 	return env
@@ -136,13 +138,13 @@ func TestRenewCertificateWaitsForRunningStep(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(log.issue)
 	env.OnActivity(a.ReloadCertificate, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.ReloadInput) (activities.CertReload, error) {
+		func(context.Context, actdef.ReloadInput) (actdef.CertReload, error) {
 			log.add("reload")
-			return activities.CertReload{InPlace: true}, nil
+			return actdef.CertReload{InPlace: true}, nil
 		})
 	tests := 0
 	env.OnActivity(a.RunTest, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TestInput) (activities.TestInfo, error) {
+		func(_ context.Context, in actdef.TestInput) (actdef.TestInfo, error) {
 			log.mu.Lock()
 			tests++
 			n := tests
@@ -152,7 +154,7 @@ func TestRenewCertificateWaitsForRunningStep(t *testing.T) {
 				time.Sleep(300 * time.Millisecond)
 				log.add("test end")
 			}
-			return activities.TestInfo{OK: true, CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision}, nil
+			return actdef.TestInfo{OK: true, CodeRevision: in.Code.Revision, InstallRevision: in.Install.Revision}, nil
 		})
 	mockHappyPath(env)
 	s := &script{env: env}
@@ -189,7 +191,7 @@ func TestRenewCertificatesSignalsDueDeployments(t *testing.T) {
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
 	t1 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	env.OnActivity(a.ListCertificates, mock.Anything, activities.ListCertificatesInput{WorkflowIDPrefix: "deployment-", Query: QueryState}).Return([]activities.CertStatus{
+	env.OnActivity(a.ListCertificates, mock.Anything, actdef.ListCertificatesInput{WorkflowIDPrefix: "deployment-", Query: QueryState}).Return([]actdef.CertStatus{
 		{DeploymentID: "due", NotAfter: t1, Due: true},
 		{DeploymentID: "fresh", NotAfter: t1.Add(60 * 24 * time.Hour)},
 		{DeploymentID: "unreadable", Error: "query state: timeout"},
@@ -250,12 +252,12 @@ func TestFailedReloadKeepsStateAndRetries(t *testing.T) {
 	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(log.issue)
 	reloads := 0
 	env.OnActivity(a.ReloadCertificate, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ReloadInput) (activities.CertReload, error) {
+		func(_ context.Context, in actdef.ReloadInput) (actdef.CertReload, error) {
 			reloads++
 			if reloads == 1 {
-				return activities.CertReload{}, temporal.NewNonRetryableApplicationError("endpoint unreachable", "Test", nil)
+				return actdef.CertReload{}, temporal.NewNonRetryableApplicationError("endpoint unreachable", "Test", nil)
 			}
-			return activities.CertReload{InPlace: true, NotAfter: in.Service.Cert.NotAfter}, nil
+			return actdef.CertReload{InPlace: true, NotAfter: in.Service.Cert.NotAfter}, nil
 		})
 	mockHappyPath(env)
 	s := &script{env: env}

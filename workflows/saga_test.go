@@ -7,8 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/compute"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // A certificate that fails for good undoes the provision step: the DNS record
@@ -18,17 +19,17 @@ func TestProvisionFailingForGoodIsUndone(t *testing.T) {
 	env := newEnv(t)
 	srv1 := compute.Server{Provider: "ec2", ID: "i-first", Host: "203.0.113.7", Port: 443, Workdir: "/tmp/d1"}
 	srv2 := compute.Server{Provider: "ec2", ID: "i-second", Host: "203.0.113.8", Port: 443, Workdir: "/tmp/d1"}
-	rec1 := activities.DNSRecord{Name: "seg.algocloud.test", Address: srv1.Host}
-	rec2 := activities.DNSRecord{Name: "seg.algocloud.test", Address: srv2.Host}
+	rec1 := actdef.DNSRecord{Name: "seg.algocloud.test", Address: srv1.Host}
+	rec2 := actdef.DNSRecord{Name: "seg.algocloud.test", Address: srv2.Host}
 	var calls []string
 	note := func(s string) func(mock.Arguments) { return func(mock.Arguments) { calls = append(calls, s) } }
 	env.OnActivity(a.ProvisionServer, mock.Anything, mock.Anything).Return(srv1, nil).Once().Run(note("provision"))
 	env.OnActivity(a.ProvisionServer, mock.Anything, mock.Anything).Return(srv2, nil).Once().Run(note("provision"))
 	env.OnActivity(a.UpsertRecord, mock.Anything, mock.Anything).Return(rec1, nil).Once().Run(note("upsert"))
 	env.OnActivity(a.UpsertRecord, mock.Anything, mock.Anything).Return(rec2, nil).Once().Run(note("upsert"))
-	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(activities.CertInfo{},
+	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(actdef.CertInfo{},
 		temporal.NewNonRetryableApplicationError("acme: the CA refused seg.algocloud.test: rejectedIdentifier", "CertFailed", nil)).Once().Run(note("cert"))
-	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(activities.CertInfo{CertFile: "c", KeyFile: "k", Names: []string{"seg.algocloud.test"}}, nil).Once().Run(note("cert"))
+	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(actdef.CertInfo{CertFile: "c", KeyFile: "k", Names: []string{"seg.algocloud.test"}}, nil).Once().Run(note("cert"))
 	env.OnActivity(a.DeleteRecord, mock.Anything, rec1).Return(nil).Once().Run(note("delete-record"))
 	env.OnActivity(a.ReleaseServer, mock.Anything, srv1).Return(nil).Once().Run(note("release"))
 	env.OnActivity(a.DeleteRecord, mock.Anything, rec2).Return(nil).Once().Run(note("delete-record"))
@@ -61,7 +62,7 @@ func TestProvisionUndoThatFailsIsLeftForDelete(t *testing.T) {
 	env := newEnv(t)
 	srv := compute.Server{Provider: "ec2", ID: "i-first", Host: "203.0.113.7", Port: 443, Workdir: "/tmp/d1"}
 	env.OnActivity(a.ProvisionServer, mock.Anything, mock.Anything).Return(srv, nil).Once()
-	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(activities.CertInfo{},
+	env.OnActivity(a.IssueCertificate, mock.Anything, mock.Anything).Return(actdef.CertInfo{},
 		temporal.NewNonRetryableApplicationError("acme: rate limited for good", "CertFailed", nil)).Once()
 	env.OnActivity(a.ReleaseServer, mock.Anything, srv).Return(
 		temporal.NewNonRetryableApplicationError("ec2: UnauthorizedOperation", "Permanent", nil)).Once()

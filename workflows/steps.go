@@ -9,9 +9,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/spec"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // changeDNSRecord versions the DNS record activities (UpsertRecord after
@@ -34,7 +35,7 @@ func (d *deployment) provision(ctx workflow.Context, _ Empty) (State, error) {
 		if d.st.Server == nil {
 			actx := activityOptions(ctx, 15*time.Minute, heartbeat, 10)
 			var srv = new(compute.Server)
-			in := activities.ProvisionInput{DeploymentID: d.st.DeploymentID, OwnerID: d.st.OwnerID, Spec: d.st.Spec}
+			in := actdef.ProvisionInput{DeploymentID: d.st.DeploymentID, OwnerID: d.st.OwnerID, Spec: d.st.Spec}
 			if err := workflow.ExecuteActivity(actx, a.ProvisionServer, in).Get(actx, srv); err != nil {
 				return "", err
 			}
@@ -52,7 +53,7 @@ func (d *deployment) provision(ctx workflow.Context, _ Empty) (State, error) {
 
 // nameAndCertify gives the provisioned server its DNS record (when the
 // platform manages DNS) and its certificate.
-func (d *deployment) nameAndCertify(ctx workflow.Context) (activities.CertInfo, error) {
+func (d *deployment) nameAndCertify(ctx workflow.Context) (actdef.CertInfo, error) {
 	// The address record comes before the certificate: an ACME CA validating
 	// HTTP-01 looks the name up.
 	if d.st.DNS == nil && workflow.GetVersion(ctx, changeDNSRecord, workflow.DefaultVersion, 1) == 1 {
@@ -60,10 +61,10 @@ func (d *deployment) nameAndCertify(ctx workflow.Context) (activities.CertInfo, 
 		if d.outcomes { // a DNS API may wait minutes for its change: it heartbeats
 			actx = activityOptions(ctx, 10*time.Minute, heartbeat, 10)
 		}
-		var rec activities.DNSRecord
-		in := activities.DNSInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
+		var rec actdef.DNSRecord
+		in := actdef.DNSInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
 		if err := workflow.ExecuteActivity(actx, a.UpsertRecord, in).Get(actx, &rec); err != nil {
-			return activities.CertInfo{}, err
+			return actdef.CertInfo{}, err
 		}
 		if rec.Name != "" {
 			d.st.DNS = &rec
@@ -71,8 +72,8 @@ func (d *deployment) nameAndCertify(ctx workflow.Context) (activities.CertInfo, 
 	}
 	// ACME issuance waits for DNS and the CA: minutes, heartbeating.
 	actx := activityOptions(ctx, 10*time.Minute, heartbeat, 5)
-	var cert activities.CertInfo
-	in := activities.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
+	var cert actdef.CertInfo
+	in := actdef.CertInput{DeploymentID: d.st.DeploymentID, APIName: d.st.Spec.APIName, Server: *d.st.Server}
 	err := workflow.ExecuteActivity(actx, a.IssueCertificate, in).Get(actx, &cert)
 	return cert, err
 }
@@ -157,8 +158,8 @@ func (d *deployment) fetchCode(ctx workflow.Context, r FetchCodeRequest) (State,
 	err := d.run(ctx, UpdateFetchCode, func(ctx workflow.Context) (string, error) {
 		rev := d.st.Revisions + 1
 		actx := activityOptions(ctx, 15*time.Minute, heartbeat, 3)
-		var code activities.CodeInfo
-		in := activities.FetchCodeInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Source: r, Revision: rev}
+		var code actdef.CodeInfo
+		in := actdef.FetchCodeInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Source: r, Revision: rev}
 		if err := workflow.ExecuteActivity(actx, a.FetchCode, in).Get(actx, &code); err != nil {
 			return "", err
 		}
@@ -192,8 +193,8 @@ func (d *deployment) validateInstall(r InstallRequest) error {
 func (d *deployment) install(ctx workflow.Context, r InstallRequest) (State, error) {
 	err := d.run(ctx, UpdateInstall, func(ctx workflow.Context) (string, error) {
 		actx := activityOptions(ctx, 30*time.Minute, heartbeat, 3)
-		var info activities.InstallInfo
-		in := activities.InstallInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, RequirementsTxt: r.RequirementsTxt}
+		var info actdef.InstallInfo
+		in := actdef.InstallInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, RequirementsTxt: r.RequirementsTxt}
 		if err := workflow.ExecuteActivity(actx, a.InstallRequirements, in).Get(actx, &info); err != nil {
 			return "", err
 		}
@@ -223,8 +224,8 @@ func (d *deployment) validateTest(TestRequest) error {
 func (d *deployment) test(ctx workflow.Context, _ TestRequest) (State, error) {
 	err := d.run(ctx, UpdateTest, func(ctx workflow.Context) (string, error) {
 		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 2)
-		var info activities.TestInfo
-		in := activities.TestInput{Build: d.build(d.st.Spec, *d.st.Code, *d.st.Install)}
+		var info actdef.TestInfo
+		in := actdef.TestInput{Build: d.build(d.st.Spec, *d.st.Code, *d.st.Install)}
 		if err := workflow.ExecuteActivity(actx, a.RunTest, in).Get(actx, &info); err != nil {
 			return "", err
 		}
@@ -283,8 +284,8 @@ func (d *deployment) startService(ctx workflow.Context, fresh bool) (string, err
 		return "", fmt.Errorf("nothing completed to serve")
 	}
 	actx := activityOptions(ctx, 5*time.Minute, heartbeat, 5)
-	var info activities.ServiceInfo
-	in := activities.ServiceInput{Build: d.build(serving.Spec, serving.Code, serving.Install), TokenSHA256: d.st.TokenSHA256}
+	var info actdef.ServiceInfo
+	in := actdef.ServiceInput{Build: d.build(serving.Spec, serving.Code, serving.Install), TokenSHA256: d.st.TokenSHA256}
 	if err := workflow.ExecuteActivity(actx, a.StartService, in).Get(actx, &info); err != nil {
 		return "", err
 	}
@@ -420,6 +421,6 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 }
 
 // build names what an inference server of this deployment runs.
-func (d *deployment) build(sp spec.Spec, code activities.CodeInfo, install activities.InstallInfo) activities.Build {
-	return activities.Build{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: sp, Code: code, Install: install, Cert: *d.st.Cert}
+func (d *deployment) build(sp spec.Spec, code actdef.CodeInfo, install actdef.InstallInfo) actdef.Build {
+	return actdef.Build{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: sp, Code: code, Install: install, Cert: *d.st.Cert}
 }

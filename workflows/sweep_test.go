@@ -7,8 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/compute"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // A provision that failed for good records no server (its instance may
@@ -20,7 +21,7 @@ func TestDeleteSweepsWhenProvisionFailedForGood(t *testing.T) {
 	var calls []string
 	note := func(s string) func(mock.Arguments) { return func(mock.Arguments) { calls = append(calls, s) } }
 	env.OnActivity(a.ProvisionServer, mock.Anything, mock.Anything).Return(compute.Server{},
-		temporal.NewNonRetryableApplicationError("provision d1: RunInstances answer lost, then UnauthorizedOperation", activities.BadInputErrorType, nil)).Once().Run(note("provision"))
+		temporal.NewNonRetryableApplicationError("provision d1: RunInstances answer lost, then UnauthorizedOperation", actdef.BadInputErrorType, nil)).Once().Run(note("provision"))
 	env.OnActivity(a.SweepServer, mock.Anything, "d1").Return(nil).Once().Run(note("sweep"))
 	env.OnActivity(a.MarkDeleted, mock.Anything, "d1").Return(nil).Once().Run(note("mark-deleted"))
 
@@ -46,7 +47,7 @@ func TestDeleteSweepsWhenProvisionFailedForGood(t *testing.T) {
 func TestDeleteSweepFailureIsRetriedByNextDelete(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(a.SweepServer, mock.Anything, "d1").Return(
-		temporal.NewNonRetryableApplicationError("ec2: UnauthorizedOperation", activities.BadInputErrorType, nil)).Once()
+		temporal.NewNonRetryableApplicationError("ec2: UnauthorizedOperation", actdef.BadInputErrorType, nil)).Once()
 	env.OnActivity(a.SweepServer, mock.Anything, "d1").Return(nil).Once()
 	env.OnActivity(a.MarkDeleted, mock.Anything, "d1").Return(nil).Once()
 

@@ -10,8 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/activities/compute"
+
+	"github.com/algocloud/algocloud/activities/actdef"
 )
 
 // TestRotateToken: a draft or stopped deployment's rotation only stores the
@@ -23,13 +24,13 @@ func TestRotateToken(t *testing.T) {
 	var pushed []string
 	fail := false
 	env.OnActivity(a.StartService, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ServiceInput) (activities.ServiceInfo, error) {
+		func(_ context.Context, in actdef.ServiceInput) (actdef.ServiceInfo, error) {
 			pushed = append(pushed, in.TokenSHA256)
 			if fail {
 				fail = false
-				return activities.ServiceInfo{}, temporal.NewNonRetryableApplicationError("endpoint unreachable", "Test", nil)
+				return actdef.ServiceInfo{}, temporal.NewNonRetryableApplicationError("endpoint unreachable", "Test", nil)
 			}
-			return activities.ServiceInfo{Handle: compute.Handle{Name: "live", Address: "127.0.0.1:9000"}, Endpoint: "https://127.0.0.1:9000", CodeRevision: 1}, nil
+			return actdef.ServiceInfo{Handle: compute.Handle{Name: "live", Address: "127.0.0.1:9000"}, Endpoint: "https://127.0.0.1:9000", CodeRevision: 1}, nil
 		})
 	mockHappyPath(env)
 	h := func(c string) string { return strings.Repeat(c, 64) }

@@ -32,4 +32,5 @@ var Changes = []Change{
 	{changeCertRenewal, "2026-11-26", "renew_certificate signals renew the certificate between steps (the renewal schedule's deployments)"},
 	{changeCertOnStart, "2026-11-26", "Start checks the certificate first (renewal skips deployments that are not live)"},
 	{changeStepOutcomes, "2026-12-06", "read once at run start: a failed Test Code fails its step; live means the served install is current too; Delete projects deleting first and its clean-ups heartbeat"},
+	{changeSearchAttributes, "2026-12-06", "read once at run start: the run upserts its Algocloud* search attributes (step, status, live revision; api name, environment, compute when they differ) at start and whenever it projects its state"},
 }

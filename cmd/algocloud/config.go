@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/algocloud/algocloud/internal/sandbox"
+	"github.com/algocloud/algocloud/internal/sealed"
 
 	"crypto/x509"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 )
@@ -97,15 +97,53 @@ func envFloat(name string, def float64) float64 {
 	return f
 }
 
-// flags registers the flags of the server commands (dev, api, worker); dev
-// gets local-friendly defaults.
-func (c *config) flags(fs *flag.FlagSet, dev bool) {
+// flags registers the flags of the server command o names, each only
+// where it is read: api gets the API's, worker the worker's, dev the union
+// of both and the embedded Temporal server's (instead of
+// --temporal-address), with local-friendly defaults.
+func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
+	// Read by every server command: the store, the CA and blobs (data),
+	// the Temporal client and its payload codec (namespace, keys), the
+	// web pages and the workers' certificates (domain), what the API
+	// tells users about the sandbox and endpoint roots (sandbox, certs),
+	// and the blob bucket (blob-*, aws-region, aws-endpoint).
 	c.dataFlags(fs)
-	fs.StringVar(&c.APIAddr, "addr", env("ADDR", "127.0.0.1:8080"), "API and wizard listen address")
 	fs.StringVar(&c.Namespace, "namespace", env("NAMESPACE", "default"), "Temporal namespace")
+	fs.StringVar(&c.Domain, "domain", env("DOMAIN", "algocloud.test"), "endpoints are named <api-name>.<domain> in their certificates")
+	fs.StringVar(&c.Sandbox, "sandbox", env("SANDBOX", "bwrap"), "how author code (pip installs, Test Code, endpoints' Python workers) runs: bwrap (sandboxed; docs/security.md) or none (UNSANDBOXED: it can read the platform's keys; never where others deploy code)")
+	certsUsage := "who certifies endpoints: local (the platform's CA) or acme (needs --compute ec2 and --dns route53; DNS-01)"
+	if !o.worker {
+		certsUsage = "who certifies endpoints, the same as the worker's --certs: local (clients are told to verify them with the platform's CA) or acme (with the system's roots)"
+	}
+	fs.StringVar(&c.Certs, "certs", env("CERTS", "local"), certsUsage)
+	fs.StringVar(&c.AWSRegion, "aws-region", env("AWS_REGION", "us-east-1"), "default AWS region of instances and the bundle and blob buckets")
+	fs.StringVar(&c.AWSEndpoint, "aws-endpoint", env("AWS_ENDPOINT", ""), "override every AWS endpoint (e.g. moto's http://127.0.0.1:5000)")
+	fs.StringVar(&c.BlobBucket, "blob-bucket", env("BLOB_BUCKET", ""), "private S3 bucket for uploads and test outputs, shared by api and worker (default: the folder <data>/blobs, which they must then share)")
+	fs.StringVar(&c.BlobPrefix, "blob-prefix", env("BLOB_PREFIX", "algocloud-blobs"), "key prefix in --blob-bucket")
+	c.keyFlags(fs)
+	fs.StringVar(&c.PrevEncryptionKeyFile, "previous-encryption-key-file", env("PREVIOUS_ENCRYPTION_KEY_FILE", ""), "while rotating the key: file holding the previous key, whose payloads still decode; or set ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY")
+	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	if o.dev {
+		fs.IntVar(&c.TemporalPort, "temporal-port", 7233, "embedded Temporal frontend port")
+		fs.IntVar(&c.UIPort, "ui-port", 8233, "Temporal UI port (0 disables it)")
+		fs.StringVar(&c.CodecEndpoint, "codec-endpoint", env("CODEC_ENDPOINT", ""), "codec endpoint URL the embedded Temporal UI decodes payloads with (default: this API's <addr>/codec)")
+	} else {
+		fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port")
+	}
+	if o.api {
+		fs.StringVar(&c.APIAddr, "addr", env("ADDR", "127.0.0.1:8080"), "API and wizard listen address")
+		fs.StringVar(&c.CodecOrigins, "codec-cors-origins", env("CODEC_CORS_ORIGINS", ""), "comma-separated origins of Temporal UIs (e.g. https://temporal-ui.example.com) allowed to call this API's codec endpoint /codec from the browser (the embedded UI's is always allowed)")
+	}
+	if o.worker {
+		c.workerFlags(fs, o.dev)
+	}
+}
+
+// workerFlags are the flags only the worker reads: how it runs endpoints
+// and author code, and the cloud it runs them on.
+func (c *config) workerFlags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&c.InferBinary, "infer-bin", env("INFER_BIN", ""), "path of the algocloud-infer binary (default: beside this binary, then PATH)")
 	fs.StringVar(&c.Host, "host", env("HOST", "127.0.0.1"), "address endpoints listen on and clients dial (local provider)")
-	fs.StringVar(&c.Domain, "domain", env("DOMAIN", "algocloud.test"), "endpoints are named <api-name>.<domain> in their certificates")
 	fs.StringVar(&c.PipIndexURL, "pip-index-url", env("PIP_INDEX_URL", ""), "pip index URL for requirement installs")
 	fs.StringVar(&c.PipFindLinks, "pip-find-links", env("PIP_FIND_LINKS", ""), "comma-separated pip --find-links folders or URLs")
 	fs.BoolVar(&c.PipNoIndex, "pip-no-index", envBool("PIP_NO_INDEX", false), "install only from --pip-find-links")
@@ -113,23 +151,13 @@ func (c *config) flags(fs *flag.FlagSet, dev bool) {
 	fs.BoolVar(&c.AllowPrivateGit, "allow-private-git", envBool("ALLOW_PRIVATE_GIT", dev), "allow Git URLs on loopback and private addresses")
 	fs.BoolVar(&c.AllowPrivateURL, "allow-private-urls", envBool("ALLOW_PRIVATE_URLS", false), "let endpoints download image URLs from loopback and private addresses")
 	fs.DurationVar(&c.PredictTimeout, "predict-timeout", 60*time.Second, "time limit of one prediction")
-	fs.StringVar(&c.Sandbox, "sandbox", env("SANDBOX", "bwrap"), "how author code (pip installs, Test Code, endpoints' Python workers) runs: bwrap (sandboxed; docs/security.md) or none (UNSANDBOXED: it can read the platform's keys; never where others deploy code)")
 	fs.Float64Var(&c.SandboxScale, "sandbox-scale", envFloat("SANDBOX_SCALE", 1), "multiply every instance type's sandbox limits (memory, CPU, tasks) by this; 1 gives each instance type's own (t3.small: 2 GiB, 2 CPUs)")
 	renewEvery, err := time.ParseDuration(env("CERT_RENEW_EVERY", "12h"))
 	if err != nil {
 		renewEvery = -1 // finish reports it
 	}
 	fs.DurationVar(&c.CertRenewEvery, "cert-renew-every", renewEvery, "how often the worker's Temporal Schedule looks for endpoint certificates due for renewal")
-	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	c.cloudFlags(fs)
-	fs.StringVar(&c.CodecOrigins, "codec-cors-origins", env("CODEC_CORS_ORIGINS", ""), "comma-separated origins of Temporal UIs (e.g. https://temporal-ui.example.com) allowed to call this API's codec endpoint /codec from the browser (the embedded UI's is always allowed)")
-	if dev {
-		fs.StringVar(&c.CodecEndpoint, "codec-endpoint", env("CODEC_ENDPOINT", ""), "codec endpoint URL the embedded Temporal UI decodes payloads with (default: this API's <addr>/codec)")
-		fs.IntVar(&c.TemporalPort, "temporal-port", 7233, "embedded Temporal frontend port")
-		fs.IntVar(&c.UIPort, "ui-port", 8233, "Temporal UI port (0 disables it)")
-	} else {
-		fs.StringVar(&c.TemporalAddress, "temporal-address", env("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port")
-	}
 }
 
 // dataFlags are the data folder and the metadata database: all that
@@ -150,22 +178,18 @@ func (c *config) keyFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", env("ENCRYPTION_KEY_FILE", ""), "file holding the 32-byte key (hex or base64) that encrypts Temporal payloads and seals keys, bundles and Git credentials, the same for api and worker; or set ALGOCLOUD_ENCRYPTION_KEY (default: <data>/secrets/encryption.key, created for development)")
 }
 
-// cloudFlags are the compute, certificate and DNS choices (defaults: local,
-// local CA, no DNS). AWS credentials come from the standard chain.
+// cloudFlags are the worker's compute, DNS and ACME choices (defaults:
+// local, no DNS; --certs, read by the API too, is shared). AWS credentials
+// come from the standard chain.
 func (c *config) cloudFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Compute, "compute", env("COMPUTE", "local"), "where endpoints run: local (processes here) or ec2 (one instance each)")
-	fs.StringVar(&c.Certs, "certs", env("CERTS", "local"), "who certifies endpoints: local (the platform's CA) or acme (needs --compute ec2 and --dns route53; DNS-01)")
 	fs.StringVar(&c.DNS, "dns", env("DNS", "none"), "endpoint names: none or route53 (<api-name>.<domain> in the zone of --domain)")
-	fs.StringVar(&c.AWSRegion, "aws-region", env("AWS_REGION", "us-east-1"), "default AWS region of instances and the bundle bucket")
-	fs.StringVar(&c.AWSEndpoint, "aws-endpoint", env("AWS_ENDPOINT", ""), "override every AWS endpoint (e.g. moto's http://127.0.0.1:5000)")
 	fs.StringVar(&c.EC2AMIs, "ec2-ami", env("EC2_AMI", ""), "machine image overrides, comma-separated KEY=AMI-or-name-pattern (keys: python, python/gpu, python/<region>, ...)")
 	fs.StringVar(&c.EC2Subnet, "ec2-subnet", env("EC2_SUBNET", ""), "subnet of instances (default: the region's default VPC)")
 	fs.IntVar(&c.EC2Port, "ec2-port", 443, "endpoint port on instances (the only port their security group opens)")
 	fs.StringVar(&c.EC2HealthURL, "ec2-health-url", env("EC2_HEALTH_URL", ""), "where the worker checks an instance's endpoint, {host} and {port} replaced (default https://{host}:{port}/readyz; tests point it at a local stand-in)")
 	fs.StringVar(&c.BundleBucket, "bundle-bucket", env("BUNDLE_BUCKET", ""), "S3 bucket the worker publishes the inference binary and encrypted code bundles to (required with --compute ec2)")
 	fs.StringVar(&c.BundlePrefix, "bundle-prefix", env("BUNDLE_PREFIX", "algocloud"), "key prefix in --bundle-bucket")
-	fs.StringVar(&c.BlobBucket, "blob-bucket", env("BLOB_BUCKET", ""), "private S3 bucket for uploads and test outputs, shared by api and worker (default: the folder <data>/blobs, which they must then share)")
-	fs.StringVar(&c.BlobPrefix, "blob-prefix", env("BLOB_PREFIX", "algocloud-blobs"), "key prefix in --blob-bucket")
 	fs.StringVar(&c.ArtifactsURL, "artifacts-url", env("ARTIFACTS_URL", ""), "URL instances fetch the prefix from (default: the bucket's S3 URL)")
 	fs.StringVar(&c.ACMEDirectory, "acme-directory", env("ACME_DIRECTORY", ""), "ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory)")
 	fs.StringVar(&c.ACMEEmail, "acme-email", env("ACME_EMAIL", ""), "ACME account contact")
@@ -173,8 +197,6 @@ func (c *config) cloudFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ACMEDNSResolvers, "acme-dns-resolvers", env("ACME_DNS_RESOLVERS", ""), "comma-separated host:port resolvers asked whether a DNS-01 record has propagated")
 	fs.StringVar(&c.EndpointCARoot, "endpoint-ca-root", env("ENDPOINT_CA_ROOT", ""), "PEM file of roots trusted for endpoints' ACME certificates in health checks (default: the system's)")
 	fs.StringVar(&c.DNSZoneID, "dns-zone-id", env("DNS_ZONE_ID", ""), "Route53 hosted zone ID (default: the zone named --domain)")
-	c.keyFlags(fs)
-	fs.StringVar(&c.PrevEncryptionKeyFile, "previous-encryption-key-file", env("PREVIOUS_ENCRYPTION_KEY_FILE", ""), "while rotating the key: file holding the previous key, whose payloads still decode; or set ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY")
 }
 
 // cloud turns the cloud flags into the platform's options.
@@ -230,7 +252,7 @@ func readKey(envName, file, flagName string) ([]byte, error) {
 	if key == "" {
 		return nil, nil
 	}
-	k, err := acme.ParseEncryptionKey(key)
+	k, err := sealed.ParseEncryptionKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("%s (or %s): %w", flagName, envName, err)
 	}
@@ -253,17 +275,19 @@ func loadPool(path, flagName string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// finish checks the server flags and resolves derived defaults after they
-// are parsed.
-func (c *config) finish() error {
-	if c.CertRenewEvery <= 0 {
-		return errors.New("--cert-renew-every (ALGOCLOUD_CERT_RENEW_EVERY) must be a positive duration such as 12h")
-	}
+// finish checks the flags of the server command o names and resolves
+// derived defaults after they are parsed.
+func (c *config) finish(o serveOptions) error {
 	if c.Sandbox != string(sandbox.ModeBwrap) && c.Sandbox != string(sandbox.ModeNone) {
 		return fmt.Errorf("--sandbox (ALGOCLOUD_SANDBOX) is %q: want bwrap (sandboxed) or none (unsandboxed)", c.Sandbox)
 	}
-	if c.SandboxScale <= 0 || c.SandboxScale > 64 {
-		return fmt.Errorf("--sandbox-scale (ALGOCLOUD_SANDBOX_SCALE) is %v: want a number above 0 and at most 64", c.SandboxScale)
+	if o.worker {
+		if c.CertRenewEvery <= 0 {
+			return errors.New("--cert-renew-every (ALGOCLOUD_CERT_RENEW_EVERY) must be a positive duration such as 12h")
+		}
+		if c.SandboxScale <= 0 || c.SandboxScale > 64 {
+			return fmt.Errorf("--sandbox-scale (ALGOCLOUD_SANDBOX_SCALE) is %v: want a number above 0 and at most 64", c.SandboxScale)
+		}
 	}
 	return c.finishData()
 }

@@ -17,7 +17,7 @@ func parse(t *testing.T, args ...string) *config {
 	t.Helper()
 	var c config
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	c.flags(fs, false)
+	c.flags(fs, workerCommand)
 	require.NoError(t, fs.Parse(args))
 	return &c
 }

@@ -48,11 +48,11 @@ func main() {
 	var err error
 	switch cmd {
 	case "dev":
-		err = run(args, serveOptions{name: "dev", dev: true, api: true, worker: true})
+		err = run(args, devCommand)
 	case "api":
-		err = run(args, serveOptions{name: "api", api: true})
+		err = run(args, apiCommand)
 	case "worker":
-		err = run(args, serveOptions{name: "worker", worker: true})
+		err = run(args, workerCommand)
 	case "token":
 		err = token(args)
 	case "codec-token":
@@ -91,13 +91,28 @@ type serveOptions struct {
 	worker bool
 }
 
+// serverFlags is the flag set of the server command o names (filling c):
+// only the flags that command reads, so `algocloud api -h` lists no worker
+// flag and `algocloud api --compute ec2` is an error, not silently ignored.
+func serverFlags(c *config, o serveOptions, h flag.ErrorHandling) *flag.FlagSet {
+	fs := flag.NewFlagSet(o.name, h)
+	c.flags(fs, o)
+	return fs
+}
+
+// The server commands: what each runs, and so which flags it takes.
+var (
+	devCommand    = serveOptions{name: "dev", dev: true, api: true, worker: true}
+	apiCommand    = serveOptions{name: "api", api: true}
+	workerCommand = serveOptions{name: "worker", worker: true}
+)
+
 // run starts the platform pieces o names and serves until SIGINT or SIGTERM.
 func run(args []string, o serveOptions) error {
 	var c config
-	fs := flag.NewFlagSet(o.name, flag.ExitOnError)
-	c.flags(fs, o.dev)
+	fs := serverFlags(&c, o, flag.ExitOnError)
 	_ = fs.Parse(args)
-	if err := c.finish(); err != nil {
+	if err := c.finish(o); err != nil {
 		return err
 	}
 	log := c.logger()

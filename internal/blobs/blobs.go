@@ -1,7 +1,8 @@
 // Package blobs stores the files the API and the worker hand each other
 // (uploaded code, Test Code's output) under slash-separated keys, so the two
 // need not share a disk: a local folder (Dir, for one machine) or an S3 bucket
-// (S3, private objects).
+// (s3store.S3, private objects, in its own package so that the API links no
+// AWS SDK).
 package blobs
 
 import (

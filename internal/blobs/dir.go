@@ -117,3 +117,9 @@ func (r readerCtx) Read(p []byte) (int, error) {
 	}
 	return r.r.Read(p)
 }
+
+var _ Store = (*Dir)(nil)
+
+// ReaderWithContext is r stopping at ctx's end: the stores' copies (the
+// folder here, S3's spooling in s3store) use it.
+func ReaderWithContext(ctx context.Context, r io.Reader) io.Reader { return readerCtx{ctx, r} }

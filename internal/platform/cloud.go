@@ -19,7 +19,9 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
-	"github.com/algocloud/algocloud/activities/dns"
+	"github.com/algocloud/algocloud/internal/sealed"
+
+	"github.com/algocloud/algocloud/activities/dns/route53"
 )
 
 // Choices of Options.Compute, Options.Certs and Options.DNS.
@@ -99,8 +101,30 @@ type CloudOptions struct {
 	PreviousEncryptionKey []byte
 }
 
-// validate checks the choices and fills in defaults.
+// validate checks the choices as the worker uses them (each value, and
+// how they combine) and fills in defaults.
 func (c *CloudOptions) validate() error {
+	if err := c.validateValues(); err != nil {
+		return err
+	}
+	switch {
+	case c.Compute == ComputeEC2 && c.BundleBucket == "":
+		return errors.New("compute ec2 needs a bundle bucket (--bundle-bucket): instances fetch their code from it")
+	case c.Certs == CertsACME && c.Compute != ComputeEC2:
+		return errors.New("certs acme needs compute ec2: an ACME certificate names the endpoint's public DNS name, which a local endpoint does not have")
+	case c.Certs == CertsACME && c.DNS != DNSRoute53:
+		return errors.New("certs acme needs dns route53: the DNS-01 challenge is answered in the Route53 zone")
+	case c.Certs == CertsACME && c.ACMEDirectory == "":
+		return errors.New("certs acme needs an ACME directory URL (--acme-directory)")
+	}
+	return nil
+}
+
+// validateValues fills in the defaults and checks each choice alone: all
+// that a platform without a worker checks, because the API reads only
+// --certs of them (`algocloud api` takes no --compute, --dns or --acme-*, so
+// their combination is the worker's to check).
+func (c *CloudOptions) validateValues() error {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -117,14 +141,6 @@ func (c *CloudOptions) validate() error {
 		return fmt.Errorf("certs %q: want %s or %s", c.Certs, CertsLocal, CertsACME)
 	case c.DNS != DNSNone && c.DNS != DNSRoute53:
 		return fmt.Errorf("dns %q: want %s or %s", c.DNS, DNSNone, DNSRoute53)
-	case c.Compute == ComputeEC2 && c.BundleBucket == "":
-		return errors.New("compute ec2 needs a bundle bucket (--bundle-bucket): instances fetch their code from it")
-	case c.Certs == CertsACME && c.Compute != ComputeEC2:
-		return errors.New("certs acme needs compute ec2: an ACME certificate names the endpoint's public DNS name, which a local endpoint does not have")
-	case c.Certs == CertsACME && c.DNS != DNSRoute53:
-		return errors.New("certs acme needs dns route53: the DNS-01 challenge is answered in the Route53 zone")
-	case c.Certs == CertsACME && c.ACMEDirectory == "":
-		return errors.New("certs acme needs an ACME directory URL (--acme-directory)")
 	}
 	return nil
 }
@@ -136,20 +152,20 @@ func (c CloudOptions) needsKey() bool { return c.Compute == ComputeEC2 || c.Cert
 func (p *Platform) encryptionKey() ([]byte, error) {
 	o := p.opts
 	if o.Cloud.EncryptionKey != nil {
-		if len(o.Cloud.EncryptionKey) != acme.EncryptionKeySize {
-			return nil, fmt.Errorf("encryption key has %d bytes, want %d", len(o.Cloud.EncryptionKey), acme.EncryptionKeySize)
+		if len(o.Cloud.EncryptionKey) != sealed.EncryptionKeySize {
+			return nil, fmt.Errorf("encryption key has %d bytes, want %d", len(o.Cloud.EncryptionKey), sealed.EncryptionKeySize)
 		}
 		return o.Cloud.EncryptionKey, nil
 	}
 	path := filepath.Join(o.DataDir, "secrets", "encryption.key")
 	b, err := os.ReadFile(path)
 	if err == nil {
-		return acme.ParseEncryptionKey(string(b))
+		return sealed.ParseEncryptionKey(string(b))
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	k, err := acme.NewEncryptionKey()
+	k, err := sealed.NewEncryptionKey()
 	if err != nil {
 		return nil, err
 	}
@@ -186,10 +202,10 @@ func (p *Platform) wireCloud(ctx context.Context, acts *activities.Activities) e
 			return fmt.Errorf("encryption key: %w", err)
 		}
 	}
-	var r53 *dns.Route53
+	var r53 *route53.Route53
 	if c.DNS == DNSRoute53 {
 		var err error
-		r53, err = dns.NewRoute53(ctx, dns.Options{
+		r53, err = route53.NewRoute53(ctx, route53.Options{
 			Endpoint: c.AWSEndpoint, ZoneID: c.DNSZoneID, Domain: o.Domain, Poll: c.DNSPoll,
 			Logger: o.Logger.With("component", "route53"),
 		})
@@ -210,7 +226,7 @@ func (p *Platform) wireCloud(ctx context.Context, acts *activities.Activities) e
 		if err != nil {
 			return fmt.Errorf("certs acme: %w", err)
 		}
-		acts.Issuer = activities.ACMEIssuer{Client: client, Directory: c.ACMEDirectory}
+		acts.Issuer = acme.Issuer{Client: client, Directory: c.ACMEDirectory}
 	}
 	if c.Compute == ComputeLocal {
 		var err error

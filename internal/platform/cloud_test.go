@@ -34,6 +34,18 @@ func TestCloudOptionsValidate(t *testing.T) {
 	}
 }
 
+// A platform without a worker (`algocloud api`) checks each cloud value but
+// not how they combine: the API takes --certs alone (no --compute, --dns or
+// --acme-*), and the worker checks the combination.
+func TestCloudOptionsValidateValues(t *testing.T) {
+	apiOnly := CloudOptions{Certs: CertsACME}
+	require.NoError(t, apiOnly.validateValues())
+	require.Equal(t, CloudOptions{Compute: ComputeLocal, Certs: CertsACME, DNS: DNSNone, AWSRegion: "us-east-1"}, apiOnly)
+	require.ErrorContains(t, apiOnly.validate(), "needs compute ec2", "the worker's check")
+	bad := CloudOptions{Certs: "self"}
+	require.ErrorContains(t, bad.validateValues(), "certs")
+}
+
 // Without a configured key, a development key is made once on the data
 // disk (0600) and read back the same by later starts.
 func TestEncryptionKeyOnDisk(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/algocloud/algocloud/activities/certs/acme"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
+	"github.com/algocloud/algocloud/internal/sealed"
 )
 
 // CodecPath is where the API server serves the codec endpoint; the Temporal
@@ -25,8 +25,8 @@ func (p *Platform) setupCodec() error {
 		return fmt.Errorf("encryption key (payload codec): %w", err)
 	}
 	prev := p.opts.Cloud.PreviousEncryptionKey
-	if prev != nil && len(prev) != acme.EncryptionKeySize {
-		return fmt.Errorf("previous encryption key has %d bytes, want %d", len(prev), acme.EncryptionKeySize)
+	if prev != nil && len(prev) != sealed.EncryptionKeySize {
+		return fmt.Errorf("previous encryption key has %d bytes, want %d", len(prev), sealed.EncryptionKeySize)
 	}
 	if p.Codec, err = payloadcodec.FromMasterKeys(key, prev); err != nil {
 		return err
@@ -70,7 +70,7 @@ func CodecToken(dataDir string, key []byte) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("read encryption key: %w", err)
 		}
-		if key, err = acme.ParseEncryptionKey(string(b)); err != nil {
+		if key, err = sealed.ParseEncryptionKey(string(b)); err != nil {
 			return "", fmt.Errorf("%s: %w", path, err)
 		}
 	}

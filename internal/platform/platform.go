@@ -25,17 +25,25 @@ import (
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
-	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/api"
+	// Registers the endpoints' OpenAPI generator with templates.Clients, so
+	// the API's openapi client is the bytes an endpoint serves at
+	// /openapi.json. Here, not in api: api must not link the inference
+	// server (ONNX Runtime is cgo; docs/architecture.md, Layering).
+	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/blobs/s3store"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/web"
 	"github.com/algocloud/algocloud/worker"
+	"github.com/algocloud/algocloud/workflows"
+
+	"github.com/algocloud/algocloud/activities/dns/route53"
 )
 
 // Options configures a platform. Zero values are dev defaults.
@@ -103,7 +111,7 @@ type Platform struct {
 	EC2         *ec2.Provider
 	Bundles     *ec2.BundleStore
 	TestServers *local.Provider
-	Route53     *dns.Route53
+	Route53     *route53.Route53
 	worker      sdkworker.Worker
 	http        *http.Server
 	// APIURL is the API's base URL when RunAPI.
@@ -153,7 +161,11 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = "sqlite://" + filepath.Join(o.DataDir, "algocloud.db")
 	}
-	if err := o.Cloud.validate(); err != nil {
+	validate := o.Cloud.validateValues
+	if o.RunWorker {
+		validate = o.Cloud.validate
+	}
+	if err := validate(); err != nil {
 		return nil, err
 	}
 	if o.RunWorker {
@@ -182,7 +194,7 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 		p.Temporal, err = temporaldev.Start(temporaldev.Options{
 			FrontendPort: o.TemporalPort, UIPort: o.UIPort, Namespace: o.Namespace,
 			DatabaseFile: filepath.Join(o.DataDir, "temporal.db"), Logger: o.Logger,
-			CodecEndpoint: codecEndpointFor(o, p.APIURL),
+			CodecEndpoint: codecEndpointFor(o, p.APIURL), SearchAttributes: workflows.SearchAttributeTypes(),
 		})
 		if err != nil {
 			return nil, err
@@ -212,6 +224,12 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", hostPort, err)
+	}
+	if !o.Embedded && (o.RunWorker || o.RunAPI) {
+		// The embedded server registered them; a cluster's operator must.
+		if err := p.checkSearchAttributes(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if o.RunAPI || o.RunWorker {
 		p.Agents, err = agenthub.New(agenthub.Config{Store: p.Store, Temporal: p.Client, Key: p.credKey,
@@ -249,7 +267,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 		return err
 	}
 	if acts.Issuer == nil && o.CertValidity > 0 {
-		acts.Issuer = activities.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
+		acts.Issuer = certs.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
 	}
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
@@ -336,7 +354,7 @@ func openBlobs(ctx context.Context, o Options) (blobs.Store, error) {
 	if o.BlobBucket == "" {
 		return blobs.NewDir(filepath.Join(o.DataDir, "blobs"))
 	}
-	return blobs.NewS3(ctx, blobs.S3Options{
+	return s3store.NewS3(ctx, s3store.S3Options{
 		Bucket: o.BlobBucket, Prefix: o.BlobPrefix, Region: o.Cloud.AWSRegion, Endpoint: o.Cloud.AWSEndpoint,
 	})
 }

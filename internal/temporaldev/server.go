@@ -7,6 +7,7 @@
 package temporaldev
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,11 +16,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -46,6 +53,13 @@ type Options struct {
 	// CodecEndpoint, when set, is the codec endpoint the UI calls (from the
 	// browser, with its cookies) to decode encrypted payloads.
 	CodecEndpoint string
+	// SearchAttributes are custom search attributes (name -> type) that
+	// Start registers in Namespace, idempotently: a new database gets them
+	// with the namespace; on a reused DatabaseFile the ones already there
+	// are kept, missing ones are added (then the server restarts, so every
+	// service's namespace cache knows them), and one there with another
+	// type is an error.
+	SearchAttributes map[string]enums.IndexedValueType
 	// Logger receives the server's logs at Level and above; a nil Level
 	// means error (the server's own pollers warn harmlessly on every shutdown).
 	Logger *slog.Logger
@@ -67,6 +81,12 @@ const portAttempts = 4
 // errPortTaken marks a start that failed because a picked port was taken.
 var errPortTaken = errors.New("a picked port was taken before the server bound it")
 
+// errRestart marks a start that added search attributes to an existing
+// namespace: the running services cache the namespace (refreshed every 10
+// s), and would refuse the new attributes until then, so Start stops the
+// server and starts it again.
+var errRestart = errors.New("search attributes added: restart to load them")
+
 // Start creates the schema and namespace when needed and starts the server.
 //
 // The server binds its own listeners, so ports chosen here are free only
@@ -77,6 +97,9 @@ func Start(opts Options) (*Server, error) {
 	var lastErr error
 	for attempt := 0; attempt < portAttempts; attempt++ {
 		s, err := startOnce(opts)
+		if errors.Is(err, errRestart) {
+			s, err = startOnce(opts) // they are in the database now
+		}
 		if err == nil {
 			return s, nil
 		}
@@ -229,7 +252,69 @@ func startOnce(opts Options) (s *Server, err error) {
 		}
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
+	added, err := registerSearchAttributes(frontend, opts.Namespace, opts.SearchAttributes)
+	if err != nil || added {
+		s.Stop()
+		if err == nil {
+			err = errRestart
+		}
+		return nil, err
+	}
 	return s, nil
+}
+
+// registerSearchAttributes adds the attributes of want that namespace lacks
+// through the operator service, as `temporal operator search-attribute
+// create` does (the SQLite visibility store maps them onto its custom
+// columns). The frontend may take a moment to serve the namespace after
+// start, so Unavailable and NotFound answers are retried for a while. It
+// reports whether it added any.
+func registerSearchAttributes(hostPort, namespace string, want map[string]enums.IndexedValueType) (bool, error) {
+	if len(want) == 0 {
+		return false, nil
+	}
+	c, err := client.Dial(client.Options{HostPort: hostPort, Namespace: namespace, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		return false, fmt.Errorf("register search attributes: connect to %s: %w", hostPort, err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		added, err := addMissingSearchAttributes(ctx, c.OperatorService(), namespace, want)
+		var unavailable *serviceerror.Unavailable
+		var notFound *serviceerror.NamespaceNotFound
+		if err == nil || !(errors.As(err, &unavailable) || errors.As(err, &notFound)) || ctx.Err() != nil {
+			return added, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// addMissingSearchAttributes lists namespace's custom search attributes and
+// adds those of want it lacks, reporting whether there were any.
+func addMissingSearchAttributes(ctx context.Context, ops operatorservice.OperatorServiceClient, namespace string, want map[string]enums.IndexedValueType) (bool, error) {
+	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return false, fmt.Errorf("register search attributes: list those of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enums.IndexedValueType{}
+	for name, typ := range want {
+		got, ok := have.GetCustomAttributes()[name]
+		switch {
+		case !ok:
+			missing[name] = typ
+		case got != typ:
+			return false, fmt.Errorf("register search attributes: %s is registered in namespace %s as %s, want %s", name, namespace, got, typ)
+		}
+	}
+	if len(missing) == 0 {
+		return false, nil
+	}
+	if _, err := ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
+		return false, fmt.Errorf("register search attributes in namespace %s: %w", namespace, err)
+	}
+	return true, nil
 }
 
 // HostPort is the frontend address for SDK clients.
@@ -263,7 +348,10 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 			}
 		}
 	}
-	ns, err := sqliteschema.NewNamespaceConfig("active", opts.Namespace, false, nil)
+	// A new namespace gets the search attributes at once, so every service
+	// loads them with it; an existing one keeps its own (Start adds any
+	// missing).
+	ns, err := sqliteschema.NewNamespaceConfig("active", opts.Namespace, false, opts.SearchAttributes)
 	if err != nil {
 		return nil, fmt.Errorf("temporal namespace config: %w", err)
 	}

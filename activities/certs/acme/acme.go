@@ -40,6 +40,8 @@ import (
 	"github.com/go-acme/lego/v4/lego"
 	"github.com/go-acme/lego/v4/registration"
 	miekg "github.com/miekg/dns"
+
+	"github.com/algocloud/algocloud/internal/sealed"
 )
 
 // Challenge types.
@@ -164,8 +166,8 @@ func New(opts Options) (*Client, error) {
 	if opts.AccountKeyFile == "" {
 		return nil, errors.New("acme: no account key file")
 	}
-	if len(opts.EncryptionKey) != EncryptionKeySize {
-		return nil, fmt.Errorf("acme: encryption key has %d bytes, want %d", len(opts.EncryptionKey), EncryptionKeySize)
+	if len(opts.EncryptionKey) != sealed.EncryptionKeySize {
+		return nil, fmt.Errorf("acme: encryption key has %d bytes, want %d", len(opts.EncryptionKey), sealed.EncryptionKeySize)
 	}
 	key, err := loadOrCreateKey(opts.AccountKeyFile, opts.EncryptionKey)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/dns"
+	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testpebble"
 )
@@ -68,10 +69,10 @@ func TestObtainHTTP01(t *testing.T) {
 	require.NotContains(t, string(raw), "PRIVATE KEY")
 	_, err = LoadKey(keyFile, e.encKey)
 	require.NoError(t, err)
-	other, err := NewEncryptionKey()
+	other, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	_, err = LoadKey(keyFile, other)
-	require.ErrorIs(t, err, ErrDecrypt)
+	require.ErrorIs(t, err, sealed.ErrDecrypt)
 
 	// The certificate's key, sealed by the caller, comes back for TLS.
 	sealed := filepath.Join(e.dir, "cert", "key.sealed")
@@ -170,7 +171,7 @@ func TestRenew(t *testing.T) {
 }
 
 func TestBadDirectory(t *testing.T) {
-	key, err := NewEncryptionKey()
+	key, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	dir := t.TempDir()
 	opts := func(url string) Options {
@@ -213,7 +214,7 @@ func TestBadDirectory(t *testing.T) {
 // non-retryable failure. Nothing is validated, so no DNS or HTTP is needed.
 func TestRefusedName(t *testing.T) {
 	p := testpebble.Start(t, testpebble.Config{Blocked: []string{"blocked." + testDomain}})
-	key, err := NewEncryptionKey()
+	key, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	c, err := New(Options{
 		DirectoryURL: p.DirectoryURL, CARoots: p.TLSRoots(),

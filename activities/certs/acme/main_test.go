@@ -20,10 +20,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities/dns"
+	dnsroute53 "github.com/algocloud/algocloud/activities/dns/route53"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
 	"github.com/algocloud/algocloud/internal/testenv/testpebble"
+
+	"github.com/algocloud/algocloud/internal/sealed"
 )
 
 // TestMain shares one moto server (Route53) among the package's tests.
@@ -35,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // Route53 is what DNS-01 runs on in production.
-var _ TXTRecords = (*dns.Route53)(nil)
+var _ TXTRecords = (*dnsroute53.Route53)(nil)
 
 // testDomain is the zone the test names live in; pebble certifies any name.
 const testDomain = "algocloud.test"
@@ -43,7 +45,7 @@ const testDomain = "algocloud.test"
 // env is one test's world: a Route53 zone algocloud.test in moto, the DNS
 // server that serves it, and pebble validating through that server.
 type env struct {
-	r53      *dns.Route53
+	r53      *dnsroute53.Route53
 	dns      *testpebble.ZoneDNS
 	pebble   *testpebble.Pebble
 	httpPort int
@@ -70,7 +72,7 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 		CallerReference: aws.String(uuid.NewString()),
 	})
 	require.NoError(t, err)
-	r53, err := dns.NewRoute53(ctxFor(t), dns.Options{
+	r53, err := dnsroute53.NewRoute53(ctxFor(t), dnsroute53.Options{
 		Endpoint:    moto.Endpoint,
 		Credentials: testmoto.Credentials,
 		ZoneID:      aws.ToString(out.HostedZone.Id),
@@ -83,7 +85,7 @@ func newEnv(t *testing.T, cfg testpebble.Config) *env {
 	e.dns = testpebble.StartZoneDNS(t, r53)
 	cfg.HTTPPort, cfg.Resolver = e.httpPort, e.dns.Addr
 	e.pebble = testpebble.Start(t, cfg)
-	e.encKey, err = NewEncryptionKey()
+	e.encKey, err = sealed.NewEncryptionKey()
 	require.NoError(t, err)
 	return e
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/algocloud/algocloud/activities/compute"
 )
 
 // The code bundle store.
@@ -262,19 +264,6 @@ func (b *BundleStore) PublishBinary(ctx context.Context, path string) error {
 	return nil
 }
 
-// The ONNX Runtime library of environment onnx deployments: the bundle names
-// it by SHA-256 in ONNXRuntimeSumFile (so the MAC covers the sum), and
-// fetch.sh downloads <artifacts>/onnxruntime/<sha256>/libonnxruntime.so.1 to
-// <home>/ONNXRuntimePath, checks the sum and keeps it across restarts while
-// the sum stays the same.
-const (
-	// ONNXRuntimeSumFile is the bundle member holding the library's SHA-256
-	// (hex); a bundle without it fetches no library.
-	ONNXRuntimeSumFile = "onnxruntime.sha256"
-	// ONNXRuntimePath is where fetch.sh puts the library, under its home.
-	ONNXRuntimePath = "lib/libonnxruntime.so.1"
-)
-
 // ONNXRuntimeKey is the object key of the ONNX Runtime library with this
 // SHA-256 (hex).
 func (b *BundleStore) ONNXRuntimeKey(sum string) string {
@@ -450,3 +439,8 @@ func (b *BundleStore) PublishCert(ctx context.Context, deploymentID string, cert
 	}
 	return nil
 }
+
+var (
+	_ compute.BundlePublisher = (*BundleStore)(nil)
+	_ compute.CertPublisher   = (*BundleStore)(nil)
+)

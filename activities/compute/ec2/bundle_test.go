@@ -23,6 +23,8 @@ import (
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 func tarGz(t *testing.T, files map[string]string) []byte {
@@ -79,7 +81,7 @@ func TestFetchScript_OpensSealedBundle(t *testing.T) {
 	require.NoError(t, err)
 	box := `"sandbox":{"mode":"bwrap","network":"none","group":"dep-fetch-` + strconv.Itoa(os.Getpid()) + `.live","limits":{"memory_bytes":1073741824,"cpus":1,"pids":256}}`
 	bundle := tarGz(t, map[string]string{
-		"live.json.in":     `{"listen":"` + ListenPlaceholder + `","code_dir":"` + HomePlaceholder + `/bundle/code","python":"` + HomePlaceholder + `/venv/bin/python",` + box + `}`,
+		"live.json.in":     `{"listen":"` + bundlelayout.ListenPlaceholder + `","code_dir":"` + bundlelayout.HomePlaceholder + `/bundle/code","python":"` + bundlelayout.HomePlaceholder + `/venv/bin/python",` + box + `}`,
 		"requirements.txt": "",
 		"code/aai_main.py": "print('hi')\n",
 		"tls/key.pem":      "BUNDLE KEY",

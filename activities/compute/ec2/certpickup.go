@@ -71,3 +71,5 @@ func (p *Provider) ServedCertificate(ctx context.Context, s compute.Server) ([]b
 	}
 	return resp.TLS.PeerCertificates[0].Raw, nil
 }
+
+var _ compute.CertPickupProvider = (*Provider)(nil)

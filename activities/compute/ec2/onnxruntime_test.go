@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/compute"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // The fetch script of an environment onnx deployment: the sealed bundle
@@ -32,10 +34,10 @@ func TestFetchScript_ONNXRuntime(t *testing.T) {
 	sumOf := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 	bundleFor := func(sum string) []byte {
 		sealed, err := SealBundle(keys, tarGz(t, map[string]string{
-			"live.json.in":       `{"listen":"` + ListenPlaceholder + `","onnxruntime_lib":"` + HomePlaceholder + "/" + ONNXRuntimePath + `","python":"/usr/bin/python3"}`,
-			"requirements.txt":   "",
-			ONNXRuntimeSumFile:   sum + "\n",
-			"code/aai_onnx.json": `{"model":"m.onnx"}`,
+			"live.json.in":                  `{"listen":"` + bundlelayout.ListenPlaceholder + `","onnxruntime_lib":"` + bundlelayout.HomePlaceholder + "/" + bundlelayout.ONNXRuntimePath + `","python":"/usr/bin/python3"}`,
+			"requirements.txt":              "",
+			bundlelayout.ONNXRuntimeSumFile: sum + "\n",
+			"code/aai_onnx.json":            `{"model":"m.onnx"}`,
 		}))
 		require.NoError(t, err)
 		return sealed
@@ -78,7 +80,7 @@ func TestFetchScript_ONNXRuntime(t *testing.T) {
 		cmd.Env = append(os.Environ(), "ALGOCLOUD_HOME="+home, "ALGOCLOUD_LISTEN=127.0.0.1:8443")
 		return cmd.CombinedOutput()
 	}
-	libPath := filepath.Join(home, ONNXRuntimePath)
+	libPath := filepath.Join(home, bundlelayout.ONNXRuntimePath)
 
 	out, err := run()
 	require.NoError(t, err, string(out))

@@ -10,13 +10,15 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/sandbox"
+
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // userDataTemplate installs Python and the inference server and runs it
 // under systemd. The unit runs fetch.sh before every start: it fetches the
 // binary and the deployment's bundle (live.json.in, code, requirements,
 // certificate and key), opens the bundle (encrypted: see SealBundle), fetches
-// the ONNX Runtime library the bundle names (ONNXRuntimeSumFile, checking its
+// the ONNX Runtime library the bundle names (bundlelayout.ONNXRuntimeSumFile, checking its
 // SHA-256), makes the venv and installs the requirements when live.json runs
 // Python from it (through algocloud-infer install: in the config's sandbox,
 // as an unprivileged uid, in a transient unit of its own under systemd), so
@@ -201,12 +203,6 @@ systemctl enable --now algocloud-cert.timer
 # Serving on port {{.Port}}.
 `))
 
-// Placeholders in a bundle's live.json.in that fetch.sh fills in.
-const (
-	HomePlaceholder   = "@ALGOCLOUD_HOME@"
-	ListenPlaceholder = "@ALGOCLOUD_LISTEN@"
-)
-
 // DefaultUserData is the cloud-init script of a deployment's instance: it
 // installs Debian's Python with numpy and Pillow, then runs algocloud-infer
 // under systemd, fetching before every start artifacts/algocloud-infer and
@@ -243,8 +239,8 @@ func userData(s compute.ServerSpec, artifactsURL string, port int, keys *BundleK
 		"Artifacts":        shellQuote(strings.TrimRight(artifactsURL, "/")),
 		"Port":             port,
 		"Encrypted":        keys != nil,
-		"ONNXSumFile":      ONNXRuntimeSumFile,
-		"ONNXPath":         ONNXRuntimePath,
+		"ONNXSumFile":      bundlelayout.ONNXRuntimeSumFile,
+		"ONNXPath":         bundlelayout.ONNXRuntimePath,
 		"CertPickupMarker": CertPickupMarker,
 	}
 	if keys != nil {

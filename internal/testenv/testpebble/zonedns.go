@@ -12,6 +12,8 @@ import (
 	miekg "github.com/miekg/dns"
 
 	"github.com/algocloud/algocloud/activities/dns"
+
+	"github.com/algocloud/algocloud/activities/dns/route53"
 )
 
 // ZoneDNS is an authoritative DNS server for one Route53 zone that answers
@@ -25,7 +27,7 @@ type ZoneDNS struct {
 	// Addr is host:port, the same port for UDP and TCP.
 	Addr string
 
-	r53     *dns.Route53
+	r53     *route53.Route53
 	zone    string // FQDN, lower case
 	mu      sync.Mutex
 	answers []Query // questions answered with at least one record
@@ -45,7 +47,7 @@ type Query struct {
 }
 
 // StartZoneDNS serves r53's zone until the test ends.
-func StartZoneDNS(t testing.TB, r53 *dns.Route53) *ZoneDNS {
+func StartZoneDNS(t testing.TB, r53 *route53.Route53) *ZoneDNS {
 	t.Helper()
 	z := &ZoneDNS{r53: r53, zone: strings.ToLower(r53.Zone()) + "."}
 	for attempt := 0; ; attempt++ {

@@ -1,4 +1,4 @@
-package dns
+package route53
 
 import (
 	"bytes"

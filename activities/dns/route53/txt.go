@@ -1,4 +1,4 @@
-package dns
+package route53
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+
+	"github.com/algocloud/algocloud/activities/dns"
 )
 
 // TXTTTL is the TTL of TXT records: short, since ACME challenge records
@@ -74,7 +76,7 @@ func (r *Route53) DeleteTXT(ctx context.Context, name, value string) error {
 }
 
 // TXT returns the values of name's TXT record set, unquoted, as Route53
-// holds them. A name without one wraps ErrNotFound.
+// holds them. A name without one wraps dns.ErrNotFound.
 func (r *Route53) TXT(ctx context.Context, name string) ([]string, error) {
 	n, err := r.inZone(name)
 	if err != nil {
@@ -85,7 +87,7 @@ func (r *Route53) TXT(ctx context.Context, name string) ([]string, error) {
 		return nil, fmt.Errorf("TXT %s: %w", name, err)
 	}
 	if set == nil || len(set.ResourceRecords) == 0 {
-		return nil, fmt.Errorf("TXT %s: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("TXT %s: %w", name, dns.ErrNotFound)
 	}
 	values := make([]string, 0, len(set.ResourceRecords))
 	for _, rr := range set.ResourceRecords {
@@ -98,11 +100,11 @@ func (r *Route53) TXT(ctx context.Context, name string) ([]string, error) {
 // which is all quoteTXT knows how to write.
 func checkTXT(value string) error {
 	if len(value) > 255 {
-		return &PermanentError{Err: fmt.Errorf("TXT value of %d bytes is longer than 255", len(value))}
+		return &dns.PermanentError{Err: fmt.Errorf("TXT value of %d bytes is longer than 255", len(value))}
 	}
 	for i := 0; i < len(value); i++ {
 		if value[i] < 0x20 || value[i] > 0x7e {
-			return &PermanentError{Err: fmt.Errorf("TXT value has a byte 0x%02x outside printable ASCII", value[i])}
+			return &dns.PermanentError{Err: fmt.Errorf("TXT value has a byte 0x%02x outside printable ASCII", value[i])}
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package dns
+package route53
 
 import (
 	"testing"
@@ -6,6 +6,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
+
+	"github.com/algocloud/algocloud/activities/dns"
 )
 
 func TestTXT(t *testing.T) {
@@ -17,7 +19,7 @@ func TestTXT(t *testing.T) {
 	name := "_acme-challenge.seg." + zone
 
 	_, err = r.TXT(ctx, name)
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, dns.ErrNotFound)
 
 	// Two challenges share one name (seg and *.seg): both values stay.
 	require.NoError(t, r.SetTXT(ctx, name, "value-one"))
@@ -36,7 +38,7 @@ func TestTXT(t *testing.T) {
 	require.NoError(t, r.DeleteTXT(ctx, name, "value-one"))
 	require.NoError(t, r.DeleteTXT(ctx, name, "value-two"))
 	_, err = r.TXT(ctx, name)
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, dns.ErrNotFound)
 	require.NoError(t, r.DeleteTXT(ctx, name, "value-two"))
 	require.NoError(t, r.DeleteTXT(ctx, "never."+zone, "x"))
 

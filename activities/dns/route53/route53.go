@@ -1,4 +1,4 @@
-// Package dns keeps a deployment's DNS names in Amazon Route53
+// Package route53 keeps a deployment's DNS names in Amazon Route53
 // (github.com/aws/aws-sdk-go-v2/service/route53): the address record that
 // points <api-name>.<domain> at its server, and the TXT records an ACME
 // DNS-01 challenge needs.
@@ -12,10 +12,10 @@
 // compensation that runs twice is harmless.
 //
 // Errors are told apart by the Route53 API error code (smithy.APIError),
-// never by message text: ErrZoneNotFound, ErrNotFound and *PermanentError
+// never by message text: dns.ErrZoneNotFound, dns.ErrNotFound and *dns.PermanentError
 // are what callers branch on; anything else (throttling, 5xx, network) is
 // retryable and has already been retried by the SDK.
-package dns
+package route53
 
 import (
 	"context"
@@ -30,6 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+
+	"github.com/algocloud/algocloud/activities/dns"
 )
 
 // Defaults for Options.
@@ -79,7 +81,7 @@ type Route53 struct {
 
 // NewRoute53 loads the AWS configuration and finds the hosted zone: by
 // opts.ZoneID (checked with GetHostedZone) or by opts.Domain. A zone that
-// does not exist is a *PermanentError wrapping ErrZoneNotFound.
+// does not exist is a *dns.PermanentError wrapping dns.ErrZoneNotFound.
 func NewRoute53(ctx context.Context, opts Options) (*Route53, error) {
 	if opts.ZoneID == "" && opts.Domain == "" {
 		return nil, errors.New("route53: need a zone ID or a domain")
@@ -169,13 +171,13 @@ func (r *Route53) findZone(ctx context.Context, domain string) error {
 	}
 	switch len(pick) {
 	case 0:
-		return &PermanentError{Err: fmt.Errorf("find hosted zone %s: %w", domain, ErrZoneNotFound)}
+		return &dns.PermanentError{Err: fmt.Errorf("find hosted zone %s: %w", domain, dns.ErrZoneNotFound)}
 	case 1:
 		r.zoneID = strings.TrimPrefix(aws.ToString(pick[0].Id), "/hostedzone/")
 		r.zone = want
 		return nil
 	default:
-		return &PermanentError{Err: fmt.Errorf("find hosted zone %s: %d zones have this name; set the zone ID", domain, len(pick))}
+		return &dns.PermanentError{Err: fmt.Errorf("find hosted zone %s: %d zones have this name; set the zone ID", domain, len(pick))}
 	}
 }
 
@@ -185,7 +187,7 @@ func (r *Route53) findZone(ctx context.Context, domain string) error {
 func (r *Route53) Upsert(ctx context.Context, name, ip string, ttl time.Duration) error {
 	addr := net.ParseIP(ip)
 	if addr == nil {
-		return &PermanentError{Err: fmt.Errorf("upsert %s: %q is not an IP address", name, ip)}
+		return &dns.PermanentError{Err: fmt.Errorf("upsert %s: %q is not an IP address", name, ip)}
 	}
 	rrType := types.RRTypeA
 	if addr.To4() == nil {
@@ -212,7 +214,7 @@ func (r *Route53) Upsert(ctx context.Context, name, ip string, ttl time.Duration
 }
 
 // Lookup returns the address name points at (its A record, else its AAAA
-// record), as Route53 holds it. A name without one wraps ErrNotFound.
+// record), as Route53 holds it. A name without one wraps dns.ErrNotFound.
 func (r *Route53) Lookup(ctx context.Context, name string) (string, error) {
 	n, err := r.inZone(name)
 	if err != nil {
@@ -227,7 +229,7 @@ func (r *Route53) Lookup(ctx context.Context, name string) (string, error) {
 			return aws.ToString(set.ResourceRecords[0].Value), nil
 		}
 	}
-	return "", fmt.Errorf("lookup %s: %w", name, ErrNotFound)
+	return "", fmt.Errorf("lookup %s: %w", name, dns.ErrNotFound)
 }
 
 // Delete removes name's address records (A and AAAA) and waits until the
@@ -309,7 +311,7 @@ func (r *Route53) update(ctx context.Context, op, name string, t types.RRType, e
 		}
 		lastErr = err
 	}
-	return &PermanentError{Err: fmt.Errorf("%s: the record kept changing under us: %w", op, lastErr)}
+	return &dns.PermanentError{Err: fmt.Errorf("%s: the record kept changing under us: %w", op, lastErr)}
 }
 
 // change submits changes as one batch and waits until it is INSYNC.
@@ -352,3 +354,5 @@ func (r *Route53) waitInSync(ctx context.Context, info *types.ChangeInfo) error 
 		}
 	}
 }
+
+var _ dns.RecordStore = (*Route53)(nil)

@@ -1,4 +1,4 @@
-package dns
+package route53
 
 import (
 	"context"
@@ -6,26 +6,9 @@ import (
 	"fmt"
 
 	"github.com/aws/smithy-go"
+
+	"github.com/algocloud/algocloud/activities/dns"
 )
-
-// Errors callers branch on with errors.Is.
-var (
-	// ErrNotFound: the name has no record of the asked type.
-	ErrNotFound = errors.New("no such record")
-	// ErrZoneNotFound: the hosted zone does not exist (or the credentials
-	// may not see it). Always inside a *PermanentError.
-	ErrZoneNotFound = errors.New("no such hosted zone")
-	// ErrOutsideZone: the name does not lie in the hosted zone. Always
-	// inside a *PermanentError.
-	ErrOutsideZone = errors.New("name outside the hosted zone")
-)
-
-// PermanentError marks a failure that retrying cannot fix: a missing zone, a
-// name outside it, a value Route53 refuses, credentials that may not do this.
-type PermanentError struct{ Err error }
-
-func (e *PermanentError) Error() string { return e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Route53 error codes this package branches on: the API error's code
 // (smithy.APIError.ErrorCode), never its message.
@@ -69,7 +52,7 @@ func isConflict(err error) bool {
 }
 
 // classify wraps err from operation op: a missing zone is permanent and
-// wraps ErrZoneNotFound, a refusal in permanentCodes is a *PermanentError
+// wraps dns.ErrZoneNotFound, a refusal in permanentCodes is a *dns.PermanentError
 // with a clear reason, everything else stays retryable.
 func classify(op string, err error) error {
 	if err == nil {
@@ -80,10 +63,10 @@ func classify(op string, err error) error {
 	}
 	code := apiCode(err)
 	if code == codeNoSuchHostedZone {
-		return &PermanentError{Err: fmt.Errorf("%s: %w (%w)", op, ErrZoneNotFound, err)}
+		return &dns.PermanentError{Err: fmt.Errorf("%s: %w (%w)", op, dns.ErrZoneNotFound, err)}
 	}
 	if why, ok := permanentCodes[code]; ok {
-		return &PermanentError{Err: fmt.Errorf("%s: %s: %w", op, why, err)}
+		return &dns.PermanentError{Err: fmt.Errorf("%s: %s: %w", op, why, err)}
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

@@ -1,4 +1,9 @@
-package activities
+// Package actdef is what the workflows and the API know of the activities:
+// their names, their inputs' and results' types, and the error types of
+// their failures. It is small and links no provider (no AWS SDK, lego or
+// ONNX Runtime): the activities themselves (package activities) are linked
+// by the worker only. docs/architecture.md, Layering.
+package actdef
 
 import (
 	"time"
@@ -51,7 +56,7 @@ type CodeSource struct {
 	GitURL string `json:"git_url,omitempty"`
 	Ref    string `json:"ref,omitempty"`
 	// Credentials is the blob key of the Git credentials the API sealed
-	// (CredentialsPrefix/<deployment>/<random>; see SealGitCredentials):
+	// (source.CredentialsPrefix/<deployment>/<random>; see source.SealGitCredentials):
 	// an opaque reference, so the secret never enters the workflow's
 	// history. Empty for a public repository.
 	Credentials string         `json:"credentials,omitempty"`

@@ -1,4 +1,6 @@
-package blobs
+// Package s3store is the blobs.Store in an S3 bucket. It is its own package so
+// that what needs only the blobs.Store interface (the API) does not link the AWS SDK.
+package s3store
 
 import (
 	"context"
@@ -13,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/algocloud/algocloud/internal/blobs"
 )
 
 // S3Options configures an S3 store.
@@ -30,7 +34,7 @@ type S3Options struct {
 	Credentials aws.CredentialsProvider
 }
 
-// S3 is a Store in an S3 bucket: the key a/b is the object Prefix/a/b,
+// S3 is a blobs.Store in an S3 bucket: the key a/b is the object Prefix/a/b,
 // written private (no ACL grants) and server-side encrypted.
 type S3 struct {
 	client *s3.Client
@@ -47,7 +51,7 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	if o.Prefix == "" {
 		o.Prefix = "algocloud-blobs"
 	}
-	if err := CheckKey(o.Prefix); err != nil {
+	if err := blobs.CheckKey(o.Prefix); err != nil {
 		return nil, fmt.Errorf("blob store prefix: %w", err)
 	}
 	if o.Region == "" {
@@ -86,7 +90,7 @@ func (s *S3) CreateBucket(ctx context.Context) error {
 }
 
 func (s *S3) object(key string) (string, error) {
-	if err := CheckKey(key); err != nil {
+	if err := blobs.CheckKey(key); err != nil {
 		return "", err
 	}
 	return s.opts.Prefix + "/" + key, nil
@@ -107,7 +111,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) error
 		}
 		defer os.Remove(f.Name())
 		defer f.Close()
-		n, err := io.Copy(f, readerCtx{ctx, r})
+		n, err := io.Copy(f, blobs.ReaderWithContext(ctx, r))
 		if err == nil && size >= 0 && n != size {
 			err = fmt.Errorf("got %d bytes, want %d", n, size)
 		}
@@ -138,7 +142,7 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.opts.Bucket), Key: aws.String(obj)})
 	if err != nil {
 		if notFound(err) {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, key)
+			return nil, fmt.Errorf("%w: %s", blobs.ErrNotFound, key)
 		}
 		return nil, fmt.Errorf("get blob %s: %w", key, err)
 	}
@@ -208,3 +212,5 @@ func notFound(err error) bool {
 	return errors.As(err, &nsk) || errors.As(err, &nf) ||
 		(errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NotFound"))
 }
+
+var _ blobs.Store = (*S3)(nil)

@@ -1,4 +1,4 @@
-package dns
+package route53
 
 import (
 	"context"
@@ -11,12 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
+
+	"github.com/algocloud/algocloud/activities/dns"
 )
 
 func requirePermanent(t *testing.T, err error, target error) {
 	t.Helper()
-	var pe *PermanentError
-	require.True(t, errors.As(err, &pe), "want *PermanentError, got %v", err)
+	var pe *dns.PermanentError
+	require.True(t, errors.As(err, &pe), "want *dns.PermanentError, got %v", err)
 	if target != nil {
 		require.ErrorIs(t, err, target)
 	}
@@ -52,11 +54,11 @@ func TestUpsertLookupDelete(t *testing.T) {
 
 	// A name next to another is not found through it.
 	_, err = r.Lookup(ctx, "se."+zone)
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, dns.ErrNotFound)
 
 	require.NoError(t, r.Delete(ctx, api))
 	_, err = r.Lookup(ctx, api)
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, dns.ErrNotFound)
 	// The other record is untouched.
 	ip, err = r.Lookup(ctx, v6)
 	require.NoError(t, err)
@@ -67,7 +69,7 @@ func TestUpsertLookupDelete(t *testing.T) {
 	require.NoError(t, r.Delete(ctx, "never."+zone))
 	require.NoError(t, r.Delete(ctx, v6))
 	_, err = r.Lookup(ctx, v6)
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, dns.ErrNotFound)
 }
 
 func TestZoneByID(t *testing.T) {
@@ -124,10 +126,10 @@ func TestErrors(t *testing.T) {
 	ctx := ctxFor(t)
 
 	_, err := open(t, moto.Endpoint, func(o *Options) { o.Domain = "absent-zone.test" })
-	requirePermanent(t, err, ErrZoneNotFound)
+	requirePermanent(t, err, dns.ErrZoneNotFound)
 
 	_, err = open(t, moto.Endpoint, func(o *Options) { o.ZoneID = "ZNOSUCHZONE123" })
-	requirePermanent(t, err, ErrZoneNotFound)
+	requirePermanent(t, err, dns.ErrZoneNotFound)
 	require.Equal(t, codeNoSuchHostedZone, apiCode(err), "mapped from the API error code")
 
 	_, err = open(t, moto.Endpoint, func(*Options) {})
@@ -137,12 +139,12 @@ func TestErrors(t *testing.T) {
 	r, err := open(t, moto.Endpoint, func(o *Options) { o.Domain = zone })
 	require.NoError(t, err)
 
-	requirePermanent(t, r.Upsert(ctx, "seg.other.test", "192.0.2.1", 0), ErrOutsideZone)
-	requirePermanent(t, r.Upsert(ctx, "x"+zone, "192.0.2.1", 0), ErrOutsideZone)
-	requirePermanent(t, r.Delete(ctx, "seg.other.test"), ErrOutsideZone)
-	requirePermanent(t, r.SetTXT(ctx, "seg.other.test", "v"), ErrOutsideZone)
+	requirePermanent(t, r.Upsert(ctx, "seg.other.test", "192.0.2.1", 0), dns.ErrOutsideZone)
+	requirePermanent(t, r.Upsert(ctx, "x"+zone, "192.0.2.1", 0), dns.ErrOutsideZone)
+	requirePermanent(t, r.Delete(ctx, "seg.other.test"), dns.ErrOutsideZone)
+	requirePermanent(t, r.SetTXT(ctx, "seg.other.test", "v"), dns.ErrOutsideZone)
 	_, err = r.Lookup(ctx, "seg.other.test")
-	requirePermanent(t, err, ErrOutsideZone)
+	requirePermanent(t, err, dns.ErrOutsideZone)
 	requirePermanent(t, r.Upsert(ctx, "seg."+zone, "not-an-ip", 0), nil)
 	requirePermanent(t, r.SetTXT(ctx, "t."+zone, "caf\xc3\xa9"), nil)
 
@@ -154,7 +156,7 @@ func TestErrors(t *testing.T) {
 	// The zone deleted under a live client.
 	_, err = rawClient(moto.Endpoint).DeleteHostedZone(ctx, &route53.DeleteHostedZoneInput{Id: &r.zoneID})
 	require.NoError(t, err)
-	requirePermanent(t, r.Upsert(ctx, "seg."+zone, "192.0.2.1", 0), ErrZoneNotFound)
+	requirePermanent(t, r.Upsert(ctx, "seg."+zone, "192.0.2.1", 0), dns.ErrZoneNotFound)
 }
 
 func TestClassify(t *testing.T) {
@@ -166,7 +168,7 @@ func TestClassify(t *testing.T) {
 		permanent bool
 		target    error
 	}{
-		{"NoSuchHostedZone", true, ErrZoneNotFound},
+		{"NoSuchHostedZone", true, dns.ErrZoneNotFound},
 		{"InvalidChangeBatch", true, nil},
 		{"InvalidInput", true, nil},
 		{"AccessDenied", true, nil},
@@ -177,7 +179,7 @@ func TestClassify(t *testing.T) {
 	} {
 		t.Run(tc.code, func(t *testing.T) {
 			err := classify("op", api(tc.code))
-			var pe *PermanentError
+			var pe *dns.PermanentError
 			require.Equal(t, tc.permanent, errors.As(err, &pe), "%v", err)
 			if tc.target != nil {
 				require.ErrorIs(t, err, tc.target)
@@ -187,6 +189,6 @@ func TestClassify(t *testing.T) {
 	}
 	err := classify("op", context.Canceled)
 	require.ErrorIs(t, err, context.Canceled)
-	var pe *PermanentError
+	var pe *dns.PermanentError
 	require.False(t, errors.As(err, &pe))
 }

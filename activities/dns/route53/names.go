@@ -1,4 +1,4 @@
-package dns
+package route53
 
 import (
 	"errors"
@@ -8,16 +8,18 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
+
+	"github.com/algocloud/algocloud/activities/dns"
 )
 
 // inZone normalises name to a lower-case FQDN and checks it lies in the zone.
 func (r *Route53) inZone(name string) (string, error) {
 	n := fqdn(name)
 	if n == "." || n == ".." {
-		return "", &PermanentError{Err: errors.New("empty name")}
+		return "", &dns.PermanentError{Err: errors.New("empty name")}
 	}
 	if n != r.zone && !strings.HasSuffix(n, "."+r.zone) {
-		return "", &PermanentError{Err: fmt.Errorf("%w: %s is not in zone %s", ErrOutsideZone, strings.TrimSuffix(n, "."), r.Zone())}
+		return "", &dns.PermanentError{Err: fmt.Errorf("%w: %s is not in zone %s", dns.ErrOutsideZone, strings.TrimSuffix(n, "."), r.Zone())}
 	}
 	return n, nil
 }
