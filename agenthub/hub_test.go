@@ -84,13 +84,14 @@ func TestRunOnServerHappyPath(t *testing.T) {
 	require.Equal(t, store.AgentDone, c.State)
 	require.NotEmpty(t, c.TaskToken)
 
-	// A command the agent answers as failed fails the activity, not retried.
-	e.agent("srv-a", cred, t.TempDir(), map[string]link.Handler{
+	// A command the agent answers as failed fails the activity, not retried
+	// (another server: srv-a's agent would answer "no handler for fail").
+	e.agent("srv-f", e.mint("srv-f"), t.TempDir(), map[string]link.Handler{
 		"fail": link.HandlerFunc(func(context.Context, protocol.Command, func(...string)) (json.RawMessage, error) {
 			return nil, errors.New("pip: no matching distribution for nopkg")
 		}),
 	})
-	_, err = e.result(e.start(agenthub.Cmd{Server: "srv-a", ID: "cmd-fail", Kind: "fail"}))
+	_, err = e.result(e.start(agenthub.Cmd{Server: "srv-f", ID: "cmd-fail", Kind: "fail"}))
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, err, &appErr)
 	require.Equal(t, agenthub.ErrTypeCommandFailed, appErr.Type())
