@@ -98,7 +98,7 @@ func TestAgentChannelSplitOnPostgres(t *testing.T) {
 	t.Setenv("ALGOCLOUD_ENCRYPTION_KEY", keyHex)
 	key, err := hex.DecodeString(keyHex)
 	require.NoError(t, err)
-	srv, err := temporaldev.Start(temporaldev.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := temporaldev.Start(temporaldev.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SearchAttributes: workflows.SearchAttributeTypes()})
 	require.NoError(t, err)
 	defer srv.Stop()
 	dsn := testpg.Start(t)
