@@ -21,6 +21,7 @@ import (
 	"github.com/algocloud/algocloud/activities/certs"
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/local"
+	"github.com/algocloud/algocloud/predictions/call"
 	"github.com/algocloud/algocloud/spec"
 
 	"github.com/algocloud/algocloud/activities/actdef"
@@ -48,6 +49,9 @@ func (a *Activities) remoteConfig(in actdef.ServiceInput) ([]byte, error) {
 		return nil, err
 	}
 	cfg.Listen = bundleListen
+	// The platform's async predictions call with a token derived from the
+	// credentials key, which never leaves the worker: only its hash travels.
+	cfg.PlatformTokenSHA256 = call.PlatformTokenSHA256(a.CredentialsKey, in.DeploymentID)
 	cfg.CertFile = bundleHome + "/bundle/tls/cert.pem"
 	cfg.KeyFile = bundleHome + "/bundle/tls/key.pem"
 	cfg.CodeDir = bundleHome + "/bundle/code"

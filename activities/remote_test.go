@@ -27,6 +27,7 @@ import (
 	dnsroute53 "github.com/algocloud/algocloud/activities/dns/route53"
 	"github.com/algocloud/algocloud/internal/sealed"
 	"github.com/algocloud/algocloud/internal/testenv/testmoto"
+	"github.com/algocloud/algocloud/predictions/call"
 	"github.com/algocloud/algocloud/spec"
 
 	"github.com/algocloud/algocloud/activities/actdef"
@@ -63,7 +64,8 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 	require.NoError(t, err)
 	encKey, err := sealed.NewEncryptionKey()
 	require.NoError(t, err)
-	a := &Activities{CA: ca, Domain: "algocloud.test", Bundles: nopBundles{}, KeyEncryptionKey: encKey, PredictTimeout: time.Second}
+	a := &Activities{CA: ca, Domain: "algocloud.test", Bundles: nopBundles{}, KeyEncryptionKey: encKey, PredictTimeout: time.Second,
+		CredentialsKey: bytes.Repeat([]byte{7}, 32)}
 	srv := compute.Server{Provider: "ec2", ID: "i-0123456789abcdef0", Host: "203.0.113.7", Port: 443, Workdir: filepath.Join(dir, "ec2", "dep-1")}
 	cert, err := a.IssueCertificate(context.Background(), actdef.CertInput{DeploymentID: "dep-1", APIName: "seg", Server: srv})
 	require.NoError(t, err)
@@ -106,6 +108,8 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 	var cfg map[string]any
 	require.NoError(t, json.Unmarshal([]byte(files["live.json.in"]), &cfg))
 	require.Equal(t, bundlelayout.ListenPlaceholder, cfg["listen"])
+	require.Equal(t, call.PlatformTokenSHA256(a.CredentialsKey, "dep-1"), cfg["platform_token_sha256"],
+		"the platform caller's hash travels in the bundle, the token and key do not")
 	require.Equal(t, bundlelayout.HomePlaceholder+"/bundle/code", cfg["code_dir"])
 	require.Equal(t, bundlelayout.HomePlaceholder+"/venv/bin/python", cfg["python"])
 	certBlock, _ := pem.Decode([]byte(files["tls/cert.pem"]))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/inference"
+	"github.com/algocloud/algocloud/predictions/call"
 
 	"github.com/algocloud/algocloud/activities/actdef"
 )
@@ -87,6 +88,7 @@ func (a *Activities) StartService(ctx context.Context, in actdef.ServiceInput) (
 		return actdef.ServiceInfo{}, err
 	}
 	cfg.TokenSHA256, cfg.TokenFile = "", filepath.Join(in.Server.Workdir, liveTokenFile)
+	cfg.PlatformTokenSHA256 = call.PlatformTokenSHA256(a.CredentialsKey, in.DeploymentID)
 	if b, err := hex.DecodeString(in.TokenSHA256); err != nil || len(b) != sha256.Size {
 		return actdef.ServiceInfo{}, nonRetryable(actdef.BadInputErrorType, errors.New("the endpoint token hash is not 64 hex digits"))
 	}

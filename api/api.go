@@ -19,6 +19,8 @@ import (
 
 	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/netpolicy"
+	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
 )
@@ -100,6 +102,22 @@ type Config struct {
 	// under /api/agent/v1 to server credentials only; nil answers those
 	// routes 404.
 	Agents AgentHub
+	// Webhooks keeps sealed webhook secrets and delivery attempts; nil
+	// refuses webhook secrets (503 credentials_unavailable).
+	Webhooks WebhookStore
+	// WebhookPolicy is the URL policy webhook URLs pass when a prediction or
+	// batch is created (the worker checks it again at dial time); the zero
+	// Policy allows public addresses only.
+	WebhookPolicy netpolicy.Policy
+	// Predictions runs async predictions (/api/v1/endpoints/...); nil
+	// answers them 503 predictions_unavailable.
+	Predictions Predictions
+	// MaxPredictionInput bounds one prediction's input; 0 means
+	// predictions.DefaultMaxInputBytes.
+	MaxPredictionInput int64
+	// PredictionURLPolicy is what image URL inputs must pass at create (the
+	// endpoints' own policy, which checks again when they fetch).
+	PredictionURLPolicy netpolicy.Policy
 }
 
 // server holds the handlers' dependencies.
@@ -117,6 +135,13 @@ type server struct {
 	unsandboxed bool
 	// agents serves /api/agent/v1 (Config.Agents).
 	agents AgentHub
+	// webhooks and webhookPolicy: Config.Webhooks and Config.WebhookPolicy.
+	webhooks      WebhookStore
+	webhookPolicy netpolicy.Policy
+	// preds, maxPredictionInput, urlPolicy: async predictions (predictions.go).
+	preds              Predictions
+	maxPredictionInput int64
+	urlPolicy          netpolicy.Policy
 
 	// endpointCA is true when clients verify endpoints with caPEM (a local
 	// CA signs their certificates), false when they use the system's roots.
@@ -139,7 +164,10 @@ func newEngine(cfg Config) *gin.Engine {
 	s := &server{
 		store: cfg.Store, wf: cfg.Workflows, caPEM: cfg.CARootPEM, skeleton: cfg.Skeleton,
 		log: cfg.Logger, maxUpload: cfg.MaxUploadBytes, web: cfg.Web, blobs: cfg.Blobs,
-		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed, agents: cfg.Agents,
+		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed,
+		webhooks: cfg.Webhooks, webhookPolicy: cfg.WebhookPolicy,
+		preds: cfg.Predictions, maxPredictionInput: cfg.MaxPredictionInput, urlPolicy: cfg.PredictionURLPolicy,
+		agents:  cfg.Agents,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -148,6 +176,9 @@ func newEngine(cfg Config) *gin.Engine {
 	}
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUploadBytes
+	}
+	if s.maxPredictionInput <= 0 {
+		s.maxPredictionInput = predictions.DefaultMaxInputBytes
 	}
 	return s.routes()
 }
@@ -180,6 +211,7 @@ func (s *server) routes() *gin.Engine {
 	d.PUT("/spec", s.updateSpec)
 	d.POST("/steps/:step", s.runStep)
 	d.POST("/token", s.rotateToken)
+	d.POST("/webhook_secret", s.createWebhookSecret)
 	d.GET("/events", s.listEvents)
 	d.GET("/events/stream", s.streamEvents)
 	d.GET("/test/output", s.testOutput)
@@ -187,6 +219,16 @@ func (s *server) routes() *gin.Engine {
 	d.GET("/code/file", s.getCodeFile)
 	d.GET("/clients", s.listClients)
 	d.GET("/clients/:name", s.getClient)
+
+	// An endpoint's own routes take its token (ep_...) or its owner's.
+	ep := e.Group("/api/v1/endpoints/:api_name", s.authenticateEndpoint)
+	ep.POST("/predictions", s.createPrediction)
+	ep.GET("/predictions", s.listPredictions)
+	ep.GET("/predictions/:id", s.getPrediction)
+	ep.GET("/predictions/:id/output", s.predictionOutput)
+	ep.POST("/predictions/:id/cancel", s.cancelPrediction)
+	ep.GET("/predictions/:id/webhooks", s.listWebhookAttempts)
+
 	s.agentRoutes(e)
 	return e
 }

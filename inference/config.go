@@ -29,6 +29,11 @@ type Config struct {
 	// TokenSHA256 is ignored): the server re-reads it when it changes, so a
 	// rotated token takes effect at once, without a restart (token.go).
 	TokenFile string `json:"token_file,omitempty"`
+	// PlatformTokenSHA256 is the hex SHA-256 of the platform caller token
+	// (predictions/call.PlatformToken) that the platform's async predictions
+	// and batches call with. Accepted beside the user's token and untouched
+	// by its rotation; empty accepts no platform caller.
+	PlatformTokenSHA256 string `json:"platform_token_sha256,omitempty"`
 	// Environment is what serves predict: "python" (default: Python workers
 	// running aai_main.py) or "onnx" (CodeDir/aai_onnx.json's model, run in
 	// process with ONNX Runtime; docs/onnx.md).

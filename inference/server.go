@@ -37,9 +37,11 @@ type Server struct {
 	metrics   *metrics
 	admission *admission
 	token     *tokenHash // token.go
-	handler   http.Handler
-	certs     *certReloader // nil without TLS (tls.go)
-	box       *sandbox.Launcher
+	// platformToken is Config.PlatformTokenSHA256 decoded; nil when unset.
+	platformToken []byte
+	handler       http.Handler
+	certs         *certReloader // nil without TLS (tls.go)
+	box           *sandbox.Launcher
 }
 
 // NewServer checks cfg and builds a server; nothing starts until Serve or Run.
@@ -52,6 +54,12 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	token, err := newTokenHash(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	var platformToken []byte
+	if cfg.PlatformTokenSHA256 != "" {
+		if platformToken, err = parseTokenHash(cfg.PlatformTokenSHA256); err != nil {
+			return nil, errors.New("inference config: platform_token_sha256 must be 64 hex digits (the SHA-256 of the platform caller token)")
+		}
 	}
 	if !spec.SupportedPairs[spec.Pair{In: cfg.Input, Out: cfg.Output}] {
 		return nil, fmt.Errorf("inference config: API type %s is not served", spec.Pair{In: cfg.Input, Out: cfg.Output})
@@ -85,7 +93,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inference config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, token: token, metrics: newMetrics(),
+	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, token: token, platformToken: platformToken, metrics: newMetrics(),
 		admission: newAdmission(cfg)}
 	if cfg.CertFile != "" {
 		s.certs = newCertReloader(cfg.CertFile, cfg.KeyFile, s.log)
@@ -407,14 +415,17 @@ func cors(w http.ResponseWriter, r *http.Request, method string) bool {
 }
 
 // authorized compares the bearer token's SHA-256 with the configured one
-// (token.go: it follows Config.TokenFile) in constant time.
+// (token.go: it follows Config.TokenFile) and with the platform caller's
+// (Config.PlatformTokenSHA256), each in constant time.
 func (s *Server) authorized(r *http.Request) bool {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(sum[:], s.token.current()) == 1
+	user := subtle.ConstantTimeCompare(sum[:], s.token.current()) == 1
+	platform := s.platformToken != nil && subtle.ConstantTimeCompare(sum[:], s.platformToken) == 1
+	return user || platform
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

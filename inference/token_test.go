@@ -71,3 +71,36 @@ func TestTokenFileChecked(t *testing.T) {
 	require.ErrorContains(t, err, "64 hex digits")
 	require.Error(t, WriteTokenFile(cfg.TokenFile, "abc"))
 }
+
+// TestPlatformTokenAcceptedBesideTheUsersAndSurvivesRotation: the platform
+// caller's token (Config.PlatformTokenSHA256) is accepted beside the user's,
+// keeps working when the user's token rotates, and a malformed hash is a
+// config error.
+func TestPlatformTokenAcceptedBesideTheUsersAndSurvivesRotation(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token.sha256")
+	require.NoError(t, WriteTokenFile(file, tokenSHA("user-token")))
+	ts := startServer(t, codeDir(t, invertAlgorithm), spec.Image, spec.Image, func(c *Config) {
+		c.TokenSHA256, c.TokenFile = "", file
+		c.PlatformTokenSHA256 = tokenSHA("ep_platform_abc")
+	})
+	ts.waitReady(t)
+	body := pngBytes(t, testImage(8, 8, 1))
+	predict := func(token string) int {
+		req, err := http.NewRequest(http.MethodPost, ts.URL+"/predict", strings.NewReader(string(body)))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "image/png")
+		status, _, _ := ts.do(t, req)
+		return status
+	}
+	require.Equal(t, http.StatusOK, predict("user-token"))
+	require.Equal(t, http.StatusOK, predict("ep_platform_abc"))
+	require.Equal(t, http.StatusUnauthorized, predict("ep_platform_abd"))
+	require.NoError(t, WriteTokenFile(file, tokenSHA("rotated")))
+	require.Equal(t, http.StatusUnauthorized, predict("user-token"))
+	require.Equal(t, http.StatusOK, predict("ep_platform_abc"), "a user's rotation leaves the platform caller alone")
+
+	cfg := Config{TokenSHA256: tokenSHA("x"), PlatformTokenSHA256: "nothex", Input: spec.Image, Output: spec.Image, CodeDir: t.TempDir()}
+	_, err := NewServer(cfg, nil)
+	require.ErrorContains(t, err, "platform_token_sha256")
+}

@@ -21,7 +21,7 @@ go mod tidy -diff || fail "go.mod/go.sum are not tidy (the diff above; run go mo
 go vet ./... || fail "go vet"
 "$gobin/staticcheck" ./... || fail "staticcheck"
 # Workflows must stay deterministic (no time.Now, goroutines, map ranging, I/O).
-"$gobin/workflowcheck" ./workflows/... || fail "workflowcheck"
+"$gobin/workflowcheck" ./workflows/... ./predictions/... || fail "workflowcheck"
 shellcheck -x scripts/*.sh .ci/run || fail "shellcheck"
 
 # The README's layout table names every top-level folder and every package

@@ -18,6 +18,8 @@ import (
 
 	"github.com/algocloud/algocloud/activities"
 	"github.com/algocloud/algocloud/agenthub"
+	"github.com/algocloud/algocloud/predictions"
+	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
@@ -114,4 +116,18 @@ func EnsureRenewalSchedule(ctx context.Context, c client.Client, every time.Dura
 		return fmt.Errorf("update certificate renewal schedule: %w", err)
 	}
 	return nil
+}
+
+// RegisterPredictions adds the Prediction workflow and its activities to w
+// (the deployments' task queue: one worker binary serves both).
+func RegisterPredictions(w sdkworker.Worker, acts *predictions.Activities) {
+	w.RegisterWorkflow(predictions.Prediction)
+	w.RegisterActivity(acts)
+}
+
+// RegisterWebhooks adds the webhook delivery workflow and its activities to
+// w (the same task queue: prediction and batch workflows start deliveries
+// as children, which run on their parent's queue).
+func RegisterWebhooks(w sdkworker.Worker, acts *webhook.Activities) {
+	webhook.Register(w, acts)
 }

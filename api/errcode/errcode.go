@@ -30,6 +30,8 @@ const (
 	UnknownField        // unknown_field
 	InvalidField        // invalid_field
 	InvalidMultipart    // invalid_multipart
+	InvalidInput        // invalid_input
+	InvalidHeader       // invalid_header
 	InvalidQuery        // invalid_query
 	InvalidPath         // invalid_path
 	InvalidRequest      // invalid_request
@@ -41,6 +43,7 @@ const (
 	InvalidFileName     // invalid_file_name
 	UnsupportedType     // unsupported_type
 	AgentProtocol       // agent_protocol_version
+	InvalidWebhook      // invalid_webhook
 
 	// Authentication, routing and size (401, 404, 405, 413).
 
@@ -53,6 +56,7 @@ const (
 	NoTestOutput     // no_test_output
 	MethodNotAllowed // method_not_allowed
 	BodyTooLarge     // body_too_large
+	PayloadTooLarge  // payload_too_large
 
 	// The server agents' channel refusing an agent (403, 404, 409).
 
@@ -65,10 +69,15 @@ const (
 
 	APINameTaken // api_name_taken
 	StepRejected // step_rejected
+	NoOutput     // no_output
 	NoCodeToEdit // no_code (409)
 	CodeChanged  // code_changed
 	CodeNotKept  // code_not_kept
 	NoEndpoint   // no_endpoint
+
+	// Too many requests (429).
+
+	TooManyJobs // too_many_jobs
 
 	// The request was understood and ran, and failed (422).
 
@@ -80,6 +89,7 @@ const (
 
 	Internal               // internal
 	TemporalUnavailable    // temporal_unavailable
+	PredictionsUnavailable // predictions_unavailable
 	BlobsUnavailable       // blobs_unavailable
 	UploadsUnavailable     // uploads_unavailable
 	CredentialsUnavailable // credentials_unavailable
@@ -103,6 +113,8 @@ var registry = [numCodes]entry{
 	UnknownField:        {"unknown_field", http.StatusBadRequest, "the body or form has a field the route does not take (fields names it)"},
 	InvalidField:        {"invalid_field", http.StatusBadRequest, "a field has the wrong JSON type, e.g. a string where a number is due (fields names it)"},
 	InvalidMultipart:    {"invalid_multipart", http.StatusBadRequest, "the multipart/form-data body is malformed or has too many parts"},
+	InvalidInput:        {"invalid_input", http.StatusBadRequest, "a prediction's input is missing, not of the endpoint's input type, a malformed data URI, or a URL the URL policy refuses (fields names it)"},
+	InvalidHeader:       {"invalid_header", http.StatusBadRequest, "a header is malformed: Prefer: wait=N outside 1..60, an Idempotency-Key over 255 bytes (fields names it)"},
 	InvalidQuery:        {"invalid_query", http.StatusBadRequest, "a query parameter is missing or out of range (fields names it)"},
 	InvalidPath:         {"invalid_path", http.StatusBadRequest, "?path= is missing or is not a safe relative path of the code folder"},
 	InvalidRequest:      {"invalid_request", http.StatusBadRequest, "an API token's name is missing or over 100 characters (fields names it)"},
@@ -114,6 +126,7 @@ var registry = [numCodes]entry{
 	InvalidFileName:     {"invalid_file_name", http.StatusBadRequest, "a files part has no filename or one that is not a safe relative path"},
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
 	AgentProtocol:       {"agent_protocol_version", http.StatusBadRequest, "a server agent spoke a protocol version (header Algocloud-Agent-Protocol) this platform does not"},
+	InvalidWebhook:      {"invalid_webhook", http.StatusBadRequest, "a webhook URL is malformed, carries credentials, or is refused by the webhook URL policy (loopback, private, metadata addresses; fields names it)"},
 
 	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one (on /api/agent/v1: no server credential, or an unknown or replaced one)"},
 	NotFound:         {"not_found", http.StatusNotFound, "no such route, deployment (another user's too), client or local CA"},
@@ -124,6 +137,7 @@ var registry = [numCodes]entry{
 	NoTestOutput:     {"no_test_output", http.StatusNotFound, "no output of a Test Code run to show, or it is gone"},
 	MethodNotAllowed: {"method_not_allowed", http.StatusMethodNotAllowed, "the route exists but not with this method"},
 	BodyTooLarge:     {"body_too_large", http.StatusRequestEntityTooLarge, "the request body is over the route's limit"},
+	PayloadTooLarge:  {"payload_too_large", http.StatusRequestEntityTooLarge, "a job's input is over a limit: a prediction's input, a batch archive's member, its total or its item count (fields and member name it)"},
 
 	AgentForbidden:       {"agent_forbidden", http.StatusForbidden, "a server agent's credential is for another server than the path's, or the command is another server's"},
 	AgentCommandNotFound: {"agent_command_not_found", http.StatusNotFound, "a server agent named a command the platform never issued (a forged command ID)"},
@@ -132,10 +146,13 @@ var registry = [numCodes]entry{
 
 	APINameTaken: {"api_name_taken", http.StatusConflict, "another live deployment has this api_name"},
 	StepRejected: {"step_rejected", http.StatusConflict, "the workflow refused the step now: out of order, another step running, or the deployment deleted"},
+	NoOutput:     {"no_output", http.StatusConflict, "the prediction has no output to download: not succeeded, or its retention ended (expired says so)"},
 	NoCodeToEdit: {"no_code", http.StatusConflict, "an edit (base_revision) of a deployment that has no code yet: fetch code first"},
 	CodeChanged:  {"code_changed", http.StatusConflict, "an edit's base_revision is no longer the current revision (current_revision says which is)"},
 	CodeNotKept:  {"code_not_kept", http.StatusConflict, "the platform kept no copy of this revision's files (fetched before it did, or gone): fetch again"},
 	NoEndpoint:   {"no_endpoint", http.StatusConflict, "the deployment has no endpoint (not completed yet, or being deleted), so no clients"},
+
+	TooManyJobs: {"too_many_jobs", http.StatusTooManyRequests, "the user has as many predictions or batches queued or running as allowed; Retry-After says when to try again"},
 
 	StepFailed:      {"step_failed", http.StatusUnprocessableEntity, "the step ran and failed (failed_step, the message and its details say why); it can be retried"},
 	TestFailed:      {"test_failed", http.StatusUnprocessableEntity, "Test Code ran the algorithm and it failed (traceback and test say how)"},
@@ -143,6 +160,7 @@ var registry = [numCodes]entry{
 
 	Internal:               {"internal", http.StatusInternalServerError, "a bug in the platform; it has been logged"},
 	TemporalUnavailable:    {"temporal_unavailable", http.StatusServiceUnavailable, "the workflow service did not answer, or a deployment's workflow could not start; try again shortly"},
+	PredictionsUnavailable: {"predictions_unavailable", http.StatusServiceUnavailable, "this server runs no async predictions (no blob store or workflow service)"},
 	BlobsUnavailable:       {"blobs_unavailable", http.StatusServiceUnavailable, "this server has no blob store to read a code revision's files from"},
 	UploadsUnavailable:     {"uploads_unavailable", http.StatusServiceUnavailable, "this server has no blob store for uploads: fetch code from Git instead"},
 	CredentialsUnavailable: {"credentials_unavailable", http.StatusServiceUnavailable, "this server has no blob store or key to keep Git credentials in"},

@@ -38,7 +38,13 @@ type config struct {
 	AllowLocalGit   bool
 	AllowPrivateGit bool
 	AllowPrivateURL bool
-	PredictTimeout  time.Duration
+	// WebhookAllowLoopback: webhook URLs may reach loopback (api and worker).
+	WebhookAllowLoopback bool
+	PredictTimeout       time.Duration
+	// PredictionRetention and MaxRunningPredictions: async predictions.
+	PredictionRetention   time.Duration
+	MaxRunningPredictions int
+	MaxPredictionInput    int64
 	// Sandbox is how author code runs (bwrap or none); SandboxScale
 	// multiplies the instance types' limits.
 	Sandbox        string
@@ -123,6 +129,11 @@ func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
 	c.keyFlags(fs)
 	fs.StringVar(&c.PrevEncryptionKeyFile, "previous-encryption-key-file", env("PREVIOUS_ENCRYPTION_KEY_FILE", ""), "while rotating the key: file holding the previous key, whose payloads still decode; or set ALGOCLOUD_PREVIOUS_ENCRYPTION_KEY")
 	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	// Async predictions: the API checks webhook URLs at create and the
+	// worker at every dial; the API's cancel and the worker's finish both
+	// start the retention.
+	fs.BoolVar(&c.WebhookAllowLoopback, "webhook-allow-loopback", envBool("WEBHOOK_ALLOW_LOOPBACK", false), "let webhook URLs reach loopback addresses (a receiver on this machine, for development); private, link-local and metadata addresses stay refused (api: when a prediction is created; worker: at every dial)")
+	fs.DurationVar(&c.PredictionRetention, "prediction-retention", 24*time.Hour, "how long async predictions' inputs and outputs are kept after they end (then GET says expired)")
 	if o.dev {
 		fs.IntVar(&c.TemporalPort, "temporal-port", 7233, "embedded Temporal frontend port")
 		fs.IntVar(&c.UIPort, "ui-port", 8233, "Temporal UI port (0 disables it)")
@@ -132,6 +143,8 @@ func (c *config) flags(fs *flag.FlagSet, o serveOptions) {
 	}
 	if o.api {
 		fs.StringVar(&c.APIAddr, "addr", env("ADDR", "127.0.0.1:8080"), "API and wizard listen address")
+		fs.Int64Var(&c.MaxPredictionInput, "max-prediction-input", 32<<20, "the largest async prediction input in bytes (more: 413 payload_too_large)")
+		fs.IntVar(&c.MaxRunningPredictions, "max-running-predictions", 100, "how many async predictions one user may have starting or processing (more: 429 too_many_jobs)")
 		fs.StringVar(&c.CodecOrigins, "codec-cors-origins", env("CODEC_CORS_ORIGINS", ""), "comma-separated origins of Temporal UIs (e.g. https://temporal-ui.example.com) allowed to call this API's codec endpoint /codec from the browser (the embedded UI's is always allowed)")
 	}
 	if o.worker {

@@ -127,9 +127,12 @@ func run(args []string, o serveOptions) error {
 		Host: c.Host, Domain: c.Domain,
 		Pip:           python.InstallOptions{IndexURL: c.PipIndexURL, FindLinks: platform.SplitList(c.PipFindLinks), NoIndex: c.PipNoIndex},
 		AllowLocalGit: c.AllowLocalGit, AllowPrivateGit: c.AllowPrivateGit, AllowPrivateURLs: c.AllowPrivateURL,
-		PredictTimeout: c.PredictTimeout, CertRenewEvery: c.CertRenewEvery, Cloud: cloud, Logger: log,
-		Sandbox:    activities.SandboxSettings{Mode: sandbox.Mode(c.Sandbox), Scale: c.SandboxScale},
-		BlobBucket: c.BlobBucket, BlobPrefix: c.BlobPrefix,
+		WebhookAllowLoopback: c.WebhookAllowLoopback,
+		PredictTimeout:       c.PredictTimeout, CertRenewEvery: c.CertRenewEvery, Cloud: cloud, Logger: log,
+		PredictionRetention: c.PredictionRetention, MaxRunningPredictions: c.MaxRunningPredictions,
+		MaxPredictionInput: c.MaxPredictionInput,
+		Sandbox:            activities.SandboxSettings{Mode: sandbox.Mode(c.Sandbox), Scale: c.SandboxScale},
+		BlobBucket:         c.BlobBucket, BlobPrefix: c.BlobPrefix,
 		CodecEndpoint: c.CodecEndpoint, CodecOrigins: platform.SplitList(c.CodecOrigins),
 	}
 	if o.worker {

@@ -46,24 +46,27 @@ func minus(a, b []string) []string {
 	return out
 }
 
-// The API takes what it reads (listen address, codec CORS, and what it
+// The API takes what it reads (listen address, codec CORS, the async
+// predictions' caps, and what it
 // shares with the worker: Temporal, store, keys, blobs, domain, --certs and
 // --sandbox for what it tells users); the worker adds how it runs endpoints
 // and author code and the cloud; dev takes both and the embedded server's.
 func TestServerCommandsTakeOnlyTheirFlags(t *testing.T) {
 	shared := []string{"aws-endpoint", "aws-region", "blob-bucket", "blob-prefix", "certs", "data", "database-url",
-		"domain", "encryption-key-file", "log-level", "namespace", "previous-encryption-key-file", "sandbox"}
+		"domain", "encryption-key-file", "log-level", "namespace", "prediction-retention", "previous-encryption-key-file", "sandbox",
+		"webhook-allow-loopback"}
 	api := serverFlagNames(apiCommand)
 	worker := serverFlagNames(workerCommand)
 	dev := serverFlagNames(devCommand)
 
-	require.Equal(t, []string{"addr", "codec-cors-origins"}, minus(api, append(shared, "temporal-address")), "api's own flags")
+	apiOwn := []string{"addr", "codec-cors-origins", "max-prediction-input", "max-running-predictions"}
+	require.Equal(t, apiOwn, minus(api, append(shared, "temporal-address")), "api's own flags")
 	workerOnly := minus(worker, api)
 	require.Equal(t, []string{"acme-ca-root", "acme-directory", "acme-dns-resolvers", "acme-email", "allow-local-git",
 		"allow-private-git", "allow-private-urls", "artifacts-url", "bundle-bucket", "bundle-prefix", "cert-renew-every",
 		"compute", "dns", "dns-zone-id", "ec2-ami", "ec2-health-url", "ec2-port", "ec2-subnet", "endpoint-ca-root",
 		"host", "infer-bin", "pip-find-links", "pip-index-url", "pip-no-index", "predict-timeout", "sandbox-scale"}, workerOnly)
-	require.Equal(t, []string{"addr", "codec-cors-origins"}, minus(api, worker), "the worker takes no API-only flag")
+	require.Equal(t, apiOwn, minus(api, worker), "the worker takes no API-only flag")
 	for _, f := range append(shared, "temporal-address") {
 		require.Contains(t, api, f)
 		require.Contains(t, worker, f)

@@ -35,8 +35,10 @@ import (
 	_ "github.com/algocloud/algocloud/inference"
 	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/blobs/s3store"
+	"github.com/algocloud/algocloud/internal/netpolicy"
 	"github.com/algocloud/algocloud/internal/payloadcodec"
 	"github.com/algocloud/algocloud/internal/temporaldev"
+	"github.com/algocloud/algocloud/predictions/webhook"
 	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/templates"
 	"github.com/algocloud/algocloud/web"
@@ -68,7 +70,12 @@ type Options struct {
 	AllowLocalGit    bool
 	AllowPrivateGit  bool
 	AllowPrivateURLs bool
-	PredictTimeout   time.Duration
+	// WebhookAllowLoopback lets webhook URLs reach loopback addresses (dev
+	// and tests: a receiver on this machine); private, link-local and
+	// metadata addresses stay refused. The API checks it when a prediction
+	// or batch is created, the worker on every address it dials.
+	WebhookAllowLoopback bool
+	PredictTimeout       time.Duration
 	// Sandbox is how author code runs: sandboxed (the zero value) unless
 	// the operator chose --sandbox=none. Start refuses a worker on a
 	// machine that cannot sandbox unless the mode is none.
@@ -95,6 +102,18 @@ type Options struct {
 	// zero value is local processes, the local CA and no DNS.
 	Cloud  CloudOptions
 	Logger *slog.Logger
+	// PredictionRetention keeps async predictions' inputs and outputs this
+	// long after they end; 0 is predictions.DefaultRetention.
+	PredictionRetention time.Duration
+	// MaxRunningPredictions caps a user's running async predictions; 0 is
+	// predictions.DefaultMaxRunning.
+	MaxRunningPredictions int
+	// MaxPredictionInput bounds one async prediction's input; 0 is
+	// predictions.DefaultMaxInputBytes.
+	MaxPredictionInput int64
+	// PredictionSweepEvery is how often the worker deletes expired
+	// predictions' blobs; 0 means a minute.
+	PredictionSweepEvery time.Duration
 }
 
 // Platform is a running set of pieces.
@@ -139,6 +158,8 @@ type Platform struct {
 	// and worker in one process (dev) a recorded command wakes the agent's
 	// poll at once; apart, the API finds it in the store within a second.
 	Agents *agenthub.Hub
+	// stopSweep ends the prediction retention sweep (predictions.go).
+	stopSweep context.CancelFunc
 }
 
 // Start brings the configured pieces up; Stop takes them down.
@@ -272,12 +293,18 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
 	worker.RegisterAgentHub(p.worker, p.Agents)
+	worker.RegisterPredictions(p.worker, p.predictionActivities())
+	worker.RegisterWebhooks(p.worker, &webhook.Activities{
+		Store: p.Store, Key: p.credKey, Dialer: &netpolicy.Dialer{Policy: o.webhookPolicy(), Timeout: webhook.AttemptTimeout},
+		Logger: o.Logger.With("component", "webhooks"),
+	})
 	if err := p.worker.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	if err := worker.Reconcile(ctx, p.Client, p.Store, o.Logger); err != nil {
 		return err
 	}
+	p.startPredictionSweep()
 	every := o.CertRenewEvery
 	if every == 0 {
 		every = worker.DefaultRenewEvery
@@ -298,7 +325,21 @@ func (p *Platform) apiConfig() api.Config {
 		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
 		Unsandboxed:         o.Sandbox.Unconfined(),
 		Agents:              p.Agents,
+		Webhooks:            p.Store,
+		WebhookPolicy:       o.webhookPolicy(),
+		Predictions:         p.predictionService(),
+		PredictionURLPolicy: p.urlPolicy(),
+		MaxPredictionInput:  o.MaxPredictionInput,
 	}
+}
+
+// webhookPolicy is the webhook URL policy: public addresses only, and
+// loopback with WebhookAllowLoopback.
+func (o Options) webhookPolicy() netpolicy.Policy {
+	if o.WebhookAllowLoopback {
+		return netpolicy.Policy{Allow: netpolicy.Loopback}
+	}
+	return netpolicy.Policy{}
 }
 
 // checkSandbox refuses to run author code on a machine that cannot sandbox
@@ -385,6 +426,9 @@ func (p *Platform) Stop() {
 		cancel()
 	} else if p.apiListener != nil {
 		_ = p.apiListener.Close() // Start failed between listening and serving
+	}
+	if p.stopSweep != nil {
+		p.stopSweep()
 	}
 	if p.worker != nil {
 		p.worker.Stop()
