@@ -101,6 +101,10 @@ type Config struct {
 	// Batches runs batch jobs (/api/v1/endpoints/{api_name}/batches); nil
 	// answers those routes 503 batches_unavailable.
 	Batches Batches
+	// Agents is the server agents' command channel (agenthub.Hub), served
+	// under /api/agent/v1 to server credentials only; nil answers those
+	// routes 404.
+	Agents AgentHub
 	// Webhooks keeps sealed webhook secrets and delivery attempts; nil
 	// refuses webhook secrets (503 credentials_unavailable).
 	Webhooks WebhookStore
@@ -134,6 +138,8 @@ type server struct {
 	unsandboxed bool
 	// batches runs batch jobs (Config.Batches).
 	batches Batches
+	// agents serves /api/agent/v1 (Config.Agents).
+	agents AgentHub
 	// webhooks and webhookPolicy: Config.Webhooks and Config.WebhookPolicy.
 	webhooks      WebhookStore
 	webhookPolicy netpolicy.Policy
@@ -166,6 +172,7 @@ func newEngine(cfg Config) *gin.Engine {
 		credKey: cfg.CredentialsKey, unsandboxed: cfg.Unsandboxed, batches: cfg.Batches,
 		webhooks: cfg.Webhooks, webhookPolicy: cfg.WebhookPolicy,
 		preds: cfg.Predictions, maxPredictionInput: cfg.MaxPredictionInput, urlPolicy: cfg.PredictionURLPolicy,
+		agents:  cfg.Agents,
 		ssePoll: 500 * time.Millisecond, sseLifetime: 10 * time.Minute,
 		endpointCA: len(cfg.CARootPEM) > 0 && !cfg.PublicEndpointCerts,
 	}
@@ -233,6 +240,8 @@ func (s *server) routes() *gin.Engine {
 	b.GET("/:batch_id/output.zip", s.batchOutput)
 	b.GET("/:batch_id/errors", s.batchErrors)
 	b.POST("/:batch_id/cancel", s.cancelBatch)
+
+	s.agentRoutes(e)
 	return e
 }
 

@@ -11,12 +11,14 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/algocloud/algocloud/activities"
+	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/predictions"
 	"github.com/algocloud/algocloud/predictions/batch"
 	"github.com/algocloud/algocloud/predictions/webhook"
@@ -35,6 +37,14 @@ func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w.RegisterWorkflow(workflows.RenewCertificates)
 	w.RegisterActivity(acts)
 	return w
+}
+
+// RegisterAgentHub registers the generic activity that has a command run by
+// a server's agent (agenthub.ActivityName), so workflow steps can run
+// author code on the server that serves it rather than on this worker.
+// Call it before the worker starts.
+func RegisterAgentHub(w sdkworker.Worker, hub *agenthub.Hub) {
+	w.RegisterActivityWithOptions(hub.RunOnServer, activity.RegisterOptions{Name: agenthub.ActivityName})
 }
 
 // Reconcile signals every live deployment so its workflow makes sure the

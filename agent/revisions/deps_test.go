@@ -15,7 +15,8 @@ import (
 // links none of them).
 func TestAgentLinksNoPlatform(t *testing.T) {
 	banned := []string{"go.temporal.io/", "github.com/aws/", "github.com/algocloud/algocloud/store",
-		"github.com/algocloud/algocloud/api", "github.com/algocloud/algocloud/activities", "github.com/algocloud/algocloud/workflows"}
+		"github.com/algocloud/algocloud/api", "github.com/algocloud/algocloud/activities", "github.com/algocloud/algocloud/workflows",
+		"github.com/algocloud/algocloud/agenthub", "github.com/algocloud/algocloud/internal/platform"}
 	for _, pkg := range []string{"github.com/algocloud/algocloud/agent/...", "github.com/algocloud/algocloud/cmd/algocloud-infer"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		require.NoError(t, err, string(out))

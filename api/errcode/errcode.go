@@ -43,6 +43,7 @@ const (
 	InvalidFileName     // invalid_file_name
 	UnsupportedType     // unsupported_type
 	InvalidBatch        // invalid_batch
+	AgentProtocol       // agent_protocol_version
 	InvalidWebhook      // invalid_webhook
 
 	// Authentication, routing and size (401, 404, 405, 413).
@@ -57,6 +58,13 @@ const (
 	MethodNotAllowed // method_not_allowed
 	BodyTooLarge     // body_too_large
 	PayloadTooLarge  // payload_too_large
+
+	// The server agents' channel refusing an agent (403, 404, 409).
+
+	AgentForbidden       // agent_forbidden
+	AgentCommandNotFound // agent_command_not_found
+	AgentStaleLease      // agent_stale_lease
+	AgentCommandDone     // agent_command_done
 
 	// The deployment's state does not allow the request (409).
 
@@ -120,9 +128,10 @@ var registry = [numCodes]entry{
 	InvalidFileName:     {"invalid_file_name", http.StatusBadRequest, "a files part has no filename or one that is not a safe relative path"},
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
 	InvalidBatch:        {"invalid_batch", http.StatusBadRequest, "a batch's inputs are missing or refused: an archive member that is a link, absolute or has .., a URL malformed or refused by the URL policy (fields names it: archive or urls[i]; member names the archive member)"},
+	AgentProtocol:       {"agent_protocol_version", http.StatusBadRequest, "a server agent spoke a protocol version (header Algocloud-Agent-Protocol) this platform does not"},
 	InvalidWebhook:      {"invalid_webhook", http.StatusBadRequest, "a webhook URL is malformed, carries credentials, or is refused by the webhook URL policy (loopback, private, metadata addresses; fields names it)"},
 
-	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one"},
+	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one (on /api/agent/v1: no server credential, or an unknown or replaced one)"},
 	NotFound:         {"not_found", http.StatusNotFound, "no such route, deployment (another user's too), client or local CA"},
 	WorkflowNotFound: {"workflow_not_found", http.StatusNotFound, "the deployment's workflow no longer runs; delete the deployment and create it again"},
 	UnknownStep:      {"unknown_step", http.StatusNotFound, "no wizard step of that name (valid_steps lists them)"},
@@ -132,6 +141,11 @@ var registry = [numCodes]entry{
 	MethodNotAllowed: {"method_not_allowed", http.StatusMethodNotAllowed, "the route exists but not with this method"},
 	BodyTooLarge:     {"body_too_large", http.StatusRequestEntityTooLarge, "the request body is over the route's limit"},
 	PayloadTooLarge:  {"payload_too_large", http.StatusRequestEntityTooLarge, "a job's input is over a limit: a prediction's input, a batch archive's member, its total or its item count (fields and member name it)"},
+
+	AgentForbidden:       {"agent_forbidden", http.StatusForbidden, "a server agent's credential is for another server than the path's, or the command is another server's"},
+	AgentCommandNotFound: {"agent_command_not_found", http.StatusNotFound, "a server agent named a command the platform never issued (a forged command ID)"},
+	AgentStaleLease:      {"agent_stale_lease", http.StatusConflict, "a server agent's progress or result carries a lease that is not the command's current hand-out (late, replayed or forged); the command comes back under a new lease if still wanted"},
+	AgentCommandDone:     {"agent_command_done", http.StatusConflict, "a server agent posted a result for a command already completed with a different result (the same result again is acknowledged with duplicate: true)"},
 
 	APINameTaken: {"api_name_taken", http.StatusConflict, "another live deployment has this api_name"},
 	StepRejected: {"step_rejected", http.StatusConflict, "the workflow refused the step now: out of order, another step running, or the deployment deleted"},

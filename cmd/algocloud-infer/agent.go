@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/algocloud/algocloud/agent/protocol"
 	"github.com/algocloud/algocloud/agent/revisions"
 )
 
@@ -32,6 +33,11 @@ import (
 //	algocloud-infer agent swap  --dir D --id R --config C
 //	algocloud-infer agent stop  --dir D
 //
+// With --platform (and --server, --credential-file) it also takes the
+// platform's commands over the command channel (agent/link, agent_link.go);
+// the revision commands are not handlers of the channel yet. Either
+// --listen or --platform is required.
+//
 // SIGTERM or SIGINT stops the agent and leaves the revisions serving: a
 // restarted agent adopts them (stop stops them).
 func agentMain(args []string) error {
@@ -43,15 +49,38 @@ func agentMain(args []string) error {
 	listen := fs.String("listen", "", "the endpoint's host:port")
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long a revision may take to load its workers")
 	stopGrace := fs.Duration("stop-grace", 2*time.Minute, "how long a replaced revision may drain before it is killed")
+	lf := addLinkFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *dir == "" || *listen == "" {
+	if *listen == "" && lf.platform == "" {
+		return errors.New("--dir and --listen are required (or --platform to take the platform's commands)")
+	}
+	if *listen != "" && *dir == "" {
 		return errors.New("--dir and --listen are required")
+	}
+	if lf.stateDir == "" && *dir != "" {
+		lf.stateDir = filepath.Join(*dir, "link")
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "agent")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	var linkDone <-chan error
+	if lf.platform != "" {
+		l, err := lf.newLink(log)
+		if err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		linkDone = done
+		go func() { done <- l.Run(ctx) }()
+		log.Info("agent taking the platform's commands", "platform", lf.platform, "server", lf.server, "protocol", protocol.Version)
+	}
+	if *listen == "" {
+		<-linkDone
+		log.Info("agent stopped")
+		return nil
+	}
 	sup, err := revisions.Open(ctx, revisions.Options{Dir: *dir, Listen: *listen, ReadyTimeout: *readyTimeout, StopGrace: *stopGrace, Log: log})
 	if err != nil {
 		return err
@@ -70,6 +99,9 @@ func agentMain(args []string) error {
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("agent running", "dir", *dir, "listen", *listen, "control", sock)
 	<-ctx.Done()
+	if linkDone != nil {
+		<-linkDone
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)

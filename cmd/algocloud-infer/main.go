@@ -7,6 +7,7 @@
 //	algocloud-infer install --config /path/to/inference.json --requirements requirements.txt
 //	algocloud-infer agent --dir /var/lib/algocloud/agent --listen :443
 //	algocloud-infer agent status|start|swap|stop --dir ... [--id R --config inference.json]
+//	algocloud-infer agent --platform https://... --server ID --credential-file F [--ca-file CA] [--state-dir D] [--dir ... --listen ...]
 //
 // The config is an inferapi.Config written by the platform. SIGTERM or SIGINT
 // drains: the server stops accepting, finishes in-flight requests and stops

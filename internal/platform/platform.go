@@ -26,6 +26,7 @@ import (
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/api"
 	// Registers the endpoints' OpenAPI generator with templates.Clients, so
 	// the API's openapi client is the bytes an endpoint serves at
@@ -154,6 +155,12 @@ type Platform struct {
 
 	// Blobs holds uploads and test outputs (BlobBucket, or <DataDir>/blobs).
 	Blobs blobs.Store
+
+	// Agents is the server agents' command channel: the API serves it under
+	// /api/agent/v1 and the worker runs its RunOnServer activity. With API
+	// and worker in one process (dev) a recorded command wakes the agent's
+	// poll at once; apart, the API finds it in the store within a second.
+	Agents *agenthub.Hub
 	// stopSweep ends the prediction retention sweep (predictions.go).
 	stopSweep context.CancelFunc
 }
@@ -248,6 +255,13 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 			return nil, err
 		}
 	}
+	if o.RunAPI || o.RunWorker {
+		p.Agents, err = agenthub.New(agenthub.Config{Store: p.Store, Temporal: p.Client, Key: p.credKey,
+			Logger: o.Logger.With("component", "agenthub")})
+		if err != nil {
+			return nil, err
+		}
+	}
 	if o.RunWorker {
 		if err := p.startWorker(ctx); err != nil {
 			return nil, err
@@ -282,6 +296,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	acts.Workflows = p.Client
 	p.worker = worker.New(p.Client, acts)
 	worker.RegisterBatch(p.worker, p.batchActivities())
+	worker.RegisterAgentHub(p.worker, p.Agents)
 	worker.RegisterPredictions(p.worker, p.predictionActivities())
 	worker.RegisterWebhooks(p.worker, &webhook.Activities{
 		Store: p.Store, Key: p.credKey, Dialer: &netpolicy.Dialer{Policy: o.webhookPolicy(), Timeout: webhook.AttemptTimeout},
@@ -314,6 +329,7 @@ func (p *Platform) apiConfig() api.Config {
 		PublicEndpointCerts: o.Cloud.Certs == CertsACME,
 		Unsandboxed:         o.Sandbox.Unconfined(),
 		Batches:             p.batchService(),
+		Agents:              p.Agents,
 		Webhooks:            p.Store,
 		WebhookPolicy:       o.webhookPolicy(),
 		Predictions:         p.predictionService(),
@@ -406,6 +422,9 @@ func (p *Platform) EnsureDevUser(ctx context.Context) (string, error) {
 // Stop shuts everything down: API first, then the worker, the endpoints
 // (children of this process), the client, the store and Temporal.
 func (p *Platform) Stop() {
+	if p.Agents != nil {
+		p.Agents.Close() // the agents' long polls would hold the API's shutdown for up to 25 s
+	}
 	if p.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = p.http.Shutdown(ctx)

@@ -1,0 +1,174 @@
+package agenthub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/algocloud/algocloud/agent/protocol"
+	"github.com/algocloud/algocloud/store"
+)
+
+// The API's side of the channel (package api's AgentHub interface): each
+// method is called for a request already authenticated as serverID.
+
+// AuthenticateAgent returns the server a credential belongs to, or an error
+// wrapping store.ErrUnauthorized.
+func (h *Hub) AuthenticateAgent(ctx context.Context, credential string) (string, error) {
+	return h.store.AgentServerByCredential(ctx, hashCredential(credential))
+}
+
+// NextCommand hands serverID's next pending command out under a new lease,
+// waiting up to wait (at most protocol.MaxWait) for one; nil when none came.
+// A command recorded in this process wakes it at once; one recorded by
+// another process (a worker apart from the API) is seen within PollEvery.
+func (h *Hub) NextCommand(ctx context.Context, serverID string, wait time.Duration) (*protocol.Command, error) {
+	wait = min(max(wait, 0), protocol.MaxWait)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	poll := time.NewTicker(h.pollEvery)
+	defer poll.Stop()
+	for {
+		woken := h.wakeup(serverID) // before looking, so a record after the look still wakes us
+		lease, err := newLease()
+		if err != nil {
+			return nil, err
+		}
+		c, ok, err := h.store.ClaimAgentCommand(ctx, serverID, lease)
+		if err != nil {
+			return nil, fmt.Errorf("next command of server %s: %w", serverID, err)
+		}
+		if ok {
+			return &protocol.Command{
+				ID: c.ID, Server: c.ServerID, Kind: c.Kind, Attempt: c.Attempt, Lease: lease,
+				HeartbeatSeconds: c.Heartbeat, Payload: []byte(c.Payload),
+			}, nil
+		}
+		select {
+		case <-woken:
+		case <-poll.C:
+		case <-deadline.C:
+			return nil, nil
+		case <-h.closing:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// leased returns command id if serverID may answer it under lease, else the
+// protocol's refusal: ErrUnknownCommand, ErrForbidden (another server's),
+// ErrStaleLease.
+func (h *Hub) leased(ctx context.Context, serverID, id, lease string) (store.AgentCommand, error) {
+	c, err := h.store.GetAgentCommand(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, protocol.ErrUnknownCommand
+	}
+	if err != nil {
+		return c, err
+	}
+	if c.ServerID != serverID {
+		return c, protocol.ErrForbidden
+	}
+	if c.State != store.AgentLeased || lease == "" || c.Lease != lease {
+		return c, protocol.ErrStaleLease
+	}
+	return c, nil
+}
+
+// CommandProgress records a sign of life and output lines of a command
+// handed out under p.Lease: an activity heartbeat with the lines as its
+// details, and the lines in the deployment's event log (the wizard's
+// progress log).
+func (h *Hub) CommandProgress(ctx context.Context, serverID string, p protocol.Progress) error {
+	c, err := h.leased(ctx, serverID, p.CommandID, p.Lease)
+	if err != nil {
+		return err
+	}
+	token, err := h.openToken(c.ID, c.TaskToken)
+	if err != nil {
+		return err
+	}
+	if err := h.temporal.RecordActivityHeartbeat(ctx, token, p.Lines); err != nil {
+		if isGone(err) {
+			// The attempt timed out; its retry will void this lease.
+			return fmt.Errorf("heartbeat command %s: %w", c.ID, protocol.ErrStaleLease)
+		}
+		return fmt.Errorf("heartbeat command %s: %w: %w", c.ID, protocol.ErrUnavailable, err)
+	}
+	if c.Deployment != "" {
+		for _, line := range p.Lines {
+			if err := h.store.AddEvent(ctx, c.Deployment, h.eventKind, line); err != nil {
+				// The log is for people; a missing line must not fail the command.
+				h.log.WarnContext(ctx, "agent progress line not logged", "command", c.ID, "error", err)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// CommandResult records the agent's answer to a command handed out under
+// r.Lease and completes its activity. An answer already recorded is
+// acknowledged again when it is the same (Ack.Duplicate: the agent lost the
+// first acknowledgement) and refused with ErrCommandDone when it differs;
+// the activity is completed again in the first case, in case the first
+// completion did not reach Temporal.
+func (h *Hub) CommandResult(ctx context.Context, serverID string, r protocol.Result) (protocol.Ack, error) {
+	enc, err := encodeResult(r)
+	if err != nil {
+		return protocol.Ack{}, err
+	}
+	c, err := h.leased(ctx, serverID, r.CommandID, r.Lease)
+	duplicate := false
+	switch {
+	case errors.Is(err, protocol.ErrStaleLease) && c.State == store.AgentDone:
+		if c.Result != enc {
+			return protocol.Ack{}, protocol.ErrCommandDone
+		}
+		duplicate = true
+	case err != nil:
+		return protocol.Ack{}, err
+	default:
+		ok, err := h.store.FinishAgentCommand(ctx, c.ID, r.Lease, enc)
+		if err != nil {
+			return protocol.Ack{}, err
+		}
+		if !ok { // reissued or answered since we read it
+			return h.CommandResult(ctx, serverID, r)
+		}
+	}
+	token, err := h.openToken(c.ID, c.TaskToken)
+	if err != nil {
+		return protocol.Ack{}, err
+	}
+	var cerr error
+	if r.OK {
+		cerr = h.temporal.CompleteActivity(ctx, token, Outcome{Output: r.Output}, nil)
+	} else {
+		cerr = h.temporal.CompleteActivity(ctx, token, nil, commandFailed(c.ID, r.Error))
+	}
+	switch {
+	case cerr == nil:
+	case isGone(cerr):
+		// That attempt is over (timed out, or completed by the first of two
+		// identical answers); the stored result completes the next attempt.
+		h.log.InfoContext(ctx, "agent result stored for the command's next attempt", "command", c.ID, "error", cerr)
+	default:
+		// Stored, but Temporal did not take it: the agent sends it again and
+		// the duplicate path completes the activity.
+		return protocol.Ack{}, fmt.Errorf("complete command %s: %w: %w", c.ID, protocol.ErrUnavailable, cerr)
+	}
+	return protocol.Ack{CommandID: c.ID, Duplicate: duplicate}, nil
+}
+
+// isGone reports whether Temporal says the activity attempt a task token
+// names is no longer running.
+func isGone(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}

@@ -1,0 +1,248 @@
+// Package agenthub is the platform's side of the command channel to the
+// server agents (package agent/link is the agent's side, agent/protocol the
+// wire format between them).
+//
+// A workflow that needs something done on a server runs the generic activity
+// RunOnServer with a command (server, deterministic command ID, kind, a
+// payload of references). The activity records the command with its Temporal
+// task token (sealed) and returns activity.ErrResultPending: it holds no
+// worker slot and no goroutine while the agent works. The agent long-polls
+// the API (NextCommand), posts progress (CommandProgress: an activity
+// heartbeat, and lines in the deployment's event log) and its result
+// (CommandResult: client.CompleteActivity). An agent that vanishes stops
+// heartbeating; the activity times out and Temporal retries it; the retry
+// re-records the command with the new attempt's token, which voids the old
+// hand-out's lease, and the command is handed out again. A command whose
+// result is stored completes at once on any later attempt.
+//
+// Agents authenticate with a per-server credential (MintCredential: "ag_" and
+// 32 random bytes; only its SHA-256 is stored) that is good for that server's
+// commands only. Task tokens, which let whoever holds one complete the
+// activity, never leave the platform: they are sealed at rest and the agent
+// sees only its lease.
+package agenthub
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/algocloud/algocloud/agent/protocol"
+	"github.com/algocloud/algocloud/store"
+)
+
+// Store is what the hub keeps; *store.Store implements it.
+type Store interface {
+	SetAgentCredential(ctx context.Context, serverID, credentialHash string) error
+	AgentServerByCredential(ctx context.Context, credentialHash string) (string, error)
+	DeleteAgentCredential(ctx context.Context, serverID string) error
+	InsertAgentCommand(ctx context.Context, c store.AgentCommand) error
+	GetAgentCommand(ctx context.Context, id string) (store.AgentCommand, error)
+	ReissueAgentCommand(ctx context.Context, id string, attempt, heartbeat int, taskToken []byte) (bool, error)
+	ClaimAgentCommand(ctx context.Context, serverID, lease string) (store.AgentCommand, bool, error)
+	FinishAgentCommand(ctx context.Context, id, lease, result string) (bool, error)
+	// AddEvent appends a line to a deployment's progress log.
+	AddEvent(ctx context.Context, algorithmID, kind, message string) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Temporal is the part of the Temporal client the hub uses to finish and
+// heartbeat activities by task token; client.Client implements it.
+type Temporal interface {
+	CompleteActivity(ctx context.Context, taskToken []byte, result interface{}, err error) error
+	RecordActivityHeartbeat(ctx context.Context, taskToken []byte, details ...interface{}) error
+}
+
+// Config is what New needs. Store and Key are required; Temporal is required
+// by the API side (the handlers complete activities) and may be nil in a
+// worker-only hub, which only records commands.
+type Config struct {
+	Store    Store
+	Temporal Temporal
+	// Key (32 bytes, the platform key) seals the task tokens at rest; API and
+	// worker need the same one, as for every sealed thing.
+	Key []byte
+	// PollEvery is how often a long poll looks in the store for a command
+	// recorded by another process (API and worker apart); a command recorded
+	// by this process wakes the poll at once. 0 means one second.
+	PollEvery time.Duration
+	// EventKind is the kind of the event-log lines progress makes; "" means
+	// "agent".
+	EventKind string
+	Logger    *slog.Logger
+}
+
+// Hub is the command channel's platform side. It is safe for concurrent use.
+type Hub struct {
+	store     Store
+	temporal  Temporal
+	aead      cipher.AEAD
+	pollEvery time.Duration
+	eventKind string
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	wakeups map[string]chan struct{} // per server; closed (and replaced) when a command for it is recorded
+	// closing is closed by Close: long polls answer "none" at once.
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns a Hub.
+func New(cfg Config) (*Hub, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("agenthub: no store")
+	}
+	if len(cfg.Key) != 32 {
+		return nil, fmt.Errorf("agenthub: key is %d bytes, want 32", len(cfg.Key))
+	}
+	// A key of its own, derived from the platform key, so a task token sealed
+	// here is never openable as anything else the platform key seals.
+	mac := hmac.New(sha256.New, cfg.Key)
+	mac.Write([]byte("algocloud agenthub task-token key v1"))
+	block, err := aes.NewCipher(mac.Sum(nil))
+	if err != nil {
+		return nil, fmt.Errorf("agenthub: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("agenthub: %w", err)
+	}
+	h := &Hub{
+		store: cfg.Store, temporal: cfg.Temporal, aead: aead, pollEvery: cfg.PollEvery,
+		eventKind: cfg.EventKind, log: cfg.Logger, wakeups: map[string]chan struct{}{},
+		closing: make(chan struct{}),
+	}
+	if h.pollEvery <= 0 {
+		h.pollEvery = time.Second
+	}
+	if h.eventKind == "" {
+		h.eventKind = "agent"
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h, nil
+}
+
+// Close ends every long poll now and later (each answers that no command
+// came), so that the API's graceful shutdown need not wait for them; the
+// agents poll again, elsewhere or when the API is back.
+func (h *Hub) Close() {
+	h.closeOnce.Do(func() { close(h.closing) })
+}
+
+// MintCredential makes a new credential for serverID, replacing any earlier
+// one (which stops working at once), and returns its plaintext: "ag_" and 32
+// random bytes in unpadded base64url. Only its SHA-256 is stored; the caller
+// hands the plaintext to the server (sealed, like the bundle keys) and keeps
+// no copy.
+func (h *Hub) MintCredential(ctx context.Context, serverID string) (string, error) {
+	if err := protocol.ValidID(serverID); err != nil {
+		return "", fmt.Errorf("mint agent credential: server id: %w", err)
+	}
+	var secret [32]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return "", fmt.Errorf("mint agent credential: %w", err)
+	}
+	plaintext := protocol.CredentialPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+	if err := h.store.SetAgentCredential(ctx, serverID, hashCredential(plaintext)); err != nil {
+		return "", fmt.Errorf("mint agent credential: %w", err)
+	}
+	return plaintext, nil
+}
+
+// RevokeCredential removes serverID's credential (the server is gone).
+func (h *Hub) RevokeCredential(ctx context.Context, serverID string) error {
+	return h.store.DeleteAgentCredential(ctx, serverID)
+}
+
+// hashCredential is how a credential is kept and looked up: 256 random bits
+// need no salt nor a slow hash (the same reasoning as the API tokens).
+func hashCredential(plaintext string) string {
+	sum := sha256.Sum256([]byte(plaintext))
+	return hex.EncodeToString(sum[:])
+}
+
+// sealToken encrypts a task token, bound to its command ID.
+func (h *Hub) sealToken(commandID string, token []byte) ([]byte, error) {
+	nonce := make([]byte, h.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("seal task token: %w", err)
+	}
+	return h.aead.Seal(nonce, nonce, token, []byte("task-token\x00"+commandID)), nil
+}
+
+// openToken reverses sealToken.
+func (h *Hub) openToken(commandID string, sealed []byte) ([]byte, error) {
+	n := h.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, fmt.Errorf("open task token of %s: too short", commandID)
+	}
+	t, err := h.aead.Open(nil, sealed[:n], sealed[n:], []byte("task-token\x00"+commandID))
+	if err != nil {
+		return nil, fmt.Errorf("open task token of %s (another platform key?): %w", commandID, err)
+	}
+	return t, nil
+}
+
+// wakeup returns the channel closed when a command for server is next
+// recorded by this process.
+func (h *Hub) wakeup(server string) chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.wakeups[server]
+	if !ok {
+		ch = make(chan struct{})
+		h.wakeups[server] = ch
+	}
+	return ch
+}
+
+// notify wakes this process's long polls of server.
+func (h *Hub) notify(server string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, ok := h.wakeups[server]; ok {
+		close(ch)
+		delete(h.wakeups, server)
+	}
+}
+
+// newLease names one hand-out of a command: 128 random bits, unguessable, so
+// an answer can be tied to the hand-out it answers.
+func newLease() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("new lease: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// storedResult is what the store keeps of a Result: the answer without the
+// lease it came under, so a re-sent answer compares equal under any lease.
+type storedResult struct {
+	OK     bool            `json:"ok"`
+	Output json.RawMessage `json:"output,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+func encodeResult(r protocol.Result) (string, error) {
+	b, err := json.Marshal(storedResult{OK: r.OK, Output: r.Output, Error: r.Error})
+	if err != nil {
+		return "", fmt.Errorf("encode result of %s: %w", r.CommandID, err)
+	}
+	return string(b), nil
+}

@@ -1,0 +1,179 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/algocloud/algocloud/agent/protocol"
+	"github.com/algocloud/algocloud/api/errcode"
+	"github.com/algocloud/algocloud/store"
+)
+
+// AgentHub is the platform's side of the server agents' command channel
+// (package agenthub implements it), served under /api/agent/v1. Every method
+// but AuthenticateAgent is called for a request already authenticated as
+// serverID. Refusals wrap agent/protocol's errors (ErrForbidden,
+// ErrUnknownCommand, ErrStaleLease, ErrCommandDone, ErrUnavailable);
+// AuthenticateAgent's wraps store.ErrUnauthorized.
+type AgentHub interface {
+	// AuthenticateAgent returns the server a credential belongs to.
+	AuthenticateAgent(ctx context.Context, credential string) (serverID string, err error)
+	// NextCommand hands out serverID's next command, waiting up to wait;
+	// nil when none came.
+	NextCommand(ctx context.Context, serverID string, wait time.Duration) (*protocol.Command, error)
+	// CommandProgress records progress of a command handed out to serverID.
+	CommandProgress(ctx context.Context, serverID string, p protocol.Progress) error
+	// CommandResult records serverID's answer to a command.
+	CommandResult(ctx context.Context, serverID string, r protocol.Result) (protocol.Ack, error)
+}
+
+// agentServerKey is where authenticateAgent leaves the caller's server ID.
+const agentServerKey = "algocloud.agent-server"
+
+// defaultAgentWait is a poll's wait when the agent names none.
+const defaultAgentWait = 20 * time.Second
+
+// agentRoutes mounts the channel. The routes take a server credential only,
+// never a user's API token: an agent is not a user, and a user's token must
+// not fetch or answer a server's commands.
+func (s *server) agentRoutes(e *gin.Engine) {
+	g := e.Group(protocol.BasePath+"/servers/:server", s.authenticateAgent)
+	g.GET("/commands/next", s.nextAgentCommand)
+	g.POST("/commands/:command/progress", s.agentProgress)
+	g.POST("/commands/:command/result", s.agentResult)
+}
+
+// authenticateAgent checks the protocol version and resolves the Bearer
+// credential into the server it belongs to, which must be the path's.
+func (s *server) authenticateAgent(c *gin.Context) {
+	c.Header(protocol.VersionHeader, protocol.Version)
+	if s.agents == nil {
+		writeError(c, errNotFound("this platform serves no server agents"))
+		return
+	}
+	if v := c.GetHeader(protocol.VersionHeader); v != protocol.Version {
+		writeError(c, errorf(errcode.AgentProtocol, "header %s is %q; this platform speaks %q", protocol.VersionHeader, v, protocol.Version))
+		return
+	}
+	scheme, cred, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	cred = strings.TrimSpace(cred)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(cred, protocol.CredentialPrefix) {
+		c.Header("WWW-Authenticate", `Bearer realm="algocloud-agent"`)
+		writeError(c, errUnauthorized("send the server's credential: Authorization: Bearer ag_..."))
+		return
+	}
+	server, err := s.agents.AuthenticateAgent(c.Request.Context(), cred)
+	if err != nil {
+		if errors.Is(err, store.ErrUnauthorized) {
+			c.Header("WWW-Authenticate", `Bearer realm="algocloud-agent", error="invalid_token"`)
+			writeError(c, errUnauthorized("the server credential is unknown or was replaced"))
+			return
+		}
+		s.fail(c, "authenticate agent", err)
+		return
+	}
+	if server != c.Param("server") {
+		writeError(c, &apiError{Code: errcode.AgentForbidden, Message: "this credential is not for server " + c.Param("server")})
+		return
+	}
+	c.Set(agentServerKey, server)
+	c.Next()
+}
+
+// nextAgentCommand is the agent's long poll: 200 with a command, or 204 when
+// none came within ?wait= (a Go duration, at most 25s; default 20s).
+func (s *server) nextAgentCommand(c *gin.Context) {
+	wait := defaultAgentWait
+	if q := c.Query("wait"); q != "" {
+		d, err := time.ParseDuration(q)
+		if err != nil || d < 0 || d > protocol.MaxWait {
+			writeError(c, errField(errcode.InvalidQuery, "wait", "must be a duration from 0s to %s, like 20s", protocol.MaxWait))
+			return
+		}
+		wait = d
+	}
+	cmd, err := s.agents.NextCommand(c.Request.Context(), c.GetString(agentServerKey), wait)
+	if err != nil {
+		s.agentFailure(c, "next agent command", err)
+		return
+	}
+	if cmd == nil {
+		c.Status(http.StatusNoContent)
+		return
+	}
+	c.JSON(http.StatusOK, cmd)
+}
+
+// agentProgress records output lines and a sign of life of a running command.
+func (s *server) agentProgress(c *gin.Context) {
+	var p protocol.Progress
+	if e := decodeJSON(c, &p, false); e != nil {
+		writeError(c, e)
+		return
+	}
+	if e := checkCommandID(c, p.CommandID); e != nil {
+		writeError(c, e)
+		return
+	}
+	if len(p.Lines) > protocol.MaxLines {
+		writeError(c, errField(errcode.InvalidField, "lines", "at most %d lines at a time", protocol.MaxLines))
+		return
+	}
+	if err := s.agents.CommandProgress(c.Request.Context(), c.GetString(agentServerKey), p); err != nil {
+		s.agentFailure(c, "agent progress", err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// agentResult records an agent's answer and completes its activity.
+func (s *server) agentResult(c *gin.Context) {
+	var r protocol.Result
+	if e := decodeJSON(c, &r, false); e != nil {
+		writeError(c, e)
+		return
+	}
+	if e := checkCommandID(c, r.CommandID); e != nil {
+		writeError(c, e)
+		return
+	}
+	ack, err := s.agents.CommandResult(c.Request.Context(), c.GetString(agentServerKey), r)
+	if err != nil {
+		s.agentFailure(c, "agent result", err)
+		return
+	}
+	c.JSON(http.StatusOK, ack)
+}
+
+// checkCommandID requires the body's command_id to be the path's.
+func checkCommandID(c *gin.Context, id string) *apiError {
+	if id != c.Param("command") {
+		return errField(errcode.InvalidField, "command_id", "must be the command of the path (%s)", c.Param("command"))
+	}
+	return nil
+}
+
+// agentFailure answers a refusal of the channel with its code.
+func (s *server) agentFailure(c *gin.Context, what string, err error) {
+	switch {
+	case errors.Is(err, protocol.ErrForbidden):
+		writeError(c, &apiError{Code: errcode.AgentForbidden, Message: "the command is another server's"})
+	case errors.Is(err, protocol.ErrUnknownCommand):
+		writeError(c, &apiError{Code: errcode.AgentCommandNotFound, Message: "no command " + c.Param("command") + " was issued"})
+	case errors.Is(err, protocol.ErrStaleLease):
+		writeError(c, &apiError{Code: errcode.AgentStaleLease, Message: "the lease is not the command's current hand-out"})
+	case errors.Is(err, protocol.ErrCommandDone):
+		writeError(c, &apiError{Code: errcode.AgentCommandDone, Message: "the command is already completed with another result"})
+	case errors.Is(err, protocol.ErrUnavailable):
+		_ = c.Error(err)
+		s.log.WarnContext(c.Request.Context(), what, "path", c.Request.URL.Path, "error", err)
+		writeError(c, &apiError{Code: errcode.TemporalUnavailable, Message: "the workflow service did not take it; send it again shortly"})
+	default:
+		s.fail(c, what, err)
+	}
+}

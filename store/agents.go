@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Agent command states (AgentCommand.State).
+const (
+	// AgentPending: the command waits for its server's agent to fetch it.
+	AgentPending = "pending"
+	// AgentLeased: the command was handed out under Lease and is running.
+	AgentLeased = "leased"
+	// AgentDone: the agent answered; Result holds its answer.
+	AgentDone = "done"
+)
+
+// AgentCommand is one command for a server agent as the platform keeps it
+// (package agenthub gives the fields their meaning).
+type AgentCommand struct {
+	ID         string `db:"id"`
+	ServerID   string `db:"server_id"`
+	Deployment string `db:"deployment"`
+	Kind       string `db:"kind"`
+	Payload    string `db:"payload"`
+	State      string `db:"state"`
+	Attempt    int    `db:"attempt"`
+	Heartbeat  int    `db:"heartbeat_s"`
+	// TaskToken is sealed by the caller; the store never sees it in clear.
+	TaskToken []byte    `db:"task_token"`
+	Lease     string    `db:"lease"`
+	Result    string    `db:"result"`
+	CreatedAt time.Time `db:"-"`
+	UpdatedAt time.Time `db:"-"`
+}
+
+type agentCommandRow struct {
+	AgentCommand
+	Created dbTime `db:"created_at"`
+	Updated dbTime `db:"updated_at"`
+}
+
+func (r agentCommandRow) command() AgentCommand {
+	c := r.AgentCommand
+	c.CreatedAt, c.UpdatedAt = time.Time(r.Created), time.Time(r.Updated)
+	return c
+}
+
+const agentCommandColumns = `id, server_id, deployment, kind, payload, state, attempt, heartbeat_s, task_token, lease, result, created_at, updated_at`
+
+// SetAgentCredential makes credentialHash (the SHA-256 hex of a server's
+// agent credential) the one credential of serverID, replacing any earlier
+// one, which stops authenticating at once. A hash already used by another
+// server gives ErrConflict.
+func (s *Store) SetAgentCredential(ctx context.Context, serverID, credentialHash string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO agent_servers (id, credential_hash, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET credential_hash = excluded.credential_hash, created_at = excluded.created_at`),
+		serverID, credentialHash, dbTime(s.now()))
+	if c := classify(err); c == uniqueViolation || c == primaryKeyViolation {
+		return fmt.Errorf("set agent credential of server %s: %w", serverID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("set agent credential of server %s: %w", serverID, err)
+	}
+	return nil
+}
+
+// AgentServerByCredential returns the server whose credential has this
+// SHA-256 hex, or ErrUnauthorized.
+func (s *Store) AgentServerByCredential(ctx context.Context, credentialHash string) (string, error) {
+	var id string
+	err := s.db.GetContext(ctx, &id, s.q(`SELECT id FROM agent_servers WHERE credential_hash = ?`), credentialHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrUnauthorized
+	}
+	if err != nil {
+		return "", fmt.Errorf("authenticate agent: %w", err)
+	}
+	return id, nil
+}
+
+// DeleteAgentCredential removes serverID's credential (the server is gone);
+// deleting one that does not exist is not an error.
+func (s *Store) DeleteAgentCredential(ctx context.Context, serverID string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM agent_servers WHERE id = ?`), serverID); err != nil {
+		return fmt.Errorf("delete agent credential of server %s: %w", serverID, err)
+	}
+	return nil
+}
+
+// InsertAgentCommand stores a new command (its State, Attempt, TaskToken
+// set by the caller). An ID already stored gives ErrConflict.
+func (s *Store) InsertAgentCommand(ctx context.Context, c AgentCommand) error {
+	now := dbTime(s.now())
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO agent_commands (`+agentCommandColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		c.ID, c.ServerID, c.Deployment, c.Kind, c.Payload, c.State, c.Attempt, c.Heartbeat, c.TaskToken, c.Lease, c.Result, now, now)
+	if cl := classify(err); cl == uniqueViolation || cl == primaryKeyViolation {
+		return fmt.Errorf("insert agent command %s: %w", c.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert agent command %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// GetAgentCommand returns the command id, or ErrNotFound.
+func (s *Store) GetAgentCommand(ctx context.Context, id string) (AgentCommand, error) {
+	var r agentCommandRow
+	err := s.db.GetContext(ctx, &r, s.q(`SELECT `+agentCommandColumns+` FROM agent_commands WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return AgentCommand{}, fmt.Errorf("agent command %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return AgentCommand{}, fmt.Errorf("get agent command %s: %w", id, err)
+	}
+	return r.command(), nil
+}
+
+// ReissueAgentCommand puts a command that is not done back to pending with a
+// new attempt's sealed task token (the lease it had is void), and reports
+// whether it did; false means the command is done (or gone).
+func (s *Store) ReissueAgentCommand(ctx context.Context, id string, attempt, heartbeat int, taskToken []byte) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_commands
+		SET state = ?, lease = '', attempt = ?, heartbeat_s = ?, task_token = ?, updated_at = ?
+		WHERE id = ? AND state <> ?`),
+		AgentPending, attempt, heartbeat, taskToken, dbTime(s.now()), id, AgentDone)
+	if err != nil {
+		return false, fmt.Errorf("reissue agent command %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("reissue agent command %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// ClaimAgentCommand hands serverID's oldest pending command out under lease
+// and returns it; false when none is pending. Two claimers never get the
+// same hand-out: the update is conditional on the command still pending.
+func (s *Store) ClaimAgentCommand(ctx context.Context, serverID, lease string) (AgentCommand, bool, error) {
+	for range 5 { // another claimer may win the race for the oldest; try the next
+		var id string
+		err := s.db.GetContext(ctx, &id, s.q(`SELECT id FROM agent_commands WHERE server_id = ? AND state = ?
+			ORDER BY updated_at, id LIMIT 1`), serverID, AgentPending)
+		if errors.Is(err, sql.ErrNoRows) {
+			return AgentCommand{}, false, nil
+		}
+		if err != nil {
+			return AgentCommand{}, false, fmt.Errorf("claim agent command of server %s: %w", serverID, err)
+		}
+		res, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_commands SET state = ?, lease = ?, updated_at = ?
+			WHERE id = ? AND state = ?`), AgentLeased, lease, dbTime(s.now()), id, AgentPending)
+		if err != nil {
+			return AgentCommand{}, false, fmt.Errorf("claim agent command %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return AgentCommand{}, false, fmt.Errorf("claim agent command %s: %w", id, err)
+		} else if n == 1 {
+			c, err := s.GetAgentCommand(ctx, id)
+			return c, err == nil, err
+		}
+	}
+	return AgentCommand{}, false, nil
+}
+
+// FinishAgentCommand records result for the command handed out under lease
+// and marks it done, and reports whether it did; false means lease is not
+// the command's current hand-out (or the command is done already).
+func (s *Store) FinishAgentCommand(ctx context.Context, id, lease, result string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_commands SET state = ?, result = ?, updated_at = ?
+		WHERE id = ? AND lease = ? AND state = ?`), AgentDone, result, dbTime(s.now()), id, lease, AgentLeased)
+	if err != nil {
+		return false, fmt.Errorf("finish agent command %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("finish agent command %s: %w", id, err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,71 @@
+package store
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The agent channel's rows on every backend: one credential per server
+// (replacing the old one; a hash is one server's), and a command's life:
+// pending, claimed once under a lease, reissued (the lease void), finished
+// only under its current lease, never reissued once done.
+func TestAgentCredentialsAndCommands(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+
+		require.NoError(t, s.SetAgentCredential(ctx, "srv-a", "hash-1"))
+		id, err := s.AgentServerByCredential(ctx, "hash-1")
+		require.NoError(t, err)
+		require.Equal(t, "srv-a", id)
+		require.NoError(t, s.SetAgentCredential(ctx, "srv-a", "hash-2"))
+		_, err = s.AgentServerByCredential(ctx, "hash-1")
+		require.ErrorIs(t, err, ErrUnauthorized)
+		require.ErrorIs(t, s.SetAgentCredential(ctx, "srv-b", "hash-2"), ErrConflict)
+		require.NoError(t, s.DeleteAgentCredential(ctx, "srv-a"))
+		_, err = s.AgentServerByCredential(ctx, "hash-2")
+		require.ErrorIs(t, err, ErrUnauthorized)
+
+		c := AgentCommand{ID: "c1", ServerID: "srv-a", Kind: "install", Payload: `{"r":1}`, State: AgentPending, Attempt: 1, TaskToken: []byte{1, 2, 3}}
+		require.NoError(t, s.InsertAgentCommand(ctx, c))
+		require.ErrorIs(t, s.InsertAgentCommand(ctx, c), ErrConflict)
+		_, ok, err := s.ClaimAgentCommand(ctx, "srv-b", "lease-x")
+		require.NoError(t, err)
+		require.False(t, ok, "another server's command")
+		got, ok, err := s.ClaimAgentCommand(ctx, "srv-a", "lease-1")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, AgentLeased, got.State)
+		require.Equal(t, "lease-1", got.Lease)
+		require.Equal(t, []byte{1, 2, 3}, got.TaskToken)
+		_, ok, err = s.ClaimAgentCommand(ctx, "srv-a", "lease-2")
+		require.NoError(t, err)
+		require.False(t, ok, "handed out once")
+
+		ok, err = s.ReissueAgentCommand(ctx, "c1", 2, 5, []byte{4})
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = s.FinishAgentCommand(ctx, "c1", "lease-1", `{"ok":true}`)
+		require.NoError(t, err)
+		require.False(t, ok, "the old lease is void")
+		got, ok, err = s.ClaimAgentCommand(ctx, "srv-a", "lease-3")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, 2, got.Attempt)
+		require.Equal(t, 5, got.Heartbeat)
+		ok, err = s.FinishAgentCommand(ctx, "c1", "lease-3", `{"ok":true}`)
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = s.ReissueAgentCommand(ctx, "c1", 3, 5, []byte{5})
+		require.NoError(t, err)
+		require.False(t, ok, "done stays done")
+		got, err = s.GetAgentCommand(ctx, "c1")
+		require.NoError(t, err)
+		require.Equal(t, AgentDone, got.State)
+		require.Equal(t, `{"ok":true}`, got.Result)
+		_, err = s.GetAgentCommand(ctx, "nope")
+		require.ErrorIs(t, err, ErrNotFound)
+	})
+}
