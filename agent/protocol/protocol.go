@@ -167,3 +167,19 @@ func CommandPath(server, commandID, what string) string {
 func NextPath(server string) string {
 	return strings.Join([]string{BasePath, "servers", server, "commands", "next"}, "/")
 }
+
+// MaxArtifact is the largest artifact (a test's output) an agent may upload
+// for one command.
+const MaxArtifact = 32 << 20
+
+// ArtifactPath is where an agent PUTs a file a command made (a test's
+// output image) under the command's current lease (in the VersionHeader's
+// company, header LeaseHeader), before it posts the Result that names it:
+// results stay small JSON and workflow histories hold references only. name
+// is 1 to 64 letters, digits, '.', '_' or '-'.
+func ArtifactPath(server, commandID, name string) string {
+	return strings.Join([]string{BasePath, "servers", server, "commands", commandID, "artifacts", name}, "/")
+}
+
+// LeaseHeader carries the lease an artifact upload is made under.
+const LeaseHeader = "Algocloud-Agent-Lease"
