@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // Batch statuses. A batch is queued when created, running once its workflow
@@ -339,27 +341,41 @@ func (s *Store) FinishBatchItems(ctx context.Context, batchID string, rs []Index
 	if len(rs) == 0 {
 		return 0, 0, nil
 	}
+	// The statements are prepared once (hotStmt): a batch records its
+	// results as they come, a transaction for every few items.
+	live := s.q(`SELECT COUNT(*) FROM batches WHERE id = ? AND status IN (?, ?)`)
+	update := s.q(`UPDATE batch_items SET status = ?, http_status = ?, error = ?, output_key = ?, content_type = ?, completed_at = ?
+		WHERE batch_id = ? AND idx = ? AND status = ?`)
+	count := s.q(`UPDATE batches SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ?`)
+	var stmts [3]*sqlx.Stmt
+	for i, q := range []string{live, update, count} {
+		if stmts[i], err = s.hotStmt(ctx, q); err != nil {
+			return 0, 0, fmt.Errorf("finish items of batch %s: %w", batchID, err)
+		}
+	}
 	now := dbTime(s.now())
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("finish items of batch %s: begin: %w", batchID, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	var live int
-	if err := tx.GetContext(ctx, &live, s.q(`SELECT COUNT(*) FROM batches WHERE id = ? AND status IN (?, ?)`),
-		batchID, BatchQueued, BatchRunning); err != nil {
+	var n int
+	if stmts[0] != nil {
+		err = tx.StmtxContext(ctx, stmts[0]).GetContext(ctx, &n, batchID, BatchQueued, BatchRunning)
+	} else {
+		err = tx.GetContext(ctx, &n, live, batchID, BatchQueued, BatchRunning)
+	}
+	if err != nil {
 		return 0, 0, fmt.Errorf("finish items of batch %s: %w", batchID, err)
 	}
-	if live == 0 {
+	if n == 0 {
 		return 0, 0, nil
 	}
-	update := s.q(`UPDATE batch_items SET status = ?, http_status = ?, error = ?, output_key = ?, content_type = ?, completed_at = ?
-		WHERE batch_id = ? AND idx = ? AND status = ?`)
 	for _, r := range rs {
 		if r.Status != ItemSucceeded && r.Status != ItemFailed {
 			return 0, 0, fmt.Errorf("finish item %d of batch %s: status %q is not an end state", r.Index, batchID, r.Status)
 		}
-		res, err := tx.ExecContext(ctx, update, r.Status, r.HTTPStatus, cleanText(r.Error, MaxEventMessage), r.OutputKey,
+		res, err := hotExec(ctx, tx, stmts[1], update, r.Status, r.HTTPStatus, cleanText(r.Error, MaxEventMessage), r.OutputKey,
 			cleanText(r.ContentType, 255), now, batchID, r.Index, ItemPending)
 		if err != nil {
 			return 0, 0, fmt.Errorf("finish item %d of batch %s: %w", r.Index, batchID, err)
@@ -372,8 +388,7 @@ func (s *Store) FinishBatchItems(ctx context.Context, batchID string, rs []Index
 			failed++
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE batches SET done = done + ?, failed = failed + ?, updated_at = ? WHERE id = ?`),
-		done, failed, now, batchID); err != nil {
+	if _, err := hotExec(ctx, tx, stmts[2], count, done, failed, now, batchID); err != nil {
 		return 0, 0, fmt.Errorf("count items of batch %s: %w", batchID, err)
 	}
 	if err := tx.Commit(); err != nil {

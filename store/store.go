@@ -10,12 +10,14 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -59,6 +61,9 @@ type Store struct {
 	// now is the clock; tests replace it. It must return UTC truncated to
 	// microseconds (what both databases keep), so returned values equal stored ones.
 	now func() time.Time
+	// prepared caches statements of hot write paths on SQLite (query ->
+	// *sqlx.Stmt), see hotExec.
+	prepared sync.Map
 }
 
 // Open connects to the database named by dsn and applies any pending migrations.
@@ -195,6 +200,42 @@ func (s *Store) Close() error {
 		return fmt.Errorf("close %s store: %w", s.dialect, err)
 	}
 	return nil
+}
+
+// hotStmt returns the statement of query (already rebound), prepared once
+// per Store on SQLite: the pure-Go SQLite spends as long parsing a short
+// UPDATE as running it, and a batch records thousands of results a minute.
+// It returns nil on PostgreSQL, whose driver sends a query with its
+// arguments in one round trip: the caller runs the query directly. Call it
+// before beginning the transaction that uses the statement (through
+// hotExec): preparing takes a connection, and an in-memory database has
+// only the one the transaction holds.
+func (s *Store) hotStmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if s.dialect != dialectSQLite {
+		return nil, nil
+	}
+	if st, ok := s.prepared.Load(query); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	p, err := s.db.PreparexContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	st, loaded := s.prepared.LoadOrStore(query, p)
+	if loaded {
+		_ = p.Close() // another caller prepared it first
+	}
+	return st.(*sqlx.Stmt), nil
+}
+
+// hotExec runs st (from hotStmt; nil: query) with args in tx. On the
+// connection st was prepared on it runs without parsing again; on another,
+// database/sql prepares it there once and keeps it.
+func hotExec(ctx context.Context, tx *sqlx.Tx, st *sqlx.Stmt, query string, args ...any) (sql.Result, error) {
+	if st == nil {
+		return tx.ExecContext(ctx, query, args...)
+	}
+	return tx.StmtxContext(ctx, st).ExecContext(ctx, args...)
 }
 
 // Ping checks that the database answers, for readiness probes.
