@@ -1,7 +1,9 @@
 package blobs_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,4 +47,31 @@ func TestDir(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 	_, err = os.Stat(filepath.Join(root, "uploads", "d1"))
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestDirPutAfterDelete: Put remembers the folders it made; a folder
+// removed since (Delete of the prefix) is made again, and in-memory bytes
+// (the one-write path) and readers store the same blob.
+func TestDirPutAfterDelete(t *testing.T) {
+	ctx := context.Background()
+	d, err := blobs.NewDir(t.TempDir())
+	require.NoError(t, err)
+	require.NoError(t, d.Put(ctx, "batches/b1/out/0", bytes.NewReader([]byte("first")), 5))
+	require.NoError(t, d.Delete(ctx, "batches/b1"))
+	require.NoError(t, d.Put(ctx, "batches/b1/out/1", bytes.NewReader([]byte("second")), 6))
+	require.NoError(t, d.Put(ctx, "batches/b1/out/2", strings.NewReader("third"), -1))
+	for key, want := range map[string]string{"batches/b1/out/1": "second", "batches/b1/out/2": "third"} {
+		rc, err := d.Get(ctx, key)
+		require.NoError(t, err, key)
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		require.NoError(t, err)
+		require.Equal(t, want, string(b))
+	}
+	_, err = d.Get(ctx, "batches/b1/out/0")
+	require.ErrorIs(t, err, blobs.ErrNotFound)
+	// A size that does not match the bytes fails, and leaves no blob.
+	require.Error(t, d.Put(ctx, "batches/b1/out/3", bytes.NewReader([]byte("four")), 5))
+	_, err = d.Get(ctx, "batches/b1/out/3")
+	require.ErrorIs(t, err, blobs.ErrNotFound)
 }

@@ -1,6 +1,7 @@
 package blobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,12 +9,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Dir is a Store in a local folder: the key a/b/c is the file Root/a/b/c.
 // Files are private to this user (0600 in 0700 folders).
 type Dir struct {
 	Root string
+
+	// made remembers folders Put made or found, so a Put into a known
+	// folder costs no MkdirAll (a stat per blob, measurable when a batch
+	// stores thousands of small outputs). A folder removed behind its back
+	// (Delete of a prefix) is made again when CreateTemp finds it gone.
+	made sync.Map // folder path -> struct{}
 }
 
 // NewDir makes the folder and returns a store in it.
@@ -42,15 +50,22 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader, size int64) erro
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("blob folder: %w", err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".put-*")
+	dir := filepath.Dir(p)
+	f, err := d.createTemp(dir)
 	if err != nil {
 		return fmt.Errorf("put blob: %w", err)
 	}
 	tmp := f.Name()
-	n, err := io.Copy(f, readerCtx{ctx, r})
+	var n int64
+	if b, ok := r.(*bytes.Reader); ok && size >= 0 && size <= smallBlob {
+		// Bytes already in memory: one write, no copy buffer (a batch
+		// stores each output this way).
+		if err = ctx.Err(); err == nil {
+			n, err = b.WriteTo(f)
+		}
+	} else {
+		n, err = io.Copy(f, readerCtx{ctx, r})
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -65,6 +80,29 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader, size int64) erro
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	return nil
+}
+
+// smallBlob is the largest in-memory blob Put writes in one call.
+const smallBlob = 16 << 20
+
+// createTemp makes a temporary file in dir, making dir first when it is not
+// known to exist.
+func (d *Dir) createTemp(dir string) (*os.File, error) {
+	if _, ok := d.made.Load(dir); ok {
+		f, err := os.CreateTemp(dir, ".put-*")
+		if !errors.Is(err, fs.ErrNotExist) {
+			return f, err
+		}
+		d.made.Delete(dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("blob folder: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".put-*")
+	if err == nil {
+		d.made.Store(dir, struct{}{})
+	}
+	return f, err
 }
 
 // Get opens the key's file.
