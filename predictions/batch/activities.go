@@ -125,6 +125,8 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var succeeded, failed atomic.Int64
+	st := &chunkStats{start: time.Now()}
+	defer a.logStats(in, st)
 	stopWatch := make(chan struct{})
 	watchDone := make(chan struct{})
 	go func() {
@@ -156,7 +158,7 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 	recorded := make(chan struct{})
 	go func() {
 		defer close(recorded)
-		a.record(ctx, in.BatchID, results, &succeeded, &failed, fail, func() { cancel(errBatchCanceled) })
+		a.record(ctx, in.BatchID, results, st, &succeeded, &failed, fail, func() { cancel(errBatchCanceled) })
 	}()
 
 	g := &gate{}
@@ -175,7 +177,7 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 		wg.Add(1)
 		go func(it store.BatchItem) {
 			defer wg.Done()
-			r, err := a.item(ctx, g, send, ahead, in, it)
+			r, err := a.item(ctx, g, st, send, ahead, in, it)
 			if err != nil {
 				if ctx.Err() == nil {
 					fail(err)
@@ -206,13 +208,33 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 	return res, nil
 }
 
+// chunkStats are a chunk's timing counters, summed over its items (so
+// with Concurrency senders the sums exceed the chunk's time): what
+// docs/benchmarks.md's batch figures were profiled with, logged at debug
+// level when the chunk ends.
+type chunkStats struct {
+	start                      time.Time
+	read, predict, put, record atomic.Int64 // nanoseconds
+	groups                     atomic.Int64 // store transactions
+}
+
+func (a *Activities) logStats(in ChunkInput, st *chunkStats) {
+	if a.Log == nil {
+		return
+	}
+	ms := func(v *atomic.Int64) float64 { return float64(v.Load()) / 1e6 }
+	a.Log.Debug("batch chunk done", "batch", in.BatchID, "from", in.From, "to", in.To,
+		"ms", float64(time.Since(st.start))/1e6, "read_ms", ms(&st.read), "predict_ms", ms(&st.predict),
+		"put_ms", ms(&st.put), "record_ms", ms(&st.record), "transactions", st.groups.Load())
+}
+
 // maxGroup bounds the results recorded in one transaction.
 const maxGroup = 64
 
 // record writes results in groups until results is closed. A group the
 // store does not take whole (recorded before, or the batch ended) makes it
 // check the batch, and call canceled when it ended.
-func (a *Activities) record(ctx context.Context, batchID string, results <-chan store.IndexedResult,
+func (a *Activities) record(ctx context.Context, batchID string, results <-chan store.IndexedResult, st *chunkStats,
 	succeeded, failed *atomic.Int64, fail func(error), canceled func()) {
 	var group []store.IndexedResult
 	flush := func() {
@@ -221,7 +243,10 @@ func (a *Activities) record(ctx context.Context, batchID string, results <-chan 
 		}
 		// Without ctx's cancellation: results in hand are recorded even
 		// while the chunk stops (unless the batch itself ended).
+		t0 := time.Now()
 		done, failedN, err := a.Store.FinishBatchItems(context.WithoutCancel(ctx), batchID, group)
+		st.record.Add(int64(time.Since(t0)))
+		st.groups.Add(1)
 		if err != nil {
 			fail(err)
 			group = group[:0]
@@ -260,8 +285,10 @@ func (a *Activities) record(ctx context.Context, batchID string, results <-chan 
 
 // item does one item and returns its result; an error means it could not
 // be decided (the context ended, the store failed) and stays pending.
-func (a *Activities) item(ctx context.Context, g *gate, send, ahead chan struct{}, in ChunkInput, it store.BatchItem) (store.ItemResult, error) {
+func (a *Activities) item(ctx context.Context, g *gate, st *chunkStats, send, ahead chan struct{}, in ChunkInput, it store.BatchItem) (store.ItemResult, error) {
+	t0 := time.Now()
 	body, ct, fail, err := a.input(ctx, in.BatchID, it)
+	st.read.Add(int64(time.Since(t0)))
 	if err != nil || fail != "" {
 		<-ahead
 		return store.ItemResult{Status: store.ItemFailed, Error: fail}, err
@@ -273,14 +300,19 @@ func (a *Activities) item(ctx context.Context, g *gate, send, ahead chan struct{
 		<-ahead
 		return store.ItemResult{}, context.Cause(ctx)
 	}
+	t0 = time.Now()
 	resp, err := a.predict(ctx, g, in, body, ct)
+	st.predict.Add(int64(time.Since(t0)))
 	<-send
 	if err != nil {
 		return store.ItemResult{}, err
 	}
 	if resp.Status >= 200 && resp.Status < 300 {
 		key := outputKey(in.BatchID, it.Index)
-		if err := a.Blobs.Put(ctx, key, bytes.NewReader(resp.Body), int64(len(resp.Body))); err != nil {
+		t0 = time.Now()
+		err := a.Blobs.Put(ctx, key, bytes.NewReader(resp.Body), int64(len(resp.Body)))
+		st.put.Add(int64(time.Since(t0)))
+		if err != nil {
 			return store.ItemResult{}, fmt.Errorf("put output of item %d: %w", it.Index, err)
 		}
 		return store.ItemResult{Status: store.ItemSucceeded, HTTPStatus: resp.Status, OutputKey: key, ContentType: resp.ContentType}, nil

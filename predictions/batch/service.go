@@ -136,7 +136,8 @@ func (s *Service) Create(ctx context.Context, r Request) (store.Batch, error) {
 		return b, err
 	}
 	_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: WorkflowID(b.ID), TaskQueue: s.TaskQueue},
-		WorkflowName, Input{BatchID: b.ID, DeploymentID: r.Algorithm.ID, Total: len(items), Concurrency: r.Concurrency})
+		WorkflowName, Input{BatchID: b.ID, DeploymentID: r.Algorithm.ID, Total: len(items), Concurrency: r.Concurrency,
+			ChunkSize: DefaultChunkSize})
 	if err != nil {
 		_, _ = s.Store.SetBatchStatus(context.WithoutCancel(ctx), b.ID, store.BatchFailed, "could not start: "+err.Error())
 		return b, fmt.Errorf("start batch workflow: %w", err)
