@@ -157,6 +157,9 @@ func run(args []string, o serveOptions) error {
 	}
 	defer p.Stop()
 	if o.dev {
+		if err := servePprof(); err != nil {
+			return err
+		}
 		tok, err := p.EnsureDevUser(ctx)
 		if err != nil {
 			return err
