@@ -174,9 +174,9 @@ func TestAsyncPredictionsJSON(t *testing.T) {
 		id := ids[i]
 		require.Eventually(t, func() bool { return hooks.get(id+"-logs") != nil && hooks.get(id+"-completed") != nil },
 			time.Minute, 50*time.Millisecond)
-		require.Equal(t, done[i]["logs"], hooks.get(id+"-logs")["logs"])
-		require.Equal(t, "succeeded", hooks.get(id+"-logs")["status"])
-		require.Equal(t, done[i]["logs"], hooks.get(id+"-completed")["logs"])
+		require.Equal(t, done[i]["logs"], hooks.get(id + "-logs")["logs"])
+		require.Equal(t, "succeeded", hooks.get(id + "-logs")["status"])
+		require.Equal(t, done[i]["logs"], hooks.get(id + "-completed")["logs"])
 		require.Nil(t, hooks.get(id+"-start"), "start was filtered out")
 	}
 
