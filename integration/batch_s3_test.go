@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -65,7 +66,7 @@ func TestBatchS3(t *testing.T) {
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
 	hc := endpointClient(t, p)
-	_, endpoint, epTok := walk(t, c, "s3seg", "segmentation", "image")
+	depID, endpoint, epTok := walk(t, c, "s3seg", "segmentation", "image")
 
 	ctx := context.Background()
 	raw := s3.New(s3.Options{Region: "us-east-1", Credentials: testmoto.Credentials,
@@ -193,6 +194,54 @@ func TestBatchS3(t *testing.T) {
 	}))
 	captureBatchHistory(t, p, id, "batch-s3.json")
 
+	// The surfaces: the real CLI from S3 to S3, with the caller's AWS_*
+	// variables; the generated Python client from a local folder to S3
+	// (the output prefix as a multipart field beside the archive).
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ALGOCLOUD_") && !strings.HasPrefix(kv, "AWS_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "ALGOCLOUD_API="+p.APIURL, "ALGOCLOUD_ENDPOINT_TOKEN="+epTok, "AWS_ACCESS_KEY_ID=AKIABS3CLI",
+		"AWS_SECRET_ACCESS_KEY="+secret, "AWS_REGION=us-east-1")
+	out, errOut, err := cliRunner(t, env)("batch", "--poll", "200ms", "--s3-endpoint", moto.Endpoint, "s3seg", "s3://bs3-in/in/", "-o", "s3://bs3-out/cli/")
+	require.NoError(t, err, "items succeeded (one failed: errors.jsonl says why): %s", out+errOut)
+	require.Contains(t, errOut, "outputs in s3://bs3-out/cli/", out+errOut)
+	require.NotContains(t, out+errOut, secret)
+	for name, in := range inputs {
+		res, want := predict(t, hc, endpoint, epTok, in)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		require.Equal(t, want, getObj("cli/"+name), "the CLI's %s", name)
+	}
+	require.Contains(t, string(getObj("cli/errors.jsonl")), "notes.txt")
+
+	folder := t.TempDir()
+	for i := 0; i < 3; i++ {
+		require.NoError(t, os.WriteFile(filepath.Join(folder, fmt.Sprintf("p%d.png", i)), batchPNG(t, 40+i), 0o644))
+	}
+	res := c.Do(http.MethodGet, "/api/v1/deployments/"+depID+"/clients", nil)
+	require.Equal(t, http.StatusOK, res.Status, string(res.Raw))
+	module := res.Body["clients"].(map[string]any)["python"].(map[string]any)["content"].(string)
+	pyDir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(pyDir, "algocloud_client.py"), []byte(module), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(pyDir, "algocloud-ca.pem"), p.CA.RootPEM(), 0o644))
+	py := exec.Command("/usr/bin/python3", "-c", fmt.Sprintf(`
+from algocloud_client import Algorithm
+algo = Algorithm(ca="algocloud-ca.pem")
+b = algo.batch(%q, out="s3://bs3-out/py/", s3_endpoint=%q, interval=0.2)
+print("batch", b.status, b.counts["done"], b.output_s3, b.download("unused.zip"))
+`, folder, moto.Endpoint))
+	py.Dir, py.Env = pyDir, env
+	pyOut, err := py.CombinedOutput()
+	require.NoError(t, err, string(pyOut))
+	require.Contains(t, string(pyOut), "batch succeeded 3 s3://bs3-out/py/ []")
+	for i := 0; i < 3; i++ {
+		res, want := predict(t, hc, endpoint, epTok, batchPNG(t, 40+i))
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		require.Equal(t, want, getObj(fmt.Sprintf("py/p%d.png", i)), "the Python client's p%d.png", i)
+	}
+
 	// Refused at create, naming the field; nothing is created.
 	for name, tc := range map[string]struct {
 		body   map[string]any
@@ -217,5 +266,5 @@ func TestBatchS3(t *testing.T) {
 		require.NotContains(t, string(r.Raw), secret, name)
 	}
 	list = ec.Do(http.MethodGet, batches, nil)
-	require.Len(t, list.Body["batches"], 1, "refused batches are not created")
+	require.Len(t, list.Body["batches"], 3, "refused batches are not created (the test's, the CLI's, the client's)")
 }
