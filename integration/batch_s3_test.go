@@ -18,6 +18,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -64,7 +66,8 @@ func TestBatchS3(t *testing.T) {
 		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, os.Stderr), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	defer p.Stop()
-	c := newClient(t, p, devToken(t, p))
+	owner := devToken(t, p)
+	c := newClient(t, p, owner)
 	hc := endpointClient(t, p)
 	depID, endpoint, epTok := walk(t, c, "s3seg", "segmentation", "image")
 
@@ -241,6 +244,19 @@ print("batch", b.status, b.counts["done"], b.output_s3, b.download("unused.zip")
 		require.Equal(t, http.StatusOK, res.StatusCode)
 		require.Equal(t, want, getObj(fmt.Sprintf("py/p%d.png", i)), "the Python client's p%d.png", i)
 	}
+
+	// The wizard's Jobs page says where the outputs went, with no zip button.
+	br := newBrowser(t, p.APIURL)
+	br.run(chromedp.Navigate(p.APIURL+"/"), chromedp.WaitVisible("#token", chromedp.ByQuery))
+	br.setValue("#token", owner)
+	br.run(chromedp.SendKeys("#token", kb.Enter, chromedp.ByQuery))
+	br.waitPage("/ui/home", "Home")
+	br.run(chromedp.Navigate(p.APIURL + "/ui/deployments/" + depID + "/jobs"))
+	br.waitPage("/jobs", "Jobs")
+	br.waitJS("the S3 batch names its output prefix and offers no zip", `(() => {
+		const s = document.querySelector('section.batch[data-id="`+id+`"]');
+		return !!s && s.textContent.includes('outputs in s3://bs3-out/results/') && !s.querySelector('[data-batch-output]'); })()`, 20*time.Second)
+	br.noProblems()
 
 	// Refused at create, naming the field; nothing is created.
 	for name, tc := range map[string]struct {
