@@ -107,11 +107,12 @@ func TestRedeployShowsServingAndStaged(t *testing.T) {
 	item := fmt.Sprintf(`.algo[data-id=%q]`, id)
 	b.waitText(item+" .serving", "code revision 1 (commit "+commit1[:12]+"), install 1", 10*time.Second)
 	b.waitText(item+" .staged", "code revision 2 (commit "+commit2[:12]+"), install 2: Test Code passed", 10*time.Second)
+	b.shot("17-home-serving-staged", wide, narrow)
 	b.run(chromedp.Navigate(p.APIURL + "/ui/deployments/" + id + "/complete"))
 	b.waitPage("/complete", "Complete Deployment")
 	b.waitText("#revisions .serving", "Serving code revision 1", 10*time.Second)
 	b.waitText("#revisions .staged", "Staged code revision 2", 10*time.Second)
-	b.shot("revisions-staged")
+	b.shot("18-complete-staged", wide, narrow)
 
 	// Complete in the wizard: revision 2 serves, nothing is staged, and
 	// the page head says so without a reload.
@@ -121,6 +122,7 @@ func TestRedeployShowsServingAndStaged(t *testing.T) {
 	var staged int
 	b.eval(`document.querySelectorAll('#revisions .staged').length`, &staged)
 	require.Zero(t, staged, "nothing is staged once revision 2 serves")
+	b.shot("19-complete-redeployed", wide)
 	b.noProblems()
 
 	d = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
