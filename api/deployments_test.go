@@ -267,6 +267,17 @@ func TestServingAndStagedInDetailAndList(t *testing.T) {
 	require.Equal(t, float64(1), row["serving"].(map[string]any)["code_revision"])
 	require.Equal(t, "c1", row["serving"].(map[string]any)["commit"])
 	require.Equal(t, true, row["staged"].(map[string]any)["test_passed"])
+
+	// A workflow that does not answer: the detail falls back to the row's.
+	e.wf.mu.Lock()
+	e.wf.stateErr = errors.New("deadline exceeded")
+	e.wf.mu.Unlock()
+	w = e.do(http.MethodGet, "/api/v1/deployments/"+id, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	m = jsonOf(t, w)
+	require.NotEmpty(t, m["state_error"])
+	require.Equal(t, "https://e", m["serving"].(map[string]any)["endpoint"])
+	require.Equal(t, float64(2), m["staged"].(map[string]any)["code_revision"])
 }
 
 func mustJSON(t *testing.T, v any) []byte {
