@@ -3,7 +3,7 @@
 -- a listing shows the serving revision without querying each workflow.
 -- NULL: nothing serves / nothing is staged, or not projected since this
 -- migration (a live deployment's row fills when its worker next reconciles
--- it, at the worker's start). Numbered 0006: the next free number on main
--- when written; renumber on merge if another branch took it.
+-- it, at the worker's start). Numbered 0008: 0006 is left to a branch in
+-- flight (the batch webhook) and 0007 is the S3 batches'.
 ALTER TABLE algorithms ADD COLUMN serving TEXT;
 ALTER TABLE algorithms ADD COLUMN staged TEXT;
