@@ -137,6 +137,9 @@ var (
 	// to its workflow service now (503 temporal_unavailable); the agent
 	// sends it again.
 	ErrUnavailable = errors.New("the platform cannot pass it on now; try again")
+	// ErrArtifactTooLarge: an artifact is over MaxArtifact (413
+	// body_too_large).
+	ErrArtifactTooLarge = errors.New("artifact over the size limit")
 )
 
 // ValidID reports why id cannot be a command or server ID: it must be 1 to
