@@ -413,7 +413,7 @@ b = io.BytesIO(); Image.fromarray(img).save(b, "PNG"); sys.stdout.buffer.write(b
 func TestAgentServeSwap(t *testing.T) {
 	e := newEnv(t)
 	s := newServer(t, e, "srv-swap")
-	const token = "ep_agent-swap-token"
+	token := "ep_agent-swap-token"
 	sum := sha256.Sum256([]byte(token))
 	tokenSum := hex.EncodeToString(sum[:])
 	serve := func(rev string, edit func(string) string) commands.Serve {
@@ -484,12 +484,24 @@ func TestAgentServeSwap(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "new", who)
 
-	// The serving revision again: nothing restarts.
+	// The serving revision again with a rotated token: nothing restarts,
+	// the token file changes and the serving server follows it.
 	require.Eventually(t, func() bool { return len(s.procs("--listen-fd")) == 1 }, time.Minute, 50*time.Millisecond)
 	pid := s.procs("--listen-fd")[0]
-	s.do(commands.KindServe, serve("r2", inverted), &out)
+	const rotated = "ep_agent-swap-token-rotated"
+	rsum := sha256.Sum256([]byte(rotated))
+	again := serve("r2", inverted)
+	again.TokenSHA256 = hex.EncodeToString(rsum[:])
+	s.do(commands.KindServe, again, &out)
 	require.Equal(t, "r2", out.Serving)
 	require.Equal(t, []int{pid}, s.procs("--listen-fd"))
+	require.Eventually(t, func() bool {
+		_, err := s.predict(context.Background(), rotated, img)
+		return err == nil
+	}, 30*time.Second, 100*time.Millisecond, "the rotated token works")
+	_, err = s.predict(context.Background(), token, img)
+	require.ErrorContains(t, err, "401", "the old token no longer does")
+	token, tokenSum = rotated, again.TokenSHA256
 
 	// Killed mid-swap to r4: the restarted agent runs the command again
 	// and one revision serves.
