@@ -1,7 +1,9 @@
 package agenthub_test
 
 import (
+	"archive/tar"
 	"archive/zip"
+	"compress/gzip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -224,10 +226,37 @@ func writeWheel(t *testing.T, dir, pkg, version string) {
 	require.NoError(t, f.Close())
 }
 
+// writeMemhog writes memhog-0.1.0.tar.gz: a source distribution whose
+// in-tree build backend (no build requirements: pip builds it offline)
+// allocates and touches 1 GiB while pip builds it.
+func writeMemhog(t *testing.T, dir string) {
+	t.Helper()
+	files := map[string]string{
+		"memhog-0.1.0/pyproject.toml": "[build-system]\nrequires = []\nbuild-backend = \"hog\"\nbackend-path = [\".\"]\n",
+		"memhog-0.1.0/PKG-INFO":       "Metadata-Version: 2.1\nName: memhog\nVersion: 0.1.0\n",
+		"memhog-0.1.0/hog.py": "def get_requires_for_build_wheel(config_settings=None):\n    return []\n\n" +
+			"def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n" +
+			"    x = bytearray(1024 * 1024 * 1024)\n    for i in range(0, len(x), 4096):\n        x[i] = 1\n    raise RuntimeError('not killed')\n",
+	}
+	f, err := os.Create(filepath.Join(dir, "memhog-0.1.0.tar.gz"))
+	require.NoError(t, err)
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	for _, n := range []string{"memhog-0.1.0/PKG-INFO", "memhog-0.1.0/hog.py", "memhog-0.1.0/pyproject.toml"} {
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}))
+		_, err := tw.Write([]byte(files[n]))
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.NoError(t, gz.Close())
+	require.NoError(t, f.Close())
+}
+
 // usesWheel makes the algorithm import the wheel's package: it runs only in
-// the venv the install made.
+// the venv the install made. Its import takes 3 s, so that a test of it can
+// be caught running.
 func usesWheel(src string) string {
-	return strings.Replace(src, "import numpy as np\n", "import numpy as np\nimport algotiny\nassert algotiny.VALUE == 42\n", 1)
+	return strings.Replace(src, "import numpy as np\n", "import numpy as np\nimport algotiny, time\nassert algotiny.VALUE == 42\ntime.sleep(3)\n", 1)
 }
 
 // initRaises makes __init__ raise.
@@ -274,6 +303,19 @@ func TestAgentInstallAndTest(t *testing.T) {
 	require.False(t, bad.OOMKilled)
 	require.Contains(t, bad.Output, "doesnotexist")
 
+	// A build that outgrows the install's memory limit: failed, and said so.
+	writeMemhog(t, wheels)
+	hog := s.installPayload("c-hog", wheels, "memhog==0.1.0")
+	small := s.box("install")
+	small.Limits.MemoryBytes = 160 << 20
+	hog.Sandbox, err = json.Marshal(small)
+	require.NoError(t, err)
+	var oom commands.InstallOutput
+	s.do(commands.KindInstall, hog, &oom)
+	require.True(t, oom.Failed, oom.Output)
+	require.True(t, oom.OOMKilled, oom.Output)
+	require.Contains(t, oom.Output, "was killed")
+
 	// Killed mid-test: the next agent kills the test server it left.
 	testPayload := commands.Test{Revision: "c1-i1", Config: s.config(code, inst.Python, "test"), ReadyTimeoutSeconds: 60}
 	_, wait = s.send(commands.KindTest, testPayload)
@@ -300,6 +342,14 @@ func TestAgentInstallAndTest(t *testing.T) {
 	require.Equal(t, 96, img.Bounds().Dy())
 	r, _, _, _ := img.At(64, 48).RGBA()
 	require.Greater(t, r, uint32(0x8000), "the disc's centre is in the mask")
+
+	// A figure: one Test Code through the agent, from the workflow's
+	// start to its result (boot, readyz, testing_input_data, artifact, stop).
+	begin := time.Now()
+	var plain commands.TestOutput
+	s.do(commands.KindTest, commands.Test{Revision: "c0", Config: s.config(s.code("c0", nil), "/usr/bin/python3", "test")}, &plain)
+	require.True(t, plain.OK, "%+v", plain)
+	t.Logf("figure: a test command through the agent took %s (predict %d ms)", time.Since(begin).Round(time.Millisecond), plain.DurationMS)
 
 	var failed commands.TestOutput
 	s.do(commands.KindTest, commands.Test{Revision: "c2", Config: s.config(s.code("c2", initRaises), "/usr/bin/python3", "test")}, &failed)
@@ -463,7 +513,9 @@ func TestAgentServeSwap(t *testing.T) {
 	stopLoad := func() { cancel(); wg.Wait() }
 	t.Cleanup(stopLoad)
 	require.Eventually(t, func() bool { return ok.Load() > 20 }, time.Minute, 20*time.Millisecond)
+	begin := time.Now()
 	s.do(commands.KindServe, serve("r2", inverted), &out)
+	t.Logf("figure: serve r2 (a swap under 4 clients) took %s from the workflow's start to its result", time.Since(begin).Round(time.Millisecond))
 	require.Equal(t, "r2", out.Serving)
 	before := ok.Load()
 	require.Eventually(t, func() bool { return ok.Load() > before+20 }, time.Minute, 20*time.Millisecond)
