@@ -8,8 +8,11 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,22 +87,20 @@ func bodyCount(body map[string]any, name string) int {
 // its field, in JSON and in multipart. It captures both Batch histories
 // (the batch-webhooks change's new branch) for the replay corpus.
 func TestBatchWebhooks(t *testing.T) {
-	p := startPlatform(t, t.TempDir(), func(o *platform.Options) { o.WebhookAllowLoopback = true })
-	defer p.Stop()
-	c := newClient(t, p, devToken(t, p))
-	depID, _, epTok := walk(t, c, "hookbatch", "segmentation", "image")
-	r := c.Do(http.MethodPost, "/api/v1/deployments/"+depID+"/webhook_secret", nil)
+	rig := newJobsRig(t, func(o *platform.Options) { o.WebhookAllowLoopback = true })
+	p, epTok := rig.p, rig.epToken
+	r := rig.c.Do(http.MethodPost, "/api/v1/deployments/"+rig.id+"/webhook_secret", nil)
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	srv, deliveries := hookReceiver(t, r.Str("secret"))
 	ec := testenv.NewAPIClient(t, p.APIURL, epTok)
-	const batches = "/api/v1/endpoints/hookbatch/batches"
+	const batches = "/api/v1/endpoints/seg/batches"
 
 	// A finished batch: start, then completed, each once.
 	entries := []zipEntry{{name: "notes.txt", body: []byte("not an image")}}
 	for i := 0; i < 12; i++ {
 		entries = append(entries, zipEntry{name: fmt.Sprintf("%02d.png", i), body: batchPNG(t, i)})
 	}
-	r = postBatchHook(t, p.APIURL, epTok, "hookbatch", makeZip(t, entries), map[string]string{"webhook": srv.URL + "/all"})
+	r = postBatchHook(t, p.APIURL, epTok, "seg", makeZip(t, entries), map[string]string{"webhook": srv.URL + "/all"})
 	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
 	id := r.Str("id")
 	fin := waitBatch(t, ec, r.Str("urls", "get"), 3*time.Minute)
@@ -150,7 +151,7 @@ func TestBatchWebhooks(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		entries = append(entries, zipEntry{name: fmt.Sprintf("%03d.png", i), body: batchPNG(t, i)})
 	}
-	r = postBatchHook(t, p.APIURL, epTok, "hookbatch", makeZip(t, entries), map[string]string{
+	r = postBatchHook(t, p.APIURL, epTok, "seg", makeZip(t, entries), map[string]string{
 		"webhook": srv.URL + "/done", "webhook_events_filter": "completed", "concurrency": "1"})
 	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
 	id2 := r.Str("id")
@@ -174,7 +175,7 @@ func TestBatchWebhooks(t *testing.T) {
 	list := ec.Do(http.MethodGet, batches, nil)
 	require.Len(t, list.Body["batches"], 2)
 	for _, hook := range []string{"https://192.168.1.10/hook", "http://169.254.169.254/latest", "ftp://example.com/x"} {
-		r = postBatchHook(t, p.APIURL, epTok, "hookbatch", makeZip(t, entries[:1]), map[string]string{"webhook": hook})
+		r = postBatchHook(t, p.APIURL, epTok, "seg", makeZip(t, entries[:1]), map[string]string{"webhook": hook})
 		require.Equal(t, http.StatusBadRequest, r.Status, "%s: %s", hook, r.Raw)
 		require.Equal(t, "invalid_webhook", r.Str("code"), string(r.Raw))
 		require.Contains(t, string(r.Raw), `"field":"webhook"`)
@@ -188,6 +189,122 @@ func TestBatchWebhooks(t *testing.T) {
 	list = ec.Do(http.MethodGet, batches, nil)
 	require.Len(t, list.Body["batches"], 2, "refused batches are not created")
 
+	// The CLI: batch --webhook, then batches webhooks lists the delivery.
+	photos := rig.photos(t, "photos", 2)
+	out, errOut, err := rig.run("batch", "--webhook", srv.URL+"/cli", "--webhook-events", "completed", "seg", photos, "-o", filepath.Join(rig.dir, "cli.zip"))
+	require.NoError(t, err, out+errOut)
+	cliID := regexp.MustCompile(`batch (\S+): 2 items`).FindStringSubmatch(errOut)
+	require.NotNil(t, cliID, errOut)
+	require.Eventually(t, func() bool { return len(deliveries()) == 4 }, time.Minute, 50*time.Millisecond)
+	require.Equal(t, batch.DeliveryID(cliID[1], "completed"), deliveries()[3].id)
+	require.Equal(t, "/cli", deliveries()[3].path)
+	out, errOut, err = rig.run("batches", "webhooks", "seg", cliID[1])
+	require.NoError(t, err, out+errOut)
+	require.Regexp(t, `completed\s+1\s+200\s+delivered`, out)
+	out, errOut, err = rig.run("batches", "ls", "seg")
+	require.NoError(t, err, out+errOut)
+	require.Regexp(t, regexp.QuoteMeta(cliID[1])+`\s+succeeded`, out)
+	_, errOut, err = rig.run("batch", "--webhook", "https://10.0.0.1/x", "seg", photos, "-o", filepath.Join(rig.dir, "refused.zip"))
+	require.Error(t, err)
+	require.Contains(t, errOut, "invalid_webhook", errOut)
+
+	// The generated Python client: batch(webhook=...), then its webhooks().
+	pyOut := rig.python(t, fmt.Sprintf(`
+import time
+from algocloud_client import Algorithm
+algo = Algorithm(ca="algocloud-ca.pem")
+b = algo.batch(%q, webhook=%q, webhook_events=["start", "completed"], interval=0.2)
+for _ in range(100):
+    hooks = b.webhooks()
+    if len(hooks) == 2:
+        break
+    time.sleep(0.2)
+print("batch", b.status, sorted(h["event"] + ":" + h["outcome"] for h in hooks))
+`, photos, srv.URL+"/py"))
+	require.Contains(t, pyOut, "batch succeeded ['completed:delivered', 'start:delivered']")
+
 	captureBatchHistory(t, p, id, "batch-webhooks-after.json")
 	captureBatchHistory(t, p, id2, "batch-webhooks-canceled-after.json")
+}
+
+// TestBatchWebhooksSurviveDevKills kills the real `algocloud dev` with
+// SIGKILL while a batch with a webhook runs, and again the moment its
+// status says it ended (the window between the end recorded and its
+// completed delivery), starting it again each time on the same data: the
+// receiver, which outlives the platform, gets exactly two webhook-ids,
+// <batch>-start and <batch>-completed, each signed, the completed body
+// saying succeeded with every item done. (A receiver may get one id twice
+// when a worker dies after sending and before recording it: Standard
+// Webhooks receivers dedupe by webhook-id; the count is logged.)
+func TestBatchWebhooksSurviveDevKills(t *testing.T) {
+	data := t.TempDir()
+	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
+	d := startDevArgs(t, data, apiPort, temporalPort, "--webhook-allow-loopback")
+	c := testenv.NewAPIClient(t, d.api, d.token)
+	tok := d.token // a restarted dev prints no token
+	depID, _, epTok := walk(t, c, "killhook", "segmentation", "image")
+	r := c.Do(http.MethodPost, "/api/v1/deployments/"+depID+"/webhook_secret", nil)
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	srv, deliveries := hookReceiver(t, r.Str("secret"))
+
+	const n = 150
+	var entries []zipEntry
+	for i := 0; i < n; i++ {
+		entries = append(entries, zipEntry{name: fmt.Sprintf("%03d.png", i), body: batchPNG(t, i)})
+	}
+	r = postBatchHook(t, d.api, epTok, "killhook", makeZip(t, entries), map[string]string{"webhook": srv.URL, "concurrency": "2"})
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
+	id, get := r.Str("id"), r.Str("urls", "get")
+	status := func() (string, int) {
+		_, raw, err := testenv.TryAPI(c.Base, tok, http.MethodGet, get, nil)
+		if err != nil {
+			return "", -1
+		}
+		var b resp
+		_ = json.Unmarshal(raw, &b.Body)
+		s, _ := b.Body["status"].(string)
+		return s, count(b, "done") + count(b, "failed")
+	}
+	restart := func() {
+		require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
+		<-d.Done()
+		d = startDevArgs(t, data, apiPort, temporalPort, "--webhook-allow-loopback")
+		c.Base = d.api
+	}
+	defer func() {
+		_ = d.Cmd.Process.Signal(syscall.SIGINT)
+		<-d.Done()
+	}()
+	require.Eventually(t, func() bool { _, k := status(); return k >= 30 }, 3*time.Minute, 50*time.Millisecond)
+	restart()
+	require.Eventually(t, func() bool { s, _ := status(); return s == "succeeded" || s == "failed" || s == "canceled" }, 5*time.Minute, 20*time.Millisecond)
+	completedBeforeKill := 0
+	for _, dl := range deliveries() {
+		if dl.id == batch.DeliveryID(id, "completed") {
+			completedBeforeKill++
+		}
+	}
+	restart()
+	require.Eventually(t, func() bool {
+		for _, dl := range deliveries() {
+			if dl.id == batch.DeliveryID(id, "completed") {
+				return true
+			}
+		}
+		return false
+	}, 2*time.Minute, 100*time.Millisecond, "the completed webhook arrives")
+	time.Sleep(3 * time.Second)
+	got := map[string]int{}
+	for _, dl := range deliveries() {
+		require.True(t, dl.verified, "a webhook the shown secret does not verify: %s", dl.id)
+		got[dl.id]++
+		if dl.id == batch.DeliveryID(id, "completed") {
+			require.Equal(t, "succeeded", dl.body["status"])
+			require.Equal(t, n, bodyCount(dl.body, "done"))
+		}
+	}
+	t.Logf("receipts by webhook-id %v (completed had arrived before the second kill: %d)", got, completedBeforeKill)
+	require.Len(t, got, 2, "exactly the start and completed deliveries: %v", got)
+	require.Contains(t, got, batch.DeliveryID(id, "start"))
+	require.Contains(t, got, batch.DeliveryID(id, "completed"))
 }

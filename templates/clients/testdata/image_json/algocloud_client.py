@@ -272,24 +272,31 @@ class Algorithm:
         page = self._api_json("GET", "/predictions?" + urllib.parse.urlencode(q))
         return [Prediction(self, p) for p in page.get("predictions") or []], page.get("next_cursor") or None
 
-    def batch(self, inputs=None, out=None, progress=None, urls=None, concurrency=None, interval=1.0, timeout=None):
+    def batch(self, inputs=None, out=None, progress=None, urls=None, concurrency=None, interval=1.0, timeout=None,
+              webhook=None, webhook_events=None):
         """Runs a batch job of this endpoint on the platform and waits for it.
         inputs: a .zip/.tar path sent as it is, or a path or list of paths of
         files and folders (zipped here); or urls=[...] for the platform to
         fetch. progress(batch_dict) is called on each poll. The outputs' zip
         is written to out (and the per-item error report beside it) when the
-        batch ends. Returns the Batch."""
-        b = self.start_batch(inputs, urls=urls, concurrency=concurrency)
+        batch ends. webhook (https) is told when it starts and ends
+        (webhook_events: a list of start, completed). Returns the Batch."""
+        b = self.start_batch(inputs, urls=urls, concurrency=concurrency, webhook=webhook, webhook_events=webhook_events)
         b.wait(timeout=timeout, interval=interval, progress=progress)
         if out is not None:
             b.download(out)
         return b
 
-    def start_batch(self, inputs=None, urls=None, concurrency=None):
+    def start_batch(self, inputs=None, urls=None, concurrency=None, webhook=None, webhook_events=None):
         """Creates a batch job (see batch) and returns it without waiting;
         concurrency bounds its predictions in flight (None: the platform's)."""
+        hook = {}
+        if webhook:
+            hook["webhook"] = webhook
+        if webhook_events:
+            hook["webhook_events_filter"] = list(webhook_events)
         if urls is not None:
-            fields = {"urls": list(urls)}
+            fields = dict(hook, urls=list(urls))
             if concurrency:
                 fields["concurrency"] = int(concurrency)
             data = self._api_json("POST", "/batches", json.dumps(fields).encode("utf-8"), "application/json")
@@ -298,6 +305,10 @@ class Algorithm:
             raise ValueError("batch needs inputs (paths or an archive) or urls")
         name, archive = _batch_archive(inputs)
         fields = {"concurrency": str(int(concurrency))} if concurrency else {}
+        if webhook:
+            fields["webhook"] = webhook
+        if webhook_events:
+            fields["webhook_events_filter"] = ",".join(webhook_events)
         part_type = "application/zip" if name.endswith(".zip") else "application/x-tar"
         body, content_type = _multipart(fields, "archive", name, part_type, archive)
         return Batch(self, self._api_json("POST", "/batches", body, content_type))
@@ -429,6 +440,10 @@ class Batch:
             self._algo._api("GET", self._path("/errors"), out=report)
             written.append(report)
         return written
+
+    def webhooks(self):
+        """The delivery attempts of its webhook (a list of dicts)."""
+        return self._algo._api_json("GET", self._path("/webhooks")).get("attempts") or []
 
     def cancel(self):
         self.data = self._algo._api_json("POST", self._path("/cancel"))
