@@ -70,6 +70,14 @@ func notifyWebhook(ctx workflow.Context, in Input, event string) {
 	}
 }
 
+// canceledWithWebhook reports whether a batch canceled before it began
+// running (its first MarkBatch canceled) still owes its webhook the
+// completed event: it has a webhook, so it started after the change.
+func canceledWithWebhook(ctx workflow.Context, in Input) bool {
+	return ctx.Err() != nil && in.Webhook != "" &&
+		workflow.GetVersion(ctx, changeBatchWebhooks, workflow.DefaultVersion, 1) == 1
+}
+
 // RenderBatch is the batch as GET answers it now (a webhook's body), its
 // urls absolute when APIBaseURL is set.
 func (a *Activities) RenderBatch(ctx context.Context, batchID string) ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
@@ -12,13 +13,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/algocloud/algocloud/predictions/webhook"
+	"github.com/algocloud/algocloud/store"
 )
 
 // hookEnv is a test environment of the Batch workflow whose activities and
 // WebhookDeliver child are test doubles recording what they are given
 // (TestBatchWebhooks and TestBatchWebhooksSurviveDevKills in integration
 // run the real ones); failChunk makes RunChunk fail for good.
-func hookEnv(t *testing.T, failChunk bool) (*testsuite.TestWorkflowEnvironment, *[]webhook.DeliverInput) {
+func hookEnv(t *testing.T, failChunk bool, markDelay ...time.Duration) (*testsuite.TestWorkflowEnvironment, *[]webhook.DeliverInput) {
 	t.Helper()
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
@@ -30,7 +32,20 @@ func hookEnv(t *testing.T, failChunk bool) (*testsuite.TestWorkflowEnvironment, 
 	}, workflow.RegisterOptions{Name: webhook.WorkflowType})
 	a := &Activities{}
 	env.RegisterActivity(a)
-	env.OnActivity(a.MarkBatch, mock.Anything, mock.Anything).Return(nil)
+	mark := env.OnActivity(a.MarkBatch, mock.Anything, mock.Anything)
+	if len(markDelay) > 0 {
+		// Only the first (running) is slow: a cancel reaches it in flight.
+		slow := true
+		mark.Return(func(_ context.Context, in MarkInput) error {
+			if slow && in.Status == store.BatchRunning {
+				slow = false
+				time.Sleep(markDelay[0])
+			}
+			return nil
+		})
+	} else {
+		mark.Return(nil)
+	}
 	env.OnActivity(a.RenderBatch, mock.Anything, mock.Anything).Return(func(_ context.Context, id string) ([]byte, error) {
 		return []byte(`{"id":"` + id + `"}`), nil
 	})
@@ -78,4 +93,16 @@ func TestBatchWorkflowWebhookEvents(t *testing.T) {
 	env.ExecuteWorkflow(Batch, none)
 	require.NoError(t, env.GetWorkflowError())
 	require.Empty(t, *sent)
+}
+
+// A batch canceled before it began running still sends completed (its
+// first MarkBatch was canceled in flight).
+func TestBatchWorkflowCanceledBeforeStartCompletes(t *testing.T) {
+	env, sent := hookEnv(t, false, 2*time.Second)
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Millisecond)
+	env.ExecuteWorkflow(Batch, Input{BatchID: "b", DeploymentID: "d", Total: 5, Concurrency: 1, Webhook: "https://example.com/h"})
+	var ce *temporal.CanceledError
+	require.True(t, errors.As(env.GetWorkflowError(), &ce), "%v", env.GetWorkflowError())
+	require.Len(t, *sent, 1)
+	require.Equal(t, "b-completed", (*sent)[0].DeliveryID)
 }

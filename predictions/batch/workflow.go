@@ -100,6 +100,9 @@ func Batch(ctx workflow.Context, in Input) error {
 	})
 	if in.Next == 0 {
 		if err := workflow.ExecuteActivity(markCtx, a.MarkBatch, MarkInput{BatchID: in.BatchID, Status: store.BatchRunning}).Get(ctx, nil); err != nil {
+			if canceledWithWebhook(ctx, in) {
+				return finish(ctx, markCtx, in, store.BatchCanceled, "", temporal.NewCanceledError())
+			}
 			return err
 		}
 		notifyWebhook(ctx, in, EventStart)
