@@ -48,6 +48,7 @@ type hookDelivery struct {
 	id, path string
 	body     map[string]any
 	verified bool
+	at       time.Time
 }
 
 // hookReceiver is a webhook receiver on 127.0.0.1 that verifies every
@@ -59,7 +60,7 @@ func hookReceiver(t *testing.T, secret string) (*httptest.Server, func() []hookD
 	var got []hookDelivery
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		raw, _ := io.ReadAll(req.Body)
-		d := hookDelivery{id: req.Header.Get(webhook.HeaderID), path: req.URL.Path, verified: v.Verify(req.Header, raw) == nil}
+		d := hookDelivery{id: req.Header.Get(webhook.HeaderID), path: req.URL.Path, verified: v.Verify(req.Header, raw) == nil, at: time.Now()}
 		_ = json.Unmarshal(raw, &d.body)
 		mu.Lock()
 		got = append(got, d)
@@ -119,6 +120,9 @@ func TestBatchWebhooks(t *testing.T) {
 	require.Equal(t, 12, bodyCount(done.body, "done"))
 	require.Equal(t, 1, bodyCount(done.body, "failed"))
 	require.Equal(t, 0, bodyCount(done.body, "left"))
+	if end, err := time.Parse(time.RFC3339Nano, fmt.Sprint(done.body["completed_at"])); err == nil {
+		t.Logf("completed received %d ms after the batch's completed_at", done.at.Sub(end).Milliseconds())
+	}
 	urls, _ := done.body["urls"].(map[string]any)
 	require.Equal(t, p.APIURL+batches+"/"+id+"/output.zip", urls["output"])
 	require.Equal(t, p.APIURL+batches+"/"+id+"/errors", urls["errors"])
