@@ -27,6 +27,16 @@ type View struct {
 	ETASeconds *float64          `json:"eta_seconds"`
 	Error      string            `json:"error,omitempty"`
 	URLs       map[string]string `json:"urls"`
+	// Output is where the outputs go when not to output.zip: the S3
+	// prefix's URI only, never its credentials.
+	Output *OutputView `json:"output,omitempty"`
+}
+
+// OutputView is a batch's S3 output prefix as the API shows it.
+type OutputView struct {
+	S3 struct {
+		URI string `json:"uri"`
+	} `json:"s3"`
 }
 
 // NewView renders b at now; base is the endpoint's batches URL
@@ -43,5 +53,10 @@ func NewView(b store.Batch, base string, now time.Time) View {
 	self := base + "/" + b.ID
 	j.URLs = map[string]string{"get": self, "output": self + "/output.zip", "errors": self + "/errors",
 		"cancel": self + "/cancel", "webhooks": self + "/webhooks"}
+	if b.OutputURI != "" {
+		delete(j.URLs, "output") // the outputs are in S3: output.zip answers 409
+		j.Output = &OutputView{}
+		j.Output.S3.URI = b.OutputURI
+	}
 	return j
 }
