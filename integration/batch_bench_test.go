@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/algocloud/algocloud/internal/testenv"
 )
@@ -72,6 +74,18 @@ func TestBatchFigure(t *testing.T) {
 		entries = append(entries, zipEntry{name: fmt.Sprintf("%05d.png", i), body: imgs[i]})
 	}
 	archive := makeZip(t, entries)
+	// ALGOCLOUD_BENCH_BATCH_PIN=1 pins the endpoint to core 0 and the
+	// platform plus this process (both load generators) to core 1 before each
+	// phase: the endpoint on its own machine, as in production (pinCPUs).
+	pinned := os.Getenv("ALGOCLOUD_BENCH_BATCH_PIN") != ""
+	repin := func(phase string) {
+		if !pinned {
+			return
+		}
+		e, p := pinCPUs(t, data, d.Cmd.Process.Pid)
+		t.Logf("pinned before %s: endpoint %d processes, %d threads on core 0; platform and clients %d processes, %d threads on core 1",
+			phase, e.procs, e.threads, p.procs, p.threads)
+	}
 
 	// The client loop: conc goroutines, each taking the next image. It runs
 	// before and after the batch, and the batch is compared with their mean:
@@ -98,6 +112,7 @@ func TestBatchFigure(t *testing.T) {
 		wg.Wait()
 		return time.Since(start), readCPU(t, data, d.Cmd.Process.Pid).sub(cpu0)
 	}
+	repin("the first loop")
 	loop1, cpuLoop := runLoop()
 
 	// The batch, from the POST to its completed_at.
@@ -105,6 +120,7 @@ func TestBatchFigure(t *testing.T) {
 	if profDir != "" {
 		profiled = saveProfile(t, pprofAddr, filepath.Join(profDir, "batch.pprof"), 2*loop1+2*time.Second)
 	}
+	repin("the batch")
 	cpu0 := readCPU(t, data, d.Cmd.Process.Pid)
 	start := time.Now()
 	r := postBatch(t, d.api, epTok, "benchseg", archive, conc)
@@ -123,11 +139,12 @@ func TestBatchFigure(t *testing.T) {
 	// End to end ends at completed_at (dev runs on this machine's clock),
 	// not at the poll that saw it: the poll's interval adds nothing.
 	batchWall := completed.Sub(start)
+	repin("the second loop")
 	loop2, _ := runLoop()
 	loop := (loop1 + loop2) / 2
 
 	if os.Getenv("ALGOCLOUD_BENCH_BATCH_NOKILL") != "" {
-		t.Logf("FIGURE images %dx%d (0: 10 to 18 px)", side, side)
+		t.Logf("FIGURE images %dx%d (0: 10 to 18 px); pinned (endpoint core 0, platform and clients core 1): %v", side, side, pinned)
 	}
 	t.Logf("FIGURE batch of %d PNGs at concurrency %d: client loop %.1f items/s (%.2f s, mean of %.2f s before and %.2f s after the batch); batch %.1f items/s end to end (%.2f s, upload included), %.1f items/s create→completed (%.2f s); ratio %.1f %% (end to end), %.1f %% (create→completed; %.1f %% and %.1f %% against the loop before and after)",
 		n, conc, float64(n)/loop.Seconds(), loop.Seconds(), loop1.Seconds(), loop2.Seconds(), float64(n)/batchWall.Seconds(), batchWall.Seconds(),
@@ -297,4 +314,83 @@ func saveProfile(t testing.TB, addr, path string, d time.Duration) <-chan struct
 		}
 	}()
 	return done
+}
+
+// pinCPUs models the endpoint and the platform on separate machines by CPU
+// affinity (ALGOCLOUD_BENCH_BATCH_PIN=1): every thread of the endpoints
+// serving from data (algocloud-infer and everything under it: sandboxes,
+// Python workers) on core 0; every thread of the dev process and its other
+// children, and of this test process (the loop's client, the batch's
+// poller), on core 1. Children and threads started later inherit their
+// parent's set, and the harness calls it again before each phase in case an
+// endpoint process was replaced. It returns how many processes and threads
+// went to each side. Other users' processes on the machine are not pinned and still run
+// on both cores.
+type pinCount struct{ procs, threads int }
+
+func pinCPUs(t testing.TB, data string, devPID int) (endpoint, platform pinCount) {
+	type proc struct {
+		ppid  int
+		infer bool
+	}
+	procs := map[int]proc{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		end := strings.LastIndexByte(s, ')')
+		if end < 0 {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 2 {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.Fields(s)[0])
+		ppid, _ := strconv.Atoi(f[1])
+		cmd, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
+		argv := strings.Split(string(cmd), "\x00")
+		infer := filepath.Base(argv[0]) == "algocloud-infer" && strings.Contains(string(cmd), data)
+		procs[pid] = proc{ppid: ppid, infer: infer}
+	}
+	var core0, core1 unix.CPUSet
+	core0.Set(0)
+	core1.Set(1)
+	pin := func(c *pinCount, pid int, set *unix.CPUSet) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/[0-9]*", pid))
+		c.procs++
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(filepath.Base(task))
+			err := unix.SchedSetaffinity(tid, set)
+			if errors.Is(err, unix.ESRCH) { // the thread ended meanwhile
+				continue
+			}
+			require.NoError(t, err, "pin thread %d of process %d", tid, pid)
+			c.threads++
+		}
+	}
+	for pid := range procs {
+		// Walk up: the first endpoint or the dev process decides.
+		for cur, hops := pid, 0; cur > 1 && hops < 64; hops++ {
+			q, ok := procs[cur]
+			if !ok {
+				break
+			}
+			if q.infer {
+				pin(&endpoint, pid, &core0)
+				break
+			}
+			if cur == devPID {
+				pin(&platform, pid, &core1)
+				break
+			}
+			cur = q.ppid
+		}
+	}
+	pin(&platform, os.Getpid(), &core1)
+	require.NotZero(t, endpoint.threads, "no endpoint process found to pin")
+	return endpoint, platform
 }
