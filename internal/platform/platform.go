@@ -117,6 +117,16 @@ type Options struct {
 	// PredictionSweepEvery is how often the worker deletes expired
 	// predictions' blobs; 0 means a minute.
 	PredictionSweepEvery time.Duration
+	// Agents gives every local server a server agent (algocloud-infer
+	// agent, supervised by the local provider) with a credential minted by
+	// the hub: the deployments provisioned from then on install, test and
+	// serve through it, and the worker runs no author code for them.
+	// PlatformURL is the API the agents long-poll (default: this
+	// platform's own, when it runs the API: dev); PlatformCAFile the PEM
+	// CA its certificate chains to (empty: a plain-http loopback API or
+	// the system's roots).
+	Agents                      bool
+	PlatformURL, PlatformCAFile string
 }
 
 // Platform is a running set of pieces.
@@ -290,6 +300,9 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	if err := p.wireCloud(ctx, acts); err != nil {
 		return err
 	}
+	if err := p.wireAgents(acts); err != nil {
+		return err
+	}
 	if acts.Issuer == nil && o.CertValidity > 0 {
 		acts.Issuer = certs.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
 	}
@@ -314,6 +327,26 @@ func (p *Platform) startWorker(ctx context.Context) error {
 		every = worker.DefaultRenewEvery
 	}
 	return worker.EnsureRenewalSchedule(ctx, p.Client, every, o.Logger)
+}
+
+// wireAgents sets the activities up to give local servers their agent
+// (Options.Agents).
+func (p *Platform) wireAgents(acts *activities.Activities) error {
+	o := p.opts
+	if !o.Agents || p.Provider == nil {
+		return nil
+	}
+	url := o.PlatformURL
+	if url == "" && o.RunAPI {
+		url = p.APIURL
+	}
+	if url == "" {
+		return errors.New("--agents needs --platform-url: the API's URL the server agents long-poll")
+	}
+	acts.Agents = &activities.AgentSettings{
+		Credentials: p.Agents, Command: o.InferCommand, PlatformURL: url, CAFile: o.PlatformCAFile,
+	}
+	return nil
 }
 
 // apiConfig is the API's configuration for these options.

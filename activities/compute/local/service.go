@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,8 +161,12 @@ func (p *Provider) Start(ctx context.Context, spec compute.ServiceSpec) (compute
 	}
 	spec.Port = port
 	addr := net.JoinHostPort(srv.Host, strconv.Itoa(port))
-	if err := setListen(spec.ConfigFile, addr); err != nil {
-		return compute.Handle{}, fmt.Errorf("start %s: %w", spec.Name, err)
+	if len(spec.Args) == 0 {
+		if err := setListen(spec.ConfigFile, addr); err != nil {
+			return compute.Handle{}, fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+	} else if !slices.Contains(spec.Args, spec.ConfigFile) {
+		return compute.Handle{}, permanent("start %s: its arguments must hold its config file %s", spec.Name, spec.ConfigFile)
 	}
 
 	p.forget(key(srv.ID, spec.Name)) // a supervisor of the dead process, if any
