@@ -30,6 +30,7 @@ import (
 	"github.com/algocloud/algocloud/agent/protocol"
 	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/api"
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/internal/temporaldev"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/store"
@@ -100,7 +101,9 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { st.Close() })
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	hub, err := agenthub.New(agenthub.Config{Store: st, Temporal: c, Key: key, PollEvery: 200 * time.Millisecond, Logger: quiet()})
+	bl, err := blobs.NewDir(filepath.Join(t.TempDir(), "blobs"))
+	require.NoError(t, err)
+	hub, err := agenthub.New(agenthub.Config{Store: st, Temporal: c, Key: key, Blobs: bl, PollEvery: 200 * time.Millisecond, Logger: quiet()})
 	require.NoError(t, err)
 	u, err := st.CreateUser(ctx, "dev")
 	require.NoError(t, err)

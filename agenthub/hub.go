@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/algocloud/algocloud/agent/protocol"
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -81,7 +82,10 @@ type Config struct {
 	// EventKind is the kind of the event-log lines progress makes; "" means
 	// "agent".
 	EventKind string
-	Logger    *slog.Logger
+	// Blobs keeps the artifacts agents upload (artifacts.go); nil refuses
+	// uploads (ErrNoBlobs). API and worker need the same store.
+	Blobs  blobs.Store
+	Logger *slog.Logger
 }
 
 // Hub is the command channel's platform side. It is safe for concurrent use.
@@ -91,6 +95,7 @@ type Hub struct {
 	aead      cipher.AEAD
 	pollEvery time.Duration
 	eventKind string
+	blobs     blobs.Store
 	log       *slog.Logger
 
 	mu      sync.Mutex
@@ -122,7 +127,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h := &Hub{
 		store: cfg.Store, temporal: cfg.Temporal, aead: aead, pollEvery: cfg.PollEvery,
-		eventKind: cfg.EventKind, log: cfg.Logger, wakeups: map[string]chan struct{}{},
+		eventKind: cfg.EventKind, blobs: cfg.Blobs, log: cfg.Logger, wakeups: map[string]chan struct{}{},
 		closing: make(chan struct{}),
 	}
 	if h.pollEvery <= 0 {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -30,6 +31,9 @@ type AgentHub interface {
 	CommandProgress(ctx context.Context, serverID string, p protocol.Progress) error
 	// CommandResult records serverID's answer to a command.
 	CommandResult(ctx context.Context, serverID string, r protocol.Result) (protocol.Ack, error)
+	// PutArtifact stores a file a command of serverID's made (at most
+	// protocol.MaxArtifact bytes), uploaded under the command's lease.
+	PutArtifact(ctx context.Context, serverID, commandID, lease, name string, body io.Reader) error
 }
 
 // agentServerKey is where authenticateAgent leaves the caller's server ID.
@@ -46,6 +50,7 @@ func (s *server) agentRoutes(e *gin.Engine) {
 	g.GET("/commands/next", s.nextAgentCommand)
 	g.POST("/commands/:command/progress", s.agentProgress)
 	g.POST("/commands/:command/result", s.agentResult)
+	g.PUT("/commands/:command/artifacts/:name", s.agentArtifact)
 }
 
 // authenticateAgent checks the protocol version and resolves the Bearer
@@ -148,6 +153,37 @@ func (s *server) agentResult(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, ack)
+}
+
+// agentArtifact stores a file a command made (a test's output), which the
+// agent uploads under the command's lease before posting the result that
+// names it.
+func (s *server) agentArtifact(c *gin.Context) {
+	name := c.Param("name")
+	if err := protocol.ValidArtifactName(name); err != nil {
+		writeError(c, errField(errcode.InvalidArtifactName, "name", "artifact name %q: %v", name, err))
+		return
+	}
+	lease := c.GetHeader(protocol.LeaseHeader)
+	if lease == "" {
+		writeError(c, errField(errcode.InvalidHeader, protocol.LeaseHeader, "send the command's lease"))
+		return
+	}
+	if c.Request.ContentLength > protocol.MaxArtifact {
+		writeError(c, errTooLarge(protocol.MaxArtifact))
+		return
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, protocol.MaxArtifact)
+	err := s.agents.PutArtifact(c.Request.Context(), c.GetString(agentServerKey), c.Param("command"), lease, name, body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		c.Status(http.StatusNoContent)
+	case errors.As(err, &tooBig), errors.Is(err, protocol.ErrArtifactTooLarge):
+		writeError(c, errTooLarge(protocol.MaxArtifact))
+	default:
+		s.agentFailure(c, "agent artifact", err)
+	}
 }
 
 // checkCommandID requires the body's command_id to be the path's.

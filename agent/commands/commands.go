@@ -48,6 +48,13 @@ type Install struct {
 	// Sandbox is inferapi/sandbox JSON (sandbox.Config) of the install role
 	// (group "<server>.install"): its limits and network.
 	Sandbox json.RawMessage `json:"sandbox"`
+	// IndexURL, FindLinks and NoIndex are the platform's pip settings
+	// (its --pip-index-url, --pip-find-links, --pip-no-index), so the
+	// agent installs from where the platform's operator chose; empty:
+	// pip's defaults. FindLinks are URLs or folders on the server.
+	IndexURL  string   `json:"index_url,omitempty"`
+	FindLinks []string `json:"find_links,omitempty"`
+	NoIndex   bool     `json:"no_index,omitempty"`
 }
 
 // InstallOutput is KindInstall's output.

@@ -245,7 +245,8 @@ func (l *Link) execute(ctx context.Context, e *execution) {
 		defer close(progressDone)
 		l.progressLoop(runCtx, e)
 	}()
-	out, err := l.runHandler(ctx, cmd, func(lines ...string) {
+	hctx := context.WithValue(ctx, uploaderKey{}, &uploader{l: l, e: e})
+	out, err := l.runHandler(hctx, cmd, func(lines ...string) {
 		e.mu.Lock()
 		e.lines = append(e.lines, lines...)
 		e.mu.Unlock()
@@ -471,20 +472,25 @@ func (l *Link) doStatus(ctx context.Context, method, path string, body, into any
 	if resp.StatusCode == http.StatusUnauthorized && l.cfg.CredentialFile != "" {
 		l.reloadCredential(cred)
 	}
+	return false, refusal(method, req.URL.Path, resp.Status, data)
+}
+
+// refusal maps the platform's error answer onto the protocol's errors.
+func refusal(method, path, status string, data []byte) error {
 	var eb protocol.ErrorBody
 	_ = json.Unmarshal(data, &eb)
-	err = fmt.Errorf("%s %s: %s: %s", method, req.URL.Path, resp.Status, eb.Message)
+	err := fmt.Errorf("%s %s: %s: %s", method, path, status, eb.Message)
 	switch eb.Code {
 	case "agent_forbidden":
-		return false, fmt.Errorf("%w (%w)", protocol.ErrForbidden, err)
+		return fmt.Errorf("%w (%w)", protocol.ErrForbidden, err)
 	case "agent_command_not_found":
-		return false, fmt.Errorf("%w (%w)", protocol.ErrUnknownCommand, err)
+		return fmt.Errorf("%w (%w)", protocol.ErrUnknownCommand, err)
 	case "agent_stale_lease":
-		return false, fmt.Errorf("%w (%w)", protocol.ErrStaleLease, err)
+		return fmt.Errorf("%w (%w)", protocol.ErrStaleLease, err)
 	case "agent_command_done":
-		return false, fmt.Errorf("%w (%w)", protocol.ErrCommandDone, err)
+		return fmt.Errorf("%w (%w)", protocol.ErrCommandDone, err)
 	}
-	return false, err
+	return err
 }
 
 // readCredential reads a credential file (surrounding space trimmed).

@@ -137,6 +137,9 @@ var (
 	// to its workflow service now (503 temporal_unavailable); the agent
 	// sends it again.
 	ErrUnavailable = errors.New("the platform cannot pass it on now; try again")
+	// ErrArtifactTooLarge: an artifact is over MaxArtifact (413
+	// body_too_large).
+	ErrArtifactTooLarge = errors.New("artifact over the size limit")
 )
 
 // ValidID reports why id cannot be a command or server ID: it must be 1 to
@@ -183,3 +186,24 @@ func ArtifactPath(server, commandID, name string) string {
 
 // LeaseHeader carries the lease an artifact upload is made under.
 const LeaseHeader = "Algocloud-Agent-Lease"
+
+// ValidArtifactName reports why name cannot name an artifact: 1 to 64
+// letters, digits, '.', '_' or '-', not starting with '.', so it is one
+// path segment and one blob key segment unchanged.
+func ValidArtifactName(name string) error {
+	if name == "" {
+		return errors.New("empty")
+	}
+	if len(name) > 64 {
+		return errors.New("longer than 64 characters")
+	}
+	if name[0] == '.' {
+		return errors.New("starts with '.'")
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("character %q is not allowed (letters, digits, '.', '_', '-')", r)
+		}
+	}
+	return nil
+}

@@ -44,6 +44,7 @@ const (
 	UnsupportedType     // unsupported_type
 	InvalidBatch        // invalid_batch
 	AgentProtocol       // agent_protocol_version
+	InvalidArtifactName // invalid_artifact_name
 	InvalidWebhook      // invalid_webhook
 
 	// Authentication, routing and size (401, 404, 405, 413).
@@ -129,6 +130,7 @@ var registry = [numCodes]entry{
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
 	InvalidBatch:        {"invalid_batch", http.StatusBadRequest, "a batch's inputs are missing or refused: an archive member that is a link, absolute or has .., a URL malformed or refused by the URL policy (fields names it: archive or urls[i]; member names the archive member)"},
 	AgentProtocol:       {"agent_protocol_version", http.StatusBadRequest, "a server agent spoke a protocol version (header Algocloud-Agent-Protocol) this platform does not"},
+	InvalidArtifactName: {"invalid_artifact_name", http.StatusBadRequest, "a server agent uploaded an artifact whose name is not 1 to 64 letters, digits, '.', '_' or '-' (fields names it)"},
 	InvalidWebhook:      {"invalid_webhook", http.StatusBadRequest, "a webhook URL is malformed, carries credentials, or is refused by the webhook URL policy (loopback, private, metadata addresses; fields names it)"},
 
 	Unauthorized:     {"unauthorized", http.StatusUnauthorized, "no API token, or an unknown or revoked one (on /api/agent/v1: no server credential, or an unknown or replaced one)"},

@@ -34,8 +34,9 @@ import (
 //	algocloud-infer agent stop  --dir D
 //
 // With --platform (and --server, --credential-file) it also takes the
-// platform's commands over the command channel (agent/link, agent_link.go);
-// the revision commands are not handlers of the channel yet. Either
+// platform's commands over the command channel (agent/link, agent_link.go):
+// with --listen too, every kind of agent/commands (install, test, serve,
+// stop, status: agent_commands.go); without, agent.info only. Either
 // --listen or --platform is required.
 //
 // SIGTERM or SIGINT stops the agent and leaves the revisions serving: a
@@ -66,17 +67,21 @@ func agentMain(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	var linkDone <-chan error
-	if lf.platform != "" {
-		l, err := lf.newLink(log)
+	startLink := func(rt *agentRuntime) error {
+		l, err := lf.newLink(log, rt)
 		if err != nil {
 			return err
 		}
 		done := make(chan error, 1)
 		linkDone = done
 		go func() { done <- l.Run(ctx) }()
-		log.Info("agent taking the platform's commands", "platform", lf.platform, "server", lf.server, "protocol", protocol.Version)
+		log.Info("agent taking the platform's commands", "platform", lf.platform, "server", lf.server, "protocol", protocol.Version, "author_code", rt != nil)
+		return nil
 	}
 	if *listen == "" {
+		if err := startLink(nil); err != nil {
+			return err
+		}
 		<-linkDone
 		log.Info("agent stopped")
 		return nil
@@ -86,6 +91,18 @@ func agentMain(args []string) error {
 		return err
 	}
 	defer sup.Close()
+	if lf.platform != "" {
+		// After the supervisor: it holds the folder's lock, so a second
+		// agent on the same folder stops before it could reap the first's
+		// test servers.
+		rt, err := newAgentRuntime(*dir, sup)
+		if err != nil {
+			return err
+		}
+		if err := startLink(rt); err != nil {
+			return err
+		}
+	}
 	sock := filepath.Join(*dir, "agent.sock")
 	_ = os.Remove(sock) // a previous agent's
 	ln, err := net.Listen("unix", sock)

@@ -70,9 +70,10 @@ func (f *linkFlags) config(handlers map[string]link.Handler, log *slog.Logger) (
 }
 
 // newLink makes the command channel's client with the handlers this binary
-// has.
-func (f *linkFlags) newLink(log *slog.Logger) (*link.Link, error) {
-	cfg, err := f.config(map[string]link.Handler{KindInfo: link.HandlerFunc(infoHandler(f.server))}, log)
+// has: agent.info, and agent/commands' kinds when rt is not nil (the agent
+// runs an endpoint's revisions).
+func (f *linkFlags) newLink(log *slog.Logger, rt *agentRuntime) (*link.Link, error) {
+	cfg, err := f.config(agentHandlers(f.server, rt), log)
 	if err != nil {
 		return nil, err
 	}

@@ -83,39 +83,92 @@ func runInstall(ctx context.Context, args []string, stdout io.Writer) error {
 	boxCfg := *cfg.Sandbox
 	boxCfg.Group = installGroup(boxCfg.Group)
 	boxCfg.StateDir = home
-	box, err := sandbox.New(boxCfg)
+	out, err := installVenv(ctx, venvInstall{
+		Sandbox: boxCfg, SystemPython: *systemPython, Venv: venv, Requirements: reqs,
+		Pip: python.InstallOptions{NoIndex: *noIndex, FindLinks: findLinks, IndexURL: *indexURL, Timeout: *timeout},
+	}, func(line string) { fmt.Fprintln(stdout, line) })
+	switch {
+	case err != nil:
+		return fmt.Errorf("install: %w", err)
+	case out.OOMKilled:
+		return fmt.Errorf("install: pip exited %d: pip (or a package's build) used more than %s and was killed", out.ExitCode, out.Limits)
+	case out.Failed:
+		return fmt.Errorf("install: pip exited %d (its output is above)", out.ExitCode)
+	}
+	return nil
+}
+
+// venvInstall is one venv to make and its requirements to install, both in
+// a sandbox: the install mode's and the agent's install command's work.
+type venvInstall struct {
+	// Sandbox is the install role's sandbox (its group already the
+	// install's own).
+	Sandbox sandbox.Config
+	// SystemPython is the interpreter the venv is made from.
+	SystemPython string
+	// Venv is the venv's folder.
+	Venv string
+	// Requirements are pip requirement strings.
+	Requirements []string
+	// Pip is pip's index settings and timeout (Box is set here).
+	Pip python.InstallOptions
+}
+
+// installOutcome is how an install ended when it ran: pip's output tail, and
+// whether pip failed (the author's problem: a requirement that does not
+// exist or does not build) or was killed for memory.
+type installOutcome struct {
+	Python    string
+	Output    string
+	Failed    bool
+	OOMKilled bool
+	ExitCode  int
+	// Limits describes the sandbox's limits (for the OOM message).
+	Limits string
+}
+
+// installVenv makes in.Venv (system site packages) and pip-installs
+// in.Requirements into it, both inside in.Sandbox, saying each line of
+// progress (its own and pip's) to say as it comes. The error is for what is
+// not the author's: no sandbox, no interpreter, a venv that cannot be made,
+// ctx ending; a failing pip is an outcome with Failed.
+func installVenv(ctx context.Context, in venvInstall, say func(string)) (installOutcome, error) {
+	box, err := sandbox.New(in.Sandbox)
 	if err != nil {
-		return fmt.Errorf("install: sandbox: %w", err)
+		return installOutcome{}, fmt.Errorf("sandbox: %w", err)
 	}
 	defer box.Close()
 	c := box.Config()
+	out := installOutcome{Limits: c.Limits.Describe()}
 	if c.Mode == sandbox.ModeNone {
-		fmt.Fprintln(stdout, "install: WARNING: the config's sandbox mode is none: pip and build backends run UNSANDBOXED")
+		say("install: WARNING: the config's sandbox mode is none: pip and build backends run UNSANDBOXED")
 	}
-	fmt.Fprintf(stdout, "install: venv %s in sandbox %s (network %s, %s, uid %d)\n", venv, c.Group, c.Network, c.Limits.Describe(), box.UID())
-	py, err := python.EnsureVenvIn(ctx, box, *systemPython, venv)
+	say(fmt.Sprintf("install: venv %s in sandbox %s (network %s, %s, uid %d)", in.Venv, c.Group, c.Network, c.Limits.Describe(), box.UID()))
+	py, err := python.EnsureVenvIn(ctx, box, in.SystemPython, in.Venv)
 	if err != nil {
-		return fmt.Errorf("install: %w", err)
+		return installOutcome{}, err
 	}
-	if len(reqs) == 0 {
-		fmt.Fprintln(stdout, "install: no requirements to install")
-		return nil
+	out.Python = py
+	if len(in.Requirements) == 0 {
+		say("install: no requirements to install")
+		return out, nil
 	}
-	fmt.Fprintf(stdout, "install: pip install %s\n", strings.Join(reqs, " "))
-	opts := python.InstallOptions{NoIndex: *noIndex, FindLinks: findLinks, IndexURL: *indexURL, Timeout: *timeout, Box: box}
-	_, err = python.Install(ctx, py, reqs, opts, func(line string) { fmt.Fprintln(stdout, line) })
+	say("install: pip install " + strings.Join(in.Requirements, " "))
+	opts := in.Pip
+	opts.Box = box
+	tail, err := python.Install(ctx, py, in.Requirements, opts, say)
+	out.Output = tail
 	var ie *python.InstallError
-	if errors.As(err, &ie) && box.OOMKills() > 0 {
-		return fmt.Errorf("install: pip exited %d: pip (or a package's build) used more than %s and was killed", ie.ExitCode, c.Limits.Describe())
-	}
 	if errors.As(err, &ie) {
-		return fmt.Errorf("install: pip exited %d (its output is above)", ie.ExitCode)
+		out.Failed, out.ExitCode, out.Output = true, ie.ExitCode, ie.Output
+		out.OOMKilled = box.OOMKills() > 0
+		return out, nil
 	}
 	if err != nil {
-		return fmt.Errorf("install: %w", err)
+		return out, err
 	}
-	fmt.Fprintf(stdout, "install: installed %d requirement(s)\n", len(reqs))
-	return nil
+	say(fmt.Sprintf("install: installed %d requirement(s)", len(in.Requirements)))
+	return out, nil
 }
 
 // installGroup is the install's sandbox group next to the live one's:

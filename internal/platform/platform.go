@@ -266,7 +266,7 @@ func Start(ctx context.Context, o Options) (_ *Platform, err error) {
 		}
 	}
 	if o.RunAPI || o.RunWorker {
-		p.Agents, err = agenthub.New(agenthub.Config{Store: p.Store, Temporal: p.Client, Key: p.credKey,
+		p.Agents, err = agenthub.New(agenthub.Config{Store: p.Store, Temporal: p.Client, Key: p.credKey, Blobs: p.Blobs,
 			Logger: o.Logger.With("component", "agenthub")})
 		if err != nil {
 			return nil, err
