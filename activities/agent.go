@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -26,25 +25,24 @@ import (
 	"github.com/algocloud/algocloud/spec"
 )
 
-// AgentCredentials mint and revoke server agents' credentials
-// (*agenthub.Hub).
-type AgentCredentials interface {
+// AgentHub is the platform's side of the agents' command channel that the
+// activities use (*agenthub.Hub): servers' credentials, and the files
+// agents upload with their results.
+type AgentHub interface {
 	MintCredential(ctx context.Context, serverID string) (string, error)
 	RevokeCredential(ctx context.Context, serverID string) error
-}
-
-// ArtifactSource opens a file an agent uploaded as an artifact of one of
-// its commands (a test's output).
-type ArtifactSource interface {
-	OpenArtifact(ctx context.Context, server, commandID, name string) (io.ReadCloser, error)
+	// Artifact reads a file an agent uploaded for one of its commands (a
+	// test's output); DeleteArtifacts removes a server's.
+	Artifact(ctx context.Context, serverID, commandID, name string) ([]byte, error)
+	DeleteArtifacts(ctx context.Context, serverID string) error
 }
 
 // AgentSettings say how the worker gives local servers their agent. nil
 // Activities.Agents: no agents (every step runs on the worker, as before).
 type AgentSettings struct {
-	// Credentials mints each server's credential at provision and revokes
-	// it at release.
-	Credentials AgentCredentials
+	// Hub mints each server's credential at provision and revokes it at
+	// release, and holds the test outputs agents upload.
+	Hub AgentHub
 	// Command is the argv prefix of algocloud-infer (the local provider's
 	// service command); the agent is its "agent" mode.
 	Command []string
@@ -54,9 +52,6 @@ type AgentSettings struct {
 	// CAFile is the PEM file of the CA the API's certificate chains to;
 	// empty for a plain-http loopback API (dev) or the system's roots.
 	CAFile string
-	// Artifacts opens the test outputs agents upload; nil leaves a
-	// passing test without its output in the blob store.
-	Artifacts ArtifactSource
 }
 
 // agentServiceName is the local provider's service that is the server's
@@ -95,7 +90,7 @@ func (a *Activities) ensureAgent(ctx context.Context, srv compute.Server) error 
 	}
 	cred := agentCredentialFile(srv)
 	if _, err := os.Stat(cred); errors.Is(err, os.ErrNotExist) {
-		c, err := a.Agents.Credentials.MintCredential(ctx, srv.ID)
+		c, err := a.Agents.Hub.MintCredential(ctx, srv.ID)
 		if err != nil {
 			return fmt.Errorf("agent of %s: %w", srv.ID, err)
 		}
@@ -158,8 +153,11 @@ func (a *Activities) stopAgent(ctx context.Context, srv compute.Server) error {
 		return fmt.Errorf("stop the agent of %s: %w", srv.ID, err)
 	}
 	if a.Agents != nil {
-		if err := a.Agents.Credentials.RevokeCredential(ctx, srv.ID); err != nil {
+		if err := a.Agents.Hub.RevokeCredential(ctx, srv.ID); err != nil {
 			return fmt.Errorf("revoke the agent credential of %s: %w", srv.ID, err)
+		}
+		if err := a.Agents.Hub.DeleteArtifacts(ctx, srv.ID); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -212,7 +210,8 @@ func (a *Activities) PlanAgentInstall(ctx context.Context, in actdef.AgentInstal
 	}
 	venv := filepath.Join(in.Server.Workdir, "installs", strconv.Itoa(in.InstallRevision), "venv")
 	cmd, err := command(in.DeploymentID, in.Server, in.CommandID, commands.KindInstall,
-		commands.Install{CodeDir: in.Code.Dir, Venv: venv, Requirements: reqs, Sandbox: boxJSON})
+		commands.Install{CodeDir: in.Code.Dir, Venv: venv, Requirements: reqs, Sandbox: boxJSON,
+			IndexURL: a.Pip.IndexURL, FindLinks: a.Pip.FindLinks, NoIndex: a.Pip.NoIndex})
 	if err != nil {
 		return actdef.AgentInstallPlan{}, err
 	}
@@ -264,13 +263,10 @@ func (a *Activities) AgentTestResult(ctx context.Context, in actdef.AgentTestRes
 		a.event(ctx, in.DeploymentID, "test", "test failed: %s", out.Message)
 		return info, nil
 	}
-	if out.OutputArtifact != "" && a.Agents != nil && a.Agents.Artifacts != nil && a.Blobs != nil {
-		rc, err := a.Agents.Artifacts.OpenArtifact(ctx, in.Server.ID, in.CommandID, out.OutputArtifact)
-		if err != nil {
-			return actdef.TestInfo{}, fmt.Errorf("read the test's output artifact: %w", err)
-		}
-		b, err := io.ReadAll(io.LimitReader(rc, protocol.MaxArtifact+1))
-		rc.Close()
+	if out.OutputArtifact != "" && a.Agents != nil && a.Blobs != nil {
+		// Copied, not referenced: the wizard reads tests/<deployment>/...
+		// as for every test, and a server's artifacts go with it.
+		b, err := a.Agents.Hub.Artifact(ctx, in.Server.ID, in.CommandID, out.OutputArtifact)
 		if err != nil {
 			return actdef.TestInfo{}, fmt.Errorf("read the test's output artifact: %w", err)
 		}

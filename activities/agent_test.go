@@ -44,6 +44,12 @@ func (m *minter) RevokeCredential(_ context.Context, server string) error {
 	return nil
 }
 
+func (m *minter) Artifact(context.Context, string, string, string) ([]byte, error) {
+	return nil, os.ErrNotExist
+}
+
+func (m *minter) DeleteArtifacts(context.Context, string) error { return nil }
+
 // The workflows name agenthub's activity by string.
 func TestRunOnServerNameIsTheHubs(t *testing.T) {
 	require.Equal(t, agenthub.ActivityName, actdef.RunOnServerName)
@@ -64,7 +70,7 @@ func TestAgentProvisionPlansAndRelease(t *testing.T) {
 	defer prov.Close()
 	m := &minter{minted: map[string]int{}, revoked: map[string]bool{}}
 	a := &Activities{Provider: prov, PredictTimeout: 9 * time.Second, CredentialsKey: make([]byte, 32),
-		Agents: &AgentSettings{Credentials: m, Command: []string{"/bin/false"}, PlatformURL: "http://127.0.0.1:1"}}
+		Agents: &AgentSettings{Hub: m, Command: []string{"/bin/false"}, PlatformURL: "http://127.0.0.1:1"}}
 	ctx := context.Background()
 	sp := testSpecWith(spec.Spec{APIName: "seg", Requirements: []string{"numpy"}})
 	in := actdef.ProvisionInput{DeploymentID: "dep1", Spec: sp, Agent: true}

@@ -344,7 +344,7 @@ func (p *Platform) wireAgents(acts *activities.Activities) error {
 		return errors.New("--agents needs --platform-url: the API's URL the server agents long-poll")
 	}
 	acts.Agents = &activities.AgentSettings{
-		Credentials: p.Agents, Command: o.InferCommand, PlatformURL: url, CAFile: o.PlatformCAFile,
+		Hub: p.Agents, Command: o.InferCommand, PlatformURL: url, CAFile: o.PlatformCAFile,
 	}
 	return nil
 }
