@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ import (
 // docs/benchmarks.md (Server agent), with Test Code on the worker's path
 // (a platform without agents) measured in the same run.
 func TestDeployThroughTheAgent(t *testing.T) {
-	data := shortTempDir(t)
+	data := t.TempDir()
 	p := startPlatform(t, data)
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
@@ -103,7 +104,8 @@ func TestDeployThroughTheAgent(t *testing.T) {
 				req.Header.Set("Authorization", "Bearer "+token)
 				res, err := hc.Do(req)
 				if err == nil {
-					_, _ = io_ReadAll(res)
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
 				}
 				if err != nil || res.StatusCode != http.StatusOK {
 					failed.Add(1)
@@ -151,14 +153,14 @@ func TestDeployThroughTheAgent(t *testing.T) {
 
 	// Test Code through the agent against the worker's path, same machine, same run.
 	p.Stop()
-	p2 := startPlatform(t, shortTempDir(t), func(o *platform.Options) { o.Agents = false })
+	p2 := startPlatform(t, t.TempDir(), func(o *platform.Options) { o.Agents = false })
 	defer p2.Stop()
 	c2 := newClient(t, p2, devToken(t, p2))
 	r = c2.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Worker path", "api_name": "worker-path", "input": "image", "output": "image", "threads": 2})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id2 := r.Str("id")
 	var workerTests []time.Duration
-	for i, s := range []string{"provision", "fetch_code", "install_requirements", "test", "test"} {
+	for _, s := range []string{"provision", "fetch_code", "install_requirements", "test", "test"} {
 		var body any
 		if s == "fetch_code" {
 			body = map[string]any{"git_url": repo, "ref": "main"}
@@ -169,7 +171,6 @@ func TestDeployThroughTheAgent(t *testing.T) {
 		if s == "test" {
 			workerTests = append(workerTests, time.Since(begun))
 		}
-		_ = i
 	}
 	require.False(t, r.Body["state"].(map[string]any)["server"].(map[string]any)["agent"] == true)
 	t.Logf("FIGURES Test Code: through the agent %v; on the worker %v", testTimes, workerTests)
@@ -180,19 +181,6 @@ func statusOf(res *http.Response) string {
 		return ""
 	}
 	return res.Status
-}
-
-func io_ReadAll(res *http.Response) ([]byte, error) {
-	defer res.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := res.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			return []byte(b.String()), nil
-		}
-	}
 }
 
 func p99(d []time.Duration) time.Duration {
@@ -251,4 +239,3 @@ func parentOfQuiet(pid int) int {
 	}
 	return 0
 }
-

@@ -30,7 +30,7 @@ import (
 // starts no second agent; the provider restarts an agent that dies; Delete
 // stops it and revokes the credential.
 func TestLocalServerRunsItsAgent(t *testing.T) {
-	data := shortTempDir(t)
+	data := t.TempDir()
 	p := startPlatform(t, data, func(o *platform.Options) { o.Agents = true })
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
@@ -143,17 +143,6 @@ func zombie(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
 
-// shortTempDir is a temporary folder with a short path: the agent's control
-// socket, <data>/servers/<uuid>/agent/agent.sock, must fit a unix socket
-// path (107 bytes), which t.TempDir()'s long names overflow.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ac")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
-
 // TestServerAgentHistory walks provision then delete on a platform with
 // agents on and checks the history replays; with
 // ALGOCLOUD_CAPTURE_HISTORIES=1 it adds it to the replay corpus
@@ -161,7 +150,7 @@ func shortTempDir(t *testing.T) string {
 // change, which never asked for an agent). It captures before asserting
 // what the change decides, so it runs with the old code too.
 func TestServerAgentHistory(t *testing.T) {
-	p := startPlatform(t, shortTempDir(t), func(o *platform.Options) { o.Agents = true })
+	p := startPlatform(t, t.TempDir(), func(o *platform.Options) { o.Agents = true })
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
 	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Agent", "api_name": "agent-history", "input": "image", "output": "image"})
