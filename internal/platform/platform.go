@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -303,6 +305,16 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	if err := p.wireAgents(acts); err != nil {
 		return err
 	}
+	if acts.Agents != nil {
+		// The servers' agents come back with the platform (a step may be
+		// waiting on one's answer, and only the next step's plan would
+		// start it otherwise); each adopts the revisions it left serving.
+		if hs, err := p.Provider.Resume(ctx); err != nil {
+			p.log.Warn("resume the local servers' services", "error", err)
+		} else if len(hs) > 0 {
+			p.log.Info("resumed the local servers' services", "count", len(hs))
+		}
+	}
 	if acts.Issuer == nil && o.CertValidity > 0 {
 		acts.Issuer = certs.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
 	}
@@ -347,6 +359,31 @@ func (p *Platform) wireAgents(acts *activities.Activities) error {
 		Hub: p.Agents, Command: o.InferCommand, PlatformURL: url, CAFile: o.PlatformCAFile,
 	}
 	return nil
+}
+
+// stopAgents has every local server's agent stop its revisions, on a
+// graceful stop: like the endpoints the provider runs itself, they stop
+// with the platform. (Killed, the platform leaves them serving: they are
+// not its children, and the agent started again adopts them.)
+func (p *Platform) stopAgents() {
+	if p.opts.Cloud.Compute == ComputeEC2 || len(p.opts.InferCommand) == 0 {
+		return
+	}
+	socks, _ := filepath.Glob(filepath.Join(p.opts.DataDir, "servers", "*", "agent", "agent.sock"))
+	var wg sync.WaitGroup
+	for _, sock := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			args := append(append([]string(nil), p.opts.InferCommand[1:]...), "agent", "stop", "--dir", filepath.Dir(sock))
+			if out, err := exec.CommandContext(ctx, p.opts.InferCommand[0], args...).CombinedOutput(); err != nil {
+				p.log.Warn("stop a server agent's revisions", "agent", filepath.Dir(sock), "error", err, "output", strings.TrimSpace(string(out)))
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // apiConfig is the API's configuration for these options.
@@ -472,6 +509,7 @@ func (p *Platform) Stop() {
 		p.worker.Stop()
 	}
 	if p.Provider != nil {
+		p.stopAgents()
 		p.Provider.Close()
 	}
 	if p.TestServers != nil {
