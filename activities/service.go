@@ -49,6 +49,7 @@ func (a *Activities) serviceConfig(srv compute.Server, port int, in actdef.Build
 		AllowPrivateURLs: a.AllowPrivateURLs,
 		MaxBatchSize:     in.Spec.MaxBatchSize,
 		MaxQueueDelay:    inferapi.Duration(time.Duration(in.Spec.MaxQueueDelayMS) * time.Millisecond),
+		MaxQueueSize:     in.Spec.MaxQueueSize,
 		PublicMetrics:    in.Spec.PublicMetrics,
 	}.WithDefaults(), nil
 }

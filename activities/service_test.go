@@ -17,7 +17,7 @@ import (
 
 func TestServiceConfigCarriesTheSpec(t *testing.T) {
 	a := &Activities{PredictTimeout: 7 * time.Second}
-	sp := spec.Spec{APIName: "seg", Threads: 3, Input: spec.Image, Output: spec.JSON, MaxBatchSize: 8, MaxQueueDelayMS: 5, PublicMetrics: true}
+	sp := spec.Spec{APIName: "seg", Threads: 3, Input: spec.Image, Output: spec.JSON, MaxBatchSize: 8, MaxQueueDelayMS: 5, MaxQueueSize: 3, PublicMetrics: true}
 	cfg, err := a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, actdef.Build{
 		Spec: sp, Code: actdef.CodeInfo{Dir: "/code"}, Install: actdef.InstallInfo{Python: "/venv/bin/python"},
 		Cert: actdef.CertInfo{CertFile: "c.pem", KeyFile: "k.pem"},
@@ -28,6 +28,7 @@ func TestServiceConfigCarriesTheSpec(t *testing.T) {
 	require.Equal(t, spec.JSON, cfg.Output)
 	require.Equal(t, 8, cfg.MaxBatchSize)
 	require.Equal(t, inferapi.Duration(5*time.Millisecond), cfg.MaxQueueDelay)
+	require.Equal(t, 3, cfg.MaxQueueSize, "the deployment's queue bound")
 	require.Equal(t, inferapi.Duration(7*time.Second), cfg.Timeout)
 	require.Equal(t, "/venv/bin/python", cfg.Python)
 	require.Equal(t, "ab", cfg.TokenSHA256)
@@ -42,6 +43,7 @@ func TestServiceConfigCarriesTheSpec(t *testing.T) {
 	cfg, err = a.serviceConfig(compute.Server{Host: "127.0.0.1"}, 9000, actdef.Build{Spec: spec.Spec{Threads: 1}}, "", "live")
 	require.NoError(t, err)
 	require.Equal(t, 1, cfg.MaxBatchSize, "no batching unless asked")
+	require.Equal(t, 64, cfg.MaxQueueSize, "the server's default queue unless asked")
 	require.False(t, cfg.PublicMetrics, "/metrics needs the token unless asked")
 
 	a.Sandbox = SandboxSettings{Mode: sandbox.ModeNone, Scale: 0.5}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -62,6 +64,15 @@ type batchJSON struct {
 	ETASeconds *float64          `json:"eta_seconds"`
 	Error      string            `json:"error,omitempty"`
 	URLs       map[string]string `json:"urls"`
+	// Output is where the outputs go when not to output.zip: the S3
+	// prefix's URI only, never its credentials.
+	Output *batchOutputJSON `json:"output,omitempty"`
+}
+
+type batchOutputJSON struct {
+	S3 struct {
+		URI string `json:"uri"`
+	} `json:"s3"`
 }
 
 func toBatchJSON(apiName string, b store.Batch) batchJSON {
@@ -75,16 +86,29 @@ func toBatchJSON(apiName string, b store.Batch) batchJSON {
 	}
 	base := "/api/v1/endpoints/" + apiName + "/batches/" + b.ID
 	j.URLs = map[string]string{"get": base, "output": base + "/output.zip", "errors": base + "/errors", "cancel": base + "/cancel"}
+	if b.OutputURI != "" {
+		delete(j.URLs, "output") // the outputs are in S3: output.zip answers 409
+		j.Output = &batchOutputJSON{}
+		j.Output.S3.URI = b.OutputURI
+	}
 	return j
 }
 
-// batchRequest is a JSON batch request.
+// batchRequest is a JSON batch request: urls or input.s3, and optionally
+// output.s3.
 type batchRequest struct {
-	URLs        []string       `json:"urls"`
-	S3Prefix    string         `json:"s3_prefix"`
-	Output      map[string]any `json:"output"`
-	Webhook     string         `json:"webhook"`
-	Concurrency int            `json:"concurrency"`
+	URLs        []string     `json:"urls"`
+	Input       *batchS3Spec `json:"input"`
+	Output      *batchS3Spec `json:"output"`
+	S3Prefix    string       `json:"s3_prefix"` // the old spelling, refused with a pointer to input.s3
+	Webhook     string       `json:"webhook"`
+	Concurrency int          `json:"concurrency"`
+}
+
+// batchS3Spec is a batch's input or output: an S3 prefix with the user's
+// own credentials (sealed at rest, never shown again).
+type batchS3Spec struct {
+	S3 *batch.S3Location `json:"s3"`
 }
 
 // createBatch starts a batch: multipart with an "archive" file part (zip,
@@ -112,19 +136,26 @@ func (s *server) createBatch(c *gin.Context) {
 		}
 		switch {
 		case br.S3Prefix != "":
-			writeError(c, errField(errcode.InvalidBatch, "s3_prefix", "S3 inputs are not built yet: upload an archive or give urls"))
+			writeError(c, errField(errcode.InvalidBatch, "s3_prefix", "give an S3 input as input.s3: {uri, region, endpoint_url, access_key_id, secret_access_key, session_token}"))
 			return
-		case br.Output != nil:
-			writeError(c, errField(errcode.InvalidBatch, "output", "S3 outputs are not built yet: download output.zip"))
+		case br.Input != nil && br.Input.S3 == nil:
+			writeError(c, errField(errcode.InvalidBatch, "input.s3", "give the S3 prefix of the inputs: {uri, region, access_key_id, secret_access_key}"))
 			return
 		case br.Webhook != "":
 			writeError(c, errField(errcode.InvalidBatch, "webhook", "batch webhooks are not built yet: poll GET .../batches/{id}"))
 			return
-		case br.URLs == nil:
-			writeError(c, errField(errcode.InvalidBatch, "urls", "give urls (a list of http(s) URLs), or upload an archive as multipart"))
+		case br.URLs == nil && br.Input == nil:
+			writeError(c, errField(errcode.InvalidBatch, "urls", "give urls (a list of http(s) URLs) or input.s3 (an S3 prefix), or upload an archive as multipart"))
+			return
+		}
+		if e := outputS3(br.Output, &req); e != nil {
+			writeError(c, e)
 			return
 		}
 		req.URLs, req.Concurrency = br.URLs, br.Concurrency
+		if br.Input != nil {
+			req.InputS3 = br.Input.S3
+		}
 	}
 	b, err := s.batches.Create(c.Request.Context(), req)
 	if err != nil {
@@ -132,6 +163,19 @@ func (s *server) createBatch(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusAccepted, toBatchJSON(alg.APIName, b))
+}
+
+// outputS3 puts a request's output (JSON, or a multipart field's text)
+// into req: only output.s3 exists; without output, outputs go to the zip.
+func outputS3(out *batchS3Spec, req *batch.Request) *apiError {
+	if out == nil {
+		return nil
+	}
+	if out.S3 == nil {
+		return errField(errcode.InvalidBatch, "output.s3", "give the S3 prefix the outputs go to, or leave output out for output.zip")
+	}
+	req.OutputS3 = out.S3
+	return nil
 }
 
 // ownerOf is the endpoint's owner: batches count against them whoever calls.
@@ -185,10 +229,25 @@ func (s *server) receiveArchive(c *gin.Context, req *batch.Request) (*os.File, *
 			if req.Concurrency, err = strconv.Atoi(v); err != nil {
 				return f, errField(errcode.InvalidBatch, "concurrency", "must be a whole number")
 			}
+		case "output":
+			// JSON, as in a JSON request: {"s3": {...}}.
+			v, e := readTextField(part, "output", s.maxUpload)
+			if e != nil {
+				return f, e
+			}
+			var out batchS3Spec
+			dec := json.NewDecoder(strings.NewReader(v))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&out); err != nil {
+				return f, errField(errcode.InvalidBatch, "output", "must be JSON: {\"s3\": {\"uri\": ..., \"region\": ..., \"access_key_id\": ..., \"secret_access_key\": ...}}")
+			}
+			if e := outputS3(&out, req); e != nil {
+				return f, e
+			}
 		case "webhook":
 			return f, errField(errcode.InvalidBatch, "webhook", "batch webhooks are not built yet: poll GET .../batches/{id}")
 		default:
-			return f, errField(errcode.UnknownField, part.FormName(), "unknown form field; expected archive or concurrency")
+			return f, errField(errcode.UnknownField, part.FormName(), "unknown form field; expected archive, concurrency or output")
 		}
 	}
 	if f == nil {
@@ -289,6 +348,13 @@ func (s *server) cancelBatch(c *gin.Context) {
 func (s *server) batchOutput(c *gin.Context) {
 	b, ok := s.loadBatch(c)
 	if !ok {
+		return
+	}
+	if b.OutputURI != "" {
+		// The API links no AWS SDK and holds no credentials to read the
+		// user's bucket back; the outputs are where the user asked.
+		writeError(c, errorf(errcode.NoOutput, "this batch writes its outputs to %s (with manifest.json and errors.jsonl there), not to a zip", b.OutputURI).
+			with("output", b.OutputURI))
 		return
 	}
 	c.Header("Content-Type", "application/zip")

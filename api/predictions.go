@@ -49,6 +49,8 @@ type Predictions interface {
 	Cancel(ctx context.Context, algorithmID, id string) (store.Prediction, error)
 	// Output opens a succeeded prediction's output.
 	Output(ctx context.Context, p store.Prediction) (io.ReadCloser, error)
+	// Logs returns what a finished prediction's predict printed ("" when nothing).
+	Logs(ctx context.Context, p store.Prediction) (string, error)
 }
 
 var _ Predictions = (*predictions.Service)(nil)
@@ -186,7 +188,7 @@ func (s *server) createPrediction(c *gin.Context) {
 		}
 	}
 	if wait > 0 && store.PredictionFinal(p.Status) {
-		c.JSON(http.StatusCreated, predictions.NewView(p, base))
+		s.predictionView(c, http.StatusCreated, p)
 		return
 	}
 	c.Header("Location", base+"/"+p.ID)
@@ -390,7 +392,20 @@ func (s *server) getPrediction(c *gin.Context) {
 		s.predictionFail(c, "get prediction", err)
 		return
 	}
-	c.JSON(http.StatusOK, predictions.NewView(p, predictionsBase(c)))
+	s.predictionView(c, http.StatusOK, p)
+}
+
+// predictionView answers p as GET shows it, logs included (a list leaves
+// them out: one blob read per item).
+func (s *server) predictionView(c *gin.Context, status int, p store.Prediction) {
+	v := predictions.NewView(p, predictionsBase(c))
+	logs, err := s.preds.Logs(c.Request.Context(), p)
+	if err != nil {
+		s.predictionFail(c, "read prediction logs", err)
+		return
+	}
+	v.Logs = logs
+	c.JSON(status, v)
 }
 
 // cancelPrediction: POST .../predictions/{id}/cancel.
@@ -400,7 +415,7 @@ func (s *server) cancelPrediction(c *gin.Context) {
 		s.predictionFail(c, "cancel prediction", err)
 		return
 	}
-	c.JSON(http.StatusOK, predictions.NewView(p, predictionsBase(c)))
+	s.predictionView(c, http.StatusOK, p)
 }
 
 // predictionOutput: GET .../predictions/{id}/output downloads the output.

@@ -17,6 +17,9 @@ type call struct {
 	Op   string // opPredict or opTestInput
 	Want Kind   // the wire kind the reply must have (the codec's choice)
 	In   Value
+	// Logs asks for the algorithm's output during the call (Value.Logs, or
+	// the *APIError's logs when it failed). The ONNX dispatcher has none.
+	Logs bool
 }
 
 type callResult struct {

@@ -68,7 +68,10 @@ type APIError struct {
 	// the algorithm caused (see the Stage constants); empty otherwise.
 	Stage     string `json:"stage,omitempty"`
 	Traceback string `json:"traceback,omitempty"`
-	cause     error  // what errors.Is finds: ErrOverflow
+	// Logs is what the algorithm printed during the failed call, for a
+	// caller that asked (header LogsHeader); never in the JSON body.
+	Logs  string `json:"-"`
+	cause error  // what errors.Is finds: ErrOverflow
 }
 
 // Unwrap returns the sentinel the error stands for, if any (ErrOverflow).

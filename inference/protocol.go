@@ -42,6 +42,9 @@ type Value struct {
 	ContentType string
 	// Format is an encoded image's format (KindImage): "jpeg".
 	Format string
+	// Logs is what the algorithm printed while it computed this value
+	// (replies to a call with Logs set; empty otherwise).
+	Logs string
 }
 
 // dtypeSizes are the numpy dtypes a tensor may have, with their item sizes.
@@ -109,6 +112,12 @@ type frameHeader struct {
 	ContentType string `json:"content_type,omitempty"`
 	// Format goes with encoded images (KindImage): "jpeg".
 	Format string `json:"format,omitempty"`
+	// CaptureLogs (requests) asks the runner for what the algorithm wrote
+	// to sys.stdout and sys.stderr while it served the request.
+	CaptureLogs bool `json:"capture_logs,omitempty"`
+	// Logs (replies to a request with CaptureLogs) is that output: its last
+	// 64 KiB, shared by the requests of one predict_batch call.
+	Logs *string `json:"logs,omitempty"`
 }
 
 // pythonError is the payload of an error reply.

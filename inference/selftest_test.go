@@ -70,6 +70,21 @@ func TestExamples(t *testing.T) {
 		require.Equal(t, 200.0, m.MeanRGB[0])
 		require.Len(t, m.Histogram, 8)
 	})
+	t.Run("polygons", func(t *testing.T) {
+		t.Parallel()
+		dir := filepath.Join("..", "examples", "polygons")
+		in, out := exampleType(t, dir)
+		require.Equal(t, spec.JSON, in)
+		ts := startServer(t, dir, in, out, nil)
+		ts.waitReady(t)
+		res, err := inferapi.SelfTest(t.Context(), ts.Client, ts.URL, testToken)
+		require.NoError(t, err)
+		require.True(t, res.OK, "%+v", res)
+		require.JSONEq(t, `{"count": 2, "total_area": 14.0, "polygons": [
+			{"vertices": 4, "area": 12.0, "perimeter": 14.0, "centroid": [2.0, 1.5], "bbox": [0.0, 0.0, 4.0, 3.0]},
+			{"vertices": 3, "area": 2.0, "perimeter": 6.472136, "centroid": [1.0, 0.666667], "bbox": [0.0, 0.0, 2.0, 2.0]}]}`,
+			string(res.Output))
+	})
 }
 
 func TestTLS(t *testing.T) {

@@ -404,12 +404,12 @@ func cors(w http.ResponseWriter, r *http.Request, method string) bool {
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Content-Disposition, Retry-After, X-Request-Id, Inference-Header-Content-Length")
+	h.Set("Access-Control-Expose-Headers", "Content-Disposition, Retry-After, X-Request-Id, Inference-Header-Content-Length, Algocloud-Logs")
 	if r.Method != http.MethodOptions {
 		return false
 	}
 	h.Set("Access-Control-Allow-Methods", method+", OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Inference-Header-Content-Length")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Inference-Header-Content-Length, Algocloud-Logs")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
 	return true
@@ -463,8 +463,9 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	ticket := &workTicket{a: s.admission}
 	defer ticket.leave()
 	ctx := withWork(r.Context(), ticket)
-	b, err := s.runPredict(ctx, r, ticket)
-	ticket.leaveWork() // before a slow client reads the answer; the intake slot covers the output's bytes
+	b, logs, err := s.runPredict(ctx, r, ticket)
+	ticket.leaveWork()                 // before a slow client reads the answer; the intake slot covers the output's bytes
+	inferapi.SetLogs(w.Header(), logs) // only a caller that asked gets any
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -472,22 +473,29 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	writeBody(w, b)
 }
 
-func (s *Server) runPredict(ctx context.Context, r *http.Request, ticket *workTicket) (httpBody, error) {
+// runPredict decodes, predicts and encodes one request; logs is what the
+// algorithm printed when the request asked for it (inferapi.LogsHeader).
+func (s *Server) runPredict(ctx context.Context, r *http.Request, ticket *workTicket) (_ httpBody, logs string, _ error) {
 	if err := ticket.enterIntake(ctx); err != nil {
-		return httpBody{}, err
+		return httpBody{}, "", err
 	}
 	in, err := s.in.Decode(ctx, r)
 	if err != nil {
-		return httpBody{}, err
+		return httpBody{}, "", err
 	}
 	if err := ticket.enter(ctx); err != nil { // codecs that did not take it while decoding
-		return httpBody{}, err
+		return httpBody{}, "", err
 	}
-	out, err := s.pool.Do(ctx, call{Op: opPredict, Want: s.out.Want(), In: in})
+	out, err := s.pool.Do(ctx, call{Op: opPredict, Want: s.out.Want(), In: in, Logs: inferapi.WantsLogs(r.Header)})
 	if err != nil {
-		return httpBody{}, err
+		var ae *APIError
+		if errors.As(err, &ae) {
+			logs = ae.Logs
+		}
+		return httpBody{}, logs, err
 	}
-	return s.out.Encode(out)
+	b, err := s.out.Encode(out)
+	return b, out.Logs, err
 }
 
 func (s *Server) testInput(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/sandbox"
 )
 
 // transferAlgorithm returns its input (a uint8 array), a 48 MiB array made
@@ -98,7 +100,12 @@ func startTestWorker(tb testing.TB, code string) *worker {
 	require.NoError(tb, os.WriteFile(dir+"/aai_main.py", []byte(code), 0o644))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	w, err := startWorker(ctx, workerSpec{python: testPython, runner: runner, dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// Unconfined: the benchmark measures the pipes, which a sandbox does
+	// not change; every worker needs a launcher (a nil one panicked here).
+	box, err := sandbox.New(sandbox.Config{Mode: sandbox.ModeNone, Group: "transfer-bench"})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = box.Close() })
+	w, err := startWorker(ctx, workerSpec{python: testPython, runner: runner, dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil)), box: box})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { w.close(2 * time.Second) })
 	return w

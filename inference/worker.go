@@ -201,7 +201,7 @@ func (w *worker) roundTripBatch(calls []call, asBatch bool, deliver func(i int, 
 	for i, c := range calls {
 		w.nextID++
 		h := frameHeader{ID: w.nextID, Op: c.Op, Kind: c.In.Kind, DType: c.In.DType, Shape: c.In.Shape, Want: c.Want,
-			Name: c.In.Name, ContentType: c.In.ContentType, Format: c.In.Format}
+			Name: c.In.Name, ContentType: c.In.ContentType, Format: c.In.Format, CaptureLogs: c.Logs}
 		if h.Kind == "" {
 			h.Kind = KindNone
 		}
@@ -220,11 +220,17 @@ func (w *worker) roundTripBatch(calls []call, asBatch bool, deliver func(i int, 
 		if id := first + uint64(i); rh.ID != id {
 			return w.lost(c.Op, fmt.Errorf("reply id %d for request %d", rh.ID, id))
 		}
+		logs := ""
+		if rh.Logs != nil {
+			logs = *rh.Logs
+		}
 		switch rh.Op {
 		case opResult:
-			deliver(i, Value{Kind: rh.Kind, DType: rh.DType, Shape: rh.Shape, Data: payload, Name: rh.Name, ContentType: rh.ContentType}, nil)
+			deliver(i, Value{Kind: rh.Kind, DType: rh.DType, Shape: rh.Shape, Data: payload, Name: rh.Name, ContentType: rh.ContentType, Logs: logs}, nil)
 		case opError:
-			deliver(i, Value{}, decodePythonError(payload))
+			e := decodePythonError(payload)
+			e.Logs = logs
+			deliver(i, Value{}, e)
 		default:
 			return w.lost(c.Op, fmt.Errorf("unexpected reply op %q", rh.Op))
 		}

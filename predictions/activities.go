@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -57,6 +58,10 @@ type PredictOutcome struct {
 	PredictTime       time.Duration `json:"predict_time,omitempty"`
 	Error             string        `json:"error,omitempty"`
 	Traceback         string        `json:"traceback,omitempty"`
+	// LogsKey is the blob of what the algorithm printed during the call
+	// (succeeded or failed), empty when it printed nothing; LogsSize its bytes.
+	LogsKey  string `json:"logs_key,omitempty"`
+	LogsSize int64  `json:"logs_size,omitempty"`
 }
 
 // FinishInput records a prediction's end.
@@ -116,7 +121,7 @@ func (a *Activities) CallEndpoint(ctx context.Context, in PredictInput) (Predict
 	}
 	start := time.Now()
 	resp, err := call.Do(ctx, hc, call.Target{URL: alg.Endpoint, Token: call.PlatformToken(a.CredentialsKey, alg.ID), RootCAs: a.RootCAs},
-		call.Request{Body: body, ContentType: in.InputContentType})
+		call.Request{Body: body, ContentType: in.InputContentType, Logs: true})
 	took := time.Since(start)
 	if ok, delay := call.Retryable(err); ok {
 		return PredictOutcome{}, temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypeNotAnswered,
@@ -125,6 +130,7 @@ func (a *Activities) CallEndpoint(ctx context.Context, in PredictInput) (Predict
 	if ctx.Err() != nil {
 		return PredictOutcome{}, ctx.Err() // canceled or timed out: Temporal decides
 	}
+	logsKey, logsSize := a.storeLogs(ctx, in, resp.Logs)
 	var se *call.StatusError
 	switch {
 	case errors.As(err, &se):
@@ -132,7 +138,8 @@ func (a *Activities) CallEndpoint(ctx context.Context, in PredictInput) (Predict
 		if msg == "" {
 			msg = se.Error()
 		}
-		return PredictOutcome{Status: store.PredictionFailed, Error: msg, Traceback: tb, PredictTime: took}, nil
+		return PredictOutcome{Status: store.PredictionFailed, Error: msg, Traceback: tb, PredictTime: took,
+			LogsKey: logsKey, LogsSize: logsSize}, nil
 	case err != nil:
 		// Answered but unusable (over the size cap, cut off mid-body).
 		return PredictOutcome{Status: store.PredictionFailed, Error: err.Error(), PredictTime: took}, nil
@@ -143,7 +150,23 @@ func (a *Activities) CallEndpoint(ctx context.Context, in PredictInput) (Predict
 		return PredictOutcome{}, temporal.NewNonRetryableApplicationError("store the output: "+err.Error(), "OutputNotStored", err)
 	}
 	return PredictOutcome{Status: store.PredictionSucceeded, OutputKey: key, OutputContentType: resp.ContentType,
-		OutputSize: int64(len(resp.Body)), PredictTime: took}, nil
+		OutputSize: int64(len(resp.Body)), PredictTime: took, LogsKey: logsKey, LogsSize: logsSize}, nil
+}
+
+// storeLogs puts an answered call's logs in the blob store beside the
+// output and returns their key and size ("" when there are none). Failing
+// to store them loses the logs, not the prediction: the call is answered
+// and must not be made again.
+func (a *Activities) storeLogs(ctx context.Context, in PredictInput, logs string) (string, int64) {
+	if logs == "" {
+		return "", 0
+	}
+	key := logsKey(in.AlgorithmID, in.ID)
+	if err := a.Blobs.Put(ctx, key, strings.NewReader(logs), int64(len(logs))); err != nil {
+		activity.GetLogger(ctx).Warn("store the prediction's logs", "prediction", in.ID, "error", err)
+		return "", 0
+	}
+	return key, int64(len(logs))
 }
 
 // FinishPrediction records the end; it reports whether this end was the
@@ -230,5 +253,9 @@ func (a *Activities) RenderPrediction(ctx context.Context, id string) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(NewView(p, a.APIBaseURL+"/api/v1/endpoints/"+alg.APIName+"/predictions"))
+	v := NewView(p, a.APIBaseURL+"/api/v1/endpoints/"+alg.APIName+"/predictions")
+	if v.Logs, err = readLogs(ctx, a.Blobs, p); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
 }

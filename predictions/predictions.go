@@ -8,14 +8,19 @@
 package predictions
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"time"
 
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/predictions/call"
+	"github.com/algocloud/algocloud/store"
 	"github.com/algocloud/algocloud/workflows"
 )
 
@@ -98,3 +103,32 @@ func keyHash(key string) string {
 
 // blobPrefix holds everything of one prediction in the blob store.
 func blobPrefix(algorithmID, id string) string { return "predictions/" + algorithmID + "/" + id }
+
+// logsKey is where a prediction's logs are (when the algorithm printed
+// any): derived, so GET needs no column for it, and under blobPrefix, so
+// the retention sweep deletes them with the input and output.
+func logsKey(algorithmID, id string) string { return blobPrefix(algorithmID, id) + "/logs" }
+
+// readLogs returns p's logs: "" when it has none, is not final yet or
+// expired.
+func readLogs(ctx context.Context, bs blobs.Store, p store.Prediction) (string, error) {
+	if p.ExpiredAt != nil || !store.PredictionFinal(p.Status) {
+		return "", nil
+	}
+	rc, err := bs.Get(ctx, logsKey(p.AlgorithmID, p.ID))
+	if errors.Is(err, blobs.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read prediction %s's logs: %w", p.ID, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxLogs))
+	if err != nil {
+		return "", fmt.Errorf("read prediction %s's logs: %w", p.ID, err)
+	}
+	return string(b), nil
+}
+
+// maxLogs bounds what readLogs reads (the endpoint sends at most 64 KiB).
+const maxLogs = 1 << 20

@@ -235,6 +235,12 @@ func (s *Service) Cancel(ctx context.Context, algorithmID, id string) (store.Pre
 	return s.Get(ctx, algorithmID, id)
 }
 
+// Logs returns what p's predict printed ("" when nothing, before its end
+// and after expiry).
+func (s *Service) Logs(ctx context.Context, p store.Prediction) (string, error) {
+	return readLogs(ctx, s.Blobs, p)
+}
+
 // Output opens a succeeded prediction's output. ErrNoOutput when it has
 // none, ErrExpired when retention deleted it.
 func (s *Service) Output(ctx context.Context, p store.Prediction) (io.ReadCloser, error) {

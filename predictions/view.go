@@ -18,6 +18,10 @@ type View struct {
 	Input       InputSummary    `json:"input"`
 	Output      json.RawMessage `json:"output,omitempty"`
 	Error       *ErrorView      `json:"error,omitempty"`
+	// Logs is what the algorithm printed (stdout and stderr) during its
+	// predict, its last 64 KiB; set by whoever read the logs blob (GET and
+	// webhooks, not lists), absent when it printed nothing.
+	Logs string `json:"logs,omitempty"`
 	// Expired is true once retention deleted the input and output.
 	Expired   bool       `json:"expired,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`

@@ -94,6 +94,11 @@ func Prediction(ctx workflow.Context, in Input) (Result, error) {
 		if res.Outcome.Status == store.PredictionSucceeded {
 			notifyWebhooks(dctx, in, EventOutput)
 		}
+		// The logs event: only when the algorithm printed something, and only
+		// in runs whose history did not pass here before the change.
+		if res.Outcome.LogsKey != "" && workflow.GetVersion(dctx, changeLogsEvent, workflow.DefaultVersion, 1) == 1 {
+			notifyWebhooks(dctx, in, EventLogs)
+		}
 		notifyWebhooks(dctx, in, EventCompleted)
 	}
 	return Result{Status: res.Outcome.Status}, nil

@@ -85,6 +85,8 @@ const MaxThreads = 64
 const (
 	MaxBatchSize    = 256
 	MaxQueueDelayMS = 10000
+	// MaxQueueSize bounds Spec.MaxQueueSize.
+	MaxQueueSize = 100000
 )
 
 // Spec is a deployment's configuration.
@@ -104,6 +106,12 @@ type Spec struct {
 	// (Triton's max_batch_size and max_queue_delay); zero values batch nothing.
 	MaxBatchSize    int `json:"max_batch_size,omitempty"`
 	MaxQueueDelayMS int `json:"max_queue_delay_ms,omitempty"`
+	// MaxQueueSize is how many requests may wait for a worker before the
+	// endpoint answers 429 with Retry-After (its admission limit is this
+	// plus Threads × MaxBatchSize); 0 keeps the server's default,
+	// max(64, 16 × Threads, 2 × Threads × MaxBatchSize). A small queue
+	// makes callers back off sooner instead of waiting in line.
+	MaxQueueSize int `json:"max_queue_size,omitempty"`
 	// PublicMetrics lets anyone read the endpoint's /metrics (Prometheus
 	// text) without its token; by default /metrics needs the token.
 	PublicMetrics bool `json:"public_metrics,omitempty"`
@@ -300,6 +308,9 @@ func (s Spec) Validate() error {
 	}
 	if s.MaxQueueDelayMS < 0 || s.MaxQueueDelayMS > MaxQueueDelayMS {
 		v.Add("max_queue_delay_ms", "must be between 0 and %d milliseconds", MaxQueueDelayMS)
+	}
+	if s.MaxQueueSize < 0 || s.MaxQueueSize > MaxQueueSize {
+		v.Add("max_queue_size", "must be between 0 (the default) and %d", MaxQueueSize)
 	}
 	if s.Network != "" && s.Network != NetworkOutbound && s.Network != NetworkNone {
 		v.Add("network", "must be %s (the internet, not the platform) or %s", NetworkOutbound, NetworkNone)

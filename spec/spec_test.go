@@ -48,6 +48,8 @@ func TestValidateNamesEachBadField(t *testing.T) {
 		{"negative batch", func(s *Spec) { s.MaxBatchSize = -1 }, "max_batch_size"},
 		{"huge batch", func(s *Spec) { s.MaxBatchSize = MaxBatchSize + 1 }, "max_batch_size"},
 		{"huge delay", func(s *Spec) { s.MaxQueueDelayMS = MaxQueueDelayMS + 1 }, "max_queue_delay_ms"},
+		{"negative queue", func(s *Spec) { s.MaxQueueSize = -1 }, "max_queue_size"},
+		{"huge queue", func(s *Spec) { s.MaxQueueSize = MaxQueueSize + 1 }, "max_queue_size"},
 		{"onnx numpy output", func(s *Spec) { s.Environment, s.Output = EnvONNX, Numpy }, "output"},
 		{"onnx json input", func(s *Spec) { s.Environment, s.Input, s.Output = EnvONNX, JSON, JSON }, "input"},
 		{"unknown input", func(s *Spec) { s.Input = "video" }, "input"},

@@ -31,17 +31,24 @@ type Batch struct {
 	ID          string
 	AlgorithmID string
 	OwnerID     string
-	Source      string // archive | urls
+	Source      string // archive | urls | s3
 	Status      string
 	Total       int
 	Done        int // items that succeeded
 	Failed      int // items that failed for good
 	Concurrency int
 	Error       string
+	// OutputURI is the S3 prefix outputs are written to (s3://bucket/p/),
+	// "" when they stay in the blob store for the output zip.
+	OutputURI   string
 	CreatedAt   time.Time
 	StartedAt   *time.Time
 	CompletedAt *time.Time
 	UpdatedAt   time.Time
+	// S3Sealed is the batch's S3 locations with the user's credentials,
+	// sealed by the caller: CreateBatch writes it, reads never fill it
+	// (BatchS3Sealed does, for the worker), so no listing carries it.
+	S3Sealed []byte
 }
 
 // Finished reports whether the batch reached an end state.
@@ -82,6 +89,7 @@ type batchRow struct {
 	Failed      int     `db:"failed"`
 	Concurrency int     `db:"concurrency"`
 	Error       string  `db:"error_message"`
+	OutputURI   string  `db:"output_uri"`
 	CreatedAt   dbTime  `db:"created_at"`
 	StartedAt   *dbTime `db:"started_at"`
 	CompletedAt *dbTime `db:"completed_at"`
@@ -91,11 +99,11 @@ type batchRow struct {
 func (r batchRow) batch() Batch {
 	return Batch{ID: r.ID, AlgorithmID: r.AlgorithmID, OwnerID: r.OwnerID, Source: r.Source, Status: r.Status,
 		Total: r.Total, Done: r.Done, Failed: r.Failed, Concurrency: r.Concurrency, Error: r.Error,
-		CreatedAt: time.Time(r.CreatedAt), StartedAt: r.StartedAt.ptr(), CompletedAt: r.CompletedAt.ptr(), UpdatedAt: time.Time(r.UpdatedAt)}
+		OutputURI: r.OutputURI, CreatedAt: time.Time(r.CreatedAt), StartedAt: r.StartedAt.ptr(), CompletedAt: r.CompletedAt.ptr(), UpdatedAt: time.Time(r.UpdatedAt)}
 }
 
 const batchColumns = `id, algorithm_id, owner_id, source, status, total, done, failed, concurrency, error_message,
-	created_at, started_at, completed_at, updated_at`
+	output_uri, created_at, started_at, completed_at, updated_at`
 
 // insertItemsPerStatement bounds one multi-row INSERT (SQLite allows 32766
 // parameters; 4 per row).
@@ -111,8 +119,13 @@ func (s *Store) CreateBatch(ctx context.Context, b Batch, items []BatchItem) err
 		return fmt.Errorf("create batch %s: begin: %w", b.ID, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO batches (id, algorithm_id, owner_id, source, status, total, concurrency, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), b.ID, b.AlgorithmID, b.OwnerID, b.Source, BatchQueued, len(items), b.Concurrency, dbTime(now), dbTime(now))
+	var s3Sealed any    // NULL, not an empty value, when there is none
+	if len(b.S3Sealed) > 0 {
+		s3Sealed = b.S3Sealed
+	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO batches (id, algorithm_id, owner_id, source, status, total, concurrency, output_uri, s3_sealed, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), b.ID, b.AlgorithmID, b.OwnerID, b.Source, BatchQueued, len(items), b.Concurrency,
+		b.OutputURI, s3Sealed, dbTime(now), dbTime(now))
 	switch classify(err) {
 	case foreignKeyViolation:
 		return fmt.Errorf("create batch %s: %w", b.ID, ErrNotFound)
@@ -380,4 +393,55 @@ func (s *Store) FinishBatchItems(ctx context.Context, batchID string, rs []Index
 		return 0, 0, fmt.Errorf("finish items of batch %s: commit: %w", batchID, err)
 	}
 	return done, failed, nil
+}
+
+// BatchS3Sealed returns the batch's sealed S3 locations and credentials
+// (what CreateBatch stored as S3Sealed), nil when it has none or they were
+// cleared; an unknown batch gives ErrNotFound.
+func (s *Store) BatchS3Sealed(ctx context.Context, id string) ([]byte, error) {
+	var box []byte
+	err := s.db.GetContext(ctx, &box, s.q(`SELECT s3_sealed FROM batches WHERE id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("batch %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get S3 credentials of batch %s: %w", id, err)
+	}
+	return box, nil
+}
+
+// ClearBatchS3 removes the batch's sealed S3 credentials (its end, or a
+// batch that could not start); note, when not empty, is added to the
+// batch's error (an output manifest that could not be written).
+func (s *Store) ClearBatchS3(ctx context.Context, id, note string) error {
+	query, args := `UPDATE batches SET s3_sealed = NULL WHERE id = ?`, []any{id}
+	if note != "" {
+		note = cleanText(note, MaxEventMessage)
+		query = `UPDATE batches SET s3_sealed = NULL,
+			error_message = CASE WHEN error_message = '' THEN ? ELSE error_message || '; ' || ? END WHERE id = ?`
+		args = []any{note, note, id}
+	}
+	_, err := s.db.ExecContext(ctx, s.q(query), args...)
+	if err != nil {
+		return fmt.Errorf("clear S3 credentials of batch %s: %w", id, err)
+	}
+	return nil
+}
+
+// ClearEndedBatchesS3 removes the sealed S3 credentials of every batch that
+// ended before endedBefore and still has them (the sweep behind the
+// workflow's own removal: a worker lost at the wrong moment, a batch whose
+// workflow never ran). It returns how many it cleared.
+func (s *Store) ClearEndedBatchesS3(ctx context.Context, endedBefore time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE batches SET s3_sealed = NULL
+		WHERE s3_sealed IS NOT NULL AND status IN (?, ?, ?) AND completed_at < ?`),
+		BatchSucceeded, BatchFailed, BatchCanceled, dbTime(norm(endedBefore)))
+	if err != nil {
+		return 0, fmt.Errorf("clear S3 credentials of ended batches: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("clear S3 credentials of ended batches: %w", err)
+	}
+	return int(n), nil
 }

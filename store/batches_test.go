@@ -81,3 +81,59 @@ func TestBatchItemsAreRecordedOnce(t *testing.T) {
 		require.Len(t, list, 1)
 	})
 }
+
+// TestBatchS3Sealed: the sealed S3 credentials are written by CreateBatch,
+// read only by BatchS3Sealed (never by the batch's reads), and removed by
+// ClearBatchS3 or, once the batch ended, by ClearEndedBatchesS3.
+func TestBatchS3Sealed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		u, err := s.CreateUser(ctx, "u")
+		require.NoError(t, err)
+		require.NoError(t, s.CreateAlgorithm(ctx, Algorithm{ID: "a1", OwnerID: u.ID, Name: "n", APIName: "seg"}))
+		items := []BatchItem{{Index: 0, Name: "a.png", Input: "s3:in/a.png"}}
+		for _, id := range []string{"b1", "b2"} {
+			require.NoError(t, s.CreateBatch(ctx, Batch{ID: id, AlgorithmID: "a1", OwnerID: u.ID, Source: "s3", Concurrency: 1,
+				OutputURI: "s3://bk/out/", S3Sealed: []byte("sealed-" + id)}, items))
+		}
+		require.NoError(t, s.CreateBatch(ctx, Batch{ID: "b3", AlgorithmID: "a1", OwnerID: u.ID, Source: "urls", Concurrency: 1}, items))
+		b, err := s.GetBatch(ctx, "a1", "b1")
+		require.NoError(t, err)
+		require.Equal(t, "s3://bk/out/", b.OutputURI)
+		require.Nil(t, b.S3Sealed, "reads never carry the sealed credentials")
+		box, err := s.BatchS3Sealed(ctx, "b1")
+		require.NoError(t, err)
+		require.Equal(t, []byte("sealed-b1"), box)
+		box, err = s.BatchS3Sealed(ctx, "b3")
+		require.NoError(t, err)
+		require.Nil(t, box)
+		_, err = s.BatchS3Sealed(ctx, "nosuch")
+		require.ErrorIs(t, err, ErrNotFound)
+
+		require.NoError(t, s.ClearBatchS3(ctx, "b1", "write manifest.json: AccessDenied"))
+		box, err = s.BatchS3Sealed(ctx, "b1")
+		require.NoError(t, err)
+		require.Nil(t, box)
+		b, err = s.BatchByID(ctx, "b1")
+		require.NoError(t, err)
+		require.Equal(t, "write manifest.json: AccessDenied", b.Error)
+
+		// The sweep takes ended batches only.
+		n, err := s.ClearEndedBatchesS3(ctx, time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		require.Zero(t, n, "b2 is queued")
+		ok, err := s.SetBatchStatus(ctx, "b2", BatchFailed, "x")
+		require.NoError(t, err)
+		require.True(t, ok)
+		n, err = s.ClearEndedBatchesS3(ctx, time.Now().Add(-time.Hour))
+		require.NoError(t, err)
+		require.Zero(t, n, "b2 ended after the cut-off")
+		n, err = s.ClearEndedBatchesS3(ctx, time.Now().Add(time.Hour))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		box, err = s.BatchS3Sealed(ctx, "b2")
+		require.NoError(t, err)
+		require.Nil(t, box)
+	})
+}

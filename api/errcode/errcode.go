@@ -128,7 +128,7 @@ var registry = [numCodes]entry{
 	InvalidArchive:      {"invalid_archive", http.StatusBadRequest, "the uploaded archive is not a .zip or .tar.gz"},
 	InvalidFileName:     {"invalid_file_name", http.StatusBadRequest, "a files part has no filename or one that is not a safe relative path"},
 	UnsupportedType:     {"unsupported_type", http.StatusBadRequest, "no skeleton for this ?input=, ?output= and ?environment="},
-	InvalidBatch:        {"invalid_batch", http.StatusBadRequest, "a batch's inputs are missing or refused: an archive member that is a link, absolute or has .., a URL malformed or refused by the URL policy (fields names it: archive or urls[i]; member names the archive member)"},
+	InvalidBatch:        {"invalid_batch", http.StatusBadRequest, "a batch's inputs are missing or refused: an archive member that is a link, absolute or has .., a URL malformed or refused by the URL policy, an S3 prefix malformed, refused by the URL policy or by S3 with S3's reason (fields names it: archive, urls[i], input.s3, output.s3 or one of their fields; member names the archive member)"},
 	AgentProtocol:       {"agent_protocol_version", http.StatusBadRequest, "a server agent spoke a protocol version (header Algocloud-Agent-Protocol) this platform does not"},
 	InvalidArtifactName: {"invalid_artifact_name", http.StatusBadRequest, "a server agent uploaded an artifact whose name is not 1 to 64 letters, digits, '.', '_' or '-' (fields names it)"},
 	InvalidWebhook:      {"invalid_webhook", http.StatusBadRequest, "a webhook URL is malformed, carries credentials, or is refused by the webhook URL policy (loopback, private, metadata addresses; fields names it)"},
@@ -151,7 +151,7 @@ var registry = [numCodes]entry{
 
 	APINameTaken: {"api_name_taken", http.StatusConflict, "another live deployment has this api_name"},
 	StepRejected: {"step_rejected", http.StatusConflict, "the workflow refused the step now: out of order, another step running, or the deployment deleted"},
-	NoOutput:     {"no_output", http.StatusConflict, "the prediction has no output to download: not succeeded, or its retention ended (expired says so)"},
+	NoOutput:     {"no_output", http.StatusConflict, "the prediction has no output to download: not succeeded, or its retention ended (expired says so); or the batch wrote its outputs to an S3 prefix, not to a zip (output names it)"},
 	NoCodeToEdit: {"no_code", http.StatusConflict, "an edit (base_revision) of a deployment that has no code yet: fetch code first"},
 	CodeChanged:  {"code_changed", http.StatusConflict, "an edit's base_revision is no longer the current revision (current_revision says which is)"},
 	CodeNotKept:  {"code_not_kept", http.StatusConflict, "the platform kept no copy of this revision's files (fetched before it did, or gone): fetch again"},

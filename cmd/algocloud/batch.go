@@ -24,6 +24,7 @@ import (
 
 const batchUsage = `Usage: algocloud batch [flags] API_NAME INPUTS... -o OUT.zip
        algocloud batch [flags] API_NAME --urls FILE -o OUT.zip
+       algocloud batch [flags] API_NAME s3://bucket/in/ -o s3://bucket/out/
        algocloud batch [flags] API_NAME --resume BATCH_ID -o OUT.zip
 
 Runs the endpoint API_NAME on many inputs as one batch job on the platform
@@ -33,6 +34,15 @@ line, for the platform to fetch. While it runs, stderr shows its progress
 (done/failed/left, rate, ETA); when it ends, its outputs are downloaded to
 OUT.zip and, when items failed, the per-item error report beside it
 (OUT.errors.jsonl: one JSON line per failed item).
+
+An INPUT of s3://bucket/prefix/ makes every object under the prefix an
+input; -o s3://bucket/prefix/ has the platform write each output there as it
+finishes, then errors.jsonl and manifest.json (nothing is downloaded). Either
+works with the other forms. S3 is reached with YOUR credentials, from
+$AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN and
+$AWS_REGION (else $AWS_DEFAULT_REGION, else us-east-1); --s3-endpoint names
+an S3-compatible store. The platform keeps them sealed while the batch runs
+and drops them when it ends; it never uses its own for your bucket.
 
 The batch runs on the platform, not in this command: Ctrl-C stops following
 it (it prints the resume command) but does not cancel it, unless
@@ -53,6 +63,7 @@ type batchOptions struct {
 	cancelOnInterrupt bool
 	every             time.Duration
 	force             bool
+	s3Endpoint        string
 }
 
 func batchFlags(o *batchOptions) *flag.FlagSet {
@@ -66,6 +77,7 @@ func batchFlags(o *batchOptions) *flag.FlagSet {
 	fs.BoolVar(&o.cancelOnInterrupt, "cancel-on-interrupt", false, "Ctrl-C cancels the batch on the platform (default: it goes on; --resume follows it again)")
 	fs.DurationVar(&o.every, "poll", time.Second, "how often to ask for the batch's progress")
 	fs.BoolVar(&o.force, "force", false, "overwrite OUT when it exists")
+	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "the endpoint URL of an S3-compatible store for s3:// inputs and outputs (default: AWS)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), batchUsage)
 		fs.PrintDefaults()
@@ -96,7 +108,7 @@ func batch(args []string) error {
 	if o.output == "" {
 		return errors.New("-o OUT.zip is required: where the outputs go")
 	}
-	if !o.force && o.resume == "" {
+	if !o.force && o.resume == "" && !isS3(o.output) {
 		if _, err := os.Stat(o.output); err == nil {
 			return fmt.Errorf("%s exists: choose another -o, or --force", o.output)
 		}
@@ -140,14 +152,51 @@ func batch(args []string) error {
 	return saveBatch(ctx, c, apiName, b, o.output)
 }
 
-// startBatch creates the batch from INPUTS or --urls.
+// isS3 reports whether an INPUT or -o is an S3 prefix.
+func isS3(s string) bool { return strings.HasPrefix(s, "s3://") }
+
+// s3Location is uri with the caller's AWS credentials from the environment
+// (the standard variables; nothing is read from ~/.aws).
+func s3Location(uri, endpoint string) (*apiclient.S3Location, error) {
+	loc := &apiclient.S3Location{URI: uri, EndpointURL: endpoint, Region: os.Getenv("AWS_REGION"),
+		AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"), SessionToken: os.Getenv("AWS_SESSION_TOKEN")}
+	if loc.Region == "" {
+		loc.Region = os.Getenv("AWS_DEFAULT_REGION")
+	}
+	if loc.AccessKeyID == "" || loc.SecretAccessKey == "" {
+		return nil, fmt.Errorf("%s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to credentials that may use it (the platform uses yours, never its own)", uri)
+	}
+	return loc, nil
+}
+
+// startBatch creates the batch from INPUTS, --urls or an s3:// INPUT, with
+// its outputs to an s3:// -o or to output.zip.
 func startBatch(ctx context.Context, c *apiclient.Client, apiName string, inputs []string, o batchOptions) (apiclient.Batch, error) {
+	var outS3 *apiclient.S3Location
+	if isS3(o.output) {
+		var err error
+		if outS3, err = s3Location(o.output, o.s3Endpoint); err != nil {
+			return apiclient.Batch{}, err
+		}
+	}
 	if o.urls != "" {
 		urls, err := readURLs(o.urls)
 		if err != nil {
 			return apiclient.Batch{}, err
 		}
-		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{URLs: urls, Concurrency: o.concurrency})
+		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{URLs: urls, OutputS3: outS3, Concurrency: o.concurrency})
+	}
+	for _, in := range inputs {
+		if isS3(in) && len(inputs) > 1 {
+			return apiclient.Batch{}, fmt.Errorf("%s: an S3 prefix is the batch's only INPUT", in)
+		}
+	}
+	if len(inputs) == 1 && isS3(inputs[0]) {
+		inS3, err := s3Location(inputs[0], o.s3Endpoint)
+		if err != nil {
+			return apiclient.Batch{}, err
+		}
+		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{InputS3: inS3, OutputS3: outS3, Concurrency: o.concurrency})
 	}
 	archive, name, cleanup, err := batchArchive(inputs)
 	if err != nil {
@@ -159,7 +208,7 @@ func startBatch(ctx context.Context, c *apiclient.Client, apiName string, inputs
 		return apiclient.Batch{}, err
 	}
 	defer f.Close()
-	return c.CreateBatch(ctx, apiName, apiclient.BatchInput{Archive: f, Name: name, Concurrency: o.concurrency})
+	return c.CreateBatch(ctx, apiName, apiclient.BatchInput{Archive: f, Name: name, OutputS3: outS3, Concurrency: o.concurrency})
 }
 
 // readURLs reads one URL a line; blank lines and # comments are skipped.
@@ -330,6 +379,11 @@ func followBatch(ctx context.Context, c *apiclient.Client, apiName, id string, e
 func saveBatch(ctx context.Context, c *apiclient.Client, apiName string, b apiclient.Batch, out string) error {
 	n := b.Counts
 	fmt.Fprintf(os.Stderr, "batch %s %s: %d done, %d failed\n", b.ID, b.Status, n.Done, n.Failed)
+	if uri := b.OutputS3(); uri != "" {
+		// The platform wrote the outputs to S3; nothing to download.
+		fmt.Fprintf(os.Stderr, "outputs in %s (manifest.json lists every item, errors.jsonl why %d failed)\n", uri, n.Failed)
+		return batchOutcome(b)
+	}
 	if n.Done > 0 {
 		written, err := downloadTo(out, func(w io.Writer) (int64, error) { return c.DownloadBatchOutput(ctx, apiName, b.ID, w) })
 		if err != nil {
@@ -348,6 +402,13 @@ func saveBatch(ctx context.Context, c *apiclient.Client, apiName string, b apicl
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s (%s): why %d items failed\n", report, size(written), n.Failed)
 	}
+	return batchOutcome(b)
+}
+
+// batchOutcome is the command's error for a final batch: nil when items
+// succeeded and the batch was neither canceled nor failed.
+func batchOutcome(b apiclient.Batch) error {
+	n := b.Counts
 	switch {
 	case b.Status == apiclient.StatusCanceled:
 		return fmt.Errorf("batch %s was canceled", b.ID)

@@ -380,7 +380,7 @@ type Batch struct {
 	ID string `json:"id"`
 	// Status is queued, running, succeeded, failed or canceled.
 	Status string `json:"status"`
-	// Source says where the inputs came from (archive, urls).
+	// Source says where the inputs came from (archive, urls, s3).
 	Source      string     `json:"source,omitempty"`
 	Concurrency int        `json:"concurrency,omitempty"`
 	CreatedAt   time.Time  `json:"created_at"`
@@ -398,19 +398,51 @@ type Batch struct {
 	ETASeconds *float64          `json:"eta_seconds,omitempty"`
 	Error      string            `json:"error,omitempty"`
 	URLs       map[string]string `json:"urls,omitempty"`
+	// Output is set when the outputs go to an S3 prefix (no output.zip).
+	Output *struct {
+		S3 struct {
+			URI string `json:"uri"`
+		} `json:"s3"`
+	} `json:"output,omitempty"`
+}
+
+// OutputS3 is the S3 prefix the batch writes its outputs to, "" when they
+// go to output.zip.
+func (b Batch) OutputS3() string {
+	if b.Output == nil {
+		return ""
+	}
+	return b.Output.S3.URI
+}
+
+// S3Location is an S3 prefix with the user's own credentials, for a
+// batch's input or output (the platform never uses its own for a user's
+// bucket; it keeps these sealed and drops them when the batch ends).
+type S3Location struct {
+	URI             string `json:"uri"` // s3://bucket/prefix/
+	Region          string `json:"region,omitempty"`
+	EndpointURL     string `json:"endpoint_url,omitempty"`
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"secret_access_key"`
+	SessionToken    string `json:"session_token,omitempty"`
 }
 
 // Final reports whether the batch is over.
 func (b Batch) Final() bool { return Final(b.Status) }
 
 // BatchInput is what a batch is made of: an archive (zip or tar) of inputs,
-// or a list of URLs.
+// a list of URLs or an S3 prefix; and where its outputs go (output.zip, or
+// an S3 prefix).
 type BatchInput struct {
 	// Archive is the archive's content and Name its file name (.zip, .tar).
 	Archive io.Reader
 	Name    string
 	// URLs, when Archive is nil, are the inputs' http(s) URLs.
 	URLs []string
+	// InputS3, when Archive and URLs are not given, is the inputs' prefix.
+	InputS3 *S3Location
+	// OutputS3 sends the outputs to an S3 prefix instead of output.zip.
+	OutputS3 *S3Location
 	// Concurrency bounds the predictions in flight (0: the platform's default).
 	Concurrency int
 }
@@ -432,6 +464,12 @@ func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput)
 			if in.Concurrency > 0 {
 				err = mw.WriteField("concurrency", strconv.Itoa(in.Concurrency))
 			}
+			if err == nil && in.OutputS3 != nil {
+				var out []byte
+				if out, err = json.Marshal(map[string]any{"s3": in.OutputS3}); err == nil {
+					err = mw.WriteField("output", string(out))
+				}
+			}
 			if err == nil {
 				err = writePart(mw, "archive", Upload{Name: in.Name, Body: in.Archive})
 			}
@@ -442,10 +480,19 @@ func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput)
 		}()
 		body, ctype = pr, mw.FormDataContentType()
 	} else {
-		if len(in.URLs) == 0 {
-			return Batch{}, errors.New("a batch needs an archive or URLs")
+		if len(in.URLs) == 0 && in.InputS3 == nil {
+			return Batch{}, errors.New("a batch needs an archive, URLs or an S3 prefix")
 		}
-		fields := map[string]any{"urls": in.URLs}
+		fields := map[string]any{}
+		if len(in.URLs) > 0 {
+			fields["urls"] = in.URLs
+		}
+		if in.InputS3 != nil {
+			fields["input"] = map[string]any{"s3": in.InputS3}
+		}
+		if in.OutputS3 != nil {
+			fields["output"] = map[string]any{"s3": in.OutputS3}
+		}
 		if in.Concurrency > 0 {
 			fields["concurrency"] = in.Concurrency
 		}

@@ -156,5 +156,5 @@ func TestCreateBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"https://a/1.png", "https://a/2.png"}, urls)
 	_, err = c.CreateBatch(context.Background(), "seg", BatchInput{})
-	require.ErrorContains(t, err, "archive or URLs")
+	require.ErrorContains(t, err, "an archive, URLs or an S3 prefix")
 }

@@ -27,6 +27,7 @@ var platformRule = Rule{
 		mod + "inference",
 		mod + "inference/onnxrt",
 		mod + "internal/blobs/s3store",
+		mod + "predictions/batch/batchs3",
 	},
 	NoCgo: true,
 }

@@ -1,25 +1,32 @@
 package platform
 
 import (
+	"context"
 	"crypto/x509"
+	"time"
 
 	"github.com/algocloud/algocloud/predictions/batch"
+	"github.com/algocloud/algocloud/predictions/batch/batchs3"
 	"github.com/algocloud/algocloud/predictions/call"
 	"github.com/algocloud/algocloud/workflows"
 )
 
-// batchService is the API's side of batch jobs.
+// batchService is the API's side of batch jobs. S3 prefixes are reached
+// with the user's own credentials (sealed with the credentials key into the
+// batch's row) under the URL policy of image URL inputs: endpoint_url on
+// loopback or a private network needs --allow-private-urls.
 func (p *Platform) batchService() *batch.Service {
 	return &batch.Service{
 		Store: p.Store, Blobs: p.Blobs, Temporal: p.Client, TaskQueue: workflows.TaskQueue,
-		URLPolicy: p.urlPolicy(), MaxActive: p.opts.MaxActiveBatches,
+		URLPolicy: p.urlPolicy(), MaxActive: p.opts.MaxActiveBatches, Limits: batch.Limits{MaxItems: p.opts.MaxBatchItems},
+		S3: batchs3.New(p.urlPolicy()), CredentialsKey: p.credKey,
 	}
 }
 
-// batchActivities are the worker's side (URL items under urlPolicy, the
-// same policy as image URL inputs): they call endpoints with the
-// platform caller token, verifying them with the local CA's root unless
-// endpoints have publicly trusted certificates.
+// batchActivities are the worker's side (URL items and S3 prefixes under
+// urlPolicy, the same policy as image URL inputs): they call endpoints
+// with the platform caller token, verifying them with the local CA's root
+// unless endpoints have publicly trusted certificates.
 func (p *Platform) batchActivities() *batch.Activities {
 	var roots *x509.CertPool
 	if p.opts.Cloud.Certs != CertsACME {
@@ -35,6 +42,32 @@ func (p *Platform) batchActivities() *batch.Activities {
 			Client:     batch.NewHTTPClient(roots, p.opts.PredictTimeout),
 		},
 		URLs: batch.NewURLFetcher(p.urlPolicy(), 0),
-		Log:  p.log.With("component", "batch"),
+		S3:   batchs3.New(p.urlPolicy()), CredentialsKey: key,
+		Log: p.log.With("component", "batch"),
+	}
+}
+
+// batchS3Grace is how long after its end a batch may keep its S3
+// credentials before the sweep removes them: the workflow's own removal
+// (MarkBatch, after writing the manifest) comes well before.
+const batchS3Grace = 10 * time.Minute
+
+// sweepBatchS3 removes, every period until ctx ends, the S3 credentials
+// of batches that ended more than batchS3Grace ago and still have them (a
+// workflow that never ran, a worker lost at the wrong moment).
+func (p *Platform) sweepBatchS3(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := p.Store.ClearEndedBatchesS3(ctx, time.Now().Add(-batchS3Grace)); err != nil && ctx.Err() == nil {
+			p.log.Error("batch S3 credentials sweep", "error", err)
+		} else if n > 0 {
+			p.log.Info("batch S3 credentials sweep", "cleared", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -107,6 +107,9 @@ type Options struct {
 	// MaxActiveBatches is how many batches a user may have queued or
 	// running; 0 is batch.DefaultMaxActive.
 	MaxActiveBatches int
+	// MaxBatchItems bounds a batch's items (archive members, URLs, objects
+	// of an S3 prefix); 0 is batch.DefaultLimits'.
+	MaxBatchItems int
 	// PredictionRetention keeps async predictions' inputs and outputs this
 	// long after they end; 0 is predictions.DefaultRetention.
 	PredictionRetention time.Duration

@@ -40,6 +40,7 @@ func (p *Platform) startPredictionSweep() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stopSweep = cancel
 	go p.predictionService().RunSweeper(ctx, every)
+	go p.sweepBatchS3(ctx, every)
 }
 
 // urlPolicy is what image URL inputs may reach: public addresses, or all

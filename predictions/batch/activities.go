@@ -1,7 +1,6 @@
 package batch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +33,8 @@ type Store interface {
 	PendingBatchItems(ctx context.Context, batchID string, from, to int) ([]store.BatchItem, error)
 	FinishBatchItem(ctx context.Context, batchID string, idx int, r store.ItemResult) (bool, error)
 	FinishBatchItems(ctx context.Context, batchID string, rs []store.IndexedResult) (done, failed int, err error)
+	BatchS3Sealed(ctx context.Context, id string) ([]byte, error)
+	ClearBatchS3(ctx context.Context, id, note string) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -76,6 +77,14 @@ type Activities struct {
 	// Poll is how often a chunk checks the store for a cancel and
 	// heartbeats; 0 is 200 ms.
 	Poll time.Duration
+	// S3 reads S3 inputs and writes S3 outputs with the user's
+	// credentials, which CredentialsKey opens; nil fails S3 items.
+	S3             S3
+	CredentialsKey []byte
+	// MaxItemBytes bounds an S3 input object; 0 is DefaultLimits'.
+	MaxItemBytes int64
+
+	s3Cache s3Cache
 }
 
 // Keys in the blob store.
@@ -86,9 +95,15 @@ func outputKey(batchID string, idx int) string { return fmt.Sprintf("batches/%s/
 func BlobPrefix(batchID string) string { return "batches/" + batchID }
 
 // MarkBatch records the batch's status; an ended batch keeps its status.
+// At an end state it also finishes an S3 output (errors.jsonl and
+// manifest.json) and removes the batch's S3 credentials: done here, in the
+// activity, so that running workflows see no new command.
 func (a *Activities) MarkBatch(ctx context.Context, in MarkInput) error {
 	if _, err := a.Store.SetBatchStatus(ctx, in.BatchID, in.Status, in.Error); err != nil {
 		return err
+	}
+	if in.Status != store.BatchRunning && in.Status != store.BatchQueued {
+		return a.finishS3(ctx, in.BatchID)
 	}
 	return nil
 }
@@ -279,9 +294,12 @@ func (a *Activities) item(ctx context.Context, g *gate, send, ahead chan struct{
 		return store.ItemResult{}, err
 	}
 	if resp.Status >= 200 && resp.Status < 300 {
-		key := outputKey(in.BatchID, it.Index)
-		if err := a.Blobs.Put(ctx, key, bytes.NewReader(resp.Body), int64(len(resp.Body))); err != nil {
-			return store.ItemResult{}, fmt.Errorf("put output of item %d: %w", it.Index, err)
+		key, fail, err := a.storeOutput(ctx, in.BatchID, it, resp)
+		if err != nil {
+			return store.ItemResult{}, err
+		}
+		if fail != "" {
+			return store.ItemResult{Status: store.ItemFailed, HTTPStatus: resp.Status, Error: fail}, nil
 		}
 		return store.ItemResult{Status: store.ItemSucceeded, HTTPStatus: resp.Status, OutputKey: key, ContentType: resp.ContentType}, nil
 	}
@@ -331,6 +349,9 @@ func (a *Activities) predict(ctx context.Context, g *gate, in ChunkInput, body [
 // input reads an item's bytes: its blob, or its URL. fail is set when the
 // item fails for good (a URL that cannot be fetched, a blob gone).
 func (a *Activities) input(ctx context.Context, batchID string, it store.BatchItem) (body []byte, ct, fail string, err error) {
+	if strings.HasPrefix(it.Input, s3ItemPrefix) {
+		return a.s3Input(ctx, batchID, it)
+	}
 	if strings.HasPrefix(it.Input, "http://") || strings.HasPrefix(it.Input, "https://") {
 		if a.URLs == nil {
 			return nil, "", "this worker fetches no URLs", nil

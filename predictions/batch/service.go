@@ -46,6 +46,12 @@ type Service struct {
 	// resolved and checked at create; the worker checks again when it
 	// dials). Its zero value allows public addresses only.
 	URLPolicy netpolicy.Policy
+	// S3 lists an S3 input prefix and checks an output prefix at create
+	// (package batchs3); nil refuses S3 batches.
+	S3 S3
+	// CredentialsKey seals the user's S3 credentials into the batch's row
+	// (the platform key, as for webhook secrets); the worker opens them.
+	CredentialsKey []byte
 }
 
 // DefaultMaxActive bounds a user's queued and running batches.
@@ -68,7 +74,8 @@ func (e *InputError) Error() string { return e.Field + ": " + e.Msg }
 // ErrTooManyJobs is a user at MaxActive queued or running batches.
 var ErrTooManyJobs = errors.New("too many batches queued or running")
 
-// Request is a batch to create: one of Archive or URLs.
+// Request is a batch to create: one of Archive, URLs or InputS3, and
+// optionally OutputS3.
 type Request struct {
 	Algorithm store.Algorithm
 	OwnerID   string
@@ -76,6 +83,10 @@ type Request struct {
 	// random access); Service reads it and puts each file in the blob store.
 	Archive *os.File
 	URLs    []string
+	// InputS3 is a prefix whose objects are the items (the user's own
+	// credentials); OutputS3 a prefix the outputs are written to instead of
+	// the blob store.
+	InputS3, OutputS3 *S3Location
 	// Concurrency is the batch's bound on requests in flight; 0 is the
 	// endpoint's threads × 2.
 	Concurrency int
@@ -110,11 +121,26 @@ func (s *Service) Create(ctx context.Context, r Request) (store.Batch, error) {
 	}
 	lim := s.Limits.withDefaults()
 	b := store.Batch{ID: NewID(), AlgorithmID: r.Algorithm.ID, OwnerID: r.OwnerID, Concurrency: r.Concurrency}
+	var spec s3Spec
+	if r.OutputS3 != nil {
+		out, err := s.checkOutputS3(ctx, *r.OutputS3)
+		if err != nil {
+			return b, err
+		}
+		spec.Output, b.OutputURI = &out, out.URI
+	}
 	var items []store.BatchItem
 	var err error
 	switch {
-	case r.Archive != nil && r.URLs != nil:
-		return b, &InputError{Field: "archive", Msg: "give an archive or urls, not both"}
+	case r.Archive != nil && r.URLs != nil, r.Archive != nil && r.InputS3 != nil:
+		return b, &InputError{Field: "archive", Msg: "give one of an archive, urls or input.s3"}
+	case r.URLs != nil && r.InputS3 != nil:
+		return b, &InputError{Field: "urls", Msg: "give one of urls or input.s3"}
+	case r.InputS3 != nil:
+		b.Source = "s3"
+		var in S3Location
+		items, in, err = s.listS3(ctx, *r.InputS3, lim)
+		spec.Input = &in
 	case r.Archive != nil:
 		b.Source = "archive"
 		items, err = s.stageArchive(ctx, b.ID, r.Archive, lim)
@@ -122,10 +148,19 @@ func (s *Service) Create(ctx context.Context, r Request) (store.Batch, error) {
 		b.Source = "urls"
 		items, err = s.checkURLs(ctx, r.URLs, lim)
 	default:
-		return b, &InputError{Field: "archive", Msg: "give an archive (multipart) or urls (JSON)"}
+		return b, &InputError{Field: "archive", Msg: "give an archive (multipart), urls or input.s3 (JSON)"}
 	}
 	if err == nil && len(items) == 0 {
-		err = &InputError{Field: b.Source, Msg: "holds no inputs"}
+		field := b.Source
+		if field == "s3" {
+			field = "input.s3"
+		}
+		err = &InputError{Field: field, Msg: "holds no inputs"}
+	}
+	if err == nil && (spec.Input != nil || spec.Output != nil) {
+		// The credentials go into the row sealed, nowhere else: not in the
+		// workflow's input, not in a log.
+		b.S3Sealed, err = sealS3(s.CredentialsKey, b.ID, spec)
 	}
 	if err != nil {
 		s.dropBlobs(b.ID)
@@ -139,6 +174,7 @@ func (s *Service) Create(ctx context.Context, r Request) (store.Batch, error) {
 		WorkflowName, Input{BatchID: b.ID, DeploymentID: r.Algorithm.ID, Total: len(items), Concurrency: r.Concurrency})
 	if err != nil {
 		_, _ = s.Store.SetBatchStatus(context.WithoutCancel(ctx), b.ID, store.BatchFailed, "could not start: "+err.Error())
+		_ = s.Store.ClearBatchS3(context.WithoutCancel(ctx), b.ID, "")
 		return b, fmt.Errorf("start batch workflow: %w", err)
 	}
 	return s.Store.BatchByID(ctx, b.ID)
@@ -209,6 +245,66 @@ func (s *Service) checkURLs(ctx context.Context, urls []string, lim Limits) ([]s
 		items = append(items, store.BatchItem{Index: i, Name: u.Redacted(), Input: u.String()})
 	}
 	return items, nil
+}
+
+// listS3 lists an input prefix with the user's credentials: one item per
+// object (folders skipped), named by its key after the prefix. What S3
+// refuses (a missing bucket, access denied, a wrong region) is a 400
+// naming input.s3 with S3's reason; more objects than a batch may have, a
+// 413.
+func (s *Service) listS3(ctx context.Context, loc S3Location, lim Limits) ([]store.BatchItem, S3Location, error) {
+	const field = "input.s3"
+	loc, err := s.checkS3(ctx, field, loc)
+	if err != nil {
+		return nil, loc, err
+	}
+	objs, more, err := s.S3.List(ctx, loc, lim.MaxItems)
+	if err != nil {
+		return nil, loc, s3InputError(field, "list", err)
+	}
+	if more {
+		return nil, loc, &InputError{Field: field, Msg: fmt.Sprintf("holds more than %d objects; a batch may have %d", lim.MaxItems, lim.MaxItems), TooLarge: true}
+	}
+	_, prefix := loc.BucketPrefix()
+	items := make([]store.BatchItem, 0, len(objs))
+	for i, o := range objs {
+		items = append(items, store.BatchItem{Index: i, Name: strings.TrimPrefix(o.Key, prefix), Input: s3ItemPrefix + o.Key})
+	}
+	return items, loc, nil
+}
+
+// checkOutputS3 checks an output prefix with one listing: a missing
+// bucket, wrong credentials or region are a 400 naming output.s3 now
+// rather than every item failing later. (That S3 lets these credentials
+// write is known only at the first write: an item then fails with S3's
+// refusal.)
+func (s *Service) checkOutputS3(ctx context.Context, loc S3Location) (S3Location, error) {
+	const field = "output.s3"
+	loc, err := s.checkS3(ctx, field, loc)
+	if err != nil {
+		return loc, err
+	}
+	if _, _, err := s.S3.List(ctx, loc, 1); err != nil {
+		return loc, s3InputError(field, "list", err)
+	}
+	return loc, nil
+}
+
+func (s *Service) checkS3(ctx context.Context, field string, loc S3Location) (S3Location, error) {
+	if s.S3 == nil || len(s.CredentialsKey) == 0 {
+		return loc, &InputError{Field: field, Msg: "this server runs no S3 batches"}
+	}
+	return loc.Check(ctx, field, s.URLPolicy)
+}
+
+// s3InputError is a 400 naming field with S3's reason for refusing op; an
+// error that is not S3's (the request ended) stays as it is.
+func s3InputError(field, op string, err error) error {
+	var se *S3Error
+	if !errors.As(err, &se) {
+		return fmt.Errorf("%s %s: %w", op, field, err)
+	}
+	return &InputError{Field: field, Msg: fmt.Sprintf("S3 refused to %s the prefix: %s: %s", op, se.Code, se.Msg)}
 }
 
 // dropBlobs removes a batch's blobs; it runs when the request may be over.

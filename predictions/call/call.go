@@ -25,6 +25,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 // DefaultMaxResponseBytes caps a response body when Request.MaxResponseBytes
@@ -59,6 +61,9 @@ type Request struct {
 	Accept string
 	// MaxResponseBytes caps the response body; 0 means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// Logs asks the endpoint for what the algorithm printed during the call
+	// (inferapi.LogsHeader); Response.Logs then holds it.
+	Logs bool
 }
 
 // Response is an answered call: any status the server sent with its body.
@@ -67,6 +72,9 @@ type Response struct {
 	ContentType string
 	Body        []byte
 	Header      http.Header
+	// Logs is what the algorithm printed during the call, when the Request
+	// asked and the endpoint has any (success or error alike).
+	Logs string
 }
 
 // StatusError is the error Do returns with a non-2xx Response. Retryable
@@ -145,6 +153,9 @@ func Do(ctx context.Context, hc *http.Client, t Target, r Request) (Response, er
 	if t.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+t.Token)
 	}
+	if r.Logs {
+		req.Header.Set(inferapi.LogsHeader, "1")
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -174,6 +185,10 @@ func Do(ctx context.Context, hc *http.Client, t Target, r Request) (Response, er
 		return Response{}, fmt.Errorf("predict at %s: %w (%d bytes)", t.URL, ErrResponseTooLarge, limit)
 	}
 	out := Response{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: body, Header: resp.Header}
+	if r.Logs {
+		// Undecodable logs are dropped, never a failed call: the answer stands.
+		out.Logs, _ = inferapi.Logs(resp.Header)
+	}
 	if resp.StatusCode/100 == 2 {
 		return out, nil
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 // tlsServer starts a real TLS server and a Target trusting exactly its certificate.
@@ -260,4 +262,35 @@ func TestPlatformTokenIsPerDeploymentAndKey(t *testing.T) {
 	require.NotEqual(t, a, PlatformToken(k2, "d1"))
 	require.Len(t, PlatformTokenSHA256(k1, "d1"), 64)
 	require.Empty(t, PlatformTokenSHA256(nil, "d1"))
+}
+
+// TestDoAsksForLogs: Request.Logs sends the logs header and decodes the
+// answer's, on a failed answer too; without it none is sent or read.
+func TestDoAsksForLogs(t *testing.T) {
+	_, tg := tlsServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if inferapi.WantsLogs(r.Header) {
+			inferapi.SetLogs(w.Header(), "step 1\nstep 2\n")
+		}
+		if string(readAll(r)) == "fail" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte("{}"))
+	})
+	resp, err := Do(context.Background(), nil, tg, Request{Body: []byte("ok"), Logs: true})
+	require.NoError(t, err)
+	require.Equal(t, "step 1\nstep 2\n", resp.Logs)
+	resp, err = Do(context.Background(), nil, tg, Request{Body: []byte("fail"), Logs: true})
+	var se *StatusError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "step 1\nstep 2\n", resp.Logs, "a failed predict's logs come back too")
+	resp, err = Do(context.Background(), nil, tg, Request{Body: []byte("ok")})
+	require.NoError(t, err)
+	require.Empty(t, resp.Logs)
+	require.Empty(t, resp.Header.Get(inferapi.LogsHeader), "not asked, not sent")
+}
+
+func readAll(r *http.Request) []byte {
+	b, _ := io.ReadAll(r.Body)
+	return b
 }

@@ -12,7 +12,9 @@ images (JPEG) as their file bytes, which this runner decodes with Pillow exactly
 author's own Image.open(f).convert("RGB") would (header: format, shape). A batch
 is consecutive predict frames, the first carrying "batch": n; it goes to the class's
 predict_batch(list) in one call. stdout and stderr belong to the algorithm: the server logs
-them. docs/inference-protocol.md is the full description.
+them. A request carrying "capture_logs": true also gets, in its reply header's "logs", what the
+algorithm wrote to sys.stdout and sys.stderr while it ran (its last LOGS_MAX bytes; a batch's
+requests share the batch's). docs/inference-protocol.md is the full description.
 """
 
 import importlib
@@ -23,6 +25,7 @@ import os
 import signal
 import struct
 import sys
+import threading
 import traceback
 
 REQ_FD, REP_FD = 3, 4
@@ -48,6 +51,75 @@ VENV_DIRS = sorted({d.rstrip(os.sep) + os.sep for d in (sys.prefix, os.path.real
 PIP_NAMES = {"skimage": "scikit-image", "cv2": "opencv-python-headless", "sklearn": "scikit-learn",
              "PIL": "Pillow", "yaml": "PyYAML", "bs4": "beautifulsoup4", "dateutil": "python-dateutil",
              "google.protobuf": "protobuf", "Crypto": "pycryptodome", "attr": "attrs"}
+
+
+LOGS_MAX = 64 << 10  # bytes of a request's logs kept: the end, where the failure usually is
+LOGS_DROPPED = "[earlier output dropped]\n"
+
+
+class LogCapture:
+    """Copies what the algorithm writes to sys.stdout or sys.stderr into the logs of the request
+    being served, while still passing it on to the real stream (the server logs it). A worker
+    serves one request (or one batch) at a time, so whatever any thread of the algorithm writes
+    meanwhile belongs to it; each worker process has its own capture, so the server's workers
+    never mix their requests' logs. Output written to the file descriptors directly (C
+    extensions, subprocesses) reaches the server's log only."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._chunks = None  # list of str while a request asked for logs, else None
+        self._size = 0
+        self._dropped = False
+
+    def start(self, wanted):
+        with self._lock:
+            self._chunks, self._size, self._dropped = ([] if wanted else None), 0, False
+
+    def add(self, text):
+        with self._lock:
+            if self._chunks is None or not text:
+                return
+            self._chunks.append(text)
+            self._size += len(text)
+            while self._size > LOGS_MAX and len(self._chunks) > 1:  # keep the end, bounded
+                self._size -= len(self._chunks.pop(0))
+                self._dropped = True
+
+    def stop(self):
+        """Ends the capture; returns the request's logs (None when it asked for none)."""
+        with self._lock:
+            chunks, dropped, self._chunks = self._chunks, self._dropped, None
+        if chunks is None:
+            return None
+        data = "".join(chunks).encode("utf-8", "replace")
+        if len(data) > LOGS_MAX:
+            data, dropped = data[-LOGS_MAX:], True
+        text = data.decode("utf-8", "ignore")  # a character cut at the start is dropped
+        return LOGS_DROPPED + text if dropped else text
+
+
+LOGS = LogCapture()
+
+
+class TeeStream:
+    """sys.stdout or sys.stderr: writes go to the real stream and to the request's logs."""
+
+    def __init__(self, stream, capture):
+        self._stream = stream
+        self._capture = capture
+
+    def write(self, s):
+        n = self._stream.write(s)
+        if isinstance(s, str):
+            self._capture.add(s)
+        return n
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):  # flush, fileno, encoding, isatty, buffer...
+        return getattr(self._stream, name)
 
 
 class OutputError(Exception):
@@ -284,7 +356,13 @@ def pip_hint(e):
     return "add %s to aai_pip-requirements.txt" % pkg
 
 
-def send_error(f, rid, stage, e):
+def with_logs(header, logs):
+    if logs is not None:
+        header["logs"] = logs
+    return header
+
+
+def send_error(f, rid, stage, e, logs=None):
     """An error reply. stage names what failed: import (of aai_main.py), class (finding the
     class to serve), init (__init__), test_input (testing_input_data), predict, output or
     test_input_output (encoding the value for the API type), decode (the client's image)."""
@@ -295,7 +373,7 @@ def send_error(f, rid, stage, e):
     hint = pip_hint(e)
     if hint:
         body["hint"] = hint
-    write_frame(f, {"id": rid, "op": "error", "kind": "json"}, json.dumps(body).encode("utf-8"))
+    write_frame(f, with_logs({"id": rid, "op": "error", "kind": "json"}, logs), json.dumps(body).encode("utf-8"))
 
 
 def find_class(mod):
@@ -315,10 +393,13 @@ def find_class(mod):
                        "to serve AAI" % ", ".join(sorted(c.__name__ for c in found)))
 
 
-def answer(rep, header, compute):
-    """Runs compute() (the value for one request) and writes its reply frame."""
+def answer(rep, header, compute, batch_logs=None):
+    """Runs compute() (the value for one request) and writes its reply frame, with the logs
+    compute wrote when the request asked for them (batch_logs: a batch's, captured already)."""
     rid, op = header.get("id", 0), header.get("op")
     stage = op
+    if batch_logs is None:
+        LOGS.start(header.get("capture_logs"))
     try:
         y = compute()
         stage = "output" if op == "predict" else op + "_output"
@@ -328,9 +409,16 @@ def answer(rep, header, compute):
             stage = "output" if op == "predict" else op + "_output"
         elif isinstance(e, DecodeError):
             stage = "decode"
-        send_error(rep, rid, stage, e)
+        send_error(rep, rid, stage, e, request_logs(header, batch_logs))
         return
-    write_frame(rep, dict(fields, id=rid, op="result"), out)
+    write_frame(rep, with_logs(dict(fields, id=rid, op="result"), request_logs(header, batch_logs)), out)
+
+
+def request_logs(header, batch_logs):
+    """The logs for header's reply: the batch's, or what this request's capture holds."""
+    if batch_logs is not None:
+        return batch_logs if header.get("capture_logs") else None
+    return LOGS.stop()
 
 
 def run_one(rep, obj, header, payload):
@@ -382,19 +470,21 @@ def run_batch(rep, obj, frames):
             bad[i] = e
     good = [f for i, f in enumerate(frames) if i not in bad]
     ys, err, stage = [], None, None
+    LOGS.start(any(h.get("capture_logs") for h, _ in frames))
     if good:
         try:
             ys = list(batch_values(batch_fn(xs), len(good)))
         except BaseException as e:
             err, stage = e, "output" if isinstance(e, OutputError) else "predict"
+    logs = LOGS.stop() or ""  # one predict_batch call: its logs go to each request that asked
     for i, (header, _) in enumerate(frames):  # replies in request order
         if i in bad:
-            send_error(rep, header.get("id", 0), "decode", bad[i])
+            send_error(rep, header.get("id", 0), "decode", bad[i], request_logs(header, logs))
         elif err is not None:
-            send_error(rep, header.get("id", 0), stage, err)
+            send_error(rep, header.get("id", 0), stage, err, request_logs(header, logs))
         else:
             y = ys.pop(0)
-            answer(rep, header, lambda y=y: y)
+            answer(rep, header, lambda y=y: y, logs)
 
 
 def serve(req, rep, obj):
@@ -425,6 +515,8 @@ def main():
     os.set_inheritable(REP_FD, False)
     req = open(REQ_FD, "rb", buffering=0)
     rep = open(REP_FD, "wb", buffering=0)
+    sys.stdout = TeeStream(sys.stdout, LOGS)
+    sys.stderr = TeeStream(sys.stderr, LOGS)
     stage = "import"
     try:
         global np

@@ -272,32 +272,51 @@ class Algorithm:
         page = self._api_json("GET", "/predictions?" + urllib.parse.urlencode(q))
         return [Prediction(self, p) for p in page.get("predictions") or []], page.get("next_cursor") or None
 
-    def batch(self, inputs=None, out=None, progress=None, urls=None, concurrency=None, interval=1.0, timeout=None):
+    def batch(self, inputs=None, out=None, progress=None, urls=None, concurrency=None, interval=1.0, timeout=None,
+              s3_endpoint=None, s3_credentials=None):
         """Runs a batch job of this endpoint on the platform and waits for it.
         inputs: a .zip/.tar path sent as it is, or a path or list of paths of
-        files and folders (zipped here); or urls=[...] for the platform to
-        fetch. progress(batch_dict) is called on each poll. The outputs' zip
-        is written to out (and the per-item error report beside it) when the
-        batch ends. Returns the Batch."""
-        b = self.start_batch(inputs, urls=urls, concurrency=concurrency)
+        files and folders (zipped here); or an S3 prefix "s3://bucket/in/"
+        (every object under it is an input); or urls=[...] for the platform
+        to fetch. progress(batch_dict) is called on each poll. The outputs'
+        zip is written to out (and the per-item error report beside it) when
+        the batch ends; out="s3://bucket/out/" has the platform write each
+        output there instead (with errors.jsonl and manifest.json). S3 is
+        reached with YOUR credentials: s3_credentials={"access_key_id",
+        "secret_access_key", "session_token", "region"}, else the
+        AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and
+        AWS_REGION environment variables; s3_endpoint names an S3-compatible
+        store. Returns the Batch."""
+        output_s3 = out if _is_s3(out) else None
+        b = self.start_batch(inputs, urls=urls, concurrency=concurrency, output_s3=output_s3,
+                             s3_endpoint=s3_endpoint, s3_credentials=s3_credentials)
         b.wait(timeout=timeout, interval=interval, progress=progress)
-        if out is not None:
+        if out is not None and output_s3 is None:
             b.download(out)
         return b
 
-    def start_batch(self, inputs=None, urls=None, concurrency=None):
+    def start_batch(self, inputs=None, urls=None, concurrency=None, output_s3=None, s3_endpoint=None, s3_credentials=None):
         """Creates a batch job (see batch) and returns it without waiting;
-        concurrency bounds its predictions in flight (None: the platform's)."""
-        if urls is not None:
-            fields = {"urls": list(urls)}
+        concurrency bounds its predictions in flight (None: the platform's);
+        output_s3 is an S3 prefix for the outputs."""
+        out = None
+        if output_s3 is not None:
+            out = {"s3": _s3_location(output_s3, s3_endpoint, s3_credentials)}
+        if urls is not None or _is_s3(inputs):
+            fields = {"urls": list(urls)} if urls is not None else {
+                "input": {"s3": _s3_location(inputs, s3_endpoint, s3_credentials)}}
+            if out is not None:
+                fields["output"] = out
             if concurrency:
                 fields["concurrency"] = int(concurrency)
             data = self._api_json("POST", "/batches", json.dumps(fields).encode("utf-8"), "application/json")
             return Batch(self, data)
         if inputs is None:
-            raise ValueError("batch needs inputs (paths or an archive) or urls")
+            raise ValueError("batch needs inputs (paths, an archive or an s3:// prefix) or urls")
         name, archive = _batch_archive(inputs)
         fields = {"concurrency": str(int(concurrency))} if concurrency else {}
+        if out is not None:
+            fields["output"] = json.dumps(out)
         part_type = "application/zip" if name.endswith(".zip") else "application/x-tar"
         body, content_type = _multipart(fields, "archive", name, part_type, archive)
         return Batch(self, self._api_json("POST", "/batches", body, content_type))
@@ -416,11 +435,19 @@ class Batch:
             time.sleep(interval)
             self.refresh()
 
+    @property
+    def output_s3(self):
+        """The S3 prefix the outputs went to, or None (they are in the zip)."""
+        return ((self.data.get("output") or {}).get("s3") or {}).get("uri")
+
     def download(self, out):
         """Writes the outputs' zip to out and, when items failed, the error
         report (JSON lines) to out's name + ".errors.jsonl"; returns the
-        paths written."""
+        paths written. A batch whose outputs went to S3 has no zip: nothing
+        is written (its errors.jsonl and manifest.json are in the prefix)."""
         written = []
+        if self.output_s3:
+            return written
         if self.counts.get("done"):
             self._algo._api("GET", self._path("/output.zip"), out=out)
             written.append(out)
@@ -433,6 +460,32 @@ class Batch:
     def cancel(self):
         self.data = self._algo._api_json("POST", self._path("/cancel"))
         return self
+
+
+def _is_s3(x):
+    return isinstance(x, str) and x.startswith("s3://")
+
+
+def _s3_location(uri, endpoint=None, creds=None):
+    """An S3 prefix with the caller's own credentials (the platform never
+    uses its own for a user's bucket, keeps these sealed and drops them when
+    the batch ends)."""
+    creds = creds or {}
+    env = os.environ
+    loc = {
+        "uri": uri,
+        "region": creds.get("region") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "",
+        "access_key_id": creds.get("access_key_id") or env.get("AWS_ACCESS_KEY_ID") or "",
+        "secret_access_key": creds.get("secret_access_key") or env.get("AWS_SECRET_ACCESS_KEY") or "",
+    }
+    token = creds.get("session_token") or env.get("AWS_SESSION_TOKEN")
+    if token:
+        loc["session_token"] = token
+    if endpoint:
+        loc["endpoint_url"] = endpoint
+    if not loc["access_key_id"] or not loc["secret_access_key"]:
+        raise ValueError(uri + ": give s3_credentials or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    return loc
 
 
 def _multipart(fields, part, filename, part_type, data):

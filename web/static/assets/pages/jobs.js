@@ -111,8 +111,11 @@ function batchCard(d, b, alert) {
   const facts = [finished + ' of ' + total + ' items', (n.done || 0) + ' done', (n.failed || 0) + ' failed', (n.left || 0) + ' left'];
   if (b.rate) facts.push(b.rate.toFixed(1) + ' items/s');
   if (b.eta_seconds && !FINAL.includes(b.status)) facts.push('about ' + Math.ceil(b.eta_seconds) + ' s left');
+  // Outputs written to the user's S3 prefix have no zip here (output.zip answers 409).
+  const s3out = b.output && b.output.s3 && b.output.s3.uri;
+  if (s3out) facts.push('outputs in ' + s3out);
   const buttons = [];
-  if (n.done) buttons.push(h('button', { type: 'button', class: 'btn small', 'data-batch-output': b.id, onclick: act(() => download(epath(d, base + '/output.zip'), b.id + '-outputs.zip', alert)) }, 'Download outputs'));
+  if (n.done && !s3out) buttons.push(h('button', { type: 'button', class: 'btn small', 'data-batch-output': b.id, onclick: act(() => download(epath(d, base + '/output.zip'), b.id + '-outputs.zip', alert)) }, 'Download outputs'));
   if (n.failed) buttons.push(h('button', { type: 'button', class: 'btn small', onclick: act(() => download(epath(d, base + '/errors'), b.id + '-errors.jsonl', alert)) }, 'Error report'));
   if (!FINAL.includes(b.status)) {
     buttons.push(h('button', { type: 'button', class: 'btn small', onclick: act(async () => {
