@@ -105,7 +105,17 @@ func (a *Activities) ensureAgent(ctx context.Context, srv compute.Server) error 
 	if a.Agents.CAFile != "" {
 		args = append(args, "--ca-file", a.Agents.CAFile)
 	}
-	_, err := a.Provider.Start(ctx, compute.ServiceSpec{Server: srv, Name: agentServiceName, Port: srv.Port, ConfigFile: cred, Restart: true, Args: args})
+	svc := compute.ServiceSpec{Server: srv, Name: agentServiceName, Port: srv.Port, ConfigFile: cred, Restart: true, Args: args}
+	_, err := a.Provider.Start(ctx, svc)
+	if errors.Is(err, local.ErrOtherArgs) {
+		// It runs with older arguments (the platform's URL changed across a
+		// restart): started again, it adopts the revisions it leaves.
+		h := compute.Handle{Provider: srv.Provider, ServerID: srv.ID, Name: agentServiceName}
+		if err := a.Provider.Stop(ctx, h); err != nil && !errors.Is(err, compute.ErrNotFound) {
+			return fmt.Errorf("restart the agent of %s: %w", srv.ID, err)
+		}
+		_, err = a.Provider.Start(ctx, svc)
+	}
 	if err != nil {
 		return fmt.Errorf("start the agent of %s: %w", srv.ID, err)
 	}

@@ -124,8 +124,8 @@ func (d *deployment) testOnAgent(ctx workflow.Context) (actdef.TestInfo, error) 
 // batching, metrics, network, limits), so a change of any of them is a new
 // revision, swapped in.
 func serveRevision(sp spec.Spec, code actdef.CodeInfo, install actdef.InstallInfo) string {
-	settings := fmt.Sprintf("%s|%s|%s|%s|%d|%d|%d|%t|%s", sp.Environment, sp.InstanceType, sp.Input, sp.Output,
-		sp.Threads, sp.MaxBatchSize, sp.MaxQueueDelayMS, sp.PublicMetrics, sp.Network)
+	settings := fmt.Sprintf("%s|%s|%s|%s|%d|%d|%d|%t|%s|%d", sp.Environment, sp.InstanceType, sp.Input, sp.Output,
+		sp.Threads, sp.MaxBatchSize, sp.MaxQueueDelayMS, sp.PublicMetrics, sp.Network, sp.MaxQueueSize)
 	sum := sha256.Sum256([]byte(settings))
 	return fmt.Sprintf("c%d-i%d-s%s", code.Revision, install.Revision, hex.EncodeToString(sum[:4]))
 }

@@ -146,6 +146,9 @@ func (p *Provider) Start(ctx context.Context, spec compute.ServiceSpec) (compute
 		if rec.Spec.ConfigFile != spec.ConfigFile {
 			return compute.Handle{}, fmt.Errorf("start %s on %s: already running with config %s; stop it first", spec.Name, srv.ID, rec.Spec.ConfigFile)
 		}
+		if !slices.Equal(rec.Spec.Args, spec.Args) {
+			return compute.Handle{}, fmt.Errorf("start %s on %s: %w", spec.Name, srv.ID, ErrOtherArgs)
+		}
 		p.adopt(rec)
 		return rec.handle(), nil
 	}
@@ -189,6 +192,11 @@ func (p *Provider) Start(ctx context.Context, spec compute.ServiceSpec) (compute
 	p.log.Info("service started", "server", srv.ID, "service", spec.Name, "pid", pr.pid, "address", addr)
 	return rec.handle(), nil
 }
+
+// ErrOtherArgs is Start's error for a service that runs with other
+// arguments (ServiceSpec.Args) than asked: the caller stops it first when
+// the new ones must win (an agent told of a platform that moved).
+var ErrOtherArgs = errors.New("already running with other arguments; stop it first")
 
 // setListen sets the "listen" field of the JSON config at path, keeping the
 // rest as it is.
