@@ -5,6 +5,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,9 +141,19 @@ func heartbeatEvery(ctx context.Context, d time.Duration, detail func() any) (st
 
 // RecordState projects state into the store so listings and restarts see it.
 func (a *Activities) RecordState(ctx context.Context, r actdef.StateRecord) error {
-	err := a.Store.UpdateAlgorithmState(ctx, r.DeploymentID, store.StateUpdate{
-		Step: r.Step, Status: r.Status, Endpoint: r.Endpoint, Error: r.Error,
-	})
+	up := store.StateUpdate{Step: r.Step, Status: r.Status, Endpoint: r.Endpoint, Error: r.Error}
+	var err error
+	if r.Serving != nil {
+		if up.Serving, err = json.Marshal(r.Serving); err != nil {
+			return nonRetryable(actdef.BadInputErrorType, fmt.Errorf("record serving revision: %w", err))
+		}
+	}
+	if r.Staged != nil {
+		if up.Staged, err = json.Marshal(r.Staged); err != nil {
+			return nonRetryable(actdef.BadInputErrorType, fmt.Errorf("record staged revision: %w", err))
+		}
+	}
+	err = a.Store.UpdateAlgorithmState(ctx, r.DeploymentID, up)
 	if errors.Is(err, store.ErrNotFound) {
 		return nonRetryable(actdef.BadInputErrorType, err)
 	}

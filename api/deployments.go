@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/algocloud/algocloud/activities/actdef"
 	"github.com/algocloud/algocloud/api/errcode"
 	"github.com/algocloud/algocloud/spec"
 	"github.com/algocloud/algocloud/store"
@@ -26,26 +27,40 @@ const stateTimeout = 5 * time.Second
 
 // deploymentView is a deployment as listed: the store's row.
 type deploymentView struct {
-	ID               string    `json:"id"`
-	Name             string    `json:"name"`
-	Description      string    `json:"description"`
-	APIName          string    `json:"api_name"`
-	WorkflowID       string    `json:"workflow_id"`
-	Step             string    `json:"step"`
-	Status           string    `json:"status"`
-	Endpoint         string    `json:"endpoint,omitempty"`
-	Error            string    `json:"error,omitempty"`
-	HasEndpointToken bool      `json:"has_endpoint_token"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	ID               string `json:"id"`
+	Name             string `json:"name"`
+	Description      string `json:"description"`
+	APIName          string `json:"api_name"`
+	WorkflowID       string `json:"workflow_id"`
+	Step             string `json:"step"`
+	Status           string `json:"status"`
+	Endpoint         string `json:"endpoint,omitempty"`
+	Error            string `json:"error,omitempty"`
+	HasEndpointToken bool   `json:"has_endpoint_token"`
+	// Serving is what the live endpoint serves (absent when nothing does);
+	// Staged the working copy when Complete would change that (absent when
+	// the working copy is what was completed). workflows.State.ServingAndStaged.
+	Serving   *actdef.ServingRevision `json:"serving,omitempty"`
+	Staged    *actdef.StagedRevision  `json:"staged,omitempty"`
+	CreatedAt time.Time               `json:"created_at"`
+	UpdatedAt time.Time               `json:"updated_at"`
 }
 
 func viewOf(a store.Algorithm) deploymentView {
-	return deploymentView{
+	v := deploymentView{
 		ID: a.ID, Name: a.Name, Description: a.Description, APIName: a.APIName, WorkflowID: a.WorkflowID,
 		Step: a.Step, Status: a.Status, Endpoint: a.Endpoint, Error: a.Error,
 		HasEndpointToken: a.HasEndpointToken, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
+	// The workflow wrote these columns; one it could not have written (a
+	// hand-edited row) is left out rather than failing the whole listing.
+	if a.Serving != nil && json.Unmarshal(a.Serving, &v.Serving) != nil {
+		v.Serving = nil
+	}
+	if a.Staged != nil && json.Unmarshal(a.Staged, &v.Staged) != nil {
+		v.Staged = nil
+	}
+	return v
 }
 
 // stepView is one wizard step and whether the deployment is past it.
@@ -92,6 +107,7 @@ func detailOf(a store.Algorithm, st *workflows.State) deploymentDetail {
 		if st.LastError != nil {
 			d.Error = st.LastError.Step + ": " + st.LastError.Message
 		}
+		d.Serving, d.Staged = st.ServingAndStaged()
 		if raw, err := json.Marshal(st.Spec); err == nil {
 			d.Spec = raw
 		}

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -216,4 +218,71 @@ func TestDeleteDeployment(t *testing.T) {
 	w = e.do(http.MethodDelete, "/api/v1/deployments/"+id, "tokA", nil)
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	require.True(t, e.store.deleted[id])
+}
+
+// The detail derives serving and staged from the workflow's state; the list
+// answers the store's projection of them without querying any workflow;
+// both are absent when nothing serves and nothing is staged.
+func TestServingAndStagedInDetailAndList(t *testing.T) {
+	e := newEnv(t)
+	id := e.create("tokA", "seg")
+	w := e.do(http.MethodGet, "/api/v1/deployments/"+id, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	m := jsonOf(t, w)
+	require.NotContains(t, m, "serving")
+	require.NotContains(t, m, "staged")
+
+	since := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)
+	code1 := actdef.CodeInfo{Revision: 1, Source: "git", Commit: "c1"}
+	inst1 := actdef.InstallInfo{CodeRevision: 1, Revision: 1, Requirements: []string{"numpy"}}
+	e.wf.mu.Lock()
+	st := e.wf.states[id]
+	st.Status, st.Step = workflows.StatusLive, workflows.StepInstalled
+	st.Code = &actdef.CodeInfo{Revision: 2, Source: "git", Commit: "c2"}
+	st.Install = &actdef.InstallInfo{CodeRevision: 2, Revision: 2}
+	st.Live = &actdef.ServiceInfo{Endpoint: "https://127.0.0.1:9443", CodeRevision: 1, Since: since}
+	st.Serving = &workflows.Serving{Code: code1, Install: inst1}
+	e.wf.states[id] = st
+	e.wf.mu.Unlock()
+	w = e.do(http.MethodGet, "/api/v1/deployments/"+id, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.JSONEq(t, `{"code_revision":1,"commit":"c1","source":"git","install_revision":1,
+		"requirements":["numpy"],"since":"2026-12-06T20:00:00Z","endpoint":"https://127.0.0.1:9443"}`,
+		string(mustJSON(t, jsonOf(t, w)["serving"])))
+	require.JSONEq(t, `{"code_revision":2,"commit":"c2","install_revision":2,"tested":false,"test_passed":false}`,
+		string(mustJSON(t, jsonOf(t, w)["staged"])))
+
+	// The list reads the row the workflow projected, byte for byte.
+	e.store.mu.Lock()
+	a := e.store.algs[id]
+	a.Serving = json.RawMessage(`{"code_revision":1,"commit":"c1","install_revision":1,"requirements":[],"since":"2026-12-06T20:00:00Z","endpoint":"https://e"}`)
+	a.Staged = json.RawMessage(`{"code_revision":2,"tested":true,"test_passed":true}`)
+	e.store.algs[id] = a
+	e.store.mu.Unlock()
+	queries := e.wf.queries
+	w = e.do(http.MethodGet, "/api/v1/deployments", "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Equal(t, queries, e.wf.queries, "the list queries no workflow")
+	row := jsonOf(t, w)["deployments"].([]any)[0].(map[string]any)
+	require.Equal(t, float64(1), row["serving"].(map[string]any)["code_revision"])
+	require.Equal(t, "c1", row["serving"].(map[string]any)["commit"])
+	require.Equal(t, true, row["staged"].(map[string]any)["test_passed"])
+
+	// A workflow that does not answer: the detail falls back to the row's.
+	e.wf.mu.Lock()
+	e.wf.stateErr = errors.New("deadline exceeded")
+	e.wf.mu.Unlock()
+	w = e.do(http.MethodGet, "/api/v1/deployments/"+id, "tokA", nil)
+	require.Equal(t, http.StatusOK, w.Code)
+	m = jsonOf(t, w)
+	require.NotEmpty(t, m["state_error"])
+	require.Equal(t, "https://e", m["serving"].(map[string]any)["endpoint"])
+	require.Equal(t, float64(2), m["staged"].(map[string]any)["code_revision"])
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
 }

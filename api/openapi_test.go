@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/activities/actdef"
 	"github.com/algocloud/algocloud/activities/source"
 )
 
@@ -146,4 +147,38 @@ func TestOpenAPIGitAuthMatchesDecoder(t *testing.T) {
 	require.Equal(t, decoded, documented)
 	require.Contains(t, doc.Components.Schemas["GitSource"].Properties, "git_auth")
 	require.Contains(t, doc.Components.Schemas["CodeUpload"].Properties, "git_auth")
+}
+
+// The document's ServingRevision and StagedRevision have exactly the JSON
+// fields of the types the API answers, and Deployment refers to both.
+func TestOpenAPIRevisionsMatchTypes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(openAPIDoc, &doc))
+	for name, v := range map[string]any{
+		"ServingRevision": actdef.ServingRevision{Commit: "c", Source: "git"},
+		"StagedRevision":  actdef.StagedRevision{Commit: "c", InstallRevision: 1},
+	} {
+		raw, err := json.Marshal(v)
+		require.NoError(t, err)
+		var fields map[string]any
+		require.NoError(t, json.Unmarshal(raw, &fields))
+		var want, got []string
+		for f := range fields {
+			want = append(want, f)
+		}
+		for f := range doc.Components.Schemas[name].Properties {
+			got = append(got, f)
+		}
+		sort.Strings(want)
+		sort.Strings(got)
+		require.Equal(t, want, got, name)
+	}
+	require.Contains(t, doc.Components.Schemas["Deployment"].Properties, "serving")
+	require.Contains(t, doc.Components.Schemas["Deployment"].Properties, "staged")
 }

@@ -30,17 +30,26 @@ type Algorithm struct {
 	Endpoint         string
 	Error            string
 	HasEndpointToken bool // whether SetEndpointTokenHash has stored a hash
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	DeletedAt        *time.Time // set by MarkDeleted; only GetAlgorithmByID returns deleted rows
+	// Serving and Staged are what the endpoint serves and what waits for
+	// Complete (actdef.ServingRevision and StagedRevision as JSON, byte for
+	// byte as the workflow projected them); nil when none.
+	Serving   json.RawMessage
+	Staged    json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	DeletedAt *time.Time // set by MarkDeleted; only GetAlgorithmByID returns deleted rows
 }
 
-// StateUpdate is what UpdateAlgorithmState writes: every field, empty ones too.
+// StateUpdate is what UpdateAlgorithmState writes: every field, empty ones too
+// (a nil Serving or Staged clears the column). Serving and Staged, when set,
+// must be valid JSON.
 type StateUpdate struct {
 	Step     string
 	Status   string
 	Endpoint string
 	Error    string
+	Serving  json.RawMessage
+	Staged   json.RawMessage
 }
 
 type algorithmRow struct {
@@ -56,6 +65,8 @@ type algorithmRow struct {
 	Endpoint         string  `db:"endpoint"`
 	Error            string  `db:"error_message"`
 	HasEndpointToken bool    `db:"has_endpoint_token"`
+	Serving          *string `db:"serving"`
+	Staged           *string `db:"staged"`
 	CreatedAt        dbTime  `db:"created_at"`
 	UpdatedAt        dbTime  `db:"updated_at"`
 	DeletedAt        *dbTime `db:"deleted_at"`
@@ -63,7 +74,7 @@ type algorithmRow struct {
 
 const algorithmColumns = `id, owner_id, name, description, api_name, workflow_id, spec,
 	step, status, endpoint, error_message, (endpoint_token_hash <> '') AS has_endpoint_token,
-	created_at, updated_at, deleted_at`
+	serving, staged, created_at, updated_at, deleted_at`
 
 func (r algorithmRow) algorithm() Algorithm {
 	return Algorithm{
@@ -71,7 +82,8 @@ func (r algorithmRow) algorithm() Algorithm {
 		APIName: r.APIName, WorkflowID: r.WorkflowID, Spec: json.RawMessage(r.Spec),
 		Step: r.Step, Status: r.Status, Endpoint: r.Endpoint, Error: r.Error,
 		HasEndpointToken: r.HasEndpointToken,
-		CreatedAt:        time.Time(r.CreatedAt), UpdatedAt: time.Time(r.UpdatedAt),
+		Serving:          rawJSON(r.Serving), Staged: rawJSON(r.Staged),
+		CreatedAt: time.Time(r.CreatedAt), UpdatedAt: time.Time(r.UpdatedAt),
 		DeletedAt: r.DeletedAt.ptr(),
 	}
 }
@@ -185,9 +197,32 @@ func (s *Store) listAlgorithms(ctx context.Context, query string, args ...any) (
 // UpdateAlgorithmState records where the algorithm's deployment stands. It applies
 // to deleted algorithms too, so a teardown can still report progress.
 func (s *Store) UpdateAlgorithmState(ctx context.Context, id string, st StateUpdate) error {
+	for name, v := range map[string]json.RawMessage{"serving": st.Serving, "staged": st.Staged} {
+		if v != nil && !json.Valid(v) {
+			return fmt.Errorf("update state of algorithm %s: %s is not valid JSON", id, name)
+		}
+	}
 	return s.updateOne(ctx, "update state of", id, `UPDATE algorithms
-		SET step = ?, status = ?, endpoint = ?, error_message = ?, updated_at = ? WHERE id = ?`,
-		st.Step, st.Status, st.Endpoint, st.Error, dbTime(s.now()), id)
+		SET step = ?, status = ?, endpoint = ?, error_message = ?, serving = ?, staged = ?, updated_at = ?
+		WHERE id = ?`,
+		st.Step, st.Status, st.Endpoint, st.Error, textOrNull(st.Serving), textOrNull(st.Staged), dbTime(s.now()), id)
+}
+
+// textOrNull is JSON as a TEXT value (a string, not []byte, so the column
+// stays text), or NULL for nil.
+func textOrNull(v json.RawMessage) any {
+	if v == nil {
+		return nil
+	}
+	return string(v)
+}
+
+// rawJSON is a nullable TEXT column's JSON; nil for NULL.
+func rawJSON(v *string) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	return json.RawMessage(*v)
 }
 
 // SetEndpointTokenHash stores the SHA-256 (64 lowercase hex digits) of the

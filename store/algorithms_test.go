@@ -202,3 +202,37 @@ func TestConcurrentCreateOfOneAPINameHasOneWinner(t *testing.T) {
 		require.Len(t, list, 1)
 	})
 }
+
+// The serving and staged revisions the workflow projects come back byte for
+// byte in the row and the list, and a nil clears them.
+func TestAlgorithmServingAndStaged(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s, alice := fixture(t, dsn)
+		require.NoError(t, s.CreateAlgorithm(ctx, newAlgorithm("a1", alice.ID, "seg")))
+		got, err := s.GetAlgorithm(ctx, alice.ID, "a1")
+		require.NoError(t, err)
+		require.Nil(t, got.Serving, "nothing serves a new algorithm")
+		require.Nil(t, got.Staged)
+
+		serving := json.RawMessage(`{"code_revision":1,"commit":"abc","install_revision":1,"requirements":[],"since":"2026-12-06T20:00:00Z","endpoint":"https://e"}`)
+		staged := json.RawMessage(`{"code_revision":2,"tested":false,"test_passed":false}`)
+		require.NoError(t, s.UpdateAlgorithmState(ctx, "a1", StateUpdate{Step: "code_fetched", Status: StatusLive, Serving: serving, Staged: staged}))
+		list, err := s.ListAlgorithms(ctx, alice.ID)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.Equal(t, serving, list[0].Serving)
+		require.Equal(t, staged, list[0].Staged)
+
+		require.NoError(t, s.UpdateAlgorithmState(ctx, "a1", StateUpdate{Step: "completed", Status: StatusLive, Serving: serving}))
+		got, err = s.GetAlgorithmByID(ctx, "a1")
+		require.NoError(t, err)
+		require.Equal(t, serving, got.Serving)
+		require.Nil(t, got.Staged, "completed: nothing staged any more")
+
+		require.Error(t, s.UpdateAlgorithmState(ctx, "a1", StateUpdate{Status: StatusLive, Serving: json.RawMessage(`{"code_revision":`)}))
+		got, err = s.GetAlgorithmByID(ctx, "a1")
+		require.NoError(t, err)
+		require.Equal(t, serving, got.Serving, "a refused update changes nothing")
+	})
+}

@@ -215,6 +215,9 @@ func (d *deployment) project(ctx workflow.Context) {
 	if d.st.LastError != nil {
 		rec.Error = d.st.LastError.Step + ": " + d.st.LastError.Message
 	}
+	// Only the local activity's input grows: replay does not compare it,
+	// so no history needs a version for it.
+	rec.Serving, rec.Staged = d.st.ServingAndStaged()
 	if err := workflow.ExecuteLocalActivity(lctx, a.RecordState, rec).Get(lctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("project state", "error", err)
 	}

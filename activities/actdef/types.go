@@ -198,4 +198,35 @@ type StateRecord struct {
 	Status       string `json:"status"`
 	Endpoint     string `json:"endpoint"`
 	Error        string `json:"error"`
+	// Serving and Staged are workflows.State.ServingAndStaged(), so a
+	// listing shows what serves and what waits without querying each
+	// workflow; nil clears the row's (nothing serves, nothing is staged).
+	Serving *ServingRevision `json:"serving,omitempty"`
+	Staged  *StagedRevision  `json:"staged,omitempty"`
+}
+
+// ServingRevision is what a live endpoint serves: the code revision (and its
+// Git commit and source), the install (its revision and requirements), since
+// when and where. The API, wizard and CLI show it as a deployment's
+// "serving"; it is derived from the Deployment workflow's state.
+type ServingRevision struct {
+	CodeRevision    int       `json:"code_revision"`
+	Commit          string    `json:"commit,omitempty"`
+	Source          string    `json:"source,omitempty"`
+	InstallRevision int       `json:"install_revision"`
+	Requirements    []string  `json:"requirements"`
+	Since           time.Time `json:"since"`
+	Endpoint        string    `json:"endpoint"`
+}
+
+// StagedRevision is the working copy when Complete would change what is
+// served: its code revision and commit, the install made for that code (0:
+// none yet) and whether Test Code ran, and passed, on exactly that code and
+// install under the current spec.
+type StagedRevision struct {
+	CodeRevision    int    `json:"code_revision"`
+	Commit          string `json:"commit,omitempty"`
+	InstallRevision int    `json:"install_revision,omitempty"`
+	Tested          bool   `json:"tested"`
+	TestPassed      bool   `json:"test_passed"`
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -84,7 +85,7 @@ func ls(args []string) error {
 	o.flags(fs)
 	asJSON := fs.Bool("json", false, "print the deployments as JSON")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: algocloud ls [--api URL] [--json]\n\nLists your deployments.\n\n")
+		fmt.Fprint(fs.Output(), "Usage: algocloud ls [--api URL] [--json]\n\nLists your deployments: step, status, what serves (SERVING: code revision, commit, install revision; SINCE)\nand what is staged for Complete (STAGED: code revision and how far it is). algocloud show ID has more.\n\n")
 		fs.PrintDefaults()
 	}
 	if rest := parseInterspersed(fs, args); len(rest) > 0 {
@@ -110,8 +111,15 @@ func ls(args []string) error {
 		fmt.Fprintln(os.Stderr, "No deployments yet: algocloud deploy DIR creates one.")
 		return nil
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAPI NAME\tNAME\tSTEP\tSTATUS\tENDPOINT\tUPDATED")
+	return printList(os.Stdout, list)
+}
+
+// printList is ls's table. SERVING is the code revision, commit and install
+// the endpoint serves, SINCE when; STAGED the working copy waiting for
+// Complete and how far it is (not installed, untested, test failed, passed).
+func printList(w io.Writer, list []apiclient.Deployment) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAPI NAME\tNAME\tSTEP\tSTATUS\tSERVING\tSINCE\tSTAGED\tENDPOINT\tUPDATED")
 	for _, d := range list {
 		endpoint := d.Endpoint
 		if endpoint == "" {
@@ -121,10 +129,46 @@ func ls(args []string) error {
 		if d.Error != "" {
 			status += " (error)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.APIName, cell(d.Name, 32), d.Step, status, endpoint,
-			d.UpdatedAt.Local().Format("2006-01-02 15:04"))
+		serving, since := "-", "-"
+		if s := d.Serving; s != nil {
+			serving = fmt.Sprintf("r%d %s i%d", s.CodeRevision, origin(s.Commit, s.Source), s.InstallRevision)
+			since = s.Since.Local().Format("2006-01-02 15:04")
+		}
+		staged := "-"
+		if s := d.Staged; s != nil {
+			staged = fmt.Sprintf("r%d %s", s.CodeRevision, stagedProgress(s))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.APIName, cell(d.Name, 32), d.Step, status,
+			serving, since, staged, endpoint, d.UpdatedAt.Local().Format("2006-01-02 15:04"))
 	}
 	return tw.Flush()
+}
+
+// origin is a revision's short commit, or where it came from when it has
+// none (an upload, an edit of one).
+func origin(commit, source string) string {
+	switch {
+	case len(commit) > 7:
+		return commit[:7]
+	case commit != "":
+		return commit
+	case source != "":
+		return source
+	}
+	return "-"
+}
+
+// stagedProgress says how far a staged revision is from Complete.
+func stagedProgress(s *apiclient.StagedRevision) string {
+	switch {
+	case s.InstallRevision == 0:
+		return "not installed"
+	case !s.Tested:
+		return fmt.Sprintf("i%d untested", s.InstallRevision)
+	case !s.TestPassed:
+		return fmt.Sprintf("i%d test failed", s.InstallRevision)
+	}
+	return fmt.Sprintf("i%d test passed", s.InstallRevision)
 }
 
 // cell is s on one line, at most n runes.

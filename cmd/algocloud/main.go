@@ -37,7 +37,8 @@ Client commands (talk to a running platform: --api, token in $ALGOCLOUD_TOKEN):
   algocloud predictions ls|get|wait|cancel|webhooks API_NAME [ID]   follow async predictions
   algocloud batch   [flags] API_NAME INPUTS... -o OUT.zip   a batch job with a progress bar (--resume ID)
   algocloud logs    [-f] ID|API_NAME   a deployment's progress log; -f follows it
-  algocloud ls                         your deployments
+  algocloud ls                         your deployments: step, status, the revision serving and the one staged
+  algocloud show    ID|API_NAME        one deployment: what serves (code revision, commit, install, since when) and what is staged
 
 Run "algocloud <command> -h" for its flags.
 `
@@ -72,6 +73,8 @@ func main() {
 		err = logs(args)
 	case "ls":
 		err = ls(args)
+	case "show":
+		err = show(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -207,17 +207,45 @@ type User struct {
 
 // Deployment is a deployment as listed.
 type Deployment struct {
-	ID               string    `json:"id"`
-	Name             string    `json:"name"`
-	Description      string    `json:"description"`
-	APIName          string    `json:"api_name"`
-	Step             string    `json:"step"`
-	Status           string    `json:"status"`
-	Endpoint         string    `json:"endpoint,omitempty"`
-	Error            string    `json:"error,omitempty"`
-	HasEndpointToken bool      `json:"has_endpoint_token"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	ID               string `json:"id"`
+	Name             string `json:"name"`
+	Description      string `json:"description"`
+	APIName          string `json:"api_name"`
+	Step             string `json:"step"`
+	Status           string `json:"status"`
+	Endpoint         string `json:"endpoint,omitempty"`
+	Error            string `json:"error,omitempty"`
+	HasEndpointToken bool   `json:"has_endpoint_token"`
+	// Serving is what the live endpoint serves; nil when nothing does.
+	Serving *ServingRevision `json:"serving,omitempty"`
+	// Staged is the working copy when Complete would change what serves;
+	// nil when the working copy is what was completed.
+	Staged    *StagedRevision `json:"staged,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// ServingRevision is the code revision, commit and install a live endpoint
+// serves, since when and where (the API's ServingRevision).
+type ServingRevision struct {
+	CodeRevision    int       `json:"code_revision"`
+	Commit          string    `json:"commit,omitempty"`
+	Source          string    `json:"source,omitempty"`
+	InstallRevision int       `json:"install_revision"`
+	Requirements    []string  `json:"requirements"`
+	Since           time.Time `json:"since"`
+	Endpoint        string    `json:"endpoint"`
+}
+
+// StagedRevision is the working copy waiting for Complete: its code
+// revision and commit, its install (0: not installed yet) and its test (the
+// API's StagedRevision).
+type StagedRevision struct {
+	CodeRevision    int    `json:"code_revision"`
+	Commit          string `json:"commit,omitempty"`
+	InstallRevision int    `json:"install_revision,omitempty"`
+	Tested          bool   `json:"tested"`
+	TestPassed      bool   `json:"test_passed"`
 }
 
 // StepView is one wizard step and whether the deployment is past it.

@@ -46,8 +46,41 @@ export function refreshServerStatus(ctx) {
   if (cur) cur.replaceWith(serverStatus(Object.assign({}, ctx, { f: facts(ctx.d) })));
   showState(ctx.d);
 }
+// revisions says what serves (code revision, commit, install, since when)
+// and what is staged for Complete, from the API's serving and staged; the
+// element is empty when neither exists. id names it on a deployment's page
+// (showState replaces it); the list's items have none.
+export function revisions(d, id) {
+  const sv = d.serving;
+  const sg = d.staged;
+  return h('div', { class: 'revisions meta', id },
+    sv ? h('p', { class: 'serving', 'data-code-revision': sv.code_revision },
+      h('strong', null, 'Serving'), ' code revision ' + sv.code_revision + originText(sv.commit, sv.source) +
+      ', install ' + sv.install_revision + (sv.requirements && sv.requirements.length ? ' (' + sv.requirements.join(', ') + ')' : '') +
+      ', since ' + sinceText(sv.since)) : null,
+    sg ? h('p', { class: 'staged', 'data-code-revision': sg.code_revision },
+      h('strong', null, 'Staged'), ' code revision ' + sg.code_revision + originText(sg.commit, '') +
+      (sg.install_revision ? ', install ' + sg.install_revision : '') + ': ' + stagedText(sg)) : null);
+}
+function originText(commit, source) {
+  if (commit) return ' (commit ' + commit.slice(0, 12) + ')';
+  return source ? ' (' + source + ')' : '';
+}
+function sinceText(at) {
+  const t = new Date(at);
+  return isNaN(t) ? String(at) : t.toLocaleString([], { hour12: false });
+}
+function stagedText(sg) {
+  if (!sg.install_revision) return 'requirements not installed yet';
+  if (!sg.tested) return 'not tested yet';
+  if (!sg.test_passed) return 'Test Code failed';
+  return 'Test Code passed; Complete Deployment serves it';
+}
+
 // showState updates the page head after a step changed the deployment.
 export function showState(d) {
+  const rev = $('#revisions');
+  if (rev) rev.replaceWith(revisions(d, 'revisions'));
   const label = $('#step-label');
   if (label) label.textContent = STEP_LABELS[d.step] || d.step;
   const badge = $('#status');

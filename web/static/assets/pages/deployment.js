@@ -7,7 +7,7 @@ import { BUSY_LABELS, STEP_LABELS, pageTitle } from '../catalog.js';
 import { h, link } from '../dom.js';
 import { feedFor, logPanel, progressPanel } from '../feed.js';
 import { pageCode } from './code.js';
-import { facts } from './common.js';
+import { facts, revisions } from './common.js';
 import { pageComplete } from './complete.js';
 import { pageDependencies } from './dependencies.js';
 import { pageIntegrate } from './integrate.js';
@@ -111,6 +111,7 @@ function pageHead(page, d, f, reach) {
         f.busy ? h('span', { class: 'badge busy' }, 'busy: ' + f.busy) : null)),
     h('p', { class: 'lead' }, h('code', null, d.api_name + '.' + app.options.domain), ' · ', h('span', { id: 'step-label' }, STEP_LABELS[d.step] || d.step),
       reach.jobs && page !== 'jobs' ? [' · ', link(reach.jobs, 'Jobs', null, 'to-jobs')] : null),
+    revisions(d, 'revisions'),
     stepper(page, reach, done),
   ];
 }

@@ -5,6 +5,7 @@ import { h, link } from '../dom.js';
 import { mount, route } from '../router.js';
 import { app } from '../state.js';
 import { act, apiMessage, setAlert, takeFlash } from '../ui.js';
+import { revisions } from './common.js';
 
 // pageHome renders Home.
 export async function pageHome(gen) {
@@ -48,7 +49,8 @@ function algoItem(d, alert) {
       h('h2', null, link('/ui/deployments/' + d.id, d.name)),
       d.description ? h('div', { class: 'meta' }, d.description) : null,
       h('div', { class: 'meta' }, h('code', null, host), ' · ', STEP_LABELS[d.step] || d.step),
-      d.endpoint ? h('div', { class: 'meta' }, 'Endpoint ', h('code', null, d.endpoint)) : null),
+      d.endpoint ? h('div', { class: 'meta' }, 'Endpoint ', h('code', null, d.endpoint)) : null,
+      revisions(d)),
     h('div', { class: 'side' },
       h('span', { class: 'badge ' + d.status }, d.status),
       h('span', null, link('/ui/deployments/' + d.id, d.status === 'draft' ? 'Continue' : 'Open', 'btn small'), ' ', del)),
