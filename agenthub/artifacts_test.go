@@ -40,7 +40,8 @@ func (e *env) put(server, id, name, credential, lease string, body []byte) (int,
 // (Artifact) and deletes a server's artifacts on release. Uploads that are
 // not the command's current hand-out's are refused: another server's
 // credential 403, a stale lease 409, no lease 400, over the limit 413, a bad
-// name 400 invalid_artifact_name, an unknown command 404.
+// name 400 invalid_artifact_name, an unknown command 404. An upload made
+// while the API is away is retried until it is back.
 func TestArtifactUpload(t *testing.T) {
 	e := newEnv(t)
 	cred, other := e.mint("srv-art"), e.mint("srv-other")
@@ -99,6 +100,36 @@ func TestArtifactUpload(t *testing.T) {
 	out, err := e.result(run)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"artifact":"out.png"}`, string(out.Output))
+
+	// Cut off from the API when it uploads: the upload is retried until the
+	// API is back.
+	cut := make(chan struct{})
+	cutData := []byte("made while the API was away")
+	e.agent("srv-cut", e.mint("srv-cut"), t.TempDir(), map[string]link.Handler{
+		"late": link.HandlerFunc(func(ctx context.Context, cmd protocol.Command, progress func(...string)) (json.RawMessage, error) {
+			select {
+			case <-cut:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if err := link.UploadArtifact(ctx, "late.txt", cutData); err != nil {
+				return nil, err
+			}
+			return json.RawMessage(`{"artifact":"late.txt"}`), nil
+		}),
+	})
+	run = e.start(agenthub.Cmd{Server: "srv-cut", ID: "late-1", Kind: "late", Deployment: e.algID})
+	e.command("late-1", store.AgentLeased)
+	e.api.stop()
+	close(cut)
+	time.Sleep(time.Second) // a few failed tries
+	e.api.start(t)
+	out, err = e.result(run)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"artifact":"late.txt"}`, string(out.Output))
+	got, err := e.hub.Artifact(context.Background(), "srv-cut", "late-1", "late.txt")
+	require.NoError(t, err)
+	require.Equal(t, cutData, got)
 
 	require.NoError(t, e.hub.DeleteArtifacts(context.Background(), "srv-art"))
 	_, err = e.hub.Artifact(context.Background(), "srv-art", "make-1", "out.png")

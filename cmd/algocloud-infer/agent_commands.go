@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/algocloud/algocloud/agent/commands"
 	"github.com/algocloud/algocloud/agent/link"
@@ -59,6 +60,25 @@ type agentRuntime struct {
 	// systemPython makes the venvs.
 	systemPython string
 	sup          *revisions.Supervisor
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per test revision (lock)
+}
+
+// lock serialises the commands working on one key (a test's folder).
+func (a *agentRuntime) lock(key string) (unlock func()) {
+	a.mu.Lock()
+	if a.locks == nil {
+		a.locks = map[string]*sync.Mutex{}
+	}
+	m, ok := a.locks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		a.locks[key] = m
+	}
+	a.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }
 
 // newAgentRuntime makes the handlers' runtime for the agent folder dir and

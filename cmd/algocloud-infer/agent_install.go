@@ -35,8 +35,13 @@ func (a *agentRuntime) install(ctx context.Context, cmd protocol.Command, progre
 	if within(in.Venv, a.dir) || within(a.dir, in.Venv) {
 		return nil, fmt.Errorf("install: venv %s overlaps the agent's folder %s, which no sandbox may see", in.Venv, a.dir)
 	}
+	for _, l := range in.FindLinks {
+		if filepath.IsAbs(l) && within(filepath.Clean(l), a.dir) { // a local folder is mounted for pip
+			return nil, fmt.Errorf("install: find-links %s is inside the agent's folder", l)
+		}
+	}
 	var box sandbox.Config
-	if len(in.Sandbox) == 0 {
+	if len(in.Sandbox) == 0 || string(in.Sandbox) == "null" {
 		// Never pip unconfined by omission: the platform always names one.
 		return nil, errors.New("install: the payload has no sandbox: refusing to run pip and build backends unconfined")
 	}

@@ -38,6 +38,9 @@ func (a *agentRuntime) serve(ctx context.Context, cmd protocol.Command, progress
 	if cfg.Sandbox == nil {
 		return nil, errors.New("serve: the config has no sandbox: refusing to run author code unconfined")
 	}
+	if cfg.Sandbox.StateDir != "" && within(cfg.Sandbox.StateDir, a.dir) {
+		return nil, fmt.Errorf("serve: sandbox state_dir %s is inside the agent's folder", cfg.Sandbox.StateDir)
+	}
 	folder := filepath.Join(a.dir, "revisions", in.Revision)
 	if cfg.TokenFile == "" {
 		cfg.TokenFile = filepath.Join(folder, "token.sha256")

@@ -55,7 +55,14 @@ func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress 
 	if cfg.Sandbox == nil {
 		return nil, errors.New("test: the config has no sandbox: refusing to run author code unconfined")
 	}
+	if cfg.Sandbox.StateDir != "" && within(cfg.Sandbox.StateDir, a.dir) {
+		return nil, fmt.Errorf("test: sandbox state_dir %s is inside the agent's folder", cfg.Sandbox.StateDir)
+	}
 	folder := filepath.Join(a.dir, testsDir, in.Revision)
+	// Two commands testing one revision at once would share its folder and
+	// kill each other's server: one at a time.
+	unlock := a.lock("test/" + in.Revision)
+	defer unlock()
 	a.reapTest(folder) // an earlier attempt's, if its agent was killed
 	if err := os.RemoveAll(folder); err != nil {
 		return nil, fmt.Errorf("test: clear %s: %w", folder, err)
