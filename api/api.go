@@ -240,6 +240,7 @@ func (s *server) routes() *gin.Engine {
 	b.GET("/:batch_id/output.zip", s.batchOutput)
 	b.GET("/:batch_id/errors", s.batchErrors)
 	b.POST("/:batch_id/cancel", s.cancelBatch)
+	b.GET("/:batch_id/webhooks", s.listBatchWebhooks)
 
 	s.agentRoutes(e)
 	return e

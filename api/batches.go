@@ -8,7 +8,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +29,7 @@ import (
 type Batches interface {
 	Create(ctx context.Context, r batch.Request) (store.Batch, error)
 	Get(ctx context.Context, algorithmID, id string) (store.Batch, error)
-	List(ctx context.Context, algorithmID string, before time.Time, limit int) ([]store.Batch, error)
+	List(ctx context.Context, algorithmID, cursor string, before time.Time, limit int) ([]store.Batch, string, error)
 	Cancel(ctx context.Context, b store.Batch) (store.Batch, error)
 	WriteOutputZip(ctx context.Context, w io.Writer, batchID string) error
 	WriteErrors(ctx context.Context, w io.Writer, batchID string) error
@@ -45,64 +47,22 @@ func (s *server) batchesAvailable(c *gin.Context) {
 	c.Next()
 }
 
-// batchJSON is a batch as the API shows it.
-type batchJSON struct {
-	ID          string     `json:"id"`
-	Status      string     `json:"status"`
-	Source      string     `json:"source"`
-	Concurrency int        `json:"concurrency"`
-	CreatedAt   time.Time  `json:"created_at"`
-	StartedAt   *time.Time `json:"started_at"`
-	CompletedAt *time.Time `json:"completed_at"`
-	Counts      struct {
-		Total  int `json:"total"`
-		Done   int `json:"done"`
-		Failed int `json:"failed"`
-		Left   int `json:"left"`
-	} `json:"counts"`
-	Rate       float64           `json:"rate"`
-	ETASeconds *float64          `json:"eta_seconds"`
-	Error      string            `json:"error,omitempty"`
-	URLs       map[string]string `json:"urls"`
-	// Output is where the outputs go when not to output.zip: the S3
-	// prefix's URI only, never its credentials.
-	Output *batchOutputJSON `json:"output,omitempty"`
-}
-
-type batchOutputJSON struct {
-	S3 struct {
-		URI string `json:"uri"`
-	} `json:"s3"`
-}
-
-func toBatchJSON(apiName string, b store.Batch) batchJSON {
-	p := batch.ProgressOf(b, time.Now())
-	j := batchJSON{ID: b.ID, Status: b.Status, Source: b.Source, Concurrency: b.Concurrency, CreatedAt: b.CreatedAt,
-		StartedAt: b.StartedAt, CompletedAt: b.CompletedAt, Rate: p.Rate, Error: b.Error}
-	j.Counts.Total, j.Counts.Done, j.Counts.Failed, j.Counts.Left = b.Total, p.Done, p.Failed, p.Left
-	if p.ETASeconds >= 0 {
-		eta := p.ETASeconds
-		j.ETASeconds = &eta
-	}
-	base := "/api/v1/endpoints/" + apiName + "/batches/" + b.ID
-	j.URLs = map[string]string{"get": base, "output": base + "/output.zip", "errors": base + "/errors", "cancel": base + "/cancel"}
-	if b.OutputURI != "" {
-		delete(j.URLs, "output") // the outputs are in S3: output.zip answers 409
-		j.Output = &batchOutputJSON{}
-		j.Output.S3.URI = b.OutputURI
-	}
-	return j
+// toBatchJSON is a batch as the API shows it (batch.View, which a batch
+// webhook's body is too).
+func toBatchJSON(apiName string, b store.Batch) batch.View {
+	return batch.NewView(b, "/api/v1/endpoints/"+apiName+"/batches", time.Now())
 }
 
 // batchRequest is a JSON batch request: urls or input.s3, and optionally
 // output.s3.
 type batchRequest struct {
-	URLs        []string     `json:"urls"`
-	Input       *batchS3Spec `json:"input"`
-	Output      *batchS3Spec `json:"output"`
-	S3Prefix    string       `json:"s3_prefix"` // the old spelling, refused with a pointer to input.s3
-	Webhook     string       `json:"webhook"`
-	Concurrency int          `json:"concurrency"`
+	URLs                []string     `json:"urls"`
+	Input               *batchS3Spec `json:"input"`
+	Output              *batchS3Spec `json:"output"`
+	S3Prefix            string       `json:"s3_prefix"` // the old spelling, refused with a pointer to input.s3
+	Webhook             string       `json:"webhook"`
+	WebhookEventsFilter []string     `json:"webhook_events_filter"`
+	Concurrency         int          `json:"concurrency"`
 }
 
 // batchS3Spec is a batch's input or output: an S3 prefix with the user's
@@ -112,7 +72,9 @@ type batchS3Spec struct {
 }
 
 // createBatch starts a batch: multipart with an "archive" file part (zip,
-// tar or tar.gz; optional "concurrency" field), or JSON {"urls": [...]}.
+// tar or tar.gz; optional "concurrency", "output" (JSON {"s3": {...}}),
+// "webhook" and "webhook_events_filter" fields), or JSON {"urls": [...]}
+// or {"input": {"s3": {...}}} with the same optional members.
 func (s *server) createBatch(c *gin.Context) {
 	alg, u := endpointOf(c), s.ownerOf(c)
 	req := batch.Request{Algorithm: alg, OwnerID: u}
@@ -141,9 +103,6 @@ func (s *server) createBatch(c *gin.Context) {
 		case br.Input != nil && br.Input.S3 == nil:
 			writeError(c, errField(errcode.InvalidBatch, "input.s3", "give the S3 prefix of the inputs: {uri, region, access_key_id, secret_access_key}"))
 			return
-		case br.Webhook != "":
-			writeError(c, errField(errcode.InvalidBatch, "webhook", "batch webhooks are not built yet: poll GET .../batches/{id}"))
-			return
 		case br.URLs == nil && br.Input == nil:
 			writeError(c, errField(errcode.InvalidBatch, "urls", "give urls (a list of http(s) URLs) or input.s3 (an S3 prefix), or upload an archive as multipart"))
 			return
@@ -156,6 +115,11 @@ func (s *server) createBatch(c *gin.Context) {
 		if br.Input != nil {
 			req.InputS3 = br.Input.S3
 		}
+		req.Webhook, req.WebhookEvents = br.Webhook, br.WebhookEventsFilter
+	}
+	if e := s.checkBatchWebhook(req.Webhook, req.WebhookEvents); e != nil {
+		writeError(c, e)
+		return
 	}
 	b, err := s.batches.Create(c.Request.Context(), req)
 	if err != nil {
@@ -193,6 +157,7 @@ func (s *server) receiveArchive(c *gin.Context, req *batch.Request) (*os.File, *
 		return nil, errorf(errcode.InvalidMultipart, "malformed multipart body: %v", err)
 	}
 	var f *os.File
+	var e *apiError
 	for n := 0; ; n++ {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -245,15 +210,45 @@ func (s *server) receiveArchive(c *gin.Context, req *batch.Request) (*os.File, *
 				return f, e
 			}
 		case "webhook":
-			return f, errField(errcode.InvalidBatch, "webhook", "batch webhooks are not built yet: poll GET .../batches/{id}")
+			if req.Webhook, e = readTextField(part, "webhook", s.maxUpload); e != nil {
+				return f, e
+			}
+		case "webhook_events_filter":
+			v, e := readTextField(part, "webhook_events_filter", s.maxUpload)
+			if e != nil {
+				return f, e
+			}
+			for _, ev := range strings.Split(v, ",") {
+				if ev = strings.TrimSpace(ev); ev != "" {
+					req.WebhookEvents = append(req.WebhookEvents, ev)
+				}
+			}
 		default:
-			return f, errField(errcode.UnknownField, part.FormName(), "unknown form field; expected archive, concurrency or output")
+			return f, errField(errcode.UnknownField, part.FormName(), "unknown form field; expected archive, concurrency, output, webhook or webhook_events_filter")
 		}
 	}
 	if f == nil {
 		return nil, errField(errcode.InvalidBatch, "archive", "upload the inputs as a file part named archive (zip, tar or tar.gz)")
 	}
 	return f, nil
+}
+
+// checkBatchWebhook checks a batch's webhook like a prediction's (the same
+// URL policy, a 400 invalid_webhook naming "webhook") and its filter, whose
+// events are a batch's (start, completed).
+func (s *server) checkBatchWebhook(hook string, events []string) *apiError {
+	for _, ev := range events {
+		if !slices.Contains(batch.Events, ev) {
+			return errField(errcode.InvalidField, "webhook_events_filter", "%q is not a batch event: one of %s", ev, strings.Join(batch.Events, ", "))
+		}
+	}
+	if hook == "" {
+		if len(events) > 0 {
+			return errField(errcode.InvalidField, "webhook", "webhook_events_filter needs a webhook")
+		}
+		return nil
+	}
+	return s.checkWebhookURL("webhook", hook)
 }
 
 // batchFailure answers a failed batch call.
@@ -275,6 +270,8 @@ func (s *server) batchFailure(c *gin.Context, err error) {
 		writeError(c, errorf(errcode.TooManyJobs, "%v; wait for one to finish or cancel one", err))
 	case errors.Is(err, store.ErrNotFound):
 		writeError(c, errNotFound("no such batch"))
+	case errors.Is(err, batch.ErrBadCursor):
+		writeError(c, errField(errcode.InvalidQuery, "cursor", "not a cursor a list answer gave"))
 	default:
 		s.fail(c, "batch", err)
 	}
@@ -296,8 +293,9 @@ func (s *server) getBatch(c *gin.Context) {
 	}
 }
 
-// listBatches pages the endpoint's batches newest first; ?before= is the
-// created_at of the last one seen (RFC 3339).
+// listBatches pages the endpoint's batches newest first: ?cursor= is the
+// next_cursor of the page before (?before=, the created_at of the last
+// batch seen, still works: it starts at the first batch created before it).
 func (s *server) listBatches(c *gin.Context) {
 	var before time.Time
 	if v := c.Query("before"); v != "" {
@@ -318,16 +316,31 @@ func (s *server) listBatches(c *gin.Context) {
 		limit = n
 	}
 	alg := endpointOf(c)
-	bs, err := s.batches.List(c.Request.Context(), alg.ID, before, limit)
+	bs, next, err := s.batches.List(c.Request.Context(), alg.ID, c.Query("cursor"), before, limit)
 	if err != nil {
-		s.fail(c, "list batches", err)
+		s.batchFailure(c, err)
 		return
 	}
-	out := make([]batchJSON, 0, len(bs))
+	out := make([]batch.View, 0, len(bs))
 	for _, b := range bs {
 		out = append(out, toBatchJSON(alg.APIName, b))
 	}
-	c.JSON(http.StatusOK, gin.H{"batches": out})
+	body := gin.H{"batches": out, "next_cursor": next}
+	if next != "" {
+		body["next"] = "/api/v1/endpoints/" + alg.APIName + "/batches?limit=" + strconv.Itoa(limit) + "&cursor=" + url.QueryEscape(next)
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+// listBatchWebhooks lists the webhook delivery attempts of one batch of the
+// endpoint (its start and completed events), oldest first, as
+// .../predictions/{id}/webhooks does for a prediction.
+func (s *server) listBatchWebhooks(c *gin.Context) {
+	b, ok := s.loadBatch(c)
+	if !ok {
+		return
+	}
+	s.writeWebhookAttempts(c, b.ID)
 }
 
 func (s *server) cancelBatch(c *gin.Context) {

@@ -85,13 +85,19 @@ type webhookAttempt struct {
 // owner's), oldest first. Attempts are kept per endpoint, so no other
 // endpoint's show.
 func (s *server) listWebhookAttempts(c *gin.Context) {
+	s.writeWebhookAttempts(c, c.Param("id"))
+}
+
+// writeWebhookAttempts answers the attempts about subjectID (a prediction
+// or a batch of the endpoint): {"attempts": [...]}, oldest first.
+func (s *server) writeWebhookAttempts(c *gin.Context, subjectID string) {
 	ctx := c.Request.Context()
 	if s.webhooks == nil {
 		writeError(c, errNotFound("this server keeps no webhook attempts"))
 		return
 	}
 	alg := endpointOf(c)
-	list, err := s.webhooks.ListWebhookAttempts(ctx, alg.ID, c.Param("id"), 0)
+	list, err := s.webhooks.ListWebhookAttempts(ctx, alg.ID, subjectID, 0)
 	if err != nil {
 		s.fail(c, "list webhook attempts", err)
 		return

@@ -62,8 +62,8 @@ type jobsRig struct {
 	dir     string
 }
 
-func newJobsRig(t *testing.T) *jobsRig {
-	p := startPlatform(t, t.TempDir())
+func newJobsRig(t *testing.T, opts ...func(*platform.Options)) *jobsRig {
+	p := startPlatform(t, t.TempDir(), opts...)
 	t.Cleanup(p.Stop)
 	r := &jobsRig{p: p, owner: devToken(t, p), dir: t.TempDir()}
 	r.c = newClient(t, p, r.owner)

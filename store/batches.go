@@ -182,18 +182,33 @@ func (s *Store) BatchByID(ctx context.Context, id string) (Batch, error) {
 	return r.batch(), nil
 }
 
-// ListBatches returns algorithmID's batches newest first, at most limit,
-// created before `before` when it is not zero (paging).
-func (s *Store) ListBatches(ctx context.Context, algorithmID string, before time.Time, limit int) ([]Batch, error) {
+// BatchPage is where a page of ListBatches starts: after the batch created
+// at CreatedAt with ID (newest first). An empty ID starts at the first batch
+// created strictly before CreatedAt; the zero value starts at the newest.
+type BatchPage struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// ListBatches returns algorithmID's batches newest first (created_at, then
+// id, both descending: a total order, so pages neither skip nor repeat
+// batches created in the same instant), at most limit (1..100), after
+// `after` unless it is the zero value.
+func (s *Store) ListBatches(ctx context.Context, algorithmID string, after BatchPage, limit int) ([]Batch, error) {
 	if limit <= 0 || limit > 100 {
 		limit = 100
 	}
-	if before.IsZero() {
-		before = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	}
 	var rows []batchRow
-	err := s.db.SelectContext(ctx, &rows, s.q(`SELECT `+batchColumns+` FROM batches
-		WHERE algorithm_id = ? AND created_at < ? ORDER BY created_at DESC, id LIMIT ?`), algorithmID, dbTime(norm(before)), limit)
+	var err error
+	if after.CreatedAt.IsZero() {
+		err = s.db.SelectContext(ctx, &rows, s.q(`SELECT `+batchColumns+` FROM batches
+			WHERE algorithm_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`), algorithmID, limit)
+	} else {
+		t := dbTime(norm(after.CreatedAt))
+		err = s.db.SelectContext(ctx, &rows, s.q(`SELECT `+batchColumns+` FROM batches
+			WHERE algorithm_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+			ORDER BY created_at DESC, id DESC LIMIT ?`), algorithmID, t, t, after.ID, limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list batches of %s: %w", algorithmID, err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -76,9 +77,50 @@ func TestBatchItemsAreRecordedOnce(t *testing.T) {
 		require.Equal(t, 2, b.Done)
 		require.Equal(t, 2, b.Failed)
 		require.NotNil(t, b.CompletedAt)
-		list, err := s.ListBatches(ctx, "a1", b.CreatedAt.Add(time.Microsecond), 10)
+		list, err := s.ListBatches(ctx, "a1", BatchPage{CreatedAt: b.CreatedAt.Add(time.Microsecond)}, 10)
 		require.NoError(t, err)
 		require.Len(t, list, 1)
+	})
+}
+
+// TestListBatchesPages pages through batches, some created in the same
+// instant: every batch is listed once, newest first, whatever the page size.
+func TestListBatchesPages(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		u, err := s.CreateUser(ctx, "u")
+		require.NoError(t, err)
+		require.NoError(t, s.CreateAlgorithm(ctx, Algorithm{ID: "a1", OwnerID: u.ID, Name: "n", APIName: "seg"}))
+		clock := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+		s.now = func() time.Time { return clock }
+		var want []string
+		for i := 0; i < 7; i++ {
+			if i%3 == 0 {
+				clock = clock.Add(time.Second) // three batches share each instant
+			}
+			id := fmt.Sprintf("b%d", i)
+			require.NoError(t, s.CreateBatch(ctx, Batch{ID: id, AlgorithmID: "a1", OwnerID: u.ID, Source: "urls", Concurrency: 1},
+				[]BatchItem{{Index: 0, Name: "x", Input: "k"}}))
+			want = append([]string{id}, want...)
+		}
+		for _, size := range []int{1, 2, 3, 100} {
+			var got []string
+			var after BatchPage
+			for range 10 {
+				page, err := s.ListBatches(ctx, "a1", after, size)
+				require.NoError(t, err)
+				if len(page) == 0 {
+					break
+				}
+				for _, b := range page {
+					got = append(got, b.ID)
+				}
+				last := page[len(page)-1]
+				after = BatchPage{CreatedAt: last.CreatedAt, ID: last.ID}
+			}
+			require.Equal(t, want, got, "page size %d", size)
+		}
 	})
 }
 

@@ -46,7 +46,10 @@ and drops them when it ends; it never uses its own for your bucket.
 
 The batch runs on the platform, not in this command: Ctrl-C stops following
 it (it prints the resume command) but does not cancel it, unless
---cancel-on-interrupt. --resume BATCH_ID follows a batch again. The token is
+--cancel-on-interrupt. --resume BATCH_ID follows a batch again. --webhook URL
+has the platform tell URL when the batch starts and when it ends (signed with
+the endpoint's webhook secret; docs/webhooks.md); algocloud batches webhooks
+API_NAME BATCH_ID lists the deliveries. The token is
 --token, else $ALGOCLOUD_ENDPOINT_TOKEN (the endpoint's), else
 $ALGOCLOUD_TOKEN (yours).
 
@@ -63,6 +66,8 @@ type batchOptions struct {
 	cancelOnInterrupt bool
 	every             time.Duration
 	force             bool
+	webhook           string
+	events            string
 	s3Endpoint        string
 }
 
@@ -77,6 +82,8 @@ func batchFlags(o *batchOptions) *flag.FlagSet {
 	fs.BoolVar(&o.cancelOnInterrupt, "cancel-on-interrupt", false, "Ctrl-C cancels the batch on the platform (default: it goes on; --resume follows it again)")
 	fs.DurationVar(&o.every, "poll", time.Second, "how often to ask for the batch's progress")
 	fs.BoolVar(&o.force, "force", false, "overwrite OUT when it exists")
+	fs.StringVar(&o.webhook, "webhook", "", "an https URL the platform tells of the batch's events (signed, Standard Webhooks)")
+	fs.StringVar(&o.events, "webhook-events", "", "with --webhook: the events to send, comma-separated (start,completed; default: both)")
 	fs.StringVar(&o.s3Endpoint, "s3-endpoint", "", "the endpoint URL of an S3-compatible store for s3:// inputs and outputs (default: AWS)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), batchUsage)
@@ -107,6 +114,12 @@ func batch(args []string) error {
 	}
 	if o.output == "" {
 		return errors.New("-o OUT.zip is required: where the outputs go")
+	}
+	if o.resume != "" && o.webhook != "" {
+		return errors.New("--webhook is set when a batch starts; --resume follows one that has started")
+	}
+	if o.events != "" && o.webhook == "" {
+		return errors.New("--webhook-events needs --webhook")
 	}
 	if !o.force && o.resume == "" && !isS3(o.output) {
 		if _, err := os.Stat(o.output); err == nil {
@@ -184,7 +197,8 @@ func startBatch(ctx context.Context, c *apiclient.Client, apiName string, inputs
 		if err != nil {
 			return apiclient.Batch{}, err
 		}
-		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{URLs: urls, OutputS3: outS3, Concurrency: o.concurrency})
+		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{URLs: urls, OutputS3: outS3, Concurrency: o.concurrency,
+			Webhook: o.webhook, Events: splitEvents(o.events)})
 	}
 	for _, in := range inputs {
 		if isS3(in) && len(inputs) > 1 {
@@ -196,7 +210,8 @@ func startBatch(ctx context.Context, c *apiclient.Client, apiName string, inputs
 		if err != nil {
 			return apiclient.Batch{}, err
 		}
-		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{InputS3: inS3, OutputS3: outS3, Concurrency: o.concurrency})
+		return c.CreateBatch(ctx, apiName, apiclient.BatchInput{InputS3: inS3, OutputS3: outS3, Concurrency: o.concurrency,
+			Webhook: o.webhook, Events: splitEvents(o.events)})
 	}
 	archive, name, cleanup, err := batchArchive(inputs)
 	if err != nil {
@@ -208,7 +223,19 @@ func startBatch(ctx context.Context, c *apiclient.Client, apiName string, inputs
 		return apiclient.Batch{}, err
 	}
 	defer f.Close()
-	return c.CreateBatch(ctx, apiName, apiclient.BatchInput{Archive: f, Name: name, OutputS3: outS3, Concurrency: o.concurrency})
+	return c.CreateBatch(ctx, apiName, apiclient.BatchInput{Archive: f, Name: name, OutputS3: outS3, Concurrency: o.concurrency,
+		Webhook: o.webhook, Events: splitEvents(o.events)})
+}
+
+// splitEvents reads --webhook-events: comma-separated, blanks dropped.
+func splitEvents(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // readURLs reads one URL a line; blank lines and # comments are skipped.

@@ -35,7 +35,8 @@ Client commands (talk to a running platform: --api, token in $ALGOCLOUD_TOKEN):
   algocloud predict [flags] INPUT      call a deployed endpoint (--endpoint, --ca, -o)
   algocloud predict --async [--wait] API_NAME INPUT   an async prediction, run durably by the platform
   algocloud predictions ls|get|wait|cancel|webhooks API_NAME [ID]   follow async predictions
-  algocloud batch   [flags] API_NAME INPUTS... -o OUT.zip   a batch job with a progress bar (--resume ID)
+  algocloud batch   [flags] API_NAME INPUTS... -o OUT.zip   a batch job with a progress bar (--resume ID, --webhook URL)
+  algocloud batches ls|webhooks API_NAME [ID]   an endpoint's batches and a batch's webhook deliveries
   algocloud logs    [-f] ID|API_NAME   a deployment's progress log; -f follows it
   algocloud ls                         your deployments: step, status, the revision serving and the one staged
   algocloud show    ID|API_NAME        one deployment: what serves (code revision, commit, install, since when) and what is staged
@@ -69,6 +70,8 @@ func main() {
 		err = predictions(args)
 	case "batch":
 		err = batch(args)
+	case "batches":
+		err = batches(args)
 	case "logs":
 		err = logs(args)
 	case "ls":

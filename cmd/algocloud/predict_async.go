@@ -239,21 +239,27 @@ func predictions(args []string) error {
 		if *asJSON {
 			return printJSON(list)
 		}
-		if len(list) == 0 {
-			fmt.Fprintln(os.Stderr, "No webhook deliveries (the prediction has no webhook, or none was due yet).")
-			return nil
-		}
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "AT\tEVENT\tATTEMPT\tSTATUS\tOUTCOME\tDURATION\tERROR")
-		for _, a := range list {
-			code := "-"
-			if a.StatusCode != 0 {
-				code = fmt.Sprint(a.StatusCode)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d ms\t%s\n", a.At.Local().Format("2006-01-02 15:04:05"), a.Event, a.Attempt, code, a.Outcome, a.DurationMS, cell(a.Error, 60))
-		}
-		return tw.Flush()
+		return printWebhookAttempts(list, "the prediction has no webhook")
 	}
+}
+
+// printWebhookAttempts prints a prediction's or batch's webhook delivery
+// attempts as a table; none says why there may be none.
+func printWebhookAttempts(list []apiclient.WebhookAttempt, none string) error {
+	if len(list) == 0 {
+		fmt.Fprintf(os.Stderr, "No webhook deliveries (%s, or none was due yet).\n", none)
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tEVENT\tATTEMPT\tSTATUS\tOUTCOME\tDURATION\tERROR")
+	for _, a := range list {
+		code := "-"
+		if a.StatusCode != 0 {
+			code = fmt.Sprint(a.StatusCode)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d ms\t%s\n", a.At.Local().Format("2006-01-02 15:04:05"), a.Event, a.Attempt, code, a.Outcome, a.DurationMS, cell(a.Error, 60))
+	}
+	return tw.Flush()
 }
 
 func printJSON(v any) error {

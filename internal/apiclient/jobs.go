@@ -350,7 +350,7 @@ func transient(err error) bool {
 	return true
 }
 
-// WebhookAttempt is one delivery attempt of a prediction's webhook.
+// WebhookAttempt is one delivery attempt of a prediction's or a batch's webhook.
 type WebhookAttempt struct {
 	// DeliveryID is the webhook-id header: the same on every attempt of one event.
 	DeliveryID string    `json:"delivery_id"`
@@ -445,6 +445,10 @@ type BatchInput struct {
 	OutputS3 *S3Location
 	// Concurrency bounds the predictions in flight (0: the platform's default).
 	Concurrency int
+	// Webhook is the URL told of the batch's events (start, completed),
+	// Events filters them (empty: both).
+	Webhook string
+	Events  []string
 }
 
 // CreateBatch starts a batch job of the endpoint apiName. An archive is
@@ -469,6 +473,12 @@ func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput)
 				if out, err = json.Marshal(map[string]any{"s3": in.OutputS3}); err == nil {
 					err = mw.WriteField("output", string(out))
 				}
+			}
+			if err == nil && in.Webhook != "" {
+				err = mw.WriteField("webhook", in.Webhook)
+			}
+			if err == nil && len(in.Events) > 0 {
+				err = mw.WriteField("webhook_events_filter", strings.Join(in.Events, ","))
 			}
 			if err == nil {
 				err = writePart(mw, "archive", Upload{Name: in.Name, Body: in.Archive})
@@ -496,6 +506,7 @@ func (c *Client) CreateBatch(ctx context.Context, apiName string, in BatchInput)
 		if in.Concurrency > 0 {
 			fields["concurrency"] = in.Concurrency
 		}
+		addWebhook(fields, AsyncOptions{Webhook: in.Webhook, Events: in.Events})
 		b, err := json.Marshal(fields)
 		if err != nil {
 			return Batch{}, err
@@ -549,6 +560,15 @@ func (c *Client) ListBatches(ctx context.Context, apiName string, limit int, bef
 		Batches []Batch `json:"batches"`
 	}
 	return out.Batches, c.do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// BatchWebhookAttempts lists the delivery attempts of a batch's webhook
+// (its start and completed events), oldest first.
+func (c *Client) BatchWebhookAttempts(ctx context.Context, apiName, id string) ([]WebhookAttempt, error) {
+	var out struct {
+		Attempts []WebhookAttempt `json:"attempts"`
+	}
+	return out.Attempts, c.do(ctx, http.MethodGet, batchPath(apiName, id)+"/webhooks", nil, &out)
 }
 
 // DownloadBatchOutput writes a batch's output zip to w and returns its size.

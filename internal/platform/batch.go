@@ -41,9 +41,11 @@ func (p *Platform) batchActivities() *batch.Activities {
 			Token:      func(deploymentID string) string { return call.PlatformToken(key, deploymentID) },
 			Client:     batch.NewHTTPClient(roots, p.opts.PredictTimeout),
 		},
-		URLs: batch.NewURLFetcher(p.urlPolicy(), 0),
-		S3:   batchs3.New(p.urlPolicy()), CredentialsKey: key,
-		Log: p.log.With("component", "batch"),
+		URLs:           batch.NewURLFetcher(p.urlPolicy(), 0),
+		S3:             batchs3.New(p.urlPolicy()),
+		CredentialsKey: key,
+		Log:            p.log.With("component", "batch"),
+		APIBaseURL:     p.APIURL,
 	}
 }
 

@@ -26,13 +26,15 @@ type Store interface {
 	CreateBatch(ctx context.Context, b store.Batch, items []store.BatchItem) error
 	GetBatch(ctx context.Context, algorithmID, id string) (store.Batch, error)
 	BatchByID(ctx context.Context, id string) (store.Batch, error)
-	ListBatches(ctx context.Context, algorithmID string, before time.Time, limit int) ([]store.Batch, error)
+	ListBatches(ctx context.Context, algorithmID string, after store.BatchPage, limit int) ([]store.Batch, error)
 	CountActiveBatches(ctx context.Context, ownerID string) (int, error)
 	SetBatchStatus(ctx context.Context, id, status, errMsg string) (bool, error)
 	BatchItems(ctx context.Context, batchID, status string, from, limit int) ([]store.BatchItem, error)
 	PendingBatchItems(ctx context.Context, batchID string, from, to int) ([]store.BatchItem, error)
 	FinishBatchItem(ctx context.Context, batchID string, idx int, r store.ItemResult) (bool, error)
 	FinishBatchItems(ctx context.Context, batchID string, rs []store.IndexedResult) (done, failed int, err error)
+	// GetAlgorithmByID names a batch's endpoint in its webhook payload.
+	GetAlgorithmByID(ctx context.Context, id string) (store.Algorithm, error)
 	BatchS3Sealed(ctx context.Context, id string) ([]byte, error)
 	ClearBatchS3(ctx context.Context, id, note string) error
 }
@@ -77,6 +79,9 @@ type Activities struct {
 	// Poll is how often a chunk checks the store for a cancel and
 	// heartbeats; 0 is 200 ms.
 	Poll time.Duration
+	// APIBaseURL (http://host:port) makes the urls of webhook payloads
+	// absolute; empty leaves them relative to the platform API.
+	APIBaseURL string
 	// S3 reads S3 inputs and writes S3 outputs with the user's
 	// credentials, which CredentialsKey opens; nil fails S3 items.
 	S3             S3

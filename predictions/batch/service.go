@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -90,6 +91,11 @@ type Request struct {
 	// Concurrency is the batch's bound on requests in flight; 0 is the
 	// endpoint's threads × 2.
 	Concurrency int
+	// Webhook receives the batch's events (Events), those WebhookEvents
+	// names or all when it is empty. The caller checked both (the URL
+	// policy, the event names): the Service passes them to the workflow.
+	Webhook       string
+	WebhookEvents []string
 }
 
 // NewID returns a new batch ID.
@@ -171,7 +177,8 @@ func (s *Service) Create(ctx context.Context, r Request) (store.Batch, error) {
 		return b, err
 	}
 	_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: WorkflowID(b.ID), TaskQueue: s.TaskQueue},
-		WorkflowName, Input{BatchID: b.ID, DeploymentID: r.Algorithm.ID, Total: len(items), Concurrency: r.Concurrency})
+		WorkflowName, Input{BatchID: b.ID, DeploymentID: r.Algorithm.ID, Total: len(items), Concurrency: r.Concurrency,
+			Webhook: r.Webhook, WebhookEvents: r.WebhookEvents})
 	if err != nil {
 		_, _ = s.Store.SetBatchStatus(context.WithoutCancel(ctx), b.ID, store.BatchFailed, "could not start: "+err.Error())
 		_ = s.Store.ClearBatchS3(context.WithoutCancel(ctx), b.ID, "")
@@ -470,7 +477,39 @@ func (s *Service) Get(ctx context.Context, algorithmID, id string) (store.Batch,
 	return s.Store.GetBatch(ctx, algorithmID, id)
 }
 
-// List returns algorithmID's batches newest first.
-func (s *Service) List(ctx context.Context, algorithmID string, before time.Time, limit int) ([]store.Batch, error) {
-	return s.Store.ListBatches(ctx, algorithmID, before, limit)
+// cursor is List's opaque page token: the last batch of a page.
+type cursor struct {
+	T  time.Time `json:"t"`
+	ID string    `json:"i"`
+}
+
+// ErrBadCursor is a cursor List did not make.
+var ErrBadCursor = errors.New("the cursor is not one a list answer gave")
+
+// List returns a page of algorithmID's batches, newest first, and the
+// cursor of the next page ("" at the end). cur is a cursor an earlier page
+// gave, or empty; before (older API clients' ?before=) starts at the first
+// batch created strictly before it when cur is empty.
+func (s *Service) List(ctx context.Context, algorithmID, cur string, before time.Time, limit int) ([]store.Batch, string, error) {
+	page := store.BatchPage{CreatedAt: before}
+	if cur != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cur)
+		var c cursor
+		if err != nil || json.Unmarshal(b, &c) != nil || c.ID == "" || c.T.IsZero() {
+			return nil, "", ErrBadCursor
+		}
+		page = store.BatchPage{CreatedAt: c.T, ID: c.ID}
+	}
+	bs, err := s.Store.ListBatches(ctx, algorithmID, page, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(bs) > limit {
+		bs = bs[:limit]
+		last := bs[len(bs)-1]
+		b, _ := json.Marshal(cursor{T: last.CreatedAt, ID: last.ID})
+		next = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return bs, next, nil
 }

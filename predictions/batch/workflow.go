@@ -55,6 +55,10 @@ type Input struct {
 	// ChunkSize and ChunksPerRun override the defaults (tests).
 	ChunkSize    int
 	ChunksPerRun int
+	// Webhook and WebhookEvents: where the batch's events go (webhooks.go);
+	// no Webhook, no deliveries. Continue-as-new carries them along.
+	Webhook       string   `json:",omitempty"`
+	WebhookEvents []string `json:",omitempty"`
 }
 
 // ChunkInput is RunChunk's input: items [From, To) of the batch.
@@ -96,8 +100,12 @@ func Batch(ctx workflow.Context, in Input) error {
 	})
 	if in.Next == 0 {
 		if err := workflow.ExecuteActivity(markCtx, a.MarkBatch, MarkInput{BatchID: in.BatchID, Status: store.BatchRunning}).Get(ctx, nil); err != nil {
+			if canceledWithWebhook(ctx, in) {
+				return finish(ctx, markCtx, in, store.BatchCanceled, "", temporal.NewCanceledError())
+			}
 			return err
 		}
+		notifyWebhook(ctx, in, EventStart)
 	}
 	chunkCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		// A chunk waits on the endpoint (429s included); the heartbeat
@@ -120,26 +128,27 @@ func Batch(ctx workflow.Context, in Input) error {
 		}).Get(ctx, nil)
 		var canceled *temporal.CanceledError
 		if errors.As(err, &canceled) || ctx.Err() != nil {
-			return finish(ctx, markCtx, in.BatchID, store.BatchCanceled, "", temporal.NewCanceledError())
+			return finish(ctx, markCtx, in, store.BatchCanceled, "", temporal.NewCanceledError())
 		}
 		if err != nil {
-			return finish(ctx, markCtx, in.BatchID, store.BatchFailed, err.Error(), err)
+			return finish(ctx, markCtx, in, store.BatchFailed, err.Error(), err)
 		}
 		done++
 	}
-	return finish(ctx, markCtx, in.BatchID, store.BatchSucceeded, "", nil)
+	return finish(ctx, markCtx, in, store.BatchSucceeded, "", nil)
 }
 
 // finish records the batch's end state, even when the workflow is being
-// cancelled, and returns ret.
-func finish(ctx, markCtx workflow.Context, batchID, status, msg string, ret error) error {
+// cancelled, starts the completed webhook, and returns ret.
+func finish(ctx, markCtx workflow.Context, in Input, status, msg string, ret error) error {
 	var a *Activities
 	if ctx.Err() != nil {
 		dc, _ := workflow.NewDisconnectedContext(markCtx)
 		markCtx = dc
 	}
-	if err := workflow.ExecuteActivity(markCtx, a.MarkBatch, MarkInput{BatchID: batchID, Status: status, Error: msg}).Get(markCtx, nil); err != nil {
+	if err := workflow.ExecuteActivity(markCtx, a.MarkBatch, MarkInput{BatchID: in.BatchID, Status: status, Error: msg}).Get(markCtx, nil); err != nil {
 		return err
 	}
+	notifyWebhook(markCtx, in, EventCompleted)
 	return ret
 }

@@ -133,7 +133,7 @@ func TestCreateRefusesLoopbackEndpoint(t *testing.T) {
 	require.Equal(t, "input.s3", ie.Field)
 	require.Contains(t, ie.Msg, "RefusedByURLPolicy")
 
-	list, err := st.ListBatches(ctx, "alg", time.Time{}, 10)
+	list, err := st.ListBatches(ctx, "alg", store.BatchPage{}, 10)
 	require.NoError(t, err)
 	require.Empty(t, list)
 }

@@ -272,7 +272,7 @@ class Algorithm:
         return [Prediction(self, p) for p in page.get("predictions") or []], page.get("next_cursor") or None
 
     def batch(self, inputs=None, out=None, progress=None, urls=None, concurrency=None, interval=1.0, timeout=None,
-              s3_endpoint=None, s3_credentials=None):
+              webhook=None, webhook_events=None, s3_endpoint=None, s3_credentials=None):
         """Runs a batch job of this endpoint on the platform and waits for it.
         inputs: a .zip/.tar path sent as it is, or a path or list of paths of
         files and folders (zipped here); or an S3 prefix "s3://bucket/in/"
@@ -285,25 +285,32 @@ class Algorithm:
         "secret_access_key", "session_token", "region"}, else the
         AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and
         AWS_REGION environment variables; s3_endpoint names an S3-compatible
-        store. Returns the Batch."""
+        store. webhook (https) is told when it starts and ends
+        (webhook_events: a list of start, completed). Returns the Batch."""
         output_s3 = out if _is_s3(out) else None
-        b = self.start_batch(inputs, urls=urls, concurrency=concurrency, output_s3=output_s3,
-                             s3_endpoint=s3_endpoint, s3_credentials=s3_credentials)
+        b = self.start_batch(inputs, urls=urls, concurrency=concurrency, webhook=webhook, webhook_events=webhook_events,
+                             output_s3=output_s3, s3_endpoint=s3_endpoint, s3_credentials=s3_credentials)
         b.wait(timeout=timeout, interval=interval, progress=progress)
         if out is not None and output_s3 is None:
             b.download(out)
         return b
 
-    def start_batch(self, inputs=None, urls=None, concurrency=None, output_s3=None, s3_endpoint=None, s3_credentials=None):
+    def start_batch(self, inputs=None, urls=None, concurrency=None, webhook=None, webhook_events=None,
+                    output_s3=None, s3_endpoint=None, s3_credentials=None):
         """Creates a batch job (see batch) and returns it without waiting;
         concurrency bounds its predictions in flight (None: the platform's);
         output_s3 is an S3 prefix for the outputs."""
+        hook = {}
+        if webhook:
+            hook["webhook"] = webhook
+        if webhook_events:
+            hook["webhook_events_filter"] = list(webhook_events)
         out = None
         if output_s3 is not None:
             out = {"s3": _s3_location(output_s3, s3_endpoint, s3_credentials)}
         if urls is not None or _is_s3(inputs):
-            fields = {"urls": list(urls)} if urls is not None else {
-                "input": {"s3": _s3_location(inputs, s3_endpoint, s3_credentials)}}
+            fields = dict(hook, urls=list(urls)) if urls is not None else dict(
+                hook, input={"s3": _s3_location(inputs, s3_endpoint, s3_credentials)})
             if out is not None:
                 fields["output"] = out
             if concurrency:
@@ -316,6 +323,10 @@ class Algorithm:
         fields = {"concurrency": str(int(concurrency))} if concurrency else {}
         if out is not None:
             fields["output"] = json.dumps(out)
+        if webhook:
+            fields["webhook"] = webhook
+        if webhook_events:
+            fields["webhook_events_filter"] = ",".join(webhook_events)
         part_type = "application/zip" if name.endswith(".zip") else "application/x-tar"
         body, content_type = _multipart(fields, "archive", name, part_type, archive)
         return Batch(self, self._api_json("POST", "/batches", body, content_type))
@@ -455,6 +466,10 @@ class Batch:
             self._algo._api("GET", self._path("/errors"), out=report)
             written.append(report)
         return written
+
+    def webhooks(self):
+        """The delivery attempts of its webhook (a list of dicts)."""
+        return self._algo._api_json("GET", self._path("/webhooks")).get("attempts") or []
 
     def cancel(self):
         self.data = self._algo._api_json("POST", self._path("/cancel"))

@@ -1,8 +1,10 @@
 // pages/jobs.js: Jobs, a live deployment's async work on the platform:
-// its recent predictions (status, times, output download, webhook
-// deliveries), its batches with their progress, and a form that starts a
-// batch from a zip. It reads /api/v1/endpoints/{api_name}/... with the
-// signed-in (owner's) token and refreshes while anything is running.
+// its predictions (status, times, output download, webhook deliveries),
+// its batches with their progress and webhook deliveries, and a form that
+// starts a batch from a zip. Each list shows one page of the list route
+// (newest first); "Older" follows the route's next_cursor and "Newer" goes
+// back. It reads /api/v1/endpoints/{api_name}/... with the signed-in
+// (owner's) token and refreshes the pages shown while anything is running.
 import { api } from '../api.js';
 import { append, h, link } from '../dom.js';
 import { app } from '../state.js';
@@ -28,9 +30,13 @@ async function download(path, filename, box) {
   setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
-// deliveries lists one prediction's webhook delivery attempts.
-async function deliveries(d, p, box) {
-  const r = await api('GET', epath(d, '/predictions/' + encodeURIComponent(p.id) + '/webhooks'));
+// PAGE is how many predictions and batches one page of each list shows.
+const PAGE = { predictions: 20, batches: 10 };
+
+// deliveries lists the webhook delivery attempts of a prediction or batch
+// (path: its .../webhooks route).
+async function deliveries(path, box) {
+  const r = await api('GET', path);
   box.replaceChildren();
   if (!r.ok) {
     append(box, h('p', { class: 'hint' }, r.status === 404 ? 'This platform records no webhook deliveries.' : (r.data.message || 'cannot read the deliveries')));
@@ -50,6 +56,26 @@ async function deliveries(d, p, box) {
     h('tbody', null, rows)));
 }
 
+// openHooks are the predictions and batches whose deliveries are shown: a
+// refresh re-renders the lists and keeps those open (and up to date).
+const openHooks = new Set();
+
+// hooksToggle is the "Webhooks" button of the prediction or batch id: it
+// shows and hides its deliveries (path: its .../webhooks route) in box.
+function hooksToggle(id, path, box) {
+  box.hidden = !openHooks.has(id);
+  if (!box.hidden) deliveries(path, box).catch(() => {});
+  return h('button', { type: 'button', class: 'btn small', 'data-webhooks': id, onclick: act(async () => {
+    box.hidden = !box.hidden;
+    if (box.hidden) {
+      openHooks.delete(id);
+      return;
+    }
+    openHooks.add(id);
+    await deliveries(path, box);
+  }) }, 'Webhooks');
+}
+
 // predictionRow is one prediction: status, times, output, deliveries.
 function predictionRow(d, p, alert) {
   const out = p.output;
@@ -67,11 +93,8 @@ function predictionRow(d, p, alert) {
   } else if (p.error) {
     output = h('span', { class: 'field-error' }, p.error.message || 'failed');
   }
-  const hooks = h('div', { class: 'deliveries', hidden: true });
-  const toggle = h('button', { type: 'button', class: 'btn small', 'data-webhooks': p.id, onclick: act(async () => {
-    hooks.hidden = !hooks.hidden;
-    if (!hooks.hidden) await deliveries(d, p, hooks);
-  }) }, 'Webhooks');
+  const hooks = h('div', { class: 'deliveries' });
+  const toggle = hooksToggle(p.id, epath(d, '/predictions/' + encodeURIComponent(p.id) + '/webhooks'), hooks);
   const pt = p.metrics && p.metrics.predict_time ? p.metrics.predict_time.toFixed(2) + ' s' : '–';
   return [
     h('tr', { class: 'prediction', 'data-id': p.id, 'data-status': p.status },
@@ -82,23 +105,53 @@ function predictionRow(d, p, alert) {
   ];
 }
 
-// renderPredictions fills box with the newest predictions; it returns
-// whether any is still running.
-async function renderPredictions(d, box, alert) {
-  const r = await api('GET', epath(d, '/predictions?limit=20'));
-  box.replaceChildren(h('h2', null, 'Recent predictions'));
+// pager is one list's place: the cursor of the page shown ('' is the
+// newest) and those of the newer pages before it, for "Newer".
+function pager() {
+  return { cursor: '', back: [] };
+}
+
+// pageQuery is the list route's query for the page pg shows.
+const pageQuery = (pg, limit) => '?limit=' + limit + (pg.cursor ? '&cursor=' + encodeURIComponent(pg.cursor) : '');
+
+// pageNav is a list's "Newer" and "Older" buttons (id prefix name): Older
+// follows next, Newer goes back one page; each then calls show.
+function pageNav(name, pg, next, show) {
+  const nav = h('div', { class: 'actions pager', id: name + '-pager' });
+  if (pg.back.length) {
+    append(nav, h('button', { type: 'button', class: 'btn small', id: name + '-newer', onclick: act(async () => {
+      pg.cursor = pg.back.pop();
+      await show();
+    }) }, 'Newer'));
+  }
+  if (next) {
+    append(nav, h('button', { type: 'button', class: 'btn small', id: name + '-older', onclick: act(async () => {
+      pg.back.push(pg.cursor);
+      pg.cursor = next;
+      await show();
+    }) }, 'Older'));
+  }
+  return nav.childElementCount ? nav : null;
+}
+
+// renderPredictions fills box with the page of predictions pg points at;
+// it returns whether any of them is still running.
+async function renderPredictions(d, box, alert, pg, show) {
+  const r = await api('GET', epath(d, '/predictions' + pageQuery(pg, PAGE.predictions)));
+  box.replaceChildren(h('h2', null, pg.cursor ? 'Older predictions' : 'Recent predictions'));
   if (!r.ok) {
     append(box, h('p', { class: 'hint' }, r.data.message || 'Predictions cannot be read.'));
     return false;
   }
   const list = r.data.predictions || [];
-  if (!list.length) {
+  if (!list.length && !pg.cursor) {
     append(box, h('p', { class: 'hint', id: 'no-predictions' }, 'No async predictions yet: POST ' + epath(d, '/predictions') + ', algocloud predict --async ' + d.api_name + ' INPUT, or the Python client\'s predict_async.'));
     return false;
   }
   append(box, h('table', { class: 'jobs-table', id: 'predictions' },
     h('thead', null, h('tr', null, ...['ID', 'Status', 'Created', 'Completed', 'Predict time', 'Output', ''].map((c) => h('th', null, c)))),
-    h('tbody', null, list.map((p) => predictionRow(d, p, alert)))));
+    h('tbody', null, list.map((p) => predictionRow(d, p, alert)))),
+  pageNav('predictions', pg, r.data.next_cursor, show));
   return list.some((p) => !FINAL.includes(p.status));
 }
 
@@ -123,25 +176,27 @@ function batchCard(d, b, alert) {
       if (!r.ok) setAlert(alert, 'error', apiMessage(r.data));
     }) }, 'Cancel'));
   }
+  const hooks = h('div', { class: 'deliveries' });
+  buttons.push(hooksToggle(b.id, epath(d, base + '/webhooks'), hooks));
   return h('section', { class: 'batch', 'data-id': b.id, 'data-status': b.status },
     h('div', { class: 'client-head' }, h('h3', null, h('code', null, b.id), ' ', h('span', { class: 'badge ' + b.status }, b.status)), h('span', null, when(b.created_at))),
     h('progress', { max: Math.max(total, 1), value: finished, 'aria-label': 'Batch ' + b.id + ' progress' }),
     h('p', { class: 'hint batch-counts' }, facts.join(' · ')), b.error ? h('p', { class: 'field-error' }, b.error) : null,
-    h('div', { class: 'actions' }, buttons));
+    h('div', { class: 'actions' }, buttons), hooks);
 }
 
-// renderBatches fills box with the newest batches; it returns whether any
-// is still running.
-async function renderBatches(d, box, alert) {
-  const r = await api('GET', epath(d, '/batches?limit=10'));
-  box.replaceChildren(h('h2', null, 'Batches'));
+// renderBatches fills box with the page of batches pg points at; it
+// returns whether any of them is still running.
+async function renderBatches(d, box, alert, pg, show) {
+  const r = await api('GET', epath(d, '/batches' + pageQuery(pg, PAGE.batches)));
+  box.replaceChildren(h('h2', null, pg.cursor ? 'Older batches' : 'Batches'));
   if (!r.ok) {
     append(box, h('p', { class: 'hint' }, r.data.message || 'Batches cannot be read.'));
     return false;
   }
   const list = r.data.batches || [];
-  if (!list.length) append(box, h('p', { class: 'hint', id: 'no-batches' }, 'No batches yet.'));
-  append(box, list.map((b) => batchCard(d, b, alert)));
+  if (!list.length && !pg.cursor) append(box, h('p', { class: 'hint', id: 'no-batches' }, 'No batches yet.'));
+  append(box, list.map((b) => batchCard(d, b, alert)), pageNav('batches', pg, r.data.next_cursor, show));
   return list.some((b) => !FINAL.includes(b.status));
 }
 
@@ -184,15 +239,19 @@ export async function pageJobs(ctx, body) {
   let timer = null;
   let stopped = false;
   app.cleanups.push(() => { stopped = true; if (timer) clearTimeout(timer); });
+  const predPages = pager();
+  const batchPages = pager();
+  openHooks.clear();
   const refresh = async () => {
     if (timer) clearTimeout(timer);
-    const [a, b] = await Promise.all([renderPredictions(d, preds, alert), renderBatches(d, batches, alert)]);
+    const [a, b] = await Promise.all([
+      renderPredictions(d, preds, alert, predPages, refresh), renderBatches(d, batches, alert, batchPages, refresh)]);
     if (stopped || !ctx.alive()) return;
     timer = setTimeout(() => { refresh().catch(() => {}); }, a || b ? 2000 : 10000);
   };
   append(body,
     h('p', null, 'Async predictions and batch jobs of ', h('code', null, d.api_name), ' run on the platform, durably: they finish even when the platform restarts. ',
       'Create them with the API, ', h('code', null, 'algocloud predict --async'), ', ', h('code', null, 'algocloud batch'), ' or the Python client (', link('/ui/deployments/' + id + '/use', 'Using the Algorithm'), ').'),
-    alert, batchForm(d, alert, refresh), batches, preds);
+    alert, batchForm(d, alert, () => { batchPages.cursor = ''; batchPages.back = []; return refresh(); }), batches, preds);
   await refresh();
 }
