@@ -80,7 +80,11 @@ type Activities struct {
 	Sandbox SandboxSettings
 	// PredictTimeout bounds one prediction in the served endpoint.
 	PredictTimeout time.Duration
-	Logger         *slog.Logger
+	// Agents, when set, gives local servers a server agent (agent.go):
+	// their Install, Test Code and live revisions then run there, through
+	// agent commands; nil keeps every step on this worker.
+	Agents *AgentSettings
+	Logger *slog.Logger
 }
 
 // The workflows name these methods through actdef.Names: same names, same
@@ -181,6 +185,15 @@ func (a *Activities) ProvisionServer(ctx context.Context, in actdef.ProvisionInp
 			return compute.Server{}, nonRetryable(actdef.BadInputErrorType, err)
 		}
 		return compute.Server{}, fmt.Errorf("provision server: %w", err)
+	}
+	if in.Agent && a.agentsFor(s.Provider) {
+		// The server's own agent, with a credential for its commands only:
+		// from here on author code runs there, never in this worker.
+		if err := a.ensureAgent(ctx, s); err != nil {
+			return compute.Server{}, err
+		}
+		s.Agent = true
+		a.event(ctx, in.DeploymentID, "provision", "server agent started on %s (it installs, tests and serves)", s.ID)
 	}
 	a.event(ctx, in.DeploymentID, "provision", "%s", ProvisionedText(s, in.Spec))
 	return s, nil

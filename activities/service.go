@@ -146,6 +146,11 @@ func (a *Activities) StopService(ctx context.Context, h compute.Handle) error {
 // and, for a remote server, its published bundle and local test server.
 func (a *Activities) ReleaseServer(ctx context.Context, s compute.Server) error {
 	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "releasing" })()
+	if s.Agent {
+		if err := a.stopAgent(ctx, s); err != nil {
+			return err
+		}
+	}
 	if err := a.Provider.Release(ctx, s); err != nil && !errors.Is(err, compute.ErrNotFound) {
 		return fmt.Errorf("release server %s: %w", s.ID, err)
 	}

@@ -62,6 +62,9 @@ func startPlatform(t testing.TB, dataDir string, mutate ...func(*platform.Option
 	opts := platform.Options{
 		DataDir: dataDir, Embedded: true, RunAPI: true, RunWorker: true, APIAddr: "127.0.0.1:0",
 		InferCommand: []string{inferBin}, AllowLocalGit: true, PredictTimeout: 20 * time.Second,
+		// Local servers run their agent (as `algocloud dev` does): author
+		// code runs there, never in the worker.
+		Agents: true,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	for _, m := range mutate {

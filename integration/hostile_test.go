@@ -79,7 +79,10 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 	temporalPort, _ := strconv.Atoi(tport)
 
 	targets := testhostile.Targets{
-		Read:       []string{caKey, codeA, keyA, filepath.Join(data, "algocloud.db"), filepath.Join(data, "temporal.db")},
+		// The neighbour's agent credential and state (the agent runs it,
+		// outside every sandbox: no sandbox mounts <server>/agent).
+		Read: []string{caKey, codeA, keyA, filepath.Join(data, "algocloud.db"), filepath.Join(data, "temporal.db"),
+			filepath.Join(serverA, "agent", "credential"), filepath.Join(serverA, "agent", "state.json")},
 		Write:      []string{filepath.Join(data, "owned"), filepath.Join(serverA, "owned"), filepath.Join(data, "ca", "owned")},
 		Connect:    []int{apiPort, temporalPort, uiPort, portA},
 		Kill:       []int{os.Getpid(), inferA},
@@ -104,7 +107,8 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 	tokB := r.Str("token")
 	require.NotEmpty(t, tokB, string(r.Raw))
 	serverB := filepath.Join(data, "servers", idB)
-	targets.Read = append(targets.Read, findFile(t, serverB, certs.KeyFile), filepath.Join(serverB, "live.json"))
+	targets.Read = append(targets.Read, findFile(t, serverB, certs.KeyFile), filepath.Join(serverB, "live.json"),
+		filepath.Join(serverB, "agent", "credential"))
 	watched = append(watched, findFile(t, serverB, certs.KeyFile))
 	before = mergeHashes(before, hashes(t, watched[len(watched)-1:]))
 	commit(t, repo, map[string]string{"aai_main.py": testhostile.Algorithm(targets)})

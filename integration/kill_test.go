@@ -101,7 +101,8 @@ class AAI:
 // TestKillDevMidStepThenRestart kills the real `algocloud dev` with SIGKILL
 // while Test Code runs, starts it again on the same data, and expects the step
 // to finish by itself, then the deployment to complete with exactly one server
-// and one endpoint process, and a clean Ctrl-C at the end.
+// and one endpoint process (beside the server's one agent), and a clean
+// Ctrl-C at the end that stops them.
 func TestKillDevMidStepThenRestart(t *testing.T) {
 	data := t.TempDir()
 	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
@@ -127,8 +128,8 @@ func TestKillDevMidStepThenRestart(t *testing.T) {
 	}, time.Minute, 100*time.Millisecond)
 	require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
 	<-d.Done()
-	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond,
-		"the test server dies with the platform")
+	require.Eventually(t, func() bool { return len(agentPIDs(t, id)) == 0 }, 10*time.Second, 100*time.Millisecond,
+		"the server's agent dies with the platform")
 
 	d2 := startDev(t, data, apiPort, temporalPort)
 	require.Empty(t, d2.token, "the dev user already exists: no new token")
@@ -142,7 +143,8 @@ func TestKillDevMidStepThenRestart(t *testing.T) {
 	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Equal(t, 1, countServers(t, data), "no duplicated server")
-	require.Equal(t, 1, inferProcesses(t, data), "exactly the live endpoint runs")
+	require.Equal(t, 1, len(agentPIDs(t, id)), "one agent for the server")
+	require.Equal(t, 2, inferProcesses(t, data), "exactly the agent and the live endpoint run")
 
 	require.NoError(t, d2.Cmd.Process.Signal(os.Interrupt))
 	select {

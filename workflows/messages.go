@@ -109,19 +109,26 @@ type Empty struct{}
 
 // State is what the state query returns.
 type State struct {
-	DeploymentID string              `json:"deployment_id"`
-	OwnerID      string              `json:"owner_id"`
-	Spec         spec.Spec           `json:"spec"`
-	Step         string              `json:"step"`
-	Status       string              `json:"status"`
-	Busy         string              `json:"busy,omitempty"`
-	Server       *compute.Server     `json:"server,omitempty"`
-	Cert         *actdef.CertInfo    `json:"cert,omitempty"`
-	DNS          *actdef.DNSRecord   `json:"dns,omitempty"` // when the platform manages DNS
-	Code         *actdef.CodeInfo    `json:"code,omitempty"`
-	Install      *actdef.InstallInfo `json:"install,omitempty"`
-	Test         *actdef.TestInfo    `json:"test,omitempty"`
-	Live         *actdef.ServiceInfo `json:"live,omitempty"`
+	DeploymentID string          `json:"deployment_id"`
+	OwnerID      string          `json:"owner_id"`
+	Spec         spec.Spec       `json:"spec"`
+	Step         string          `json:"step"`
+	Status       string          `json:"status"`
+	Busy         string          `json:"busy,omitempty"`
+	Server       *compute.Server `json:"server,omitempty"`
+	// Servers are the deployment's servers (changeServerAgent): today the
+	// one Server; agent commands address one of them, so replicas can
+	// join the list without a new design.
+	Servers []compute.Server `json:"servers,omitempty"`
+	// AgentCommands counts the agent commands the deployment issued; each
+	// command's ID holds it, so a step run again gets a new ID.
+	AgentCommands int                 `json:"agent_commands,omitempty"`
+	Cert          *actdef.CertInfo    `json:"cert,omitempty"`
+	DNS           *actdef.DNSRecord   `json:"dns,omitempty"` // when the platform manages DNS
+	Code          *actdef.CodeInfo    `json:"code,omitempty"`
+	Install       *actdef.InstallInfo `json:"install,omitempty"`
+	Test          *actdef.TestInfo    `json:"test,omitempty"`
+	Live          *actdef.ServiceInfo `json:"live,omitempty"`
 	// Serving is what the live endpoint runs: the spec, code and install that
 	// were completed (the working copy may have moved on).
 	Serving   *Serving   `json:"serving,omitempty"`

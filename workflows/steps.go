@@ -36,10 +36,15 @@ func (d *deployment) provision(ctx workflow.Context, _ Empty) (State, error) {
 			actx := activityOptions(ctx, 15*time.Minute, heartbeat, 10)
 			var srv = new(compute.Server)
 			in := actdef.ProvisionInput{DeploymentID: d.st.DeploymentID, OwnerID: d.st.OwnerID, Spec: d.st.Spec}
+			agents := workflow.GetVersion(ctx, changeServerAgent, workflow.DefaultVersion, 1) == 1
+			in.Agent = agents
 			if err := workflow.ExecuteActivity(actx, a.ProvisionServer, in).Get(actx, srv); err != nil {
 				return "", err
 			}
 			d.st.Server = srv
+			if agents {
+				d.st.Servers = []compute.Server{*srv}
+			}
 		}
 		cert, err := d.nameAndCertify(ctx)
 		if err != nil {
@@ -111,7 +116,7 @@ func (d *deployment) undoProvision(ctx workflow.Context, cause error) error {
 		return undoFailed(cause, "server "+d.st.Server.ID, err)
 	}
 	undone = append(undone, "server "+d.st.Server.ID)
-	d.st.Server = nil
+	d.st.Server, d.st.Servers = nil, nil
 	return temporal.NewApplicationError(fmt.Sprintf("%s (undone: %s released; Provision starts afresh)",
 		errorMessage(cause), strings.Join(undone, ", ")), ProvisionUndoneErrorType)
 }
@@ -192,16 +197,24 @@ func (d *deployment) validateInstall(r InstallRequest) error {
 
 func (d *deployment) install(ctx workflow.Context, r InstallRequest) (State, error) {
 	err := d.run(ctx, UpdateInstall, func(ctx workflow.Context) (string, error) {
-		actx := activityOptions(ctx, 30*time.Minute, heartbeat, 3)
-		var info actdef.InstallInfo
-		in := actdef.InstallInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, RequirementsTxt: r.RequirementsTxt}
-		if err := workflow.ExecuteActivity(actx, a.InstallRequirements, in).Get(actx, &info); err != nil {
-			return "", err
-		}
-		info.Revision = 1
+		revision := 1
 		if d.st.Install != nil {
-			info.Revision = d.st.Install.Revision + 1
+			revision = d.st.Install.Revision + 1
 		}
+		var info actdef.InstallInfo
+		if d.onAgent() {
+			var err error
+			if info, err = d.installOnAgent(ctx, r, revision); err != nil {
+				return "", err
+			}
+		} else {
+			actx := activityOptions(ctx, 30*time.Minute, heartbeat, 3)
+			in := actdef.InstallInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, RequirementsTxt: r.RequirementsTxt}
+			if err := workflow.ExecuteActivity(actx, a.InstallRequirements, in).Get(actx, &info); err != nil {
+				return "", err
+			}
+		}
+		info.Revision = revision
 		if r.RequirementsTxt != nil {
 			d.st.Code.Requirements = info.Requirements
 		}
@@ -223,11 +236,18 @@ func (d *deployment) validateTest(TestRequest) error {
 
 func (d *deployment) test(ctx workflow.Context, _ TestRequest) (State, error) {
 	err := d.run(ctx, UpdateTest, func(ctx workflow.Context) (string, error) {
-		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 2)
 		var info actdef.TestInfo
-		in := actdef.TestInput{Build: d.build(d.st.Spec, *d.st.Code, *d.st.Install)}
-		if err := workflow.ExecuteActivity(actx, a.RunTest, in).Get(actx, &info); err != nil {
-			return "", err
+		if d.onAgent() {
+			var err error
+			if info, err = d.testOnAgent(ctx); err != nil {
+				return "", err
+			}
+		} else {
+			actx := activityOptions(ctx, 10*time.Minute, heartbeat, 2)
+			in := actdef.TestInput{Build: d.build(d.st.Spec, *d.st.Code, *d.st.Install)}
+			if err := workflow.ExecuteActivity(actx, a.RunTest, in).Get(actx, &info); err != nil {
+				return "", err
+			}
 		}
 		d.st.Test = &info // kept when it failed: the wizard shows its traceback
 		if !info.OK {
@@ -283,11 +303,18 @@ func (d *deployment) startService(ctx workflow.Context, fresh bool) (string, err
 	if serving == nil {
 		return "", fmt.Errorf("nothing completed to serve")
 	}
-	actx := activityOptions(ctx, 5*time.Minute, heartbeat, 5)
 	var info actdef.ServiceInfo
-	in := actdef.ServiceInput{Build: d.build(serving.Spec, serving.Code, serving.Install), TokenSHA256: d.st.TokenSHA256}
-	if err := workflow.ExecuteActivity(actx, a.StartService, in).Get(actx, &info); err != nil {
-		return "", err
+	if d.onAgent() {
+		var err error
+		if info, err = d.serveOnAgent(ctx, serving); err != nil {
+			return "", err
+		}
+	} else {
+		actx := activityOptions(ctx, 5*time.Minute, heartbeat, 5)
+		in := actdef.ServiceInput{Build: d.build(serving.Spec, serving.Code, serving.Install), TokenSHA256: d.st.TokenSHA256}
+		if err := workflow.ExecuteActivity(actx, a.StartService, in).Get(actx, &info); err != nil {
+			return "", err
+		}
 	}
 	info.Since = workflow.Now(ctx)
 	d.st.Live = &info
@@ -307,9 +334,15 @@ func (d *deployment) validateStop(Empty) error {
 
 func (d *deployment) stop(ctx workflow.Context, _ Empty) (State, error) {
 	err := d.run(ctx, UpdateStop, func(ctx workflow.Context) (string, error) {
-		actx := activityOptions(ctx, 2*time.Minute, heartbeat, 10)
-		if err := workflow.ExecuteActivity(actx, a.StopService, d.st.Live.Handle).Get(actx, nil); err != nil {
-			return "", err
+		if d.onAgent() {
+			if err := d.stopOnAgent(ctx); err != nil {
+				return "", err
+			}
+		} else {
+			actx := activityOptions(ctx, 2*time.Minute, heartbeat, 10)
+			if err := workflow.ExecuteActivity(actx, a.StopService, d.st.Live.Handle).Get(actx, nil); err != nil {
+				return "", err
+			}
 		}
 		d.st.Status = StatusStopped
 		return "endpoint stopped", nil
@@ -377,7 +410,14 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 	err := d.run(ctx, UpdateDelete, func(ctx workflow.Context) (string, error) {
 		// Heartbeats notice a lost attempt in seconds, not at the time limit.
 		actx := activityOptions(ctx, 10*time.Minute, heartbeat, 0)
-		if d.st.Live != nil {
+		if d.onAgent() && d.st.Live != nil {
+			// The agent drains and stops what serves; ReleaseServer then
+			// stops the agent (and any revision a lost serve command
+			// started) and revokes its credential.
+			if err := d.stopOnAgent(ctx); err != nil {
+				return "", err
+			}
+		} else if d.st.Live != nil {
 			if err := workflow.ExecuteActivity(actx, a.StopService, d.st.Live.Handle).Get(actx, nil); err != nil {
 				return "", err
 			}
@@ -392,6 +432,7 @@ func (d *deployment) delete(ctx workflow.Context, _ Empty) (State, error) {
 			if err := workflow.ExecuteActivity(actx, a.ReleaseServer, *d.st.Server).Get(actx, nil); err != nil {
 				return "", err
 			}
+			d.st.Servers = nil
 		} else if workflow.GetVersion(ctx, changeSweepOnDelete, workflow.DefaultVersion, 1) == 1 {
 			// No server recorded, yet a Provision may have made one whose
 			// answer was lost: find it by the deployment ID.

@@ -33,6 +33,7 @@ var Changes = []Change{
 	{changeCertOnStart, "2026-11-26", "Start checks the certificate first (renewal skips deployments that are not live)"},
 	{changeStepOutcomes, "2026-12-06", "read once at run start: a failed Test Code fails its step; live means the served install is current too; Delete projects deleting first and its clean-ups heartbeat"},
 	{changeSearchAttributes, "2026-12-06", "read once at run start: the run upserts its Algocloud* search attributes (step, status, live revision; api name, environment, compute when they differ) at start and whenever it projects its state"},
+	{changeServerAgent, "2026-12-06", "Provision asks for a server agent and keeps the servers as a list; on a server with an agent, Install, Test Code, Complete, Start, Stop and Delete run as agent commands (RunOnServer)"},
 	// The Batch workflow's (predictions/batch/webhooks.go declares the
 	// const; its corpus is predictions/batch/testdata/histories). The old
 	// branch may go once no batch started before 2026-12-06 runs: a batch

@@ -17,6 +17,10 @@ type ProvisionInput struct {
 	DeploymentID string    `json:"deployment_id"`
 	OwnerID      string    `json:"owner_id"`
 	Spec         spec.Spec `json:"spec"`
+	// Agent asks for a server agent on the server, where the provider can
+	// run one and the worker is set up for agents (Server.Agent says
+	// whether it got one).
+	Agent bool `json:"agent,omitempty"`
 }
 
 // CertInput asks for the certificate of a deployment's endpoint.

@@ -34,6 +34,12 @@ type Server struct {
 	Port int `json:"port"`
 	// Workdir is the server's folder (local provider) holding code, venv and certs.
 	Workdir string `json:"workdir"`
+	// Agent is true when the server runs a server agent (algocloud-infer
+	// agent): the deployment's steps then run author code there through
+	// agent commands (agenthub.RunOnServer), never on the worker.
+	// Servers provisioned before agents existed, and EC2 servers until
+	// their agent lands, leave it false and keep the worker's path.
+	Agent bool `json:"agent,omitempty"`
 }
 
 // ServiceSpec describes an inference service to run on a server.
@@ -47,6 +53,12 @@ type ServiceSpec struct {
 	ConfigFile string `json:"config_file"`
 	// Restart keeps the service running: the provider restarts it when it dies.
 	Restart bool `json:"restart"`
+	// Args, when set, replace the provider's "--config <ConfigFile>"
+	// arguments (a service that is not an inference server: the server's
+	// agent). ConfigFile still names the service's identity file and must
+	// be one of Args (a pid is re-adopted only when its command line holds
+	// it); the provider then leaves that file as it is (no "listen").
+	Args []string `json:"args,omitempty"`
 }
 
 // Handle identifies a running service. It is serialisable, and Start with the

@@ -103,7 +103,13 @@ func agentMain(args []string) error {
 			return err
 		}
 	}
-	sock := filepath.Join(*dir, "agent.sock")
+	// A deep folder's path may not fit a socket address: then it is named
+	// through a descriptor of the folder (agent_sock.go).
+	sock, closeDir, err := controlSocket(*dir)
+	if err != nil {
+		return err
+	}
+	defer closeDir()
 	_ = os.Remove(sock) // a previous agent's
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -222,7 +228,11 @@ func agentClient(cmd string, args []string) error {
 
 // controlCall sends one request to the agent's control socket in dir.
 func controlCall(ctx context.Context, dir, method, path string, body io.Reader) (int, []byte, error) {
-	sock := filepath.Join(dir, "agent.sock")
+	sock, closeDir, err := controlSocket(dir)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer closeDir()
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)

@@ -72,6 +72,11 @@ type config struct {
 	// payloads (dev); CodecOrigins are other Temporal UIs' browser origins.
 	CodecEndpoint string
 	CodecOrigins  string
+	// Agents gives local servers a server agent (worker); PlatformURL and
+	// PlatformCAFile are where the agents reach the API (worker alone; dev
+	// is its own API).
+	Agents                      bool
+	PlatformURL, PlatformCAFile string
 }
 
 func env(name, def string) string {
@@ -170,6 +175,13 @@ func (c *config) workerFlags(fs *flag.FlagSet, dev bool) {
 		renewEvery = -1 // finish reports it
 	}
 	fs.DurationVar(&c.CertRenewEvery, "cert-renew-every", renewEvery, "how often the worker's Temporal Schedule looks for endpoint certificates due for renewal")
+	// On in dev (its agents reach its own API); a worker needs to be told
+	// where the API is, so there it is asked for with --platform-url.
+	fs.BoolVar(&c.Agents, "agents", envBool("AGENTS", dev), "give each local server a server agent (algocloud-infer agent) that installs, tests and serves its deployment's code, so the worker runs no author code (--compute local; EC2 servers still install and test on the worker); servers provisioned without one keep the worker's path")
+	if !dev {
+		fs.StringVar(&c.PlatformURL, "platform-url", env("PLATFORM_URL", ""), "with --agents: the API's base URL the server agents long-poll (https://..., or http:// on loopback)")
+		fs.StringVar(&c.PlatformCAFile, "platform-ca-file", env("PLATFORM_CA_FILE", ""), "with --agents: PEM file of the CA the API's TLS certificate chains to (default: the system's roots)")
+	}
 	c.cloudFlags(fs)
 }
 

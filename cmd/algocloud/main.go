@@ -147,6 +147,7 @@ func run(args []string, o serveOptions) error {
 		Sandbox:            activities.SandboxSettings{Mode: sandbox.Mode(c.Sandbox), Scale: c.SandboxScale},
 		BlobBucket:         c.BlobBucket, BlobPrefix: c.BlobPrefix,
 		CodecEndpoint: c.CodecEndpoint, CodecOrigins: platform.SplitList(c.CodecOrigins),
+		Agents: c.Agents, PlatformURL: c.PlatformURL, PlatformCAFile: c.PlatformCAFile,
 	}
 	if o.worker {
 		bin, err := c.inferBinary()

@@ -62,10 +62,10 @@ func TestServerCommandsTakeOnlyTheirFlags(t *testing.T) {
 	apiOwn := []string{"addr", "codec-cors-origins", "max-prediction-input", "max-running-predictions"}
 	require.Equal(t, apiOwn, minus(api, append(shared, "temporal-address")), "api's own flags")
 	workerOnly := minus(worker, api)
-	require.Equal(t, []string{"acme-ca-root", "acme-directory", "acme-dns-resolvers", "acme-email", "allow-local-git",
+	require.Equal(t, []string{"acme-ca-root", "acme-directory", "acme-dns-resolvers", "acme-email", "agents", "allow-local-git",
 		"allow-private-git", "allow-private-urls", "artifacts-url", "bundle-bucket", "bundle-prefix", "cert-renew-every",
 		"compute", "dns", "dns-zone-id", "ec2-ami", "ec2-health-url", "ec2-port", "ec2-subnet", "endpoint-ca-root",
-		"host", "infer-bin", "pip-find-links", "pip-index-url", "pip-no-index", "predict-timeout", "sandbox-scale"}, workerOnly)
+		"host", "infer-bin", "pip-find-links", "pip-index-url", "pip-no-index", "platform-ca-file", "platform-url", "predict-timeout", "sandbox-scale"}, workerOnly)
 	require.Equal(t, apiOwn, minus(api, worker), "the worker takes no API-only flag")
 	for _, f := range append(shared, "temporal-address") {
 		require.Contains(t, api, f)
@@ -73,7 +73,9 @@ func TestServerCommandsTakeOnlyTheirFlags(t *testing.T) {
 	}
 
 	// dev: the union, with the embedded server's flags for --temporal-address.
-	union := append(minus(api, []string{"temporal-address"}), workerOnly...)
+	// The agents' --platform-url and --platform-ca-file are not dev's: its
+	// agents reach its own API.
+	union := append(minus(api, []string{"temporal-address"}), minus(workerOnly, []string{"platform-ca-file", "platform-url"})...)
 	union = append(union, "codec-endpoint", "temporal-port", "ui-port")
 	sort.Strings(union)
 	require.Equal(t, union, dev)

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -120,6 +122,16 @@ type Options struct {
 	// PredictionSweepEvery is how often the worker deletes expired
 	// predictions' blobs; 0 means a minute.
 	PredictionSweepEvery time.Duration
+	// Agents gives every local server a server agent (algocloud-infer
+	// agent, supervised by the local provider) with a credential minted by
+	// the hub: the deployments provisioned from then on install, test and
+	// serve through it, and the worker runs no author code for them.
+	// PlatformURL is the API the agents long-poll (default: this
+	// platform's own, when it runs the API: dev); PlatformCAFile the PEM
+	// CA its certificate chains to (empty: a plain-http loopback API or
+	// the system's roots).
+	Agents                      bool
+	PlatformURL, PlatformCAFile string
 }
 
 // Platform is a running set of pieces.
@@ -293,6 +305,19 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	if err := p.wireCloud(ctx, acts); err != nil {
 		return err
 	}
+	if err := p.wireAgents(acts); err != nil {
+		return err
+	}
+	if acts.Agents != nil {
+		// The servers' agents come back with the platform (a step may be
+		// waiting on one's answer, and only the next step's plan would
+		// start it otherwise); each adopts the revisions it left serving.
+		if hs, err := p.Provider.Resume(ctx); err != nil {
+			p.log.Warn("resume the local servers' services", "error", err)
+		} else if len(hs) > 0 {
+			p.log.Info("resumed the local servers' services", "count", len(hs))
+		}
+	}
 	if acts.Issuer == nil && o.CertValidity > 0 {
 		acts.Issuer = certs.LocalIssuer{CA: p.CA, ValidFor: o.CertValidity}
 	}
@@ -317,6 +342,51 @@ func (p *Platform) startWorker(ctx context.Context) error {
 		every = worker.DefaultRenewEvery
 	}
 	return worker.EnsureRenewalSchedule(ctx, p.Client, every, o.Logger)
+}
+
+// wireAgents sets the activities up to give local servers their agent
+// (Options.Agents).
+func (p *Platform) wireAgents(acts *activities.Activities) error {
+	o := p.opts
+	if !o.Agents || p.Provider == nil {
+		return nil
+	}
+	url := o.PlatformURL
+	if url == "" && o.RunAPI {
+		url = p.APIURL
+	}
+	if url == "" {
+		return errors.New("--agents needs --platform-url: the API's URL the server agents long-poll")
+	}
+	acts.Agents = &activities.AgentSettings{
+		Hub: p.Agents, Command: o.InferCommand, PlatformURL: url, CAFile: o.PlatformCAFile,
+	}
+	return nil
+}
+
+// stopAgents has every local server's agent stop its revisions, on a
+// graceful stop: like the endpoints the provider runs itself, they stop
+// with the platform. (Killed, the platform leaves them serving: they are
+// not its children, and the agent started again adopts them.)
+func (p *Platform) stopAgents() {
+	if p.opts.Cloud.Compute == ComputeEC2 || len(p.opts.InferCommand) == 0 {
+		return
+	}
+	socks, _ := filepath.Glob(filepath.Join(p.opts.DataDir, "servers", "*", "agent", "agent.sock"))
+	var wg sync.WaitGroup
+	for _, sock := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			args := append(append([]string(nil), p.opts.InferCommand[1:]...), "agent", "stop", "--dir", filepath.Dir(sock))
+			if out, err := exec.CommandContext(ctx, p.opts.InferCommand[0], args...).CombinedOutput(); err != nil {
+				p.log.Warn("stop a server agent's revisions", "agent", filepath.Dir(sock), "error", err, "output", strings.TrimSpace(string(out)))
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // apiConfig is the API's configuration for these options.
@@ -442,6 +512,7 @@ func (p *Platform) Stop() {
 		p.worker.Stop()
 	}
 	if p.Provider != nil {
+		p.stopAgents()
 		p.Provider.Close()
 	}
 	if p.TestServers != nil {

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,10 +36,10 @@ func hookEnv(t *testing.T, failChunk bool, markDelay ...time.Duration) (*testsui
 	mark := env.OnActivity(a.MarkBatch, mock.Anything, mock.Anything)
 	if len(markDelay) > 0 {
 		// Only the first (running) is slow: a cancel reaches it in flight.
-		slow := true
+		// Activities run on goroutines of their own: the flag is atomic.
+		var slowed atomic.Bool
 		mark.Return(func(_ context.Context, in MarkInput) error {
-			if slow && in.Status == store.BatchRunning {
-				slow = false
+			if in.Status == store.BatchRunning && slowed.CompareAndSwap(false, true) {
 				time.Sleep(markDelay[0])
 			}
 			return nil

@@ -61,6 +61,9 @@ var errClosed = errors.New("local provider is closed")
 // spawn starts the service's process as our child.
 func (p *Provider) spawn(s *service) (*proc, error) {
 	args := append(append([]string(nil), p.opts.Command[1:]...), "--config", s.spec.ConfigFile)
+	if len(s.spec.Args) > 0 {
+		args = append(append([]string(nil), p.opts.Command[1:]...), s.spec.Args...)
+	}
 	cmd := exec.Command(p.opts.Command[0], args...)
 	cmd.Dir = p.serverDir(s.serverID)
 	cmd.Env = p.env(cmd.Dir)

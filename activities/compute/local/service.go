@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,6 +146,9 @@ func (p *Provider) Start(ctx context.Context, spec compute.ServiceSpec) (compute
 		if rec.Spec.ConfigFile != spec.ConfigFile {
 			return compute.Handle{}, fmt.Errorf("start %s on %s: already running with config %s; stop it first", spec.Name, srv.ID, rec.Spec.ConfigFile)
 		}
+		if !slices.Equal(rec.Spec.Args, spec.Args) {
+			return compute.Handle{}, fmt.Errorf("start %s on %s: %w", spec.Name, srv.ID, ErrOtherArgs)
+		}
 		p.adopt(rec)
 		return rec.handle(), nil
 	}
@@ -160,8 +164,12 @@ func (p *Provider) Start(ctx context.Context, spec compute.ServiceSpec) (compute
 	}
 	spec.Port = port
 	addr := net.JoinHostPort(srv.Host, strconv.Itoa(port))
-	if err := setListen(spec.ConfigFile, addr); err != nil {
-		return compute.Handle{}, fmt.Errorf("start %s: %w", spec.Name, err)
+	if len(spec.Args) == 0 {
+		if err := setListen(spec.ConfigFile, addr); err != nil {
+			return compute.Handle{}, fmt.Errorf("start %s: %w", spec.Name, err)
+		}
+	} else if !slices.Contains(spec.Args, spec.ConfigFile) {
+		return compute.Handle{}, permanent("start %s: its arguments must hold its config file %s", spec.Name, spec.ConfigFile)
 	}
 
 	p.forget(key(srv.ID, spec.Name)) // a supervisor of the dead process, if any
@@ -184,6 +192,11 @@ func (p *Provider) Start(ctx context.Context, spec compute.ServiceSpec) (compute
 	p.log.Info("service started", "server", srv.ID, "service", spec.Name, "pid", pr.pid, "address", addr)
 	return rec.handle(), nil
 }
+
+// ErrOtherArgs is Start's error for a service that runs with other
+// arguments (ServiceSpec.Args) than asked: the caller stops it first when
+// the new ones must win (an agent told of a platform that moved).
+var ErrOtherArgs = errors.New("already running with other arguments; stop it first")
 
 // setListen sets the "listen" field of the JSON config at path, keeping the
 // rest as it is.

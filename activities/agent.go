@@ -1,0 +1,324 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/algocloud/algocloud/activities/actdef"
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/activities/compute/local"
+	"github.com/algocloud/algocloud/activities/python"
+	"github.com/algocloud/algocloud/agent/commands"
+	"github.com/algocloud/algocloud/agent/protocol"
+	"github.com/algocloud/algocloud/predictions/call"
+	"github.com/algocloud/algocloud/spec"
+)
+
+// AgentHub is the platform's side of the agents' command channel that the
+// activities use (*agenthub.Hub): servers' credentials, and the files
+// agents upload with their results.
+type AgentHub interface {
+	MintCredential(ctx context.Context, serverID string) (string, error)
+	RevokeCredential(ctx context.Context, serverID string) error
+	// Artifact reads a file an agent uploaded for one of its commands (a
+	// test's output); DeleteArtifacts removes a server's.
+	Artifact(ctx context.Context, serverID, commandID, name string) ([]byte, error)
+	DeleteArtifacts(ctx context.Context, serverID string) error
+}
+
+// AgentSettings say how the worker gives local servers their agent. nil
+// Activities.Agents: no agents (every step runs on the worker, as before).
+type AgentSettings struct {
+	// Hub mints each server's credential at provision and revokes it at
+	// release, and holds the test outputs agents upload.
+	Hub AgentHub
+	// Command is the argv prefix of algocloud-infer (the local provider's
+	// service command); the agent is its "agent" mode.
+	Command []string
+	// PlatformURL is the platform API's base URL the agents long-poll
+	// (in dev, this process's own API).
+	PlatformURL string
+	// CAFile is the PEM file of the CA the API's certificate chains to;
+	// empty for a plain-http loopback API (dev) or the system's roots.
+	CAFile string
+}
+
+// agentServiceName is the local provider's service that is the server's
+// agent (beside "live" and "test" of servers without one).
+const agentServiceName = "agent"
+
+// AgentDir is a server's agent folder (credential, state, control socket,
+// revision logs): <server folder>/agent. No sandbox mounts it: author code
+// sees its code and venv only.
+func AgentDir(srv compute.Server) string { return filepath.Join(srv.Workdir, "agent") }
+
+// agentCredentialFile holds the server's agent credential, mode 0600.
+func agentCredentialFile(srv compute.Server) string {
+	return filepath.Join(AgentDir(srv), "credential")
+}
+
+// agentsFor reports whether this worker gives srv's deployment an agent:
+// agents are set up and the provider is the local one (EC2 servers still
+// run Install and Test Code on the worker; docs/architecture.md).
+func (a *Activities) agentsFor(provider string) bool {
+	return a.Agents != nil && a.Bundles == nil && provider == local.ProviderName
+}
+
+// ensureAgent makes sure srv's agent runs: its credential minted (once; a
+// file already there is kept) and written 0600 into the agent's folder,
+// and the provider's supervised "agent" service started (or re-adopted:
+// Start re-attaches to a live one). The agent adopts the revisions it
+// left serving.
+func (a *Activities) ensureAgent(ctx context.Context, srv compute.Server) error {
+	if a.Agents == nil {
+		return nonRetryable(actdef.BadInputErrorType, fmt.Errorf("server %s has an agent, but this worker is not set up for agents (no platform URL)", srv.ID))
+	}
+	dir := AgentDir(srv)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("agent folder of %s: %w", srv.ID, err)
+	}
+	cred := agentCredentialFile(srv)
+	if _, err := os.Stat(cred); errors.Is(err, os.ErrNotExist) {
+		c, err := a.Agents.Hub.MintCredential(ctx, srv.ID)
+		if err != nil {
+			return fmt.Errorf("agent of %s: %w", srv.ID, err)
+		}
+		if err := writeSecretFile(cred, []byte(c+"\n")); err != nil {
+			return fmt.Errorf("agent of %s: write credential: %w", srv.ID, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("agent of %s: %w", srv.ID, err)
+	}
+	args := []string{"agent", "--dir", dir, "--listen", net.JoinHostPort(srv.Host, strconv.Itoa(srv.Port)),
+		"--platform", a.Agents.PlatformURL, "--server", srv.ID, "--credential-file", cred}
+	if a.Agents.CAFile != "" {
+		args = append(args, "--ca-file", a.Agents.CAFile)
+	}
+	svc := compute.ServiceSpec{Server: srv, Name: agentServiceName, Port: srv.Port, ConfigFile: cred, Restart: true, Args: args}
+	_, err := a.Provider.Start(ctx, svc)
+	if errors.Is(err, local.ErrOtherArgs) {
+		// It runs with older arguments (the platform's URL changed across a
+		// restart): started again, it adopts the revisions it leaves.
+		h := compute.Handle{Provider: srv.Provider, ServerID: srv.ID, Name: agentServiceName}
+		if err := a.Provider.Stop(ctx, h); err != nil && !errors.Is(err, compute.ErrNotFound) {
+			return fmt.Errorf("restart the agent of %s: %w", srv.ID, err)
+		}
+		_, err = a.Provider.Start(ctx, svc)
+	}
+	if err != nil {
+		return fmt.Errorf("start the agent of %s: %w", srv.ID, err)
+	}
+	return nil
+}
+
+// writeSecretFile writes b to path, mode 0600 from its creation, replacing
+// what was there at once (a temporary file renamed).
+func writeSecretFile(path string, b []byte) error {
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// stopAgent stops srv's agent with its revisions (the agent's own stop,
+// through its control socket, then the provider's service) and revokes its
+// credential: Release's part for a server with an agent. What is already
+// gone is no error.
+func (a *Activities) stopAgent(ctx context.Context, srv compute.Server) error {
+	if a.Agents != nil && len(a.Agents.Command) > 0 {
+		if _, err := os.Stat(filepath.Join(AgentDir(srv), "agent.sock")); err == nil {
+			args := append(append([]string(nil), a.Agents.Command[1:]...), "agent", "stop", "--dir", AgentDir(srv))
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			out, err := exec.CommandContext(cctx, a.Agents.Command[0], args...).CombinedOutput()
+			cancel()
+			if err != nil {
+				// An agent that is not running cannot stop its revisions;
+				// the provider's Release below ends its process group.
+				a.log().Warn("agent stop", "server", srv.ID, "error", err, "output", tail(string(out), 500))
+			}
+		}
+	}
+	if err := a.Provider.Stop(ctx, compute.Handle{Provider: srv.Provider, ServerID: srv.ID, Name: agentServiceName}); err != nil && !errors.Is(err, compute.ErrNotFound) {
+		return fmt.Errorf("stop the agent of %s: %w", srv.ID, err)
+	}
+	if a.Agents != nil {
+		if err := a.Agents.Hub.RevokeCredential(ctx, srv.ID); err != nil {
+			return fmt.Errorf("revoke the agent credential of %s: %w", srv.ID, err)
+		}
+		if err := a.Agents.Hub.DeleteArtifacts(ctx, srv.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// command makes the AgentCommand of kind for srv with payload.
+func command(deploymentID string, srv compute.Server, id, kind string, payload any) (actdef.AgentCommand, error) {
+	if err := protocol.ValidID(id); err != nil {
+		return actdef.AgentCommand{}, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("command id %q: %w", id, err))
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return actdef.AgentCommand{}, fmt.Errorf("encode %s payload: %w", kind, err)
+	}
+	return actdef.AgentCommand{Server: srv.ID, ID: id, Kind: kind, Deployment: deploymentID, Payload: b}, nil
+}
+
+// PlanAgentInstall is Install on a server with an agent: it writes a
+// replaced aai_pip-requirements.txt, merges the requirements as
+// InstallRequirements does and builds the agent's install command (venv
+// <server folder>/installs/<install revision>/venv, the install sandbox's
+// limits and network). pip itself runs on the server, by the agent.
+func (a *Activities) PlanAgentInstall(ctx context.Context, in actdef.AgentInstallInput) (actdef.AgentInstallPlan, error) {
+	fileReqs := in.Code.Requirements
+	if in.RequirementsTxt != nil {
+		reqs, err := spec.ParseRequirements(*in.RequirementsTxt)
+		if err != nil {
+			return actdef.AgentInstallPlan{}, nonRetryable(actdef.BadInputErrorType, err)
+		}
+		if err := python.WriteRequirementsFile(filepath.Join(in.Code.Dir, RequirementsFile), reqs); err != nil {
+			return actdef.AgentInstallPlan{}, fmt.Errorf("write %s: %w", RequirementsFile, err)
+		}
+		fileReqs = reqs
+	}
+	reqs := mergeRequirements(in.Spec.Requirements, fileReqs)
+	if in.Spec.Environment == spec.EnvONNX && len(reqs) == 0 {
+		a.event(ctx, in.DeploymentID, "install_requirements", "environment onnx: no requirements, so no venv (the model runs in ONNX Runtime)")
+		return actdef.AgentInstallPlan{Skip: true, Requirements: reqs}, nil
+	}
+	if err := a.ensureAgent(ctx, in.Server); err != nil {
+		return actdef.AgentInstallPlan{}, err
+	}
+	box, err := a.sandboxConfig(in.Server, in.Spec, "install")
+	if err != nil {
+		return actdef.AgentInstallPlan{}, nonRetryable(actdef.BadInputErrorType, err)
+	}
+	boxJSON, err := json.Marshal(box)
+	if err != nil {
+		return actdef.AgentInstallPlan{}, fmt.Errorf("encode sandbox: %w", err)
+	}
+	venv := filepath.Join(in.Server.Workdir, "installs", strconv.Itoa(in.InstallRevision), "venv")
+	cmd, err := command(in.DeploymentID, in.Server, in.CommandID, commands.KindInstall,
+		commands.Install{CodeDir: in.Code.Dir, Venv: venv, Requirements: reqs, Sandbox: boxJSON,
+			IndexURL: a.Pip.IndexURL, FindLinks: a.Pip.FindLinks, NoIndex: a.Pip.NoIndex})
+	if err != nil {
+		return actdef.AgentInstallPlan{}, err
+	}
+	if a.Sandbox.Unconfined() {
+		a.event(ctx, in.DeploymentID, "install_requirements", "WARNING: %s", UnconfinedWarning)
+	}
+	a.event(ctx, in.DeploymentID, "install_requirements", "installing on server %s by its agent: venv %s, %d requirement(s)", in.Server.ID, venv, len(reqs))
+	return actdef.AgentInstallPlan{Command: cmd, Requirements: reqs}, nil
+}
+
+// PlanAgentTest is Test Code on a server with an agent: the test server's
+// config as RunTest builds it (role test: group "<server>.test"; no token,
+// the agent makes one that never leaves it), run by the agent.
+func (a *Activities) PlanAgentTest(ctx context.Context, in actdef.AgentTestInput) (actdef.AgentCommand, error) {
+	if err := a.ensureAgent(ctx, in.Server); err != nil {
+		return actdef.AgentCommand{}, err
+	}
+	cfg, err := a.serviceConfig(in.Server, 0, in.Build, "", "test")
+	if err != nil {
+		return actdef.AgentCommand{}, err
+	}
+	cfg.Listen = net.JoinHostPort(in.Server.Host, "0")
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return actdef.AgentCommand{}, fmt.Errorf("encode test config: %w", err)
+	}
+	a.event(ctx, in.DeploymentID, "test", "testing on server %s by its agent (%d thread(s))", in.Server.ID, in.Spec.Threads)
+	return command(in.DeploymentID, in.Server, in.CommandID, commands.KindTest,
+		commands.Test{Revision: in.Revision, Config: b, ReadyTimeoutSeconds: 120})
+}
+
+// AgentTestResult turns a test command's output into Test Code's result:
+// the output artifact the agent uploaded is copied to the test-output blob
+// (the wizard shows it from there), as RunTest's output is.
+func (a *Activities) AgentTestResult(ctx context.Context, in actdef.AgentTestResultInput) (actdef.TestInfo, error) {
+	var out commands.TestOutput
+	if err := json.Unmarshal(in.Output, &out); err != nil {
+		return actdef.TestInfo{}, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("the agent's test output: %w", err))
+	}
+	info := actdef.TestInfo{
+		OK: out.OK, At: time.Now().UTC(), CodeRevision: in.CodeRevision, InstallRevision: in.InstallRevision,
+		Status: out.Status, Code: out.Code, Message: out.Message, Stage: out.Stage, Traceback: out.Traceback,
+		ContentType: out.ContentType, Summary: out.Summary, InputSummary: out.InputSummary, DurationMS: out.DurationMS,
+	}
+	if a.Sandbox.Unconfined() {
+		info.Unsandboxed, info.Warning = true, UnconfinedWarning
+	}
+	if !out.OK {
+		a.event(ctx, in.DeploymentID, "test", "test failed: %s", out.Message)
+		return info, nil
+	}
+	if out.OutputArtifact != "" && a.Agents != nil && a.Blobs != nil {
+		// Copied, not referenced: the wizard reads tests/<deployment>/...
+		// as for every test, and a server's artifacts go with it.
+		b, err := a.Agents.Hub.Artifact(ctx, in.Server.ID, in.CommandID, out.OutputArtifact)
+		if err != nil {
+			return actdef.TestInfo{}, fmt.Errorf("read the test's output artifact: %w", err)
+		}
+		if info.OutputKey, err = a.putTestOutput(ctx, in.DeploymentID, in.CodeRevision, out.ContentType, b); err != nil {
+			return actdef.TestInfo{}, fmt.Errorf("store test output: %w", err)
+		}
+	}
+	a.event(ctx, in.DeploymentID, "test", "test passed: %s", out.Summary)
+	return info, nil
+}
+
+// PlanAgentServe is Complete and Start on a server with an agent: the live
+// config as StartService builds it, with the revision's own sandbox group
+// ("<server>.live.<revision>": two revisions never share a cgroup) and the
+// token file the agent writes the endpoint token's hash into.
+func (a *Activities) PlanAgentServe(ctx context.Context, in actdef.AgentServeInput) (actdef.AgentCommand, error) {
+	if b, err := hex.DecodeString(in.TokenSHA256); err != nil || len(b) != sha256.Size {
+		return actdef.AgentCommand{}, nonRetryable(actdef.BadInputErrorType, errors.New("the endpoint token hash is not 64 hex digits"))
+	}
+	if err := a.ensureAgent(ctx, in.Server); err != nil {
+		return actdef.AgentCommand{}, err
+	}
+	cfg, err := a.serviceConfig(in.Server, in.Server.Port, in.Build, "", "live")
+	if err != nil {
+		return actdef.AgentCommand{}, err
+	}
+	cfg.Sandbox.Group = in.Server.ID + ".live." + in.Revision
+	cfg.TokenSHA256, cfg.TokenFile = "", filepath.Join(in.Server.Workdir, liveTokenFile)
+	cfg.PlatformTokenSHA256 = call.PlatformTokenSHA256(a.CredentialsKey, in.DeploymentID)
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return actdef.AgentCommand{}, fmt.Errorf("encode live config: %w", err)
+	}
+	return command(in.DeploymentID, in.Server, in.CommandID, commands.KindServe,
+		commands.Serve{Revision: in.Revision, Config: b, TokenSHA256: strings.ToLower(in.TokenSHA256)})
+}
+
+// PlanAgentStop is Stop (and Delete's first part) on a server with an
+// agent: the agent drains and stops the live revision.
+func (a *Activities) PlanAgentStop(ctx context.Context, in actdef.AgentStopInput) (actdef.AgentCommand, error) {
+	if err := a.ensureAgent(ctx, in.Server); err != nil {
+		return actdef.AgentCommand{}, err
+	}
+	return command(in.DeploymentID, in.Server, in.CommandID, commands.KindStop, struct{}{})
+}
