@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -29,6 +28,7 @@ import (
 	"github.com/algocloud/algocloud/agent/commands"
 	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/inference/inferapi"
+	"github.com/algocloud/algocloud/internal/loadgen"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
@@ -484,45 +484,20 @@ func TestAgentServeSwap(t *testing.T) {
 	require.Len(t, servers, 1)
 
 	// Load through the swap.
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var fails []string
-	var ok atomic.Int64
-	seen := map[string]int{}
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				who, err := s.predict(ctx, token, img)
-				if ctx.Err() != nil {
-					return
-				}
-				mu.Lock()
-				if err != nil {
-					fails = append(fails, err.Error())
-				} else {
-					ok.Add(1)
-					seen[who]++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	stopLoad := func() { cancel(); wg.Wait() }
-	t.Cleanup(stopLoad)
-	require.Eventually(t, func() bool { return ok.Load() > 20 }, time.Minute, 20*time.Millisecond)
+	load := loadgen.Start(context.Background(), loadgen.Options{Clients: 4, DropCancelled: true},
+		func(ctx context.Context, _ int) (string, error) { return s.predict(ctx, token, img) })
+	t.Cleanup(load.Stop)
+	require.Eventually(t, func() bool { return load.OK() > 20 }, time.Minute, 20*time.Millisecond)
 	begin := time.Now()
 	s.do(commands.KindServe, serve("r2", inverted), &out)
 	t.Logf("figure: serve r2 (a swap under 4 clients) took %s from the workflow's start to its result", time.Since(begin).Round(time.Millisecond))
 	require.Equal(t, "r2", out.Serving)
-	before := ok.Load()
-	require.Eventually(t, func() bool { return ok.Load() > before+20 }, time.Minute, 20*time.Millisecond)
-	stopLoad()
-	require.Empty(t, fails, "no request failed through the swap")
-	require.Positive(t, seen["old"])
-	require.Positive(t, seen["new"])
+	before := load.OK()
+	require.Eventually(t, func() bool { return load.OK() > before+20 }, time.Minute, 20*time.Millisecond)
+	load.Stop()
+	require.Empty(t, load.Failures(), "no request failed through the swap")
+	require.Positive(t, load.Answers()["old"])
+	require.Positive(t, load.Answers()["new"])
 	who, err = s.predict(context.Background(), token, img)
 	require.NoError(t, err)
 	require.Equal(t, "new", who)
