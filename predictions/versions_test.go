@@ -9,21 +9,12 @@ import (
 	"github.com/algocloud/algocloud/internal/testenv/versioncheck"
 )
 
-// changes is Changes for versioncheck.
-func changes() []versioncheck.Change {
-	var cs []versioncheck.Change
-	for _, c := range Changes {
-		cs = append(cs, versioncheck.Change(c))
-	}
-	return cs
-}
-
 // TestEveryChangeIsListed: every change ID the workflow passes to
 // workflow.GetVersion is a const listed once in Changes.
 func TestEveryChangeIsListed(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	require.NoError(t, err)
-	versioncheck.EveryChangeListed(t, files, changes())
+	versioncheck.EveryChangeListed(t, files, versioncheck.Changes(Changes))
 }
 
 // TestCorpusCoversEveryChange: for every change, a history in
@@ -32,5 +23,5 @@ func TestEveryChangeIsListed(t *testing.T) {
 func TestCorpusCoversEveryChange(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	require.NoError(t, err)
-	versioncheck.CorpusCovers(t, files, changes())
+	versioncheck.CorpusCovers(t, files, versioncheck.Changes(Changes))
 }

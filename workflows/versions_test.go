@@ -14,15 +14,6 @@ import (
 // calls, their corpus for the markers): the Batch workflow's.
 var otherWorkflows = []string{filepath.Join("..", "predictions", "batch")}
 
-// changes is Changes for versioncheck.
-func changes() []versioncheck.Change {
-	var cs []versioncheck.Change
-	for _, c := range Changes {
-		cs = append(cs, versioncheck.Change(c))
-	}
-	return cs
-}
-
 // TestEveryChangeIsListed: every change ID a workflow passes to
 // workflow.GetVersion is in Changes, once, so versions.go stays the one
 // place that says why each branch exists and when it may go.
@@ -35,7 +26,7 @@ func TestEveryChangeIsListed(t *testing.T) {
 		require.NotEmpty(t, more, dir)
 		files = append(files, more...)
 	}
-	versioncheck.EveryChangeListed(t, files, changes())
+	versioncheck.EveryChangeListed(t, files, versioncheck.Changes(Changes))
 }
 
 // TestCorpusCoversEveryChange: for every change in Changes, some history in
@@ -54,6 +45,6 @@ func TestCorpusCoversEveryChange(t *testing.T) {
 		require.NoError(t, err)
 		files = append(files, more...)
 	}
-	types := versioncheck.CorpusCovers(t, files, changes())
+	types := versioncheck.CorpusCovers(t, files, versioncheck.Changes(Changes))
 	require.NotEmpty(t, types["RenewCertificates"], "no RenewCertificates history in testdata/histories")
 }

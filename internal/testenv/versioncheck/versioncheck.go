@@ -31,6 +31,16 @@ type Change struct {
 	Why string
 }
 
+// Changes converts a package's Changes list (its Change type has Change's
+// fields) to Changes.
+func Changes[C ~struct{ ID, Since, Why string }](cs []C) []Change {
+	out := make([]Change, len(cs))
+	for i, c := range cs {
+		out[i] = Change(c)
+	}
+	return out
+}
+
 var (
 	getVersion = regexp.MustCompile(`GetVersion\(\w+, (\w+),`)
 	changeDecl = regexp.MustCompile(`(?m)^const (change\w+) = "([^"]+)"`)
