@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -408,34 +407,7 @@ func (s *server) client() *http.Client {
 // predict posts a small PNG with token and says which revision answered:
 // "old" (the disc's centre is white) or "new" (inverted: black).
 func (s *server) predict(ctx context.Context, token string, img []byte) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+s.addr+"/predict", bytes.NewReader(img))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "image/png")
-	res, err := s.client().Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return "", err
-	}
-	if res.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%d: %s", res.StatusCode, body)
-	}
-	m, err := png.Decode(bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	b := m.Bounds()
-	r, _, _, _ := m.At(b.Dx()/2, b.Dy()/2).RGBA()
-	if r > 0x8000 {
-		return "old", nil
-	}
-	return "new", nil
+	return loadgen.PredictPNG(ctx, s.client(), "https://"+s.addr+"/predict", token, img)
 }
 
 // discPNG is a bright disc on a dark background.

@@ -10,7 +10,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -154,34 +153,7 @@ func testPNG(t testing.TB, w, h int) []byte {
 // predict posts img and says which revision answered: "old" (the disc's
 // centre is white) or "new" (inverted: black).
 func (e *endpoint) predict(ctx context.Context, c *http.Client, img []byte) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+e.addr+"/predict", bytes.NewReader(img))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	req.Header.Set("Content-Type", "image/png")
-	res, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return "", err
-	}
-	if res.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%d: %s", res.StatusCode, body)
-	}
-	m, err := png.Decode(bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	b := m.Bounds()
-	g := color.GrayModel.Convert(m.At(b.Dx()/2, b.Dy()/2)).(color.Gray)
-	if g.Y > 127 {
-		return "old", nil
-	}
-	return "new", nil
+	return loadgen.PredictPNG(ctx, c, "https://"+e.addr+"/predict", testToken, img)
 }
 
 // load is clients sending requests back to back until stopped.

@@ -282,33 +282,7 @@ func shortErr(s string) string {
 
 // predict posts img; who is "old" (the disc's centre is white) or "new".
 func predict(c *http.Client, addr, token string, img []byte) (string, error) {
-	req, err := http.NewRequest(http.MethodPost, "https://"+addr+"/predict", bytes.NewReader(img))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "image/png")
-	res, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return "", err
-	}
-	if res.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%d: %.100s", res.StatusCode, body)
-	}
-	m, err := png.Decode(bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	b := m.Bounds()
-	if color.GrayModel.Convert(m.At(b.Dx()/2, b.Dy()/2)).(color.Gray).Y > 127 {
-		return "old", nil
-	}
-	return "new", nil
+	return loadgen.PredictPNG(context.Background(), c, "https://"+addr+"/predict", token, img)
 }
 
 // waitReady polls /readyz until it answers 200 (stop-and-start's first server).

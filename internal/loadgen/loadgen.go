@@ -9,7 +9,13 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"image/color"
+	"image/png"
+	"io"
+	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -155,4 +161,39 @@ func P99(d []time.Duration) time.Duration {
 	}
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	return d[min(len(d)-1, len(d)*99/100)]
+}
+
+// PredictPNG posts img (a PNG) to url with token as its bearer token and
+// says which of two revisions answered by the answer's centre pixel: "old"
+// when it is bright (the disc's centre is white), "new" when it is dark
+// (the new revision inverts its mask). An answer other than 200 is an
+// error quoting up to 100 bytes of its body.
+func PredictPNG(ctx context.Context, c *http.Client, url, token string, img []byte) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(img))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "image/png")
+	res, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return "", err
+	}
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%d: %.100s", res.StatusCode, body)
+	}
+	m, err := png.Decode(bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	b := m.Bounds()
+	if color.GrayModel.Convert(m.At(b.Dx()/2, b.Dy()/2)).(color.Gray).Y > 127 {
+		return "old", nil
+	}
+	return "new", nil
 }
