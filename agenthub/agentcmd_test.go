@@ -11,14 +11,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -29,6 +27,7 @@ import (
 	"github.com/algocloud/algocloud/agent/commands"
 	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/inference/inferapi"
+	"github.com/algocloud/algocloud/internal/loadgen"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
@@ -408,34 +407,7 @@ func (s *server) client() *http.Client {
 // predict posts a small PNG with token and says which revision answered:
 // "old" (the disc's centre is white) or "new" (inverted: black).
 func (s *server) predict(ctx context.Context, token string, img []byte) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+s.addr+"/predict", bytes.NewReader(img))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "image/png")
-	res, err := s.client().Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return "", err
-	}
-	if res.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%d: %s", res.StatusCode, body)
-	}
-	m, err := png.Decode(bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	b := m.Bounds()
-	r, _, _, _ := m.At(b.Dx()/2, b.Dy()/2).RGBA()
-	if r > 0x8000 {
-		return "old", nil
-	}
-	return "new", nil
+	return loadgen.PredictPNG(ctx, s.client(), "https://"+s.addr+"/predict", token, img)
 }
 
 // discPNG is a bright disc on a dark background.
@@ -484,45 +456,20 @@ func TestAgentServeSwap(t *testing.T) {
 	require.Len(t, servers, 1)
 
 	// Load through the swap.
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var fails []string
-	var ok atomic.Int64
-	seen := map[string]int{}
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				who, err := s.predict(ctx, token, img)
-				if ctx.Err() != nil {
-					return
-				}
-				mu.Lock()
-				if err != nil {
-					fails = append(fails, err.Error())
-				} else {
-					ok.Add(1)
-					seen[who]++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	stopLoad := func() { cancel(); wg.Wait() }
-	t.Cleanup(stopLoad)
-	require.Eventually(t, func() bool { return ok.Load() > 20 }, time.Minute, 20*time.Millisecond)
+	load := loadgen.Start(context.Background(), loadgen.Options{Clients: 4, DropCancelled: true},
+		func(ctx context.Context, _ int) (string, error) { return s.predict(ctx, token, img) })
+	t.Cleanup(load.Stop)
+	require.Eventually(t, func() bool { return load.OK() > 20 }, time.Minute, 20*time.Millisecond)
 	begin := time.Now()
 	s.do(commands.KindServe, serve("r2", inverted), &out)
 	t.Logf("figure: serve r2 (a swap under 4 clients) took %s from the workflow's start to its result", time.Since(begin).Round(time.Millisecond))
 	require.Equal(t, "r2", out.Serving)
-	before := ok.Load()
-	require.Eventually(t, func() bool { return ok.Load() > before+20 }, time.Minute, 20*time.Millisecond)
-	stopLoad()
-	require.Empty(t, fails, "no request failed through the swap")
-	require.Positive(t, seen["old"])
-	require.Positive(t, seen["new"])
+	before := load.OK()
+	require.Eventually(t, func() bool { return load.OK() > before+20 }, time.Minute, 20*time.Millisecond)
+	load.Stop()
+	require.Empty(t, load.Failures(), "no request failed through the swap")
+	require.Positive(t, load.Answers()["old"])
+	require.Positive(t, load.Answers()["new"])
 	who, err = s.predict(context.Background(), token, img)
 	require.NoError(t, err)
 	require.Equal(t, "new", who)

@@ -129,9 +129,9 @@ func TestAgentKilledMidSwap(t *testing.T) {
 		return len(pids) == 1 && pids[0] == a.status(t).Serving.PID
 	})
 	l.waitOK(t, 10)
-	l.stop()
-	require.Empty(t, l.fails, "failed requests")
-	for i, last := range l.last {
+	l.Stop()
+	require.Empty(t, l.Failures(), "failed requests")
+	for i, last := range l.Last() {
 		require.Equal(t, "new", last, "client %d", i)
 	}
 

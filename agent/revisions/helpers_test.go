@@ -10,21 +10,19 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/inference/inferapi"
+	"github.com/algocloud/algocloud/internal/loadgen"
 	"github.com/algocloud/algocloud/internal/sandbox"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/spec"
@@ -155,97 +153,36 @@ func testPNG(t testing.TB, w, h int) []byte {
 // predict posts img and says which revision answered: "old" (the disc's
 // centre is white) or "new" (inverted: black).
 func (e *endpoint) predict(ctx context.Context, c *http.Client, img []byte) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+e.addr+"/predict", bytes.NewReader(img))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	req.Header.Set("Content-Type", "image/png")
-	res, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return "", err
-	}
-	if res.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%d: %s", res.StatusCode, body)
-	}
-	m, err := png.Decode(bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	b := m.Bounds()
-	g := color.GrayModel.Convert(m.At(b.Dx()/2, b.Dy()/2)).(color.Gray)
-	if g.Y > 127 {
-		return "old", nil
-	}
-	return "new", nil
+	return loadgen.PredictPNG(ctx, c, "https://"+e.addr+"/predict", testToken, img)
 }
 
 // load is clients sending requests back to back until stopped.
-type load struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	ok     atomic.Int64
-	mu     sync.Mutex
-	fails  []string
-	last   []string // each client's last answer
-	seen   map[string]int
-}
+type load struct{ *loadgen.Load }
 
-// startLoad starts n clients (half on HTTP/1.1, half on HTTP/2).
+// startLoad starts n clients (half on HTTP/1.1, half on HTTP/2); the
+// test's cleanup stops them.
 func (e *endpoint) startLoad(t *testing.T, n int) *load {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel, last: make([]string, n), seen: map[string]int{}}
 	img := testPNG(t, 64, 48)
-	for i := 0; i < n; i++ {
-		c := e.client
-		if i%2 == 1 {
-			c = e.h2
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for ctx.Err() == nil {
-				who, err := e.predict(ctx, c, img)
-				if ctx.Err() != nil {
-					return
-				}
-				l.mu.Lock()
-				if err != nil {
-					l.fails = append(l.fails, err.Error())
-				} else {
-					l.ok.Add(1)
-					l.last[i] = who
-					l.seen[who]++
-					l.seen[fmt.Sprintf("%d-%s", i, who)]++
-				}
-				l.mu.Unlock()
+	l := &load{loadgen.Start(context.Background(), loadgen.Options{Clients: n, DropCancelled: true},
+		func(ctx context.Context, i int) (string, error) {
+			c := e.client
+			if i%2 == 1 {
+				c = e.h2
 			}
-		}()
-	}
-	t.Cleanup(l.stop)
+			return e.predict(ctx, c, img)
+		})}
+	t.Cleanup(l.Stop)
 	return l
-}
-
-func (l *load) stop() {
-	l.cancel()
-	l.wg.Wait()
 }
 
 // waitOK waits until the clients have had n more answers.
 func (l *load) waitOK(t *testing.T, n int64) {
 	t.Helper()
-	want := l.ok.Load() + n
+	want := l.OK() + n
 	deadline := time.Now().Add(60 * time.Second)
-	for l.ok.Load() < want {
+	for l.OK() < want {
 		if time.Now().After(deadline) {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			t.Fatalf("no %d answers within a minute; failures: %v", n, l.fails)
+			t.Fatalf("no %d answers within a minute; failures: %v", n, l.Failures())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -93,17 +93,15 @@ func TestSwapUnderLoad(t *testing.T) {
 	eventually(t, time.Minute, "the old revision exits", func() bool { _, ok := startTicks(oldPID); return !ok })
 	eventually(t, 10*time.Second, "the state lists no draining revision", func() bool { return len(s.Status().Draining) == 0 })
 	l.waitOK(t, 20)
-	l.stop()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	require.Empty(t, l.fails, "failed requests")
-	require.Positive(t, l.seen["old"])
-	require.Positive(t, l.seen["new"])
-	for i, last := range l.last {
+	l.Stop()
+	require.Empty(t, l.Failures(), "failed requests")
+	require.Positive(t, l.Answers()["old"])
+	require.Positive(t, l.Answers()["new"])
+	for i, last := range l.Last() {
 		require.Equal(t, "new", last, "client %d's last answer", i)
 	}
 	require.Equal(t, []int{st.Serving.PID}, e.servers(t), "one server process")
-	t.Logf("answers: %v", l.seen)
+	t.Logf("answers: %v", l.Answers())
 
 	log, err := os.ReadFile(filepath.Join(e.dir, "agent", "revisions", "r1", "server.log"))
 	require.NoError(t, err)
@@ -151,9 +149,9 @@ func TestSwapToFailingRevisionKeepsServing(t *testing.T) {
 	require.Equal(t, []int{pid}, e.servers(t), "the hung revision's server is gone")
 
 	l.waitOK(t, 10)
-	l.stop()
-	require.Empty(t, l.fails)
-	require.Zero(t, l.seen["new"])
+	l.Stop()
+	require.Empty(t, l.Failures())
+	require.Zero(t, l.Answers()["new"])
 }
 
 // TestCrashedServingRevisionRestarts: kill -9 of the serving revision's
@@ -202,8 +200,8 @@ func TestRestartedSupervisorAdopts(t *testing.T) {
 	require.NoError(t, s.Swap(context.Background(), r2))
 	eventually(t, time.Minute, "the adopted revision exits", func() bool { _, ok := startTicks(pid); return !ok })
 	l.waitOK(t, 5)
-	l.stop()
-	require.Empty(t, l.fails)
+	l.Stop()
+	require.Empty(t, l.Failures())
 	require.Equal(t, []int{s.Status().Serving.PID}, e.servers(t))
 }
 
@@ -232,9 +230,9 @@ func TestSwapSandboxed(t *testing.T) {
 	require.ErrorContains(t, err, "each revision needs its own")
 	require.NoError(t, s.Swap(context.Background(), r2))
 	l.waitOK(t, 20)
-	l.stop()
-	require.Empty(t, l.fails)
-	require.Positive(t, l.seen["new"])
+	l.Stop()
+	require.Empty(t, l.Failures())
+	require.Positive(t, l.Answers()["new"])
 	log, err := os.ReadFile(filepath.Join(e.dir, "agent", "revisions", "r2", "server.log"))
 	require.NoError(t, err)
 	require.Contains(t, string(log), `"msg":"python workers run","api":"otsu","sandbox":"bwrap"`)

@@ -35,12 +35,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/algocloud/algocloud/agent/revisions"
 	"github.com/algocloud/algocloud/bench/boot"
 	"github.com/algocloud/algocloud/inference/inferapi"
+	"github.com/algocloud/algocloud/internal/loadgen"
 	"github.com/algocloud/algocloud/spec"
 )
 
@@ -203,58 +203,32 @@ func writeRevision(o options, dir string, invert bool, cfg inferapi.Config) (str
 	return path, inferapi.WriteConfig(path, cfg)
 }
 
-// sample is one request.
-type sample struct {
-	start time.Time
-	took  time.Duration
-	who   string // "old", "new" or "" (failed)
-	err   string
-}
-
 func measure(o options, mode, addr string, pool *x509.CertPool, token string, redeploy func() error) (result, error) {
 	img := testPNG(128, 96)
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
 	defer cancel()
-	var mu sync.Mutex
-	var samples []sample
-	var wg sync.WaitGroup
-	for i := 0; i < o.clients; i++ {
+	clients := make([]*http.Client, o.clients)
+	for i := range clients {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: i%2 == 1}
-		c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				t := time.Now()
-				who, err := predict(c, addr, token, img)
-				s := sample{start: t, took: time.Since(t), who: who}
-				if err != nil {
-					s.err = err.Error()
-				}
-				mu.Lock()
-				samples = append(samples, s)
-				mu.Unlock()
-				if err != nil {
-					time.Sleep(o.backoff)
-				}
-			}
-		}()
+		clients[i] = &http.Client{Transport: tr, Timeout: 60 * time.Second}
 	}
+	load := loadgen.Start(ctx, loadgen.Options{Clients: o.clients, Backoff: o.backoff},
+		func(_ context.Context, i int) (string, error) { return predict(clients[i], addr, token, img) })
 	time.Sleep(o.duration / 2)
 	call := time.Now()
 	if err := redeploy(); err != nil {
-		cancel()
-		wg.Wait()
+		load.Stop()
 		return result{}, fmt.Errorf("%s: redeploy: %w", mode, err)
 	}
 	callTook := time.Since(call)
-	wg.Wait()
+	load.Wait()
+	samples := load.Samples()
 
 	r := result{mode: mode, callTook: callTook, failures: map[string]int{}}
 	var firstNew time.Time
 	for _, s := range samples {
-		if s.who == "new" && (firstNew.IsZero() || s.start.Add(s.took).Before(firstNew)) {
-			firstNew = s.start.Add(s.took)
+		if s.Who == "new" && (firstNew.IsZero() || s.Start.Add(s.Took).Before(firstNew)) {
+			firstNew = s.Start.Add(s.Took)
 		}
 	}
 	if firstNew.IsZero() {
@@ -270,24 +244,24 @@ func measure(o options, mode, addr string, pool *x509.CertPool, token string, re
 	var before, during []time.Duration
 	warm := call.Add(-o.duration/2 + 5*time.Second) // the first 5 s warm up
 	for _, s := range samples {
-		if s.err != "" {
+		if s.Err != "" {
 			r.failed++
-			r.failures[shortErr(s.err)]++
+			r.failures[shortErr(s.Err)]++
 		} else {
 			r.ok++
 		}
 		switch {
-		case s.start.After(warm) && s.start.Before(call):
-			before = append(before, s.took)
-		case !s.start.Before(call) && s.start.Before(end):
-			during = append(during, s.took)
+		case s.Start.After(warm) && s.Start.Before(call):
+			before = append(before, s.Took)
+		case !s.Start.Before(call) && s.Start.Before(end):
+			during = append(during, s.Took)
 		}
-		if s.who == "old" && s.start.After(firstNew) {
+		if s.Who == "old" && s.Start.After(firstNew) {
 			r.oldAfterNew++
 		}
 	}
 	r.nBefore, r.nSwap = len(before), len(during)
-	r.p99Before, r.p99Swap = p99(before), p99(during)
+	r.p99Before, r.p99Swap = loadgen.P99(before), loadgen.P99(during)
 	for _, d := range during {
 		r.maxSwap = max(r.maxSwap, d)
 	}
@@ -306,43 +280,9 @@ func shortErr(s string) string {
 	return s
 }
 
-func p99(d []time.Duration) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d[min(len(d)-1, len(d)*99/100)]
-}
-
 // predict posts img; who is "old" (the disc's centre is white) or "new".
 func predict(c *http.Client, addr, token string, img []byte) (string, error) {
-	req, err := http.NewRequest(http.MethodPost, "https://"+addr+"/predict", bytes.NewReader(img))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "image/png")
-	res, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return "", err
-	}
-	if res.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%d: %.100s", res.StatusCode, body)
-	}
-	m, err := png.Decode(bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	b := m.Bounds()
-	if color.GrayModel.Convert(m.At(b.Dx()/2, b.Dy()/2)).(color.Gray).Y > 127 {
-		return "old", nil
-	}
-	return "new", nil
+	return loadgen.PredictPNG(context.Background(), c, "https://"+addr+"/predict", token, img)
 }
 
 // waitReady polls /readyz until it answers 200 (stop-and-start's first server).
