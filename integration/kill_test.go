@@ -51,10 +51,12 @@ var (
 	tokenLine = regexp.MustCompile(`^\s+(ac_\S+)\s*$`)
 )
 
-// startDev runs the real binary on data and waits until it reports its API.
-func startDev(t *testing.T, data string, apiPort, temporalPort int) *devProcess {
-	cmd := exec.Command(algocloudBinary(t), "dev", "--data", data, "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
-		"--temporal-port", fmt.Sprint(temporalPort), "--ui-port", "0", "--infer-bin", inferBin, "--log-level", "warn")
+// startDev runs the real binary on data (with extra flags, if any) and
+// waits until it reports its API.
+func startDev(t *testing.T, data string, apiPort, temporalPort int, extra ...string) *devProcess {
+	args := append([]string{"dev", "--data", data, "--addr", fmt.Sprintf("127.0.0.1:%d", apiPort),
+		"--temporal-port", fmt.Sprint(temporalPort), "--ui-port", "0", "--infer-bin", inferBin, "--log-level", "warn"}, extra...)
+	cmd := exec.Command(algocloudBinary(t), args...)
 	d := &devProcess{}
 	child, err := testenv.StartChild(cmd, 2*time.Minute, func(line string) bool {
 		if m := apiLine.FindStringSubmatch(line); m != nil {

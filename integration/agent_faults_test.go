@@ -1,0 +1,354 @@
+package integration
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/algocloud/algocloud/internal/platform"
+	"github.com/algocloud/algocloud/internal/testenv"
+)
+
+// writeSlowSdist writes slowpkg-0.1.0.tar.gz into dir: a source
+// distribution whose in-tree build backend (no build requirements: pip
+// builds it offline) sleeps 8 s, then writes a pure-Python wheel whose
+// module holds VALUE = 42. An install of it can be caught running.
+func writeSlowSdist(t *testing.T, dir string) {
+	t.Helper()
+	backend := `import os, time, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    time.sleep(8)
+    name = "slowpkg-0.1.0-py3-none-any.whl"
+    info = "slowpkg-0.1.0.dist-info"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as z:
+        z.writestr("slowpkg/__init__.py", "VALUE = 42\n")
+        z.writestr(info + "/METADATA", "Metadata-Version: 2.1\nName: slowpkg\nVersion: 0.1.0\n")
+        z.writestr(info + "/WHEEL", "Wheel-Version: 1.0\nGenerator: algocloud-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(info + "/RECORD", "")
+    return name
+`
+	files := [][2]string{
+		{"slowpkg-0.1.0/PKG-INFO", "Metadata-Version: 2.1\nName: slowpkg\nVersion: 0.1.0\n"},
+		{"slowpkg-0.1.0/pyproject.toml", "[build-system]\nrequires = []\nbuild-backend = \"slowbackend\"\nbackend-path = [\".\"]\n"},
+		{"slowpkg-0.1.0/slowbackend.py", backend},
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, f := range files {
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: f[0], Mode: 0o644, Size: int64(len(f[1])), Typeflag: tar.TypeReg}))
+		_, err := tw.Write([]byte(f[1]))
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.NoError(t, gz.Close())
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "slowpkg-0.1.0.tar.gz"), buf.Bytes(), 0o644))
+}
+
+// waitEvent waits until the deployment's progress log mentions sub.
+func waitEvent(t *testing.T, c *client, id, sub string, within time.Duration) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+		return strings.Contains(string(ev.Raw), sub)
+	}, within, 100*time.Millisecond, "the progress log mentions %q", sub)
+}
+
+// TestAgentKilledMidInstall: the server's agent SIGKILLed while pip builds
+// a requirement (8 s) in Install; the provider starts the agent again, the
+// step completes (the command runs again on the new agent), the algorithm
+// imports the package in Test Code, and one agent runs for the server.
+func TestAgentKilledMidInstall(t *testing.T) {
+	wheels := t.TempDir()
+	writeSlowSdist(t, wheels)
+	data := t.TempDir()
+	p := startPlatform(t, data, func(o *platform.Options) {
+		o.Pip.NoIndex = true // no package index is reachable here
+		o.Pip.FindLinks = []string{wheels}
+	})
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	id := createProvisioned(t, c, "agent-kill-install")
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	src, err := os.ReadFile(filepath.Join(repo, "aai_main.py"))
+	require.NoError(t, err)
+	commit(t, repo, map[string]string{
+		"aai_pip-requirements.txt": "slowpkg==0.1.0\n",
+		"aai_main.py":              strings.Replace(string(src), "import numpy as np\n", "import numpy as np\nimport slowpkg\nassert slowpkg.VALUE == 42\n", 1),
+	})
+	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
+	agents := agentPIDs(t, id)
+	require.Len(t, agents, 1)
+
+	done := make(chan resp, 1)
+	start := time.Now()
+	go func() { done <- c.Step(id, "install_requirements", nil) }()
+	waitEvent(t, c, id, "slowpkg", time.Minute) // pip is at it
+	time.Sleep(time.Second)
+	var building []int
+	for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
+		if descendsFrom(t, pid, agents[0]) {
+			building = append(building, pid)
+		}
+	}
+	require.NotEmpty(t, building, "the install runs under the agent when it is killed")
+	killedAt := time.Since(start)
+	require.NoError(t, syscall.Kill(agents[0], syscall.SIGKILL))
+
+	var r resp
+	select {
+	case r = <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatal("install did not finish after the agent was killed")
+	}
+	took := time.Since(start)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	now := agentPIDs(t, id)
+	require.Len(t, now, 1, "exactly one agent for the server")
+	require.NotEqual(t, agents[0], now[0], "the provider started a new agent")
+	require.Equal(t, os.Getpid(), parentOf(t, now[0]))
+	for _, pid := range building {
+		require.False(t, syscall.Kill(pid, 0) == nil && !zombie(pid), "pid %d of the killed install is gone", pid)
+	}
+	r = c.Step(id, "test", nil)
+	require.Equal(t, http.StatusOK, r.Status, "the installed package imports: %s", r.Raw)
+	require.Len(t, agentPIDs(t, id), 1)
+	t.Logf("FIGURES agent killed mid-install: killed at %v, install answered at %v", killedAt.Round(time.Millisecond), took.Round(time.Millisecond))
+}
+
+// TestAgentKilledMidSwapUnderLoad: a live deployment under 3 clients; a
+// Complete swaps in a revision whose __init__ takes 4 s, and the agent is
+// SIGKILLed while the new revision boots. The step finishes, every answer
+// of each client is the old revision's until the new one's (never back),
+// one agent and one serving process run afterwards; failed requests are
+// counted and logged (the design promises no duplicate serving process
+// whatever moment the agent dies, and a socket the serving revision keeps).
+func TestAgentKilledMidSwapUnderLoad(t *testing.T) {
+	data := t.TempDir()
+	p := startPlatform(t, data)
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	hc := endpointClient(t, p)
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Swap kill", "api_name": "agent-kill-swap", "input": "image", "output": "image"})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	id := r.Str("id")
+	throughTest(t, c, id, repo)
+	r = c.Step(id, "complete", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	endpoint, token := r.Str("endpoint"), r.Str("token")
+	img := samplePNG(t, 32, 24)
+	ok, oldBody := predict(t, hc, endpoint, token, img)
+	require.Equal(t, http.StatusOK, ok.StatusCode, string(oldBody))
+	agents := agentPIDs(t, id)
+	require.Len(t, agents, 1)
+
+	var stop atomic.Bool
+	var failed, answeredOld, answeredNew, backToOld atomic.Int64
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seenNew := false
+			for !stop.Load() {
+				req, _ := http.NewRequest(http.MethodPost, endpoint+"/predict", bytes.NewReader(img))
+				req.Header.Set("Content-Type", "image/png")
+				req.Header.Set("Authorization", "Bearer "+token)
+				res, err := hc.Do(req)
+				var body []byte
+				if err == nil {
+					body, _ = io.ReadAll(res.Body)
+					res.Body.Close()
+				}
+				if err != nil || res.StatusCode != http.StatusOK {
+					failed.Add(1)
+					t.Logf("failed request: %v %v", err, statusOf(res))
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				if bytes.Equal(body, oldBody) {
+					answeredOld.Add(1)
+					if seenNew {
+						backToOld.Add(1)
+					}
+				} else {
+					answeredNew.Add(1)
+					seenNew = true
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	// Revision 2: inverts the image, and its __init__ takes 4 s.
+	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
+	for _, s := range []string{"fetch_code", "install_requirements", "test"} {
+		var body any
+		if s == "fetch_code" {
+			body = map[string]any{"git_url": repo, "ref": "main"}
+		}
+		r := c.Step(id, s, body)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
+	}
+	require.Zero(t, answeredNew.Load(), "the new revision serves only after Complete")
+
+	before := map[int]bool{}
+	for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
+		before[pid] = true
+	}
+	done := make(chan resp, 1)
+	start := time.Now()
+	go func() { done <- c.Step(id, "complete", nil) }()
+	// Wait for the new revision's process (it boots for 4 s), then kill the agent.
+	var booting int
+	require.Eventually(t, func() bool {
+		for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
+			if pid != agents[0] && parentOfQuiet(pid) == agents[0] && strings.Contains(cmdline(pid), "algocloud-infer") {
+				if !before[pid] { // not the serving revision
+					booting = pid
+					return true
+				}
+			}
+		}
+		return false
+	}, time.Minute, 50*time.Millisecond, "the new revision starts")
+	time.Sleep(time.Second)
+	killedAt := time.Since(start)
+	require.NoError(t, syscall.Kill(agents[0], syscall.SIGKILL))
+	t.Logf("killed the agent %d %v after Complete began, the new revision %d booting", agents[0], killedAt.Round(time.Millisecond), booting)
+
+	select {
+	case r = <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatal("complete did not finish after the agent was killed")
+	}
+	took := time.Since(start)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	time.Sleep(3 * time.Second)
+	stop.Store(true)
+	wg.Wait()
+
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, 2.0, st.Body["state"].(map[string]any)["live"].(map[string]any)["code_revision"], string(st.Raw))
+	now := agentPIDs(t, id)
+	require.Len(t, now, 1, "exactly one agent for the server")
+	require.NotEqual(t, agents[0], now[0])
+	require.Eventually(t, func() bool { return inferProcesses(t, data) == 2 }, time.Minute, 200*time.Millisecond,
+		"the agent and one serving revision run (old one drained)")
+	ok, newBody := predict(t, hc, endpoint, token, img)
+	require.Equal(t, http.StatusOK, ok.StatusCode, string(newBody))
+	require.NotEqual(t, oldBody, newBody, "the new revision serves")
+	require.Zero(t, backToOld.Load(), "no client saw the old revision after the new one")
+	require.NotZero(t, answeredNew.Load())
+	t.Logf("FIGURES agent killed mid-swap: %d answered by the old revision, %d by the new, %d failed; complete answered at %v",
+		answeredOld.Load(), answeredNew.Load(), failed.Load(), took.Round(time.Millisecond))
+	require.Zero(t, failed.Load(), "no failed request through the swap with the agent killed")
+}
+
+// TestKillDevMidInstallAndComplete: the real `algocloud dev` SIGKILLed
+// while its server's agent runs pip (Install), started again on the same
+// data: the step finishes by itself; then SIGKILLed while Complete boots
+// the revision (its __init__ takes 3 s), started again: the deployment
+// goes live, with one agent and one serving process for the server.
+func TestKillDevMidInstallAndComplete(t *testing.T) {
+	wheels := t.TempDir()
+	writeSlowSdist(t, wheels)
+	data := t.TempDir()
+	apiPort, temporalPort := testenv.FreePort(t), testenv.FreePort(t)
+	flags := []string{"--pip-find-links", wheels, "--pip-no-index"}
+	d := startDev(t, data, apiPort, temporalPort, flags...)
+	defer func() { _ = d.Cmd.Process.Kill() }()
+	token := d.token // printed at the first start only
+	c := testenv.NewAPIClient(t, d.api, token)
+
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "kill dev", "api_name": "kill-dev-agent", "input": "image", "output": "image"})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	id := r.Str("id")
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	commit(t, repo, map[string]string{
+		"aai_pip-requirements.txt": "slowpkg==0.1.0\n",
+		"aai_main.py":              strings.Replace(slowInitMain, "import numpy as np\n", "import numpy as np\nimport slowpkg\nassert slowpkg.VALUE == 42\n", 1),
+	})
+	require.Equal(t, http.StatusOK, c.Step(id, "provision", nil).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo}).Status)
+	serverDir := filepath.Join(data, "servers", id)
+
+	restart := func(step string) {
+		t.Helper()
+		require.NoError(t, d.Cmd.Process.Signal(syscall.SIGKILL))
+		<-d.Done()
+		require.Eventually(t, func() bool { return len(agentPIDs(t, id)) == 0 }, 10*time.Second, 100*time.Millisecond,
+			"the server's agent dies with the platform")
+		d = startDev(t, data, apiPort, temporalPort, flags...)
+		c.Base = d.api
+		var st resp
+		require.Eventually(t, func() bool {
+			st = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+			return st.Str("state", "busy") == "" && st.Str("state", "step") == step
+		}, 3*time.Minute, 500*time.Millisecond, "the interrupted step finishes after the restart (%s)", step)
+		require.Len(t, agentPIDs(t, id), 1, "one agent for the server")
+	}
+
+	// Install: killed while pip builds slowpkg.
+	go func() {
+		_, _, _ = testenv.TryAPI(d.api, token, http.MethodPost, "/api/v1/deployments/"+id+"/steps/install_requirements", nil)
+	}()
+	waitEvent(t, c, id, "slowpkg", time.Minute)
+	time.Sleep(time.Second)
+	start := time.Now()
+	restart("requirements_installed")
+	t.Logf("FIGURES dev killed mid-install: the step finished %v after the kill", time.Since(start).Round(time.Millisecond))
+	r = c.Step(id, "test", nil)
+	require.Equal(t, http.StatusOK, r.Status, "the installed package imports: %s", r.Raw)
+
+	// Complete: killed while the revision boots.
+	before := map[int]bool{}
+	for _, pid := range procsWithArg(t, serverDir) {
+		before[pid] = true
+	}
+	go func() {
+		_, _, _ = testenv.TryAPI(d.api, token, http.MethodPost, "/api/v1/deployments/"+id+"/steps/complete", nil)
+	}()
+	require.Eventually(t, func() bool {
+		for _, pid := range procsWithArg(t, serverDir) {
+			if cl := cmdline(pid); !before[pid] && strings.Contains(cl, "algocloud-infer") && !strings.Contains(cl, "algocloud-infer agent") {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 50*time.Millisecond, "the revision starts")
+	time.Sleep(time.Second)
+	start = time.Now()
+	restart("completed")
+	t.Logf("FIGURES dev killed mid-complete: the step finished %v after the kill", time.Since(start).Round(time.Millisecond))
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	live, _ := st.Body["state"].(map[string]any)["live"].(map[string]any)
+	require.NotNil(t, live, string(st.Raw))
+	require.Equal(t, 1, countServers(t, data), "no duplicated server")
+	require.Eventually(t, func() bool { return inferProcesses(t, data) == 2 }, time.Minute, 200*time.Millisecond,
+		"exactly the agent and the live endpoint run")
+
+	require.NoError(t, d.Cmd.Process.Signal(os.Interrupt))
+	select {
+	case <-d.Done():
+	case <-time.After(time.Minute):
+		t.Fatal("algocloud dev did not stop on Ctrl-C")
+	}
+	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond)
+}
