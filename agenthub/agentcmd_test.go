@@ -155,7 +155,7 @@ func (s *server) waitEvent(sub string) {
 			return false
 		}
 		for _, ev := range evs {
-			if strings.Contains(ev.Message, sub) {
+			if strings.Contains(ev.Kind+": "+ev.Message, sub) { // as the wizard shows it
 				return true
 			}
 		}
