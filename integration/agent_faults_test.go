@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/activities/compute/local"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
 )
@@ -353,4 +356,42 @@ func TestKillDevMidInstallAndComplete(t *testing.T) {
 		t.Fatal("algocloud dev did not stop on Ctrl-C")
 	}
 	require.Eventually(t, func() bool { return inferProcesses(t, data) == 0 }, 10*time.Second, 100*time.Millisecond)
+}
+
+// TestAgentThatCannotStartFailsFast: a server whose agent exits as soon as
+// it starts (here algocloud-infer's agent mode behind a wrapper that fails
+// it, as a bad flag or a broken binary would) fails Provision within
+// seconds with an error that says so and shows the agent's own words,
+// instead of leaving its commands pending to the step's time limit; the
+// provider does not keep restarting it afterwards. The rest of
+// algocloud-infer (the agent's status client) is the real binary.
+func TestAgentThatCannotStartFailsFast(t *testing.T) {
+	wrapper := filepath.Join(t.TempDir(), "infer-agent-broken")
+	script := "#!/bin/sh\n" +
+		"if [ \"$1\" = agent ] && [ \"$2\" != status ] && [ \"$2\" != stop ]; then\n" +
+		"  echo 'agent: cannot use its folder: simulated failure' >&2\n  exit 3\nfi\n" +
+		"exec " + inferBin + " \"$@\"\n"
+	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
+	data := t.TempDir()
+	p := startPlatform(t, data, func(o *platform.Options) { o.InferCommand = []string{wrapper} })
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{"name": "Broken agent", "api_name": "broken-agent", "input": "image", "output": "image"})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	id := r.Str("id")
+
+	start := time.Now()
+	r = c.Step(id, "provision", nil)
+	took := time.Since(start)
+	require.Equal(t, http.StatusUnprocessableEntity, r.Status, string(r.Raw))
+	require.Equal(t, "step_failed", r.Str("code"), string(r.Raw))
+	require.Contains(t, string(r.Raw), "cannot start", string(r.Raw))
+	require.Contains(t, string(r.Raw), "simulated failure", "the agent's own words: %s", r.Raw)
+	require.Less(t, took, 30*time.Second, "failed fast, not at the step's time limit (agent heartbeat 30 s, commands 10 to 30 min)")
+	time.Sleep(2 * time.Second) // a supervisor still at it would have restarted it by now
+	_, err := p.Provider.Status(context.Background(), compute.Handle{Provider: local.ProviderName, ServerID: id, Name: "agent"})
+	require.ErrorIs(t, err, compute.ErrNotFound, "the agent service was stopped, not left restarting")
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Contains(t, st.Body["error"], "cannot start", string(st.Raw))
+	t.Logf("FIGURES agent that cannot start: provision failed after %v", took.Round(time.Millisecond))
 }
