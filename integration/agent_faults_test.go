@@ -395,3 +395,75 @@ func TestAgentThatCannotStartFailsFast(t *testing.T) {
 	require.Contains(t, st.Body["error"], "cannot start", string(st.Raw))
 	t.Logf("FIGURES agent that cannot start: provision failed after %v", took.Round(time.Millisecond))
 }
+
+// TestAgentKilledMidTestCode: the wizard's Test Code through the workflow,
+// the server's agent SIGKILLed while its test server loads the algorithm
+// (__init__ takes 4 s). The provider starts the agent again, the test runs
+// again there (the platform re-hands the command to the new agent at
+// once), the step answers with a passing test, one agent runs for the
+// server, and no test server is left: the killed agent's (orphaned, its
+// pid in the test's folder) is reaped by the new one, whose own stops
+// with its test.
+func TestAgentKilledMidTestCode(t *testing.T) {
+	data := t.TempDir()
+	p := startPlatform(t, data)
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	id := createProvisioned(t, c, "agent-kill-test")
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
+	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "install_requirements", nil).Status)
+	agents := agentPIDs(t, id)
+	require.Len(t, agents, 1)
+	tests := filepath.Join(data, "servers", id, "agent", "tests")
+	testServers := func() []int {
+		var out []int
+		for _, pid := range procsWithArg(t, tests) {
+			if strings.Contains(cmdline(pid), "algocloud-infer") {
+				out = append(out, pid)
+			}
+		}
+		return out
+	}
+
+	done := make(chan resp, 1)
+	start := time.Now()
+	go func() { done <- c.Step(id, "test", nil) }()
+	var testServer int
+	require.Eventually(t, func() bool {
+		for _, pid := range testServers() {
+			if descendsFrom(t, pid, agents[0]) {
+				testServer = pid
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 50*time.Millisecond, "the agent boots its test server")
+	time.Sleep(time.Second) // in __init__
+	killedAt := time.Since(start)
+	require.NoError(t, syscall.Kill(agents[0], syscall.SIGKILL))
+
+	var r resp
+	select {
+	case r = <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatal("Test Code did not answer after the agent was killed")
+	}
+	took := time.Since(start)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	test := st.Body["state"].(map[string]any)["test"].(map[string]any)
+	require.Equal(t, true, test["ok"], "the re-run test passed: %s", st.Raw)
+	now := agentPIDs(t, id)
+	require.Len(t, now, 1, "exactly one agent for the server")
+	require.NotEqual(t, agents[0], now[0], "the provider started a new agent")
+	require.Eventually(t, func() bool { return syscall.Kill(testServer, 0) != nil || zombie(testServer) }, 10*time.Second, 100*time.Millisecond,
+		"the killed agent's test server (pid %d) is gone", testServer)
+	require.Eventually(t, func() bool { return len(testServers()) == 0 }, 10*time.Second, 100*time.Millisecond, "no test server is left")
+	ev := eventsText(t, c, id)
+	require.Contains(t, ev, "test passed")
+	require.Equal(t, 2, strings.Count(ev, "booting the inference server"), "the test ran again on the new agent, once: %s", ev)
+	t.Logf("FIGURES agent killed mid-test: killed at %v, Test Code answered at %v (%v after the kill, the 4 s __init__ of the re-run included)",
+		killedAt.Round(time.Millisecond), took.Round(time.Millisecond), (took - killedAt).Round(time.Millisecond))
+}
