@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -117,9 +118,86 @@ func (a *Activities) ensureAgent(ctx context.Context, srv compute.Server) error 
 		_, err = a.Provider.Start(ctx, svc)
 	}
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, exec.ErrNotFound) {
+			// The agent's binary cannot be run at all: no retry fixes that.
+			return nonRetryable(actdef.AgentFailedErrorType, fmt.Errorf("the agent of server %s cannot start: %w", srv.ID, err))
+		}
 		return fmt.Errorf("start the agent of %s: %w", srv.ID, err)
 	}
-	return nil
+	return a.waitAgentUp(ctx, srv)
+}
+
+// agentStartWait bounds how long ensureAgent waits for the agent to answer
+// on its control socket; agentCrashLoop is how many restarts by the
+// provider's supervisor within that wait, with no answer, make an agent
+// that cannot start (a healthy one does not exit).
+const (
+	agentStartWait = time.Minute
+	agentCrashLoop = 2
+)
+
+// waitAgentUp waits until srv's agent answers on its control socket (at
+// once for one that runs already). An agent that the provider keeps
+// restarting (a bad flag, a broken binary, a folder it cannot use) fails
+// the step within seconds, non-retryable, with the end of its log, instead
+// of leaving the step's command pending until its time limit. One that
+// runs but does not answer within agentStartWait is a retryable error.
+func (a *Activities) waitAgentUp(ctx context.Context, srv compute.Server) error {
+	h := compute.Handle{Provider: srv.Provider, ServerID: srv.ID, Name: agentServiceName}
+	first, err := a.Provider.Status(ctx, h)
+	if err != nil {
+		return fmt.Errorf("status of the agent of %s: %w", srv.ID, err)
+	}
+	deadline := time.Now().Add(agentStartWait)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		if a.agentAnswers(ctx, srv) {
+			return nil
+		}
+		st, err := a.Provider.Status(ctx, h)
+		if err != nil {
+			return fmt.Errorf("status of the agent of %s: %w", srv.ID, err)
+		}
+		if n := st.Restarts - first.Restarts; n >= agentCrashLoop {
+			// Stopped, not left looping: the step's next try starts it again.
+			if err := a.Provider.Stop(ctx, h); err != nil && !errors.Is(err, compute.ErrNotFound) {
+				a.log().Warn("stop the agent that cannot start", "server", srv.ID, "error", err)
+			}
+			return nonRetryable(actdef.AgentFailedErrorType, fmt.Errorf(
+				"the agent of server %s cannot start: it exited %d times in a row (%s); the end of its log:\n%s",
+				srv.ID, n+1, st.Detail, agentLogTail(srv)))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the agent of server %s did not answer within %s (%s)", srv.ID, agentStartWait, st.Detail)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// agentAnswers reports whether srv's agent answers "agent status" on its
+// control socket (the same client the release's stop uses).
+func (a *Activities) agentAnswers(ctx context.Context, srv compute.Server) bool {
+	if len(a.Agents.Command) == 0 {
+		return true // no client to ask with: the command channel will tell
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	args := append(append([]string(nil), a.Agents.Command[1:]...), "agent", "status", "--dir", AgentDir(srv))
+	return exec.CommandContext(cctx, a.Agents.Command[0], args...).Run() == nil
+}
+
+// agentLogTail is the end of the local provider's log of srv's agent
+// (<server folder>/logs/agent.log), for the error of an agent that cannot
+// start.
+func agentLogTail(srv compute.Server) string {
+	b, err := os.ReadFile(filepath.Join(srv.Workdir, "logs", agentServiceName+".log"))
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	return tail(strings.TrimSpace(string(b)), 1500)
 }
 
 // writeSecretFile writes b to path, mode 0600 from its creation, replacing

@@ -72,7 +72,10 @@ func TestAgentProvisionPlansAndRelease(t *testing.T) {
 	defer prov.Close()
 	m := &minter{minted: map[string]int{}, revoked: map[string]bool{}}
 	a := &Activities{Provider: prov, PredictTimeout: 9 * time.Second, CredentialsKey: make([]byte, 32),
-		Agents: &AgentSettings{Hub: m, Command: []string{"/bin/false"}, PlatformURL: "http://127.0.0.1:1"}}
+		// /bin/true stands in for the agent's status client: the agent
+		// answers, so the plans go on (one that never answers is
+		// integration's TestAgentThatCannotStartFailsFast).
+		Agents: &AgentSettings{Hub: m, Command: []string{"/bin/true"}, PlatformURL: "http://127.0.0.1:1"}}
 	ctx := context.Background()
 	sp := testSpecWith(spec.Spec{APIName: "seg", Requirements: []string{"numpy"}})
 	in := actdef.ProvisionInput{DeploymentID: "dep1", Spec: sp, Agent: true}

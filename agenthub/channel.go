@@ -26,8 +26,23 @@ func (h *Hub) AuthenticateAgent(ctx context.Context, credential string) (string,
 // waiting up to wait (at most protocol.MaxWait) for one; nil when none came.
 // A command recorded in this process wakes it at once; one recorded by
 // another process (a worker apart from the API) is seen within PollEvery.
-func (h *Hub) NextCommand(ctx context.Context, serverID string, wait time.Duration) (*protocol.Command, error) {
+//
+// boot is the polling agent process's boot ID ("" from an agent that sends
+// none). When it is not the one this process last saw for serverID, the
+// agent started anew (killed and restarted, or the server rebooted): the
+// commands handed out to its previous process are put back to pending
+// first (their leases void, so a late answer of the dead process is
+// refused), and this poll hands them to the new process at once. The
+// activity attempt stays the same, so nothing waits for its heartbeat
+// timeout. A boot this process has not seen only because it started after
+// the agent (or is one of several API processes) re-hands commands to the
+// agent that runs them; the agent then only moves them to the new lease
+// (agent/link), so that costs nothing but a round trip.
+func (h *Hub) NextCommand(ctx context.Context, serverID, boot string, wait time.Duration) (*protocol.Command, error) {
 	wait = min(max(wait, 0), protocol.MaxWait)
+	if err := h.noteBoot(ctx, serverID, boot); err != nil {
+		return nil, err
+	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	poll := time.NewTicker(h.pollEvery)
@@ -59,6 +74,37 @@ func (h *Hub) NextCommand(ctx context.Context, serverID string, wait time.Durati
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// noteBoot records boot as serverID's agent process and, when it differs
+// from the one seen before, requeues the commands leased to the previous
+// process (NextCommand).
+func (h *Hub) noteBoot(ctx context.Context, serverID, boot string) error {
+	if boot == "" {
+		return nil
+	}
+	h.mu.Lock()
+	prev, seen := h.boots[serverID]
+	if seen && prev == boot {
+		h.mu.Unlock()
+		return nil
+	}
+	h.boots[serverID] = boot
+	h.mu.Unlock()
+	n, err := h.store.RequeueAgentLeases(ctx, serverID)
+	if err != nil {
+		h.mu.Lock()
+		if h.boots[serverID] == boot { // try again on the next poll
+			delete(h.boots, serverID)
+		}
+		h.mu.Unlock()
+		return fmt.Errorf("agent of server %s started anew: %w", serverID, err)
+	}
+	if n > 0 {
+		h.log.InfoContext(ctx, "agent started anew; the commands its previous process held are handed out again",
+			"server", serverID, "commands", n, "known_before", seen)
+	}
+	return nil
 }
 
 // leased returns command id if serverID may answer it under lease, else the

@@ -13,7 +13,11 @@
 // heartbeating; the activity times out and Temporal retries it; the retry
 // re-records the command with the new attempt's token, which voids the old
 // hand-out's lease, and the command is handed out again. A command whose
-// result is stored completes at once on any later attempt.
+// result is stored completes at once on any later attempt. An agent that
+// was killed and started again (its supervisor restarts it in a second or
+// two) says so on its first poll (a new boot ID): the commands its previous
+// process held are handed out again at once, within the same attempt, with
+// new leases, instead of after the heartbeat timeout.
 //
 // Agents authenticate with a per-server credential (MintCredential: "ag_" and
 // 32 random bytes; only its SHA-256 is stored) that is good for that server's
@@ -52,6 +56,7 @@ type Store interface {
 	GetAgentCommand(ctx context.Context, id string) (store.AgentCommand, error)
 	ReissueAgentCommand(ctx context.Context, id string, attempt, heartbeat int, taskToken []byte) (bool, error)
 	ClaimAgentCommand(ctx context.Context, serverID, lease string) (store.AgentCommand, bool, error)
+	RequeueAgentLeases(ctx context.Context, serverID string) (int, error)
 	FinishAgentCommand(ctx context.Context, id, lease, result string) (bool, error)
 	// AddEvent appends a line to a deployment's progress log.
 	AddEvent(ctx context.Context, algorithmID, kind, message string) error
@@ -101,6 +106,10 @@ type Hub struct {
 
 	mu      sync.Mutex
 	wakeups map[string]chan struct{} // per server; closed (and replaced) when a command for it is recorded
+	// boots is, per server, the boot ID of the agent process that polled
+	// this process last (NextCommand): a new one means the agent started
+	// anew, and the commands the previous process held are handed out again.
+	boots map[string]string
 	// closing is closed by Close: long polls answer "none" at once.
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -128,7 +137,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h := &Hub{
 		store: cfg.Store, temporal: cfg.Temporal, aead: aead, pollEvery: cfg.PollEvery,
-		eventKind: cfg.EventKind, blobs: cfg.Blobs, log: cfg.Logger, wakeups: map[string]chan struct{}{},
+		eventKind: cfg.EventKind, blobs: cfg.Blobs, log: cfg.Logger, wakeups: map[string]chan struct{}{}, boots: map[string]string{},
 		closing: make(chan struct{}),
 	}
 	if h.pollEvery <= 0 {

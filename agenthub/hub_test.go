@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,9 +101,10 @@ func TestRunOnServerHappyPath(t *testing.T) {
 }
 
 // TestAgentKilledMidCommand: the agent dies while a command runs; the
-// activity's heartbeat times out, the retry hands the command out again
-// (attempt 2, a new lease) to the restarted agent, which runs it and
-// answers once. The first run's late answer, had it come, would be stale.
+// restarted agent (a new link: a new boot ID) gets the command back on its
+// first poll, in the same activity attempt (no wait for the heartbeat
+// timeout) under a new lease, runs it and answers once. The first run's
+// late answer, had it come, would be refused.
 func TestAgentKilledMidCommand(t *testing.T) {
 	e := newEnv(t)
 	cred := e.mint("srv-a")
@@ -130,13 +132,13 @@ func TestAgentKilledMidCommand(t *testing.T) {
 	stop() // killed mid-command
 
 	// A second agent for the same server (the restarted one) gets it back
-	// only after the heartbeat timed out and the activity was retried.
+	// at once: its new boot ID voids what the first one held.
 	e.agent("srv-a", cred, state, handlers)
 	out, err := e.result(run)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"venv":"ok"}`, string(out.Output))
 	attempts = append(attempts, <-attemptsCh)
-	require.Equal(t, []int{1, 2}, attempts, "handed out again by the activity's retry")
+	require.Equal(t, []int{1, 1}, attempts, "handed out again within the first attempt, not by a retry after the heartbeat timeout")
 	require.EqualValues(t, 2, n.started.Load())
 	require.EqualValues(t, 1, n.finished.Load(), "answered once")
 
@@ -376,4 +378,70 @@ func TestCommandRoundTrip(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("workflow start to result through the agent, 10 runs: min %s, median %s, max %s", took[0], took[5], took[9])
 	require.Less(t, took[5], time.Second, "the median round trip waits on something")
+}
+
+// poll makes one long poll of server's next command as an agent process with
+// boot would; the command is nil on 204.
+func (e *env) poll(server, credential, boot, wait string) (int, *protocol.Command) {
+	req, err := http.NewRequest(http.MethodGet, "https://"+e.api.addr+protocol.NextPath(server)+"?wait="+wait+"&boot="+boot, nil)
+	require.NoError(e.t, err)
+	req.Header.Set("Authorization", "Bearer "+credential)
+	req.Header.Set(protocol.VersionHeader, protocol.Version)
+	resp, err := e.httpClient().Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, nil
+	}
+	var c protocol.Command
+	require.NoError(e.t, json.NewDecoder(resp.Body).Decode(&c))
+	return resp.StatusCode, &c
+}
+
+// TestNewBootHandsOutAgain: the channel's side of a restarted agent, poll
+// by poll. A command leased to boot 1 is not handed out again to boot 1's
+// later polls; the first poll of boot 2 gets it at once, same activity
+// attempt, new lease; an answer under boot 1's lease is refused as stale,
+// boot 2's completes the workflow. A malformed boot is a 400 naming it.
+func TestNewBootHandsOutAgain(t *testing.T) {
+	e := newEnv(t)
+	cred := e.mint("srv-a")
+	boot1, boot2 := protocol.NewBoot(), protocol.NewBoot()
+	run := e.start(agenthub.Cmd{Server: "srv-a", ID: "serve-1", Kind: "serve", Deployment: e.algID})
+
+	code, first := e.poll("srv-a", cred, boot1, "10s")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "serve-1", first.ID)
+	require.Equal(t, 1, first.Attempt)
+	code, _ = e.poll("srv-a", cred, boot1, "0s")
+	require.Equal(t, http.StatusNoContent, code, "the same agent process is not handed its own command again")
+
+	start := time.Now()
+	code, again := e.poll("srv-a", cred, boot2, "10s")
+	require.Equal(t, http.StatusOK, code)
+	require.Less(t, time.Since(start), heartbeatTimeout, "handed out on the poll, not after the heartbeat timeout")
+	require.Equal(t, "serve-1", again.ID)
+	require.Equal(t, 1, again.Attempt, "the same activity attempt: no retry was needed")
+	require.NotEqual(t, first.Lease, again.Lease)
+
+	code, body := e.call(http.MethodPost, protocol.CommandPath("srv-a", "serve-1", "progress"), cred,
+		protocol.Progress{CommandID: "serve-1", Lease: first.Lease, Lines: []string{"from the dead process"}})
+	require.Equal(t, http.StatusConflict, code)
+	require.Equal(t, "agent_stale_lease", body)
+	code, body = e.call(http.MethodPost, protocol.CommandPath("srv-a", "serve-1", "result"), cred,
+		protocol.Result{CommandID: "serve-1", Lease: first.Lease, OK: true, Output: json.RawMessage(`{"from":"boot1"}`)})
+	require.Equal(t, http.StatusConflict, code)
+	require.Equal(t, "agent_stale_lease", body)
+	code, _ = e.call(http.MethodPost, protocol.CommandPath("srv-a", "serve-1", "result"), cred,
+		protocol.Result{CommandID: "serve-1", Lease: again.Lease, OK: true, Output: json.RawMessage(`{"from":"boot2"}`)})
+	require.Equal(t, http.StatusOK, code)
+	out, err := e.result(run)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"from":"boot2"}`, string(out.Output))
+
+	for _, bad := range []string{"short", "NOT-HEX-0123456789", strings.Repeat("a", 65)} {
+		code, body = e.call(http.MethodGet, protocol.NextPath("srv-a")+"?wait=0s&boot="+bad, cred, nil)
+		require.Equal(t, http.StatusBadRequest, code, bad)
+		require.Equal(t, "invalid_query", body, bad)
+	}
 }

@@ -25,8 +25,10 @@ type AgentHub interface {
 	// AuthenticateAgent returns the server a credential belongs to.
 	AuthenticateAgent(ctx context.Context, credential string) (serverID string, err error)
 	// NextCommand hands out serverID's next command, waiting up to wait;
-	// nil when none came.
-	NextCommand(ctx context.Context, serverID string, wait time.Duration) (*protocol.Command, error)
+	// nil when none came. boot is the polling agent process's boot ID
+	// ("" when it sends none): a new one hands out again at once what the
+	// server's previous agent process held.
+	NextCommand(ctx context.Context, serverID, boot string, wait time.Duration) (*protocol.Command, error)
 	// CommandProgress records progress of a command handed out to serverID.
 	CommandProgress(ctx context.Context, serverID string, p protocol.Progress) error
 	// CommandResult records serverID's answer to a command.
@@ -92,6 +94,7 @@ func (s *server) authenticateAgent(c *gin.Context) {
 
 // nextAgentCommand is the agent's long poll: 200 with a command, or 204 when
 // none came within ?wait= (a Go duration, at most 25s; default 20s).
+// ?boot= is the agent process's boot ID (protocol.ValidBoot).
 func (s *server) nextAgentCommand(c *gin.Context) {
 	wait := defaultAgentWait
 	if q := c.Query("wait"); q != "" {
@@ -102,7 +105,12 @@ func (s *server) nextAgentCommand(c *gin.Context) {
 		}
 		wait = d
 	}
-	cmd, err := s.agents.NextCommand(c.Request.Context(), c.GetString(agentServerKey), wait)
+	boot := c.Query("boot")
+	if err := protocol.ValidBoot(boot); boot != "" && err != nil {
+		writeError(c, errField(errcode.InvalidQuery, "boot", "%s", err.Error()))
+		return
+	}
+	cmd, err := s.agents.NextCommand(c.Request.Context(), c.GetString(agentServerKey), boot, wait)
 	if err != nil {
 		s.agentFailure(c, "next agent command", err)
 		return

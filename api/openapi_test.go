@@ -3,7 +3,9 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -11,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/actdef"
+	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/source"
+	"github.com/algocloud/algocloud/workflows"
 )
 
 // pathParam is a gin route parameter (:id); OpenAPI writes it {id}.
@@ -181,4 +185,64 @@ func TestOpenAPIRevisionsMatchTypes(t *testing.T) {
 	}
 	require.Contains(t, doc.Components.Schemas["Deployment"].Properties, "serving")
 	require.Contains(t, doc.Components.Schemas["Deployment"].Properties, "staged")
+}
+
+// jsonFields is the JSON names of struct type t's exported fields.
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// The document's State (the deployment detail's "state": the workflow's
+// state less its token hash), its "live" and Server have exactly the JSON
+// fields of the types the API answers, so a field the agent path adds to
+// the state (servers, agent_commands, serving, server.agent) cannot go
+// undocumented.
+func TestOpenAPIStateMatchesTypes(t *testing.T) {
+	type schema struct {
+		Properties map[string]struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"properties"`
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]schema `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(openAPIDoc, &doc))
+	keys := func(m map[string]json.RawMessage) []string {
+		var out []string
+		for k := range m {
+			out = append(out, k)
+		}
+		sort.Strings(out)
+		return out
+	}
+	names := func(s schema) []string {
+		var out []string
+		for k := range s.Properties {
+			out = append(out, k)
+		}
+		sort.Strings(out)
+		return out
+	}
+	state := slices.DeleteFunc(jsonFields(reflect.TypeFor[workflows.State]()), func(f string) bool { return f == "token_sha256" })
+	require.Equal(t, state, names(doc.Components.Schemas["State"]), "State")
+	require.Equal(t, jsonFields(reflect.TypeFor[compute.Server]()), names(doc.Components.Schemas["Server"]), "Server")
+	require.Equal(t, jsonFields(reflect.TypeFor[actdef.ServiceInfo]()), keys(doc.Components.Schemas["State"].Properties["live"].Properties), "State.live")
 }

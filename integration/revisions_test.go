@@ -174,3 +174,54 @@ func gitHead(t *testing.T, repo string) string {
 	require.NoError(t, err)
 	return strings.TrimSpace(string(out))
 }
+
+// TestServingSinceKeptOnReServe: serving.since is when the revision began to
+// serve on the server (the agent's clock), so a re-serve of the revision
+// that serves (a token rotation: the serve command runs again and the agent
+// only rewrites the token file; reconcile takes the same path) keeps it,
+// while a Stop then Start, after which the endpoint really started again,
+// has a later one.
+func TestServingSinceKeptOnReServe(t *testing.T) {
+	p := startPlatform(t, t.TempDir())
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	id, _, _ := walk(t, c, "since-kept", "segmentation", "image")
+	serving := func() map[string]any {
+		t.Helper()
+		d := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+		require.Equal(t, http.StatusOK, d.Status, string(d.Raw))
+		sv, ok := d.Body["serving"].(map[string]any)
+		require.True(t, ok, "a serving block: %s", d.Raw)
+		return sv
+	}
+	sv1 := serving()
+	since1, err := time.Parse(time.RFC3339Nano, sv1["since"].(string))
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), since1, 2*time.Minute)
+	require.True(t, deploymentState(t, p, id).Server.Agent, "the server runs an agent")
+
+	time.Sleep(1100 * time.Millisecond) // a reset would show as a later second
+	r := c.Do(http.MethodPost, "/api/v1/deployments/"+id+"/token", nil)
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	require.Contains(t, eventsText(t, c, id), "serves already", "the rotation re-served the same revision")
+	sv2 := serving()
+	require.Equal(t, sv1["since"], sv2["since"], "a token rotation re-serves the same revision: since stays")
+	require.Equal(t, sv1, sv2)
+	require.Equal(t, sv1, listRow(t, c, id)["serving"], "the list's row too")
+
+	r = c.Step(id, "stop", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	r = c.Step(id, "start", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	since3, err := time.Parse(time.RFC3339Nano, serving()["since"].(string))
+	require.NoError(t, err)
+	require.True(t, since3.After(since1), "started again after a stop: a new since (%s, %s)", since1, since3)
+}
+
+// eventsText is deployment id's progress log as one string.
+func eventsText(t *testing.T, c *client, id string) string {
+	t.Helper()
+	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+	require.Equal(t, http.StatusOK, ev.Status, string(ev.Raw))
+	return string(ev.Raw)
+}

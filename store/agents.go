@@ -182,3 +182,23 @@ func (s *Store) FinishAgentCommand(ctx context.Context, id, lease, result string
 	}
 	return n == 1, nil
 }
+
+// RequeueAgentLeases puts every command of serverID that is handed out
+// (leased) back to pending, its lease void, keeping its attempt and task
+// token, and returns how many it moved. The hub calls it when the server's
+// agent started anew: what the previous agent process held is then handed
+// to the new one at once, within the same activity attempt, instead of
+// after the attempt's heartbeat timeout. A result posted under a voided
+// lease is refused as stale.
+func (s *Store) RequeueAgentLeases(ctx context.Context, serverID string) (int, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_commands SET state = ?, lease = '', updated_at = ?
+		WHERE server_id = ? AND state = ?`), AgentPending, dbTime(s.now()), serverID, AgentLeased)
+	if err != nil {
+		return 0, fmt.Errorf("requeue agent commands of server %s: %w", serverID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("requeue agent commands of server %s: %w", serverID, err)
+	}
+	return int(n), nil
+}

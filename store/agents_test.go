@@ -69,3 +69,50 @@ func TestAgentCredentialsAndCommands(t *testing.T) {
 		require.ErrorIs(t, err, ErrNotFound)
 	})
 }
+
+// A server's leased commands go back to pending (lease void, attempt and
+// task token kept) when its agent starts anew; other servers' commands, and
+// pending or done ones, stay as they are.
+func TestRequeueAgentLeases(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		for _, c := range []AgentCommand{
+			{ID: "a1", ServerID: "srv-a", Kind: "install", State: AgentPending, Attempt: 3, TaskToken: []byte{1}},
+			{ID: "a2", ServerID: "srv-a", Kind: "test", State: AgentPending, Attempt: 1, TaskToken: []byte{2}},
+			{ID: "b1", ServerID: "srv-b", Kind: "install", State: AgentPending, Attempt: 1, TaskToken: []byte{3}},
+		} {
+			require.NoError(t, s.InsertAgentCommand(ctx, c))
+		}
+		for _, srv := range []string{"srv-a", "srv-a", "srv-b"} {
+			_, ok, err := s.ClaimAgentCommand(ctx, srv, "lease-"+srv)
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+		ok, err := s.FinishAgentCommand(ctx, "a2", "lease-srv-a", `{"ok":true}`)
+		require.NoError(t, err)
+		require.True(t, ok)
+
+		n, err := s.RequeueAgentLeases(ctx, "srv-a")
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "a1 only: a2 is done, b1 another server's")
+		a1, err := s.GetAgentCommand(ctx, "a1")
+		require.NoError(t, err)
+		require.Equal(t, AgentPending, a1.State)
+		require.Empty(t, a1.Lease)
+		require.Equal(t, 3, a1.Attempt)
+		require.Equal(t, []byte{1}, a1.TaskToken)
+		ok, err = s.FinishAgentCommand(ctx, "a1", "lease-srv-a", `{"ok":true}`)
+		require.NoError(t, err)
+		require.False(t, ok, "the voided lease cannot finish it")
+		a2, err := s.GetAgentCommand(ctx, "a2")
+		require.NoError(t, err)
+		require.Equal(t, AgentDone, a2.State)
+		b1, err := s.GetAgentCommand(ctx, "b1")
+		require.NoError(t, err)
+		require.Equal(t, AgentLeased, b1.State)
+		n, err = s.RequeueAgentLeases(ctx, "srv-a")
+		require.NoError(t, err)
+		require.Zero(t, n)
+	})
+}

@@ -172,9 +172,17 @@ func (d *deployment) serveOnAgent(ctx workflow.Context, serving *Serving) (actde
 	}
 	srv := *d.st.Server
 	addr := fmt.Sprintf("%s:%d", srv.Host, srv.Port)
+	// Since is the agent's: when the revision began to serve there. A
+	// re-serve of the revision that serves (reconcile after a platform
+	// restart, Start, token rotation) keeps it, as the endpoint never
+	// stopped; a swap or a fresh start has a new one.
+	since := out.Since.UTC()
+	if out.Since.IsZero() { // an agent that does not say
+		since = workflow.Now(ctx)
+	}
 	return actdef.ServiceInfo{
 		Handle:   compute.Handle{Provider: srv.Provider, ServerID: srv.ID, Name: "agent", Address: addr},
-		Endpoint: "https://" + addr, CodeRevision: serving.Code.Revision,
+		Endpoint: "https://" + addr, CodeRevision: serving.Code.Revision, Since: since,
 	}, nil
 }
 

@@ -306,7 +306,7 @@ func (d *deployment) startService(ctx workflow.Context, fresh bool) (string, err
 	var info actdef.ServiceInfo
 	if d.onAgent() {
 		var err error
-		if info, err = d.serveOnAgent(ctx, serving); err != nil {
+		if info, err = d.serveOnAgent(ctx, serving); err != nil { // Since: the agent's
 			return "", err
 		}
 	} else {
@@ -315,8 +315,8 @@ func (d *deployment) startService(ctx workflow.Context, fresh bool) (string, err
 		if err := workflow.ExecuteActivity(actx, a.StartService, in).Get(actx, &info); err != nil {
 			return "", err
 		}
+		info.Since = workflow.Now(ctx)
 	}
-	info.Since = workflow.Now(ctx)
 	d.st.Live = &info
 	d.st.Serving = serving
 	return "endpoint live at " + info.Endpoint, nil

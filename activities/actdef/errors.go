@@ -13,4 +13,8 @@ const (
 	SourceFailedErrorType = "SourceFailed"
 	// InitFailedErrorType: the algorithm's __init__ failed (it will fail again).
 	InitFailedErrorType = "InitFailed"
+	// AgentFailedErrorType: the server's agent cannot start (it exits as
+	// soon as it is started, or its binary cannot be run); retrying the
+	// step cannot help until that is fixed.
+	AgentFailedErrorType = "AgentFailed"
 )

@@ -88,7 +88,12 @@ type Config struct {
 	// 500 ms); a sign of life goes at least every command's
 	// HeartbeatSeconds (default 10 s) even without lines.
 	ProgressEvery time.Duration
-	Logger        *slog.Logger
+	// Boot identifies this agent process to the platform (sent with every
+	// poll): a new one tells it the agent started anew, so what the previous
+	// process held is handed out again at once. "": a new random one
+	// (protocol.NewBoot); a process must never reuse another's.
+	Boot   string
+	Logger *slog.Logger
 }
 
 // Link is a running agent client. Create it with New and run it with Run.
@@ -162,6 +167,11 @@ func New(cfg Config) (*Link, error) {
 	}
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = 500 * time.Millisecond
+	}
+	if cfg.Boot == "" {
+		cfg.Boot = protocol.NewBoot()
+	} else if err := protocol.ValidBoot(cfg.Boot); err != nil {
+		return nil, fmt.Errorf("link: boot id: %w", err)
 	}
 	l := &Link{cfg: cfg, base: u, client: cfg.HTTPClient, log: cfg.Logger, results: results, running: map[string]*execution{}, cred: cfg.Credential}
 	if l.client == nil {
@@ -410,7 +420,7 @@ func (l *Link) post(ctx context.Context, r protocol.Result) {
 // next long-polls for the next command; nil when none came in time.
 func (l *Link) next(ctx context.Context) (*protocol.Command, error) {
 	var cmd protocol.Command
-	path := protocol.NextPath(l.cfg.Server) + "?wait=" + l.cfg.Wait.String()
+	path := protocol.NextPath(l.cfg.Server) + "?wait=" + l.cfg.Wait.String() + "&boot=" + l.cfg.Boot
 	got, err := l.doStatus(ctx, http.MethodGet, path, nil, &cmd, l.cfg.Wait+15*time.Second)
 	if err != nil || !got {
 		return nil, err

@@ -9,7 +9,7 @@
 // The exchange, for one server S holding its credential (Authorization:
 // Bearer ag_...):
 //
-//	GET  /api/agent/v1/servers/S/commands/next?wait=25s   200 Command, or 204 when none came in time
+//	GET  /api/agent/v1/servers/S/commands/next?wait=25s&boot=B   200 Command, or 204 when none came in time
 //	POST /api/agent/v1/servers/S/commands/ID/progress     Progress: 204
 //	POST /api/agent/v1/servers/S/commands/ID/result       Result: 200 Ack
 //
@@ -17,9 +17,18 @@
 // command is handed out again (with a new lease) when the platform gave up
 // on the previous hand-out, and what is posted under an older lease is
 // refused, so a replayed or late answer never completes a newer attempt.
+//
+// The poll's boot parameter (optional; an agent without it is served as
+// before) is a random ID the agent process picks when it starts
+// (NewBoot): when the platform sees a new one for S, the agent was started
+// anew, and the commands S's previous process held are handed out again at
+// once with new leases (the old leases refused from then on), rather than
+// after the platform's heartbeat timeout notices the silence.
 package protocol
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,6 +178,27 @@ func CommandPath(server, commandID, what string) string {
 // NextPath is the long-poll path of server's next command.
 func NextPath(server string) string {
 	return strings.Join([]string{BasePath, "servers", server, "commands", "next"}, "/")
+}
+
+// NewBoot returns a new boot ID: 128 random bits in hex, picked once per
+// agent process.
+func NewBoot() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// ValidBoot reports why boot cannot be a boot ID: 8 to 64 hex digits.
+func ValidBoot(boot string) error {
+	if len(boot) < 8 || len(boot) > 64 {
+		return errors.New("must be 8 to 64 hex digits")
+	}
+	for _, r := range boot {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return fmt.Errorf("character %q is not a lowercase hex digit", r)
+		}
+	}
+	return nil
 }
 
 // MaxArtifact is the largest artifact (a test's output) an agent may upload
