@@ -5,10 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -25,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // The code bundle store.
@@ -45,78 +42,33 @@ import (
 // or a CDN in front) while no one but the instance, and those who may read
 // its user data, can read the key or the code.
 
-// Bundle key sizes: AES-256 for the encryption, HMAC-SHA256 for the MAC.
+// The seal (keys, format) is bundlelayout's, shared with the instance's
+// agent; these names keep the provider's API.
 const (
-	bundleIVSize  = aes.BlockSize
-	bundleMACSize = sha256.Size
+	bundleIVSize  = bundlelayout.IVSize
+	bundleMACSize = bundlelayout.MACSize
 )
 
 // BundleKeys are the two keys of one deployment's bundle.
-type BundleKeys struct {
-	Enc [32]byte // AES-256-CTR
-	MAC [32]byte // HMAC-SHA256 over IV and ciphertext
-}
+type BundleKeys = bundlelayout.Keys
 
 // DeriveBundleKeys derives a deployment's bundle keys from the platform's
-// 32-byte encryption key (HMAC-SHA256 with distinct labels): the worker and
-// the user data agree on them without storing them anywhere.
+// 32-byte encryption key (bundlelayout.DeriveKeys).
 func DeriveBundleKeys(master []byte, deploymentID string) (BundleKeys, error) {
-	if len(master) != 32 {
-		return BundleKeys{}, fmt.Errorf("bundle keys: encryption key has %d bytes, want 32", len(master))
-	}
-	var k BundleKeys
-	for _, d := range []struct {
-		label string
-		out   *[32]byte
-	}{{"enc", &k.Enc}, {"mac", &k.MAC}} {
-		h := hmac.New(sha256.New, master)
-		h.Write([]byte("algocloud bundle v1\x00" + d.label + "\x00" + deploymentID))
-		copy(d.out[:], h.Sum(nil))
-	}
-	return k, nil
+	return bundlelayout.DeriveKeys(master, deploymentID)
 }
 
-// SealBundle encrypts plaintext: a random IV, AES-256-CTR ciphertext, then
-// HMAC-SHA256(IV || ciphertext) (encrypt-then-MAC). The format is what
-// `openssl enc -aes-256-ctr` and `openssl dgst -mac HMAC` read, so the
-// instance's user data opens it with the tools every image has.
+// SealBundle encrypts plaintext (bundlelayout.Seal): a random IV,
+// AES-256-CTR ciphertext, then HMAC-SHA256(IV || ciphertext).
 func SealBundle(k BundleKeys, plaintext []byte) ([]byte, error) {
-	block, err := aes.NewCipher(k.Enc[:])
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, bundleIVSize+len(plaintext), bundleIVSize+len(plaintext)+bundleMACSize)
-	if _, err := rand.Read(out[:bundleIVSize]); err != nil {
-		return nil, fmt.Errorf("seal bundle: %w", err)
-	}
-	cipher.NewCTR(block, out[:bundleIVSize]).XORKeyStream(out[bundleIVSize:], plaintext)
-	mac := hmac.New(sha256.New, k.MAC[:])
-	mac.Write(out)
-	return mac.Sum(out), nil
+	return bundlelayout.Seal(k, plaintext)
 }
 
 // ErrBundleMAC means a bundle was not sealed with these keys, or was changed.
-var ErrBundleMAC = errors.New("bundle: MAC mismatch (wrong keys or changed data)")
+var ErrBundleMAC = bundlelayout.ErrMAC
 
 // OpenBundle reverses SealBundle.
-func OpenBundle(k BundleKeys, sealed []byte) ([]byte, error) {
-	if len(sealed) < bundleIVSize+bundleMACSize {
-		return nil, ErrBundleMAC
-	}
-	body, sum := sealed[:len(sealed)-bundleMACSize], sealed[len(sealed)-bundleMACSize:]
-	mac := hmac.New(sha256.New, k.MAC[:])
-	mac.Write(body)
-	if !hmac.Equal(mac.Sum(nil), sum) {
-		return nil, ErrBundleMAC
-	}
-	block, err := aes.NewCipher(k.Enc[:])
-	if err != nil {
-		return nil, err
-	}
-	plain := make([]byte, len(body)-bundleIVSize)
-	cipher.NewCTR(block, body[:bundleIVSize]).XORKeyStream(plain, body[bundleIVSize:])
-	return plain, nil
-}
+func OpenBundle(k BundleKeys, sealed []byte) ([]byte, error) { return bundlelayout.Open(k, sealed) }
 
 // BundleStoreOptions configure a BundleStore.
 type BundleStoreOptions struct {
