@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -302,14 +303,56 @@ func (b *BundleStore) Fetch(ctx context.Context, deploymentID string) ([]byte, e
 	return OpenBundle(k, sealed)
 }
 
-// Delete removes a deployment's bundle and its certificate object; those
-// already gone are not an error (S3's DeleteObject of a missing key
-// succeeds).
+// PublishObject seals tarGz with the deployment's keys and uploads it as
+// object (bundlelayout.CodeObject: "code/<name>.enc") in the deployment's
+// folder, where its server's agent fetches it (commands.Fetch).
+func (b *BundleStore) PublishObject(ctx context.Context, deploymentID, object string, tarGz []byte) error {
+	if !deploymentIDRe.MatchString(deploymentID) {
+		return permanent("publish object: deployment id %q is not valid", deploymentID)
+	}
+	if !objectRe.MatchString(object) {
+		return permanent("publish object: name %q is not valid", object)
+	}
+	k, err := b.Keys(deploymentID)
+	if err != nil {
+		return err
+	}
+	sealed, err := SealBundle(k, tarGz)
+	if err != nil {
+		return err
+	}
+	key := b.key(deploymentID, object)
+	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(b.opts.Bucket), Key: aws.String(key),
+		Body: bytes.NewReader(sealed), ContentType: aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return fmt.Errorf("publish s3://%s/%s: %w", b.opts.Bucket, key, err)
+	}
+	return nil
+}
+
+var objectRe = regexp.MustCompile(`^code/[0-9a-f]{8,64}\.enc$`)
+
+// Delete removes a deployment's bundle, its certificate object and its
+// code revisions; those already gone are not an error (S3's DeleteObject
+// of a missing key succeeds).
 func (b *BundleStore) Delete(ctx context.Context, deploymentID string) error {
 	if !deploymentIDRe.MatchString(deploymentID) {
 		return permanent("delete bundle: deployment id %q is not valid", deploymentID)
 	}
-	for _, key := range []string{b.CertKey(deploymentID), b.BundleKey(deploymentID)} {
+	keys := []string{b.CertKey(deploymentID), b.BundleKey(deploymentID)}
+	pages := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: aws.String(b.opts.Bucket), Prefix: aws.String(b.key(deploymentID, "code") + "/")})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list the code revisions of %s: %w", deploymentID, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	for _, key := range keys {
 		_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.opts.Bucket), Key: aws.String(key)})
 		if err != nil && !isCode(err, "NoSuchKey", "NotFound") {
 			return fmt.Errorf("delete s3://%s/%s: %w", b.opts.Bucket, key, err)
