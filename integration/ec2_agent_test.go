@@ -109,17 +109,9 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	writeWheel(t, wheels, "onlyoninstance", "0.1.0", "VALUE = 42\n")
 
 	data := t.TempDir()
-	p := startPlatform(t, data, func(o *platform.Options) {
-		o.Domain = "algocloud.test"
+	p := startEC2AgentPlatform(t, w, data, si, port, func(o *platform.Options) {
 		o.Pip.NoIndex = true // no package index is reachable here
 		o.Pip.FindLinks = []string{wheels}
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: w.moto.Endpoint, EC2Agents: true,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			EC2HealthURL: func(compute.Server) string { return "https://" + si.listen + "/readyz" },
-			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
 	})
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
@@ -137,27 +129,7 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id := r.Str("id")
-	r = c.Step(id, "provision", nil)
-	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	srv := st.Body["state"].(map[string]any)["server"].(map[string]any)
-	require.Equal(t, "ec2", srv["provider"], string(st.Raw))
-	require.Equal(t, true, srv["agent"], string(st.Raw))
-	require.Equal(t, ec2.AgentID(id), srv["agent_id"], string(st.Raw))
-	instanceID := srv["id"].(string)
-	require.Len(t, deploymentInstances(t, ctx, w, id), 1)
-
-	// The user data moto holds: the agent's unit, with the credential.
-	attr, err := w.ec2.DescribeInstanceAttribute(ctx, &awsec2.DescribeInstanceAttributeInput{
-		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
-	})
-	require.NoError(t, err)
-	b, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
-	require.NoError(t, err)
-	userData := string(b)
-	require.Contains(t, userData, "algocloud-agent.service")
-	require.NotContains(t, userData, "PRIVATE KEY")
-	si.start(t, userData)
+	instanceID, _ := provisionWithAgent(t, ctx, c, w, si, id)
 	cred, err := os.ReadFile(filepath.Join(si.home, "agent", "credential"))
 	require.NoError(t, err)
 	credential := strings.TrimSpace(string(cred))
@@ -182,7 +154,7 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 		r = c.Step(id, s.step, s.body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
 	}
-	st = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, true, st.Body["state"].(map[string]any)["test"].(map[string]any)["ok"], string(st.Raw))
 	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
 	require.Contains(t, string(ev.Raw), "by its agent")
@@ -259,4 +231,99 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	list, err = w.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String("algocloud/" + id + "/")})
 	require.NoError(t, err)
 	require.Empty(t, list.Contents, "code revisions and certificate object deleted")
+}
+
+// startEC2AgentPlatform starts the platform on moto with EC2 agents on
+// (--compute ec2 --dns route53 --certs local --agents --ec2-agents).
+func startEC2AgentPlatform(t *testing.T, w *cloudWorld, data string, si *agentStandIn, port int, mutate ...func(*platform.Options)) *platform.Platform {
+	t.Helper()
+	return startPlatform(t, data, append([]func(*platform.Options){func(o *platform.Options) {
+		o.Domain = "algocloud.test"
+		o.Cloud = platform.CloudOptions{
+			Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
+			AWSRegion: "us-east-1", AWSEndpoint: w.moto.Endpoint, EC2Agents: true,
+			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
+			EC2HealthURL: func(compute.Server) string { return "https://" + si.listen + "/readyz" },
+			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
+		}
+	}}, mutate...)...)
+}
+
+// provisionWithAgent runs Provision, checks the server is an EC2 instance
+// with an agent, and starts the stand-in from the user data moto holds; it
+// returns the instance ID and that user data.
+func provisionWithAgent(t *testing.T, ctx context.Context, c *client, w *cloudWorld, si *agentStandIn, id string) (string, string) {
+	t.Helper()
+	r := c.Step(id, "provision", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	srv := st.Body["state"].(map[string]any)["server"].(map[string]any)
+	require.Equal(t, "ec2", srv["provider"], string(st.Raw))
+	require.Equal(t, true, srv["agent"], string(st.Raw))
+	require.Equal(t, ec2.AgentID(id), srv["agent_id"], string(st.Raw))
+	instanceID := srv["id"].(string)
+	require.Len(t, deploymentInstances(t, ctx, w, id), 1)
+	attr, err := w.ec2.DescribeInstanceAttribute(ctx, &awsec2.DescribeInstanceAttributeInput{
+		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
+	})
+	require.NoError(t, err)
+	b, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
+	require.NoError(t, err)
+	userData := string(b)
+	require.Contains(t, userData, "algocloud-agent.service")
+	require.NotContains(t, userData, "PRIVATE KEY")
+	si.start(t, userData)
+	return instanceID, userData
+}
+
+// TestEC2AgentInitErrorCaughtByTest is TestEC2InitError's "works on the
+// worker only" code (its __init__ reads .git/HEAD, which a checkout has and
+// the code an instance gets has not) with EC2 agents on: Test Code now runs
+// on the instance, on the very code revision it would serve, so it fails
+// there with the exception and its traceback, and nothing can be completed.
+func TestEC2AgentInitErrorCaughtByTest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	w := newCloudWorld(t, ctx)
+	port := testenv.FreePort(t)
+	si := &agentStandIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
+	p := startEC2AgentPlatform(t, w, t.TempDir(), si, port)
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+
+	src := t.TempDir()
+	require.NoError(t, os.CopyFS(src, os.DirFS(filepath.Join(repoRoot(t), "examples", "segmentation"))))
+	mainPy := filepath.Join(src, "aai_main.py")
+	code, err := os.ReadFile(mainPy)
+	require.NoError(t, err)
+	orig := "    def __init__(self):\n        # A light blur before thresholding removes speckle; a real model would load here.\n        self.blur = ImageFilter.GaussianBlur(radius=1)\n"
+	require.Contains(t, string(code), orig, "examples/segmentation changed: adapt this test")
+	code = []byte("import os\n" + strings.Replace(string(code), orig, gitRevisionInit, 1))
+	require.NoError(t, os.WriteFile(mainPy, code, 0o644))
+	repo := gitRepo(t, src)
+
+	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
+		"name": "Works on the worker only", "api_name": "gitrev", "input": "image", "output": "image", "threads": 1,
+		"compute": "cpu", "instance_type": "t3.small", "region": "us-east-1",
+	})
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	id := r.Str("id")
+	provisionWithAgent(t, ctx, c, w, si, id)
+	r = c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	r = c.Step(id, "install_requirements", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	r = c.Step(id, "test", nil)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	test := st.Body["state"].(map[string]any)["test"].(map[string]any)
+	require.Equal(t, false, test["ok"], "test answered %d %s; state %s", r.Status, r.Raw, st.Raw)
+	failure := fmt.Sprint(test["message"], "\n", test["traceback"])
+	for _, want := range []string{"FileNotFoundError", ".git/HEAD", "Traceback (most recent call last)"} {
+		require.Contains(t, failure, want, string(st.Raw))
+	}
+	r = c.Step(id, "complete", nil)
+	require.Equal(t, http.StatusConflict, r.Status, "complete needs a passing test: %s", r.Raw)
+	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.Empty(t, deploymentInstances(t, ctx, w, id))
 }
