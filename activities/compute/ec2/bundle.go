@@ -45,10 +45,6 @@ import (
 
 // The seal (keys, format) is bundlelayout's, shared with the instance's
 // agent; these names keep the provider's API.
-const (
-	bundleIVSize  = bundlelayout.IVSize
-	bundleMACSize = bundlelayout.MACSize
-)
 
 // BundleKeys are the two keys of one deployment's bundle.
 type BundleKeys = bundlelayout.Keys
