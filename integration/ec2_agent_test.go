@@ -96,9 +96,10 @@ func (s *agentStandIn) stop() {
 // imports a package that only the instance's venv has (its requirement,
 // installed by the agent's pip from a wheel folder): Test Code passes, the
 // worker's data folder holds no trace of the package, and the endpoint
-// serves by its name with the local CA's certificate fetched sealed. Delete
-// terminates the instance, revokes the credential and removes the code
-// revisions from the bucket.
+// serves by its name with the local CA's certificate fetched sealed. A
+// redeploy swaps the new revision in by the agent, the instance running
+// throughout. Delete terminates the instance, revokes the credential and
+// removes the code revisions from the bucket.
 func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -151,8 +152,10 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 		{"install_requirements", nil},
 		{"test", nil},
 	} {
+		began := time.Now()
 		r = c.Step(id, s.step, s.body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
+		t.Logf("%s through the instance's agent: %s", s.step, time.Since(began).Round(time.Millisecond))
 	}
 	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, true, st.Body["state"].(map[string]any)["test"].(map[string]any)["ok"], string(st.Raw))
@@ -174,8 +177,10 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	}))
 
 	// Complete: the agent fetches the code and the certificate and serves.
+	began := time.Now()
 	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	t.Logf("complete through the instance's agent: %s", time.Since(began).Round(time.Millisecond))
 	endpoint, token := r.Str("endpoint"), r.Str("token")
 	require.Equal(t, fmt.Sprintf("https://seg.algocloud.test:%d", port), endpoint)
 	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
@@ -194,6 +199,32 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, image.Rect(0, 0, 96, 64), img.Bounds())
 	require.Equal(t, []string{"seg.algocloud.test"}, res.TLS.PeerCertificates[0].DNSNames)
+
+	// A redeploy (new code, test, complete) swaps the revision in on the
+	// instance by its agent: the instance keeps running (no stop/start, as
+	// the worker's path does), and the endpoint serves the new revision.
+	commit(t, repo, map[string]string{"NOTES.txt": "second revision\n"})
+	for _, s := range []struct {
+		step string
+		body any
+	}{
+		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
+		{"install_requirements", nil},
+		{"test", nil},
+		{"complete", nil},
+	} {
+		began := time.Now()
+		r = c.Step(id, s.step, s.body)
+		require.Equal(t, http.StatusOK, r.Status, "redeploy %s: %s", s.step, r.Raw)
+		t.Logf("redeploy %s through the instance's agent: %s", s.step, time.Since(began).Round(time.Millisecond))
+	}
+	st = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.EqualValues(t, 2, st.Body["state"].(map[string]any)["live"].(map[string]any)["code_revision"], string(st.Raw))
+	inst := deploymentInstances(t, ctx, w, id)
+	require.Len(t, inst, 1)
+	require.Equal(t, ec2types.InstanceStateNameRunning, inst[0].State.Name, "the redeploy did not stop the instance")
+	res, out = predict(t, hc, endpoint, token, samplePNG(t, 96, 64))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
 
 	// The code revisions in the bucket are sealed.
 	list, err := w.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String("algocloud/" + id + "/code/")})
