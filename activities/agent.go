@@ -216,6 +216,7 @@ func command(deploymentID string, srv compute.Server, id, kind string, payload a
 // <server folder>/installs/<install revision>/venv, the install sandbox's
 // limits and network). pip itself runs on the server, by the agent.
 func (a *Activities) PlanAgentInstall(ctx context.Context, in actdef.AgentInstallInput) (actdef.AgentInstallPlan, error) {
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "PlanAgentInstall" })()
 	fileReqs := in.Code.Requirements
 	if in.RequirementsTxt != nil {
 		reqs, err := spec.ParseRequirements(*in.RequirementsTxt)
@@ -269,6 +270,7 @@ func (a *Activities) PlanAgentInstall(ctx context.Context, in actdef.AgentInstal
 // config as RunTest builds it (role test: group "<server>.test"; no token,
 // the agent makes one that never leaves it), run by the agent.
 func (a *Activities) PlanAgentTest(ctx context.Context, in actdef.AgentTestInput) (actdef.AgentCommand, error) {
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "PlanAgentTest" })()
 	if err := a.ensureAgent(ctx, in.Server); err != nil {
 		return actdef.AgentCommand{}, err
 	}
@@ -303,6 +305,7 @@ func (a *Activities) PlanAgentTest(ctx context.Context, in actdef.AgentTestInput
 // the output artifact the agent uploaded is copied to the test-output blob
 // (the wizard shows it from there), as RunTest's output is.
 func (a *Activities) AgentTestResult(ctx context.Context, in actdef.AgentTestResultInput) (actdef.TestInfo, error) {
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "AgentTestResult" })()
 	var out commands.TestOutput
 	if err := json.Unmarshal(in.Output, &out); err != nil {
 		return actdef.TestInfo{}, nonRetryable(actdef.BadInputErrorType, fmt.Errorf("the agent's test output: %w", err))
@@ -339,6 +342,7 @@ func (a *Activities) AgentTestResult(ctx context.Context, in actdef.AgentTestRes
 // ("<server>.live.<revision>": two revisions never share a cgroup) and the
 // token file the agent writes the endpoint token's hash into.
 func (a *Activities) PlanAgentServe(ctx context.Context, in actdef.AgentServeInput) (actdef.AgentCommand, error) {
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "PlanAgentServe" })()
 	if b, err := hex.DecodeString(in.TokenSHA256); err != nil || len(b) != sha256.Size {
 		return actdef.AgentCommand{}, nonRetryable(actdef.BadInputErrorType, errors.New("the endpoint token hash is not 64 hex digits"))
 	}
@@ -369,6 +373,7 @@ func (a *Activities) PlanAgentServe(ctx context.Context, in actdef.AgentServeInp
 // PlanAgentStop is Stop (and Delete's first part) on a server with an
 // agent: the agent drains and stops the live revision.
 func (a *Activities) PlanAgentStop(ctx context.Context, in actdef.AgentStopInput) (actdef.AgentCommand, error) {
+	defer heartbeatEvery(ctx, heartbeatPeriod, func() any { return "PlanAgentStop" })()
 	if err := a.ensureAgent(ctx, in.Server); err != nil {
 		return actdef.AgentCommand{}, err
 	}

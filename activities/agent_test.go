@@ -63,9 +63,11 @@ func TestRunOnServerNameIsTheHubs(t *testing.T) {
 // Release stops the agent and revokes the credential.
 func TestAgentProvisionPlansAndRelease(t *testing.T) {
 	data := t.TempDir()
-	// sh -c 'exec sleep 600' sh agent --dir ...: a process whose command
-	// line holds the agent's arguments, as the real one's does.
-	prov, err := local.New(local.Options{DataDir: data, Command: []string{"/bin/sh", "-c", "exec sleep 600", "sh"}, StopGrace: time.Second})
+	// sh -c 'sleep 600; :' sh agent --dir ...: a process whose command
+	// line holds the agent's arguments, as the real one's does. (Not
+	// "exec sleep": once exec'd, the command line is "sleep 600", and a
+	// second Start, not recognising it, started another agent.)
+	prov, err := local.New(local.Options{DataDir: data, Command: []string{"/bin/sh", "-c", "sleep 600; :", "sh"}, StopGrace: time.Second})
 	require.NoError(t, err)
 	defer prov.Close()
 	m := &minter{minted: map[string]int{}, revoked: map[string]bool{}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -102,7 +103,8 @@ func (h *Hub) CommandProgress(ctx context.Context, serverID string, p protocol.P
 	}
 	if c.Deployment != "" {
 		for _, line := range p.Lines {
-			if err := h.store.AddEvent(ctx, c.Deployment, h.eventKind, line); err != nil {
+			kind, msg := h.eventLine(c.Kind, line)
+			if err := h.store.AddEvent(ctx, c.Deployment, kind, msg); err != nil {
 				// The log is for people; a missing line must not fail the command.
 				h.log.WarnContext(ctx, "agent progress line not logged", "command", c.ID, "error", err)
 				break
@@ -110,6 +112,18 @@ func (h *Hub) CommandProgress(ctx context.Context, serverID string, p protocol.P
 		}
 	}
 	return nil
+}
+
+// eventLine is how a progress line of a command of kind shows in the
+// event log: under the command's kind, without the "<kind>: " prefix an
+// agent's own log gives it ("test: booting…" is the event test/"booting…",
+// as when the worker ran the step), or under the hub's EventKind when the
+// command has no kind.
+func (h *Hub) eventLine(kind, line string) (string, string) {
+	if kind == "" {
+		return h.eventKind, line
+	}
+	return kind, strings.TrimPrefix(line, kind+": ")
 }
 
 // CommandResult records the agent's answer to a command handed out under

@@ -79,8 +79,9 @@ type Config struct {
 	// recorded by another process (API and worker apart); a command recorded
 	// by this process wakes the poll at once. 0 means one second.
 	PollEvery time.Duration
-	// EventKind is the kind of the event-log lines progress makes; "" means
-	// "agent".
+	// EventKind is the kind of the event-log lines progress makes for a
+	// command without a kind; "" means "agent". A command's lines are
+	// logged under its own kind (install, test, serve…).
 	EventKind string
 	// Blobs keeps the artifacts agents upload (artifacts.go); nil refuses
 	// uploads (ErrNoBlobs). API and worker need the same store.

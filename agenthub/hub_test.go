@@ -34,7 +34,7 @@ func TestRunOnServerHappyPath(t *testing.T) {
 		"echo": link.HandlerFunc(func(ctx context.Context, cmd protocol.Command, progress func(...string)) (json.RawMessage, error) {
 			n.started.Add(1)
 			progress("line 1", "line 2")
-			progress("line 3")
+			progress("echo: line 3") // the kind prefix of the agent's log goes
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -55,7 +55,7 @@ func TestRunOnServerHappyPath(t *testing.T) {
 		}
 		for _, p := range d.PendingActivities[0].HeartbeatDetails.Payloads {
 			var lines []string
-			if json.Unmarshal(p.Data, &lines) == nil && slices.Contains(lines, "line 3") {
+			if json.Unmarshal(p.Data, &lines) == nil && slices.Contains(lines, "echo: line 3") {
 				return true
 			}
 		}
@@ -73,7 +73,7 @@ func TestRunOnServerHappyPath(t *testing.T) {
 	require.NoError(t, err)
 	var msgs []string
 	for _, ev := range evs {
-		require.Equal(t, "agent", ev.Kind)
+		require.Equal(t, "echo", ev.Kind, "a line is logged under its command's kind")
 		msgs = append(msgs, ev.Message)
 	}
 	require.Equal(t, []string{"line 1", "line 2", "line 3"}, msgs)

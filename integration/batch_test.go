@@ -309,9 +309,13 @@ func captureBatchHistory(t *testing.T, p *platform.Platform, batchID, name strin
 }
 
 // predictLines counts the predicts the deployment's endpoints completed, from
-// their request logs (appended across restarts).
+// their request logs (appended across restarts): the worker-run endpoint's
+// under logs/, each agent revision's under agent/revisions/<rev>/.
 func predictLines(t testing.TB, data string) int {
 	logs, _ := filepath.Glob(filepath.Join(data, "servers", "*", "logs", "*"))
+	// Revisions the server's agent runs log beside their config.
+	revs, _ := filepath.Glob(filepath.Join(data, "servers", "*", "agent", "revisions", "*", "server.log"))
+	logs = append(logs, revs...)
 	n := 0
 	for _, l := range logs {
 		f, err := os.Open(l)

@@ -63,11 +63,20 @@ type jobsRig struct {
 }
 
 func newJobsRig(t *testing.T, opts ...func(*platform.Options)) *jobsRig {
+	return newJobsRigOf(t, func(c *client) (string, string) {
+		id, _, tok := walk(t, c, "seg", "segmentation", "image")
+		return id, tok
+	}, opts...)
+}
+
+// newJobsRigOf is newJobsRig with the endpoint deploy makes live (it
+// returns the deployment's id and the endpoint's token).
+func newJobsRigOf(t *testing.T, deploy func(c *client) (id, epToken string), opts ...func(*platform.Options)) *jobsRig {
 	p := startPlatform(t, t.TempDir(), opts...)
 	t.Cleanup(p.Stop)
 	r := &jobsRig{p: p, owner: devToken(t, p), dir: t.TempDir()}
 	r.c = newClient(t, p, r.owner)
-	r.id, _, r.epToken = walk(t, r.c, "seg", "segmentation", "image")
+	r.id, r.epToken = deploy(r.c)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "ALGOCLOUD_") {
 			r.env = append(r.env, kv)

@@ -62,7 +62,7 @@ func (a *asyncAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reply(http.StatusOK, map[string]any{"id": "p1", "status": "processing"})
 			return
 		}
-		reply(http.StatusOK, map[string]any{"id": "p1", "status": "succeeded",
+		reply(http.StatusOK, map[string]any{"id": "p1", "status": "succeeded", "logs": "step 1\n<b>two</b>\n",
 			"output": map[string]any{"url": base + "/predictions/p1/output", "content_type": "image/png", "size": 1}})
 	case "GET " + base + "/predictions/p1/output":
 		w.Header().Set("Content-Type", "image/png")
@@ -122,8 +122,10 @@ p = algo.predict_async("in.png", webhook="https://hooks.example.com/h", wait=5)
 print("created", p.id, p.status)
 out = p.wait(timeout=30, interval=0.01).output()
 print("output", out.shape, out.dtype)
+print("logs", repr(p.logs))
 page, cursor = algo.predictions(limit=5)
-print("listed", [q.id for q in page], cursor)
+print("listed", [q.id for q in page], cursor, "logs" in page[0].data)
+print("listed logs", repr(page[0].logs))
 seen = []
 b = algo.batch(["photos", "in.png"], out="outputs.zip", progress=seen.append, interval=0.01, concurrency=3)
 print("batch", b.status, b.counts["done"], b.counts["failed"], len(seen))
@@ -137,7 +139,9 @@ print("files", open("outputs.zip", "rb").read().decode(), [json.loads(l)["name"]
 	got := string(out)
 	require.Contains(t, got, "created p1 starting")
 	require.Contains(t, got, "output (12, 16, 3) uint8")
-	require.Contains(t, got, "listed ['p1'] c2")
+	require.Contains(t, got, `logs 'step 1\n<b>two</b>\n'`, "wait's prediction carries the logs")
+	require.Contains(t, got, "listed ['p1'] c2 False")
+	require.Contains(t, got, `listed logs 'step 1\n<b>two</b>\n'`, "a listed prediction reads its logs when asked")
 	require.Contains(t, got, "batch succeeded 2 1 2")
 	require.Contains(t, got, "files PK-outputs ['x']")
 
@@ -150,6 +154,6 @@ print("files", open("outputs.zip", "rb").read().decode(), [json.loads(l)["name"]
 	require.Equal(t, "wait=5", api.prefer)
 	require.Equal(t, map[string][]byte{"a.png": []byte("photos/a.png"), "sub/b.png": []byte("photos/sub/b.png"), "in.png": png}, api.archive,
 		"a folder's files by their path in it, hidden files left out")
-	require.Equal(t, 2, api.polls, "wait polled until succeeded")
+	require.Equal(t, 3, api.polls, "wait polled until succeeded (2); the listed one's logs were read once (1)")
 	require.Equal(t, "3", api.concurrency)
 }

@@ -32,6 +32,15 @@ const changeServerAgent = "server-agent"
 // cut off) is noticed within it and the retry hands the command out again.
 const agentHeartbeat = 30 * time.Second
 
+// planOptions are the options of the plan activities (PlanAgent*,
+// AgentTestResult): they heartbeat, so one a killed worker had started is
+// retried within the heartbeat timeout after the restart, not after its
+// 2-minute limit (a Delete interrupted by a platform kill finishes in
+// seconds, TestKillDevDuringDeleteThenRestart).
+func planOptions(ctx workflow.Context) workflow.Context {
+	return activityOptions(ctx, 2*time.Minute, heartbeat, 5)
+}
+
 // onAgent reports whether the deployment's server runs an agent.
 func (d *deployment) onAgent() bool { return d.st.Server != nil && d.st.Server.Agent }
 
@@ -68,7 +77,7 @@ func runOnServer(ctx workflow.Context, limit time.Duration, cmd actdef.AgentComm
 
 // installOnAgent is Install on a server with an agent.
 func (d *deployment) installOnAgent(ctx workflow.Context, r InstallRequest, revision int) (actdef.InstallInfo, error) {
-	actx := activityOptions(ctx, 2*time.Minute, 0, 5)
+	actx := planOptions(ctx)
 	in := actdef.AgentInstallInput{
 		InstallInput:    actdef.InstallInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, Spec: d.st.Spec, Code: *d.st.Code, RequirementsTxt: r.RequirementsTxt},
 		CommandID:       d.commandID("install", fmt.Sprintf("c%d-i%d", d.st.Code.Revision, revision)),
@@ -100,7 +109,7 @@ func (d *deployment) installOnAgent(ctx workflow.Context, r InstallRequest, revi
 
 // testOnAgent is Test Code on a server with an agent.
 func (d *deployment) testOnAgent(ctx workflow.Context) (actdef.TestInfo, error) {
-	actx := activityOptions(ctx, 2*time.Minute, 0, 5)
+	actx := planOptions(ctx)
 	rev := fmt.Sprintf("c%d-i%d", d.st.Code.Revision, d.st.Install.Revision)
 	id := d.commandID("test", rev)
 	in := actdef.AgentTestInput{Build: d.build(d.st.Spec, *d.st.Code, *d.st.Install), CommandID: id, Revision: rev + "-" + fmt.Sprint(d.st.AgentCommands)}
@@ -135,7 +144,7 @@ func serveRevision(sp spec.Spec, code actdef.CodeInfo, install actdef.InstallInf
 // serving one with no downtime, or (already serving) only rewrites the
 // token file.
 func (d *deployment) serveOnAgent(ctx workflow.Context, serving *Serving) (actdef.ServiceInfo, error) {
-	actx := activityOptions(ctx, 2*time.Minute, 0, 5)
+	actx := planOptions(ctx)
 	rev := serveRevision(serving.Spec, serving.Code, serving.Install)
 	in := actdef.AgentServeInput{Build: d.build(serving.Spec, serving.Code, serving.Install),
 		CommandID: d.commandID("serve", rev), Revision: rev, TokenSHA256: d.st.TokenSHA256}
@@ -180,7 +189,7 @@ func (d *deployment) serveOnAgent(ctx workflow.Context, serving *Serving) (actde
 
 // stopOnAgent is Stop (and Delete's first part) on a server with an agent.
 func (d *deployment) stopOnAgent(ctx workflow.Context) error {
-	actx := activityOptions(ctx, 2*time.Minute, 0, 5)
+	actx := planOptions(ctx)
 	in := actdef.AgentStopInput{DeploymentID: d.st.DeploymentID, Server: *d.st.Server, CommandID: d.commandID("stop", "")}
 	var cmd actdef.AgentCommand
 	if err := workflow.ExecuteActivity(actx, a.PlanAgentStop, in).Get(actx, &cmd); err != nil {

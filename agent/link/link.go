@@ -365,6 +365,12 @@ func (l *Link) sendProgress(ctx context.Context, e *execution, lines []string) b
 	switch {
 	case err == nil:
 		return true
+	case errors.Is(err, protocol.ErrStaleLease) && e.lease() != p.Lease:
+		// Handed out again meanwhile (an attempt that timed out while the
+		// platform refused this agent's rotated credential): the lines go
+		// again under the new lease rather than being dropped.
+		l.log.Info("agent: progress sent under a replaced lease; sending it again", "command", p.CommandID)
+		return false
 	case errors.Is(err, protocol.ErrStaleLease), errors.Is(err, protocol.ErrForbidden), errors.Is(err, protocol.ErrUnknownCommand):
 		l.log.Info("agent: progress refused", "command", p.CommandID, "error", err)
 		return true

@@ -37,8 +37,8 @@ const testsDir = "tests"
 // leaves the agent; once /readyz answers, testing_input_data() goes through
 // its HTTP API (inferapi.SelfTest), the output is uploaded as the command's
 // artifact, and the server is stopped, whatever happened (also when ctx
-// ends; a killed agent's test server is found by its pid file and killed by
-// the next agent: reapTests). An algorithm that fails (__init__ raising,
+// ends; after a passing test, behind the result; a killed agent's test
+// server is found by its pid file and killed by the next agent: reapTests). An algorithm that fails (__init__ raising,
 // predict raising) is an OK result with OK false.
 func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress func(...string)) (json.RawMessage, error) {
 	var in commands.Test
@@ -59,10 +59,12 @@ func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress 
 		return nil, fmt.Errorf("test: sandbox state_dir %s is inside the agent's folder", cfg.Sandbox.StateDir)
 	}
 	folder := filepath.Join(a.dir, testsDir, in.Revision)
-	// Two commands testing one revision at once would share its folder and
-	// kill each other's server: one at a time.
-	unlock := a.lock("test/" + in.Revision)
-	defer unlock()
+	// One test at a time: two at once would share the sandbox group
+	// ("<server>.test"), and for one revision its folder, and kill each
+	// other's server. The lock is held until the server has stopped, which
+	// may be after the result went (release).
+	release := a.lock("test")
+	defer func() { release() }()
 	a.reapTest(folder) // an earlier attempt's, if its agent was killed
 	if err := os.RemoveAll(folder); err != nil {
 		return nil, fmt.Errorf("test: clear %s: %w", folder, err)
@@ -123,10 +125,12 @@ func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress 
 		stopServer(srv.Process.Pid, exited)
 		return nil, fmt.Errorf("test: %w", err)
 	}
-	defer func() {
+	unlock := release
+	release = func() {
 		stopServer(srv.Process.Pid, exited)
 		os.Remove(pidFile)
-	}()
+		unlock()
+	}
 
 	base := scheme + "://" + cfg.Listen
 	readyTimeout := 2 * time.Minute
@@ -182,6 +186,13 @@ func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress 
 	}
 	out.OutputArtifact = name
 	progress("test passed: " + res.Summary)
+	// The answer is in hand: the result goes now and the server stops
+	// behind it (~150 ms of its workers' exit the step no longer waits
+	// for). A next test waits for the lock; a killed agent's server is
+	// reaped by the next agent.
+	stop := release
+	release = func() {}
+	go stop()
 	return json.Marshal(out)
 }
 

@@ -31,7 +31,7 @@ func predict(args []string) error {
 	async.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: algocloud predict --endpoint URL [--ca FILE] [-o OUTPUT] INPUT
-       algocloud predict --async [--wait [-o OUTPUT]] [--webhook URL] API_NAME INPUT
+       algocloud predict --async [--wait [-o OUTPUT]] [-q] [--webhook URL] API_NAME INPUT
 
 Sends INPUT (a file; - for stdin; an http(s) URL of an image for the endpoint
 to download) to the endpoint's /predict. PNG, JPEG and GIF go as images, .npy
@@ -41,7 +41,9 @@ stdout; images, arrays and files to -o (or a default name).
 With --async, INPUT becomes an async prediction of the endpoint API_NAME on
 the platform (--api): it runs there, durably, and the command prints its id
 (algocloud predictions get|wait|cancel API_NAME ID follow it); --wait waits
-and writes the output as above. The token is --token, else
+and writes the output as above, and what predict printed (its logs) to
+stderr between "--- logs of prediction ID ---" and "--- end of logs ---"
+(-q: no logs, no progress). The token is --token, else
 $ALGOCLOUD_ENDPOINT_TOKEN, else $ALGOCLOUD_TOKEN (yours).
 
 `)

@@ -29,6 +29,7 @@ type asyncFlags struct {
 	webhook string
 	events  string
 	key     string
+	quiet   bool
 }
 
 func (a *asyncFlags) register(fs *flag.FlagSet) {
@@ -36,6 +37,7 @@ func (a *asyncFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&a.wait, "wait", false, "with --async: wait until it finishes and write its output as without --async")
 	fs.StringVar(&a.webhook, "webhook", "", "with --async: an https URL the platform tells of the prediction's events (signed, Standard Webhooks)")
 	fs.StringVar(&a.events, "webhook-events", "", "with --webhook: the events to send, comma-separated (start,output,logs,completed; default: the API's)")
+	fs.BoolVar(&a.quiet, "q", false, "with --async: quiet: no id hint, progress or predict's logs on stderr (errors and tracebacks still show)")
 	fs.StringVar(&a.key, "idempotency-key", "", "with --async: a key that makes a retried create return the same prediction (default: a random one per run)")
 }
 
@@ -95,24 +97,32 @@ func predictAsync(ctx context.Context, c *apiclient.Client, a asyncFlags, apiNam
 	}
 	if !a.wait {
 		fmt.Println(p.ID)
-		fmt.Fprintf(os.Stderr, "prediction %s is %s; see it with: algocloud predictions get %s %s\n", p.ID, p.Status, apiName, p.ID)
+		if !a.quiet {
+			fmt.Fprintf(os.Stderr, "prediction %s is %s; see it with: algocloud predictions get %s %s\n", p.ID, p.Status, apiName, p.ID)
+		}
 		return nil
 	}
-	fmt.Fprintf(os.Stderr, "prediction %s\n", p.ID)
-	p, err = c.WaitPrediction(ctx, apiName, p, 0, func(p apiclient.Prediction) {
-		fmt.Fprintf(os.Stderr, "  %s\n", p.Status)
-	})
+	var seen func(apiclient.Prediction)
+	if !a.quiet {
+		fmt.Fprintf(os.Stderr, "prediction %s\n", p.ID)
+		seen = func(p apiclient.Prediction) { fmt.Fprintf(os.Stderr, "  %s\n", p.Status) }
+	}
+	p, err = c.WaitPrediction(ctx, apiName, p, 0, seen)
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintf(os.Stderr, "stopped waiting; the prediction goes on: algocloud predictions get %s %s\n", apiName, p.ID)
 		}
 		return err
 	}
-	return finishPrediction(ctx, c, apiName, p, output)
+	return finishPrediction(ctx, c, apiName, p, output, a.quiet)
 }
 
-// finishPrediction writes a final prediction's output (or says why there is none).
-func finishPrediction(ctx context.Context, c *apiclient.Client, apiName string, p apiclient.Prediction, output string) error {
+// finishPrediction writes a final prediction's output (or says why there is
+// none), after its logs on stderr unless quiet.
+func finishPrediction(ctx context.Context, c *apiclient.Client, apiName string, p apiclient.Prediction, output string, quiet bool) error {
+	if !quiet {
+		printLogs(os.Stderr, p)
+	}
 	switch p.Status {
 	case apiclient.StatusSucceeded:
 		out, err := c.PredictionOutput(ctx, apiName, p)
@@ -136,11 +146,15 @@ func finishPrediction(ctx context.Context, c *apiclient.Client, apiName string, 
 
 const predictionsUsage = `Usage:
   algocloud predictions ls     [--limit N] [--json] API_NAME   the endpoint's predictions, newest first
-  algocloud predictions get    [--json] [-o OUT] API_NAME ID    one prediction; -o writes its output
-  algocloud predictions wait   [-o OUT] API_NAME ID             wait until it ends, then write its output
+  algocloud predictions get    [--json|--logs] [-o OUT] [-q] API_NAME ID
+                                one prediction; -o writes its output; --logs prints only what predict printed
+  algocloud predictions wait   [-o OUT] [-q] API_NAME ID        wait until it ends, then write its output
   algocloud predictions cancel API_NAME ID                      cancel it (a finished one stays as it is)
   algocloud predictions webhooks API_NAME ID                    its webhook's delivery attempts
 
+What the algorithm's predict printed (its logs) goes to stderr between
+"--- logs of prediction ID ---" and "--- end of logs ---", so stdout stays
+the output; -q leaves the logs out; get --logs writes only them, to stdout.
 API_NAME is the endpoint's API name (algocloud ls). The token is --token, else
 $ALGOCLOUD_ENDPOINT_TOKEN (the endpoint's), else $ALGOCLOUD_TOKEN (yours).
 Create one with: algocloud predict --async API_NAME INPUT
@@ -165,6 +179,8 @@ func predictions(args []string) error {
 	limit := fs.Int("limit", 20, "ls: how many (newest first)")
 	output := fs.String("o", "", "get, wait: write the output to this file (as algocloud predict -o)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "wait: give up waiting after this long (the prediction goes on)")
+	onlyLogs := fs.Bool("logs", false, "get: print only what the algorithm's predict printed (its logs), as they are, to stdout")
+	quiet := fs.Bool("q", false, "get, wait: leave the logs out of stderr")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), predictionsUsage)
 		fs.PrintDefaults()
@@ -183,6 +199,9 @@ func predictions(args []string) error {
 	if len(rest) != want {
 		fs.Usage()
 		return fmt.Errorf("predictions %s takes %s", sub, map[int]string{1: "API_NAME", 2: "API_NAME ID"}[want])
+	}
+	if *onlyLogs && (sub != "get" || *asJSON || *output != "") {
+		return errors.New("--logs goes with predictions get, without --json or -o")
 	}
 	c, err := jobsClient(o.API, *tok)
 	if err != nil {
@@ -206,13 +225,26 @@ func predictions(args []string) error {
 		if err != nil {
 			return err
 		}
-		if *output != "" {
-			return finishPrediction(ctx, c, apiName, p, *output)
-		}
-		if *asJSON {
+		switch {
+		case *output != "":
+			return finishPrediction(ctx, c, apiName, p, *output, *quiet)
+		case *asJSON:
 			return printJSON(p)
+		case *onlyLogs:
+			if p.Logs == "" {
+				fmt.Fprintf(os.Stderr, "prediction %s has no logs (%s)\n", p.ID, noLogsWhy(p))
+				return nil
+			}
+			_, err := fmt.Fprint(os.Stdout, printable(p.Logs, isTerminal(os.Stdout)))
+			return err
 		}
-		return printPrediction(p)
+		if err := printPrediction(p); err != nil {
+			return err
+		}
+		if !*quiet {
+			printLogs(os.Stderr, p)
+		}
+		return nil
 	case "wait":
 		p, err := c.GetPrediction(ctx, apiName, rest[1])
 		if err != nil {
@@ -223,7 +255,7 @@ func predictions(args []string) error {
 		if p, err = c.WaitPrediction(wctx, apiName, p, 0, nil); err != nil {
 			return err
 		}
-		return finishPrediction(ctx, c, apiName, p, *output)
+		return finishPrediction(ctx, c, apiName, p, *output, *quiet)
 	case "cancel":
 		p, err := c.CancelPrediction(ctx, apiName, rest[1])
 		if err != nil {

@@ -59,6 +59,9 @@ type Prediction struct {
 	Output json.RawMessage `json:"output,omitempty"`
 	// Error says why it failed (Traceback: the algorithm's Python one).
 	Error *PredictionError `json:"error,omitempty"`
+	// Logs is what the algorithm's predict printed (stdout and stderr, its
+	// last 64 KiB). GET of one prediction carries it; lists leave it out.
+	Logs string `json:"logs,omitempty"`
 	// Expired is true once the platform's retention deleted the input and
 	// output (ExpiresAt says when that happens).
 	Expired   bool       `json:"expired,omitempty"`

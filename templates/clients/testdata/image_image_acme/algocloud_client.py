@@ -38,8 +38,9 @@ Async predictions and batch jobs run on the platform (https://algocloud.example.
 durably, with the same endpoint token:
 
     p = algo.predict_async(x, webhook=None)   # a Prediction: p.id, p.status
-    p.wait(timeout=600)                        # polls until it ends
+    p.wait(timeout=600)                        # polls until it ends; returns p
     result = p.output()                        # as predict(x) returns it
+    print(p.logs)                              # what predict printed ("" if nothing)
     p.cancel()
     b = algo.batch(["a.png", "folder/"], out="outputs.zip", progress=print)
 
@@ -264,12 +265,13 @@ class Algorithm:
 
     def predictions(self, limit=20, cursor=None):
         """A page of this endpoint's predictions, newest first: (list of
-        Prediction, next cursor or None)."""
+        Prediction, next cursor or None). Lists carry no logs: a listed
+        prediction's .logs reads it once when asked."""
         q = {"limit": str(limit)}
         if cursor:
             q["cursor"] = cursor
         page = self._api_json("GET", "/predictions?" + urllib.parse.urlencode(q))
-        return [Prediction(self, p) for p in page.get("predictions") or []], page.get("next_cursor") or None
+        return [Prediction(self, p, listed=True) for p in page.get("predictions") or []], page.get("next_cursor") or None
 
     def batch(self, inputs=None, out=None, progress=None, urls=None, concurrency=None, interval=1.0, timeout=None,
               webhook=None, webhook_events=None, s3_endpoint=None, s3_credentials=None):
@@ -340,11 +342,13 @@ _FINAL = ("succeeded", "failed", "canceled")
 
 
 class Prediction:
-    """An async prediction: .id, .status and .data (the API's JSON)."""
+    """An async prediction: .id, .status, .logs (what predict printed) and
+    .data (the API's JSON)."""
 
-    def __init__(self, algo, data):
+    def __init__(self, algo, data, listed=False):
         self._algo = algo
         self.data = data
+        self._listed = listed  # from a list, which leaves the logs out
 
     id = property(lambda self: self.data.get("id"))
     status = property(lambda self: self.data.get("status"))
@@ -360,14 +364,26 @@ class Prediction:
     def done(self):
         return self.status in _FINAL
 
+    @property
+    def logs(self):
+        """What the algorithm's predict printed (stdout and stderr, the last
+        64 KiB) as one str; "" when it printed nothing or has not ended yet
+        (wait() reads them as it ends). The printed text is the algorithm's
+        author's: show it as text."""
+        if self._listed and self.done:
+            self.refresh()
+        return self.data.get("logs") or ""
+
     def refresh(self):
         """Reads the prediction again; returns self."""
         self.data = self._algo._api_json("GET", self._path())
+        self._listed = False
         return self
 
     def wait(self, timeout=None, interval=0.5):
         """Polls until the prediction ends (TimeoutError after timeout
-        seconds; the prediction goes on). Returns self."""
+        seconds; the prediction goes on). Returns self, its .logs and
+        .output() then final."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.done:
             if deadline is not None and time.monotonic() >= deadline:

@@ -1,14 +1,14 @@
 // pages/jobs.js: Jobs, a live deployment's async work on the platform:
-// its predictions (status, times, output download, webhook deliveries),
-// its batches with their progress and webhook deliveries, and a form that
-// starts a batch from a zip. Each list shows one page of the list route
+// its predictions (status, times, output download, logs, webhook
+// deliveries), its batches with their progress and webhook deliveries, and
+// a form that starts a batch from a zip (with an optional webhook). Each list shows one page of the list route
 // (newest first); "Older" follows the route's next_cursor and "Newer" goes
 // back. It reads /api/v1/endpoints/{api_name}/... with the signed-in
 // (owner's) token and refreshes the pages shown while anything is running.
 import { api } from '../api.js';
 import { append, h, link } from '../dom.js';
 import { app } from '../state.js';
-import { act, apiMessage, clearAlert, setAlert } from '../ui.js';
+import { act, apiMessage, clearAlert, field, niceMessage, setAlert, showFieldErrors } from '../ui.js';
 import { sizeText } from '../util.js';
 
 const FINAL = ['succeeded', 'failed', 'canceled'];
@@ -56,24 +56,69 @@ async function deliveries(path, box) {
     h('tbody', null, rows)));
 }
 
-// openHooks are the predictions and batches whose deliveries are shown: a
-// refresh re-renders the lists and keeps those open (and up to date).
+// openHooks are the predictions and batches whose deliveries are shown,
+// openLogs the predictions whose logs are, and openLong those whose long
+// logs were expanded: a refresh re-renders the lists and keeps those open
+// (and up to date).
 const openHooks = new Set();
+const openLogs = new Set();
+const openLong = new Set();
+// finalLogs caches the GET of finished predictions whose logs were shown:
+// those no longer change, so a refresh does not read them again.
+const finalLogs = new Map();
+
+// toggle is a button (data-<attr>=id) that shows and hides box, which
+// fill() fills each time it opens and on each refresh while open; open
+// holds the ids shown.
+function toggle(open, attr, id, label, box, fill) {
+  box.hidden = !open.has(id);
+  if (!box.hidden) fill().catch(() => {});
+  return h('button', { type: 'button', class: 'btn small', ['data-' + attr]: id, 'aria-expanded': String(!box.hidden), onclick: act(async (ev) => {
+    box.hidden = !box.hidden;
+    ev.currentTarget.setAttribute('aria-expanded', String(!box.hidden));
+    if (box.hidden) {
+      open.delete(id);
+      return;
+    }
+    open.add(id);
+    await fill();
+  }) }, label);
+}
 
 // hooksToggle is the "Webhooks" button of the prediction or batch id: it
 // shows and hides its deliveries (path: its .../webhooks route) in box.
-function hooksToggle(id, path, box) {
-  box.hidden = !openHooks.has(id);
-  if (!box.hidden) deliveries(path, box).catch(() => {});
-  return h('button', { type: 'button', class: 'btn small', 'data-webhooks': id, onclick: act(async () => {
-    box.hidden = !box.hidden;
-    if (box.hidden) {
-      openHooks.delete(id);
+const hooksToggle = (id, path, box) => toggle(openHooks, 'webhooks', id, 'Webhooks', box, () => deliveries(path, box));
+
+// LONG is when logs start collapsed: more lines or characters than this.
+const LONG = { lines: 12, chars: 2000 };
+
+// logsView shows what p's predict printed: as text in a <pre> (never as
+// HTML: the algorithm's author wrote it), collapsed when long.
+function logsView(p) {
+  const text = p.logs || '';
+  if (!text) return h('p', { class: 'hint' }, FINAL.includes(p.status) ? 'Its predict printed nothing.' : 'Its logs come when it ends.');
+  const lines = text.replace(/\n$/, '').split('\n').length;
+  const head = 'What predict printed: ' + lines + (lines === 1 ? ' line' : ' lines');
+  const pre = h('pre', { class: 'wrap logs-text', tabindex: 0, 'aria-label': 'Logs of prediction ' + p.id }, text);
+  if (lines <= LONG.lines && text.length <= LONG.chars) return h('div', { class: 'logs' }, h('p', { class: 'hint' }, head), pre);
+  const box = h('details', { class: 'logs log', open: openLong.has(p.id) }, h('summary', null, head + ' (' + sizeText(text.length) + ')'), pre);
+  box.addEventListener('toggle', () => (box.open ? openLong.add(p.id) : openLong.delete(p.id)));
+  return box;
+}
+
+// showLogs reads p (a list leaves the logs out) and shows its logs in box.
+async function showLogs(d, p, box) {
+  let v = finalLogs.get(p.id);
+  if (!v) {
+    const r = await api('GET', epath(d, '/predictions/' + encodeURIComponent(p.id)));
+    if (!r.ok) {
+      box.replaceChildren(h('p', { class: 'hint' }, r.data.message || 'Its logs cannot be read.'));
       return;
     }
-    openHooks.add(id);
-    await deliveries(path, box);
-  }) }, 'Webhooks');
+    v = r.data;
+    if (FINAL.includes(v.status)) finalLogs.set(p.id, v);
+  }
+  box.replaceChildren(logsView(v));
 }
 
 // predictionRow is one prediction: status, times, output, deliveries.
@@ -94,14 +139,16 @@ function predictionRow(d, p, alert) {
     output = h('span', { class: 'field-error' }, p.error.message || 'failed');
   }
   const hooks = h('div', { class: 'deliveries' });
-  const toggle = hooksToggle(p.id, epath(d, '/predictions/' + encodeURIComponent(p.id) + '/webhooks'), hooks);
+  const logs = h('div', { class: 'logs-box' });
+  const buttons = [toggle(openLogs, 'logs', p.id, 'Logs', logs, () => showLogs(d, p, logs)), ' ',
+    hooksToggle(p.id, epath(d, '/predictions/' + encodeURIComponent(p.id) + '/webhooks'), hooks)];
   const pt = p.metrics && p.metrics.predict_time ? p.metrics.predict_time.toFixed(2) + ' s' : '–';
   return [
     h('tr', { class: 'prediction', 'data-id': p.id, 'data-status': p.status },
       h('td', null, h('code', null, p.id)), h('td', null, h('span', { class: 'badge ' + p.status }, p.status)),
       h('td', null, when(p.created_at)), h('td', null, when(p.completed_at)), h('td', null, pt),
-      h('td', null, output), h('td', null, toggle)),
-    h('tr', { class: 'deliveries-row' }, h('td', { colspan: 7 }, hooks)),
+      h('td', null, output), h('td', null, buttons)),
+    h('tr', { class: 'deliveries-row' }, h('td', { colspan: 7 }, logs, hooks)),
   ];
 }
 
@@ -200,26 +247,34 @@ async function renderBatches(d, box, alert, pg, show) {
   return list.some((b) => !FINAL.includes(b.status));
 }
 
-// batchForm starts a batch from a zip or tar of inputs.
+// batchForm starts a batch from a zip or tar of inputs, with an optional
+// webhook. The API checks the webhook's URL (the platform's URL policy): a
+// refused one comes back as its error beside the field.
 function batchForm(d, alert, refresh) {
   const file = h('input', { type: 'file', id: 'batch-archive', accept: '.zip,.tar,.tar.gz,.tgz,application/zip,application/x-tar' });
-  const form = h('form', { id: 'batch-form', class: 'card-inner' },
+  const hook = h('input', { type: 'url', id: 'batch-webhook', name: 'webhook', autocomplete: 'off' });
+  const form = h('form', { id: 'batch-form', class: 'card-inner', novalidate: true },
     h('h2', null, 'Start a batch'),
     h('p', { class: 'hint' }, 'A .zip or .tar of inputs: each file is one input; the outputs come back as one zip, with a report of the items that failed.'),
-    h('label', { for: 'batch-archive' }, 'Archive of inputs'), file,
+    field('archive', 'Archive of inputs', file),
+    field('webhook', 'Webhook (optional)', hook, 'An https URL the platform tells when the batch starts and when it ends (signed, Standard Webhooks).'),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn primary', id: 'start-batch' }, 'Start batch')));
   form.addEventListener('submit', act(async (ev) => {
     ev.preventDefault();
     clearAlert(alert);
+    showFieldErrors(form, []);
     if (!file.files.length) {
+      showFieldErrors(form, [{ field: 'archive', message: 'Choose a .zip or .tar of inputs first.' }]);
       setAlert(alert, 'error', [h('p', null, 'Choose a .zip or .tar of inputs first.')]);
       return;
     }
     const body = new FormData();
+    if (hook.value.trim()) body.append('webhook', hook.value.trim());
     body.append('archive', file.files[0], file.files[0].name);
     const r = await api('POST', epath(d, '/batches'), body);
     if (!r.ok) {
-      setAlert(alert, 'error', apiMessage(r.data));
+      const rest = showFieldErrors(form, r.data.fields, (fe) => ({ name: fe.field, message: niceMessage(fe.field, fe.message) }));
+      setAlert(alert, 'error', [h('p', null, 'The batch was not started.'), ...apiMessage(r.data, rest)]);
       return;
     }
     form.reset();
@@ -242,6 +297,9 @@ export async function pageJobs(ctx, body) {
   const predPages = pager();
   const batchPages = pager();
   openHooks.clear();
+  openLogs.clear();
+  openLong.clear();
+  finalLogs.clear();
   const refresh = async () => {
     if (timer) clearTimeout(timer);
     const [a, b] = await Promise.all([
