@@ -125,7 +125,8 @@ type Options struct {
 	// Agents gives every local server a server agent (algocloud-infer
 	// agent, supervised by the local provider) with a credential minted by
 	// the hub: the deployments provisioned from then on install, test and
-	// serve through it, and the worker runs no author code for them.
+	// serve through it, and the worker runs no author code for them (EC2
+	// instances too with Cloud.EC2Agents: their user data installs it).
 	// PlatformURL is the API the agents long-poll (default: this
 	// platform's own, when it runs the API: dev); PlatformCAFile the PEM
 	// CA its certificate chains to (empty: a plain-http loopback API or
