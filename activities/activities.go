@@ -175,9 +175,11 @@ func (a *Activities) ProvisionServer(ctx context.Context, in actdef.ProvisionInp
 	// Worded for both providers: in dev the "server" is a local process,
 	// and the spec's instance type and region are only what EC2 would get.
 	a.event(ctx, in.DeploymentID, "provision", "provisioning the server (asked for: %s %s in %s)", in.Spec.Compute, in.Spec.InstanceType, in.Spec.Region)
+	agent := in.Agent && a.agentsFor(in.Spec)
 	s, err := a.Provider.Provision(ctx, compute.ServerSpec{
 		DeploymentID: in.DeploymentID, Owner: in.OwnerID, APIName: in.Spec.APIName,
 		Compute: in.Spec.Compute, InstanceType: in.Spec.InstanceType, Region: in.Spec.Region,
+		Agent: agent,
 	})
 	if err != nil {
 		var perm *compute.PermanentError
@@ -186,7 +188,15 @@ func (a *Activities) ProvisionServer(ctx context.Context, in actdef.ProvisionInp
 		}
 		return compute.Server{}, fmt.Errorf("provision server: %w", err)
 	}
-	if in.Agent && a.agentsFor(s.Provider) {
+	switch {
+	case agent && remoteAgent(s):
+		// The instance's user data installed its agent, with a credential
+		// for its commands only (the provider reports it: an instance
+		// launched before agents has none, and keeps the worker's path).
+		if s.Agent {
+			a.event(ctx, in.DeploymentID, "provision", "server agent installed on instance %s by its user data (it installs, tests and serves)", s.ID)
+		}
+	case agent && s.Provider == local.ProviderName:
 		// The server's own agent, with a credential for its commands only:
 		// from here on author code runs there, never in this worker.
 		if err := a.ensureAgent(ctx, s); err != nil {
@@ -194,6 +204,10 @@ func (a *Activities) ProvisionServer(ctx context.Context, in actdef.ProvisionInp
 		}
 		s.Agent = true
 		a.event(ctx, in.DeploymentID, "provision", "server agent started on %s (it installs, tests and serves)", s.ID)
+	default:
+		// Never an agent the workflow did not ask for (a history from
+		// before agents replays the worker's steps).
+		s.Agent, s.AgentID = false, ""
 	}
 	a.event(ctx, in.DeploymentID, "provision", "%s", ProvisionedText(s, in.Spec))
 	return s, nil

@@ -53,6 +53,13 @@ type AgentSettings struct {
 	// CAFile is the PEM file of the CA the API's certificate chains to;
 	// empty for a plain-http loopback API (dev) or the system's roots.
 	CAFile string
+	// Remote gives remote servers (EC2) an agent too: the provider's user
+	// data installs it with a credential minted at launch
+	// (ec2.Options.Agent), and each command's code revision is published
+	// sealed to the bundle store for the agent to fetch (remoteagent.go).
+	// Environment onnx deployments keep the worker's path there (the agent
+	// does not fetch ONNX Runtime yet).
+	Remote bool
 }
 
 // agentServiceName is the local provider's service that is the server's
@@ -69,12 +76,25 @@ func agentCredentialFile(srv compute.Server) string {
 	return filepath.Join(AgentDir(srv), "credential")
 }
 
-// agentsFor reports whether this worker gives srv's deployment an agent:
-// agents are set up and the provider is the local one (EC2 servers still
-// run Install and Test Code on the worker; docs/architecture.md).
-func (a *Activities) agentsFor(provider string) bool {
-	return a.Agents != nil && a.Bundles == nil && provider == local.ProviderName
+// agentsFor reports whether this worker gives a deployment of sp an agent:
+// agents are set up and the provider is the local one (no bundle store;
+// ProvisionServer checks the server is the local provider's), or a remote
+// one (EC2) with AgentSettings.Remote for a Python deployment. Otherwise
+// Install and Test Code run on the worker (docs/architecture.md).
+func (a *Activities) agentsFor(sp spec.Spec) bool {
+	switch {
+	case a.Agents == nil:
+		return false
+	case a.Bundles == nil:
+		return true
+	default:
+		return a.Agents.Remote && sp.Environment != spec.EnvONNX
+	}
 }
+
+// remoteAgent reports whether srv's agent is on a remote server (EC2): its
+// paths are under commands.HomePlaceholder and its code is fetched.
+func remoteAgent(srv compute.Server) bool { return srv.Provider != local.ProviderName }
 
 // ensureAgent makes sure srv's agent runs: its credential minted (once; a
 // file already there is kept) and written 0600 into the agent's folder,
@@ -84,6 +104,11 @@ func (a *Activities) agentsFor(provider string) bool {
 func (a *Activities) ensureAgent(ctx context.Context, srv compute.Server) error {
 	if a.Agents == nil {
 		return nonRetryable(actdef.BadInputErrorType, fmt.Errorf("server %s has an agent, but this worker is not set up for agents (no platform URL)", srv.ID))
+	}
+	if remoteAgent(srv) {
+		// Its user data runs it as a systemd unit, with the credential
+		// minted at launch: nothing to start from here.
+		return nil
 	}
 	dir := AgentDir(srv)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -241,10 +266,10 @@ func (a *Activities) stopAgent(ctx context.Context, srv compute.Server) error {
 		return fmt.Errorf("stop the agent of %s: %w", srv.ID, err)
 	}
 	if a.Agents != nil {
-		if err := a.Agents.Hub.RevokeCredential(ctx, srv.ID); err != nil {
+		if err := a.Agents.Hub.RevokeCredential(ctx, srv.AgentServer()); err != nil {
 			return fmt.Errorf("revoke the agent credential of %s: %w", srv.ID, err)
 		}
-		if err := a.Agents.Hub.DeleteArtifacts(ctx, srv.ID); err != nil {
+		if err := a.Agents.Hub.DeleteArtifacts(ctx, srv.AgentServer()); err != nil {
 			return err
 		}
 	}
@@ -260,7 +285,7 @@ func command(deploymentID string, srv compute.Server, id, kind string, payload a
 	if err != nil {
 		return actdef.AgentCommand{}, fmt.Errorf("encode %s payload: %w", kind, err)
 	}
-	return actdef.AgentCommand{Server: srv.ID, ID: id, Kind: kind, Deployment: deploymentID, Payload: b}, nil
+	return actdef.AgentCommand{Server: srv.AgentServer(), ID: id, Kind: kind, Deployment: deploymentID, Payload: b}, nil
 }
 
 // PlanAgentInstall is Install on a server with an agent: it writes a
@@ -298,9 +323,17 @@ func (a *Activities) PlanAgentInstall(ctx context.Context, in actdef.AgentInstal
 		return actdef.AgentInstallPlan{}, fmt.Errorf("encode sandbox: %w", err)
 	}
 	venv := filepath.Join(in.Server.Workdir, "installs", strconv.Itoa(in.InstallRevision), "venv")
-	cmd, err := command(in.DeploymentID, in.Server, in.CommandID, commands.KindInstall,
-		commands.Install{CodeDir: in.Code.Dir, Venv: venv, Requirements: reqs, Sandbox: boxJSON,
-			IndexURL: a.Pip.IndexURL, FindLinks: a.Pip.FindLinks, NoIndex: a.Pip.NoIndex})
+	payload := commands.Install{CodeDir: in.Code.Dir, Venv: venv, Requirements: reqs, Sandbox: boxJSON,
+		IndexURL: a.Pip.IndexURL, FindLinks: a.Pip.FindLinks, NoIndex: a.Pip.NoIndex}
+	if remoteAgent(in.Server) {
+		code, err := a.publishCode(ctx, in.DeploymentID, in.Code.Dir)
+		if err != nil {
+			return actdef.AgentInstallPlan{}, err
+		}
+		venv = remoteHome + "/installs/" + strconv.Itoa(in.InstallRevision) + "/venv"
+		payload.Fetch, payload.CodeDir, payload.Venv = []commands.Fetch{code}, code.Into, venv
+	}
+	cmd, err := command(in.DeploymentID, in.Server, in.CommandID, commands.KindInstall, payload)
 	if err != nil {
 		return actdef.AgentInstallPlan{}, err
 	}
@@ -324,13 +357,26 @@ func (a *Activities) PlanAgentTest(ctx context.Context, in actdef.AgentTestInput
 		return actdef.AgentCommand{}, err
 	}
 	cfg.Listen = net.JoinHostPort(in.Server.Host, "0")
+	payload := commands.Test{Revision: in.Revision, ReadyTimeoutSeconds: 120}
+	if remoteAgent(in.Server) {
+		// The code revision fetched there; the venv is the one its install
+		// made there (InstallInfo.Python is the agent's path); the test
+		// server listens on the server's loopback, in plain HTTP, to the
+		// agent only.
+		code, err := a.publishCode(ctx, in.DeploymentID, in.Code.Dir)
+		if err != nil {
+			return actdef.AgentCommand{}, err
+		}
+		payload.Fetch, cfg.CodeDir = []commands.Fetch{code}, code.Into
+		cfg.Listen, cfg.CertFile, cfg.KeyFile = "127.0.0.1:0", "", ""
+	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return actdef.AgentCommand{}, fmt.Errorf("encode test config: %w", err)
 	}
+	payload.Config = b
 	a.event(ctx, in.DeploymentID, "test", "testing on server %s by its agent (%d thread(s))", in.Server.ID, in.Spec.Threads)
-	return command(in.DeploymentID, in.Server, in.CommandID, commands.KindTest,
-		commands.Test{Revision: in.Revision, Config: b, ReadyTimeoutSeconds: 120})
+	return command(in.DeploymentID, in.Server, in.CommandID, commands.KindTest, payload)
 }
 
 // AgentTestResult turns a test command's output into Test Code's result:
@@ -357,7 +403,7 @@ func (a *Activities) AgentTestResult(ctx context.Context, in actdef.AgentTestRes
 	if out.OutputArtifact != "" && a.Agents != nil && a.Blobs != nil {
 		// Copied, not referenced: the wizard reads tests/<deployment>/...
 		// as for every test, and a server's artifacts go with it.
-		b, err := a.Agents.Hub.Artifact(ctx, in.Server.ID, in.CommandID, out.OutputArtifact)
+		b, err := a.Agents.Hub.Artifact(ctx, in.Server.AgentServer(), in.CommandID, out.OutputArtifact)
 		if err != nil {
 			return actdef.TestInfo{}, fmt.Errorf("read the test's output artifact: %w", err)
 		}
@@ -388,12 +434,18 @@ func (a *Activities) PlanAgentServe(ctx context.Context, in actdef.AgentServeInp
 	cfg.Sandbox.Group = in.Server.ID + ".live." + in.Revision
 	cfg.TokenSHA256, cfg.TokenFile = "", filepath.Join(in.Server.Workdir, liveTokenFile)
 	cfg.PlatformTokenSHA256 = call.PlatformTokenSHA256(a.CredentialsKey, in.DeploymentID)
+	payload := commands.Serve{Revision: in.Revision, TokenSHA256: strings.ToLower(in.TokenSHA256)}
+	if remoteAgent(in.Server) {
+		if payload.Fetch, err = a.remoteServe(ctx, in, &cfg); err != nil {
+			return actdef.AgentCommand{}, err
+		}
+	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return actdef.AgentCommand{}, fmt.Errorf("encode live config: %w", err)
 	}
-	return command(in.DeploymentID, in.Server, in.CommandID, commands.KindServe,
-		commands.Serve{Revision: in.Revision, Config: b, TokenSHA256: strings.ToLower(in.TokenSHA256)})
+	payload.Config = b
+	return command(in.DeploymentID, in.Server, in.CommandID, commands.KindServe, payload)
 }
 
 // PlanAgentStop is Stop (and Delete's first part) on a server with an

@@ -121,8 +121,9 @@ func TestBundle_SealedKeyAndDeterministic(t *testing.T) {
 
 type nopBundles struct{}
 
-func (nopBundles) Publish(context.Context, string, []byte) error { return nil }
-func (nopBundles) Delete(context.Context, string) error          { return nil }
+func (nopBundles) Publish(context.Context, string, []byte) error               { return nil }
+func (nopBundles) Delete(context.Context, string) error                        { return nil }
+func (nopBundles) PublishObject(context.Context, string, string, []byte) error { return nil }
 func (nopBundles) PublishONNXRuntime(context.Context, string) (string, error) {
 	return "", errors.New("nopBundles publishes no ONNX Runtime")
 }

@@ -63,7 +63,10 @@ func TestEC2ONNX(t *testing.T) {
 		o.Cloud = platform.CloudOptions{
 			Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
 			AWSRegion: "us-east-1", AWSEndpoint: w.moto.Endpoint,
-			EC2AMIs: map[string]string{"python": motoAMI, "onnx": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
+			// With EC2 agents on: environment onnx keeps the worker's
+			// path on EC2 (the agent does not fetch ONNX Runtime yet).
+			EC2Agents: true,
+			EC2AMIs:   map[string]string{"python": motoAMI, "onnx": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
 			EC2HealthURL: func(compute.Server) string { return "https://" + si.listen + "/readyz" },
 			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
 		}
@@ -96,6 +99,7 @@ func TestEC2ONNX(t *testing.T) {
 	require.Equal(t, true, state["test"].(map[string]any)["ok"], string(r.Raw))
 	srv := state["server"].(map[string]any)
 	require.Equal(t, "ec2", srv["provider"], string(r.Raw))
+	require.Nil(t, srv["agent"], "an onnx deployment's instance has no agent: %s", r.Raw)
 	instanceID := srv["id"].(string)
 	require.Len(t, deploymentInstances(t, ctx, w, id), 1)
 

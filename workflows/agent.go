@@ -180,9 +180,18 @@ func (d *deployment) serveOnAgent(ctx workflow.Context, serving *Serving) (actde
 	if out.Since.IsZero() { // an agent that does not say
 		since = workflow.Now(ctx)
 	}
+	endpoint := "https://" + addr
+	if srv.AgentID != "" && d.st.DNS != nil && d.st.DNS.Name != "" {
+		// A remote server's agent (EC2): clients call it by the name its
+		// certificate is for, which Provision pointed at its address.
+		endpoint = "https://" + d.st.DNS.Name
+		if srv.Port != 443 {
+			endpoint += fmt.Sprintf(":%d", srv.Port)
+		}
+	}
 	return actdef.ServiceInfo{
 		Handle:   compute.Handle{Provider: srv.Provider, ServerID: srv.ID, Name: "agent", Address: addr},
-		Endpoint: "https://" + addr, CodeRevision: serving.Code.Revision, Since: since,
+		Endpoint: endpoint, CodeRevision: serving.Code.Revision, Since: since,
 	}, nil
 }
 

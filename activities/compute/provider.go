@@ -21,6 +21,10 @@ type ServerSpec struct {
 	Compute      string `json:"compute"`
 	InstanceType string `json:"instance_type"`
 	Region       string `json:"region"`
+	// Agent asks for a server that runs a server agent, where the provider
+	// can give it one (the EC2 provider with its Agent option; the local
+	// provider's agent is started by the activities).
+	Agent bool `json:"agent,omitempty"`
 }
 
 // Server is a provisioned server. It is serialisable (it lives in workflow state)
@@ -37,9 +41,23 @@ type Server struct {
 	// Agent is true when the server runs a server agent (algocloud-infer
 	// agent): the deployment's steps then run author code there through
 	// agent commands (agenthub.RunOnServer), never on the worker.
-	// Servers provisioned before agents existed, and EC2 servers until
-	// their agent lands, leave it false and keep the worker's path.
+	// Servers provisioned before agents existed, and EC2 servers of a
+	// platform without EC2 agents, leave it false and keep the worker's
+	// path.
 	Agent bool `json:"agent,omitempty"`
+	// AgentID is the server ID the agent's commands and credential are
+	// scoped to when it is not ID (an EC2 instance's agent is named after
+	// its deployment: its credential is minted before the instance ID
+	// exists); see AgentServer.
+	AgentID string `json:"agent_id,omitempty"`
+}
+
+// AgentServer is the ID the server's agent is addressed by: AgentID, or ID.
+func (s Server) AgentServer() string {
+	if s.AgentID != "" {
+		return s.AgentID
+	}
+	return s.ID
 }
 
 // ServiceSpec describes an inference service to run on a server.

@@ -7,7 +7,12 @@ import "context"
 type BundlePublisher interface {
 	// Publish stores (sealed) the deployment's bundle, a tar.gz.
 	Publish(ctx context.Context, deploymentID string, tarGz []byte) error
-	// Delete removes the deployment's bundle; absent is not an error.
+	// PublishObject stores tarGz sealed (the bundle's seal) as object
+	// (bundlelayout.CodeObject) in the deployment's folder, where the
+	// server's agent fetches it.
+	PublishObject(ctx context.Context, deploymentID, object string, tarGz []byte) error
+	// Delete removes the deployment's bundle and objects; absent is not an
+	// error.
 	Delete(ctx context.Context, deploymentID string) error
 	// PublishONNXRuntime stores the ONNX Runtime library at path (once per
 	// content) where the server's fetch finds it by its SHA-256, which it

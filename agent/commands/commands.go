@@ -5,8 +5,11 @@
 //
 // Payloads hold references and settings, never a secret: a token travels as
 // its SHA-256, certificates and keys are files the provider put on the
-// server, code is a folder (locally) or a sealed bundle the agent fetches.
-// Every path in a payload is absolute on the server.
+// server or sealed objects the agent fetches, code is a folder (locally) or
+// a sealed object the agent fetches (Fetch). Every path in a payload is
+// absolute on the server; on a remote server, whose home the platform does
+// not know, a path may start with HomePlaceholder, which the agent replaces
+// with its --home.
 //
 // The package imports nothing of the platform, so both the agent (no
 // Temporal, no cloud SDK) and the workers can link it.
@@ -16,6 +19,11 @@ import (
 	"encoding/json"
 	"time"
 )
+
+// HomePlaceholder stands for the remote server's home folder in a payload
+// (the agent's --home; /opt/algocloud on an EC2 instance): it is
+// bundlelayout.HomePlaceholder, the one live.json.in uses.
+const HomePlaceholder = "@ALGOCLOUD_HOME@"
 
 // The command kinds.
 const (
@@ -36,8 +44,27 @@ const (
 	KindStatus = "status"
 )
 
+// Fetch names a sealed object an agent on a remote server (EC2) fetches
+// before it runs a command: the code revision, the endpoint's certificate.
+// The agent downloads <its --bundle-url>/Object (the deployment's folder of
+// the bundle store, so it fetches only its own deployment's objects),
+// checks its MAC and decrypts it with the keys its user data gave it (the
+// bundle's, bundlelayout.Seal), and unpacks the tar.gz into Into. A name
+// under "code/" is content-addressed: once unpacked, it is not fetched
+// again. A local agent's commands have none (the code is a folder of the
+// same machine).
+type Fetch struct {
+	// Object is the object's name in the deployment's folder
+	// (bundlelayout.CodeObject, bundlelayout.CertObject).
+	Object string `json:"object"`
+	// Into is the folder it unpacks into, absolute on the server.
+	Into string `json:"into"`
+}
+
 // Install is KindInstall's payload.
 type Install struct {
+	// Fetch is fetched first (the code revision on a remote server).
+	Fetch []Fetch `json:"fetch,omitempty"`
 	// CodeDir is the revision's code folder (read only to pip).
 	CodeDir string `json:"code_dir"`
 	// Venv is the folder of the venv to make (system site packages: the
@@ -72,6 +99,8 @@ type InstallOutput struct {
 
 // Test is KindTest's payload.
 type Test struct {
+	// Fetch is fetched first (the code revision on a remote server).
+	Fetch []Fetch `json:"fetch,omitempty"`
 	// Revision names the test (its log folder): letters, digits, '.', '_', '-'.
 	Revision string `json:"revision"`
 	// Config is the test server's inference config (inferapi.Config JSON)
@@ -102,6 +131,9 @@ type TestOutput struct {
 
 // Serve is KindServe's payload.
 type Serve struct {
+	// Fetch is fetched first (the code revision and the endpoint's
+	// certificate on a remote server).
+	Fetch []Fetch `json:"fetch,omitempty"`
 	// Revision names the live revision (code revision, install, settings),
 	// e.g. "c3-i2-s1": letters, digits, '.', '_', '-'.
 	Revision string `json:"revision"`

@@ -51,6 +51,7 @@ func agentMain(args []string) error {
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long a revision may take to load its workers")
 	stopGrace := fs.Duration("stop-grace", 2*time.Minute, "how long a replaced revision may drain before it is killed")
 	lf := addLinkFlags(fs)
+	rf := addRemoteFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +98,9 @@ func agentMain(args []string) error {
 		// test servers.
 		rt, err := newAgentRuntime(*dir, sup)
 		if err != nil {
+			return err
+		}
+		if rt.remote, err = rf.newRemote(rt.dir); err != nil {
 			return err
 		}
 		if err := startLink(rt); err != nil {

@@ -39,9 +39,9 @@ func agentHandlers(server string, a *agentRuntime) map[string]link.Handler {
 		}
 		return h
 	}
-	h[commands.KindInstall] = link.HandlerFunc(a.install)
-	h[commands.KindTest] = link.HandlerFunc(a.test)
-	h[commands.KindServe] = link.HandlerFunc(a.serve)
+	h[commands.KindInstall] = a.prepared(a.install)
+	h[commands.KindTest] = a.prepared(a.test)
+	h[commands.KindServe] = a.prepared(a.serve)
 	h[commands.KindStop] = link.HandlerFunc(a.stop)
 	h[commands.KindStatus] = link.HandlerFunc(a.status)
 	return h
@@ -60,6 +60,9 @@ type agentRuntime struct {
 	// systemPython makes the venvs.
 	systemPython string
 	sup          *revisions.Supervisor
+	// remote is set on a remote server (agent_fetch.go): the payloads'
+	// home placeholder and sealed objects to fetch.
+	remote *remote
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per test revision (lock)

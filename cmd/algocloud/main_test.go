@@ -64,7 +64,7 @@ func TestServerCommandsTakeOnlyTheirFlags(t *testing.T) {
 	workerOnly := minus(worker, api)
 	require.Equal(t, []string{"acme-ca-root", "acme-directory", "acme-dns-resolvers", "acme-email", "agents", "allow-local-git",
 		"allow-private-git", "allow-private-urls", "artifacts-url", "bundle-bucket", "bundle-prefix", "cert-renew-every",
-		"compute", "dns", "dns-zone-id", "ec2-ami", "ec2-health-url", "ec2-port", "ec2-subnet", "endpoint-ca-root",
+		"compute", "dns", "dns-zone-id", "ec2-agents", "ec2-ami", "ec2-health-url", "ec2-port", "ec2-subnet", "endpoint-ca-root",
 		"host", "infer-bin", "pip-find-links", "pip-index-url", "pip-no-index", "platform-ca-file", "platform-url", "predict-timeout", "sandbox-scale"}, workerOnly)
 	require.Equal(t, apiOwn, minus(api, worker), "the worker takes no API-only flag")
 	for _, f := range append(shared, "temporal-address") {

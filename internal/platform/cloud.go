@@ -56,6 +56,12 @@ type CloudOptions struct {
 	EC2AMIs map[string]string
 	// EC2Port is the endpoint port on instances; default 443.
 	EC2Port int
+	// EC2Agents, with Options.Agents, gives the instances of Python
+	// deployments the server agent: their user data installs it with a
+	// credential minted at launch, and Install, Test Code and serving run
+	// there (the agents long-poll Options.PlatformURL, or this platform's
+	// API in one process). Off: EC2 keeps the worker's path.
+	EC2Agents bool
 	// EC2SubnetID places instances; empty: the region's default VPC.
 	EC2SubnetID string
 	// EC2HealthURL overrides where the provider checks an instance's
@@ -271,6 +277,12 @@ func (p *Platform) wireEC2(ctx context.Context, acts *activities.Activities, key
 			return "https://" + net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) + "/readyz"
 		}
 	}
+	var agent *ec2.AgentOptions
+	if o.Agents && c.EC2Agents {
+		if agent, err = p.ec2AgentOptions(); err != nil {
+			return err
+		}
+	}
 	var amis map[string]string // nil: the provider's defaults
 	if len(c.EC2AMIs) > 0 {
 		amis = maps.Clone(ec2.DefaultAMIs)
@@ -284,6 +296,7 @@ func (p *Platform) wireEC2(ctx context.Context, acts *activities.Activities, key
 			TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		}},
 		Poll: c.EC2Poll, StagingDir: filepath.Join(o.DataDir, "ec2"), Logger: o.Logger.With("component", "ec2-compute"),
+		Agent: agent,
 	})
 	if err != nil {
 		return err
@@ -298,4 +311,23 @@ func (p *Platform) wireEC2(ctx context.Context, acts *activities.Activities, key
 	p.EC2, p.Bundles = prov, store
 	acts.Provider, acts.Bundles, acts.KeyEncryptionKey, acts.Tests = prov, store, key, p.TestServers
 	return nil
+}
+
+// ec2AgentOptions are what an instance's user data needs for its agent:
+// the hub that mints its credential, the API's URL and its CA.
+func (p *Platform) ec2AgentOptions() (*ec2.AgentOptions, error) {
+	url, err := p.agentsURL()
+	if err != nil {
+		return nil, err
+	}
+	var caPEM []byte
+	if f := p.opts.PlatformCAFile; f != "" {
+		if caPEM, err = os.ReadFile(f); err != nil {
+			return nil, fmt.Errorf("--platform-ca-file: %w", err)
+		}
+	}
+	if p.Agents == nil {
+		return nil, errors.New("--ec2-agents: no agent hub")
+	}
+	return &ec2.AgentOptions{Mint: p.Agents.MintCredential, PlatformURL: url, PlatformCAPEM: caPEM}, nil
 }

@@ -125,7 +125,8 @@ type Options struct {
 	// Agents gives every local server a server agent (algocloud-infer
 	// agent, supervised by the local provider) with a credential minted by
 	// the hub: the deployments provisioned from then on install, test and
-	// serve through it, and the worker runs no author code for them.
+	// serve through it, and the worker runs no author code for them (EC2
+	// instances too with Cloud.EC2Agents: their user data installs it).
 	// PlatformURL is the API the agents long-poll (default: this
 	// platform's own, when it runs the API: dev); PlatformCAFile the PEM
 	// CA its certificate chains to (empty: a plain-http loopback API or
@@ -308,7 +309,7 @@ func (p *Platform) startWorker(ctx context.Context) error {
 	if err := p.wireAgents(acts); err != nil {
 		return err
 	}
-	if acts.Agents != nil {
+	if acts.Agents != nil && p.Provider != nil {
 		// The servers' agents come back with the platform (a step may be
 		// waiting on one's answer, and only the next step's plan would
 		// start it otherwise); each adopts the revisions it left serving.
@@ -348,20 +349,32 @@ func (p *Platform) startWorker(ctx context.Context) error {
 // (Options.Agents).
 func (p *Platform) wireAgents(acts *activities.Activities) error {
 	o := p.opts
-	if !o.Agents || p.Provider == nil {
+	remote := o.Cloud.Compute == ComputeEC2 && o.Cloud.EC2Agents
+	if !o.Agents || (p.Provider == nil && !remote) {
 		return nil
 	}
-	url := o.PlatformURL
-	if url == "" && o.RunAPI {
-		url = p.APIURL
-	}
-	if url == "" {
-		return errors.New("--agents needs --platform-url: the API's URL the server agents long-poll")
+	url, err := p.agentsURL()
+	if err != nil {
+		return err
 	}
 	acts.Agents = &activities.AgentSettings{
 		Hub: p.Agents, Command: o.InferCommand, PlatformURL: url, CAFile: o.PlatformCAFile,
+		Remote: remote,
 	}
 	return nil
+}
+
+// agentsURL is the API's URL the server agents long-poll: PlatformURL, or
+// this platform's own API when it runs one (dev).
+func (p *Platform) agentsURL() (string, error) {
+	url := p.opts.PlatformURL
+	if url == "" && p.opts.RunAPI {
+		url = p.APIURL
+	}
+	if url == "" {
+		return "", errors.New("--agents needs --platform-url: the API's URL the server agents long-poll")
+	}
+	return url, nil
 }
 
 // stopAgents has every local server's agent stop its revisions, on a

@@ -5,16 +5,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/algocloud/algocloud/activities/compute"
+	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
 )
 
 // The code bundle store.
@@ -45,78 +43,29 @@ import (
 // or a CDN in front) while no one but the instance, and those who may read
 // its user data, can read the key or the code.
 
-// Bundle key sizes: AES-256 for the encryption, HMAC-SHA256 for the MAC.
-const (
-	bundleIVSize  = aes.BlockSize
-	bundleMACSize = sha256.Size
-)
+// The seal (keys, format) is bundlelayout's, shared with the instance's
+// agent; these names keep the provider's API.
 
 // BundleKeys are the two keys of one deployment's bundle.
-type BundleKeys struct {
-	Enc [32]byte // AES-256-CTR
-	MAC [32]byte // HMAC-SHA256 over IV and ciphertext
-}
+type BundleKeys = bundlelayout.Keys
 
 // DeriveBundleKeys derives a deployment's bundle keys from the platform's
-// 32-byte encryption key (HMAC-SHA256 with distinct labels): the worker and
-// the user data agree on them without storing them anywhere.
+// 32-byte encryption key (bundlelayout.DeriveKeys).
 func DeriveBundleKeys(master []byte, deploymentID string) (BundleKeys, error) {
-	if len(master) != 32 {
-		return BundleKeys{}, fmt.Errorf("bundle keys: encryption key has %d bytes, want 32", len(master))
-	}
-	var k BundleKeys
-	for _, d := range []struct {
-		label string
-		out   *[32]byte
-	}{{"enc", &k.Enc}, {"mac", &k.MAC}} {
-		h := hmac.New(sha256.New, master)
-		h.Write([]byte("algocloud bundle v1\x00" + d.label + "\x00" + deploymentID))
-		copy(d.out[:], h.Sum(nil))
-	}
-	return k, nil
+	return bundlelayout.DeriveKeys(master, deploymentID)
 }
 
-// SealBundle encrypts plaintext: a random IV, AES-256-CTR ciphertext, then
-// HMAC-SHA256(IV || ciphertext) (encrypt-then-MAC). The format is what
-// `openssl enc -aes-256-ctr` and `openssl dgst -mac HMAC` read, so the
-// instance's user data opens it with the tools every image has.
+// SealBundle encrypts plaintext (bundlelayout.Seal): a random IV,
+// AES-256-CTR ciphertext, then HMAC-SHA256(IV || ciphertext).
 func SealBundle(k BundleKeys, plaintext []byte) ([]byte, error) {
-	block, err := aes.NewCipher(k.Enc[:])
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, bundleIVSize+len(plaintext), bundleIVSize+len(plaintext)+bundleMACSize)
-	if _, err := rand.Read(out[:bundleIVSize]); err != nil {
-		return nil, fmt.Errorf("seal bundle: %w", err)
-	}
-	cipher.NewCTR(block, out[:bundleIVSize]).XORKeyStream(out[bundleIVSize:], plaintext)
-	mac := hmac.New(sha256.New, k.MAC[:])
-	mac.Write(out)
-	return mac.Sum(out), nil
+	return bundlelayout.Seal(k, plaintext)
 }
 
 // ErrBundleMAC means a bundle was not sealed with these keys, or was changed.
-var ErrBundleMAC = errors.New("bundle: MAC mismatch (wrong keys or changed data)")
+var ErrBundleMAC = bundlelayout.ErrMAC
 
 // OpenBundle reverses SealBundle.
-func OpenBundle(k BundleKeys, sealed []byte) ([]byte, error) {
-	if len(sealed) < bundleIVSize+bundleMACSize {
-		return nil, ErrBundleMAC
-	}
-	body, sum := sealed[:len(sealed)-bundleMACSize], sealed[len(sealed)-bundleMACSize:]
-	mac := hmac.New(sha256.New, k.MAC[:])
-	mac.Write(body)
-	if !hmac.Equal(mac.Sum(nil), sum) {
-		return nil, ErrBundleMAC
-	}
-	block, err := aes.NewCipher(k.Enc[:])
-	if err != nil {
-		return nil, err
-	}
-	plain := make([]byte, len(body)-bundleIVSize)
-	cipher.NewCTR(block, body[:bundleIVSize]).XORKeyStream(plain, body[bundleIVSize:])
-	return plain, nil
-}
+func OpenBundle(k BundleKeys, sealed []byte) ([]byte, error) { return bundlelayout.Open(k, sealed) }
 
 // BundleStoreOptions configure a BundleStore.
 type BundleStoreOptions struct {
@@ -350,14 +299,56 @@ func (b *BundleStore) Fetch(ctx context.Context, deploymentID string) ([]byte, e
 	return OpenBundle(k, sealed)
 }
 
-// Delete removes a deployment's bundle and its certificate object; those
-// already gone are not an error (S3's DeleteObject of a missing key
-// succeeds).
+// PublishObject seals tarGz with the deployment's keys and uploads it as
+// object (bundlelayout.CodeObject: "code/<name>.enc") in the deployment's
+// folder, where its server's agent fetches it (commands.Fetch).
+func (b *BundleStore) PublishObject(ctx context.Context, deploymentID, object string, tarGz []byte) error {
+	if !deploymentIDRe.MatchString(deploymentID) {
+		return permanent("publish object: deployment id %q is not valid", deploymentID)
+	}
+	if !objectRe.MatchString(object) {
+		return permanent("publish object: name %q is not valid", object)
+	}
+	k, err := b.Keys(deploymentID)
+	if err != nil {
+		return err
+	}
+	sealed, err := SealBundle(k, tarGz)
+	if err != nil {
+		return err
+	}
+	key := b.key(deploymentID, object)
+	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(b.opts.Bucket), Key: aws.String(key),
+		Body: bytes.NewReader(sealed), ContentType: aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return fmt.Errorf("publish s3://%s/%s: %w", b.opts.Bucket, key, err)
+	}
+	return nil
+}
+
+var objectRe = regexp.MustCompile(`^code/[0-9a-f]{8,64}\.enc$`)
+
+// Delete removes a deployment's bundle, its certificate object and its
+// code revisions; those already gone are not an error (S3's DeleteObject
+// of a missing key succeeds).
 func (b *BundleStore) Delete(ctx context.Context, deploymentID string) error {
 	if !deploymentIDRe.MatchString(deploymentID) {
 		return permanent("delete bundle: deployment id %q is not valid", deploymentID)
 	}
-	for _, key := range []string{b.CertKey(deploymentID), b.BundleKey(deploymentID)} {
+	keys := []string{b.CertKey(deploymentID), b.BundleKey(deploymentID)}
+	pages := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: aws.String(b.opts.Bucket), Prefix: aws.String(b.key(deploymentID, "code") + "/")})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list the code revisions of %s: %w", deploymentID, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	for _, key := range keys {
 		_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.opts.Bucket), Key: aws.String(key)})
 		if err != nil && !isCode(err, "NoSuchKey", "NotFound") {
 			return fmt.Errorf("delete s3://%s/%s: %w", b.opts.Bucket, key, err)

@@ -109,6 +109,10 @@ type Options struct {
 	// by Release): the activities stage code, venv, certificates and configs
 	// there, as they do in the local provider's server folder.
 	StagingDir string
+	// Agent, when set, gives the servers of specs that ask for one
+	// (compute.ServerSpec.Agent) the server agent: their user data is
+	// AgentUserData (BundleEncryptionKey required), not UserData.
+	Agent *AgentOptions
 	// Logger receives lifecycle events; default slog.Default().
 	Logger *slog.Logger
 }

@@ -82,6 +82,9 @@ func (p *Provider) Provision(ctx context.Context, s compute.ServerSpec) (compute
 		return compute.Server{}, fmt.Errorf("provision %s: wait for instance %s: %w", s.DeploymentID, id, err)
 	}
 	srv := compute.Server{Provider: ProviderName, ID: id, Host: host(inst), Port: p.opts.Port}
+	if v, _ := tag(inst.Tags, TagAgent); v == "1" {
+		srv.Agent, srv.AgentID = true, AgentID(s.DeploymentID)
+	}
 	if p.opts.StagingDir != "" {
 		srv.Workdir = filepath.Join(p.opts.StagingDir, s.DeploymentID)
 		if err := os.MkdirAll(srv.Workdir, 0o700); err != nil {
@@ -189,7 +192,12 @@ func (p *Provider) launch(ctx context.Context, c *ec2.Client, region string, s c
 	if err != nil {
 		return "", err
 	}
-	userData, err := p.opts.UserData(s)
+	var userData string
+	if s.Agent && p.opts.Agent != nil {
+		userData, err = p.agentUserData(ctx, s)
+	} else {
+		userData, err = p.opts.UserData(s)
+	}
 	if err != nil {
 		return "", fmt.Errorf("provision %s: user data: %w", s.DeploymentID, err)
 	}
@@ -204,6 +212,9 @@ func (p *Provider) launch(ctx context.Context, c *ec2.Client, region string, s c
 	instTags := tags
 	if HasCertPickup(userData) {
 		instTags = append(slices.Clone(tags), types.Tag{Key: aws.String(TagCertPickup), Value: aws.String("1")})
+	}
+	if s.Agent && p.opts.Agent != nil {
+		instTags = append(slices.Clone(instTags), types.Tag{Key: aws.String(TagAgent), Value: aws.String("1")})
 	}
 	in := &ec2.RunInstancesInput{
 		ImageId:          aws.String(ami),
