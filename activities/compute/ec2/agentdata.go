@@ -169,7 +169,8 @@ func AgentUserData(s compute.ServerSpec, artifactsURL string, port int, keys Bun
 	if len(agent.PlatformCAPEM) > 0 {
 		exec = append(exec, "--ca-file", agentDir+"/platform-ca.pem")
 	}
-	exec = append(exec, "--home", agentHome, "--bundle-url", artifacts+"/"+s.DeploymentID, "--bundle-keys-file", agentDir+"/bundle.keys")
+	exec = append(exec, "--home", agentHome, "--bundle-url", artifacts+"/"+s.DeploymentID, "--bundle-keys-file", agentDir+"/bundle.keys",
+		"--artifacts-url", artifacts)
 	data := map[string]any{
 		"DeploymentID": s.DeploymentID, "APIName": oneLine(s.APIName), "Home": agentHome,
 		"Artifacts": shellQuote(artifacts), "Credential": credential, "Keys": bundlelayout.FormatKeys(keys),

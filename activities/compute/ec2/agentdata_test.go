@@ -85,7 +85,7 @@ func TestProvision_AgentUserData(t *testing.T) {
 		"--listen", "0.0.0.0:443", "--platform", "https://api.algocloud.test", "--server", AgentID(s.DeploymentID),
 		"--credential-file", "/opt/algocloud/agent/credential", "--ca-file", "/opt/algocloud/agent/platform-ca.pem",
 		"--home", "/opt/algocloud", "--bundle-url", "http://127.0.0.1:1/bucket/algocloud/" + s.DeploymentID,
-		"--bundle-keys-file", "/opt/algocloud/agent/bundle.keys"}, argv)
+		"--bundle-keys-file", "/opt/algocloud/agent/bundle.keys", "--artifacts-url", "http://127.0.0.1:1/bucket/algocloud"}, argv)
 	unit, err := heredoc(userData, "UNIT")
 	require.NoError(t, err)
 	require.Contains(t, unit, "Description=algocloud server agent")

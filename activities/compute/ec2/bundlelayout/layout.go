@@ -20,6 +20,11 @@ const (
 	// ONNXRuntimeSumFile is the bundle member holding the library's SHA-256
 	// (hex); a bundle without it fetches no library.
 	ONNXRuntimeSumFile = "onnxruntime.sha256"
-	// ONNXRuntimePath is where fetch.sh puts the library, under its home.
+	// ONNXRuntimePath is where fetch.sh puts the library, under its home
+	// (the server agent too: commands.Fetch with a SHA-256).
 	ONNXRuntimePath = "lib/libonnxruntime.so.1"
 )
+
+// ONNXRuntimeObject is the library's object under the artifacts URL (the
+// store's prefix), by its SHA-256 (hex).
+func ONNXRuntimeObject(sum string) string { return "onnxruntime/" + sum + "/libonnxruntime.so.1" }
