@@ -53,8 +53,8 @@ const maxFetch = 512 << 20
 // remote is a remote agent's fetch settings; nil for a local agent.
 type remote struct {
 	home, bundleURL, artifactsURL string
-	keys            bundlelayout.Keys
-	client          *http.Client
+	keys                          bundlelayout.Keys
+	client                        *http.Client
 }
 
 // newRemote checks the flags: --home needs an absolute folder; --bundle-url
