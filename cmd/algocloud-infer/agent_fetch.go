@@ -127,14 +127,8 @@ func (a *agentRuntime) fetch(ctx context.Context, f commands.Fetch, progress fun
 	if r.bundleURL == "" {
 		return errors.New("fetch: this agent has no --bundle-url")
 	}
-	if err := protocol.ValidID(strings.ReplaceAll(f.Object, "/", "_")); err != nil || strings.Contains(f.Object, "..") || strings.HasPrefix(f.Object, "/") {
-		return fmt.Errorf("fetch: object name %q is not valid", f.Object)
-	}
-	if !filepath.IsAbs(f.Into) || filepath.Clean(f.Into) != f.Into || !within(f.Into, r.home) || f.Into == r.home {
-		return fmt.Errorf("fetch: %q is not a clean folder inside the home %s", f.Into, r.home)
-	}
-	if within(f.Into, a.dir) || within(a.dir, f.Into) {
-		return fmt.Errorf("fetch: %s overlaps the agent's folder", f.Into)
+	if err := a.checkFetch(f); err != nil {
+		return err
 	}
 	immutable := strings.HasPrefix(f.Object, "code/")
 	if immutable {
@@ -142,18 +136,11 @@ func (a *agentRuntime) fetch(ctx context.Context, f commands.Fetch, progress fun
 			return nil
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.bundleURL+"/"+f.Object, nil)
+	res, err := r.get(ctx, r.bundleURL, f.Object, "bundle store")
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", f.Object, err)
-	}
-	res, err := r.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", f.Object, err)
+		return err
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch %s: the bundle store answered %s", f.Object, res.Status)
-	}
 	sealed, err := io.ReadAll(io.LimitReader(res.Body, maxFetch+1))
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", f.Object, err)
@@ -190,6 +177,41 @@ func (a *agentRuntime) fetch(ctx context.Context, f commands.Fetch, progress fun
 	return nil
 }
 
+// get GETs base/object; an answer other than 200 is an error naming the
+// store. The caller closes the body.
+func (r *remote) get(ctx context.Context, base, object, store string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/"+object, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", object, err)
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", object, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		res.Body.Close()
+		return nil, fmt.Errorf("fetch %s: the %s answered %s", object, store, res.Status)
+	}
+	return res, nil
+}
+
+// checkFetch refuses a fetch whose object name could leave its store's
+// folder, or whose target is not a clean path inside the home or touches
+// the agent's folder.
+func (a *agentRuntime) checkFetch(f commands.Fetch) error {
+	if err := protocol.ValidID(strings.ReplaceAll(f.Object, "/", "_")); err != nil || strings.Contains(f.Object, "..") || strings.HasPrefix(f.Object, "/") {
+		return fmt.Errorf("fetch: object name %q is not valid", f.Object)
+	}
+	home := a.remote.home
+	if !filepath.IsAbs(f.Into) || filepath.Clean(f.Into) != f.Into || !within(f.Into, home) || f.Into == home {
+		return fmt.Errorf("fetch: %q is not a clean path inside the home %s", f.Into, home)
+	}
+	if within(f.Into, a.dir) || within(a.dir, f.Into) {
+		return fmt.Errorf("fetch: %s overlaps the agent's folder", f.Into)
+	}
+	return nil
+}
+
 // fetchFile downloads a public, content-addressed file (a Fetch with a
 // SHA256: the ONNX Runtime library) from the artifacts URL to f.Into,
 // checking its sum before it is put in place; one already there with that
@@ -202,30 +224,17 @@ func (a *agentRuntime) fetchFile(ctx context.Context, f commands.Fetch, progress
 	if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != sha256.Size {
 		return fmt.Errorf("fetch: sha256 %q is not 64 hex digits", f.SHA256)
 	}
-	if err := protocol.ValidID(strings.ReplaceAll(f.Object, "/", "_")); err != nil || strings.Contains(f.Object, "..") || strings.HasPrefix(f.Object, "/") {
-		return fmt.Errorf("fetch: object name %q is not valid", f.Object)
+	if err := a.checkFetch(f); err != nil {
+		return err
 	}
-	if !filepath.IsAbs(f.Into) || filepath.Clean(f.Into) != f.Into || !within(f.Into, r.home) || f.Into == r.home {
-		return fmt.Errorf("fetch: %q is not a clean path inside the home %s", f.Into, r.home)
-	}
-	if within(f.Into, a.dir) || within(a.dir, f.Into) {
-		return fmt.Errorf("fetch: %s overlaps the agent's folder", f.Into)
-	}
-	if sum, err := fileSHA256(f.Into); err == nil && sum == f.SHA256 {
+	if sum, err := bundlelayout.FileSHA256(f.Into); err == nil && sum == f.SHA256 {
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.artifactsURL+"/"+f.Object, nil)
+	res, err := r.get(ctx, r.artifactsURL, f.Object, "artifacts store")
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", f.Object, err)
-	}
-	res, err := r.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", f.Object, err)
+		return err
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch %s: the artifacts store answered %s", f.Object, res.Status)
-	}
 	if err := os.MkdirAll(filepath.Dir(f.Into), 0o755); err != nil {
 		return fmt.Errorf("fetch %s: %w", f.Object, err)
 	}
@@ -255,20 +264,6 @@ func (a *agentRuntime) fetchFile(ctx context.Context, f commands.Fetch, progress
 	}
 	progress(fmt.Sprintf("fetched %s (%d KiB, SHA-256 checked) to %s", f.Object, n>>10, f.Into))
 	return nil
-}
-
-// fileSHA256 is the hex SHA-256 of the file at path.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // untarGz unpacks regular files and folders of a tar.gz into dir (made
