@@ -331,5 +331,5 @@ func (p *Platform) ec2AgentOptions() (*ec2.AgentOptions, error) {
 	if p.Agents == nil {
 		return nil, errors.New("--ec2-agents: no agent hub")
 	}
-	return &ec2.AgentOptions{Register: p.Agents.RegisterCredential, PlatformURL: url, PlatformCAPEM: caPEM}, nil
+	return &ec2.AgentOptions{Register: p.Agents.RegisterCredential, Revoke: p.Agents.RevokeCredential, PlatformURL: url, PlatformCAPEM: caPEM}, nil
 }

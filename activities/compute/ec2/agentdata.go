@@ -52,6 +52,10 @@ type AgentOptions struct {
 	// agenthub.Hub.RegisterCredential; registering the same one again
 	// changes nothing).
 	Register func(ctx context.Context, serverID, credential string) error
+	// Revoke removes the credential of the agent with this server ID
+	// (agenthub.Hub.RevokeCredential): Sweep calls it for an instance
+	// that was launched but never recorded. Nil: Sweep revokes nothing.
+	Revoke func(ctx context.Context, serverID string) error
 	// PlatformURL is the platform API's base URL the agents long-poll; it
 	// must be reachable from the instances.
 	PlatformURL string

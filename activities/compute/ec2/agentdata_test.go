@@ -159,7 +159,8 @@ func TestProvision_AgentUserData(t *testing.T) {
 // here its deployment tag is taken off meanwhile): the retry launches again
 // under the same ClientToken, gets the first attempt's instance, and
 // registers the very credential that instance's user data holds, so the
-// agent there can still authenticate. One instance, one credential.
+// agent there can still authenticate. One instance, one credential; a new
+// launch gets a new one, and a sweep revokes it.
 func TestProvision_AgentRetryKeepsCredential(t *testing.T) {
 	master := make([]byte, 32)
 	master[0] = 7
@@ -173,10 +174,16 @@ func TestProvision_AgentRetryKeepsCredential(t *testing.T) {
 		calls++
 		return nil
 	}
+	revoke := func(_ context.Context, server string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(registered, server)
+		return nil
+	}
 	withAgent := func(o *Options) {
 		o.BundleEncryptionKey = master
 		o.ArtifactsURL = "http://127.0.0.1:1/bucket/algocloud"
-		o.Agent = &AgentOptions{Register: reg, PlatformURL: "https://api.algocloud.test"}
+		o.Agent = &AgentOptions{Register: reg, Revoke: revoke, PlatformURL: "https://api.algocloud.test"}
 	}
 	fe := newFaultEnv(t, faultproxy.Plan{ClientTokens: true, Rules: []faultproxy.Rule{
 		{Action: "RunInstances", Fault: faultproxy.DropAfter},
@@ -223,5 +230,10 @@ func TestProvision_AgentRetryKeepsCredential(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, srv.ID, srv2.ID)
 	require.NotEqual(t, first, registered[AgentID(s.DeploymentID)], "a new instance, a new credential")
-	require.NoError(t, fe.fp.Release(ctx, srv2))
+
+	// Swept (as Delete does when no server was recorded): the instance
+	// terminated and its agent's credential revoked.
+	require.NoError(t, fe.fp.Sweep(ctx, s.DeploymentID))
+	require.Empty(t, fe.instancesOf(t, testRegion, s.DeploymentID))
+	require.NotContains(t, registered, AgentID(s.DeploymentID), "revoked by the sweep")
 }
