@@ -97,8 +97,9 @@ func (s *agentStandIn) stop() {
 // worker's data folder holds no trace of the package, and the endpoint
 // serves by its name with the local CA's certificate fetched sealed. A
 // redeploy swaps the new revision in by the agent, the instance running
-// throughout. Delete terminates the instance, revokes the credential and
-// removes the code revisions from the bucket.
+// throughout, and so does a token rotation. Delete terminates the
+// instance, revokes the credential and removes the code revisions from the
+// bucket.
 func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -225,6 +226,20 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	res, out = predict(t, hc, endpoint, token, samplePNG(t, 96, 64))
 	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
 
+	// A token rotation is a serve by the agent too (not a restart with a
+	// new bundle, as on the worker's path): once it answered, the old token
+	// is refused and the new one served, the instance running throughout.
+	r = c.Do(http.MethodPost, "/api/v1/deployments/"+id+"/token", nil)
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	rotated := r.Str("token")
+	res, out = predict(t, hc, endpoint, token, samplePNG(t, 96, 64))
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "the old token: %s", out)
+	res, out = predict(t, hc, endpoint, rotated, samplePNG(t, 96, 64))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
+	inst = deploymentInstances(t, ctx, w, id)
+	require.Len(t, inst, 1)
+	require.Equal(t, ec2types.InstanceStateNameRunning, inst[0].State.Name, "the rotation did not stop the instance")
+
 	// The code revisions in the bucket are sealed.
 	requireSealed(t, ctx, w, "algocloud/"+id+"/code/", "onlyoninstance")
 
@@ -237,6 +252,7 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 		require.NotContains(t, text, credential)
 		require.NotContains(t, text, "PRIVATE KEY")
 		require.NotContains(t, text, token)
+		require.NotContains(t, text, rotated)
 	}
 
 	// Delete: instance terminated, credential revoked, code revisions gone.
