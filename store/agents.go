@@ -184,32 +184,15 @@ func (s *Store) FinishAgentCommand(ctx context.Context, id, lease, result string
 	return n == 1, nil
 }
 
-// RequeueAgentLeases puts every command of serverID that is handed out
-// (leased) back to pending, its lease void, keeping its attempt and task
-// token, and returns how many it moved. The hub calls it when the server's
-// agent started anew: what the previous agent process held is then handed
-// to the new one at once, within the same activity attempt, instead of
-// after the attempt's heartbeat timeout. A result posted under a voided
-// lease is refused as stale.
-func (s *Store) RequeueAgentLeases(ctx context.Context, serverID string) (int, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_commands SET state = ?, lease = '', updated_at = ?
-		WHERE server_id = ? AND state = ?`), AgentPending, dbTime(s.now()), serverID, AgentLeased)
-	if err != nil {
-		return 0, fmt.Errorf("requeue agent commands of server %s: %w", serverID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("requeue agent commands of server %s: %w", serverID, err)
-	}
-	return int(n), nil
-}
-
 // NoteAgentBoot records boot as the boot ID of serverID's agent process and,
 // when it differs from the one recorded before (the agent started anew, or
-// polls for the first time), puts the commands leased to the previous
-// process back to pending as RequeueAgentLeases does, in the same
-// transaction: however many API processes see the new boot, and whether
-// they started before or after it, its commands are handed out again once.
+// polls for the first time), puts every command of serverID handed out
+// (leased) back to pending, in the same transaction: their leases void (a
+// result posted under one is refused as stale), their attempt and task
+// token kept, so the hub hands them to the new process at once, within the
+// same activity attempt, instead of after the attempt's heartbeat timeout.
+// However many API processes see the new boot, and whether they started
+// before or after it, its commands are handed out again once.
 // It reports whether the boot was new and how many commands it moved. An
 // unknown server (no credential) is no error: nothing is recorded.
 func (s *Store) NoteAgentBoot(ctx context.Context, serverID, boot string) (changed bool, requeued int, err error) {

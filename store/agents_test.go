@@ -78,6 +78,9 @@ func TestRequeueAgentLeases(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := open(t, dsn)
+		require.NoError(t, s.SetAgentCredential(ctx, "srv-a", "hash-a"))
+		_, _, err := s.NoteAgentBoot(ctx, "srv-a", "boot1")
+		require.NoError(t, err)
 		for _, c := range []AgentCommand{
 			{ID: "a1", ServerID: "srv-a", Kind: "install", State: AgentPending, Attempt: 3, TaskToken: []byte{1}},
 			{ID: "a2", ServerID: "srv-a", Kind: "test", State: AgentPending, Attempt: 1, TaskToken: []byte{2}},
@@ -94,8 +97,9 @@ func TestRequeueAgentLeases(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, ok)
 
-		n, err := s.RequeueAgentLeases(ctx, "srv-a")
+		changed, n, err := s.NoteAgentBoot(ctx, "srv-a", "boot2")
 		require.NoError(t, err)
+		require.True(t, changed)
 		require.Equal(t, 1, n, "a1 only: a2 is done, b1 another server's")
 		a1, err := s.GetAgentCommand(ctx, "a1")
 		require.NoError(t, err)
@@ -112,7 +116,7 @@ func TestRequeueAgentLeases(t *testing.T) {
 		b1, err := s.GetAgentCommand(ctx, "b1")
 		require.NoError(t, err)
 		require.Equal(t, AgentLeased, b1.State)
-		n, err = s.RequeueAgentLeases(ctx, "srv-a")
+		_, n, err = s.NoteAgentBoot(ctx, "srv-a", "boot3")
 		require.NoError(t, err)
 		require.Zero(t, n)
 	})
