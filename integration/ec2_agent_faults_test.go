@@ -2,11 +2,15 @@ package integration
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -338,4 +342,174 @@ func (e *ec2AgentWorld) deploy(t *testing.T, repo string) (string, string) {
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
 	}
 	return r.Str("endpoint"), r.Str("token")
+}
+
+// cutProxy is a TCP proxy from the stand-in's agent to the platform's API
+// that the test can cut: while cut, it closes every connection it carries
+// and each new one at once, as a network partition the agent cannot tell
+// from a dead platform would; the agent process itself keeps running.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+}
+
+// newCutProxy proxies a new loopback port to target (host:port).
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { _ = ln.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	if !p.track(c, up) {
+		_ = c.Close()
+		_ = up.Close()
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	_ = c.Close()
+	_ = up.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+// track records a proxied pair, unless the proxy is cut.
+func (p *cutProxy) track(c, up net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return false
+	}
+	p.conns[c], p.conns[up] = true, true
+	return true
+}
+
+// setCut cuts the proxy (closing what it carries) or lets traffic through again.
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			_ = c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// TestEC2AgentCutOffMidTestCode: the instance's agent reaches the
+// platform's API through a proxy; the proxy is cut for 40 s (longer than a
+// command's 30 s heartbeat timeout) while the agent runs Test Code (its
+// test server in a 4 s __init__), the agent process running on. The step
+// waits, the live revision keeps answering, and once the network is back
+// the step finishes with a passing test, the same agent having stayed up
+// throughout (no restart, no second agent).
+func TestEC2AgentCutOffMidTestCode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	e := newEC2AgentWorld(t, ctx, "ec2-cut-mid-test")
+	// The agent again, this time reaching the API through the proxy (the
+	// user data's --platform pointed at it); nothing serves yet.
+	argv, err := ec2.AgentExecStart(e.userData)
+	require.NoError(t, err)
+	platformURL := ""
+	for i := 1; i < len(argv); i++ {
+		if argv[i-1] == "--platform" {
+			platformURL = argv[i]
+		}
+	}
+	u, err := url.Parse(platformURL)
+	require.NoError(t, err)
+	require.Equal(t, "http", u.Scheme, "the dev API is plain HTTP on loopback")
+	proxy := newCutProxy(t, u.Host)
+	e.si.stop()
+	e.userData = strings.ReplaceAll(e.userData, "--platform "+platformURL, "--platform http://"+proxy.ln.Addr().String())
+	e.restartStandInAgent(t)
+
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	endpoint, token := e.deploy(t, repo)
+	hc := ec2AgentClient(e.p.CA.Pool(), e.si.listen)
+	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
+	for _, s := range []string{"fetch_code", "install_requirements"} {
+		var body any
+		if s == "fetch_code" {
+			body = map[string]any{"git_url": repo, "ref": "main"}
+		}
+		r := e.c.Step(e.id, s, body)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
+	}
+	agents := e.agents(t)
+	require.Len(t, agents, 1)
+	serving := e.revisionProcs(t)
+
+	done := make(chan resp, 1)
+	start := time.Now()
+	go func() { done <- e.c.Step(e.id, "test", nil) }()
+	require.Eventually(t, func() bool { return len(e.revisionProcs(t)) > len(serving) }, time.Minute, 50*time.Millisecond,
+		"the agent boots its test server")
+	proxy.setCut(true)
+	cutAt := time.Since(start)
+	const away = 40 * time.Second
+	served := 0
+	for time.Since(start)-cutAt < away {
+		select {
+		case r := <-done:
+			t.Fatalf("Test Code answered while the agent was cut off: %d %s", r.Status, r.Raw)
+		case <-time.After(2 * time.Second):
+		}
+		res, out := predict(t, hc, endpoint, token, samplePNG(t, 16, 16))
+		require.Equal(t, http.StatusOK, res.StatusCode, "the live revision serves while its agent is cut off: %s", out)
+		served++
+	}
+	st := e.c.Do(http.MethodGet, "/api/v1/deployments/"+e.id, nil)
+	require.Equal(t, "test", st.Str("state", "busy"), "the step still waits: %s", st.Raw)
+	proxy.setCut(false)
+	back := time.Now()
+
+	var r resp
+	select {
+	case r = <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatal("Test Code did not finish after the agent was reachable again")
+	}
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	st = e.c.Do(http.MethodGet, "/api/v1/deployments/"+e.id, nil)
+	require.Equal(t, true, st.Body["state"].(map[string]any)["test"].(map[string]any)["ok"], string(st.Raw))
+	answered := time.Since(back)
+	require.Equal(t, agents, e.agents(t), "the same agent throughout, no second one")
+	// How the command came back: the agent's own lines about it (result
+	// delivered, or refused as stale and the command run again).
+	var lines []string
+	for _, l := range strings.Split(e.si.log.String(), "\n") {
+		if strings.Contains(l, "result") || strings.Contains(l, "stale") || strings.Contains(l, ".test.") {
+			lines = append(lines, l)
+		}
+	}
+	t.Logf("the agent on its test command:\n%s", strings.Join(lines, "\n"))
+	t.Logf("FIGURES EC2 agent cut off %v mid-Test Code (cut %v after the step began): answered %v after the network came back; %d predictions answered meanwhile",
+		away, cutAt.Round(time.Millisecond), answered.Round(time.Millisecond), served)
 }
