@@ -76,6 +76,7 @@ func TestEC2AgentCertificateRenewal(t *testing.T) {
 	w := newCloudWorld(t, ctx)
 	port := testenv.FreePort(t)
 	si := &agentStandIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
+	reapStandIn(t, si.home) // the serving revision outlives the stand-in's agent
 	p := startEC2AgentPlatform(t, w, t.TempDir(), si, port)
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
