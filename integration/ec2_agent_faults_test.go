@@ -79,6 +79,16 @@ func (e *ec2AgentWorld) killAgent(t *testing.T) int {
 	return pid
 }
 
+// killAndRestart is a strike of duringStep: the stand-in's agent
+// SIGKILLed, then started again 2 s later (the unit's RestartSec).
+func (e *ec2AgentWorld) killAndRestart(t *testing.T) func() {
+	return func() {
+		e.killAgent(t)
+		time.Sleep(2 * time.Second)
+		e.restartStandInAgent(t)
+	}
+}
+
 // restartStandInAgent starts the agent again as its unit would after
 // RestartSec: agent-setup.sh, then the ExecStart line.
 func (e *ec2AgentWorld) restartStandInAgent(t *testing.T) {
@@ -139,30 +149,17 @@ func TestEC2AgentKilledMidInstall(t *testing.T) {
 	agents := e.agents(t)
 	require.Len(t, agents, 1)
 
-	done := make(chan resp, 1)
-	start := time.Now()
-	go func() { done <- e.c.Step(e.id, "install_requirements", nil) }()
-	waitEvent(t, e.c, e.id, "slowpkg", time.Minute) // pip is at it
-	time.Sleep(time.Second)
 	var building []int
-	for _, pid := range procsWithArg(t, e.si.home) {
-		if descendsFrom(t, pid, agents[0]) {
-			building = append(building, pid)
+	r, killedAt, took := duringStep(t, func() resp { return e.c.Step(e.id, "install_requirements", nil) }, func() {
+		waitEvent(t, e.c, e.id, "slowpkg", time.Minute) // pip is at it
+		time.Sleep(time.Second)
+		for _, pid := range procsWithArg(t, e.si.home) {
+			if descendsFrom(t, pid, agents[0]) {
+				building = append(building, pid)
+			}
 		}
-	}
-	require.NotEmpty(t, building, "the install runs under the agent when it is killed")
-	killedAt := time.Since(start)
-	e.killAgent(t)
-	time.Sleep(2 * time.Second) // RestartSec
-	e.restartStandInAgent(t)
-
-	var r resp
-	select {
-	case r = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("install did not finish after the agent was killed")
-	}
-	took := time.Since(start)
+		require.NotEmpty(t, building, "the install runs under the agent when it is killed")
+	}, e.killAndRestart(t))
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	now := e.agents(t)
 	require.Len(t, now, 1, "exactly one agent for the server")
@@ -216,33 +213,20 @@ func TestEC2AgentKilledMidSwapUnderLoad(t *testing.T) {
 	require.Eventually(t, func() bool { serving = e.revisionProcs(t); return len(serving) == 1 }, 30*time.Second, 100*time.Millisecond,
 		"one serving revision before the swap (the test server gone)")
 
-	done := make(chan resp, 1)
-	start := time.Now()
-	go func() { done <- e.c.Step(e.id, "complete", nil) }()
 	var booting int
-	require.Eventually(t, func() bool {
-		for _, pid := range e.revisionProcs(t) {
-			if pid != serving[0] && descendsFrom(t, pid, agents[0]) {
-				booting = pid
-				return true
+	r, killedAt, took := duringStep(t, func() resp { return e.c.Step(e.id, "complete", nil) }, func() {
+		require.Eventually(t, func() bool {
+			for _, pid := range e.revisionProcs(t) {
+				if pid != serving[0] && descendsFrom(t, pid, agents[0]) {
+					booting = pid
+					return true
+				}
 			}
-		}
-		return false
-	}, time.Minute, 50*time.Millisecond, "the new revision starts")
-	time.Sleep(time.Second)
-	killedAt := time.Since(start)
-	e.killAgent(t)
-	t.Logf("killed the agent %d %v after Complete began, the new revision %d booting", agents[0], killedAt.Round(time.Millisecond), booting)
-	time.Sleep(2 * time.Second) // RestartSec
-	e.restartStandInAgent(t)
-
-	var r resp
-	select {
-	case r = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("complete did not finish after the agent was killed")
-	}
-	took := time.Since(start)
+			return false
+		}, time.Minute, 50*time.Millisecond, "the new revision starts")
+		time.Sleep(time.Second)
+	}, e.killAndRestart(t))
+	t.Logf("killed the agent %d %v after Complete began, the new revision %d booting then", agents[0], killedAt.Round(time.Millisecond), booting)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	time.Sleep(3 * time.Second)
 	load.wait()
@@ -466,38 +450,26 @@ func TestEC2AgentCutOffMidTestCode(t *testing.T) {
 	require.Len(t, agents, 1)
 	serving := e.revisionProcs(t)
 
-	done := make(chan resp, 1)
-	start := time.Now()
-	go func() { done <- e.c.Step(e.id, "test", nil) }()
-	require.Eventually(t, func() bool { return len(e.revisionProcs(t)) > len(serving) }, time.Minute, 50*time.Millisecond,
-		"the agent boots its test server")
-	proxy.setCut(true)
-	cutAt := time.Since(start)
 	const away = 40 * time.Second
 	served := 0
-	for time.Since(start)-cutAt < away {
-		select {
-		case r := <-done:
-			t.Fatalf("Test Code answered while the agent was cut off: %d %s", r.Status, r.Raw)
-		case <-time.After(2 * time.Second):
+	var back time.Time
+	r, cutAt, _ := duringStep(t, func() resp { return e.c.Step(e.id, "test", nil) }, func() {
+		require.Eventually(t, func() bool { return len(e.revisionProcs(t)) > len(serving) }, time.Minute, 50*time.Millisecond,
+			"the agent boots its test server")
+	}, func() {
+		proxy.setCut(true)
+		for cut := time.Now(); time.Since(cut) < away; served++ {
+			time.Sleep(2 * time.Second)
+			res, out := predict(t, hc, endpoint, token, samplePNG(t, 16, 16))
+			require.Equal(t, http.StatusOK, res.StatusCode, "the live revision serves while its agent is cut off: %s", out)
 		}
-		res, out := predict(t, hc, endpoint, token, samplePNG(t, 16, 16))
-		require.Equal(t, http.StatusOK, res.StatusCode, "the live revision serves while its agent is cut off: %s", out)
-		served++
-	}
-	st := e.c.Do(http.MethodGet, "/api/v1/deployments/"+e.id, nil)
-	require.Equal(t, "test", st.Str("state", "busy"), "the step still waits: %s", st.Raw)
-	proxy.setCut(false)
-	back := time.Now()
-
-	var r resp
-	select {
-	case r = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("Test Code did not finish after the agent was reachable again")
-	}
+		st := e.c.Do(http.MethodGet, "/api/v1/deployments/"+e.id, nil)
+		require.Equal(t, "test", st.Str("state", "busy"), "the step still waits: %s", st.Raw)
+		proxy.setCut(false)
+		back = time.Now()
+	})
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	st = e.c.Do(http.MethodGet, "/api/v1/deployments/"+e.id, nil)
+	st := e.c.Do(http.MethodGet, "/api/v1/deployments/"+e.id, nil)
 	require.Equal(t, true, st.Body["state"].(map[string]any)["test"].(map[string]any)["ok"], string(st.Raw))
 	answered := time.Since(back)
 	require.Equal(t, agents, e.agents(t), "the same agent throughout, no second one")
