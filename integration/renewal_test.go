@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -254,13 +253,10 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 		o.Domain = "algocloud.test"
 		o.CertValidity = validity
 		o.CertRenewEvery = 3 * time.Second
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: aws,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			EC2HealthURL: func(compute.Server) string { return "https://" + inst.si.listen + "/readyz" },
-			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
+		o.Cloud = ec2Options(w, aws, port, inst.si.listen)
+		// The worker's path's certificate pick-up (fetch.sh's timer); an
+		// agent's instance: TestEC2AgentCertificateRenewal.
+		o.Cloud.EC2Agents = false
 	})
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
@@ -600,18 +596,5 @@ func servingProcess(t *testing.T, p *platform.Platform, data string, h compute.H
 		require.NoError(t, err)
 		return fmt.Sprintf("%s, %d restarts", st.Detail, st.Restarts)
 	}
-	b, err := os.ReadFile(filepath.Join(data, "servers", h.ServerID, "agent", "state.json"))
-	require.NoError(t, err)
-	var st struct {
-		Serving *struct {
-			ID         string `json:"id"`
-			PID        int    `json:"pid"`
-			StartTicks uint64 `json:"start_ticks"`
-			Restarts   int    `json:"restarts"`
-		} `json:"serving"`
-	}
-	require.NoError(t, json.Unmarshal(b, &st), string(b))
-	require.NotNil(t, st.Serving, "the agent serves a revision: %s", b)
-	require.NotZero(t, st.Serving.PID, string(b))
-	return fmt.Sprintf("revision %s, pid %d started at tick %d, %d restarts", st.Serving.ID, st.Serving.PID, st.Serving.StartTicks, st.Serving.Restarts)
+	return agentServing(t, filepath.Join(data, "servers", h.ServerID, "agent"))
 }
