@@ -245,3 +245,8 @@ func ValidArtifactName(name string) error {
 func InputPath(server, commandID string) string {
 	return strings.Join([]string{BasePath, "servers", server, "commands", commandID, "input"}, "/")
 }
+
+// MaxInput is the largest input object a command may have (a batch chunk's
+// packed items): the platform packs a chunk's items into one object only
+// while they fit, and runs the chunk itself otherwise.
+const MaxInput = 512 << 20

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -20,7 +23,9 @@ import (
 	"time"
 
 	"github.com/algocloud/algocloud/agent/commands"
+	"github.com/algocloud/algocloud/agent/link"
 	"github.com/algocloud/algocloud/agent/protocol"
+	"github.com/algocloud/algocloud/inference/inferapi"
 )
 
 // batchesDir is the agent's folder of batch chunks: batches/<hash of the
@@ -272,6 +277,9 @@ func (s *batchSender) send(ctx context.Context, it commands.BatchItem, body []by
 			}
 		}
 		url, token, client, err := s.target(ctx)
+		if errors.Is(err, errNoAgentToken) {
+			return commands.BatchResult{}, err
+		}
 		var resp *http.Response
 		var answered atomic.Bool
 		if err == nil {
@@ -311,6 +319,11 @@ func (s *batchSender) send(ctx context.Context, it commands.BatchItem, body []by
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 			s.pause(retryAfterOf(resp.Header))
 			continue
+		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			// Not the item's fault: the revision refuses the agent's token.
+			// Failing every item would be wrong; the chunk fails instead.
+			return commands.BatchResult{}, fmt.Errorf("%w: the live revision answered 401", errNoAgentToken)
 		}
 		r := commands.BatchResult{Index: it.Index, HTTPStatus: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: b}
 		switch {
@@ -382,3 +395,125 @@ func encodeBatchOutput(out commands.BatchOutput) (json.RawMessage, error) {
 }
 
 var errNoLiveRevision = errors.New("no revision serves on this server now")
+
+// agentTokenFile holds the agent's own token (agent_batch.go): in the
+// agent's folder, never mounted into a sandbox, mode 0600.
+const agentTokenFile = "agent-token"
+
+// agentToken returns the agent's own token, making it on first use. It is
+// kept across agent restarts because the revisions an agent adopts keep the
+// hash their config was written with.
+func (a *agentRuntime) agentToken() (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	path := filepath.Join(a.dir, agentTokenFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 43 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("make the agent's token: %w", err)
+	}
+	tok := "agt_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep the agent's token: %w", err)
+	}
+	return tok, nil
+}
+
+// agentTokenSHA256 is the hash the serve handler puts in each revision's
+// config (inferapi.Config.AgentTokenSHA256).
+func (a *agentRuntime) agentTokenSHA256() (string, error) {
+	tok, err := a.agentToken()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// batch is KindBatch: the chunk runs against the live revision on loopback
+// with the agent's own token, journaling in batches/<command>/ of the
+// agent's folder; the input comes from the platform over the command
+// channel and the results go back as artifacts (runBatchChunk).
+func (a *agentRuntime) batch(ctx context.Context, cmd protocol.Command, progress func(...string)) (json.RawMessage, error) {
+	in, err := decodeBatch(cmd)
+	if err != nil {
+		return nil, err
+	}
+	release := a.lock("batch " + cmd.ID)
+	defer release()
+	tok, err := a.agentToken()
+	if err != nil {
+		return nil, err
+	}
+	t := &liveTarget{a: a, token: tok}
+	out, err := runBatchChunk(ctx, batchFolder(a.dir, cmd.ID), in, linkIO{}, t.resolve, progress)
+	if err != nil {
+		return nil, err
+	}
+	return encodeBatchOutput(out)
+}
+
+// linkIO is a chunk's input and parts over the command channel.
+type linkIO struct{}
+
+func (linkIO) Input(ctx context.Context) ([]byte, error) { return link.DownloadInput(ctx) }
+func (linkIO) Upload(ctx context.Context, name string, b []byte) error {
+	return link.UploadArtifact(ctx, name, b)
+}
+
+// liveTarget resolves the live revision: https on loopback at the
+// endpoint's port, pinned to the certificate its config names (the name on
+// it is the endpoint's, not 127.0.0.1), reused for two seconds so a swap or
+// a renewed certificate is picked up.
+type liveTarget struct {
+	a     *agentRuntime
+	token string
+
+	mu     sync.Mutex
+	url    string
+	client *http.Client
+	at     time.Time
+}
+
+func (t *liveTarget) resolve(context.Context) (string, string, *http.Client, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.client != nil && time.Since(t.at) < 2*time.Second {
+		return t.url, t.token, t.client, nil
+	}
+	st := t.a.sup.Status()
+	if st.Serving == nil {
+		// Waited for like a refused connection: a swap or restart.
+		return "", "", nil, errNoLiveRevision
+	}
+	b, err := os.ReadFile(filepath.Join(t.a.dir, "revisions", st.Serving.ID, "config.json"))
+	if err != nil {
+		return "", "", nil, fmt.Errorf("read the live revision's config: %w", err)
+	}
+	var cfg inferapi.Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return "", "", nil, fmt.Errorf("read the live revision's config: %w", err)
+	}
+	if cfg.AgentTokenSHA256 == "" {
+		return "", "", nil, fmt.Errorf("%w: revision %s was started without the agent's token (by an older agent); a redeploy gives it one", errNoAgentToken, st.Serving.ID)
+	}
+	_, port, err := net.SplitHostPort(st.Listen)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("the endpoint's address %q: %w", st.Listen, err)
+	}
+	client, scheme, err := testClient(cfg.CertFile)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if tr, ok := client.Transport.(*http.Transport); ok {
+		tr.MaxIdleConnsPerHost = 64
+	}
+	t.url, t.client, t.at = scheme+"://"+net.JoinHostPort("127.0.0.1", port), client, time.Now()
+	return t.url, t.token, t.client, nil
+}
+
+// errNoAgentToken: the live revision does not accept the agent's token; the
+// chunk fails at once (the platform runs it itself).
+var errNoAgentToken = errors.New("the live revision does not accept the agent's token")
