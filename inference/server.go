@@ -42,9 +42,9 @@ type Server struct {
 	platformToken []byte
 	// agentToken is Config.AgentTokenSHA256 decoded; nil when unset.
 	agentToken []byte
-	handler       http.Handler
-	certs         *certReloader // nil without TLS (tls.go)
-	box           *sandbox.Launcher
+	handler    http.Handler
+	certs      *certReloader // nil without TLS (tls.go)
+	box        *sandbox.Launcher
 }
 
 // NewServer checks cfg and builds a server; nothing starts until Serve or Run.
