@@ -48,9 +48,30 @@ func DownloadInput(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// CheckCommand asks the platform whether the command whose handler ctx was
+// given to still runs (GET protocol.InputPath?check=1): nil when it does or
+// when the platform cannot be reached now, protocol.ErrCommandDone (wrapped)
+// when the platform ended it (a canceled batch chunk), another refusal
+// wrapped as DownloadInput's. A handler polls it to stop promptly.
+func CheckCommand(ctx context.Context) error {
+	u, ok := ctx.Value(uploaderKey{}).(*uploader)
+	if !ok {
+		return ErrNoUploader
+	}
+	_, err := u.l.getInputPath(ctx, u.e.cmd.ID, u.e.lease(), "?check=1")
+	if err == nil || errors.Is(err, protocol.ErrCommandDone) || errors.Is(err, protocol.ErrForbidden) || errors.Is(err, protocol.ErrUnknownCommand) {
+		return err
+	}
+	return nil // unreachable, or a lease being moved: not a reason to stop
+}
+
 // getInput makes one download.
 func (l *Link) getInput(ctx context.Context, commandID, lease string) ([]byte, error) {
-	ref, err := url.Parse(protocol.InputPath(l.cfg.Server, commandID))
+	return l.getInputPath(ctx, commandID, lease, "")
+}
+
+func (l *Link) getInputPath(ctx context.Context, commandID, lease, query string) ([]byte, error) {
+	ref, err := url.Parse(protocol.InputPath(l.cfg.Server, commandID) + query)
 	if err != nil {
 		return nil, err
 	}

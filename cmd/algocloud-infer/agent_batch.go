@@ -47,7 +47,13 @@ const (
 type batchIO interface {
 	Input(ctx context.Context) ([]byte, error)
 	Upload(ctx context.Context, name string, data []byte) error
+	// Check reports protocol.ErrCommandDone (wrapped) once the platform
+	// ended the command (its batch was canceled); nil while it runs.
+	Check(ctx context.Context) error
 }
+
+// checkEvery is how often a running chunk asks whether it was canceled.
+const checkEvery = time.Second
 
 // batchTarget is where a chunk sends its predicts: the live revision's base
 // URL (https://127.0.0.1:port), a token it accepts and a client that trusts
@@ -152,6 +158,7 @@ func runBatchChunk(ctx context.Context, folder string, in commands.Batch, bio ba
 		defer close(progressDone)
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
+		lastCheck := time.Now()
 		for {
 			select {
 			case <-stopProgress:
@@ -160,6 +167,13 @@ func runBatchChunk(ctx context.Context, folder string, in commands.Batch, bio ba
 				return
 			case <-t.C:
 				report()
+			}
+			if time.Since(lastCheck) >= checkEvery {
+				lastCheck = time.Now()
+				if err := bio.Check(ctx); errors.Is(err, protocol.ErrCommandDone) || errors.Is(err, protocol.ErrForbidden) || errors.Is(err, protocol.ErrUnknownCommand) {
+					cancel(fmt.Errorf("batch: the platform ended the command (its batch was canceled): %w", err))
+					return
+				}
 			}
 		}
 	}()
@@ -462,6 +476,7 @@ func (linkIO) Input(ctx context.Context) ([]byte, error) { return link.DownloadI
 func (linkIO) Upload(ctx context.Context, name string, b []byte) error {
 	return link.UploadArtifact(ctx, name, b)
 }
+func (linkIO) Check(ctx context.Context) error { return link.CheckCommand(ctx) }
 
 // liveTarget resolves the live revision: https on loopback at the
 // endpoint's port, pinned to the certificate its config names (the name on

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/algocloud/algocloud/agent/commands"
+	"github.com/algocloud/algocloud/agent/protocol"
 )
 
 // TestBatchJournalTornTail: a record a killed agent left half written is cut
@@ -89,12 +90,18 @@ func TestBatchPartsCut(t *testing.T) {
 // memIO is the platform side of a chunk in memory: the input object and the
 // uploaded parts.
 type memIO struct {
-	input []byte
-	mu    sync.Mutex
-	parts map[string][]byte
+	input    []byte
+	checkErr error
+	mu       sync.Mutex
+	parts    map[string][]byte
 }
 
 func (m *memIO) Input(context.Context) ([]byte, error) { return m.input, nil }
+func (m *memIO) Check(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.checkErr
+}
 func (m *memIO) Upload(_ context.Context, name string, b []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -248,5 +255,42 @@ func TestBatchChunkUnreachable(t *testing.T) {
 	r := bio.results(t, 1)[0]
 	if r.HTTPStatus != 0 || r.Error == "" {
 		t.Fatalf("unreachable item %+v", r)
+	}
+}
+
+// TestBatchChunkCanceled: once the platform ends the command (its batch was
+// canceled), the chunk stops within about a second and sends nothing more.
+func TestBatchChunkCanceled(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		time.Sleep(20 * time.Millisecond)
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	target := func(context.Context) (string, string, *http.Client, error) { return srv.URL, "t", srv.Client(), nil }
+	in := commands.Batch{Concurrency: 2}
+	for i := range 1000 {
+		in.Items = append(in.Items, commands.BatchItem{Index: i, ContentType: "text/plain", Length: 1})
+	}
+	in.InputBytes = 1000
+	bio := &memIO{input: bytes.Repeat([]byte("a"), 1000)}
+	time.AfterFunc(300*time.Millisecond, func() {
+		bio.mu.Lock()
+		bio.checkErr = fmt.Errorf("refused: %w", protocol.ErrCommandDone)
+		bio.mu.Unlock()
+	})
+	start := time.Now()
+	_, err := runBatchChunk(context.Background(), t.TempDir(), in, bio, target, func(...string) {})
+	if !errors.Is(err, protocol.ErrCommandDone) {
+		t.Fatalf("canceled chunk: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("stopped after %s", d)
+	}
+	n := calls.Load()
+	time.Sleep(100 * time.Millisecond)
+	if calls.Load() != n || n >= 1000 {
+		t.Fatalf("%d predicts, still sending after the cancel", n)
 	}
 }
