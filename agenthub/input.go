@@ -143,3 +143,22 @@ func Result(c store.AgentCommand) (json.RawMessage, error) {
 	}
 	return r.Output, nil
 }
+
+// DeleteCommandFiles removes a command's input object and artifacts once
+// its issuer has kept what it needs (a batch chunk's parts are recorded
+// under the batch's own keys).
+func (h *Hub) DeleteCommandFiles(ctx context.Context, serverID, commandID string) error {
+	if h.blobs == nil {
+		return nil
+	}
+	if err := protocol.ValidID(serverID); err != nil {
+		return fmt.Errorf("delete command files: server id: %w", err)
+	}
+	if err := protocol.ValidID(commandID); err != nil {
+		return fmt.Errorf("delete command files: command id: %w", err)
+	}
+	if err := h.blobs.Delete(ctx, "agent/"+serverID+"/"+commandID); err != nil {
+		return fmt.Errorf("delete files of command %s: %w", commandID, err)
+	}
+	return nil
+}

@@ -206,6 +206,7 @@ func TestBatchFromZip(t *testing.T) {
 	require.Equal(t, "failed", line.Status)
 	require.Equal(t, http.StatusBadRequest, line.HTTPStatus, line.Error)
 
+	requireRanOnAgent(t, p, r.Str("id"), 50)
 	captureBatchHistory(t, p, r.Str("id"), "batch-succeeded.json")
 
 	list := c.Do(http.MethodGet, "/api/v1/endpoints/batchseg/batches", nil)
@@ -250,14 +251,19 @@ func TestBatchFromZip(t *testing.T) {
 
 // TestBatchCancel cancels a running batch: it ends canceled at once, and no
 // item is recorded after the cancel answered (in-flight ones are dropped).
+// The chunk runs on the server's agent (dev gives every server one), which
+// is fast enough at concurrency 1 that the batch has 1,500 items, so it is
+// canceled well before its end; the agent hears the cancel and stops
+// sending predicts within a couple of seconds.
 func TestBatchCancel(t *testing.T) {
-	p := startPlatform(t, t.TempDir())
+	data := t.TempDir()
+	p := startPlatform(t, data)
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
 	_, _, epTok := walk(t, c, "cancelseg", "segmentation", "image")
 	var entries []zipEntry
-	for i := 0; i < 300; i++ {
-		entries = append(entries, zipEntry{name: fmt.Sprintf("%03d.png", i), body: batchPNG(t, i)})
+	for i := 0; i < 1500; i++ {
+		entries = append(entries, zipEntry{name: fmt.Sprintf("%04d.png", i), body: batchPNG(t, i)})
 	}
 	r := postBatch(t, p.APIURL, epTok, "cancelseg", makeZip(t, entries), 1)
 	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
@@ -274,6 +280,12 @@ func TestBatchCancel(t *testing.T) {
 	require.Equal(t, doneAtCancel, count(after, "done")+count(after, "failed"),
 		"nothing is recorded after the cancel answered: requests in flight are dropped")
 	require.Greater(t, count(after, "left"), 200)
+	// The agent stopped: no predict completes a while after the cancel.
+	sent := predictLines(t, data)
+	time.Sleep(1500 * time.Millisecond)
+	require.Equal(t, sent, predictLines(t, data), "the agent still sends predicts after the cancel")
+	require.Less(t, sent, 1500)
+	t.Logf("done at the cancel %d, predicts completed %d of 1500", doneAtCancel, sent)
 	// The workflow ended too.
 	require.Eventually(t, func() bool {
 		d, err := p.Client.DescribeWorkflowExecution(t.Context(), "batch-"+r.Str("id"), "")
@@ -399,4 +411,17 @@ func TestBatchSurvivesDevKills(t *testing.T) {
 	zr, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
 	require.NoError(t, err)
 	require.Len(t, zr.File, n)
+}
+
+// requireRanOnAgent checks that a batch's chunks ran on the deployment's
+// server agent (dev gives every server one): each succeeded item's output
+// is a range of a result part the agent sent, not a file of its own.
+func requireRanOnAgent(t *testing.T, p *platform.Platform, batchID string, succeeded int) {
+	t.Helper()
+	items, err := p.Store.BatchItems(t.Context(), batchID, "succeeded", 0, 10000)
+	require.NoError(t, err)
+	require.Len(t, items, succeeded)
+	for _, it := range items {
+		require.Regexp(t, `^batches/`+batchID+`/parts/\d+-\d+/\d+#\d+\+\d+$`, it.OutputKey, "item %d ran on the agent", it.Index)
+	}
 }

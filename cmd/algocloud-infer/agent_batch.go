@@ -36,6 +36,10 @@ const batchesDir = "batches"
 const (
 	defaultPartItems = 500
 	defaultPartBytes = 8 << 20
+	// partEvery is how long results wait at most for their part: the
+	// platform records a part at a time, so this paces the batch's
+	// progress (counts, rate, ETA).
+	partEvery = 250 * time.Millisecond
 	// maxBatchBody is the largest answer a chunk carries back: a part (one
 	// artifact) must hold it whole. A larger output fails its item.
 	maxBatchBody = protocol.MaxArtifact - 1<<20
@@ -52,8 +56,9 @@ type batchIO interface {
 	Check(ctx context.Context) error
 }
 
-// checkEvery is how often a running chunk asks whether it was canceled.
-const checkEvery = time.Second
+// checkEvery is how often a running chunk asks whether it was canceled: a
+// small GET; at a few hundred predicts a second, each wait costs as many.
+const checkEvery = 200 * time.Millisecond
 
 // batchTarget is where a chunk sends its predicts: the live revision's base
 // URL (https://127.0.0.1:port), a token it accepts and a client that trusts
@@ -115,16 +120,37 @@ func runBatchChunk(ctx context.Context, folder string, in commands.Batch, bio ba
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The uploader sends each part once it is complete, behind the senders.
-	uploaded := 0
+	cuts, err := openPartCuts(filepath.Join(folder, "parts"), len(j.snapshot()))
+	if err != nil {
+		return out, fmt.Errorf("batch: %w", err)
+	}
+	defer cuts.close()
+	uploaded := 0 // parts this run uploaded (a re-run uploads again those cut before: the same bytes)
+	lastCut := time.Now()
 	var upMu sync.Mutex
 	upload := func(final bool) error {
 		upMu.Lock()
 		defer upMu.Unlock()
 		ends := j.snapshot()
-		parts := batchParts(ends, partItems, partBytes, final)
-		for ; uploaded < len(parts); uploaded++ {
-			p := parts[uploaded]
-			b, err := j.readRange(ends, p[0], p[1])
+		for from := cuts.last(); from < len(ends); from = cuts.last() {
+			to := nextCut(ends, from, partItems, partBytes)
+			if to < 0 {
+				if !final && time.Since(lastCut) < partEvery {
+					break
+				}
+				to = len(ends)
+			}
+			if err := cuts.add(to); err != nil {
+				return err
+			}
+			lastCut = time.Now()
+		}
+		for ; uploaded < len(cuts.ends); uploaded++ {
+			from := 0
+			if uploaded > 0 {
+				from = cuts.ends[uploaded-1]
+			}
+			b, err := j.readRange(ends, from, cuts.ends[uploaded])
 			if err != nil {
 				return err
 			}
@@ -137,7 +163,17 @@ func runBatchChunk(ctx context.Context, folder string, in commands.Batch, bio ba
 	partReady := make(chan struct{}, 1)
 	upDone := make(chan error, 1)
 	go func() {
-		for range partReady {
+		t := time.NewTicker(partEvery / 2)
+		defer t.Stop()
+		for {
+			select {
+			case _, open := <-partReady:
+				if !open {
+					upDone <- nil
+					return
+				}
+			case <-t.C:
+			}
 			if err := upload(false); err != nil {
 				cancel(err)
 				upDone <- err
@@ -146,7 +182,6 @@ func runBatchChunk(ctx context.Context, folder string, in commands.Batch, bio ba
 				return
 			}
 		}
-		upDone <- nil
 	}()
 	stopProgress := make(chan struct{})
 	progressDone := make(chan struct{})
@@ -156,9 +191,9 @@ func runBatchChunk(ctx context.Context, folder string, in commands.Batch, bio ba
 	}
 	go func() {
 		defer close(progressDone)
-		t := time.NewTicker(500 * time.Millisecond)
+		t := time.NewTicker(checkEvery)
 		defer t.Stop()
-		lastCheck := time.Now()
+		lastCheck, lastReport := time.Now(), time.Now()
 		for {
 			select {
 			case <-stopProgress:
@@ -166,6 +201,9 @@ func runBatchChunk(ctx context.Context, folder string, in commands.Batch, bio ba
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+			if time.Since(lastReport) >= 500*time.Millisecond {
+				lastReport = time.Now()
 				report()
 			}
 			if time.Since(lastCheck) >= checkEvery {
@@ -257,7 +295,7 @@ func runBatchChunk(ctx context.Context, folder string, in commands.Batch, bio ba
 		return out, err
 	}
 	report()
-	out.Parts = uploaded
+	out.Parts = len(cuts.ends)
 	out.Succeeded, out.Failed = int(succeeded.Load()), int(failed.Load())
 	out.Items = out.Succeeded + out.Failed
 	return out, nil

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 
 	"github.com/algocloud/algocloud/agent/commands"
@@ -106,24 +108,84 @@ func (j *batchJournal) readRange(ends []int64, from, to int) ([]byte, error) {
 
 func (j *batchJournal) close() error { return j.f.Close() }
 
-// batchParts cuts the journal's records into result parts: a part ends
-// after partItems records or once it holds partBytes, whichever comes
-// first. It depends only on the records (the journal only grows), so a
-// re-run cuts the same parts and re-uploads identical bytes under the same
-// names. It returns the [from, to) record ranges of the complete parts and,
-// when final, the last partial one.
-func batchParts(ends []int64, partItems int, partBytes int64, final bool) [][2]int {
-	var parts [][2]int
-	from := 0
+// nextCut returns where the part starting at record from ends when it is
+// full (partItems records, or partBytes of them), or -1 while it is not.
+func nextCut(ends []int64, from, partItems int, partBytes int64) int {
 	var start int64
-	for i := range ends {
+	if from > 0 {
+		start = ends[from-1]
+	}
+	for i := from; i < len(ends); i++ {
 		if i+1-from >= partItems || ends[i]-start >= partBytes {
-			parts = append(parts, [2]int{from, i + 1})
-			from, start = i+1, ends[i]
+			return i + 1
 		}
 	}
-	if final && from < len(ends) {
-		parts = append(parts, [2]int{from, len(ends)})
-	}
-	return parts
+	return -1
 }
+
+// partCuts are the record counts at which a chunk's result parts end, one
+// line each in a file beside the journal, written before the part is
+// uploaded: a part's records are fixed once cut (a part that is full, or
+// one that waited partEvery), so a re-run uploads the same bytes under the
+// same names, never a part cut differently.
+type partCuts struct {
+	f    *os.File
+	ends []int
+}
+
+// openPartCuts reads the cuts, dropping a torn last line and any cut past
+// the journal's records (its records were lost with the page cache).
+func openPartCuts(path string, records int) (*partCuts, error) {
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read part cuts: %w", err)
+	}
+	c := &partCuts{}
+	good := 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break
+		}
+		n, err := strconv.Atoi(string(b[:i]))
+		if err != nil || n <= c.last() || n > records {
+			break
+		}
+		c.ends = append(c.ends, n)
+		good += i + 1
+		b = b[i+1:]
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open part cuts: %w", err)
+	}
+	if err := f.Truncate(int64(good)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open part cuts: %w", err)
+	}
+	if _, err := f.Seek(int64(good), io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open part cuts: %w", err)
+	}
+	c.f = f
+	return c, nil
+}
+
+// last is where the next part starts.
+func (c *partCuts) last() int {
+	if len(c.ends) == 0 {
+		return 0
+	}
+	return c.ends[len(c.ends)-1]
+}
+
+// add cuts a part ending at record to.
+func (c *partCuts) add(to int) error {
+	if _, err := c.f.Write([]byte(strconv.Itoa(to) + "\n")); err != nil {
+		return fmt.Errorf("write part cut: %w", err)
+	}
+	c.ends = append(c.ends, to)
+	return nil
+}
+
+func (c *partCuts) close() error { return c.f.Close() }
