@@ -3,10 +3,13 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,10 +74,12 @@ func TestAgentProvisionPlansAndRelease(t *testing.T) {
 	require.NoError(t, err)
 	defer prov.Close()
 	m := &minter{minted: map[string]int{}, revoked: map[string]bool{}}
+	// The stand-in agent's control socket, where the plans ask whether it
+	// answers (the real agent's is integration's; one that never answers
+	// is TestAgentThatCannotStartFailsFast there). /bin/true stands in for
+	// the agent's stop client at Release.
+	statuses := serveAgentStatus(t, filepath.Join(data, "servers", "dep1", "agent"))
 	a := &Activities{Provider: prov, PredictTimeout: 9 * time.Second, CredentialsKey: make([]byte, 32),
-		// /bin/true stands in for the agent's status client: the agent
-		// answers, so the plans go on (one that never answers is
-		// integration's TestAgentThatCannotStartFailsFast).
 		Agents: &AgentSettings{Hub: m, Command: []string{"/bin/true"}, PlatformURL: "http://127.0.0.1:1"}}
 	ctx := context.Background()
 	sp := testSpecWith(spec.Spec{APIName: "seg", Requirements: []string{"numpy"}})
@@ -137,6 +142,8 @@ func TestAgentProvisionPlansAndRelease(t *testing.T) {
 	_, err = a.PlanAgentServe(ctx, actdef.AgentServeInput{Build: build, CommandID: "dep1.serve.4", Revision: "r", TokenSHA256: "nope"})
 	require.ErrorContains(t, err, "64 hex digits")
 
+	require.GreaterOrEqual(t, statuses.Load(), int64(4), "each plan asked the agent's socket itself")
+
 	require.NoError(t, a.ReleaseServer(ctx, srv))
 	require.True(t, m.revoked["dep1"])
 	_, err = os.Stat(srv.Workdir)
@@ -148,4 +155,56 @@ func TestAgentProvisionPlansAndRelease(t *testing.T) {
 func testSpecWith(sp spec.Spec) spec.Spec {
 	sp.Input, sp.Output, sp.Threads = spec.Image, spec.Image, 1
 	return sp.WithDefaults()
+}
+
+// serveAgentStatus answers GET /v1/status on dir/agent.sock, as an agent's
+// control socket does, and counts the requests.
+func serveAgentStatus(t *testing.T, dir string) *atomic.Int64 {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o700))
+	l, err := net.Listen("unix", filepath.Join(dir, "agent.sock"))
+	require.NoError(t, err)
+	var n atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != "/v1/status" {
+			http.NotFound(w, r)
+			return
+		}
+		n.Add(1)
+		_, _ = w.Write([]byte(`{"serving":null}`))
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return &n
+}
+
+// TestAgentAnswersDialsTheSocket: the check reads the control socket
+// directly, also through a folder whose socket path is too long for a
+// unix address, and says no when nothing listens.
+func TestAgentAnswersDialsTheSocket(t *testing.T) {
+	deep := t.TempDir()
+	for len(filepath.Join(deep, "agent", "agent.sock")) <= maxSocketPath {
+		deep = filepath.Join(deep, "a-rather-long-folder-name")
+	}
+	srv := compute.Server{ID: "s1", Workdir: deep}
+	a := &Activities{Agents: &AgentSettings{}}
+	require.False(t, a.agentAnswers(context.Background(), srv), "nothing listens yet")
+	require.NoError(t, os.MkdirAll(AgentDir(srv), 0o700))
+	addr, closeDir, err := agentSocket(AgentDir(srv))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(addr, "/proc/self/fd/"), addr)
+	l, err := net.Listen("unix", addr)
+	closeDir()
+	require.NoError(t, err)
+	n := atomic.Int64{}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		_, _ = w.Write([]byte(`{}`))
+	})}
+	go func() { _ = hs.Serve(l) }()
+	defer hs.Close()
+	start := time.Now()
+	require.True(t, a.agentAnswers(context.Background(), srv))
+	t.Logf("FIGURES agent status through its socket: %v", time.Since(start))
+	require.EqualValues(t, 1, n.Load())
 }

@@ -28,21 +28,32 @@ func (h *Hub) AuthenticateAgent(ctx context.Context, credential string) (string,
 // another process (a worker apart from the API) is seen within PollEvery.
 //
 // boot is the polling agent process's boot ID ("" from an agent that sends
-// none). When it is not the one this process last saw for serverID, the
-// agent started anew (killed and restarted, or the server rebooted): the
+// none). When it is not the one the store holds for serverID, the agent
+// started anew (killed and restarted, or the server rebooted): the
 // commands handed out to its previous process are put back to pending
 // first (their leases void, so a late answer of the dead process is
 // refused), and this poll hands them to the new process at once. The
 // activity attempt stays the same, so nothing waits for its heartbeat
-// timeout. A boot this process has not seen only because it started after
-// the agent (or is one of several API processes) re-hands commands to the
-// agent that runs them; the agent then only moves them to the new lease
-// (agent/link), so that costs nothing but a round trip.
+// timeout. The boot is kept in the store, so an API process that started
+// after the agent (a restart, or one of several) re-hands nothing.
+//
+// Each poll also moves the server's silent_after (silence.go): while a poll
+// is held, the agent is there; once it ends, the agent has twice the wait
+// it asked for to poll again.
 func (h *Hub) NextCommand(ctx context.Context, serverID, boot string, wait time.Duration) (*protocol.Command, error) {
 	wait = min(max(wait, 0), protocol.MaxWait)
 	if err := h.noteBoot(ctx, serverID, boot); err != nil {
 		return nil, err
 	}
+	if err := h.notePoll(ctx, serverID, time.Now().Add(wait+silentPeriods*pollPeriod(wait))); err != nil {
+		return nil, err
+	}
+	defer func() { // the poll ended: the agent polls again within its period
+		end := context.WithoutCancel(ctx)
+		if err := h.notePoll(end, serverID, time.Now().Add(silentPeriods*pollPeriod(wait))); err != nil {
+			h.log.WarnContext(end, "agent poll not noted", "server", serverID, "error", err)
+		}
+	}()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	poll := time.NewTicker(h.pollEvery)
@@ -76,33 +87,29 @@ func (h *Hub) NextCommand(ctx context.Context, serverID, boot string, wait time.
 	}
 }
 
-// noteBoot records boot as serverID's agent process and, when it differs
-// from the one seen before, requeues the commands leased to the previous
-// process (NextCommand).
+// noteBoot records boot as serverID's agent process and, when the store
+// held another one, requeues the commands leased to the previous process
+// (NextCommand). The cache spares the store a write per poll.
 func (h *Hub) noteBoot(ctx context.Context, serverID, boot string) error {
 	if boot == "" {
 		return nil
 	}
 	h.mu.Lock()
-	prev, seen := h.boots[serverID]
-	if seen && prev == boot {
-		h.mu.Unlock()
+	prev := h.boots[serverID]
+	h.mu.Unlock()
+	if prev == boot {
 		return nil
 	}
-	h.boots[serverID] = boot
-	h.mu.Unlock()
-	n, err := h.store.RequeueAgentLeases(ctx, serverID)
+	changed, n, err := h.store.NoteAgentBoot(ctx, serverID, boot)
 	if err != nil {
-		h.mu.Lock()
-		if h.boots[serverID] == boot { // try again on the next poll
-			delete(h.boots, serverID)
-		}
-		h.mu.Unlock()
 		return fmt.Errorf("agent of server %s started anew: %w", serverID, err)
 	}
+	h.mu.Lock()
+	h.boots[serverID] = boot
+	h.mu.Unlock()
 	if n > 0 {
 		h.log.InfoContext(ctx, "agent started anew; the commands its previous process held are handed out again",
-			"server", serverID, "commands", n, "known_before", seen)
+			"server", serverID, "commands", n, "new_boot", changed)
 	}
 	return nil
 }

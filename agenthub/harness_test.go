@@ -84,9 +84,13 @@ type env struct {
 	ca     *testenv.CA
 	api    *tlsAPI
 	algID  string // an algorithm whose event log receives progress
+	key    []byte // the hub's platform key (a second hub over the store needs it)
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the hub's config changed by tweak (nil: none).
+func newEnvWith(t *testing.T, tweak func(*agenthub.Config)) *env {
 	t.Helper()
 	temporalOnce.Do(func() {
 		temporalSrv, temporalErr = temporaldev.Start(temporaldev.Options{Logger: quiet()})
@@ -103,11 +107,16 @@ func newEnv(t *testing.T) *env {
 	_, _ = rand.Read(key)
 	bl, err := blobs.NewDir(filepath.Join(t.TempDir(), "blobs"))
 	require.NoError(t, err)
-	hub, err := agenthub.New(agenthub.Config{Store: st, Temporal: c, Key: key, Blobs: bl, PollEvery: 200 * time.Millisecond, Logger: quiet()})
+	cfg := agenthub.Config{Store: st, Temporal: c, Key: key, Blobs: bl, PollEvery: 200 * time.Millisecond, Logger: quiet()}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	hub, err := agenthub.New(cfg)
 	require.NoError(t, err)
+	t.Cleanup(hub.Close)
 	u, err := st.CreateUser(ctx, "dev")
 	require.NoError(t, err)
-	e := &env{t: t, c: c, st: st, hub: hub, queue: "agenthub-" + t.Name(), ca: testenv.NewCA(t), algID: "alg-" + t.Name()}
+	e := &env{t: t, c: c, st: st, hub: hub, queue: "agenthub-" + t.Name(), ca: testenv.NewCA(t), algID: "alg-" + t.Name(), key: key}
 	require.NoError(t, st.CreateAlgorithm(ctx, store.Algorithm{ID: e.algID, OwnerID: u.ID, Name: "a", APIName: "a" + t.Name()}))
 	e.startWorker()
 	certPEM, keyPEM := e.ca.Leaf(t, "platform")

@@ -17,7 +17,14 @@
 // was killed and started again (its supervisor restarts it in a second or
 // two) says so on its first poll (a new boot ID): the commands its previous
 // process held are handed out again at once, within the same attempt, with
-// new leases, instead of after the heartbeat timeout.
+// new leases, instead of after the heartbeat timeout. The boot IDs are
+// kept in the store, so an API restart (or another API process) re-hands
+// nothing to an agent that did not restart. An agent that vanishes without
+// restarting (stopped, hung, cut off) stops polling: once it has not polled
+// for twice its long-poll period, the hub voids its leases and fails the
+// commands' activity attempts (retryable, ErrTypeAgentSilent), so the step
+// hears of it within seconds, not at the heartbeat timeout, and the retry
+// hands the command out again when the agent polls.
 //
 // Agents authenticate with a per-server credential (MintCredential: "ag_" and
 // 32 random bytes; only its SHA-256 is stored) that is good for that server's
@@ -27,6 +34,7 @@
 package agenthub
 
 import (
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -56,7 +64,10 @@ type Store interface {
 	GetAgentCommand(ctx context.Context, id string) (store.AgentCommand, error)
 	ReissueAgentCommand(ctx context.Context, id string, attempt, heartbeat int, taskToken []byte) (bool, error)
 	ClaimAgentCommand(ctx context.Context, serverID, lease string) (store.AgentCommand, bool, error)
-	RequeueAgentLeases(ctx context.Context, serverID string) (int, error)
+	NoteAgentBoot(ctx context.Context, serverID, boot string) (changed bool, requeued int, err error)
+	NoteAgentPoll(ctx context.Context, serverID string, silentAfter time.Time) error
+	SilentAgentLeases(ctx context.Context, now time.Time) ([]store.AgentCommand, error)
+	RequeueAgentLease(ctx context.Context, id, lease string) (bool, error)
 	FinishAgentCommand(ctx context.Context, id, lease, result string) (bool, error)
 	// AddEvent appends a line to a deployment's progress log.
 	AddEvent(ctx context.Context, algorithmID, kind, message string) error
@@ -90,8 +101,16 @@ type Config struct {
 	EventKind string
 	// Blobs keeps the artifacts agents upload (artifacts.go); nil refuses
 	// uploads (ErrNoBlobs). API and worker need the same store.
-	Blobs  blobs.Store
-	Logger *slog.Logger
+	Blobs blobs.Store
+	// SilenceEvery is how often a hub with Temporal looks for agents that
+	// stopped polling with commands in hand (silence.go); 0 means one
+	// second, negative never.
+	SilenceEvery time.Duration
+	// SilenceGrace is how long after New the hub starts looking: an agent
+	// that was polling the API before it (re)started needs its backoff to
+	// poll again. 0 means 30 s.
+	SilenceGrace time.Duration
+	Logger       *slog.Logger
 }
 
 // Hub is the command channel's platform side. It is safe for concurrent use.
@@ -107,8 +126,9 @@ type Hub struct {
 	mu      sync.Mutex
 	wakeups map[string]chan struct{} // per server; closed (and replaced) when a command for it is recorded
 	// boots is, per server, the boot ID of the agent process that polled
-	// this process last (NextCommand): a new one means the agent started
-	// anew, and the commands the previous process held are handed out again.
+	// this process last (NextCommand), a cache of the store's (which
+	// decides: a new one there means the agent started anew, and the
+	// commands the previous process held are handed out again).
 	boots map[string]string
 	// closing is closed by Close: long polls answer "none" at once.
 	closing   chan struct{}
@@ -148,6 +168,9 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if h.log == nil {
 		h.log = slog.Default()
+	}
+	if h.temporal != nil && cfg.SilenceEvery >= 0 {
+		go h.watchSilence(cmp.Or(cfg.SilenceEvery, time.Second), cmp.Or(cfg.SilenceGrace, 30*time.Second))
 	}
 	return h, nil
 }

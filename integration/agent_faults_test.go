@@ -73,6 +73,32 @@ func waitEvent(t *testing.T, c *client, id, sub string, within time.Duration) {
 	}, within, 100*time.Millisecond, "the progress log mentions %q", sub)
 }
 
+// duringStep runs step (a wizard step's request) in the background, waits
+// for the moment in it that at() waits for, then calls strike (the fault:
+// a signal to the agent) and waits for the step's answer (at most 4
+// minutes). It returns the answer, when the fault struck and when the step
+// answered, both counted from the step's start.
+func duringStep(t *testing.T, step func() resp, at, strike func()) (r resp, struckAt, answeredAt time.Duration) {
+	t.Helper()
+	done := make(chan resp, 1)
+	start := time.Now()
+	go func() { done <- step() }()
+	at()
+	struckAt = time.Since(start)
+	strike()
+	select {
+	case r = <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatal("the step did not answer after the fault")
+	}
+	return r, struckAt, time.Since(start)
+}
+
+// kill is a strike of duringStep: SIGKILL to pid.
+func kill(t *testing.T, pid int) func() {
+	return func() { require.NoError(t, syscall.Kill(pid, syscall.SIGKILL)) }
+}
+
 // TestAgentKilledMidInstall: the server's agent SIGKILLed while pip builds
 // a requirement (8 s) in Install; the provider starts the agent again, the
 // step completes (the command runs again on the new agent), the algorithm
@@ -99,28 +125,17 @@ func TestAgentKilledMidInstall(t *testing.T) {
 	agents := agentPIDs(t, id)
 	require.Len(t, agents, 1)
 
-	done := make(chan resp, 1)
-	start := time.Now()
-	go func() { done <- c.Step(id, "install_requirements", nil) }()
-	waitEvent(t, c, id, "slowpkg", time.Minute) // pip is at it
-	time.Sleep(time.Second)
 	var building []int
-	for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
-		if descendsFrom(t, pid, agents[0]) {
-			building = append(building, pid)
+	r, killedAt, took := duringStep(t, func() resp { return c.Step(id, "install_requirements", nil) }, func() {
+		waitEvent(t, c, id, "slowpkg", time.Minute) // pip is at it
+		time.Sleep(time.Second)
+		for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
+			if descendsFrom(t, pid, agents[0]) {
+				building = append(building, pid)
+			}
 		}
-	}
-	require.NotEmpty(t, building, "the install runs under the agent when it is killed")
-	killedAt := time.Since(start)
-	require.NoError(t, syscall.Kill(agents[0], syscall.SIGKILL))
-
-	var r resp
-	select {
-	case r = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("install did not finish after the agent was killed")
-	}
-	took := time.Since(start)
+		require.NotEmpty(t, building, "the install runs under the agent when it is killed")
+	}, kill(t, agents[0]))
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	now := agentPIDs(t, id)
 	require.Len(t, now, 1, "exactly one agent for the server")
@@ -217,33 +232,23 @@ func TestAgentKilledMidSwapUnderLoad(t *testing.T) {
 	for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
 		before[pid] = true
 	}
-	done := make(chan resp, 1)
-	start := time.Now()
-	go func() { done <- c.Step(id, "complete", nil) }()
-	// Wait for the new revision's process (it boots for 4 s), then kill the agent.
 	var booting int
-	require.Eventually(t, func() bool {
-		for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
-			if pid != agents[0] && parentOfQuiet(pid) == agents[0] && strings.Contains(cmdline(pid), "algocloud-infer") {
-				if !before[pid] { // not the serving revision
-					booting = pid
-					return true
+	r, killedAt, took := duringStep(t, func() resp { return c.Step(id, "complete", nil) }, func() {
+		// Wait for the new revision's process (it boots for 4 s), then kill the agent.
+		require.Eventually(t, func() bool {
+			for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
+				if pid != agents[0] && parentOfQuiet(pid) == agents[0] && strings.Contains(cmdline(pid), "algocloud-infer") {
+					if !before[pid] { // not the serving revision
+						booting = pid
+						return true
+					}
 				}
 			}
-		}
-		return false
-	}, time.Minute, 50*time.Millisecond, "the new revision starts")
-	time.Sleep(time.Second)
-	killedAt := time.Since(start)
-	require.NoError(t, syscall.Kill(agents[0], syscall.SIGKILL))
+			return false
+		}, time.Minute, 50*time.Millisecond, "the new revision starts")
+		time.Sleep(time.Second)
+	}, kill(t, agents[0]))
 	t.Logf("killed the agent %d %v after Complete began, the new revision %d booting", agents[0], killedAt.Round(time.Millisecond), booting)
-
-	select {
-	case r = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("complete did not finish after the agent was killed")
-	}
-	took := time.Since(start)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	time.Sleep(3 * time.Second)
 	stop.Store(true)
@@ -400,10 +405,10 @@ func TestAgentThatCannotStartFailsFast(t *testing.T) {
 // the server's agent SIGKILLed while its test server loads the algorithm
 // (__init__ takes 4 s). The provider starts the agent again, the test runs
 // again there (the platform re-hands the command to the new agent at
-// once), the step answers with a passing test, one agent runs for the
-// server, and no test server is left: the killed agent's (orphaned, its
-// pid in the test's folder) is reaped by the new one, whose own stops
-// with its test.
+// once), the step answers with a passing test logged once, one agent runs
+// for the server, and no test server is left: the killed agent's dies with
+// it (before the provider starts the next agent), the new one's stops with
+// its test.
 func TestAgentKilledMidTestCode(t *testing.T) {
 	data := t.TempDir()
 	p := startPlatform(t, data)
@@ -427,30 +432,37 @@ func TestAgentKilledMidTestCode(t *testing.T) {
 		return out
 	}
 
-	done := make(chan resp, 1)
-	start := time.Now()
-	go func() { done <- c.Step(id, "test", nil) }()
 	var testServer int
-	require.Eventually(t, func() bool {
-		for _, pid := range testServers() {
-			if descendsFrom(t, pid, agents[0]) {
-				testServer = pid
-				return true
+	goneBeforeRestart := false
+	r, killedAt, took := duringStep(t, func() resp { return c.Step(id, "test", nil) }, func() {
+		require.Eventually(t, func() bool {
+			for _, pid := range testServers() {
+				if descendsFrom(t, pid, agents[0]) {
+					testServer = pid
+					return true
+				}
 			}
-		}
-		return false
-	}, time.Minute, 50*time.Millisecond, "the agent boots its test server")
-	time.Sleep(time.Second) // in __init__
-	killedAt := time.Since(start)
-	require.NoError(t, syscall.Kill(agents[0], syscall.SIGKILL))
-
-	var r resp
-	select {
-	case r = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("Test Code did not answer after the agent was killed")
-	}
-	took := time.Since(start)
+			return false
+		}, time.Minute, 50*time.Millisecond, "the agent boots its test server")
+		time.Sleep(time.Second) // in __init__
+	}, func() {
+		require.NoError(t, syscall.Kill(agents[0], syscall.SIGKILL))
+		killed := time.Now()
+		defer func() {
+			t.Logf("FIGURES the killed agent's test server was gone %v after the kill", time.Since(killed).Round(time.Millisecond))
+		}()
+		// The test server dies with its agent (Pdeathsig), before the
+		// provider starts a new agent (500 ms later at the earliest), whose
+		// start would reap it otherwise.
+		require.Eventually(t, func() bool {
+			if syscall.Kill(testServer, 0) == nil && !zombie(testServer) {
+				return false
+			}
+			goneBeforeRestart = len(agentPIDs(t, id)) == 0
+			return true
+		}, 10*time.Second, 10*time.Millisecond, "the killed agent's test server (pid %d) is gone", testServer)
+	})
+	require.True(t, goneBeforeRestart, "the test server died with its agent, not at the next agent's start")
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	test := st.Body["state"].(map[string]any)["test"].(map[string]any)
@@ -458,12 +470,69 @@ func TestAgentKilledMidTestCode(t *testing.T) {
 	now := agentPIDs(t, id)
 	require.Len(t, now, 1, "exactly one agent for the server")
 	require.NotEqual(t, agents[0], now[0], "the provider started a new agent")
-	require.Eventually(t, func() bool { return syscall.Kill(testServer, 0) != nil || zombie(testServer) }, 10*time.Second, 100*time.Millisecond,
-		"the killed agent's test server (pid %d) is gone", testServer)
 	require.Eventually(t, func() bool { return len(testServers()) == 0 }, 10*time.Second, 100*time.Millisecond, "no test server is left")
 	ev := eventsText(t, c, id)
-	require.Contains(t, ev, "test passed")
+	require.Equal(t, 1, strings.Count(ev, "test passed"), "the outcome is logged once: %s", ev)
 	require.Equal(t, 2, strings.Count(ev, "booting the inference server"), "the test ran again on the new agent, once: %s", ev)
 	t.Logf("FIGURES agent killed mid-test: killed at %v, Test Code answered at %v (%v after the kill, the 4 s __init__ of the re-run included)",
 		killedAt.Round(time.Millisecond), took.Round(time.Millisecond), (took - killedAt).Round(time.Millisecond))
+}
+
+// TestAgentStoppedMidTestCode: the server's agent SIGSTOPped while Test
+// Code's server loads the algorithm (__init__ takes 4 s): alive, so nothing
+// restarts it, but silent, as a hung agent or one cut off from the API is.
+// The platform notices within two of the agent's 5 s poll periods (the
+// step's log says the agent stopped polling; the activity attempt is
+// failed for a retry), not at the 30 s heartbeat timeout. Let go on
+// (SIGCONT), the same agent process gets the command again under a new
+// lease and answers it with the test it was running: the test ran once,
+// passed, and no test server is left.
+func TestAgentStoppedMidTestCode(t *testing.T) {
+	data := t.TempDir()
+	started := time.Now()
+	p := startPlatform(t, data)
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	id := createProvisioned(t, c, "agent-stop-test")
+	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
+	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
+	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
+	require.Equal(t, http.StatusOK, c.Step(id, "install_requirements", nil).Status)
+	agents := agentPIDs(t, id)
+	require.Len(t, agents, 1)
+	// The hub looks for silent agents from 30 s after its start (agents
+	// that polled the API before a restart need that long to poll again).
+	time.Sleep(time.Until(started.Add(31 * time.Second)))
+
+	var noticed time.Duration
+	r, stoppedAt, took := duringStep(t, func() resp { return c.Step(id, "test", nil) }, func() {
+		waitEvent(t, c, id, "booting the inference server", time.Minute)
+		time.Sleep(time.Second) // in __init__
+	}, func() {
+		require.NoError(t, syscall.Kill(agents[0], syscall.SIGSTOP))
+		at := time.Now()
+		defer func() { _ = syscall.Kill(agents[0], syscall.SIGCONT) }() // whatever happens
+		waitEvent(t, c, id, "stopped polling", 30*time.Second)
+		noticed = time.Since(at)
+		require.Equal(t, agents, agentPIDs(t, id), "the same agent, stopped, not restarted")
+	})
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	require.Less(t, noticed, 20*time.Second, "noticed well before the 30 s heartbeat timeout")
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, true, st.Body["state"].(map[string]any)["test"].(map[string]any)["ok"], string(st.Raw))
+	require.Equal(t, agents, agentPIDs(t, id), "one agent, the same process")
+	ev := eventsText(t, c, id)
+	require.Equal(t, 1, strings.Count(ev, "booting the inference server"), "the test ran once: the agent answered it under the new lease: %s", ev)
+	require.Equal(t, 1, strings.Count(ev, "test passed"), ev)
+	tests := filepath.Join(data, "servers", id, "agent", "tests")
+	require.Eventually(t, func() bool {
+		for _, pid := range procsWithArg(t, tests) {
+			if strings.Contains(cmdline(pid), "algocloud-infer") {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 100*time.Millisecond, "no test server is left")
+	t.Logf("FIGURES agent stopped mid-test: stopped at %v, noticed %v after, Test Code answered at %v (%v after the stop)",
+		stoppedAt.Round(time.Millisecond), noticed.Round(time.Millisecond), took.Round(time.Millisecond), (took - stoppedAt).Round(time.Millisecond))
 }

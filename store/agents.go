@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -183,22 +184,96 @@ func (s *Store) FinishAgentCommand(ctx context.Context, id, lease, result string
 	return n == 1, nil
 }
 
-// RequeueAgentLeases puts every command of serverID that is handed out
-// (leased) back to pending, its lease void, keeping its attempt and task
-// token, and returns how many it moved. The hub calls it when the server's
-// agent started anew: what the previous agent process held is then handed
-// to the new one at once, within the same activity attempt, instead of
-// after the attempt's heartbeat timeout. A result posted under a voided
-// lease is refused as stale.
-func (s *Store) RequeueAgentLeases(ctx context.Context, serverID string) (int, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_commands SET state = ?, lease = '', updated_at = ?
+// NoteAgentBoot records boot as the boot ID of serverID's agent process and,
+// when it differs from the one recorded before (the agent started anew, or
+// polls for the first time), puts every command of serverID handed out
+// (leased) back to pending, in the same transaction: their leases void (a
+// result posted under one is refused as stale), their attempt and task
+// token kept, so the hub hands them to the new process at once, within the
+// same activity attempt, instead of after the attempt's heartbeat timeout.
+// However many API processes see the new boot, and whether they started
+// before or after it, its commands are handed out again once.
+// It reports whether the boot was new and how many commands it moved. An
+// unknown server (no credential) is no error: nothing is recorded.
+func (s *Store) NoteAgentBoot(ctx context.Context, serverID, boot string) (changed bool, requeued int, err error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, 0, fmt.Errorf("note agent boot of server %s: %w", serverID, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE agent_servers SET boot_id = ? WHERE id = ? AND boot_id <> ?`), boot, serverID, boot)
+	if err != nil {
+		return false, 0, fmt.Errorf("note agent boot of server %s: %w", serverID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, 0, fmt.Errorf("note agent boot of server %s: %w", serverID, err)
+	} else if n == 0 {
+		return false, 0, nil // the same boot (or no such server)
+	}
+	res, err = tx.ExecContext(ctx, s.q(`UPDATE agent_commands SET state = ?, lease = '', updated_at = ?
 		WHERE server_id = ? AND state = ?`), AgentPending, dbTime(s.now()), serverID, AgentLeased)
 	if err != nil {
-		return 0, fmt.Errorf("requeue agent commands of server %s: %w", serverID, err)
+		return false, 0, fmt.Errorf("requeue agent commands of server %s: %w", serverID, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("requeue agent commands of server %s: %w", serverID, err)
+		return false, 0, fmt.Errorf("requeue agent commands of server %s: %w", serverID, err)
 	}
-	return int(n), nil
+	if err := tx.Commit(); err != nil {
+		return false, 0, fmt.Errorf("note agent boot of server %s: %w", serverID, err)
+	}
+	return true, int(n), nil
+}
+
+// NoteAgentPoll records that serverID's agent counts as gone if it has
+// not polled again by silentAfter (the hub sets it at each poll's start
+// and end).
+func (s *Store) NoteAgentPoll(ctx context.Context, serverID string, silentAfter time.Time) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_servers SET silent_after = ? WHERE id = ?`), dbTime(silentAfter), serverID); err != nil {
+		return fmt.Errorf("note agent poll of server %s: %w", serverID, err)
+	}
+	return nil
+}
+
+// SilentAgentLeases returns the commands handed out (leased) to agents that
+// have not polled by their silent_after, as of now.
+func (s *Store) SilentAgentLeases(ctx context.Context, now time.Time) ([]AgentCommand, error) {
+	var rows []agentCommandRow
+	err := s.db.SelectContext(ctx, &rows, s.q(`SELECT `+prefixColumns("c.", agentCommandColumns)+`
+		FROM agent_commands c JOIN agent_servers s ON s.id = c.server_id
+		WHERE c.state = ? AND s.silent_after IS NOT NULL AND s.silent_after < ?
+		ORDER BY c.updated_at, c.id`), AgentLeased, dbTime(now))
+	if err != nil {
+		return nil, fmt.Errorf("list silent agents' commands: %w", err)
+	}
+	out := make([]AgentCommand, len(rows))
+	for i, r := range rows {
+		out[i] = r.command()
+	}
+	return out, nil
+}
+
+// RequeueAgentLease puts command id back to pending if it is still handed
+// out under lease (its lease void, its attempt and task token kept), and
+// reports whether it did: of several callers for one hand-out, one wins.
+func (s *Store) RequeueAgentLease(ctx context.Context, id, lease string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_commands SET state = ?, lease = '', updated_at = ?
+		WHERE id = ? AND state = ? AND lease = ?`), AgentPending, dbTime(s.now()), id, AgentLeased, lease)
+	if err != nil {
+		return false, fmt.Errorf("requeue agent command %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("requeue agent command %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// prefixColumns qualifies each of a comma-separated column list with p.
+func prefixColumns(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
 }

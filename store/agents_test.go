@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -77,6 +78,9 @@ func TestRequeueAgentLeases(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		s := open(t, dsn)
+		require.NoError(t, s.SetAgentCredential(ctx, "srv-a", "hash-a"))
+		_, _, err := s.NoteAgentBoot(ctx, "srv-a", "boot1")
+		require.NoError(t, err)
 		for _, c := range []AgentCommand{
 			{ID: "a1", ServerID: "srv-a", Kind: "install", State: AgentPending, Attempt: 3, TaskToken: []byte{1}},
 			{ID: "a2", ServerID: "srv-a", Kind: "test", State: AgentPending, Attempt: 1, TaskToken: []byte{2}},
@@ -93,8 +97,9 @@ func TestRequeueAgentLeases(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, ok)
 
-		n, err := s.RequeueAgentLeases(ctx, "srv-a")
+		changed, n, err := s.NoteAgentBoot(ctx, "srv-a", "boot2")
 		require.NoError(t, err)
+		require.True(t, changed)
 		require.Equal(t, 1, n, "a1 only: a2 is done, b1 another server's")
 		a1, err := s.GetAgentCommand(ctx, "a1")
 		require.NoError(t, err)
@@ -111,8 +116,78 @@ func TestRequeueAgentLeases(t *testing.T) {
 		b1, err := s.GetAgentCommand(ctx, "b1")
 		require.NoError(t, err)
 		require.Equal(t, AgentLeased, b1.State)
-		n, err = s.RequeueAgentLeases(ctx, "srv-a")
+		_, n, err = s.NoteAgentBoot(ctx, "srv-a", "boot3")
 		require.NoError(t, err)
 		require.Zero(t, n)
+	})
+}
+
+// TestAgentBootAndSilence: a server's agent boot is kept in the store, so a
+// second store over the same database (an API restart) sees the boot the
+// first recorded: the same boot requeues nothing, a new one requeues the
+// leased commands once. A server that has not polled by its silent_after
+// has its leased commands listed, and one requeue of a hand-out wins.
+func TestAgentBootAndSilence(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s := open(t, dsn)
+		require.NoError(t, s.SetAgentCredential(ctx, "srv-a", "hash-a"))
+		require.NoError(t, s.SetAgentCredential(ctx, "srv-b", "hash-b"))
+		changed, n, err := s.NoteAgentBoot(ctx, "srv-a", "boot1")
+		require.NoError(t, err)
+		require.True(t, changed, "the first boot recorded")
+		require.Zero(t, n)
+		require.NoError(t, s.InsertAgentCommand(ctx, AgentCommand{ID: "a1", ServerID: "srv-a", Kind: "test", State: AgentPending, Attempt: 1, TaskToken: []byte{1}}))
+		require.NoError(t, s.InsertAgentCommand(ctx, AgentCommand{ID: "b1", ServerID: "srv-b", Kind: "test", State: AgentPending, Attempt: 1, TaskToken: []byte{2}}))
+		_, ok, err := s.ClaimAgentCommand(ctx, "srv-a", "lease-1")
+		require.NoError(t, err)
+		require.True(t, ok)
+		_, ok, err = s.ClaimAgentCommand(ctx, "srv-b", "lease-b")
+		require.NoError(t, err)
+		require.True(t, ok)
+
+		again := s
+		if dsn != "sqlite://:memory:" { // a second Open of :memory: is another database
+			again = open(t, dsn)
+		}
+		changed, n, err = again.NoteAgentBoot(ctx, "srv-a", "boot1")
+		require.NoError(t, err)
+		require.False(t, changed, "the same boot, seen by another store over the same database")
+		require.Zero(t, n)
+		a1, err := again.GetAgentCommand(ctx, "a1")
+		require.NoError(t, err)
+		require.Equal(t, AgentLeased, a1.State, "not handed out again")
+		changed, n, err = again.NoteAgentBoot(ctx, "srv-a", "boot2")
+		require.NoError(t, err)
+		require.True(t, changed)
+		require.Equal(t, 1, n, "a1 back to pending; b1 is another server's")
+		changed, _, err = s.NoteAgentBoot(ctx, "nosuch", "boot1")
+		require.NoError(t, err)
+		require.False(t, changed, "an unknown server records nothing")
+
+		// Silence: srv-b's agent polled last with a deadline now past.
+		now := time.Now()
+		require.NoError(t, s.NoteAgentPoll(ctx, "srv-a", now.Add(time.Minute)))
+		require.NoError(t, s.NoteAgentPoll(ctx, "srv-b", now.Add(-time.Second)))
+		_, ok, err = s.ClaimAgentCommand(ctx, "srv-a", "lease-2")
+		require.NoError(t, err)
+		require.True(t, ok)
+		silent, err := s.SilentAgentLeases(ctx, now)
+		require.NoError(t, err)
+		require.Len(t, silent, 1)
+		require.Equal(t, "b1", silent[0].ID)
+		require.Equal(t, "lease-b", silent[0].Lease)
+		ok, err = s.RequeueAgentLease(ctx, "b1", "lease-other")
+		require.NoError(t, err)
+		require.False(t, ok, "another hand-out's lease")
+		ok, err = s.RequeueAgentLease(ctx, "b1", "lease-b")
+		require.NoError(t, err)
+		require.True(t, ok)
+		ok, err = s.RequeueAgentLease(ctx, "b1", "lease-b")
+		require.NoError(t, err)
+		require.False(t, ok, "one requeue per hand-out")
+		silent, err = s.SilentAgentLeases(ctx, now)
+		require.NoError(t, err)
+		require.Empty(t, silent)
 	})
 }

@@ -81,6 +81,12 @@ type Config struct {
 	// Wait is how long one poll asks the platform to hold (default 20 s, at
 	// most protocol.MaxWait).
 	Wait time.Duration
+	// RunningWait is how long a poll asks the platform to hold while this
+	// agent runs commands (default 5 s, at most Wait): the platform counts
+	// an agent with commands in hand as gone (stopped, hung, cut off) once
+	// it has not polled for twice its wait, so a short wait then lets it
+	// notice within seconds (agenthub, silence.go).
+	RunningWait time.Duration
 	// MinBackoff and MaxBackoff bound the wait between tries when the
 	// platform cannot be reached (defaults 250 ms and 15 s).
 	MinBackoff, MaxBackoff time.Duration
@@ -159,6 +165,10 @@ func New(cfg Config) (*Link, error) {
 		cfg.Wait = 20 * time.Second
 	}
 	cfg.Wait = min(cfg.Wait, protocol.MaxWait)
+	if cfg.RunningWait <= 0 {
+		cfg.RunningWait = 5 * time.Second
+	}
+	cfg.RunningWait = min(cfg.RunningWait, cfg.Wait)
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
 	}
@@ -418,10 +428,17 @@ func (l *Link) post(ctx context.Context, r protocol.Result) {
 }
 
 // next long-polls for the next command; nil when none came in time.
+// It asks for RunningWait while commands run, Wait otherwise.
 func (l *Link) next(ctx context.Context) (*protocol.Command, error) {
 	var cmd protocol.Command
-	path := protocol.NextPath(l.cfg.Server) + "?wait=" + l.cfg.Wait.String() + "&boot=" + l.cfg.Boot
-	got, err := l.doStatus(ctx, http.MethodGet, path, nil, &cmd, l.cfg.Wait+15*time.Second)
+	wait := l.cfg.Wait
+	l.mu.Lock()
+	if len(l.running) > 0 {
+		wait = l.cfg.RunningWait
+	}
+	l.mu.Unlock()
+	path := protocol.NextPath(l.cfg.Server) + "?wait=" + wait.String() + "&boot=" + l.cfg.Boot
+	got, err := l.doStatus(ctx, http.MethodGet, path, nil, &cmd, wait+15*time.Second)
 	if err != nil || !got {
 		return nil, err
 	}

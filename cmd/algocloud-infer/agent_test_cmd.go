@@ -37,9 +37,10 @@ const testsDir = "tests"
 // leaves the agent; once /readyz answers, testing_input_data() goes through
 // its HTTP API (inferapi.SelfTest), the output is uploaded as the command's
 // artifact, and the server is stopped, whatever happened (also when ctx
-// ends; after a passing test, behind the result; a killed agent's test
-// server is found by its pid file and killed by the next agent: reapTests). An algorithm that fails (__init__ raising,
-// predict raising) is an OK result with OK false.
+// ends; after a passing test, behind the result). A killed agent's test
+// server dies with it (Pdeathsig); one left all the same is found by its
+// pid file and killed by the next agent (reapTests). An algorithm that
+// fails (__init__ raising, predict raising) is an OK result with OK false.
 func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress func(...string)) (json.RawMessage, error) {
 	var in commands.Test
 	if err := decodePayload(cmd, &in); err != nil {
@@ -112,7 +113,12 @@ func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress 
 	srv.Dir = folder
 	srv.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=" + cfg.RunDir}
 	srv.Stdout, srv.Stderr = logFile, logFile
-	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // killed as a group, workers included
+	// Killed as a group (workers included) when the test ends, and with
+	// the agent when the agent dies (Pdeathsig): a test server is the
+	// agent's, never left serving behind a killed one. (Pdeathsig follows
+	// the thread that started it; the Go runtime ends no thread a goroutine
+	// has not locked, and newAgentRuntime reaps one left all the same.)
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = srv.Start()
 	logFile.Close()
 	if err != nil {
@@ -151,8 +157,7 @@ func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress 
 		var ie *inferapi.InitError
 		if errors.As(err, &ie) {
 			out.Code, out.Message, out.Stage, out.Traceback = inferapi.CodeInitFailed, ie.Message, ie.Stage, ie.Traceback
-			progress("test failed: " + ie.Message)
-			return json.Marshal(out)
+			return json.Marshal(out) // the worker logs the outcome, once (AgentTestResult)
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -174,7 +179,6 @@ func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress 
 		Traceback: res.Traceback, ContentType: res.ContentType, Summary: res.Summary, InputSummary: res.InputSummary,
 		DurationMS: res.Duration.Milliseconds()}
 	if !res.OK {
-		progress(fmt.Sprintf("test failed: %s (%d %s)", res.Message, res.Status, res.Code))
 		return json.Marshal(out)
 	}
 	if len(res.Output) > protocol.MaxArtifact {
@@ -185,7 +189,9 @@ func (a *agentRuntime) test(ctx context.Context, cmd protocol.Command, progress 
 		return nil, fmt.Errorf("test: %w", err)
 	}
 	out.OutputArtifact = name
-	progress("test passed: " + res.Summary)
+	// No "test passed" line: the worker logs the outcome from the result
+	// (AgentTestResult), once, also when a restarted agent sends its kept
+	// result and no progress.
 	// The answer is in hand: the result goes now and the server stops
 	// behind it (~150 ms of its workers' exit the step no longer waits
 	// for). A next test waits for the lock; a killed agent's server is
