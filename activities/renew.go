@@ -155,6 +155,9 @@ func (a *Activities) ReloadCertificate(ctx context.Context, in actdef.ReloadInpu
 		return actdef.CertReload{}, err
 	}
 	out := actdef.CertReload{Serial: hex.EncodeToString(leaf.SerialNumber.Bytes()), NotAfter: leaf.NotAfter}
+	if in.AgentFetched {
+		return a.reloadByAgent(ctx, in, leaf, out)
+	}
 	if a.Bundles != nil {
 		return a.reloadRemote(ctx, in, leaf, out)
 	}
@@ -291,4 +294,45 @@ func (a *Activities) reloadRemote(ctx context.Context, in actdef.ReloadInput, le
 	out.Service = info
 	a.event(ctx, svc.DeploymentID, "renew", "endpoint restarted with the renewed certificate (serial %s): not picked up in place within %s (last: %v)", out.Serial, certPickupWait, last)
 	return out, nil
+}
+
+// reloadByAgent is ReloadCertificate on a remote server whose agent has
+// fetched the renewed certificate already (the workflow served the serving
+// revision again with it: ReloadInput.AgentFetched): the revision reloads
+// the replaced files at its next handshake, so this only waits, heartbeating,
+// until the endpoint presents the new certificate on a new connection. It
+// never restarts the endpoint: one not seen serving it within
+// certPickupWait is an error, retried, and the next renewal run asks again
+// (ListCertificates sees the state's certificate differ from the issued one).
+func (a *Activities) reloadByAgent(ctx context.Context, in actdef.ReloadInput, leaf *x509.Certificate, out actdef.CertReload) (actdef.CertReload, error) {
+	svc := in.Service
+	pp, ok := a.Provider.(compute.CertPickupProvider)
+	if !ok {
+		return actdef.CertReload{}, nonRetryable(actdef.BadInputErrorType, errors.New("reload certificate: the provider cannot read the certificate its servers present"))
+	}
+	wctx, cancel := context.WithTimeout(ctx, certPickupWait)
+	defer cancel()
+	var last error
+	for {
+		der, err := pp.ServedCertificate(wctx, svc.Server)
+		switch {
+		case err == nil && bytes.Equal(der, leaf.Raw):
+			out.InPlace = true
+			a.event(ctx, svc.DeploymentID, "renew", "endpoint %s serves the renewed certificate (serial %s, valid until %s) without a restart: its agent fetched it and the serving revision reloaded it",
+				in.Endpoint, out.Serial, leaf.NotAfter.UTC().Format(time.RFC3339))
+			return out, nil
+		case err == nil:
+			last = errors.New("the endpoint still serves the previous certificate")
+		case wctx.Err() == nil:
+			last = err
+		}
+		select {
+		case <-wctx.Done():
+			if err := ctx.Err(); err != nil {
+				return actdef.CertReload{}, err
+			}
+			return actdef.CertReload{}, fmt.Errorf("wait for the agent's revision to serve the renewed certificate (serial %s): not within %s (last: %v)", out.Serial, certPickupWait, last)
+		case <-time.After(certPickupPoll):
+		}
+	}
 }

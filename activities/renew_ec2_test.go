@@ -122,4 +122,12 @@ func TestReloadCertificateEC2_NotPickedUpRestarts(t *testing.T) {
 	plain, err := ec2.OpenBundle(keys, sealed)
 	require.NoError(t, err)
 	require.Equal(t, string(renewedPEM), untar(t, plain)["cert.pem"])
+
+	// On an instance whose agent fetched the certificate (AgentFetched) the
+	// reload only waits for it: an endpoint that keeps the old one fails
+	// the reload (retried; the next renewal run asks again) and is never
+	// restarted, which would not help an agent's revision.
+	_, err = a.ReloadCertificate(ctx, actdef.ReloadInput{Service: in, Endpoint: "https://seg.algocloud.test", AgentFetched: true})
+	require.ErrorContains(t, err, "wait for the agent's revision to serve the renewed certificate")
+	require.ErrorContains(t, err, "still serves the previous certificate")
 }

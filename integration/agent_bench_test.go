@@ -87,7 +87,19 @@ func TestAgentFigures(t *testing.T) {
 	st = paths[1].c.Do(http.MethodGet, "/api/v1/deployments/"+paths[1].id, nil)
 	require.NotEqual(t, true, st.Body["state"].(map[string]any)["server"].(map[string]any)["agent"], "the worker path has none: %s", st.Raw)
 
-	// Test Code, interleaved.
+	benchTestCode(t, paths, rounds)
+	img := samplePNG(t, 32, 24)
+	for _, b := range paths { // one path after the other
+		benchRedeployUnderLoad(t, b, load, img)
+	}
+}
+
+// benchTestCode runs Test Code rounds times on each path, the order
+// alternating, so both see the same machine, and logs the FIGURES line:
+// each path's median and p90, the ratio of medians (paths[0] over
+// paths[1]) and the median of the per-round ratios.
+func benchTestCode(t *testing.T, paths []*agentBenchPath, rounds int) {
+	t.Helper()
 	for i := range rounds {
 		order := paths
 		if i%2 == 1 {
@@ -104,52 +116,56 @@ func TestAgentFigures(t *testing.T) {
 		paired = append(paired, float64(paths[0].tests[i])/float64(paths[1].tests[i]))
 	}
 	slices.Sort(paired)
-	t.Logf("FIGURES Test Code (%d rounds): agent median %v (p90 %v), worker median %v (p90 %v); ratio of medians %.2f, median of per-round ratios %.2f",
-		rounds, ma, pct(paths[0].tests, 90), mw, pct(paths[1].tests, 90), float64(ma)/float64(mw), paired[len(paired)/2])
+	t.Logf("FIGURES Test Code (%d rounds): %s median %v (p90 %v), %s median %v (p90 %v); ratio of medians %.2f, median of per-round ratios %.2f",
+		rounds, paths[0].name, ma, pct(paths[0].tests, 90), paths[1].name, mw, pct(paths[1].tests, 90), float64(ma)/float64(mw), paired[len(paired)/2])
+}
 
-	// A redeploy under load, one path after the other.
-	img := samplePNG(t, 32, 24)
-	for _, b := range paths {
-		l := loadgen.Start(context.Background(), loadgen.Options{Clients: 4, Backoff: 100 * time.Millisecond, DropCancelled: true},
-			func(ctx context.Context, _ int) (string, error) {
-				return loadgen.PredictPNG(ctx, b.hc, b.endpoint+"/predict", b.token, img)
-			})
-		begun := time.Now()
-		time.Sleep(load / 2)
-		commit(t, b.repo, map[string]string{"README.md": "revision 2 of " + b.name + "\n"})
-		redeploy := time.Now()
-		b.step(t, "fetch_code", map[string]any{"git_url": b.repo, "ref": "main"})
-		b.step(t, "install_requirements", nil)
-		b.step(t, "test", nil)
-		completeAt := time.Now()
-		_, complete := b.step(t, "complete", nil)
-		completed := completeAt.Add(complete)
-		// The rest of the load, and at least 3 s after complete.
-		time.Sleep(max(load-time.Since(begun), 3*time.Second))
-		l.Stop()
-		var before, during []time.Duration
-		var failed []string
-		first := time.Duration(-1)
-		for _, s := range l.Samples() {
-			if s.Err != "" {
-				failed = append(failed, s.Err)
-			}
-			switch {
-			case s.Start.Before(redeploy):
-				before = append(before, s.Took)
-			case s.Start.Before(completed.Add(time.Second)) && !s.Start.Before(completeAt):
-				during = append(during, s.Took)
-			}
-			if s.Err == "" && !s.Start.Before(completed) {
-				if d := s.Start.Add(s.Took).Sub(completed); first < 0 || d < first {
-					first = d
-				}
+// benchRedeployUnderLoad has 4 clients call b's /predict back to back for
+// load, a redeploy (new commit, fetch_code, install_requirements, test,
+// complete) in the middle, and logs the FIGURES line: failed requests, p99
+// before the redeploy and during the complete call (and 1 s after), the
+// complete call, complete to the first answer begun after it.
+func benchRedeployUnderLoad(t *testing.T, b *agentBenchPath, load time.Duration, img []byte) {
+	t.Helper()
+	l := loadgen.Start(context.Background(), loadgen.Options{Clients: 4, Backoff: 100 * time.Millisecond, DropCancelled: true},
+		func(ctx context.Context, _ int) (string, error) {
+			return loadgen.PredictPNG(ctx, b.hc, b.endpoint+"/predict", b.token, img)
+		})
+	begun := time.Now()
+	time.Sleep(load / 2)
+	commit(t, b.repo, map[string]string{"README.md": "revision 2 of " + b.name + "\n"})
+	redeploy := time.Now()
+	b.step(t, "fetch_code", map[string]any{"git_url": b.repo, "ref": "main"})
+	b.step(t, "install_requirements", nil)
+	b.step(t, "test", nil)
+	completeAt := time.Now()
+	_, complete := b.step(t, "complete", nil)
+	completed := completeAt.Add(complete)
+	// The rest of the load, and at least 3 s after complete.
+	time.Sleep(max(load-time.Since(begun), 3*time.Second))
+	l.Stop()
+	var before, during []time.Duration
+	var failed []string
+	first := time.Duration(-1)
+	for _, s := range l.Samples() {
+		if s.Err != "" {
+			failed = append(failed, s.Err)
+		}
+		switch {
+		case s.Start.Before(redeploy):
+			before = append(before, s.Took)
+		case s.Start.Before(completed.Add(time.Second)) && !s.Start.Before(completeAt):
+			during = append(during, s.Took)
+		}
+		if s.Err == "" && !s.Start.Before(completed) {
+			if d := s.Start.Add(s.Took).Sub(completed); first < 0 || d < first {
+				first = d
 			}
 		}
-		t.Logf("FIGURES redeploy under load (%s, %v, 4 clients): %d answered, %d failed %s; p99 before %v (%d), p99 during the complete call and 1 s after %v (%d); complete call %v; complete to the first answer begun after it %v",
-			b.name, load, int(l.OK()), len(failed), firstFew(failed), pct(before, 99), len(before), pct(during, 99), len(during),
-			complete.Round(time.Millisecond), first.Round(time.Millisecond))
 	}
+	t.Logf("FIGURES redeploy under load (%s, %v, 4 clients): %d answered, %d failed %s; p99 before %v (%d), p99 during the complete call and 1 s after %v (%d); complete call %v; complete to the first answer begun after it %v",
+		b.name, load, int(l.OK()), len(failed), firstFew(failed), pct(before, 99), len(before), pct(during, 99), len(during),
+		complete.Round(time.Millisecond), first.Round(time.Millisecond))
 }
 
 // median is the middle of d (sorted copy).

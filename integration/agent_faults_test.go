@@ -5,13 +5,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -179,42 +176,7 @@ func TestAgentKilledMidSwapUnderLoad(t *testing.T) {
 	agents := agentPIDs(t, id)
 	require.Len(t, agents, 1)
 
-	var stop atomic.Bool
-	var failed, answeredOld, answeredNew, backToOld atomic.Int64
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			seenNew := false
-			for !stop.Load() {
-				req, _ := http.NewRequest(http.MethodPost, endpoint+"/predict", bytes.NewReader(img))
-				req.Header.Set("Content-Type", "image/png")
-				req.Header.Set("Authorization", "Bearer "+token)
-				res, err := hc.Do(req)
-				var body []byte
-				if err == nil {
-					body, _ = io.ReadAll(res.Body)
-					res.Body.Close()
-				}
-				if err != nil || res.StatusCode != http.StatusOK {
-					failed.Add(1)
-					t.Logf("failed request: %v %v", err, statusOf(res))
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				if bytes.Equal(body, oldBody) {
-					answeredOld.Add(1)
-					if seenNew {
-						backToOld.Add(1)
-					}
-				} else {
-					answeredNew.Add(1)
-					seenNew = true
-				}
-			}
-		}()
-	}
+	load := startSwapLoad(t, hc, endpoint, token, img, oldBody, 3)
 	time.Sleep(2 * time.Second)
 	// Revision 2: inverts the image, and its __init__ takes 4 s.
 	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
@@ -226,7 +188,7 @@ func TestAgentKilledMidSwapUnderLoad(t *testing.T) {
 		r := c.Step(id, s, body)
 		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
 	}
-	require.Zero(t, answeredNew.Load(), "the new revision serves only after Complete")
+	require.Zero(t, load.answeredNew.Load(), "the new revision serves only after Complete")
 
 	before := map[int]bool{}
 	for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
@@ -251,8 +213,7 @@ func TestAgentKilledMidSwapUnderLoad(t *testing.T) {
 	t.Logf("killed the agent %d %v after Complete began, the new revision %d booting", agents[0], killedAt.Round(time.Millisecond), booting)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	time.Sleep(3 * time.Second)
-	stop.Store(true)
-	wg.Wait()
+	load.wait()
 
 	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, 2.0, st.Body["state"].(map[string]any)["live"].(map[string]any)["code_revision"], string(st.Raw))
@@ -264,11 +225,11 @@ func TestAgentKilledMidSwapUnderLoad(t *testing.T) {
 	ok, newBody := predict(t, hc, endpoint, token, img)
 	require.Equal(t, http.StatusOK, ok.StatusCode, string(newBody))
 	require.NotEqual(t, oldBody, newBody, "the new revision serves")
-	require.Zero(t, backToOld.Load(), "no client saw the old revision after the new one")
-	require.NotZero(t, answeredNew.Load())
+	require.Zero(t, load.backToOld.Load(), "no client saw the old revision after the new one")
+	require.NotZero(t, load.answeredNew.Load())
 	t.Logf("FIGURES agent killed mid-swap: %d answered by the old revision, %d by the new, %d failed; complete answered at %v (%v after the kill)",
-		answeredOld.Load(), answeredNew.Load(), failed.Load(), took.Round(time.Millisecond), (took - killedAt).Round(time.Millisecond))
-	require.Zero(t, failed.Load(), "no failed request through the swap with the agent killed")
+		load.answeredOld.Load(), load.answeredNew.Load(), load.failed.Load(), took.Round(time.Millisecond), (took - killedAt).Round(time.Millisecond))
+	require.Zero(t, load.failed.Load(), "no failed request through the swap with the agent killed")
 }
 
 // TestKillDevMidInstallAndComplete: the real `algocloud dev` SIGKILLed

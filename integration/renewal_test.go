@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -600,18 +599,5 @@ func servingProcess(t *testing.T, p *platform.Platform, data string, h compute.H
 		require.NoError(t, err)
 		return fmt.Sprintf("%s, %d restarts", st.Detail, st.Restarts)
 	}
-	b, err := os.ReadFile(filepath.Join(data, "servers", h.ServerID, "agent", "state.json"))
-	require.NoError(t, err)
-	var st struct {
-		Serving *struct {
-			ID         string `json:"id"`
-			PID        int    `json:"pid"`
-			StartTicks uint64 `json:"start_ticks"`
-			Restarts   int    `json:"restarts"`
-		} `json:"serving"`
-	}
-	require.NoError(t, json.Unmarshal(b, &st), string(b))
-	require.NotNil(t, st.Serving, "the agent serves a revision: %s", b)
-	require.NotZero(t, st.Serving.PID, string(b))
-	return fmt.Sprintf("revision %s, pid %d started at tick %d, %d restarts", st.Serving.ID, st.Serving.PID, st.Serving.StartTicks, st.Serving.Restarts)
+	return agentServing(t, filepath.Join(data, "servers", h.ServerID, "agent"))
 }

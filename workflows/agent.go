@@ -144,9 +144,17 @@ func serveRevision(sp spec.Spec, code actdef.CodeInfo, install actdef.InstallInf
 // serving one with no downtime, or (already serving) only rewrites the
 // token file.
 func (d *deployment) serveOnAgent(ctx workflow.Context, serving *Serving) (actdef.ServiceInfo, error) {
+	return d.serveOnAgentWith(ctx, serving, *d.st.Cert)
+}
+
+// serveOnAgentWith is serveOnAgent with the certificate cert (a renewal's,
+// before the state takes it): on a remote server the agent fetches it.
+func (d *deployment) serveOnAgentWith(ctx workflow.Context, serving *Serving, cert actdef.CertInfo) (actdef.ServiceInfo, error) {
 	actx := planOptions(ctx)
 	rev := serveRevision(serving.Spec, serving.Code, serving.Install)
-	in := actdef.AgentServeInput{Build: d.build(serving.Spec, serving.Code, serving.Install),
+	build := d.build(serving.Spec, serving.Code, serving.Install)
+	build.Cert = cert
+	in := actdef.AgentServeInput{Build: build,
 		CommandID: d.commandID("serve", rev), Revision: rev, TokenSHA256: d.st.TokenSHA256}
 	var cmd actdef.AgentCommand
 	if err := workflow.ExecuteActivity(actx, a.PlanAgentServe, in).Get(actx, &cmd); err != nil {

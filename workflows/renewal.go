@@ -31,6 +31,13 @@ const (
 // never received the signal, and the marker keeps later changes apart.
 const changeCertRenewal = "cert-renewal"
 
+// changeAgentCertReload versions the renewal on a remote server with an
+// agent (EC2): the renewed certificate goes to the agent (a serve of the
+// serving revision whose Fetch brings the new certificate), which the
+// serving revision reloads in place, instead of ReloadCertificate's restart
+// with a republished bundle.
+const changeAgentCertReload = "agent-cert-reload"
+
 // changeCertOnStart versions the certificate check before a stopped
 // deployment starts again (renewal skips deployments that are not live).
 const changeCertOnStart = "cert-on-start"
@@ -116,6 +123,16 @@ func (d *deployment) renewCertificate(ctx workflow.Context) (string, error) {
 		Service:  actdef.ServiceInput{Build: build, TokenSHA256: d.st.TokenSHA256},
 		Endpoint: d.st.Live.Endpoint,
 	}
+	if d.onAgent() && d.st.Server.AgentID != "" &&
+		workflow.GetVersion(ctx, changeAgentCertReload, workflow.DefaultVersion, 1) == 1 {
+		// A remote server's agent: the serving revision is served again
+		// with the new certificate; the agent fetches it (sealed) and the
+		// revision, already serving, reloads it at its next handshake.
+		if _, err := d.serveOnAgentWith(ctx, s, cert); err != nil {
+			return "", err
+		}
+		rin.AgentFetched = true
+	}
 	var rel actdef.CertReload
 	rctx := activityOptions(ctx, 5*time.Minute, heartbeat, 5)
 	if err := workflow.ExecuteActivity(rctx, a.ReloadCertificate, rin).Get(rctx, &rel); err != nil {
@@ -128,6 +145,9 @@ func (d *deployment) renewCertificate(ctx workflow.Context) (string, error) {
 		d.st.Live = &live
 	}
 	how := "reloaded in place"
+	if rin.AgentFetched {
+		how = "reloaded in place by the server's agent"
+	}
 	if !rel.InPlace {
 		how = "endpoint restarted with the new bundle"
 	}

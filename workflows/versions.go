@@ -39,4 +39,5 @@ var Changes = []Change{
 	// branch may go once no batch started before 2026-12-06 runs: a batch
 	// lasts hours, so a week after every worker runs it.
 	{"batch-webhooks", "2026-12-06", "a batch started with a webhook renders itself and starts a WebhookDeliver child at start and when it ends (delivery ids <batch id>-start, -completed)"},
+	{changeAgentCertReload, "2026-12-07", "a renewal on a remote server with an agent (EC2) serves the serving revision again with the new certificate (the agent fetches it, the revision reloads it in place) instead of restarting the endpoint"},
 }

@@ -32,6 +32,12 @@ type ReloadInput struct {
 	Service ServiceInput `json:"service"`
 	// Endpoint is the live endpoint's URL (https://host:port).
 	Endpoint string `json:"endpoint"`
+	// AgentFetched: the server's agent has already fetched the renewed
+	// certificate (a serve of the serving revision with the certificate's
+	// Fetch, on a remote server with an agent), so the serving revision
+	// reloads it at its next handshake: ReloadCertificate only waits to see
+	// it served, and never restarts the endpoint.
+	AgentFetched bool `json:"agent_fetched,omitempty"`
 }
 
 // CertReload says how the live endpoint took up a renewed certificate.
