@@ -499,12 +499,51 @@ func (a *agentRuntime) batch(ctx context.Context, cmd protocol.Command, progress
 	if err != nil {
 		return nil, err
 	}
+	folder := batchFolder(a.dir, cmd.ID)
+	pruneBatchFolders(filepath.Dir(folder), folder, batchKeep, time.Now())
 	t := &liveTarget{a: a, token: tok}
-	out, err := runBatchChunk(ctx, batchFolder(a.dir, cmd.ID), in, linkIO{}, t.resolve, progress)
+	out, err := runBatchChunk(ctx, folder, in, linkIO{}, t.resolve, progress)
 	if err != nil {
 		return nil, err
 	}
 	return encodeBatchOutput(out)
+}
+
+// batchKeep is how long a chunk's folder (its journal: every answer's
+// bytes) stays after its last write. A chunk's command is handed out again
+// only while it runs (the agent killed or cut off); once its result is in,
+// the platform never asks for it again, so the folder is only a re-run's
+// memory: kept long enough for an agent cut off for hours, then removed so
+// the server's disk does not fill with outputs the platform already has.
+const batchKeep = 6 * time.Hour
+
+// pruneBatchFolders removes the chunk folders under dir, but keep, whose
+// newest file is older than age at now. Errors are ignored: a folder left
+// is tried again at the next chunk.
+func pruneBatchFolders(dir, keep string, age time.Duration, now time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		folder := filepath.Join(dir, e.Name())
+		if !e.IsDir() || folder == keep {
+			continue
+		}
+		newest := time.Time{}
+		files, _ := os.ReadDir(folder)
+		for _, f := range files {
+			if fi, err := f.Info(); err == nil && fi.ModTime().After(newest) {
+				newest = fi.ModTime()
+			}
+		}
+		if fi, err := e.Info(); err == nil && fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+		if now.Sub(newest) > age {
+			_ = os.RemoveAll(folder)
+		}
+	}
 }
 
 // linkIO is a chunk's input and parts over the command channel.

@@ -314,3 +314,37 @@ func TestBatchChunkCanceled(t *testing.T) {
 		t.Fatalf("%d predicts, still sending after the cancel", n)
 	}
 }
+
+// TestPruneBatchFolders: chunk folders untouched for longer than the age
+// go; a recent one and the running chunk's stay, however old.
+func TestPruneBatchFolders(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	mk := func(name string, age time.Duration) string {
+		f := filepath.Join(dir, name)
+		j := filepath.Join(f, "journal")
+		at := now.Add(-age)
+		if err := os.MkdirAll(f, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(j, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(j, at, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(f, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	old := mk("old", 7*time.Hour)
+	recent := mk("recent", time.Hour)
+	running := mk("running", 9*time.Hour)
+	pruneBatchFolders(dir, running, batchKeep, now)
+	for f, want := range map[string]bool{old: false, recent: true, running: true} {
+		if _, err := os.Stat(f); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v (%v)", filepath.Base(f), err == nil, want, err)
+		}
+	}
+}
