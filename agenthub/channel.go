@@ -143,6 +143,9 @@ func (h *Hub) CommandProgress(ctx context.Context, serverID string, p protocol.P
 	if err != nil {
 		return err
 	}
+	if len(c.TaskToken) == 0 {
+		return nil // a waited command (input.go): its activity watches the store
+	}
 	token, err := h.openToken(c.ID, c.TaskToken)
 	if err != nil {
 		return err
@@ -208,6 +211,9 @@ func (h *Hub) CommandResult(ctx context.Context, serverID string, r protocol.Res
 		if !ok { // reissued or answered since we read it
 			return h.CommandResult(ctx, serverID, r)
 		}
+	}
+	if len(c.TaskToken) == 0 { // a waited command (input.go): stored is all
+		return protocol.Ack{CommandID: c.ID, Duplicate: duplicate}, nil
 	}
 	token, err := h.openToken(c.ID, c.TaskToken)
 	if err != nil {

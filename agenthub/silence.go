@@ -85,6 +85,9 @@ func (h *Hub) checkSilence(ctx context.Context) {
 				h.log.WarnContext(ctx, "silent agent line not logged", "command", c.ID, "error", err)
 			}
 		}
+		if len(c.TaskToken) == 0 {
+			continue // a waited command (input.go): its activity watches the store; requeued is all
+		}
 		token, err := h.openToken(c.ID, c.TaskToken)
 		if err != nil {
 			h.log.WarnContext(ctx, "silent agent's command", "command", c.ID, "error", err)

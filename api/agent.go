@@ -12,6 +12,7 @@ import (
 
 	"github.com/algocloud/algocloud/agent/protocol"
 	"github.com/algocloud/algocloud/api/errcode"
+	"github.com/algocloud/algocloud/internal/blobs"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -53,6 +54,51 @@ func (s *server) agentRoutes(e *gin.Engine) {
 	g.POST("/commands/:command/progress", s.agentProgress)
 	g.POST("/commands/:command/result", s.agentResult)
 	g.PUT("/commands/:command/artifacts/:name", s.agentArtifact)
+	g.GET("/commands/:command/input", s.agentInput)
+}
+
+// AgentInputs is the optional part of an AgentHub that serves commands'
+// input objects (a batch chunk's packed items; agenthub implements it).
+type AgentInputs interface {
+	// CommandInput opens the input object of a command serverID holds
+	// under lease.
+	CommandInput(ctx context.Context, serverID, commandID, lease string) (io.ReadCloser, error)
+}
+
+// agentInput sends a command's input object to the agent that holds the
+// command: only that server, under the command's current lease.
+func (s *server) agentInput(c *gin.Context) {
+	in, ok := s.agents.(AgentInputs)
+	if !ok {
+		writeError(c, errNotFound("this platform serves no command inputs"))
+		return
+	}
+	lease := c.GetHeader(protocol.LeaseHeader)
+	if lease == "" {
+		writeError(c, errField(errcode.InvalidHeader, protocol.LeaseHeader, "send the command's lease"))
+		return
+	}
+	rc, err := in.CommandInput(c.Request.Context(), c.GetString(agentServerKey), c.Param("command"), lease)
+	switch {
+	case errors.Is(err, blobs.ErrNotFound):
+		writeError(c, errNotFound("command "+c.Param("command")+" has no input"))
+		return
+	case err != nil:
+		s.agentFailure(c, "agent input", err)
+		return
+	}
+	defer rc.Close()
+	if c.Query("check") != "" {
+		// The agent only asks whether the command still runs (a batch
+		// chunk polls this to stop promptly when its batch is canceled).
+		c.Status(http.StatusNoContent)
+		return
+	}
+	c.Header("Content-Type", "application/octet-stream")
+	c.Status(http.StatusOK)
+	if _, err := io.Copy(c.Writer, rc); err != nil {
+		s.log.WarnContext(c.Request.Context(), "agent input cut short", "command", c.Param("command"), "error", err)
+	}
 }
 
 // authenticateAgent checks the protocol version and resolves the Bearer

@@ -40,9 +40,11 @@ type Server struct {
 	token     *tokenHash // token.go
 	// platformToken is Config.PlatformTokenSHA256 decoded; nil when unset.
 	platformToken []byte
-	handler       http.Handler
-	certs         *certReloader // nil without TLS (tls.go)
-	box           *sandbox.Launcher
+	// agentToken is Config.AgentTokenSHA256 decoded; nil when unset.
+	agentToken []byte
+	handler    http.Handler
+	certs      *certReloader // nil without TLS (tls.go)
+	box        *sandbox.Launcher
 }
 
 // NewServer checks cfg and builds a server; nothing starts until Serve or Run.
@@ -60,6 +62,12 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.PlatformTokenSHA256 != "" {
 		if platformToken, err = inferapi.ParseTokenHash(cfg.PlatformTokenSHA256); err != nil {
 			return nil, errors.New("inference config: platform_token_sha256 must be 64 hex digits (the SHA-256 of the platform caller token)")
+		}
+	}
+	var agentToken []byte
+	if cfg.AgentTokenSHA256 != "" {
+		if agentToken, err = inferapi.ParseTokenHash(cfg.AgentTokenSHA256); err != nil {
+			return nil, errors.New("inference config: agent_token_sha256 must be 64 hex digits (the SHA-256 of the server agent's token)")
 		}
 	}
 	if !spec.SupportedPairs[spec.Pair{In: cfg.Input, Out: cfg.Output}] {
@@ -94,7 +102,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inference config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, token: token, platformToken: platformToken, metrics: newMetrics(),
+	s := &Server{cfg: cfg, log: log.With("api", cfg.Name), in: in, out: out, token: token, platformToken: platformToken, agentToken: agentToken, metrics: newMetrics(),
 		admission: newAdmission(cfg)}
 	if cfg.CertFile != "" {
 		s.certs = newCertReloader(cfg.CertFile, cfg.KeyFile, s.log)
@@ -417,7 +425,8 @@ func cors(w http.ResponseWriter, r *http.Request, method string) bool {
 
 // authorized compares the bearer token's SHA-256 with the configured one
 // (token.go: it follows Config.TokenFile) and with the platform caller's
-// (Config.PlatformTokenSHA256), each in constant time.
+// (Config.PlatformTokenSHA256) and the server agent's
+// (Config.AgentTokenSHA256), each in constant time.
 func (s *Server) authorized(r *http.Request) bool {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -426,7 +435,8 @@ func (s *Server) authorized(r *http.Request) bool {
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	user := subtle.ConstantTimeCompare(sum[:], s.token.current()) == 1
 	platform := s.platformToken != nil && subtle.ConstantTimeCompare(sum[:], s.platformToken) == 1
-	return user || platform
+	agent := s.agentToken != nil && subtle.ConstantTimeCompare(sum[:], s.agentToken) == 1
+	return user || platform || agent
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

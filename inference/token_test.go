@@ -83,6 +83,7 @@ func TestPlatformTokenAcceptedBesideTheUsersAndSurvivesRotation(t *testing.T) {
 	ts := startServer(t, codeDir(t, invertAlgorithm), spec.Image, spec.Image, func(c *Config) {
 		c.TokenSHA256, c.TokenFile = "", file
 		c.PlatformTokenSHA256 = tokenSHA("ep_platform_abc")
+		c.AgentTokenSHA256 = tokenSHA("agent-local-token")
 	})
 	ts.waitReady(t)
 	body := pngBytes(t, testImage(8, 8, 1))
@@ -100,8 +101,13 @@ func TestPlatformTokenAcceptedBesideTheUsersAndSurvivesRotation(t *testing.T) {
 	require.NoError(t, inferapi.WriteTokenFile(file, tokenSHA("rotated")))
 	require.Equal(t, http.StatusUnauthorized, predict("user-token"))
 	require.Equal(t, http.StatusOK, predict("ep_platform_abc"), "a user's rotation leaves the platform caller alone")
+	require.Equal(t, http.StatusOK, predict("agent-local-token"), "the server agent's own token (batch chunks) is accepted too")
+	require.Equal(t, http.StatusUnauthorized, predict("agent-local-tokem"))
 
 	cfg := Config{TokenSHA256: tokenSHA("x"), PlatformTokenSHA256: "nothex", Input: spec.Image, Output: spec.Image, CodeDir: t.TempDir()}
 	_, err := NewServer(cfg, nil)
 	require.ErrorContains(t, err, "platform_token_sha256")
+	cfg = Config{TokenSHA256: tokenSHA("x"), AgentTokenSHA256: "nothex", Input: spec.Image, Output: spec.Image, CodeDir: t.TempDir()}
+	_, err = NewServer(cfg, nil)
+	require.ErrorContains(t, err, "agent_token_sha256")
 }

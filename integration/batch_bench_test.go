@@ -154,8 +154,8 @@ func TestBatchFigure(t *testing.T) {
 	t.Logf("FIGURE batch phases: created→started (workflow start, first MarkBatch) %.0f ms; started→completed %.0f ms",
 		float64(started.Sub(created).Milliseconds()), float64(completed.Sub(started).Milliseconds()))
 	per := func(s float64) float64 { return 1000 * s / float64(n) }
-	t.Logf("FIGURE CPU ms per item: client loop (first): endpoint %.2f, test process (client) %.2f, dev %.2f; batch: staging (the POST) dev %.2f; running (POST answered to seen succeeded): endpoint %.2f, dev %.2f, test process %.2f",
-		per(cpuLoop.endpoint), per(cpuLoop.test), per(cpuLoop.dev), per(cpuStage.dev), per(cpuBatch.endpoint), per(cpuBatch.dev), per(cpuBatch.test))
+	t.Logf("FIGURE CPU ms per item: client loop (first): endpoint %.2f, test process (client) %.2f, dev %.2f; batch: staging (the POST) dev %.2f; running (POST answered to seen succeeded): endpoint %.2f, server agent (its chunks' client) %.2f, dev %.2f, test process %.2f",
+		per(cpuLoop.endpoint), per(cpuLoop.test), per(cpuLoop.dev), per(cpuStage.dev), per(cpuBatch.endpoint), per(cpuBatch.agent), per(cpuBatch.dev), per(cpuBatch.test))
 
 	if os.Getenv("ALGOCLOUD_BENCH_BATCH_NOKILL") != "" {
 		return
@@ -230,10 +230,10 @@ func sidePNG(t testing.TB, i, side int) []byte {
 // (its own threads and children other than endpoints), by the endpoints
 // serving from data (algocloud-infer and everything under it: sandboxes,
 // Python workers) and by this test process (the client loop's side).
-type cpuTimes struct{ dev, endpoint, test float64 }
+type cpuTimes struct{ dev, endpoint, agent, test float64 }
 
 func (c cpuTimes) sub(o cpuTimes) cpuTimes {
-	return cpuTimes{c.dev - o.dev, c.endpoint - o.endpoint, c.test - o.test}
+	return cpuTimes{c.dev - o.dev, c.endpoint - o.endpoint, c.agent - o.agent, c.test - o.test}
 }
 
 // readCPU reads cpuTimes from /proc: the timing counters beside the
@@ -243,6 +243,7 @@ func readCPU(t testing.TB, data string, devPID int) cpuTimes {
 		ppid  int
 		cpu   float64
 		infer bool
+		agent bool // the server's agent (it runs batch chunks): apart from the endpoint
 	}
 	procs := map[int]proc{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
@@ -268,7 +269,8 @@ func readCPU(t testing.TB, data string, devPID int) cpuTimes {
 		cmd, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
 		argv := strings.Split(string(cmd), "\x00")
 		infer := filepath.Base(argv[0]) == "algocloud-infer" && strings.Contains(string(cmd), data)
-		procs[pid] = proc{ppid: ppid, cpu: (ut + st) / 100, infer: infer} // USER_HZ is 100 on Linux
+		agent := infer && len(argv) > 1 && argv[1] == "agent"
+		procs[pid] = proc{ppid: ppid, cpu: (ut + st) / 100, infer: infer, agent: agent} // USER_HZ is 100 on Linux
 	}
 	var c cpuTimes
 	for pid, p := range procs {
@@ -276,6 +278,10 @@ func readCPU(t testing.TB, data string, devPID int) cpuTimes {
 		for cur, hops := pid, 0; cur > 1 && hops < 64; hops++ {
 			q, ok := procs[cur]
 			if !ok {
+				break
+			}
+			if q.agent {
+				c.agent += p.cpu
 				break
 			}
 			if q.infer {

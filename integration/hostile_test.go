@@ -82,7 +82,10 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 		// The neighbour's agent credential and state (the agent runs it,
 		// outside every sandbox: no sandbox mounts <server>/agent).
 		Read: []string{caKey, codeA, keyA, filepath.Join(data, "algocloud.db"), filepath.Join(data, "temporal.db"),
-			filepath.Join(serverA, "agent", "credential"), filepath.Join(serverA, "agent", "state.json")},
+			filepath.Join(serverA, "agent", "credential"), filepath.Join(serverA, "agent", "state.json"),
+			// The agent's own token, which its batch chunks call the live
+			// revision with (batch journals are under agent/batches/).
+			filepath.Join(serverA, "agent", "agent-token")},
 		Write:      []string{filepath.Join(data, "owned"), filepath.Join(serverA, "owned"), filepath.Join(data, "ca", "owned")},
 		Connect:    []int{apiPort, temporalPort, uiPort, portA},
 		Kill:       []int{os.Getpid(), inferA},
@@ -108,7 +111,7 @@ func TestHostileAlgorithmIsContained(t *testing.T) {
 	require.NotEmpty(t, tokB, string(r.Raw))
 	serverB := filepath.Join(data, "servers", idB)
 	targets.Read = append(targets.Read, findFile(t, serverB, certs.KeyFile), filepath.Join(serverB, "live.json"),
-		filepath.Join(serverB, "agent", "credential"))
+		filepath.Join(serverB, "agent", "credential"), filepath.Join(serverB, "agent", "agent-token"))
 	watched = append(watched, findFile(t, serverB, certs.KeyFile))
 	before = mergeHashes(before, hashes(t, watched[len(watched)-1:]))
 	commit(t, repo, map[string]string{"aai_main.py": testhostile.Algorithm(targets)})

@@ -475,3 +475,46 @@ func (s *Store) ClearEndedBatchesS3(ctx context.Context, endedBefore time.Time) 
 	}
 	return int(n), nil
 }
+
+// BatchAgentServer returns the server whose agent serves deploymentID now,
+// for running a batch chunk there (predictions/batch): the server of the
+// deployment's newest finished serve command, or "" when it has none or a
+// stop came after it (no agent serves it; the worker runs the chunk).
+// The agent_commands table is read here rather than beside it because
+// batches are its only reader of this kind.
+func (s *Store) BatchAgentServer(ctx context.Context, deploymentID string) (string, error) {
+	var row struct {
+		ServerID string `db:"server_id"`
+		Kind     string `db:"kind"`
+	}
+	err := s.db.GetContext(ctx, &row, s.q(`SELECT server_id, kind FROM agent_commands
+		WHERE deployment = ? AND kind IN ('serve', 'stop') AND state = ?
+		ORDER BY updated_at DESC, created_at DESC LIMIT 1`), deploymentID, AgentDone)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("agent server of deployment %s: %w", deploymentID, err)
+	}
+	if row.Kind != "serve" {
+		return "", nil
+	}
+	return row.ServerID, nil
+}
+
+// AbandonAgentCommand ends command id with result whatever its state (the
+// batch its chunk belongs to was canceled): its lease is void from then on,
+// so the agent's next upload or input read is refused and it stops. It
+// reports whether the command was not done before.
+func (s *Store) AbandonAgentCommand(ctx context.Context, id, result string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE agent_commands SET state = ?, result = ?, lease = '', updated_at = ?
+		WHERE id = ? AND state <> ?`), AgentDone, result, dbTime(s.now()), id, AgentDone)
+	if err != nil {
+		return false, fmt.Errorf("abandon agent command %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("abandon agent command %s: %w", id, err)
+	}
+	return n > 0, nil
+}

@@ -237,3 +237,16 @@ func ValidArtifactName(name string) error {
 	}
 	return nil
 }
+
+// InputPath is where an agent GETs the input object of a command that has
+// one (a batch chunk's packed items, commands.Batch), under the command's
+// current lease (header LeaseHeader): only the server the command was
+// issued to may read it, so a command's payload carries no input bytes.
+func InputPath(server, commandID string) string {
+	return strings.Join([]string{BasePath, "servers", server, "commands", commandID, "input"}, "/")
+}
+
+// MaxInput is the largest input object a command may have (a batch chunk's
+// packed items): the platform packs a chunk's items into one object only
+// while they fit, and runs the chunk itself otherwise.
+const MaxInput = 512 << 20

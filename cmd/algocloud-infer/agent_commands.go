@@ -30,7 +30,7 @@ import (
 // they answer an error saying so).
 func agentHandlers(server string, a *agentRuntime) map[string]link.Handler {
 	h := map[string]link.Handler{KindInfo: link.HandlerFunc(infoHandler(server))}
-	kinds := []string{commands.KindInstall, commands.KindTest, commands.KindServe, commands.KindStop, commands.KindStatus}
+	kinds := []string{commands.KindInstall, commands.KindTest, commands.KindServe, commands.KindStop, commands.KindStatus, commands.KindBatch}
 	if a == nil {
 		for _, k := range kinds {
 			h[k] = link.HandlerFunc(func(context.Context, protocol.Command, func(...string)) (json.RawMessage, error) {
@@ -44,6 +44,7 @@ func agentHandlers(server string, a *agentRuntime) map[string]link.Handler {
 	h[commands.KindServe] = a.prepared(a.serve)
 	h[commands.KindStop] = link.HandlerFunc(a.stop)
 	h[commands.KindStatus] = link.HandlerFunc(a.status)
+	h[commands.KindBatch] = link.HandlerFunc(a.batch) // agent_batch.go
 	return h
 }
 

@@ -32,7 +32,8 @@ func (a *agentRuntime) serve(ctx context.Context, cmd protocol.Command, progress
 		return nil, errors.New("serve: token_sha256 must be 64 hex digits (the SHA-256 of the endpoint's token)")
 	}
 	var cfg inferapi.Config
-	if err := json.Unmarshal(in.Config, &cfg); err != nil {
+	err := json.Unmarshal(in.Config, &cfg)
+	if err != nil {
 		return nil, fmt.Errorf("serve: config: %w", err)
 	}
 	if cfg.Sandbox == nil {
@@ -51,6 +52,10 @@ func (a *agentRuntime) serve(ctx context.Context, cmd protocol.Command, progress
 	}
 	if within(cfg.RunDir, a.dir) {
 		return nil, fmt.Errorf("serve: run_dir %s is inside the agent's folder", cfg.RunDir)
+	}
+	// The agent's own token, for its batch chunks (agent_batch.go).
+	if cfg.AgentTokenSHA256, err = a.agentTokenSHA256(); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	if err := writeFileAtomic(cfg.TokenFile, []byte(in.TokenSHA256+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("serve: write the token file: %w", err)

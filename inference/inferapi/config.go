@@ -34,6 +34,12 @@ type Config struct {
 	// and batches call with. Accepted beside the user's token and untouched
 	// by its rotation; empty accepts no platform caller.
 	PlatformTokenSHA256 string `json:"platform_token_sha256,omitempty"`
+	// AgentTokenSHA256 is the hex SHA-256 of the server agent's own token,
+	// which its batch chunks (agent/commands KindBatch) call the live
+	// revision with on loopback: the agent makes it and keeps it in its own
+	// folder, never mounted into a sandbox; it never leaves the server.
+	// Accepted beside the user's token; empty accepts no agent caller.
+	AgentTokenSHA256 string `json:"agent_token_sha256,omitempty"`
 	// Environment is what serves predict: "python" (default: Python workers
 	// running aai_main.py) or "onnx" (CodeDir/aai_onnx.json's model, run in
 	// process with ONNX Runtime; docs/onnx.md).

@@ -34,7 +34,7 @@ func (p *Platform) batchActivities() *batch.Activities {
 		roots.AppendCertsFromPEM(p.CA.RootPEM())
 	}
 	key := p.credKey
-	return &batch.Activities{
+	acts := &batch.Activities{
 		Store: p.Store, Blobs: p.Blobs,
 		Endpoint: &batch.HTTPEndpoint{
 			Algorithms: p.Store,
@@ -47,6 +47,10 @@ func (p *Platform) batchActivities() *batch.Activities {
 		Log:            p.log.With("component", "batch"),
 		APIBaseURL:     p.APIURL,
 	}
+	if p.Agents != nil { // chunks of deployments served by an agent run there
+		acts.Agents = p.Agents
+	}
+	return acts
 }
 
 // batchS3Grace is how long after its end a batch may keep its S3

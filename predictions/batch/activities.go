@@ -88,6 +88,9 @@ type Activities struct {
 	CredentialsKey []byte
 	// MaxItemBytes bounds an S3 input object; 0 is DefaultLimits'.
 	MaxItemBytes int64
+	// Agents, when set, runs a chunk on the deployment's server agent when
+	// it has one (agentchunk.go); nil: the worker sends every item itself.
+	Agents AgentHub
 
 	s3Cache s3Cache
 }
@@ -138,6 +141,20 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 		return res, err
 	}
 	res.Skipped = (in.To - in.From) - len(items)
+	if srv := a.agentServer(ctx, in); srv != "" && len(items) > 0 {
+		r, err := a.runOnAgent(ctx, in, srv, items)
+		r.Skipped = res.Skipped
+		if !errors.Is(err, errAgentChunkFailed) {
+			return r, err
+		}
+		// Not the items' fault (the live revision refuses the agent's
+		// token, the inputs are too large to pack): the worker sends
+		// what is left, as for a deployment without an agent.
+		a.logWarn("the agent's chunk failed; the worker runs what is left", in, err)
+		if items, err = a.Store.PendingBatchItems(ctx, in.BatchID, in.From, in.To); err != nil {
+			return res, err
+		}
+	}
 	poll := a.Poll
 	if poll <= 0 {
 		poll = 200 * time.Millisecond

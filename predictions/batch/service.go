@@ -372,7 +372,7 @@ func (s *Service) WriteOutputZip(ctx context.Context, w io.Writer, batchID strin
 }
 
 func (s *Service) copyOutput(ctx context.Context, zw *zip.Writer, name string, it store.BatchItem) error {
-	rc, err := s.Blobs.Get(ctx, it.OutputKey)
+	rc, err := OpenOutput(ctx, s.Blobs, it.OutputKey)
 	if err != nil {
 		return fmt.Errorf("get output of item %d: %w", it.Index, err)
 	}
