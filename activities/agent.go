@@ -57,11 +57,10 @@ type AgentSettings struct {
 	// empty for a plain-http loopback API (dev) or the system's roots.
 	CAFile string
 	// Remote gives remote servers (EC2) an agent too: the provider's user
-	// data installs it with a credential minted at launch
+	// data installs it with a credential made at launch
 	// (ec2.Options.Agent), and each command's code revision is published
-	// sealed to the bundle store for the agent to fetch (remoteagent.go).
-	// Environment onnx deployments keep the worker's path there (the agent
-	// does not fetch ONNX Runtime yet).
+	// sealed to the bundle store for the agent to fetch (remoteagent.go);
+	// environment onnx's ONNX Runtime library too (public, by SHA-256).
 	Remote bool
 }
 
@@ -82,16 +81,17 @@ func agentCredentialFile(srv compute.Server) string {
 // agentsFor reports whether this worker gives a deployment of sp an agent:
 // agents are set up and the provider is the local one (no bundle store;
 // ProvisionServer checks the server is the local provider's), or a remote
-// one (EC2) with AgentSettings.Remote for a Python deployment. Otherwise
-// Install and Test Code run on the worker (docs/architecture.md).
-func (a *Activities) agentsFor(sp spec.Spec) bool {
+// one (EC2) with AgentSettings.Remote, for every environment (onnx's agent
+// fetches the ONNX Runtime library: remoteONNX). Otherwise Install and
+// Test Code run on the worker (docs/architecture.md).
+func (a *Activities) agentsFor(spec.Spec) bool {
 	switch {
 	case a.Agents == nil:
 		return false
 	case a.Bundles == nil:
 		return true
 	default:
-		return a.Agents.Remote && sp.Environment != spec.EnvONNX
+		return a.Agents.Remote
 	}
 }
 
@@ -411,6 +411,11 @@ func (a *Activities) PlanAgentTest(ctx context.Context, in actdef.AgentTestInput
 		}
 		payload.Fetch, cfg.CodeDir = []commands.Fetch{code}, code.Into
 		cfg.Listen, cfg.CertFile, cfg.KeyFile = "127.0.0.1:0", "", ""
+		ort, err := a.remoteONNX(ctx, in.DeploymentID, in.Spec.Environment, "test", &cfg)
+		if err != nil {
+			return actdef.AgentCommand{}, err
+		}
+		payload.Fetch = append(payload.Fetch, ort...)
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

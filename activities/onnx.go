@@ -43,7 +43,14 @@ func onnxRuntimeLib(env string) string {
 // Code ran with, inferapi.ONNXRuntimeLibPath) and returns its SHA-256 for the bundle;
 // "" for python. The store uploads it only when no object holds that sum.
 func (a *Activities) publishONNXRuntime(ctx context.Context, in actdef.ServiceInput) (string, error) {
-	if in.Spec.Environment != spec.EnvONNX {
+	return a.publishONNXRuntimeFor(ctx, in.DeploymentID, in.Spec.Environment, "complete")
+}
+
+// publishONNXRuntimeFor is publishONNXRuntime for deployment id of
+// environment env, logged under step (the agent's path publishes it for
+// Test Code too).
+func (a *Activities) publishONNXRuntimeFor(ctx context.Context, id, env, step string) (string, error) {
+	if env != spec.EnvONNX {
 		return "", nil
 	}
 	lib, err := inferapi.ONNXRuntimeLibPath("")
@@ -54,7 +61,7 @@ func (a *Activities) publishONNXRuntime(ctx context.Context, in actdef.ServiceIn
 	if err != nil {
 		return "", err
 	}
-	a.event(ctx, in.DeploymentID, "complete", "ONNX Runtime published (%s, sha256 %s)", filepath.Base(lib), sum[:12])
+	a.event(ctx, id, step, "ONNX Runtime published (%s, sha256 %s)", filepath.Base(lib), sum[:12])
 	return sum, nil
 }
 

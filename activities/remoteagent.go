@@ -82,10 +82,27 @@ func (a *Activities) remoteServe(ctx context.Context, in actdef.AgentServeInput,
 	cfg.CodeDir = code.Into
 	cfg.CertFile, cfg.KeyFile = remoteHome+"/tls/cert.pem", remoteHome+"/tls/key.pem"
 	cfg.TokenFile = remoteHome + "/" + liveTokenFile
-	// The worker's ONNX Runtime path means nothing there (and onnx
-	// deployments keep the worker's path on EC2: agentsFor).
+	ort, err := a.remoteONNX(ctx, in.DeploymentID, in.Spec.Environment, "complete", cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append([]commands.Fetch{code, {Object: bundlelayout.CertObject, Into: remoteHome + "/tls"}}, ort...), nil
+}
+
+// remoteONNX points cfg's ONNX Runtime library at the server's copy: the
+// worker's path means nothing there. For environment onnx it publishes
+// the worker's library (the one the worker's path publishes for fetch.sh:
+// public, content-addressed, uploaded once) and returns its fetch, which
+// the agent checks against the SHA-256 before it puts it at
+// <home>/bundlelayout.ONNXRuntimePath; nothing for python.
+func (a *Activities) remoteONNX(ctx context.Context, deploymentID, env, step string, cfg *inferapi.Config) ([]commands.Fetch, error) {
 	cfg.ONNXRuntimeLib = ""
-	return []commands.Fetch{code, {Object: bundlelayout.CertObject, Into: remoteHome + "/tls"}}, nil
+	sum, err := a.publishONNXRuntimeFor(ctx, deploymentID, env, step)
+	if err != nil || sum == "" {
+		return nil, err
+	}
+	cfg.ONNXRuntimeLib = remoteHome + "/" + bundlelayout.ONNXRuntimePath
+	return []commands.Fetch{{Object: bundlelayout.ONNXRuntimeObject(sum), Into: cfg.ONNXRuntimeLib, SHA256: sum}}, nil
 }
 
 // codeTarGz is a code folder as a deterministic tar.gz (sorted, no times,

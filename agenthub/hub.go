@@ -47,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -200,6 +201,26 @@ func (h *Hub) MintCredential(ctx context.Context, serverID string) (string, erro
 		return "", fmt.Errorf("mint agent credential: %w", err)
 	}
 	return plaintext, nil
+}
+
+// RegisterCredential makes plaintext, a credential its caller derived
+// (MintCredential's form: "ag_" and 32 bytes in unpadded base64url), the
+// credential of serverID, replacing any earlier one. Registering the one
+// already there changes nothing, so a retried launch that derives the same
+// credential keeps the one an instance already holds valid (the EC2
+// provider; see ec2.AgentCredential). Only its SHA-256 is stored.
+func (h *Hub) RegisterCredential(ctx context.Context, serverID, plaintext string) error {
+	if err := protocol.ValidID(serverID); err != nil {
+		return fmt.Errorf("register agent credential: server id: %w", err)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(plaintext, protocol.CredentialPrefix))
+	if err != nil || !strings.HasPrefix(plaintext, protocol.CredentialPrefix) || len(b) != 32 {
+		return errors.New("register agent credential: not \"ag_\" and 32 bytes in unpadded base64url")
+	}
+	if err := h.store.SetAgentCredential(ctx, serverID, hashCredential(plaintext)); err != nil {
+		return fmt.Errorf("register agent credential: %w", err)
+	}
+	return nil
 }
 
 // RevokeCredential removes serverID's credential (the server is gone).

@@ -445,3 +445,29 @@ func TestNewBootHandsOutAgain(t *testing.T) {
 		require.Equal(t, "invalid_query", body, bad)
 	}
 }
+
+// TestRegisterCredential: a credential derived elsewhere (the EC2
+// provider's, from its launch) authenticates its server once registered;
+// registering it again keeps it valid (a retried launch), another one
+// replaces it, and what is not a credential's form is refused.
+func TestRegisterCredential(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	first := protocol.CredentialPrefix + strings.Repeat("A", 43)
+	require.NoError(t, e.hub.RegisterCredential(ctx, "srv-reg", first))
+	require.NoError(t, e.hub.RegisterCredential(ctx, "srv-reg", first))
+	server, err := e.hub.AuthenticateAgent(ctx, first)
+	require.NoError(t, err)
+	require.Equal(t, "srv-reg", server)
+	second := protocol.CredentialPrefix + strings.Repeat("B", 43)
+	require.NoError(t, e.hub.RegisterCredential(ctx, "srv-reg", second))
+	_, err = e.hub.AuthenticateAgent(ctx, first)
+	require.ErrorIs(t, err, store.ErrUnauthorized, "replaced")
+	server, err = e.hub.AuthenticateAgent(ctx, second)
+	require.NoError(t, err)
+	require.Equal(t, "srv-reg", server)
+	for _, bad := range []string{"", "ag_short", strings.Repeat("A", 46), protocol.CredentialPrefix + strings.Repeat("A", 42) + "!"} {
+		require.Error(t, e.hub.RegisterCredential(ctx, "srv-reg", bad), bad)
+	}
+	require.Error(t, e.hub.RegisterCredential(ctx, "../x", second), "server id checked")
+}

@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
 )
@@ -78,13 +77,8 @@ func ec2WorkerPath(t *testing.T, ctx context.Context, example string) *agentBenc
 	aws := inst.proxy(t, w.moto.Endpoint)
 	p := startPlatform(t, t.TempDir(), func(o *platform.Options) {
 		o.Domain = "algocloud.test"
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: aws, EC2Agents: false,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			EC2HealthURL: func(compute.Server) string { return "https://" + inst.si.listen + "/readyz" },
-			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
+		o.Cloud = ec2Options(w, aws, port, inst.si.listen)
+		o.Cloud.EC2Agents = false // the worker's path, measured against the agent's
 	})
 	t.Cleanup(p.Stop)
 	b := &agentBenchPath{name: "ec2 worker", c: newClient(t, p, devToken(t, p)), repo: gitRepo(t, example)}

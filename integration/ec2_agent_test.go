@@ -28,7 +28,6 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
@@ -98,8 +97,9 @@ func (s *agentStandIn) stop() {
 // worker's data folder holds no trace of the package, and the endpoint
 // serves by its name with the local CA's certificate fetched sealed. A
 // redeploy swaps the new revision in by the agent, the instance running
-// throughout. Delete terminates the instance, revokes the credential and
-// removes the code revisions from the bucket.
+// throughout, and so does a token rotation. Delete terminates the
+// instance, revokes the credential and removes the code revisions from the
+// bucket.
 func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -226,18 +226,22 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	res, out = predict(t, hc, endpoint, token, samplePNG(t, 96, 64))
 	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
 
+	// A token rotation is a serve by the agent too (not a restart with a
+	// new bundle, as on the worker's path): once it answered, the old token
+	// is refused and the new one served, the instance running throughout.
+	r = c.Do(http.MethodPost, "/api/v1/deployments/"+id+"/token", nil)
+	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
+	rotated := r.Str("token")
+	res, out = predict(t, hc, endpoint, token, samplePNG(t, 96, 64))
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "the old token: %s", out)
+	res, out = predict(t, hc, endpoint, rotated, samplePNG(t, 96, 64))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
+	inst = deploymentInstances(t, ctx, w, id)
+	require.Len(t, inst, 1)
+	require.Equal(t, ec2types.InstanceStateNameRunning, inst[0].State.Name, "the rotation did not stop the instance")
+
 	// The code revisions in the bucket are sealed.
-	list, err := w.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String("algocloud/" + id + "/code/")})
-	require.NoError(t, err)
-	require.NotEmpty(t, list.Contents)
-	for _, o := range list.Contents {
-		obj, err := w.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.bucket), Key: o.Key})
-		require.NoError(t, err)
-		var sealed bytes.Buffer
-		_, _ = sealed.ReadFrom(obj.Body)
-		obj.Body.Close()
-		require.NotContains(t, sealed.String(), "onlyoninstance")
-	}
+	requireSealed(t, ctx, w, "algocloud/"+id+"/code/", "onlyoninstance")
 
 	// Nothing secret in the workflow's history: no credential, key or token.
 	hist := p.Client.GetWorkflowHistory(ctx, "deployment-"+id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -248,6 +252,7 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 		require.NotContains(t, text, credential)
 		require.NotContains(t, text, "PRIVATE KEY")
 		require.NotContains(t, text, token)
+		require.NotContains(t, text, rotated)
 	}
 
 	// Delete: instance terminated, credential revoked, code revisions gone.
@@ -259,24 +264,37 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	require.Equal(t, ec2types.InstanceStateNameTerminated, out2.Reservations[0].Instances[0].State.Name)
 	_, err = p.Agents.AuthenticateAgent(ctx, credential)
 	require.Error(t, err, "the credential is revoked at release")
-	list, err = w.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String("algocloud/" + id + "/")})
+	list, err := w.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String("algocloud/" + id + "/")})
 	require.NoError(t, err)
 	require.Empty(t, list.Contents, "code revisions and certificate object deleted")
 }
 
-// startEC2AgentPlatform starts the platform on moto with EC2 agents on
-// (--compute ec2 --dns route53 --certs local --agents --ec2-agents).
+// requireSealed checks that the bucket holds objects under prefix and that
+// none has any of clear in it: they are sealed.
+func requireSealed(t *testing.T, ctx context.Context, w *cloudWorld, prefix string, clear ...string) {
+	t.Helper()
+	list, err := w.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String(prefix)})
+	require.NoError(t, err)
+	require.NotEmpty(t, list.Contents)
+	for _, o := range list.Contents {
+		obj, err := w.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.bucket), Key: o.Key})
+		require.NoError(t, err)
+		var sealed bytes.Buffer
+		_, _ = sealed.ReadFrom(obj.Body)
+		obj.Body.Close()
+		for _, c := range clear {
+			require.NotContains(t, sealed.String(), c, aws.ToString(o.Key))
+		}
+	}
+}
+
+// startEC2AgentPlatform starts the platform on moto with ec2Options
+// (--compute ec2 --dns route53 --certs local, the agent on each instance).
 func startEC2AgentPlatform(t *testing.T, w *cloudWorld, data string, si *agentStandIn, port int, mutate ...func(*platform.Options)) *platform.Platform {
 	t.Helper()
 	return startPlatform(t, data, append([]func(*platform.Options){func(o *platform.Options) {
 		o.Domain = "algocloud.test"
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: w.moto.Endpoint, EC2Agents: true,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			EC2HealthURL: func(compute.Server) string { return "https://" + si.listen + "/readyz" },
-			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
+		o.Cloud = ec2Options(w, w.moto.Endpoint, port, si.listen)
 	}}, mutate...)...)
 }
 
@@ -322,16 +340,7 @@ func TestEC2AgentInitErrorCaughtByTest(t *testing.T) {
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
 
-	src := t.TempDir()
-	require.NoError(t, os.CopyFS(src, os.DirFS(filepath.Join(repoRoot(t), "examples", "segmentation"))))
-	mainPy := filepath.Join(src, "aai_main.py")
-	code, err := os.ReadFile(mainPy)
-	require.NoError(t, err)
-	orig := "    def __init__(self):\n        # A light blur before thresholding removes speckle; a real model would load here.\n        self.blur = ImageFilter.GaussianBlur(radius=1)\n"
-	require.Contains(t, string(code), orig, "examples/segmentation changed: adapt this test")
-	code = []byte("import os\n" + strings.Replace(string(code), orig, gitRevisionInit, 1))
-	require.NoError(t, os.WriteFile(mainPy, code, 0o644))
-	repo := gitRepo(t, src)
+	repo := gitRevisionRepo(t)
 
 	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Works on the worker only", "api_name": "gitrev", "input": "image", "output": "image", "threads": 1,

@@ -390,11 +390,11 @@ func TestBenchEC2WizardKills(t *testing.T) {
 					}
 					id := r.Str("id")
 					ids[i] = id
+					boot := rig.bootAsync(t, ctx, id, api)
 					l.step(id, "provision", nil, "provisioned")
 					l.step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}, "code_fetched")
 					l.step(id, "install_requirements", nil, "requirements_installed")
 					l.step(id, "test", nil, "tested")
-					boot := rig.bootAsync(t, ctx, id, api)
 					l.step(id, "complete", nil, "completed")
 					require.NoError(t, <-boot)
 					if i%4 == 3 {

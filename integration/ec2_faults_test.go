@@ -45,7 +45,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	sdkclient "go.temporal.io/sdk/client"
 
-	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
@@ -189,19 +188,13 @@ func newEC2Rig(t *testing.T, ctx context.Context, plan faultproxy.Plan) *ec2Rig 
 // ec2Port is the endpoint port instances get (their security group opens it).
 const ec2Port = 8443
 
-// startPlatform starts the platform in this process on EC2 (through the
-// router), Route53 and the local CA.
+// startPlatform starts the platform in this process with ec2Options,
+// through the router (the agent on each instance, Route53, the local CA).
 func (rig *ec2Rig) startPlatform(t *testing.T, data string, mutate ...func(*platform.Options)) *platform.Platform {
 	t.Helper()
 	return startPlatform(t, data, append([]func(*platform.Options){func(o *platform.Options) {
 		o.Domain = "algocloud.test"
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: rig.awsURL,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: ec2Port, EC2Poll: 50 * time.Millisecond,
-			EC2HealthURL: func(compute.Server) string { return rig.health.healthURL() },
-			BundleBucket: rig.w.bucket, DNSZoneID: rig.w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
+		o.Cloud = ec2Options(rig.w, rig.awsURL, ec2Port, rig.health.ln.Addr().String())
 	}}, mutate...)...)
 }
 
@@ -215,23 +208,20 @@ func (rig *ec2Rig) devArgs() []string {
 	}
 }
 
-// bootStandIn starts the stand-in of deployment id's instance once its
-// bundle is in S3 (the complete step publishes it), from the user data moto
-// holds, and routes <apiName>.algocloud.test's health checks to it.
+// bootStandIn starts the stand-in of deployment id's instance from the
+// user data moto holds, and routes <apiName>.algocloud.test's health checks
+// to it: an instance with the agent (the default) as soon as it is
+// launched, since its agent takes the install, test and serve commands; one
+// on the worker's path once its bundle is in S3 (complete publishes it).
 func (rig *ec2Rig) bootStandIn(t *testing.T, ctx context.Context, id, apiName string) error {
-	inst := deploymentInstances(t, ctx, rig.w, id)
-	if len(inst) != 1 {
-		return fmt.Errorf("deployment %s has %d instances", id, len(inst))
-	}
-	key := "algocloud/" + id + "/bundle.enc"
-	for {
-		_, err := rig.w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(rig.w.bucket), Key: aws.String(key)})
-		if err == nil {
-			break
+	var inst []ec2types.Instance
+	for len(inst) == 0 {
+		if inst = deploymentInstances(t, ctx, rig.w, id); len(inst) > 1 {
+			return fmt.Errorf("deployment %s has %d instances", id, len(inst))
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("bundle of %s never published: %w", id, ctx.Err())
+			return fmt.Errorf("deployment %s never launched: %w", id, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -245,9 +235,28 @@ func (rig *ec2Rig) bootStandIn(t *testing.T, ctx context.Context, id, apiName st
 	if err != nil {
 		return err
 	}
-	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
+	listen := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	if strings.Contains(string(userData), "algocloud-agent.service") {
+		si := &agentStandIn{home: t.TempDir(), listen: listen}
+		si.start(t, string(userData))
+		rig.health.route(apiName+".algocloud.test", listen)
+		return nil
+	}
+	key := "algocloud/" + id + "/bundle.enc"
+	for {
+		_, err := rig.w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(rig.w.bucket), Key: aws.String(key)})
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bundle of %s never published: %w", id, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	si := &standIn{home: t.TempDir(), listen: listen}
 	si.start(t, string(userData))
-	rig.health.route(apiName+".algocloud.test", si.listen)
+	rig.health.route(apiName+".algocloud.test", listen)
 	return nil
 }
 
@@ -277,14 +286,14 @@ func ec2Spec(apiName string) map[string]any {
 }
 
 // ec2Wizard walks configure -> complete for apiName with c (the stand-in
-// boots when complete has published the bundle) and returns the ID.
+// boots once the instance is launched: bootStandIn) and returns the ID.
 func (rig *ec2Rig) ec2Wizard(t *testing.T, ctx context.Context, c *client, repo, apiName string) string {
 	t.Helper()
 	r := c.Do(http.MethodPost, "/api/v1/deployments", ec2Spec(apiName))
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id := r.Str("id")
-	r = throughTest(t, c, id, repo)
 	boot := rig.bootAsync(t, ctx, id, apiName)
+	r = throughTest(t, c, id, repo)
 	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, "complete: %s", r.Raw)
 	require.NoError(t, <-boot)
@@ -619,14 +628,8 @@ func TestEC2DevKilledBetweenRunInstancesAndAnswer(t *testing.T) {
 	require.Equal(t, 1, rig.proxy.Counts()["RunInstances"].Requests, "the retry found the instance by tag: no second RunInstances")
 
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
-	for _, s := range []struct {
-		step string
-		body any
-	}{{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}}, {"install_requirements", nil}, {"test", nil}} {
-		r = c.Step(id, s.step, s.body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
-	}
 	boot := rig.bootAsync(t, ctx, id, "killed")
+	r = fetchInstallTest(t, c, id, repo)
 	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.NoError(t, <-boot)

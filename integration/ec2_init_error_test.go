@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/dns"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
@@ -38,34 +37,10 @@ const gitRevisionInit = `    def __init__(self):
         self.blur = ImageFilter.GaussianBlur(radius=1)
 `
 
-// TestEC2InitError: code whose __init__ fails only on the instance passes
-// Test Code on the worker; Complete then answers 422 step_failed with the
-// Python exception and traceback as soon as the instance's /readyz says
-// init_failed, instead of waiting out the provider's start timeout (15
-// minutes here, the default). The instance is left stopped, and Delete
-// removes the instance, its group, the record, the bundle and the staging
-// folder.
-func TestEC2InitError(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	w := newCloudWorld(t, ctx)
-	port := testenv.FreePort(t)
-	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
-	data := t.TempDir()
-	p := startPlatform(t, data, func(o *platform.Options) {
-		o.Domain = "algocloud.test"
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: w.moto.Endpoint,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			// Never dial what moto hands out: the health check goes to the stand-in.
-			EC2HealthURL: func(compute.Server) string { return "https://" + si.listen + "/readyz" },
-			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
-	})
-	defer p.Stop()
-	c := newClient(t, p, devToken(t, p))
-
+// gitRevisionRepo is a Git repository of examples/segmentation whose
+// __init__ is gitRevisionInit: it works in a checkout and nowhere else.
+func gitRevisionRepo(t *testing.T) string {
+	t.Helper()
 	src := t.TempDir()
 	require.NoError(t, os.CopyFS(src, os.DirFS(filepath.Join(repoRoot(t), "examples", "segmentation"))))
 	mainPy := filepath.Join(src, "aai_main.py")
@@ -75,7 +50,34 @@ func TestEC2InitError(t *testing.T) {
 	require.Contains(t, string(code), orig, "examples/segmentation changed: adapt this test")
 	code = []byte("import os\n" + strings.Replace(string(code), orig, gitRevisionInit, 1))
 	require.NoError(t, os.WriteFile(mainPy, code, 0o644))
-	repo := gitRepo(t, src)
+	return gitRepo(t, src)
+}
+
+// TestEC2InitError is the one EC2 test that keeps the worker's path
+// (--ec2-agents=false) covered while that opt-out exists: code whose
+// __init__ fails only on the instance passes Test Code on the worker;
+// Complete then answers 422 step_failed with the Python exception and
+// traceback as soon as the instance's /readyz says init_failed, instead of
+// waiting out the provider's start timeout (15 minutes here, the default).
+// The instance is left stopped, and Delete removes the instance, its group,
+// the record, the bundle and the staging folder. (With the agent, the
+// default, the same code fails Test Code on the instance:
+// TestEC2AgentInitErrorCaughtByTest.)
+func TestEC2InitError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	w := newCloudWorld(t, ctx)
+	port := testenv.FreePort(t)
+	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
+	data := t.TempDir()
+	p := startPlatform(t, data, func(o *platform.Options) {
+		o.Domain = "algocloud.test"
+		o.Cloud = ec2Options(w, w.moto.Endpoint, port, si.listen)
+		o.Cloud.EC2Agents = false // the worker's path
+	})
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	repo := gitRevisionRepo(t)
 
 	r := c.Do(http.MethodPost, "/api/v1/deployments", map[string]any{
 		"name": "Works on the worker only", "api_name": "gitrev", "input": "image", "output": "image", "threads": 1,

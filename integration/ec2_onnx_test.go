@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,12 +19,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/inference/onnxrt"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
@@ -34,15 +30,15 @@ import (
 )
 
 // TestEC2ONNX walks the wizard with environment onnx (the direction
-// classifier, image->json) on --compute ec2 and --dns route53 against moto,
-// with the local CA. Complete publishes the worker's ONNX Runtime library to
-// moto's S3 under its SHA-256 and the bundle naming it; the stand-in for the
-// instance runs the fetch script of the user data moto holds, which
-// downloads the library through the bucket policy, checks its sum and
-// makes no venv; the fetched algocloud-infer loads that library (read from
-// its memory map) and answers the classifier's JSON over HTTPS as
-// textdir.algocloud.test. Delete removes the bundle and keeps the shared
-// library.
+// classifier, image->json) on --compute ec2 (the server agent on the
+// instance) and --dns route53 against moto, with the local CA. Test Code and
+// Complete publish the worker's ONNX Runtime library to moto's S3 under its
+// SHA-256 and name it in the agent's commands; the stand-in for the instance
+// runs the agent of the user data moto holds, which downloads the library
+// through the bucket policy, checks its sum and makes no venv; the revision
+// it serves loads that library (read from its memory map) and answers the
+// classifier's JSON over HTTPS as textdir.algocloud.test. Delete removes
+// the deployment's sealed objects and keeps the shared library.
 func TestEC2ONNX(t *testing.T) {
 	model := requireClassifier(t)
 	workerLib, err := onnxrt.LibraryPath("")
@@ -56,20 +52,9 @@ func TestEC2ONNX(t *testing.T) {
 	defer cancel()
 	w := newCloudWorld(t, ctx)
 	port := testenv.FreePort(t)
-	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
-
-	p := startPlatform(t, t.TempDir(), func(o *platform.Options) {
-		o.Domain = "algocloud.test"
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: w.moto.Endpoint,
-			// With EC2 agents on: environment onnx keeps the worker's
-			// path on EC2 (the agent does not fetch ONNX Runtime yet).
-			EC2Agents: true,
-			EC2AMIs:   map[string]string{"python": motoAMI, "onnx": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			EC2HealthURL: func(compute.Server) string { return "https://" + si.listen + "/readyz" },
-			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
+	si := &agentStandIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
+	p := startEC2AgentPlatform(t, w, t.TempDir(), si, port, func(o *platform.Options) {
+		o.Cloud.EC2AMIs["onnx"] = motoAMI
 	})
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))
@@ -94,61 +79,45 @@ func TestEC2ONNX(t *testing.T) {
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id := r.Str("id")
-	r = throughTest(t, c, id, gitRepo(t, src))
-	state := r.Body["state"].(map[string]any)
-	require.Equal(t, true, state["test"].(map[string]any)["ok"], string(r.Raw))
-	srv := state["server"].(map[string]any)
-	require.Equal(t, "ec2", srv["provider"], string(r.Raw))
-	require.Nil(t, srv["agent"], "an onnx deployment's instance has no agent: %s", r.Raw)
-	instanceID := srv["id"].(string)
-	require.Len(t, deploymentInstances(t, ctx, w, id), 1)
+	provisionWithAgent(t, ctx, c, w, si, id)
+	repo := gitRepo(t, src)
+	r = fetchInstallTest(t, c, id, repo)
+	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, true, st.Body["state"].(map[string]any)["test"].(map[string]any)["ok"], string(st.Raw))
+	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
+	require.Contains(t, string(ev.Raw), "testing on server", "Test Code ran by the instance's agent")
 
-	attr, err := w.ec2.DescribeInstanceAttribute(ctx, &awsec2.DescribeInstanceAttributeInput{
-		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
-	})
-	require.NoError(t, err)
-	userData, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
-	require.NoError(t, err)
-
-	// Complete: the library, then the bundle, are published; the stand-in
-	// boots from the user data once the bundle is there.
-	done := make(chan resp, 1)
-	go func() { done <- c.Step(id, "complete", nil) }()
-	bundleKey := "algocloud/" + id + "/bundle.enc"
-	require.Eventually(t, func() bool {
-		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
-		return err == nil
-	}, 3*time.Minute, 50*time.Millisecond, "bundle published")
+	// The library is in the bucket under its SHA-256, and on the instance.
 	libKey := "algocloud/onnxruntime/" + libHex + "/libonnxruntime.so.1"
 	head, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(libKey)})
-	require.NoError(t, err, "the worker's library is published before the bundle, under its SHA-256")
+	require.NoError(t, err, "the worker's library is published under its SHA-256")
 	require.Equal(t, int64(len(libBytes)), aws.ToInt64(head.ContentLength))
-	si.start(t, string(userData))
-	select {
-	case r = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("complete did not return: the endpoint never became ready")
-	}
-	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	endpoint, token := r.Str("endpoint"), r.Str("token")
-	require.Equal(t, fmt.Sprintf("https://textdir.algocloud.test:%d", port), endpoint)
-
-	// What the fetch left: the library, checked, at the path live.json
-	// names; no venv (environment onnx without requirements runs no Python).
 	fetched := filepath.Join(si.home, bundlelayout.ONNXRuntimePath)
 	got, err := os.ReadFile(fetched)
 	require.NoError(t, err)
 	gotSum := sha256.Sum256(got)
 	require.Equal(t, libHex, hex.EncodeToString(gotSum[:]), "the instance has the worker's library")
-	live, err := os.ReadFile(filepath.Join(si.home, "bundle", "live.json"))
+
+	r = c.Step(id, "complete", nil)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
+	endpoint, token := r.Str("endpoint"), r.Str("token")
+	require.Equal(t, fmt.Sprintf("https://textdir.algocloud.test:%d", port), endpoint)
+
+	// No venv (environment onnx without requirements runs no Python); the
+	// serving revision's config names the fetched library, and its process
+	// loaded it, not the worker's.
+	venvs, _ := filepath.Glob(filepath.Join(si.home, "installs", "*", "venv"))
+	require.Empty(t, venvs)
+	stateJSON, err := os.ReadFile(filepath.Join(si.home, "agent", "state.json"))
 	require.NoError(t, err)
-	var cfg map[string]any
-	require.NoError(t, json.Unmarshal(live, &cfg))
-	require.Equal(t, fetched, cfg["onnxruntime_lib"])
-	require.Equal(t, "onnx", cfg["environment"])
-	require.NoDirExists(t, filepath.Join(si.home, "venv"))
-	// The server loaded the fetched library, not the worker's.
-	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", si.cmd.Process.Pid))
+	var state struct {
+		Serving *struct {
+			PID int `json:"pid"`
+		} `json:"serving"`
+	}
+	require.NoError(t, json.Unmarshal(stateJSON, &state), string(stateJSON))
+	require.NotNil(t, state.Serving, string(stateJSON))
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", state.Serving.PID))
 	require.NoError(t, err)
 	require.Contains(t, string(maps), fetched)
 	require.NotContains(t, string(maps), workerLib)
@@ -172,14 +141,15 @@ func TestEC2ONNX(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, res.StatusCode, string(out))
 	require.Contains(t, string(out), "not_an_image")
 
-	// Delete: the bundle goes; the library, shared by every onnx
-	// deployment's bundle that names this sum, stays.
+	// Delete: the deployment's objects go; the library, shared by every
+	// onnx deployment that names this sum, stays.
 	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	si.stop()
 	require.Empty(t, deploymentInstances(t, ctx, w, id))
-	_, err = w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
-	require.Error(t, err, "bundle deleted")
+	list, err := w.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String("algocloud/" + id + "/")})
+	require.NoError(t, err)
+	require.Empty(t, list.Contents, "the deployment's objects deleted")
 	obj, err := w.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(libKey)})
 	require.NoError(t, err, "library kept")
 	_, _ = io.Copy(io.Discard, obj.Body)

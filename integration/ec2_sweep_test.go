@@ -2,12 +2,18 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
+	"regexp"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsec2 "github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/algocloud/algocloud/activities/compute/ec2"
 	"github.com/algocloud/algocloud/internal/testenv/faultproxy"
 )
 
@@ -16,7 +22,8 @@ import (
 // the SDK's retries replayed and dropped too), and whose next attempt then
 // failed for good (the lookup by tag refused: UnauthorizedOperation), leaves
 // an instance and its security group that the workflow never recorded.
-// DELETE finds them by the deployment ID (SweepServer) and leaves nothing.
+// DELETE finds them by the deployment ID (SweepServer) and leaves nothing,
+// the credential of the instance's agent (registered at launch) revoked.
 func TestEC2DeleteSweepsUnrecordedInstance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -42,8 +49,21 @@ func TestEC2DeleteSweepsUnrecordedInstance(t *testing.T) {
 	counts := rig.proxy.Counts()
 	require.Positive(t, counts["RunInstances"].Faults[faultproxy.DropAfter], "RunInstances' answer lost")
 	require.Equal(t, 1, counts["RunInstances"].Forwarded, "one launch reached moto")
-	require.Len(t, deploymentInstances(t, ctx, rig.w, id), 1, "the launched instance runs, unrecorded")
+	launched := deploymentInstances(t, ctx, rig.w, id)
+	require.Len(t, launched, 1, "the launched instance runs, unrecorded")
 	require.True(t, rig.groupExists(t, ctx, id))
+	// Its user data holds its agent's credential, registered at launch.
+	attr, err := rig.w.ec2.DescribeInstanceAttribute(ctx, &awsec2.DescribeInstanceAttributeInput{
+		InstanceId: launched[0].InstanceId, Attribute: ec2types.InstanceAttributeNameUserData,
+	})
+	require.NoError(t, err)
+	userData, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
+	require.NoError(t, err)
+	credential := regexp.MustCompile(`ag_[A-Za-z0-9_-]{43}`).FindString(string(userData))
+	require.NotEmpty(t, credential, "the agent's user data")
+	server, err := p.Agents.AuthenticateAgent(ctx, credential)
+	require.NoError(t, err)
+	require.Equal(t, ec2.AgentID(id), server)
 
 	// The credentials are fixed; Delete has no server to release.
 	require.NoError(t, rig.proxy.SetPlan(faultproxy.Plan{ClientTokens: true}))
@@ -52,6 +72,8 @@ func TestEC2DeleteSweepsUnrecordedInstance(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Empty(t, deploymentInstances(t, ctx, rig.w, id), "the unrecorded instance is terminated")
 	require.False(t, rig.groupExists(t, ctx, id), "its security group is deleted")
+	_, err = p.Agents.AuthenticateAgent(ctx, credential)
+	require.Error(t, err, "its agent's credential is revoked")
 	require.Equal(t, 1, rig.proxy.Counts()["TerminateInstances"].Requests)
 	attempts := activityAttempts(t, p.Client, id)
 	require.Equal(t, 1, attempts["SweepServer"], "swept once")

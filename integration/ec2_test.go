@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"image"
@@ -88,6 +87,21 @@ func newCloudWorld(t *testing.T, ctx context.Context) *cloudWorld {
 	return w
 }
 
+// ec2Options are the EC2 tests' cloud options on moto (AWS calls to
+// awsEndpoint: moto, or a fault proxy in front of it): --compute ec2 with
+// the server agent on each instance (the CLI's default), --dns route53,
+// --certs local, the endpoint port, and the provider's health checks sent
+// to the stand-in at healthAddr (never to what moto hands out).
+func ec2Options(w *cloudWorld, awsEndpoint string, port int, healthAddr string) platform.CloudOptions {
+	return platform.CloudOptions{
+		Compute: platform.ComputeEC2, Certs: platform.CertsLocal, DNS: platform.DNSRoute53,
+		AWSRegion: "us-east-1", AWSEndpoint: awsEndpoint, EC2Agents: true,
+		EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
+		EC2HealthURL: func(compute.Server) string { return "https://" + healthAddr + "/readyz" },
+		BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
+	}
+}
+
 // standIn is the local stand-in for the instance: it runs the fetch script
 // of the instance's own user data (from moto) with its home in a temporary
 // folder and its listen address on 127.0.0.1, as systemd's ExecStartPre
@@ -134,11 +148,14 @@ func (s *standIn) stop() {
 	}
 }
 
-// TestEC2Route53ACME walks the wizard with --compute ec2 on moto, --dns
-// route53 on moto and --certs acme against pebble (DNS-01 through Route53),
-// calls the endpoint over HTTPS as <api-name>.algocloud.test verified with
-// pebble's root, checks what moto holds, then deletes and checks that the
-// instance, the record, the security group and the bundle are gone.
+// TestEC2Route53ACME walks the wizard with --compute ec2 on moto (the
+// server agent on the instance, the default), --dns route53 on moto and
+// --certs acme against pebble (DNS-01 through Route53): the stand-in runs
+// the agent of the instance's user data, which installs, tests and serves
+// there. It calls the endpoint over HTTPS as <api-name>.algocloud.test
+// verified with pebble's root, checks what moto holds, then deletes and
+// checks that the instance, the record, the security group, the sealed
+// objects and the agent's credential are gone.
 func TestEC2Route53ACME(t *testing.T) { testEC2(t, true) }
 
 // TestEC2Route53LocalCA is the same with the platform's local CA, whose
@@ -152,24 +169,15 @@ func testEC2(t *testing.T, withACME bool) {
 	endpointRoots := x509.NewCertPool()
 	require.True(t, endpointRoots.AppendCertsFromPEM(w.pebble.IssuerRootPEM(t)))
 	port := testenv.FreePort(t)
-	si := &standIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
+	si := &agentStandIn{home: t.TempDir(), listen: "127.0.0.1:" + strconv.Itoa(port)}
 
 	data := t.TempDir()
 	p := startPlatform(t, data, func(o *platform.Options) {
 		o.Domain = "algocloud.test"
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, Certs: platform.CertsACME, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: w.moto.Endpoint,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			// Never dial what moto hands out: the health check goes to the stand-in.
-			EC2HealthURL:  func(compute.Server) string { return "https://" + si.listen + "/readyz" },
-			BundleBucket:  w.bucket,
-			ACMEDirectory: w.pebble.DirectoryURL, ACMEEmail: "ops@algocloud.test", ACMECARoots: w.pebble.TLSRoots(),
-			ACMEDNSResolvers: []string{w.zdns.Addr}, EndpointRoots: endpointRoots,
-			DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
-		if !withACME {
-			o.Cloud.Certs, o.Cloud.ACMEDirectory = platform.CertsLocal, ""
+		o.Cloud = ec2Options(w, w.moto.Endpoint, port, si.listen)
+		if withACME {
+			o.Cloud.Certs, o.Cloud.ACMEDirectory, o.Cloud.ACMEEmail = platform.CertsACME, w.pebble.DirectoryURL, "ops@algocloud.test"
+			o.Cloud.ACMECARoots, o.Cloud.ACMEDNSResolvers, o.Cloud.EndpointRoots = w.pebble.TLSRoots(), []string{w.zdns.Addr}, endpointRoots
 		}
 	})
 	defer p.Stop()
@@ -185,13 +193,18 @@ func testEC2(t *testing.T, withACME bool) {
 	})
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id := r.Str("id")
-	r = throughTest(t, c, id, repo)
+	// Provision; the stand-in boots from the user data moto holds (the
+	// agent's unit), and the next steps run on it.
+	instanceID, userData := provisionWithAgent(t, ctx, c, w, si, id)
+	require.NotContains(t, userData, "PRIVATE KEY")
+	credential, err := os.ReadFile(filepath.Join(si.home, "agent", "credential"))
+	require.NoError(t, err)
+	r = fetchInstallTest(t, c, id, repo)
 	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	state := st.Body["state"].(map[string]any)
 	require.Equal(t, true, state["test"].(map[string]any)["ok"], string(st.Raw))
 	srv := state["server"].(map[string]any)
-	require.Equal(t, "ec2", srv["provider"], string(st.Raw))
-	instanceID := srv["id"].(string)
+	require.Equal(t, instanceID, srv["id"], string(st.Raw))
 	publicIP := srv["host"].(string)
 
 	// moto: exactly one instance tagged with the deployment, in a security
@@ -213,41 +226,17 @@ func testEC2(t *testing.T, withACME bool) {
 		require.Positive(t, w.zdns.Answered("TXT", "_acme-challenge.seg.algocloud.test"), "pebble validated DNS-01 through Route53")
 	}
 
-	// Complete: the worker publishes the bundle, then waits for the
-	// instance's health. The stand-in boots as the instance would, from the
-	// user data moto holds, once the bundle is there.
-	attr, err := w.ec2.DescribeInstanceAttribute(ctx, &awsec2.DescribeInstanceAttributeInput{
-		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
-	})
-	require.NoError(t, err)
-	userData, err := base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
-	require.NoError(t, err)
-	require.NotContains(t, string(userData), "PRIVATE KEY")
-	done := make(chan resp, 1)
-	go func() { done <- c.Step(id, "complete", nil) }()
-	bundleKey := "algocloud/" + id + "/bundle.enc"
-	require.Eventually(t, func() bool {
-		_, err := w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
-		return err == nil
-	}, 3*time.Minute, 50*time.Millisecond, "bundle published")
-	si.start(t, string(userData))
-	select {
-	case r = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("complete did not return: the endpoint never became ready")
-	}
+	// Complete: the worker publishes the code revision and the certificate
+	// sealed, and the instance's agent fetches both and serves.
+	r = c.Step(id, "complete", nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	endpoint, token := r.Str("endpoint"), r.Str("token")
 	require.Equal(t, fmt.Sprintf("https://seg.algocloud.test:%d", port), endpoint)
 
-	// The bundle in S3 is sealed: no key, no code in the clear.
-	obj, err := w.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
-	require.NoError(t, err)
-	var sealed bytes.Buffer
-	_, _ = sealed.ReadFrom(obj.Body)
-	obj.Body.Close()
-	require.NotContains(t, sealed.String(), "PRIVATE KEY")
-	require.NotContains(t, sealed.String(), "aai_main")
+	// What the bucket holds for the deployment is sealed: no key, no code
+	// in the clear.
+	prefix := "algocloud/" + id + "/"
+	requireSealed(t, ctx, w, prefix, "PRIVATE KEY", "aai_main")
 
 	// Call the endpoint by its name, verified against pebble's root only;
 	// the dialer plays DNS and sends the name's traffic to the stand-in.
@@ -276,7 +265,8 @@ func testEC2(t *testing.T, withACME bool) {
 		require.Equal(t, publicIP, leaf.IPAddresses[0].String(), "the local CA names the instance's address")
 	}
 
-	// Nothing secret in the workflow's history: no private key, no token.
+	// Nothing secret in the workflow's history: no private key, no token,
+	// no agent credential.
 	hist := p.Client.GetWorkflowHistory(ctx, "deployment-"+id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var events int
 	for hist.HasNext() {
@@ -286,6 +276,7 @@ func testEC2(t *testing.T, withACME bool) {
 		text := ev.String()
 		require.NotContains(t, text, "PRIVATE KEY")
 		require.NotContains(t, text, token)
+		require.NotContains(t, text, strings.TrimSpace(string(credential)))
 	}
 	require.Positive(t, events)
 	// The worker keeps the certificate's key sealed.
@@ -297,7 +288,8 @@ func testEC2(t *testing.T, withACME bool) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
-	// Delete: instance terminated, record, group and bundle gone.
+	// Delete: instance terminated, record, group, sealed objects and the
+	// agent's credential gone.
 	r = c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	si.stop()
@@ -308,8 +300,11 @@ func testEC2(t *testing.T, withACME bool) {
 	require.Nil(t, deploymentGroup(t, ctx, w, id))
 	_, err = w.r53.Lookup(ctx, "seg.algocloud.test")
 	require.ErrorIs(t, err, dns.ErrNotFound)
-	_, err = w.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(w.bucket), Key: aws.String(bundleKey)})
-	require.Error(t, err, "bundle deleted")
+	list, err := w.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket), Prefix: aws.String(prefix)})
+	require.NoError(t, err)
+	require.Empty(t, list.Contents, "code revisions and certificate object deleted")
+	_, err = p.Agents.AuthenticateAgent(ctx, strings.TrimSpace(string(credential)))
+	require.Error(t, err, "the credential is revoked")
 	require.NoDirExists(t, filepath.Join(data, "ec2", id), "staging folder with the sealed key removed")
 }
 

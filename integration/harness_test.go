@@ -92,12 +92,20 @@ func newClient(t testing.TB, p *platform.Platform, token string) *client {
 // step's answer.
 func throughTest(t testing.TB, c *client, id, repo string) resp {
 	t.Helper()
+	r := c.Step(id, "provision", nil)
+	require.Equal(t, http.StatusOK, r.Status, "provision: %s", r.Raw)
+	return fetchInstallTest(t, c, id, repo)
+}
+
+// fetchInstallTest is throughTest after provision (a test that boots its
+// stand-in between the two).
+func fetchInstallTest(t testing.TB, c *client, id, repo string) resp {
+	t.Helper()
 	var r resp
 	for _, s := range []struct {
 		step string
 		body any
 	}{
-		{"provision", nil},
 		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
 		{"install_requirements", nil},
 		{"test", nil},

@@ -22,7 +22,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/algocloud/algocloud/activities/certs/acme"
-	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/internal/testenv/testpebble"
@@ -67,16 +66,11 @@ func TestCertificateRenewalACME(t *testing.T) {
 	p := startPlatform(t, data, func(o *platform.Options) {
 		o.Domain = "algocloud.test"
 		o.CertRenewEvery = 3 * time.Second
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, Certs: platform.CertsACME, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: aws,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			EC2HealthURL:  func(compute.Server) string { return "https://" + inst.si.listen + "/readyz" },
-			BundleBucket:  w.bucket,
-			ACMEDirectory: w.pebble.DirectoryURL, ACMEEmail: "ops@algocloud.test", ACMECARoots: w.pebble.TLSRoots(),
-			ACMEDNSResolvers: []string{w.zdns.Addr}, EndpointRoots: pebbleRoots,
-			DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
+		o.Cloud = ec2Options(w, aws, port, inst.si.listen)
+		// The worker's path's certificate pick-up (fetch.sh's timer).
+		o.Cloud.EC2Agents = false
+		o.Cloud.Certs, o.Cloud.ACMEDirectory, o.Cloud.ACMEEmail = platform.CertsACME, w.pebble.DirectoryURL, "ops@algocloud.test"
+		o.Cloud.ACMECARoots, o.Cloud.ACMEDNSResolvers, o.Cloud.EndpointRoots = w.pebble.TLSRoots(), []string{w.zdns.Addr}, pebbleRoots
 	})
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))

@@ -253,13 +253,10 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 		o.Domain = "algocloud.test"
 		o.CertValidity = validity
 		o.CertRenewEvery = 3 * time.Second
-		o.Cloud = platform.CloudOptions{
-			Compute: platform.ComputeEC2, DNS: platform.DNSRoute53,
-			AWSRegion: "us-east-1", AWSEndpoint: aws,
-			EC2AMIs: map[string]string{"python": motoAMI}, EC2Port: port, EC2Poll: 50 * time.Millisecond,
-			EC2HealthURL: func(compute.Server) string { return "https://" + inst.si.listen + "/readyz" },
-			BundleBucket: w.bucket, DNSZoneID: w.zoneID, DNSPoll: 20 * time.Millisecond,
-		}
+		o.Cloud = ec2Options(w, aws, port, inst.si.listen)
+		// The worker's path's certificate pick-up (fetch.sh's timer); an
+		// agent's instance: TestEC2AgentCertificateRenewal.
+		o.Cloud.EC2Agents = false
 	})
 	defer p.Stop()
 	c := newClient(t, p, devToken(t, p))

@@ -59,6 +59,12 @@ type Fetch struct {
 	Object string `json:"object"`
 	// Into is the folder it unpacks into, absolute on the server.
 	Into string `json:"into"`
+	// SHA256, when set (hex), makes Object a public, content-addressed
+	// file of the artifacts store instead (the ONNX Runtime library,
+	// bundlelayout.ONNXRuntimeObject), not sealed: the agent downloads
+	// <its --artifacts-url>/Object, checks this sum and puts the file at
+	// Into (a file, not a folder), kept while its sum matches.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Install is KindInstall's payload.

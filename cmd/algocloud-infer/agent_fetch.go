@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,7 +35,7 @@ import (
 
 // remoteFlags are the agent mode's flags for a remote server.
 type remoteFlags struct {
-	home, bundleURL, keysFile string
+	home, bundleURL, keysFile, artifactsURL string
 }
 
 func addRemoteFlags(fs *flag.FlagSet) *remoteFlags {
@@ -41,6 +43,7 @@ func addRemoteFlags(fs *flag.FlagSet) *remoteFlags {
 	fs.StringVar(&f.home, "home", "", "the server's home folder, which stands for "+commands.HomePlaceholder+" in commands (a remote server's agent)")
 	fs.StringVar(&f.bundleURL, "bundle-url", "", "the deployment's folder of the bundle store, where commands' sealed objects are fetched from (a remote server's agent)")
 	fs.StringVar(&f.keysFile, "bundle-keys-file", "", "file holding the deployment's bundle keys (two hex lines; keep it 0600) that open the fetched objects")
+	fs.StringVar(&f.artifactsURL, "artifacts-url", "", "the bundle store's public artifacts, where content-addressed files a command names by SHA-256 (the ONNX Runtime library) are fetched from (a remote server's agent)")
 	return f
 }
 
@@ -49,15 +52,15 @@ const maxFetch = 512 << 20
 
 // remote is a remote agent's fetch settings; nil for a local agent.
 type remote struct {
-	home, bundleURL string
-	keys            bundlelayout.Keys
-	client          *http.Client
+	home, bundleURL, artifactsURL string
+	keys                          bundlelayout.Keys
+	client                        *http.Client
 }
 
 // newRemote checks the flags: --home needs an absolute folder; --bundle-url
 // and --bundle-keys-file come together. No flag: a local agent (nil).
 func (f *remoteFlags) newRemote(agentDir string) (*remote, error) {
-	if f.home == "" && f.bundleURL == "" && f.keysFile == "" {
+	if f.home == "" && f.bundleURL == "" && f.keysFile == "" && f.artifactsURL == "" {
 		return nil, nil
 	}
 	if f.home == "" || !filepath.IsAbs(f.home) || filepath.Clean(f.home) != f.home {
@@ -66,7 +69,7 @@ func (f *remoteFlags) newRemote(agentDir string) (*remote, error) {
 	if (f.bundleURL == "") != (f.keysFile == "") {
 		return nil, errors.New("agent: --bundle-url and --bundle-keys-file come together")
 	}
-	r := &remote{home: f.home, bundleURL: strings.TrimRight(f.bundleURL, "/"),
+	r := &remote{home: f.home, bundleURL: strings.TrimRight(f.bundleURL, "/"), artifactsURL: strings.TrimRight(f.artifactsURL, "/"),
 		client: &http.Client{Timeout: 10 * time.Minute}}
 	if f.keysFile != "" {
 		if agentDir != "" && !within(f.keysFile, agentDir) {
@@ -118,17 +121,14 @@ const fetchedMarker = ".algocloud-fetched"
 // killed agent never leaves half a revision behind.
 func (a *agentRuntime) fetch(ctx context.Context, f commands.Fetch, progress func(...string)) error {
 	r := a.remote
+	if f.SHA256 != "" {
+		return a.fetchFile(ctx, f, progress)
+	}
 	if r.bundleURL == "" {
 		return errors.New("fetch: this agent has no --bundle-url")
 	}
-	if err := protocol.ValidID(strings.ReplaceAll(f.Object, "/", "_")); err != nil || strings.Contains(f.Object, "..") || strings.HasPrefix(f.Object, "/") {
-		return fmt.Errorf("fetch: object name %q is not valid", f.Object)
-	}
-	if !filepath.IsAbs(f.Into) || filepath.Clean(f.Into) != f.Into || !within(f.Into, r.home) || f.Into == r.home {
-		return fmt.Errorf("fetch: %q is not a clean folder inside the home %s", f.Into, r.home)
-	}
-	if within(f.Into, a.dir) || within(a.dir, f.Into) {
-		return fmt.Errorf("fetch: %s overlaps the agent's folder", f.Into)
+	if err := a.checkFetch(f); err != nil {
+		return err
 	}
 	immutable := strings.HasPrefix(f.Object, "code/")
 	if immutable {
@@ -136,18 +136,11 @@ func (a *agentRuntime) fetch(ctx context.Context, f commands.Fetch, progress fun
 			return nil
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.bundleURL+"/"+f.Object, nil)
+	res, err := r.get(ctx, r.bundleURL, f.Object, "bundle store")
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", f.Object, err)
-	}
-	res, err := r.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", f.Object, err)
+		return err
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch %s: the bundle store answered %s", f.Object, res.Status)
-	}
 	sealed, err := io.ReadAll(io.LimitReader(res.Body, maxFetch+1))
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", f.Object, err)
@@ -181,6 +174,95 @@ func (a *agentRuntime) fetch(ctx context.Context, f commands.Fetch, progress fun
 		return fmt.Errorf("fetch %s: %w", f.Object, err)
 	}
 	progress(fmt.Sprintf("fetched %s (%d KiB, MAC checked) into %s", f.Object, len(plain)>>10, f.Into))
+	return nil
+}
+
+// get GETs base/object; an answer other than 200 is an error naming the
+// store. The caller closes the body.
+func (r *remote) get(ctx context.Context, base, object, store string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/"+object, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", object, err)
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", object, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		res.Body.Close()
+		return nil, fmt.Errorf("fetch %s: the %s answered %s", object, store, res.Status)
+	}
+	return res, nil
+}
+
+// checkFetch refuses a fetch whose object name could leave its store's
+// folder, or whose target is not a clean path inside the home or touches
+// the agent's folder.
+func (a *agentRuntime) checkFetch(f commands.Fetch) error {
+	if err := protocol.ValidID(strings.ReplaceAll(f.Object, "/", "_")); err != nil || strings.Contains(f.Object, "..") || strings.HasPrefix(f.Object, "/") {
+		return fmt.Errorf("fetch: object name %q is not valid", f.Object)
+	}
+	home := a.remote.home
+	if !filepath.IsAbs(f.Into) || filepath.Clean(f.Into) != f.Into || !within(f.Into, home) || f.Into == home {
+		return fmt.Errorf("fetch: %q is not a clean path inside the home %s", f.Into, home)
+	}
+	if within(f.Into, a.dir) || within(a.dir, f.Into) {
+		return fmt.Errorf("fetch: %s overlaps the agent's folder", f.Into)
+	}
+	return nil
+}
+
+// fetchFile downloads a public, content-addressed file (a Fetch with a
+// SHA256: the ONNX Runtime library) from the artifacts URL to f.Into,
+// checking its sum before it is put in place; one already there with that
+// sum is kept.
+func (a *agentRuntime) fetchFile(ctx context.Context, f commands.Fetch, progress func(...string)) error {
+	r := a.remote
+	if r.artifactsURL == "" {
+		return errors.New("fetch: this agent has no --artifacts-url")
+	}
+	if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != sha256.Size {
+		return fmt.Errorf("fetch: sha256 %q is not 64 hex digits", f.SHA256)
+	}
+	if err := a.checkFetch(f); err != nil {
+		return err
+	}
+	if sum, err := bundlelayout.FileSHA256(f.Into); err == nil && sum == f.SHA256 {
+		return nil
+	}
+	res, err := r.get(ctx, r.artifactsURL, f.Object, "artifacts store")
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if err := os.MkdirAll(filepath.Dir(f.Into), 0o755); err != nil {
+		return fmt.Errorf("fetch %s: %w", f.Object, err)
+	}
+	tmp := f.Into + ".new"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", f.Object, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(res.Body, maxFetch+1))
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n > maxFetch {
+		err = fmt.Errorf("over %d MiB", maxFetch>>20)
+	}
+	if err == nil && hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+		// Changed on the way or in the store: never put in place.
+		err = errors.New("SHA-256 mismatch")
+	}
+	if err == nil {
+		err = os.Rename(tmp, f.Into)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fetch %s: %w", f.Object, err)
+	}
+	progress(fmt.Sprintf("fetched %s (%d KiB, SHA-256 checked) to %s", f.Object, n>>10, f.Into))
 	return nil
 }
 

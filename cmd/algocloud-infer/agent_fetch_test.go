@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -110,4 +113,64 @@ func TestAgentRemoteFetch(t *testing.T) {
 	require.ErrorContains(t, run(bundlelayout.CodeObject("abc"), commands.HomePlaceholder+"/agent/x"), "agent's folder")
 	require.ErrorContains(t, run("../x", into), "not valid")
 	require.Len(t, ran, 2, "no handler ran after a refused fetch")
+}
+
+// A remote agent fetches a public, content-addressed file a command names
+// by SHA-256 (the ONNX Runtime library) from its --artifacts-url (a real
+// HTTP server on 127.0.0.1): it puts it at the path the payload names
+// (0755), does not fetch it again while the sum matches, and refuses a file
+// whose bytes do not have the named sum, leaving nothing in place.
+func TestAgentRemoteFetchBySum(t *testing.T) {
+	lib := []byte("\x7fELF not really a library")
+	sum := sha256.Sum256(lib)
+	good := hex.EncodeToString(sum[:])
+	wrong := strings.Repeat("0", 64)
+	var gets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		switch r.URL.Path {
+		case "/algocloud/" + bundlelayout.ONNXRuntimeObject(good), "/algocloud/" + bundlelayout.ONNXRuntimeObject(wrong):
+			_, _ = w.Write(lib)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	home := t.TempDir()
+	agentDir := filepath.Join(home, "agent")
+	require.NoError(t, os.MkdirAll(agentDir, 0o700))
+	r, err := (&remoteFlags{home: home, artifactsURL: srv.URL + "/algocloud/"}).newRemote(agentDir)
+	require.NoError(t, err)
+	a := &agentRuntime{dir: agentDir, remote: r}
+	ran := 0
+	h := a.prepared(func(context.Context, protocol.Command, func(...string)) (json.RawMessage, error) {
+		ran++
+		return json.RawMessage(`{}`), nil
+	})
+	run := func(f commands.Fetch) error {
+		p, _ := json.Marshal(commands.Test{Fetch: []commands.Fetch{f}})
+		_, err := h(context.Background(), protocol.Command{ID: "c", Kind: commands.KindTest, Payload: p}, func(...string) {})
+		return err
+	}
+	into := commands.HomePlaceholder + "/" + bundlelayout.ONNXRuntimePath
+	require.NoError(t, run(commands.Fetch{Object: bundlelayout.ONNXRuntimeObject(good), Into: into, SHA256: good}))
+	path := filepath.Join(home, bundlelayout.ONNXRuntimePath)
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, lib, got)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o755), fi.Mode().Perm())
+	require.NoError(t, run(commands.Fetch{Object: bundlelayout.ONNXRuntimeObject(good), Into: into, SHA256: good}))
+	require.Equal(t, int32(1), gets.Load(), "a file with the sum already there is not fetched again")
+	require.Equal(t, 2, ran)
+
+	other := commands.HomePlaceholder + "/lib/other.so"
+	require.ErrorContains(t, run(commands.Fetch{Object: bundlelayout.ONNXRuntimeObject(wrong), Into: other, SHA256: wrong}), "SHA-256 mismatch")
+	require.NoFileExists(t, filepath.Join(home, "lib", "other.so"))
+	require.NoFileExists(t, filepath.Join(home, "lib", "other.so.new"))
+	require.ErrorContains(t, run(commands.Fetch{Object: bundlelayout.ONNXRuntimeObject(good), Into: other, SHA256: "xyz"}), "64 hex digits")
+	require.ErrorContains(t, run(commands.Fetch{Object: bundlelayout.ONNXRuntimeObject(good), Into: commands.HomePlaceholder + "/agent/lib.so", SHA256: good}), "agent's folder")
+	require.ErrorContains(t, run(commands.Fetch{Object: "../x", Into: other, SHA256: good}), "not valid")
+	require.Equal(t, 2, ran, "no handler ran after a refused fetch")
 }

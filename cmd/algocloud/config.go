@@ -178,7 +178,7 @@ func (c *config) workerFlags(fs *flag.FlagSet, dev bool) {
 	fs.DurationVar(&c.CertRenewEvery, "cert-renew-every", renewEvery, "how often the worker's Temporal Schedule looks for endpoint certificates due for renewal")
 	// On in dev (its agents reach its own API); a worker needs to be told
 	// where the API is, so there it is asked for with --platform-url.
-	fs.BoolVar(&c.Agents, "agents", envBool("AGENTS", dev), "give each local server a server agent (algocloud-infer agent) that installs, tests and serves its deployment's code, so the worker runs no author code (--compute local; EC2 servers too with --ec2-agents, else they install and test on the worker); servers provisioned without one keep the worker's path")
+	fs.BoolVar(&c.Agents, "agents", envBool("AGENTS", dev), "give each local server a server agent (algocloud-infer agent) that installs, tests and serves its deployment's code, so the worker runs no author code (--compute local, and EC2 instances unless --ec2-agents=false); servers provisioned without one keep the worker's path")
 	if !dev {
 		fs.StringVar(&c.PlatformURL, "platform-url", env("PLATFORM_URL", ""), "with --agents: the API's base URL the server agents long-poll (https://..., or http:// on loopback)")
 		fs.StringVar(&c.PlatformCAFile, "platform-ca-file", env("PLATFORM_CA_FILE", ""), "with --agents: PEM file of the CA the API's TLS certificate chains to (default: the system's roots)")
@@ -213,7 +213,7 @@ func (c *config) cloudFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.EC2AMIs, "ec2-ami", env("EC2_AMI", ""), "machine image overrides, comma-separated KEY=AMI-or-name-pattern (keys: python, python/gpu, python/<region>, ...)")
 	fs.StringVar(&c.EC2Subnet, "ec2-subnet", env("EC2_SUBNET", ""), "subnet of instances (default: the region's default VPC)")
 	fs.IntVar(&c.EC2Port, "ec2-port", 443, "endpoint port on instances (the only port their security group opens)")
-	fs.BoolVar(&c.EC2Agents, "ec2-agents", envBool("EC2_AGENTS", false), "with --agents and --compute ec2: each instance of a Python deployment runs the server agent (its user data installs it with a credential of its own), which installs, tests and serves there; the agents must reach --platform-url")
+	fs.BoolVar(&c.EC2Agents, "ec2-agents", envBool("EC2_AGENTS", true), "with --agents and --compute ec2: each instance runs the server agent (its user data installs it with a credential of its own), which installs, tests and serves there, so the agents must reach --platform-url; false: instances serve a bundle and Install and Test Code run on the worker (the old path, kept while some instances still use it)")
 	fs.StringVar(&c.EC2HealthURL, "ec2-health-url", env("EC2_HEALTH_URL", ""), "where the worker checks an instance's endpoint, {host} and {port} replaced (default https://{host}:{port}/readyz; tests point it at a local stand-in)")
 	fs.StringVar(&c.BundleBucket, "bundle-bucket", env("BUNDLE_BUCKET", ""), "S3 bucket the worker publishes the inference binary and encrypted code bundles to (required with --compute ec2)")
 	fs.StringVar(&c.BundlePrefix, "bundle-prefix", env("BUNDLE_PREFIX", "algocloud"), "key prefix in --bundle-bucket")

@@ -30,6 +30,10 @@ func TestCloudFlagsDefaults(t *testing.T) {
 	require.Equal(t, platform.CertsLocal, o.Certs)
 	require.Equal(t, platform.DNSNone, o.DNS)
 	require.Nil(t, o.EncryptionKey)
+	require.True(t, o.EC2Agents, "EC2 instances run the agent by default")
+	o, err = parse(t, "--ec2-agents=false").cloud()
+	require.NoError(t, err)
+	require.False(t, o.EC2Agents, "the opt-out")
 }
 
 func TestCloudFlags(t *testing.T) {

@@ -56,11 +56,13 @@ type CloudOptions struct {
 	EC2AMIs map[string]string
 	// EC2Port is the endpoint port on instances; default 443.
 	EC2Port int
-	// EC2Agents, with Options.Agents, gives the instances of Python
-	// deployments the server agent: their user data installs it with a
-	// credential minted at launch, and Install, Test Code and serving run
-	// there (the agents long-poll Options.PlatformURL, or this platform's
-	// API in one process). Off: EC2 keeps the worker's path.
+	// EC2Agents, with Options.Agents, gives the instances the server
+	// agent: their user data installs it with a credential made at launch,
+	// and Install, Test Code and serving run there (the agents long-poll
+	// Options.PlatformURL, or this platform's API in one process). The
+	// CLI's --ec2-agents sets it, on by default. Off: EC2 keeps the
+	// worker's path (a bundle served by fetch.sh's unit; Install and Test
+	// Code on the worker).
 	EC2Agents bool
 	// EC2SubnetID places instances; empty: the region's default VPC.
 	EC2SubnetID string
@@ -329,5 +331,5 @@ func (p *Platform) ec2AgentOptions() (*ec2.AgentOptions, error) {
 	if p.Agents == nil {
 		return nil, errors.New("--ec2-agents: no agent hub")
 	}
-	return &ec2.AgentOptions{Mint: p.Agents.MintCredential, PlatformURL: url, PlatformCAPEM: caPEM}, nil
+	return &ec2.AgentOptions{Register: p.Agents.RegisterCredential, Revoke: p.Agents.RevokeCredential, PlatformURL: url, PlatformCAPEM: caPEM}, nil
 }

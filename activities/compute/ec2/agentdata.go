@@ -3,6 +3,9 @@ package ec2
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/algocloud/algocloud/activities/compute"
 	"github.com/algocloud/algocloud/activities/compute/ec2/bundlelayout"
+	"github.com/algocloud/algocloud/agent/protocol"
 )
 
 // The server agent on an instance (issue 10): with Options.Agent, a spec
@@ -21,10 +25,18 @@ import (
 // every Install, Test Code and serve there, fetching each code revision
 // (sealed with the deployment's bundle keys) from the bundle store.
 //
-// The credential is minted just before RunInstances and is written into
-// the user data: whoever can read the instance's user data (the account's
+// The credential is derived (AgentCredential) and registered with the hub
+// just before RunInstances, and is written into the user data: whoever can
+// read the instance's user data (the account's
 // ec2:DescribeInstanceAttribute, and root on the instance) holds it, as
-// they hold the bundle keys. It is good for this server's commands only
+// they hold the bundle keys. It is derived from the platform's key, the
+// deployment and RunInstances' idempotency token, not drawn at random: a
+// Provision retry that launches again (its first attempt's answer lost, the
+// instance not yet visible to the lookup by tag) sends the same token, gets
+// the instance the first attempt launched, with the first attempt's user
+// data, and registers the very credential that user data holds, instead of
+// voiding it. A new instance (after the last one was terminated) gets a new
+// token, so a new credential. It is good for this server's commands only
 // (agenthub scopes a credential to its server ID) and is revoked when the
 // server is released; on the instance it is a 0600 root file outside every
 // sandbox.
@@ -35,9 +47,15 @@ const TagAgent = "algocloud:agent"
 
 // AgentOptions give the instances their server agent.
 type AgentOptions struct {
-	// Mint makes the credential of the agent with this server ID (the
-	// platform's agenthub.Hub.MintCredential), replacing an earlier one.
-	Mint func(ctx context.Context, serverID string) (string, error)
+	// Register makes credential (AgentCredential's) the one of the agent
+	// with this server ID, replacing an earlier one (the platform's
+	// agenthub.Hub.RegisterCredential; registering the same one again
+	// changes nothing).
+	Register func(ctx context.Context, serverID, credential string) error
+	// Revoke removes the credential of the agent with this server ID
+	// (agenthub.Hub.RevokeCredential): Sweep calls it for an instance
+	// that was launched but never recorded. Nil: Sweep revokes nothing.
+	Revoke func(ctx context.Context, serverID string) error
 	// PlatformURL is the platform API's base URL the agents long-poll; it
 	// must be reachable from the instances.
 	PlatformURL string
@@ -155,7 +173,8 @@ func AgentUserData(s compute.ServerSpec, artifactsURL string, port int, keys Bun
 	if len(agent.PlatformCAPEM) > 0 {
 		exec = append(exec, "--ca-file", agentDir+"/platform-ca.pem")
 	}
-	exec = append(exec, "--home", agentHome, "--bundle-url", artifacts+"/"+s.DeploymentID, "--bundle-keys-file", agentDir+"/bundle.keys")
+	exec = append(exec, "--home", agentHome, "--bundle-url", artifacts+"/"+s.DeploymentID, "--bundle-keys-file", agentDir+"/bundle.keys",
+		"--artifacts-url", artifacts)
 	data := map[string]any{
 		"DeploymentID": s.DeploymentID, "APIName": oneLine(s.APIName), "Home": agentHome,
 		"Artifacts": shellQuote(artifacts), "Credential": credential, "Keys": bundlelayout.FormatKeys(keys),
@@ -188,9 +207,27 @@ func AgentExecStart(userData string) ([]string, error) {
 	return nil, errors.New("user data's agent unit has no ExecStart")
 }
 
-// agentUserData mints the agent's credential and makes the user data of s
-// (Options.Agent set, s asking for an agent).
-func (p *Provider) agentUserData(ctx context.Context, s compute.ServerSpec) (string, error) {
+// AgentCredential derives the credential of the agent that the instance
+// launched for deploymentID under RunInstances' idempotency token
+// launchToken holds: "ag_" and HMAC-SHA256 of both under a key derived
+// from the platform's 32-byte key master, in unpadded base64url (the form
+// agenthub mints). The same launch gives the same credential (see the
+// package's note on the agent).
+func AgentCredential(master []byte, deploymentID, launchToken string) (string, error) {
+	if len(master) != 32 {
+		return "", fmt.Errorf("agent credential: encryption key has %d bytes, want 32", len(master))
+	}
+	k := hmac.New(sha256.New, master)
+	k.Write([]byte("algocloud agent credential v1"))
+	h := hmac.New(sha256.New, k.Sum(nil))
+	h.Write([]byte(deploymentID + "\x00" + launchToken))
+	return protocol.CredentialPrefix + base64.RawURLEncoding.EncodeToString(h.Sum(nil)), nil
+}
+
+// agentUserData registers the agent's credential of the launch under
+// launchToken and makes the user data of s (Options.Agent set, s asking for
+// an agent).
+func (p *Provider) agentUserData(ctx context.Context, s compute.ServerSpec, launchToken string) (string, error) {
 	if len(p.opts.BundleEncryptionKey) == 0 {
 		return "", errors.New("the agent's user data needs the bundle encryption key")
 	}
@@ -198,9 +235,12 @@ func (p *Provider) agentUserData(ctx context.Context, s compute.ServerSpec) (str
 	if err != nil {
 		return "", err
 	}
-	cred, err := p.opts.Agent.Mint(ctx, AgentID(s.DeploymentID))
+	cred, err := AgentCredential(p.opts.BundleEncryptionKey, s.DeploymentID, launchToken)
 	if err != nil {
-		return "", fmt.Errorf("mint the agent's credential: %w", err)
+		return "", err
+	}
+	if err := p.opts.Agent.Register(ctx, AgentID(s.DeploymentID), cred); err != nil {
+		return "", fmt.Errorf("register the agent's credential: %w", err)
 	}
 	return AgentUserData(s, p.opts.ArtifactsURL, p.opts.Port, keys, *p.opts.Agent, cred)
 }

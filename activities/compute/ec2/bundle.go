@@ -264,16 +264,10 @@ func (b *BundleStore) fileSHA256(path string) (string, error) {
 	if ok && c.size == st.Size() && c.mod.Equal(st.ModTime()) {
 		return c.sum, nil
 	}
-	f, err := os.Open(path)
+	sum, err := bundlelayout.FileSHA256(path)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	b.mu.Lock()
 	b.sums[path] = fileSum{size: st.Size(), mod: st.ModTime(), sum: sum}
 	b.mu.Unlock()

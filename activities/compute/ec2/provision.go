@@ -192,9 +192,10 @@ func (p *Provider) launch(ctx context.Context, c *ec2.Client, region string, s c
 	if err != nil {
 		return "", err
 	}
+	token := clientToken(s.DeploymentID, dead)
 	var userData string
 	if s.Agent && p.opts.Agent != nil {
-		userData, err = p.agentUserData(ctx, s)
+		userData, err = p.agentUserData(ctx, s, token)
 	} else {
 		userData, err = p.opts.UserData(s)
 	}
@@ -221,7 +222,7 @@ func (p *Provider) launch(ctx context.Context, c *ec2.Client, region string, s c
 		InstanceType:     types.InstanceType(s.InstanceType),
 		MinCount:         aws.Int32(1),
 		MaxCount:         aws.Int32(1),
-		ClientToken:      aws.String(clientToken(s.DeploymentID, dead)),
+		ClientToken:      aws.String(token),
 		SecurityGroupIds: []string{group},
 		UserData:         aws.String(base64.StdEncoding.EncodeToString([]byte(userData))),
 		TagSpecifications: []types.TagSpecification{

@@ -20,7 +20,8 @@ var _ compute.Sweeper = (*Provider)(nil)
 // terminates the instances tagged with the deployment (and managed by
 // algocloud), waits until they are terminated, and deletes the security
 // group GroupName(deploymentID) (retrying while EC2 still counts a dead
-// instance as its user); then it removes the staging folder. It is for a
+// instance as its user); then it revokes the agent's credential (with
+// Options.Agent) and removes the staging folder. It is for a
 // Provision whose instance was launched but never recorded (the answer lost,
 // every later attempt failing): Delete has no instance ID to Release.
 // Finding nothing is not an error, so a second Sweep returns nil. Regions
@@ -40,6 +41,13 @@ func (p *Provider) Sweep(ctx context.Context, deploymentID string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("sweep %s in %s: %w", deploymentID, region, err)
+		}
+	}
+	if p.opts.Agent != nil && p.opts.Agent.Revoke != nil {
+		// Its launch registered the agent's credential; no instance holds
+		// it now.
+		if err := p.opts.Agent.Revoke(ctx, AgentID(deploymentID)); err != nil {
+			return fmt.Errorf("sweep %s: revoke the agent's credential: %w", deploymentID, err)
 		}
 	}
 	if p.opts.StagingDir == "" {

@@ -5,6 +5,13 @@
 // needs no import of the EC2 provider for it.
 package bundlelayout
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+)
+
 // Placeholders in a bundle's live.json.in that fetch.sh fills in.
 const (
 	HomePlaceholder   = "@ALGOCLOUD_HOME@"
@@ -20,6 +27,26 @@ const (
 	// ONNXRuntimeSumFile is the bundle member holding the library's SHA-256
 	// (hex); a bundle without it fetches no library.
 	ONNXRuntimeSumFile = "onnxruntime.sha256"
-	// ONNXRuntimePath is where fetch.sh puts the library, under its home.
+	// ONNXRuntimePath is where fetch.sh puts the library, under its home
+	// (the server agent too: commands.Fetch with a SHA-256).
 	ONNXRuntimePath = "lib/libonnxruntime.so.1"
 )
+
+// ONNXRuntimeObject is the library's object under the artifacts URL (the
+// store's prefix), by its SHA-256 (hex).
+func ONNXRuntimeObject(sum string) string { return "onnxruntime/" + sum + "/libonnxruntime.so.1" }
+
+// FileSHA256 is the hex SHA-256 of the file at path: how the store names
+// the ONNX Runtime library and how the agent checks what it fetched.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
