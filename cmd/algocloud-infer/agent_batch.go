@@ -557,8 +557,12 @@ func (linkIO) Check(ctx context.Context) error { return link.CheckCommand(ctx) }
 
 // liveTarget resolves the live revision: https on loopback at the
 // endpoint's port, pinned to the certificate its config names (the name on
-// it is the endpoint's, not 127.0.0.1), reused for two seconds so a swap or
-// a renewed certificate is picked up.
+// it is the endpoint's, not 127.0.0.1). The revision is looked up again
+// every two seconds so a swap or a renewed certificate is picked up; the
+// client (and its kept-alive connections) is kept while the revision, its
+// port and its certificate stay the same, so a long chunk does not open new
+// TLS connections, nor leave the old ones idle on the endpoint, every two
+// seconds.
 type liveTarget struct {
 	a     *agentRuntime
 	token string
@@ -567,6 +571,8 @@ type liveTarget struct {
 	url    string
 	client *http.Client
 	at     time.Time
+	// key says what client was made for (revision, address, certificate).
+	key string
 }
 
 func (t *liveTarget) resolve(context.Context) (string, string, *http.Client, error) {
@@ -595,15 +601,44 @@ func (t *liveTarget) resolve(context.Context) (string, string, *http.Client, err
 	if err != nil {
 		return "", "", nil, fmt.Errorf("the endpoint's address %q: %w", st.Listen, err)
 	}
-	client, scheme, err := testClient(cfg.CertFile)
+	url, client, err := t.clientFor(st.Serving.ID, port, cfg.CertFile)
 	if err != nil {
 		return "", "", nil, err
 	}
+	t.url, t.client, t.at = url, client, time.Now()
+	return t.url, t.token, t.client, nil
+}
+
+// clientFor returns the URL and client for revision id on port with
+// certFile: the one made last when all three (and the certificate's bytes)
+// are the same, else a new one, the old one's idle connections closed.
+func (t *liveTarget) clientFor(id, port, certFile string) (string, *http.Client, error) {
+	var cert []byte
+	if certFile != "" {
+		b, err := os.ReadFile(certFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("read the live revision's certificate: %w", err)
+		}
+		cert = b
+	}
+	sum := sha256.Sum256(cert)
+	key := id + "\x00" + port + "\x00" + certFile + "\x00" + hex.EncodeToString(sum[:])
+	if t.client != nil && key == t.key {
+		return t.url, t.client, nil
+	}
+	client, scheme, err := testClient(certFile)
+	if err != nil {
+		return "", nil, err
+	}
 	if tr, ok := client.Transport.(*http.Transport); ok {
 		tr.MaxIdleConnsPerHost = 64
+		tr.IdleConnTimeout = time.Minute
 	}
-	t.url, t.client, t.at = scheme+"://"+net.JoinHostPort("127.0.0.1", port), client, time.Now()
-	return t.url, t.token, t.client, nil
+	if t.client != nil {
+		t.client.CloseIdleConnections()
+	}
+	t.key = key
+	return scheme + "://" + net.JoinHostPort("127.0.0.1", port), client, nil
 }
 
 // errNoAgentToken: the live revision does not accept the agent's token; the

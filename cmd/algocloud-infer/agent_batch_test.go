@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -346,5 +347,46 @@ func TestPruneBatchFolders(t *testing.T) {
 		if _, err := os.Stat(f); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v (%v)", filepath.Base(f), err == nil, want, err)
 		}
+	}
+}
+
+// TestLiveTargetKeepsItsClient: the live revision's client (and with it its
+// kept-alive TLS connections) is the same while the revision, its port and
+// its certificate's bytes stay; a renewed certificate or another revision
+// gets a new one.
+func TestLiveTargetKeepsItsClient(t *testing.T) {
+	cert := filepath.Join(t.TempDir(), "cert.pem")
+	write := func(der string) {
+		t.Helper()
+		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte(der)})
+		if err := os.WriteFile(cert, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first")
+	var lt liveTarget
+	next := func(id string) *http.Client {
+		t.Helper()
+		url, c, err := lt.clientFor(id, "8443", cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if url != "https://127.0.0.1:8443" {
+			t.Fatalf("url %q", url)
+		}
+		lt.url, lt.client = url, c
+		return c
+	}
+	c1 := next("r1")
+	if c := next("r1"); c != c1 {
+		t.Fatal("a new client for the same revision and certificate")
+	}
+	write("renewed")
+	c2 := next("r1")
+	if c2 == c1 {
+		t.Fatal("the same client after the certificate changed")
+	}
+	if c := next("r2"); c == c2 {
+		t.Fatal("the same client for another revision")
 	}
 }
