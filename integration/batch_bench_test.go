@@ -153,6 +153,15 @@ func TestBatchFigure(t *testing.T) {
 	started, _ := time.Parse(time.RFC3339Nano, fin.Str("started_at"))
 	t.Logf("FIGURE batch phases: created→started (workflow start, first MarkBatch) %.0f ms; started→completed %.0f ms",
 		float64(started.Sub(created).Milliseconds()), float64(completed.Sub(started).Milliseconds()))
+	if first, last, k := socketPredictSpan(t, data); k > 0 {
+		// The serial phases around the endpoint's work: from the workflow's
+		// start to the agent's first predict (reading and packing the
+		// inputs, the command's hand-over, the input's download), and from
+		// its last predict to completed_at (the last part's upload, the
+		// worker's poll, recording it, the workflow's end).
+		t.Logf("FIGURE batch serial phases: started→first predict on the agent socket %.0f ms; last predict→completed %.0f ms (%d predicts on the socket)",
+			float64(first.Sub(started).Milliseconds()), float64(completed.Sub(last).Milliseconds()), k)
+	}
 	per := func(s float64) float64 { return 1000 * s / float64(n) }
 	t.Logf("FIGURE CPU ms per item: client loop (first): endpoint %.2f, test process (client) %.2f, dev %.2f; batch: staging (the POST) dev %.2f; running (POST answered to seen succeeded): endpoint %.2f, server agent (its chunks' client) %.2f, dev %.2f, test process %.2f",
 		per(cpuLoop.endpoint), per(cpuLoop.test), per(cpuLoop.dev), per(cpuStage.dev), per(cpuBatch.endpoint), per(cpuBatch.agent), per(cpuBatch.dev), per(cpuBatch.test))
@@ -441,4 +450,37 @@ func socketPredicts(t testing.TB, data string) int {
 		}
 	}
 	return n
+}
+
+// socketPredictSpan is the time of the first and last successful predict
+// the endpoints serving from data logged from their agent socket (see
+// socketPredicts), and how many there were. A request's log line is
+// written when its answer is, so first is when the first answer left.
+func socketPredictSpan(t testing.TB, data string) (first, last time.Time, n int) {
+	revs, _ := filepath.Glob(filepath.Join(data, "servers", "*", "agent", "revisions", "*", "server.log"))
+	for _, l := range revs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, `"path":"/predict"`) || !strings.Contains(line, `"status":200`) || !strings.Contains(line, `"remote":"@"`) {
+				continue
+			}
+			var rec struct {
+				Time time.Time `json:"time"`
+			}
+			if json.Unmarshal([]byte(line), &rec) != nil || rec.Time.IsZero() {
+				continue
+			}
+			if n == 0 || rec.Time.Before(first) {
+				first = rec.Time
+			}
+			if rec.Time.After(last) {
+				last = rec.Time
+			}
+			n++
+		}
+	}
+	return first, last, n
 }
