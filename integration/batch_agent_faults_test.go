@@ -130,6 +130,25 @@ func TestBatchAgentGoneMidChunk(t *testing.T) {
 	t.Logf("FIGURES agent stopped at %d of %d items recorded; command abandoned %v after the stop (bound %v); batch ended %v after the stop; %d items by the agent, %d by the worker",
 		atStop, n, abandoned.Round(time.Millisecond), bound, ended.Round(time.Millisecond), byAgent, byWorker)
 
+	// Another batch while the agent is still silent runs on the worker's
+	// path at once: no chunk waits out the bound again.
+	small := func() (string, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		r := postBatch(t, p.APIURL, epTok, "agentgoneseg", batchZip(t, 20), conc)
+		require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
+		fin := waitBatch(t, ec, r.Str("urls", "get"), 2*time.Minute)
+		require.Equal(t, "succeeded", fin.Str("status"), string(fin.Raw))
+		require.Equal(t, 20, count(fin, "done"), string(fin.Raw))
+		return r.Str("id"), time.Since(start)
+	}
+	second, took := small()
+	_, err = p.Store.GetAgentCommand(t.Context(), fmt.Sprintf("batch-%s-0-20", second))
+	require.ErrorIs(t, err, store.ErrNotFound, "nothing issued to the agent known gone")
+	_, byWorker2 := whoRan(t, second, outputKeys(t, p, second))
+	require.Equal(t, 20, byWorker2)
+	require.Less(t, took, bound, "not held for the bound")
+
 	// Let go, the agent finds its command over and stops: nothing more is
 	// recorded, no item changes, and no more predicts are sent.
 	require.NoError(t, syscall.Kill(agents[0], syscall.SIGCONT))
@@ -144,8 +163,12 @@ func TestBatchAgentGoneMidChunk(t *testing.T) {
 	// Sent twice: what the agent had answered but not yet uploaded as a
 	// part at the stop (the worker cannot see it), what it had in flight,
 	// and what it sent after SIGCONT before its next check.
-	t.Logf("FIGURES predicts completed in all: %d for %d items", sent-baseline, n)
+	t.Logf("FIGURES predicts completed in all: %d for %d items (%d of the first batch, 20 of the second)", sent-baseline, n+20, n)
 	require.Equal(t, agents, agentPIDs(t, id), "the same agent process, running again")
+
+	// Polling again, the agent gets the next batch's chunk.
+	third, _ := small()
+	requireRanOnAgent(t, p, third, 20)
 }
 
 // servingRevision reads the agent's state file in agentDir: the revision

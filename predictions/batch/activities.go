@@ -97,6 +97,9 @@ type Activities struct {
 	AgentSilence time.Duration
 
 	s3Cache s3Cache
+	// goneAgents: server ID → when this worker took a chunk back from its
+	// silent agent (agentwait.go).
+	goneAgents sync.Map
 }
 
 // Keys in the blob store.

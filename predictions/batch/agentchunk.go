@@ -121,6 +121,9 @@ func (a *Activities) agentServer(ctx context.Context, in ChunkInput) string {
 		a.logWarn("no agent server for the chunk; the worker runs it", in, err)
 		return ""
 	}
+	if srv != "" && a.stillGone(ctx, srv) { // agentwait.go
+		return ""
+	}
 	return srv
 }
 

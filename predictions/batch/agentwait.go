@@ -136,5 +136,31 @@ func (a *Activities) leaveAgent(ctx context.Context, in ChunkInput, server, id s
 	if err := a.Agents.DeleteCommandFiles(ctx, server, id); err != nil {
 		a.logWarn("agent chunk's files not deleted", in, err)
 	}
+	a.goneAgents.Store(server, time.Now())
 	return fmt.Errorf("%w: %s", errAgentChunkFailed, why)
+}
+
+// stillGone reports whether this worker took a chunk back from server's
+// agent and the agent has not polled since: the batch's next chunks then
+// run on the worker's path at once rather than each waiting out the bound
+// again. Kept in memory, not in the store: after a platform restart every
+// agent's deadline is old, and each deserves a wait of its own.
+func (a *Activities) stillGone(ctx context.Context, server string) bool {
+	if _, ok := a.goneAgents.Load(server); !ok {
+		return false
+	}
+	st, ok := a.Store.(agentLivenessStore)
+	if !ok {
+		return false
+	}
+	at, has, err := st.AgentSilentAfter(ctx, server)
+	if err != nil {
+		return false
+	}
+	// A poll since moves silent_after past now (and past the give-up).
+	if has && time.Now().Before(at) {
+		a.goneAgents.Delete(server)
+		return false
+	}
+	return true
 }

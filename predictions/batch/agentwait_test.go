@@ -67,3 +67,23 @@ func TestAgentWatchCountsSilenceFromItsOwnLook(t *testing.T) {
 	var none *agentWatch
 	require.Empty(t, none.gone(ctx, t0), "no watch: the chunk waits")
 }
+
+// TestStillGoneUntilTheAgentPollsAgain: once this worker took a chunk back
+// from a silent agent, the next chunks skip that agent until it polls
+// again (its silent_after in the future); an agent never given up on is
+// not skipped, however old its deadline (a platform restart).
+func TestStillGoneUntilTheAgentPollsAgain(t *testing.T) {
+	ctx := context.Background()
+	ls := &livenessStore{silentAfter: time.Now().Add(-time.Hour), has: true, serves: "srv"}
+	a := &Activities{Store: struct {
+		Store
+		*livenessStore
+	}{nil, ls}}
+	require.False(t, a.stillGone(ctx, "srv"), "never given up on")
+	a.goneAgents.Store("srv", time.Now())
+	require.True(t, a.stillGone(ctx, "srv"))
+	ls.silentAfter = time.Now().Add(time.Minute) // it polled
+	require.False(t, a.stillGone(ctx, "srv"))
+	ls.silentAfter = time.Now().Add(-time.Second)
+	require.False(t, a.stillGone(ctx, "srv"), "forgotten once it polled: the next give-up needs a wait of its own")
+}
