@@ -49,13 +49,14 @@ func outputKeys(t *testing.T, p *platform.Platform, batchID string) map[int]stri
 
 // whoRan counts a batch's succeeded items by who sent them: the agent
 // (outputs that are ranges of a result part) or the worker (an output blob
-// of its own).
+// of its own); failed items (no output) count for neither.
 func whoRan(t *testing.T, batchID string, keys map[int]string) (agent, worker int) {
 	t.Helper()
 	onAgent := regexp.MustCompile(`^batches/` + batchID + `/parts/\d+-\d+/\d+#\d+\+\d+$`)
 	onWorker := regexp.MustCompile(`^batches/` + batchID + `/out/\d+$`)
 	for i, k := range keys {
 		switch {
+		case k == "": // failed
 		case onAgent.MatchString(k):
 			agent++
 		case onWorker.MatchString(k):
@@ -270,4 +271,53 @@ func TestBatchAgentWithoutTokenFallsBack(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(cfgPath, orig, fi.Mode().Perm()))
 	run("revision without the hash", "answered 401")
+}
+
+// TestBatchDeploymentDeletedMidChunk deletes the deployment while its
+// agent runs a batch chunk: the server is released (its agent stopped, its
+// credential revoked), which the waiting chunk sees at its next look, not
+// after the silence bound (left at its 2 minutes here): it abandons the
+// command and the worker's path fails each item left with why (the
+// deployment is deleted). The batch ends within seconds with every item
+// accounted for: the ones the agent's parts brought stay succeeded.
+func TestBatchDeploymentDeletedMidChunk(t *testing.T) {
+	data := t.TempDir()
+	p := startPlatform(t, data)
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	id, _, epTok := walk(t, c, "deletedseg", "segmentation", "image")
+	const n = 1500
+	r := postBatch(t, p.APIURL, epTok, "deletedseg", batchZip(t, n), 1)
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
+	batchID := r.Str("id")
+	ec := testenv.NewAPIClient(t, p.APIURL, epTok)
+	require.Eventually(t, func() bool { return count(ec.Do(http.MethodGet, r.Str("urls", "get"), nil), "done") > 0 }, 2*time.Minute, 20*time.Millisecond)
+
+	dr := c.Do(http.MethodDelete, "/api/v1/deployments/"+id, nil)
+	require.Equal(t, http.StatusOK, dr.Status, string(dr.Raw))
+	deleted := time.Now()
+	var b store.Batch
+	require.Eventually(t, func() bool {
+		var err error
+		b, err = p.Store.BatchByID(t.Context(), batchID)
+		return err == nil && b.Finished()
+	}, time.Minute, 100*time.Millisecond, "the batch ends")
+	ended := time.Since(deleted)
+
+	keys := outputKeys(t, p, batchID)
+	require.Len(t, keys, n, "every item accounted for")
+	failed, err := p.Store.BatchItems(t.Context(), batchID, "failed", 0, 10000)
+	require.NoError(t, err)
+	require.NotEmpty(t, failed, "the deletion came mid-chunk")
+	for _, it := range failed {
+		require.Contains(t, it.Error, "is deleted", "item %d fails saying why", it.Index)
+	}
+	byAgent, _ := whoRan(t, batchID, keys)
+	require.Equal(t, n-len(failed), byAgent, "what succeeded came from the agent's parts")
+	cmd, err := p.Store.GetAgentCommand(t.Context(), fmt.Sprintf("batch-%s-0-%d", batchID, n))
+	require.NoError(t, err)
+	require.Equal(t, store.AgentDone, cmd.State)
+	t.Logf("FIGURES deployment deleted mid-batch: the batch ended %s %v after the DELETE answered; %d items by the agent, %d failed; command result %s",
+		b.Status, ended.Round(time.Millisecond), byAgent, len(failed), cmd.Result)
+	require.Less(t, ended, 30*time.Second, "well within the 2-minute silence bound")
 }
