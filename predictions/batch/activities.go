@@ -91,8 +91,15 @@ type Activities struct {
 	// Agents, when set, runs a chunk on the deployment's server agent when
 	// it has one (agentchunk.go); nil: the worker sends every item itself.
 	Agents AgentHub
+	// AgentSilence is how long a chunk's agent may stay silent before the
+	// worker abandons its command and runs what is left itself
+	// (agentwait.go); 0 is DefaultAgentSilence.
+	AgentSilence time.Duration
 
 	s3Cache s3Cache
+	// goneAgents: server ID → when this worker took a chunk back from its
+	// silent agent (agentwait.go).
+	goneAgents sync.Map
 }
 
 // Keys in the blob store.
