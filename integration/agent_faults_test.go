@@ -177,18 +177,9 @@ func TestAgentKilledMidSwapUnderLoad(t *testing.T) {
 	require.Len(t, agents, 1)
 
 	load := startSwapLoad(t, hc, endpoint, token, img, oldBody, 3)
+	defer load.wait()
 	time.Sleep(2 * time.Second)
-	// Revision 2: inverts the image, and its __init__ takes 4 s.
-	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
-	for _, s := range []string{"fetch_code", "install_requirements", "test"} {
-		var body any
-		if s == "fetch_code" {
-			body = map[string]any{"git_url": repo, "ref": "main"}
-		}
-		r := c.Step(id, s, body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
-	}
-	require.Zero(t, load.answeredNew.Load(), "the new revision serves only after Complete")
+	stageSlowRevision(t, c, id, repo, load)
 
 	before := map[int]bool{}
 	for _, pid := range procsWithArg(t, filepath.Join(data, "servers", id)) {
@@ -212,24 +203,11 @@ func TestAgentKilledMidSwapUnderLoad(t *testing.T) {
 	}, kill(t, agents[0]))
 	t.Logf("killed the agent %d %v after Complete began, the new revision %d booting", agents[0], killedAt.Round(time.Millisecond), booting)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	time.Sleep(3 * time.Second)
-	load.wait()
-
-	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	require.Equal(t, 2.0, st.Body["state"].(map[string]any)["live"].(map[string]any)["code_revision"], string(st.Raw))
-	now := agentPIDs(t, id)
-	require.Len(t, now, 1, "exactly one agent for the server")
-	require.NotEqual(t, agents[0], now[0])
-	require.Eventually(t, func() bool { return inferProcesses(t, data) == 2 }, time.Minute, 200*time.Millisecond,
-		"the agent and one serving revision run (old one drained)")
-	ok, newBody := predict(t, hc, endpoint, token, img)
-	require.Equal(t, http.StatusOK, ok.StatusCode, string(newBody))
-	require.NotEqual(t, oldBody, newBody, "the new revision serves")
-	require.Zero(t, load.backToOld.Load(), "no client saw the old revision after the new one")
-	require.NotZero(t, load.answeredNew.Load())
-	t.Logf("FIGURES agent killed mid-swap: %d answered by the old revision, %d by the new, %d failed; complete answered at %v (%v after the kill)",
-		load.answeredOld.Load(), load.answeredNew.Load(), load.failed.Load(), took.Round(time.Millisecond), (took - killedAt).Round(time.Millisecond))
-	require.Zero(t, load.failed.Load(), "no failed request through the swap with the agent killed")
+	requireSwapped(t, load, swapped{
+		c: c, id: id, agents: func() []int { return agentPIDs(t, id) }, killed: agents[0],
+		revisions: func() int { return inferProcesses(t, data) - 1 }, // less the agent
+		figures:   "agent killed mid-swap", killedAt: killedAt, took: took,
+	})
 }
 
 // TestKillDevMidInstallAndComplete: the real `algocloud dev` SIGKILLed
@@ -371,34 +349,14 @@ func TestAgentThatCannotStartFailsFast(t *testing.T) {
 // it (before the provider starts the next agent), the new one's stops with
 // its test.
 func TestAgentKilledMidTestCode(t *testing.T) {
-	data := t.TempDir()
-	p := startPlatform(t, data)
-	defer p.Stop()
-	c := newClient(t, p, devToken(t, p))
-	id := createProvisioned(t, c, "agent-kill-test")
-	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
-	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
-	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
-	require.Equal(t, http.StatusOK, c.Step(id, "install_requirements", nil).Status)
-	agents := agentPIDs(t, id)
-	require.Len(t, agents, 1)
-	tests := filepath.Join(data, "servers", id, "agent", "tests")
-	testServers := func() []int {
-		var out []int
-		for _, pid := range procsWithArg(t, tests) {
-			if strings.Contains(cmdline(pid), "algocloud-infer") {
-				out = append(out, pid)
-			}
-		}
-		return out
-	}
+	w := newSlowTestCode(t, "agent-kill-test")
 
 	var testServer int
 	goneBeforeRestart := false
-	r, killedAt, took := duringStep(t, func() resp { return c.Step(id, "test", nil) }, func() {
+	r, killedAt, took := duringStep(t, func() resp { return w.c.Step(w.id, "test", nil) }, func() {
 		require.Eventually(t, func() bool {
-			for _, pid := range testServers() {
-				if descendsFrom(t, pid, agents[0]) {
+			for _, pid := range w.testServers(t) {
+				if descendsFrom(t, pid, w.agent) {
 					testServer = pid
 					return true
 				}
@@ -407,7 +365,7 @@ func TestAgentKilledMidTestCode(t *testing.T) {
 		}, time.Minute, 50*time.Millisecond, "the agent boots its test server")
 		time.Sleep(time.Second) // in __init__
 	}, func() {
-		require.NoError(t, syscall.Kill(agents[0], syscall.SIGKILL))
+		require.NoError(t, syscall.Kill(w.agent, syscall.SIGKILL))
 		killed := time.Now()
 		defer func() {
 			t.Logf("FIGURES the killed agent's test server was gone %v after the kill", time.Since(killed).Round(time.Millisecond))
@@ -419,20 +377,16 @@ func TestAgentKilledMidTestCode(t *testing.T) {
 			if syscall.Kill(testServer, 0) == nil && !zombie(testServer) {
 				return false
 			}
-			goneBeforeRestart = len(agentPIDs(t, id)) == 0
+			goneBeforeRestart = len(agentPIDs(t, w.id)) == 0
 			return true
 		}, 10*time.Second, 10*time.Millisecond, "the killed agent's test server (pid %d) is gone", testServer)
 	})
 	require.True(t, goneBeforeRestart, "the test server died with its agent, not at the next agent's start")
-	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	test := st.Body["state"].(map[string]any)["test"].(map[string]any)
-	require.Equal(t, true, test["ok"], "the re-run test passed: %s", st.Raw)
-	now := agentPIDs(t, id)
+	w.requireTestPassed(t, r)
+	now := agentPIDs(t, w.id)
 	require.Len(t, now, 1, "exactly one agent for the server")
-	require.NotEqual(t, agents[0], now[0], "the provider started a new agent")
-	require.Eventually(t, func() bool { return len(testServers()) == 0 }, 10*time.Second, 100*time.Millisecond, "no test server is left")
-	ev := eventsText(t, c, id)
+	require.NotEqual(t, w.agent, now[0], "the provider started a new agent")
+	ev := eventsText(t, w.c, w.id)
 	require.Equal(t, 1, strings.Count(ev, "test passed"), "the outcome is logged once: %s", ev)
 	require.Equal(t, 2, strings.Count(ev, "booting the inference server"), "the test ran again on the new agent, once: %s", ev)
 	t.Logf("FIGURES agent killed mid-test: killed at %v, Test Code answered at %v (%v after the kill, the 4 s __init__ of the re-run included)",
@@ -449,51 +403,29 @@ func TestAgentKilledMidTestCode(t *testing.T) {
 // lease and answers it with the test it was running: the test ran once,
 // passed, and no test server is left.
 func TestAgentStoppedMidTestCode(t *testing.T) {
-	data := t.TempDir()
-	started := time.Now()
-	p := startPlatform(t, data)
-	defer p.Stop()
-	c := newClient(t, p, devToken(t, p))
-	id := createProvisioned(t, c, "agent-stop-test")
-	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
-	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
-	require.Equal(t, http.StatusOK, c.Step(id, "fetch_code", map[string]any{"git_url": repo, "ref": "main"}).Status)
-	require.Equal(t, http.StatusOK, c.Step(id, "install_requirements", nil).Status)
-	agents := agentPIDs(t, id)
-	require.Len(t, agents, 1)
+	w := newSlowTestCode(t, "agent-stop-test")
 	// The hub looks for silent agents from 30 s after its start (agents
 	// that polled the API before a restart need that long to poll again).
-	time.Sleep(time.Until(started.Add(31 * time.Second)))
+	time.Sleep(time.Until(w.started.Add(31 * time.Second)))
 
 	var noticed time.Duration
-	r, stoppedAt, took := duringStep(t, func() resp { return c.Step(id, "test", nil) }, func() {
-		waitEvent(t, c, id, "booting the inference server", time.Minute)
+	r, stoppedAt, took := duringStep(t, func() resp { return w.c.Step(w.id, "test", nil) }, func() {
+		waitEvent(t, w.c, w.id, "booting the inference server", time.Minute)
 		time.Sleep(time.Second) // in __init__
 	}, func() {
-		require.NoError(t, syscall.Kill(agents[0], syscall.SIGSTOP))
+		require.NoError(t, syscall.Kill(w.agent, syscall.SIGSTOP))
 		at := time.Now()
-		defer func() { _ = syscall.Kill(agents[0], syscall.SIGCONT) }() // whatever happens
-		waitEvent(t, c, id, "stopped polling", 30*time.Second)
+		defer func() { _ = syscall.Kill(w.agent, syscall.SIGCONT) }() // whatever happens
+		waitEvent(t, w.c, w.id, "stopped polling", 30*time.Second)
 		noticed = time.Since(at)
-		require.Equal(t, agents, agentPIDs(t, id), "the same agent, stopped, not restarted")
+		require.Equal(t, []int{w.agent}, agentPIDs(t, w.id), "the same agent, stopped, not restarted")
 	})
-	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
 	require.Less(t, noticed, 20*time.Second, "noticed well before the 30 s heartbeat timeout")
-	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
-	require.Equal(t, true, st.Body["state"].(map[string]any)["test"].(map[string]any)["ok"], string(st.Raw))
-	require.Equal(t, agents, agentPIDs(t, id), "one agent, the same process")
-	ev := eventsText(t, c, id)
+	w.requireTestPassed(t, r)
+	require.Equal(t, []int{w.agent}, agentPIDs(t, w.id), "one agent, the same process")
+	ev := eventsText(t, w.c, w.id)
 	require.Equal(t, 1, strings.Count(ev, "booting the inference server"), "the test ran once: the agent answered it under the new lease: %s", ev)
 	require.Equal(t, 1, strings.Count(ev, "test passed"), ev)
-	tests := filepath.Join(data, "servers", id, "agent", "tests")
-	require.Eventually(t, func() bool {
-		for _, pid := range procsWithArg(t, tests) {
-			if strings.Contains(cmdline(pid), "algocloud-infer") {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second, 100*time.Millisecond, "no test server is left")
 	t.Logf("FIGURES agent stopped mid-test: stopped at %v, noticed %v after, Test Code answered at %v (%v after the stop)",
 		stoppedAt.Round(time.Millisecond), noticed.Round(time.Millisecond), took.Round(time.Millisecond), (took - stoppedAt).Round(time.Millisecond))
 }

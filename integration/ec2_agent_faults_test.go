@@ -198,17 +198,7 @@ func TestEC2AgentKilledMidSwapUnderLoad(t *testing.T) {
 	load := startSwapLoad(t, hc, endpoint, token, img, oldBody, 3)
 	defer load.wait()
 	time.Sleep(2 * time.Second)
-	// Revision 2: inverts the image, and its __init__ takes 4 s.
-	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
-	for _, s := range []string{"fetch_code", "install_requirements", "test"} {
-		var body any
-		if s == "fetch_code" {
-			body = map[string]any{"git_url": repo, "ref": "main"}
-		}
-		r := e.c.Step(e.id, s, body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
-	}
-	require.Zero(t, load.answeredNew.Load(), "the new revision serves only after Complete")
+	stageSlowRevision(t, e.c, e.id, repo, load)
 	var serving []int
 	require.Eventually(t, func() bool { serving = e.revisionProcs(t); return len(serving) == 1 }, 30*time.Second, 100*time.Millisecond,
 		"one serving revision before the swap (the test server gone)")
@@ -228,24 +218,11 @@ func TestEC2AgentKilledMidSwapUnderLoad(t *testing.T) {
 	}, e.killAndRestart(t))
 	t.Logf("killed the agent %d %v after Complete began, the new revision %d booting then", agents[0], killedAt.Round(time.Millisecond), booting)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Raw))
-	time.Sleep(3 * time.Second)
-	load.wait()
-
-	st := e.c.Do(http.MethodGet, "/api/v1/deployments/"+e.id, nil)
-	require.Equal(t, 2.0, st.Body["state"].(map[string]any)["live"].(map[string]any)["code_revision"], string(st.Raw))
-	now := e.agents(t)
-	require.Len(t, now, 1, "exactly one agent for the server")
-	require.NotEqual(t, agents[0], now[0])
-	require.Eventually(t, func() bool { return len(e.revisionProcs(t)) == 1 }, time.Minute, 200*time.Millisecond,
-		"one serving revision (the old one drained): %v", e.revisionProcs(t))
-	ok, newBody := predict(t, hc, endpoint, token, img)
-	require.Equal(t, http.StatusOK, ok.StatusCode, string(newBody))
-	require.NotEqual(t, oldBody, newBody, "the new revision serves")
-	require.Zero(t, load.backToOld.Load(), "no client saw the old revision after the new one")
-	require.NotZero(t, load.answeredNew.Load())
-	t.Logf("FIGURES EC2 agent killed mid-swap: %d answered by the old revision, %d by the new, %d failed; complete answered at %v (%v after the kill)",
-		load.answeredOld.Load(), load.answeredNew.Load(), load.failed.Load(), took.Round(time.Millisecond), (took - killedAt).Round(time.Millisecond))
-	require.Zero(t, load.failed.Load(), "no failed request through the swap with the agent killed")
+	requireSwapped(t, load, swapped{
+		c: e.c, id: e.id, agents: func() []int { return e.agents(t) }, killed: agents[0],
+		revisions: func() int { return len(e.revisionProcs(t)) },
+		figures:   "EC2 agent killed mid-swap", killedAt: killedAt, took: took,
+	})
 }
 
 // TestEC2AgentCutOffFromAPI: the instance's agent gone for 40 s (longer
@@ -262,14 +239,7 @@ func TestEC2AgentCutOffFromAPI(t *testing.T) {
 	endpoint, token := e.deploy(t, repo)
 	hc := ec2AgentClient(e.p.CA.Pool(), e.si.listen)
 	commit(t, repo, map[string]string{"NOTES.txt": "second revision\n"})
-	for _, s := range []string{"fetch_code", "install_requirements"} {
-		var body any
-		if s == "fetch_code" {
-			body = map[string]any{"git_url": repo, "ref": "main"}
-		}
-		r := e.c.Step(e.id, s, body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
-	}
+	stepsThrough(t, e.c, e.id, repo, "install_requirements")
 
 	e.killAgent(t)
 	const away = 40 * time.Second
@@ -312,19 +282,7 @@ func TestEC2AgentCutOffFromAPI(t *testing.T) {
 // returns its endpoint and token.
 func (e *ec2AgentWorld) deploy(t *testing.T, repo string) (string, string) {
 	t.Helper()
-	var r resp
-	for _, s := range []struct {
-		step string
-		body any
-	}{
-		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
-		{"install_requirements", nil},
-		{"test", nil},
-		{"complete", nil},
-	} {
-		r = e.c.Step(e.id, s.step, s.body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
-	}
+	r := stepsThrough(t, e.c, e.id, repo, "complete")
 	return r.Str("endpoint"), r.Str("token")
 }
 
@@ -437,15 +395,8 @@ func TestEC2AgentCutOffMidTestCode(t *testing.T) {
 	repo := gitRepo(t, filepath.Join(repoRoot(t), "examples", "segmentation"))
 	endpoint, token := e.deploy(t, repo)
 	hc := ec2AgentClient(e.p.CA.Pool(), e.si.listen)
-	commit(t, repo, map[string]string{"aai_main.py": strings.Replace(slowInitMain, "time.sleep(3)", "time.sleep(4)", 1)})
-	for _, s := range []string{"fetch_code", "install_requirements"} {
-		var body any
-		if s == "fetch_code" {
-			body = map[string]any{"git_url": repo, "ref": "main"}
-		}
-		r := e.c.Step(e.id, s, body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s, r.Raw)
-	}
+	commit(t, repo, map[string]string{"aai_main.py": slowInit4sMain})
+	stepsThrough(t, e.c, e.id, repo, "install_requirements")
 	agents := e.agents(t)
 	require.Len(t, agents, 1)
 	serving := e.revisionProcs(t)

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,18 +86,7 @@ func TestEC2AgentCertificateRenewal(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.Status, string(r.Raw))
 	id := r.Str("id")
 	provisionWithAgent(t, ctx, c, w, si, id)
-	for _, s := range []struct {
-		step string
-		body any
-	}{
-		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
-		{"install_requirements", nil},
-		{"test", nil},
-		{"complete", nil},
-	} {
-		r = c.Step(id, s.step, s.body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
-	}
+	r = stepsThrough(t, c, id, repo, "complete")
 	endpoint, token := r.Str("endpoint"), r.Str("token")
 	hc := ec2AgentClient(p.CA.Pool(), si.listen)
 	served := func() *x509.Certificate {
@@ -115,30 +102,7 @@ func TestEC2AgentCertificateRenewal(t *testing.T) {
 
 	// Predictions on fresh connections (each a new TLS handshake) from two
 	// clients while the certificate is renewed: none may fail.
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body := samplePNG(t, 16, 16)
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(100 * time.Millisecond):
-				}
-				if err := predictOnce(hc, endpoint, token, body); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
+	load := startPredictLoad(hc, endpoint, token, samplePNG(t, 16, 16), 2, 100*time.Millisecond)
 	time.Sleep(time.Second)
 	began := time.Now()
 	require.NoError(t, p.Client.SignalWorkflow(ctx, workflows.WorkflowID(id), "", workflows.SignalRenewCertificate, struct{}{}))
@@ -153,10 +117,9 @@ func TestEC2AgentCertificateRenewal(t *testing.T) {
 		}
 	}
 	took := time.Since(began)
-	okAtRenewal := ok.Load()
+	okAtRenewal := load.ok.Load()
 	time.Sleep(2 * time.Second) // predictions on the renewed certificate too
-	close(stop)
-	wg.Wait()
+	load.wait()
 	name := "agent-cert-reload-before.json"
 	if slices.Contains(versionMarkers(t, decodedHistory(t, p, fetchHistory(t, p.Client, workflows.WorkflowID(id)))), "agent-cert-reload") {
 		name = "agent-cert-reload-after.json"
@@ -172,9 +135,9 @@ func TestEC2AgentCertificateRenewal(t *testing.T) {
 	require.Equal(t, renewed.NotAfter.UTC(), st.Cert.NotAfter.UTC(), "the state holds the served certificate")
 	require.Equal(t, workflows.StatusLive, st.Status)
 	require.Equal(t, before, agentServing(t, agentDir), "the same revision process serves the renewed certificate")
-	require.Zero(t, failed.Load(), "predictions failed during the renewal (first: %v)", firstErr.Load())
+	require.Zero(t, load.failed.Load(), "predictions failed during the renewal (first: %v)", load.firstErr.Load())
 	require.Positive(t, okAtRenewal)
-	require.Greater(t, ok.Load(), okAtRenewal, "predictions after the renewal")
+	require.Greater(t, load.ok.Load(), okAtRenewal, "predictions after the renewal")
 	inst := deploymentInstances(t, ctx, w, id)
 	require.Len(t, inst, 1)
 	require.Equal(t, instBefore[0].LaunchTime, inst[0].LaunchTime, "the instance was not restarted")
@@ -182,5 +145,5 @@ func TestEC2AgentCertificateRenewal(t *testing.T) {
 	require.NotContains(t, string(ev.Raw), "PRIVATE KEY")
 	require.Contains(t, string(ev.Raw), "without a restart")
 	t.Logf("EC2 agent renewal: serial %x -> %x in %s (signal to step recorded), %s throughout, %d predictions ok, 0 failed; %s",
-		first.SerialNumber, renewed.SerialNumber, took.Round(time.Millisecond), before, ok.Load(), rec.Message)
+		first.SerialNumber, renewed.SerialNumber, took.Round(time.Millisecond), before, load.ok.Load(), rec.Message)
 }

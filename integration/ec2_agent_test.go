@@ -144,19 +144,7 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ec2.AgentID(id), server, "the credential is the server's own")
 
-	for _, s := range []struct {
-		step string
-		body any
-	}{
-		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
-		{"install_requirements", nil},
-		{"test", nil},
-	} {
-		began := time.Now()
-		r = c.Step(id, s.step, s.body)
-		require.Equal(t, http.StatusOK, r.Status, "%s: %s", s.step, r.Raw)
-		t.Logf("%s through the instance's agent: %s", s.step, time.Since(began).Round(time.Millisecond))
-	}
+	stepsThrough(t, c, id, repo, "test") // through the instance's agent
 	st := c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.Equal(t, true, st.Body["state"].(map[string]any)["test"].(map[string]any)["ok"], string(st.Raw))
 	ev := c.Do(http.MethodGet, "/api/v1/deployments/"+id+"/events", nil)
@@ -204,20 +192,8 @@ func TestEC2AgentRoute53LocalCA(t *testing.T) {
 	// instance by its agent: the instance keeps running (no stop/start, as
 	// the worker's path does), and the endpoint serves the new revision.
 	commit(t, repo, map[string]string{"NOTES.txt": "second revision\n"})
-	for _, s := range []struct {
-		step string
-		body any
-	}{
-		{"fetch_code", map[string]any{"git_url": repo, "ref": "main"}},
-		{"install_requirements", nil},
-		{"test", nil},
-		{"complete", nil},
-	} {
-		began := time.Now()
-		r = c.Step(id, s.step, s.body)
-		require.Equal(t, http.StatusOK, r.Status, "redeploy %s: %s", s.step, r.Raw)
-		t.Logf("redeploy %s through the instance's agent: %s", s.step, time.Since(began).Round(time.Millisecond))
-	}
+	t.Log("redeploy")
+	stepsThrough(t, c, id, repo, "complete")
 	st = c.Do(http.MethodGet, "/api/v1/deployments/"+id, nil)
 	require.EqualValues(t, 2, st.Body["state"].(map[string]any)["live"].(map[string]any)["code_revision"], string(st.Raw))
 	inst := deploymentInstances(t, ctx, w, id)

@@ -90,42 +90,10 @@ func TestCertificateRenewalHotReload(t *testing.T) {
 
 	// Predictions on fresh connections (each a new TLS handshake) while the
 	// certificate is renewed: none may fail.
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: p.CA.Pool()},
-		}}
-		body := samplePNG(t, 32, 24)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(150 * time.Millisecond):
-			}
-			req, _ := http.NewRequest(http.MethodPost, endpoint+"/predict", strings.NewReader(string(body)))
-			req.Header.Set("Content-Type", "image/png")
-			req.Header.Set("Authorization", "Bearer "+token)
-			res, err := hc.Do(req)
-			if err == nil {
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					err = fmt.Errorf("predict: HTTP %d", res.StatusCode)
-				}
-			}
-			if err != nil {
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err.Error())
-				continue
-			}
-			ok.Add(1)
-		}
-	}()
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: p.CA.Pool()},
+	}}
+	load := startPredictLoad(hc, endpoint, token, samplePNG(t, 32, 24), 1, 150*time.Millisecond)
 
 	// Renewal is due at NotAfter - validity/3; allow the schedule and the
 	// reload their time on a loaded machine, but well before expiry.
@@ -139,20 +107,19 @@ func TestCertificateRenewalHotReload(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	okBefore := ok.Load()
+	okBefore := load.ok.Load()
 	time.Sleep(2 * time.Second) // predictions on the renewed certificate too
-	close(stop)
-	wg.Wait()
+	load.wait()
 	require.NotNil(t, renewed, "the endpoint still served the first certificate (serial %x) near its expiry", first.SerialNumber)
 	t.Logf("served serial %x (until %s) -> %x (until %s) with %s of the first left; %d predictions ok, %d failed",
 		first.SerialNumber, first.NotAfter.Format(time.TimeOnly), renewed.SerialNumber, renewed.NotAfter.Format(time.TimeOnly),
-		time.Until(first.NotAfter).Round(time.Second), ok.Load(), failed.Load())
+		time.Until(first.NotAfter).Round(time.Second), load.ok.Load(), load.failed.Load())
 	require.True(t, renewed.NotAfter.After(first.NotAfter), "renewed certificate expires later: %s vs %s", renewed.NotAfter, first.NotAfter)
 	require.Equal(t, first.DNSNames, renewed.DNSNames)
 	require.NotEqual(t, first.PublicKey, renewed.PublicKey, "a new key")
-	require.Zero(t, failed.Load(), "predictions failed during renewal (first: %v)", firstErr.Load())
+	require.Zero(t, load.failed.Load(), "predictions failed during renewal (first: %v)", load.firstErr.Load())
 	require.Greater(t, okBefore, int64(0))
-	require.Greater(t, ok.Load(), okBefore, "predictions after the renewal")
+	require.Greater(t, load.ok.Load(), okBefore, "predictions after the renewal")
 
 	// Same process, no restart.
 	require.Equal(t, before, servingProcess(t, p, data, handle), "the same process serves")
@@ -328,28 +295,7 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 
 	// Predictions on fresh connections (each a new TLS handshake) while the
 	// certificate is renewed: in place, none may fail.
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		body := samplePNG(t, 16, 16)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			if err := predictOnce(hc, endpoint, token, body); err != nil {
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err.Error())
-				continue
-			}
-			ok.Add(1)
-		}
-	}()
+	load := startPredictLoad(hc, endpoint, token, samplePNG(t, 16, 16), 1, 200*time.Millisecond)
 
 	var renewed *x509.Certificate
 	for time.Now().Before(first.NotAfter.Add(-5 * time.Second)) {
@@ -361,8 +307,7 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 		}
 		time.Sleep(time.Second)
 	}
-	close(stop)
-	wg.Wait()
+	load.wait()
 	require.NotNil(t, renewed, "no renewal before the first certificate's expiry")
 	require.NotEqual(t, 0, renewed.SerialNumber.Cmp(first.SerialNumber), "the endpoint serves the renewed certificate")
 	require.True(t, renewed.NotAfter.After(first.NotAfter))
@@ -393,13 +338,13 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	require.Equal(t, stopsBefore, inst.stops.Load(), "no StopInstances")
 	require.Equal(t, startsBefore, inst.starts.Load(), "no StartInstances")
 	require.GreaterOrEqual(t, inst.pickups.Load(), int64(1), "the pick-up script installed the certificate")
-	require.Zero(t, failed.Load(), "predictions failed during the renewal (first: %v)", firstErr.Load())
-	require.Positive(t, ok.Load())
+	require.Zero(t, load.failed.Load(), "predictions failed during the renewal (first: %v)", load.firstErr.Load())
+	require.Positive(t, load.ok.Load())
 	require.Contains(t, rec.Message, "reloaded in place")
 	require.Contains(t, string(ev.Raw), "renewed certificate published")
 	require.Contains(t, string(ev.Raw), "without a restart")
 	t.Logf("EC2 in place: served serial %x -> %x with %s of the first left, pid %d throughout, %d pick-ups, %d predictions ok, 0 failed; %s",
-		first.SerialNumber, renewed.SerialNumber, time.Until(first.NotAfter).Round(time.Second), pid, inst.pickups.Load(), ok.Load(), rec.Message)
+		first.SerialNumber, renewed.SerialNumber, time.Until(first.NotAfter).Round(time.Second), pid, inst.pickups.Load(), load.ok.Load(), rec.Message)
 
 	// Token rotation on EC2: the new hash changes the bundle, so the
 	// endpoint restarts with it (the pick-up does not carry tokens); by the
@@ -413,6 +358,48 @@ func testCertificateRenewalEC2(t *testing.T, legacy bool) {
 	require.Equal(t, http.StatusOK, res.StatusCode, string(out))
 	require.Equal(t, workflows.StatusLive, deploymentState(t, p, id).Status)
 	t.Logf("EC2 token rotation: instance booted %d times", inst.boots.Load())
+}
+
+// predictLoad is clients predicting in a loop, each request on a fresh
+// connection where hc keeps none (a new TLS handshake each): the renewal
+// tests' load, which must see no failure while the certificate changes.
+type predictLoad struct {
+	ok, failed atomic.Int64
+	firstErr   atomic.Value // the first failure's text
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+// startPredictLoad starts n clients posting body to endpoint's /predict
+// with token through hc, each one request every period; wait stops them.
+func startPredictLoad(hc *http.Client, endpoint, token string, body []byte, n int, period time.Duration) *predictLoad {
+	l := &predictLoad{stop: make(chan struct{})}
+	for range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				case <-time.After(period):
+				}
+				if err := predictOnce(hc, endpoint, token, body); err != nil {
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				l.ok.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+// wait stops the clients and waits for them.
+func (l *predictLoad) wait() {
+	close(l.stop)
+	l.wg.Wait()
 }
 
 // predictOnce posts body to the endpoint's /predict and wants 200 (for

@@ -16,6 +16,10 @@ import (
 // The agent fault tests (local and EC2) use it to check the old revision
 // serves until the new one takes over, with no failed request.
 type swapLoad struct {
+	// What the clients send, and the old revision's answer to it.
+	hc                                          *http.Client
+	endpoint, token                             string
+	img, oldBody                                []byte
 	stop                                        atomic.Bool
 	wg                                          sync.WaitGroup
 	failed, answeredOld, answeredNew, backToOld atomic.Int64
@@ -24,7 +28,7 @@ type swapLoad struct {
 // startSwapLoad starts n clients posting img to endpoint's /predict with
 // token through hc; wait stops them.
 func startSwapLoad(t *testing.T, hc *http.Client, endpoint, token string, img, oldBody []byte, n int) *swapLoad {
-	l := &swapLoad{}
+	l := &swapLoad{hc: hc, endpoint: endpoint, token: token, img: img, oldBody: oldBody}
 	for range n {
 		l.wg.Add(1)
 		go func() {

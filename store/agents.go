@@ -235,6 +235,27 @@ func (s *Store) NoteAgentPoll(ctx context.Context, serverID string, silentAfter 
 	return nil
 }
 
+// AgentSilentAfter returns serverID's silent_after (when its agent counts
+// as gone if it has not polled again) and whether the server still has an
+// agent: false once its credential is deleted (the server is gone). A zero
+// time is an agent not heard since liveness was recorded. A batch chunk
+// waiting on the agent reads it (predictions/batch), as its command has no
+// task token for the hub to fail.
+func (s *Store) AgentSilentAfter(ctx context.Context, serverID string) (time.Time, bool, error) {
+	var at *dbTime
+	err := s.db.GetContext(ctx, &at, s.q(`SELECT silent_after FROM agent_servers WHERE id = ?`), serverID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("silence of the agent of server %s: %w", serverID, err)
+	}
+	if at == nil {
+		return time.Time{}, true, nil
+	}
+	return time.Time(*at), true, nil
+}
+
 // SilentAgentLeases returns the commands handed out (leased) to agents that
 // have not polled by their silent_after, as of now.
 func (s *Store) SilentAgentLeases(ctx context.Context, now time.Time) ([]AgentCommand, error) {

@@ -189,5 +189,22 @@ func TestAgentBootAndSilence(t *testing.T) {
 		silent, err = s.SilentAgentLeases(ctx, now)
 		require.NoError(t, err)
 		require.Empty(t, silent)
+
+		// A waiting batch chunk reads the silence itself.
+		at, ok, err := s.AgentSilentAfter(ctx, "srv-a")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.WithinDuration(t, now.Add(time.Minute), at, time.Millisecond)
+		require.NoError(t, s.SetAgentCredential(ctx, "srv-c", "hash-c"))
+		at, ok, err = s.AgentSilentAfter(ctx, "srv-c")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.True(t, at.IsZero(), "never polled: no deadline yet")
+		require.NoError(t, s.DeleteAgentCredential(ctx, "srv-b"))
+		for _, srv := range []string{"srv-b", "nosuch"} {
+			_, ok, err = s.AgentSilentAfter(ctx, srv)
+			require.NoError(t, err)
+			require.False(t, ok, "%s has no agent", srv)
+		}
 	})
 }

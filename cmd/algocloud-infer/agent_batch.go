@@ -16,7 +16,6 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +25,7 @@ import (
 	"github.com/algocloud/algocloud/agent/link"
 	"github.com/algocloud/algocloud/agent/protocol"
 	"github.com/algocloud/algocloud/inference/inferapi"
+	"github.com/algocloud/algocloud/internal/retryafter"
 )
 
 // batchesDir is the agent's folder of batch chunks: batches/<hash of the
@@ -324,7 +324,7 @@ func (s *batchSender) send(ctx context.Context, it commands.BatchItem, body []by
 		wait := time.Until(s.until)
 		s.mu.Unlock()
 		if wait > 0 {
-			if err := sleepCtx(ctx, wait); err != nil {
+			if err := retryafter.Sleep(ctx, wait); err != nil {
 				return commands.BatchResult{}, err
 			}
 		}
@@ -360,7 +360,7 @@ func (s *batchSender) send(ctx context.Context, it commands.BatchItem, body []by
 			if time.Now().After(deadline) {
 				return commands.BatchResult{Index: it.Index, Error: "the live revision did not answer: " + err.Error()}, nil
 			}
-			if err := sleepCtx(ctx, backoff); err != nil {
+			if err := retryafter.Sleep(ctx, backoff); err != nil {
 				return commands.BatchResult{}, err
 			}
 			backoff = min(2*backoff, 5*time.Second)
@@ -369,7 +369,7 @@ func (s *batchSender) send(ctx context.Context, it commands.BatchItem, body []by
 		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBatchBody+1))
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			s.pause(retryAfterOf(resp.Header))
+			s.pause(retryafter.Of(resp.Header))
 			continue
 		}
 		if resp.StatusCode == http.StatusUnauthorized {
@@ -394,27 +394,6 @@ func (s *batchSender) pause(d time.Duration) {
 	defer s.mu.Unlock()
 	if t := time.Now().Add(d); t.After(s.until) {
 		s.until = t
-	}
-}
-
-// retryAfterOf reads Retry-After in seconds (1 s when absent or not
-// seconds), between 50 ms and a minute.
-func retryAfterOf(h http.Header) time.Duration {
-	d := time.Second
-	if n, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && n >= 0 {
-		d = time.Duration(n) * time.Second
-	}
-	return min(max(d, 50*time.Millisecond), time.Minute)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
 	}
 }
 

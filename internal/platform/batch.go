@@ -49,6 +49,7 @@ func (p *Platform) batchActivities() *batch.Activities {
 	}
 	if p.Agents != nil { // chunks of deployments served by an agent run there
 		acts.Agents = p.Agents
+		acts.AgentSilence = p.opts.BatchAgentSilence
 	}
 	return acts
 }

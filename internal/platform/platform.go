@@ -110,6 +110,10 @@ type Options struct {
 	// MaxBatchItems bounds a batch's items (archive members, URLs, objects
 	// of an S3 prefix); 0 is batch.DefaultLimits'.
 	MaxBatchItems int
+	// BatchAgentSilence is how long a batch chunk's server agent may stay
+	// silent before the worker abandons the chunk's command and runs what
+	// is left itself; 0 is batch.DefaultAgentSilence. Tests shorten it.
+	BatchAgentSilence time.Duration
 	// PredictionRetention keeps async predictions' inputs and outputs this
 	// long after they end; 0 is predictions.DefaultRetention.
 	PredictionRetention time.Duration

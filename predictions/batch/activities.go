@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/algocloud/algocloud/internal/blobs"
+	"github.com/algocloud/algocloud/internal/retryafter"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -91,8 +91,15 @@ type Activities struct {
 	// Agents, when set, runs a chunk on the deployment's server agent when
 	// it has one (agentchunk.go); nil: the worker sends every item itself.
 	Agents AgentHub
+	// AgentSilence is how long a chunk's agent may stay silent before the
+	// worker abandons its command and runs what is left itself
+	// (agentwait.go); 0 is DefaultAgentSilence.
+	AgentSilence time.Duration
 
 	s3Cache s3Cache
+	// goneAgents: server ID → when this worker took a chunk back from its
+	// silent agent (agentwait.go).
+	goneAgents sync.Map
 }
 
 // Keys in the blob store.
@@ -385,14 +392,14 @@ func (a *Activities) predict(ctx context.Context, g *gate, in ChunkInput, body [
 			if !a.Endpoint.Retryable(err) || time.Now().After(deadline) {
 				return Response{Body: []byte("call the endpoint: " + err.Error())}, nil
 			}
-			if err := sleep(ctx, backoff); err != nil {
+			if err := retryafter.Sleep(ctx, backoff); err != nil {
 				return Response{}, err
 			}
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
 		if resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable {
-			g.pause(retryAfter(resp.Header))
+			g.pause(retryafter.Of(resp.Header))
 			continue
 		}
 		return resp, nil
@@ -463,19 +470,6 @@ func answerError(r Response) string {
 	return fmt.Sprintf("the endpoint answered %d: %s", r.Status, msg)
 }
 
-// retryAfter reads Retry-After (seconds or an HTTP date), 1 s when absent,
-// at most 60 s.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	d := time.Second
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t)
-	}
-	return min(max(d, 50*time.Millisecond), time.Minute)
-}
-
 // gate holds every sender of a chunk back after a 429/503 until the
 // endpoint's Retry-After has passed: the endpoint's queue is full, and
 // sending more would only be refused again.
@@ -499,16 +493,5 @@ func (g *gate) wait(ctx context.Context) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	return sleep(ctx, d)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
+	return retryafter.Sleep(ctx, d)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/algocloud/algocloud/internal/retryafter"
 	"github.com/algocloud/algocloud/store"
 )
 
@@ -132,7 +133,7 @@ func (a *Activities) putS3(ctx context.Context, loc S3Location, key string, body
 		if err == nil || isPermanentS3(err) || attempt == 4 || ctx.Err() != nil {
 			return err
 		}
-		if err := sleep(ctx, backoff); err != nil {
+		if err := retryafter.Sleep(ctx, backoff); err != nil {
 			return err
 		}
 		backoff *= 2

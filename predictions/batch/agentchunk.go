@@ -130,6 +130,9 @@ func (a *Activities) agentServer(ctx context.Context, in ChunkInput) string {
 		a.logWarn("no agent server for the chunk; the worker runs it", in, err)
 		return ""
 	}
+	if srv != "" && a.stillGone(ctx, srv) { // agentwait.go
+		return ""
+	}
 	return srv
 }
 
@@ -168,6 +171,7 @@ func (a *Activities) runOnAgent(ctx context.Context, in ChunkInput, server strin
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	next := 0
+	watch := a.newAgentWatch(in, server) // agentwait.go: an agent gone for good
 	for {
 		// Parts first, then the state: a result is posted after its last
 		// part, so a done command's parts are all there.
@@ -222,6 +226,9 @@ func (a *Activities) runOnAgent(ctx context.Context, in ChunkInput, server strin
 				a.logWarn("agent chunk's files not deleted", in, err)
 			}
 			return res, nil
+		}
+		if why := watch.gone(ctx, time.Now()); why != "" {
+			return res, a.leaveAgent(ctx, in, server, id, next, &res, why)
 		}
 		select {
 		case <-ctx.Done():
