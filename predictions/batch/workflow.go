@@ -113,16 +113,19 @@ func newMarker(ctx workflow.Context) marker {
 	return marker{local: workflow.GetVersion(ctx, changeBatchLocalMark, workflow.DefaultVersion, 1) == 1}
 }
 
-// options gives ctx the MarkBatch options of the marker's kind. Either is
-// retried without a limit on attempts (a store write, idempotent: it sets the
-// status and its time), as long as a batch may take to come back from a
-// store outage; the local one's attempt is short because it holds the
-// workflow task while it runs.
+// options gives ctx the MarkBatch options of the marker's kind, the same
+// for both: an attempt may take 30 s (at the end of a batch with an S3
+// output it also writes the manifest and error report to the user's bucket;
+// a local activity that outlasts the workflow task's timeout has the SDK
+// extend the task, so it needs no shorter bound), and it is retried without
+// a limit on attempts (idempotent: it sets the status and its time; the
+// S3 objects are written whole again), as long as a batch may take to come
+// back from a store outage.
 func (m marker) options(ctx workflow.Context) workflow.Context {
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second}
 	if m.local {
 		return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: 10 * time.Second,
+			StartToCloseTimeout: 30 * time.Second,
 			// Without it the SDK bounds every retry by StartToCloseTimeout.
 			ScheduleToCloseTimeout: 7 * 24 * time.Hour,
 			RetryPolicy:            retry,
