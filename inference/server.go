@@ -202,13 +202,20 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, h *Handover) error 
 	}
 	s.pool = p
 	p.Start(ctx)
+	var agentLn net.Listener
 	if h != nil {
 		err := waitWorkers(ctx, p)
 		if err == nil {
+			// Before Ready: the agent calls this revision's socket once it
+			// has made it the one serving, which is what Ready waits for.
+			agentLn = s.listenAgentSocket()
 			err = h.Ready(ctx)
 		}
 		if err != nil {
 			ln.Close()
+			if agentLn != nil {
+				agentLn.Close()
+			}
 			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_ = p.Close(cctx)
@@ -251,6 +258,14 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, h *Handover) error 
 		"max_queue_delay", time.Duration(s.cfg.MaxQueueDelay).String(), "max_queue_size", s.cfg.MaxQueueSize)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if h == nil {
+		agentLn = s.listenAgentSocket()
+	}
+	if agentLn != nil {
+		// Its end is the TCP listener's: Shutdown closes both, and a drain
+		// closes it beside ln below.
+		go func() { _ = srv.Serve(agentLn) }()
+	}
 	select {
 	case err = <-serveErr:
 		err = fmt.Errorf("serve: %w", err)
@@ -261,6 +276,9 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, h *Handover) error 
 			// connections. Then let open ones close after their next answer.
 			draining.Store(true)
 			ln.Close()
+			if agentLn != nil {
+				agentLn.Close()
+			}
 			deadline := time.Now().Add(h.CloseGrace)
 			for open.Load() > 0 && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
@@ -283,6 +301,36 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, h *Handover) error 
 	}
 	s.log.Info("stopped")
 	return err
+}
+
+// listenAgentSocket opens Config.AgentSocket (nil when unset or when it
+// cannot be opened: the agent then calls the TLS port, so a failure here
+// costs speed, not service). A file left at the path by a killed server is
+// replaced only when it is a socket; the socket is made 0600 before anyone
+// is accepted.
+func (s *Server) listenAgentSocket() net.Listener {
+	path := s.cfg.AgentSocket
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			s.log.Warn("agent socket not opened: something else is at its path", "path", path)
+			return nil
+		}
+		_ = os.Remove(path)
+	}
+	ln, err := inferapi.ListenUnix(path)
+	if err == nil {
+		if err = os.Chmod(path, 0o600); err != nil {
+			ln.Close()
+		}
+	}
+	if err != nil {
+		s.log.Warn("agent socket not opened; the agent calls the TLS port", "path", path, "error", err)
+		return nil
+	}
+	return ln
 }
 
 // newDispatcher makes what runs predict for the environment: the ONNX model

@@ -159,9 +159,20 @@ func TestBatchFigure(t *testing.T) {
 		float64(started.Sub(created).Milliseconds()), float64(completed.Sub(started).Milliseconds()), float64(completed.Sub(ev.lastChunkDone).Milliseconds()))
 	t.Logf("FIGURE batch workflow phases (history): created→workflow started (item rows, the start) %.0f ms; workflow started→first chunk started (first MarkBatch, chunk dispatched) %.0f ms; last chunk completed→completed %.0f ms",
 		float64(ev.started.Sub(created).Milliseconds()), float64(ev.firstChunkStarted.Sub(ev.started).Milliseconds()), float64(completed.Sub(ev.lastChunkDone).Milliseconds()))
+	if first, last, k := socketPredictSpan(t, data); k > 0 {
+		// The serial phases around the endpoint's work: from the workflow's
+		// start to the agent's first predict (reading and packing the
+		// inputs, the command's hand-over, the input's download), and from
+		// its last predict to completed_at (the last part's upload, the
+		// worker's poll, recording it, the workflow's end).
+		t.Logf("FIGURE batch serial phases: started→first predict on the agent socket %.0f ms; last predict→completed %.0f ms (%d predicts on the socket)",
+			float64(first.Sub(started).Milliseconds()), float64(completed.Sub(last).Milliseconds()), k)
+	}
 	per := func(s float64) float64 { return 1000 * s / float64(n) }
 	t.Logf("FIGURE CPU ms per item: client loop (first): endpoint %.2f, test process (client) %.2f, dev %.2f; batch: staging (the POST) dev %.2f; running (POST answered to seen succeeded): endpoint %.2f, server agent (its chunks' client) %.2f, dev %.2f, test process %.2f",
 		per(cpuLoop.endpoint), per(cpuLoop.test), per(cpuLoop.dev), per(cpuStage.dev), per(cpuBatch.endpoint), per(cpuBatch.agent), per(cpuBatch.dev), per(cpuBatch.test))
+	t.Logf("FIGURE endpoint CPU ms per item by process: client loop (first): Go server %.2f, Python workers %.2f, sandbox helpers %.2f; batch running: Go server %.2f, Python workers %.2f, sandbox helpers %.2f",
+		per(cpuLoop.serve), per(cpuLoop.python), per(cpuLoop.helpers), per(cpuBatch.serve), per(cpuBatch.python), per(cpuBatch.helpers))
 
 	if os.Getenv("ALGOCLOUD_BENCH_BATCH_NOKILL") != "" {
 		return
@@ -269,20 +280,30 @@ func sidePNG(t testing.TB, i, side int) []byte {
 // (its own threads and children other than endpoints), by the endpoints
 // serving from data (algocloud-infer and everything under it: sandboxes,
 // Python workers) and by this test process (the client loop's side).
-type cpuTimes struct{ dev, endpoint, agent, test float64 }
+//
+// The endpoint's share is split by process too: its Go server
+// (`algocloud-infer serve`), its Python workers, and the rest of its tree
+// (the sandbox's helpers: bwrap, slirp4netns), to see which part of the
+// endpoint a request costs more in.
+type cpuTimes struct {
+	dev, endpoint, agent, test float64
+	serve, python, helpers     float64 // parts of endpoint
+}
 
 func (c cpuTimes) sub(o cpuTimes) cpuTimes {
-	return cpuTimes{c.dev - o.dev, c.endpoint - o.endpoint, c.agent - o.agent, c.test - o.test}
+	return cpuTimes{c.dev - o.dev, c.endpoint - o.endpoint, c.agent - o.agent, c.test - o.test,
+		c.serve - o.serve, c.python - o.python, c.helpers - o.helpers}
 }
 
 // readCPU reads cpuTimes from /proc: the timing counters beside the
 // throughput figure, to see which process the two cores went to.
 func readCPU(t testing.TB, data string, devPID int) cpuTimes {
 	type proc struct {
-		ppid  int
-		cpu   float64
-		infer bool
-		agent bool // the server's agent (it runs batch chunks): apart from the endpoint
+		ppid   int
+		cpu    float64
+		infer  bool
+		agent  bool // the server's agent (it runs batch chunks): apart from the endpoint
+		python bool
 	}
 	procs := map[int]proc{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
@@ -309,7 +330,8 @@ func readCPU(t testing.TB, data string, devPID int) cpuTimes {
 		argv := strings.Split(string(cmd), "\x00")
 		infer := filepath.Base(argv[0]) == "algocloud-infer" && strings.Contains(string(cmd), data)
 		agent := infer && len(argv) > 1 && argv[1] == "agent"
-		procs[pid] = proc{ppid: ppid, cpu: (ut + st) / 100, infer: infer, agent: agent} // USER_HZ is 100 on Linux
+		python := strings.HasPrefix(filepath.Base(argv[0]), "python")
+		procs[pid] = proc{ppid: ppid, cpu: (ut + st) / 100, infer: infer, agent: agent, python: python} // USER_HZ is 100 on Linux
 	}
 	var c cpuTimes
 	for pid, p := range procs {
@@ -325,6 +347,14 @@ func readCPU(t testing.TB, data string, devPID int) cpuTimes {
 			}
 			if q.infer {
 				c.endpoint += p.cpu
+				switch {
+				case cur == pid:
+					c.serve += p.cpu
+				case p.python:
+					c.python += p.cpu
+				default:
+					c.helpers += p.cpu
+				}
 				break
 			}
 			if cur == devPID {
@@ -438,4 +468,58 @@ func pinCPUs(t testing.TB, data string, devPID int) (endpoint, platform pinCount
 	pin(&platform, os.Getpid(), &core1)
 	require.NotZero(t, endpoint.threads, "no endpoint process found to pin")
 	return endpoint, platform
+}
+
+// socketPredicts counts the successful predicts the endpoints serving from
+// data answered on their agent socket (inferapi.Config.AgentSocket): the
+// request log's remote address of a Unix socket caller is "@", where a TCP
+// caller's is 127.0.0.1:port.
+func socketPredicts(t testing.TB, data string) int {
+	revs, _ := filepath.Glob(filepath.Join(data, "servers", "*", "agent", "revisions", "*", "server.log"))
+	n := 0
+	for _, l := range revs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"path":"/predict"`) && strings.Contains(line, `"status":200`) && strings.Contains(line, `"remote":"@"`) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// socketPredictSpan is the time of the first and last successful predict
+// the endpoints serving from data logged from their agent socket (see
+// socketPredicts), and how many there were. A request's log line is
+// written when its answer is, so first is when the first answer left.
+func socketPredictSpan(t testing.TB, data string) (first, last time.Time, n int) {
+	revs, _ := filepath.Glob(filepath.Join(data, "servers", "*", "agent", "revisions", "*", "server.log"))
+	for _, l := range revs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, `"path":"/predict"`) || !strings.Contains(line, `"status":200`) || !strings.Contains(line, `"remote":"@"`) {
+				continue
+			}
+			var rec struct {
+				Time time.Time `json:"time"`
+			}
+			if json.Unmarshal([]byte(line), &rec) != nil || rec.Time.IsZero() {
+				continue
+			}
+			if n == 0 || rec.Time.Before(first) {
+				first = rec.Time
+			}
+			if rec.Time.After(last) {
+				last = rec.Time
+			}
+			n++
+		}
+	}
+	return first, last, n
 }

@@ -438,6 +438,7 @@ func TestBatchSurvivesAgentKill(t *testing.T) {
 		entries = append(entries, zipEntry{name: fmt.Sprintf("%04d.png", i), body: batchPNG(t, i)})
 	}
 	baseline := predictLines(t, data)
+	socketBase := socketPredicts(t, data)
 	r := postBatch(t, p.APIURL, epTok, "agentkillseg", makeZip(t, entries), conc)
 	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
 	ec := testenv.NewAPIClient(t, p.APIURL, epTok)
@@ -465,6 +466,9 @@ func TestBatchSurvivesAgentKill(t *testing.T) {
 	require.GreaterOrEqual(t, calls, n)
 	require.LessOrEqual(t, calls-n, conc, "only the requests in flight at the kill are sent again")
 	requireRanOnAgent(t, p, r.Str("id"), n)
+	// Over the revision's agent socket (plain HTTP, no TLS or TCP), every
+	// predict of the chunk: the sandbox never sees the socket's folder.
+	require.Equal(t, calls, socketPredicts(t, data)-socketBase, "every predict of the chunk went over the agent socket")
 }
 
 // requireRanOnAgent checks that a batch's chunks ran on the deployment's

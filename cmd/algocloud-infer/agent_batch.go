@@ -463,6 +463,31 @@ func (a *agentRuntime) agentTokenSHA256() (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// socketsDir is the agent's folder of its revisions' agent sockets
+// (inferapi.Config.AgentSocket): in the agent's folder, which no sandbox
+// mounts, mode 0700.
+const socketsDir = "sockets"
+
+// revisionSocket is the Unix socket path revision's server serves the
+// agent on, its folder made. The name is a hash of the revision so any
+// revision ID makes a short, safe name; a path too long for a socket
+// address is bound and dialed through its folder's descriptor
+// (inferapi.ListenUnix, DialUnix).
+func (a *agentRuntime) revisionSocket(revision string) (string, error) {
+	sum := sha256.Sum256([]byte(revision))
+	path, err := filepath.Abs(filepath.Join(a.dir, socketsDir, hex.EncodeToString(sum[:8])+".sock"))
+	if err != nil {
+		return "", fmt.Errorf("the agent socket's path: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("make the agent sockets' folder: %w", err)
+	}
+	if err := os.Chmod(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("make the agent sockets' folder: %w", err)
+	}
+	return path, nil
+}
+
 // batch is KindBatch: the chunk runs against the live revision on loopback
 // with the agent's own token, journaling in batches/<command>/ of the
 // agent's folder; the input comes from the platform over the command
@@ -576,6 +601,15 @@ func (t *liveTarget) resolve(context.Context) (string, string, *http.Client, err
 	if cfg.AgentTokenSHA256 == "" {
 		return "", "", nil, fmt.Errorf("%w: revision %s was started without the agent's token (by an older agent); a redeploy gives it one", errNoAgentToken, st.Serving.ID)
 	}
+	if cfg.AgentSocket != "" {
+		if fi, err := os.Stat(cfg.AgentSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			url, client := t.socketClient(st.Serving.ID, cfg.AgentSocket)
+			t.url, t.client, t.at = url, client, time.Now()
+			return t.url, t.token, t.client, nil
+		}
+		// Not opened (the server could not, or an older binary ignores the
+		// field): the TLS port, below.
+	}
 	_, port, err := net.SplitHostPort(st.Listen)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("the endpoint's address %q: %w", st.Listen, err)
@@ -618,6 +652,43 @@ func (t *liveTarget) clientFor(id, port, certFile string) (string, *http.Client,
 	}
 	t.key = key
 	return scheme + "://" + net.JoinHostPort("127.0.0.1", port), client, nil
+}
+
+// socketClient returns the URL and client for revision id's agent socket
+// at path: plain HTTP over the Unix socket (the server's handler checks the
+// agent's token there as on its port). The one made last is kept while
+// the revision and path stay; a failed dial makes the next call look the
+// live revision up again at once rather than after two seconds, since a
+// revision's socket closes when it drains (a swap) and the new one has its
+// own.
+func (t *liveTarget) socketClient(id, path string) (string, *http.Client) {
+	key := id + "\x00unix\x00" + path
+	if t.client != nil && key == t.key {
+		return t.url, t.client
+	}
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			c, err := inferapi.DialUnix(ctx, path)
+			if err != nil {
+				t.mu.Lock()
+				if t.key == key {
+					t.at = time.Time{}
+				}
+				t.mu.Unlock()
+			}
+			return c, err
+		},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     time.Minute,
+	}
+	if t.client != nil {
+		t.client.CloseIdleConnections()
+	}
+	t.key = key
+	// The host names nothing (the dialer ignores it); "revision" reads well
+	// in the server's logs.
+	return "http://revision", &http.Client{Transport: tr}
 }
 
 // errNoAgentToken: the live revision does not accept the agent's token; the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -282,14 +283,17 @@ func TestBatchChunkUnreachable(t *testing.T) {
 // TestBatchChunkCanceled: once the platform ends the command (its batch was
 // canceled), the chunk stops within about a second and sends nothing more.
 func TestBatchChunkCanceled(t *testing.T) {
-	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
 		time.Sleep(20 * time.Millisecond)
 		w.Write([]byte("ok"))
 	}))
 	defer srv.Close()
-	target := func(context.Context) (string, string, *http.Client, error) { return srv.URL, "t", srv.Client(), nil }
+	// Sends are counted as the chunk makes them, not as the server reads
+	// them: under load a request written just before the cancel can reach
+	// the handler after runBatchChunk returned, which is no send after it.
+	calls := &countingTransport{next: srv.Client().Transport}
+	client := &http.Client{Transport: calls}
+	target := func(context.Context) (string, string, *http.Client, error) { return srv.URL, "t", client, nil }
 	in := commands.Batch{Concurrency: 2}
 	for i := range 1000 {
 		in.Items = append(in.Items, commands.BatchItem{Index: i, ContentType: "text/plain", Length: 1})
@@ -314,6 +318,17 @@ func TestBatchChunkCanceled(t *testing.T) {
 	if calls.Load() != n || n >= 1000 {
 		t.Fatalf("%d predicts, still sending after the cancel", n)
 	}
+}
+
+// countingTransport counts the requests a client starts.
+type countingTransport struct {
+	next http.RoundTripper
+	atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.Add(1)
+	return c.next.RoundTrip(r)
 }
 
 // TestPruneBatchFolders: chunk folders untouched for longer than the age
@@ -387,6 +402,66 @@ func TestLiveTargetKeepsItsClient(t *testing.T) {
 		t.Fatal("the same client after the certificate changed")
 	}
 	if c := next("r2"); c == c2 {
+		t.Fatal("the same client for another revision")
+	}
+}
+
+// TestLiveTargetSocketClient: the client for a revision's agent socket
+// speaks plain HTTP over that socket (a real server on it answers), is kept
+// while the revision and path stay, and a dial that fails (the revision
+// drained: its socket is gone) makes the next call look the live revision
+// up again at once instead of two seconds later.
+func TestLiveTargetSocketClient(t *testing.T) {
+	a := &agentRuntime{dir: t.TempDir()}
+	path, err := a.revisionSocket("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("the sockets' folder: %v %v", fi, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.URL.Path, r.Header.Get("Authorization"))
+	}))
+	srv.Listener = ln
+	srv.Start()
+	lt := liveTarget{a: a, token: "tok"}
+	url, c := lt.socketClient("r1", path)
+	lt.url, lt.client, lt.at = url, c, time.Now()
+	req, _ := http.NewRequest(http.MethodPost, url+"/predict", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "/predict Bearer tok" {
+		t.Fatalf("answer %q", b)
+	}
+	if _, c2 := lt.socketClient("r1", path); c2 != c {
+		t.Fatal("a new client for the same revision and socket")
+	}
+	srv.Close() // the revision drained: its socket is closed and unlinked
+	c.CloseIdleConnections()
+	if _, err := c.Get(url + "/predict"); err == nil {
+		t.Fatal("a request reached a closed socket")
+	}
+	lt.mu.Lock()
+	at := lt.at
+	lt.mu.Unlock()
+	if !at.IsZero() {
+		t.Fatal("a failed dial left the resolved revision cached")
+	}
+	other, err := a.revisionSocket("r2")
+	if err != nil || other == path {
+		t.Fatalf("another revision's socket %q (%v)", other, err)
+	}
+	if _, c3 := lt.socketClient("r2", other); c3 == c {
 		t.Fatal("the same client for another revision")
 	}
 }

@@ -57,6 +57,11 @@ func (a *agentRuntime) serve(ctx context.Context, cmd protocol.Command, progress
 	if cfg.AgentTokenSHA256, err = a.agentTokenSHA256(); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	// And the Unix socket the chunks call it on (agent_batch.go), in the
+	// agent's folder; "" when the path would be too long for a socket.
+	if cfg.AgentSocket, err = a.revisionSocket(in.Revision); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 	if err := writeFileAtomic(cfg.TokenFile, []byte(in.TokenSHA256+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("serve: write the token file: %w", err)
 	}

@@ -40,6 +40,14 @@ type Config struct {
 	// folder, never mounted into a sandbox; it never leaves the server.
 	// Accepted beside the user's token; empty accepts no agent caller.
 	AgentTokenSHA256 string `json:"agent_token_sha256,omitempty"`
+	// AgentSocket, when set, is a Unix socket path on which the server also
+	// serves plain HTTP (the same handler and token check) for its server
+	// agent's batch chunks: no TLS and no TCP for a caller on the same
+	// machine, which cost the endpoint CPU per request. The agent names a
+	// path in its own folder, which no sandbox mounts; the socket is made
+	// 0600 and opened once the workers are up. Empty: the agent calls the
+	// TLS port as before.
+	AgentSocket string `json:"agent_socket,omitempty"`
 	// Environment is what serves predict: "python" (default: Python workers
 	// running aai_main.py) or "onnx" (CodeDir/aai_onnx.json's model, run in
 	// process with ONNX Runtime; docs/onnx.md).
