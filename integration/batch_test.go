@@ -207,7 +207,7 @@ func TestBatchFromZip(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, line.HTTPStatus, line.Error)
 
 	requireRanOnAgent(t, p, r.Str("id"), 50)
-	captureBatchHistory(t, p, r.Str("id"), "batch-succeeded.json")
+	captureBatchHistory(t, p, r.Str("id"), "batch-local-mark-succeeded.json")
 
 	list := c.Do(http.MethodGet, "/api/v1/endpoints/batchseg/batches", nil)
 	require.Equal(t, http.StatusOK, list.Status, string(list.Raw))
@@ -291,7 +291,7 @@ func TestBatchCancel(t *testing.T) {
 		d, err := p.Client.DescribeWorkflowExecution(t.Context(), "batch-"+r.Str("id"), "")
 		return err == nil && d.WorkflowExecutionInfo.Status.String() == "Canceled"
 	}, 30*time.Second, 200*time.Millisecond)
-	captureBatchHistory(t, p, r.Str("id"), "batch-canceled.json")
+	captureBatchHistory(t, p, r.Str("id"), "batch-local-mark-canceled.json")
 }
 
 // captureBatchHistory fetches a Batch workflow's history decoded, checks it

@@ -227,8 +227,8 @@ print("batch", b.status, sorted(h["event"] + ":" + h["outcome"] for h in hooks))
 `, photos, srv.URL+"/py"))
 	require.Contains(t, pyOut, "batch succeeded ['completed:delivered', 'start:delivered']")
 
-	captureBatchHistory(t, p, id, "batch-webhooks-after.json")
-	captureBatchHistory(t, p, id2, "batch-webhooks-canceled-after.json")
+	captureBatchHistory(t, p, id, "batch-local-mark-webhooks.json")
+	captureBatchHistory(t, p, id2, "batch-local-mark-webhooks-canceled.json")
 }
 
 // TestBatchWebhooksSurviveDevKills kills the real `algocloud dev` with

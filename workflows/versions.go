@@ -39,5 +39,8 @@ var Changes = []Change{
 	// branch may go once no batch started before 2026-12-06 runs: a batch
 	// lasts hours, so a week after every worker runs it.
 	{"batch-webhooks", "2026-12-06", "a batch started with a webhook renders itself and starts a WebhookDeliver child at start and when it ends (delivery ids <batch id>-start, -completed)"},
+	// The Batch workflow's (predictions/batch/workflow.go). The old branch
+	// may go once no batch started before 2026-12-07 runs, as above.
+	{"batch-local-mark", "2026-12-07", "read once at each run's start: MarkBatch (running; succeeded, failed or canceled) runs as a local activity inside the workflow task instead of as an activity task"},
 	{changeAgentCertReload, "2026-12-07", "a renewal on a remote server with an agent (EC2) serves the serving revision again with the new certificate (the agent fetches it, the revision reloads it in place) instead of restarting the endpoint"},
 }

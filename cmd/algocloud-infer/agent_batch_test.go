@@ -283,14 +283,17 @@ func TestBatchChunkUnreachable(t *testing.T) {
 // TestBatchChunkCanceled: once the platform ends the command (its batch was
 // canceled), the chunk stops within about a second and sends nothing more.
 func TestBatchChunkCanceled(t *testing.T) {
-	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
 		time.Sleep(20 * time.Millisecond)
 		w.Write([]byte("ok"))
 	}))
 	defer srv.Close()
-	target := func(context.Context) (string, string, *http.Client, error) { return srv.URL, "t", srv.Client(), nil }
+	// Sends are counted as the chunk makes them, not as the server reads
+	// them: under load a request written just before the cancel can reach
+	// the handler after runBatchChunk returned, which is no send after it.
+	calls := &countingTransport{next: srv.Client().Transport}
+	client := &http.Client{Transport: calls}
+	target := func(context.Context) (string, string, *http.Client, error) { return srv.URL, "t", client, nil }
 	in := commands.Batch{Concurrency: 2}
 	for i := range 1000 {
 		in.Items = append(in.Items, commands.BatchItem{Index: i, ContentType: "text/plain", Length: 1})
@@ -315,6 +318,17 @@ func TestBatchChunkCanceled(t *testing.T) {
 	if calls.Load() != n || n >= 1000 {
 		t.Fatalf("%d predicts, still sending after the cancel", n)
 	}
+}
+
+// countingTransport counts the requests a client starts.
+type countingTransport struct {
+	next http.RoundTripper
+	atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.Add(1)
+	return c.next.RoundTrip(r)
 }
 
 // TestPruneBatchFolders: chunk folders untouched for longer than the age

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -79,4 +81,47 @@ func TestBatchWorkflowCancelMarksCanceled(t *testing.T) {
 	var ce *temporal.CanceledError
 	require.True(t, errors.As(env.GetWorkflowError(), &ce), "%v", env.GetWorkflowError())
 	require.Equal(t, []string{store.BatchRunning, store.BatchCanceled}, marks)
+}
+
+// MarkBatch runs as a local activity (change batch-local-mark), at both
+// ends and on the canceled path: no activity task carries it. The
+// integration tests run it against the real store and worker.
+func TestBatchWorkflowMarksLocally(t *testing.T) {
+	for _, cancel := range []bool{false, true} {
+		var ts testsuite.WorkflowTestSuite
+		env := ts.NewTestWorkflowEnvironment()
+		env.RegisterWorkflowWithOptions(Batch, workflow.RegisterOptions{Name: WorkflowName})
+		a := &Activities{}
+		env.RegisterActivity(a)
+		var local, remote []string
+		env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+			local = append(local, info.ActivityType.Name)
+		})
+		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+			remote = append(remote, info.ActivityType.Name)
+		})
+		var marks []string
+		env.OnActivity(a.MarkBatch, mock.Anything, mock.Anything).Return(func(_ context.Context, in MarkInput) error {
+			marks = append(marks, in.Status)
+			return nil
+		})
+		if cancel {
+			env.OnActivity(a.RunChunk, mock.Anything, mock.Anything).After(time.Hour).Return(ChunkResult{}, nil)
+			env.RegisterDelayedCallback(env.CancelWorkflow, time.Minute)
+		} else {
+			env.OnActivity(a.RunChunk, mock.Anything, mock.Anything).Return(ChunkResult{Succeeded: 5}, nil)
+		}
+		env.ExecuteWorkflow(Batch, Input{BatchID: "b", DeploymentID: "d", Total: 5, Concurrency: 1})
+		want := store.BatchSucceeded
+		if cancel {
+			want = store.BatchCanceled
+			var ce *temporal.CanceledError
+			require.True(t, errors.As(env.GetWorkflowError(), &ce), "%v", env.GetWorkflowError())
+		} else {
+			require.NoError(t, env.GetWorkflowError())
+		}
+		require.Equal(t, []string{store.BatchRunning, want}, marks)
+		require.Equal(t, []string{"MarkBatch", "MarkBatch"}, local, "cancel %v", cancel)
+		require.Equal(t, []string{"RunChunk"}, remote, "cancel %v", cancel)
+	}
 }
