@@ -50,6 +50,7 @@ func (h *Hub) PutArtifact(ctx context.Context, serverID, commandID, lease, name 
 	if err := h.blobs.Put(ctx, artifactKey(serverID, commandID, name), bytes.NewReader(b), int64(len(b))); err != nil {
 		return fmt.Errorf("store artifact %s of %s: %w", name, commandID, err)
 	}
+	h.notifyChanged(commandID)
 	return nil
 }
 

@@ -212,7 +212,8 @@ func (h *Hub) CommandResult(ctx context.Context, serverID string, r protocol.Res
 			return h.CommandResult(ctx, serverID, r)
 		}
 	}
-	if len(c.TaskToken) == 0 { // a waited command (input.go): stored is all
+	if len(c.TaskToken) == 0 { // a waited command (input.go): stored is all; its issuer is told
+		h.notifyChanged(c.ID)
 		return protocol.Ack{CommandID: c.ID, Duplicate: duplicate}, nil
 	}
 	token, err := h.openToken(c.ID, c.TaskToken)

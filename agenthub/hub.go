@@ -126,6 +126,9 @@ type Hub struct {
 
 	mu      sync.Mutex
 	wakeups map[string]chan struct{} // per server; closed (and replaced) when a command for it is recorded
+	// changes is, per command, the channel closed (and forgotten) when
+	// this process stores an artifact or a result of it (Changed).
+	changes map[string]chan struct{}
 	// boots is, per server, the boot ID of the agent process that polled
 	// this process last (NextCommand), a cache of the store's (which
 	// decides: a new one there means the agent started anew, and the
@@ -158,7 +161,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h := &Hub{
 		store: cfg.Store, temporal: cfg.Temporal, aead: aead, pollEvery: cfg.PollEvery,
-		eventKind: cfg.EventKind, blobs: cfg.Blobs, log: cfg.Logger, wakeups: map[string]chan struct{}{}, boots: map[string]string{},
+		eventKind: cfg.EventKind, blobs: cfg.Blobs, log: cfg.Logger, wakeups: map[string]chan struct{}{}, changes: map[string]chan struct{}{}, boots: map[string]string{},
 		closing: make(chan struct{}),
 	}
 	if h.pollEvery <= 0 {
@@ -277,6 +280,45 @@ func (h *Hub) notify(server string) {
 	if ch, ok := h.wakeups[server]; ok {
 		close(ch)
 		delete(h.wakeups, server)
+	}
+}
+
+// Changed returns a channel closed when this process next stores an
+// artifact or the result of command commandID: a waited command's issuer
+// (a batch chunk) selects on it beside its poll of the store, so a part or
+// a result is seen when it lands rather than at the next tick, with the
+// endpoint idle meanwhile. Only this process's uploads close it (the API
+// and the worker may be two processes), so the issuer keeps its poll as
+// the fallback. Take the channel before looking in the store, so that
+// something stored after the look still closes it. Call stop when no
+// longer waiting (a command abandoned or canceled is never notified
+// again): it forgets the channel unless it was closed or replaced.
+func (h *Hub) Changed(commandID string) (changed <-chan struct{}, stop func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.changes[commandID]
+	if !ok {
+		ch = make(chan struct{})
+		h.changes[commandID] = ch
+	}
+	return ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.changes[commandID] == ch {
+			delete(h.changes, commandID)
+		}
+	}
+}
+
+// notifyChanged closes command commandID's Changed channel, if one was
+// taken; the next Changed makes a new one. A channel nobody waits on is
+// forgotten here too, so the map holds only commands being watched.
+func (h *Hub) notifyChanged(commandID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, ok := h.changes[commandID]; ok {
+		close(ch)
+		delete(h.changes, commandID)
 	}
 }
 

@@ -504,9 +504,18 @@ func (a *agentRuntime) batch(ctx context.Context, cmd protocol.Command, progress
 		return nil, err
 	}
 	folder := batchFolder(a.dir, cmd.ID)
-	pruneBatchFolders(filepath.Dir(folder), folder, batchKeep, time.Now())
+	// Old chunks' folders are pruned beside the chunk, not before it: a
+	// server that ran many chunks has as many folders to read, and the
+	// endpoint would idle meanwhile. Waited for before the result, so
+	// nothing outlives the command.
+	pruned := make(chan struct{})
+	go func() {
+		defer close(pruned)
+		pruneBatchFolders(filepath.Dir(folder), folder, batchKeep, time.Now())
+	}()
 	t := &liveTarget{a: a, token: tok}
 	out, err := runBatchChunk(ctx, folder, in, linkIO{}, t.resolve, progress)
+	<-pruned
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,9 @@ type AgentHub interface {
 	Command(ctx context.Context, id string) (store.AgentCommand, error)
 	Artifact(ctx context.Context, serverID, commandID, name string) ([]byte, error)
 	DeleteCommandFiles(ctx context.Context, serverID, commandID string) error
+	// Changed is closed when this process stores an artifact or the
+	// result of the command (a wake-up; the poll stays the fallback).
+	Changed(commandID string) (changed <-chan struct{}, stop func())
 }
 
 var _ AgentHub = (*agenthub.Hub)(nil)
@@ -160,10 +163,13 @@ func (a *Activities) runOnAgent(ctx context.Context, in ChunkInput, server strin
 	case err != nil:
 		return res, fmt.Errorf("look up the chunk's agent command: %w", err)
 	}
-	// Wait for the parts, recording each as it comes.
-	// Faster than the worker path's cancel poll: the last part and the
-	// result wait for this tick with the endpoint idle; a look is a store
-	// read and a blob stat.
+	// Wait for the parts, recording each as it comes. The hub wakes the
+	// loop when it stores a part or the result in this process (dev, or a
+	// worker that also serves the API); the tick is the fallback for an
+	// API in another process, and paces the cancel and liveness looks.
+	// Faster than the worker path's cancel poll: without the wake-up, the
+	// last part and the result wait for this tick with the endpoint idle;
+	// a look is a store read and a blob stat.
 	poll := a.Poll
 	if poll <= 0 {
 		poll = 50 * time.Millisecond
@@ -172,7 +178,12 @@ func (a *Activities) runOnAgent(ctx context.Context, in ChunkInput, server strin
 	defer t.Stop()
 	next := 0
 	watch := a.newAgentWatch(in, server) // agentwait.go: an agent gone for good
+	stopWatching := func() {}
+	defer func() { stopWatching() }()
 	for {
+		// Taken before looking: an upload after the look still wakes us.
+		var changed <-chan struct{}
+		changed, stopWatching = a.Agents.Changed(id)
 		// Parts first, then the state: a result is posted after its last
 		// part, so a done command's parts are all there.
 		for {
@@ -234,6 +245,7 @@ func (a *Activities) runOnAgent(ctx context.Context, in ChunkInput, server strin
 		case <-ctx.Done():
 			return res, ctx.Err()
 		case <-t.C:
+		case <-changed:
 		}
 	}
 }
