@@ -150,9 +150,12 @@ func TestBatchWebhooks(t *testing.T) {
 	nf := ec.Do(http.MethodGet, batches+"/bat_nosuch/webhooks", nil)
 	require.Equal(t, http.StatusNotFound, nf.Status, string(nf.Raw))
 
-	// A canceled batch, only completed: once, canceled.
+	// A canceled batch, only completed: once, canceled. 2,000 items at
+	// concurrency 1, so the cancel lands while items are left: on the
+	// server's agent 300 were done within the first result part or two,
+	// before the cancel after the third item was seen.
 	entries = entries[:0]
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 2000; i++ {
 		entries = append(entries, zipEntry{name: fmt.Sprintf("%03d.png", i), body: batchPNG(t, i)})
 	}
 	r = postBatchHook(t, p.APIURL, epTok, "seg", makeZip(t, entries), map[string]string{
