@@ -409,6 +409,12 @@ func (a *Activities) predict(ctx context.Context, g *gate, in ChunkInput, body [
 // input reads an item's bytes: its blob, or its URL. fail is set when the
 // item fails for good (a URL that cannot be fetched, a blob gone).
 func (a *Activities) input(ctx context.Context, batchID string, it store.BatchItem) (body []byte, ct, fail string, err error) {
+	return a.inputFrom(ctx, batchID, it, nil)
+}
+
+// inputFrom is input with the chunk's packs read through packs (nil: each
+// range read from its pack's blob on its own).
+func (a *Activities) inputFrom(ctx context.Context, batchID string, it store.BatchItem, packs *packCache) (body []byte, ct, fail string, err error) {
 	if strings.HasPrefix(it.Input, s3ItemPrefix) {
 		return a.s3Input(ctx, batchID, it)
 	}
@@ -425,9 +431,26 @@ func (a *Activities) input(ctx context.Context, batchID string, it store.BatchIt
 		}
 		return b, ct, "", nil
 	}
-	rc, err := a.Blobs.Get(ctx, it.Input)
+	const gone = "the item's input is gone from the blob store"
+	key, off, n, isRange, err := splitRange(it.Input)
+	if err != nil {
+		return nil, "", "the item's input: " + err.Error(), nil
+	}
+	if isRange && packs != nil {
+		b, err := packs.rangeOf(ctx, key, off, n)
+		switch {
+		case errors.Is(err, blobs.ErrNotFound):
+			return nil, "", gone, nil
+		case errors.Is(err, errOutsidePack):
+			return nil, "", "the item's input: " + err.Error(), nil
+		case err != nil:
+			return nil, "", "", fmt.Errorf("get input of item %d: %w", it.Index, err)
+		}
+		return b, contentType(it.Name, b), "", nil
+	}
+	rc, err := OpenOutput(ctx, a.Blobs, it.Input) // a blob, or a range of a pack
 	if errors.Is(err, blobs.ErrNotFound) {
-		return nil, "", "the item's input is gone from the blob store", nil
+		return nil, "", gone, nil
 	}
 	if err != nil {
 		return nil, "", "", fmt.Errorf("get input of item %d: %w", it.Index, err)
@@ -436,6 +459,9 @@ func (a *Activities) input(ctx context.Context, batchID string, it store.BatchIt
 	b, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("read input of item %d: %w", it.Index, err)
+	}
+	if isRange && int64(len(b)) != n {
+		return nil, "", fmt.Sprintf("the item's input: its pack %s ends before byte %d", key, off+n), nil
 	}
 	return b, contentType(it.Name, b), "", nil
 }

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -85,18 +83,15 @@ func rangeKey(key string, off, n int64) string {
 	return fmt.Sprintf("%s#%d+%d", key, off, n)
 }
 
-// OpenOutput opens an item's output: a blob, or a range of a result part
-// (an item done by the server's agent).
+// OpenOutput opens a kept blob key: a whole blob, or a range of one (an
+// output recorded from the agent's result part, an input staged in a pack).
 func OpenOutput(ctx context.Context, bl blobs.Store, outputKey string) (io.ReadCloser, error) {
-	key, rng, ok := strings.Cut(outputKey, "#")
+	key, off, n, ok, err := splitRange(outputKey)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return bl.Get(ctx, outputKey)
-	}
-	o, l, ok := strings.Cut(rng, "+")
-	off, err1 := strconv.ParseInt(o, 10, 64)
-	n, err2 := strconv.ParseInt(l, 10, 64)
-	if !ok || err1 != nil || err2 != nil || off < 0 || n < 0 {
-		return nil, fmt.Errorf("output key %q: bad range", outputKey)
 	}
 	rc, err := bl.Get(ctx, key)
 	if err != nil {
@@ -271,16 +266,18 @@ func (a *Activities) issueOnAgent(ctx context.Context, in ChunkInput, server, id
 		ct, fail string
 		err      error
 	}
+	packs := &packCache{blobs: a.Blobs} // staged archives: a few packs for the whole chunk
 	window := make([]read, packInputWindow)
 	for from := 0; from < len(items); from += packInputWindow {
 		batch := items[from:min(from+packInputWindow, len(items))]
+		packs.keepOnly(batch)
 		var wg sync.WaitGroup
 		next := make(chan int)
 		for range min(packInputReaders, len(batch)) {
 			wg.Go(func() {
 				for i := range next {
 					r := &window[i]
-					r.body, r.ct, r.fail, r.err = a.input(ctx, in.BatchID, batch[i])
+					r.body, r.ct, r.fail, r.err = a.inputFrom(ctx, in.BatchID, batch[i], packs)
 				}
 			})
 		}

@@ -203,22 +203,30 @@ func defaultConcurrency(spec json.RawMessage) int {
 	return min(max(sp.Threads, 1)*2, MaxConcurrency)
 }
 
-// stageArchive puts each file of the archive in the blob store as an item.
+// stageArchive puts the archive's files in the blob store as items: small
+// ones packed back to back into pack blobs (inputPack), each item's input a
+// range of its pack, large ones one blob each.
 func (s *Service) stageArchive(ctx context.Context, batchID string, f *os.File, lim Limits) ([]store.BatchItem, error) {
 	var items []store.BatchItem
+	p := &inputPacker{ctx: ctx, blobs: s.Blobs, batchID: batchID}
 	err := ReadArchive(f, lim, func(m Member) error {
 		idx := len(items)
-		key := inputKey(batchID, idx)
-		if err := s.Blobs.Put(ctx, key, m.R, -1); err != nil {
+		input, err := p.add(idx, m.R)
+		if err != nil {
 			var me *MemberError
 			if errors.As(err, &me) || errors.Is(err, ErrNotArchive) {
 				return err
 			}
 			return fmt.Errorf("put archive member %d: %w", idx, err)
 		}
-		items = append(items, store.BatchItem{Index: idx, Name: m.Name, Input: key})
+		items = append(items, store.BatchItem{Index: idx, Name: m.Name, Input: input})
 		return nil
 	})
+	if err == nil {
+		if err = p.flush(); err != nil {
+			err = fmt.Errorf("put the archive's last input pack: %w", err)
+		}
+	}
 	var me *MemberError
 	switch {
 	case errors.As(err, &me):
