@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -107,9 +108,18 @@ func (r batchRow) batch() Batch {
 const batchColumns = `id, algorithm_id, owner_id, source, status, total, done, failed, concurrency, error_message,
 	output_uri, created_at, started_at, completed_at, updated_at`
 
-// insertItemsPerStatement bounds one multi-row INSERT (SQLite allows 32766
-// parameters; 4 per row).
-const insertItemsPerStatement = 500
+// insertItemsPerStatement is the rows of one multi-row INSERT of a batch's
+// items. Small on purpose: the SQLite driver binds each parameter by
+// scanning the statement's parameters, so a statement's binding costs the
+// square of its parameters (500 rows, 2,000 parameters: 101 ms for a
+// 2,000-item batch, two thirds of it binding; 25 rows: 21 ms;
+// BenchmarkCreateBatch), and the prepared statement is reused.
+const insertItemsPerStatement = 25
+
+// insertItemsQuery inserts n items: (batch_id, idx, name, input) each.
+func insertItemsQuery(n int) string {
+	return `INSERT INTO batch_items (batch_id, idx, name, input) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", n), ", ")
+}
 
 // CreateBatch stores a queued batch and its items in one transaction; Total
 // is set from items. An unknown algorithm or owner gives ErrNotFound, a taken
@@ -137,18 +147,28 @@ func (s *Store) CreateBatch(ctx context.Context, b Batch, items []BatchItem) err
 	if err != nil {
 		return fmt.Errorf("create batch %s: %w", b.ID, err)
 	}
+	// One statement of insertItemsPerStatement rows, prepared once and run
+	// for each full group; the rest in one statement of their own.
+	var full *sqlx.Stmt
 	for start := 0; start < len(items); start += insertItemsPerStatement {
-		end := min(start+insertItemsPerStatement, len(items))
-		query := `INSERT INTO batch_items (batch_id, idx, name, input) VALUES `
-		args := make([]any, 0, 4*(end-start))
-		for i, it := range items[start:end] {
-			if i > 0 {
-				query += ", "
-			}
-			query += "(?, ?, ?, ?)"
+		group := items[start:min(start+insertItemsPerStatement, len(items))]
+		args := make([]any, 0, 4*len(group))
+		for _, it := range group {
 			args = append(args, b.ID, it.Index, cleanText(it.Name, 1024), it.Input)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(query), args...); err != nil {
+		if len(group) < insertItemsPerStatement {
+			if _, err := tx.ExecContext(ctx, s.q(insertItemsQuery(len(group))), args...); err != nil {
+				return fmt.Errorf("create batch %s: insert items: %w", b.ID, err)
+			}
+			continue
+		}
+		if full == nil {
+			if full, err = tx.PreparexContext(ctx, s.q(insertItemsQuery(insertItemsPerStatement))); err != nil {
+				return fmt.Errorf("create batch %s: prepare the items' insert: %w", b.ID, err)
+			}
+			defer full.Close()
+		}
+		if _, err := full.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("create batch %s: insert items: %w", b.ID, err)
 		}
 	}

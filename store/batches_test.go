@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -178,4 +179,25 @@ func TestBatchS3Sealed(t *testing.T) {
 		require.NoError(t, err)
 		require.Nil(t, box)
 	})
+}
+
+// BenchmarkCreateBatch stores a batch of 2,000 archive items on SQLite: the
+// insert lies between the batch's created_at and its workflow's start.
+func BenchmarkCreateBatch(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "algocloud.db"))
+	require.NoError(b, err)
+	b.Cleanup(func() { require.NoError(b, s.Close()) })
+	u, err := s.CreateUser(ctx, "u")
+	require.NoError(b, err)
+	require.NoError(b, s.CreateAlgorithm(ctx, Algorithm{ID: "a1", OwnerID: u.ID, Name: "n", APIName: "seg"}))
+	items := make([]BatchItem, 2000)
+	for i := range items {
+		items[i] = BatchItem{Index: i, Name: fmt.Sprintf("img-%05d.png", i),
+			Input: fmt.Sprintf("batches/bat_0123456789abcdef01234567/in/pack-%d#%d+%d", i/500, i*90, 90)}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		require.NoError(b, s.CreateBatch(ctx, Batch{ID: fmt.Sprintf("bat_%024d", i), AlgorithmID: "a1", OwnerID: u.ID, Source: "archive", Concurrency: 2}, items))
+	}
 }
