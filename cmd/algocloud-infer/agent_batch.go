@@ -410,6 +410,9 @@ func decodeBatch(cmd protocol.Command) (commands.Batch, error) {
 	if err := decodePayload(cmd, &in); err != nil {
 		return in, err
 	}
+	if err := in.UnpackItems(); err != nil {
+		return in, fmt.Errorf("batch: %w", err)
+	}
 	if err := commands.CheckBatch(in); err != nil {
 		return in, fmt.Errorf("batch: %w", err)
 	}

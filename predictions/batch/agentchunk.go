@@ -315,6 +315,9 @@ func (a *Activities) issueOnAgent(ctx context.Context, in ChunkInput, server, id
 	if len(payload.Items) == 0 {
 		return store.AgentCommand{}, nil
 	}
+	if err := payload.PackItems(); err != nil {
+		return store.AgentCommand{}, err
+	}
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return store.AgentCommand{}, err

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -29,6 +30,12 @@ func (h *packHub) PutInput(_ context.Context, _, _ string, body []byte) error {
 
 func (h *packHub) Submit(_ context.Context, in agenthub.Cmd, _ int) (store.AgentCommand, error) {
 	if err := json.Unmarshal(in.Payload, &h.payload); err != nil {
+		return store.AgentCommand{}, err
+	}
+	if len(h.payload.Items) > 0 {
+		return store.AgentCommand{}, errors.New("the items went unpacked")
+	}
+	if err := h.payload.UnpackItems(); err != nil {
 		return store.AgentCommand{}, err
 	}
 	return store.AgentCommand{ID: in.ID}, nil
