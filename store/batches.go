@@ -322,16 +322,26 @@ func (s *Store) BatchItems(ctx context.Context, batchID, status string, from, li
 }
 
 // PendingBatchItems returns the batch's items in [from, to) not yet recorded.
+// It reads only what a pending item has (index, name, input), scanned
+// without reflection: it is the first thing a chunk does, before its first
+// predict (BenchmarkPendingBatchItems).
 func (s *Store) PendingBatchItems(ctx context.Context, batchID string, from, to int) ([]BatchItem, error) {
-	var rows []itemRow
-	err := s.db.SelectContext(ctx, &rows, s.q(`SELECT `+itemColumns+` FROM batch_items
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT idx, name, input FROM batch_items
 		WHERE batch_id = ? AND idx >= ? AND idx < ? AND status = ? ORDER BY idx`), batchID, from, to, ItemPending)
 	if err != nil {
 		return nil, fmt.Errorf("list pending items of batch %s: %w", batchID, err)
 	}
-	out := make([]BatchItem, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r.item())
+	defer rows.Close()
+	out := make([]BatchItem, 0, max(0, min(to-from, 1<<16)))
+	for rows.Next() {
+		it := BatchItem{Status: ItemPending}
+		if err := rows.Scan(&it.Index, &it.Name, &it.Input); err != nil {
+			return nil, fmt.Errorf("list pending items of batch %s: %w", batchID, err)
+		}
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list pending items of batch %s: %w", batchID, err)
 	}
 	return out, nil
 }

@@ -201,3 +201,27 @@ func BenchmarkCreateBatch(b *testing.B) {
 		require.NoError(b, s.CreateBatch(ctx, Batch{ID: fmt.Sprintf("bat_%024d", i), AlgorithmID: "a1", OwnerID: u.ID, Source: "archive", Concurrency: 2}, items))
 	}
 }
+
+// BenchmarkPendingBatchItems reads a 2,000-item batch's pending items: the
+// first thing a chunk does, before its first predict.
+func BenchmarkPendingBatchItems(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "algocloud.db"))
+	require.NoError(b, err)
+	b.Cleanup(func() { require.NoError(b, s.Close()) })
+	u, err := s.CreateUser(ctx, "u")
+	require.NoError(b, err)
+	require.NoError(b, s.CreateAlgorithm(ctx, Algorithm{ID: "a1", OwnerID: u.ID, Name: "n", APIName: "seg"}))
+	items := make([]BatchItem, 2000)
+	for i := range items {
+		items[i] = BatchItem{Index: i, Name: fmt.Sprintf("img-%05d.png", i),
+			Input: fmt.Sprintf("batches/bat_0123456789abcdef01234567/in/pack-%d#%d+%d", i/500, i*90, 90)}
+	}
+	require.NoError(b, s.CreateBatch(ctx, Batch{ID: "bat_1", AlgorithmID: "a1", OwnerID: u.ID, Source: "archive", Concurrency: 2}, items))
+	b.ResetTimer()
+	for range b.N {
+		got, err := s.PendingBatchItems(ctx, "bat_1", 0, 2000)
+		require.NoError(b, err)
+		require.Len(b, got, 2000)
+	}
+}
