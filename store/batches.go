@@ -429,11 +429,18 @@ func (s *Store) FinishBatchItems(ctx context.Context, batchID string, rs []Index
 	if n == 0 {
 		return 0, 0, nil
 	}
+	// The transaction's handle on the prepared update, taken once for all
+	// the rows rather than per row.
+	var upd *sqlx.Stmt
+	if stmts[1] != nil {
+		upd = tx.StmtxContext(ctx, stmts[1])
+		defer upd.Close()
+	}
 	for _, r := range rs {
 		if r.Status != ItemSucceeded && r.Status != ItemFailed {
 			return 0, 0, fmt.Errorf("finish item %d of batch %s: status %q is not an end state", r.Index, batchID, r.Status)
 		}
-		res, err := hotExec(ctx, tx, stmts[1], update, r.Status, r.HTTPStatus, cleanText(r.Error, MaxEventMessage), r.OutputKey,
+		res, err := txExec(ctx, tx, upd, update, r.Status, r.HTTPStatus, cleanText(r.Error, MaxEventMessage), r.OutputKey,
 			cleanText(r.ContentType, 255), now, batchID, r.Index, ItemPending)
 		if err != nil {
 			return 0, 0, fmt.Errorf("finish item %d of batch %s: %w", r.Index, batchID, err)

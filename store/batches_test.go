@@ -225,3 +225,36 @@ func BenchmarkPendingBatchItems(b *testing.B) {
 		require.Len(b, got, 2000)
 	}
 }
+
+// BenchmarkFinishBatchItems records a 2,000-item batch's results in parts of
+// 500, as a chunk on a server's agent does.
+func BenchmarkFinishBatchItems(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "algocloud.db"))
+	require.NoError(b, err)
+	b.Cleanup(func() { require.NoError(b, s.Close()) })
+	u, err := s.CreateUser(ctx, "u")
+	require.NoError(b, err)
+	require.NoError(b, s.CreateAlgorithm(ctx, Algorithm{ID: "a1", OwnerID: u.ID, Name: "n", APIName: "seg"}))
+	items := make([]BatchItem, 2000)
+	for i := range items {
+		items[i] = BatchItem{Index: i, Name: fmt.Sprintf("img-%05d.png", i), Input: "k"}
+	}
+	b.ResetTimer()
+	for n := range b.N {
+		b.StopTimer()
+		id := fmt.Sprintf("bat_%d", n)
+		require.NoError(b, s.CreateBatch(ctx, Batch{ID: id, AlgorithmID: "a1", OwnerID: u.ID, Source: "archive", Concurrency: 2}, items))
+		b.StartTimer()
+		for from := 0; from < len(items); from += 500 {
+			rs := make([]IndexedResult, 0, 500)
+			for i := from; i < from+500; i++ {
+				rs = append(rs, IndexedResult{Index: i, ItemResult: ItemResult{Status: ItemSucceeded, HTTPStatus: 200, ContentType: "image/png",
+					OutputKey: fmt.Sprintf("batches/%s/parts/0-2000/%d#%d+%d", id, from/500, i*100, 100)}})
+			}
+			done, _, err := s.FinishBatchItems(ctx, id, rs)
+			require.NoError(b, err)
+			require.Equal(b, 500, done)
+		}
+	}
+}

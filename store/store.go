@@ -238,6 +238,15 @@ func hotExec(ctx context.Context, tx *sqlx.Tx, st *sqlx.Stmt, query string, args
 	return tx.StmtxContext(ctx, st).ExecContext(ctx, args...)
 }
 
+// txExec runs st (a statement of tx's, from tx.StmtxContext; nil: query)
+// with args in tx.
+func txExec(ctx context.Context, tx *sqlx.Tx, st *sqlx.Stmt, query string, args ...any) (sql.Result, error) {
+	if st == nil {
+		return tx.ExecContext(ctx, query, args...)
+	}
+	return st.ExecContext(ctx, args...)
+}
+
 // Ping checks that the database answers, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.PingContext(ctx); err != nil {
