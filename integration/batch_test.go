@@ -31,6 +31,7 @@ import (
 	"github.com/algocloud/algocloud/internal/platform"
 	"github.com/algocloud/algocloud/internal/testenv"
 	"github.com/algocloud/algocloud/predictions/batch"
+	"github.com/algocloud/algocloud/store"
 )
 
 // batchPNG is a small image that differs for every i (its Otsu mask too).
@@ -292,6 +293,54 @@ func TestBatchCancel(t *testing.T) {
 		return err == nil && d.WorkflowExecutionInfo.Status.String() == "Canceled"
 	}, 30*time.Second, 200*time.Millisecond)
 	captureBatchHistory(t, p, r.Str("id"), "batch-local-mark-canceled.json")
+}
+
+// TestBatchCancelRightAfterCreate cancels a batch as soon as its POST is
+// answered: the API issued the first chunk on the server's agent while the
+// workflow started (predictions/batch/firstchunk.go), so the cancel must
+// end that command even if the workflow never got to watch it. The agent
+// stops, nothing is recorded after the cancel, and the workflow ends
+// canceled.
+func TestBatchCancelRightAfterCreate(t *testing.T) {
+	data := t.TempDir()
+	p := startPlatform(t, data)
+	defer p.Stop()
+	c := newClient(t, p, devToken(t, p))
+	_, _, epTok := walk(t, c, "earlycancel", "segmentation", "image")
+	var entries []zipEntry
+	for i := 0; i < 1500; i++ {
+		entries = append(entries, zipEntry{name: fmt.Sprintf("%04d.png", i), body: batchPNG(t, i)})
+	}
+	r := postBatch(t, p.APIURL, epTok, "earlycancel", makeZip(t, entries), 1)
+	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
+	id := fmt.Sprintf("batch-%s-0-1500", r.Str("id"))
+	cmd, err := p.Store.GetAgentCommand(t.Context(), id)
+	require.NoError(t, err, "the first chunk's command is issued by the time the POST answers")
+	require.Equal(t, "batch", cmd.Kind)
+
+	ec := testenv.NewAPIClient(t, p.APIURL, epTok)
+	cr := ec.Do(http.MethodPost, r.Str("urls", "cancel"), nil)
+	require.Equal(t, http.StatusOK, cr.Status, string(cr.Raw))
+	require.Equal(t, "canceled", cr.Str("status"))
+	doneAtCancel := count(cr, "done") + count(cr, "failed")
+	cmd, err = p.Store.GetAgentCommand(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, store.AgentDone, cmd.State, "the cancel ended the first chunk's command")
+	require.Contains(t, cmd.Result, "canceled")
+
+	time.Sleep(time.Second)
+	sent := predictLines(t, data)
+	time.Sleep(1500 * time.Millisecond)
+	require.Equal(t, sent, predictLines(t, data), "the agent still sends predicts after the cancel")
+	require.Less(t, sent, 1500)
+	after := ec.Do(http.MethodGet, r.Str("urls", "get"), nil)
+	require.Equal(t, "canceled", after.Str("status"))
+	require.Equal(t, doneAtCancel, count(after, "done")+count(after, "failed"), "nothing is recorded after the cancel answered")
+	require.Eventually(t, func() bool {
+		d, err := p.Client.DescribeWorkflowExecution(t.Context(), "batch-"+r.Str("id"), "")
+		return err == nil && d.WorkflowExecutionInfo.Status.String() == "Canceled"
+	}, 30*time.Second, 200*time.Millisecond)
+	t.Logf("recorded at the cancel %d, predicts completed %d of 1500", doneAtCancel, sent)
 }
 
 // captureBatchHistory fetches a Batch workflow's history decoded, checks it

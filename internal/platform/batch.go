@@ -15,12 +15,20 @@ import (
 // with the user's own credentials (sealed with the credentials key into the
 // batch's row) under the URL policy of image URL inputs: endpoint_url on
 // loopback or a private network needs --allow-private-urls.
+//
+// Where servers have agents, the service issues an archive batch's first
+// chunk on the agent itself, right after the workflow's start
+// (predictions/batch/firstchunk.go).
 func (p *Platform) batchService() *batch.Service {
-	return &batch.Service{
+	s := &batch.Service{
 		Store: p.Store, Blobs: p.Blobs, Temporal: p.Client, TaskQueue: workflows.TaskQueue,
 		URLPolicy: p.urlPolicy(), MaxActive: p.opts.MaxActiveBatches, Limits: batch.Limits{MaxItems: p.opts.MaxBatchItems},
-		S3: batchs3.New(p.urlPolicy()), CredentialsKey: p.credKey,
+		S3: batchs3.New(p.urlPolicy()), CredentialsKey: p.credKey, Log: p.log.With("component", "batch"),
 	}
+	if p.Agents != nil {
+		s.FirstChunk = p.batchActivities()
+	}
+	return s
 }
 
 // batchActivities are the worker's side (URL items and S3 prefixes under
@@ -28,6 +36,11 @@ func (p *Platform) batchService() *batch.Service {
 // with the platform caller token, verifying them with the local CA's root
 // unless endpoints have publicly trusted certificates.
 func (p *Platform) batchActivities() *batch.Activities {
+	p.batchActsOnce.Do(func() { p.batchActs = p.newBatchActivities() })
+	return p.batchActs
+}
+
+func (p *Platform) newBatchActivities() *batch.Activities {
 	var roots *x509.CertPool
 	if p.opts.Cloud.Certs != CertsACME {
 		roots = x509.NewCertPool()

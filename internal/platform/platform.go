@@ -30,6 +30,7 @@ import (
 	"github.com/algocloud/algocloud/activities/python"
 	"github.com/algocloud/algocloud/agenthub"
 	"github.com/algocloud/algocloud/api"
+	"github.com/algocloud/algocloud/predictions/batch"
 	// Registers the endpoints' OpenAPI generator with templates.Clients, so
 	// the API's openapi client is the bytes an endpoint serves at
 	// /openapi.json. Here, not in api: api must not link the inference
@@ -181,6 +182,12 @@ type Platform struct {
 	// and worker in one process (dev) a recorded command wakes the agent's
 	// poll at once; apart, the API finds it in the store within a second.
 	Agents *agenthub.Hub
+
+	// batchActs are the batch activities, made once (batchActivities): the
+	// worker runs them and the API issues first chunks with them, so both
+	// know the agents a chunk was taken back from.
+	batchActsOnce sync.Once
+	batchActs     *batch.Activities
 	// stopSweep ends the prediction retention sweep (predictions.go).
 	stopSweep context.CancelFunc
 }

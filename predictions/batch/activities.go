@@ -148,7 +148,16 @@ func (a *Activities) RunChunk(ctx context.Context, in ChunkInput) (ChunkResult, 
 		return res, err
 	}
 	res.Skipped = (in.To - in.From) - len(items)
-	if srv := a.agentServer(ctx, in); srv != "" && len(items) > 0 {
+	srv := a.agentServer(ctx, in)
+	if srv == "" && a.Agents != nil && len(items) > 0 {
+		// A command issued for this chunk already (Service.Create's first
+		// chunk, by an API that thought the agent alive) is watched where it
+		// went, never run beside: runOnAgent takes it back if its agent is gone.
+		if c, err := a.Agents.Command(ctx, agentCommandID(in)); err == nil {
+			srv = c.ServerID
+		}
+	}
+	if srv != "" && len(items) > 0 {
 		r, err := a.runOnAgent(ctx, in, srv, items)
 		r.Skipped = res.Skipped
 		if !errors.Is(err, errAgentChunkFailed) {

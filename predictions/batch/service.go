@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/url"
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -53,6 +55,13 @@ type Service struct {
 	// CredentialsKey seals the user's S3 credentials into the batch's row
 	// (the platform key, as for webhook secrets); the worker opens them.
 	CredentialsKey []byte
+	// FirstChunk, when set, issues an archive batch's first chunk on its
+	// deployment's server agent right after the workflow's start
+	// (firstchunk.go); nil leaves it to the workflow.
+	FirstChunk FirstChunk
+	// Log gets what goes wrong on the way that the request does not answer
+	// for (the first chunk not issued early); nil logs nothing.
+	Log *slog.Logger
 }
 
 // DefaultMaxActive bounds a user's queued and running batches.
@@ -176,6 +185,18 @@ func (s *Service) Create(ctx context.Context, r Request) (store.Batch, error) {
 		s.dropBlobs(b.ID)
 		return b, err
 	}
+	// The first chunk's command goes to the deployment's agent while the
+	// workflow starts (firstchunk.go): its activity finds it issued.
+	b.Total = len(items)
+	var first sync.WaitGroup
+	if s.FirstChunk != nil && b.Source == "archive" { // staged inputs only: URL and S3 items are the worker's to fetch
+		in := firstChunk(b.ID, r.Algorithm.ID, len(items), r.Concurrency)
+		first.Go(func() {
+			if _, err := s.FirstChunk.StartFirstChunk(context.WithoutCancel(ctx), in, items[in.From:in.To]); err != nil && s.Log != nil {
+				s.Log.Warn("the batch's first chunk was not issued early; its workflow issues it", "batch", b.ID, "error", err)
+			}
+		})
+	}
 	// EnableEagerStart: where a worker shares this client (algocloud dev),
 	// the first workflow task comes back with the start instead of through
 	// the server's matching, which on the loaded machine was a sizeable part
@@ -185,9 +206,13 @@ func (s *Service) Create(ctx context.Context, r Request) (store.Batch, error) {
 	_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: WorkflowID(b.ID), TaskQueue: s.TaskQueue, EnableEagerStart: true},
 		WorkflowName, Input{BatchID: b.ID, DeploymentID: r.Algorithm.ID, Total: len(items), Concurrency: r.Concurrency,
 			ChunkSize: DefaultChunkSize, Webhook: r.Webhook, WebhookEvents: r.WebhookEvents})
+	first.Wait()
 	if err != nil {
 		_, _ = s.Store.SetBatchStatus(context.WithoutCancel(ctx), b.ID, store.BatchFailed, "could not start: "+err.Error())
 		_ = s.Store.ClearBatchS3(context.WithoutCancel(ctx), b.ID, "")
+		if s.FirstChunk != nil {
+			_ = s.FirstChunk.EndFirstChunk(context.WithoutCancel(ctx), b)
+		}
 		return b, fmt.Errorf("start batch workflow: %w", err)
 	}
 	return s.Store.BatchByID(ctx, b.ID)
@@ -341,6 +366,13 @@ func (s *Service) dropBlobs(batchID string) {
 func (s *Service) Cancel(ctx context.Context, b store.Batch) (store.Batch, error) {
 	if _, err := s.Store.SetBatchStatus(ctx, b.ID, store.BatchCanceled, ""); err != nil {
 		return b, err
+	}
+	if s.FirstChunk != nil {
+		// A first chunk issued by Create runs even if the workflow is
+		// canceled before its activity watches it.
+		if err := s.FirstChunk.EndFirstChunk(ctx, b); err != nil {
+			return b, fmt.Errorf("end the batch's first chunk: %w", err)
+		}
 	}
 	err := s.Temporal.CancelWorkflow(ctx, WorkflowID(b.ID), "")
 	var nf *serviceerror.NotFound
