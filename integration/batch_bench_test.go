@@ -160,13 +160,14 @@ func TestBatchFigure(t *testing.T) {
 	t.Logf("FIGURE batch workflow phases (history): created→workflow started (item rows, the start) %.0f ms; workflow started→first chunk started (first MarkBatch, chunk dispatched) %.0f ms; last chunk completed→completed %.0f ms",
 		float64(ev.started.Sub(created).Milliseconds()), float64(ev.firstChunkStarted.Sub(ev.started).Milliseconds()), float64(completed.Sub(ev.lastChunkDone).Milliseconds()))
 	if first, last, k := socketPredictSpan(t, data); k > 0 {
-		// The serial phases around the endpoint's work: from the workflow's
-		// start to the agent's first predict (reading and packing the
-		// inputs, the command's hand-over, the input's download), and from
-		// its last predict to completed_at (the last part's upload, the
-		// worker's poll, recording it, the workflow's end).
-		t.Logf("FIGURE batch serial phases: started→first predict on the agent socket %.0f ms; last predict→completed %.0f ms (%d predicts on the socket)",
-			float64(first.Sub(started).Milliseconds()), float64(completed.Sub(last).Milliseconds()), k)
+		// The serial phases around the endpoint's work: from the batch's
+		// creation to the agent's first predict (the item rows, the first
+		// chunk's command issued while the workflow starts, its hand-over,
+		// the input's download; started_at may come after it), and from its
+		// last predict to completed_at (the last part's upload, recording
+		// it, the workflow's end).
+		t.Logf("FIGURE batch serial phases: created→first predict on the agent socket %.0f ms (started→first predict %.0f ms); last predict→completed %.0f ms (%d predicts on the socket)",
+			float64(first.Sub(created).Milliseconds()), float64(first.Sub(started).Milliseconds()), float64(completed.Sub(last).Milliseconds()), k)
 	}
 	per := func(s float64) float64 { return 1000 * s / float64(n) }
 	t.Logf("FIGURE CPU ms per item: client loop (first): endpoint %.2f, test process (client) %.2f, dev %.2f; batch: staging (the POST) dev %.2f; running (POST answered to seen succeeded): endpoint %.2f, server agent (its chunks' client) %.2f, dev %.2f, test process %.2f",
