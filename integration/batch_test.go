@@ -256,18 +256,25 @@ func TestBatchFromZip(t *testing.T) {
 // is fast enough at concurrency 1 that the batch has 1,500 items, so it is
 // canceled well before its end; the agent hears the cancel and stops
 // sending predicts within a couple of seconds.
-func TestBatchCancel(t *testing.T) {
-	data := t.TempDir()
-	p := startPlatform(t, data)
-	defer p.Stop()
+// startBatchToCancel starts a platform, walks apiName's wizard and posts a
+// batch of 1,500 PNGs at concurrency 1 (long enough to cancel mid-way).
+func startBatchToCancel(t *testing.T, apiName string) (p *platform.Platform, data string, r resp, epTok string) {
+	data = t.TempDir()
+	p = startPlatform(t, data)
 	c := newClient(t, p, devToken(t, p))
-	_, _, epTok := walk(t, c, "cancelseg", "segmentation", "image")
+	_, _, epTok = walk(t, c, apiName, "segmentation", "image")
 	var entries []zipEntry
 	for i := 0; i < 1500; i++ {
 		entries = append(entries, zipEntry{name: fmt.Sprintf("%04d.png", i), body: batchPNG(t, i)})
 	}
-	r := postBatch(t, p.APIURL, epTok, "cancelseg", makeZip(t, entries), 1)
+	r = postBatch(t, p.APIURL, epTok, apiName, makeZip(t, entries), 1)
 	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
+	return p, data, r, epTok
+}
+
+func TestBatchCancel(t *testing.T) {
+	p, data, r, epTok := startBatchToCancel(t, "cancelseg")
+	defer p.Stop()
 	ec := testenv.NewAPIClient(t, p.APIURL, epTok)
 	get := r.Str("urls", "get")
 	require.Eventually(t, func() bool { return count(ec.Do(http.MethodGet, get, nil), "done") >= 5 }, 2*time.Minute, 100*time.Millisecond)
@@ -302,17 +309,8 @@ func TestBatchCancel(t *testing.T) {
 // stops, nothing is recorded after the cancel, and the workflow ends
 // canceled.
 func TestBatchCancelRightAfterCreate(t *testing.T) {
-	data := t.TempDir()
-	p := startPlatform(t, data)
+	p, data, r, epTok := startBatchToCancel(t, "earlycancel")
 	defer p.Stop()
-	c := newClient(t, p, devToken(t, p))
-	_, _, epTok := walk(t, c, "earlycancel", "segmentation", "image")
-	var entries []zipEntry
-	for i := 0; i < 1500; i++ {
-		entries = append(entries, zipEntry{name: fmt.Sprintf("%04d.png", i), body: batchPNG(t, i)})
-	}
-	r := postBatch(t, p.APIURL, epTok, "earlycancel", makeZip(t, entries), 1)
-	require.Equal(t, http.StatusAccepted, r.Status, string(r.Raw))
 	id := fmt.Sprintf("batch-%s-0-1500", r.Str("id"))
 	cmd, err := p.Store.GetAgentCommand(t.Context(), id)
 	require.NoError(t, err, "the first chunk's command is issued by the time the POST answers")

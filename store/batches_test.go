@@ -181,9 +181,9 @@ func TestBatchS3Sealed(t *testing.T) {
 	})
 }
 
-// BenchmarkCreateBatch stores a batch of 2,000 archive items on SQLite: the
-// insert lies between the batch's created_at and its workflow's start.
-func BenchmarkCreateBatch(b *testing.B) {
+// benchBatchStore opens a SQLite store in a temporary folder with a user
+// and an algorithm ("a1"), and makes a 2,000-item archive batch's items.
+func benchBatchStore(b *testing.B) (*Store, User, []BatchItem) {
 	ctx := context.Background()
 	s, err := Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "algocloud.db"))
 	require.NoError(b, err)
@@ -196,6 +196,14 @@ func BenchmarkCreateBatch(b *testing.B) {
 		items[i] = BatchItem{Index: i, Name: fmt.Sprintf("img-%05d.png", i),
 			Input: fmt.Sprintf("batches/bat_0123456789abcdef01234567/in/pack-%d#%d+%d", i/500, i*90, 90)}
 	}
+	return s, u, items
+}
+
+// BenchmarkCreateBatch stores a batch of 2,000 archive items on SQLite: the
+// insert lies between the batch's created_at and its workflow's start.
+func BenchmarkCreateBatch(b *testing.B) {
+	ctx := context.Background()
+	s, u, items := benchBatchStore(b)
 	b.ResetTimer()
 	for i := range b.N {
 		require.NoError(b, s.CreateBatch(ctx, Batch{ID: fmt.Sprintf("bat_%024d", i), AlgorithmID: "a1", OwnerID: u.ID, Source: "archive", Concurrency: 2}, items))
@@ -206,17 +214,7 @@ func BenchmarkCreateBatch(b *testing.B) {
 // first thing a chunk does, before its first predict.
 func BenchmarkPendingBatchItems(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "algocloud.db"))
-	require.NoError(b, err)
-	b.Cleanup(func() { require.NoError(b, s.Close()) })
-	u, err := s.CreateUser(ctx, "u")
-	require.NoError(b, err)
-	require.NoError(b, s.CreateAlgorithm(ctx, Algorithm{ID: "a1", OwnerID: u.ID, Name: "n", APIName: "seg"}))
-	items := make([]BatchItem, 2000)
-	for i := range items {
-		items[i] = BatchItem{Index: i, Name: fmt.Sprintf("img-%05d.png", i),
-			Input: fmt.Sprintf("batches/bat_0123456789abcdef01234567/in/pack-%d#%d+%d", i/500, i*90, 90)}
-	}
+	s, u, items := benchBatchStore(b)
 	require.NoError(b, s.CreateBatch(ctx, Batch{ID: "bat_1", AlgorithmID: "a1", OwnerID: u.ID, Source: "archive", Concurrency: 2}, items))
 	b.ResetTimer()
 	for range b.N {
@@ -230,16 +228,7 @@ func BenchmarkPendingBatchItems(b *testing.B) {
 // 500, as a chunk on a server's agent does.
 func BenchmarkFinishBatchItems(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "algocloud.db"))
-	require.NoError(b, err)
-	b.Cleanup(func() { require.NoError(b, s.Close()) })
-	u, err := s.CreateUser(ctx, "u")
-	require.NoError(b, err)
-	require.NoError(b, s.CreateAlgorithm(ctx, Algorithm{ID: "a1", OwnerID: u.ID, Name: "n", APIName: "seg"}))
-	items := make([]BatchItem, 2000)
-	for i := range items {
-		items[i] = BatchItem{Index: i, Name: fmt.Sprintf("img-%05d.png", i), Input: "k"}
-	}
+	s, u, items := benchBatchStore(b)
 	b.ResetTimer()
 	for n := range b.N {
 		b.StopTimer()

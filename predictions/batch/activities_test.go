@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -48,14 +47,7 @@ func (f *fakeEndpoint) Retryable(error) bool { return false }
 // newBatch stores a batch of inputs (as blobs) in a real SQLite store.
 func newBatch(t *testing.T, inputs []string) (*store.Store, blobs.Store, store.Batch) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "s.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	bl, err := blobs.NewDir(t.TempDir())
-	require.NoError(t, err)
-	u, err := st.CreateUser(ctx, "u")
-	require.NoError(t, err)
-	require.NoError(t, st.CreateAlgorithm(ctx, store.Algorithm{ID: "alg", OwnerID: u.ID, Name: "a", APIName: "a"}))
+	st, bl, u := serviceFixture(t)
 	b := store.Batch{ID: NewID(), AlgorithmID: "alg", OwnerID: u.ID, Source: "archive", Concurrency: 3}
 	var items []store.BatchItem
 	for i, in := range inputs {
@@ -64,7 +56,7 @@ func newBatch(t *testing.T, inputs []string) (*store.Store, blobs.Store, store.B
 		items = append(items, store.BatchItem{Index: i, Name: fmt.Sprintf("%d.txt", i), Input: key})
 	}
 	require.NoError(t, st.CreateBatch(ctx, b, items))
-	_, err = st.SetBatchStatus(ctx, b.ID, store.BatchRunning, "")
+	_, err := st.SetBatchStatus(ctx, b.ID, store.BatchRunning, "")
 	require.NoError(t, err)
 	return st, bl, b
 }

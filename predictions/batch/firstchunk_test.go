@@ -62,6 +62,8 @@ func (r *recordFirst) EndFirstChunk(_ context.Context, b store.Batch) error {
 	return nil
 }
 
+// serviceFixture opens a real store and blob folder with a user and an
+// algorithm ("alg").
 func serviceFixture(t *testing.T) (*store.Store, blobs.Store, store.User) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "s.db"))
