@@ -10,13 +10,14 @@ import (
 )
 
 // The first chunk starts with the batch (docs/batches.md, "The first
-// chunk"). A new batch's workflow marks the batch running and schedules its
-// first chunk, whose activity reads the pending items and issues the
-// agent's command: 20 to 40 ms on a quiet 2-core machine (more under load)
-// with the endpoint idle, a tenth of a 2,000-image batch of small PNGs.
-// Where the deployment's server has a live agent, Service.Create issues
-// that same command itself right after the workflow's start, from the
-// items it has just staged; the chunk's activity finds it by its ID
+// chunk starts with the batch"). A new batch's workflow starts, marks the
+// batch running and schedules its first chunk, whose activity reads the
+// pending items and issues the agent's command: 30 to 60 ms on a quiet
+// 2-core machine (a few hundred when Temporal's store is slow to write)
+// with the endpoint idle, against about a second for a 2,000-image batch of
+// small PNGs. Where the deployment's server has a live agent,
+// Service.Create issues that same command itself while the workflow
+// starts, from the items it has just staged; the chunk's activity finds it by its ID
 // (agentCommandID, from the batch and the chunk's bounds) and watches it as
 // a retried activity would. The command and its input are what the
 // activity would issue, so whichever of the two comes first, the agent runs
