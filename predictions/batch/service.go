@@ -56,8 +56,8 @@ type Service struct {
 	// (the platform key, as for webhook secrets); the worker opens them.
 	CredentialsKey []byte
 	// FirstChunk, when set, issues an archive batch's first chunk on its
-	// deployment's server agent right after the workflow's start
-	// (firstchunk.go); nil leaves it to the workflow.
+	// deployment's server agent while the workflow starts (firstchunk.go);
+	// nil leaves it to the workflow.
 	FirstChunk FirstChunk
 	// Log gets what goes wrong on the way that the request does not answer
 	// for (the first chunk not issued early); nil logs nothing.
